@@ -1,0 +1,69 @@
+import { fireEvent, render, screen } from '@testing-library/svelte';
+import { describe, expect, it, vi } from 'vitest';
+import Composer from './Composer.svelte';
+
+function setup(props: Partial<{ generating: boolean; busy: boolean; ok: boolean }> = {}) {
+  const onSend = vi.fn().mockResolvedValue(props.ok ?? true);
+  const onStop = vi.fn();
+  const result = render(Composer, { generating: props.generating ?? false, busy: props.busy ?? false, onSend, onStop });
+  const field = screen.getByTestId('composer') as HTMLTextAreaElement;
+  return { ...result, onSend, onStop, field };
+}
+
+describe('Composer', () => {
+  it('sends on Enter and clears the field', async () => {
+    const { onSend, field } = setup();
+    await fireEvent.input(field, { target: { value: 'Hello there' } });
+    await fireEvent.keyDown(field, { key: 'Enter' });
+    expect(onSend).toHaveBeenCalledWith('Hello there');
+    expect(field.value).toBe('');
+  });
+
+  it('does not send on Shift+Enter', async () => {
+    const { onSend, field } = setup();
+    await fireEvent.input(field, { target: { value: 'line one' } });
+    const event = await fireEvent.keyDown(field, { key: 'Enter', shiftKey: true });
+    expect(event).toBe(true); // not prevented: the newline goes in
+    expect(onSend).not.toHaveBeenCalled();
+  });
+
+  it('does not send blank text', async () => {
+    const { onSend, field } = setup();
+    await fireEvent.input(field, { target: { value: '   ' } });
+    await fireEvent.keyDown(field, { key: 'Enter' });
+    expect(onSend).not.toHaveBeenCalled();
+    expect(screen.getByTestId('send')).toBeDisabled();
+  });
+
+  it('sends with the Send button', async () => {
+    const { onSend, field } = setup();
+    await fireEvent.input(field, { target: { value: 'clicked' } });
+    await fireEvent.click(screen.getByTestId('send'));
+    expect(onSend).toHaveBeenCalledWith('clicked');
+  });
+
+  it('puts the text back when sending failed', async () => {
+    const { field } = setup({ ok: false });
+    await fireEvent.input(field, { target: { value: 'keep me' } });
+    await fireEvent.keyDown(field, { key: 'Enter' });
+    await vi.waitFor(() => expect(field.value).toBe('keep me'));
+  });
+
+  it('shows Stop instead of Send while generating, and Enter does not send', async () => {
+    const { onSend, onStop, field } = setup({ generating: true });
+    expect(screen.queryByTestId('send')).toBeNull();
+    await fireEvent.input(field, { target: { value: 'next question' } });
+    await fireEvent.keyDown(field, { key: 'Enter' });
+    expect(onSend).not.toHaveBeenCalled();
+    await fireEvent.click(screen.getByTestId('stop'));
+    expect(onStop).toHaveBeenCalledOnce();
+  });
+
+  it('switches back to Send when the generation ends', async () => {
+    const { rerender } = setup({ generating: true });
+    expect(screen.getByTestId('stop')).toBeInTheDocument();
+    await rerender({ generating: false });
+    expect(screen.queryByTestId('stop')).toBeNull();
+    expect(screen.getByTestId('send')).toBeInTheDocument();
+  });
+});

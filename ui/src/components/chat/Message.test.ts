@@ -1,0 +1,102 @@
+import { fireEvent, render, screen, within } from '@testing-library/svelte';
+import { describe, expect, it, vi } from 'vitest';
+import type { DisplayMessage } from '../../lib/stores/chat';
+import { stats } from '../../test/fixtures';
+import Message from './Message.svelte';
+
+function row(overrides: Partial<DisplayMessage> = {}): DisplayMessage {
+  return {
+    key: 'a1',
+    id: 'a1',
+    role: 'assistant',
+    text: 'Use `ls`.',
+    html: '<p>Use <code>ls</code>.</p><pre><code class="language-sh">ls -la\n</code></pre>',
+    reasoning: 'The user wants to list files.',
+    thinking: { phase: 'done', ms: 3_200 },
+    stats: stats(),
+    finishReason: 'stop',
+    model: 'tiny',
+    streaming: false,
+    optimistic: false,
+    ...overrides,
+  };
+}
+
+describe('Message', () => {
+  it('renders the answer html, a collapsed reasoning pane and the stats line', () => {
+    render(Message, { message: row() });
+    const message = screen.getByTestId('message');
+    expect(message).toHaveAttribute('data-role', 'assistant');
+    expect(message).toHaveAttribute('data-id', 'a1');
+
+    const content = screen.getByTestId('message-content');
+    expect(content.querySelector('p code')?.textContent).toBe('ls');
+    expect(content).not.toHaveTextContent('The user wants');
+
+    const reasoning = screen.getByTestId('reasoning');
+    expect(reasoning.tagName).toBe('DETAILS');
+    expect(reasoning).not.toHaveAttribute('open');
+    expect(reasoning).toHaveTextContent('Thought for 3 s');
+    expect(reasoning).toHaveTextContent('The user wants to list files.');
+
+    expect(screen.getByTestId('message-stats')).toHaveTextContent('TTFT 232 ms');
+    expect(screen.getByTestId('message-stats')).toHaveTextContent('decode 23.5 tok/s');
+  });
+
+  it('adds a Copy button to code blocks that copies the code', async () => {
+    const writeText = vi.fn().mockResolvedValue(undefined);
+    Object.defineProperty(navigator, 'clipboard', { value: { writeText }, configurable: true });
+    render(Message, { message: row() });
+    const copy = within(screen.getByTestId('message-content')).getByTestId('copy-code');
+    await fireEvent.click(copy);
+    expect(writeText).toHaveBeenCalledWith('ls -la\n');
+    expect(copy).toHaveTextContent('Copied');
+  });
+
+  it('shows the finish reason when the reply was stopped', () => {
+    render(Message, { message: row({ finishReason: 'cancelled' }) });
+    expect(screen.getByTestId('message-stats')).toHaveTextContent('stopped');
+  });
+
+  it('has no reasoning pane and no stats while streaming an answer without reasoning', () => {
+    render(Message, { message: row({ reasoning: null, thinking: { phase: 'none' }, streaming: true, stats: null, finishReason: null }) });
+    expect(screen.queryByTestId('reasoning')).toBeNull();
+    expect(screen.queryByTestId('message-stats')).toBeNull();
+    expect(screen.queryByTestId('regenerate')).toBeNull();
+  });
+
+  it('shows Thinking… open while reasoning streams', () => {
+    render(Message, {
+      message: row({ html: '', text: '', thinking: { phase: 'live' }, streaming: true, stats: null, finishReason: null }),
+    });
+    const reasoning = screen.getByTestId('reasoning');
+    expect(reasoning).toHaveAttribute('open');
+    expect(reasoning).toHaveTextContent('Thinking…');
+  });
+
+  it('offers regenerate only when allowed', async () => {
+    const onRegenerate = vi.fn();
+    const { rerender } = render(Message, { message: row(), canRegenerate: false, onRegenerate });
+    expect(screen.queryByTestId('regenerate')).toBeNull();
+    await rerender({ message: row(), canRegenerate: true, onRegenerate });
+    await fireEvent.click(screen.getByTestId('regenerate'));
+    expect(onRegenerate).toHaveBeenCalledOnce();
+  });
+
+  it('renders user text as text and edits it inline', async () => {
+    const onEdit = vi.fn();
+    render(Message, {
+      message: row({ key: 'u1', id: 'u1', role: 'user', text: '<b>hi</b>', html: '', reasoning: null, thinking: { phase: 'none' }, stats: null, finishReason: null }),
+      canEdit: true,
+      onEdit,
+    });
+    expect(screen.getByTestId('message-content').textContent).toBe('<b>hi</b>');
+    await fireEvent.click(screen.getByTestId('edit'));
+    const input = screen.getByTestId('edit-input') as HTMLTextAreaElement;
+    expect(input.value).toBe('<b>hi</b>');
+    await fireEvent.input(input, { target: { value: 'hello' } });
+    await fireEvent.keyDown(input, { key: 'Enter' });
+    expect(onEdit).toHaveBeenCalledWith('u1', 'hello');
+    expect(screen.queryByTestId('edit-input')).toBeNull();
+  });
+});

@@ -1,0 +1,110 @@
+//! Text shown to the user for numbers and states: the stats line under a reply, the reasoning
+//! pane's label, model sizes. Pure functions, so tests can pin the wording.
+
+import type { AppError } from './bindings/AppError';
+import type { FinishReason } from './bindings/FinishReason';
+import type { GenerationStats } from './bindings/GenerationStats';
+import type { Thinking } from './stores/chat';
+
+function rate(perSecond: number): string {
+  if (!Number.isFinite(perSecond) || perSecond <= 0) return '–';
+  return perSecond >= 100 ? Math.round(perSecond).toString() : perSecond.toFixed(1);
+}
+
+function count(n: number, one: string, many: string): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/** How a finish reason other than a normal stop is named; `null` for a normal stop. */
+export function finishLabel(reason: FinishReason | null): string | null {
+  switch (reason) {
+    case 'cancelled':
+      return 'stopped';
+    case 'length':
+      return 'length';
+    case 'error':
+      return 'error';
+    default:
+      return null;
+  }
+}
+
+/** The parts of the stats line, in display order. */
+export function statsParts(stats: GenerationStats, reason: FinishReason | null): string[] {
+  const parts = [
+    `TTFT ${Math.round(stats.ttft_ms)} ms`,
+    `prefill ${rate(stats.prefill_tokens_per_s)} tok/s`,
+    `decode ${rate(stats.decode_tokens_per_s)} tok/s`,
+    count(stats.generated_tokens, 'token', 'tokens'),
+    `prompt ${count(stats.prompt_tokens, 'token', 'tokens')}`,
+  ];
+  const finish = finishLabel(reason);
+  if (finish) parts.push(finish);
+  return parts;
+}
+
+export function formatStats(stats: GenerationStats, reason: FinishReason | null): string {
+  return statsParts(stats, reason).join(' · ');
+}
+
+/** Whole seconds of thought, at least 1 so a fast thought never reads "0 s". */
+export function thoughtSeconds(ms: number): number {
+  return Math.max(1, Math.round(ms / 1000));
+}
+
+/**
+ * The reasoning pane's summary: "Thinking…" while reasoning streams, "Thought for N s" once the
+ * duration is known, and "Reasoning" for replies loaded from disk (their duration is not stored).
+ */
+export function thinkingLabel(thinking: Thinking): string {
+  switch (thinking.phase) {
+    case 'live':
+      return 'Thinking…';
+    case 'done':
+      return thinking.ms === null ? 'Reasoning' : `Thought for ${thoughtSeconds(thinking.ms)} s`;
+    case 'none':
+      return '';
+  }
+}
+
+/** Bytes as a short human size (GiB/MiB), for model info. */
+export function formatBytes(bytes: number): string {
+  const gib = bytes / 1024 ** 3;
+  if (gib >= 1) return `${gib.toFixed(1)} GiB`;
+  return `${Math.max(0, Math.round(bytes / 1024 ** 2))} MiB`;
+}
+
+/** What the error banner says: one headline, advice for the model-related kinds, and a command to run. */
+export interface ErrorText {
+  headline: string;
+  advice: string | null;
+  command: string | null;
+}
+
+/** The setup command the README names for downloading the default model. */
+export const SETUP_COMMAND = 'npm run app';
+
+export function errorText(error: AppError): ErrorText {
+  switch (error.kind) {
+    case 'model_missing':
+      return {
+        headline: 'The model file is missing.',
+        advice: 'Download it with the setup command (see the README), then load the model again:',
+        command: SETUP_COMMAND,
+      };
+    case 'no_model':
+      return {
+        headline: 'No model is loaded yet.',
+        advice: 'Wait until the model has loaded, or load it from the model indicator at the top.',
+        command: null,
+      };
+    case 'load_failed':
+      return {
+        headline: 'The model could not be loaded.',
+        advice: error.message,
+        command: null,
+      };
+    default:
+      return { headline: error.message, advice: null, command: null };
+  }
+}

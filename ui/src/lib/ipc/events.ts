@@ -1,0 +1,17 @@
+//! Global (app-wide) events. Per-generation events travel on channels instead (`commands.ts`).
+
+import { listen, type UnlistenFn } from '@tauri-apps/api/event';
+import type { ModelStatus } from '../bindings/ModelStatus';
+import { toAppError } from './errors';
+
+/** Name of the event the shell emits whenever the model status changes. */
+export const MODEL_STATUS_EVENT = 'model-status';
+
+/** Calls `handler` with every new model status until the returned function is called. */
+export async function onModelStatus(handler: (status: ModelStatus) => void): Promise<UnlistenFn> {
+  try {
+    return await listen<ModelStatus>(MODEL_STATUS_EVENT, (event) => handler(event.payload));
+  } catch (reason) {
+    throw toAppError(reason);
+  }
+}

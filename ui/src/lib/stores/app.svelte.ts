@@ -1,0 +1,306 @@
+//! The app's state (Svelte 5 runes) and the actions the components call.
+//!
+//! Invariants: state changes go through the pure functions of `chat.ts`; at most one generation
+//! runs at a time (`generation`); events of a generation are applied to the chat of the
+//! conversation that started it, also when the user has switched to another conversation
+//! meanwhile (that chat is parked in `parked` until the generation ends or the user returns).
+
+import type { AppError } from '../bindings/AppError';
+import type { AppInfo } from '../bindings/AppInfo';
+import type { ConversationSummary } from '../bindings/ConversationSummary';
+import type { GenerationEvent } from '../bindings/GenerationEvent';
+import type { ModelStatus } from '../bindings/ModelStatus';
+import type { SendAction } from '../bindings/SendAction';
+import type { Settings } from '../bindings/Settings';
+import * as ipc from '../ipc';
+import {
+  abortSend,
+  applyEvent,
+  attachHandle,
+  beginSend,
+  chatFromView,
+  displayMessages,
+  emptyChat,
+  loadingChat,
+  type ChatState,
+} from './chat';
+
+/** The generation in flight. */
+export interface ActiveGeneration {
+  conversationId: string;
+  /** Known from the `started` event or the handle, whichever comes first. */
+  generationId: string | null;
+  stopRequested: boolean;
+}
+
+export class AppStore {
+  info = $state.raw<AppInfo | null>(null);
+  settings = $state.raw<Settings | null>(null);
+  modelStatus = $state.raw<ModelStatus>({ state: 'none' });
+  conversations = $state.raw<ConversationSummary[]>([]);
+  chat = $state.raw<ChatState>(emptyChat());
+  generation = $state.raw<ActiveGeneration | null>(null);
+  error = $state.raw<AppError | null>(null);
+
+  /** Rows of the message list of the conversation in view. */
+  messages = $derived(displayMessages(this.chat));
+  /** A generation runs in the conversation in view. */
+  generatingHere = $derived(
+    this.generation !== null && this.generation.conversationId === this.chat.conversationId,
+  );
+
+  private parked: ChatState | null = null;
+  private selectSeq = 0;
+  private tempSeq = 0;
+  private unlisten: (() => void) | null = null;
+
+  /** Loads everything the first screen needs; each failure shows in the banner on its own. */
+  async init(): Promise<void> {
+    // Subscribe before asking, so no change is missed; an event that lands before the answer to
+    // `model_status` is the newer news, so the answer then does not overwrite it.
+    let statusEvents = 0;
+    const listening = ipc
+      .onModelStatus((status) => {
+        statusEvents++;
+        this.setModelStatus(status);
+      })
+      .then((unlisten) => {
+        this.unlisten = unlisten;
+      });
+    const [info, settings, status, conversations, subscribed] = await Promise.allSettled([
+      ipc.appInfo(),
+      ipc.getSettings(),
+      ipc.modelStatus(),
+      ipc.listConversations(),
+      listening,
+    ]);
+    if (info.status === 'fulfilled') this.info = info.value;
+    else this.showError(info.reason);
+    if (settings.status === 'fulfilled') this.settings = settings.value;
+    else this.showError(settings.reason);
+    if (status.status === 'fulfilled') {
+      if (statusEvents === 0) this.setModelStatus(status.value);
+    } else {
+      this.showError(status.reason);
+    }
+    if (subscribed.status === 'rejected') this.showError(subscribed.reason);
+    if (conversations.status === 'fulfilled') {
+      this.conversations = conversations.value;
+      const first = conversations.value[0];
+      if (first) await this.select(first.id);
+    } else {
+      this.showError(conversations.reason);
+    }
+  }
+
+  dispose(): void {
+    this.unlisten?.();
+    this.unlisten = null;
+  }
+
+  showError(reason: unknown): void {
+    this.error = ipc.toAppError(reason);
+  }
+
+  dismissError(): void {
+    this.error = null;
+  }
+
+  setModelStatus(status: ModelStatus): void {
+    this.modelStatus = status;
+    if (status.state === 'failed') this.error = status.error;
+    else if (status.state === 'ready' && this.error && isModelError(this.error)) this.error = null;
+  }
+
+  async loadModel(path: string | null = null): Promise<void> {
+    try {
+      await ipc.loadModel(path);
+    } catch (reason) {
+      this.showError(reason);
+    }
+  }
+
+  async saveSettings(settings: Settings): Promise<boolean> {
+    try {
+      this.settings = await ipc.saveSettings(settings);
+      return true;
+    } catch (reason) {
+      this.showError(reason);
+      return false;
+    }
+  }
+
+  async refreshConversations(): Promise<void> {
+    try {
+      this.conversations = await ipc.listConversations();
+      const current = this.conversations.find((c) => c.id === this.chat.conversationId);
+      if (current && current.title !== this.chat.title) this.chat = { ...this.chat, title: current.title };
+    } catch (reason) {
+      this.showError(reason);
+    }
+  }
+
+  async select(id: string): Promise<void> {
+    if (this.chat.conversationId === id && !this.chat.loading) return;
+    this.park();
+    const seq = ++this.selectSeq;
+    if (this.parked?.conversationId === id) {
+      this.chat = this.parked;
+      this.parked = null;
+      return;
+    }
+    const title = this.conversations.find((c) => c.id === id)?.title ?? '';
+    this.chat = loadingChat(id, title);
+    try {
+      const view = await ipc.getConversation(id);
+      if (seq === this.selectSeq) this.chat = chatFromView(view);
+    } catch (reason) {
+      if (seq === this.selectSeq) this.chat = { ...this.chat, loading: false };
+      this.showError(reason);
+    }
+  }
+
+  /** Creates an empty conversation and shows it. */
+  async newConversation(): Promise<string | null> {
+    try {
+      const summary = await ipc.createConversation(null);
+      this.conversations = [summary, ...this.conversations.filter((c) => c.id !== summary.id)];
+      this.park();
+      this.selectSeq++;
+      this.chat = { ...emptyChat(), conversationId: summary.id, title: summary.title };
+      return summary.id;
+    } catch (reason) {
+      this.showError(reason);
+      return null;
+    }
+  }
+
+  async rename(id: string, title: string): Promise<void> {
+    const trimmed = title.trim();
+    if (!trimmed) return;
+    try {
+      const summary = await ipc.renameConversation(id, trimmed);
+      this.conversations = this.conversations.map((c) => (c.id === id ? summary : c));
+      if (this.chat.conversationId === id) this.chat = { ...this.chat, title: summary.title };
+      if (this.parked?.conversationId === id) this.parked = { ...this.parked, title: summary.title };
+    } catch (reason) {
+      this.showError(reason);
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    if (this.generation?.conversationId === id) {
+      await this.stop();
+      this.generation = null;
+    }
+    try {
+      await ipc.deleteConversation(id);
+    } catch (reason) {
+      this.showError(reason);
+      return;
+    }
+    this.conversations = this.conversations.filter((c) => c.id !== id);
+    if (this.parked?.conversationId === id) this.parked = null;
+    if (this.chat.conversationId === id) {
+      this.selectSeq++;
+      this.chat = emptyChat();
+      const next = this.conversations[0];
+      if (next) await this.select(next.id);
+    }
+  }
+
+  /** Sends `text` as a new user message; creates a conversation first when none is shown. */
+  async send(text: string): Promise<boolean> {
+    if (!text.trim() || this.generation) return false;
+    let id = this.chat.conversationId;
+    if (!id) id = await this.newConversation();
+    if (!id) return false;
+    return this.start(id, { type: 'new', text });
+  }
+
+  async regenerate(): Promise<boolean> {
+    const id = this.chat.conversationId;
+    if (!id || this.generation) return false;
+    return this.start(id, { type: 'regenerate' });
+  }
+
+  async edit(messageId: string, text: string): Promise<boolean> {
+    const id = this.chat.conversationId;
+    if (!id || this.generation || !text.trim()) return false;
+    return this.start(id, { type: 'edit', message_id: messageId, text });
+  }
+
+  async stop(): Promise<void> {
+    const active = this.generation;
+    if (!active || active.stopRequested) return;
+    this.generation = { ...active, stopRequested: true };
+    if (active.generationId) await this.requestStop(active.generationId);
+  }
+
+  private async requestStop(generationId: string): Promise<void> {
+    try {
+      await ipc.stopGeneration(generationId);
+    } catch (reason) {
+      this.showError(reason);
+    }
+  }
+
+  private async start(conversationId: string, action: SendAction): Promise<boolean> {
+    const before = this.chat.messages;
+    const tempId = `local-${++this.tempSeq}`;
+    this.chat = beginSend(this.chat, action, tempId, Date.now());
+    this.generation = { conversationId, generationId: null, stopRequested: false };
+    try {
+      const handle = await ipc.sendMessage(
+        { conversation_id: conversationId, action, sampling: null },
+        (event) => this.onEvent(conversationId, event),
+      );
+      this.updateChatOf(conversationId, (chat) => attachHandle(chat, handle));
+      this.learnGenerationId(conversationId, handle.generation_id);
+      return true;
+    } catch (reason) {
+      this.updateChatOf(conversationId, (chat) => abortSend(chat, before));
+      if (this.generation?.conversationId === conversationId) this.generation = null;
+      this.showError(reason);
+      return false;
+    }
+  }
+
+  private onEvent(conversationId: string, event: GenerationEvent): void {
+    this.updateChatOf(conversationId, (chat) => applyEvent(chat, event, Date.now()));
+    if (event.event === 'started') {
+      this.learnGenerationId(conversationId, event.generation_id);
+    } else if (event.event === 'done' || event.event === 'error') {
+      if (this.generation?.conversationId === conversationId) this.generation = null;
+      if (this.parked?.conversationId === conversationId) this.parked = null;
+      if (event.event === 'error') this.showError(event.error);
+      void this.refreshConversations();
+    }
+  }
+
+  /** Records the generation id and sends a Stop that was pressed before the id was known. */
+  private learnGenerationId(conversationId: string, generationId: string): void {
+    const active = this.generation;
+    if (!active || active.conversationId !== conversationId || active.generationId) return;
+    this.generation = { ...active, generationId };
+    if (active.stopRequested) void this.requestStop(generationId);
+  }
+
+  private updateChatOf(conversationId: string, change: (chat: ChatState) => ChatState): void {
+    if (this.chat.conversationId === conversationId) this.chat = change(this.chat);
+    else if (this.parked?.conversationId === conversationId) this.parked = change(this.parked);
+  }
+
+  /** Keeps the chat in view alive while its generation runs and the user looks elsewhere. */
+  private park(): void {
+    const id = this.chat.conversationId;
+    if (id && this.generation?.conversationId === id) this.parked = this.chat;
+  }
+}
+
+function isModelError(error: AppError): boolean {
+  return error.kind === 'model_missing' || error.kind === 'no_model' || error.kind === 'load_failed';
+}
+
+/** The one store of the app. */
+export const app = new AppStore();

@@ -1,0 +1,218 @@
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import type { GenerationEvent } from '../bindings/GenerationEvent';
+import type { ModelStatus } from '../bindings/ModelStatus';
+import { assistantMessage, userMessage } from '../../test/fixtures';
+
+// The store talks to the backend only through `../ipc`; replace it with a scripted fake.
+const fake = vi.hoisted(() => ({
+  onEvent: null as ((event: unknown) => void) | null,
+  modelListener: null as ((status: unknown) => void) | null,
+}));
+
+vi.mock('../ipc', async () => {
+  const errors = await import('../ipc/errors');
+  return {
+    toAppError: errors.toAppError,
+    isAppError: errors.isAppError,
+    appInfo: vi.fn(async () => ({ version: '0.1.0', data_dir: '/d', default_model_path: '/m.gguf' })),
+    getSettings: vi.fn(async () => ({
+      version: 1,
+      sampling: { temperature: 1, top_p: 0.95, top_k: null, max_tokens: 64, seed: null },
+      system_prompt: '',
+      model_path: null,
+    })),
+    modelStatus: vi.fn(async () => ({ state: 'loading', path: '/m.gguf' })),
+    onModelStatus: vi.fn(async (handler: (status: unknown) => void) => {
+      fake.modelListener = handler;
+      return () => {};
+    }),
+    listConversations: vi.fn(async () => [
+      { id: 'c2', title: 'Recent', updated_at_ms: 2, message_count: 2 },
+      { id: 'c1', title: 'Older', updated_at_ms: 1, message_count: 0 },
+    ]),
+    getConversation: vi.fn(async (id: string) => ({
+      id,
+      title: id === 'c2' ? 'Recent' : 'Older',
+      messages: id === 'c2' ? [userMessage('u1', 'hi'), assistantMessage('a1', 'hello')] : [],
+    })),
+    createConversation: vi.fn(async () => ({ id: 'c3', title: '', updated_at_ms: 3, message_count: 0 })),
+    renameConversation: vi.fn(async (id: string, title: string) => ({ id, title, updated_at_ms: 4, message_count: 2 })),
+    deleteConversation: vi.fn(async () => {}),
+    sendMessage: vi.fn(async (request: { action: { type: string; text?: string } }, onEvent: (event: unknown) => void) => {
+      fake.onEvent = onEvent;
+      return {
+        generation_id: 'g1',
+        user_message: userMessage('u2', request.action.text ?? 'hi'),
+        assistant_message_id: 'a2',
+      };
+    }),
+    stopGeneration: vi.fn(async () => true),
+    loadModel: vi.fn(),
+    saveSettings: vi.fn(),
+    renderMarkdown: vi.fn(),
+    listModels: vi.fn(),
+  };
+});
+
+const ipc = await import('../ipc');
+const { AppStore } = await import('./app.svelte');
+
+function emit(event: GenerationEvent) {
+  fake.onEvent?.(event);
+}
+
+beforeEach(() => {
+  vi.clearAllMocks();
+  fake.onEvent = null;
+  fake.modelListener = null;
+});
+
+describe('AppStore', () => {
+  it('loads info, settings, model status and conversations, and opens the most recent', async () => {
+    const store = new AppStore();
+    await store.init();
+    expect(store.info?.version).toBe('0.1.0');
+    expect(store.settings?.sampling.max_tokens).toBe(64);
+    expect(store.modelStatus.state).toBe('loading');
+    expect(store.conversations.map((c) => c.id)).toEqual(['c2', 'c1']);
+    expect(store.chat.conversationId).toBe('c2');
+    expect(store.messages.map((m) => m.id)).toEqual(['u1', 'a1']);
+    expect(ipc.onModelStatus).toHaveBeenCalledOnce();
+  });
+
+  it('follows model-status events and shows load failures in the banner', async () => {
+    const store = new AppStore();
+    await store.init();
+    const failed: ModelStatus = {
+      state: 'failed',
+      path: '/m.gguf',
+      error: { kind: 'model_missing', message: 'No model file.', detail: '/m.gguf' },
+    };
+    fake.modelListener?.(failed);
+    expect(store.modelStatus.state).toBe('failed');
+    expect(store.error?.kind).toBe('model_missing');
+  });
+
+  it('does not let a stale model_status answer overwrite a newer event', async () => {
+    let answer: (status: unknown) => void = () => {};
+    vi.mocked(ipc.modelStatus).mockImplementationOnce(() => new Promise((resolve) => (answer = resolve as typeof answer)));
+    const store = new AppStore();
+    const starting = store.init();
+    await vi.waitFor(() => expect(fake.modelListener).not.toBeNull());
+    fake.modelListener?.({ state: 'ready', model: { name: 'M', path: '/m.gguf', size_bytes: 1, backend: 'x', architecture: null, context_length: null } });
+    answer({ state: 'loading', path: '/m.gguf' });
+    await starting;
+    expect(store.modelStatus.state).toBe('ready');
+  });
+
+  it('streams a reply, then refreshes the list for the new title', async () => {
+    const store = new AppStore();
+    await store.init();
+    const sending = store.send('how are you?');
+    // The user message shows before the backend answers.
+    expect(store.messages.at(-2)).toMatchObject({ role: 'user', text: 'how are you?' });
+    expect(store.generatingHere).toBe(true);
+    expect(await sending).toBe(true);
+
+    emit({ event: 'started', generation_id: 'g1', model: 'tiny' });
+    emit({ event: 'reasoning', delta: 'thinking' });
+    emit({ event: 'content', delta: 'Fine', html: '<p>Fine</p>' });
+    expect(store.messages.at(-1)).toMatchObject({ key: 'a2', streaming: true, html: '<p>Fine</p>', reasoning: 'thinking' });
+
+    emit({ event: 'done', message: assistantMessage('a2', 'Fine', { reasoning: 'thinking' }), finish_reason: 'stop' });
+    expect(store.generation).toBeNull();
+    expect(store.messages.map((m) => m.id)).toEqual(['u1', 'a1', 'u2', 'a2']);
+    expect(ipc.listConversations).toHaveBeenCalledTimes(2);
+  });
+
+  it('creates a conversation when sending with none selected', async () => {
+    vi.mocked(ipc.listConversations).mockResolvedValueOnce([]);
+    const store = new AppStore();
+    await store.init();
+    expect(store.chat.conversationId).toBeNull();
+    await store.send('first');
+    expect(ipc.createConversation).toHaveBeenCalledWith(null);
+    expect(store.chat.conversationId).toBe('c3');
+    expect(vi.mocked(ipc.sendMessage).mock.calls[0][0]).toEqual({
+      conversation_id: 'c3',
+      action: { type: 'new', text: 'first' },
+      sampling: null,
+    });
+  });
+
+  it('restores the view and shows the error when the send is refused', async () => {
+    vi.mocked(ipc.sendMessage).mockRejectedValueOnce({ kind: 'no_model', message: 'No model loaded.', detail: null });
+    const store = new AppStore();
+    await store.init();
+    expect(await store.send('hello?')).toBe(false);
+    expect(store.messages.map((m) => m.id)).toEqual(['u1', 'a1']);
+    expect(store.generation).toBeNull();
+    expect(store.error?.kind).toBe('no_model');
+  });
+
+  it('regenerates in place', async () => {
+    const store = new AppStore();
+    await store.init();
+    vi.mocked(ipc.sendMessage).mockImplementationOnce(async (_request, onEvent) => {
+      fake.onEvent = onEvent as (event: unknown) => void;
+      return { generation_id: 'g2', user_message: userMessage('u1', 'hi'), assistant_message_id: 'a9' };
+    });
+    await store.regenerate();
+    expect(store.messages.map((m) => m.key)).toEqual(['u1', 'a9']);
+    emit({ event: 'done', message: assistantMessage('a9', 'hey'), finish_reason: 'stop' });
+    expect(store.messages.map((m) => m.id)).toEqual(['u1', 'a9']);
+  });
+
+  it('sends Stop with the generation id, also when pressed before the id was known', async () => {
+    let release: () => void = () => {};
+    vi.mocked(ipc.sendMessage).mockImplementationOnce(async (_request, onEvent) => {
+      fake.onEvent = onEvent as (event: unknown) => void;
+      await new Promise<void>((resolve) => (release = resolve));
+      return { generation_id: 'g1', user_message: userMessage('u2', 'q'), assistant_message_id: 'a2' };
+    });
+    const store = new AppStore();
+    await store.init();
+    const sending = store.send('q');
+    await store.stop();
+    expect(ipc.stopGeneration).not.toHaveBeenCalled();
+    release();
+    await sending;
+    expect(ipc.stopGeneration).toHaveBeenCalledWith('g1');
+  });
+
+  it('keeps streaming into a conversation the user left, and shows it on return', async () => {
+    const store = new AppStore();
+    await store.init();
+    await store.send('long question');
+    emit({ event: 'content', delta: 'Part', html: '<p>Part</p>' });
+    await store.select('c1');
+    expect(store.generatingHere).toBe(false);
+    expect(store.messages).toEqual([]);
+    emit({ event: 'content', delta: ' two', html: '<p>Part two</p>' });
+    await store.select('c2');
+    expect(store.generatingHere).toBe(true);
+    expect(store.messages.at(-1)?.html).toBe('<p>Part two</p>');
+  });
+
+  it('shows generation errors in the banner and keeps the partial message', async () => {
+    const store = new AppStore();
+    await store.init();
+    await store.send('q');
+    const partial = assistantMessage('a2', 'Par', { finish_reason: 'error' });
+    emit({ event: 'error', error: { kind: 'generation', message: 'Engine crashed.', detail: null }, message: partial });
+    expect(store.error?.message).toBe('Engine crashed.');
+    expect(store.messages.at(-1)?.id).toBe('a2');
+    expect(store.generation).toBeNull();
+  });
+
+  it('renames and deletes conversations', async () => {
+    const store = new AppStore();
+    await store.init();
+    await store.rename('c2', '  Renamed ');
+    expect(ipc.renameConversation).toHaveBeenCalledWith('c2', 'Renamed');
+    expect(store.chat.title).toBe('Renamed');
+    await store.remove('c2');
+    expect(store.conversations.map((c) => c.id)).toEqual(['c1']);
+    expect(store.chat.conversationId).toBe('c1');
+  });
+});

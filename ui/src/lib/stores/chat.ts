@@ -1,0 +1,288 @@
+//! The chat view as plain data, and the pure functions that change it: loading a conversation,
+//! starting a send (with regenerate/edit truncation), attaching the backend's handle, and
+//! applying each `GenerationEvent`.
+//!
+//! Invariants: functions never mutate their inputs; reasoning text and answer text live in
+//! separate fields and no function moves text from one to the other; the reply being streamed
+//! keeps the key of the message it becomes, so the component showing it survives `done`.
+
+import type { ConversationView } from '../bindings/ConversationView';
+import type { FinishReason } from '../bindings/FinishReason';
+import type { GenerationEvent } from '../bindings/GenerationEvent';
+import type { GenerationHandle } from '../bindings/GenerationHandle';
+import type { GenerationStats } from '../bindings/GenerationStats';
+import type { MessageView } from '../bindings/MessageView';
+import type { Role } from '../bindings/Role';
+import type { SendAction } from '../bindings/SendAction';
+
+/** The assistant reply being streamed. */
+export interface PendingReply {
+  /** Stable key for rendering: the assistant message id once known. */
+  key: string;
+  generationId: string | null;
+  /** Id the saved message will carry (from the handle), once known. */
+  assistantId: string | null;
+  model: string | null;
+  reasoning: string;
+  content: string;
+  /** Whole answer so far, rendered and sanitized by the backend. */
+  html: string;
+  /** Client clock (ms) of the first reasoning delta. */
+  reasoningStartMs: number | null;
+  /** Client clock (ms) when reasoning ended: first answer text, or the end of the generation. */
+  reasoningEndMs: number | null;
+}
+
+export interface ChatState {
+  conversationId: string | null;
+  title: string;
+  messages: MessageView[];
+  pending: PendingReply | null;
+  /** Id of the optimistic user message shown until the handle brings the saved one. */
+  optimisticUserId: string | null;
+  /** Reasoning durations measured live in this session, by assistant message id. */
+  thinkingMs: Record<string, number>;
+  /** True while the conversation is being fetched. */
+  loading: boolean;
+}
+
+/** Where a message's reasoning stands, for the reasoning pane. */
+export type Thinking =
+  | { phase: 'none' }
+  | { phase: 'live' }
+  | { phase: 'done'; ms: number | null };
+
+/** One row of the message list, saved or streaming. */
+export interface DisplayMessage {
+  key: string;
+  /** Empty while a streaming reply has no id yet. */
+  id: string;
+  role: Role;
+  /** Plain text (user messages are shown as text). */
+  text: string;
+  /** Sanitized HTML of the answer (assistant messages). */
+  html: string;
+  reasoning: string | null;
+  thinking: Thinking;
+  stats: GenerationStats | null;
+  finishReason: FinishReason | null;
+  model: string | null;
+  streaming: boolean;
+  /** Shown optimistically; the backend has not confirmed it yet. */
+  optimistic: boolean;
+}
+
+export function emptyChat(): ChatState {
+  return {
+    conversationId: null,
+    title: '',
+    messages: [],
+    pending: null,
+    optimisticUserId: null,
+    thinkingMs: {},
+    loading: false,
+  };
+}
+
+/** A chat for `conversationId` whose messages are still being fetched. */
+export function loadingChat(conversationId: string, title: string): ChatState {
+  return { ...emptyChat(), conversationId, title, loading: true };
+}
+
+export function chatFromView(view: ConversationView): ChatState {
+  return { ...emptyChat(), conversationId: view.id, title: view.title, messages: view.messages };
+}
+
+/**
+ * The messages that stay in view when `action` starts: regenerate drops the last assistant
+ * reply (and anything after the last user message); edit drops the edited message and all
+ * after it (the edited message comes back from the backend).
+ */
+export function truncateFor(messages: MessageView[], action: SendAction): MessageView[] {
+  switch (action.type) {
+    case 'new':
+      return messages;
+    case 'regenerate': {
+      const lastUser = findLastIndex(messages, (m) => m.role === 'user');
+      return lastUser === -1 ? messages : messages.slice(0, lastUser + 1);
+    }
+    case 'edit': {
+      const index = messages.findIndex((m) => m.id === action.message_id);
+      return index === -1 ? messages : messages.slice(0, index);
+    }
+  }
+}
+
+function findLastIndex<T>(items: T[], predicate: (item: T) => boolean): number {
+  for (let i = items.length - 1; i >= 0; i--) if (predicate(items[i])) return i;
+  return -1;
+}
+
+/** A user message shown before the backend confirms it. */
+export function optimisticUserMessage(id: string, text: string, nowMs: number): MessageView {
+  return {
+    id,
+    role: 'user',
+    content: text,
+    html: '',
+    reasoning: null,
+    created_at_ms: nowMs,
+    stats: null,
+    finish_reason: null,
+    model: null,
+  };
+}
+
+function newPending(key: string): PendingReply {
+  return {
+    key,
+    generationId: null,
+    assistantId: null,
+    model: null,
+    reasoning: '',
+    content: '',
+    html: '',
+    reasoningStartMs: null,
+    reasoningEndMs: null,
+  };
+}
+
+/**
+ * The view right after the user sends: truncated for `action`, the user's text shown at once
+ * (for `new` and `edit`) under `tempId`, and an empty streaming reply keyed `pending:<tempId>`.
+ */
+export function beginSend(chat: ChatState, action: SendAction, tempId: string, nowMs: number): ChatState {
+  const kept = truncateFor(chat.messages, action);
+  let messages = kept;
+  let optimisticUserId: string | null = null;
+  if (action.type === 'new' || action.type === 'edit') {
+    messages = [...kept, optimisticUserMessage(tempId, action.text, nowMs)];
+    optimisticUserId = tempId;
+  }
+  return { ...chat, messages, optimisticUserId, pending: newPending(`pending:${tempId}`) };
+}
+
+/** Puts back the messages shown before a send the backend refused. */
+export function abortSend(chat: ChatState, messagesBefore: MessageView[]): ChatState {
+  return { ...chat, messages: messagesBefore, pending: null, optimisticUserId: null };
+}
+
+/** Swaps the optimistic user message for the saved one and learns the ids of the generation. */
+export function attachHandle(chat: ChatState, handle: GenerationHandle): ChatState {
+  const user = handle.user_message;
+  let messages = chat.messages;
+  const swapId = chat.optimisticUserId ?? user.id;
+  const index = messages.findIndex((m) => m.id === swapId);
+  if (index !== -1) {
+    messages = [...messages.slice(0, index), user, ...messages.slice(index + 1)];
+  }
+  const pending = chat.pending
+    ? {
+        ...chat.pending,
+        key: handle.assistant_message_id,
+        assistantId: handle.assistant_message_id,
+        generationId: chat.pending.generationId ?? handle.generation_id,
+      }
+    : null;
+  return { ...chat, messages, pending, optimisticUserId: null };
+}
+
+function closeReasoning(pending: PendingReply, nowMs: number): PendingReply {
+  if (pending.reasoningStartMs !== null && pending.reasoningEndMs === null) {
+    return { ...pending, reasoningEndMs: nowMs };
+  }
+  return pending;
+}
+
+function finish(chat: ChatState, message: MessageView | null, nowMs: number): ChatState {
+  const pending = chat.pending ? closeReasoning(chat.pending, nowMs) : null;
+  let thinkingMs = chat.thinkingMs;
+  let messages = chat.messages;
+  if (message) {
+    if (pending && pending.reasoningStartMs !== null && pending.reasoningEndMs !== null) {
+      thinkingMs = { ...thinkingMs, [message.id]: pending.reasoningEndMs - pending.reasoningStartMs };
+    }
+    messages = [...messages.filter((m) => m.id !== message.id), message];
+  }
+  return { ...chat, messages, thinkingMs, pending: null };
+}
+
+/** Applies one event of the generation streaming into `chat`; `nowMs` is the client clock. */
+export function applyEvent(chat: ChatState, event: GenerationEvent, nowMs: number): ChatState {
+  const pending = chat.pending;
+  switch (event.event) {
+    case 'started':
+      if (!pending) return chat;
+      return { ...chat, pending: { ...pending, generationId: event.generation_id, model: event.model } };
+    case 'reasoning':
+      if (!pending) return chat;
+      return {
+        ...chat,
+        pending: {
+          ...pending,
+          reasoning: pending.reasoning + event.delta,
+          reasoningStartMs: pending.reasoningStartMs ?? nowMs,
+        },
+      };
+    case 'content':
+      if (!pending) return chat;
+      return {
+        ...chat,
+        pending: { ...closeReasoning(pending, nowMs), content: pending.content + event.delta, html: event.html },
+      };
+    case 'done':
+      return finish(chat, event.message, nowMs);
+    case 'error':
+      return finish(chat, event.message, nowMs);
+  }
+}
+
+function thinkingOfSaved(message: MessageView, thinkingMs: Record<string, number>): Thinking {
+  if (!message.reasoning) return { phase: 'none' };
+  const ms = thinkingMs[message.id];
+  return { phase: 'done', ms: ms === undefined ? null : ms };
+}
+
+function thinkingOfPending(pending: PendingReply): Thinking {
+  if (pending.reasoningStartMs === null) return { phase: 'none' };
+  if (pending.reasoningEndMs === null) return { phase: 'live' };
+  return { phase: 'done', ms: pending.reasoningEndMs - pending.reasoningStartMs };
+}
+
+/** The rows to render, in order: saved messages (system prompts hidden), then the streaming reply. */
+export function displayMessages(chat: ChatState): DisplayMessage[] {
+  const rows: DisplayMessage[] = chat.messages
+    .filter((m) => m.role !== 'system')
+    .map((m) => ({
+      key: m.id,
+      id: m.id,
+      role: m.role,
+      text: m.content,
+      html: m.html,
+      reasoning: m.reasoning,
+      thinking: thinkingOfSaved(m, chat.thinkingMs),
+      stats: m.stats,
+      finishReason: m.finish_reason,
+      model: m.model,
+      streaming: false,
+      optimistic: m.id === chat.optimisticUserId,
+    }));
+  const p = chat.pending;
+  if (p) {
+    rows.push({
+      key: p.key,
+      id: p.assistantId ?? '',
+      role: 'assistant',
+      text: p.content,
+      html: p.html,
+      reasoning: p.reasoning || null,
+      thinking: thinkingOfPending(p),
+      stats: null,
+      finishReason: null,
+      model: p.model,
+      streaming: true,
+      optimistic: false,
+    });
+  }
+  return rows;
+}

@@ -1,0 +1,46 @@
+//! Builders for test data shaped like the backend's.
+
+import type { GenerationStats } from '../lib/bindings/GenerationStats';
+import type { MessageView } from '../lib/bindings/MessageView';
+
+export function stats(overrides: Partial<GenerationStats> = {}): GenerationStats {
+  return {
+    prompt_tokens: 42,
+    generated_tokens: 128,
+    ttft_ms: 231.6,
+    prefill_tokens_per_s: 512.34,
+    decode_tokens_per_s: 23.456,
+    total_ms: 5600,
+    context_length: 8192,
+    ...overrides,
+  };
+}
+
+export function userMessage(id: string, content: string): MessageView {
+  return {
+    id,
+    role: 'user',
+    content,
+    html: `<p>${content}</p>`,
+    reasoning: null,
+    created_at_ms: 1_700_000_000_000,
+    stats: null,
+    finish_reason: null,
+    model: null,
+  };
+}
+
+export function assistantMessage(id: string, content: string, extra: Partial<MessageView> = {}): MessageView {
+  return {
+    id,
+    role: 'assistant',
+    content,
+    html: `<p>${content}</p>`,
+    reasoning: null,
+    created_at_ms: 1_700_000_001_000,
+    stats: stats(),
+    finish_reason: 'stop',
+    model: 'tiny',
+    ...extra,
+  };
+}
