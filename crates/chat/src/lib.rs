@@ -1,0 +1,456 @@
+//! One chat turn, end to end, independent of any UI toolkit: apply the user's action to the
+//! stored conversation (new message, regenerate, edit-and-resend), build the prompt, run the
+//! engine, stream coalesced [`GenerationEvent`]s to a sink, and persist the reply.
+//!
+//! Invariants:
+//! * The user's message is saved before generation starts; the assistant reply is saved
+//!   (also when stopped or failed, with what was generated) before `done`/`error` is sent.
+//! * A sink sees `started`, deltas, then exactly one `done` or `error`.
+//! * Deltas are coalesced to at most one flush per [`FLUSH_INTERVAL`], so long answers stay
+//!   smooth in the webview; a pending delta is never held longer than that interval.
+//! * At most one generation runs per conversation.
+
+use futures::StreamExt;
+use localglm_conversations::{new_id, new_message, now_ms, title_from, ConversationStore};
+use localglm_engine::{ChatTurn, Engine, EngineError, EngineEvent, GenerateRequest, LoadSpec};
+use localglm_protocol::{
+    AppError, Conversation, ConversationSummary, ConversationView, ErrorKind, FinishReason,
+    GenerationEvent, GenerationHandle, Message, MessageView, ModelInfo, ModelStatus, Role,
+    SendAction, SendRequest, Settings,
+};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+mod errors;
+pub use errors::{conversation_error, engine_error};
+
+/// Longest time a delta waits before it is sent to the UI.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(30);
+
+/// Receives the events of one generation.
+pub type EventSink = Arc<dyn Fn(GenerationEvent) + Send + Sync>;
+/// Receives model status changes.
+pub type StatusSink = Arc<dyn Fn(&ModelStatus) + Send + Sync>;
+
+struct Running {
+    conversation_id: String,
+    cancel: CancellationToken,
+}
+
+/// The chat service shared by the desktop shell (and later the API server).
+pub struct ChatService {
+    engine: Arc<dyn Engine>,
+    store: ConversationStore,
+    running: Mutex<HashMap<String, Running>>,
+    status: Mutex<ModelStatus>,
+    on_status: Mutex<Option<StatusSink>>,
+}
+
+/// Renders a stored message for display.
+pub fn view(message: Message) -> MessageView {
+    let html = match message.role {
+        Role::User => escape_as_paragraphs(&message.content),
+        _ => localglm_markdown::render(&message.content),
+    };
+    MessageView { message, html }
+}
+
+/// User text is shown as typed (escaped, line breaks kept), not interpreted as Markdown.
+fn escape_as_paragraphs(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    out.push_str("<p>");
+    for ch in text.chars() {
+        match ch {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\n' => out.push_str("<br>"),
+            c => out.push(c),
+        }
+    }
+    out.push_str("</p>");
+    out
+}
+
+impl ChatService {
+    pub fn new(engine: Arc<dyn Engine>, store: ConversationStore) -> Self {
+        Self {
+            engine,
+            store,
+            running: Mutex::new(HashMap::new()),
+            status: Mutex::new(ModelStatus::None),
+            on_status: Mutex::new(None),
+        }
+    }
+
+    /// Registers the listener told about every model status change.
+    pub fn on_status(&self, sink: StatusSink) {
+        *self.on_status.lock().expect("lock") = Some(sink);
+    }
+
+    fn set_status(&self, status: ModelStatus) {
+        *self.status.lock().expect("lock") = status.clone();
+        let sink = self.on_status.lock().expect("lock").clone();
+        if let Some(sink) = sink {
+            sink(&status);
+        }
+    }
+
+    pub fn model_status(&self) -> ModelStatus {
+        self.status.lock().expect("lock").clone()
+    }
+
+    pub fn engine(&self) -> &Arc<dyn Engine> {
+        &self.engine
+    }
+
+    pub fn store(&self) -> &ConversationStore {
+        &self.store
+    }
+
+    /// Loads a model, reporting `loading` then `ready` or `failed`.
+    pub async fn load_model(&self, path: PathBuf) -> Result<ModelInfo, AppError> {
+        let shown = path.to_string_lossy().into_owned();
+        self.set_status(ModelStatus::Loading {
+            path: shown.clone(),
+        });
+        match self.engine.load(LoadSpec::cpu(path)).await {
+            Ok(model) => {
+                self.set_status(ModelStatus::Ready {
+                    model: model.clone(),
+                });
+                Ok(model)
+            }
+            Err(e) => {
+                let error = engine_error(&e);
+                self.set_status(ModelStatus::Failed {
+                    path: shown,
+                    error: error.clone(),
+                });
+                Err(error)
+            }
+        }
+    }
+
+    pub fn list(&self) -> Result<Vec<ConversationSummary>, AppError> {
+        self.store.list().map_err(|e| conversation_error(&e))
+    }
+
+    pub fn create(&self, title: Option<String>) -> Result<ConversationSummary, AppError> {
+        self.store
+            .create(title)
+            .map(|c| localglm_conversations::summary(&c))
+            .map_err(|e| conversation_error(&e))
+    }
+
+    pub fn get(&self, id: &str) -> Result<ConversationView, AppError> {
+        let c = self.store.get(id).map_err(|e| conversation_error(&e))?;
+        Ok(ConversationView {
+            id: c.id,
+            title: c.title,
+            messages: c.messages.into_iter().map(view).collect(),
+        })
+    }
+
+    pub fn rename(&self, id: &str, title: &str) -> Result<ConversationSummary, AppError> {
+        self.store
+            .rename(id, title)
+            .map_err(|e| conversation_error(&e))
+    }
+
+    /// Deletes a conversation, stopping its generation if one runs.
+    pub fn delete(&self, id: &str) -> Result<(), AppError> {
+        for r in self.running.lock().expect("lock").values() {
+            if r.conversation_id == id {
+                r.cancel.cancel();
+            }
+        }
+        self.store.delete(id).map_err(|e| conversation_error(&e))
+    }
+
+    /// Stops a running generation; `false` if it is not running (any more).
+    pub fn stop(&self, generation_id: &str) -> bool {
+        match self.running.lock().expect("lock").get(generation_id) {
+            Some(r) => {
+                r.cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether any generation is running.
+    pub fn is_generating(&self) -> bool {
+        !self.running.lock().expect("lock").is_empty()
+    }
+
+    /// Applies the action, starts the generation and returns at once; events go to `sink`.
+    pub async fn send(
+        self: &Arc<Self>,
+        request: SendRequest,
+        settings: &Settings,
+        sink: EventSink,
+    ) -> Result<GenerationHandle, AppError> {
+        if self
+            .running
+            .lock()
+            .expect("lock")
+            .values()
+            .any(|r| r.conversation_id == request.conversation_id)
+        {
+            return Err(AppError::new(
+                ErrorKind::InvalidRequest,
+                "A reply is still being generated in this conversation.",
+            ));
+        }
+        let model = self
+            .engine
+            .loaded()
+            .ok_or_else(|| engine_error(&EngineError::NoModel))?;
+        let mut conv = self
+            .store
+            .get(&request.conversation_id)
+            .map_err(|e| conversation_error(&e))?;
+        let user_message = apply_action(&mut conv, &request.action)?;
+        conv.updated_at_ms = now_ms();
+        self.store.save(&conv).map_err(|e| conversation_error(&e))?;
+
+        let mut messages = Vec::new();
+        if !settings.system_prompt.trim().is_empty() {
+            messages.push(ChatTurn::new(Role::System, settings.system_prompt.clone()));
+        }
+        messages.extend(
+            conv.messages
+                .iter()
+                .map(|m| ChatTurn::new(m.role, m.content.clone())),
+        );
+        let engine_request = GenerateRequest {
+            messages,
+            sampling: request
+                .sampling
+                .clone()
+                .unwrap_or_else(|| settings.sampling.clone()),
+            enable_thinking: None,
+        };
+        let generation = self
+            .engine
+            .generate(engine_request)
+            .await
+            .map_err(|e| engine_error(&e))?;
+
+        let generation_id = new_id();
+        let assistant_message_id = new_id();
+        self.running.lock().expect("lock").insert(
+            generation_id.clone(),
+            Running {
+                conversation_id: conv.id.clone(),
+                cancel: generation.canceller(),
+            },
+        );
+        let this = Arc::clone(self);
+        let job = Job {
+            generation_id: generation_id.clone(),
+            conversation_id: conv.id.clone(),
+            assistant_message_id: assistant_message_id.clone(),
+            model_name: model.name.clone(),
+        };
+        sink(GenerationEvent::Started {
+            generation_id: generation_id.clone(),
+            model: model.name,
+        });
+        tokio::spawn(async move {
+            this.drive(job, generation, sink).await;
+        });
+        Ok(GenerationHandle {
+            generation_id,
+            user_message: view(user_message),
+            assistant_message_id,
+        })
+    }
+
+    async fn drive(&self, job: Job, generation: localglm_engine::Generation, sink: EventSink) {
+        let mut events = generation.events;
+        let mut content = String::new();
+        let mut reasoning = String::new();
+        let (mut pending_reasoning, mut pending_content) = (String::new(), String::new());
+        let mut deadline: Option<Instant> = None;
+        let flush = |pr: &mut String, pc: &mut String, content: &str| {
+            if !pr.is_empty() {
+                sink(GenerationEvent::Reasoning {
+                    delta: std::mem::take(pr),
+                });
+            }
+            if !pc.is_empty() {
+                sink(GenerationEvent::Content {
+                    delta: std::mem::take(pc),
+                    html: localglm_markdown::render(content),
+                });
+            }
+        };
+        let (reason, stats, error) = loop {
+            let next = match deadline {
+                Some(d) => tokio::select! {
+                    ev = events.next() => Some(ev),
+                    _ = tokio::time::sleep_until(d) => None,
+                },
+                None => Some(events.next().await),
+            };
+            match next {
+                None => {
+                    flush(&mut pending_reasoning, &mut pending_content, &content);
+                    deadline = None;
+                }
+                Some(Some(EngineEvent::Reasoning(t))) => {
+                    reasoning.push_str(&t);
+                    pending_reasoning.push_str(&t);
+                    deadline.get_or_insert_with(|| Instant::now() + FLUSH_INTERVAL);
+                }
+                Some(Some(EngineEvent::Content(t))) => {
+                    if !pending_reasoning.is_empty() {
+                        // Keep order: reasoning that came first is shown first.
+                        sink(GenerationEvent::Reasoning {
+                            delta: std::mem::take(&mut pending_reasoning),
+                        });
+                    }
+                    content.push_str(&t);
+                    pending_content.push_str(&t);
+                    deadline.get_or_insert_with(|| Instant::now() + FLUSH_INTERVAL);
+                }
+                Some(Some(EngineEvent::Finished {
+                    reason,
+                    stats,
+                    error,
+                })) => {
+                    flush(&mut pending_reasoning, &mut pending_content, &content);
+                    break (reason, Some(stats), error);
+                }
+                Some(None) => {
+                    flush(&mut pending_reasoning, &mut pending_content, &content);
+                    break (
+                        FinishReason::Error,
+                        None,
+                        Some(EngineError::Generation(
+                            "the engine stream ended early".into(),
+                        )),
+                    );
+                }
+            }
+        };
+        self.running
+            .lock()
+            .expect("lock")
+            .remove(&job.generation_id);
+
+        let message = Message {
+            id: job.assistant_message_id,
+            role: Role::Assistant,
+            content,
+            reasoning: (!reasoning.is_empty()).then_some(reasoning),
+            created_at_ms: now_ms(),
+            stats,
+            finish_reason: Some(reason),
+            model: Some(job.model_name),
+        };
+        let saved = self.append(&job.conversation_id, &message);
+        let shown = view(message);
+        match (error, saved) {
+            (None, Ok(())) => sink(GenerationEvent::Done {
+                message: shown,
+                finish_reason: reason,
+            }),
+            (Some(e), saved) => sink(GenerationEvent::Error {
+                error: engine_error(&e),
+                message: saved.ok().map(|_| shown),
+            }),
+            (None, Err(e)) => sink(GenerationEvent::Error {
+                error: e,
+                message: None,
+            }),
+        }
+    }
+
+    /// Appends the reply to the conversation as it is on disk now.
+    fn append(&self, conversation_id: &str, message: &Message) -> Result<(), AppError> {
+        let mut conv = self
+            .store
+            .get(conversation_id)
+            .map_err(|e| conversation_error(&e))?;
+        if message.content.is_empty() && message.reasoning.is_none() {
+            // Nothing was generated (e.g. stopped before the first token): keep the turn open.
+            return Ok(());
+        }
+        conv.messages.push(message.clone());
+        conv.updated_at_ms = now_ms();
+        self.store.save(&conv).map_err(|e| conversation_error(&e))
+    }
+}
+
+struct Job {
+    generation_id: String,
+    conversation_id: String,
+    assistant_message_id: String,
+    model_name: String,
+}
+
+/// Edits the conversation for the action; returns the user message to be answered.
+fn apply_action(conv: &mut Conversation, action: &SendAction) -> Result<Message, AppError> {
+    let invalid = |m: &str| AppError::new(ErrorKind::InvalidRequest, m);
+    match action {
+        SendAction::New { text } => {
+            if text.trim().is_empty() {
+                return Err(invalid("The message is empty."));
+            }
+            if !conv.messages.iter().any(|m| m.role == Role::User) && conv.title == "New chat" {
+                conv.title = title_from(text);
+            }
+            let m = new_message(Role::User, text.clone());
+            conv.messages.push(m.clone());
+            Ok(m)
+        }
+        SendAction::Regenerate => {
+            while conv
+                .messages
+                .last()
+                .is_some_and(|m| m.role == Role::Assistant)
+            {
+                conv.messages.pop();
+            }
+            match conv.messages.last() {
+                Some(m) if m.role == Role::User => Ok(m.clone()),
+                _ => Err(invalid("There is no user message to answer.")),
+            }
+        }
+        SendAction::Edit { message_id, text } => {
+            if text.trim().is_empty() {
+                return Err(invalid("The message is empty."));
+            }
+            let idx = conv
+                .messages
+                .iter()
+                .position(|m| &m.id == message_id)
+                .ok_or_else(|| {
+                    AppError::new(ErrorKind::NotFound, "That message no longer exists.")
+                })?;
+            if conv.messages[idx].role != Role::User {
+                return Err(invalid("Only your own messages can be edited."));
+            }
+            conv.messages.truncate(idx + 1);
+            let m = &mut conv.messages[idx];
+            m.content = text.clone();
+            m.created_at_ms = now_ms();
+            if idx == 0 {
+                conv.title = title_from(text);
+            }
+            Ok(m.clone())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

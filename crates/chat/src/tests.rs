@@ -1,0 +1,345 @@
+use super::*;
+use localglm_engine::scripted::{Script, ScriptedEngine};
+use std::sync::Mutex as StdMutex;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    service: Arc<ChatService>,
+}
+
+async fn fixture(script: impl Fn(&GenerateRequest) -> Script + Send + Sync + 'static) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ConversationStore::open(dir.path().join("c")).unwrap();
+    let engine = Arc::new(ScriptedEngine::new(script));
+    let service = Arc::new(ChatService::new(engine, store));
+    service
+        .load_model("/models/fake.gguf".into())
+        .await
+        .unwrap();
+    Fixture { _dir: dir, service }
+}
+
+fn fast(r: &GenerateRequest) -> Script {
+    Script {
+        token_delay: Duration::from_millis(1),
+        ..Script::echo(r)
+    }
+}
+
+type Events = Arc<StdMutex<Vec<GenerationEvent>>>;
+
+fn recorder() -> (Events, EventSink) {
+    let events: Events = Arc::default();
+    let e2 = events.clone();
+    (events, Arc::new(move |ev| e2.lock().unwrap().push(ev)))
+}
+
+async fn wait_end(events: &Events) -> Vec<GenerationEvent> {
+    for _ in 0..2000 {
+        {
+            let evs = events.lock().unwrap();
+            if evs.iter().any(|e| {
+                matches!(
+                    e,
+                    GenerationEvent::Done { .. } | GenerationEvent::Error { .. }
+                )
+            }) {
+                return evs.clone();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("generation did not end");
+}
+
+fn new(conv: &str, text: &str) -> SendRequest {
+    SendRequest {
+        conversation_id: conv.into(),
+        action: SendAction::New { text: text.into() },
+        sampling: None,
+    }
+}
+
+fn joined(evs: &[GenerationEvent]) -> (String, String) {
+    let (mut r, mut c) = (String::new(), String::new());
+    for e in evs {
+        match e {
+            GenerationEvent::Reasoning { delta } => r.push_str(delta),
+            GenerationEvent::Content { delta, .. } => c.push_str(delta),
+            _ => {}
+        }
+    }
+    (r, c)
+}
+
+#[tokio::test]
+async fn new_message_streams_in_order_and_is_saved() {
+    let f = fixture(fast).await;
+    let conv = f.service.create(None).unwrap();
+    let (events, sink) = recorder();
+    let handle = f
+        .service
+        .send(
+            new(&conv.id, "What is the capital of France?"),
+            &Settings::default(),
+            sink,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        handle.user_message.message.content,
+        "What is the capital of France?"
+    );
+    let evs = wait_end(&events).await;
+    assert!(matches!(evs[0], GenerationEvent::Started { .. }));
+    let (r, c) = joined(&evs);
+    assert_eq!(r, "The user wrote 30 characters.");
+    assert!(c.starts_with("You said: **What is the capital of France?**"));
+    let GenerationEvent::Done {
+        message,
+        finish_reason,
+    } = evs.last().unwrap()
+    else {
+        panic!("last event {:?}", evs.last())
+    };
+    assert_eq!(*finish_reason, FinishReason::Stop);
+    assert_eq!(message.message.content, c);
+    assert_eq!(message.message.reasoning.as_deref(), Some(r.as_str()));
+    assert!(message
+        .html
+        .contains("<strong>What is the capital of France?</strong>"));
+    // The last content event's html is the whole answer rendered.
+    let last_html = evs.iter().rev().find_map(|e| match e {
+        GenerationEvent::Content { html, .. } => Some(html.clone()),
+        _ => None,
+    });
+    assert_eq!(last_html.as_deref(), Some(message.html.as_str()));
+
+    let stored = f.service.get(&conv.id).unwrap();
+    assert_eq!(stored.title, "What is the capital of France?");
+    assert_eq!(stored.messages.len(), 2);
+    assert_eq!(stored.messages[1].message.id, handle.assistant_message_id);
+    assert!(
+        stored.messages[1]
+            .message
+            .stats
+            .as_ref()
+            .unwrap()
+            .generated_tokens
+            > 0
+    );
+    assert!(!f.service.is_generating());
+}
+
+#[tokio::test]
+async fn deltas_are_coalesced() {
+    let f = fixture(|r| Script {
+        content: Script::tokens(&"tok ".repeat(300)),
+        token_delay: Duration::from_micros(200),
+        ..Script::echo(r)
+    })
+    .await;
+    let conv = f.service.create(None).unwrap();
+    let (events, sink) = recorder();
+    f.service
+        .send(new(&conv.id, "x"), &Settings::default(), sink)
+        .await
+        .unwrap();
+    let evs = wait_end(&events).await;
+    let n_content = evs
+        .iter()
+        .filter(|e| matches!(e, GenerationEvent::Content { .. }))
+        .count();
+    assert!(
+        n_content < 150,
+        "300 tokens arrived in {n_content} content events"
+    );
+    assert_eq!(joined(&evs).1, "tok ".repeat(300));
+}
+
+#[tokio::test]
+async fn stop_saves_the_partial_reply_as_cancelled() {
+    let f = fixture(Script::echo).await;
+    let conv = f.service.create(None).unwrap();
+    let (events, sink) = recorder();
+    let h = f
+        .service
+        .send(
+            new(&conv.id, "tell me something long"),
+            &Settings::default(),
+            sink,
+        )
+        .await
+        .unwrap();
+    // A second send in the same conversation is refused while it runs.
+    let (_e2, sink2) = recorder();
+    let err = f
+        .service
+        .send(new(&conv.id, "again"), &Settings::default(), sink2)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidRequest);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(f.service.stop(&h.generation_id));
+    let evs = wait_end(&events).await;
+    let GenerationEvent::Done {
+        message,
+        finish_reason,
+    } = evs.last().unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(*finish_reason, FinishReason::Cancelled);
+    assert!(!message.message.content.is_empty());
+    assert!(!message.message.content.contains("word399"));
+    assert!(!f.service.stop(&h.generation_id), "no longer running");
+    let stored = f.service.get(&conv.id).unwrap();
+    assert_eq!(
+        stored.messages[1].message.finish_reason,
+        Some(FinishReason::Cancelled)
+    );
+}
+
+#[tokio::test]
+async fn regenerate_and_edit_rewrite_history() {
+    let f = fixture(fast).await;
+    let conv = f.service.create(None).unwrap();
+    for text in ["first", "second"] {
+        let (events, sink) = recorder();
+        f.service
+            .send(new(&conv.id, text), &Settings::default(), sink)
+            .await
+            .unwrap();
+        wait_end(&events).await;
+    }
+    assert_eq!(f.service.get(&conv.id).unwrap().messages.len(), 4);
+
+    let (events, sink) = recorder();
+    let regen = SendRequest {
+        conversation_id: conv.id.clone(),
+        action: SendAction::Regenerate,
+        sampling: None,
+    };
+    let h = f
+        .service
+        .send(regen, &Settings::default(), sink)
+        .await
+        .unwrap();
+    assert_eq!(h.user_message.message.content, "second");
+    wait_end(&events).await;
+    let msgs = f.service.get(&conv.id).unwrap().messages;
+    assert_eq!(msgs.len(), 4);
+    assert_eq!(msgs[3].message.id, h.assistant_message_id);
+
+    let first_id = msgs[0].message.id.clone();
+    let (events, sink) = recorder();
+    let edit = SendRequest {
+        conversation_id: conv.id.clone(),
+        action: SendAction::Edit {
+            message_id: first_id.clone(),
+            text: "edited".into(),
+        },
+        sampling: None,
+    };
+    f.service
+        .send(edit, &Settings::default(), sink)
+        .await
+        .unwrap();
+    wait_end(&events).await;
+    let conv_after = f.service.get(&conv.id).unwrap();
+    assert_eq!(conv_after.messages.len(), 2);
+    assert_eq!(conv_after.messages[0].message.id, first_id);
+    assert_eq!(conv_after.messages[0].message.content, "edited");
+    assert!(conv_after.messages[1].message.content.contains("edited"));
+    assert_eq!(conv_after.title, "edited");
+}
+
+#[tokio::test]
+async fn failures_are_reported_with_the_partial_message() {
+    let f = fixture(|r| Script {
+        fail_with: Some("out of memory".into()),
+        token_delay: Duration::from_millis(1),
+        ..Script::echo(r)
+    })
+    .await;
+    let conv = f.service.create(None).unwrap();
+    let (events, sink) = recorder();
+    f.service
+        .send(new(&conv.id, "hi"), &Settings::default(), sink)
+        .await
+        .unwrap();
+    let evs = wait_end(&events).await;
+    let GenerationEvent::Error { error, message } = evs.last().unwrap() else {
+        panic!()
+    };
+    assert_eq!(error.kind, ErrorKind::Generation);
+    assert_eq!(error.detail.as_deref(), Some("out of memory"));
+    assert!(message.as_ref().unwrap().message.content.contains("hi"));
+    assert_eq!(f.service.get(&conv.id).unwrap().messages.len(), 2);
+}
+
+#[tokio::test]
+async fn invalid_requests_are_refused_before_anything_is_saved() {
+    let f = fixture(fast).await;
+    let conv = f.service.create(None).unwrap();
+    let (_e, sink) = recorder();
+    let err = f
+        .service
+        .send(new(&conv.id, "   "), &Settings::default(), sink.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidRequest);
+    let regen = SendRequest {
+        conversation_id: conv.id.clone(),
+        action: SendAction::Regenerate,
+        sampling: None,
+    };
+    assert_eq!(
+        f.service
+            .send(regen, &Settings::default(), sink.clone())
+            .await
+            .unwrap_err()
+            .kind,
+        ErrorKind::InvalidRequest
+    );
+    assert_eq!(
+        f.service
+            .send(new("nope", "x"), &Settings::default(), sink.clone())
+            .await
+            .unwrap_err()
+            .kind,
+        ErrorKind::NotFound
+    );
+    assert!(f.service.get(&conv.id).unwrap().messages.is_empty());
+
+    f.service.engine().unload().await;
+    let err = f
+        .service
+        .send(new(&conv.id, "x"), &Settings::default(), sink)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NoModel);
+}
+
+#[tokio::test]
+async fn load_failures_set_a_failed_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(ScriptedEngine::default());
+    *engine.fail_load.lock().unwrap() = Some(EngineError::ModelMissing("/x.gguf".into()));
+    let service = ChatService::new(engine, ConversationStore::open(dir.path()).unwrap());
+    let seen: Arc<StdMutex<Vec<ModelStatus>>> = Arc::default();
+    let s2 = seen.clone();
+    service.on_status(Arc::new(move |s| s2.lock().unwrap().push(s.clone())));
+    let err = service.load_model("/x.gguf".into()).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::ModelMissing);
+    let seen = seen.lock().unwrap();
+    assert!(matches!(seen[0], ModelStatus::Loading { .. }));
+    assert!(matches!(seen[1], ModelStatus::Failed { .. }));
+    assert_eq!(service.model_status(), seen[1]);
+}
+
+#[test]
+fn user_text_is_escaped_not_rendered() {
+    let v = view(new_message(Role::User, "<b>hi</b>\n**x**"));
+    assert_eq!(v.html, "<p>&lt;b&gt;hi&lt;/b&gt;<br>**x**</p>");
+}

@@ -1,0 +1,46 @@
+//! `localglm bench quants`: every type's mat-vec against this machine's memory bandwidth.
+
+use anyhow::{bail, Result};
+use localglm_quants::bench::{bench_matvec, measure_bandwidth};
+use localglm_quants::GgmlType;
+
+pub fn quants(mib: usize, reps: usize, names: &[String]) -> Result<()> {
+    let mut types = Vec::new();
+    for n in names {
+        match GgmlType::from_name(&n.to_uppercase()) {
+            Some(t) if t.is_supported() => types.push(t),
+            _ => bail!("unknown or unsupported type {n}"),
+        }
+    }
+    if types.is_empty() {
+        types = GgmlType::SUPPORTED.to_vec();
+    }
+    let threads = rayon::current_num_threads();
+    let bytes = mib << 20;
+    eprintln!("measuring memory bandwidth ({mib} MiB buffers, {threads} threads) ...");
+    let bw = measure_bandwidth(bytes, reps);
+    println!(
+        "memory bandwidth: copy {:.2} GB/s (read+write), read {:.2} GB/s — {threads} threads",
+        bw.copy_bytes_per_s / 1e9,
+        bw.read_bytes_per_s / 1e9
+    );
+    println!();
+    println!("| type | bits/w | matrix | weights/s | GB/s | ratio to copy bw | ratio to read bw |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for ty in types {
+        let r = bench_matvec(ty, bytes, reps)?;
+        println!(
+            "| {} | {:.4} | {}×{} ({} MiB) | {:.2} G | {:.2} | {:.2} | {:.2} |",
+            ty.name(),
+            ty.bits_per_weight(),
+            r.rows,
+            r.cols,
+            r.weight_bytes >> 20,
+            r.weights_per_s / 1e9,
+            r.bytes_per_s / 1e9,
+            r.bytes_per_s / bw.copy_bytes_per_s,
+            r.bytes_per_s / bw.read_bytes_per_s,
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,266 @@
+//! `localglm`: the headless CLI on the same crates as the desktop app.
+//!
+//! Output contract: the answer goes to stdout and nothing else does; reasoning (prefixed
+//! `thinking> `), progress and the stats line go to stderr, so `localglm chat ... > answer.txt`
+//! captures exactly the answer.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use futures::StreamExt;
+use localglm_engine::mistral::MistralRsEngine;
+use localglm_engine::{
+    ChatTurn, Engine, EngineEvent, GenerateRequest, LoadSpec, Role, SamplingParams,
+};
+use localglm_protocol::{FinishReason, GenerationStats};
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+mod bench;
+mod inspect;
+
+#[derive(Parser)]
+#[command(
+    name = "localglm",
+    version,
+    about = "LocalGLM headless: chat with local GGUF models"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Chat with a model: one PROMPT, or an interactive loop without it.
+    Chat(ChatArgs),
+    /// Print where LocalGLM keeps its data.
+    Paths,
+    /// Summarise a GGUF file or split set: metadata, tensors, type census, split status.
+    Inspect {
+        /// Any file of the model (for a split set: any shard).
+        file: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmarks (ratios to this machine's measured limits, measured in the same run).
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+    /// Write one tensor as raw little-endian f32 (row-major, ne0 fastest, no header).
+    Dequant {
+        file: PathBuf,
+        tensor: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// Mat-vec of every quant type over a large matrix, as GB/s and as a ratio to memory bandwidth.
+    Quants {
+        /// Weight bytes per matrix, in MiB.
+        #[arg(long, default_value_t = 512)]
+        mib: usize,
+        /// Repetitions (best is reported).
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        /// Only these types (comma-separated ggml names, e.g. Q4_K,IQ2_XS).
+        #[arg(long, value_delimiter = ',')]
+        types: Vec<String>,
+    },
+}
+
+#[derive(Args)]
+struct ChatArgs {
+    /// GGUF file to load (default: the installed default model).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// System prompt.
+    #[arg(long)]
+    system: Option<String>,
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f64,
+    #[arg(long = "top-p", default_value_t = 0.95)]
+    top_p: f64,
+    #[arg(long = "top-k")]
+    top_k: Option<u32>,
+    #[arg(long = "max-tokens", default_value_t = 1024)]
+    max_tokens: u32,
+    /// Ask thinking models not to think (template switch `enable_thinking=false`).
+    #[arg(long = "no-think")]
+    no_think: bool,
+    /// Do not print the stats line.
+    #[arg(long)]
+    quiet: bool,
+    /// The message; without it, read messages interactively from stdin.
+    prompt: Vec<String>,
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Chat(args) => chat(args).await,
+        Command::Bench {
+            what: BenchWhat::Quants { mib, reps, types },
+        } => bench::quants(mib, reps, &types),
+        Command::Inspect { file, json } => inspect::inspect(&file, json),
+        Command::Dequant { file, tensor, out } => inspect::dequant(&file, &tensor, &out),
+        Command::Paths => {
+            let lib = localglm_models::Library::from_env();
+            println!("data dir:       {}", lib.root().display());
+            println!("models:         {}", lib.models_dir().display());
+            println!("default model:  {}", lib.default_model_path().display());
+            println!("conversations:  {}", lib.conversations_dir().display());
+            Ok(())
+        }
+    }
+}
+
+async fn chat(args: ChatArgs) -> Result<()> {
+    let path = match &args.model {
+        Some(p) => p.clone(),
+        None => {
+            let p = localglm_models::Library::from_env().default_model_path();
+            if !p.exists() {
+                bail!(
+                    "the default model is not installed ({}).\nRun `python3 scripts/install_default_model.py` or pass --model PATH.",
+                    p.display()
+                );
+            }
+            p
+        }
+    };
+    let engine = MistralRsEngine::new();
+    eprintln!("loading {} ...", path.display());
+    let info = engine
+        .load(LoadSpec::cpu(&path))
+        .await
+        .with_context(|| format!("loading {}", path.display()))?;
+    eprintln!("loaded {} ({})", info.name, info.backend);
+
+    let sampling = SamplingParams {
+        temperature: args.temperature,
+        top_p: args.top_p,
+        top_k: args.top_k,
+        max_tokens: args.max_tokens,
+        seed: None,
+    };
+    let mut history = Vec::new();
+    if let Some(sys) = args.system.as_deref().filter(|s| !s.is_empty()) {
+        history.push(ChatTurn::new(Role::System, sys));
+    }
+    let thinking = args.no_think.then_some(false);
+
+    if !args.prompt.is_empty() {
+        history.push(ChatTurn::new(Role::User, args.prompt.join(" ")));
+        turn(&engine, &history, &sampling, thinking, args.quiet).await?;
+        return Ok(());
+    }
+
+    eprintln!("interactive chat: empty line or /exit to quit, /reset to clear history, Ctrl-C stops a reply");
+    let stdin = std::io::stdin();
+    let base = history.clone();
+    loop {
+        eprint!("> ");
+        std::io::stderr().flush().ok();
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            break;
+        }
+        let line = line.trim_end_matches(['\r', '\n']);
+        match line.trim() {
+            "" | "/exit" | "/quit" => break,
+            "/reset" => {
+                history = base.clone();
+                continue;
+            }
+            _ => {}
+        }
+        history.push(ChatTurn::new(Role::User, line));
+        let answer = turn(&engine, &history, &sampling, thinking, args.quiet).await?;
+        history.push(ChatTurn::new(Role::Assistant, answer));
+    }
+    Ok(())
+}
+
+/// Runs one reply, streaming it; returns the answer text.
+async fn turn(
+    engine: &MistralRsEngine,
+    history: &[ChatTurn],
+    sampling: &SamplingParams,
+    enable_thinking: Option<bool>,
+    quiet: bool,
+) -> Result<String> {
+    let request = GenerateRequest {
+        messages: history.to_vec(),
+        sampling: sampling.clone(),
+        enable_thinking,
+    };
+    let mut generation = engine.generate(request).await?;
+    let cancel = generation.canceller();
+    let ctrl_c = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            cancel.cancel();
+        }
+    });
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
+    let mut answer = String::new();
+    let mut at_line_start = true;
+    let mut result = Ok(());
+    while let Some(ev) = generation.events.next().await {
+        match ev {
+            EngineEvent::Reasoning(t) => {
+                for piece in t.split_inclusive('\n') {
+                    if at_line_start {
+                        write!(err, "thinking> ")?;
+                    }
+                    write!(err, "{piece}")?;
+                    at_line_start = piece.ends_with('\n');
+                }
+                err.flush()?;
+            }
+            EngineEvent::Content(t) => {
+                if !at_line_start {
+                    writeln!(err)?;
+                    at_line_start = true;
+                }
+                answer.push_str(&t);
+                write!(out, "{t}")?;
+                out.flush()?;
+            }
+            EngineEvent::Finished {
+                reason,
+                stats,
+                error,
+            } => {
+                writeln!(out)?;
+                if !quiet {
+                    eprintln!("{}", stats_line(&stats, reason));
+                }
+                if let Some(e) = error {
+                    result = Err(anyhow::Error::new(e));
+                }
+            }
+        }
+    }
+    ctrl_c.abort();
+    result.map(|_| answer)
+}
+
+fn stats_line(s: &GenerationStats, reason: FinishReason) -> String {
+    let why = match reason {
+        FinishReason::Stop => "",
+        FinishReason::Length => " | stopped: max tokens",
+        FinishReason::Cancelled => " | stopped by user",
+        FinishReason::Error => " | failed",
+    };
+    format!(
+        "[{} prompt tokens, {:.1} tok/s prefill | TTFT {:.0} ms | {} tokens, {:.1} tok/s decode{why}]",
+        s.prompt_tokens, s.prefill_tokens_per_s, s.ttft_ms, s.generated_tokens, s.decode_tokens_per_s
+    )
+}

@@ -1,0 +1,83 @@
+//! `localglm chat` as a user runs it, on the real default model.
+
+use std::process::Command;
+
+fn localglm() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_localglm"))
+}
+
+#[test]
+fn chat_answers_on_stdout_with_stats_on_stderr() {
+    let out = localglm()
+        .args([
+            "chat",
+            "--temperature",
+            "0",
+            "--top-k",
+            "1",
+            "--max-tokens",
+            "40",
+        ])
+        .arg("What is the capital of France?")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        stdout.trim().len() > 10,
+        "a real answer on stdout: {stdout}"
+    );
+    assert!(!stdout.contains("tok/s"), "stats must not pollute stdout");
+    assert!(stderr.contains("tok/s decode"), "stderr: {stderr}");
+    assert!(stderr.contains("TTFT"), "stderr: {stderr}");
+}
+
+#[test]
+fn interactive_loop_keeps_history_and_exits() {
+    use std::io::Write;
+    let mut child = localglm()
+        .args([
+            "chat",
+            "--temperature",
+            "0",
+            "--top-k",
+            "1",
+            "--max-tokens",
+            "12",
+            "--quiet",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Hello!\nWhat did I just say?\n/exit\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.lines().filter(|l| !l.trim().is_empty()).count() >= 2,
+        "two answers: {stdout}"
+    );
+}
+
+#[test]
+fn missing_model_is_a_clear_error() {
+    let out = localglm()
+        .args(["chat", "--model", "/nonexistent/model.gguf", "hi"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("model file not found"), "{stderr}");
+}

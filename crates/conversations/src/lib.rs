@@ -1,0 +1,259 @@
+//! Conversation persistence: one JSON file per conversation in a directory.
+//!
+//! Invariants: a file is only ever replaced by a complete new version (write to a temporary
+//! file in the same directory, fsync, rename over the old one, fsync the directory), so a crash
+//! at any moment leaves either the old or the new conversation, never a torn file. Ids are
+//! validated before they touch a path. Unreadable files are skipped by `list` and never deleted.
+
+use localglm_protocol::{Conversation, ConversationSummary, Message, Role};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Current on-disk format version of a conversation file.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConversationError {
+    #[error("conversation {0} not found")]
+    NotFound(String),
+    #[error("invalid conversation id {0:?}")]
+    InvalidId(String),
+    #[error("message {0} not found")]
+    MessageNotFound(String),
+    #[error("conversation file {path} is unreadable: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("conversation file {path} has format version {found}, newer than this app ({FORMAT_VERSION})")]
+    TooNew { path: PathBuf, found: u32 },
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, ConversationError>;
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ConversationError + '_ {
+    move |source| ConversationError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Whole milliseconds since the Unix epoch (integral, so they round-trip through JSON exactly).
+pub fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as f64)
+        .unwrap_or(0.0)
+}
+
+/// A fresh random id for conversations and messages.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Creates a message with a fresh id and the current time.
+pub fn new_message(role: Role, content: impl Into<String>) -> Message {
+    Message {
+        id: new_id(),
+        role,
+        content: content.into(),
+        reasoning: None,
+        created_at_ms: now_ms(),
+        stats: None,
+        finish_reason: None,
+        model: None,
+    }
+}
+
+/// Writes `bytes` to `path` atomically (temp file + fsync + rename + directory fsync).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{file_name}.{}.{}.tmp",
+        std::process::id(),
+        new_id()
+    ));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        // Persist the rename itself. Directories cannot be opened for sync on Windows.
+        #[cfg(unix)]
+        fs::File::open(dir)?.sync_all()?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// A directory of conversation files.
+#[derive(Debug, Clone)]
+pub struct ConversationStore {
+    dir: PathBuf,
+}
+
+impl ConversationStore {
+    /// Opens (creating if needed) the store at `dir`.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        Ok(Self { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path_of(&self, id: &str) -> Result<PathBuf> {
+        if !valid_id(id) {
+            return Err(ConversationError::InvalidId(id.to_string()));
+        }
+        Ok(self.dir.join(format!("{id}.json")))
+    }
+
+    /// Creates and saves an empty conversation.
+    pub fn create(&self, title: Option<String>) -> Result<Conversation> {
+        let now = now_ms();
+        let conv = Conversation {
+            version: FORMAT_VERSION,
+            id: new_id(),
+            title: title
+                .filter(|t| !t.trim().is_empty())
+                .unwrap_or_else(|| "New chat".to_string()),
+            created_at_ms: now,
+            updated_at_ms: now,
+            messages: Vec::new(),
+        };
+        self.save(&conv)?;
+        Ok(conv)
+    }
+
+    /// Reads one conversation.
+    pub fn get(&self, id: &str) -> Result<Conversation> {
+        let path = self.path_of(id)?;
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ConversationError::NotFound(id.to_string()))
+            }
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let conv: Conversation =
+            serde_json::from_slice(&bytes).map_err(|e| ConversationError::Corrupt {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        if conv.version > FORMAT_VERSION {
+            return Err(ConversationError::TooNew {
+                path,
+                found: conv.version,
+            });
+        }
+        Ok(conv)
+    }
+
+    /// Saves a conversation atomically, replacing any previous version.
+    pub fn save(&self, conv: &Conversation) -> Result<()> {
+        let path = self.path_of(&conv.id)?;
+        let bytes = serde_json::to_vec_pretty(conv).expect("conversation serializes");
+        write_atomic(&path, &bytes).map_err(io_err(&path))
+    }
+
+    /// Lists conversations, most recently updated first. Unreadable files are skipped
+    /// (and left in place) so one bad file never hides the others.
+    pub fn list(&self) -> Result<Vec<ConversationSummary>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(io_err(&self.dir))? {
+            let entry = entry.map_err(io_err(&self.dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(id) = name.strip_suffix(".json") else {
+                continue;
+            };
+            if !valid_id(id) {
+                continue;
+            }
+            match self.get(id) {
+                Ok(c) => out.push(summary(&c)),
+                Err(e) => tracing_warn(&e),
+            }
+        }
+        out.sort_by(|a, b| b.updated_at_ms.total_cmp(&a.updated_at_ms));
+        Ok(out)
+    }
+
+    /// Renames a conversation.
+    pub fn rename(&self, id: &str, title: &str) -> Result<ConversationSummary> {
+        let mut conv = self.get(id)?;
+        conv.title = title.trim().to_string();
+        if conv.title.is_empty() {
+            conv.title = "Untitled".into();
+        }
+        conv.updated_at_ms = now_ms();
+        self.save(&conv)?;
+        Ok(summary(&conv))
+    }
+
+    /// Deletes a conversation file.
+    pub fn delete(&self, id: &str) -> Result<()> {
+        let path = self.path_of(id)?;
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(ConversationError::NotFound(id.to_string()))
+            }
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+}
+
+/// The sidebar summary of a conversation.
+pub fn summary(c: &Conversation) -> ConversationSummary {
+    ConversationSummary {
+        id: c.id.clone(),
+        title: c.title.clone(),
+        updated_at_ms: c.updated_at_ms,
+        message_count: c.messages.len() as u32,
+    }
+}
+
+/// A title from the first user message: its first line, at most 48 characters.
+pub fn title_from(text: &str) -> String {
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    let mut title: String = line.chars().take(48).collect();
+    if line.chars().count() > 48 {
+        title.push('…');
+    }
+    if title.is_empty() {
+        "New chat".into()
+    } else {
+        title
+    }
+}
+
+fn tracing_warn(e: &ConversationError) {
+    eprintln!("localglm: skipping conversation file: {e}");
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,170 @@
+//! The inference engine behind LocalGLM: one trait, several backends.
+//!
+//! * [`Engine`] — load a model, generate as a stream of typed [`EngineEvent`]s, cancel, unload.
+//! * [`mistral::MistralRsEngine`] — GGUF models of the architectures the published `mistralrs`
+//!   supports (llama, qwen2/3, phi, ... — the default SmolLM2 model among them).
+//! * [`scripted::ScriptedEngine`] — a deterministic fake for UI tests only (never instead of
+//!   real-model tests).
+//!
+//! Invariant: every generation's stream ends with exactly one [`EngineEvent::Finished`] (also on
+//! cancellation and on failure, carrying the partial stats), and reasoning text never arrives as
+//! content nor content as reasoning.
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+pub use localglm_protocol::{FinishReason, GenerationStats, ModelInfo, Role, SamplingParams};
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+pub mod mistral;
+pub mod reasoning;
+pub mod scripted;
+mod stats;
+
+pub use stats::StatsClock;
+
+/// What can go wrong in an engine.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    #[error("model file not found: {}", .0.display())]
+    ModelMissing(PathBuf),
+    #[error("could not load {}: {reason}", .path.display())]
+    LoadFailed { path: PathBuf, reason: String },
+    #[error("no model is loaded")]
+    NoModel,
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("generation failed: {0}")]
+    Generation(String),
+}
+
+/// One message of the prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatTurn {
+    pub role: Role,
+    pub content: String,
+}
+
+impl ChatTurn {
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+        }
+    }
+}
+
+/// A request for one reply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerateRequest {
+    pub messages: Vec<ChatTurn>,
+    pub sampling: SamplingParams,
+    /// Template switch for thinking models; `None` keeps the template's default.
+    pub enable_thinking: Option<bool>,
+}
+
+/// Which model to load, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadSpec {
+    pub path: PathBuf,
+    /// Run on the CPU even when a GPU backend is compiled in.
+    pub force_cpu: bool,
+}
+
+impl LoadSpec {
+    pub fn cpu(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            force_cpu: true,
+        }
+    }
+}
+
+/// Events of one generation, in order: deltas, then exactly one `Finished`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineEvent {
+    Reasoning(String),
+    Content(String),
+    Finished {
+        reason: FinishReason,
+        stats: GenerationStats,
+        /// Set when `reason` is [`FinishReason::Error`].
+        error: Option<EngineError>,
+    },
+}
+
+impl PartialEq for EngineError {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+/// A running generation: its events and the token that cancels it.
+pub struct Generation {
+    pub events: BoxStream<'static, EngineEvent>,
+    cancel: CancellationToken,
+}
+
+impl Generation {
+    pub fn new(events: BoxStream<'static, EngineEvent>, cancel: CancellationToken) -> Self {
+        Self { events, cancel }
+    }
+
+    /// A handle that cancels this generation from elsewhere (e.g. a Stop button).
+    pub fn canceller(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Asks the generation to stop; the stream then ends with `Finished { Cancelled }` within
+    /// one token step.
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+}
+
+/// An inference engine holding at most one loaded model.
+#[async_trait]
+pub trait Engine: Send + Sync {
+    /// Short backend name shown in the UI (`mistralrs`, `scripted`, ...).
+    fn backend(&self) -> &'static str;
+
+    /// Loads a model, replacing the loaded one (which is unloaded first).
+    async fn load(&self, spec: LoadSpec) -> Result<ModelInfo, EngineError>;
+
+    /// The loaded model, if any.
+    fn loaded(&self) -> Option<ModelInfo>;
+
+    /// Starts a generation. Fails at once if no model is loaded or the request is invalid;
+    /// later failures arrive as `Finished { reason: Error }`.
+    async fn generate(&self, request: GenerateRequest) -> Result<Generation, EngineError>;
+
+    /// Releases the loaded model (running generations finish first or are cancelled by the
+    /// caller).
+    async fn unload(&self);
+}
+
+/// Checks sampling values shared by every backend.
+pub fn validate(request: &GenerateRequest) -> Result<(), EngineError> {
+    let s = &request.sampling;
+    if request.messages.is_empty() {
+        return Err(EngineError::InvalidRequest("no messages".into()));
+    }
+    if !(0.0..=5.0).contains(&s.temperature) || !s.temperature.is_finite() {
+        return Err(EngineError::InvalidRequest(format!(
+            "temperature must be in 0..=5, got {}",
+            s.temperature
+        )));
+    }
+    if !(s.top_p > 0.0 && s.top_p <= 1.0) {
+        return Err(EngineError::InvalidRequest(format!(
+            "top_p must be in (0, 1], got {}",
+            s.top_p
+        )));
+    }
+    if s.max_tokens == 0 {
+        return Err(EngineError::InvalidRequest(
+            "max_tokens must be at least 1".into(),
+        ));
+    }
+    Ok(())
+}

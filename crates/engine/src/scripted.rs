@@ -1,0 +1,265 @@
+//! A deterministic fake engine for UI and IPC tests. It streams a scripted reply (reasoning then
+//! content) token by token with a fixed delay and honours cancellation like a real backend.
+//! It exists in addition to real-model tests, never instead of them.
+
+use crate::{
+    validate, Engine, EngineError, EngineEvent, GenerateRequest, Generation, LoadSpec, StatsClock,
+};
+use async_trait::async_trait;
+use futures::StreamExt;
+use localglm_protocol::{FinishReason, ModelInfo, Role};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// What the fake answers to one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Script {
+    pub reasoning: Vec<String>,
+    pub content: Vec<String>,
+    pub token_delay: Duration,
+    /// End with an error after the scripted tokens instead of a normal stop.
+    pub fail_with: Option<String>,
+}
+
+impl Script {
+    /// Splits text into word-sized tokens (whitespace kept with the following word).
+    pub fn tokens(text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cur = String::new();
+        for ch in text.chars() {
+            if ch.is_whitespace() && !cur.trim().is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+            cur.push(ch);
+        }
+        if !cur.is_empty() {
+            out.push(cur);
+        }
+        out
+    }
+
+    /// The default script: thinks briefly, then echoes the last user message as Markdown.
+    /// A message containing "long" gets a 400-token answer (for Stop tests).
+    pub fn echo(request: &GenerateRequest) -> Script {
+        let last = request
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::User)
+            .map(|m| m.content.clone())
+            .unwrap_or_default();
+        let mut content = format!(
+            "You said: **{}**\n\n```text\n{}\n```\n",
+            last.trim(),
+            last.trim()
+        );
+        if last.contains("long") {
+            for i in 0..400 {
+                content.push_str(&format!("word{i} "));
+            }
+        }
+        Script {
+            reasoning: Self::tokens(&format!(
+                "The user wrote {} characters.",
+                last.chars().count()
+            )),
+            content: Self::tokens(&content),
+            token_delay: Duration::from_millis(15),
+            fail_with: None,
+        }
+    }
+}
+
+type ScriptFn = dyn Fn(&GenerateRequest) -> Script + Send + Sync;
+
+/// The fake engine.
+pub struct ScriptedEngine {
+    script: Arc<ScriptFn>,
+    loaded: Mutex<Option<ModelInfo>>,
+    /// Error returned by `load`, to test failure paths.
+    pub fail_load: Mutex<Option<EngineError>>,
+}
+
+impl Default for ScriptedEngine {
+    fn default() -> Self {
+        Self::new(Script::echo)
+    }
+}
+
+impl ScriptedEngine {
+    pub fn new(script: impl Fn(&GenerateRequest) -> Script + Send + Sync + 'static) -> Self {
+        Self {
+            script: Arc::new(script),
+            loaded: Mutex::new(None),
+            fail_load: Mutex::new(None),
+        }
+    }
+}
+
+#[async_trait]
+impl Engine for ScriptedEngine {
+    fn backend(&self) -> &'static str {
+        "scripted"
+    }
+
+    async fn load(&self, spec: LoadSpec) -> Result<ModelInfo, EngineError> {
+        if let Some(e) = self.fail_load.lock().expect("lock").clone() {
+            return Err(e);
+        }
+        let name = spec
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "scripted".into());
+        let info = ModelInfo {
+            name,
+            path: spec.path.to_string_lossy().into_owned(),
+            size_bytes: 0.0,
+            backend: self.backend().into(),
+            architecture: Some("scripted".into()),
+            context_length: Some(8192),
+        };
+        *self.loaded.lock().expect("lock") = Some(info.clone());
+        Ok(info)
+    }
+
+    fn loaded(&self) -> Option<ModelInfo> {
+        self.loaded.lock().expect("lock").clone()
+    }
+
+    async fn generate(&self, request: GenerateRequest) -> Result<Generation, EngineError> {
+        validate(&request)?;
+        let info = self.loaded().ok_or(EngineError::NoModel)?;
+        let script = (self.script)(&request);
+        let max = request.sampling.max_tokens as usize;
+        let prompt_tokens: u32 = request
+            .messages
+            .iter()
+            .map(|m| Script::tokens(&m.content).len() as u32)
+            .sum();
+        let cancel = CancellationToken::new();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let token = cancel.clone();
+        tokio::spawn(async move {
+            let mut clock = StatsClock::start(prompt_tokens);
+            let steps = script
+                .reasoning
+                .iter()
+                .map(|t| EngineEvent::Reasoning(t.clone()))
+                .chain(
+                    script
+                        .content
+                        .iter()
+                        .map(|t| EngineEvent::Content(t.clone())),
+                );
+            let mut reason = FinishReason::Stop;
+            for (i, ev) in steps.enumerate() {
+                if i >= max {
+                    reason = FinishReason::Length;
+                    break;
+                }
+                tokio::select! {
+                    _ = token.cancelled() => { reason = FinishReason::Cancelled; break; }
+                    _ = tokio::time::sleep(script.token_delay) => {}
+                }
+                clock.tokens(1);
+                if tx.send(ev).is_err() {
+                    return;
+                }
+            }
+            let error = match (&script.fail_with, reason) {
+                (Some(msg), FinishReason::Stop) => {
+                    reason = FinishReason::Error;
+                    Some(EngineError::Generation(msg.clone()))
+                }
+                _ => None,
+            };
+            let _ = tx.send(EngineEvent::Finished {
+                reason,
+                stats: clock.finish(None, info.context_length),
+                error,
+            });
+        });
+        let events =
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) })
+                .boxed();
+        Ok(Generation::new(events, cancel))
+    }
+
+    async fn unload(&self) {
+        *self.loaded.lock().expect("lock") = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ChatTurn;
+    use localglm_protocol::SamplingParams;
+
+    fn req(text: &str, max_tokens: u32) -> GenerateRequest {
+        GenerateRequest {
+            messages: vec![ChatTurn::new(Role::User, text)],
+            sampling: SamplingParams {
+                max_tokens,
+                ..Default::default()
+            },
+            enable_thinking: None,
+        }
+    }
+
+    async fn collect(g: Generation) -> (String, String, FinishReason) {
+        let mut events = g.events;
+        let (mut r, mut c, mut fin) = (String::new(), String::new(), None);
+        while let Some(ev) = events.next().await {
+            match ev {
+                EngineEvent::Reasoning(t) => r.push_str(&t),
+                EngineEvent::Content(t) => c.push_str(&t),
+                EngineEvent::Finished { reason, .. } => fin = Some(reason),
+            }
+        }
+        (r, c, fin.expect("finished"))
+    }
+
+    #[tokio::test]
+    async fn streams_reasoning_then_content() {
+        let e = ScriptedEngine::new(|r| Script {
+            token_delay: Duration::from_millis(1),
+            ..Script::echo(r)
+        });
+        assert!(matches!(
+            e.generate(req("x", 10)).await,
+            Err(EngineError::NoModel)
+        ));
+        e.load(LoadSpec::cpu("/m/fake.gguf")).await.unwrap();
+        let (r, c, fin) = collect(e.generate(req("hello", 1000)).await.unwrap()).await;
+        assert_eq!(r, "The user wrote 5 characters.");
+        assert!(c.starts_with("You said: **hello**"));
+        assert_eq!(fin, FinishReason::Stop);
+        let (_, _, fin) = collect(e.generate(req("hello", 3)).await.unwrap()).await;
+        assert_eq!(fin, FinishReason::Length);
+    }
+
+    #[tokio::test]
+    async fn cancel_ends_with_cancelled() {
+        let e = ScriptedEngine::default();
+        e.load(LoadSpec::cpu("/m/fake.gguf")).await.unwrap();
+        let g = e.generate(req("a long one", 10_000)).await.unwrap();
+        let c = g.canceller();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            c.cancel();
+        });
+        let (_, content, fin) = collect(g).await;
+        assert_eq!(fin, FinishReason::Cancelled);
+        assert!(content.len() < 200);
+    }
+
+    #[test]
+    fn tokens_keep_whitespace() {
+        assert_eq!(Script::tokens("a bc  d"), ["a", " bc", "  d"]);
+        assert_eq!(Script::tokens("a bc  d").concat(), "a bc  d");
+    }
+}

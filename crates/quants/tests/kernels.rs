@@ -1,0 +1,139 @@
+//! Fused kernels against an f64 reference of (dequantized W)·x, for every supported type, on
+//! shapes that are not multiples of the thread count or task size, for 1 and many rows.
+//!
+//! Error budget: activations stay f32, so the kernels differ from the reference only by f32
+//! rounding of products and sums: we require |y − ref| ≤ 1e-3 · Σ|wᵢxᵢ| (and see ~1e-6).
+
+use localglm_quants::synth::{random_blocks, random_vector};
+use localglm_quants::{dequantize_row, matmul, matvec, matvec_indexed, GgmlType};
+
+fn shapes(ty: GgmlType) -> Vec<(usize, usize)> {
+    let be = ty.block_elems();
+    let cols: Vec<usize> = match be {
+        1 => vec![1, 70, 300, 1000],
+        32 => vec![32, 96, 800],
+        _ => vec![256, 768, 2304],
+    };
+    let mut out = Vec::new();
+    for &c in &cols {
+        for r in [1usize, 3, 37, 301] {
+            out.push((r, c));
+        }
+    }
+    out
+}
+
+fn reference(ty: GgmlType, w: &[u8], rows: usize, cols: usize, x: &[f32]) -> (Vec<f64>, Vec<f64>) {
+    let rb = ty.row_bytes(cols).unwrap();
+    let mut row = vec![0f32; cols];
+    let mut y = Vec::new();
+    let mut scale = Vec::new();
+    for r in 0..rows {
+        dequantize_row(ty, &w[r * rb..(r + 1) * rb], &mut row).unwrap();
+        y.push(row.iter().zip(x).map(|(a, b)| *a as f64 * *b as f64).sum());
+        scale.push(
+            row.iter()
+                .zip(x)
+                .map(|(a, b)| (*a as f64 * *b as f64).abs())
+                .sum(),
+        );
+    }
+    (y, scale)
+}
+
+#[test]
+fn matvec_matches_f64_reference_for_every_type() {
+    let mut worst = 0f64;
+    for ty in GgmlType::SUPPORTED {
+        for (i, (rows, cols)) in shapes(ty).into_iter().enumerate() {
+            let n_blocks = rows * cols / ty.block_elems();
+            let w = random_blocks(ty, n_blocks, 100 + i as u64);
+            let x = random_vector(cols, 7 + i as u64);
+            let mut y = vec![0f32; rows];
+            matvec(ty, &w, rows, cols, &x, &mut y).unwrap();
+            let (want, scale) = reference(ty, &w, rows, cols, &x);
+            for r in 0..rows {
+                assert!(y[r].is_finite(), "{ty} {rows}x{cols} row {r}: {}", y[r]);
+                let err = (y[r] as f64 - want[r]).abs() / scale[r].max(1e-30);
+                worst = worst.max(err);
+                assert!(
+                    err <= 1e-3,
+                    "{ty} {rows}x{cols} row {r}: got {} want {} (rel {err:e})",
+                    y[r],
+                    want[r]
+                );
+            }
+        }
+    }
+    eprintln!("worst relative error (to Σ|w·x|): {worst:e}");
+}
+
+#[test]
+fn batched_and_indexed_forms_agree_with_matvec() {
+    for ty in GgmlType::SUPPORTED {
+        let cols = if ty.block_elems() == 1 {
+            96
+        } else {
+            ty.block_elems() * 3
+        };
+        let rows = 19;
+        let n = 5;
+        let w = random_blocks(ty, rows * cols / ty.block_elems(), 9);
+        let xs = random_vector(n * cols, 3);
+        let mut ys = vec![0f32; n * rows];
+        matmul(ty, &w, rows, cols, &xs, n, &mut ys).unwrap();
+        for t in 0..n {
+            let mut y = vec![0f32; rows];
+            matvec(ty, &w, rows, cols, &xs[t * cols..(t + 1) * cols], &mut y).unwrap();
+            assert_eq!(&ys[t * rows..(t + 1) * rows], &y[..], "{ty} batch {t}");
+        }
+
+        // 4 experts of rows × cols; ids with repeats, own and shared activations.
+        let n_exp = 4;
+        let we = random_blocks(ty, n_exp * rows * cols / ty.block_elems(), 11);
+        let ids = [2u32, 0, 3, 2];
+        let xk = random_vector(ids.len() * cols, 5);
+        let mut yk = vec![0f32; ids.len() * rows];
+        matvec_indexed(ty, &we, n_exp, rows, cols, &ids, &xk, &mut yk).unwrap();
+        let rb = ty.row_bytes(cols).unwrap() * rows;
+        for (k, &e) in ids.iter().enumerate() {
+            let mut y = vec![0f32; rows];
+            let e = e as usize;
+            matvec(
+                ty,
+                &we[e * rb..(e + 1) * rb],
+                rows,
+                cols,
+                &xk[k * cols..(k + 1) * cols],
+                &mut y,
+            )
+            .unwrap();
+            assert_eq!(
+                &yk[k * rows..(k + 1) * rows],
+                &y[..],
+                "{ty} expert slot {k}"
+            );
+        }
+        let mut shared = vec![0f32; ids.len() * rows];
+        matvec_indexed(ty, &we, n_exp, rows, cols, &ids, &xk[..cols], &mut shared).unwrap();
+        assert_eq!(&shared[..rows], &yk[..rows]);
+    }
+}
+
+#[test]
+fn shape_errors_are_reported() {
+    let ty = GgmlType::Q4_K;
+    let w = random_blocks(ty, 2, 1);
+    let x = vec![0f32; 256];
+    let mut y = vec![0f32; 2];
+    assert!(matvec(ty, &w, 2, 256, &x, &mut y).is_ok());
+    assert!(matvec(ty, &w, 3, 256, &x, &mut vec![0f32; 3]).is_err());
+    assert!(matvec(ty, &w, 2, 256, &x[..255], &mut y).is_err());
+    assert!(matvec(ty, &w, 2, 256, &x, &mut y[..1]).is_err());
+    assert!(matvec(GgmlType::Q8_K, &w, 1, 256, &x, &mut y[..1]).is_err());
+    let mut yk = vec![0f32; 256];
+    assert!(
+        matvec_indexed(ty, &w, 2, 1, 256, &[2], &x, &mut yk[..1]).is_err(),
+        "expert id out of range"
+    );
+}

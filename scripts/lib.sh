@@ -1,0 +1,66 @@
+# Shared helpers for LocalGLM's scripts (sourced, not run).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# One build directory outside the checkout, shared by every clone (CI reuses it).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/localglm-target}"
+mkdir -p "$CARGO_TARGET_DIR"
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Debian/Ubuntu packages the app needs to build and run; extra ones for the tests.
+APP_DEBS=(build-essential pkg-config libssl-dev libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev)
+TEST_DEBS=(xvfb xauth webkit2gtk-driver)
+
+ensure_debs() {
+  [ -f /etc/debian_version ] || return 0
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+ensure_toolchains() {
+  command -v cargo >/dev/null || { echo "Rust is required: https://rustup.rs (then re-run)" >&2; exit 1; }
+  command -v npm >/dev/null || { echo "Node.js 20+ with npm is required (then re-run)" >&2; exit 1; }
+  command -v python3 >/dev/null || { echo "Python 3 with pip is required (then re-run)" >&2; exit 1; }
+}
+
+ensure_ui_deps() {
+  local stamp="$ROOT/ui/node_modules/.localglm-lock"
+  if [ ! -f "$stamp" ] || ! cmp -s "$ROOT/ui/package-lock.json" "$stamp"; then
+    log "installing UI dependencies (npm ci)"
+    (cd "$ROOT/ui" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$ROOT/ui/package-lock.json" "$stamp"
+  fi
+}
+
+build_ui() {
+  log "building the web UI"
+  (cd "$ROOT/ui" && npm run --silent build)
+}
+
+install_default_model() {
+  python3 "$ROOT/scripts/install_default_model.py"
+}
+
+# Always the whole workspace with all targets: the same feature resolution as `cargo test
+# --workspace`, so the app, the CLI and the tests share one build of mistralrs and tauri
+# (building a subset would resolve features differently and recompile them).
+build_app() {
+  log "building LocalGLM (cargo, dev profile with optimised dependencies)"
+  (cd "$ROOT" && cargo build --workspace --all-targets "$@")
+}
+
+app_binary() {
+  echo "$CARGO_TARGET_DIR/debug/localglm-app"
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test: Rust (unit, integration, real model, IPC, bindings), UI unit tests,
+# and the end-to-end tests in the real window (tauri-driver + WebKitWebDriver under Xvfb).
+source "$(dirname "$0")/lib.sh"
+
+ensure_toolchains
+ensure_debs "${APP_DEBS[@]}" "${TEST_DEBS[@]}"
+ensure_ui_deps
+install_default_model
+build_ui
+
+if ! command -v tauri-driver >/dev/null || ! tauri-driver --help >/dev/null 2>&1; then
+  log "installing tauri-driver 2.1.0"
+  cargo install tauri-driver --version 2.1.0 --locked --quiet
+fi
+
+status=0
+log "Rust tests"
+(cd "$ROOT" && cargo test --workspace --no-fail-fast) || status=1
+
+log "UI unit tests"
+(cd "$ROOT/ui" && npm test) || status=1
+
+log "end-to-end tests in the real window"
+build_app
+node "$ROOT/e2e/run.mjs" || status=1
+
+exit $status

@@ -1,0 +1,119 @@
+//! Tauri commands: convert, delegate to a crate, convert back. No logic lives here.
+
+use crate::settings::SettingsState;
+use localglm_chat::ChatService;
+use localglm_models::Library;
+use localglm_protocol::{
+    AppError, AppInfo, ConversationSummary, ConversationView, ErrorKind, GenerationEvent,
+    GenerationHandle, ModelInfo, ModelStatus, SendRequest, Settings,
+};
+use std::sync::Arc;
+use tauri::ipc::Channel;
+use tauri::State;
+
+type Service<'a> = State<'a, Arc<ChatService>>;
+
+#[tauri::command]
+pub fn app_info(library: State<'_, Library>) -> AppInfo {
+    AppInfo {
+        version: env!("CARGO_PKG_VERSION").into(),
+        data_dir: library.root().display().to_string(),
+        default_model_path: library.default_model_path().display().to_string(),
+    }
+}
+
+#[tauri::command]
+pub fn get_settings(settings: State<'_, SettingsState>) -> Settings {
+    settings.get()
+}
+
+#[tauri::command]
+pub fn save_settings(
+    state: State<'_, SettingsState>,
+    settings: Settings,
+) -> Result<Settings, AppError> {
+    state.set(settings)
+}
+
+#[tauri::command]
+pub fn model_status(service: Service<'_>) -> ModelStatus {
+    service.model_status()
+}
+
+#[tauri::command]
+pub async fn load_model(
+    service: Service<'_>,
+    library: State<'_, Library>,
+    settings: State<'_, SettingsState>,
+    path: Option<String>,
+) -> Result<ModelInfo, AppError> {
+    let path = path
+        .or_else(|| settings.get().model_path)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| library.default_model_path());
+    service.load_model(path).await
+}
+
+#[tauri::command]
+pub fn list_models(library: State<'_, Library>) -> Result<Vec<ModelInfo>, AppError> {
+    library.installed().map_err(|e| {
+        AppError::new(ErrorKind::Io, "Could not list the models folder.").with_detail(e.to_string())
+    })
+}
+
+#[tauri::command]
+pub fn list_conversations(service: Service<'_>) -> Result<Vec<ConversationSummary>, AppError> {
+    service.list()
+}
+
+#[tauri::command]
+pub fn create_conversation(
+    service: Service<'_>,
+    title: Option<String>,
+) -> Result<ConversationSummary, AppError> {
+    service.create(title)
+}
+
+#[tauri::command]
+pub fn get_conversation(service: Service<'_>, id: String) -> Result<ConversationView, AppError> {
+    service.get(&id)
+}
+
+#[tauri::command]
+pub fn rename_conversation(
+    service: Service<'_>,
+    id: String,
+    title: String,
+) -> Result<ConversationSummary, AppError> {
+    service.rename(&id, &title)
+}
+
+#[tauri::command]
+pub fn delete_conversation(service: Service<'_>, id: String) -> Result<(), AppError> {
+    service.delete(&id)
+}
+
+#[tauri::command]
+pub async fn send_message(
+    service: Service<'_>,
+    settings: State<'_, SettingsState>,
+    request: SendRequest,
+    on_event: Channel<GenerationEvent>,
+) -> Result<GenerationHandle, AppError> {
+    let service = service.inner().clone();
+    let sink = Arc::new(move |ev: GenerationEvent| {
+        // A closed window just stops listening; the reply is still saved.
+        let _ = on_event.send(ev);
+    });
+    service.send(request, &settings.get(), sink).await
+}
+
+#[tauri::command]
+pub fn stop_generation(service: Service<'_>, generation_id: String) -> bool {
+    service.stop(&generation_id)
+}
+
+#[tauri::command]
+pub fn render_markdown(text: String) -> String {
+    localglm_markdown::render(&text)
+}

@@ -1,0 +1,107 @@
+//! The LocalGLM desktop shell: wiring only. Commands live in `commands`, settings in
+//! `settings`, app-wide event names in `events`; everything else is in the crates.
+
+use localglm_chat::ChatService;
+use localglm_conversations::ConversationStore;
+use localglm_engine::{mistral::MistralRsEngine, scripted::ScriptedEngine, Engine};
+use localglm_models::Library;
+use std::sync::Arc;
+use tauri::{Emitter, Manager, Runtime};
+
+pub mod commands;
+pub mod events;
+pub mod settings;
+
+/// Environment variable selecting the engine: `mistralrs` (default) or `scripted` (a
+/// deterministic fake for UI tests only).
+pub const ENGINE_ENV: &str = "LOCALGLM_ENGINE";
+
+/// The engine named by `LOCALGLM_ENGINE`.
+pub fn engine_from_env() -> Arc<dyn Engine> {
+    match std::env::var(ENGINE_ENV).as_deref() {
+        Ok("scripted") => Arc::new(ScriptedEngine::default()),
+        _ => Arc::new(MistralRsEngine::new()),
+    }
+}
+
+/// Adds LocalGLM's plugins, state and commands to a builder (generic so tests can use the
+/// mock runtime). On start the configured model (or the default one) loads in the background.
+pub fn build<R: Runtime>(
+    builder: tauri::Builder<R>,
+    library: Library,
+    engine: Arc<dyn Engine>,
+) -> tauri::Builder<R> {
+    builder
+        .plugin(tauri_plugin_store::Builder::new().build())
+        .plugin(state_plugin(library, engine))
+        .invoke_handler(tauri::generate_handler![
+            commands::app_info,
+            commands::get_settings,
+            commands::save_settings,
+            commands::model_status,
+            commands::load_model,
+            commands::list_models,
+            commands::list_conversations,
+            commands::create_conversation,
+            commands::get_conversation,
+            commands::rename_conversation,
+            commands::delete_conversation,
+            commands::send_message,
+            commands::stop_generation,
+            commands::render_markdown,
+        ])
+}
+
+/// Creates the managed state when the app is built (plugins initialise in `Builder::build`,
+/// before the event loop, so the mock runtime of the IPC tests gets the same state).
+fn state_plugin<R: Runtime>(
+    library: Library,
+    engine: Arc<dyn Engine>,
+) -> tauri::plugin::TauriPlugin<R> {
+    tauri::plugin::Builder::new("localglm")
+        .setup(move |app, _api| {
+            let store = ConversationStore::open(library.conversations_dir())?;
+            let service = Arc::new(ChatService::new(engine.clone(), store));
+            let handle = app.clone();
+            service.on_status(Arc::new(move |status| {
+                let _ = handle.emit(events::MODEL_STATUS, status);
+            }));
+            let settings = settings::SettingsState::load(app, library.settings_path());
+            let model_path = settings
+                .get()
+                .model_path
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| library.default_model_path());
+            app.manage(settings);
+            app.manage(library.clone());
+            app.manage(service.clone());
+            if std::env::var_os("LOCALGLM_NO_AUTOLOAD").is_none() {
+                tauri::async_runtime::spawn(async move {
+                    // The outcome is reported through the model-status event.
+                    let _ = service.load_model(model_path).await;
+                });
+            }
+            Ok(())
+        })
+        .build()
+}
+
+/// Runs the desktop app.
+pub fn run() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,mistralrs_core=error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let library = Library::from_env();
+    build(tauri::Builder::default(), library, engine_from_env())
+        .run(tauri::generate_context!())
+        .expect("error while running LocalGLM");
+}
+
+/// The chat service managed by the app.
+pub fn service<R: Runtime>(app: &tauri::AppHandle<R>) -> Arc<ChatService> {
+    app.state::<Arc<ChatService>>().inner().clone()
+}

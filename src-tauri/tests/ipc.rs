@@ -1,0 +1,184 @@
+//! The shell's real commands through Tauri's IPC layer (mock runtime), on the scripted engine.
+
+use localglm_app_lib::build;
+use localglm_engine::scripted::ScriptedEngine;
+use localglm_models::Library;
+use localglm_protocol::{
+    AppError, AppInfo, ConversationSummary, ConversationView, ErrorKind, GenerationHandle,
+    ModelStatus, Role, Settings,
+};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::test::{
+    get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime, INVOKE_KEY,
+};
+use tauri::webview::InvokeRequest;
+use tauri::{App, WebviewWindow, WebviewWindowBuilder};
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    _app: App<MockRuntime>,
+    webview: WebviewWindow<MockRuntime>,
+}
+
+fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let library = Library::new(dir.path());
+    std::fs::create_dir_all(library.models_dir()).unwrap();
+    // The scripted engine accepts any path; the default model path is what autoload uses.
+    std::fs::write(library.default_model_path(), b"GGUF").unwrap();
+    let app = build(mock_builder(), library, Arc::new(ScriptedEngine::default()))
+        .build(mock_context(noop_assets()))
+        .expect("app builds");
+    let webview = WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .unwrap();
+    Harness {
+        _dir: dir,
+        _app: app,
+        webview,
+    }
+}
+
+fn invoke(h: &Harness, cmd: &str, args: Value) -> Result<Value, Value> {
+    get_ipc_response(
+        &h.webview,
+        InvokeRequest {
+            cmd: cmd.into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            url: "tauri://localhost".parse().unwrap(),
+            body: InvokeBody::Json(args),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        },
+    )
+    .map(|b| b.deserialize::<Value>().unwrap())
+}
+
+fn ok<T: serde::de::DeserializeOwned>(h: &Harness, cmd: &str, args: Value) -> T {
+    let v = invoke(h, cmd, args).unwrap_or_else(|e| panic!("{cmd} failed: {e}"));
+    serde_json::from_value(v).unwrap()
+}
+
+fn err(h: &Harness, cmd: &str, args: Value) -> AppError {
+    let e = invoke(h, cmd, args).expect_err("command should fail");
+    serde_json::from_value(e).unwrap()
+}
+
+fn wait_ready(h: &Harness) {
+    for _ in 0..500 {
+        if let ModelStatus::Ready { .. } = ok::<ModelStatus>(h, "model_status", json!({})) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("model never became ready");
+}
+
+#[test]
+fn conversations_crud_through_ipc() {
+    let h = harness();
+    let info: AppInfo = ok(&h, "app_info", json!({}));
+    assert!(info
+        .default_model_path
+        .ends_with("SmolLM2-135M-Instruct.Q4_1.gguf"));
+
+    let empty: Vec<ConversationSummary> = ok(&h, "list_conversations", json!({}));
+    assert!(empty.is_empty());
+    let c: ConversationSummary = ok(&h, "create_conversation", json!({ "title": null }));
+    assert_eq!(c.title, "New chat");
+    let renamed: ConversationSummary = ok(
+        &h,
+        "rename_conversation",
+        json!({ "id": c.id, "title": "Trip to Paris" }),
+    );
+    assert_eq!(renamed.title, "Trip to Paris");
+    let list: Vec<ConversationSummary> = ok(&h, "list_conversations", json!({}));
+    assert_eq!(list.len(), 1);
+    let view: ConversationView = ok(&h, "get_conversation", json!({ "id": c.id }));
+    assert!(view.messages.is_empty());
+
+    ok::<Value>(&h, "delete_conversation", json!({ "id": c.id }));
+    let e = err(&h, "get_conversation", json!({ "id": c.id }));
+    assert_eq!(e.kind, ErrorKind::NotFound);
+    let e = err(&h, "get_conversation", json!({ "id": "../../etc/passwd" }));
+    assert_eq!(e.kind, ErrorKind::InvalidRequest);
+}
+
+#[test]
+fn send_message_streams_and_persists() {
+    let h = harness();
+    wait_ready(&h);
+    let c: ConversationSummary = ok(&h, "create_conversation", json!({ "title": null }));
+    let handle: GenerationHandle = ok(
+        &h,
+        "send_message",
+        json!({
+            "request": { "conversation_id": c.id, "action": { "type": "new", "text": "Hello there" } },
+            "onEvent": "__CHANNEL__:7"
+        }),
+    );
+    assert_eq!(handle.user_message.message.role, Role::User);
+    // The reply is saved when the generation ends.
+    let mut view: ConversationView = ok(&h, "get_conversation", json!({ "id": c.id }));
+    for _ in 0..500 {
+        if view.messages.len() == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        view = ok(&h, "get_conversation", json!({ "id": c.id }));
+    }
+    assert_eq!(view.title, "Hello there");
+    assert_eq!(view.messages.len(), 2);
+    assert_eq!(view.messages[1].message.id, handle.assistant_message_id);
+    assert!(view.messages[1]
+        .html
+        .contains("<strong>Hello there</strong>"));
+    assert!(!ok::<bool>(
+        &h,
+        "stop_generation",
+        json!({ "generationId": handle.generation_id })
+    ));
+}
+
+#[test]
+fn settings_validate_and_persist() {
+    let h = harness();
+    let mut s: Settings = ok(&h, "get_settings", json!({}));
+    assert_eq!(s, Settings::default());
+    s.sampling.top_p = 1.0;
+    s.system_prompt = "Be brief.".into();
+    let saved: Settings = ok(&h, "save_settings", json!({ "settings": s }));
+    assert_eq!(saved.system_prompt, "Be brief.");
+    assert_eq!(ok::<Settings>(&h, "get_settings", json!({})), saved);
+    s.sampling.top_p = 0.0;
+    assert_eq!(
+        err(&h, "save_settings", json!({ "settings": s })).kind,
+        ErrorKind::InvalidRequest
+    );
+}
+
+#[test]
+fn markdown_and_model_commands() {
+    let h = harness();
+    let html: String = ok(
+        &h,
+        "render_markdown",
+        json!({ "text": "<script>x</script>\n\n**b**" }),
+    );
+    assert!(html.contains("<strong>b</strong>") && !html.contains("<script"));
+    let models: Vec<localglm_protocol::ModelInfo> = ok(&h, "list_models", json!({}));
+    assert_eq!(models.len(), 1);
+    let e = err(
+        &h,
+        "send_message",
+        json!({
+            "request": { "conversation_id": "nope", "action": { "type": "regenerate" } },
+            "onEvent": "__CHANNEL__:1"
+        }),
+    );
+    assert!(matches!(e.kind, ErrorKind::NotFound | ErrorKind::NoModel));
+}
