@@ -6,7 +6,7 @@ import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { Session, startDriver } from "./webdriver.mjs";
+import { ELEMENT, Session, startDriver } from "./webdriver.mjs";
 
 const dataDir = mkdtempSync(join(tmpdir(), "localglm-e2e-ui-"));
 let driver;
@@ -79,9 +79,7 @@ test("regenerate replaces the reply; edit-and-resend truncates and answers again
 
   await s.click("[data-testid=message][data-role=user] [data-testid=edit]");
   const input = await s.waitFor("[data-testid=edit-input]");
-  await s.exec(`const el = arguments[0]; el.value = ''; el.dispatchEvent(new Event('input', { bubbles: true }));`, {
-    "element-6066-11e4-a07b-4d4e4d4e4d4e": input,
-  });
+  await s.exec(`const el = arguments[0]; el.value = ''; el.dispatchEvent(new Event('input', { bubbles: true }));`, { [ELEMENT]: input });
   await s.type("[data-testid=edit-input]", "edited question");
   await s.click("[data-testid=edit-submit]");
   await s.until(
@@ -95,9 +93,7 @@ test("regenerate replaces the reply; edit-and-resend truncates and answers again
 test("rename and delete conversations", async () => {
   await s.click("[data-testid=conversation-item][data-active=true] [data-testid=rename-conversation]");
   const input = await s.waitFor("[data-testid=rename-input]");
-  await s.exec(`const el = arguments[0]; el.value = ''; el.dispatchEvent(new Event('input', { bubbles: true }));`, {
-    "element-6066-11e4-a07b-4d4e4d4e4d4e": input,
-  });
+  await s.exec(`const el = arguments[0]; el.value = ''; el.dispatchEvent(new Event('input', { bubbles: true }));`, { [ELEMENT]: input });
   await s.type("[data-testid=rename-input]", "Renamed chat\uE007");
   await s.until(
     `return document.querySelector('[data-testid=conversation-item][data-active=true] [data-testid=conversation-title]')?.textContent.trim() === 'Renamed chat';`,

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const ARTIFACTS = join(ROOT, "artifacts");
-const ELEMENT = "element-6066-11e4-a07b-4d4e4d4e4d4e";
+export const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
 
 export function appBinary() {
   const target = process.env.CARGO_TARGET_DIR || join(process.env.HOME, ".cache", "localglm-target");
