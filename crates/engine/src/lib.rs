@@ -143,6 +143,14 @@ pub trait Engine: Send + Sync {
     async fn unload(&self);
 }
 
+/// The stream side of a backend's event channel.
+pub(crate) fn event_stream(
+    rx: tokio::sync::mpsc::UnboundedReceiver<EngineEvent>,
+) -> BoxStream<'static, EngineEvent> {
+    use futures::StreamExt;
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) }).boxed()
+}
+
 /// Checks sampling values shared by every backend.
 pub fn validate(request: &GenerateRequest) -> Result<(), EngineError> {
     let s = &request.sampling;

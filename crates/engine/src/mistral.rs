@@ -12,7 +12,6 @@ use crate::{
     StatsClock,
 };
 use async_trait::async_trait;
-use futures::StreamExt;
 use localglm_protocol::{FinishReason, ModelInfo, Role};
 use mistralrs::{
     GgufModelBuilder, Model, RequestBuilder, Response, TextMessageRole, TextMessages, TokenSource,
@@ -225,10 +224,7 @@ impl Engine for MistralRsEngine {
             cancel.clone(),
             tx,
         ));
-        let events =
-            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) })
-                .boxed();
-        Ok(Generation::new(events, cancel))
+        Ok(Generation::new(crate::event_stream(rx), cancel))
     }
 
     async fn unload(&self) {
@@ -248,134 +244,93 @@ async fn run(
 ) {
     let mut clock = StatsClock::start(prompt_tokens);
     let mut parser = ThinkParser::default();
-    let send_segments = |segs: Vec<Segment>, tx: &mpsc::UnboundedSender<EngineEvent>| -> bool {
+    let send = |segs: Vec<Segment>| -> bool {
         segs.into_iter().all(|s| {
-            let ev = match s {
+            tx.send(match s {
                 Segment::Reasoning(t) => EngineEvent::Reasoning(t),
                 Segment::Content(t) => EngineEvent::Content(t),
-            };
-            tx.send(ev).is_ok()
+            })
+            .is_ok()
         })
     };
-    let finish = |reason: FinishReason,
-                  error: Option<EngineError>,
-                  exact: Option<u32>,
-                  clock: &StatsClock,
-                  parser: &mut ThinkParser,
-                  tx: &mpsc::UnboundedSender<EngineEvent>| {
-        send_segments(parser.finish(), tx);
-        let _ = tx.send(EngineEvent::Finished {
-            reason,
-            stats: clock.finish(exact, context_length),
-            error,
-        });
+    let fail = |msg: String| {
+        (
+            FinishReason::Error,
+            Some(EngineError::Generation(msg)),
+            None,
+        )
     };
 
-    let mut stream = match model.stream_chat_request(request).await {
-        Ok(s) => s,
-        Err(e) => {
-            let err = EngineError::Generation(e.to_string());
-            finish(
-                FinishReason::Error,
-                Some(err),
-                None,
-                &clock,
-                &mut parser,
-                &tx,
-            );
-            return;
-        }
+    let (reason, error, exact) = match model.stream_chat_request(request).await {
+        Err(e) => fail(e.to_string()),
+        Ok(mut stream) => loop {
+            let next = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => None,
+                r = stream.next() => Some(r),
+            };
+            // On cancel the stream is dropped here; mistralrs then cancels the sequence at its
+            // next token.
+            let Some(resp) = next else {
+                break (FinishReason::Cancelled, None, None);
+            };
+            match resp {
+                None => break (FinishReason::Stop, None, None),
+                Some(Response::Chunk(chunk)) => {
+                    let mut ended = None;
+                    for choice in &chunk.choices {
+                        let mut had_text = false;
+                        if let Some(r) = choice
+                            .delta
+                            .reasoning_content
+                            .as_deref()
+                            .filter(|r| !r.is_empty())
+                        {
+                            had_text = true;
+                            if !send(vec![Segment::Reasoning(r.to_string())]) {
+                                return;
+                            }
+                        }
+                        if let Some(c) = choice.delta.content.as_deref().filter(|c| !c.is_empty()) {
+                            had_text = true;
+                            if !send(parser.push(c)) {
+                                return;
+                            }
+                        }
+                        if had_text {
+                            clock.tokens(1);
+                        }
+                        if let Some(fr) = &choice.finish_reason {
+                            ended = Some(finish_reason(fr));
+                        }
+                    }
+                    if let Some(reason) = ended {
+                        if let Some(u) = &chunk.usage {
+                            clock.set_prompt_tokens(u.prompt_tokens as u32);
+                        }
+                        break (
+                            reason,
+                            None,
+                            chunk.usage.as_ref().map(|u| u.completion_tokens as u32),
+                        );
+                    }
+                }
+                Some(Response::ModelError(msg, _partial)) => break fail(msg),
+                Some(Response::InternalError(e)) | Some(Response::ValidationError(e)) => {
+                    break fail(e.to_string())
+                }
+                Some(_) => {}
+            }
+            if tx.is_closed() {
+                // Nobody listens any more: stop generating (dropping the stream cancels).
+                return;
+            }
+        },
     };
-    loop {
-        let next = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => None,
-            r = stream.next() => Some(r),
-        };
-        let Some(resp) = next else {
-            // Dropping the stream makes mistralrs cancel the sequence at its next token.
-            drop(stream);
-            finish(
-                FinishReason::Cancelled,
-                None,
-                None,
-                &clock,
-                &mut parser,
-                &tx,
-            );
-            return;
-        };
-        match resp {
-            None => {
-                finish(FinishReason::Stop, None, None, &clock, &mut parser, &tx);
-                return;
-            }
-            Some(Response::Chunk(chunk)) => {
-                let mut ended = None;
-                for choice in &chunk.choices {
-                    let mut had_text = false;
-                    if let Some(r) = choice
-                        .delta
-                        .reasoning_content
-                        .as_deref()
-                        .filter(|r| !r.is_empty())
-                    {
-                        had_text = true;
-                        if tx.send(EngineEvent::Reasoning(r.to_string())).is_err() {
-                            return;
-                        }
-                    }
-                    if let Some(c) = choice.delta.content.as_deref().filter(|c| !c.is_empty()) {
-                        had_text = true;
-                        if !send_segments(parser.push(c), &tx) {
-                            return;
-                        }
-                    }
-                    if had_text {
-                        clock.tokens(1);
-                    }
-                    if let Some(fr) = &choice.finish_reason {
-                        ended = Some(finish_reason(fr));
-                    }
-                }
-                if let Some(reason) = ended {
-                    let exact = chunk.usage.as_ref().map(|u| u.completion_tokens as u32);
-                    if let Some(u) = &chunk.usage {
-                        clock.set_prompt_tokens(u.prompt_tokens as u32);
-                    }
-                    finish(reason, None, exact, &clock, &mut parser, &tx);
-                    return;
-                }
-            }
-            Some(Response::ModelError(msg, _partial)) => {
-                let err = EngineError::Generation(msg);
-                finish(
-                    FinishReason::Error,
-                    Some(err),
-                    None,
-                    &clock,
-                    &mut parser,
-                    &tx,
-                );
-                return;
-            }
-            Some(Response::InternalError(e)) | Some(Response::ValidationError(e)) => {
-                let err = EngineError::Generation(e.to_string());
-                finish(
-                    FinishReason::Error,
-                    Some(err),
-                    None,
-                    &clock,
-                    &mut parser,
-                    &tx,
-                );
-                return;
-            }
-            Some(_) => {}
-        }
-        if tx.is_closed() {
-            // Nobody listens any more: stop generating.
-            return;
-        }
-    }
+    send(parser.finish());
+    let _ = tx.send(EngineEvent::Finished {
+        reason,
+        stats: clock.finish(exact, context_length),
+        error,
+    });
 }

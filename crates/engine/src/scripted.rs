@@ -6,7 +6,6 @@ use crate::{
     validate, Engine, EngineError, EngineEvent, GenerateRequest, Generation, LoadSpec, StatsClock,
 };
 use async_trait::async_trait;
-use futures::StreamExt;
 use localglm_protocol::{FinishReason, ModelInfo, Role};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -182,10 +181,7 @@ impl Engine for ScriptedEngine {
                 error,
             });
         });
-        let events =
-            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) })
-                .boxed();
-        Ok(Generation::new(events, cancel))
+        Ok(Generation::new(crate::event_stream(rx), cancel))
     }
 
     async fn unload(&self) {
@@ -197,6 +193,7 @@ impl Engine for ScriptedEngine {
 mod tests {
     use super::*;
     use crate::ChatTurn;
+    use futures::StreamExt;
     use localglm_protocol::SamplingParams;
 
     fn req(text: &str, max_tokens: u32) -> GenerateRequest {
