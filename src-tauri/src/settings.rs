@@ -50,10 +50,13 @@ pub fn migrate(value: Option<Value>) -> Settings {
     serde_json::from_value(Value::Object(obj)).unwrap_or_default()
 }
 
+/// Writes settings to their store.
+type Persist = Arc<dyn Fn(&Settings) -> Result<(), String> + Send + Sync>;
+
 /// Managed state: the current settings and where they persist.
 pub struct SettingsState {
     current: Mutex<Settings>,
-    persist: Arc<dyn Fn(&Settings) -> Result<(), String> + Send + Sync>,
+    persist: Persist,
 }
 
 impl SettingsState {
@@ -71,7 +74,7 @@ impl SettingsState {
             }
         };
         let current = migrate(store.as_ref().and_then(|s| s.get(KEY)));
-        let persist: Arc<dyn Fn(&Settings) -> Result<(), String> + Send + Sync> = match store {
+        let persist: Persist = match store {
             Some(store) => Arc::new(move |s: &Settings| {
                 store.set(KEY, serde_json::to_value(s).map_err(|e| e.to_string())?);
                 store.save().map_err(|e| e.to_string())
@@ -91,16 +94,10 @@ impl SettingsState {
     /// Validates, stores and returns the new settings.
     pub fn set(&self, mut new: Settings) -> Result<Settings, AppError> {
         new.version = Settings::CURRENT_VERSION;
-        let s = &new.sampling;
-        if !(0.0..=5.0).contains(&s.temperature)
-            || !(s.top_p > 0.0 && s.top_p <= 1.0)
-            || s.max_tokens == 0
-        {
-            return Err(AppError::new(
-                ErrorKind::InvalidRequest,
-                "Sampling values out of range (temperature 0–5, top_p 0–1, max tokens ≥ 1).",
-            ));
-        }
+        localglm_engine::validate_sampling(&new.sampling).map_err(|e| {
+            AppError::new(ErrorKind::InvalidRequest, "Sampling values out of range.")
+                .with_detail(e.to_string())
+        })?;
         (self.persist)(&new)
             .map_err(|e| AppError::new(ErrorKind::Io, "Could not save settings.").with_detail(e))?;
         *self.current.lock().expect("settings lock") = new.clone();
@@ -132,8 +129,10 @@ mod tests {
 
     #[test]
     fn current_version_round_trips_and_fills_new_fields() {
-        let mut s = Settings::default();
-        s.system_prompt = "x".into();
+        let s = Settings {
+            system_prompt: "x".into(),
+            ..Default::default()
+        };
         let mut v = serde_json::to_value(&s).unwrap();
         v.as_object_mut().unwrap().remove("model_path");
         assert_eq!(migrate(Some(v)), s);

@@ -151,13 +151,17 @@ pub(crate) fn event_stream(
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) }).boxed()
 }
 
-/// Checks sampling values shared by every backend.
+/// Checks a request before any backend sees it.
 pub fn validate(request: &GenerateRequest) -> Result<(), EngineError> {
-    let s = &request.sampling;
     if request.messages.is_empty() {
         return Err(EngineError::InvalidRequest("no messages".into()));
     }
-    if !(0.0..=5.0).contains(&s.temperature) || !s.temperature.is_finite() {
+    validate_sampling(&request.sampling)
+}
+
+/// Checks sampling values: temperature in 0..=5, top_p in (0, 1], at least one token.
+pub fn validate_sampling(s: &SamplingParams) -> Result<(), EngineError> {
+    if !s.temperature.is_finite() || !(0.0..=5.0).contains(&s.temperature) {
         return Err(EngineError::InvalidRequest(format!(
             "temperature must be in 0..=5, got {}",
             s.temperature

@@ -272,19 +272,31 @@ pub fn matmul(
     Ok(())
 }
 
-/// MoE mat-vec: `w` holds `n_experts` matrices of `rows × cols` back to back (ggml 3-D expert
-/// tensor); for each `k`, `ys[k] = W[ids[k]]·x_k` where `x_k` is row `k` of `xs` when
-/// `xs.len() == ids.len() × cols`, or the single shared vector when `xs.len() == cols`.
+/// A 3-D ggml expert tensor: `n_experts` matrices of `rows × cols` of type `ty`, back to back.
+#[derive(Debug, Clone, Copy)]
+pub struct Experts<'a> {
+    pub ty: GgmlType,
+    pub data: &'a [u8],
+    pub n_experts: usize,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+/// MoE mat-vec (`MUL_MAT_ID`): for each `k`, `ys[k] = W[ids[k]]·x_k` where `x_k` is row `k` of
+/// `xs` when `xs.len() == ids.len() × cols`, or the single shared vector when `xs.len() == cols`.
 pub fn matvec_indexed(
-    ty: GgmlType,
-    w: &[u8],
-    n_experts: usize,
-    rows: usize,
-    cols: usize,
+    experts: Experts<'_>,
     ids: &[u32],
     xs: &[f32],
     ys: &mut [f32],
 ) -> Result<(), QuantError> {
+    let Experts {
+        ty,
+        data: w,
+        n_experts,
+        rows,
+        cols,
+    } = experts;
     let row_bytes = ty.row_bytes(cols)?;
     let expert_bytes = row_bytes * rows;
     check(ty, w, rows * n_experts, cols)?;

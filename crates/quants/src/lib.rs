@@ -20,7 +20,7 @@ mod types;
 pub use dequant::{
     bf16_to_f32, dequantize_block, dequantize_row, dequantize_to_vec, f16_to_f32, QK, QK_K,
 };
-pub use kernels::{matmul, matvec, matvec_indexed};
+pub use kernels::{matmul, matvec, matvec_indexed, Experts};
 pub use types::GgmlType;
 
 /// What can go wrong when sizing or decoding GGML data.

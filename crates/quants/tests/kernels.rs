@@ -5,7 +5,7 @@
 //! rounding of products and sums: we require |y − ref| ≤ 1e-3 · Σ|wᵢxᵢ| (and see ~1e-6).
 
 use localglm_quants::synth::{random_blocks, random_vector};
-use localglm_quants::{dequantize_row, matmul, matvec, matvec_indexed, GgmlType};
+use localglm_quants::{dequantize_row, matmul, matvec, matvec_indexed, Experts, GgmlType};
 
 fn shapes(ty: GgmlType) -> Vec<(usize, usize)> {
     let be = ty.block_elems();
@@ -94,7 +94,19 @@ fn batched_and_indexed_forms_agree_with_matvec() {
         let ids = [2u32, 0, 3, 2];
         let xk = random_vector(ids.len() * cols, 5);
         let mut yk = vec![0f32; ids.len() * rows];
-        matvec_indexed(ty, &we, n_exp, rows, cols, &ids, &xk, &mut yk).unwrap();
+        matvec_indexed(
+            Experts {
+                ty,
+                data: &we,
+                n_experts: n_exp,
+                rows,
+                cols,
+            },
+            &ids,
+            &xk,
+            &mut yk,
+        )
+        .unwrap();
         let rb = ty.row_bytes(cols).unwrap() * rows;
         for (k, &e) in ids.iter().enumerate() {
             let mut y = vec![0f32; rows];
@@ -115,7 +127,19 @@ fn batched_and_indexed_forms_agree_with_matvec() {
             );
         }
         let mut shared = vec![0f32; ids.len() * rows];
-        matvec_indexed(ty, &we, n_exp, rows, cols, &ids, &xk[..cols], &mut shared).unwrap();
+        matvec_indexed(
+            Experts {
+                ty,
+                data: &we,
+                n_experts: n_exp,
+                rows,
+                cols,
+            },
+            &ids,
+            &xk[..cols],
+            &mut shared,
+        )
+        .unwrap();
         assert_eq!(&shared[..rows], &yk[..rows]);
     }
 }
@@ -127,13 +151,25 @@ fn shape_errors_are_reported() {
     let x = vec![0f32; 256];
     let mut y = vec![0f32; 2];
     assert!(matvec(ty, &w, 2, 256, &x, &mut y).is_ok());
-    assert!(matvec(ty, &w, 3, 256, &x, &mut vec![0f32; 3]).is_err());
+    assert!(matvec(ty, &w, 3, 256, &x, &mut [0f32; 3]).is_err());
     assert!(matvec(ty, &w, 2, 256, &x[..255], &mut y).is_err());
     assert!(matvec(ty, &w, 2, 256, &x, &mut y[..1]).is_err());
     assert!(matvec(GgmlType::Q8_K, &w, 1, 256, &x, &mut y[..1]).is_err());
     let mut yk = vec![0f32; 256];
     assert!(
-        matvec_indexed(ty, &w, 2, 1, 256, &[2], &x, &mut yk[..1]).is_err(),
+        matvec_indexed(
+            Experts {
+                ty,
+                data: &w,
+                n_experts: 2,
+                rows: 1,
+                cols: 256
+            },
+            &[2],
+            &x,
+            &mut yk[..1]
+        )
+        .is_err(),
         "expert id out of range"
     );
 }
