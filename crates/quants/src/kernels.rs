@@ -6,15 +6,20 @@
 //! * [`matvec_indexed`] — MoE: a 3-D expert tensor and a list of expert ids, each with its own
 //!   (or one shared) activation vector (`MUL_MAT_ID`).
 //!
-//! Activations stay f32 (no activation quantization), so the only error against an f64
-//! reference of (dequantized W)·x is f32 accumulation: well under 1e-5 relative to Σ|wᵢxᵢ|.
+//! Two activation modes ([`Activations`]): `Int8` (default for the 19 quantized types) decodes
+//! each block to int8 quants with per-16 scales and dots them with the activation quantized to
+//! int8 per 16 values (see `q8` for its error budget); `F32` dequantizes blocks to f32 and keeps
+//! activations exact (error: f32 rounding only, ~1e-6 of Σ|wᵢxᵢ|). F32/F16/BF16 weights always
+//! use the f32 path.
 //!
 //! Invariant: the per-type inner loops are plain, portable Rust over fixed-size blocks. On
 //! x86-64 the same source is additionally compiled with AVX2+FMA enabled and chosen at run time
 //! when the CPU has them; everywhere else (aarch64 NEON is baseline) the plain build runs.
 //! Work is split over rows with rayon; results do not depend on the thread count.
 
+use crate::decode_i8 as di8;
 use crate::dequant::{self as dq, QK, QK_K};
+use crate::q8::{dot_row_q8, Q8Act};
 use crate::{GgmlType, QuantError};
 use rayon::prelude::*;
 
@@ -110,9 +115,49 @@ fn dot_f32(row: &[u8], x: &[f32]) -> f32 {
     s
 }
 
+/// How activations enter the dot products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Activations {
+    /// Quantize activations to int8 per 16 values and use integer dots (fast; default).
+    #[default]
+    Int8,
+    /// Keep activations f32 and dequantize weights to f32 (exact to f32 rounding).
+    F32,
+}
+
+/// One row · quantized activation, for the types `decode_i8` supports.
+#[inline(always)]
+fn dot_row_int8(ty: GgmlType, row: &[u8], a: &Q8Act) -> f32 {
+    match ty {
+        GgmlType::Q4_0 => dot_row_q8::<18, QK, 2, 4>(row, a, di8::q4_0),
+        GgmlType::Q4_1 => dot_row_q8::<20, QK, 2, 4>(row, a, di8::q4_1),
+        GgmlType::Q5_0 => dot_row_q8::<22, QK, 2, 4>(row, a, di8::q5_0),
+        GgmlType::Q5_1 => dot_row_q8::<24, QK, 2, 4>(row, a, di8::q5_1),
+        GgmlType::Q8_0 => dot_row_q8::<34, QK, 2, 4>(row, a, di8::q8_0),
+        GgmlType::IQ4_NL => dot_row_q8::<18, QK, 2, 4>(row, a, di8::iq4_nl),
+        GgmlType::Q2_K => dot_row_q8::<84, QK_K, 16, 32>(row, a, di8::q2_k),
+        GgmlType::Q3_K => dot_row_q8::<110, QK_K, 16, 32>(row, a, di8::q3_k),
+        GgmlType::Q4_K => dot_row_q8::<144, QK_K, 16, 32>(row, a, di8::q4_k),
+        GgmlType::Q5_K => dot_row_q8::<176, QK_K, 16, 32>(row, a, di8::q5_k),
+        GgmlType::Q6_K => dot_row_q8::<210, QK_K, 16, 32>(row, a, di8::q6_k),
+        GgmlType::IQ2_XXS => dot_row_q8::<66, QK_K, 16, 32>(row, a, di8::iq2_xxs),
+        GgmlType::IQ2_XS => dot_row_q8::<74, QK_K, 16, 32>(row, a, di8::iq2_xs),
+        GgmlType::IQ2_S => dot_row_q8::<82, QK_K, 16, 32>(row, a, di8::iq2_s),
+        GgmlType::IQ3_XXS => dot_row_q8::<98, QK_K, 16, 32>(row, a, di8::iq3_xxs),
+        GgmlType::IQ3_S => dot_row_q8::<110, QK_K, 16, 32>(row, a, di8::iq3_s),
+        GgmlType::IQ1_S => dot_row_q8::<50, QK_K, 16, 32>(row, a, di8::iq1_s),
+        GgmlType::IQ1_M => dot_row_q8::<56, QK_K, 16, 32>(row, a, di8::iq1_m),
+        GgmlType::IQ4_XS => dot_row_q8::<136, QK_K, 16, 32>(row, a, di8::iq4_xs),
+        _ => f32::NAN, // unreachable: callers check `di8::supports`
+    }
+}
+
 /// One row · x for a supported type (lengths already validated by the caller).
 #[inline(always)]
-fn dot_row(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
+fn dot_row(ty: GgmlType, row: &[u8], x: &[f32], act: Option<&Q8Act>) -> f32 {
+    if let Some(a) = act {
+        return dot_row_int8(ty, row, a);
+    }
     match ty {
         GgmlType::F32 => dot_f32(row, x),
         GgmlType::F16 => dot_half(row, x, dq::f16_to_f32),
@@ -142,17 +187,31 @@ fn dot_row(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
 
 /// Rows `w` (each `row_bytes`) times `x` into `y`, plain build.
 #[inline(always)]
-fn rows_into(ty: GgmlType, w: &[u8], row_bytes: usize, x: &[f32], y: &mut [f32]) {
+fn rows_into(
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    x: &[f32],
+    act: Option<&Q8Act>,
+    y: &mut [f32],
+) {
     for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
-        *out = dot_row(ty, row, x);
+        *out = dot_row(ty, row, x, act);
     }
 }
 
 /// The same loop compiled with AVX2 and FMA enabled.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn rows_into_avx2(ty: GgmlType, w: &[u8], row_bytes: usize, x: &[f32], y: &mut [f32]) {
-    rows_into(ty, w, row_bytes, x, y)
+fn rows_into_avx2(
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    x: &[f32],
+    act: Option<&Q8Act>,
+    y: &mut [f32],
+) {
+    rows_into(ty, w, row_bytes, x, act, y)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -163,18 +222,25 @@ fn have_avx2() -> bool {
 }
 
 /// Picks the best compiled variant of the row loop for this CPU.
-fn rows_dispatch(ty: GgmlType, w: &[u8], row_bytes: usize, x: &[f32], y: &mut [f32]) {
+fn rows_dispatch(
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    x: &[f32],
+    act: Option<&Q8Act>,
+    y: &mut [f32],
+) {
     #[cfg(target_arch = "x86_64")]
     if have_avx2() {
         // WORKAROUND: calling a `#[target_feature]` function needs `unsafe`; the features it
         // enables were detected on this CPU just above, which is the whole safety contract.
         #[allow(unsafe_code)]
         unsafe {
-            rows_into_avx2(ty, w, row_bytes, x, y)
+            rows_into_avx2(ty, w, row_bytes, x, act, y)
         };
         return;
     }
-    rows_into(ty, w, row_bytes, x, y)
+    rows_into(ty, w, row_bytes, x, act, y)
 }
 
 fn check(ty: GgmlType, w: &[u8], rows: usize, cols: usize) -> Result<usize, QuantError> {
@@ -207,8 +273,26 @@ fn check_len(what: &'static str, got: usize, want: usize) -> Result<(), QuantErr
     Ok(())
 }
 
-/// `y = W·x` with `W` `rows × cols` of type `ty` (row-major, rows along ne1).
+/// The quantized activation for `x`, when `ty` and `mode` use the integer path.
+fn activation(ty: GgmlType, mode: Activations, x: &[f32]) -> Option<Q8Act> {
+    (mode == Activations::Int8 && di8::supports(ty)).then(|| Q8Act::new(x))
+}
+
+/// `y = W·x` with `W` `rows × cols` of type `ty` (row-major, rows along ne1), default mode.
 pub fn matvec(
+    ty: GgmlType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    y: &mut [f32],
+) -> Result<(), QuantError> {
+    matvec_with(Activations::default(), ty, w, rows, cols, x, y)
+}
+
+/// [`matvec`] with an explicit activation mode.
+pub fn matvec_with(
+    mode: Activations,
     ty: GgmlType,
     w: &[u8],
     rows: usize,
@@ -219,14 +303,27 @@ pub fn matvec(
     let row_bytes = check(ty, w, rows, cols)?;
     check_len("x", x.len(), cols)?;
     check_len("y", y.len(), rows)?;
-    if rows * cols < PARALLEL_MIN_WEIGHTS {
-        rows_dispatch(ty, w, row_bytes, x, y);
-        return Ok(());
+    let act = activation(ty, mode, x);
+    matvec_rows(ty, w, row_bytes, x, act.as_ref(), y);
+    Ok(())
+}
+
+/// The row loop of a checked mat-vec, parallel when large.
+fn matvec_rows(
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    x: &[f32],
+    act: Option<&Q8Act>,
+    y: &mut [f32],
+) {
+    if y.len() * x.len() < PARALLEL_MIN_WEIGHTS {
+        rows_dispatch(ty, w, row_bytes, x, act, y);
+        return;
     }
     y.par_chunks_mut(ROWS_PER_TASK)
         .zip(w.par_chunks(row_bytes * ROWS_PER_TASK))
-        .for_each(|(yc, wc)| rows_dispatch(ty, wc, row_bytes, x, yc));
-    Ok(())
+        .for_each(|(yc, wc)| rows_dispatch(ty, wc, row_bytes, x, act, yc));
 }
 
 /// `Y = X·Wᵀ` for a batch: `xs` is `n × cols` (row-major), `ys` is `n × rows`.
@@ -246,12 +343,16 @@ pub fn matmul(
     if n == 1 {
         return matvec(ty, w, rows, cols, xs, ys);
     }
+    let acts: Vec<Option<Q8Act>> = xs
+        .chunks_exact(cols)
+        .map(|xv| activation(ty, Activations::default(), xv))
+        .collect();
     // Work on the transpose (rows × n) so each task owns a contiguous output block.
     let mut yt = vec![0f32; rows * n];
     let task = |(yc, wc): (&mut [f32], &[u8])| {
         let mut col = vec![0f32; yc.len() / n];
         for (t, xv) in xs.chunks_exact(cols).enumerate() {
-            rows_dispatch(ty, wc, row_bytes, xv, &mut col);
+            rows_dispatch(ty, wc, row_bytes, xv, acts[t].as_ref(), &mut col);
             for (r, v) in col.iter().enumerate() {
                 yc[r * n + t] = *v;
             }
@@ -312,22 +413,20 @@ pub fn matvec_indexed(
             actual: bad as usize,
         });
     }
-    // One flat list of (expert slot, row chunk) tasks keeps both cores busy even for 8 experts.
-    let chunks_per_expert = rows.div_ceil(ROWS_PER_TASK);
+    let shared_act = if shared {
+        activation(ty, Activations::default(), xs)
+    } else {
+        None
+    };
     ys.par_chunks_mut(rows).enumerate().for_each(|(k, yk)| {
         let e = ids[k] as usize;
         let we = &w[e * expert_bytes..(e + 1) * expert_bytes];
-        let xk = if shared {
-            xs
+        if shared {
+            matvec_rows(ty, we, row_bytes, xs, shared_act.as_ref(), yk);
         } else {
-            &xs[k * cols..(k + 1) * cols]
-        };
-        if chunks_per_expert <= 1 {
-            rows_dispatch(ty, we, row_bytes, xk, yk);
-        } else {
-            yk.par_chunks_mut(ROWS_PER_TASK)
-                .zip(we.par_chunks(row_bytes * ROWS_PER_TASK))
-                .for_each(|(yc, wc)| rows_dispatch(ty, wc, row_bytes, xk, yc));
+            let xk = &xs[k * cols..(k + 1) * cols];
+            let act = activation(ty, Activations::default(), xk);
+            matvec_rows(ty, we, row_bytes, xk, act.as_ref(), yk);
         }
     });
     Ok(())

@@ -11,8 +11,10 @@
 //! Layouts and formulas follow `docs/glm52-spec.md` §E; all multi-byte fields are little-endian.
 
 pub mod bench;
+pub mod decode_i8;
 pub mod dequant;
 pub mod kernels;
+pub mod q8;
 pub mod synth;
 pub mod tables;
 mod types;
@@ -20,7 +22,7 @@ mod types;
 pub use dequant::{
     bf16_to_f32, dequantize_block, dequantize_row, dequantize_to_vec, f16_to_f32, QK, QK_K,
 };
-pub use kernels::{matmul, matvec, matvec_indexed, Experts};
+pub use kernels::{matmul, matvec, matvec_indexed, matvec_with, Activations, Experts};
 pub use types::GgmlType;
 
 /// What can go wrong when sizing or decoding GGML data.

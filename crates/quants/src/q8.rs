@@ -1,0 +1,115 @@
+//! Integer dot products: weights decoded per block to int8 quants with per-16 scales and per-8
+//! biases (`decode_i8`), activations quantized to int8 with one scale per 16 values.
+//!
+//! Error budget (documented, tested): quantizing x_i to `d·round(x_i/d)` with
+//! `d = max|x| / 127` over its 16-value group moves each product by at most `|w_i|·d/2`, so
+//! `|y − (W·x)| ≤ Σ_i |w_i|·d_i/2` plus f32 rounding. For typical activations this is ~1e-4 of
+//! Σ|w_i·x_i| at row lengths ≥ 256 (the bias terms use exact f32 sums of x, adding no error).
+//!
+//! Invariant: `Q8Act` is built for a length that is a multiple of 32 (every quantized row is).
+
+/// An activation vector quantized for integer dots.
+#[derive(Debug, Clone, Default)]
+pub struct Q8Act {
+    /// Quantized values, one per input value.
+    pub q: Vec<i8>,
+    /// Scale of each 16-value group.
+    pub d16: Vec<f32>,
+    /// Exact f32 sum of each 8-value group of x (for bias terms).
+    pub sum8: Vec<f32>,
+}
+
+impl Q8Act {
+    /// Quantizes `x` (length a multiple of 16).
+    pub fn new(x: &[f32]) -> Self {
+        let mut a = Q8Act::default();
+        a.quantize(x);
+        a
+    }
+
+    /// Re-quantizes into this buffer (no allocation after the first use).
+    pub fn quantize(&mut self, x: &[f32]) {
+        let n = x.len();
+        self.q.resize(n, 0);
+        self.d16.resize(n / 16, 0.0);
+        self.sum8.resize(n / 8, 0.0);
+        for (g, (xg, qg)) in x
+            .chunks_exact(16)
+            .zip(self.q.chunks_exact_mut(16))
+            .enumerate()
+        {
+            let amax = xg.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let d = amax / 127.0;
+            let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+            for (q, v) in qg.iter_mut().zip(xg) {
+                *q = (v * id).round().clamp(-127.0, 127.0) as i8;
+            }
+            self.d16[g] = d;
+        }
+        for (s, xg) in self.sum8.iter_mut().zip(x.chunks_exact(8)) {
+            *s = xg.iter().sum();
+        }
+    }
+}
+
+/// Dot of one row of `B`-byte, `N`-weight blocks with a quantized activation.
+/// `S = N/16` scales and `G = N/8` biases per block; `decode` fills them and says whether the
+/// block has biases.
+#[inline(always)]
+pub(crate) fn dot_row_q8<const B: usize, const N: usize, const S: usize, const G: usize>(
+    row: &[u8],
+    act: &Q8Act,
+    decode: impl Fn(&[u8; B], &mut [i8; N], &mut [f32; S], &mut [f32; G]) -> bool,
+) -> f32 {
+    let mut q = [0i8; N];
+    let mut s = [0f32; S];
+    let mut bias = [0f32; G];
+    let mut isum = [0i32; S];
+    let mut acc = [0f32; S];
+    let mut acc_bias = 0f32;
+    let (blocks, _) = row.as_chunks::<B>();
+    let (xq, _) = act.q.as_chunks::<N>();
+    let (xd, _) = act.d16.as_chunks::<S>();
+    let (xs, _) = act.sum8.as_chunks::<G>();
+    for (((blk, xq), xd), xs) in blocks.iter().zip(xq).zip(xd).zip(xs) {
+        let has_bias = decode(blk, &mut q, &mut s, &mut bias);
+        for g in 0..S {
+            let mut t = 0i32;
+            for i in 0..16 {
+                t += (q[16 * g + i] as i16 * xq[16 * g + i] as i16) as i32;
+            }
+            isum[g] = t;
+        }
+        for g in 0..S {
+            acc[g] += s[g] * xd[g] * isum[g] as f32;
+        }
+        if has_bias {
+            for g in 0..G {
+                acc_bias += bias[g] * xs[g];
+            }
+        }
+    }
+    acc.iter().sum::<f32>() + acc_bias
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantization_is_within_half_a_step() {
+        let x: Vec<f32> = (0..64)
+            .map(|i| ((i * 37 % 19) as f32 - 9.0) * 0.37)
+            .collect();
+        let a = Q8Act::new(&x);
+        for (i, v) in x.iter().enumerate() {
+            let d = a.d16[i / 16];
+            assert!((a.q[i] as f32 * d - v).abs() <= d / 2.0 + 1e-7, "{i}");
+        }
+        for (g, s) in a.sum8.iter().enumerate() {
+            assert_eq!(*s, x[8 * g..8 * g + 8].iter().sum::<f32>());
+        }
+        let z = Q8Act::new(&[0.0; 32]);
+        assert!(z.q.iter().all(|&q| q == 0) && z.d16.iter().all(|&d| d == 0.0));
+    }
+}
