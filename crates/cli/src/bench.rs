@@ -1,10 +1,10 @@
 //! `localglm bench quants`: every type's mat-vec against this machine's memory bandwidth.
 
 use anyhow::{bail, Result};
-use localglm_quants::bench::{bench_matvec, measure_bandwidth};
+use localglm_quants::bench::{bench_matvec, measure_bandwidth, Size};
 use localglm_quants::GgmlType;
 
-pub fn quants(mib: usize, reps: usize, names: &[String]) -> Result<()> {
+pub fn quants(mib: usize, reps: usize, names: &[String], shape: Option<&str>) -> Result<()> {
     let mut types = Vec::new();
     for n in names {
         match GgmlType::from_name(&n.to_uppercase()) {
@@ -15,6 +15,18 @@ pub fn quants(mib: usize, reps: usize, names: &[String]) -> Result<()> {
     if types.is_empty() {
         types = GgmlType::SUPPORTED.to_vec();
     }
+    let size = match shape {
+        None => Size::Bytes(mib << 20),
+        Some(s) => {
+            let parsed = s
+                .split_once('x')
+                .and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?)));
+            match parsed {
+                Some((rows, cols)) => Size::Shape { rows, cols },
+                None => bail!("--shape wants ROWSxCOLS, e.g. 4096x14336"),
+            }
+        }
+    };
     let threads = rayon::current_num_threads();
     let bytes = mib << 20;
     eprintln!("measuring memory bandwidth ({mib} MiB buffers, {threads} threads) ...");
@@ -28,7 +40,7 @@ pub fn quants(mib: usize, reps: usize, names: &[String]) -> Result<()> {
     println!("| type | bits/w | matrix | weights/s | GB/s | ratio to copy bw | ratio to read bw |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     for ty in types {
-        let r = bench_matvec(ty, bytes, reps)?;
+        let r = bench_matvec(ty, size, reps)?;
         println!(
             "| {} | {:.4} | {}×{} ({} MiB) | {:.2} G | {:.2} | {:.2} | {:.2} |",
             ty.name(),

@@ -70,6 +70,10 @@ enum BenchWhat {
         /// Only these types (comma-separated ggml names, e.g. Q4_K,IQ2_XS).
         #[arg(long, value_delimiter = ',')]
         types: Vec<String>,
+        /// Exact matrix shape ROWSxCOLS instead of --mib (e.g. 4096x14336, llama.cpp's
+        /// test-backend-ops MUL_MAT perf shape).
+        #[arg(long)]
+        shape: Option<String>,
     },
 }
 
@@ -105,8 +109,14 @@ async fn main() -> Result<()> {
     match cli.command {
         Command::Chat(args) => chat(args).await,
         Command::Bench {
-            what: BenchWhat::Quants { mib, reps, types },
-        } => bench::quants(mib, reps, &types),
+            what:
+                BenchWhat::Quants {
+                    mib,
+                    reps,
+                    types,
+                    shape,
+                },
+        } => bench::quants(mib, reps, &types, shape.as_deref()),
         Command::Inspect { file, json } => inspect::inspect(&file, json),
         Command::Dequant { file, tensor, out } => inspect::dequant(&file, &tensor, &out),
         Command::Paths => {

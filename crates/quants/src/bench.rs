@@ -78,16 +78,22 @@ pub struct MatvecResult {
     pub weights_per_s: f64,
 }
 
-/// Mat-vec of a random `ty` matrix of about `target_bytes` (cols = 4096, or a multiple of the
-/// block size near it), best of `reps`.
-pub fn bench_matvec(
-    ty: GgmlType,
-    target_bytes: usize,
-    reps: usize,
-) -> Result<MatvecResult, QuantError> {
-    let cols = 4096;
-    let row_bytes = ty.row_bytes(cols)?;
-    let rows = (target_bytes / row_bytes).max(1);
+/// Matrix size of a benchmark run.
+#[derive(Debug, Clone, Copy)]
+pub enum Size {
+    /// About this many weight bytes, rows of 4096 weights (far larger than any cache).
+    Bytes(usize),
+    /// An exact `rows × cols` shape (e.g. a peer's benchmark shape).
+    Shape { rows: usize, cols: usize },
+}
+
+/// Mat-vec of a random `ty` matrix, best of `reps`.
+pub fn bench_matvec(ty: GgmlType, size: Size, reps: usize) -> Result<MatvecResult, QuantError> {
+    let (rows, cols) = match size {
+        Size::Bytes(target) => ((target / ty.row_bytes(4096)?).max(1), 4096),
+        Size::Shape { rows, cols } => (rows, cols),
+    };
+    ty.row_bytes(cols)?;
     let n_blocks = rows * cols / ty.block_elems();
     // Generate in parallel chunks (different seeds) to keep set-up short.
     let chunk_blocks = (1 << 22) / ty.block_bytes().max(1);
