@@ -25,7 +25,7 @@
 use crate::dequant::{f16_to_f32, QK, QK_K};
 use crate::tables::{
     IQ1S_DELTA, IQ1S_GRID, IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID,
-    KSIGNS_IQ2XS, KVALUES_IQ4NL,
+    KSIGNS_IQ2XS, IQ4NL_PAIRS,
 };
 use crate::{GgmlType, QuantError};
 
@@ -224,19 +224,6 @@ pub fn q8_0(
     false
 }
 
-/// Replaces every nibble value n (0..=15) in `q` by `kvalues_iq4nl[n]` (a table load per weight).
-///
-/// A branch-free running sum of compare masks vectorizes in isolation but, inlined into the
-/// mat-vec kernel, compiled to code ~10× slower than these loads (measured with
-/// `localglm bench quants`), so the plain lookup stays.
-#[inline(always)]
-fn iq4_levels<const N: usize>(q: &mut [i8; N]) {
-    let k = KVALUES_IQ4NL;
-    for v in q.iter_mut() {
-        *v = k[(*v as u8 & 15) as usize];
-    }
-}
-
 /// IQ4_NL (32 weights): `q = kvalues_iq4nl[nibble]` ∈ −127..=113, `s = d`, no bias.
 #[inline(always)]
 pub fn iq4_nl(
@@ -247,11 +234,10 @@ pub fn iq4_nl(
 ) -> bool {
     let d = f16_at(b, 0);
     for j in 0..16 {
-        let x = b[2 + j];
-        q[j] = (x & 15) as i8;
-        q[j + 16] = (x >> 4) as i8;
+        let [lo, hi] = IQ4NL_PAIRS[b[2 + j] as usize];
+        q[j] = lo;
+        q[j + 16] = hi;
     }
-    iq4_levels(q);
     *s = [d; QK_SCALES];
     false
 }
@@ -379,13 +365,19 @@ pub fn q5_k(
     s: &mut [f32; QK_K_SCALES],
     bias: &mut [f32; QK_K_BIASES],
 ) -> bool {
-    // As Q4_K; weight l of sub-block j takes bit j of qh[l] as its fifth bit.
+    // As Q4_K; weight l of sub-block j takes bit j of qh[l] as its fifth bit. Two passes over
+    // contiguous runs (nibbles, then fifth bits per sub-block) keep both loops vectorized.
     for c in 0..4 {
         for l in 0..32 {
             let x = b[48 + 32 * c + l];
-            let h = b[16 + l];
-            q[64 * c + l] = ((x & 15) | ((h >> (2 * c)) & 1) << 4) as i8;
-            q[64 * c + 32 + l] = ((x >> 4) | ((h >> (2 * c + 1)) & 1) << 4) as i8;
+            q[64 * c + l] = (x & 15) as i8;
+            q[64 * c + 32 + l] = (x >> 4) as i8;
+        }
+    }
+    let qh: &[u8; 32] = b[16..48].try_into().expect("32 bytes");
+    for j in 0..8 {
+        for l in 0..32 {
+            q[32 * j + l] |= (((qh[l] >> j) & 1) << 4) as i8;
         }
     }
     k_scales(b, s, bias);
@@ -630,12 +622,11 @@ pub fn iq4_xs(
     // Sub-block j: bytes 16j..16j + 16 of qs, low nibbles first.
     for j in 0..8 {
         for l in 0..16 {
-            let x = b[8 + 16 * j + l];
-            q[32 * j + l] = (x & 15) as i8;
-            q[32 * j + 16 + l] = (x >> 4) as i8;
+            let [lo, hi] = IQ4NL_PAIRS[b[8 + 16 * j + l] as usize];
+            q[32 * j + l] = lo;
+            q[32 * j + 16 + l] = hi;
         }
     }
-    iq4_levels(q);
     false
 }
 
