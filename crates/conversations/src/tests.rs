@@ -12,7 +12,7 @@ fn create_get_list_rename_delete() {
     let mut c = s.create(None).unwrap();
     assert_eq!(c.title, "New chat");
     c.messages.push(new_message(Role::User, "hello"));
-    c.updated_at_ms += 1.0;
+    c.updated_at_ms -= 1000.0; // clearly older than the next one
     s.save(&c).unwrap();
     let back = s.get(&c.id).unwrap();
     assert_eq!(back, c);
