@@ -33,7 +33,7 @@ fn shapes(ty: GgmlType) -> Vec<(usize, usize)> {
 /// Per row: the f64 reference, Σ|w·x|, and the int8 activation error bound Σ|w|·d/2.
 fn reference(ty: GgmlType, w: &[u8], rows: usize, cols: usize, x: &[f32]) -> Vec<(f64, f64, f64)> {
     let rb = ty.row_bytes(cols).unwrap();
-    let act = (cols % 16 == 0).then(|| Q8Act::new(x));
+    let act = cols.is_multiple_of(16).then(|| Q8Act::new(x));
     let mut row = vec![0f32; cols];
     (0..rows)
         .map(|r| {
