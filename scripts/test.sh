@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test: Rust (unit, integration, real model, IPC, bindings), UI unit tests,
+# Runs every check: rustfmt and clippy, Rust tests (unit, integration, real model, IPC, bindings), UI unit tests,
 # and the end-to-end tests in the real window (tauri-driver + WebKitWebDriver under Xvfb).
 source "$(dirname "$0")/lib.sh"
 
@@ -15,6 +15,9 @@ if ! command -v tauri-driver >/dev/null || ! tauri-driver --help >/dev/null 2>&1
 fi
 
 status=0
+log "formatting and lints"
+(cd "$ROOT" && cargo fmt --all --check && cargo clippy --workspace --all-targets -- -D warnings) || status=1
+
 log "Rust tests"
 (cd "$ROOT" && cargo test --workspace --no-fail-fast) || status=1
 
