@@ -51,7 +51,11 @@ pub fn migrate(value: Option<Value>) -> Settings {
 }
 
 /// Writes settings to their store.
-type Persist = Arc<dyn Fn(&Settings) -> Result<(), String> + Send + Sync>;
+type Persist = Arc<dyn Fn(&Settings) -> Result<(), AppError> + Send + Sync>;
+
+fn save_error(detail: String) -> AppError {
+    AppError::new(ErrorKind::Io, "Could not save settings.").with_detail(detail)
+}
 
 /// Managed state: the current settings and where they persist.
 pub struct SettingsState {
@@ -76,10 +80,10 @@ impl SettingsState {
         let current = migrate(store.as_ref().and_then(|s| s.get(KEY)));
         let persist: Persist = match store {
             Some(store) => Arc::new(move |s: &Settings| {
-                store.set(KEY, serde_json::to_value(s).map_err(|e| e.to_string())?);
-                store.save().map_err(|e| e.to_string())
+                store.set(KEY, serde_json::to_value(s).expect("settings serialize"));
+                store.save().map_err(|e| save_error(e.to_string()))
             }),
-            None => Arc::new(|_| Err("the settings file cannot be opened".into())),
+            None => Arc::new(|_| Err(save_error("the settings file cannot be opened".into()))),
         };
         Self {
             current: Mutex::new(current),
@@ -98,8 +102,7 @@ impl SettingsState {
             AppError::new(ErrorKind::InvalidRequest, "Sampling values out of range.")
                 .with_detail(e.to_string())
         })?;
-        (self.persist)(&new)
-            .map_err(|e| AppError::new(ErrorKind::Io, "Could not save settings.").with_detail(e))?;
+        (self.persist)(&new)?;
         *self.current.lock().expect("settings lock") = new.clone();
         Ok(new)
     }

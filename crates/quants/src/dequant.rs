@@ -50,17 +50,17 @@ pub const fn bf16_to_f32(h: u16) -> f32 {
 }
 
 #[inline(always)]
-fn u16_at<const B: usize>(b: &[u8; B], at: usize) -> u16 {
+pub(crate) fn u16_at<const B: usize>(b: &[u8; B], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
 }
 
 #[inline(always)]
-fn u32_at<const B: usize>(b: &[u8; B], at: usize) -> u32 {
+pub(crate) fn u32_at<const B: usize>(b: &[u8; B], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
 #[inline(always)]
-fn f16_at<const B: usize>(b: &[u8; B], at: usize) -> f32 {
+pub(crate) fn f16_at<const B: usize>(b: &[u8; B], at: usize) -> f32 {
     f16_to_f32(u16_at(b, at))
 }
 
