@@ -52,45 +52,50 @@ impl Q8Act {
     }
 }
 
-/// Dot of one row of `B`-byte, `N`-weight blocks with a quantized activation.
-/// `S = N/16` scales and `G = N/8` biases per block; `decode` fills them and says whether the
-/// block has biases.
-#[inline(always)]
-pub(crate) fn dot_row_q8<const B: usize, const N: usize, const S: usize, const G: usize>(
-    row: &[u8],
-    act: &Q8Act,
-    decode: impl Fn(&[u8; B], &mut [i8; N], &mut [f32; S], &mut [f32; G]) -> bool,
-) -> f32 {
-    let mut q = [0i8; N];
-    let mut s = [0f32; S];
-    let mut bias = [0f32; G];
-    let mut isum = [0i32; S];
-    let mut acc = [0f32; S];
-    let mut acc_bias = 0f32;
-    let (blocks, _) = row.as_chunks::<B>();
-    let (xq, _) = act.q.as_chunks::<N>();
-    let (xd, _) = act.d16.as_chunks::<S>();
-    let (xs, _) = act.sum8.as_chunks::<G>();
-    for (((blk, xq), xd), xs) in blocks.iter().zip(xq).zip(xd).zip(xs) {
-        let has_bias = decode(blk, &mut q, &mut s, &mut bias);
-        for g in 0..S {
-            let mut t = 0i32;
-            for i in 0..16 {
-                t += (q[16 * g + i] as i16 * xq[16 * g + i] as i16) as i32;
+/// Dot of one row of `$B`-byte, `$N`-weight blocks with a quantized activation: `$S = N/16`
+/// scales and `$G = N/8` biases per block; `$decode` (a `decode_i8` function) fills them and
+/// says whether the block has biases.
+///
+/// A macro rather than a generic function taking the decoder as `impl Fn`: profiling showed the
+/// `Fn::call` shim left out of line — and compiled without the caller's AVX2 features — costing
+/// ~40 % of the kernel. The macro calls the `#[inline(always)]` decoder directly.
+macro_rules! dot_row_q8 {
+    ($row:expr, $act:expr, $B:literal, $N:expr, $S:literal, $G:literal, $decode:path) => {{
+        let act: &$crate::q8::Q8Act = $act;
+        let mut q = [0i8; $N];
+        let mut s = [0f32; $S];
+        let mut bias = [0f32; $G];
+        let mut isum = [0i32; $S];
+        // Element-wise accumulators: a scalar running sum would be a serial dependency chain
+        // (float adds do not reassociate), which profiling showed dominating the K-quant kernels.
+        let mut acc = [0f32; $S];
+        let mut acc_bias = [0f32; $G];
+        let (blocks, _) = $row.as_chunks::<$B>();
+        let (xq, _) = act.q.as_chunks::<{ $N }>();
+        let (xd, _) = act.d16.as_chunks::<$S>();
+        let (xs, _) = act.sum8.as_chunks::<$G>();
+        for (((blk, xq), xd), xs) in blocks.iter().zip(xq).zip(xd).zip(xs) {
+            let has_bias = $decode(blk, &mut q, &mut s, &mut bias);
+            for g in 0..$S {
+                let mut t = 0i32;
+                for i in 0..16 {
+                    t += (q[16 * g + i] as i16 * xq[16 * g + i] as i16) as i32;
+                }
+                isum[g] = t;
             }
-            isum[g] = t;
-        }
-        for g in 0..S {
-            acc[g] += s[g] * xd[g] * isum[g] as f32;
-        }
-        if has_bias {
-            for g in 0..G {
-                acc_bias += bias[g] * xs[g];
+            for g in 0..$S {
+                acc[g] += s[g] * xd[g] * isum[g] as f32;
+            }
+            if has_bias {
+                for g in 0..$G {
+                    acc_bias[g] += bias[g] * xs[g];
+                }
             }
         }
-    }
-    acc.iter().sum::<f32>() + acc_bias
+        acc.iter().sum::<f32>() + acc_bias.iter().sum::<f32>()
+    }};
 }
+pub(crate) use dot_row_q8;
 
 #[cfg(test)]
 mod tests {
