@@ -24,8 +24,8 @@
 
 use crate::dequant::{f16_at, f16_to_f32, u16_at, u32_at, QK, QK_K};
 use crate::tables::{
-    IQ1S_DELTA, IQ1S_GRID, IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID, IQ4NL_PAIRS,
-    KSIGNS_IQ2XS,
+    IQ1S_DELTA, IQ1S_GRID, IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID,
+    IQ4NL_LEVELS, KSIGNS_IQ2XS,
 };
 use crate::{GgmlType, QuantError};
 
@@ -209,6 +209,22 @@ pub fn q8_0(
     false
 }
 
+/// Replaces every nibble value n (0..=15) in `q` by `kvalues_iq4nl[n]`, branch-free: the
+/// running sum `K[0] + Σ_{t=1..=15} [n ≥ t]·(K[t] − K[t−1])` of compare masks vectorizes across
+/// the whole array (the partial sums rise monotonically from −127 to 113: no overflow).
+#[inline(always)]
+fn iq4_levels<const N: usize>(q: &mut [i8; N]) {
+    const K: [i8; 16] = IQ4NL_LEVELS;
+    for v in q.iter_mut() {
+        let n = *v;
+        let mut level = K[0];
+        for t in 1..16 {
+            level += if n >= t as i8 { K[t] - K[t - 1] } else { 0 };
+        }
+        *v = level;
+    }
+}
+
 /// IQ4_NL (32 weights): `q = kvalues_iq4nl[nibble]` ∈ −127..=113, `s = d`, no bias.
 #[inline(always)]
 pub fn iq4_nl(
@@ -219,10 +235,11 @@ pub fn iq4_nl(
 ) -> bool {
     let d = f16_at(b, 0);
     for j in 0..16 {
-        let [lo, hi] = IQ4NL_PAIRS[b[2 + j] as usize];
-        q[j] = lo;
-        q[j + 16] = hi;
+        let x = b[2 + j];
+        q[j] = (x & 15) as i8;
+        q[j + 16] = (x >> 4) as i8;
     }
+    iq4_levels(q);
     *s = [d; QK_SCALES];
     false
 }
@@ -607,11 +624,12 @@ pub fn iq4_xs(
     // Sub-block j: bytes 16j..16j + 16 of qs, low nibbles first.
     for j in 0..8 {
         for l in 0..16 {
-            let [lo, hi] = IQ4NL_PAIRS[b[8 + 16 * j + l] as usize];
-            q[32 * j + l] = lo;
-            q[32 * j + 16 + l] = hi;
+            let x = b[8 + 16 * j + l];
+            q[32 * j + l] = (x & 15) as i8;
+            q[32 * j + 16 + l] = (x >> 4) as i8;
         }
     }
+    iq4_levels(q);
     false
 }
 

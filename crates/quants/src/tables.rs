@@ -29,9 +29,8 @@ pub static KSIGNS_IQ2XS: [u8; 128] = bytes(include_bytes!("../data/ksigns_iq2xs.
 /// `kvalues_iq4nl`: the 16 non-linear levels of IQ4_NL and IQ4_XS.
 pub static KVALUES_IQ4NL: [i8; 16] = i8s(include_bytes!("../data/kvalues_iq4nl.bin"));
 
-/// `kvalues_iq4nl` of both nibbles of a byte: entry x = [K[x & 15], K[x >> 4]] (one lookup per
-/// byte in the int8 decoders).
-pub static IQ4NL_PAIRS: [[i8; 2]; 256] = iq4nl_pairs(include_bytes!("../data/kvalues_iq4nl.bin"));
+/// `kvalues_iq4nl` as a `const`, for kernels that fold the levels into code.
+pub const IQ4NL_LEVELS: [i8; 16] = i8s(include_bytes!("../data/kvalues_iq4nl.bin"));
 
 /// The offset IQ1_S and IQ1_M add to (or subtract from) every grid value (`IQ1S_DELTA`).
 pub const IQ1S_DELTA: f32 = 0.125;
@@ -87,17 +86,6 @@ const fn bytes<const N: usize>(src: &[u8]) -> [u8; N] {
     while i < N {
         out[i] = src[i];
         i += 1;
-    }
-    out
-}
-
-const fn iq4nl_pairs(src: &[u8]) -> [[i8; 2]; 256] {
-    assert!(src.len() == 16, "table file has the wrong length");
-    let mut out = [[0i8; 2]; 256];
-    let mut x = 0;
-    while x < 256 {
-        out[x] = [src[x & 15] as i8, src[x >> 4] as i8];
-        x += 1;
     }
     out
 }
