@@ -1,12 +1,12 @@
 // End to end in the real LocalGLM window, on the real default model (SmolLM2-135M-Instruct):
 // create a conversation, stream a reply, stop a long reply, restart, find everything intact.
 import assert from "node:assert/strict";
-import { mkdtempSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdtempSync, existsSync, mkdirSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { execFileSync } from "node:child_process";
-import { ROOT, Session, startDriver } from "./webdriver.mjs";
+import { ROOT, Session, startDriver, writeSettings } from "./webdriver.mjs";
 
 const dataDir = mkdtempSync(join(tmpdir(), "localglm-e2e-"));
 let driver;
@@ -25,17 +25,9 @@ before(async () => {
   assert.ok(existsSync(model), `default model missing at ${model}: run the setup first`);
   mkdirSync(join(dataDir, "models"), { recursive: true });
   symlinkSync(model, join(dataDir, "models", "SmolLM2-135M-Instruct.Q4_1.gguf"));
-  // Settings as the app stores them (tauri-plugin-store file): replies capped at 256 tokens so a
-  // rambling 135M model cannot stretch the test, yet a long reply still streams for seconds.
-  const settings = {
-    settings: {
-      version: 1,
-      sampling: { temperature: 1.0, top_p: 0.95, top_k: null, max_tokens: 256, seed: null },
-      system_prompt: "",
-      model_path: null,
-    },
-  };
-  writeFileSync(join(dataDir, "settings.json"), JSON.stringify(settings));
+  // Replies capped at 256 tokens so a rambling 135M model cannot stretch the test, yet a long
+  // reply still streams for seconds.
+  writeSettings(dataDir, { maxTokens: 256 });
   driver = await startDriver({ LOCALGLM_DATA_DIR: dataDir, LOCALGLM_ENGINE: "mistralrs" });
 });
 

@@ -5,7 +5,7 @@ import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { Session, startDriver } from "./webdriver.mjs";
+import { Session, startDriver, writeSettings } from "./webdriver.mjs";
 
 async function launch(prepare) {
   const dataDir = mkdtempSync(join(tmpdir(), "localglm-e2e-err-"));
@@ -49,15 +49,7 @@ test("a truncated model file: a load_failed banner naming the file", async () =>
     head.writeBigUInt64LE(10n, 8);
     head.writeBigUInt64LE(5n, 16);
     writeFileSync(bad, head);
-    const settings = {
-      settings: {
-        version: 1,
-        sampling: { temperature: 1.0, top_p: 0.95, top_k: null, max_tokens: 256, seed: null },
-        system_prompt: "",
-        model_path: bad,
-      },
-    };
-    writeFileSync(join(dir, "settings.json"), JSON.stringify(settings));
+    writeSettings(dir, { modelPath: bad });
   });
   try {
     const banner = await s.until(failedBanner, { timeout: 60000, what: "load_failed banner" });

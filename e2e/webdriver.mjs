@@ -15,6 +15,22 @@ export function appBinary() {
   return join(target, "debug", "localglm-app");
 }
 
+/**
+ * Writes `settings.json` as the app stores it (tauri-plugin-store file), with replies capped at
+ * `maxTokens` and an optional model path.
+ */
+export function writeSettings(dataDir, { maxTokens = 256, modelPath = null } = {}) {
+  const settings = {
+    settings: {
+      version: 1,
+      sampling: { temperature: 1.0, top_p: 0.95, top_k: null, max_tokens: maxTokens, seed: null },
+      system_prompt: "",
+      model_path: modelPath,
+    },
+  };
+  writeFileSync(join(dataDir, "settings.json"), JSON.stringify(settings));
+}
+
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function freePort() {

@@ -497,16 +497,8 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), Q
         GgmlType::IQ1_S => each_block(src, dst, iq1_s),
         GgmlType::IQ1_M => each_block(src, dst, iq1_m),
         GgmlType::IQ4_XS => each_block(src, dst, iq4_xs),
-        GgmlType::Q8_1
-        | GgmlType::Q8_K
-        | GgmlType::I8
-        | GgmlType::I16
-        | GgmlType::I32
-        | GgmlType::I64
-        | GgmlType::F64
-        | GgmlType::TQ1_0
-        | GgmlType::TQ2_0
-        | GgmlType::MXFP4 => return Err(QuantError::Unsupported(ty)),
+        // Every other type was refused by `is_supported` above.
+        _ => return Err(QuantError::Unsupported(ty)),
     }
     Ok(())
 }
