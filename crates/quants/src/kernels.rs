@@ -337,15 +337,30 @@ pub fn matmul(
     n: usize,
     ys: &mut [f32],
 ) -> Result<(), QuantError> {
+    matmul_with(Activations::default(), ty, w, rows, cols, xs, n, ys)
+}
+
+/// [`matmul`] with an explicit activation mode.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_with(
+    mode: Activations,
+    ty: GgmlType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    xs: &[f32],
+    n: usize,
+    ys: &mut [f32],
+) -> Result<(), QuantError> {
     let row_bytes = check(ty, w, rows, cols)?;
     check_len("xs", xs.len(), n * cols)?;
     check_len("ys", ys.len(), n * rows)?;
     if n == 1 {
-        return matvec(ty, w, rows, cols, xs, ys);
+        return matvec_with(mode, ty, w, rows, cols, xs, ys);
     }
     let acts: Vec<Option<Q8Act>> = xs
         .chunks_exact(cols)
-        .map(|xv| activation(ty, Activations::default(), xv))
+        .map(|xv| activation(ty, mode, xv))
         .collect();
     // Work on the transpose (rows × n) so each task owns a contiguous output block.
     let mut yt = vec![0f32; rows * n];
@@ -391,6 +406,17 @@ pub fn matvec_indexed(
     xs: &[f32],
     ys: &mut [f32],
 ) -> Result<(), QuantError> {
+    matvec_indexed_with(Activations::default(), experts, ids, xs, ys)
+}
+
+/// [`matvec_indexed`] with an explicit activation mode.
+pub fn matvec_indexed_with(
+    mode: Activations,
+    experts: Experts<'_>,
+    ids: &[u32],
+    xs: &[f32],
+    ys: &mut [f32],
+) -> Result<(), QuantError> {
     let Experts {
         ty,
         data: w,
@@ -414,7 +440,7 @@ pub fn matvec_indexed(
         });
     }
     let shared_act = if shared {
-        activation(ty, Activations::default(), xs)
+        activation(ty, mode, xs)
     } else {
         None
     };
@@ -425,7 +451,7 @@ pub fn matvec_indexed(
             matvec_rows(ty, we, row_bytes, xs, shared_act.as_ref(), yk);
         } else {
             let xk = &xs[k * cols..(k + 1) * cols];
-            let act = activation(ty, Activations::default(), xk);
+            let act = activation(ty, mode, xk);
             matvec_rows(ty, we, row_bytes, xk, act.as_ref(), yk);
         }
     });

@@ -22,7 +22,10 @@ mod types;
 pub use dequant::{
     bf16_to_f32, dequantize_block, dequantize_row, dequantize_to_vec, f16_to_f32, QK, QK_K,
 };
-pub use kernels::{matmul, matvec, matvec_indexed, matvec_with, Activations, Experts};
+pub use kernels::{
+    matmul, matmul_with, matvec, matvec_indexed, matvec_indexed_with, matvec_with, Activations,
+    Experts,
+};
 pub use types::GgmlType;
 
 /// What can go wrong when sizing or decoding GGML data.

@@ -1,0 +1,247 @@
+//! Model hyperparameters, read from GGUF metadata and tensor shapes with the fallbacks of
+//! `docs/glm52-spec.md` §C.3 (GLM-5 / 5.1 / 5.2 all load from the same keys).
+
+use crate::GlmError;
+use localglm_gguf::{GgufModel, Value};
+
+/// The architecture string of GLM-5.x GGUFs.
+pub const ARCH: &str = "glm-dsa";
+
+/// Context length from which a GGUF without `indexer.types` is taken for GLM-5.2 (IndexShare).
+const GLM52_CTX: u64 = 1_048_576;
+
+/// How router logits become gating scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gating {
+    Softmax,
+    Sigmoid,
+}
+
+/// Everything the forward pass needs to know about a GLM-5.x model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GlmConfig {
+    /// Main trunk layers (`block_count − nextn_predict_layers`); the MTP block is not run.
+    pub n_layer: usize,
+    /// MTP/NextN blocks stored after the trunk (read, not run).
+    pub n_nextn: usize,
+    pub n_embd: usize,
+    pub vocab: usize,
+    pub n_head: usize,
+    pub q_lora: usize,
+    pub kv_lora: usize,
+    pub qk_nope: usize,
+    pub qk_rope: usize,
+    pub v_head: usize,
+    pub rope_base: f32,
+    pub rms_eps: f32,
+    pub ctx_train: usize,
+    /// Layers `0..n_lead_dense` have a dense FFN; the rest are MoE.
+    pub n_lead_dense: usize,
+    pub n_ff: usize,
+    pub n_expert: usize,
+    pub n_expert_used: usize,
+    pub n_expert_shared: usize,
+    pub expert_ff: usize,
+    pub expert_scale: f32,
+    pub expert_norm: bool,
+    pub gating: Gating,
+    pub idx_heads: usize,
+    pub idx_dim: usize,
+    pub idx_topk: usize,
+    /// Per trunk layer: `true` = full indexer layer, `false` = shared (reuses the last full
+    /// layer's top-k). Empty when the file has no indexer (dense MLA everywhere).
+    pub indexer_full: Vec<bool>,
+}
+
+impl GlmConfig {
+    /// Softmax scale of the main attention: `1/√(qk_nope + qk_rope)` (no YaRN in GLM-5.x).
+    pub fn attn_scale(&self) -> f32 {
+        1.0 / ((self.qk_nope + self.qk_rope) as f32).sqrt()
+    }
+
+    /// Values cached per token per layer (latent + rope key; 576 for GLM-5.x).
+    pub fn kv_width(&self) -> usize {
+        self.kv_lora + self.qk_rope
+    }
+
+    pub fn has_indexer(&self) -> bool {
+        !self.indexer_full.is_empty()
+    }
+
+    pub fn is_moe_layer(&self, layer: usize) -> bool {
+        layer >= self.n_lead_dense && self.n_expert > 0
+    }
+
+    /// Reads the config of a `glm-dsa` model.
+    pub fn from_gguf(g: &GgufModel) -> Result<Self, GlmError> {
+        let arch = g.architecture().unwrap_or("");
+        if arch != ARCH {
+            return Err(GlmError::Load(format!(
+                "architecture is `{arch}`, not `{ARCH}` (GLM-5.x)"
+            )));
+        }
+        let key = |k: &str| format!("{ARCH}.{k}");
+        let req = |k: &str| -> Result<usize, GlmError> {
+            g.get_u64(&key(k))
+                .map(|v| v as usize)
+                .ok_or_else(|| GlmError::Load(format!("metadata key {} is missing", key(k))))
+        };
+        let opt = |k: &str| g.get_u64(&key(k)).map(|v| v as usize);
+        let dims = |name: &str| -> Option<Vec<usize>> {
+            g.tensor(name)
+                .ok()
+                .map(|t| t.dims.iter().map(|&d| d as usize).collect())
+        };
+
+        let block_count = req("block_count")?;
+        let n_nextn = opt("nextn_predict_layers").unwrap_or(0);
+        if n_nextn >= block_count {
+            return Err(GlmError::Load(format!(
+                "nextn_predict_layers {n_nextn} leaves no trunk layers of {block_count}"
+            )));
+        }
+        let n_layer = block_count - n_nextn;
+        let n_embd = req("embedding_length")?;
+        let n_head = req("attention.head_count")?;
+        let embd = dims("token_embd.weight")
+            .ok_or_else(|| GlmError::Load("tensor token_embd.weight is missing".into()))?;
+        let vocab = opt("vocab_size").unwrap_or(*embd.get(1).unwrap_or(&0));
+        let qk_rope = opt("rope.dimension_count").unwrap_or(64);
+        let kv_lora = match opt("attention.kv_lora_rank") {
+            Some(v) => v,
+            None => dims("blk.0.attn_kv_a_norm.weight")
+                .map(|d| d[0])
+                .ok_or_else(|| GlmError::Load("kv_lora_rank unknown".into()))?,
+        };
+        let q_lora = match opt("attention.q_lora_rank") {
+            Some(v) => v,
+            None => dims("blk.0.attn_q_a_norm.weight")
+                .map(|d| d[0])
+                .ok_or_else(|| GlmError::Load("q_lora_rank unknown".into()))?,
+        };
+        // Per-head widths: from the split k_b / v_b shapes, else the *_mla keys.
+        let qk_nope = match dims("blk.0.attn_k_b.weight") {
+            Some(d) => d[0],
+            None => opt("attention.key_length_mla")
+                .map(|k| k - qk_rope)
+                .ok_or_else(|| GlmError::Load("qk_nope_head_dim unknown".into()))?,
+        };
+        let v_head = match dims("blk.0.attn_v_b.weight") {
+            Some(d) => d[1],
+            None => opt("attention.value_length_mla")
+                .ok_or_else(|| GlmError::Load("v_head_dim unknown".into()))?,
+        };
+        let ctx_train = opt("context_length").unwrap_or(202_752);
+        let rope_base = g
+            .get_f64(&key("rope.freq_base"))
+            .map(|v| v as f32)
+            .unwrap_or(if ctx_train as u64 >= GLM52_CTX {
+                8.0e6
+            } else {
+                1.0e6
+            });
+        let rms_eps = g
+            .get_f64(&key("attention.layer_norm_rms_epsilon"))
+            .unwrap_or(1e-5) as f32;
+        let gating = match opt("expert_gating_func") {
+            Some(1) => Gating::Softmax,
+            _ => Gating::Sigmoid,
+        };
+
+        let has_indexer = g.tensor("blk.0.indexer.attn_k.weight").is_ok();
+        let indexer_full = if !has_indexer {
+            Vec::new()
+        } else {
+            match g.get(&key("attention.indexer.types")) {
+                Some(Value::Array(a)) => {
+                    let v: Vec<bool> = a
+                        .items
+                        .iter()
+                        .map(|x| match x {
+                            Value::String(s) => Some(s == "full"),
+                            other => other.as_bool(),
+                        })
+                        .collect::<Option<_>>()
+                        .ok_or_else(|| {
+                            GlmError::Load("attention.indexer.types holds non-flag values".into())
+                        })?;
+                    if v.len() < n_layer {
+                        return Err(GlmError::Load(format!(
+                            "attention.indexer.types has {} entries for {n_layer} layers",
+                            v.len()
+                        )));
+                    }
+                    v[..n_layer].to_vec()
+                }
+                Some(_) => {
+                    return Err(GlmError::Load(
+                        "attention.indexer.types is not an array".into(),
+                    ))
+                }
+                None if ctx_train as u64 >= GLM52_CTX => glm52_indexer_types(n_layer),
+                None => vec![true; n_layer],
+            }
+        };
+        if indexer_full.first() == Some(&false) {
+            return Err(GlmError::Load(
+                "layer 0 is a shared indexer layer, but no earlier full layer exists".into(),
+            ));
+        }
+
+        Ok(Self {
+            n_layer,
+            n_nextn,
+            n_embd,
+            vocab,
+            n_head,
+            q_lora,
+            kv_lora,
+            qk_nope,
+            qk_rope,
+            v_head,
+            rope_base,
+            rms_eps,
+            ctx_train,
+            n_lead_dense: opt("leading_dense_block_count").unwrap_or(0),
+            n_ff: opt("feed_forward_length").unwrap_or(0),
+            n_expert: opt("expert_count").unwrap_or(0),
+            n_expert_used: opt("expert_used_count").unwrap_or(0),
+            n_expert_shared: opt("expert_shared_count").unwrap_or(0),
+            expert_ff: opt("expert_feed_forward_length").unwrap_or(0),
+            expert_scale: g
+                .get_f64(&key("expert_weights_scale"))
+                .map(|v| v as f32)
+                .unwrap_or(1.0),
+            expert_norm: g
+                .get(&key("expert_weights_norm"))
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
+            gating,
+            idx_heads: opt("attention.indexer.head_count").unwrap_or(32),
+            idx_dim: opt("attention.indexer.key_length").unwrap_or(128),
+            idx_topk: opt("attention.indexer.top_k").unwrap_or(2048),
+            indexer_full,
+        })
+    }
+}
+
+/// The GLM-5.2 IndexShare layout: layer `i` is full iff `max(i − 3 + 1, 0) mod 4 == 0`.
+pub fn glm52_indexer_types(n_layer: usize) -> Vec<bool> {
+    (0..n_layer)
+        .map(|i| (i + 1).saturating_sub(3) % 4 == 0)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glm52_table_has_21_full_layers_at_the_spec_positions() {
+        let t = glm52_indexer_types(78);
+        let full: Vec<usize> = (0..78).filter(|&i| t[i]).collect();
+        assert_eq!(full.len(), 21);
+        assert_eq!(&full[..5], &[0, 1, 2, 6, 10]);
+        assert_eq!(*full.last().unwrap(), 74);
+    }
+}

@@ -1,0 +1,53 @@
+//! LocalGLM's own GLM-5.x runtime (GGUF architecture `glm-dsa`, Hugging Face
+//! `GlmMoeDsaForCausalLM`), which the published `mistralrs` cannot run.
+//!
+//! * [`config::GlmConfig`] — hyperparameters from GGUF metadata (GLM-5 / 5.1 / 5.2 fallbacks).
+//! * [`weights`] — every tensor located and shape-checked, left in its block type in the map.
+//! * [`model::Model`] — the forward pass (MLA + DSA indexer + MoE) with a latent KV cache.
+//! * [`tokenizer::GlmTokenizer`] — byte-level BPE from `tokenizer.ggml.*`, specials whole.
+//! * [`template::ChatTemplate`] — the GGUF's Jinja chat template, rendered like `jinja2`.
+//! * [`sampler::Sampler`] — temperature / top-k / top-p sampling.
+//!
+//! Invariant: logits match the Hugging Face reference on the same weights (see
+//! `tests/reference.rs` and `scripts/make_glm_fixtures.py`).
+
+pub mod config;
+pub mod model;
+pub mod sampler;
+pub mod template;
+pub mod tokenizer;
+pub mod weights;
+
+pub use config::GlmConfig;
+pub use model::{KvCache, KvType, Logits, Model, RuntimeOptions};
+
+/// What can go wrong in the GLM runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum GlmError {
+    #[error("{0}")]
+    Load(String),
+    #[error("invalid input: {0}")]
+    Input(String),
+    #[error("the context is full: {needed} tokens needed, the limit is {limit}")]
+    ContextFull { needed: usize, limit: usize },
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("chat template: {0}")]
+    Template(String),
+    #[error("tensor op: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("quant kernel: {0}")]
+    Quant(#[from] localglm_quants::QuantError),
+}
+
+/// Log-softmax over a logit row (f64 accumulation).
+pub fn log_softmax(logits: &[f32]) -> Vec<f32> {
+    let mx = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let lse = logits
+        .iter()
+        .map(|&z| (z as f64 - mx).exp())
+        .sum::<f64>()
+        .ln()
+        + mx;
+    logits.iter().map(|&z| (z as f64 - lse) as f32).collect()
+}

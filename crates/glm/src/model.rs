@@ -1,0 +1,698 @@
+//! The GLM-5.x forward pass (`docs/glm52-spec.md` §B): embeddings, RMSNorm, MLA in absorbed
+//! form over a latent KV cache (`kv_lora + qk_rope` values per token per layer), the DSA
+//! lightning indexer (full layers select top-k keys, shared layers reuse the last full layer's
+//! selection; exactly dense while the context is ≤ top-k), dense and MoE FFNs, final norm and
+//! head.
+//!
+//! Activations are candle tensors on a [`Device`]; attention math, norms and RoPE are candle
+//! ops. Weight products go through [`Model::linear`] / [`Model::per_head`], which on the CPU run
+//! the fused quant kernels of `localglm-quants` straight from the memory map. A GPU backend
+//! replaces those two functions (and the MoE expert product) with device kernels; nothing else
+//! assumes the CPU.
+
+use crate::config::{Gating, GlmConfig};
+use crate::weights::{DenseFfn, Ffn, GateUp, LayerWeights, MoeWeights, QTensor, Weights};
+use crate::GlmError;
+use candle_core::{DType, Device, Tensor};
+use localglm_gguf::GgufModel;
+use localglm_quants::{
+    dequantize_row, dequantize_to_vec, matmul_with, matvec_indexed_with, Activations,
+};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Epsilon of the q_a / kv_a RMSNorms (HF class default; llama.cpp uses the model's 1e-5).
+const LORA_NORM_EPS: f32 = 1e-6;
+/// Epsilon of the indexer key LayerNorm.
+const INDEXER_LN_EPS: f32 = 1e-6;
+
+/// Element type of the KV and indexer-key caches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KvType {
+    F32,
+    #[default]
+    F16,
+    BF16,
+}
+
+impl KvType {
+    fn dtype(self) -> DType {
+        match self {
+            KvType::F32 => DType::F32,
+            KvType::F16 => DType::F16,
+            KvType::BF16 => DType::BF16,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" => Some(Self::F32),
+            "f16" => Some(Self::F16),
+            "bf16" => Some(Self::BF16),
+            _ => None,
+        }
+    }
+
+    pub fn bytes(self) -> usize {
+        match self {
+            KvType::F32 => 4,
+            _ => 2,
+        }
+    }
+}
+
+/// How the runtime is set up.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Int8 activations (fast, default) or exact f32 products.
+    pub activations: Activations,
+    pub kv_type: KvType,
+    /// Maximum context (tokens); `0` means the model's trained context.
+    pub max_context: usize,
+    pub device: Device,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        Self {
+            activations: Activations::Int8,
+            kv_type: KvType::F16,
+            max_context: 0,
+            device: Device::Cpu,
+        }
+    }
+}
+
+/// A growable `[len, width]` buffer on the device (capacity doubles; appends are in place).
+#[derive(Debug)]
+struct GrowBuf {
+    buf: Option<Tensor>,
+    len: usize,
+    width: usize,
+    dtype: DType,
+}
+
+impl GrowBuf {
+    fn new(width: usize, dtype: DType) -> Self {
+        Self {
+            buf: None,
+            len: 0,
+            width,
+            dtype,
+        }
+    }
+
+    fn append(&mut self, rows: &Tensor) -> candle_core::Result<()> {
+        let n = rows.dim(0)?;
+        let rows = rows.to_dtype(self.dtype)?.contiguous()?;
+        let cap = self.buf.as_ref().map_or(0, |b| b.dim(0).unwrap_or(0));
+        if self.len + n > cap {
+            let new_cap = (self.len + n).max(cap * 2).max(64);
+            let fresh = Tensor::zeros((new_cap, self.width), self.dtype, rows.device())?;
+            if let Some(old) = &self.buf {
+                if self.len > 0 {
+                    fresh.slice_set(&old.narrow(0, 0, self.len)?.contiguous()?, 0, 0)?;
+                }
+            }
+            self.buf = Some(fresh);
+        }
+        let buf = self.buf.as_ref().expect("allocated above");
+        buf.slice_set(&rows, 0, self.len)?;
+        self.len += n;
+        Ok(())
+    }
+
+    /// The filled rows as f32.
+    fn view(&self) -> candle_core::Result<Tensor> {
+        let buf = self.buf.as_ref().expect("view after append");
+        buf.narrow(0, 0, self.len)?.to_dtype(DType::F32)
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+}
+
+#[derive(Debug)]
+struct LayerCache {
+    kv: GrowBuf,
+    idx_k: Option<GrowBuf>,
+}
+
+/// Per-sequence state: the latent KV cache of every layer and the indexer keys of full layers.
+#[derive(Debug)]
+pub struct KvCache {
+    layers: Vec<LayerCache>,
+    len: usize,
+}
+
+impl KvCache {
+    /// Tokens held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Drops everything after the first `len` tokens (prompt-prefix reuse).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+        for l in &mut self.layers {
+            l.kv.truncate(len);
+            if let Some(k) = &mut l.idx_k {
+                k.truncate(len);
+            }
+        }
+    }
+}
+
+/// Small per-layer vectors, held as device tensors.
+struct LayerVecs {
+    attn_norm: Tensor,
+    q_a_norm: Tensor,
+    kv_a_norm: Tensor,
+    ffn_norm: Tensor,
+    idx_norm: Option<(Tensor, Tensor)>,
+    expert_bias: Option<Vec<f32>>,
+}
+
+/// A loaded GLM-5.x model.
+pub struct Model {
+    gguf: Arc<GgufModel>,
+    pub config: GlmConfig,
+    weights: Weights,
+    vecs: Vec<LayerVecs>,
+    output_norm: Tensor,
+    opts: RuntimeOptions,
+    inv_freq: Vec<f32>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// Which positions' logits a forward pass returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    /// Only the last position (generation).
+    Last,
+    /// Every position of the batch (scoring, `localglm logprobs`).
+    All,
+}
+
+impl Model {
+    /// Opens a `glm-dsa` GGUF (one file or any shard of a split set) and checks every tensor.
+    pub fn open(path: impl AsRef<Path>, opts: RuntimeOptions) -> Result<Self, GlmError> {
+        let g = GgufModel::open(path.as_ref()).map_err(|e| GlmError::Load(e.to_string()))?;
+        Self::from_gguf(Arc::new(g), opts)
+    }
+
+    pub fn from_gguf(gguf: Arc<GgufModel>, opts: RuntimeOptions) -> Result<Self, GlmError> {
+        let config = GlmConfig::from_gguf(&gguf)?;
+        let weights = Weights::load(&gguf, &config)?;
+        let dev = &opts.device;
+        let vec_t = |t: &QTensor| -> Result<Tensor, GlmError> {
+            let v = dequantize_to_vec(t.ty(), t.bytes(&gguf), t.info.n_elems as usize)?;
+            Ok(Tensor::from_vec(v, t.info.n_elems as usize, dev)?)
+        };
+        let mut vecs = Vec::with_capacity(config.n_layer);
+        for l in &weights.layers {
+            let expert_bias = match &l.ffn {
+                Ffn::Moe(MoeWeights { bias: Some(b), .. }) => Some(dequantize_to_vec(
+                    b.ty(),
+                    b.bytes(&gguf),
+                    b.info.n_elems as usize,
+                )?),
+                _ => None,
+            };
+            vecs.push(LayerVecs {
+                attn_norm: vec_t(&l.attn_norm)?,
+                q_a_norm: vec_t(&l.q_a_norm)?,
+                kv_a_norm: vec_t(&l.kv_a_norm)?,
+                ffn_norm: vec_t(&l.ffn_norm)?,
+                idx_norm: match &l.indexer {
+                    Some(ix) => Some((vec_t(&ix.k_norm_w)?, vec_t(&ix.k_norm_b)?)),
+                    None => None,
+                },
+                expert_bias,
+            });
+        }
+        let output_norm = vec_t(&weights.output_norm)?;
+        let half = config.qk_rope / 2;
+        let inv_freq = (0..half)
+            .map(|i| {
+                config
+                    .rope_base
+                    .powf(-(2.0 * i as f32) / config.qk_rope as f32)
+            })
+            .collect();
+        Ok(Self {
+            gguf,
+            config,
+            weights,
+            vecs,
+            output_norm,
+            opts,
+            inv_freq,
+        })
+    }
+
+    pub fn gguf(&self) -> &GgufModel {
+        &self.gguf
+    }
+
+    pub fn options(&self) -> &RuntimeOptions {
+        &self.opts
+    }
+
+    /// The context limit in force (tokens).
+    pub fn max_context(&self) -> usize {
+        match self.opts.max_context {
+            0 => self.config.ctx_train,
+            n => n,
+        }
+    }
+
+    /// Bytes of weights one decoded token reads (for the bandwidth bound).
+    pub fn bytes_per_token(&self) -> u64 {
+        self.weights.bytes_per_token(&self.config)
+    }
+
+    /// A fresh, empty cache for one sequence.
+    pub fn new_cache(&self) -> KvCache {
+        let dt = self.opts.kv_type.dtype();
+        KvCache {
+            layers: (0..self.config.n_layer)
+                .map(|i| LayerCache {
+                    kv: GrowBuf::new(self.config.kv_width(), dt),
+                    idx_k: self.weights.layers[i]
+                        .indexer
+                        .as_ref()
+                        .map(|_| GrowBuf::new(self.config.idx_dim, dt)),
+                })
+                .collect(),
+            len: 0,
+        }
+    }
+
+    /// Runs `tokens` (appended after what `cache` holds) and returns logits, one `vocab`-long
+    /// row per requested position.
+    pub fn forward(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        which: Logits,
+    ) -> Result<Vec<Vec<f32>>, GlmError> {
+        let n = tokens.len();
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let p0 = cache.len;
+        if p0 + n > self.max_context() {
+            return Err(GlmError::ContextFull {
+                needed: p0 + n,
+                limit: self.max_context(),
+            });
+        }
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.config.vocab) {
+            return Err(GlmError::Input(format!(
+                "token id {bad} is outside the vocabulary of {}",
+                self.config.vocab
+            )));
+        }
+        let mut x = self.embed(tokens)?;
+        let (cos, sin) = self.rope_tables(p0, n)?;
+        let mut shared_mask: Option<Tensor> = None;
+        for (i, lw) in self.weights.layers.iter().enumerate() {
+            let v = &self.vecs[i];
+            let h = candle_nn::ops::rms_norm(&x, &v.attn_norm, self.config.rms_eps)?;
+            let a = self.attention(
+                i,
+                lw,
+                v,
+                &h,
+                p0,
+                &cos,
+                &sin,
+                &mut cache.layers[i],
+                &mut shared_mask,
+            )?;
+            x = (x + a)?;
+            let h2 = candle_nn::ops::rms_norm(&x, &v.ffn_norm, self.config.rms_eps)?;
+            let f = match &lw.ffn {
+                Ffn::Dense(f) => self.dense_ffn(f, &h2)?,
+                Ffn::Moe(m) => self.moe(m, v, &h2)?,
+            };
+            x = (x + f)?;
+        }
+        cache.len = p0 + n;
+        let x = match which {
+            Logits::Last => x.narrow(0, n - 1, 1)?,
+            Logits::All => x,
+        };
+        let y = candle_nn::ops::rms_norm(&x, &self.output_norm, self.config.rms_eps)?;
+        let logits = self.linear(&self.weights.output, &y, self.opts.activations)?;
+        Ok(logits.to_vec2::<f32>()?)
+    }
+
+    fn embed(&self, tokens: &[u32]) -> Result<Tensor, GlmError> {
+        let t = &self.weights.token_embd;
+        let d = self.config.n_embd;
+        let row_bytes = t.ty().row_bytes(d)?;
+        let bytes = t.bytes(&self.gguf);
+        let mut out = vec![0f32; tokens.len() * d];
+        for (k, &id) in tokens.iter().enumerate() {
+            let o = id as usize * row_bytes;
+            dequantize_row(
+                t.ty(),
+                &bytes[o..o + row_bytes],
+                &mut out[k * d..(k + 1) * d],
+            )?;
+        }
+        Ok(Tensor::from_vec(out, (tokens.len(), d), &self.opts.device)?)
+    }
+
+    /// cos/sin of the interleaved RoPE for positions `p0..p0+n`: `[n, rope/2]` each.
+    fn rope_tables(&self, p0: usize, n: usize) -> Result<(Tensor, Tensor), GlmError> {
+        let half = self.inv_freq.len();
+        let mut c = Vec::with_capacity(n * half);
+        let mut s = Vec::with_capacity(n * half);
+        for p in p0..p0 + n {
+            for f in &self.inv_freq {
+                // Angle in f64: positions reach 10^6 and f32 would lose the phase.
+                let a = p as f64 * *f as f64;
+                c.push(a.cos() as f32);
+                s.push(a.sin() as f32);
+            }
+        }
+        let dev = &self.opts.device;
+        Ok((
+            Tensor::from_vec(c, (n, half), dev)?,
+            Tensor::from_vec(s, (n, half), dev)?,
+        ))
+    }
+
+    /// `[n, heads, d]` → RoPE'd, via candle's interleaved kernel (wants `[b, h, t, d]`).
+    fn rope_heads(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
+        let x = x.transpose(0, 1)?.unsqueeze(0)?.contiguous()?;
+        let y = candle_nn::rotary_emb::rope_i(&x, cos, sin)?;
+        y.squeeze(0)?.transpose(0, 1)?.contiguous()
+    }
+
+    /// `x · Wᵀ` for a `[n, cols]` activation and a GGUF weight `[rows × cols]`.
+    pub(crate) fn linear(
+        &self,
+        w: &QTensor,
+        x: &Tensor,
+        mode: Activations,
+    ) -> Result<Tensor, GlmError> {
+        let (n, cols) = x.dims2()?;
+        let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let rows = w.rows();
+        let mut ys = vec![0f32; n * rows];
+        matmul_with(
+            mode,
+            w.ty(),
+            w.bytes(&self.gguf),
+            rows,
+            cols,
+            &xs,
+            n,
+            &mut ys,
+        )?;
+        Ok(Tensor::from_vec(ys, (n, rows), &self.opts.device)?)
+    }
+
+    /// Per-head products with a stacked `[heads][rows × cols]` weight (`attn_k_b`, `attn_v_b`):
+    /// `x` is `[n, heads, cols]`, the result `[n, heads, rows]`.
+    fn per_head(&self, w: &QTensor, x: &Tensor) -> Result<Tensor, GlmError> {
+        let (n, h, _cols) = x.dims3()?;
+        let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let ids: Vec<u32> = (0..n).flat_map(|_| 0..h as u32).collect();
+        let rows = w.rows();
+        let mut ys = vec![0f32; n * h * rows];
+        matvec_indexed_with(
+            self.opts.activations,
+            w.stacked(&self.gguf),
+            &ids,
+            &xs,
+            &mut ys,
+        )?;
+        Ok(Tensor::from_vec(ys, (n, h, rows), &self.opts.device)?)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self,
+        layer: usize,
+        lw: &LayerWeights,
+        v: &LayerVecs,
+        h: &Tensor,
+        p0: usize,
+        cos: &Tensor,
+        sin: &Tensor,
+        cache: &mut LayerCache,
+        shared_mask: &mut Option<Tensor>,
+    ) -> Result<Tensor, GlmError> {
+        let c = &self.config;
+        let mode = self.opts.activations;
+        let n = h.dim(0)?;
+        let nh = c.n_head;
+        let qk = c.qk_nope + c.qk_rope;
+
+        // Query path: c_q = RMSNorm(W_qa h); q = W_qb c_q, per head [nope | rope].
+        let cq = self.linear(&lw.q_a, h, mode)?;
+        let cq = candle_nn::ops::rms_norm(&cq, &v.q_a_norm, LORA_NORM_EPS)?;
+        let q = self.linear(&lw.q_b, &cq, mode)?.reshape((n, nh, qk))?;
+        let q_nope = q.narrow(2, 0, c.qk_nope)?;
+        let q_pe = Self::rope_heads(&q.narrow(2, c.qk_nope, c.qk_rope)?, cos, sin)?;
+
+        // Key/value path: latent c_kv (normed) and one shared rope key.
+        let kv = self.linear(&lw.kv_a, h, mode)?;
+        let ckv = candle_nn::ops::rms_norm(
+            &kv.narrow(1, 0, c.kv_lora)?.contiguous()?,
+            &v.kv_a_norm,
+            LORA_NORM_EPS,
+        )?;
+        let k_pe = Self::rope_heads(&kv.narrow(1, c.kv_lora, c.qk_rope)?.unsqueeze(1)?, cos, sin)?
+            .squeeze(1)?;
+        cache.kv.append(&Tensor::cat(&[&ckv, &k_pe], 1)?)?;
+        let keys = cache.kv.view()?; // [T, kv_lora + rope]
+        let t_len = keys.dim(0)?;
+
+        // Which keys each query may see: causal, intersected with the DSA top-k selection.
+        let mask = match (&lw.indexer, cache.idx_k.as_mut()) {
+            (Some(ix), Some(kbuf)) => {
+                let m = self.indexer_mask(ix, v, h, &cq, p0, cos, sin, kbuf)?;
+                *shared_mask = Some(m.clone());
+                m
+            }
+            _ if c.has_indexer() && !c.indexer_full[layer] => match shared_mask {
+                Some(m) => m.clone(),
+                None => self.causal_mask(n, p0, t_len)?,
+            },
+            _ => self.causal_mask(n, p0, t_len)?,
+        };
+
+        // Absorbed MLA: q̃_h = K_b[h]·q_nope_h; scores over [c_kv ; k_pe]; values = c_kv.
+        let q_abs = self.per_head(&lw.k_b, &q_nope.contiguous()?)?; // [n, H, kv_lora]
+        let qf = Tensor::cat(&[&q_abs, &q_pe], 2)?.reshape((n * nh, c.kv_width()))?;
+        let scores = (qf.matmul(&keys.t()?)? * c.attn_scale() as f64)?.reshape((n, nh, t_len))?;
+        let scores = scores.broadcast_add(&mask.unsqueeze(1)?)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?.reshape((n * nh, t_len))?;
+        let values = keys.narrow(1, 0, c.kv_lora)?;
+        let o_lat = probs.matmul(&values)?.reshape((n, nh, c.kv_lora))?;
+        let o = self
+            .per_head(&lw.v_b, &o_lat)?
+            .reshape((n, nh * c.v_head))?;
+        self.linear(&lw.out, &o, mode)
+    }
+
+    /// Additive causal mask `[n, T]` (0 visible, −∞ hidden).
+    fn causal_mask(&self, n: usize, p0: usize, t_len: usize) -> Result<Tensor, GlmError> {
+        let mut m = vec![f32::NEG_INFINITY; n * t_len];
+        for i in 0..n {
+            let visible = (p0 + i + 1).min(t_len);
+            m[i * t_len..i * t_len + visible].fill(0.0);
+        }
+        Ok(Tensor::from_vec(m, (n, t_len), &self.opts.device)?)
+    }
+
+    /// The lightning indexer of a full layer: caches this batch's indexer keys and returns the
+    /// additive mask selecting, per query, the top-k causal keys by indexer score.
+    #[allow(clippy::too_many_arguments)]
+    fn indexer_mask(
+        &self,
+        ix: &crate::weights::IndexerWeights,
+        v: &LayerVecs,
+        h: &Tensor,
+        cq: &Tensor,
+        p0: usize,
+        cos: &Tensor,
+        sin: &Tensor,
+        kbuf: &mut GrowBuf,
+    ) -> Result<Tensor, GlmError> {
+        let c = &self.config;
+        let mode = self.opts.activations;
+        let n = h.dim(0)?;
+        let (nih, d) = (c.idx_heads, c.idx_dim);
+        let rope = c.qk_rope;
+
+        // Keys: LayerNorm(W_k h), rope on the FIRST `rope` dims.
+        let k = self.linear(&ix.k, h, mode)?;
+        let (lw, lb) = v.idx_norm.as_ref().expect("full layer has its norm");
+        let k = candle_nn::ops::layer_norm(&k, lw, lb, INDEXER_LN_EPS)?;
+        let k_pe = Self::rope_heads(&k.narrow(1, 0, rope)?.unsqueeze(1)?, cos, sin)?.squeeze(1)?;
+        let k = Tensor::cat(&[&k_pe, &k.narrow(1, rope, d - rope)?], 1)?;
+        kbuf.append(&k)?;
+        let t_len = kbuf.len;
+        let causal = self.causal_mask(n, p0, t_len)?;
+        if t_len <= c.idx_topk {
+            // Every visible key is selected: exactly dense attention.
+            return Ok(causal);
+        }
+        let keys = kbuf.view()?; // [T, d]
+
+        // Queries: W_qb c_q → [n, heads, d], rope on the first `rope` dims of each head.
+        let q = self.linear(&ix.q_b, cq, mode)?.reshape((n, nih, d))?;
+        let q_pe = Self::rope_heads(&q.narrow(2, 0, rope)?, cos, sin)?;
+        let q = Tensor::cat(&[&q_pe, &q.narrow(2, rope, d - rope)?], 2)?;
+        // Head weights (f32), with both positive scales folded in: 1/√(d·heads).
+        let w = self.linear(&ix.proj, h, Activations::F32)?;
+        let w = (w * (1.0 / ((d * nih) as f64).sqrt()))?;
+
+        let s = q
+            .reshape((n * nih, d))?
+            .matmul(&keys.t()?)?
+            .relu()?
+            .reshape((n, nih, t_len))?;
+        let score = w.unsqueeze(1)?.matmul(&s)?.squeeze(1)?; // [n, T]
+        let score = (score + &causal)?.to_vec2::<f32>()?;
+
+        let mut m = vec![f32::NEG_INFINITY; n * t_len];
+        let mut order: Vec<u32> = Vec::with_capacity(t_len);
+        for (i, row) in score.iter().enumerate() {
+            let visible = (p0 + i + 1).min(t_len);
+            let out = &mut m[i * t_len..(i + 1) * t_len];
+            if visible <= c.idx_topk {
+                out[..visible].fill(0.0);
+                continue;
+            }
+            order.clear();
+            order.extend(0..visible as u32);
+            let k = c.idx_topk;
+            order.select_nth_unstable_by(k - 1, |&a, &b| {
+                row[b as usize].total_cmp(&row[a as usize])
+            });
+            for &t in &order[..k] {
+                out[t as usize] = 0.0;
+            }
+        }
+        Ok(Tensor::from_vec(m, (n, t_len), &self.opts.device)?)
+    }
+
+    fn dense_ffn(&self, f: &DenseFfn, x: &Tensor) -> Result<Tensor, GlmError> {
+        let mode = self.opts.activations;
+        let g = self.linear(&f.gate, x, mode)?;
+        let u = self.linear(&f.up, x, mode)?;
+        let a = (candle_nn::ops::silu(&g)? * u)?;
+        self.linear(&f.down, &a, mode)
+    }
+
+    /// Sigmoid-routed MoE (§B.6): bias only for selection, normalised top-k weights × scale,
+    /// plus the always-on shared expert.
+    fn moe(&self, m: &MoeWeights, v: &LayerVecs, x: &Tensor) -> Result<Tensor, GlmError> {
+        let c = &self.config;
+        let mode = self.opts.activations;
+        let (n, d) = x.dims2()?;
+        let logits = self
+            .linear(&m.router, x, Activations::F32)?
+            .to_vec2::<f32>()?;
+        let xs = x.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+        let f = c.expert_ff;
+        let k = c.n_expert_used;
+        let mut out = vec![0f32; n * d];
+        let mut g = vec![0f32; k * f];
+        let mut u = vec![0f32; k * f];
+        let mut y = vec![0f32; k * d];
+        for t in 0..n {
+            let (ids, wts) = self.route(&logits[t], v.expert_bias.as_deref());
+            let xt = &xs[t];
+            match &m.gate_up {
+                GateUp::Separate { gate, up } => {
+                    matvec_indexed_with(mode, gate.stacked(&self.gguf), &ids, xt, &mut g)?;
+                    matvec_indexed_with(mode, up.stacked(&self.gguf), &ids, xt, &mut u)?;
+                }
+                GateUp::Fused(gu) => {
+                    let mut both = vec![0f32; k * 2 * f];
+                    matvec_indexed_with(mode, gu.stacked(&self.gguf), &ids, xt, &mut both)?;
+                    for e in 0..k {
+                        g[e * f..(e + 1) * f].copy_from_slice(&both[e * 2 * f..e * 2 * f + f]);
+                        u[e * f..(e + 1) * f]
+                            .copy_from_slice(&both[e * 2 * f + f..(e + 1) * 2 * f]);
+                    }
+                }
+            }
+            for (gv, uv) in g.iter_mut().zip(&u) {
+                *gv = silu(*gv) * uv;
+            }
+            matvec_indexed_with(mode, m.down.stacked(&self.gguf), &ids, &g, &mut y)?;
+            let o = &mut out[t * d..(t + 1) * d];
+            for (e, w) in wts.iter().enumerate() {
+                for (ov, yv) in o.iter_mut().zip(&y[e * d..(e + 1) * d]) {
+                    *ov += w * yv;
+                }
+            }
+        }
+        let mut routed = Tensor::from_vec(out, (n, d), &self.opts.device)?;
+        if let Some(sh) = &m.shared {
+            routed = (routed + self.dense_ffn(sh, x)?)?;
+        }
+        Ok(routed)
+    }
+
+    /// Expert choice for one token: ids and final weights.
+    fn route(&self, logits: &[f32], bias: Option<&[f32]>) -> (Vec<u32>, Vec<f32>) {
+        let c = &self.config;
+        let scores: Vec<f32> = match c.gating {
+            Gating::Sigmoid => logits.iter().map(|&z| 1.0 / (1.0 + (-z).exp())).collect(),
+            Gating::Softmax => {
+                let mx = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let e: Vec<f32> = logits.iter().map(|&z| (z - mx).exp()).collect();
+                let s: f32 = e.iter().sum();
+                e.into_iter().map(|v| v / s).collect()
+            }
+        };
+        let sel: Vec<f32> = match bias {
+            Some(b) => scores.iter().zip(b).map(|(s, b)| s + b).collect(),
+            None => scores.clone(),
+        };
+        let mut order: Vec<u32> = (0..scores.len() as u32).collect();
+        let k = c.n_expert_used.min(order.len());
+        order.select_nth_unstable_by(k - 1, |&a, &b| sel[b as usize].total_cmp(&sel[a as usize]));
+        let ids: Vec<u32> = order[..k].to_vec();
+        let mut w: Vec<f32> = ids.iter().map(|&e| scores[e as usize]).collect();
+        if c.expert_norm {
+            let s: f32 = w.iter().sum::<f32>() + 1e-20;
+            w.iter_mut().for_each(|v| *v /= s);
+        }
+        w.iter_mut().for_each(|v| *v *= c.expert_scale);
+        (ids, w)
+    }
+}
+
+fn silu(z: f32) -> f32 {
+    z / (1.0 + (-z).exp())
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Model>();
+}

@@ -1,0 +1,228 @@
+//! The chat template embedded in a GGUF (`tokenizer.chat_template`), rendered with minijinja
+//! the way Hugging Face `apply_chat_template` renders it with jinja2 (`trim_blocks`,
+//! `lstrip_blocks`, Python string methods, `tojson`, `raise_exception`).
+//!
+//! Which thinking controls a model offers is read from its template, not from a list of known
+//! models: see [`ChatTemplate::controls`].
+
+use crate::GlmError;
+use minijinja::value::{Kwargs, Value};
+use minijinja::{Environment, Error, ErrorKind};
+use serde::Serialize;
+
+/// One message as templates see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TemplateMessage {
+    pub role: String,
+    pub content: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    /// OpenAI-style tool calls of an assistant turn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<serde_json::Value>,
+}
+
+impl TemplateMessage {
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
+        Self {
+            role: role.into(),
+            content: content.into(),
+            reasoning_content: None,
+            tool_calls: None,
+        }
+    }
+}
+
+/// Template switches (`None` leaves a variable undefined, so the template's default applies).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TemplateOptions {
+    pub add_generation_prompt: bool,
+    pub enable_thinking: Option<bool>,
+    pub reasoning_effort: Option<String>,
+    pub clear_thinking: Option<bool>,
+    pub tools: Option<serde_json::Value>,
+    pub bos_token: String,
+    pub eos_token: String,
+}
+
+/// What a template lets the user control.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TemplateControls {
+    /// The template reads `enable_thinking`.
+    pub thinking_toggle: bool,
+    /// Values of `reasoning_effort` it distinguishes (lower case), if it reads the variable.
+    pub effort_levels: Vec<String>,
+}
+
+/// A compiled chat template.
+pub struct ChatTemplate {
+    env: Environment<'static>,
+    source: String,
+    model_name: String,
+}
+
+impl std::fmt::Debug for ChatTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatTemplate")
+            .field("model", &self.model_name)
+            .field("len", &self.source.len())
+            .finish()
+    }
+}
+
+fn tojson(value: Value, kwargs: Kwargs) -> Result<Value, Error> {
+    let indent: Option<usize> = kwargs.get("indent")?;
+    let _: Option<bool> = kwargs.get("ensure_ascii")?;
+    let _: Option<bool> = kwargs.get("sort_keys")?;
+    kwargs.assert_all_used()?;
+    let json = serde_json::to_value(&value)
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
+    let text = match indent {
+        Some(n) => {
+            let mut buf = Vec::new();
+            let pad = vec![b' '; n];
+            let fmt = serde_json::ser::PrettyFormatter::with_indent(&pad);
+            let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+            json.serialize(&mut ser)
+                .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
+            String::from_utf8(buf).unwrap_or_default()
+        }
+        // Python's json.dumps separators: ", " and ": ".
+        None => python_json(&json),
+    };
+    Ok(Value::from_safe_string(text))
+}
+
+/// `json.dumps(v, ensure_ascii=False)` formatting.
+fn python_json(v: &serde_json::Value) -> String {
+    use serde_json::Value as J;
+    match v {
+        J::Array(items) => format!(
+            "[{}]",
+            items.iter().map(python_json).collect::<Vec<_>>().join(", ")
+        ),
+        J::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{}: {}", J::String(k.clone()), python_json(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => other.to_string(),
+    }
+}
+
+fn raise_exception(msg: String) -> Result<Value, Error> {
+    Err(Error::new(ErrorKind::InvalidOperation, msg))
+}
+
+impl ChatTemplate {
+    /// Compiles `source`; `model_name` names the model in errors.
+    pub fn new(source: &str, model_name: &str) -> Result<Self, GlmError> {
+        let mut env = Environment::new();
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        minijinja_contrib::add_to_environment(&mut env);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_filter("tojson", tojson);
+        env.add_function("raise_exception", raise_exception);
+        env.add_template_owned("chat", source.to_string())
+            .map_err(|e| {
+                GlmError::Template(format!(
+                    "the chat template of {model_name} does not compile: {e:#}"
+                ))
+            })?;
+        Ok(Self {
+            env,
+            source: source.to_string(),
+            model_name: model_name.to_string(),
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Renders a conversation.
+    pub fn render(
+        &self,
+        messages: &[TemplateMessage],
+        opts: &TemplateOptions,
+    ) -> Result<String, GlmError> {
+        let tmpl = self
+            .env
+            .get_template("chat")
+            .map_err(|e| GlmError::Template(e.to_string()))?;
+        let mut ctx = serde_json::Map::new();
+        ctx.insert(
+            "messages".into(),
+            serde_json::to_value(messages).unwrap_or_default(),
+        );
+        ctx.insert(
+            "add_generation_prompt".into(),
+            opts.add_generation_prompt.into(),
+        );
+        ctx.insert("bos_token".into(), opts.bos_token.clone().into());
+        ctx.insert("eos_token".into(), opts.eos_token.clone().into());
+        if let Some(v) = opts.enable_thinking {
+            ctx.insert("enable_thinking".into(), v.into());
+        }
+        if let Some(v) = &opts.reasoning_effort {
+            ctx.insert("reasoning_effort".into(), v.clone().into());
+        }
+        if let Some(v) = opts.clear_thinking {
+            ctx.insert("clear_thinking".into(), v.into());
+        }
+        if let Some(v) = &opts.tools {
+            ctx.insert("tools".into(), v.clone());
+        }
+        tmpl.render(Value::from_serialize(&ctx)).map_err(|e| {
+            GlmError::Template(format!(
+                "the chat template of {} failed to render: {e:#}",
+                self.model_name
+            ))
+        })
+    }
+
+    /// The controls this template offers, read from its source.
+    pub fn controls(&self) -> TemplateControls {
+        let src = &self.source;
+        let mut effort_levels = Vec::new();
+        if src.contains("reasoning_effort") {
+            // Literal values compared with the variable: `reasoning_effort == 'high'`,
+            // `reasoning_effort in ['low', ...]`.
+            for (at, _) in src.match_indices("reasoning_effort") {
+                let tail: String = src[at + "reasoning_effort".len()..]
+                    .chars()
+                    .take(80)
+                    .collect();
+                let tail = tail.trim_start();
+                let rest = if let Some(r) = tail.strip_prefix("==") {
+                    r
+                } else if let Some(r) = tail.strip_prefix("in") {
+                    r
+                } else {
+                    continue;
+                };
+                let rest = rest.split("%}").next().unwrap_or("");
+                for lit in rest.split(['\'', '"']).skip(1).step_by(2) {
+                    let l = lit.to_ascii_lowercase();
+                    if !l.is_empty()
+                        && l.chars().all(|c| c.is_ascii_alphanumeric())
+                        && !effort_levels.contains(&l)
+                    {
+                        effort_levels.push(l);
+                    }
+                }
+            }
+            // GLM-5.2: anything but "high" renders "Max".
+            if src.contains("Reasoning Effort") && !effort_levels.iter().any(|l| l == "max") {
+                effort_levels.push("max".into());
+            }
+        }
+        TemplateControls {
+            thinking_toggle: src.contains("enable_thinking"),
+            effort_levels,
+        }
+    }
+}

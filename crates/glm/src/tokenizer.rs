@@ -1,0 +1,233 @@
+//! The tokenizer of a GGUF (`tokenizer.ggml.model = gpt2`: byte-level BPE) with the GLM-4
+//! pre-tokenizer (`pre = glm4`, digits in groups of 1–3), built on the `tokenizers` crate.
+//!
+//! Invariant: control tokens (token_type 3/4) are matched whole in template text, and never
+//! produced from user text ([`GlmTokenizer::encode_text`] treats `<|user|>` as plain bytes).
+
+use crate::GlmError;
+use localglm_gguf::{GgufModel, Value};
+use serde_json::{json, Map};
+use std::collections::HashMap;
+use tokenizers::Tokenizer;
+
+/// The split pattern of llama.cpp's `LLAMA_VOCAB_PRE_TYPE_CHATGLM4` (spec §C.5).
+pub const GLM4_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// The GPT-2 / Llama-3 style pattern, for `pre` values other than `glm4`.
+pub const DEFAULT_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+const TOKEN_TYPE_CONTROL: i64 = 3;
+const TOKEN_TYPE_USER_DEFINED: i64 = 4;
+
+/// A GGUF's tokenizer.
+pub struct GlmTokenizer {
+    /// Matches added/special tokens (for rendered templates).
+    with_specials: Tokenizer,
+    /// Never matches them (for user text).
+    plain: Tokenizer,
+    tokens: Vec<String>,
+    specials: HashMap<String, u32>,
+    /// Ids that end a turn: eos, eot, eom (and `<|user|>` / `<|observation|>` when present).
+    pub stop_ids: Vec<u32>,
+    pub bos_id: Option<u32>,
+    pub eos_id: Option<u32>,
+}
+
+impl std::fmt::Debug for GlmTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GlmTokenizer")
+            .field("vocab", &self.tokens.len())
+            .field("stop_ids", &self.stop_ids)
+            .finish()
+    }
+}
+
+fn strings(g: &GgufModel, key: &str) -> Result<Vec<String>, GlmError> {
+    match g.get(key) {
+        Some(Value::Array(a)) => a
+            .items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| GlmError::Tokenizer(format!("{key} holds non-strings"))),
+        _ => Err(GlmError::Tokenizer(format!(
+            "metadata key {key} is missing"
+        ))),
+    }
+}
+
+impl GlmTokenizer {
+    /// Builds the tokenizer from `tokenizer.ggml.*` metadata.
+    pub fn from_gguf(g: &GgufModel) -> Result<Self, GlmError> {
+        let model = g.get_str("tokenizer.ggml.model").unwrap_or("");
+        if model != "gpt2" {
+            return Err(GlmError::Tokenizer(format!(
+                "tokenizer model `{model}` is not supported (byte-level BPE `gpt2` only)"
+            )));
+        }
+        let tokens = strings(g, "tokenizer.ggml.tokens")?;
+        let merges = strings(g, "tokenizer.ggml.merges")?;
+        let types: Vec<i64> = match g.get("tokenizer.ggml.token_type") {
+            Some(Value::Array(a)) => a
+                .items
+                .iter()
+                .map(|v| v.as_f64().map(|x| x as i64).unwrap_or(1))
+                .collect(),
+            _ => vec![1; tokens.len()],
+        };
+        let pattern = match g.get_str("tokenizer.ggml.pre") {
+            Some("glm4") | Some("chatglm-bpe") | None => GLM4_PATTERN,
+            Some(_) => DEFAULT_PATTERN,
+        };
+
+        let mut vocab = Map::new();
+        let mut added = Vec::new();
+        let mut specials = HashMap::new();
+        for (id, tok) in tokens.iter().enumerate() {
+            let ty = types.get(id).copied().unwrap_or(1);
+            if ty == TOKEN_TYPE_CONTROL || ty == TOKEN_TYPE_USER_DEFINED {
+                added.push(json!({
+                    "id": id, "content": tok, "single_word": false, "lstrip": false,
+                    "rstrip": false, "normalized": false, "special": true,
+                }));
+                specials.insert(tok.clone(), id as u32);
+            }
+            // Later duplicates (padding tokens) keep the first id.
+            vocab.entry(tok.clone()).or_insert(json!(id));
+        }
+        let spec = json!({
+            "version": "1.0",
+            "truncation": null,
+            "padding": null,
+            "added_tokens": added,
+            "normalizer": null,
+            "pre_tokenizer": {
+                "type": "Sequence",
+                "pretokenizers": [
+                    {"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false},
+                    {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false}
+                ]
+            },
+            "post_processor": null,
+            "decoder": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false},
+            "model": {
+                "type": "BPE", "dropout": null, "unk_token": null,
+                "continuing_subword_prefix": null, "end_of_word_suffix": null,
+                "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+                "vocab": vocab, "merges": merges,
+            }
+        })
+        .to_string();
+        let with_specials: Tokenizer = spec
+            .parse()
+            .map_err(|e| GlmError::Tokenizer(format!("building the BPE: {e}")))?;
+        let mut plain = with_specials.clone();
+        plain.set_encode_special_tokens(true);
+
+        let id_of = |k: &str| g.get_u64(k).map(|v| v as u32);
+        let bos_id = id_of("tokenizer.ggml.bos_token_id");
+        let eos_id = id_of("tokenizer.ggml.eos_token_id");
+        let mut stop_ids: Vec<u32> = [
+            eos_id,
+            id_of("tokenizer.ggml.eot_token_id"),
+            id_of("tokenizer.ggml.eom_token_id"),
+            specials.get("<|endoftext|>").copied(),
+            specials.get("<|user|>").copied(),
+            specials.get("<|observation|>").copied(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        stop_ids.sort_unstable();
+        stop_ids.dedup();
+        Ok(Self {
+            with_specials,
+            plain,
+            tokens,
+            specials,
+            stop_ids,
+            bos_id,
+            eos_id,
+        })
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Id of a special token by its text (`<think>`, `<|user|>`, ...).
+    pub fn special_id(&self, text: &str) -> Option<u32> {
+        self.specials.get(text).copied()
+    }
+
+    /// The token text of `id` (as stored: byte-level alphabet).
+    pub fn token(&self, id: u32) -> Option<&str> {
+        self.tokens.get(id as usize).map(String::as_str)
+    }
+
+    /// User text: special-token strings inside it stay ordinary text.
+    pub fn encode_text(&self, text: &str) -> Result<Vec<u32>, GlmError> {
+        Self::ids(&self.plain, text)
+    }
+
+    /// Template text: special-token strings become their single tokens.
+    pub fn encode_with_specials(&self, text: &str) -> Result<Vec<u32>, GlmError> {
+        Self::ids(&self.with_specials, text)
+    }
+
+    /// A rendered prompt in which the given spans (message contents, in order) are user text:
+    /// those are encoded without special matching, the template around them with it.
+    pub fn encode_prompt(&self, rendered: &str, user_spans: &[&str]) -> Result<Vec<u32>, GlmError> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        for span in user_spans.iter().filter(|s| !s.is_empty()) {
+            let Some(at) = rendered[pos..].find(span) else {
+                continue;
+            };
+            let at = pos + at;
+            out.extend(self.encode_with_specials(&rendered[pos..at])?);
+            out.extend(self.encode_text(span)?);
+            pos = at + span.len();
+        }
+        out.extend(self.encode_with_specials(&rendered[pos..])?);
+        Ok(out)
+    }
+
+    fn ids(t: &Tokenizer, text: &str) -> Result<Vec<u32>, GlmError> {
+        if text.is_empty() {
+            return Ok(Vec::new());
+        }
+        t.encode(text, false)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| GlmError::Tokenizer(e.to_string()))
+    }
+
+    /// Text of `ids`, special tokens included as their text.
+    pub fn decode(&self, ids: &[u32]) -> Result<String, GlmError> {
+        self.with_specials
+            .decode(ids, false)
+            .map_err(|e| GlmError::Tokenizer(e.to_string()))
+    }
+}
+
+/// Turns a growing list of generated ids into text deltas, holding back an incomplete UTF-8
+/// sequence until its last byte arrives.
+#[derive(Debug, Default)]
+pub struct StreamDecoder {
+    ids: Vec<u32>,
+    emitted: usize,
+}
+
+impl StreamDecoder {
+    /// Adds one id; returns the new text it completes (possibly empty).
+    pub fn push(&mut self, tok: &GlmTokenizer, id: u32) -> Result<String, GlmError> {
+        self.ids.push(id);
+        let text = tok.decode(&self.ids)?;
+        if text.ends_with('\u{FFFD}') {
+            return Ok(String::new());
+        }
+        let delta = text.get(self.emitted..).unwrap_or("").to_string();
+        self.emitted = text.len();
+        Ok(delta)
+    }
+}

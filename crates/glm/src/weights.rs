@@ -1,0 +1,288 @@
+//! Weights as they sit in the GGUF: every tensor stays in its block type, memory-mapped, and is
+//! only ever read through the fused kernels of `localglm-quants` (never dequantized whole).
+
+use crate::config::GlmConfig;
+use crate::GlmError;
+use localglm_gguf::{GgufModel, TensorInfo};
+use localglm_quants::{Experts, GgmlType};
+
+/// One tensor of the model: its header entry (the bytes are looked up in the mapped file).
+#[derive(Debug, Clone)]
+pub struct QTensor {
+    pub info: TensorInfo,
+}
+
+impl QTensor {
+    pub fn ty(&self) -> GgmlType {
+        self.info.ty
+    }
+
+    /// ggml dims (dims[0] contiguous).
+    pub fn dim(&self, i: usize) -> usize {
+        self.info.dims.get(i).copied().unwrap_or(1) as usize
+    }
+
+    /// Columns of a 2-D weight (input width).
+    pub fn cols(&self) -> usize {
+        self.dim(0)
+    }
+
+    /// Rows of a 2-D weight (output width), or rows per slice of a 3-D one.
+    pub fn rows(&self) -> usize {
+        self.dim(1)
+    }
+
+    pub fn bytes<'a>(&self, g: &'a GgufModel) -> &'a [u8] {
+        g.tensor_bytes(&self.info)
+    }
+
+    /// A 3-D tensor as a stack of matrices (experts, or per-head MLA blocks).
+    pub fn stacked<'a>(&self, g: &'a GgufModel) -> Experts<'a> {
+        Experts {
+            ty: self.ty(),
+            data: self.bytes(g),
+            n_experts: self.dim(2),
+            rows: self.dim(1),
+            cols: self.dim(0),
+        }
+    }
+}
+
+/// Looks tensors up by name and checks their shapes.
+pub(crate) struct Loader<'a> {
+    pub g: &'a GgufModel,
+}
+
+impl Loader<'_> {
+    pub fn get(&self, name: &str, dims: &[usize]) -> Result<QTensor, GlmError> {
+        let info = self
+            .g
+            .tensor(name)
+            .map_err(|_| GlmError::Load(format!("tensor {name} is missing")))?;
+        let have: Vec<usize> = info.dims.iter().map(|&d| d as usize).collect();
+        // Trailing 1-dims are not always written.
+        let mut want = dims.to_vec();
+        while want.len() > have.len() && want.last() == Some(&1) {
+            want.pop();
+        }
+        if have != want {
+            return Err(GlmError::Load(format!(
+                "tensor {name} has shape {have:?}, expected {want:?}"
+            )));
+        }
+        if !info.ty.is_supported() {
+            return Err(GlmError::Load(format!(
+                "tensor {name} has type {}, which this runtime cannot read",
+                info.ty.name()
+            )));
+        }
+        Ok(QTensor { info: info.clone() })
+    }
+
+    pub fn opt(&self, name: &str, dims: &[usize]) -> Result<Option<QTensor>, GlmError> {
+        if self.g.tensor(name).is_err() {
+            return Ok(None);
+        }
+        self.get(name, dims).map(Some)
+    }
+}
+
+/// The DSA lightning indexer of a full layer.
+#[derive(Debug, Clone)]
+pub struct IndexerWeights {
+    pub q_b: QTensor,
+    pub k: QTensor,
+    pub k_norm_w: QTensor,
+    pub k_norm_b: QTensor,
+    pub proj: QTensor,
+}
+
+/// Routed expert gate/up projections: separate tensors, or one fused (gate rows first).
+#[derive(Debug, Clone)]
+pub enum GateUp {
+    Separate { gate: QTensor, up: QTensor },
+    Fused(QTensor),
+}
+
+#[derive(Debug, Clone)]
+pub struct MoeWeights {
+    pub router: QTensor,
+    pub bias: Option<QTensor>,
+    pub gate_up: GateUp,
+    pub down: QTensor,
+    pub shared: Option<DenseFfn>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DenseFfn {
+    pub gate: QTensor,
+    pub up: QTensor,
+    pub down: QTensor,
+}
+
+#[derive(Debug, Clone)]
+pub enum Ffn {
+    Dense(DenseFfn),
+    Moe(MoeWeights),
+}
+
+#[derive(Debug, Clone)]
+pub struct LayerWeights {
+    pub attn_norm: QTensor,
+    pub q_a: QTensor,
+    pub q_a_norm: QTensor,
+    pub q_b: QTensor,
+    pub kv_a: QTensor,
+    pub kv_a_norm: QTensor,
+    pub k_b: QTensor,
+    pub v_b: QTensor,
+    pub out: QTensor,
+    pub ffn_norm: QTensor,
+    pub indexer: Option<IndexerWeights>,
+    pub ffn: Ffn,
+}
+
+#[derive(Debug, Clone)]
+pub struct Weights {
+    pub token_embd: QTensor,
+    pub output_norm: QTensor,
+    pub output: QTensor,
+    pub layers: Vec<LayerWeights>,
+}
+
+impl Weights {
+    /// Finds and shape-checks every tensor the trunk needs (the MTP block is not loaded; the
+    /// indexer tensors Unsloth duplicates into shared layers are ignored).
+    pub fn load(g: &GgufModel, c: &GlmConfig) -> Result<Self, GlmError> {
+        let l = Loader { g };
+        let d = c.n_embd;
+        let h = c.n_head;
+        let qk = c.qk_nope + c.qk_rope;
+        let token_embd = l.get("token_embd.weight", &[d, c.vocab])?;
+        let output_norm = l.get("output_norm.weight", &[d])?;
+        let output = match l.opt("output.weight", &[d, c.vocab])? {
+            Some(t) => t,
+            None => token_embd.clone(),
+        };
+        let mut layers = Vec::with_capacity(c.n_layer);
+        for i in 0..c.n_layer {
+            let n = |s: &str| format!("blk.{i}.{s}");
+            let full = c.indexer_full.get(i).copied().unwrap_or(false);
+            let indexer = if full {
+                Some(IndexerWeights {
+                    q_b: l.get(
+                        &n("indexer.attn_q_b.weight"),
+                        &[c.q_lora, c.idx_heads * c.idx_dim],
+                    )?,
+                    k: l.get(&n("indexer.attn_k.weight"), &[d, c.idx_dim])?,
+                    k_norm_w: l.get(&n("indexer.k_norm.weight"), &[c.idx_dim])?,
+                    k_norm_b: l.get(&n("indexer.k_norm.bias"), &[c.idx_dim])?,
+                    proj: l.get(&n("indexer.proj.weight"), &[d, c.idx_heads])?,
+                })
+            } else {
+                None
+            };
+            let ffn = if c.is_moe_layer(i) {
+                let e = c.n_expert;
+                let f = c.expert_ff;
+                let gate_up = match l.opt(&n("ffn_gate_up_exps.weight"), &[d, 2 * f, e])? {
+                    Some(t) => GateUp::Fused(t),
+                    None => GateUp::Separate {
+                        gate: l.get(&n("ffn_gate_exps.weight"), &[d, f, e])?,
+                        up: l.get(&n("ffn_up_exps.weight"), &[d, f, e])?,
+                    },
+                };
+                let shared = if c.n_expert_shared > 0 {
+                    let fs = f * c.n_expert_shared;
+                    Some(DenseFfn {
+                        gate: l.get(&n("ffn_gate_shexp.weight"), &[d, fs])?,
+                        up: l.get(&n("ffn_up_shexp.weight"), &[d, fs])?,
+                        down: l.get(&n("ffn_down_shexp.weight"), &[fs, d])?,
+                    })
+                } else {
+                    None
+                };
+                Ffn::Moe(MoeWeights {
+                    router: l.get(&n("ffn_gate_inp.weight"), &[d, e])?,
+                    bias: l.opt(&n("exp_probs_b.bias"), &[e])?,
+                    gate_up,
+                    down: l.get(&n("ffn_down_exps.weight"), &[f, d, e])?,
+                    shared,
+                })
+            } else {
+                Ffn::Dense(DenseFfn {
+                    gate: l.get(&n("ffn_gate.weight"), &[d, c.n_ff])?,
+                    up: l.get(&n("ffn_up.weight"), &[d, c.n_ff])?,
+                    down: l.get(&n("ffn_down.weight"), &[c.n_ff, d])?,
+                })
+            };
+            layers.push(LayerWeights {
+                attn_norm: l.get(&n("attn_norm.weight"), &[d])?,
+                q_a: l.get(&n("attn_q_a.weight"), &[d, c.q_lora])?,
+                q_a_norm: l.get(&n("attn_q_a_norm.weight"), &[c.q_lora])?,
+                q_b: l.get(&n("attn_q_b.weight"), &[c.q_lora, h * qk])?,
+                kv_a: l.get(&n("attn_kv_a_mqa.weight"), &[d, c.kv_width()])?,
+                kv_a_norm: l.get(&n("attn_kv_a_norm.weight"), &[c.kv_lora])?,
+                k_b: l.get(&n("attn_k_b.weight"), &[c.qk_nope, c.kv_lora, h])?,
+                v_b: l.get(&n("attn_v_b.weight"), &[c.kv_lora, c.v_head, h])?,
+                out: l.get(&n("attn_output.weight"), &[h * c.v_head, d])?,
+                ffn_norm: l.get(&n("ffn_norm.weight"), &[d])?,
+                indexer,
+                ffn,
+            });
+        }
+        Ok(Self {
+            token_embd,
+            output_norm,
+            output,
+            layers,
+        })
+    }
+
+    /// Bytes of weights read for one decoded token (embedding row, every dense weight, the
+    /// used experts' slices, the head): the numerator of the memory-bandwidth bound.
+    pub fn bytes_per_token(&self, c: &GlmConfig) -> u64 {
+        let all = |t: &QTensor| t.info.size_bytes;
+        let mut sum = self.token_embd.info.size_bytes / c.vocab.max(1) as u64;
+        sum += all(&self.output_norm) + all(&self.output);
+        for l in &self.layers {
+            for t in [
+                &l.attn_norm,
+                &l.q_a,
+                &l.q_a_norm,
+                &l.q_b,
+                &l.kv_a,
+                &l.kv_a_norm,
+                &l.k_b,
+                &l.v_b,
+                &l.out,
+                &l.ffn_norm,
+            ] {
+                sum += all(t);
+            }
+            if let Some(ix) = &l.indexer {
+                for t in [&ix.q_b, &ix.k, &ix.k_norm_w, &ix.k_norm_b, &ix.proj] {
+                    sum += all(t);
+                }
+            }
+            match &l.ffn {
+                Ffn::Dense(f) => sum += all(&f.gate) + all(&f.up) + all(&f.down),
+                Ffn::Moe(m) => {
+                    let used = c.n_expert_used as u64;
+                    let e = c.n_expert.max(1) as u64;
+                    sum += all(&m.router);
+                    sum += m.bias.as_ref().map_or(0, all);
+                    let gu = match &m.gate_up {
+                        GateUp::Separate { gate, up } => all(gate) + all(up),
+                        GateUp::Fused(t) => all(t),
+                    };
+                    sum += (gu + all(&m.down)) / e * used;
+                    if let Some(f) = &m.shared {
+                        sum += all(&f.gate) + all(&f.up) + all(&f.down);
+                    }
+                }
+            }
+        }
+        sum
+    }
+}

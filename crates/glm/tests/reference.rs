@@ -1,0 +1,270 @@
+//! The runtime against the Hugging Face `transformers` reference (`GlmMoeDsaForCausalLM`) on
+//! the tiny random-weight fixtures of `scripts/make_glm_fixtures.py`: prompts shorter than
+//! `index_topk` (dense) and longer (sparse DSA selection), the exact f32 model and quantized
+//! variants (IQ2_XXS / IQ3_S / Q4_K experts, Q8_0 elsewhere; reference on dequantized weights).
+
+use localglm_glm::{KvType, Logits, Model, RuntimeOptions};
+use localglm_quants::Activations;
+use serde_json::Value;
+use std::path::PathBuf;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+struct Case {
+    name: String,
+    tokens: Vec<u32>,
+    logits: Vec<Vec<f32>>,
+}
+
+fn cases(stem: &str) -> Vec<Case> {
+    let text = std::fs::read_to_string(fixture(&format!("{stem}.ref.json"))).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| Case {
+            name: c["name"].as_str().unwrap().to_string(),
+            tokens: c["tokens"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_u64().unwrap() as u32)
+                .collect(),
+            logits: c["logits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    r.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.as_f64().unwrap() as f32)
+                        .collect()
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn open(stem: &str, activations: Activations, kv_type: KvType) -> Model {
+    Model::open(
+        fixture(&format!("{stem}.gguf")),
+        RuntimeOptions {
+            activations,
+            kv_type,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+fn argmax(v: &[f32]) -> usize {
+    localglm_glm::sampler::argmax(v) as usize
+}
+
+/// (max |Δ| over all positions and logits, positions whose argmax differs)
+fn compare(got: &[Vec<f32>], want: &[Vec<f32>]) -> (f32, usize) {
+    assert_eq!(got.len(), want.len());
+    let mut max = 0f32;
+    let mut bad = 0;
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!(g.len(), w.len());
+        for (a, b) in g.iter().zip(w) {
+            max = max.max((a - b).abs());
+        }
+        if argmax(g) != argmax(w) {
+            bad += 1;
+        }
+    }
+    (max, bad)
+}
+
+fn check(stem: &str, activations: Activations, tol: f32, max_argmax_misses: usize) {
+    let model = open(stem, activations, KvType::F32);
+    for case in cases(stem) {
+        let mut cache = model.new_cache();
+        let got = model
+            .forward(&case.tokens, &mut cache, Logits::All)
+            .unwrap();
+        let (diff, bad) = compare(&got, &case.logits);
+        eprintln!(
+            "{stem} {} ({} tokens, {activations:?}): max |Δlogit| = {diff:.2e}, argmax misses {bad}",
+            case.name,
+            case.tokens.len()
+        );
+        assert!(diff <= tol, "{stem} {}: max |Δ| {diff} > {tol}", case.name);
+        assert!(
+            bad <= max_argmax_misses,
+            "{stem} {}: {bad} argmax differences",
+            case.name
+        );
+    }
+}
+
+#[test]
+fn f32_model_matches_transformers_within_1e3_short_and_sparse_long() {
+    let c = cases("tiny-f32");
+    assert!(c.iter().any(|c| c.tokens.len() < 8) && c.iter().any(|c| c.tokens.len() > 8));
+    check("tiny-f32", Activations::F32, 1e-3, 0);
+}
+
+#[test]
+fn quantized_models_match_the_reference_on_dequantized_weights_exact_mode() {
+    for stem in ["tiny-q-iq2_xxs", "tiny-q-iq3_s", "tiny-q-q4_k"] {
+        check(stem, Activations::F32, 1e-3, 0);
+    }
+}
+
+/// Median over positions of the per-position max |Δlogit|, and the share of positions whose
+/// argmax agrees.
+fn loose_stats(got: &[Vec<f32>], want: &[Vec<f32>]) -> (f32, f32) {
+    let mut per: Vec<f32> = got
+        .iter()
+        .zip(want)
+        .map(|(g, w)| {
+            g.iter()
+                .zip(w)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max)
+        })
+        .collect();
+    per.sort_by(f32::total_cmp);
+    let agree = got
+        .iter()
+        .zip(want)
+        .filter(|(g, w)| argmax(g) == argmax(w))
+        .count();
+    (per[per.len() / 2], agree as f32 / got.len() as f32)
+}
+
+/// The fast default (int8 activations per 16 values, as llama.cpp's q8 activations) is not
+/// exact. Documented tolerance: logits here have rms ≈ 1 and max ≈ 3; the first position
+/// (no routing near-ties yet) is within 0.1; later positions can jump by up to ~2 where a
+/// near-tie in MoE routing flips an expert (the same happens between any two runtimes that
+/// round differently), so the bound is on the median position (≤ 0.3) and on argmax agreement
+/// (≥ 75 % of positions).
+#[test]
+fn quantized_models_match_the_reference_with_int8_activations_within_tolerance() {
+    for stem in ["tiny-q-iq2_xxs", "tiny-q-iq3_s", "tiny-q-q4_k"] {
+        let model = open(stem, Activations::Int8, KvType::F32);
+        for case in cases(stem) {
+            let got = model
+                .forward(&case.tokens, &mut model.new_cache(), Logits::All)
+                .unwrap();
+            let first = got[0]
+                .iter()
+                .zip(&case.logits[0])
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            let (median, agree) = loose_stats(&got, &case.logits);
+            eprintln!(
+                "{stem} {} int8: first position {first:.3}, median {median:.3}, argmax agreement {:.0} %",
+                case.name,
+                agree * 100.0
+            );
+            assert!(first <= 0.1, "{stem} {}: first position {first}", case.name);
+            assert!(median <= 0.3, "{stem} {}: median {median}", case.name);
+            assert!(agree >= 0.75, "{stem} {}: agreement {agree}", case.name);
+        }
+    }
+}
+
+fn decode_matches_prefill(stem: &str, kv: KvType, tol: f32) {
+    let model = open(stem, Activations::F32, kv);
+    for case in cases(stem) {
+        let full = {
+            let mut cache = model.new_cache();
+            model
+                .forward(&case.tokens, &mut cache, Logits::All)
+                .unwrap()
+        };
+        let split = case.tokens.len() / 3;
+        let mut cache = model.new_cache();
+        let mut got = model
+            .forward(&case.tokens[..split], &mut cache, Logits::All)
+            .unwrap();
+        for t in &case.tokens[split..] {
+            got.extend(model.forward(&[*t], &mut cache, Logits::Last).unwrap());
+        }
+        assert_eq!(cache.len(), case.tokens.len());
+        let (diff, bad) = compare(&got, &full);
+        eprintln!(
+            "{stem} {} {kv:?}: prefill+decode vs prefill {diff:.2e}",
+            case.name
+        );
+        assert!(diff <= tol, "{stem} {} {kv:?}: {diff}", case.name);
+        assert_eq!(bad, 0);
+    }
+}
+
+#[test]
+fn prefill_then_decode_equals_one_prefill() {
+    decode_matches_prefill("tiny-f32", KvType::F32, 1e-4);
+    decode_matches_prefill("tiny-q-q4_k", KvType::F32, 1e-4);
+}
+
+/// f16 / bf16 caches round keys and latents: within 0.05 of the reference while attention is
+/// dense; with the sparse indexer a rounded key can change a near-tie selection (bf16 keeps
+/// only 8 mantissa bits), so long prompts are held to the same loose bounds as int8.
+#[test]
+fn half_precision_kv_caches_stay_close() {
+    for kv in [KvType::F16, KvType::BF16] {
+        let model = open("tiny-f32", Activations::F32, kv);
+        for case in cases("tiny-f32") {
+            let mut cache = model.new_cache();
+            let got = model
+                .forward(&case.tokens, &mut cache, Logits::All)
+                .unwrap();
+            let (diff, _) = compare(&got, &case.logits);
+            let (median, agree) = loose_stats(&got, &case.logits);
+            eprintln!(
+                "tiny-f32 {} {kv:?} cache: max {diff:.2e}, median {median:.2e}, agreement {:.0} %",
+                case.name,
+                agree * 100.0
+            );
+            if case.tokens.len() <= model.config.idx_topk {
+                assert!(diff < 0.05, "{kv:?}: {diff}");
+            } else {
+                assert!(median < 0.05 && agree >= 0.9, "{kv:?}: {median} {agree}");
+            }
+        }
+    }
+}
+
+#[test]
+fn config_reads_the_glm52_indexer_fallback_and_skips_the_mtp_block() {
+    let m = open("tiny-f32", Activations::F32, KvType::F32);
+    let c = &m.config;
+    assert_eq!(c.n_layer, 6);
+    assert_eq!(c.n_nextn, 1);
+    assert_eq!(c.indexer_full, vec![true, true, true, false, false, false]);
+    assert_eq!(c.idx_topk, 8);
+    let q = open("tiny-q-iq2_xxs", Activations::F32, KvType::F32);
+    assert_eq!(q.config.indexer_full, vec![true, false, true, false]);
+    assert_eq!(q.config.rope_base, 1.0e6);
+}
+
+#[test]
+fn context_limit_and_bad_tokens_are_errors() {
+    let m = Model::open(
+        fixture("tiny-f32.gguf"),
+        RuntimeOptions {
+            max_context: 4,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut cache = m.new_cache();
+    let err = m
+        .forward(&[1, 2, 3, 4, 5], &mut cache, Logits::Last)
+        .unwrap_err();
+    assert!(err.to_string().contains("context is full"), "{err}");
+    let err = m.forward(&[100_000], &mut cache, Logits::Last).unwrap_err();
+    assert!(err.to_string().contains("outside the vocabulary"), "{err}");
+    assert_eq!(cache.len(), 0);
+}
