@@ -7,7 +7,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use futures::StreamExt;
-use localglm_engine::mistral::MistralRsEngine;
+use localglm_engine::auto::AutoEngine;
 use localglm_engine::{
     ChatTurn, Engine, EngineEvent, GenerateRequest, LoadSpec, Role, SamplingParams,
 };
@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 mod bench;
 mod inspect;
+mod logprobs;
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +49,9 @@ enum Command {
         #[command(subcommand)]
         what: BenchWhat,
     },
+    /// Top-K next-token log-probabilities at every position of a token sequence (to compare
+    /// runtimes with a reference).
+    Logprobs(logprobs::LogprobsArgs),
     /// Write one tensor as raw little-endian f32 (row-major, ne0 fastest, no header).
     Dequant {
         file: PathBuf,
@@ -96,6 +100,12 @@ struct ChatArgs {
     /// Ask thinking models not to think (template switch `enable_thinking=false`).
     #[arg(long = "no-think")]
     no_think: bool,
+    /// Context length to allocate (tokens; default: the model's).
+    #[arg(long)]
+    context: Option<u32>,
+    /// Sampling seed (reproducible replies).
+    #[arg(long)]
+    seed: Option<u32>,
     /// Do not print the stats line.
     #[arg(long)]
     quiet: bool,
@@ -118,6 +128,7 @@ async fn main() -> Result<()> {
                 },
         } => bench::quants(mib, reps, &types, shape.as_deref()),
         Command::Inspect { file, json } => inspect::inspect(&file, json),
+        Command::Logprobs(args) => logprobs::run(&args),
         Command::Dequant { file, tensor, out } => inspect::dequant(&file, &tensor, &out),
         Command::Paths => {
             let lib = localglm_models::Library::from_env();
@@ -144,10 +155,13 @@ async fn chat(args: ChatArgs) -> Result<()> {
             p
         }
     };
-    let engine = MistralRsEngine::new();
+    let engine = AutoEngine::new();
     eprintln!("loading {} ...", path.display());
     let info = engine
-        .load(LoadSpec::cpu(&path))
+        .load(LoadSpec {
+            context_length: args.context,
+            ..LoadSpec::cpu(&path)
+        })
         .await
         .with_context(|| format!("loading {}", path.display()))?;
     eprintln!("loaded {} ({})", info.name, info.backend);
@@ -157,7 +171,7 @@ async fn chat(args: ChatArgs) -> Result<()> {
         top_p: args.top_p,
         top_k: args.top_k,
         max_tokens: args.max_tokens,
-        seed: None,
+        seed: args.seed,
     };
     let mut history = Vec::new();
     if let Some(sys) = args.system.as_deref().filter(|s| !s.is_empty()) {
@@ -199,7 +213,7 @@ async fn chat(args: ChatArgs) -> Result<()> {
 
 /// Runs one reply, streaming it; returns the answer text.
 async fn turn(
-    engine: &MistralRsEngine,
+    engine: &AutoEngine,
     history: &[ChatTurn],
     sampling: &SamplingParams,
     enable_thinking: Option<bool>,

@@ -3,6 +3,9 @@
 //! * [`Engine`] — load a model, generate as a stream of typed [`EngineEvent`]s, cancel, unload.
 //! * [`mistral::MistralRsEngine`] — GGUF models of the architectures the published `mistralrs`
 //!   supports (llama, qwen2/3, phi, ... — the default SmolLM2 model among them).
+//! * [`glm::GlmEngine`] — GLM-5.x (`glm-dsa`) on LocalGLM's own runtime (`localglm-glm`).
+//! * [`auto::AutoEngine`] — picks one of the two by the GGUF's architecture (what the app and
+//!   CLI use).
 //! * [`scripted::ScriptedEngine`] — a deterministic fake for UI tests only (never instead of
 //!   real-model tests).
 //!
@@ -16,6 +19,8 @@ pub use localglm_protocol::{FinishReason, GenerationStats, ModelInfo, Role, Samp
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
+pub mod auto;
+pub mod glm;
 pub mod mistral;
 pub mod reasoning;
 pub mod scripted;
@@ -69,6 +74,8 @@ pub struct LoadSpec {
     pub path: PathBuf,
     /// Run on the CPU even when a GPU backend is compiled in.
     pub force_cpu: bool,
+    /// Context length to allocate for; `None` = the backend's default.
+    pub context_length: Option<u32>,
 }
 
 impl LoadSpec {
@@ -76,6 +83,7 @@ impl LoadSpec {
         Self {
             path: path.into(),
             force_cpu: true,
+            context_length: None,
         }
     }
 }

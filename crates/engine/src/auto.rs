@@ -1,0 +1,106 @@
+//! The engine the app and CLI use: picks the backend by the GGUF's `general.architecture` —
+//! `glm-dsa` (GLM-5.x) runs on LocalGLM's own runtime, everything else on `mistralrs`.
+
+use crate::glm::GlmEngine;
+use crate::mistral::{check_gguf_file, MistralRsEngine};
+use crate::{Engine, EngineError, GenerateRequest, Generation, LoadSpec};
+use async_trait::async_trait;
+use localglm_protocol::ModelInfo;
+use std::sync::RwLock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Which {
+    Glm,
+    Mistral,
+}
+
+/// Dispatches to the backend that can run the loaded model.
+#[derive(Default)]
+pub struct AutoEngine {
+    glm: GlmEngine,
+    mistral: MistralRsEngine,
+    active: RwLock<Option<Which>>,
+}
+
+impl AutoEngine {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn active(&self) -> Option<Which> {
+        *self.active.read().expect("engine lock")
+    }
+}
+
+/// `general.architecture` of a GGUF, if it can be read.
+pub fn gguf_architecture(path: &std::path::Path) -> Option<String> {
+    localglm_gguf::GgufModel::open(path)
+        .ok()
+        .and_then(|g| g.architecture().map(str::to_owned))
+}
+
+/// Opens the GGUF (or split set) with LocalGLM's own bounds-checked reader, so a truncated or
+/// foreign file, or a missing shard, fails with a precise reason before any backend sees it.
+fn read_architecture(path: &std::path::Path) -> Result<Option<String>, EngineError> {
+    let g = localglm_gguf::GgufModel::open(path).map_err(|e| EngineError::LoadFailed {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    Ok(g.architecture().map(str::to_owned))
+}
+
+#[async_trait]
+impl Engine for AutoEngine {
+    fn backend(&self) -> &'static str {
+        match self.active() {
+            Some(Which::Glm) => self.glm.backend(),
+            _ => self.mistral.backend(),
+        }
+    }
+
+    async fn load(&self, spec: LoadSpec) -> Result<ModelInfo, EngineError> {
+        check_gguf_file(&spec.path)?;
+        self.unload().await;
+        let path = spec.path.clone();
+        let arch = tokio::task::spawn_blocking(move || read_architecture(&path))
+            .await
+            .map_err(|e| EngineError::LoadFailed {
+                path: spec.path.clone(),
+                reason: e.to_string(),
+            })??;
+        let which = if arch.as_deref() == Some(localglm_glm::config::ARCH) {
+            Which::Glm
+        } else {
+            Which::Mistral
+        };
+        let mut info = match which {
+            Which::Glm => self.glm.load(spec).await?,
+            Which::Mistral => self.mistral.load(spec).await?,
+        };
+        if info.architecture.is_none() {
+            info.architecture = arch;
+        }
+        *self.active.write().expect("engine lock") = Some(which);
+        Ok(info)
+    }
+
+    fn loaded(&self) -> Option<ModelInfo> {
+        match self.active()? {
+            Which::Glm => self.glm.loaded(),
+            Which::Mistral => self.mistral.loaded(),
+        }
+    }
+
+    async fn generate(&self, request: GenerateRequest) -> Result<Generation, EngineError> {
+        match self.active().ok_or(EngineError::NoModel)? {
+            Which::Glm => self.glm.generate(request).await,
+            Which::Mistral => self.mistral.generate(request).await,
+        }
+    }
+
+    async fn unload(&self) {
+        self.glm.unload().await;
+        self.mistral.unload().await;
+        *self.active.write().expect("engine lock") = None;
+    }
+}

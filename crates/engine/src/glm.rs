@@ -1,0 +1,343 @@
+//! Backend on LocalGLM's own GLM-5.x runtime (`localglm-glm`): GGUF architecture `glm-dsa`,
+//! which the published `mistralrs` cannot load.
+//!
+//! The prompt is the GGUF's own chat template rendered with the request's thinking switch;
+//! message texts are tokenized as plain text (special-token strings typed by the user stay
+//! text). Reasoning is split by token id (`<think>` / `</think>` are single special tokens),
+//! so a literal "</think>" in the model's prose never ends a reasoning segment. The KV cache of
+//! the previous turn is kept and its common prefix with the next prompt reused.
+
+use crate::mistral::check_gguf_file;
+use crate::{validate, Engine, EngineError, EngineEvent, GenerateRequest, Generation, LoadSpec};
+use crate::{Role, StatsClock};
+use async_trait::async_trait;
+use localglm_glm::sampler::{Sampler, SamplerConfig};
+use localglm_glm::template::{ChatTemplate, TemplateMessage, TemplateOptions};
+use localglm_glm::tokenizer::{GlmTokenizer, StreamDecoder};
+use localglm_glm::{KvCache, Logits, Model, RuntimeOptions};
+use localglm_protocol::{FinishReason, ModelInfo};
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Everything a loaded GLM model needs to chat.
+pub struct GlmChat {
+    pub model: Model,
+    pub tokenizer: GlmTokenizer,
+    pub template: ChatTemplate,
+    pub think_open: Option<u32>,
+    pub think_close: Option<u32>,
+}
+
+impl GlmChat {
+    /// Loads model, tokenizer and template from one GGUF (or split set).
+    pub fn open(path: &Path, opts: RuntimeOptions) -> Result<Self, String> {
+        let model = Model::open(path, opts).map_err(|e| e.to_string())?;
+        let tokenizer = GlmTokenizer::from_gguf(model.gguf()).map_err(|e| e.to_string())?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let source = model
+            .gguf()
+            .get_str("tokenizer.chat_template")
+            .ok_or_else(|| format!("{name} has no chat template (tokenizer.chat_template)"))?;
+        let template = ChatTemplate::new(source, &name).map_err(|e| e.to_string())?;
+        Ok(Self {
+            think_open: tokenizer.special_id("<think>"),
+            think_close: tokenizer.special_id("</think>"),
+            model,
+            tokenizer,
+            template,
+        })
+    }
+
+    /// Renders and tokenizes a conversation for generation.
+    pub fn prompt(
+        &self,
+        messages: &[(Role, String)],
+        enable_thinking: Option<bool>,
+    ) -> Result<Vec<u32>, String> {
+        let msgs: Vec<TemplateMessage> = messages
+            .iter()
+            .map(|(r, c)| TemplateMessage::new(role_name(*r), c.clone()))
+            .collect();
+        let tok = &self.tokenizer;
+        let name = |id: Option<u32>| {
+            id.and_then(|i| tok.token(i))
+                .unwrap_or_default()
+                .to_string()
+        };
+        let opts = TemplateOptions {
+            add_generation_prompt: true,
+            enable_thinking,
+            bos_token: name(tok.bos_id),
+            eos_token: name(tok.eos_id),
+            ..Default::default()
+        };
+        let text = self
+            .template
+            .render(&msgs, &opts)
+            .map_err(|e| e.to_string())?;
+        let spans: Vec<&str> = messages.iter().map(|(_, c)| c.as_str()).collect();
+        tok.encode_prompt(&text, &spans).map_err(|e| e.to_string())
+    }
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::System => "system",
+        Role::User => "user",
+        Role::Assistant => "assistant",
+    }
+}
+
+struct Loaded {
+    chat: Arc<GlmChat>,
+    info: ModelInfo,
+    /// The previous turn's tokens and cache, for prefix reuse.
+    session: Arc<Mutex<Option<(Vec<u32>, KvCache)>>>,
+}
+
+/// The GLM-5.x backend. Holds at most one model.
+#[derive(Default)]
+pub struct GlmEngine {
+    loaded: RwLock<Option<Loaded>>,
+    options: RuntimeOptions,
+}
+
+impl GlmEngine {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with_options(options: RuntimeOptions) -> Self {
+        Self {
+            loaded: RwLock::new(None),
+            options,
+        }
+    }
+}
+
+#[async_trait]
+impl Engine for GlmEngine {
+    fn backend(&self) -> &'static str {
+        "localglm-glm"
+    }
+
+    async fn load(&self, spec: LoadSpec) -> Result<ModelInfo, EngineError> {
+        check_gguf_file(&spec.path)?;
+        self.unload().await;
+        let path = spec.path.clone();
+        let mut opts = self.options.clone();
+        if let Some(n) = spec.context_length {
+            opts.max_context = n as usize;
+        }
+        let chat = tokio::task::spawn_blocking(move || GlmChat::open(&path, opts))
+            .await
+            .map_err(|e| EngineError::LoadFailed {
+                path: spec.path.clone(),
+                reason: e.to_string(),
+            })?
+            .map_err(|reason| EngineError::LoadFailed {
+                path: spec.path.clone(),
+                reason,
+            })?;
+        let g = chat.model.gguf();
+        let info = ModelInfo {
+            name: spec
+                .path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            path: spec.path.to_string_lossy().into_owned(),
+            size_bytes: g.total_file_bytes() as f64,
+            backend: self.backend().into(),
+            architecture: g.architecture().map(str::to_owned),
+            context_length: Some(chat.model.max_context().min(u32::MAX as usize) as u32),
+        };
+        *self.loaded.write().expect("engine lock") = Some(Loaded {
+            chat: Arc::new(chat),
+            info: info.clone(),
+            session: Arc::new(Mutex::new(None)),
+        });
+        Ok(info)
+    }
+
+    fn loaded(&self) -> Option<ModelInfo> {
+        self.loaded
+            .read()
+            .expect("engine lock")
+            .as_ref()
+            .map(|l| l.info.clone())
+    }
+
+    async fn generate(&self, request: GenerateRequest) -> Result<Generation, EngineError> {
+        validate(&request)?;
+        let (chat, session, context_length) = {
+            let guard = self.loaded.read().expect("engine lock");
+            let l = guard.as_ref().ok_or(EngineError::NoModel)?;
+            (l.chat.clone(), l.session.clone(), l.info.context_length)
+        };
+        let messages: Vec<(Role, String)> = request
+            .messages
+            .iter()
+            .map(|t| (t.role, t.content.clone()))
+            .collect();
+        let prompt = chat
+            .prompt(&messages, request.enable_thinking)
+            .map_err(EngineError::InvalidRequest)?;
+        if prompt.len() >= chat.model.max_context() {
+            return Err(EngineError::InvalidRequest(format!(
+                "the prompt has {} tokens, the context holds {}",
+                prompt.len(),
+                chat.model.max_context()
+            )));
+        }
+        let cancel = CancellationToken::new();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let job = Job {
+            chat,
+            session,
+            prompt,
+            sampling: request.sampling.clone(),
+            context_length,
+            cancel: cancel.clone(),
+            tx,
+        };
+        std::thread::Builder::new()
+            .name("glm-generate".into())
+            .spawn(move || job.run())
+            .map_err(|e| EngineError::Generation(e.to_string()))?;
+        Ok(Generation::new(crate::event_stream(rx), cancel))
+    }
+
+    async fn unload(&self) {
+        let old = self.loaded.write().expect("engine lock").take();
+        drop(old);
+    }
+}
+
+/// One generation, run on its own thread (the forward pass is blocking, parallel inside).
+struct Job {
+    chat: Arc<GlmChat>,
+    session: Arc<Mutex<Option<(Vec<u32>, KvCache)>>>,
+    prompt: Vec<u32>,
+    sampling: crate::SamplingParams,
+    context_length: Option<u32>,
+    cancel: CancellationToken,
+    tx: mpsc::UnboundedSender<EngineEvent>,
+}
+
+impl Job {
+    fn run(self) {
+        let mut clock = StatsClock::start(self.prompt.len() as u32);
+        // One sequence at a time: a second generation waits for the first to give the cache
+        // back.
+        let mut slot = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut tokens, mut cache) = match slot.take() {
+            Some((t, c)) => (t, c),
+            None => (Vec::new(), self.chat.model.new_cache()),
+        };
+        // Reuse the longest common prefix (at least one prompt token is always recomputed).
+        let common = tokens
+            .iter()
+            .zip(&self.prompt)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(self.prompt.len() - 1);
+        cache.truncate(common);
+        tokens.truncate(common);
+
+        let (reason, error) = self.generate(&mut tokens, &mut cache, &mut clock);
+        let stats = clock.finish(None, self.context_length);
+        *slot = Some((tokens, cache));
+        drop(slot);
+        let _ = self.tx.send(EngineEvent::Finished {
+            reason,
+            stats,
+            error,
+        });
+    }
+
+    fn generate(
+        &self,
+        tokens: &mut Vec<u32>,
+        cache: &mut KvCache,
+        clock: &mut StatsClock,
+    ) -> (FinishReason, Option<EngineError>) {
+        let chat = &self.chat;
+        let fail = |e: String| (FinishReason::Error, Some(EngineError::Generation(e)));
+        let s = &self.sampling;
+        let mut sampler = Sampler::new(SamplerConfig {
+            temperature: s.temperature as f32,
+            top_p: s.top_p as f32,
+            top_k: s.top_k.map(|k| k as usize),
+            seed: s.seed.map(u64::from).unwrap_or_else(rand_seed),
+        });
+        let mut in_reasoning =
+            self.prompt.last().copied() == chat.think_open && chat.think_open.is_some();
+        let mut decoder = StreamDecoder::default();
+        let mut pending: Vec<u32> = self.prompt[tokens.len()..].to_vec();
+        tokens.extend_from_slice(&pending);
+        for _ in 0..s.max_tokens {
+            if self.cancel.is_cancelled() || self.tx.is_closed() {
+                // Roll back tokens the cache has not seen.
+                tokens.truncate(cache.len());
+                return (FinishReason::Cancelled, None);
+            }
+            let logits = match chat.model.forward(&pending, cache, Logits::Last) {
+                Ok(l) => l,
+                Err(localglm_glm::GlmError::ContextFull { .. }) => {
+                    tokens.truncate(cache.len());
+                    return (FinishReason::Length, None);
+                }
+                Err(e) => {
+                    tokens.truncate(cache.len());
+                    return fail(e.to_string());
+                }
+            };
+            let next = sampler.sample(&logits[0]);
+            clock.tokens(1);
+            if chat.tokenizer.stop_ids.contains(&next) {
+                return (FinishReason::Stop, None);
+            }
+            tokens.push(next);
+            pending = vec![next];
+            if Some(next) == chat.think_open {
+                in_reasoning = true;
+                continue;
+            }
+            if Some(next) == chat.think_close {
+                in_reasoning = false;
+                continue;
+            }
+            let text = match decoder.push(&chat.tokenizer, next) {
+                Ok(t) => t,
+                Err(e) => return fail(e.to_string()),
+            };
+            if !text.is_empty() {
+                let ev = if in_reasoning {
+                    EngineEvent::Reasoning(text)
+                } else {
+                    EngineEvent::Content(text)
+                };
+                if self.tx.send(ev).is_err() {
+                    return (FinishReason::Cancelled, None);
+                }
+            }
+        }
+        // The last sampled token was never fed: drop it so the cache and tokens agree.
+        tokens.truncate(cache.len());
+        (FinishReason::Length, None)
+    }
+}
+
+fn rand_seed() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(42)
+}
