@@ -19,11 +19,11 @@ export function appBinary() {
  * Writes `settings.json` as the app stores it (tauri-plugin-store file), with replies capped at
  * `maxTokens` and an optional model path.
  */
-export function writeSettings(dataDir, { maxTokens = 256, modelPath = null } = {}) {
+export function writeSettings(dataDir, { maxTokens = 256, modelPath = null, seed = null } = {}) {
   const settings = {
     settings: {
       version: 1,
-      sampling: { temperature: 1.0, top_p: 0.95, top_k: null, max_tokens: maxTokens, seed: null },
+      sampling: { temperature: 1.0, top_p: 0.95, top_k: null, max_tokens: maxTokens, seed },
       system_prompt: "",
       model_path: modelPath,
     },

@@ -236,7 +236,7 @@ impl ChatService {
                 .sampling
                 .clone()
                 .unwrap_or_else(|| settings.sampling.clone()),
-            enable_thinking: None,
+            enable_thinking: request.enable_thinking,
         };
         let generation = self
             .engine

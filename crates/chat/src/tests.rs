@@ -57,6 +57,7 @@ fn new(conv: &str, text: &str) -> SendRequest {
         conversation_id: conv.into(),
         action: SendAction::New { text: text.into() },
         sampling: None,
+        enable_thinking: None,
     }
 }
 
@@ -219,6 +220,7 @@ async fn regenerate_and_edit_rewrite_history() {
         conversation_id: conv.id.clone(),
         action: SendAction::Regenerate,
         sampling: None,
+        enable_thinking: None,
     };
     let h = f
         .service
@@ -240,6 +242,7 @@ async fn regenerate_and_edit_rewrite_history() {
             text: "edited".into(),
         },
         sampling: None,
+        enable_thinking: None,
     };
     f.service
         .send(edit, &Settings::default(), sink)
@@ -293,6 +296,7 @@ async fn invalid_requests_are_refused_before_anything_is_saved() {
         conversation_id: conv.id.clone(),
         action: SendAction::Regenerate,
         sampling: None,
+        enable_thinking: None,
     };
     assert_eq!(
         f.service

@@ -39,6 +39,21 @@ pub fn gguf_architecture(path: &std::path::Path) -> Option<String> {
         .and_then(|g| g.architecture().map(str::to_owned))
 }
 
+/// The main weight type and the thinking controls the embedded chat template offers — read
+/// from the template itself, so any GGUF (not a curated list) gets a working Think toggle.
+pub fn model_facts(
+    path: &std::path::Path,
+) -> Option<(Option<String>, localglm_glm::template::TemplateControls)> {
+    let g = localglm_gguf::GgufModel::open(path).ok()?;
+    let quant = g.census().main_type().map(str::to_owned);
+    let controls = g
+        .get_str("tokenizer.chat_template")
+        .and_then(|src| localglm_glm::template::ChatTemplate::new(src, "model").ok())
+        .map(|t| t.controls())
+        .unwrap_or_default();
+    Some((quant, controls))
+}
+
 /// Opens the GGUF (or split set) with LocalGLM's own bounds-checked reader, so a truncated or
 /// foreign file, or a missing shard, fails with a precise reason before any backend sees it.
 fn read_architecture(path: &std::path::Path) -> Result<Option<String>, EngineError> {
@@ -79,6 +94,14 @@ impl Engine for AutoEngine {
         };
         if info.architecture.is_none() {
             info.architecture = arch;
+        }
+        let path = std::path::PathBuf::from(&info.path);
+        if let Ok(Some((quant, controls))) =
+            tokio::task::spawn_blocking(move || model_facts(&path)).await
+        {
+            info.quant = quant;
+            info.supports_thinking = controls.thinking_toggle;
+            info.effort_levels = controls.effort_levels;
         }
         *self.active.write().expect("engine lock") = Some(which);
         Ok(info)

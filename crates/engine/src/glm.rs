@@ -93,11 +93,14 @@ fn role_name(r: Role) -> &'static str {
     }
 }
 
+/// The previous turn's tokens and cache (one sequence at a time), for prefix reuse.
+type Session = Arc<Mutex<Option<(Vec<u32>, KvCache)>>>;
+
 struct Loaded {
     chat: Arc<GlmChat>,
     info: ModelInfo,
     /// The previous turn's tokens and cache, for prefix reuse.
-    session: Arc<Mutex<Option<(Vec<u32>, KvCache)>>>,
+    session: Session,
 }
 
 /// The GLM-5.x backend. Holds at most one model.
@@ -156,6 +159,9 @@ impl Engine for GlmEngine {
             backend: self.backend().into(),
             architecture: g.architecture().map(str::to_owned),
             context_length: Some(chat.model.max_context().min(u32::MAX as usize) as u32),
+            quant: None,
+            supports_thinking: false,
+            effort_levels: Vec::new(),
         };
         *self.loaded.write().expect("engine lock") = Some(Loaded {
             chat: Arc::new(chat),
@@ -222,7 +228,7 @@ impl Engine for GlmEngine {
 /// One generation, run on its own thread (the forward pass is blocking, parallel inside).
 struct Job {
     chat: Arc<GlmChat>,
-    session: Arc<Mutex<Option<(Vec<u32>, KvCache)>>>,
+    session: Session,
     prompt: Vec<u32>,
     sampling: crate::SamplingParams,
     context_length: Option<u32>,

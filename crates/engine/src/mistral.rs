@@ -164,6 +164,9 @@ impl Engine for MistralRsEngine {
             backend: self.backend().into(),
             architecture: None,
             context_length,
+            quant: None,
+            supports_thinking: false,
+            effort_levels: Vec::new(),
         };
         *self.loaded.write().expect("engine lock") = Some(Loaded {
             model: Arc::new(model),

@@ -119,6 +119,9 @@ impl Engine for ScriptedEngine {
             backend: self.backend().into(),
             architecture: Some("scripted".into()),
             context_length: Some(8192),
+            quant: None,
+            supports_thinking: false,
+            effort_levels: Vec::new(),
         };
         *self.loaded.lock().expect("lock") = Some(info.clone());
         Ok(info)

@@ -68,7 +68,7 @@ async fn auto_engine_runs_glm_dsa_on_the_own_runtime() {
     let (reasoning, _content, reason, n) = collect(&engine, request("Hello", None, 24)).await;
     assert!(!reasoning.is_empty());
     assert!(matches!(reason, FinishReason::Length | FinishReason::Stop));
-    assert!(n >= 1 && n <= 24);
+    assert!((1..=24).contains(&n));
 
     // Same seed, same prompt → same output (and the reused cache gives the same logits).
     let again = collect(&engine, request("Hello", None, 24)).await;

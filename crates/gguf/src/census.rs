@@ -81,6 +81,14 @@ impl Census {
         c
     }
 
+    /// The type holding most bytes (a file's "quant" at a glance), if any tensor exists.
+    pub fn main_type(&self) -> Option<&str> {
+        self.by_type
+            .iter()
+            .max_by_key(|(_, b)| b.bytes)
+            .map(|(name, _)| name.as_str())
+    }
+
     /// Bytes of one type, 0 if absent.
     pub fn bytes_of(&self, ty: GgmlType) -> u64 {
         self.by_type.get(ty.name()).map(|b| b.bytes).unwrap_or(0)

@@ -224,12 +224,15 @@ impl Model {
         let mut vecs = Vec::with_capacity(config.n_layer);
         for l in &weights.layers {
             let expert_bias = match &l.ffn {
-                Ffn::Moe(MoeWeights { bias: Some(b), .. }) => Some(dequantize_to_vec(
-                    b.ty(),
-                    b.bytes(&gguf),
-                    b.info.n_elems as usize,
-                )?),
-                _ => None,
+                Ffn::Moe(m) => match &m.bias {
+                    Some(b) => Some(dequantize_to_vec(
+                        b.ty(),
+                        b.bytes(&gguf),
+                        b.info.n_elems as usize,
+                    )?),
+                    None => None,
+                },
+                Ffn::Dense(_) => None,
             };
             vecs.push(LayerVecs {
                 attn_norm: vec_t(&l.attn_norm)?,

@@ -120,6 +120,8 @@ pub struct DenseFfn {
     pub down: QTensor,
 }
 
+/// One per layer, built once at load: variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Ffn {
     Dense(DenseFfn),

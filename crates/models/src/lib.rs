@@ -147,13 +147,30 @@ pub fn describe(path: &Path) -> Result<ModelInfo, ModelsError> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // Architecture and quant from the header when it parses (a broken file is still listed;
+    // loading it gives the precise error).
+    let header = localglm_gguf::GgufModel::open(path).ok();
+    let architecture = header
+        .as_ref()
+        .and_then(|g| g.architecture().map(str::to_owned));
+    let quant = header
+        .as_ref()
+        .and_then(|g| g.census().main_type().map(str::to_owned));
+    let context_length = header.as_ref().and_then(|g| {
+        let arch = g.architecture()?;
+        g.get_u64(&format!("{arch}.context_length"))
+            .map(|v| v.min(u32::MAX as u64) as u32)
+    });
     Ok(ModelInfo {
         name,
         path: path.to_string_lossy().into_owned(),
         size_bytes: meta.len() as f64,
         backend: String::new(),
-        architecture: None,
-        context_length: None,
+        architecture,
+        context_length,
+        quant,
+        supports_thinking: false,
+        effort_levels: Vec::new(),
     })
 }
 

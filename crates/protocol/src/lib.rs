@@ -158,6 +158,9 @@ pub struct SendRequest {
     /// Overrides the saved sampling settings for this message.
     #[serde(default)]
     pub sampling: Option<SamplingParams>,
+    /// Template switch for thinking models; `None` keeps the template's default.
+    #[serde(default)]
+    pub enable_thinking: Option<bool>,
 }
 
 /// Returned by `send_message` once the generation is running.
@@ -265,6 +268,15 @@ pub struct ModelInfo {
     /// GGUF `general.architecture`, when known.
     pub architecture: Option<String>,
     pub context_length: Option<u32>,
+    /// The weight type holding most of the bytes (`Q4_1`, `IQ2_XXS`, ...), when known.
+    #[serde(default)]
+    pub quant: Option<String>,
+    /// The model's chat template reads `enable_thinking` (a Think toggle applies).
+    #[serde(default)]
+    pub supports_thinking: bool,
+    /// `reasoning_effort` values its template distinguishes (lower case), if any.
+    #[serde(default)]
+    pub effort_levels: Vec<String>,
 }
 
 /// Engine state for the model indicator.

@@ -66,4 +66,23 @@ describe('Composer', () => {
     expect(screen.queryByTestId('stop')).toBeNull();
     expect(screen.getByTestId('send')).toBeInTheDocument();
   });
+
+  it('shows the Think toggle only when the model offers thinking, and reports clicks', async () => {
+    const onToggleThinking = vi.fn();
+    const { rerender } = render(Composer, {
+      onSend: vi.fn(),
+      onStop: vi.fn(),
+      thinkingSupported: false,
+      thinking: true,
+      onToggleThinking,
+    });
+    expect(screen.queryByTestId('think-toggle')).toBeNull();
+    await rerender({ thinkingSupported: true, thinking: true });
+    const toggle = screen.getByTestId('think-toggle');
+    expect(toggle.getAttribute('aria-pressed')).toBe('true');
+    await fireEvent.click(toggle);
+    expect(onToggleThinking).toHaveBeenCalledTimes(1);
+    await rerender({ thinking: false });
+    expect(screen.getByTestId('think-toggle').getAttribute('aria-pressed')).toBe('false');
+  });
 });

@@ -15,4 +15,16 @@ backend: string,
 /**
  * GGUF `general.architecture`, when known.
  */
-architecture: string | null, context_length: number | null, };
+architecture: string | null, context_length: number | null, 
+/**
+ * The weight type holding most of the bytes (`Q4_1`, `IQ2_XXS`, ...), when known.
+ */
+quant: string | null, 
+/**
+ * The model's chat template reads `enable_thinking` (a Think toggle applies).
+ */
+supports_thinking: boolean, 
+/**
+ * `reasoning_effort` values its template distinguishes (lower case), if any.
+ */
+effort_levels: Array<string>, };

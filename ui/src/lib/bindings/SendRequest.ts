@@ -9,4 +9,8 @@ export type SendRequest = { conversation_id: string, action: SendAction,
 /**
  * Overrides the saved sampling settings for this message.
  */
-sampling: SamplingParams | null, };
+sampling: SamplingParams | null, 
+/**
+ * Template switch for thinking models; `None` keeps the template's default.
+ */
+enable_thinking: boolean | null, };

@@ -37,6 +37,13 @@ export class AppStore {
   info = $state.raw<AppInfo | null>(null);
   settings = $state.raw<Settings | null>(null);
   modelStatus = $state.raw<ModelStatus>({ state: 'none' });
+  /** Think toggle for models whose template reads `enable_thinking` (on = template default). */
+  thinking = $state(true);
+
+  /** The loaded model's template offers a thinking switch. */
+  get thinkingSupported(): boolean {
+    return this.modelStatus.state === 'ready' && this.modelStatus.model.supports_thinking;
+  }
   conversations = $state.raw<ConversationSummary[]>([]);
   chat = $state.raw<ChatState>(emptyChat());
   generation = $state.raw<ActiveGeneration | null>(null);
@@ -252,7 +259,12 @@ export class AppStore {
     this.generation = { conversationId, generationId: null, stopRequested: false };
     try {
       const handle = await ipc.sendMessage(
-        { conversation_id: conversationId, action, sampling: null },
+        {
+          conversation_id: conversationId,
+          action,
+          sampling: null,
+          enable_thinking: this.thinkingSupported ? this.thinking : null,
+        },
         (event) => this.onEvent(conversationId, event),
       );
       this.updateChatOf(conversationId, (chat) => attachHandle(chat, handle));

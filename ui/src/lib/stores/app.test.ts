@@ -137,6 +137,7 @@ describe('AppStore', () => {
       conversation_id: 'c3',
       action: { type: 'new', text: 'first' },
       sampling: null,
+      enable_thinking: null,
     });
   });
 

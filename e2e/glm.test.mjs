@@ -1,0 +1,85 @@
+// End to end in the real LocalGLM window on a GLM-5.x (`glm-dsa`) model, run by LocalGLM's own
+// runtime: the tiny random-weight fixture (its text is gibberish; the flow is what is tested):
+// the model loads, the Think toggle appears because its chat template reads `enable_thinking`,
+// a reply streams with its reasoning in the reasoning pane, and with thinking off the reply
+// starts as an answer (the template ends the prompt with an empty `<think></think>`).
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { ROOT, Session, startDriver, writeSettings } from "./webdriver.mjs";
+
+const dataDir = mkdtempSync(join(tmpdir(), "localglm-e2e-glm-"));
+const model = join(ROOT, "crates", "glm", "tests", "fixtures", "tiny-f32.gguf");
+let driver;
+
+before(async () => {
+  // A fixed seed makes the gibberish reproducible.
+  writeSettings(dataDir, { maxTokens: 24, modelPath: model, seed: 11 });
+  driver = await startDriver({ LOCALGLM_DATA_DIR: dataDir, LOCALGLM_ENGINE: "" });
+});
+
+after(async () => {
+  await driver?.stop();
+});
+
+const idle = `return document.querySelector('[data-testid=chat]')?.getAttribute('data-generating') === 'false';`;
+const lastAssistant = `const m = [...document.querySelectorAll('[data-testid=message][data-role=assistant]')].pop();
+  if (!m) return null;
+  const r = m.querySelector('[data-testid=reasoning]');
+  return {
+    content: m.querySelector('[data-testid=message-content]')?.textContent || '',
+    reasoning: r ? r.textContent : null,
+    stats: !!m.querySelector('[data-testid=message-stats]'),
+  };`;
+
+async function reply(s, text, count) {
+  await s.type("[data-testid=composer]", text);
+  await s.click("[data-testid=send]");
+  await s.until(
+    `return document.querySelectorAll('[data-testid=message][data-role=assistant] [data-testid=message-stats]').length >= ${count};`,
+    { timeout: 60000, what: `reply ${count} done` },
+  );
+  await s.until(idle, { timeout: 5000, what: "idle" });
+  return s.exec(lastAssistant);
+}
+
+test("a glm-dsa model chats in the window, thinking on and off", async () => {
+  const s = await Session.start(driver.url);
+  try {
+    await s.until(
+      `return document.querySelector('[data-testid=model-indicator]')?.getAttribute('data-state') === 'ready';`,
+      { timeout: 60000, what: "GLM model ready" },
+    );
+    const indicator = await s.exec(`return document.querySelector('[data-testid=model-indicator]').textContent;`);
+    assert.match(indicator, /tiny-f32/);
+
+    // The template reads enable_thinking, so the toggle is there, on by default.
+    await s.waitFor("[data-testid=think-toggle]");
+    assert.equal(
+      await s.exec(`return document.querySelector('[data-testid=think-toggle]').getAttribute('aria-pressed');`),
+      "true",
+    );
+    await s.click("[data-testid=new-chat]");
+
+    // Thinking on: the prompt ends inside <think>, so the reply opens with reasoning.
+    const first = await reply(s, "Hello GLM", 1);
+    assert.ok(first.stats);
+    assert.ok(first.reasoning !== null && first.reasoning.length > 0, JSON.stringify(first));
+    await s.screenshot("glm-thinking-on.png");
+
+    // Thinking off: the reply starts as an answer.
+    await s.click("[data-testid=think-toggle]");
+    assert.equal(
+      await s.exec(`return document.querySelector('[data-testid=think-toggle]').getAttribute('aria-pressed');`),
+      "false",
+    );
+    const second = await reply(s, "Answer directly", 2);
+    assert.ok(second.stats);
+    assert.ok(second.content.length > 0, JSON.stringify(second));
+    await s.screenshot("glm-thinking-off.png");
+  } finally {
+    await s.close();
+  }
+});
