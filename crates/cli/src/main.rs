@@ -16,6 +16,7 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 mod bench;
+mod bench_glm;
 mod inspect;
 mod logprobs;
 
@@ -63,6 +64,26 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchWhat {
+    /// GLM-5.x decode and prefill on a glm-dsa GGUF: ratio to the memory-bandwidth bound and
+    /// (with --llama-bench) to llama.cpp on the same file in the same run.
+    Glm {
+        #[arg(long)]
+        model: PathBuf,
+        /// Prompt tokens for the prefill measurement.
+        #[arg(long, default_value_t = 128)]
+        prompt: usize,
+        /// Generated tokens for the decode measurement.
+        #[arg(long, default_value_t = 32)]
+        gen: usize,
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// Path of llama.cpp's `llama-bench`, to measure the peer in the same run.
+        #[arg(long = "llama-bench")]
+        llama_bench: Option<PathBuf>,
+        /// Threads for llama.cpp (LocalGLM uses rayon's default: all cores).
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
     /// Mat-vec of every quant type over a large matrix, as GB/s and as a ratio to memory bandwidth.
     Quants {
         /// Weight bytes per matrix, in MiB.
@@ -127,6 +148,24 @@ async fn main() -> Result<()> {
                     shape,
                 },
         } => bench::quants(mib, reps, &types, shape.as_deref()),
+        Command::Bench {
+            what:
+                BenchWhat::Glm {
+                    model,
+                    prompt,
+                    gen,
+                    reps,
+                    llama_bench,
+                    threads,
+                },
+        } => bench_glm::run(&bench_glm::GlmBenchArgs {
+            model,
+            prompt,
+            gen,
+            reps,
+            llama_bench,
+            threads,
+        }),
         Command::Inspect { file, json } => inspect::inspect(&file, json),
         Command::Logprobs(args) => logprobs::run(&args),
         Command::Dequant { file, tensor, out } => inspect::dequant(&file, &tensor, &out),

@@ -312,6 +312,19 @@ impl Model {
         cache: &mut KvCache,
         which: Logits,
     ) -> Result<Vec<Vec<f32>>, GlmError> {
+        // Run the whole pass on a pool worker: every parallel kernel inside then forks from a
+        // worker (no cross-thread injection and wake-up of the caller per weight product).
+        let mut out = None;
+        rayon::scope(|_| out = Some(self.forward_inner(tokens, cache, which)));
+        out.expect("scope ran the pass")
+    }
+
+    fn forward_inner(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        which: Logits,
+    ) -> Result<Vec<Vec<f32>>, GlmError> {
         let n = tokens.len();
         if n == 0 {
             return Ok(Vec::new());
@@ -621,6 +634,14 @@ impl Model {
         let f = c.expert_ff;
         let k = c.n_expert_used;
         let mut out = vec![0f32; n * d];
+        if n > 1 {
+            self.moe_batched(m, v, &logits, &xs, &mut out)?;
+            let mut routed = Tensor::from_vec(out, (n, d), &self.opts.device)?;
+            if let Some(sh) = &m.shared {
+                routed = (routed + self.dense_ffn(sh, x)?)?;
+            }
+            return Ok(routed);
+        }
         let mut g = vec![0f32; k * f];
         let mut u = vec![0f32; k * f];
         let mut y = vec![0f32; k * d];
@@ -658,6 +679,70 @@ impl Model {
             routed = (routed + self.dense_ffn(sh, x)?)?;
         }
         Ok(routed)
+    }
+
+    /// Prefill MoE: tokens grouped by expert, so each expert's weights are decoded once for
+    /// all the tokens routed to it (batched products instead of one mat-vec per token).
+    fn moe_batched(
+        &self,
+        m: &MoeWeights,
+        v: &LayerVecs,
+        logits: &[Vec<f32>],
+        xs: &[Vec<f32>],
+        out: &mut [f32],
+    ) -> Result<(), GlmError> {
+        let c = &self.config;
+        let mode = self.opts.activations;
+        let (d, f) = (c.n_embd, c.expert_ff);
+        let mut per_expert: Vec<Vec<(usize, f32)>> = vec![Vec::new(); c.n_expert];
+        for (t, l) in logits.iter().enumerate() {
+            let (ids, wts) = self.route(l, v.expert_bias.as_deref());
+            for (e, w) in ids.into_iter().zip(wts) {
+                per_expert[e as usize].push((t, w));
+            }
+        }
+        let slice = |t: &QTensor, e: usize, rows: usize| -> Result<&[u8], GlmError> {
+            let bytes = t.bytes(&self.gguf);
+            let per = t.ty().row_bytes(t.cols())? * rows;
+            Ok(&bytes[e * per..(e + 1) * per])
+        };
+        for (e, toks) in per_expert.iter().enumerate() {
+            if toks.is_empty() {
+                continue;
+            }
+            let ne = toks.len();
+            let mut xe = Vec::with_capacity(ne * d);
+            for &(t, _) in toks {
+                xe.extend_from_slice(&xs[t]);
+            }
+            let mut g = vec![0f32; ne * f];
+            let mut u = vec![0f32; ne * f];
+            match &m.gate_up {
+                GateUp::Separate { gate, up } => {
+                    matmul_with(mode, gate.ty(), slice(gate, e, f)?, f, d, &xe, ne, &mut g)?;
+                    matmul_with(mode, up.ty(), slice(up, e, f)?, f, d, &xe, ne, &mut u)?;
+                }
+                GateUp::Fused(gu) => {
+                    let mut both = vec![0f32; ne * 2 * f];
+                    matmul_with(mode, gu.ty(), slice(gu, e, 2 * f)?, 2 * f, d, &xe, ne, &mut both)?;
+                    for t in 0..ne {
+                        g[t * f..(t + 1) * f].copy_from_slice(&both[t * 2 * f..t * 2 * f + f]);
+                        u[t * f..(t + 1) * f].copy_from_slice(&both[t * 2 * f + f..(t + 1) * 2 * f]);
+                    }
+                }
+            }
+            for (gv, uv) in g.iter_mut().zip(&u) {
+                *gv = silu(*gv) * uv;
+            }
+            let mut y = vec![0f32; ne * d];
+            matmul_with(mode, m.down.ty(), slice(&m.down, e, d)?, d, f, &g, ne, &mut y)?;
+            for (i, &(t, w)) in toks.iter().enumerate() {
+                for (o, yv) in out[t * d..(t + 1) * d].iter_mut().zip(&y[i * d..(i + 1) * d]) {
+                    *o += w * yv;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Expert choice for one token: ids and final weights.

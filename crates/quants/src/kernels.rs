@@ -19,7 +19,7 @@
 
 use crate::decode_i8 as di8;
 use crate::dequant::{self as dq, QK, QK_K};
-use crate::q8::{dot_row_q8, Q8Act};
+use crate::q8::{dot_row_q8, dot_row_q8_multi, Q8Act};
 use crate::{GgmlType, QuantError};
 use rayon::prelude::*;
 
@@ -152,6 +152,89 @@ fn dot_row_int8(ty: GgmlType, row: &[u8], a: &Q8Act) -> f32 {
     }
 }
 
+/// One row · many quantized activations (decode once per block), for `decode_i8` types.
+#[inline(always)]
+fn dot_row_int8_multi(ty: GgmlType, row: &[u8], acts: &[Q8Act], out: &mut [f32]) {
+    match ty {
+        GgmlType::Q4_0 => dot_row_q8_multi!(row, acts, out, 18, QK, 2, 4, di8::q4_0),
+        GgmlType::Q4_1 => dot_row_q8_multi!(row, acts, out, 20, QK, 2, 4, di8::q4_1),
+        GgmlType::Q5_0 => dot_row_q8_multi!(row, acts, out, 22, QK, 2, 4, di8::q5_0),
+        GgmlType::Q5_1 => dot_row_q8_multi!(row, acts, out, 24, QK, 2, 4, di8::q5_1),
+        GgmlType::Q8_0 => dot_row_q8_multi!(row, acts, out, 34, QK, 2, 4, di8::q8_0),
+        GgmlType::IQ4_NL => dot_row_q8_multi!(row, acts, out, 18, QK, 2, 4, di8::iq4_nl),
+        GgmlType::Q2_K => dot_row_q8_multi!(row, acts, out, 84, QK_K, 16, 32, di8::q2_k),
+        GgmlType::Q3_K => dot_row_q8_multi!(row, acts, out, 110, QK_K, 16, 32, di8::q3_k),
+        GgmlType::Q4_K => dot_row_q8_multi!(row, acts, out, 144, QK_K, 16, 32, di8::q4_k),
+        GgmlType::Q5_K => dot_row_q8_multi!(row, acts, out, 176, QK_K, 16, 32, di8::q5_k),
+        GgmlType::Q6_K => dot_row_q8_multi!(row, acts, out, 210, QK_K, 16, 32, di8::q6_k),
+        GgmlType::IQ2_XXS => dot_row_q8_multi!(row, acts, out, 66, QK_K, 16, 32, di8::iq2_xxs),
+        GgmlType::IQ2_XS => dot_row_q8_multi!(row, acts, out, 74, QK_K, 16, 32, di8::iq2_xs),
+        GgmlType::IQ2_S => dot_row_q8_multi!(row, acts, out, 82, QK_K, 16, 32, di8::iq2_s),
+        GgmlType::IQ3_XXS => dot_row_q8_multi!(row, acts, out, 98, QK_K, 16, 32, di8::iq3_xxs),
+        GgmlType::IQ3_S => dot_row_q8_multi!(row, acts, out, 110, QK_K, 16, 32, di8::iq3_s),
+        GgmlType::IQ1_S => dot_row_q8_multi!(row, acts, out, 50, QK_K, 16, 32, di8::iq1_s),
+        GgmlType::IQ1_M => dot_row_q8_multi!(row, acts, out, 56, QK_K, 16, 32, di8::iq1_m),
+        GgmlType::IQ4_XS => dot_row_q8_multi!(row, acts, out, 136, QK_K, 16, 32, di8::iq4_xs),
+        _ => out.iter_mut().for_each(|o| *o = f32::NAN), // unreachable: callers check `di8::supports`
+    }
+}
+
+/// AVX2 build of `dot_row_int8`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn dot_row_int8_avx2(ty: GgmlType, row: &[u8], a: &Q8Act) -> f32 {
+    match ty {
+        GgmlType::Q4_0 => crate::q8::dot_row_q8_simd!(row, a, 18, QK, 2, 4, di8::q4_0),
+        GgmlType::Q4_1 => crate::q8::dot_row_q8_simd!(row, a, 20, QK, 2, 4, di8::q4_1),
+        GgmlType::Q5_0 => crate::q8::dot_row_q8_simd!(row, a, 22, QK, 2, 4, di8::q5_0),
+        GgmlType::Q5_1 => crate::q8::dot_row_q8_simd!(row, a, 24, QK, 2, 4, di8::q5_1),
+        GgmlType::Q8_0 => crate::q8::dot_row_q8_simd!(row, a, 34, QK, 2, 4, di8::q8_0),
+        GgmlType::IQ4_NL => crate::q8::dot_row_q8_simd!(row, a, 18, QK, 2, 4, di8::iq4_nl),
+        GgmlType::Q2_K => crate::q8::dot_row_q8_simd!(row, a, 84, QK_K, 16, 32, di8::q2_k),
+        GgmlType::Q3_K => crate::q8::dot_row_q8_simd!(row, a, 110, QK_K, 16, 32, di8::q3_k),
+        GgmlType::Q4_K => crate::q8::dot_row_q8_simd!(row, a, 144, QK_K, 16, 32, di8::q4_k),
+        GgmlType::Q5_K => crate::q8::dot_row_q8_simd!(row, a, 176, QK_K, 16, 32, di8::q5_k),
+        GgmlType::Q6_K => crate::q8::dot_row_q8_simd!(row, a, 210, QK_K, 16, 32, di8::q6_k),
+        GgmlType::IQ2_XXS => crate::q8::dot_row_q8_simd!(row, a, 66, QK_K, 16, 32, di8::iq2_xxs),
+        GgmlType::IQ2_XS => crate::q8::dot_row_q8_simd!(row, a, 74, QK_K, 16, 32, di8::iq2_xs),
+        GgmlType::IQ2_S => crate::q8::dot_row_q8_simd!(row, a, 82, QK_K, 16, 32, di8::iq2_s),
+        GgmlType::IQ3_XXS => crate::q8::dot_row_q8_simd!(row, a, 98, QK_K, 16, 32, di8::iq3_xxs),
+        GgmlType::IQ3_S => crate::q8::dot_row_q8_simd!(row, a, 110, QK_K, 16, 32, di8::iq3_s),
+        GgmlType::IQ1_S => crate::q8::dot_row_q8_simd!(row, a, 50, QK_K, 16, 32, di8::iq1_s),
+        GgmlType::IQ1_M => crate::q8::dot_row_q8_simd!(row, a, 56, QK_K, 16, 32, di8::iq1_m),
+        GgmlType::IQ4_XS => crate::q8::dot_row_q8_simd!(row, a, 136, QK_K, 16, 32, di8::iq4_xs),
+        _ => f32::NAN, // unreachable: callers check `di8::supports`
+    }
+}
+
+/// AVX2 build of `dot_row_int8_multi`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn dot_row_int8_multi_avx2(ty: GgmlType, row: &[u8], acts: &[Q8Act], out: &mut [f32]) {
+    match ty {
+        GgmlType::Q4_0 => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 18, QK, 2, 4, di8::q4_0),
+        GgmlType::Q4_1 => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 20, QK, 2, 4, di8::q4_1),
+        GgmlType::Q5_0 => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 22, QK, 2, 4, di8::q5_0),
+        GgmlType::Q5_1 => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 24, QK, 2, 4, di8::q5_1),
+        GgmlType::Q8_0 => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 34, QK, 2, 4, di8::q8_0),
+        GgmlType::IQ4_NL => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 18, QK, 2, 4, di8::iq4_nl),
+        GgmlType::Q2_K => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 84, QK_K, 16, 32, di8::q2_k),
+        GgmlType::Q3_K => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 110, QK_K, 16, 32, di8::q3_k),
+        GgmlType::Q4_K => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 144, QK_K, 16, 32, di8::q4_k),
+        GgmlType::Q5_K => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 176, QK_K, 16, 32, di8::q5_k),
+        GgmlType::Q6_K => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 210, QK_K, 16, 32, di8::q6_k),
+        GgmlType::IQ2_XXS => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 66, QK_K, 16, 32, di8::iq2_xxs),
+        GgmlType::IQ2_XS => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 74, QK_K, 16, 32, di8::iq2_xs),
+        GgmlType::IQ2_S => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 82, QK_K, 16, 32, di8::iq2_s),
+        GgmlType::IQ3_XXS => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 98, QK_K, 16, 32, di8::iq3_xxs),
+        GgmlType::IQ3_S => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 110, QK_K, 16, 32, di8::iq3_s),
+        GgmlType::IQ1_S => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 50, QK_K, 16, 32, di8::iq1_s),
+        GgmlType::IQ1_M => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 56, QK_K, 16, 32, di8::iq1_m),
+        GgmlType::IQ4_XS => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 136, QK_K, 16, 32, di8::iq4_xs),
+        _ => out.iter_mut().for_each(|o| *o = f32::NAN), // unreachable: callers check `di8::supports`
+    }
+}
+
 /// One row · x for a supported type (lengths already validated by the caller).
 #[inline(always)]
 fn dot_row(ty: GgmlType, row: &[u8], x: &[f32], act: Option<&Q8Act>) -> f32 {
@@ -211,7 +294,50 @@ fn rows_into_avx2(
     act: Option<&Q8Act>,
     y: &mut [f32],
 ) {
+    if let (GgmlType::IQ2_XXS, Some(a)) = (ty, act) {
+        for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
+            *out = crate::simd::dot_iq2xxs(row, a);
+        }
+        return;
+    }
+    if let Some(a) = act {
+        for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
+            *out = dot_row_int8_avx2(ty, row, a);
+        }
+        return;
+    }
     rows_into(ty, w, row_bytes, x, act, y)
+}
+
+/// Rows × many activations into `yt` (rows × n, row-major), plain build.
+#[inline(always)]
+fn rows_multi(ty: GgmlType, w: &[u8], row_bytes: usize, acts: &[Q8Act], yt: &mut [f32]) {
+    let n = acts.len();
+    for (row, out) in w.chunks_exact(row_bytes).zip(yt.chunks_exact_mut(n)) {
+        dot_row_int8_multi(ty, row, acts, out);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn rows_multi_avx2(ty: GgmlType, w: &[u8], row_bytes: usize, acts: &[Q8Act], yt: &mut [f32]) {
+    let n = acts.len();
+    for (row, out) in w.chunks_exact(row_bytes).zip(yt.chunks_exact_mut(n)) {
+        dot_row_int8_multi_avx2(ty, row, acts, out);
+    }
+}
+
+fn rows_multi_dispatch(ty: GgmlType, w: &[u8], row_bytes: usize, acts: &[Q8Act], yt: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if have_avx2() {
+        // WORKAROUND: as in `rows_dispatch`: the features were detected on this CPU.
+        #[allow(unsafe_code)]
+        unsafe {
+            rows_multi_avx2(ty, w, row_bytes, acts, yt)
+        };
+        return;
+    }
+    rows_multi(ty, w, row_bytes, acts, yt)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -358,12 +484,30 @@ pub fn matmul_with(
     if n == 1 {
         return matvec_with(mode, ty, w, rows, cols, xs, ys);
     }
+    // Work on the transpose (rows × n) so each task owns a contiguous output block.
+    let mut yt = vec![0f32; rows * n];
+    if mode == Activations::Int8 && di8::supports(ty) {
+        // Integer path: every weight block is decoded once for the whole batch.
+        let acts: Vec<Q8Act> = xs.chunks_exact(cols).map(Q8Act::new).collect();
+        let task = |(yc, wc): (&mut [f32], &[u8])| rows_multi_dispatch(ty, wc, row_bytes, &acts, yc);
+        if rows * cols * n < PARALLEL_MIN_WEIGHTS {
+            task((&mut yt, w));
+        } else {
+            yt.par_chunks_mut(ROWS_PER_TASK * n)
+                .zip(w.par_chunks(row_bytes * ROWS_PER_TASK))
+                .for_each(task);
+        }
+        for r in 0..rows {
+            for t in 0..n {
+                ys[t * rows + r] = yt[r * n + t];
+            }
+        }
+        return Ok(());
+    }
     let acts: Vec<Option<Q8Act>> = xs
         .chunks_exact(cols)
         .map(|xv| activation(ty, mode, xv))
         .collect();
-    // Work on the transpose (rows × n) so each task owns a contiguous output block.
-    let mut yt = vec![0f32; rows * n];
     let task = |(yc, wc): (&mut [f32], &[u8])| {
         let mut col = vec![0f32; yc.len() / n];
         for (t, xv) in xs.chunks_exact(cols).enumerate() {

@@ -15,6 +15,7 @@ pub mod decode_i8;
 pub mod dequant;
 pub mod kernels;
 pub mod q8;
+mod simd;
 pub mod synth;
 pub mod tables;
 mod types;

@@ -97,6 +97,109 @@ macro_rules! dot_row_q8 {
 }
 pub(crate) use dot_row_q8;
 
+/// One weight row against many quantized activations: each block is decoded once and dotted
+/// with every activation (prefill: decode cost divided by the batch). `$out[t]` receives
+/// row · x_t.
+macro_rules! dot_row_q8_multi {
+    ($row:expr, $acts:expr, $out:expr, $B:literal, $N:expr, $S:literal, $G:literal, $decode:path) => {{
+        let acts: &[$crate::q8::Q8Act] = $acts;
+        let out: &mut [f32] = $out;
+        let mut q = [0i8; $N];
+        let mut s = [0f32; $S];
+        let mut bias = [0f32; $G];
+        out.iter_mut().for_each(|o| *o = 0.0);
+        let (blocks, _) = $row.as_chunks::<$B>();
+        for (bi, blk) in blocks.iter().enumerate() {
+            let has_bias = $decode(blk, &mut q, &mut s, &mut bias);
+            for (a, o) in acts.iter().zip(out.iter_mut()) {
+                let xq = &a.q[bi * $N..(bi + 1) * $N];
+                let xd = &a.d16[bi * $S..(bi + 1) * $S];
+                let mut part = [0f32; $S];
+                for g in 0..$S {
+                    let mut t = 0i32;
+                    for k in 0..16 {
+                        t += (q[16 * g + k] as i16 * xq[16 * g + k] as i16) as i32;
+                    }
+                    part[g] = s[g] * xd[g] * t as f32;
+                }
+                let mut v = part.iter().sum::<f32>();
+                if has_bias {
+                    let xs = &a.sum8[bi * $G..(bi + 1) * $G];
+                    for g in 0..$G {
+                        v += bias[g] * xs[g];
+                    }
+                }
+                *o += v;
+            }
+        }
+    }};
+}
+pub(crate) use dot_row_q8_multi;
+
+/// [`dot_row_q8`] with the block dot in AVX2 (`crate::simd::block_dot`); expands only inside
+/// `#[target_feature(enable = "avx2,fma")]` functions.
+#[cfg(target_arch = "x86_64")]
+macro_rules! dot_row_q8_simd {
+    ($row:expr, $act:expr, $B:literal, $N:expr, $S:literal, $G:literal, $decode:path) => {{
+        let act: &$crate::q8::Q8Act = $act;
+        let mut q = [0i8; $N];
+        let mut s = [0f32; $S];
+        let mut bias = [0f32; $G];
+        let mut acc = $crate::simd::_mm256_setzero_ps();
+        let mut acc_bias = [0f32; $G];
+        let (blocks, _) = $row.as_chunks::<$B>();
+        let (xq, _) = act.q.as_chunks::<{ $N }>();
+        let (xd, _) = act.d16.as_chunks::<$S>();
+        let (xs, _) = act.sum8.as_chunks::<$G>();
+        for (((blk, xq), xd), xs) in blocks.iter().zip(xq).zip(xd).zip(xs) {
+            let has_bias = $decode(blk, &mut q, &mut s, &mut bias);
+            acc = $crate::simd::block_dot(&q, &s, xq, xd, acc);
+            if has_bias {
+                for g in 0..$G {
+                    acc_bias[g] += bias[g] * xs[g];
+                }
+            }
+        }
+        $crate::simd::hsum(acc) + acc_bias.iter().sum::<f32>()
+    }};
+}
+#[cfg(target_arch = "x86_64")]
+pub(crate) use dot_row_q8_simd;
+
+/// [`dot_row_q8_multi`] with the block dot in AVX2.
+#[cfg(target_arch = "x86_64")]
+macro_rules! dot_row_q8_multi_simd {
+    ($row:expr, $acts:expr, $out:expr, $B:literal, $N:expr, $S:literal, $G:literal, $decode:path) => {{
+        let acts: &[$crate::q8::Q8Act] = $acts;
+        let out: &mut [f32] = $out;
+        let mut q = [0i8; $N];
+        let mut s = [0f32; $S];
+        let mut bias = [0f32; $G];
+        let mut accs = vec![$crate::simd::_mm256_setzero_ps(); acts.len()];
+        out.iter_mut().for_each(|o| *o = 0.0);
+        let (blocks, _) = $row.as_chunks::<$B>();
+        for (bi, blk) in blocks.iter().enumerate() {
+            let has_bias = $decode(blk, &mut q, &mut s, &mut bias);
+            for ((a, o), acc) in acts.iter().zip(out.iter_mut()).zip(accs.iter_mut()) {
+                let xq = &a.q[bi * $N..(bi + 1) * $N];
+                let xd = &a.d16[bi * $S..(bi + 1) * $S];
+                *acc = $crate::simd::block_dot(&q, &s, xq, xd, *acc);
+                if has_bias {
+                    let xs = &a.sum8[bi * $G..(bi + 1) * $G];
+                    for g in 0..$G {
+                        *o += bias[g] * xs[g];
+                    }
+                }
+            }
+        }
+        for (o, acc) in out.iter_mut().zip(accs) {
+            *o += $crate::simd::hsum(acc);
+        }
+    }};
+}
+#[cfg(target_arch = "x86_64")]
+pub(crate) use dot_row_q8_multi_simd;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,142 @@
+//! `localglm bench glm`: decode and prefill speed of the GLM-5.x runtime on a `glm-dsa` GGUF,
+//! as a ratio to the memory-bandwidth bound (weight bytes one token reads ÷ read bandwidth
+//! measured in the same run) and, when a `llama-bench` binary is given, as a ratio to
+//! llama.cpp on the same file in the same run.
+
+use anyhow::{bail, Context, Result};
+use localglm_glm::{Logits, Model, RuntimeOptions};
+use localglm_quants::bench::measure_bandwidth;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+pub struct GlmBenchArgs {
+    pub model: PathBuf,
+    pub prompt: usize,
+    pub gen: usize,
+    pub reps: usize,
+    pub llama_bench: Option<PathBuf>,
+    pub threads: usize,
+}
+
+struct Speeds {
+    prefill: f64,
+    decode: f64,
+}
+
+fn ours(model: &Model, prompt: usize, gen: usize, reps: usize) -> Result<Speeds> {
+    let vocab = model.config.vocab as u32;
+    // Deterministic token ids away from the specials at the end of the vocabulary.
+    let tokens: Vec<u32> = (0..prompt as u32).map(|i| (i * 7919 + 13) % (vocab / 2)).collect();
+    let mut best = Speeds {
+        prefill: 0.0,
+        decode: 0.0,
+    };
+    for _ in 0..reps.max(1) {
+        let mut cache = model.new_cache();
+        let t = Instant::now();
+        let logits = model.forward(&tokens, &mut cache, Logits::Last)?;
+        let pp = prompt as f64 / t.elapsed().as_secs_f64();
+        let mut next = localglm_glm::sampler::argmax(&logits[0]);
+        let t = Instant::now();
+        for _ in 0..gen {
+            let l = model.forward(&[next], &mut cache, Logits::Last)?;
+            next = localglm_glm::sampler::argmax(&l[0]);
+        }
+        let tg = gen as f64 / t.elapsed().as_secs_f64();
+        best.prefill = best.prefill.max(pp);
+        best.decode = best.decode.max(tg);
+    }
+    Ok(best)
+}
+
+/// Runs llama-bench and returns (pp t/s, tg t/s) parsed from its JSON output.
+fn llama(bin: &Path, model: &Path, prompt: usize, gen: usize, reps: usize, threads: usize) -> Result<Speeds> {
+    let out = Command::new(bin)
+        .args(["-m"])
+        .arg(model)
+        .args([
+            "-p",
+            &prompt.to_string(),
+            "-n",
+            &gen.to_string(),
+            "-t",
+            &threads.to_string(),
+            "-r",
+            &reps.max(1).to_string(),
+            "-o",
+            "json",
+        ])
+        .output()
+        .with_context(|| format!("running {}", bin.display()))?;
+    if !out.status.success() {
+        bail!(
+            "llama-bench failed: {}",
+            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+        );
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("llama-bench JSON")?;
+    let mut s = Speeds {
+        prefill: 0.0,
+        decode: 0.0,
+    };
+    for row in v.as_array().into_iter().flatten() {
+        let ts = row["avg_ts"].as_f64().unwrap_or(0.0);
+        if row["n_prompt"].as_u64().unwrap_or(0) > 0 {
+            s.prefill = ts;
+        } else if row["n_gen"].as_u64().unwrap_or(0) > 0 {
+            s.decode = ts;
+        }
+    }
+    Ok(s)
+}
+
+pub fn run(a: &GlmBenchArgs) -> Result<()> {
+    let model = Model::open(&a.model, RuntimeOptions::default())
+        .with_context(|| format!("loading {}", a.model.display()))?;
+    let bpt = model.bytes_per_token() as f64;
+    eprintln!(
+        "{}: {:.2} GiB on disk, {:.1} MiB of weights read per decoded token",
+        a.model.display(),
+        model.gguf().total_file_bytes() as f64 / (1u64 << 30) as f64,
+        bpt / (1u64 << 20) as f64
+    );
+    eprintln!("measuring memory bandwidth (512 MiB buffers) ...");
+    let bw = measure_bandwidth(512 << 20, 5);
+    let read = bw.read_bytes_per_s;
+    let bound = read / bpt;
+    eprintln!("warm-up ...");
+    ours(&model, a.prompt.min(16), 2, 1)?;
+    let mine = ours(&model, a.prompt, a.gen, a.reps)?;
+    let peer = match &a.llama_bench {
+        Some(bin) => Some(llama(bin, &a.model, a.prompt, a.gen, a.reps, a.threads)?),
+        None => None,
+    };
+    println!("read bandwidth: {:.2} GB/s → decode bound {:.1} tok/s ({:.1} MiB/token)", read / 1e9, bound, bpt / (1u64 << 20) as f64);
+    println!("| phase | LocalGLM tok/s | ÷ bandwidth bound | llama.cpp tok/s | LocalGLM ÷ llama.cpp |");
+    println!("|---|---|---|---|---|");
+    let row = |name: &str, ours: f64, theirs: Option<f64>, bound: Option<f64>| {
+        println!(
+            "| {name} | {ours:.2} | {} | {} | {} |",
+            bound.map(|b| format!("{:.2}", ours / b)).unwrap_or_else(|| "—".into()),
+            theirs.map(|t| format!("{t:.2}")).unwrap_or_else(|| "—".into()),
+            theirs
+                .filter(|t| *t > 0.0)
+                .map(|t| format!("{:.2}", ours / t))
+                .unwrap_or_else(|| "—".into()),
+        )
+    };
+    row(
+        &format!("decode (tg{})", a.gen),
+        mine.decode,
+        peer.as_ref().map(|p| p.decode),
+        Some(bound),
+    );
+    row(
+        &format!("prefill (pp{})", a.prompt),
+        mine.prefill,
+        peer.as_ref().map(|p| p.prefill),
+        None,
+    );
+    Ok(())
+}
