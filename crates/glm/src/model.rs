@@ -724,10 +724,20 @@ impl Model {
                 }
                 GateUp::Fused(gu) => {
                     let mut both = vec![0f32; ne * 2 * f];
-                    matmul_with(mode, gu.ty(), slice(gu, e, 2 * f)?, 2 * f, d, &xe, ne, &mut both)?;
+                    matmul_with(
+                        mode,
+                        gu.ty(),
+                        slice(gu, e, 2 * f)?,
+                        2 * f,
+                        d,
+                        &xe,
+                        ne,
+                        &mut both,
+                    )?;
                     for t in 0..ne {
                         g[t * f..(t + 1) * f].copy_from_slice(&both[t * 2 * f..t * 2 * f + f]);
-                        u[t * f..(t + 1) * f].copy_from_slice(&both[t * 2 * f + f..(t + 1) * 2 * f]);
+                        u[t * f..(t + 1) * f]
+                            .copy_from_slice(&both[t * 2 * f + f..(t + 1) * 2 * f]);
                     }
                 }
             }
@@ -735,9 +745,21 @@ impl Model {
                 *gv = silu(*gv) * uv;
             }
             let mut y = vec![0f32; ne * d];
-            matmul_with(mode, m.down.ty(), slice(&m.down, e, d)?, d, f, &g, ne, &mut y)?;
+            matmul_with(
+                mode,
+                m.down.ty(),
+                slice(&m.down, e, d)?,
+                d,
+                f,
+                &g,
+                ne,
+                &mut y,
+            )?;
             for (i, &(t, w)) in toks.iter().enumerate() {
-                for (o, yv) in out[t * d..(t + 1) * d].iter_mut().zip(&y[i * d..(i + 1) * d]) {
+                for (o, yv) in out[t * d..(t + 1) * d]
+                    .iter_mut()
+                    .zip(&y[i * d..(i + 1) * d])
+                {
                     *o += w * yv;
                 }
             }

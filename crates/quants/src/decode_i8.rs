@@ -454,15 +454,13 @@ pub fn iq2_xxs(
 /// Every IQ2_XXS grid point under every sign pattern, pre-applied: index `grid << 7 | signs`
 /// (32768 × 8 bytes = 256 KiB, L2-resident). One load per 8 weights instead of a grid load, a
 /// sign-table load and the byte-mask arithmetic — profiling showed IQ2_XXS decode-bound.
-pub(crate) fn iq2xxs_signed() -> &'static [u64] {
-    static TABLE: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
+pub(crate) fn iq2xxs_signed() -> &'static [u64; 32768] {
+    static TABLE: std::sync::OnceLock<Box<[u64; 32768]>> = std::sync::OnceLock::new();
     TABLE.get_or_init(|| {
-        let mut t = Vec::with_capacity(256 * 128);
-        for grid in IQ2XXS_GRID.iter() {
-            for signs in KSIGNS_IQ2XS.iter() {
-                t.push(u64::from_le_bytes(
-                    signed_group(*grid, *signs).map(|x| x as u8),
-                ));
+        let mut t = Box::new([0u64; 32768]);
+        for (g, grid) in IQ2XXS_GRID.iter().enumerate() {
+            for (k, signs) in KSIGNS_IQ2XS.iter().enumerate() {
+                t[(g << 7) | k] = u64::from_le_bytes(signed_group(*grid, *signs).map(|x| x as u8));
             }
         }
         t

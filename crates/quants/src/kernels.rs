@@ -212,25 +212,63 @@ fn dot_row_int8_avx2(ty: GgmlType, row: &[u8], a: &Q8Act) -> f32 {
 #[target_feature(enable = "avx2,fma")]
 fn dot_row_int8_multi_avx2(ty: GgmlType, row: &[u8], acts: &[Q8Act], out: &mut [f32]) {
     match ty {
-        GgmlType::Q4_0 => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 18, QK, 2, 4, di8::q4_0),
-        GgmlType::Q4_1 => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 20, QK, 2, 4, di8::q4_1),
-        GgmlType::Q5_0 => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 22, QK, 2, 4, di8::q5_0),
-        GgmlType::Q5_1 => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 24, QK, 2, 4, di8::q5_1),
-        GgmlType::Q8_0 => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 34, QK, 2, 4, di8::q8_0),
-        GgmlType::IQ4_NL => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 18, QK, 2, 4, di8::iq4_nl),
-        GgmlType::Q2_K => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 84, QK_K, 16, 32, di8::q2_k),
-        GgmlType::Q3_K => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 110, QK_K, 16, 32, di8::q3_k),
-        GgmlType::Q4_K => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 144, QK_K, 16, 32, di8::q4_k),
-        GgmlType::Q5_K => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 176, QK_K, 16, 32, di8::q5_k),
-        GgmlType::Q6_K => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 210, QK_K, 16, 32, di8::q6_k),
-        GgmlType::IQ2_XXS => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 66, QK_K, 16, 32, di8::iq2_xxs),
-        GgmlType::IQ2_XS => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 74, QK_K, 16, 32, di8::iq2_xs),
-        GgmlType::IQ2_S => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 82, QK_K, 16, 32, di8::iq2_s),
-        GgmlType::IQ3_XXS => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 98, QK_K, 16, 32, di8::iq3_xxs),
-        GgmlType::IQ3_S => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 110, QK_K, 16, 32, di8::iq3_s),
-        GgmlType::IQ1_S => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 50, QK_K, 16, 32, di8::iq1_s),
-        GgmlType::IQ1_M => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 56, QK_K, 16, 32, di8::iq1_m),
-        GgmlType::IQ4_XS => crate::q8::dot_row_q8_multi_simd!(row, acts, out, 136, QK_K, 16, 32, di8::iq4_xs),
+        GgmlType::Q4_0 => {
+            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 18, QK, 2, 4, di8::q4_0)
+        }
+        GgmlType::Q4_1 => {
+            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 20, QK, 2, 4, di8::q4_1)
+        }
+        GgmlType::Q5_0 => {
+            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 22, QK, 2, 4, di8::q5_0)
+        }
+        GgmlType::Q5_1 => {
+            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 24, QK, 2, 4, di8::q5_1)
+        }
+        GgmlType::Q8_0 => {
+            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 34, QK, 2, 4, di8::q8_0)
+        }
+        GgmlType::IQ4_NL => {
+            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 18, QK, 2, 4, di8::iq4_nl)
+        }
+        GgmlType::Q2_K => {
+            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 84, QK_K, 16, 32, di8::q2_k)
+        }
+        GgmlType::Q3_K => {
+            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 110, QK_K, 16, 32, di8::q3_k)
+        }
+        GgmlType::Q4_K => {
+            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 144, QK_K, 16, 32, di8::q4_k)
+        }
+        GgmlType::Q5_K => {
+            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 176, QK_K, 16, 32, di8::q5_k)
+        }
+        GgmlType::Q6_K => {
+            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 210, QK_K, 16, 32, di8::q6_k)
+        }
+        GgmlType::IQ2_XXS => {
+            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 66, QK_K, 16, 32, di8::iq2_xxs)
+        }
+        GgmlType::IQ2_XS => {
+            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 74, QK_K, 16, 32, di8::iq2_xs)
+        }
+        GgmlType::IQ2_S => {
+            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 82, QK_K, 16, 32, di8::iq2_s)
+        }
+        GgmlType::IQ3_XXS => {
+            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 98, QK_K, 16, 32, di8::iq3_xxs)
+        }
+        GgmlType::IQ3_S => {
+            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 110, QK_K, 16, 32, di8::iq3_s)
+        }
+        GgmlType::IQ1_S => {
+            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 50, QK_K, 16, 32, di8::iq1_s)
+        }
+        GgmlType::IQ1_M => {
+            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 56, QK_K, 16, 32, di8::iq1_m)
+        }
+        GgmlType::IQ4_XS => {
+            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 136, QK_K, 16, 32, di8::iq4_xs)
+        }
         _ => out.iter_mut().for_each(|o| *o = f32::NAN), // unreachable: callers check `di8::supports`
     }
 }
@@ -489,7 +527,8 @@ pub fn matmul_with(
     if mode == Activations::Int8 && di8::supports(ty) {
         // Integer path: every weight block is decoded once for the whole batch.
         let acts: Vec<Q8Act> = xs.chunks_exact(cols).map(Q8Act::new).collect();
-        let task = |(yc, wc): (&mut [f32], &[u8])| rows_multi_dispatch(ty, wc, row_bytes, &acts, yc);
+        let task =
+            |(yc, wc): (&mut [f32], &[u8])| rows_multi_dispatch(ty, wc, row_bytes, &acts, yc);
         if rows * cols * n < PARALLEL_MIN_WEIGHTS {
             task((&mut yt, w));
         } else {

@@ -6,6 +6,10 @@
 //! `|y − (W·x)| ≤ Σ_i |w_i|·d_i/2` plus f32 rounding. For typical activations this is ~1e-4 of
 //! Σ|w_i·x_i| at row lengths ≥ 256 (the bias terms use exact f32 sums of x, adding no error).
 //!
+//! Two kernels use a coarser activation grid, `q256` (one scale per 256 values, llama.cpp's
+//! q8_K granularity; error bound as above with `d` taken over 256 values): the IQ2_XXS
+//! mat-vec and the batched (prefill) products of 256-weight super-block types.
+//!
 //! Invariant: `Q8Act` is built for a length that is a multiple of 32 (every quantized row is).
 
 /// An activation vector quantized for integer dots.
@@ -17,6 +21,12 @@ pub struct Q8Act {
     pub d16: Vec<f32>,
     /// Exact f32 sum of each 8-value group of x (for bias terms).
     pub sum8: Vec<f32>,
+    /// The same values quantized with one scale per 256 (llama.cpp's q8_K granularity), for
+    /// kernels that accumulate a whole super-block in integers (empty unless the length is a
+    /// multiple of 256).
+    pub q256: Vec<i8>,
+    /// Scale of each 256-value group.
+    pub d256: Vec<f32>,
 }
 
 impl Q8Act {
@@ -48,6 +58,26 @@ impl Q8Act {
         }
         for (s, xg) in self.sum8.iter_mut().zip(x.chunks_exact(8)) {
             *s = xg.iter().sum();
+        }
+        if n.is_multiple_of(256) {
+            self.q256.resize(n, 0);
+            self.d256.resize(n / 256, 0.0);
+            for (g, (xg, qg)) in x
+                .chunks_exact(256)
+                .zip(self.q256.chunks_exact_mut(256))
+                .enumerate()
+            {
+                let amax = xg.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let d = amax / 127.0;
+                let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+                for (q, v) in qg.iter_mut().zip(xg) {
+                    *q = (v * id).round().clamp(-127.0, 127.0) as i8;
+                }
+                self.d256[g] = d;
+            }
+        } else {
+            self.q256.clear();
+            self.d256.clear();
         }
     }
 }
@@ -178,8 +208,25 @@ macro_rules! dot_row_q8_multi_simd {
         let mut accs = vec![$crate::simd::_mm256_setzero_ps(); acts.len()];
         out.iter_mut().for_each(|o| *o = 0.0);
         let (blocks, _) = $row.as_chunks::<$B>();
+        // Super-blocks with per-256 activations: the weight side (|w|, sign source, the
+        // per-16 scale lanes) is prepared once per block and shared by every token.
+        let per256 = $N == 256 && acts.iter().all(|a| !a.q256.is_empty());
         for (bi, blk) in blocks.iter().enumerate() {
             let has_bias = $decode(blk, &mut q, &mut s, &mut bias);
+            if per256 {
+                let prep = $crate::simd::prepare_block(&q, &s);
+                for ((a, o), acc) in acts.iter().zip(out.iter_mut()).zip(accs.iter_mut()) {
+                    let xq = &a.q256[bi * $N..(bi + 1) * $N];
+                    *acc = $crate::simd::prepared_dot(&prep, xq, a.d256[bi], *acc);
+                    if has_bias {
+                        let xs = &a.sum8[bi * $G..(bi + 1) * $G];
+                        for g in 0..$G {
+                            *o += bias[g] * xs[g];
+                        }
+                    }
+                }
+                continue;
+            }
             for ((a, o), acc) in acts.iter().zip(out.iter_mut()).zip(accs.iter_mut()) {
                 let xq = &a.q[bi * $N..(bi + 1) * $N];
                 let xd = &a.d16[bi * $S..(bi + 1) * $S];

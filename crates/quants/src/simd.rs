@@ -9,7 +9,7 @@
 #![cfg(target_arch = "x86_64")]
 
 use crate::decode_i8::iq2xxs_signed;
-use crate::dequant::{f16_at, u32_at, QK_K};
+use crate::dequant::{f16_at, QK_K};
 use crate::q8::Q8Act;
 use std::arch::x86_64::*;
 
@@ -46,28 +46,39 @@ fn dot32(w: __m256i, x: __m256i) -> __m256i {
     _mm256_madd_epi16(p16, _mm256_set1_epi16(1))
 }
 
-/// IQ2_XXS row · int8 activation: 4 pre-signed grid loads per 32 weights, one maddubs.
+/// IQ2_XXS row · int8 activation (per-256 activation scale, like llama.cpp's q8_K): 4
+/// pre-signed grid loads per 32 weights, one maddubs, the 4-bit sub-block scale applied in the
+/// same `madd` that widens to i32, one float FMA per 256 weights.
 #[target_feature(enable = "avx2,fma")]
 pub(crate) fn dot_iq2xxs(row: &[u8], a: &Q8Act) -> f32 {
     let signed = iq2xxs_signed();
     let (blocks, _) = row.as_chunks::<66>();
-    let (xq, _) = a.q.as_chunks::<QK_K>();
-    let (xd, _) = a.d16.as_chunks::<16>();
+    let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc = _mm256_setzero_ps();
-    for ((b, xq), xd) in blocks.iter().zip(xq).zip(xd) {
-        let d = f16_at(b, 0) * 0.25;
+    for ((b, xq), &xd) in blocks.iter().zip(xq).zip(&a.d256) {
+        let d = f16_at(b, 0) * 0.125 * xd;
         let (xs, _) = xq.as_chunks::<32>();
-        for j in 0..8 {
-            let a0 = u32_at(b, 2 + 8 * j);
-            let a1 = u32_at(b, 6 + 8 * j);
-            let g = |l: u32| signed[((((a0 >> (8 * l)) & 255) << 7) | ((a1 >> (7 * l)) & 127)) as usize] as i64;
+        let (subs, _) = b[2..].as_chunks::<8>();
+        let mut s0 = _mm256_setzero_si256();
+        let mut s1 = _mm256_setzero_si256();
+        for (j, (sub, x)) in subs.iter().zip(xs).enumerate() {
+            let v = u64::from_le_bytes(*sub);
+            let g = |l: u32| {
+                signed[((((v >> (8 * l)) & 255) << 7) | ((v >> (32 + 7 * l)) & 127)) as usize]
+                    as i64
+            };
             let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
-            let p = dot32(w, load32(&xs[j]));
-            let db = d * (0.5 + (a1 >> 28) as f32);
-            let (s0, s1) = (db * xd[2 * j], db * xd[2 * j + 1]);
-            let scale = _mm256_set_ps(s1, s1, s1, s1, s0, s0, s0, s0);
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, acc);
+            let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(load32(x), w));
+            let ls = _mm256_set1_epi16((2 * (v >> 60) + 1) as i16);
+            let p = _mm256_madd_epi16(p16, ls);
+            if j & 1 == 0 {
+                s0 = _mm256_add_epi32(s0, p);
+            } else {
+                s1 = _mm256_add_epi32(s1, p);
+            }
         }
+        let sum = _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1));
+        acc = _mm256_fmadd_ps(sum, _mm256_set1_ps(d), acc);
     }
     hsum(acc)
 }
@@ -88,6 +99,47 @@ pub(crate) fn block_dot(q: &[i8], s: &[f32], xq: &[i8], xd: &[f32], mut acc: __m
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, acc);
     }
     acc
+}
+
+/// A decoded 256-weight block ready to meet many activations: |w| and w (the sign source) per
+/// 32 weights, and the per-16 weight scales laid out as the i32 lanes of [`dot32`].
+pub(crate) struct Prepared {
+    absw: [__m256i; 8],
+    w: [__m256i; 8],
+    scale: [__m256; 8],
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn prepare_block(q: &[i8], s: &[f32]) -> Prepared {
+    let (qc, _) = q.as_chunks::<32>();
+    let mut p = Prepared {
+        absw: [_mm256_setzero_si256(); 8],
+        w: [_mm256_setzero_si256(); 8],
+        scale: [_mm256_setzero_ps(); 8],
+    };
+    for c in 0..qc.len().min(8) {
+        let w = load32(&qc[c]);
+        p.w[c] = w;
+        p.absw[c] = _mm256_abs_epi8(w);
+        let (s0, s1) = (s[2 * c], s[2 * c + 1]);
+        p.scale[c] = _mm256_set_ps(s1, s1, s1, s1, s0, s0, s0, s0);
+    }
+    p
+}
+
+/// One token's per-256 activation slice against a prepared block: 6 vector ops per 32 weights.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn prepared_dot(p: &Prepared, xq: &[i8], xd: f32, acc: __m256) -> __m256 {
+    let (xc, _) = xq.as_chunks::<32>();
+    let mut blk = _mm256_setzero_ps();
+    for (c, x) in xc.iter().enumerate().take(8) {
+        let p16 = _mm256_maddubs_epi16(p.absw[c], _mm256_sign_epi8(load32(x), p.w[c]));
+        let p32 = _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+        blk = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), p.scale[c], blk);
+    }
+    _mm256_fmadd_ps(blk, _mm256_set1_ps(xd), acc)
 }
 
 pub(crate) use std::arch::x86_64::{__m256, _mm256_setzero_ps};

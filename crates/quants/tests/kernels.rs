@@ -107,7 +107,18 @@ fn batched_and_indexed_forms_agree_with_matvec() {
         for t in 0..n {
             let mut y = vec![0f32; rows];
             matvec(ty, &w, rows, cols, &xs[t * cols..(t + 1) * cols], &mut y).unwrap();
-            assert_eq!(&ys[t * rows..(t + 1) * rows], &y[..], "{ty} batch {t}");
+            // The batched (prefill) path decodes each block once and sums in another order, and
+            // for 256-weight super-blocks quantizes activations per 256 (q8_K-like) where the
+            // mat-vec uses per-16 (IQ2_XXS: the other way round).
+            let got = &ys[t * rows..(t + 1) * rows];
+            let scale = y.iter().map(|v| v.abs()).sum::<f32>() / rows as f32 + 1e-6;
+            let tol = if ty.block_elems() == 256 { 1e-1 } else { 1e-5 } * scale;
+            for (a, b) in got.iter().zip(&y) {
+                assert!(
+                    (a - b).abs() <= tol,
+                    "{ty} batch {t}: {a} vs {b} (tol {tol})"
+                );
+            }
         }
 
         // 4 experts of rows × cols; ids with repeats, own and shared activations.
