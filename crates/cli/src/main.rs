@@ -124,6 +124,9 @@ struct ChatArgs {
     /// Context length to allocate (tokens; default: the model's).
     #[arg(long)]
     context: Option<u32>,
+    /// KV-cache type for GLM-5.x models: f16 (default), bf16 or f32.
+    #[arg(long = "kv-type", value_parser = parse_kv)]
+    kv_type: Option<localglm_glm::KvType>,
     /// Sampling seed (reproducible replies).
     #[arg(long)]
     seed: Option<u32>,
@@ -180,6 +183,10 @@ async fn main() -> Result<()> {
     }
 }
 
+fn parse_kv(s: &str) -> Result<localglm_glm::KvType, String> {
+    localglm_glm::KvType::parse(s).ok_or_else(|| format!("`{s}`: expected f16, bf16 or f32"))
+}
+
 async fn chat(args: ChatArgs) -> Result<()> {
     let path = match &args.model {
         Some(p) => p.clone(),
@@ -199,6 +206,7 @@ async fn chat(args: ChatArgs) -> Result<()> {
     let info = engine
         .load(LoadSpec {
             context_length: args.context,
+            kv_cache: args.kv_type,
             ..LoadSpec::cpu(&path)
         })
         .await

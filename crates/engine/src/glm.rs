@@ -137,6 +137,9 @@ impl Engine for GlmEngine {
         if let Some(n) = spec.context_length {
             opts.max_context = n as usize;
         }
+        if let Some(kv) = spec.kv_cache {
+            opts.kv_type = kv;
+        }
         let chat = tokio::task::spawn_blocking(move || GlmChat::open(&path, opts))
             .await
             .map_err(|e| EngineError::LoadFailed {

@@ -76,6 +76,8 @@ pub struct LoadSpec {
     pub force_cpu: bool,
     /// Context length to allocate for; `None` = the backend's default.
     pub context_length: Option<u32>,
+    /// KV-cache element type (GLM-5.x runtime); `None` = f16.
+    pub kv_cache: Option<localglm_glm::KvType>,
 }
 
 impl LoadSpec {
@@ -84,6 +86,7 @@ impl LoadSpec {
             path: path.into(),
             force_cpu: true,
             context_length: None,
+            kv_cache: None,
         }
     }
 }

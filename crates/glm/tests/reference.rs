@@ -268,3 +268,67 @@ fn context_limit_and_bad_tokens_are_errors() {
     assert!(err.to_string().contains("outside the vocabulary"), "{err}");
     assert_eq!(cache.len(), 0);
 }
+
+/// A split set (`-00001-of-00002.gguf`, metadata in shard 1, tensors divided between the
+/// shards, as Unsloth ships GLM-5.2) gives exactly the logits of the single file; loading any
+/// shard finds the set.
+#[test]
+fn a_split_set_loads_from_any_shard_and_matches_the_single_file() {
+    use localglm_gguf::writer::GgufWriter;
+    use localglm_gguf::{GgufModel, Value};
+    let src = GgufModel::open(fixture("tiny-f32.gguf")).unwrap();
+    let dir = std::env::temp_dir().join(format!("localglm-glm-split-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tensors = src.tensors();
+    let half = tensors.len() / 2;
+    let total = tensors.len() as i32;
+    for (no, part) in [&tensors[..half], &tensors[half..]].into_iter().enumerate() {
+        let mut w = GgufWriter::new();
+        if no == 0 {
+            for (k, v) in src.metadata() {
+                w.kv(k, v.clone());
+            }
+        } else {
+            w.kv("general.architecture", Value::String("glm-dsa".into()));
+        }
+        w.kv("split.no", Value::U16(no as u16));
+        w.kv("split.count", Value::U16(2));
+        w.kv("split.tensors.count", Value::I32(total));
+        for t in part {
+            w.tensor(&t.name, &t.dims, t.ty, src.tensor_bytes(t).to_vec())
+                .unwrap();
+        }
+        w.write(&dir.join(format!("tiny-{:05}-of-00002.gguf", no + 1)))
+            .unwrap();
+    }
+    let single = open("tiny-f32", Activations::F32, KvType::F32);
+    let case = &cases("tiny-f32")[1];
+    let want = single
+        .forward(&case.tokens, &mut single.new_cache(), Logits::All)
+        .unwrap();
+    for shard in ["tiny-00001-of-00002.gguf", "tiny-00002-of-00002.gguf"] {
+        let m = Model::open(
+            dir.join(shard),
+            RuntimeOptions {
+                activations: Activations::F32,
+                kv_type: KvType::F32,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let got = m
+            .forward(&case.tokens, &mut m.new_cache(), Logits::All)
+            .unwrap();
+        assert_eq!(got, want, "{shard}");
+    }
+    // A missing shard is a clear error naming it.
+    std::fs::remove_file(dir.join("tiny-00002-of-00002.gguf")).unwrap();
+    let err = Model::open(
+        dir.join("tiny-00001-of-00002.gguf"),
+        RuntimeOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("00002"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
