@@ -12,6 +12,14 @@
 //!
 //! Invariant: `Q8Act` is built for a length that is a multiple of 32 (every quantized row is).
 
+/// `round(r)` (half away from zero) clamped to ±127, without a libm call: `as` truncates with
+/// one instruction, so the half is added with the sign first (profiling showed `roundf` calls).
+#[inline(always)]
+fn round_i8(r: f32) -> i8 {
+    let h = if r >= 0.0 { 0.5 } else { -0.5 };
+    ((r + h) as i32).clamp(-127, 127) as i8
+}
+
 /// An activation vector quantized for integer dots.
 #[derive(Debug, Clone, Default)]
 pub struct Q8Act {
@@ -52,7 +60,7 @@ impl Q8Act {
             let d = amax / 127.0;
             let id = if d > 0.0 { 1.0 / d } else { 0.0 };
             for (q, v) in qg.iter_mut().zip(xg) {
-                *q = (v * id).round().clamp(-127.0, 127.0) as i8;
+                *q = round_i8(v * id);
             }
             self.d16[g] = d;
         }
@@ -71,7 +79,7 @@ impl Q8Act {
                 let d = amax / 127.0;
                 let id = if d > 0.0 { 1.0 / d } else { 0.0 };
                 for (q, v) in qg.iter_mut().zip(xg) {
-                    *q = (v * id).round().clamp(-127.0, 127.0) as i8;
+                    *q = round_i8(v * id);
                 }
                 self.d256[g] = d;
             }
@@ -196,45 +204,77 @@ macro_rules! dot_row_q8_simd {
 #[cfg(target_arch = "x86_64")]
 pub(crate) use dot_row_q8_simd;
 
-/// [`dot_row_q8_multi`] with the block dot in AVX2.
+/// [`dot_row_q8_multi`] with the block dot in AVX2. When every activation has per-256
+/// scales, the weight side is prepared once per 256 weights (|w|, sign source, per-16 scale
+/// lanes) — one super-block, or eight consecutive 32-weight blocks — and shared by all tokens,
+/// four tokens at a time; otherwise each block meets each token through `block_dot`.
 #[cfg(target_arch = "x86_64")]
 macro_rules! dot_row_q8_multi_simd {
     ($row:expr, $acts:expr, $out:expr, $B:literal, $N:expr, $S:literal, $G:literal, $decode:path) => {{
         let acts: &[$crate::q8::Q8Act] = $acts;
         let out: &mut [f32] = $out;
-        let mut q = [0i8; $N];
-        let mut s = [0f32; $S];
-        let mut bias = [0f32; $G];
         let mut accs = vec![$crate::simd::_mm256_setzero_ps(); acts.len()];
         out.iter_mut().for_each(|o| *o = 0.0);
         let (blocks, _) = $row.as_chunks::<$B>();
-        // Super-blocks with per-256 activations: the weight side (|w|, sign source, the
-        // per-16 scale lanes) is prepared once per block and shared by every token.
-        let per256 = $N == 256 && acts.iter().all(|a| !a.q256.is_empty());
-        for (bi, blk) in blocks.iter().enumerate() {
-            let has_bias = $decode(blk, &mut q, &mut s, &mut bias);
-            if per256 {
-                let prep = $crate::simd::prepare_block(&q, &s);
+        const PER_GROUP: usize = 256 / $N;
+        let grouped = blocks.len() % PER_GROUP == 0 && acts.iter().all(|a| !a.q256.is_empty());
+        if grouped {
+            let mut qg = [0i8; 256];
+            let mut sg = [0f32; 16];
+            let mut bg = [0f32; 32];
+            for (gi, grp) in blocks.chunks_exact(PER_GROUP).enumerate() {
+                let mut any_bias = false;
+                for (k, blk) in grp.iter().enumerate() {
+                    let mut qb = [0i8; $N];
+                    let mut sb = [0f32; $S];
+                    let mut bb = [0f32; $G];
+                    any_bias |= $decode(blk, &mut qb, &mut sb, &mut bb);
+                    qg[$N * k..$N * (k + 1)].copy_from_slice(&qb);
+                    sg[$S * k..$S * (k + 1)].copy_from_slice(&sb);
+                    bg[$G * k..$G * (k + 1)].copy_from_slice(&bb);
+                }
+                let prep = $crate::simd::prepare_block(&qg, &sg);
+                let full = acts.len() / 4 * 4;
+                for t in (0..full).step_by(4) {
+                    let xq = |k: usize| &acts[t + k].q256[gi * 256..(gi + 1) * 256];
+                    let xd = [0, 1, 2, 3].map(|k| acts[t + k].d256[gi]);
+                    let (a4, _) = accs[t..t + 4].as_chunks_mut::<4>();
+                    $crate::simd::prepared_dot4(
+                        &prep,
+                        [xq(0), xq(1), xq(2), xq(3)],
+                        xd,
+                        &mut a4[0],
+                    );
+                }
+                for t in full..acts.len() {
+                    let a = &acts[t];
+                    let xq = &a.q256[gi * 256..(gi + 1) * 256];
+                    accs[t] = $crate::simd::prepared_dot(&prep, xq, a.d256[gi], accs[t]);
+                }
+                if any_bias {
+                    for (a, o) in acts.iter().zip(out.iter_mut()) {
+                        let xs = &a.sum8[gi * 32..(gi + 1) * 32];
+                        for g in 0..32 {
+                            *o += bg[g] * xs[g];
+                        }
+                    }
+                }
+            }
+        } else {
+            let mut q = [0i8; $N];
+            let mut s = [0f32; $S];
+            let mut bias = [0f32; $G];
+            for (bi, blk) in blocks.iter().enumerate() {
+                let has_bias = $decode(blk, &mut q, &mut s, &mut bias);
                 for ((a, o), acc) in acts.iter().zip(out.iter_mut()).zip(accs.iter_mut()) {
-                    let xq = &a.q256[bi * $N..(bi + 1) * $N];
-                    *acc = $crate::simd::prepared_dot(&prep, xq, a.d256[bi], *acc);
+                    let xq = &a.q[bi * $N..(bi + 1) * $N];
+                    let xd = &a.d16[bi * $S..(bi + 1) * $S];
+                    *acc = $crate::simd::block_dot(&q, &s, xq, xd, *acc);
                     if has_bias {
                         let xs = &a.sum8[bi * $G..(bi + 1) * $G];
                         for g in 0..$G {
                             *o += bias[g] * xs[g];
                         }
-                    }
-                }
-                continue;
-            }
-            for ((a, o), acc) in acts.iter().zip(out.iter_mut()).zip(accs.iter_mut()) {
-                let xq = &a.q[bi * $N..(bi + 1) * $N];
-                let xd = &a.d16[bi * $S..(bi + 1) * $S];
-                *acc = $crate::simd::block_dot(&q, &s, xq, xd, *acc);
-                if has_bias {
-                    let xs = &a.sum8[bi * $G..(bi + 1) * $G];
-                    for g in 0..$G {
-                        *o += bias[g] * xs[g];
                     }
                 }
             }
