@@ -217,7 +217,8 @@ macro_rules! dot_row_q8_multi_simd {
         out.iter_mut().for_each(|o| *o = 0.0);
         let (blocks, _) = $row.as_chunks::<$B>();
         const PER_GROUP: usize = 256 / $N;
-        let grouped = blocks.len() % PER_GROUP == 0 && acts.iter().all(|a| !a.q256.is_empty());
+        let grouped =
+            blocks.len().is_multiple_of(PER_GROUP) && acts.iter().all(|a| !a.q256.is_empty());
         if grouped {
             let mut qg = [0i8; 256];
             let mut sg = [0f32; 16];
