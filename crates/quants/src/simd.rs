@@ -149,16 +149,15 @@ pub(crate) fn prepared_dot4(p: &Prepared, xq: [&[i8]; 4], xd: [f32; 4], acc: &mu
     let ones = _mm256_set1_epi16(1);
     let mut blk = [_mm256_setzero_ps(); 4];
     let xc = xq.map(|x| x.as_chunks::<32>().0);
-    for c in 0..8 {
-        let (absw, w, scale) = (p.absw[c], p.w[c], p.scale[c]);
-        for k in 0..4 {
-            let p16 = _mm256_maddubs_epi16(absw, _mm256_sign_epi8(load32(&xc[k][c]), w));
+    for (c, ((absw, w), scale)) in p.absw.iter().zip(&p.w).zip(&p.scale).enumerate() {
+        for (b, x) in blk.iter_mut().zip(&xc) {
+            let p16 = _mm256_maddubs_epi16(*absw, _mm256_sign_epi8(load32(&x[c]), *w));
             let p32 = _mm256_madd_epi16(p16, ones);
-            blk[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), scale, blk[k]);
+            *b = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), *scale, *b);
         }
     }
-    for k in 0..4 {
-        acc[k] = _mm256_fmadd_ps(blk[k], _mm256_set1_ps(xd[k]), acc[k]);
+    for ((a, b), d) in acc.iter_mut().zip(blk).zip(xd) {
+        *a = _mm256_fmadd_ps(b, _mm256_set1_ps(d), *a);
     }
 }
 
