@@ -237,6 +237,7 @@ impl ChatService {
                 .clone()
                 .unwrap_or_else(|| settings.sampling.clone()),
             enable_thinking: request.enable_thinking,
+            reasoning_effort: None,
         };
         let generation = self
             .engine

@@ -121,6 +121,9 @@ struct ChatArgs {
     /// Ask thinking models not to think (template switch `enable_thinking=false`).
     #[arg(long = "no-think")]
     no_think: bool,
+    /// Reasoning effort for templates that read `reasoning_effort` (GLM-5.2: high or max).
+    #[arg(long)]
+    effort: Option<String>,
     /// Context length to allocate (tokens; default: the model's).
     #[arg(long)]
     context: Option<u32>,
@@ -228,7 +231,15 @@ async fn chat(args: ChatArgs) -> Result<()> {
 
     if !args.prompt.is_empty() {
         history.push(ChatTurn::new(Role::User, args.prompt.join(" ")));
-        turn(&engine, &history, &sampling, thinking, args.quiet).await?;
+        turn(
+            &engine,
+            &history,
+            &sampling,
+            thinking,
+            args.effort.as_deref(),
+            args.quiet,
+        )
+        .await?;
         return Ok(());
     }
 
@@ -252,7 +263,15 @@ async fn chat(args: ChatArgs) -> Result<()> {
             _ => {}
         }
         history.push(ChatTurn::new(Role::User, line));
-        let answer = turn(&engine, &history, &sampling, thinking, args.quiet).await?;
+        let answer = turn(
+            &engine,
+            &history,
+            &sampling,
+            thinking,
+            args.effort.as_deref(),
+            args.quiet,
+        )
+        .await?;
         history.push(ChatTurn::new(Role::Assistant, answer));
     }
     Ok(())
@@ -264,12 +283,14 @@ async fn turn(
     history: &[ChatTurn],
     sampling: &SamplingParams,
     enable_thinking: Option<bool>,
+    effort: Option<&str>,
     quiet: bool,
 ) -> Result<String> {
     let request = GenerateRequest {
         messages: history.to_vec(),
         sampling: sampling.clone(),
         enable_thinking,
+        reasoning_effort: effort.map(str::to_owned),
     };
     let mut generation = engine.generate(request).await?;
     let cancel = generation.canceller();

@@ -58,6 +58,7 @@ impl GlmChat {
         &self,
         messages: &[(Role, String)],
         enable_thinking: Option<bool>,
+        reasoning_effort: Option<&str>,
     ) -> Result<Vec<u32>, String> {
         let msgs: Vec<TemplateMessage> = messages
             .iter()
@@ -72,6 +73,7 @@ impl GlmChat {
         let opts = TemplateOptions {
             add_generation_prompt: true,
             enable_thinking,
+            reasoning_effort: reasoning_effort.map(str::to_owned),
             bos_token: name(tok.bos_id),
             eos_token: name(tok.eos_id),
             ..Default::default()
@@ -195,7 +197,11 @@ impl Engine for GlmEngine {
             .map(|t| (t.role, t.content.clone()))
             .collect();
         let prompt = chat
-            .prompt(&messages, request.enable_thinking)
+            .prompt(
+                &messages,
+                request.enable_thinking,
+                request.reasoning_effort.as_deref(),
+            )
             .map_err(EngineError::InvalidRequest)?;
         if prompt.len() >= chat.model.max_context() {
             return Err(EngineError::InvalidRequest(format!(

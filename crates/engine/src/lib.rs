@@ -66,6 +66,8 @@ pub struct GenerateRequest {
     pub sampling: SamplingParams,
     /// Template switch for thinking models; `None` keeps the template's default.
     pub enable_thinking: Option<bool>,
+    /// Template `reasoning_effort` (e.g. `high`, `max` for GLM-5.2); `None` = template default.
+    pub reasoning_effort: Option<String>,
 }
 
 /// Which model to load, and how.

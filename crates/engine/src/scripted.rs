@@ -207,6 +207,7 @@ mod tests {
                 ..Default::default()
             },
             enable_thinking: None,
+            reasoning_effort: None,
         }
     }
 

@@ -29,6 +29,7 @@ fn request(text: &str, thinking: Option<bool>, max_tokens: u32) -> GenerateReque
             seed: Some(7),
         },
         enable_thinking: thinking,
+        reasoning_effort: None,
     }
 }
 
@@ -78,9 +79,11 @@ async fn auto_engine_runs_glm_dsa_on_the_own_runtime() {
 #[tokio::test]
 async fn thinking_off_renders_an_empty_think_block_and_streams_content() {
     let chat = GlmChat::open(&fixture("tiny-f32.gguf"), RuntimeOptions::default()).unwrap();
-    let on = chat.prompt(&[(Role::User, "hi".into())], None).unwrap();
+    let on = chat
+        .prompt(&[(Role::User, "hi".into())], None, None)
+        .unwrap();
     let off = chat
-        .prompt(&[(Role::User, "hi".into())], Some(false))
+        .prompt(&[(Role::User, "hi".into())], Some(false), None)
         .unwrap();
     let open = chat.think_open.unwrap();
     let close = chat.think_close.unwrap();
@@ -90,6 +93,14 @@ async fn thinking_off_renders_an_empty_think_block_and_streams_content() {
         chat.tokenizer.decode(&on).unwrap(),
         "[gMASK]<sop><|system|>Reasoning Effort: Max<|user|>hi<|assistant|><think>"
     );
+    let high = chat
+        .prompt(&[(Role::User, "hi".into())], None, Some("high"))
+        .unwrap();
+    assert!(chat
+        .tokenizer
+        .decode(&high)
+        .unwrap()
+        .starts_with("[gMASK]<sop><|system|>Reasoning Effort: High<|user|>"));
 
     let engine = AutoEngine::new();
     engine

@@ -30,6 +30,7 @@ fn request(prompt: &str, max_tokens: u32) -> GenerateRequest {
             seed: None,
         },
         enable_thinking: None,
+        reasoning_effort: None,
     }
 }
 
