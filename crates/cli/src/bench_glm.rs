@@ -17,6 +17,7 @@ pub struct GlmBenchArgs {
     pub reps: usize,
     pub llama_bench: Option<PathBuf>,
     pub threads: usize,
+    pub kv_type: localglm_glm::KvType,
 }
 
 struct Speeds {
@@ -109,8 +110,12 @@ fn llama(
 }
 
 pub fn run(a: &GlmBenchArgs) -> Result<()> {
-    let model = Model::open(&a.model, RuntimeOptions::default())
-        .with_context(|| format!("loading {}", a.model.display()))?;
+    let opts = RuntimeOptions {
+        kv_type: a.kv_type,
+        ..Default::default()
+    };
+    let model =
+        Model::open(&a.model, opts).with_context(|| format!("loading {}", a.model.display()))?;
     let bpt = model.bytes_per_token() as f64;
     eprintln!(
         "{}: {:.2} GiB on disk, {:.1} MiB of weights read per decoded token",

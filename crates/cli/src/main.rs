@@ -83,6 +83,9 @@ enum BenchWhat {
         /// Threads for llama.cpp (LocalGLM uses rayon's default: all cores).
         #[arg(long, default_value_t = 2)]
         threads: usize,
+        /// KV-cache type (llama-bench's default is f16).
+        #[arg(long = "kv-type", value_parser = parse_kv, default_value = "f16")]
+        kv_type: localglm_glm::KvType,
     },
     /// Mat-vec of every quant type over a large matrix, as GB/s and as a ratio to memory bandwidth.
     Quants {
@@ -163,6 +166,7 @@ async fn main() -> Result<()> {
                     reps,
                     llama_bench,
                     threads,
+                    kv_type,
                 },
         } => bench_glm::run(&bench_glm::GlmBenchArgs {
             model,
@@ -171,6 +175,7 @@ async fn main() -> Result<()> {
             reps,
             llama_bench,
             threads,
+            kv_type,
         }),
         Command::Inspect { file, json } => inspect::inspect(&file, json),
         Command::Logprobs(args) => logprobs::run(&args),

@@ -125,7 +125,31 @@ impl GrowBuf {
     /// The filled rows as f32.
     fn view(&self) -> candle_core::Result<Tensor> {
         let buf = self.buf.as_ref().expect("view after append");
+        if let Some(t) = self.cpu_half_view(buf)? {
+            return Ok(t);
+        }
         buf.narrow(0, 0, self.len)?.to_dtype(DType::F32)
+    }
+
+    /// CPU f16/bf16 caches: one vectorized slice conversion (F16C where present) instead of
+    /// candle's per-element conversion, which profiling showed at ~15 % of decode on a small
+    /// model with a few hundred tokens of context.
+    fn cpu_half_view(&self, buf: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        use candle_core::{CpuStorage, Storage};
+        use half::slice::HalfFloatSliceExt;
+        let (storage, layout) = buf.storage_and_layout();
+        let Some((start, _)) = layout.contiguous_offsets() else {
+            return Ok(None);
+        };
+        let n = self.len * self.width;
+        let mut out = vec![0f32; n];
+        match &*storage {
+            Storage::Cpu(CpuStorage::F16(v)) => v[start..start + n].convert_to_f32_slice(&mut out),
+            Storage::Cpu(CpuStorage::BF16(v)) => v[start..start + n].convert_to_f32_slice(&mut out),
+            _ => return Ok(None),
+        }
+        drop(storage);
+        Tensor::from_vec(out, (self.len, self.width), buf.device()).map(Some)
     }
 
     fn truncate(&mut self, len: usize) {
