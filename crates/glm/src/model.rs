@@ -472,7 +472,34 @@ impl Model {
     /// Per-head products with a stacked `[heads][rows × cols]` weight (`attn_k_b`, `attn_v_b`):
     /// `x` is `[n, heads, cols]`, the result `[n, heads, rows]`.
     fn per_head(&self, w: &QTensor, x: &Tensor) -> Result<Tensor, GlmError> {
-        let (n, h, _cols) = x.dims3()?;
+        let (n, h, cols) = x.dims3()?;
+        if n > 1 {
+            // Prefill: one batched product per head (its weights decoded once for all tokens).
+            let rows = w.rows();
+            let per = w.ty().row_bytes(cols)? * rows;
+            let bytes = w.bytes(&self.gguf);
+            let xh = x.transpose(0, 1)?.contiguous()?.to_vec3::<f32>()?; // [h][n][cols]
+            let mut out = vec![0f32; n * h * rows];
+            let mut yh = vec![0f32; n * rows];
+            for (head, xs) in xh.iter().enumerate() {
+                let flat: Vec<f32> = xs.concat();
+                matmul_with(
+                    self.opts.activations,
+                    w.ty(),
+                    &bytes[head * per..(head + 1) * per],
+                    rows,
+                    cols,
+                    &flat,
+                    n,
+                    &mut yh,
+                )?;
+                for t in 0..n {
+                    out[(t * h + head) * rows..(t * h + head + 1) * rows]
+                        .copy_from_slice(&yh[t * rows..(t + 1) * rows]);
+                }
+            }
+            return Ok(Tensor::from_vec(out, (n, h, rows), &self.opts.device)?);
+        }
         let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         let ids: Vec<u32> = (0..n).flat_map(|_| 0..h as u32).collect();
         let rows = w.rows();

@@ -214,6 +214,9 @@ macro_rules! dot_row_q8_multi_simd {
         let acts: &[$crate::q8::Q8Act] = $acts;
         let out: &mut [f32] = $out;
         let mut accs = vec![$crate::simd::_mm256_setzero_ps(); acts.len()];
+        // Bias terms accumulate element-wise per token (independent lanes): a running scalar
+        // sum is a serial FMA chain of 32 per block per token.
+        let mut baccs = vec![[0f32; 32]; acts.len()];
         out.iter_mut().for_each(|o| *o = 0.0);
         let (blocks, _) = $row.as_chunks::<$B>();
         const PER_GROUP: usize = 256 / $N;
@@ -253,10 +256,10 @@ macro_rules! dot_row_q8_multi_simd {
                     accs[t] = $crate::simd::prepared_dot(&prep, xq, a.d256[gi], accs[t]);
                 }
                 if any_bias {
-                    for (a, o) in acts.iter().zip(out.iter_mut()) {
+                    for (a, ba) in acts.iter().zip(baccs.iter_mut()) {
                         let xs = &a.sum8[gi * 32..(gi + 1) * 32];
                         for g in 0..32 {
-                            *o += bg[g] * xs[g];
+                            ba[g] += bg[g] * xs[g];
                         }
                     }
                 }
@@ -280,8 +283,8 @@ macro_rules! dot_row_q8_multi_simd {
                 }
             }
         }
-        for (o, acc) in out.iter_mut().zip(accs) {
-            *o += $crate::simd::hsum(acc);
+        for ((o, acc), ba) in out.iter_mut().zip(accs).zip(&baccs) {
+            *o += $crate::simd::hsum(acc) + ba.iter().sum::<f32>();
         }
     }};
 }
