@@ -332,9 +332,28 @@ fn rows_into_avx2(
     act: Option<&Q8Act>,
     y: &mut [f32],
 ) {
-    if let (GgmlType::IQ2_XXS, Some(a)) = (ty, act) {
+    // Formats with their own row kernel (per-256 activations where the row allows them).
+    let special: Option<fn(&[u8], &Q8Act) -> f32> = match (ty, act) {
+        (GgmlType::IQ2_XXS, Some(a)) if !a.q256.is_empty() => Some(crate::simd::dot_iq2xxs),
+        (GgmlType::IQ2_XS, Some(a)) if !a.q256.is_empty() => Some(crate::simd::dot_iq2xs),
+        (GgmlType::IQ4_NL, Some(a)) if !a.q256.is_empty() => Some(crate::simd::dot_iq4nl),
+        (GgmlType::IQ4_XS, Some(a)) if !a.q256.is_empty() => Some(crate::simd::dot_iq4xs),
+        _ => None,
+    };
+    if let (Some(dot), Some(a)) = (special, act) {
         for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
-            *out = crate::simd::dot_iq2xxs(row, a);
+            *out = dot(row, a);
+        }
+        return;
+    }
+    if ty == GgmlType::F16 && act.is_none() && have_f16c() {
+        for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
+            // WORKAROUND: F16C was detected on this CPU just above (`have_f16c`); AVX2+FMA are
+            // this function's own features.
+            #[allow(unsafe_code)]
+            unsafe {
+                *out = crate::simd::dot_f16(row, x);
+            }
         }
         return;
     }
@@ -376,6 +395,13 @@ fn rows_multi_dispatch(ty: GgmlType, w: &[u8], row_bytes: usize, acts: &[Q8Act],
         return;
     }
     rows_multi(ty, w, row_bytes, acts, yt)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn have_f16c() -> bool {
+    use std::sync::OnceLock;
+    static HAVE: OnceLock<bool> = OnceLock::new();
+    *HAVE.get_or_init(|| is_x86_feature_detected!("f16c"))
 }
 
 #[cfg(target_arch = "x86_64")]

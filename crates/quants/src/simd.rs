@@ -11,6 +11,7 @@
 use crate::decode_i8::iq2xxs_signed;
 use crate::dequant::{f16_at, QK_K};
 use crate::q8::Q8Act;
+use crate::tables::{IQ2XS_GRID, IQ4NL_LEVELS, KSIGNS_IQ2XS};
 use std::arch::x86_64::*;
 
 /// 32 bytes as one vector.
@@ -162,3 +163,170 @@ pub(crate) fn prepared_dot4(p: &Prepared, xq: [&[i8]; 4], xd: [f32; 4], acc: &mu
 }
 
 pub(crate) use std::arch::x86_64::{__m256, _mm256_setzero_ps};
+
+/// 16 bytes as a 128-bit vector (safe: assembled from two little-endian words).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn load16(b: &[u8; 16]) -> __m128i {
+    let lo = i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+    let hi = i64::from_le_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+    _mm_set_epi64x(hi, lo)
+}
+
+/// IQ2_XS pre-signed groups indexed directly by the raw 16-bit code (9-bit grid index, 7-bit
+/// sign index): 65536 × 8 bytes = 512 KiB, L2-resident; no index arithmetic at all.
+fn iq2xs_signed() -> &'static [u64; 65536] {
+    static TABLE: std::sync::OnceLock<Box<[u64; 65536]>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = Box::new([0u64; 65536]);
+        for (code, v) in t.iter_mut().enumerate() {
+            let grid = IQ2XS_GRID[code & 511].to_le_bytes();
+            let signs = KSIGNS_IQ2XS[code >> 9];
+            let g: [u8; 8] = std::array::from_fn(|k| {
+                let m = grid[k] as i8;
+                (if signs >> k & 1 == 1 { -m } else { m }) as u8
+            });
+            *v = u64::from_le_bytes(g);
+        }
+        t
+    })
+}
+
+/// IQ2_XS row · per-256 int8 activation: 4 direct table loads per 32 weights, the two 4-bit
+/// scales (one per 16 weights) applied as i16 lanes in the widening `madd`.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn dot_iq2xs(row: &[u8], a: &Q8Act) -> f32 {
+    let signed = iq2xs_signed();
+    let (blocks, _) = row.as_chunks::<74>();
+    let (xq, _) = a.q256.as_chunks::<QK_K>();
+    let mut acc = _mm256_setzero_ps();
+    for ((b, xq), &xd) in blocks.iter().zip(xq).zip(&a.d256) {
+        let d = f16_at(b, 0) * 0.125 * xd;
+        let (xs, _) = xq.as_chunks::<32>();
+        let mut s0 = _mm256_setzero_si256();
+        let mut s1 = _mm256_setzero_si256();
+        for (j, x) in xs.iter().enumerate() {
+            let code = |l: usize| {
+                let at = 2 + 8 * j + 2 * l;
+                signed[u16::from_le_bytes([b[at], b[at + 1]]) as usize] as i64
+            };
+            let w = _mm256_set_epi64x(code(3), code(2), code(1), code(0));
+            let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(load32(x), w));
+            let sc = b[66 + j];
+            let l0 = (2 * (sc & 15) + 1) as i16;
+            let l1 = (2 * (sc >> 4) + 1) as i16;
+            let ls = _mm256_set_m128i(_mm_set1_epi16(l1), _mm_set1_epi16(l0));
+            let p = _mm256_madd_epi16(p16, ls);
+            if j & 1 == 0 {
+                s0 = _mm256_add_epi32(s0, p);
+            } else {
+                s1 = _mm256_add_epi32(s1, p);
+            }
+        }
+        let sum = _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1));
+        acc = _mm256_fmadd_ps(sum, _mm256_set1_ps(d), acc);
+    }
+    hsum(acc)
+}
+
+/// The 16 IQ4 levels in both 128-bit lanes, for `pshufb`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn iq4_table() -> __m256i {
+    let t = IQ4NL_LEVELS.map(|v| v as u8);
+    let v = load16(&t);
+    _mm256_set_m128i(v, v)
+}
+
+/// 16 packed nibble bytes → 32 IQ4 weights (low nibbles = weights 0–15, high = 16–31) via one
+/// byte shuffle.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn iq4_weights(qs: &[u8; 16], table: __m256i) -> __m256i {
+    let q = load16(qs);
+    let mask = _mm_set1_epi8(15);
+    let lo = _mm_and_si128(q, mask);
+    let hi = _mm_and_si128(_mm_srli_epi16::<4>(q), mask);
+    _mm256_shuffle_epi8(table, _mm256_set_m128i(hi, lo))
+}
+
+/// IQ4_NL row (32-weight blocks) · per-256 int8 activation.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn dot_iq4nl(row: &[u8], a: &Q8Act) -> f32 {
+    let table = iq4_table();
+    let ones = _mm256_set1_epi16(1);
+    let (blocks, _) = row.as_chunks::<18>();
+    let (xs, _) = a.q256.as_chunks::<32>();
+    let mut acc0 = _mm256_setzero_ps();
+    let mut acc1 = _mm256_setzero_ps();
+    for (i, (b, x)) in blocks.iter().zip(xs).enumerate() {
+        let qs: &[u8; 16] = &b[2..].as_chunks::<16>().0[0];
+        let w = iq4_weights(qs, table);
+        let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(load32(x), w));
+        let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+        let d = _mm256_set1_ps(f16_at(b, 0) * a.d256[i / 8]);
+        if i & 1 == 0 {
+            acc0 = _mm256_fmadd_ps(p, d, acc0);
+        } else {
+            acc1 = _mm256_fmadd_ps(p, d, acc1);
+        }
+    }
+    hsum(_mm256_add_ps(acc0, acc1))
+}
+
+/// IQ4_XS row · per-256 int8 activation: `pshufb` levels, the 6-bit signed sub-block scale in
+/// the widening `madd`, one float FMA per 256 weights.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn dot_iq4xs(row: &[u8], a: &Q8Act) -> f32 {
+    let table = iq4_table();
+    let (blocks, _) = row.as_chunks::<136>();
+    let (xq, _) = a.q256.as_chunks::<QK_K>();
+    let mut acc = _mm256_setzero_ps();
+    for ((b, xq), &xd) in blocks.iter().zip(xq).zip(&a.d256) {
+        let d = f16_at(b, 0) * xd;
+        let scales_h = u16::from_le_bytes([b[2], b[3]]);
+        let (xs, _) = xq.as_chunks::<32>();
+        let (qs, _) = b[8..].as_chunks::<16>();
+        let mut s0 = _mm256_setzero_si256();
+        let mut s1 = _mm256_setzero_si256();
+        for (j, (q, x)) in qs.iter().zip(xs).enumerate() {
+            let low = (b[4 + j / 2] >> (4 * (j % 2))) & 15;
+            let high = ((scales_h >> (2 * j)) & 3) as u8;
+            let ls = _mm256_set1_epi16((low | high << 4) as i16 - 32);
+            let w = iq4_weights(q, table);
+            let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(load32(x), w));
+            let p = _mm256_madd_epi16(p16, ls);
+            if j & 1 == 0 {
+                s0 = _mm256_add_epi32(s0, p);
+            } else {
+                s1 = _mm256_add_epi32(s1, p);
+            }
+        }
+        let sum = _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1));
+        acc = _mm256_fmadd_ps(sum, _mm256_set1_ps(d), acc);
+    }
+    hsum(acc)
+}
+
+/// F16 row · f32 x (exact mode): F16C conversion of 8 weights per instruction, 4 accumulators.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn dot_f16(row: &[u8], x: &[f32]) -> f32 {
+    let (wc, _) = row.as_chunks::<16>();
+    let (xc, _) = x.as_chunks::<8>();
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for (i, (w, xv)) in wc.iter().zip(xc).enumerate() {
+        let wf = _mm256_cvtph_ps(load16(w));
+        let xf = _mm256_set_ps(xv[7], xv[6], xv[5], xv[4], xv[3], xv[2], xv[1], xv[0]);
+        acc[i & 3] = _mm256_fmadd_ps(wf, xf, acc[i & 3]);
+    }
+    let mut s = hsum(_mm256_add_ps(
+        _mm256_add_ps(acc[0], acc[1]),
+        _mm256_add_ps(acc[2], acc[3]),
+    ));
+    let done = xc.len() * 8;
+    for (k, xv) in x[done..].iter().enumerate() {
+        let o = 2 * (done + k);
+        s += crate::dequant::f16_to_f32(u16::from_le_bytes([row[o], row[o + 1]])) * xv;
+    }
+    s
+}

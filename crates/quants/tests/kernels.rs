@@ -208,7 +208,7 @@ fn shape_errors_are_reported() {
     );
 }
 
-/// Rows a multiple of 256 long take the grouped batched path (weights prepared once per 256
+/// Rows a multiple of 256 long take the grouped batched path and the per-type row kernels (weights prepared once per 256
 /// and shared by all tokens, per-256 activation scales) for every type, 32-weight blocks
 /// included: within the int8 error of the exact product.
 #[test]
@@ -230,6 +230,17 @@ fn batched_products_on_256_multiples_stay_within_int8_error_of_exact() {
                 (a - b).abs() <= 0.02 * scale,
                 "{ty} [{i}]: {a} vs exact {b}"
             );
+        }
+        // The single-vector kernels (per-type AVX2 row kernels on 256-multiples) too.
+        for t in 0..n {
+            let mut y = vec![0f32; rows];
+            matvec(ty, &w, rows, cols, &xs[t * cols..(t + 1) * cols], &mut y).unwrap();
+            for (r, (a, b)) in y.iter().zip(&exact[t * rows..(t + 1) * rows]).enumerate() {
+                assert!(
+                    (a - b).abs() <= 0.02 * scale,
+                    "{ty} matvec [{t}][{r}]: {a} vs {b}"
+                );
+            }
         }
     }
 }
