@@ -8,10 +8,9 @@
 
 #![cfg(target_arch = "x86_64")]
 
-use crate::decode_i8::iq2xxs_signed;
 use crate::dequant::{f16_at, QK_K};
 use crate::q8::Q8Act;
-use crate::tables::{IQ2XS_GRID, IQ4NL_LEVELS, KSIGNS_IQ2XS};
+use crate::tables::{IQ2XS_GRID, IQ2XXS_GRID, IQ4NL_LEVELS, KSIGNS_IQ2XS};
 use std::arch::x86_64::*;
 
 /// 32 bytes as one vector.
@@ -47,12 +46,33 @@ fn dot32(w: __m256i, x: __m256i) -> __m256i {
     _mm256_madd_epi16(p16, _mm256_set1_epi16(1))
 }
 
-/// IQ2_XXS row · int8 activation (per-256 activation scale, like llama.cpp's q8_K): 4
-/// pre-signed grid loads per 32 weights, one maddubs, the 4-bit sub-block scale applied in the
-/// same `madd` that widens to i32, one float FMA per 256 weights.
+/// Sign masks for `_mm256_sign_epi8`: entry `k` holds, per byte, −1 where the IQ2 sign pattern
+/// `KSIGNS_IQ2XS[k]` negates the weight and +1 elsewhere (1 KiB: L1-resident).
+fn iq2_sign_masks() -> &'static [i64; 128] {
+    static TABLE: std::sync::OnceLock<[i64; 128]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        std::array::from_fn(|k| {
+            let signs = KSIGNS_IQ2XS[k];
+            i64::from_le_bytes(std::array::from_fn(|b| {
+                if signs >> b & 1 == 1 {
+                    0xff
+                } else {
+                    1
+                }
+            }))
+        })
+    })
+}
+
+/// IQ2_XXS row · int8 activation (per-256 activation scale, like llama.cpp's q8_K): per 32
+/// weights 4 grid words (2 KiB table, indexed by the code bytes) and 4 sign masks (1 KiB table),
+/// both L1-resident; `sign` moves the signs onto the activations so the unsigned grid feeds
+/// `maddubs` directly; the 4-bit sub-block scale rides in the widening `madd`; one float FMA
+/// per 256 weights.
 #[target_feature(enable = "avx2,fma")]
 pub(crate) fn dot_iq2xxs(row: &[u8], a: &Q8Act) -> f32 {
-    let signed = iq2xxs_signed();
+    let grid = &IQ2XXS_GRID;
+    let masks = iq2_sign_masks();
     let (blocks, _) = row.as_chunks::<66>();
     let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc = _mm256_setzero_ps();
@@ -63,14 +83,13 @@ pub(crate) fn dot_iq2xxs(row: &[u8], a: &Q8Act) -> f32 {
         let mut s0 = _mm256_setzero_si256();
         let mut s1 = _mm256_setzero_si256();
         for (j, (sub, x)) in subs.iter().zip(xs).enumerate() {
-            let v = u64::from_le_bytes(*sub);
-            let g = |l: u32| {
-                signed[((((v >> (8 * l)) & 255) << 7) | ((v >> (32 + 7 * l)) & 127)) as usize]
-                    as i64
-            };
+            let a1 = u32::from_le_bytes([sub[4], sub[5], sub[6], sub[7]]);
+            let g = |l: usize| grid[sub[l] as usize] as i64;
+            let m = |l: u32| masks[((a1 >> (7 * l)) & 127) as usize];
             let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
-            let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(load32(x), w));
-            let ls = _mm256_set1_epi16((2 * (v >> 60) + 1) as i16);
+            let sg = _mm256_set_epi64x(m(3), m(2), m(1), m(0));
+            let p16 = _mm256_maddubs_epi16(w, _mm256_sign_epi8(load32(x), sg));
+            let ls = _mm256_set1_epi16((2 * (a1 >> 28) + 1) as i16);
             let p = _mm256_madd_epi16(p16, ls);
             if j & 1 == 0 {
                 s0 = _mm256_add_epi32(s0, p);
