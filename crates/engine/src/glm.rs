@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use localglm_glm::sampler::{Sampler, SamplerConfig};
 use localglm_glm::template::{ChatTemplate, TemplateMessage, TemplateOptions};
 use localglm_glm::tokenizer::{GlmTokenizer, StreamDecoder};
-use localglm_glm::{KvCache, Logits, Model, RuntimeOptions};
+use localglm_glm::{GlmError, KvCache, Logits, Model, RuntimeOptions};
 use localglm_protocol::{FinishReason, ModelInfo};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
@@ -32,9 +32,9 @@ pub struct GlmChat {
 
 impl GlmChat {
     /// Loads model, tokenizer and template from one GGUF (or split set).
-    pub fn open(path: &Path, opts: RuntimeOptions) -> Result<Self, String> {
-        let model = Model::open(path, opts).map_err(|e| e.to_string())?;
-        let tokenizer = GlmTokenizer::from_gguf(model.gguf()).map_err(|e| e.to_string())?;
+    pub fn open(path: &Path, opts: RuntimeOptions) -> Result<Self, GlmError> {
+        let model = Model::open(path, opts)?;
+        let tokenizer = GlmTokenizer::from_gguf(model.gguf())?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -42,8 +42,12 @@ impl GlmChat {
         let source = model
             .gguf()
             .get_str("tokenizer.chat_template")
-            .ok_or_else(|| format!("{name} has no chat template (tokenizer.chat_template)"))?;
-        let template = ChatTemplate::new(source, &name).map_err(|e| e.to_string())?;
+            .ok_or_else(|| {
+                GlmError::Template(format!(
+                    "{name} has no chat template (tokenizer.chat_template)"
+                ))
+            })?;
+        let template = ChatTemplate::new(source, &name)?;
         Ok(Self {
             think_open: tokenizer.special_id("<think>"),
             think_close: tokenizer.special_id("</think>"),
@@ -59,7 +63,7 @@ impl GlmChat {
         messages: &[(Role, String)],
         enable_thinking: Option<bool>,
         reasoning_effort: Option<&str>,
-    ) -> Result<Vec<u32>, String> {
+    ) -> Result<Vec<u32>, GlmError> {
         let msgs: Vec<TemplateMessage> = messages
             .iter()
             .map(|(r, c)| TemplateMessage::new(role_name(*r), c.clone()))
@@ -78,12 +82,9 @@ impl GlmChat {
             eos_token: name(tok.eos_id),
             ..Default::default()
         };
-        let text = self
-            .template
-            .render(&msgs, &opts)
-            .map_err(|e| e.to_string())?;
+        let text = self.template.render(&msgs, &opts)?;
         let spans: Vec<&str> = messages.iter().map(|(_, c)| c.as_str()).collect();
-        tok.encode_prompt(&text, &spans).map_err(|e| e.to_string())
+        tok.encode_prompt(&text, &spans)
     }
 }
 
@@ -148,9 +149,9 @@ impl Engine for GlmEngine {
                 path: spec.path.clone(),
                 reason: e.to_string(),
             })?
-            .map_err(|reason| EngineError::LoadFailed {
+            .map_err(|e| EngineError::LoadFailed {
                 path: spec.path.clone(),
-                reason,
+                reason: e.to_string(),
             })?;
         let g = chat.model.gguf();
         let info = ModelInfo {
@@ -202,7 +203,7 @@ impl Engine for GlmEngine {
                 request.enable_thinking,
                 request.reasoning_effort.as_deref(),
             )
-            .map_err(EngineError::InvalidRequest)?;
+            .map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
         if prompt.len() >= chat.model.max_context() {
             return Err(EngineError::InvalidRequest(format!(
                 "the prompt has {} tokens, the context holds {}",

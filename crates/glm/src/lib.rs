@@ -11,7 +11,9 @@
 //! Invariant: logits match the Hugging Face reference on the same weights (see
 //! `tests/reference.rs` and `scripts/make_glm_fixtures.py`).
 
+mod cache;
 pub mod config;
+mod ffn;
 pub mod model;
 pub mod sampler;
 pub mod template;

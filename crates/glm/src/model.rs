@@ -10,8 +10,10 @@
 //! replaces those two functions (and the MoE expert product) with device kernels; nothing else
 //! assumes the CPU.
 
-use crate::config::{Gating, GlmConfig};
-use crate::weights::{DenseFfn, Ffn, GateUp, LayerWeights, MoeWeights, QTensor, Weights};
+pub use crate::cache::KvCache;
+use crate::cache::{GrowBuf, LayerCache};
+use crate::config::GlmConfig;
+use crate::weights::{Ffn, LayerWeights, QTensor, Weights};
 use crate::GlmError;
 use candle_core::{DType, Device, Tensor};
 use localglm_gguf::GgufModel;
@@ -36,7 +38,7 @@ pub enum KvType {
 }
 
 impl KvType {
-    fn dtype(self) -> DType {
+    pub(crate) fn dtype(self) -> DType {
         match self {
             KvType::F32 => DType::F32,
             KvType::F16 => DType::F16,
@@ -83,133 +85,24 @@ impl Default for RuntimeOptions {
     }
 }
 
-/// A growable `[len, width]` buffer on the device (capacity doubles; appends are in place).
-#[derive(Debug)]
-struct GrowBuf {
-    buf: Option<Tensor>,
-    len: usize,
-    width: usize,
-    dtype: DType,
-}
-
-impl GrowBuf {
-    fn new(width: usize, dtype: DType) -> Self {
-        Self {
-            buf: None,
-            len: 0,
-            width,
-            dtype,
-        }
-    }
-
-    fn append(&mut self, rows: &Tensor) -> candle_core::Result<()> {
-        let n = rows.dim(0)?;
-        let rows = rows.to_dtype(self.dtype)?.contiguous()?;
-        let cap = self.buf.as_ref().map_or(0, |b| b.dim(0).unwrap_or(0));
-        if self.len + n > cap {
-            let new_cap = (self.len + n).max(cap * 2).max(64);
-            let fresh = Tensor::zeros((new_cap, self.width), self.dtype, rows.device())?;
-            if let Some(old) = &self.buf {
-                if self.len > 0 {
-                    fresh.slice_set(&old.narrow(0, 0, self.len)?.contiguous()?, 0, 0)?;
-                }
-            }
-            self.buf = Some(fresh);
-        }
-        let buf = self.buf.as_ref().expect("allocated above");
-        buf.slice_set(&rows, 0, self.len)?;
-        self.len += n;
-        Ok(())
-    }
-
-    /// The filled rows as f32.
-    fn view(&self) -> candle_core::Result<Tensor> {
-        let buf = self.buf.as_ref().expect("view after append");
-        if let Some(t) = self.cpu_half_view(buf)? {
-            return Ok(t);
-        }
-        buf.narrow(0, 0, self.len)?.to_dtype(DType::F32)
-    }
-
-    /// CPU f16/bf16 caches: one vectorized slice conversion (F16C where present) instead of
-    /// candle's per-element conversion, which profiling showed at ~15 % of decode on a small
-    /// model with a few hundred tokens of context.
-    fn cpu_half_view(&self, buf: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        use candle_core::{CpuStorage, Storage};
-        use half::slice::HalfFloatSliceExt;
-        let (storage, layout) = buf.storage_and_layout();
-        let Some((start, _)) = layout.contiguous_offsets() else {
-            return Ok(None);
-        };
-        let n = self.len * self.width;
-        let mut out = vec![0f32; n];
-        match &*storage {
-            Storage::Cpu(CpuStorage::F16(v)) => v[start..start + n].convert_to_f32_slice(&mut out),
-            Storage::Cpu(CpuStorage::BF16(v)) => v[start..start + n].convert_to_f32_slice(&mut out),
-            _ => return Ok(None),
-        }
-        drop(storage);
-        Tensor::from_vec(out, (self.len, self.width), buf.device()).map(Some)
-    }
-
-    fn truncate(&mut self, len: usize) {
-        self.len = self.len.min(len);
-    }
-}
-
-#[derive(Debug)]
-struct LayerCache {
-    kv: GrowBuf,
-    idx_k: Option<GrowBuf>,
-}
-
-/// Per-sequence state: the latent KV cache of every layer and the indexer keys of full layers.
-#[derive(Debug)]
-pub struct KvCache {
-    layers: Vec<LayerCache>,
-    len: usize,
-}
-
-impl KvCache {
-    /// Tokens held.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Drops everything after the first `len` tokens (prompt-prefix reuse).
-    pub fn truncate(&mut self, len: usize) {
-        self.len = self.len.min(len);
-        for l in &mut self.layers {
-            l.kv.truncate(len);
-            if let Some(k) = &mut l.idx_k {
-                k.truncate(len);
-            }
-        }
-    }
-}
-
 /// Small per-layer vectors, held as device tensors.
-struct LayerVecs {
-    attn_norm: Tensor,
-    q_a_norm: Tensor,
-    kv_a_norm: Tensor,
-    ffn_norm: Tensor,
-    idx_norm: Option<(Tensor, Tensor)>,
-    expert_bias: Option<Vec<f32>>,
+pub(crate) struct LayerVecs {
+    pub(crate) attn_norm: Tensor,
+    pub(crate) q_a_norm: Tensor,
+    pub(crate) kv_a_norm: Tensor,
+    pub(crate) ffn_norm: Tensor,
+    pub(crate) idx_norm: Option<(Tensor, Tensor)>,
+    pub(crate) expert_bias: Option<Vec<f32>>,
 }
 
 /// A loaded GLM-5.x model.
 pub struct Model {
-    gguf: Arc<GgufModel>,
+    pub(crate) gguf: Arc<GgufModel>,
     pub config: GlmConfig,
     weights: Weights,
     vecs: Vec<LayerVecs>,
     output_norm: Tensor,
-    opts: RuntimeOptions,
+    pub(crate) opts: RuntimeOptions,
     inv_freq: Vec<f32>,
 }
 
@@ -663,193 +556,6 @@ impl Model {
         }
         Ok(Tensor::from_vec(m, (n, t_len), &self.opts.device)?)
     }
-
-    fn dense_ffn(&self, f: &DenseFfn, x: &Tensor) -> Result<Tensor, GlmError> {
-        let mode = self.opts.activations;
-        let g = self.linear(&f.gate, x, mode)?;
-        let u = self.linear(&f.up, x, mode)?;
-        let a = (candle_nn::ops::silu(&g)? * u)?;
-        self.linear(&f.down, &a, mode)
-    }
-
-    /// Sigmoid-routed MoE (§B.6): bias only for selection, normalised top-k weights × scale,
-    /// plus the always-on shared expert.
-    fn moe(&self, m: &MoeWeights, v: &LayerVecs, x: &Tensor) -> Result<Tensor, GlmError> {
-        let c = &self.config;
-        let mode = self.opts.activations;
-        let (n, d) = x.dims2()?;
-        let logits = self
-            .linear(&m.router, x, Activations::F32)?
-            .to_vec2::<f32>()?;
-        let xs = x.to_dtype(DType::F32)?.to_vec2::<f32>()?;
-        let f = c.expert_ff;
-        let k = c.n_expert_used;
-        let mut out = vec![0f32; n * d];
-        if n > 1 {
-            self.moe_batched(m, v, &logits, &xs, &mut out)?;
-            let mut routed = Tensor::from_vec(out, (n, d), &self.opts.device)?;
-            if let Some(sh) = &m.shared {
-                routed = (routed + self.dense_ffn(sh, x)?)?;
-            }
-            return Ok(routed);
-        }
-        let mut g = vec![0f32; k * f];
-        let mut u = vec![0f32; k * f];
-        let mut y = vec![0f32; k * d];
-        for t in 0..n {
-            let (ids, wts) = self.route(&logits[t], v.expert_bias.as_deref());
-            let xt = &xs[t];
-            match &m.gate_up {
-                GateUp::Separate { gate, up } => {
-                    matvec_indexed_with(mode, gate.stacked(&self.gguf), &ids, xt, &mut g)?;
-                    matvec_indexed_with(mode, up.stacked(&self.gguf), &ids, xt, &mut u)?;
-                }
-                GateUp::Fused(gu) => {
-                    let mut both = vec![0f32; k * 2 * f];
-                    matvec_indexed_with(mode, gu.stacked(&self.gguf), &ids, xt, &mut both)?;
-                    for e in 0..k {
-                        g[e * f..(e + 1) * f].copy_from_slice(&both[e * 2 * f..e * 2 * f + f]);
-                        u[e * f..(e + 1) * f]
-                            .copy_from_slice(&both[e * 2 * f + f..(e + 1) * 2 * f]);
-                    }
-                }
-            }
-            for (gv, uv) in g.iter_mut().zip(&u) {
-                *gv = silu(*gv) * uv;
-            }
-            matvec_indexed_with(mode, m.down.stacked(&self.gguf), &ids, &g, &mut y)?;
-            let o = &mut out[t * d..(t + 1) * d];
-            for (e, w) in wts.iter().enumerate() {
-                for (ov, yv) in o.iter_mut().zip(&y[e * d..(e + 1) * d]) {
-                    *ov += w * yv;
-                }
-            }
-        }
-        let mut routed = Tensor::from_vec(out, (n, d), &self.opts.device)?;
-        if let Some(sh) = &m.shared {
-            routed = (routed + self.dense_ffn(sh, x)?)?;
-        }
-        Ok(routed)
-    }
-
-    /// Prefill MoE: tokens grouped by expert, so each expert's weights are decoded once for
-    /// all the tokens routed to it (batched products instead of one mat-vec per token).
-    fn moe_batched(
-        &self,
-        m: &MoeWeights,
-        v: &LayerVecs,
-        logits: &[Vec<f32>],
-        xs: &[Vec<f32>],
-        out: &mut [f32],
-    ) -> Result<(), GlmError> {
-        let c = &self.config;
-        let mode = self.opts.activations;
-        let (d, f) = (c.n_embd, c.expert_ff);
-        let mut per_expert: Vec<Vec<(usize, f32)>> = vec![Vec::new(); c.n_expert];
-        for (t, l) in logits.iter().enumerate() {
-            let (ids, wts) = self.route(l, v.expert_bias.as_deref());
-            for (e, w) in ids.into_iter().zip(wts) {
-                per_expert[e as usize].push((t, w));
-            }
-        }
-        let slice = |t: &QTensor, e: usize, rows: usize| -> Result<&[u8], GlmError> {
-            let bytes = t.bytes(&self.gguf);
-            let per = t.ty().row_bytes(t.cols())? * rows;
-            Ok(&bytes[e * per..(e + 1) * per])
-        };
-        for (e, toks) in per_expert.iter().enumerate() {
-            if toks.is_empty() {
-                continue;
-            }
-            let ne = toks.len();
-            let mut xe = Vec::with_capacity(ne * d);
-            for &(t, _) in toks {
-                xe.extend_from_slice(&xs[t]);
-            }
-            let mut g = vec![0f32; ne * f];
-            let mut u = vec![0f32; ne * f];
-            match &m.gate_up {
-                GateUp::Separate { gate, up } => {
-                    matmul_with(mode, gate.ty(), slice(gate, e, f)?, f, d, &xe, ne, &mut g)?;
-                    matmul_with(mode, up.ty(), slice(up, e, f)?, f, d, &xe, ne, &mut u)?;
-                }
-                GateUp::Fused(gu) => {
-                    let mut both = vec![0f32; ne * 2 * f];
-                    matmul_with(
-                        mode,
-                        gu.ty(),
-                        slice(gu, e, 2 * f)?,
-                        2 * f,
-                        d,
-                        &xe,
-                        ne,
-                        &mut both,
-                    )?;
-                    for t in 0..ne {
-                        g[t * f..(t + 1) * f].copy_from_slice(&both[t * 2 * f..t * 2 * f + f]);
-                        u[t * f..(t + 1) * f]
-                            .copy_from_slice(&both[t * 2 * f + f..(t + 1) * 2 * f]);
-                    }
-                }
-            }
-            for (gv, uv) in g.iter_mut().zip(&u) {
-                *gv = silu(*gv) * uv;
-            }
-            let mut y = vec![0f32; ne * d];
-            matmul_with(
-                mode,
-                m.down.ty(),
-                slice(&m.down, e, d)?,
-                d,
-                f,
-                &g,
-                ne,
-                &mut y,
-            )?;
-            for (i, &(t, w)) in toks.iter().enumerate() {
-                for (o, yv) in out[t * d..(t + 1) * d]
-                    .iter_mut()
-                    .zip(&y[i * d..(i + 1) * d])
-                {
-                    *o += w * yv;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Expert choice for one token: ids and final weights.
-    fn route(&self, logits: &[f32], bias: Option<&[f32]>) -> (Vec<u32>, Vec<f32>) {
-        let c = &self.config;
-        let scores: Vec<f32> = match c.gating {
-            Gating::Sigmoid => logits.iter().map(|&z| 1.0 / (1.0 + (-z).exp())).collect(),
-            Gating::Softmax => {
-                let mx = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let e: Vec<f32> = logits.iter().map(|&z| (z - mx).exp()).collect();
-                let s: f32 = e.iter().sum();
-                e.into_iter().map(|v| v / s).collect()
-            }
-        };
-        let sel: Vec<f32> = match bias {
-            Some(b) => scores.iter().zip(b).map(|(s, b)| s + b).collect(),
-            None => scores.clone(),
-        };
-        let mut order: Vec<u32> = (0..scores.len() as u32).collect();
-        let k = c.n_expert_used.min(order.len());
-        order.select_nth_unstable_by(k - 1, |&a, &b| sel[b as usize].total_cmp(&sel[a as usize]));
-        let ids: Vec<u32> = order[..k].to_vec();
-        let mut w: Vec<f32> = ids.iter().map(|&e| scores[e as usize]).collect();
-        if c.expert_norm {
-            let s: f32 = w.iter().sum::<f32>() + 1e-20;
-            w.iter_mut().for_each(|v| *v /= s);
-        }
-        w.iter_mut().for_each(|v| *v *= c.expert_scale);
-        (ids, w)
-    }
-}
-
-fn silu(z: f32) -> f32 {
-    z / (1.0 + (-z).exp())
 }
 
 #[allow(dead_code)]

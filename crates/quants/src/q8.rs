@@ -20,6 +20,19 @@ fn round_i8(r: f32) -> i8 {
     ((r + h) as i32).clamp(-127, 127) as i8
 }
 
+/// Symmetric int8 quantization of `x` in groups of `group` values: `q = round(x/d)` with
+/// `d = max|x| / 127` per group.
+fn quantize_groups(x: &[f32], group: usize, q: &mut [i8], d: &mut [f32]) {
+    for ((xg, qg), dg) in x.chunks_exact(group).zip(q.chunks_exact_mut(group)).zip(d) {
+        let amax = xg.iter().fold(0f32, |m, v| m.max(v.abs()));
+        *dg = amax / 127.0;
+        let id = if *dg > 0.0 { 1.0 / *dg } else { 0.0 };
+        for (qv, v) in qg.iter_mut().zip(xg) {
+            *qv = round_i8(v * id);
+        }
+    }
+}
+
 /// An activation vector quantized for integer dots.
 #[derive(Debug, Clone, Default)]
 pub struct Q8Act {
@@ -51,38 +64,14 @@ impl Q8Act {
         self.q.resize(n, 0);
         self.d16.resize(n / 16, 0.0);
         self.sum8.resize(n / 8, 0.0);
-        for (g, (xg, qg)) in x
-            .chunks_exact(16)
-            .zip(self.q.chunks_exact_mut(16))
-            .enumerate()
-        {
-            let amax = xg.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let d = amax / 127.0;
-            let id = if d > 0.0 { 1.0 / d } else { 0.0 };
-            for (q, v) in qg.iter_mut().zip(xg) {
-                *q = round_i8(v * id);
-            }
-            self.d16[g] = d;
-        }
+        quantize_groups(x, 16, &mut self.q, &mut self.d16);
         for (s, xg) in self.sum8.iter_mut().zip(x.chunks_exact(8)) {
             *s = xg.iter().sum();
         }
         if n.is_multiple_of(256) {
             self.q256.resize(n, 0);
             self.d256.resize(n / 256, 0.0);
-            for (g, (xg, qg)) in x
-                .chunks_exact(256)
-                .zip(self.q256.chunks_exact_mut(256))
-                .enumerate()
-            {
-                let amax = xg.iter().fold(0f32, |m, v| m.max(v.abs()));
-                let d = amax / 127.0;
-                let id = if d > 0.0 { 1.0 / d } else { 0.0 };
-                for (q, v) in qg.iter_mut().zip(xg) {
-                    *q = round_i8(v * id);
-                }
-                self.d256[g] = d;
-            }
+            quantize_groups(x, 256, &mut self.q256, &mut self.d256);
         } else {
             self.q256.clear();
             self.d256.clear();
