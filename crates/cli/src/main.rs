@@ -84,7 +84,7 @@ enum BenchWhat {
         #[arg(long, default_value_t = 2)]
         threads: usize,
         /// KV-cache type (llama-bench's default is f16).
-        #[arg(long = "kv-type", value_parser = parse_kv, default_value = "f16")]
+        #[arg(long = "kv-type", default_value = "f16")]
         kv_type: localglm_glm::KvType,
     },
     /// Mat-vec of every quant type over a large matrix, as GB/s and as a ratio to memory bandwidth.
@@ -131,7 +131,7 @@ struct ChatArgs {
     #[arg(long)]
     context: Option<u32>,
     /// KV-cache type for GLM-5.x models: f16 (default), bf16 or f32.
-    #[arg(long = "kv-type", value_parser = parse_kv)]
+    #[arg(long = "kv-type")]
     kv_type: Option<localglm_glm::KvType>,
     /// Sampling seed (reproducible replies).
     #[arg(long)]
@@ -189,10 +189,6 @@ async fn main() -> Result<()> {
             Ok(())
         }
     }
-}
-
-fn parse_kv(s: &str) -> Result<localglm_glm::KvType, String> {
-    localglm_glm::KvType::parse(s).ok_or_else(|| format!("`{s}`: expected f16, bf16 or f32"))
 }
 
 async fn chat(args: ChatArgs) -> Result<()> {

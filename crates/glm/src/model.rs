@@ -37,6 +37,16 @@ pub enum KvType {
     BF16,
 }
 
+impl std::str::FromStr for KvType {
+    type Err = GlmError;
+
+    fn from_str(s: &str) -> Result<Self, GlmError> {
+        Self::parse(s).ok_or_else(|| {
+            GlmError::Input(format!("KV-cache type `{s}`: expected f16, bf16 or f32"))
+        })
+    }
+}
+
 impl KvType {
     pub(crate) fn dtype(self) -> DType {
         match self {
