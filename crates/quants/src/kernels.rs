@@ -337,6 +337,7 @@ fn rows_into_avx2(
         (GgmlType::IQ2_XXS, Some(a)) if !a.q256.is_empty() => Some(crate::simd::dot_iq2xxs),
         (GgmlType::IQ2_XS, Some(a)) if !a.q256.is_empty() => Some(crate::simd::dot_iq2xs),
         (GgmlType::IQ4_NL, Some(a)) if !a.q256.is_empty() => Some(crate::simd::dot_iq4nl),
+        (GgmlType::Q8_0, Some(a)) if !a.q256.is_empty() => Some(crate::simd::dot_q8_0),
         (GgmlType::IQ4_XS, Some(a)) if !a.q256.is_empty() => Some(crate::simd::dot_iq4xs),
         _ => None,
     };

@@ -349,3 +349,37 @@ pub(crate) fn dot_f16(row: &[u8], x: &[f32]) -> f32 {
     }
     s
 }
+
+/// 32 weight bytes of a row as one vector (signed).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn load32u(b: &[u8; 32]) -> __m256i {
+    // WORKAROUND: as in `load32`: reads exactly the 32 bytes of the referenced array.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm256_loadu_si256(b.as_ptr().cast())
+    }
+}
+
+/// Q8_0 row · per-256 int8 activation: the weight bytes go straight into `maddubs` (no decode
+/// copy), one float FMA per 32 weights with two accumulators.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn dot_q8_0(row: &[u8], a: &Q8Act) -> f32 {
+    let ones = _mm256_set1_epi16(1);
+    let (blocks, _) = row.as_chunks::<34>();
+    let (xs, _) = a.q256.as_chunks::<32>();
+    let mut acc0 = _mm256_setzero_ps();
+    let mut acc1 = _mm256_setzero_ps();
+    for (i, (b, x)) in blocks.iter().zip(xs).enumerate() {
+        let w = load32u(&b[2..].as_chunks::<32>().0[0]);
+        let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(load32(x), w));
+        let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+        let d = _mm256_set1_ps(f16_at(b, 0) * a.d256[i / 8]);
+        if i & 1 == 0 {
+            acc0 = _mm256_fmadd_ps(p, d, acc0);
+        } else {
+            acc1 = _mm256_fmadd_ps(p, d, acc1);
+        }
+    }
+    hsum(_mm256_add_ps(acc0, acc1))
+}
