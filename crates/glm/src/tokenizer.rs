@@ -210,24 +210,50 @@ impl GlmTokenizer {
     }
 }
 
-/// Turns a growing list of generated ids into text deltas, holding back an incomplete UTF-8
-/// sequence until its last byte arrives.
+/// Turns generated ids into text deltas, holding back an incomplete UTF-8 sequence until its
+/// last byte arrives. Only the ids since the last emitted text are decoded (byte-level BPE
+/// tokens decode independently), so a long generation costs O(n), not O(n²).
 #[derive(Debug, Default)]
 pub struct StreamDecoder {
-    ids: Vec<u32>,
-    emitted: usize,
+    pending: Vec<u32>,
 }
 
 impl StreamDecoder {
     /// Adds one id; returns the new text it completes (possibly empty).
     pub fn push(&mut self, tok: &GlmTokenizer, id: u32) -> Result<String, GlmError> {
-        self.ids.push(id);
-        let text = tok.decode(&self.ids)?;
-        if text.ends_with('\u{FFFD}') {
+        self.pending.push(id);
+        let text = tok.decode(&self.pending)?;
+        // A held-back partial character decodes to U+FFFD; wait for the rest of its bytes (at
+        // most 4 tokens for a 4-byte character) before emitting.
+        if text.ends_with('\u{FFFD}') && self.pending.len() < 4 {
             return Ok(String::new());
         }
-        let delta = text.get(self.emitted..).unwrap_or("").to_string();
-        self.emitted = text.len();
-        Ok(delta)
+        self.pending.clear();
+        Ok(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> GlmTokenizer {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-f32.gguf");
+        GlmTokenizer::from_gguf(&GgufModel::open(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn streamed_deltas_concatenate_to_the_full_text_even_inside_multibyte_characters() {
+        let tok = tiny();
+        let text = "héllo wörld 日本語 🙂 done";
+        let ids = tok.encode_text(text).unwrap();
+        let mut dec = StreamDecoder::default();
+        let mut out = String::new();
+        for id in ids {
+            let delta = dec.push(&tok, id).unwrap();
+            assert!(!delta.contains('\u{FFFD}'), "{delta:?}");
+            out.push_str(&delta);
+        }
+        assert_eq!(out, text);
     }
 }
