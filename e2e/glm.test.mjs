@@ -1,6 +1,7 @@
 // End to end in the real LocalGLM window on a GLM-5.x (`glm-dsa`) model, run by LocalGLM's own
 // runtime: the tiny random-weight fixture (its text is gibberish; the flow is what is tested):
-// the model loads, the Think toggle appears because its chat template reads `enable_thinking`,
+// the model loads, the Think toggle (and the effort levels High / Max) appear because its chat
+// template reads `enable_thinking` and `reasoning_effort`,
 // a reply streams with its reasoning in the reasoning pane, and with thinking off the reply
 // starts as an answer (the template ends the prompt with an empty `<think></think>`).
 import assert from "node:assert/strict";
@@ -69,12 +70,20 @@ test("a glm-dsa model chats in the window, thinking on and off", async () => {
     assert.ok(first.reasoning !== null && first.reasoning.length > 0, JSON.stringify(first));
     await s.screenshot("glm-thinking-on.png");
 
+    // The template distinguishes reasoning_effort 'high' (and renders Max otherwise): the
+    // effort selector offers exactly those levels while thinking is on.
+    const levels = await s.exec(
+      `return [...document.querySelectorAll('[data-testid=effort-select] option')].map((o) => o.textContent);`,
+    );
+    assert.deepEqual(levels, ["Default effort", "High", "Max"]);
+
     // Thinking off: the reply starts as an answer.
     await s.click("[data-testid=think-toggle]");
     assert.equal(
       await s.exec(`return document.querySelector('[data-testid=think-toggle]').getAttribute('aria-pressed');`),
       "false",
     );
+    assert.equal(await s.exec(`return document.querySelector('[data-testid=effort-select]') === null;`), true);
     const second = await reply(s, "Answer directly", 2);
     assert.ok(second.stats);
     assert.ok(second.content.length > 0, JSON.stringify(second));

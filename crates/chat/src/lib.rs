@@ -237,7 +237,7 @@ impl ChatService {
                 .clone()
                 .unwrap_or_else(|| settings.sampling.clone()),
             enable_thinking: request.enable_thinking,
-            reasoning_effort: None,
+            reasoning_effort: request.reasoning_effort.clone(),
         };
         let generation = self
             .engine

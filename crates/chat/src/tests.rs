@@ -58,6 +58,7 @@ fn new(conv: &str, text: &str) -> SendRequest {
         action: SendAction::New { text: text.into() },
         sampling: None,
         enable_thinking: None,
+        reasoning_effort: None,
     }
 }
 
@@ -221,6 +222,7 @@ async fn regenerate_and_edit_rewrite_history() {
         action: SendAction::Regenerate,
         sampling: None,
         enable_thinking: None,
+        reasoning_effort: None,
     };
     let h = f
         .service
@@ -243,6 +245,7 @@ async fn regenerate_and_edit_rewrite_history() {
         },
         sampling: None,
         enable_thinking: None,
+        reasoning_effort: None,
     };
     f.service
         .send(edit, &Settings::default(), sink)
@@ -297,6 +300,7 @@ async fn invalid_requests_are_refused_before_anything_is_saved() {
         action: SendAction::Regenerate,
         sampling: None,
         enable_thinking: None,
+        reasoning_effort: None,
     };
     assert_eq!(
         f.service

@@ -161,6 +161,9 @@ pub struct SendRequest {
     /// Template switch for thinking models; `None` keeps the template's default.
     #[serde(default)]
     pub enable_thinking: Option<bool>,
+    /// Template `reasoning_effort` (one of the model's `effort_levels`); `None` = its default.
+    #[serde(default)]
+    pub reasoning_effort: Option<String>,
 }
 
 /// Returned by `send_message` once the generation is running.

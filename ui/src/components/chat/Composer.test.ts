@@ -85,4 +85,25 @@ describe('Composer', () => {
     await rerender({ thinking: false });
     expect(screen.getByTestId('think-toggle').getAttribute('aria-pressed')).toBe('false');
   });
+
+  it('offers the template effort levels while thinking is on and reports the choice', async () => {
+    const onEffort = vi.fn();
+    const { rerender } = render(Composer, {
+      onSend: vi.fn(),
+      onStop: vi.fn(),
+      thinkingSupported: true,
+      thinking: true,
+      effortLevels: ['high', 'max'],
+      effort: null,
+      onEffort,
+    });
+    const select = screen.getByTestId('effort-select') as HTMLSelectElement;
+    expect([...select.options].map((o) => o.textContent)).toEqual(['Default effort', 'High', 'Max']);
+    await fireEvent.change(select, { target: { value: 'high' } });
+    expect(onEffort).toHaveBeenCalledWith('high');
+    await fireEvent.change(select, { target: { value: '' } });
+    expect(onEffort).toHaveBeenLastCalledWith(null);
+    await rerender({ thinking: false });
+    expect(screen.queryByTestId('effort-select')).toBeNull();
+  });
 });

@@ -13,4 +13,8 @@ sampling: SamplingParams | null,
 /**
  * Template switch for thinking models; `None` keeps the template's default.
  */
-enable_thinking: boolean | null, };
+enable_thinking: boolean | null, 
+/**
+ * Template `reasoning_effort` (one of the model's `effort_levels`); `None` = its default.
+ */
+reasoning_effort: string | null, };

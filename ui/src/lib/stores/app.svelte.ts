@@ -39,6 +39,13 @@ export class AppStore {
   modelStatus = $state.raw<ModelStatus>({ state: 'none' });
   /** Think toggle for models whose template reads `enable_thinking` (on = template default). */
   thinking = $state(true);
+  /** Chosen `reasoning_effort`; `null` = the template's default. */
+  effort = $state<string | null>(null);
+
+  /** Effort levels the loaded model's template distinguishes (lower case). */
+  get effortLevels(): string[] {
+    return this.modelStatus.state === 'ready' ? this.modelStatus.model.effort_levels : [];
+  }
 
   /** The loaded model's template offers a thinking switch. */
   get thinkingSupported(): boolean {
@@ -264,6 +271,8 @@ export class AppStore {
           action,
           sampling: null,
           enable_thinking: this.thinkingSupported ? this.thinking : null,
+          reasoning_effort:
+            this.thinking && this.effort !== null && this.effortLevels.includes(this.effort) ? this.effort : null,
         },
         (event) => this.onEvent(conversationId, event),
       );

@@ -138,6 +138,7 @@ describe('AppStore', () => {
       action: { type: 'new', text: 'first' },
       sampling: null,
       enable_thinking: null,
+      reasoning_effort: null,
     });
   });
 
