@@ -281,6 +281,9 @@ impl ChatService {
         let mut reasoning = String::new();
         let (mut pending_reasoning, mut pending_content) = (String::new(), String::new());
         let mut deadline: Option<Instant> = None;
+        // Reasoning time: first reasoning delta → first answer delta after it (or the end).
+        let (mut reasoning_start, mut reasoning_end): (Option<Instant>, Option<Instant>) =
+            (None, None);
         let flush = |pr: &mut String, pc: &mut String, content: &str| {
             if !pr.is_empty() {
                 sink(GenerationEvent::Reasoning {
@@ -308,11 +311,16 @@ impl ChatService {
                     deadline = None;
                 }
                 Some(Some(EngineEvent::Reasoning(t))) => {
+                    reasoning_start.get_or_insert_with(Instant::now);
+                    reasoning_end = None;
                     reasoning.push_str(&t);
                     pending_reasoning.push_str(&t);
                     deadline.get_or_insert_with(|| Instant::now() + FLUSH_INTERVAL);
                 }
                 Some(Some(EngineEvent::Content(t))) => {
+                    if reasoning_start.is_some() && reasoning_end.is_none() {
+                        reasoning_end = Some(Instant::now());
+                    }
                     if !pending_reasoning.is_empty() {
                         // Keep order: reasoning that came first is shown first.
                         sink(GenerationEvent::Reasoning {
@@ -352,6 +360,10 @@ impl ChatService {
             id: job.assistant_message_id,
             role: Role::Assistant,
             content,
+            reasoning_ms: reasoning_start.map(|start| {
+                let end = reasoning_end.unwrap_or_else(Instant::now);
+                (end - start).as_secs_f64() * 1000.0
+            }),
             reasoning: (!reasoning.is_empty()).then_some(reasoning),
             created_at_ms: now_ms(),
             stats,

@@ -107,6 +107,9 @@ async fn new_message_streams_in_order_and_is_saved() {
     assert_eq!(*finish_reason, FinishReason::Stop);
     assert_eq!(message.message.content, c);
     assert_eq!(message.message.reasoning.as_deref(), Some(r.as_str()));
+    // The reasoning duration is measured and saved with the message.
+    let ms = message.message.reasoning_ms.expect("reasoning duration");
+    assert!((0.0..60_000.0).contains(&ms), "{ms}");
     assert!(message
         .html
         .contains("<strong>What is the capital of France?</strong>"));

@@ -63,6 +63,7 @@ pub fn new_message(role: Role, content: impl Into<String>) -> Message {
         role,
         content: content.into(),
         reasoning: None,
+        reasoning_ms: None,
         created_at_ms: now_ms(),
         stats: None,
         finish_reason: None,

@@ -86,6 +86,10 @@ pub struct Message {
     /// The reasoning trace of an assistant message, if the model produced one.
     #[serde(default)]
     pub reasoning: Option<String>,
+    /// How long the model reasoned (first reasoning delta to the first answer delta, or to the
+    /// end), in milliseconds — shown as "Thought for N s", also after a restart.
+    #[serde(default)]
+    pub reasoning_ms: Option<f64>,
     /// Milliseconds since the Unix epoch.
     pub created_at_ms: f64,
     /// Generation numbers, for assistant messages.

@@ -16,6 +16,11 @@ content: string,
  */
 reasoning: string | null, 
 /**
+ * How long the model reasoned (first reasoning delta to the first answer delta, or to the
+ * end), in milliseconds — shown as "Thought for N s", also after a restart.
+ */
+reasoning_ms: number | null, 
+/**
  * Milliseconds since the Unix epoch.
  */
 created_at_ms: number, 

@@ -244,4 +244,13 @@ describe('displayMessages', () => {
     expect(rows[1].thinking).toEqual({ phase: 'done', ms: null });
     expect(rows[0].thinking).toEqual({ phase: 'none' });
   });
+
+  it('shows the reasoning duration saved with a message after a restart', () => {
+    const chat = chatFromView({
+      id: 'c',
+      title: '',
+      messages: [userMessage('u', 'q'), assistantMessage('a', 'x', { reasoning: 'hmm', reasoning_ms: 4_400 })],
+    });
+    expect(displayMessages(chat)[1].thinking).toEqual({ phase: 'done', ms: 4_400 });
+  });
 });

@@ -126,6 +126,7 @@ export function optimisticUserMessage(id: string, text: string, nowMs: number): 
     content: text,
     html: '',
     reasoning: null,
+    reasoning_ms: null,
     created_at_ms: nowMs,
     stats: null,
     finish_reason: null,
@@ -239,8 +240,9 @@ export function applyEvent(chat: ChatState, event: GenerationEvent, nowMs: numbe
 
 function thinkingOfSaved(message: MessageView, thinkingMs: Record<string, number>): Thinking {
   if (!message.reasoning) return { phase: 'none' };
-  const ms = thinkingMs[message.id];
-  return { phase: 'done', ms: ms === undefined ? null : ms };
+  // The live measurement of this session, else the duration saved with the message.
+  const ms = thinkingMs[message.id] ?? message.reasoning_ms ?? null;
+  return { phase: 'done', ms };
 }
 
 function thinkingOfPending(pending: PendingReply): Thinking {
