@@ -16,7 +16,7 @@ use localglm_engine::{ChatTurn, Engine, EngineError, EngineEvent, GenerateReques
 use localglm_protocol::{
     AppError, Conversation, ConversationSummary, ConversationView, ErrorKind, FinishReason,
     GenerationEvent, GenerationHandle, Message, MessageView, ModelInfo, ModelStatus, Role,
-    SendAction, SendRequest, Settings,
+    SendAction, SendRequest, Settings, ThinkingChoice,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -155,6 +155,7 @@ impl ChatService {
             id: c.id,
             title: c.title,
             messages: c.messages.into_iter().map(view).collect(),
+            thinking: c.thinking,
         })
     }
 
@@ -218,6 +219,13 @@ impl ChatService {
             .get(&request.conversation_id)
             .map_err(|e| conversation_error(&e))?;
         let user_message = apply_action(&mut conv, &request.action)?;
+        if let Some(enabled) = request.enable_thinking {
+            // Remembered per conversation; the UI restores it when the conversation reopens.
+            conv.thinking = Some(ThinkingChoice {
+                enabled,
+                effort: request.reasoning_effort.clone(),
+            });
+        }
         conv.updated_at_ms = now_ms();
         self.store.save(&conv).map_err(|e| conversation_error(&e))?;
 

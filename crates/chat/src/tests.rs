@@ -354,3 +354,30 @@ fn user_text_is_escaped_not_rendered() {
     let v = view(new_message(Role::User, "<b>hi</b>\n**x**"));
     assert_eq!(v.html, "<p>&lt;b&gt;hi&lt;/b&gt;<br>**x**</p>");
 }
+
+#[tokio::test]
+async fn thinking_controls_are_remembered_per_conversation() {
+    let f = fixture(fast).await;
+    let conv = f.service.create(None).unwrap();
+    let other = f.service.create(None).unwrap();
+    assert_eq!(f.service.get(&conv.id).unwrap().thinking, None);
+    let (events, sink) = recorder();
+    let request = SendRequest {
+        enable_thinking: Some(false),
+        reasoning_effort: Some("high".into()),
+        ..new(&conv.id, "hi")
+    };
+    f.service
+        .send(request, &Settings::default(), sink)
+        .await
+        .unwrap();
+    wait_end(&events).await;
+    assert_eq!(
+        f.service.get(&conv.id).unwrap().thinking,
+        Some(ThinkingChoice {
+            enabled: false,
+            effort: Some("high".into())
+        })
+    );
+    assert_eq!(f.service.get(&other.id).unwrap().thinking, None);
+}

@@ -141,6 +141,7 @@ impl ConversationStore {
             created_at_ms: now,
             updated_at_ms: now,
             messages: Vec::new(),
+            thinking: None,
         };
         self.save(&conv)?;
         Ok(conv)

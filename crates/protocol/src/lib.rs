@@ -103,6 +103,14 @@ pub struct Message {
     pub model: Option<String>,
 }
 
+/// The thinking controls last used in a conversation (restored when it is opened again).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ThinkingChoice {
+    pub enabled: bool,
+    /// `reasoning_effort`; `None` = the template's default.
+    pub effort: Option<String>,
+}
+
 /// A whole conversation, as stored on disk (one file per conversation).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct Conversation {
@@ -113,6 +121,9 @@ pub struct Conversation {
     pub created_at_ms: f64,
     pub updated_at_ms: f64,
     pub messages: Vec<Message>,
+    /// Thinking on/off and effort of the last message sent with them.
+    #[serde(default)]
+    pub thinking: Option<ThinkingChoice>,
 }
 
 /// A conversation in the sidebar list.
@@ -140,6 +151,9 @@ pub struct ConversationView {
     pub id: String,
     pub title: String,
     pub messages: Vec<MessageView>,
+    /// The conversation's remembered thinking controls, if any were used.
+    #[serde(default)]
+    pub thinking: Option<ThinkingChoice>,
 }
 
 /// What the user asked for when sending.

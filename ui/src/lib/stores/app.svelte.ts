@@ -167,7 +167,14 @@ export class AppStore {
     this.chat = loadingChat(id, title);
     try {
       const view = await ipc.getConversation(id);
-      if (seq === this.selectSeq) this.chat = chatFromView(view);
+      if (seq === this.selectSeq) {
+        this.chat = chatFromView(view);
+        // Restore the thinking controls this conversation last used.
+        if (view.thinking) {
+          this.thinking = view.thinking.enabled;
+          this.effort = view.thinking.effort;
+        }
+      }
     } catch (reason) {
       if (seq === this.selectSeq) this.chat = { ...this.chat, loading: false };
       this.showError(reason);

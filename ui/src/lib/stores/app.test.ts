@@ -34,6 +34,7 @@ vi.mock('../ipc', async () => {
       id,
       title: id === 'c2' ? 'Recent' : 'Older',
       messages: id === 'c2' ? [userMessage('u1', 'hi'), assistantMessage('a1', 'hello')] : [],
+      thinking: id === 'c1' ? { enabled: false, effort: 'high' } : null,
     })),
     createConversation: vi.fn(async () => ({ id: 'c3', title: '', updated_at_ms: 3, message_count: 0 })),
     renameConversation: vi.fn(async (id: string, title: string) => ({ id, title, updated_at_ms: 4, message_count: 2 })),
@@ -205,6 +206,15 @@ describe('AppStore', () => {
     expect(store.error?.message).toBe('Engine crashed.');
     expect(store.messages.at(-1)?.id).toBe('a2');
     expect(store.generation).toBeNull();
+  });
+
+  it('restores the thinking controls a conversation last used', async () => {
+    const store = new AppStore();
+    await store.init();
+    expect(store.thinking).toBe(true);
+    await store.select('c1');
+    expect(store.thinking).toBe(false);
+    expect(store.effort).toBe('high');
   });
 
   it('renames and deletes conversations', async () => {

@@ -16,6 +16,7 @@ import {
 function conversation(): ChatState {
   return chatFromView({
     id: 'c1',
+    thinking: null,
     title: 'Greetings',
     messages: [userMessage('u1', 'hi'), assistantMessage('a1', 'hello'), userMessage('u2', 'how are you?'), assistantMessage('a2', 'fine')],
   });
@@ -232,6 +233,7 @@ describe('displayMessages', () => {
   it('hides system messages and marks loaded reasoning as of unknown duration', () => {
     const chat = chatFromView({
       id: 'c',
+      thinking: null,
       title: '',
       messages: [
         { ...userMessage('s', 'be brief'), role: 'system' },
@@ -248,6 +250,7 @@ describe('displayMessages', () => {
   it('shows the reasoning duration saved with a message after a restart', () => {
     const chat = chatFromView({
       id: 'c',
+      thinking: null,
       title: '',
       messages: [userMessage('u', 'q'), assistantMessage('a', 'x', { reasoning: 'hmm', reasoning_ms: 4_400 })],
     });
