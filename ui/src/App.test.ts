@@ -22,6 +22,7 @@ vi.mock('@tauri-apps/api/core', () => ({
           version: 1,
           sampling: { temperature: 1, top_p: 0.95, top_k: null, max_tokens: 64, seed: null },
           system_prompt: '',
+          clear_thinking: false,
           model_path: null,
         };
       case 'model_status':

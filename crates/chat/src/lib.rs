@@ -233,11 +233,10 @@ impl ChatService {
         if !settings.system_prompt.trim().is_empty() {
             messages.push(ChatTurn::new(Role::System, settings.system_prompt.clone()));
         }
-        messages.extend(
-            conv.messages
-                .iter()
-                .map(|m| ChatTurn::new(m.role, m.content.clone())),
-        );
+        messages.extend(conv.messages.iter().map(|m| ChatTurn {
+            reasoning: m.reasoning.clone(),
+            ..ChatTurn::new(m.role, m.content.clone())
+        }));
         let engine_request = GenerateRequest {
             messages,
             sampling: request
@@ -246,6 +245,7 @@ impl ChatService {
                 .unwrap_or_else(|| settings.sampling.clone()),
             enable_thinking: request.enable_thinking,
             reasoning_effort: request.reasoning_effort.clone(),
+            clear_thinking: settings.clear_thinking.then_some(true),
         };
         let generation = self
             .engine

@@ -381,3 +381,34 @@ async fn thinking_controls_are_remembered_per_conversation() {
     );
     assert_eq!(f.service.get(&other.id).unwrap().thinking, None);
 }
+
+#[tokio::test]
+async fn past_reasoning_goes_back_to_the_engine_and_clear_thinking_follows_the_setting() {
+    let seen: Arc<StdMutex<Vec<GenerateRequest>>> = Arc::default();
+    let log = seen.clone();
+    let f = fixture(move |r| {
+        log.lock().unwrap().push(r.clone());
+        fast(r)
+    })
+    .await;
+    let conv = f.service.create(None).unwrap();
+    for (text, clear) in [("first", false), ("second", false), ("third", true)] {
+        let (events, sink) = recorder();
+        let settings = Settings {
+            clear_thinking: clear,
+            ..Settings::default()
+        };
+        f.service
+            .send(new(&conv.id, text), &settings, sink)
+            .await
+            .unwrap();
+        wait_end(&events).await;
+    }
+    let seen = seen.lock().unwrap();
+    // The echo script reasons, so the first reply's reasoning is in the second request.
+    let second = &seen[1];
+    assert_eq!(second.messages[1].role, Role::Assistant);
+    assert!(second.messages[1].reasoning.is_some());
+    assert_eq!(second.clear_thinking, None);
+    assert_eq!(seen[2].clear_thinking, Some(true));
+}

@@ -292,6 +292,7 @@ async fn turn(
         sampling: sampling.clone(),
         enable_thinking,
         reasoning_effort: effort.map(str::to_owned),
+        clear_thinking: None,
     };
     let mut generation = engine.generate(request).await?;
     let cancel = generation.canceller();

@@ -8,7 +8,9 @@
 //! the previous turn is kept and its common prefix with the next prompt reused.
 
 use crate::mistral::check_gguf_file;
-use crate::{validate, Engine, EngineError, EngineEvent, GenerateRequest, Generation, LoadSpec};
+use crate::{
+    validate, ChatTurn, Engine, EngineError, EngineEvent, GenerateRequest, Generation, LoadSpec,
+};
 use crate::{Role, StatsClock};
 use async_trait::async_trait;
 use localglm_glm::sampler::{Sampler, SamplerConfig};
@@ -60,13 +62,17 @@ impl GlmChat {
     /// Renders and tokenizes a conversation for generation.
     pub fn prompt(
         &self,
-        messages: &[(Role, String)],
+        messages: &[ChatTurn],
         enable_thinking: Option<bool>,
         reasoning_effort: Option<&str>,
+        clear_thinking: Option<bool>,
     ) -> Result<Vec<u32>, GlmError> {
         let msgs: Vec<TemplateMessage> = messages
             .iter()
-            .map(|(r, c)| TemplateMessage::new(role_name(*r), c.clone()))
+            .map(|t| TemplateMessage {
+                reasoning_content: t.reasoning.clone(),
+                ..TemplateMessage::new(role_name(t.role), t.content.clone())
+            })
             .collect();
         let tok = &self.tokenizer;
         let name = |id: Option<u32>| {
@@ -78,12 +84,22 @@ impl GlmChat {
             add_generation_prompt: true,
             enable_thinking,
             reasoning_effort: reasoning_effort.map(str::to_owned),
+            clear_thinking,
             bos_token: name(tok.bos_id),
             eos_token: name(tok.eos_id),
             ..Default::default()
         };
         let text = self.template.render(&msgs, &opts)?;
-        let spans: Vec<&str> = messages.iter().map(|(_, c)| c.as_str()).collect();
+        // Message texts (and kept reasoning) are user-controlled: never matched as specials.
+        let spans: Vec<&str> = messages
+            .iter()
+            .flat_map(|t| {
+                t.reasoning
+                    .as_deref()
+                    .into_iter()
+                    .chain([t.content.as_str()])
+            })
+            .collect();
         tok.encode_prompt(&text, &spans)
     }
 }
@@ -192,16 +208,12 @@ impl Engine for GlmEngine {
             let l = guard.as_ref().ok_or(EngineError::NoModel)?;
             (l.chat.clone(), l.session.clone(), l.info.context_length)
         };
-        let messages: Vec<(Role, String)> = request
-            .messages
-            .iter()
-            .map(|t| (t.role, t.content.clone()))
-            .collect();
         let prompt = chat
             .prompt(
-                &messages,
+                &request.messages,
                 request.enable_thinking,
                 request.reasoning_effort.as_deref(),
+                request.clear_thinking,
             )
             .map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
         if prompt.len() >= chat.model.max_context() {

@@ -48,6 +48,9 @@ pub enum EngineError {
 pub struct ChatTurn {
     pub role: Role,
     pub content: String,
+    /// The reasoning of a past assistant turn (templates that keep history reasoning render it
+    /// as `<think>…</think>` unless `clear_thinking` is set).
+    pub reasoning: Option<String>,
 }
 
 impl ChatTurn {
@@ -55,6 +58,7 @@ impl ChatTurn {
         Self {
             role,
             content: content.into(),
+            reasoning: None,
         }
     }
 }
@@ -68,6 +72,8 @@ pub struct GenerateRequest {
     pub enable_thinking: Option<bool>,
     /// Template `reasoning_effort` (e.g. `high`, `max` for GLM-5.2); `None` = template default.
     pub reasoning_effort: Option<String>,
+    /// Template `clear_thinking`: drop past turns' reasoning from the prompt; `None` = default.
+    pub clear_thinking: Option<bool>,
 }
 
 /// Which model to load, and how.

@@ -198,7 +198,10 @@ impl Engine for MistralRsEngine {
         };
         let mut builder = RequestBuilder::new().set_sampling(sampling);
         let mut counted = TextMessages::new();
-        for ChatTurn { role: r, content } in &request.messages {
+        for ChatTurn {
+            role: r, content, ..
+        } in &request.messages
+        {
             builder = builder.add_message(role(*r), content);
             counted = counted.add_message(role(*r), content);
         }

@@ -208,6 +208,7 @@ mod tests {
             },
             enable_thinking: None,
             reasoning_effort: None,
+            clear_thinking: None,
         }
     }
 

@@ -30,6 +30,7 @@ fn request(text: &str, thinking: Option<bool>, max_tokens: u32) -> GenerateReque
         },
         enable_thinking: thinking,
         reasoning_effort: None,
+        clear_thinking: None,
     }
 }
 
@@ -80,10 +81,10 @@ async fn auto_engine_runs_glm_dsa_on_the_own_runtime() {
 async fn thinking_off_renders_an_empty_think_block_and_streams_content() {
     let chat = GlmChat::open(&fixture("tiny-f32.gguf"), RuntimeOptions::default()).unwrap();
     let on = chat
-        .prompt(&[(Role::User, "hi".into())], None, None)
+        .prompt(&[ChatTurn::new(Role::User, "hi")], None, None, None)
         .unwrap();
     let off = chat
-        .prompt(&[(Role::User, "hi".into())], Some(false), None)
+        .prompt(&[ChatTurn::new(Role::User, "hi")], Some(false), None, None)
         .unwrap();
     let open = chat.think_open.unwrap();
     let close = chat.think_close.unwrap();
@@ -94,7 +95,7 @@ async fn thinking_off_renders_an_empty_think_block_and_streams_content() {
         "[gMASK]<sop><|system|>Reasoning Effort: Max<|user|>hi<|assistant|><think>"
     );
     let high = chat
-        .prompt(&[(Role::User, "hi".into())], None, Some("high"))
+        .prompt(&[ChatTurn::new(Role::User, "hi")], None, Some("high"), None)
         .unwrap();
     assert!(chat
         .tokenizer
@@ -160,4 +161,32 @@ async fn a_foreign_or_truncated_file_is_a_clear_load_error() {
     );
     assert!(engine.loaded().is_none());
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn past_reasoning_is_kept_in_the_prompt_unless_clear_thinking() {
+    let chat = GlmChat::open(&fixture("tiny-f32.gguf"), RuntimeOptions::default()).unwrap();
+    let history = [
+        ChatTurn::new(Role::User, "q1"),
+        ChatTurn {
+            reasoning: Some("because <|user|> said so".into()),
+            ..ChatTurn::new(Role::Assistant, "a1")
+        },
+        ChatTurn::new(Role::User, "q2"),
+    ];
+    let kept = chat.prompt(&history, None, None, None).unwrap();
+    let text = chat.tokenizer.decode(&kept).unwrap();
+    assert!(
+        text.contains("<|assistant|><think>because <|user|> said so</think>a1<|user|>q2"),
+        "{text}"
+    );
+    // The literal "<|user|>" inside the kept reasoning is text, not the role token.
+    let user = chat.tokenizer.special_id("<|user|>").unwrap();
+    assert_eq!(kept.iter().filter(|&&t| t == user).count(), 2);
+    let cleared = chat.prompt(&history, None, None, Some(true)).unwrap();
+    let text = chat.tokenizer.decode(&cleared).unwrap();
+    assert!(
+        text.contains("<|assistant|><think></think>a1<|user|>q2"),
+        "{text}"
+    );
 }

@@ -319,6 +319,10 @@ pub struct Settings {
     pub system_prompt: String,
     /// Model loaded at start; `None` means the default model.
     pub model_path: Option<String>,
+    /// Drop earlier turns' reasoning from the prompt (template `clear_thinking`); off keeps it,
+    /// as the GLM-5.x templates do by default.
+    #[serde(default)]
+    pub clear_thinking: bool,
 }
 
 impl Settings {
@@ -332,6 +336,7 @@ impl Default for Settings {
             sampling: SamplingParams::default(),
             system_prompt: String::new(),
             model_path: None,
+            clear_thinking: false,
         }
     }
 }

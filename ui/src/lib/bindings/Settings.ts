@@ -12,4 +12,9 @@ system_prompt: string,
 /**
  * Model loaded at start; `None` means the default model.
  */
-model_path: string | null, };
+model_path: string | null, 
+/**
+ * Drop earlier turns' reasoning from the prompt (template `clear_thinking`); off keeps it,
+ * as the GLM-5.x templates do by default.
+ */
+clear_thinking: boolean, };

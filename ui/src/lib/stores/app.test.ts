@@ -19,6 +19,7 @@ vi.mock('../ipc', async () => {
       version: 1,
       sampling: { temperature: 1, top_p: 0.95, top_k: null, max_tokens: 64, seed: null },
       system_prompt: '',
+      clear_thinking: false,
       model_path: null,
     })),
     modelStatus: vi.fn(async () => ({ state: 'loading', path: '/m.gguf' })),
