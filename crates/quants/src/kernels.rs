@@ -20,6 +20,8 @@
 use crate::decode_i8 as di8;
 use crate::dequant::{self as dq, QK, QK_K};
 use crate::q8::{dot_row_q8, dot_row_q8_multi, Q8Act};
+#[cfg(target_arch = "x86_64")]
+use crate::q8::{dot_row_q8_multi_simd, dot_row_q8_simd};
 use crate::{GgmlType, QuantError};
 use rayon::prelude::*;
 
@@ -125,152 +127,70 @@ pub enum Activations {
     F32,
 }
 
+/// Every `decode_i8` type's int8 block layout — (block bytes, weights, scales, biases, decoder)
+/// — as a `match` over `$ty` whose arms call `$dot!(args…, layout…)`; one table for the plain,
+/// batched and AVX2 builds of the row dot.
+macro_rules! match_int8_type {
+    ($ty:expr, $dot:ident, [$($arg:ident),*], $other:expr) => {
+        match $ty {
+            GgmlType::Q4_0 => $dot!($($arg),*, 18, QK, 2, 4, di8::q4_0),
+            GgmlType::Q4_1 => $dot!($($arg),*, 20, QK, 2, 4, di8::q4_1),
+            GgmlType::Q5_0 => $dot!($($arg),*, 22, QK, 2, 4, di8::q5_0),
+            GgmlType::Q5_1 => $dot!($($arg),*, 24, QK, 2, 4, di8::q5_1),
+            GgmlType::Q8_0 => $dot!($($arg),*, 34, QK, 2, 4, di8::q8_0),
+            GgmlType::IQ4_NL => $dot!($($arg),*, 18, QK, 2, 4, di8::iq4_nl),
+            GgmlType::Q2_K => $dot!($($arg),*, 84, QK_K, 16, 32, di8::q2_k),
+            GgmlType::Q3_K => $dot!($($arg),*, 110, QK_K, 16, 32, di8::q3_k),
+            GgmlType::Q4_K => $dot!($($arg),*, 144, QK_K, 16, 32, di8::q4_k),
+            GgmlType::Q5_K => $dot!($($arg),*, 176, QK_K, 16, 32, di8::q5_k),
+            GgmlType::Q6_K => $dot!($($arg),*, 210, QK_K, 16, 32, di8::q6_k),
+            GgmlType::IQ2_XXS => $dot!($($arg),*, 66, QK_K, 16, 32, di8::iq2_xxs),
+            GgmlType::IQ2_XS => $dot!($($arg),*, 74, QK_K, 16, 32, di8::iq2_xs),
+            GgmlType::IQ2_S => $dot!($($arg),*, 82, QK_K, 16, 32, di8::iq2_s),
+            GgmlType::IQ3_XXS => $dot!($($arg),*, 98, QK_K, 16, 32, di8::iq3_xxs),
+            GgmlType::IQ3_S => $dot!($($arg),*, 110, QK_K, 16, 32, di8::iq3_s),
+            GgmlType::IQ1_S => $dot!($($arg),*, 50, QK_K, 16, 32, di8::iq1_s),
+            GgmlType::IQ1_M => $dot!($($arg),*, 56, QK_K, 16, 32, di8::iq1_m),
+            GgmlType::IQ4_XS => $dot!($($arg),*, 136, QK_K, 16, 32, di8::iq4_xs),
+            _ => $other, // unreachable: callers check `di8::supports`
+        }
+    };
+}
+
 /// One row · quantized activation, for the types `decode_i8` supports.
 #[inline(always)]
 fn dot_row_int8(ty: GgmlType, row: &[u8], a: &Q8Act) -> f32 {
-    match ty {
-        GgmlType::Q4_0 => dot_row_q8!(row, a, 18, QK, 2, 4, di8::q4_0),
-        GgmlType::Q4_1 => dot_row_q8!(row, a, 20, QK, 2, 4, di8::q4_1),
-        GgmlType::Q5_0 => dot_row_q8!(row, a, 22, QK, 2, 4, di8::q5_0),
-        GgmlType::Q5_1 => dot_row_q8!(row, a, 24, QK, 2, 4, di8::q5_1),
-        GgmlType::Q8_0 => dot_row_q8!(row, a, 34, QK, 2, 4, di8::q8_0),
-        GgmlType::IQ4_NL => dot_row_q8!(row, a, 18, QK, 2, 4, di8::iq4_nl),
-        GgmlType::Q2_K => dot_row_q8!(row, a, 84, QK_K, 16, 32, di8::q2_k),
-        GgmlType::Q3_K => dot_row_q8!(row, a, 110, QK_K, 16, 32, di8::q3_k),
-        GgmlType::Q4_K => dot_row_q8!(row, a, 144, QK_K, 16, 32, di8::q4_k),
-        GgmlType::Q5_K => dot_row_q8!(row, a, 176, QK_K, 16, 32, di8::q5_k),
-        GgmlType::Q6_K => dot_row_q8!(row, a, 210, QK_K, 16, 32, di8::q6_k),
-        GgmlType::IQ2_XXS => dot_row_q8!(row, a, 66, QK_K, 16, 32, di8::iq2_xxs),
-        GgmlType::IQ2_XS => dot_row_q8!(row, a, 74, QK_K, 16, 32, di8::iq2_xs),
-        GgmlType::IQ2_S => dot_row_q8!(row, a, 82, QK_K, 16, 32, di8::iq2_s),
-        GgmlType::IQ3_XXS => dot_row_q8!(row, a, 98, QK_K, 16, 32, di8::iq3_xxs),
-        GgmlType::IQ3_S => dot_row_q8!(row, a, 110, QK_K, 16, 32, di8::iq3_s),
-        GgmlType::IQ1_S => dot_row_q8!(row, a, 50, QK_K, 16, 32, di8::iq1_s),
-        GgmlType::IQ1_M => dot_row_q8!(row, a, 56, QK_K, 16, 32, di8::iq1_m),
-        GgmlType::IQ4_XS => dot_row_q8!(row, a, 136, QK_K, 16, 32, di8::iq4_xs),
-        _ => f32::NAN, // unreachable: callers check `di8::supports`
-    }
+    match_int8_type!(ty, dot_row_q8, [row, a], f32::NAN)
 }
 
 /// One row · many quantized activations (decode once per block), for `decode_i8` types.
 #[inline(always)]
 fn dot_row_int8_multi(ty: GgmlType, row: &[u8], acts: &[Q8Act], out: &mut [f32]) {
-    match ty {
-        GgmlType::Q4_0 => dot_row_q8_multi!(row, acts, out, 18, QK, 2, 4, di8::q4_0),
-        GgmlType::Q4_1 => dot_row_q8_multi!(row, acts, out, 20, QK, 2, 4, di8::q4_1),
-        GgmlType::Q5_0 => dot_row_q8_multi!(row, acts, out, 22, QK, 2, 4, di8::q5_0),
-        GgmlType::Q5_1 => dot_row_q8_multi!(row, acts, out, 24, QK, 2, 4, di8::q5_1),
-        GgmlType::Q8_0 => dot_row_q8_multi!(row, acts, out, 34, QK, 2, 4, di8::q8_0),
-        GgmlType::IQ4_NL => dot_row_q8_multi!(row, acts, out, 18, QK, 2, 4, di8::iq4_nl),
-        GgmlType::Q2_K => dot_row_q8_multi!(row, acts, out, 84, QK_K, 16, 32, di8::q2_k),
-        GgmlType::Q3_K => dot_row_q8_multi!(row, acts, out, 110, QK_K, 16, 32, di8::q3_k),
-        GgmlType::Q4_K => dot_row_q8_multi!(row, acts, out, 144, QK_K, 16, 32, di8::q4_k),
-        GgmlType::Q5_K => dot_row_q8_multi!(row, acts, out, 176, QK_K, 16, 32, di8::q5_k),
-        GgmlType::Q6_K => dot_row_q8_multi!(row, acts, out, 210, QK_K, 16, 32, di8::q6_k),
-        GgmlType::IQ2_XXS => dot_row_q8_multi!(row, acts, out, 66, QK_K, 16, 32, di8::iq2_xxs),
-        GgmlType::IQ2_XS => dot_row_q8_multi!(row, acts, out, 74, QK_K, 16, 32, di8::iq2_xs),
-        GgmlType::IQ2_S => dot_row_q8_multi!(row, acts, out, 82, QK_K, 16, 32, di8::iq2_s),
-        GgmlType::IQ3_XXS => dot_row_q8_multi!(row, acts, out, 98, QK_K, 16, 32, di8::iq3_xxs),
-        GgmlType::IQ3_S => dot_row_q8_multi!(row, acts, out, 110, QK_K, 16, 32, di8::iq3_s),
-        GgmlType::IQ1_S => dot_row_q8_multi!(row, acts, out, 50, QK_K, 16, 32, di8::iq1_s),
-        GgmlType::IQ1_M => dot_row_q8_multi!(row, acts, out, 56, QK_K, 16, 32, di8::iq1_m),
-        GgmlType::IQ4_XS => dot_row_q8_multi!(row, acts, out, 136, QK_K, 16, 32, di8::iq4_xs),
-        _ => out.iter_mut().for_each(|o| *o = f32::NAN), // unreachable: callers check `di8::supports`
-    }
+    match_int8_type!(
+        ty,
+        dot_row_q8_multi,
+        [row, acts, out],
+        out.iter_mut().for_each(|o| *o = f32::NAN)
+    )
 }
 
 /// AVX2 build of `dot_row_int8`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn dot_row_int8_avx2(ty: GgmlType, row: &[u8], a: &Q8Act) -> f32 {
-    match ty {
-        GgmlType::Q4_0 => crate::q8::dot_row_q8_simd!(row, a, 18, QK, 2, 4, di8::q4_0),
-        GgmlType::Q4_1 => crate::q8::dot_row_q8_simd!(row, a, 20, QK, 2, 4, di8::q4_1),
-        GgmlType::Q5_0 => crate::q8::dot_row_q8_simd!(row, a, 22, QK, 2, 4, di8::q5_0),
-        GgmlType::Q5_1 => crate::q8::dot_row_q8_simd!(row, a, 24, QK, 2, 4, di8::q5_1),
-        GgmlType::Q8_0 => crate::q8::dot_row_q8_simd!(row, a, 34, QK, 2, 4, di8::q8_0),
-        GgmlType::IQ4_NL => crate::q8::dot_row_q8_simd!(row, a, 18, QK, 2, 4, di8::iq4_nl),
-        GgmlType::Q2_K => crate::q8::dot_row_q8_simd!(row, a, 84, QK_K, 16, 32, di8::q2_k),
-        GgmlType::Q3_K => crate::q8::dot_row_q8_simd!(row, a, 110, QK_K, 16, 32, di8::q3_k),
-        GgmlType::Q4_K => crate::q8::dot_row_q8_simd!(row, a, 144, QK_K, 16, 32, di8::q4_k),
-        GgmlType::Q5_K => crate::q8::dot_row_q8_simd!(row, a, 176, QK_K, 16, 32, di8::q5_k),
-        GgmlType::Q6_K => crate::q8::dot_row_q8_simd!(row, a, 210, QK_K, 16, 32, di8::q6_k),
-        GgmlType::IQ2_XXS => crate::q8::dot_row_q8_simd!(row, a, 66, QK_K, 16, 32, di8::iq2_xxs),
-        GgmlType::IQ2_XS => crate::q8::dot_row_q8_simd!(row, a, 74, QK_K, 16, 32, di8::iq2_xs),
-        GgmlType::IQ2_S => crate::q8::dot_row_q8_simd!(row, a, 82, QK_K, 16, 32, di8::iq2_s),
-        GgmlType::IQ3_XXS => crate::q8::dot_row_q8_simd!(row, a, 98, QK_K, 16, 32, di8::iq3_xxs),
-        GgmlType::IQ3_S => crate::q8::dot_row_q8_simd!(row, a, 110, QK_K, 16, 32, di8::iq3_s),
-        GgmlType::IQ1_S => crate::q8::dot_row_q8_simd!(row, a, 50, QK_K, 16, 32, di8::iq1_s),
-        GgmlType::IQ1_M => crate::q8::dot_row_q8_simd!(row, a, 56, QK_K, 16, 32, di8::iq1_m),
-        GgmlType::IQ4_XS => crate::q8::dot_row_q8_simd!(row, a, 136, QK_K, 16, 32, di8::iq4_xs),
-        _ => f32::NAN, // unreachable: callers check `di8::supports`
-    }
+    match_int8_type!(ty, dot_row_q8_simd, [row, a], f32::NAN)
 }
 
 /// AVX2 build of `dot_row_int8_multi`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn dot_row_int8_multi_avx2(ty: GgmlType, row: &[u8], acts: &[Q8Act], out: &mut [f32]) {
-    match ty {
-        GgmlType::Q4_0 => {
-            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 18, QK, 2, 4, di8::q4_0)
-        }
-        GgmlType::Q4_1 => {
-            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 20, QK, 2, 4, di8::q4_1)
-        }
-        GgmlType::Q5_0 => {
-            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 22, QK, 2, 4, di8::q5_0)
-        }
-        GgmlType::Q5_1 => {
-            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 24, QK, 2, 4, di8::q5_1)
-        }
-        GgmlType::Q8_0 => {
-            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 34, QK, 2, 4, di8::q8_0)
-        }
-        GgmlType::IQ4_NL => {
-            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 18, QK, 2, 4, di8::iq4_nl)
-        }
-        GgmlType::Q2_K => {
-            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 84, QK_K, 16, 32, di8::q2_k)
-        }
-        GgmlType::Q3_K => {
-            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 110, QK_K, 16, 32, di8::q3_k)
-        }
-        GgmlType::Q4_K => {
-            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 144, QK_K, 16, 32, di8::q4_k)
-        }
-        GgmlType::Q5_K => {
-            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 176, QK_K, 16, 32, di8::q5_k)
-        }
-        GgmlType::Q6_K => {
-            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 210, QK_K, 16, 32, di8::q6_k)
-        }
-        GgmlType::IQ2_XXS => {
-            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 66, QK_K, 16, 32, di8::iq2_xxs)
-        }
-        GgmlType::IQ2_XS => {
-            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 74, QK_K, 16, 32, di8::iq2_xs)
-        }
-        GgmlType::IQ2_S => {
-            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 82, QK_K, 16, 32, di8::iq2_s)
-        }
-        GgmlType::IQ3_XXS => {
-            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 98, QK_K, 16, 32, di8::iq3_xxs)
-        }
-        GgmlType::IQ3_S => {
-            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 110, QK_K, 16, 32, di8::iq3_s)
-        }
-        GgmlType::IQ1_S => {
-            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 50, QK_K, 16, 32, di8::iq1_s)
-        }
-        GgmlType::IQ1_M => {
-            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 56, QK_K, 16, 32, di8::iq1_m)
-        }
-        GgmlType::IQ4_XS => {
-            crate::q8::dot_row_q8_multi_simd!(row, acts, out, 136, QK_K, 16, 32, di8::iq4_xs)
-        }
-        _ => out.iter_mut().for_each(|o| *o = f32::NAN), // unreachable: callers check `di8::supports`
-    }
+    match_int8_type!(
+        ty,
+        dot_row_q8_multi_simd,
+        [row, acts, out],
+        out.iter_mut().for_each(|o| *o = f32::NAN)
+    )
 }
 
 /// One row · x for a supported type (lengths already validated by the caller).
