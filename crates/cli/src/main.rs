@@ -228,19 +228,16 @@ async fn chat(args: ChatArgs) -> Result<()> {
     if let Some(sys) = args.system.as_deref().filter(|s| !s.is_empty()) {
         history.push(ChatTurn::new(Role::System, sys));
     }
-    let thinking = args.no_think.then_some(false);
+    let opts = TurnOptions {
+        sampling,
+        enable_thinking: args.no_think.then_some(false),
+        effort: args.effort.clone(),
+        quiet: args.quiet,
+    };
 
     if !args.prompt.is_empty() {
         history.push(ChatTurn::new(Role::User, args.prompt.join(" ")));
-        turn(
-            &engine,
-            &history,
-            &sampling,
-            thinking,
-            args.effort.as_deref(),
-            args.quiet,
-        )
-        .await?;
+        turn(&engine, &history, &opts).await?;
         return Ok(());
     }
 
@@ -264,34 +261,28 @@ async fn chat(args: ChatArgs) -> Result<()> {
             _ => {}
         }
         history.push(ChatTurn::new(Role::User, line));
-        let answer = turn(
-            &engine,
-            &history,
-            &sampling,
-            thinking,
-            args.effort.as_deref(),
-            args.quiet,
-        )
-        .await?;
+        let answer = turn(&engine, &history, &opts).await?;
         history.push(ChatTurn::new(Role::Assistant, answer));
     }
     Ok(())
 }
 
 /// Runs one reply, streaming it; returns the answer text.
-async fn turn(
-    engine: &AutoEngine,
-    history: &[ChatTurn],
-    sampling: &SamplingParams,
+/// What stays the same for every turn of one `chat` run.
+struct TurnOptions {
+    sampling: SamplingParams,
     enable_thinking: Option<bool>,
-    effort: Option<&str>,
+    effort: Option<String>,
     quiet: bool,
-) -> Result<String> {
+}
+
+async fn turn(engine: &AutoEngine, history: &[ChatTurn], opts: &TurnOptions) -> Result<String> {
+    let quiet = opts.quiet;
     let request = GenerateRequest {
         messages: history.to_vec(),
-        sampling: sampling.clone(),
-        enable_thinking,
-        reasoning_effort: effort.map(str::to_owned),
+        sampling: opts.sampling.clone(),
+        enable_thinking: opts.enable_thinking,
+        reasoning_effort: opts.effort.clone(),
         clear_thinking: None,
     };
     let mut generation = engine.generate(request).await?;

@@ -469,32 +469,19 @@ pub fn matmul_with(
     if n == 1 {
         return matvec_with(mode, ty, w, rows, cols, xs, ys);
     }
-    // Work on the transpose (rows × n) so each task owns a contiguous output block.
-    let mut yt = vec![0f32; rows * n];
     if mode == Activations::Int8 && di8::supports(ty) {
         // Integer path: every weight block is decoded once for the whole batch.
         let acts: Vec<Q8Act> = xs.chunks_exact(cols).map(Q8Act::new).collect();
-        let task =
-            |(yc, wc): (&mut [f32], &[u8])| rows_multi_dispatch(ty, wc, row_bytes, &acts, yc);
-        if rows * cols * n < PARALLEL_MIN_WEIGHTS {
-            task((&mut yt, w));
-        } else {
-            yt.par_chunks_mut(ROWS_PER_TASK * n)
-                .zip(w.par_chunks(row_bytes * ROWS_PER_TASK))
-                .for_each(task);
-        }
-        for r in 0..rows {
-            for t in 0..n {
-                ys[t * rows + r] = yt[r * n + t];
-            }
-        }
+        transposed_tasks(w, row_bytes, rows, cols, n, ys, |yc, wc| {
+            rows_multi_dispatch(ty, wc, row_bytes, &acts, yc)
+        });
         return Ok(());
     }
     let acts: Vec<Option<Q8Act>> = xs
         .chunks_exact(cols)
         .map(|xv| activation(ty, mode, xv))
         .collect();
-    let task = |(yc, wc): (&mut [f32], &[u8])| {
+    transposed_tasks(w, row_bytes, rows, cols, n, ys, |yc, wc| {
         let mut col = vec![0f32; yc.len() / n];
         for (t, xv) in xs.chunks_exact(cols).enumerate() {
             rows_dispatch(ty, wc, row_bytes, xv, acts[t].as_ref(), &mut col);
@@ -502,20 +489,36 @@ pub fn matmul_with(
                 yc[r * n + t] = *v;
             }
         }
-    };
+    });
+    Ok(())
+}
+
+/// Runs `task(out_rows × n, weight_rows)` over row chunks (in parallel when large) on the
+/// transposed output (rows × n, so each task owns a contiguous block), then writes `ys` as
+/// n × rows.
+#[allow(clippy::too_many_arguments)]
+fn transposed_tasks(
+    w: &[u8],
+    row_bytes: usize,
+    rows: usize,
+    cols: usize,
+    n: usize,
+    ys: &mut [f32],
+    task: impl Fn(&mut [f32], &[u8]) + Sync,
+) {
+    let mut yt = vec![0f32; rows * n];
     if rows * cols * n < PARALLEL_MIN_WEIGHTS {
-        task((&mut yt, w));
+        task(&mut yt, w);
     } else {
         yt.par_chunks_mut(ROWS_PER_TASK * n)
             .zip(w.par_chunks(row_bytes * ROWS_PER_TASK))
-            .for_each(task);
+            .for_each(|(yc, wc)| task(yc, wc));
     }
     for r in 0..rows {
         for t in 0..n {
             ys[t * rows + r] = yt[r * n + t];
         }
     }
-    Ok(())
 }
 
 /// A 3-D ggml expert tensor: `n_experts` matrices of `rows × cols` of type `ty`, back to back.

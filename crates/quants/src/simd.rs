@@ -25,6 +25,43 @@ pub(crate) fn load32(x: &[i8; 32]) -> __m256i {
     }
 }
 
+/// Integer sums of one 256-weight super-block's scaled sub-block products, split over two
+/// accumulators (alternating sub-blocks) to halve the add dependency chain.
+struct SuperBlockSums {
+    s0: __m256i,
+    s1: __m256i,
+}
+
+impl SuperBlockSums {
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn new() -> Self {
+        Self {
+            s0: _mm256_setzero_si256(),
+            s1: _mm256_setzero_si256(),
+        }
+    }
+
+    /// Adds sub-block `j`'s i32 lanes.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn add(&mut self, j: usize, p: __m256i) {
+        if j & 1 == 0 {
+            self.s0 = _mm256_add_epi32(self.s0, p);
+        } else {
+            self.s1 = _mm256_add_epi32(self.s1, p);
+        }
+    }
+
+    /// `acc + d · Σ` as floats: the one float operation per super-block.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn fold(self, d: f32, acc: __m256) -> __m256 {
+        let sum = _mm256_cvtepi32_ps(_mm256_add_epi32(self.s0, self.s1));
+        _mm256_fmadd_ps(sum, _mm256_set1_ps(d), acc)
+    }
+}
+
 /// Sum of the 8 lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
@@ -80,8 +117,7 @@ pub(crate) fn dot_iq2xxs(row: &[u8], a: &Q8Act) -> f32 {
         let d = f16_at(b, 0) * 0.125 * xd;
         let (xs, _) = xq.as_chunks::<32>();
         let (subs, _) = b[2..].as_chunks::<8>();
-        let mut s0 = _mm256_setzero_si256();
-        let mut s1 = _mm256_setzero_si256();
+        let mut sums = SuperBlockSums::new();
         for (j, (sub, x)) in subs.iter().zip(xs).enumerate() {
             let a1 = u32::from_le_bytes([sub[4], sub[5], sub[6], sub[7]]);
             let g = |l: usize| grid[sub[l] as usize] as i64;
@@ -91,14 +127,9 @@ pub(crate) fn dot_iq2xxs(row: &[u8], a: &Q8Act) -> f32 {
             let p16 = _mm256_maddubs_epi16(w, _mm256_sign_epi8(load32(x), sg));
             let ls = _mm256_set1_epi16((2 * (a1 >> 28) + 1) as i16);
             let p = _mm256_madd_epi16(p16, ls);
-            if j & 1 == 0 {
-                s0 = _mm256_add_epi32(s0, p);
-            } else {
-                s1 = _mm256_add_epi32(s1, p);
-            }
+            sums.add(j, p);
         }
-        let sum = _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1));
-        acc = _mm256_fmadd_ps(sum, _mm256_set1_ps(d), acc);
+        acc = sums.fold(d, acc);
     }
     hsum(acc)
 }
@@ -222,8 +253,7 @@ pub(crate) fn dot_iq2xs(row: &[u8], a: &Q8Act) -> f32 {
     for ((b, xq), &xd) in blocks.iter().zip(xq).zip(&a.d256) {
         let d = f16_at(b, 0) * 0.125 * xd;
         let (xs, _) = xq.as_chunks::<32>();
-        let mut s0 = _mm256_setzero_si256();
-        let mut s1 = _mm256_setzero_si256();
+        let mut sums = SuperBlockSums::new();
         for (j, x) in xs.iter().enumerate() {
             let code = |l: usize| {
                 let at = 2 + 8 * j + 2 * l;
@@ -236,14 +266,9 @@ pub(crate) fn dot_iq2xs(row: &[u8], a: &Q8Act) -> f32 {
             let l1 = (2 * (sc >> 4) + 1) as i16;
             let ls = _mm256_set_m128i(_mm_set1_epi16(l1), _mm_set1_epi16(l0));
             let p = _mm256_madd_epi16(p16, ls);
-            if j & 1 == 0 {
-                s0 = _mm256_add_epi32(s0, p);
-            } else {
-                s1 = _mm256_add_epi32(s1, p);
-            }
+            sums.add(j, p);
         }
-        let sum = _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1));
-        acc = _mm256_fmadd_ps(sum, _mm256_set1_ps(d), acc);
+        acc = sums.fold(d, acc);
     }
     hsum(acc)
 }
@@ -306,8 +331,7 @@ pub(crate) fn dot_iq4xs(row: &[u8], a: &Q8Act) -> f32 {
         let scales_h = u16::from_le_bytes([b[2], b[3]]);
         let (xs, _) = xq.as_chunks::<32>();
         let (qs, _) = b[8..].as_chunks::<16>();
-        let mut s0 = _mm256_setzero_si256();
-        let mut s1 = _mm256_setzero_si256();
+        let mut sums = SuperBlockSums::new();
         for (j, (q, x)) in qs.iter().zip(xs).enumerate() {
             let low = (b[4 + j / 2] >> (4 * (j % 2))) & 15;
             let high = ((scales_h >> (2 * j)) & 3) as u8;
@@ -315,14 +339,9 @@ pub(crate) fn dot_iq4xs(row: &[u8], a: &Q8Act) -> f32 {
             let w = iq4_weights(q, table);
             let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(load32(x), w));
             let p = _mm256_madd_epi16(p16, ls);
-            if j & 1 == 0 {
-                s0 = _mm256_add_epi32(s0, p);
-            } else {
-                s1 = _mm256_add_epi32(s1, p);
-            }
+            sums.add(j, p);
         }
-        let sum = _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1));
-        acc = _mm256_fmadd_ps(sum, _mm256_set1_ps(d), acc);
+        acc = sums.fold(d, acc);
     }
     hsum(acc)
 }
