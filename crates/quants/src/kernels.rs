@@ -255,10 +255,19 @@ fn rows_into_avx2(
     // Formats with their own row kernel (per-256 activations where the row allows them).
     let special: Option<fn(&[u8], &Q8Act) -> f32> = match (ty, act) {
         (GgmlType::IQ2_XXS, Some(a)) if !a.q256.is_empty() => Some(crate::simd::dot_iq2xxs),
-        (GgmlType::IQ2_XS, Some(a)) if !a.q256.is_empty() => Some(crate::simd::dot_iq2xs),
+        (GgmlType::IQ2_XS, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_iq2xs),
         (GgmlType::IQ4_NL, Some(a)) if !a.q256.is_empty() => Some(crate::simd::dot_iq4nl),
         (GgmlType::Q8_0, Some(a)) if !a.q256.is_empty() => Some(crate::simd::dot_q8_0),
         (GgmlType::IQ4_XS, Some(a)) if !a.q256.is_empty() => Some(crate::simd::dot_iq4xs),
+        (GgmlType::Q2_K, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_q2k),
+        (GgmlType::Q3_K, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_q3k),
+        (GgmlType::Q4_K, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_q4k),
+        (GgmlType::Q5_K, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_q5k),
+        (GgmlType::IQ1_S, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_iq1s),
+        (GgmlType::IQ1_M, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_iq1m),
+        (GgmlType::IQ2_S, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_iq2s),
+        (GgmlType::IQ3_XXS, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_iq3xxs),
+        (GgmlType::IQ3_S, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_iq3s),
         _ => None,
     };
     if let (Some(dot), Some(a)) = (special, act) {
@@ -275,6 +284,12 @@ fn rows_into_avx2(
             unsafe {
                 *out = crate::simd::dot_f16(row, x);
             }
+        }
+        return;
+    }
+    if ty == GgmlType::BF16 && act.is_none() {
+        for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
+            *out = crate::simd::dot_bf16(row, x);
         }
         return;
     }

@@ -6,9 +6,10 @@
 //! `|y − (W·x)| ≤ Σ_i |w_i|·d_i/2` plus f32 rounding. For typical activations this is ~1e-4 of
 //! Σ|w_i·x_i| at row lengths ≥ 256 (the bias terms use exact f32 sums of x, adding no error).
 //!
-//! Two kernels use a coarser activation grid, `q256` (one scale per 256 values, llama.cpp's
-//! q8_K granularity; error bound as above with `d` taken over 256 values): the IQ2_XXS
-//! mat-vec and the batched (prefill) products of 256-weight super-block types.
+//! Most AVX2 kernels use a coarser activation grid, `q256` (one scale per 256 values,
+//! llama.cpp's q8_K granularity; error bound as above with `d` taken over 256 values): the
+//! row kernels of `simd.rs` and `simd_lowbit.rs` (mat-vec) and the batched (prefill) products
+//! of 256-weight super-block types. The portable build keeps the 16-value grid.
 //!
 //! Invariant: `Q8Act` is built for a length that is a multiple of 32 (every quantized row is).
 
@@ -48,6 +49,10 @@ pub struct Q8Act {
     pub q256: Vec<i8>,
     /// Scale of each 256-value group.
     pub d256: Vec<f32>,
+    /// Integer sum of each 16 values of `q256` (|sum| ≤ 16·127): the row kernels fold weight
+    /// offsets and minimums (`dmin·m`, IQ1's `δ`, Q3_K's `−4`) through these instead of
+    /// touching the activations again.
+    pub bsum16: Vec<i16>,
 }
 
 impl Q8Act {
@@ -72,9 +77,16 @@ impl Q8Act {
             self.q256.resize(n, 0);
             self.d256.resize(n / 256, 0.0);
             quantize_groups(x, 256, &mut self.q256, &mut self.d256);
+            self.bsum16.clear();
+            self.bsum16.extend(
+                self.q256
+                    .chunks_exact(16)
+                    .map(|g| g.iter().map(|&v| v as i16).sum::<i16>()),
+            );
         } else {
             self.q256.clear();
             self.d256.clear();
+            self.bsum16.clear();
         }
     }
 }

@@ -10,7 +10,7 @@
 
 use crate::dequant::{f16_at, QK_K};
 use crate::q8::Q8Act;
-use crate::tables::{IQ2XS_GRID, IQ2XXS_GRID, IQ4NL_LEVELS, KSIGNS_IQ2XS};
+use crate::tables::{IQ2XXS_GRID, IQ4NL_LEVELS, KSIGNS_IQ2XS};
 use std::arch::x86_64::*;
 
 /// 32 bytes as one vector.
@@ -85,7 +85,7 @@ fn dot32(w: __m256i, x: __m256i) -> __m256i {
 
 /// Sign masks for `_mm256_sign_epi8`: entry `k` holds, per byte, −1 where the IQ2 sign pattern
 /// `KSIGNS_IQ2XS[k]` negates the weight and +1 elsewhere (1 KiB: L1-resident).
-fn iq2_sign_masks() -> &'static [i64; 128] {
+pub(crate) fn iq2_sign_masks() -> &'static [i64; 128] {
     static TABLE: std::sync::OnceLock<[i64; 128]> = std::sync::OnceLock::new();
     TABLE.get_or_init(|| {
         std::array::from_fn(|k| {
@@ -223,56 +223,6 @@ fn load16(b: &[u8; 16]) -> __m128i {
     _mm_set_epi64x(hi, lo)
 }
 
-/// IQ2_XS pre-signed groups indexed directly by the raw 16-bit code (9-bit grid index, 7-bit
-/// sign index): 65536 × 8 bytes = 512 KiB, L2-resident; no index arithmetic at all.
-fn iq2xs_signed() -> &'static [u64; 65536] {
-    static TABLE: std::sync::OnceLock<Box<[u64; 65536]>> = std::sync::OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut t = Box::new([0u64; 65536]);
-        for (code, v) in t.iter_mut().enumerate() {
-            let grid = IQ2XS_GRID[code & 511].to_le_bytes();
-            let signs = KSIGNS_IQ2XS[code >> 9];
-            let g: [u8; 8] = std::array::from_fn(|k| {
-                let m = grid[k] as i8;
-                (if signs >> k & 1 == 1 { -m } else { m }) as u8
-            });
-            *v = u64::from_le_bytes(g);
-        }
-        t
-    })
-}
-
-/// IQ2_XS row · per-256 int8 activation: 4 direct table loads per 32 weights, the two 4-bit
-/// scales (one per 16 weights) applied as i16 lanes in the widening `madd`.
-#[target_feature(enable = "avx2,fma")]
-pub(crate) fn dot_iq2xs(row: &[u8], a: &Q8Act) -> f32 {
-    let signed = iq2xs_signed();
-    let (blocks, _) = row.as_chunks::<74>();
-    let (xq, _) = a.q256.as_chunks::<QK_K>();
-    let mut acc = _mm256_setzero_ps();
-    for ((b, xq), &xd) in blocks.iter().zip(xq).zip(&a.d256) {
-        let d = f16_at(b, 0) * 0.125 * xd;
-        let (xs, _) = xq.as_chunks::<32>();
-        let mut sums = SuperBlockSums::new();
-        for (j, x) in xs.iter().enumerate() {
-            let code = |l: usize| {
-                let at = 2 + 8 * j + 2 * l;
-                signed[u16::from_le_bytes([b[at], b[at + 1]]) as usize] as i64
-            };
-            let w = _mm256_set_epi64x(code(3), code(2), code(1), code(0));
-            let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(load32(x), w));
-            let sc = b[66 + j];
-            let l0 = (2 * (sc & 15) + 1) as i16;
-            let l1 = (2 * (sc >> 4) + 1) as i16;
-            let ls = _mm256_set_m128i(_mm_set1_epi16(l1), _mm_set1_epi16(l0));
-            let p = _mm256_madd_epi16(p16, ls);
-            sums.add(j, p);
-        }
-        acc = sums.fold(d, acc);
-    }
-    hsum(acc)
-}
-
 /// The 16 IQ4 levels in both 128-bit lanes, for `pshufb`.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
@@ -346,27 +296,55 @@ pub(crate) fn dot_iq4xs(row: &[u8], a: &Q8Act) -> f32 {
     hsum(acc)
 }
 
-/// F16 row · f32 x (exact mode): F16C conversion of 8 weights per instruction, 4 accumulators.
+/// 8 floats as one vector.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn load8f(x: &[f32; 8]) -> __m256 {
+    // WORKAROUND: an unaligned 8-float load has no safe intrinsic; it reads exactly the 32
+    // bytes of the referenced array.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm256_loadu_ps(x.as_ptr())
+    }
+}
+
+/// A 16-bit float row · f32 x (exact mode): 8 weights widened per step by `$widen`, 4
+/// accumulators; the tail (length not a multiple of 8) by `$scalar`. A macro so that it
+/// expands inside the caller's `#[target_feature]` body.
+macro_rules! dot_16bit {
+    ($row:expr, $x:expr, $widen:expr, $scalar:expr) => {{
+        let (row, x): (&[u8], &[f32]) = ($row, $x);
+        let (wc, _) = row.as_chunks::<16>();
+        let (xc, _) = x.as_chunks::<8>();
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for (i, (w, xv)) in wc.iter().zip(xc).enumerate() {
+            acc[i & 3] = _mm256_fmadd_ps($widen(load16(w)), load8f(xv), acc[i & 3]);
+        }
+        let mut s = hsum(_mm256_add_ps(
+            _mm256_add_ps(acc[0], acc[1]),
+            _mm256_add_ps(acc[2], acc[3]),
+        ));
+        let done = xc.len() * 8;
+        for (k, xv) in x[done..].iter().enumerate() {
+            let o = 2 * (done + k);
+            s += $scalar(u16::from_le_bytes([row[o], row[o + 1]])) * xv;
+        }
+        s
+    }};
+}
+
+/// F16 row · f32 x (exact mode): F16C conversion of 8 weights per instruction.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot_f16(row: &[u8], x: &[f32]) -> f32 {
-    let (wc, _) = row.as_chunks::<16>();
-    let (xc, _) = x.as_chunks::<8>();
-    let mut acc = [_mm256_setzero_ps(); 4];
-    for (i, (w, xv)) in wc.iter().zip(xc).enumerate() {
-        let wf = _mm256_cvtph_ps(load16(w));
-        let xf = _mm256_set_ps(xv[7], xv[6], xv[5], xv[4], xv[3], xv[2], xv[1], xv[0]);
-        acc[i & 3] = _mm256_fmadd_ps(wf, xf, acc[i & 3]);
-    }
-    let mut s = hsum(_mm256_add_ps(
-        _mm256_add_ps(acc[0], acc[1]),
-        _mm256_add_ps(acc[2], acc[3]),
-    ));
-    let done = xc.len() * 8;
-    for (k, xv) in x[done..].iter().enumerate() {
-        let o = 2 * (done + k);
-        s += crate::dequant::f16_to_f32(u16::from_le_bytes([row[o], row[o + 1]])) * xv;
-    }
-    s
+    dot_16bit!(row, x, _mm256_cvtph_ps, crate::dequant::f16_to_f32)
+}
+
+/// BF16 row · f32 x (exact mode): a bf16 is the top half of an f32, so widening is a zero
+/// extension and a 16-bit shift.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn dot_bf16(row: &[u8], x: &[f32]) -> f32 {
+    let widen = |v| _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(v)));
+    dot_16bit!(row, x, widen, crate::dequant::bf16_to_f32)
 }
 
 /// 32 weight bytes of a row as one vector (signed).

@@ -5,7 +5,8 @@
 //! * `Activations::F32`: only f32 rounding of products and sums: |y − ref| ≤ 1e-3 · Σ|wᵢxᵢ|
 //!   (observed ~1e-6).
 //! * `Activations::Int8` (the default for quantized types): activation quantization moves each
-//!   product by at most |wᵢ|·dᵢ/2 (dᵢ the int8 step of xᵢ's 16-group), so
+//!   product by at most |wᵢ|·dᵢ/2 (dᵢ the int8 step of xᵢ's group: 256 values where the row
+//!   length allows it — the AVX2 row kernels use llama.cpp's q8_K granularity — else 16), so
 //!   |y − ref| ≤ Σ|wᵢ|·dᵢ/2 + 1e-4 · Σ|wᵢxᵢ|; we also report the error relative to Σ|wᵢxᵢ|.
 
 use localglm_quants::q8::Q8Act;
@@ -31,7 +32,8 @@ fn shapes(ty: GgmlType) -> Vec<(usize, usize)> {
     out
 }
 
-/// Per row: the f64 reference, Σ|w·x|, and the int8 activation error bound Σ|w|·d/2.
+/// Per row: the f64 reference, Σ|w·x|, and the int8 activation error bound Σ|w|·d/2 (d per
+/// 256 values where the length allows, the coarser of the two grids).
 fn reference(ty: GgmlType, w: &[u8], rows: usize, cols: usize, x: &[f32]) -> Vec<(f64, f64, f64)> {
     let rb = ty.row_bytes(cols).unwrap();
     let act = cols.is_multiple_of(16).then(|| Q8Act::new(x));
@@ -48,7 +50,14 @@ fn reference(ty: GgmlType, w: &[u8], rows: usize, cols: usize, x: &[f32]) -> Vec
             let bound = act.as_ref().map_or(0.0, |a| {
                 row.iter()
                     .enumerate()
-                    .map(|(i, v)| (*v as f64).abs() * a.d16[i / 16] as f64 / 2.0)
+                    .map(|(i, v)| {
+                        let d = if a.d256.is_empty() {
+                            a.d16[i / 16]
+                        } else {
+                            a.d256[i / 256]
+                        };
+                        (*v as f64).abs() * d as f64 / 2.0
+                    })
                     .sum()
             });
             (y, scale, bound)

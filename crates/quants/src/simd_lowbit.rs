@@ -1,0 +1,670 @@
+//! AVX2 row kernels for the 256-weight formats whose decode-then-dot path ran at or near
+//! llama.cpp's speed: Q2_K, Q3_K, Q4_K, Q5_K, IQ1_S, IQ1_M, IQ2_XS, IQ2_S, IQ3_XXS and IQ3_S.
+//!
+//! Shared idea: the weights enter `maddubs` as *unsigned* bytes against the per-256 int8
+//! activations, the sub-block scales ride in the widening `madd` as i16 lanes, and everything a
+//! format adds or subtracts per weight (a `dmin·m` minimum, Q3_K's `−4`, IQ1's `±1/8` delta)
+//! is folded in once per 16 weights through the integer activation sums `bsum16`
+//! (`Σ (u − o)·x = Σ u·x − o·Σ x`). A super-block costs one or two float FMAs.
+//!
+//! Scale lanes: `maddubs` leaves weights 0–15 of a 32-weight chunk in the low 128-bit lane and
+//! 16–31 in the high one, so chunk `c` needs scale `2c` in the low lane and `2c + 1` in the
+//! high one. [`even_odd`] lays a block's 16 i16 scales out as (evens | odds) once; one byte
+//! shuffle ([`pick`]) then serves each chunk.
+
+#![cfg(target_arch = "x86_64")]
+
+use crate::dequant::{f16_at, f16_to_f32, QK_K};
+use crate::q8::Q8Act;
+use crate::simd::{hsum, load32};
+use crate::tables::{IQ1S_GRID, IQ2S_GRID, IQ2XS_GRID, IQ3S_GRID, IQ3XXS_GRID};
+use std::arch::x86_64::*;
+
+/// 32 weight bytes of a block as one vector.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn load_bytes(b: &[u8; 32]) -> __m256i {
+    // WORKAROUND: an unaligned 32-byte load has no safe intrinsic; it reads exactly the 32
+    // bytes of the referenced array.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm256_loadu_si256(b.as_ptr().cast())
+    }
+}
+
+/// 16 i16 values as one vector.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn load_i16(v: &[i16; 16]) -> __m256i {
+    // WORKAROUND: as in `load_bytes`: reads exactly the 32 bytes of the referenced array.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm256_loadu_si256(v.as_ptr().cast())
+    }
+}
+
+/// 16 bytes widened to 16 unsigned i16 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn widen_u8(b: &[u8; 16]) -> __m256i {
+    let lo = i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+    let hi = i64::from_le_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+    _mm256_cvtepu8_epi16(_mm_set_epi64x(hi, lo))
+}
+
+/// Byte-shuffle controls for [`pick`]: entry `c` repeats i16 element `c` of each 128-bit lane.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn controls() -> [__m256i; 8] {
+    std::array::from_fn(|c| _mm256_set1_epi16((((2 * c + 1) << 8) | (2 * c)) as i16))
+}
+
+/// 16 natural-order i16 scales → (scales 0, 2, …, 14 | scales 1, 3, …, 15).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn even_odd(s: __m256i) -> __m256i {
+    // Per 128-bit lane: even i16 elements to the low 8 bytes, odd ones to the high 8 bytes.
+    let split = _mm256_set_epi8(
+        15, 14, 11, 10, 7, 6, 3, 2, 13, 12, 9, 8, 5, 4, 1, 0, //
+        15, 14, 11, 10, 7, 6, 3, 2, 13, 12, 9, 8, 5, 4, 1, 0,
+    );
+    let t = _mm256_shuffle_epi8(s, split);
+    // 64-bit quarters (e0–3, o0–3, e4–7, o4–7) → (e0–3, e4–7, o0–3, o4–7).
+    _mm256_permute4x64_epi64::<0b11_01_10_00>(t)
+}
+
+/// Chunk `c`'s scale lanes from an [`even_odd`] vector.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn pick(eo: __m256i, ctrl: __m256i) -> __m256i {
+    _mm256_shuffle_epi8(eo, ctrl)
+}
+
+/// Unsigned weights × signed activations of 32 weights, scaled per 16 → 8 i32 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn scaled(w: __m256i, x: &[i8; 32], scale: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(w, load32(x)), scale)
+}
+
+/// Two i32 accumulators per super-block (alternating chunks) to halve the add chain.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn add_alt(acc: &mut [__m256i; 2], c: usize, p: __m256i) {
+    acc[c & 1] = _mm256_add_epi32(acc[c & 1], p);
+}
+
+/// The block's activation sums as a vector.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn bsums(a: &Q8Act, block: usize) -> __m256i {
+    let (b, _) = a.bsum16[16 * block..].as_chunks::<16>();
+    load_i16(&b[0])
+}
+
+/// Sum of the 8 i32 lanes as float, one FMA into `acc`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn fold(v: __m256i, k: f32, acc: __m256) -> __m256 {
+    _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), _mm256_set1_ps(k), acc)
+}
+
+/// Bit `c` of every byte of `v` moved to bit 2 (`four` = 4 in every byte), the rest cleared.
+/// The 16-bit shifts never bring a neighbour byte's bit into place: a right shift by k ≤ 5
+/// fills bit 2 of a low byte from bit 2 + k ≤ 7 of the same byte, a left shift by k ≤ 2 fills
+/// bit 2 of a high byte from bit 10 − k ≥ 8 of the lane.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn bit_to_2(v: __m256i, c: usize, four: __m256i) -> __m256i {
+    let m = match c {
+        0 => _mm256_slli_epi16::<2>(v),
+        1 => _mm256_slli_epi16::<1>(v),
+        2 => v,
+        3 => _mm256_srli_epi16::<1>(v),
+        4 => _mm256_srli_epi16::<2>(v),
+        5 => _mm256_srli_epi16::<3>(v),
+        6 => _mm256_srli_epi16::<4>(v),
+        _ => _mm256_srli_epi16::<5>(v),
+    };
+    _mm256_and_si256(m, four)
+}
+
+/// Bit `j` of every byte moved to bit 4 (`sixteen` = 16 in every byte), as [`bit_to_2`]
+/// (right shifts by ≤ 3, left shifts by ≤ 4: both stay inside the byte).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn bit_to_4(v: __m256i, j: usize, sixteen: __m256i) -> __m256i {
+    let m = match j {
+        0 => _mm256_slli_epi16::<4>(v),
+        1 => _mm256_slli_epi16::<3>(v),
+        2 => _mm256_slli_epi16::<2>(v),
+        3 => _mm256_slli_epi16::<1>(v),
+        4 => v,
+        5 => _mm256_srli_epi16::<1>(v),
+        6 => _mm256_srli_epi16::<2>(v),
+        _ => _mm256_srli_epi16::<3>(v),
+    };
+    _mm256_and_si256(m, sixteen)
+}
+
+/// Q2_K: `d·sc·q − dmin·m`, q ∈ 0..=3 (2 bits), 4-bit scale and min per 16.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn dot_q2k(row: &[u8], a: &Q8Act) -> f32 {
+    let pick_c = controls();
+    let three = _mm256_set1_epi8(3);
+    let low4 = _mm_set1_epi8(15);
+    let (blocks, _) = row.as_chunks::<84>();
+    let (xq, _) = a.q256.as_chunks::<QK_K>();
+    let mut acc = _mm256_setzero_ps();
+    let mut acc_min = _mm256_setzero_ps();
+    for (bi, ((b, xq), &xd)) in blocks.iter().zip(xq).zip(&a.d256).enumerate() {
+        let (sc16, _) = b.as_chunks::<16>();
+        let raw = sc16[0];
+        let lo = i64::from_le_bytes(std::array::from_fn(|k| raw[k]));
+        let hi = i64::from_le_bytes(std::array::from_fn(|k| raw[8 + k]));
+        let v = _mm_set_epi64x(hi, lo);
+        let scales = _mm256_cvtepu8_epi16(_mm_and_si128(v, low4));
+        let mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(v), low4));
+        let eo = even_odd(scales);
+        let (xs, _) = xq.as_chunks::<32>();
+        let (qs, _) = b[16..80].as_chunks::<32>();
+        let mut sum = [_mm256_setzero_si256(); 2];
+        for (h, q) in qs.iter().enumerate() {
+            let q = load_bytes(q);
+            for j in 0..4 {
+                let c = 4 * h + j;
+                let w = match j {
+                    0 => q,
+                    1 => _mm256_srli_epi16::<2>(q),
+                    2 => _mm256_srli_epi16::<4>(q),
+                    _ => _mm256_srli_epi16::<6>(q),
+                };
+                let w = _mm256_and_si256(w, three);
+                add_alt(&mut sum, c, scaled(w, &xs[c], pick(eo, pick_c[c])));
+            }
+        }
+        let m = _mm256_madd_epi16(mins, bsums(a, bi));
+        acc = fold(_mm256_add_epi32(sum[0], sum[1]), f16_at(b, 80) * xd, acc);
+        acc_min = fold(m, f16_at(b, 82) * xd, acc_min);
+    }
+    hsum(acc) - hsum(acc_min)
+}
+
+/// Q3_K: `d·S·(u − 4)` with u = q2 | hbit·4 ∈ 0..=7 and signed 6-bit scales per 16.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn dot_q3k(row: &[u8], a: &Q8Act) -> f32 {
+    let pick_c = controls();
+    let three = _mm256_set1_epi8(3);
+    let four = _mm256_set1_epi8(4);
+    let (blocks, _) = row.as_chunks::<110>();
+    let (xq, _) = a.q256.as_chunks::<QK_K>();
+    let mut acc = _mm256_setzero_ps();
+    for (bi, ((b, xq), &xd)) in blocks.iter().zip(xq).zip(&a.d256).enumerate() {
+        let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        let (a0, a1, a2) = (u32_at(96), u32_at(100), u32_at(104));
+        let (l4, h2) = (0x0f0f_0f0f, 0x0303_0303);
+        let s = [
+            (a0 & l4) | (a2 & h2) << 4,
+            (a1 & l4) | (a2 >> 2 & h2) << 4,
+            (a0 >> 4 & l4) | (a2 >> 4 & h2) << 4,
+            (a1 >> 4 & l4) | (a2 >> 6 & h2) << 4,
+        ];
+        let packed = _mm_set_epi32(s[3] as i32, s[2] as i32, s[1] as i32, s[0] as i32);
+        let scales = _mm256_sub_epi16(_mm256_cvtepu8_epi16(packed), _mm256_set1_epi16(32));
+        let eo = even_odd(scales);
+        let (xs, _) = xq.as_chunks::<32>();
+        let (hm, _) = b[..32].as_chunks::<32>();
+        let hm = load_bytes(&hm[0]);
+        let (qs, _) = b[32..96].as_chunks::<32>();
+        let mut sum = [_mm256_setzero_si256(); 2];
+        for (h, q) in qs.iter().enumerate() {
+            let q = load_bytes(q);
+            for j in 0..4 {
+                let c = 4 * h + j;
+                let q2 = match j {
+                    0 => q,
+                    1 => _mm256_srli_epi16::<2>(q),
+                    2 => _mm256_srli_epi16::<4>(q),
+                    _ => _mm256_srli_epi16::<6>(q),
+                };
+                let u = _mm256_or_si256(_mm256_and_si256(q2, three), bit_to_2(hm, c, four));
+                add_alt(&mut sum, c, scaled(u, &xs[c], pick(eo, pick_c[c])));
+            }
+        }
+        // Σ S·(u − 4)·x = Σ S·u·x − 4·Σ S·bsum.
+        let off = _mm256_slli_epi32::<2>(_mm256_madd_epi16(scales, bsums(a, bi)));
+        let total = _mm256_sub_epi32(_mm256_add_epi32(sum[0], sum[1]), off);
+        acc = fold(total, f16_at(b, 108) * xd, acc);
+    }
+    hsum(acc)
+}
+
+/// The 6-bit (scale, min) pairs of a Q4_K/Q5_K 12-byte field, as (8 scales, 8 mins) bytes.
+#[inline(always)]
+fn k_scales_mins(f: &[u8]) -> ([u8; 8], [u8; 8]) {
+    let w = |o: usize| u32::from_le_bytes([f[o], f[o + 1], f[o + 2], f[o + 3]]);
+    let (u0, u1, u2) = (w(0), w(4), w(8));
+    let (l6, l4, h2) = (0x3f3f_3f3f, 0x0f0f_0f0f, 0x0303_0303);
+    let sc = [u0 & l6, (u2 & l4) | (u0 >> 6 & h2) << 4];
+    let mn = [u1 & l6, (u2 >> 4 & l4) | (u1 >> 6 & h2) << 4];
+    let bytes = |v: [u32; 2]| {
+        let (a, b) = (v[0].to_le_bytes(), v[1].to_le_bytes());
+        [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]]
+    };
+    (bytes(sc), bytes(mn))
+}
+
+/// Q4_K: `d·sc·q − dmin·m`, q = nibble ∈ 0..=15, 6-bit scale and min per 32.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn dot_q4k(row: &[u8], a: &Q8Act) -> f32 {
+    let pick_c = controls();
+    let nib = _mm256_set1_epi8(15);
+    let (blocks, _) = row.as_chunks::<144>();
+    let (xq, _) = a.q256.as_chunks::<QK_K>();
+    let mut acc = _mm256_setzero_ps();
+    let mut acc_min = _mm256_setzero_ps();
+    for (bi, ((b, xq), &xd)) in blocks.iter().zip(xq).zip(&a.d256).enumerate() {
+        let (sc, mn) = k_scales_mins(&b[4..16]);
+        let (eo, mins) = k_scale_lanes(sc, mn);
+        let (xs, _) = xq.as_chunks::<32>();
+        let (qs, _) = b[16..144].as_chunks::<32>();
+        let mut sum = [_mm256_setzero_si256(); 2];
+        for (jj, q) in qs.iter().enumerate() {
+            let q = load_bytes(q);
+            let lo = _mm256_and_si256(q, nib);
+            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), nib);
+            add_alt(
+                &mut sum,
+                0,
+                scaled(lo, &xs[2 * jj], pick(eo, pick_c[2 * jj])),
+            );
+            add_alt(
+                &mut sum,
+                1,
+                scaled(hi, &xs[2 * jj + 1], pick(eo, pick_c[2 * jj + 1])),
+            );
+        }
+        let m = _mm256_madd_epi16(mins, bsums(a, bi));
+        acc = fold(_mm256_add_epi32(sum[0], sum[1]), f16_at(b, 0) * xd, acc);
+        acc_min = fold(m, f16_at(b, 2) * xd, acc_min);
+    }
+    hsum(acc) - hsum(acc_min)
+}
+
+/// Q4_K/Q5_K per-32 scales as [`even_odd`] lanes (each scale serves both halves of its
+/// chunk) and the mins in natural per-16 order (for the `bsum16` madd).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn k_scale_lanes(sc: [u8; 8], mn: [u8; 8]) -> (__m256i, __m256i) {
+    let eo = widen_u8(&std::array::from_fn(|k| sc[k % 8]));
+    let mins = widen_u8(&std::array::from_fn(|k| mn[k / 2]));
+    (eo, mins)
+}
+
+/// Q5_K: `d·sc·q − dmin·m`, q = nibble | hbit·16 ∈ 0..=31, 6-bit scale and min per 32.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn dot_q5k(row: &[u8], a: &Q8Act) -> f32 {
+    let pick_c = controls();
+    let nib = _mm256_set1_epi8(15);
+    let sixteen = _mm256_set1_epi8(16);
+    let (blocks, _) = row.as_chunks::<176>();
+    let (xq, _) = a.q256.as_chunks::<QK_K>();
+    let mut acc = _mm256_setzero_ps();
+    let mut acc_min = _mm256_setzero_ps();
+    for (bi, ((b, xq), &xd)) in blocks.iter().zip(xq).zip(&a.d256).enumerate() {
+        let (sc, mn) = k_scales_mins(&b[4..16]);
+        let (eo, mins) = k_scale_lanes(sc, mn);
+        let (xs, _) = xq.as_chunks::<32>();
+        let (qh, _) = b[16..48].as_chunks::<32>();
+        let qh = load_bytes(&qh[0]);
+        let (qs, _) = b[48..176].as_chunks::<32>();
+        let mut sum = [_mm256_setzero_si256(); 2];
+        for (jj, q) in qs.iter().enumerate() {
+            let q = load_bytes(q);
+            for half in 0..2 {
+                let j = 2 * jj + half;
+                let n = if half == 0 {
+                    _mm256_and_si256(q, nib)
+                } else {
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(q), nib)
+                };
+                let w = _mm256_or_si256(n, bit_to_4(qh, j, sixteen));
+                add_alt(&mut sum, j, scaled(w, &xs[j], pick(eo, pick_c[j])));
+            }
+        }
+        let m = _mm256_madd_epi16(mins, bsums(a, bi));
+        acc = fold(_mm256_add_epi32(sum[0], sum[1]), f16_at(b, 0) * xd, acc);
+        acc_min = fold(m, f16_at(b, 2) * xd, acc_min);
+    }
+    hsum(acc) - hsum(acc_min)
+}
+
+/// IQ1 groups with the delta folded in, offset to be unsigned: entry `index | neg << 11` holds
+/// per weight `8·g + (neg ? −1 : 1) + 9` ∈ {0, 2, 8, 10, 16, 18} (g ∈ {−1, 0, 1} the grid
+/// value): 4096 × 8 bytes = 32 KiB. `(8g ± 1)/8` is `g + δ` with δ = ±1/8 exactly.
+fn iq1_offset_grid() -> &'static [u64; 4096] {
+    static TABLE: std::sync::OnceLock<Box<[u64; 4096]>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = Box::new([0u64; 4096]);
+        for (i, v) in t.iter_mut().enumerate() {
+            let s: i8 = if i >> 11 == 1 { -1 } else { 1 };
+            let g = IQ1S_GRID[i & 2047];
+            *v = u64::from_le_bytes(std::array::from_fn(|k| (8 * g[k] + s + 9) as u8));
+        }
+        t
+    })
+}
+
+/// IQ1_S: per 32 weights a 3-bit scale `2ls + 1` and one delta sign; weights `dl·(g + δ)`.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn dot_iq1s(row: &[u8], a: &Q8Act) -> f32 {
+    let pick_c = controls();
+    let grid = iq1_offset_grid();
+    let (blocks, _) = row.as_chunks::<50>();
+    let (xq, _) = a.q256.as_chunks::<QK_K>();
+    let mut acc = _mm256_setzero_ps();
+    for (bi, ((b, xq), &xd)) in blocks.iter().zip(xq).zip(&a.d256).enumerate() {
+        let qh: [u16; 8] =
+            std::array::from_fn(|j| u16::from_le_bytes([b[34 + 2 * j], b[35 + 2 * j]]));
+        let ls: [u8; 8] = qh.map(|h| (2 * ((h >> 12) & 7) + 1) as u8);
+        let eo = widen_u8(&std::array::from_fn(|k| ls[k % 8]));
+        let scales = widen_u8(&std::array::from_fn(|k| ls[k / 2]));
+        let (xs, _) = xq.as_chunks::<32>();
+        let mut sum = [_mm256_setzero_si256(); 2];
+        for (j, (x, &h)) in xs.iter().zip(&qh).enumerate() {
+            let neg = ((h >> 15) as usize) << 11;
+            let g = |l: usize| {
+                grid[b[2 + 4 * j + l] as usize | ((h as usize >> (3 * l)) & 7) << 8 | neg] as i64
+            };
+            let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
+            add_alt(&mut sum, j, scaled(w, x, pick(eo, pick_c[j])));
+        }
+        // Σ ls·(u − 9)·x = Σ ls·u·x − 9·Σ ls·bsum.
+        let off = _mm256_madd_epi16(scales, bsums(a, bi));
+        let off9 = _mm256_add_epi32(_mm256_slli_epi32::<3>(off), off);
+        let total = _mm256_sub_epi32(_mm256_add_epi32(sum[0], sum[1]), off9);
+        acc = fold(total, f16_at(b, 0) * 0.125 * xd, acc);
+    }
+    hsum(acc)
+}
+
+/// IQ1_M: a 3-bit scale `2s + 1` per 16 weights, a delta sign per 8, the f16 super-scale in the
+/// top nibbles of the four scale words.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn dot_iq1m(row: &[u8], a: &Q8Act) -> f32 {
+    let pick_c = controls();
+    let grid = iq1_offset_grid();
+    let (blocks, _) = row.as_chunks::<56>();
+    let (xq, _) = a.q256.as_chunks::<QK_K>();
+    let mut acc = _mm256_setzero_ps();
+    for (bi, ((b, xq), &xd)) in blocks.iter().zip(xq).zip(&a.d256).enumerate() {
+        let sc: [u16; 4] =
+            std::array::from_fn(|k| u16::from_le_bytes([b[48 + 2 * k], b[49 + 2 * k]]));
+        let d = f16_to_f32(
+            (sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000),
+        );
+        // Scale of 16-weight group k = 2j + half: 3 bits at 6·(j % 2) + 3·half of word j / 2.
+        let s: [i16; 16] = std::array::from_fn(|k| {
+            let (j, half) = (k / 2, k % 2);
+            (2 * ((sc[j / 2] >> (6 * (j % 2) + 3 * half)) & 7) + 1) as i16
+        });
+        let scales = load_i16(&s);
+        let eo = even_odd(scales);
+        let (xs, _) = xq.as_chunks::<32>();
+        let mut sum = [_mm256_setzero_si256(); 2];
+        for (j, x) in xs.iter().enumerate() {
+            let g = |l: usize| {
+                let n = (b[32 + 2 * j + l / 2] >> (4 * (l % 2))) as usize & 15;
+                grid[b[4 * j + l] as usize | (n & 7) << 8 | (n >> 3) << 11] as i64
+            };
+            let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
+            add_alt(&mut sum, j, scaled(w, x, pick(eo, pick_c[j])));
+        }
+        let off = _mm256_madd_epi16(scales, bsums(a, bi));
+        let off9 = _mm256_add_epi32(_mm256_slli_epi32::<3>(off), off);
+        let total = _mm256_sub_epi32(_mm256_add_epi32(sum[0], sum[1]), off9);
+        acc = fold(total, d * 0.125 * xd, acc);
+    }
+    hsum(acc)
+}
+
+/// IQ2_S: 10-bit grid index (unsigned magnitudes), an explicit sign byte per 8 weights and a
+/// 4-bit scale `2n + 1` per 16; weights `d·(2n + 1)/8 · (±mag)`. The signs go onto the
+/// activations: sign byte → ±1 lanes by one shuffle, one AND and one compare.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn dot_iq2s(row: &[u8], a: &Q8Act) -> f32 {
+    let pick_c = controls();
+    let (blocks, _) = row.as_chunks::<82>();
+    let (xq, _) = a.q256.as_chunks::<QK_K>();
+    let mut acc = _mm256_setzero_ps();
+    for ((b, xq), &xd) in blocks.iter().zip(xq).zip(&a.d256) {
+        let s: [u8; 16] = std::array::from_fn(|k| {
+            let (j, half) = (k / 2, k % 2);
+            2 * ((b[74 + j] >> (4 * half)) & 15) + 1
+        });
+        let eo = even_odd(widen_u8(&s));
+        let (xs, _) = xq.as_chunks::<32>();
+        let mut sum = [_mm256_setzero_si256(); 2];
+        for (j, x) in xs.iter().enumerate() {
+            let hi = b[66 + j] as usize;
+            let g =
+                |l: usize| IQ2S_GRID[b[2 + 4 * j + l] as usize | (hi >> (2 * l) & 3) << 8] as i64;
+            let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
+            let o = 34 + 4 * j;
+            let xsg = apply_sign_bytes(x, [b[o], b[o + 1], b[o + 2], b[o + 3]]);
+            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(w, xsg), pick(eo, pick_c[j]));
+            add_alt(&mut sum, j, p);
+        }
+        acc = fold(
+            _mm256_add_epi32(sum[0], sum[1]),
+            f16_at(b, 0) * 0.125 * xd,
+            acc,
+        );
+    }
+    hsum(acc)
+}
+
+/// IQ3_XXS: 8-bit indices into a grid of 4 magnitudes, 7-bit sign indices (4 per 32 weights,
+/// as IQ2_XXS) and a 4-bit scale per 32; weights `d·(2s + 1)/4 · (±mag)`. The signs go onto
+/// the activations through the 1 KiB sign-mask table.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn dot_iq3xxs(row: &[u8], a: &Q8Act) -> f32 {
+    let masks = crate::simd::iq2_sign_masks();
+    let (blocks, _) = row.as_chunks::<98>();
+    let (xq, _) = a.q256.as_chunks::<QK_K>();
+    let mut acc = _mm256_setzero_ps();
+    for ((b, xq), &xd) in blocks.iter().zip(xq).zip(&a.d256) {
+        let (xs, _) = xq.as_chunks::<32>();
+        let mut sum = [_mm256_setzero_si256(); 2];
+        for (j, x) in xs.iter().enumerate() {
+            let o = 66 + 4 * j;
+            let aux = u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+            // Two scalar table loads per 8 weights: faster here than a gather (measured).
+            let g = |l: usize| {
+                let i = 2 + 8 * j + 2 * l;
+                let lo = IQ3XXS_GRID[b[i] as usize] as u64;
+                (lo | (IQ3XXS_GRID[b[i + 1] as usize] as u64) << 32) as i64
+            };
+            let m = |l: u32| masks[((aux >> (7 * l)) & 127) as usize];
+            let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
+            let sg = _mm256_set_epi64x(m(3), m(2), m(1), m(0));
+            let p16 = _mm256_maddubs_epi16(w, _mm256_sign_epi8(load32(x), sg));
+            let ls = _mm256_set1_epi16((2 * (aux >> 28) + 1) as i16);
+            add_alt(&mut sum, j, _mm256_madd_epi16(p16, ls));
+        }
+        acc = fold(
+            _mm256_add_epi32(sum[0], sum[1]),
+            f16_at(b, 0) * 0.25 * xd,
+            acc,
+        );
+    }
+    hsum(acc)
+}
+
+/// Explicit sign bytes (one per 8 weights, bit set ⇒ negative) applied to 32 activations:
+/// the 4 bytes are spread over the lanes by one shuffle, tested by one AND and one compare,
+/// and the activations negated where set.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn apply_sign_bytes(x: &[i8; 32], signs: [u8; 4]) -> __m256i {
+    // Byte k of the vector reads sign byte k / 8 (the u32 is in both lanes) and tests bit k % 8.
+    let spread = _mm256_set_epi64x(
+        0x0303_0303_0303_0303,
+        0x0202_0202_0202_0202,
+        0x0101_0101_0101_0101,
+        0,
+    );
+    let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    let v = _mm256_set1_epi32(i32::from_le_bytes(signs));
+    let sel = _mm256_and_si256(_mm256_shuffle_epi8(v, spread), bit);
+    let neg = _mm256_cmpeq_epi8(sel, bit);
+    let xv = load32(x);
+    _mm256_sub_epi8(_mm256_xor_si256(xv, neg), neg)
+}
+
+/// The 8 grid words of 32 weights: index k is byte k of `lo` plus `hi` lane k, fetched with
+/// one gather (for IQ3_S: its scalar 9-bit index assembly was the bottleneck, while
+/// IQ3_XXS's plain byte indices are faster as scalar loads — both measured).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn grid_gather<const N: usize>(grid: &[u32; N], lo: &[u8], hi: __m256i) -> __m256i {
+    let lo8 = i64::from_le_bytes(std::array::from_fn(|k| lo[k]));
+    let idx = _mm256_or_si256(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(lo8)), hi);
+    // Clamped into the table whatever `hi` holds, so the gather cannot read outside it.
+    let idx = _mm256_min_epu32(idx, _mm256_set1_epi32(N as i32 - 1));
+    // WORKAROUND: a gather has no safe intrinsic; every index is < N (clamped just above).
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm256_i32gather_epi32::<4>(grid.as_ptr().cast(), idx)
+    }
+}
+
+/// IQ3_S's 9th index bits: bit k of `qh` → 256 in lane k.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn iq3s_high(qh: u8, shifts: __m256i) -> __m256i {
+    let bits = _mm256_srlv_epi32(_mm256_set1_epi32(qh as i32), shifts);
+    _mm256_slli_epi32::<8>(_mm256_and_si256(bits, _mm256_set1_epi32(1)))
+}
+
+/// IQ3_S: 9-bit indices (8 bits in `qs`, 1 in `qh`) into a grid of 4 magnitudes, an explicit
+/// sign byte per 8 weights and a 4-bit scale per 32; weights `d·(1 + 2s) · (±mag)`.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn dot_iq3s(row: &[u8], a: &Q8Act) -> f32 {
+    let shifts = _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0);
+    let (blocks, _) = row.as_chunks::<110>();
+    let (xq, _) = a.q256.as_chunks::<QK_K>();
+    let mut acc = _mm256_setzero_ps();
+    for ((b, xq), &xd) in blocks.iter().zip(xq).zip(&a.d256) {
+        let (xs, _) = xq.as_chunks::<32>();
+        let mut sum = [_mm256_setzero_si256(); 2];
+        for (j, x) in xs.iter().enumerate() {
+            let w = grid_gather(
+                &IQ3S_GRID,
+                &b[2 + 8 * j..10 + 8 * j],
+                iq3s_high(b[66 + j], shifts),
+            );
+            let o = 74 + 4 * j;
+            let xsg = apply_sign_bytes(x, [b[o], b[o + 1], b[o + 2], b[o + 3]]);
+            let s = (b[106 + j / 2] >> (4 * (j % 2))) & 15;
+            let ls = _mm256_set1_epi16((2 * s + 1) as i16);
+            add_alt(
+                &mut sum,
+                j,
+                _mm256_madd_epi16(_mm256_maddubs_epi16(w, xsg), ls),
+            );
+        }
+        acc = fold(_mm256_add_epi32(sum[0], sum[1]), f16_at(b, 0) * xd, acc);
+    }
+    hsum(acc)
+}
+
+/// IQ2_XS: 16-bit codes (9-bit grid index, 7-bit sign index) and a 4-bit scale `2s + 1` per
+/// 16 weights; weights `d·(2s + 1)/8 · (±mag)`. Both tables are L1-resident (4 KiB grid, 1 KiB
+/// sign masks, as IQ2_XXS): a 512 KiB table pre-signed by the raw code was 15–25 % slower.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn dot_iq2xs(row: &[u8], a: &Q8Act) -> f32 {
+    let pick_c = controls();
+    let masks = crate::simd::iq2_sign_masks();
+    let (blocks, _) = row.as_chunks::<74>();
+    let (xq, _) = a.q256.as_chunks::<QK_K>();
+    let mut acc = _mm256_setzero_ps();
+    for ((b, xq), &xd) in blocks.iter().zip(xq).zip(&a.d256) {
+        let s: [u8; 16] = std::array::from_fn(|k| 2 * ((b[66 + k / 2] >> (4 * (k % 2))) & 15) + 1);
+        let eo = even_odd(widen_u8(&s));
+        let (xs, _) = xq.as_chunks::<32>();
+        let mut sum = [_mm256_setzero_si256(); 2];
+        for (j, x) in xs.iter().enumerate() {
+            let code = |l: usize| u16::from_le_bytes([b[2 + 8 * j + 2 * l], b[3 + 8 * j + 2 * l]]);
+            let g = |l: usize| IQ2XS_GRID[(code(l) & 511) as usize] as i64;
+            let m = |l: usize| masks[(code(l) >> 9) as usize];
+            let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
+            let sg = _mm256_set_epi64x(m(3), m(2), m(1), m(0));
+            let p16 = _mm256_maddubs_epi16(w, _mm256_sign_epi8(load32(x), sg));
+            add_alt(&mut sum, j, _mm256_madd_epi16(p16, pick(eo, pick_c[j])));
+        }
+        acc = fold(
+            _mm256_add_epi32(sum[0], sum[1]),
+            f16_at(b, 0) * 0.125 * xd,
+            acc,
+        );
+    }
+    hsum(acc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{random_blocks, random_vector};
+    use crate::GgmlType;
+
+    /// Each kernel against the f64 dot of the dequantized row with the int8 activations it
+    /// actually sees (`q256·d256`): only f32 rounding may differ.
+    #[test]
+    fn row_kernels_match_the_dequantized_dot_exactly_up_to_rounding() {
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            return;
+        }
+        type Kernel = fn(&[u8], &Q8Act) -> f32;
+        let kernels: [(GgmlType, Kernel); 10] = [
+            (GgmlType::Q2_K, |r, a| unsafe_call(dot_q2k, r, a)),
+            (GgmlType::Q3_K, |r, a| unsafe_call(dot_q3k, r, a)),
+            (GgmlType::Q4_K, |r, a| unsafe_call(dot_q4k, r, a)),
+            (GgmlType::Q5_K, |r, a| unsafe_call(dot_q5k, r, a)),
+            (GgmlType::IQ1_S, |r, a| unsafe_call(dot_iq1s, r, a)),
+            (GgmlType::IQ1_M, |r, a| unsafe_call(dot_iq1m, r, a)),
+            (GgmlType::IQ2_S, |r, a| unsafe_call(dot_iq2s, r, a)),
+            (GgmlType::IQ3_XXS, |r, a| unsafe_call(dot_iq3xxs, r, a)),
+            (GgmlType::IQ3_S, |r, a| unsafe_call(dot_iq3s, r, a)),
+            (GgmlType::IQ2_XS, |r, a| unsafe_call(dot_iq2xs, r, a)),
+        ];
+        for (ty, kernel) in kernels {
+            for (seed, cols) in [(1u64, 256usize), (2, 768), (3, 4096)] {
+                let row = random_blocks(ty, cols / 256, seed);
+                let x = random_vector(cols, seed + 10);
+                let a = Q8Act::new(&x);
+                let w = crate::dequantize_to_vec(ty, &row, cols).unwrap();
+                let (mut want, mut scale) = (0f64, 0f64);
+                for (i, wv) in w.iter().enumerate() {
+                    let xv = a.q256[i] as f64 * a.d256[i / 256] as f64;
+                    want += *wv as f64 * xv;
+                    scale += (*wv as f64 * xv).abs();
+                }
+                let got = kernel(&row, &a) as f64;
+                assert!(
+                    (got - want).abs() <= 1e-5 * scale,
+                    "{ty} {cols}: got {got} want {want} (Σ|w·x| {scale})"
+                );
+            }
+        }
+    }
+
+    /// Calls an AVX2 kernel (the caller checked the CPU).
+    fn unsafe_call(k: unsafe fn(&[u8], &Q8Act) -> f32, r: &[u8], a: &Q8Act) -> f32 {
+        // WORKAROUND: AVX2 and FMA were detected at the top of the test.
+        #[allow(unsafe_code)]
+        unsafe {
+            k(r, a)
+        }
+    }
+}
