@@ -20,6 +20,8 @@ log "formatting and lints"
 
 log "Rust tests"
 (cd "$ROOT" && cargo test --workspace --no-fail-fast) || status=1
+# The portable kernels (what an aarch64 build runs) on the same checks.
+(cd "$ROOT" && LOCALGLM_SIMD=off cargo test -p localglm-quants --test kernels) || status=1
 
 log "UI unit tests"
 (cd "$ROOT/ui" && npm test) || status=1

@@ -337,14 +337,22 @@ fn rows_multi_dispatch(ty: GgmlType, w: &[u8], row_bytes: usize, acts: &[Q8Act],
 fn have_f16c() -> bool {
     use std::sync::OnceLock;
     static HAVE: OnceLock<bool> = OnceLock::new();
-    *HAVE.get_or_init(|| is_x86_feature_detected!("f16c"))
+    *HAVE.get_or_init(|| simd_allowed() && is_x86_feature_detected!("f16c"))
 }
 
 #[cfg(target_arch = "x86_64")]
 fn have_avx2() -> bool {
     use std::sync::OnceLock;
     static HAVE: OnceLock<bool> = OnceLock::new();
-    *HAVE.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+    *HAVE.get_or_init(|| {
+        simd_allowed() && is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    })
+}
+
+/// `LOCALGLM_SIMD=off` forces the portable kernels — the only ones an aarch64 (Apple Silicon)
+/// build runs — so that they are tested and benchmarked on x86-64 too. Read once per process.
+pub fn simd_allowed() -> bool {
+    std::env::var("LOCALGLM_SIMD").map_or(true, |v| v != "off")
 }
 
 /// Picks the best compiled variant of the row loop for this CPU.
