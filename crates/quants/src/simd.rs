@@ -350,7 +350,7 @@ pub(crate) fn dot_bf16(row: &[u8], x: &[f32]) -> f32 {
 /// 32 weight bytes of a row as one vector (signed).
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn load32u(b: &[u8; 32]) -> __m256i {
+pub(crate) fn load32u(b: &[u8; 32]) -> __m256i {
     // WORKAROUND: as in `load32`: reads exactly the 32 bytes of the referenced array.
     #[allow(unsafe_code)]
     unsafe {

@@ -16,27 +16,15 @@
 
 use crate::dequant::{f16_at, f16_to_f32, QK_K};
 use crate::q8::Q8Act;
-use crate::simd::{hsum, load32};
+use crate::simd::{hsum, load32, load32u};
 use crate::tables::{IQ1S_GRID, IQ2S_GRID, IQ2XS_GRID, IQ3S_GRID, IQ3XXS_GRID};
 use std::arch::x86_64::*;
-
-/// 32 weight bytes of a block as one vector.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-fn load_bytes(b: &[u8; 32]) -> __m256i {
-    // WORKAROUND: an unaligned 32-byte load has no safe intrinsic; it reads exactly the 32
-    // bytes of the referenced array.
-    #[allow(unsafe_code)]
-    unsafe {
-        _mm256_loadu_si256(b.as_ptr().cast())
-    }
-}
 
 /// 16 i16 values as one vector.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn load_i16(v: &[i16; 16]) -> __m256i {
-    // WORKAROUND: as in `load_bytes`: reads exactly the 32 bytes of the referenced array.
+    // WORKAROUND: as in `simd::load32u`: reads exactly the 32 bytes of the referenced array.
     #[allow(unsafe_code)]
     unsafe {
         _mm256_loadu_si256(v.as_ptr().cast())
@@ -170,7 +158,7 @@ pub(crate) fn dot_q2k(row: &[u8], a: &Q8Act) -> f32 {
         let (qs, _) = b[16..80].as_chunks::<32>();
         let mut sum = [_mm256_setzero_si256(); 2];
         for (h, q) in qs.iter().enumerate() {
-            let q = load_bytes(q);
+            let q = load32u(q);
             for j in 0..4 {
                 let c = 4 * h + j;
                 let w = match j {
@@ -214,11 +202,11 @@ pub(crate) fn dot_q3k(row: &[u8], a: &Q8Act) -> f32 {
         let eo = even_odd(scales);
         let (xs, _) = xq.as_chunks::<32>();
         let (hm, _) = b[..32].as_chunks::<32>();
-        let hm = load_bytes(&hm[0]);
+        let hm = load32u(&hm[0]);
         let (qs, _) = b[32..96].as_chunks::<32>();
         let mut sum = [_mm256_setzero_si256(); 2];
         for (h, q) in qs.iter().enumerate() {
-            let q = load_bytes(q);
+            let q = load32u(q);
             for j in 0..4 {
                 let c = 4 * h + j;
                 let q2 = match j {
@@ -270,7 +258,7 @@ pub(crate) fn dot_q4k(row: &[u8], a: &Q8Act) -> f32 {
         let (qs, _) = b[16..144].as_chunks::<32>();
         let mut sum = [_mm256_setzero_si256(); 2];
         for (jj, q) in qs.iter().enumerate() {
-            let q = load_bytes(q);
+            let q = load32u(q);
             let lo = _mm256_and_si256(q, nib);
             let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), nib);
             add_alt(
@@ -316,11 +304,11 @@ pub(crate) fn dot_q5k(row: &[u8], a: &Q8Act) -> f32 {
         let (eo, mins) = k_scale_lanes(sc, mn);
         let (xs, _) = xq.as_chunks::<32>();
         let (qh, _) = b[16..48].as_chunks::<32>();
-        let qh = load_bytes(&qh[0]);
+        let qh = load32u(&qh[0]);
         let (qs, _) = b[48..176].as_chunks::<32>();
         let mut sum = [_mm256_setzero_si256(); 2];
         for (jj, q) in qs.iter().enumerate() {
-            let q = load_bytes(q);
+            let q = load32u(q);
             for half in 0..2 {
                 let j = 2 * jj + half;
                 let n = if half == 0 {
