@@ -19,6 +19,7 @@ mod bench;
 mod bench_glm;
 mod inspect;
 mod logprobs;
+mod prompt;
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +54,9 @@ enum Command {
     /// Top-K next-token log-probabilities at every position of a token sequence (to compare
     /// runtimes with a reference).
     Logprobs(logprobs::LogprobsArgs),
+    /// Print exactly the prompt text a chat template renders for a conversation (the model's
+    /// embedded template or a Jinja file), nothing else.
+    Prompt(prompt::PromptArgs),
     /// Write one tensor as raw little-endian f32 (row-major, ne0 fastest, no header).
     Dequant {
         file: PathBuf,
@@ -179,6 +183,7 @@ async fn main() -> Result<()> {
         }),
         Command::Inspect { file, json } => inspect::inspect(&file, json),
         Command::Logprobs(args) => logprobs::run(&args),
+        Command::Prompt(args) => prompt::run(&args),
         Command::Dequant { file, tensor, out } => inspect::dequant(&file, &tensor, &out),
         Command::Paths => {
             let lib = localglm_models::Library::from_env();

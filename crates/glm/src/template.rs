@@ -149,15 +149,23 @@ impl ChatTemplate {
         messages: &[TemplateMessage],
         opts: &TemplateOptions,
     ) -> Result<String, GlmError> {
+        self.render_json(serde_json::to_value(messages).unwrap_or_default(), opts)
+    }
+
+    /// Renders messages given as JSON exactly as written (an OpenAI-style array: `content` may
+    /// be null or a list, `tool_calls` and any other fields pass through untouched), so a
+    /// template sees what jinja2 would see for the same file.
+    pub fn render_json(
+        &self,
+        messages: serde_json::Value,
+        opts: &TemplateOptions,
+    ) -> Result<String, GlmError> {
         let tmpl = self
             .env
             .get_template("chat")
             .map_err(|e| GlmError::Template(e.to_string()))?;
         let mut ctx = serde_json::Map::new();
-        ctx.insert(
-            "messages".into(),
-            serde_json::to_value(messages).unwrap_or_default(),
-        );
+        ctx.insert("messages".into(), messages);
         ctx.insert(
             "add_generation_prompt".into(),
             opts.add_generation_prompt.into(),
