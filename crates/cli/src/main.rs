@@ -117,16 +117,27 @@ struct ChatArgs {
     /// System prompt.
     #[arg(long)]
     system: Option<String>,
-    #[arg(long, default_value_t = 1.0)]
-    temperature: f64,
-    #[arg(long = "top-p", default_value_t = 0.95)]
-    top_p: f64,
+    /// Sampling preset: `general` (temperature 1.0, top_p 0.95) or `swe-bench-pro`
+    /// (temperature 1.0, top_p 1.0); flags given explicitly override its values.
+    #[arg(long)]
+    preset: Option<String>,
+    /// Default 1.0, or the preset's.
+    #[arg(long)]
+    temperature: Option<f64>,
+    /// Default 0.95, or the preset's.
+    #[arg(long = "top-p")]
+    top_p: Option<f64>,
     #[arg(long = "top-k")]
     top_k: Option<u32>,
-    #[arg(long = "max-tokens", default_value_t = 1024)]
-    max_tokens: u32,
-    /// Ask thinking models not to think (template switch `enable_thinking=false`).
-    #[arg(long = "no-think")]
+    /// Default 1024, or the preset's (capped to the loaded context).
+    #[arg(long = "max-tokens")]
+    max_tokens: Option<u32>,
+    /// Thinking on or off for templates that read `enable_thinking` (default: the preset's,
+    /// else the template's own default).
+    #[arg(long, value_parser = ["on", "off"])]
+    think: Option<String>,
+    /// Same as `--think off`.
+    #[arg(long = "no-think", conflicts_with = "think")]
     no_think: bool,
     /// Reasoning effort for templates that read `reasoning_effort` (GLM-5.2: high or max).
     #[arg(long)]
@@ -197,6 +208,16 @@ async fn main() -> Result<()> {
 }
 
 async fn chat(args: ChatArgs) -> Result<()> {
+    let preset = match args.preset.as_deref() {
+        Some(name) => Some(localglm_protocol::builtin_preset(name).with_context(|| {
+            let known: Vec<String> = localglm_protocol::builtin_presets()
+                .into_iter()
+                .map(|p| p.id)
+                .collect();
+            format!("unknown preset `{name}` (built in: {})", known.join(", "))
+        })?),
+        None => None,
+    };
     let path = match &args.model {
         Some(p) => p.clone(),
         None => {
@@ -222,22 +243,44 @@ async fn chat(args: ChatArgs) -> Result<()> {
         .with_context(|| format!("loading {}", path.display()))?;
     eprintln!("loaded {} ({})", info.name, info.backend);
 
+    let base = preset.as_ref().map(|p| p.sampling.clone());
     let sampling = SamplingParams {
-        temperature: args.temperature,
-        top_p: args.top_p,
-        top_k: args.top_k,
-        max_tokens: args.max_tokens,
+        temperature: args
+            .temperature
+            .or(base.as_ref().map(|b| b.temperature))
+            .unwrap_or(1.0),
+        top_p: args
+            .top_p
+            .or(base.as_ref().map(|b| b.top_p))
+            .unwrap_or(0.95),
+        top_k: args.top_k.or(base.as_ref().and_then(|b| b.top_k)),
+        max_tokens: args.max_tokens.unwrap_or_else(|| match &base {
+            Some(b) => b
+                .max_tokens
+                .min(info.context_length.unwrap_or(b.max_tokens)),
+            None => 1024,
+        }),
         seed: args.seed,
     };
+    let enable_thinking = match (args.think.as_deref(), args.no_think) {
+        (Some("on"), _) => Some(true),
+        (Some(_), _) | (None, true) => Some(false),
+        (None, false) => preset.as_ref().map(|p| p.enable_thinking),
+    };
+    let effort = args
+        .effort
+        .clone()
+        .or_else(|| preset.as_ref().and_then(|p| p.reasoning_effort.clone()));
     let mut history = Vec::new();
     if let Some(sys) = args.system.as_deref().filter(|s| !s.is_empty()) {
         history.push(ChatTurn::new(Role::System, sys));
     }
     let opts = TurnOptions {
         sampling,
-        enable_thinking: args.no_think.then_some(false),
-        effort: args.effort.clone(),
+        enable_thinking,
+        effort,
         quiet: args.quiet,
+        preset: preset.as_ref().map(|p| p.name.clone()),
     };
 
     if !args.prompt.is_empty() {
@@ -279,6 +322,32 @@ struct TurnOptions {
     enable_thinking: Option<bool>,
     effort: Option<String>,
     quiet: bool,
+    /// The preset's display name, when one was chosen (shown in the stats line).
+    preset: Option<String>,
+}
+
+impl TurnOptions {
+    /// What this turn was sent with, for the stats line.
+    fn describe(&self) -> String {
+        let s = &self.sampling;
+        let think = match self.enable_thinking {
+            Some(true) => "on",
+            Some(false) => "off",
+            None => "template default",
+        };
+        let mut d = String::new();
+        if let Some(p) = &self.preset {
+            d.push_str(&format!("preset {p}, "));
+        }
+        d.push_str(&format!(
+            "temperature {}, top_p {}, thinking {think}",
+            s.temperature, s.top_p
+        ));
+        if let Some(e) = &self.effort {
+            d.push_str(&format!(", effort {e}"));
+        }
+        d
+    }
 }
 
 async fn turn(engine: &AutoEngine, history: &[ChatTurn], opts: &TurnOptions) -> Result<String> {
@@ -330,7 +399,7 @@ async fn turn(engine: &AutoEngine, history: &[ChatTurn], opts: &TurnOptions) -> 
             } => {
                 writeln!(out)?;
                 if !quiet {
-                    eprintln!("{}", stats_line(&stats, reason));
+                    eprintln!("{} [{}]", stats_line(&stats, reason), opts.describe());
                 }
                 if let Some(e) = error {
                     result = Err(anyhow::Error::new(e));

@@ -81,3 +81,54 @@ fn missing_model_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("model file not found"), "{stderr}");
 }
+
+#[test]
+fn unknown_preset_fails_before_loading_and_names_the_built_ins() {
+    let out = localglm()
+        .args(["chat", "--preset", "fastest", "hi"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("unknown preset `fastest`"), "{stderr}");
+    assert!(
+        stderr.contains("general") && stderr.contains("swe-bench-pro"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("loaded"),
+        "must fail before loading: {stderr}"
+    );
+}
+
+#[test]
+fn preset_and_think_switches_reach_the_turn_and_its_stats_line() {
+    let glm = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../glm/tests/fixtures/tiny-f32.gguf");
+    let run = |extra: &[&str]| {
+        let out = localglm()
+            .args(["chat", "--model"])
+            .arg(&glm)
+            .args(["--seed", "1", "--max-tokens", "3"])
+            .args(extra)
+            .arg("hi")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        stderr
+    };
+    let e = run(&["--preset", "swe-bench-pro", "--think", "off"]);
+    assert!(
+        e.contains("preset SWE-Bench Pro, temperature 1, top_p 1, thinking off"),
+        "{e}"
+    );
+    let e = run(&["--preset", "General", "--effort", "max"]);
+    assert!(
+        e.contains("preset General, temperature 1, top_p 0.95, thinking on, effort max"),
+        "{e}"
+    );
+    // Explicit flags override the preset's values.
+    let e = run(&["--preset", "general", "--top-p", "0.5", "--no-think"]);
+    assert!(e.contains("top_p 0.5, thinking off"), "{e}");
+}

@@ -43,6 +43,54 @@ impl Default for SamplingParams {
     }
 }
 
+/// A named set of generation settings: sampling plus the thinking switches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct SamplingPreset {
+    /// Stable identifier (`general`, `swe-bench-pro`, or a user preset's own).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    pub sampling: SamplingParams,
+    /// Thinking on or off for templates that read `enable_thinking`.
+    pub enable_thinking: bool,
+    /// `reasoning_effort` for templates that read it; `None` leaves the template's default.
+    pub reasoning_effort: Option<String>,
+}
+
+/// Recommended maximum new tokens for GLM-5.x (Z.ai / Unsloth: up to 131072; the GLM-5.2 API's
+/// 128K output). Runtimes stop earlier when the context fills.
+pub const GLM_MAX_NEW_TOKENS: u32 = 131_072;
+
+/// The two built-in presets Z.ai and Unsloth recommend for GLM-5.x: **General** (temperature
+/// 1.0, top_p 0.95) and **SWE-Bench Pro** (temperature 1.0, top_p 1.0), both thinking, at the
+/// template's default effort, with the recommended maximum output.
+pub fn builtin_presets() -> Vec<SamplingPreset> {
+    let preset = |id: &str, name: &str, top_p: f64| SamplingPreset {
+        id: id.into(),
+        name: name.into(),
+        sampling: SamplingParams {
+            temperature: 1.0,
+            top_p,
+            top_k: None,
+            max_tokens: GLM_MAX_NEW_TOKENS,
+            seed: None,
+        },
+        enable_thinking: true,
+        reasoning_effort: None,
+    };
+    vec![
+        preset("general", "General", 0.95),
+        preset("swe-bench-pro", "SWE-Bench Pro", 1.0),
+    ]
+}
+
+/// A built-in preset by id or display name (case-insensitive).
+pub fn builtin_preset(name: &str) -> Option<SamplingPreset> {
+    builtin_presets()
+        .into_iter()
+        .find(|p| p.id.eq_ignore_ascii_case(name) || p.name.eq_ignore_ascii_case(name))
+}
+
 /// Why a generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
@@ -347,4 +395,22 @@ pub struct AppInfo {
     pub version: String,
     pub data_dir: String,
     pub default_model_path: String,
+}
+
+#[cfg(test)]
+mod preset_tests {
+    use super::*;
+
+    #[test]
+    fn built_in_presets_carry_the_recommended_values() {
+        let g = builtin_preset("general").unwrap();
+        assert_eq!((g.sampling.temperature, g.sampling.top_p), (1.0, 0.95));
+        let s = builtin_preset("SWE-Bench Pro").unwrap();
+        assert_eq!((s.sampling.temperature, s.sampling.top_p), (1.0, 1.0));
+        for p in [g, s] {
+            assert!(p.enable_thinking);
+            assert_eq!(p.sampling.max_tokens, GLM_MAX_NEW_TOKENS);
+        }
+        assert!(builtin_preset("nope").is_none());
+    }
 }

@@ -14,6 +14,7 @@ fn export_into(dir: &Path) {
     export!(
         Role,
         SamplingParams,
+        SamplingPreset,
         FinishReason,
         GenerationStats,
         Message,
