@@ -97,6 +97,19 @@ fn fold(v: __m256i, k: f32, acc: __m256) -> __m256 {
     _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), _mm256_set1_ps(k), acc)
 }
 
+/// The 2-bit field `j` (bits 2j, 2j + 1) of every byte of `q` (`three` = 3 in every byte).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn crumb(q: __m256i, j: usize, three: __m256i) -> __m256i {
+    let v = match j {
+        0 => q,
+        1 => _mm256_srli_epi16::<2>(q),
+        2 => _mm256_srli_epi16::<4>(q),
+        _ => _mm256_srli_epi16::<6>(q),
+    };
+    _mm256_and_si256(v, three)
+}
+
 /// Bit `c` of every byte of `v` moved to bit 2 (`four` = 4 in every byte), the rest cleared.
 /// The 16-bit shifts never bring a neighbour byte's bit into place: a right shift by k ≤ 5
 /// fills bit 2 of a low byte from bit 2 + k ≤ 7 of the same byte, a left shift by k ≤ 2 fills
@@ -161,13 +174,7 @@ pub(crate) fn dot_q2k(row: &[u8], a: &Q8Act) -> f32 {
             let q = load32u(q);
             for j in 0..4 {
                 let c = 4 * h + j;
-                let w = match j {
-                    0 => q,
-                    1 => _mm256_srli_epi16::<2>(q),
-                    2 => _mm256_srli_epi16::<4>(q),
-                    _ => _mm256_srli_epi16::<6>(q),
-                };
-                let w = _mm256_and_si256(w, three);
+                let w = crumb(q, j, three);
                 add_alt(&mut sum, c, scaled(w, &xs[c], pick(eo, pick_c[c])));
             }
         }
@@ -209,13 +216,7 @@ pub(crate) fn dot_q3k(row: &[u8], a: &Q8Act) -> f32 {
             let q = load32u(q);
             for j in 0..4 {
                 let c = 4 * h + j;
-                let q2 = match j {
-                    0 => q,
-                    1 => _mm256_srli_epi16::<2>(q),
-                    2 => _mm256_srli_epi16::<4>(q),
-                    _ => _mm256_srli_epi16::<6>(q),
-                };
-                let u = _mm256_or_si256(_mm256_and_si256(q2, three), bit_to_2(hm, c, four));
+                let u = _mm256_or_si256(crumb(q, j, three), bit_to_2(hm, c, four));
                 add_alt(&mut sum, c, scaled(u, &xs[c], pick(eo, pick_c[c])));
             }
         }
