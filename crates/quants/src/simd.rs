@@ -27,7 +27,7 @@ pub(crate) fn load32(x: &[i8; 32]) -> __m256i {
 
 /// Integer sums of one 256-weight super-block's scaled sub-block products, split over two
 /// accumulators (alternating sub-blocks) to halve the add dependency chain.
-struct SuperBlockSums {
+pub(crate) struct SuperBlockSums {
     s0: __m256i,
     s1: __m256i,
 }
@@ -35,7 +35,7 @@ struct SuperBlockSums {
 impl SuperBlockSums {
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             s0: _mm256_setzero_si256(),
             s1: _mm256_setzero_si256(),
@@ -45,7 +45,7 @@ impl SuperBlockSums {
     /// Adds sub-block `j`'s i32 lanes.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    fn add(&mut self, j: usize, p: __m256i) {
+    pub(crate) fn add(&mut self, j: usize, p: __m256i) {
         if j & 1 == 0 {
             self.s0 = _mm256_add_epi32(self.s0, p);
         } else {
@@ -53,11 +53,18 @@ impl SuperBlockSums {
         }
     }
 
+    /// The integer sums (8 i32 lanes), for kernels that subtract an offset term first.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn total(self) -> __m256i {
+        _mm256_add_epi32(self.s0, self.s1)
+    }
+
     /// `acc + d · Σ` as floats: the one float operation per super-block.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    fn fold(self, d: f32, acc: __m256) -> __m256 {
-        let sum = _mm256_cvtepi32_ps(_mm256_add_epi32(self.s0, self.s1));
+    pub(crate) fn fold(self, d: f32, acc: __m256) -> __m256 {
+        let sum = _mm256_cvtepi32_ps(self.total());
         _mm256_fmadd_ps(sum, _mm256_set1_ps(d), acc)
     }
 }

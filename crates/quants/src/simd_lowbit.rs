@@ -16,7 +16,7 @@
 
 use crate::dequant::{f16_at, f16_to_f32, QK_K};
 use crate::q8::Q8Act;
-use crate::simd::{hsum, load32, load32u};
+use crate::simd::{hsum, load32, load32u, SuperBlockSums};
 use crate::tables::{IQ1S_GRID, IQ2S_GRID, IQ2XS_GRID, IQ3S_GRID, IQ3XXS_GRID};
 use std::arch::x86_64::*;
 
@@ -75,13 +75,6 @@ fn scaled(w: __m256i, x: &[i8; 32], scale: __m256i) -> __m256i {
     _mm256_madd_epi16(_mm256_maddubs_epi16(w, load32(x)), scale)
 }
 
-/// Two i32 accumulators per super-block (alternating chunks) to halve the add chain.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-fn add_alt(acc: &mut [__m256i; 2], c: usize, p: __m256i) {
-    acc[c & 1] = _mm256_add_epi32(acc[c & 1], p);
-}
-
 /// The block's activation sums as a vector.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
@@ -110,42 +103,27 @@ fn crumb(q: __m256i, j: usize, three: __m256i) -> __m256i {
     _mm256_and_si256(v, three)
 }
 
-/// Bit `c` of every byte of `v` moved to bit 2 (`four` = 4 in every byte), the rest cleared.
-/// The 16-bit shifts never bring a neighbour byte's bit into place: a right shift by k ≤ 5
-/// fills bit 2 of a low byte from bit 2 + k ≤ 7 of the same byte, a left shift by k ≤ 2 fills
-/// bit 2 of a high byte from bit 10 − k ≥ 8 of the lane.
+/// Bit `from` of every byte of `v` moved to bit `to` (`mask` = 1 << `to` in every byte), the
+/// rest cleared. The 16-bit shifts never bring a neighbour byte's bit into place for the
+/// moves used here (bit 0–7 → bit 2 or 4: right shifts by ≤ 5 fill bit `to` of a low byte
+/// from bit `to + k ≤ 7` of the same byte; left shifts by ≤ 4 fill bit `to` of a high byte
+/// from lane bit `8 + to − k ≥ 8`).
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn bit_to_2(v: __m256i, c: usize, four: __m256i) -> __m256i {
-    let m = match c {
-        0 => _mm256_slli_epi16::<2>(v),
-        1 => _mm256_slli_epi16::<1>(v),
-        2 => v,
-        3 => _mm256_srli_epi16::<1>(v),
-        4 => _mm256_srli_epi16::<2>(v),
-        5 => _mm256_srli_epi16::<3>(v),
-        6 => _mm256_srli_epi16::<4>(v),
+fn move_bit(v: __m256i, from: usize, to: usize, mask: __m256i) -> __m256i {
+    let m = match from as i32 - to as i32 {
+        -4 => _mm256_slli_epi16::<4>(v),
+        -3 => _mm256_slli_epi16::<3>(v),
+        -2 => _mm256_slli_epi16::<2>(v),
+        -1 => _mm256_slli_epi16::<1>(v),
+        0 => v,
+        1 => _mm256_srli_epi16::<1>(v),
+        2 => _mm256_srli_epi16::<2>(v),
+        3 => _mm256_srli_epi16::<3>(v),
+        4 => _mm256_srli_epi16::<4>(v),
         _ => _mm256_srli_epi16::<5>(v),
     };
-    _mm256_and_si256(m, four)
-}
-
-/// Bit `j` of every byte moved to bit 4 (`sixteen` = 16 in every byte), as [`bit_to_2`]
-/// (right shifts by ≤ 3, left shifts by ≤ 4: both stay inside the byte).
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-fn bit_to_4(v: __m256i, j: usize, sixteen: __m256i) -> __m256i {
-    let m = match j {
-        0 => _mm256_slli_epi16::<4>(v),
-        1 => _mm256_slli_epi16::<3>(v),
-        2 => _mm256_slli_epi16::<2>(v),
-        3 => _mm256_slli_epi16::<1>(v),
-        4 => v,
-        5 => _mm256_srli_epi16::<1>(v),
-        6 => _mm256_srli_epi16::<2>(v),
-        _ => _mm256_srli_epi16::<3>(v),
-    };
-    _mm256_and_si256(m, sixteen)
+    _mm256_and_si256(m, mask)
 }
 
 /// Q2_K: `d·sc·q − dmin·m`, q ∈ 0..=3 (2 bits), 4-bit scale and min per 16.
@@ -169,17 +147,17 @@ pub(crate) fn dot_q2k(row: &[u8], a: &Q8Act) -> f32 {
         let eo = even_odd(scales);
         let (xs, _) = xq.as_chunks::<32>();
         let (qs, _) = b[16..80].as_chunks::<32>();
-        let mut sum = [_mm256_setzero_si256(); 2];
+        let mut sum = SuperBlockSums::new();
         for (h, q) in qs.iter().enumerate() {
             let q = load32u(q);
             for j in 0..4 {
                 let c = 4 * h + j;
                 let w = crumb(q, j, three);
-                add_alt(&mut sum, c, scaled(w, &xs[c], pick(eo, pick_c[c])));
+                sum.add(c, scaled(w, &xs[c], pick(eo, pick_c[c])));
             }
         }
         let m = _mm256_madd_epi16(mins, bsums(a, bi));
-        acc = fold(_mm256_add_epi32(sum[0], sum[1]), f16_at(b, 80) * xd, acc);
+        acc = fold(sum.total(), f16_at(b, 80) * xd, acc);
         acc_min = fold(m, f16_at(b, 82) * xd, acc_min);
     }
     hsum(acc) - hsum(acc_min)
@@ -211,18 +189,18 @@ pub(crate) fn dot_q3k(row: &[u8], a: &Q8Act) -> f32 {
         let (hm, _) = b[..32].as_chunks::<32>();
         let hm = load32u(&hm[0]);
         let (qs, _) = b[32..96].as_chunks::<32>();
-        let mut sum = [_mm256_setzero_si256(); 2];
+        let mut sum = SuperBlockSums::new();
         for (h, q) in qs.iter().enumerate() {
             let q = load32u(q);
             for j in 0..4 {
                 let c = 4 * h + j;
-                let u = _mm256_or_si256(crumb(q, j, three), bit_to_2(hm, c, four));
-                add_alt(&mut sum, c, scaled(u, &xs[c], pick(eo, pick_c[c])));
+                let u = _mm256_or_si256(crumb(q, j, three), move_bit(hm, c, 2, four));
+                sum.add(c, scaled(u, &xs[c], pick(eo, pick_c[c])));
             }
         }
         // Σ S·(u − 4)·x = Σ S·u·x − 4·Σ S·bsum.
         let off = _mm256_slli_epi32::<2>(_mm256_madd_epi16(scales, bsums(a, bi)));
-        let total = _mm256_sub_epi32(_mm256_add_epi32(sum[0], sum[1]), off);
+        let total = _mm256_sub_epi32(sum.total(), off);
         acc = fold(total, f16_at(b, 108) * xd, acc);
     }
     hsum(acc)
@@ -257,24 +235,16 @@ pub(crate) fn dot_q4k(row: &[u8], a: &Q8Act) -> f32 {
         let (eo, mins) = k_scale_lanes(sc, mn);
         let (xs, _) = xq.as_chunks::<32>();
         let (qs, _) = b[16..144].as_chunks::<32>();
-        let mut sum = [_mm256_setzero_si256(); 2];
+        let mut sum = SuperBlockSums::new();
         for (jj, q) in qs.iter().enumerate() {
             let q = load32u(q);
             let lo = _mm256_and_si256(q, nib);
             let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), nib);
-            add_alt(
-                &mut sum,
-                0,
-                scaled(lo, &xs[2 * jj], pick(eo, pick_c[2 * jj])),
-            );
-            add_alt(
-                &mut sum,
-                1,
-                scaled(hi, &xs[2 * jj + 1], pick(eo, pick_c[2 * jj + 1])),
-            );
+            sum.add(0, scaled(lo, &xs[2 * jj], pick(eo, pick_c[2 * jj])));
+            sum.add(1, scaled(hi, &xs[2 * jj + 1], pick(eo, pick_c[2 * jj + 1])));
         }
         let m = _mm256_madd_epi16(mins, bsums(a, bi));
-        acc = fold(_mm256_add_epi32(sum[0], sum[1]), f16_at(b, 0) * xd, acc);
+        acc = fold(sum.total(), f16_at(b, 0) * xd, acc);
         acc_min = fold(m, f16_at(b, 2) * xd, acc_min);
     }
     hsum(acc) - hsum(acc_min)
@@ -307,7 +277,7 @@ pub(crate) fn dot_q5k(row: &[u8], a: &Q8Act) -> f32 {
         let (qh, _) = b[16..48].as_chunks::<32>();
         let qh = load32u(&qh[0]);
         let (qs, _) = b[48..176].as_chunks::<32>();
-        let mut sum = [_mm256_setzero_si256(); 2];
+        let mut sum = SuperBlockSums::new();
         for (jj, q) in qs.iter().enumerate() {
             let q = load32u(q);
             for half in 0..2 {
@@ -317,12 +287,12 @@ pub(crate) fn dot_q5k(row: &[u8], a: &Q8Act) -> f32 {
                 } else {
                     _mm256_and_si256(_mm256_srli_epi16::<4>(q), nib)
                 };
-                let w = _mm256_or_si256(n, bit_to_4(qh, j, sixteen));
-                add_alt(&mut sum, j, scaled(w, &xs[j], pick(eo, pick_c[j])));
+                let w = _mm256_or_si256(n, move_bit(qh, j, 4, sixteen));
+                sum.add(j, scaled(w, &xs[j], pick(eo, pick_c[j])));
             }
         }
         let m = _mm256_madd_epi16(mins, bsums(a, bi));
-        acc = fold(_mm256_add_epi32(sum[0], sum[1]), f16_at(b, 0) * xd, acc);
+        acc = fold(sum.total(), f16_at(b, 0) * xd, acc);
         acc_min = fold(m, f16_at(b, 2) * xd, acc_min);
     }
     hsum(acc) - hsum(acc_min)
@@ -359,19 +329,19 @@ pub(crate) fn dot_iq1s(row: &[u8], a: &Q8Act) -> f32 {
         let eo = widen_u8(&std::array::from_fn(|k| ls[k % 8]));
         let scales = widen_u8(&std::array::from_fn(|k| ls[k / 2]));
         let (xs, _) = xq.as_chunks::<32>();
-        let mut sum = [_mm256_setzero_si256(); 2];
+        let mut sum = SuperBlockSums::new();
         for (j, (x, &h)) in xs.iter().zip(&qh).enumerate() {
             let neg = ((h >> 15) as usize) << 11;
             let g = |l: usize| {
                 grid[b[2 + 4 * j + l] as usize | ((h as usize >> (3 * l)) & 7) << 8 | neg] as i64
             };
             let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
-            add_alt(&mut sum, j, scaled(w, x, pick(eo, pick_c[j])));
+            sum.add(j, scaled(w, x, pick(eo, pick_c[j])));
         }
         // Σ ls·(u − 9)·x = Σ ls·u·x − 9·Σ ls·bsum.
         let off = _mm256_madd_epi16(scales, bsums(a, bi));
         let off9 = _mm256_add_epi32(_mm256_slli_epi32::<3>(off), off);
-        let total = _mm256_sub_epi32(_mm256_add_epi32(sum[0], sum[1]), off9);
+        let total = _mm256_sub_epi32(sum.total(), off9);
         acc = fold(total, f16_at(b, 0) * 0.125 * xd, acc);
     }
     hsum(acc)
@@ -400,18 +370,18 @@ pub(crate) fn dot_iq1m(row: &[u8], a: &Q8Act) -> f32 {
         let scales = load_i16(&s);
         let eo = even_odd(scales);
         let (xs, _) = xq.as_chunks::<32>();
-        let mut sum = [_mm256_setzero_si256(); 2];
+        let mut sum = SuperBlockSums::new();
         for (j, x) in xs.iter().enumerate() {
             let g = |l: usize| {
                 let n = (b[32 + 2 * j + l / 2] >> (4 * (l % 2))) as usize & 15;
                 grid[b[4 * j + l] as usize | (n & 7) << 8 | (n >> 3) << 11] as i64
             };
             let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
-            add_alt(&mut sum, j, scaled(w, x, pick(eo, pick_c[j])));
+            sum.add(j, scaled(w, x, pick(eo, pick_c[j])));
         }
         let off = _mm256_madd_epi16(scales, bsums(a, bi));
         let off9 = _mm256_add_epi32(_mm256_slli_epi32::<3>(off), off);
-        let total = _mm256_sub_epi32(_mm256_add_epi32(sum[0], sum[1]), off9);
+        let total = _mm256_sub_epi32(sum.total(), off9);
         acc = fold(total, d * 0.125 * xd, acc);
     }
     hsum(acc)
@@ -433,7 +403,7 @@ pub(crate) fn dot_iq2s(row: &[u8], a: &Q8Act) -> f32 {
         });
         let eo = even_odd(widen_u8(&s));
         let (xs, _) = xq.as_chunks::<32>();
-        let mut sum = [_mm256_setzero_si256(); 2];
+        let mut sum = SuperBlockSums::new();
         for (j, x) in xs.iter().enumerate() {
             let hi = b[66 + j] as usize;
             let g =
@@ -442,13 +412,9 @@ pub(crate) fn dot_iq2s(row: &[u8], a: &Q8Act) -> f32 {
             let o = 34 + 4 * j;
             let xsg = apply_sign_bytes(x, [b[o], b[o + 1], b[o + 2], b[o + 3]]);
             let p = _mm256_madd_epi16(_mm256_maddubs_epi16(w, xsg), pick(eo, pick_c[j]));
-            add_alt(&mut sum, j, p);
+            sum.add(j, p);
         }
-        acc = fold(
-            _mm256_add_epi32(sum[0], sum[1]),
-            f16_at(b, 0) * 0.125 * xd,
-            acc,
-        );
+        acc = fold(sum.total(), f16_at(b, 0) * 0.125 * xd, acc);
     }
     hsum(acc)
 }
@@ -464,7 +430,7 @@ pub(crate) fn dot_iq3xxs(row: &[u8], a: &Q8Act) -> f32 {
     let mut acc = _mm256_setzero_ps();
     for ((b, xq), &xd) in blocks.iter().zip(xq).zip(&a.d256) {
         let (xs, _) = xq.as_chunks::<32>();
-        let mut sum = [_mm256_setzero_si256(); 2];
+        let mut sum = SuperBlockSums::new();
         for (j, x) in xs.iter().enumerate() {
             let o = 66 + 4 * j;
             let aux = u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
@@ -479,13 +445,9 @@ pub(crate) fn dot_iq3xxs(row: &[u8], a: &Q8Act) -> f32 {
             let sg = _mm256_set_epi64x(m(3), m(2), m(1), m(0));
             let p16 = _mm256_maddubs_epi16(w, _mm256_sign_epi8(load32(x), sg));
             let ls = _mm256_set1_epi16((2 * (aux >> 28) + 1) as i16);
-            add_alt(&mut sum, j, _mm256_madd_epi16(p16, ls));
+            sum.add(j, _mm256_madd_epi16(p16, ls));
         }
-        acc = fold(
-            _mm256_add_epi32(sum[0], sum[1]),
-            f16_at(b, 0) * 0.25 * xd,
-            acc,
-        );
+        acc = fold(sum.total(), f16_at(b, 0) * 0.25 * xd, acc);
     }
     hsum(acc)
 }
@@ -546,7 +508,7 @@ pub(crate) fn dot_iq3s(row: &[u8], a: &Q8Act) -> f32 {
     let mut acc = _mm256_setzero_ps();
     for ((b, xq), &xd) in blocks.iter().zip(xq).zip(&a.d256) {
         let (xs, _) = xq.as_chunks::<32>();
-        let mut sum = [_mm256_setzero_si256(); 2];
+        let mut sum = SuperBlockSums::new();
         for (j, x) in xs.iter().enumerate() {
             let w = grid_gather(
                 &IQ3S_GRID,
@@ -557,13 +519,9 @@ pub(crate) fn dot_iq3s(row: &[u8], a: &Q8Act) -> f32 {
             let xsg = apply_sign_bytes(x, [b[o], b[o + 1], b[o + 2], b[o + 3]]);
             let s = (b[106 + j / 2] >> (4 * (j % 2))) & 15;
             let ls = _mm256_set1_epi16((2 * s + 1) as i16);
-            add_alt(
-                &mut sum,
-                j,
-                _mm256_madd_epi16(_mm256_maddubs_epi16(w, xsg), ls),
-            );
+            sum.add(j, _mm256_madd_epi16(_mm256_maddubs_epi16(w, xsg), ls));
         }
-        acc = fold(_mm256_add_epi32(sum[0], sum[1]), f16_at(b, 0) * xd, acc);
+        acc = fold(sum.total(), f16_at(b, 0) * xd, acc);
     }
     hsum(acc)
 }
@@ -582,7 +540,7 @@ pub(crate) fn dot_iq2xs(row: &[u8], a: &Q8Act) -> f32 {
         let s: [u8; 16] = std::array::from_fn(|k| 2 * ((b[66 + k / 2] >> (4 * (k % 2))) & 15) + 1);
         let eo = even_odd(widen_u8(&s));
         let (xs, _) = xq.as_chunks::<32>();
-        let mut sum = [_mm256_setzero_si256(); 2];
+        let mut sum = SuperBlockSums::new();
         for (j, x) in xs.iter().enumerate() {
             let code = |l: usize| u16::from_le_bytes([b[2 + 8 * j + 2 * l], b[3 + 8 * j + 2 * l]]);
             let g = |l: usize| IQ2XS_GRID[(code(l) & 511) as usize] as i64;
@@ -590,13 +548,9 @@ pub(crate) fn dot_iq2xs(row: &[u8], a: &Q8Act) -> f32 {
             let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
             let sg = _mm256_set_epi64x(m(3), m(2), m(1), m(0));
             let p16 = _mm256_maddubs_epi16(w, _mm256_sign_epi8(load32(x), sg));
-            add_alt(&mut sum, j, _mm256_madd_epi16(p16, pick(eo, pick_c[j])));
+            sum.add(j, _mm256_madd_epi16(p16, pick(eo, pick_c[j])));
         }
-        acc = fold(
-            _mm256_add_epi32(sum[0], sum[1]),
-            f16_at(b, 0) * 0.125 * xd,
-            acc,
-        );
+        acc = fold(sum.total(), f16_at(b, 0) * 0.125 * xd, acc);
     }
     hsum(acc)
 }
