@@ -29,10 +29,16 @@ def llama_cpp(bin_dir):
     return res
 
 
+# test-backend-ops runs the CPU backend on hardware_concurrency / 2 threads; LocalGLM gets the
+# same number, or the ratios would compare different thread counts.
+THREADS = max(1, (os.cpu_count() or 2) // 2)
+
+
 def localglm(binary):
+    env = dict(os.environ, RAYON_NUM_THREADS=str(THREADS))
     out = subprocess.run(
         [binary, "bench", "quants", "--shape", f"{ROWS}x{COLS}", "--reps", "30"],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True, check=True, env=env,
     ).stdout
     res = {}
     bw = ""
@@ -54,7 +60,8 @@ def main():
     ours, bw = localglm(binary)
     theirs = llama_cpp(sys.argv[1])
     print(bw)
-    print(f"shape {ROWS}x{COLS}, one activation vector; G weights/s (higher is better)\n")
+    print(f"shape {ROWS}x{COLS}, one activation vector, {THREADS} thread(s) each; "
+          "G weights/s (higher is better)\n")
     print("| type | llama.cpp | LocalGLM | LocalGLM / llama.cpp |")
     print("|---|---:|---:|---:|")
     for ty, g in ours.items():

@@ -22,6 +22,8 @@ log "Rust tests"
 (cd "$ROOT" && cargo test --workspace --no-fail-fast) || status=1
 # The portable kernels (what an aarch64 build runs) on the same checks.
 (cd "$ROOT" && LOCALGLM_SIMD=off cargo test -p localglm-quants --test kernels) || status=1
+# On AVX-512 machines, the AVX2 kernels (what most desktop x86 CPUs run) too.
+(cd "$ROOT" && LOCALGLM_SIMD=avx2 cargo test -p localglm-quants --test kernels) || status=1
 
 log "UI unit tests"
 (cd "$ROOT/ui" && npm test) || status=1

@@ -355,6 +355,21 @@ pub fn simd_allowed() -> bool {
     std::env::var("LOCALGLM_SIMD").map_or(true, |v| v != "off")
 }
 
+/// The AVX-512 row kernel for `ty`, where this CPU has one (per-256 activations only).
+#[cfg(target_arch = "x86_64")]
+type RowKernel = unsafe fn(&[u8], &Q8Act) -> f32;
+
+#[cfg(target_arch = "x86_64")]
+fn avx512_row_kernel(ty: GgmlType, act: Option<&Q8Act>) -> Option<RowKernel> {
+    if act.is_none_or(|a| a.q256.is_empty()) || !crate::simd512::available() {
+        return None;
+    }
+    match ty {
+        GgmlType::IQ2_XXS => Some(crate::simd512::dot_iq2xxs),
+        _ => None,
+    }
+}
+
 /// Picks the best compiled variant of the row loop for this CPU.
 fn rows_dispatch(
     ty: GgmlType,
@@ -364,6 +379,18 @@ fn rows_dispatch(
     act: Option<&Q8Act>,
     y: &mut [f32],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(dot), Some(a)) = (avx512_row_kernel(ty, act), act) {
+        for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
+            // WORKAROUND: as below: `avx512_row_kernel` returns kernels only after detecting
+            // their features on this CPU.
+            #[allow(unsafe_code)]
+            unsafe {
+                *out = dot(row, a)
+            };
+        }
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if have_avx2() {
         // WORKAROUND: calling a `#[target_feature]` function needs `unsafe`; the features it

@@ -16,6 +16,7 @@ pub mod dequant;
 pub mod kernels;
 pub mod q8;
 mod simd;
+mod simd512;
 mod simd_lowbit;
 pub mod synth;
 pub mod tables;
