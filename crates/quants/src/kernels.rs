@@ -322,6 +322,19 @@ fn rows_multi_avx2(ty: GgmlType, w: &[u8], row_bytes: usize, acts: &[Q8Act], yt:
 
 fn rows_multi_dispatch(ty: GgmlType, w: &[u8], row_bytes: usize, acts: &[Q8Act], yt: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
+    if let Some(dot) = avx512_multi_kernel(ty, acts) {
+        let n = acts.len();
+        for (row, out) in w.chunks_exact(row_bytes).zip(yt.chunks_exact_mut(n)) {
+            // WORKAROUND: `avx512_multi_kernel` returns kernels only after detecting their
+            // features on this CPU.
+            #[allow(unsafe_code)]
+            unsafe {
+                dot(row, acts, out)
+            };
+        }
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
     if have_avx2() {
         // WORKAROUND: as in `rows_dispatch`: the features were detected on this CPU.
         #[allow(unsafe_code)]
@@ -366,6 +379,22 @@ fn avx512_row_kernel(ty: GgmlType, act: Option<&Q8Act>) -> Option<RowKernel> {
     }
     match ty {
         GgmlType::IQ2_XXS => Some(crate::simd512::dot_iq2xxs),
+        _ => None,
+    }
+}
+
+/// The AVX-512 multi-token row kernel for `ty`, where this CPU has one.
+#[cfg(target_arch = "x86_64")]
+type MultiKernel = unsafe fn(&[u8], &[Q8Act], &mut [f32]);
+
+#[cfg(target_arch = "x86_64")]
+fn avx512_multi_kernel(ty: GgmlType, acts: &[Q8Act]) -> Option<MultiKernel> {
+    if acts.iter().any(|a| a.q256.is_empty()) || !crate::simd512::available() {
+        return None;
+    }
+    match ty {
+        GgmlType::IQ2_XXS => Some(crate::simd512::dot_iq2xxs_multi),
+        GgmlType::Q8_0 => Some(crate::simd512::dot_q8_0_multi),
         _ => None,
     }
 }

@@ -253,6 +253,143 @@ pub(crate) fn dot_iq2xxs(row: &[u8], a: &Q8Act) -> f32 {
     _mm512_reduce_add_ps(acc)
 }
 
+/// Tokens per pass of the multi-token kernels: each weight block is decoded once per pass and
+/// the per-token float accumulators stay in registers / L1.
+const TOKENS_PER_PASS: usize = 16;
+
+/// IQ2_XXS row · many per-256 int8 activations (batched prefill): `out[t]` = row · token `t`.
+/// Each super-block is decoded once per 16 tokens; per token it costs 4 × (load, masked
+/// negate, `maddubs`, `vpdpwssd`) and one float FMA.
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
+pub(crate) fn dot_iq2xxs_multi(row: &[u8], acts: &[Q8Act], out: &mut [f32]) {
+    let r = Iq2xxsRegs::load();
+    let (blocks, _) = row.as_chunks::<66>();
+    for (acts, out) in acts
+        .chunks(TOKENS_PER_PASS)
+        .zip(out.chunks_mut(TOKENS_PER_PASS))
+    {
+        let mut acc = [_mm512_setzero_ps(); TOKENS_PER_PASS];
+        let zero = _mm512_setzero_si512();
+        let u128 = _mm512_set1_epi8(-128);
+        for (i, b) in blocks.iter().enumerate() {
+            let blk = decode_iq2xxs(&r, &b[2..].as_chunks::<64>().0[0]);
+            let d = f16_at(b, 0) * 0.125;
+            // Signed weights against the unsigned activations `x + 128`: the accumulator
+            // starts at −128·Σ scale·w, so no per-token negation is left.
+            let w: [__m512i; 4] = std::array::from_fn(|g| {
+                _mm512_mask_sub_epi8(blk.grid[g], blk.neg[g], zero, blk.grid[g])
+            });
+            let mut off = zero;
+            for g in 0..4 {
+                off = _mm512_dpwssd_epi32(off, _mm512_maddubs_epi16(u128, w[g]), blk.scale[g]);
+            }
+            let start = _mm512_sub_epi32(zero, off);
+            for (a, acc) in acts.iter().zip(acc.iter_mut()) {
+                let (xs, _) = a.q256u[QK_K * i..QK_K * (i + 1)].as_chunks::<64>();
+                let mut s0 = start;
+                let mut s1 = zero;
+                for g in (0..4).step_by(2) {
+                    let p0 = _mm512_maddubs_epi16(load64(&xs[g]), w[g]);
+                    s0 = _mm512_dpwssd_epi32(s0, p0, blk.scale[g]);
+                    let p1 = _mm512_maddubs_epi16(load64(&xs[g + 1]), w[g + 1]);
+                    s1 = _mm512_dpwssd_epi32(s1, p1, blk.scale[g + 1]);
+                }
+                let sums = _mm512_add_epi32(s0, s1);
+                let scale = _mm512_set1_ps(d * a.d256[i]);
+                *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), scale, *acc);
+            }
+        }
+        for (o, acc) in out.iter_mut().zip(acc) {
+            *o = _mm512_reduce_add_ps(acc);
+        }
+    }
+}
+
+/// 32 weight bytes as the low or high half of a vector.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn load32_pair(lo: &[u8; 32], hi: &[u8; 32]) -> __m512i {
+    // WORKAROUND: as in `load64`: each load reads exactly the 32 bytes of its array.
+    #[allow(unsafe_code)]
+    let (l, h) = unsafe {
+        (
+            _mm256_loadu_si256(lo.as_ptr().cast()),
+            _mm256_loadu_si256(hi.as_ptr().cast()),
+        )
+    };
+    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(l), h)
+}
+
+/// Eight Q8_0 blocks (256 weights) ready for many tokens: the signed weights of two blocks per
+/// vector, `−128·Σw` per 4 weights (the offset of the unsigned activations, VNNI's first
+/// operand) and the two blocks' scales spread over their 8 i32 lanes each.
+struct Q8_0Super {
+    w: [__m512i; 4],
+    neg_offset: [__m512i; 4],
+    scale: [__m512; 4],
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn prepare_q8_0(blocks: &[[u8; 34]]) -> Q8_0Super {
+    let minus128 = _mm512_set1_epi8(-128);
+    let quarter = |k: usize| {
+        let (a, b) = (&blocks[2 * k], &blocks[2 * k + 1]);
+        let w = load32_pair(
+            &a[2..].as_chunks::<32>().0[0],
+            &b[2..].as_chunks::<32>().0[0],
+        );
+        // −128·Σw per 4 weights: VNNI of the weights (as the signed operand) with 0x80 bytes
+        // read as unsigned 128, negated.
+        let off = _mm512_dpbusd_epi32(_mm512_setzero_si512(), minus128, w);
+        let neg_offset = _mm512_sub_epi32(_mm512_setzero_si512(), off);
+        let scale = _mm512_mask_blend_ps(
+            0xff00,
+            _mm512_set1_ps(f16_at(a, 0)),
+            _mm512_set1_ps(f16_at(b, 0)),
+        );
+        (w, neg_offset, scale)
+    };
+    let (w0, o0, s0) = quarter(0);
+    let (w1, o1, s1) = quarter(1);
+    let (w2, o2, s2) = quarter(2);
+    let (w3, o3, s3) = quarter(3);
+    Q8_0Super {
+        w: [w0, w1, w2, w3],
+        neg_offset: [o0, o1, o2, o3],
+        scale: [s0, s1, s2, s3],
+    }
+}
+
+/// Q8_0 row · many per-256 int8 activations (batched prefill): per 64 weights and token one
+/// load, one `vpdpbusd` (offset-corrected by its starting value), one conversion and one FMA.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub(crate) fn dot_q8_0_multi(row: &[u8], acts: &[Q8Act], out: &mut [f32]) {
+    let (blocks, _) = row.as_chunks::<34>();
+    let (supers, _) = blocks.as_chunks::<8>();
+    for (acts, out) in acts
+        .chunks(TOKENS_PER_PASS)
+        .zip(out.chunks_mut(TOKENS_PER_PASS))
+    {
+        let mut acc = [_mm512_setzero_ps(); TOKENS_PER_PASS];
+        for (i, sb) in supers.iter().enumerate() {
+            let p = prepare_q8_0(sb);
+            for (a, acc) in acts.iter().zip(acc.iter_mut()) {
+                let (xs, _) = a.q256u[QK_K * i..QK_K * (i + 1)].as_chunks::<64>();
+                let mut f = _mm512_setzero_ps();
+                for k in 0..4 {
+                    let s = _mm512_dpbusd_epi32(p.neg_offset[k], load64(&xs[k]), p.w[k]);
+                    f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), p.scale[k], f);
+                }
+                *acc = _mm512_fmadd_ps(f, _mm512_set1_ps(a.d256[i]), *acc);
+            }
+        }
+        for (o, acc) in out.iter_mut().zip(acc) {
+            *o = _mm512_reduce_add_ps(acc);
+        }
+    }
+}
+
 /// Whether this CPU runs the kernels of this module (and `LOCALGLM_SIMD` allows them).
 pub(crate) fn available() -> bool {
     static HAVE: OnceLock<bool> = OnceLock::new();
@@ -307,6 +444,68 @@ mod tests {
             assert!(
                 (got - want).abs() <= 1e-5 * scale,
                 "{cols}: got {got} want {want} (Σ|w·x| {scale})"
+            );
+        }
+    }
+
+    /// The Q8_0 multi-token kernel against the f64 dot of the dequantized row with the int8
+    /// activations each token sees.
+    #[test]
+    fn q8_0_multi_matches_the_dequantized_dot_up_to_rounding() {
+        if !available() {
+            return;
+        }
+        let cols = 1024;
+        let ty = GgmlType::Q8_0;
+        let row = random_blocks(ty, cols / 32, 7);
+        let w = crate::dequantize_to_vec(ty, &row, cols).unwrap();
+        let acts: Vec<Q8Act> = (0..21)
+            .map(|t| Q8Act::new(&random_vector(cols, 200 + t)))
+            .collect();
+        let mut out = vec![0f32; acts.len()];
+        // WORKAROUND: the features were detected by `available()` above.
+        #[allow(unsafe_code)]
+        unsafe {
+            dot_q8_0_multi(&row, &acts, &mut out)
+        };
+        for (a, got) in acts.iter().zip(out) {
+            let (mut want, mut scale) = (0f64, 0f64);
+            for (i, wv) in w.iter().enumerate() {
+                let xv = a.q256[i] as f64 * a.d256[i / 256] as f64;
+                want += *wv as f64 * xv;
+                scale += (*wv as f64 * xv).abs();
+            }
+            assert!(
+                (got as f64 - want).abs() <= 1e-5 * scale,
+                "got {got} want {want} (Σ|w·x| {scale})"
+            );
+        }
+    }
+
+    /// The multi-token kernel equals the one-token kernel token by token (more tokens than one
+    /// pass holds, and a partial last pass).
+    #[test]
+    fn iq2xxs_multi_equals_the_row_kernel_per_token() {
+        if !available() {
+            return;
+        }
+        let cols = 1024;
+        let row = random_blocks(GgmlType::IQ2_XXS, cols / 256, 5);
+        let acts: Vec<Q8Act> = (0..37)
+            .map(|t| Q8Act::new(&random_vector(cols, 100 + t)))
+            .collect();
+        let mut out = vec![0f32; acts.len()];
+        // WORKAROUND: the features were detected by `available()` above.
+        #[allow(unsafe_code)]
+        unsafe {
+            dot_iq2xxs_multi(&row, &acts, &mut out)
+        };
+        for (a, got) in acts.iter().zip(out) {
+            #[allow(unsafe_code)]
+            let want = unsafe { dot_iq2xxs(&row, a) };
+            assert!(
+                (got - want).abs() <= 1e-5 * want.abs().max(1.0),
+                "{got} vs {want}"
             );
         }
     }
