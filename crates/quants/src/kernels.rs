@@ -395,6 +395,7 @@ fn avx512_multi_kernel(ty: GgmlType, acts: &[Q8Act]) -> Option<MultiKernel> {
     match ty {
         GgmlType::IQ2_XXS => Some(crate::simd512::dot_iq2xxs_multi),
         GgmlType::Q8_0 => Some(crate::simd512::dot_q8_0_multi),
+        GgmlType::Q4_K => Some(crate::simd512::dot_q4k_multi),
         _ => None,
     }
 }

@@ -390,6 +390,88 @@ pub(crate) fn dot_q8_0_multi(row: &[u8], acts: &[Q8Act], out: &mut [f32]) {
     }
 }
 
+/// One Q4_K super-block ready for many tokens: per 64 weights the nibbles of two sub-blocks
+/// (unsigned, VNNI's first operand needs them so) and their 6-bit scales as i16 lanes; the
+/// mins per 16 activations for the `bsum16` product; `d`, `dmin`.
+struct Q4kSuper {
+    q: [__m512i; 4],
+    scale: [__m512i; 4],
+    mins: __m256i,
+    d: f32,
+    dmin: f32,
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn prepare_q4k(b: &[u8; 144], lanes: &[__m512i; 4]) -> Q4kSuper {
+    use crate::simd_lowbit::{k_scales_mins, widen_u8};
+    let (sc, mn) = k_scales_mins(&b[4..16]);
+    let nib = _mm256_set1_epi8(15);
+    let (qs, _) = b[16..144].as_chunks::<32>();
+    let q = std::array::from_fn(|k| {
+        let v = crate::simd::load32u(&qs[k]);
+        let lo = _mm256_and_si256(v, nib);
+        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), nib);
+        _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
+    });
+    let sc16 = _mm512_castsi256_si512(widen_u8(&std::array::from_fn(|k| sc[k % 8])));
+    Q4kSuper {
+        q,
+        scale: std::array::from_fn(|k| _mm512_permutexvar_epi16(lanes[k], sc16)),
+        mins: widen_u8(&std::array::from_fn(|k| mn[k / 2])),
+        d: f16_at(b, 0),
+        dmin: f16_at(b, 2),
+    }
+}
+
+/// Q4_K row · many per-256 int8 activations (batched prefill): per 64 weights and token one
+/// `maddubs` and one `vpdpwssd` (scales), per 256 one `madd` of the mins with the activation's
+/// 16-value sums, and one FMA.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub(crate) fn dot_q4k_multi(row: &[u8], acts: &[Q8Act], out: &mut [f32]) {
+    // i16 lane i of quarter k ← scale word 2k + i/16 (sub-blocks 2k and 2k + 1).
+    let lanes: [__m512i; 4] = std::array::from_fn(|k| {
+        let w: [u16; 32] = std::array::from_fn(|i| (2 * k + i / 16) as u16);
+        load_words(&w)
+    });
+    let (blocks, _) = row.as_chunks::<144>();
+    for (acts, out) in acts
+        .chunks(TOKENS_PER_PASS)
+        .zip(out.chunks_mut(TOKENS_PER_PASS))
+    {
+        let mut acc = [_mm512_setzero_ps(); TOKENS_PER_PASS];
+        for (i, b) in blocks.iter().enumerate() {
+            let p = prepare_q4k(b, &lanes);
+            for (a, acc) in acts.iter().zip(acc.iter_mut()) {
+                let (xq, _) = a.q256[QK_K * i..QK_K * (i + 1)].as_chunks::<64>();
+                let mut s0 = _mm512_setzero_si512();
+                let mut s1 = _mm512_setzero_si512();
+                for k in (0..4).step_by(2) {
+                    let p0 = _mm512_maddubs_epi16(p.q[k], load64i(&xq[k]));
+                    s0 = _mm512_dpwssd_epi32(s0, p0, p.scale[k]);
+                    let p1 = _mm512_maddubs_epi16(p.q[k + 1], load64i(&xq[k + 1]));
+                    s1 = _mm512_dpwssd_epi32(s1, p1, p.scale[k + 1]);
+                }
+                let m = _mm256_madd_epi16(p.mins, crate::simd_lowbit::bsums(a, i));
+                let xd = a.d256[i];
+                *acc = _mm512_fmadd_ps(
+                    _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)),
+                    _mm512_set1_ps(p.d * xd),
+                    *acc,
+                );
+                *acc = _mm512_fmadd_ps(
+                    _mm512_cvtepi32_ps(_mm512_zextsi256_si512(m)),
+                    _mm512_set1_ps(-p.dmin * xd),
+                    *acc,
+                );
+            }
+        }
+        for (o, acc) in out.iter_mut().zip(acc) {
+            *o = _mm512_reduce_add_ps(acc);
+        }
+    }
+}
+
 /// Whether this CPU runs the kernels of this module (and `LOCALGLM_SIMD` allows them).
 pub(crate) fn available() -> bool {
     static HAVE: OnceLock<bool> = OnceLock::new();
@@ -448,37 +530,43 @@ mod tests {
         }
     }
 
-    /// The Q8_0 multi-token kernel against the f64 dot of the dequantized row with the int8
-    /// activations each token sees.
+    /// The Q8_0 and Q4_K multi-token kernels against the f64 dot of the dequantized row with
+    /// the int8 activations each token sees.
     #[test]
-    fn q8_0_multi_matches_the_dequantized_dot_up_to_rounding() {
+    fn multi_kernels_match_the_dequantized_dot_up_to_rounding() {
         if !available() {
             return;
         }
-        let cols = 1024;
-        let ty = GgmlType::Q8_0;
-        let row = random_blocks(ty, cols / 32, 7);
-        let w = crate::dequantize_to_vec(ty, &row, cols).unwrap();
-        let acts: Vec<Q8Act> = (0..21)
-            .map(|t| Q8Act::new(&random_vector(cols, 200 + t)))
-            .collect();
-        let mut out = vec![0f32; acts.len()];
-        // WORKAROUND: the features were detected by `available()` above.
-        #[allow(unsafe_code)]
-        unsafe {
-            dot_q8_0_multi(&row, &acts, &mut out)
-        };
-        for (a, got) in acts.iter().zip(out) {
-            let (mut want, mut scale) = (0f64, 0f64);
-            for (i, wv) in w.iter().enumerate() {
-                let xv = a.q256[i] as f64 * a.d256[i / 256] as f64;
-                want += *wv as f64 * xv;
-                scale += (*wv as f64 * xv).abs();
+        type Multi = unsafe fn(&[u8], &[Q8Act], &mut [f32]);
+        let kernels: [(GgmlType, Multi); 2] = [
+            (GgmlType::Q8_0, dot_q8_0_multi),
+            (GgmlType::Q4_K, dot_q4k_multi),
+        ];
+        for (ty, kernel) in kernels {
+            let cols = 1024;
+            let row = random_blocks(ty, cols / ty.block_elems(), 7);
+            let w = crate::dequantize_to_vec(ty, &row, cols).unwrap();
+            let acts: Vec<Q8Act> = (0..21)
+                .map(|t| Q8Act::new(&random_vector(cols, 200 + t)))
+                .collect();
+            let mut out = vec![0f32; acts.len()];
+            // WORKAROUND: the features were detected by `available()` above.
+            #[allow(unsafe_code)]
+            unsafe {
+                kernel(&row, &acts, &mut out)
+            };
+            for (a, got) in acts.iter().zip(out) {
+                let (mut want, mut scale) = (0f64, 0f64);
+                for (i, wv) in w.iter().enumerate() {
+                    let xv = a.q256[i] as f64 * a.d256[i / 256] as f64;
+                    want += *wv as f64 * xv;
+                    scale += (*wv as f64 * xv).abs();
+                }
+                assert!(
+                    (got as f64 - want).abs() <= 1e-5 * scale,
+                    "{ty}: got {got} want {want} (Σ|w·x| {scale})"
+                );
             }
-            assert!(
-                (got as f64 - want).abs() <= 1e-5 * scale,
-                "got {got} want {want} (Σ|w·x| {scale})"
-            );
         }
     }
 

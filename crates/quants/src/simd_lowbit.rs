@@ -34,7 +34,7 @@ fn load_i16(v: &[i16; 16]) -> __m256i {
 /// 16 bytes widened to 16 unsigned i16 lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn widen_u8(b: &[u8; 16]) -> __m256i {
+pub(crate) fn widen_u8(b: &[u8; 16]) -> __m256i {
     let lo = i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
     let hi = i64::from_le_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
     _mm256_cvtepu8_epi16(_mm_set_epi64x(hi, lo))
@@ -78,7 +78,7 @@ fn scaled(w: __m256i, x: &[i8; 32], scale: __m256i) -> __m256i {
 /// The block's activation sums as a vector.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn bsums(a: &Q8Act, block: usize) -> __m256i {
+pub(crate) fn bsums(a: &Q8Act, block: usize) -> __m256i {
     let (b, _) = a.bsum16[16 * block..].as_chunks::<16>();
     load_i16(&b[0])
 }
@@ -208,7 +208,7 @@ pub(crate) fn dot_q3k(row: &[u8], a: &Q8Act) -> f32 {
 
 /// The 6-bit (scale, min) pairs of a Q4_K/Q5_K 12-byte field, as (8 scales, 8 mins) bytes.
 #[inline(always)]
-fn k_scales_mins(f: &[u8]) -> ([u8; 8], [u8; 8]) {
+pub(crate) fn k_scales_mins(f: &[u8]) -> ([u8; 8], [u8; 8]) {
     let w = |o: usize| u32::from_le_bytes([f[o], f[o + 1], f[o + 2], f[o + 3]]);
     let (u0, u1, u2) = (w(0), w(4), w(8));
     let (l6, l4, h2) = (0x3f3f_3f3f, 0x0f0f_0f0f, 0x0303_0303);
