@@ -4,7 +4,13 @@ use anyhow::{bail, Result};
 use localglm_quants::bench::{bench_matvec, measure_bandwidth, Size};
 use localglm_quants::GgmlType;
 
-pub fn quants(mib: usize, reps: usize, names: &[String], shape: Option<&str>) -> Result<()> {
+pub fn quants(
+    mib: usize,
+    reps: usize,
+    names: &[String],
+    shape: Option<&str>,
+    batch: usize,
+) -> Result<()> {
     let mut types = Vec::new();
     for n in names {
         match GgmlType::from_name(&n.to_uppercase()) {
@@ -37,10 +43,30 @@ pub fn quants(mib: usize, reps: usize, names: &[String], shape: Option<&str>) ->
         bw.read_bytes_per_s / 1e9
     );
     println!();
+    if batch > 1 {
+        // A batched product reuses every weight `batch` times: compute, not bandwidth, bounds
+        // it, so only multiply-adds per second are reported.
+        println!("batched product, {batch} activation vectors; multiply-adds per second\n");
+        println!("| type | bits/w | matrix | MAC/s |");
+        println!("|---|---:|---:|---:|");
+        for ty in types {
+            let r = bench_matvec(ty, size, reps, batch)?;
+            println!(
+                "| {} | {:.4} | {}×{} ({} MiB) | {:.2} G |",
+                ty.name(),
+                ty.bits_per_weight(),
+                r.rows,
+                r.cols,
+                r.weight_bytes >> 20,
+                r.weights_per_s / 1e9,
+            );
+        }
+        return Ok(());
+    }
     println!("| type | bits/w | matrix | weights/s | GB/s | ratio to copy bw | ratio to read bw |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     for ty in types {
-        let r = bench_matvec(ty, size, reps)?;
+        let r = bench_matvec(ty, size, reps, 1)?;
         println!(
             "| {} | {:.4} | {}×{} ({} MiB) | {:.2} G | {:.2} | {:.2} | {:.2} |",
             ty.name(),

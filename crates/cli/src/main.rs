@@ -106,6 +106,10 @@ enum BenchWhat {
         /// test-backend-ops MUL_MAT perf shape).
         #[arg(long)]
         shape: Option<String>,
+        /// Activation vectors per product (1: mat-vec, the decode path; more: the batched
+        /// prefill path, reported as multiply-adds per second).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
     },
 }
 
@@ -170,8 +174,9 @@ async fn main() -> Result<()> {
                     reps,
                     types,
                     shape,
+                    batch,
                 },
-        } => bench::quants(mib, reps, &types, shape.as_deref()),
+        } => bench::quants(mib, reps, &types, shape.as_deref(), batch),
         Command::Bench {
             what:
                 BenchWhat::Glm {

@@ -5,7 +5,7 @@
 //! than any cache (≥ 512 MiB by default), using all rayon threads, as the kernels do.
 
 use crate::synth::{random_blocks, random_vector};
-use crate::{matvec, GgmlType, QuantError};
+use crate::{GgmlType, QuantError};
 use rayon::prelude::*;
 use std::time::Instant;
 
@@ -87,8 +87,16 @@ pub enum Size {
     Shape { rows: usize, cols: usize },
 }
 
-/// Mat-vec of a random `ty` matrix, best of `reps`.
-pub fn bench_matvec(ty: GgmlType, size: Size, reps: usize) -> Result<MatvecResult, QuantError> {
+/// Mat-vec of a random `ty` matrix, best of `reps`; with `batch` > 1 the batched product with
+/// that many activation vectors (the prefill path), `weights_per_s` then counting
+/// multiply-adds (weights × vectors).
+pub fn bench_matvec(
+    ty: GgmlType,
+    size: Size,
+    reps: usize,
+    batch: usize,
+) -> Result<MatvecResult, QuantError> {
+    let batch = batch.max(1);
     let (rows, cols) = match size {
         Size::Bytes(target) => ((target / ty.row_bytes(4096)?).max(1), 4096),
         Size::Shape { rows, cols } => (rows, cols),
@@ -102,11 +110,11 @@ pub fn bench_matvec(ty: GgmlType, size: Size, reps: usize) -> Result<MatvecResul
         .map(|i| random_blocks(ty, chunk_blocks.min(n_blocks - i * chunk_blocks), i as u64))
         .collect();
     let w: Vec<u8> = parts.concat();
-    let x = random_vector(cols, 1);
-    let mut y = vec![0f32; rows];
-    matvec(ty, &w, rows, cols, &x, &mut y)?; // warm-up, page-in
+    let x = random_vector(cols * batch, 1);
+    let mut y = vec![0f32; rows * batch];
+    crate::matmul(ty, &w, rows, cols, &x, batch, &mut y)?; // warm-up, page-in
     let seconds = best_of(reps, || {
-        matvec(ty, &w, rows, cols, &x, &mut y).expect("checked above");
+        crate::matmul(ty, &w, rows, cols, &x, batch, &mut y).expect("checked above");
     });
     std::hint::black_box(&y);
     Ok(MatvecResult {
@@ -116,6 +124,6 @@ pub fn bench_matvec(ty: GgmlType, size: Size, reps: usize) -> Result<MatvecResul
         weight_bytes: w.len(),
         seconds,
         bytes_per_s: w.len() as f64 / seconds,
-        weights_per_s: (rows * cols) as f64 / seconds,
+        weights_per_s: (rows * cols * batch) as f64 / seconds,
     })
 }

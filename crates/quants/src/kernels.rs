@@ -323,15 +323,12 @@ fn rows_multi_avx2(ty: GgmlType, w: &[u8], row_bytes: usize, acts: &[Q8Act], yt:
 fn rows_multi_dispatch(ty: GgmlType, w: &[u8], row_bytes: usize, acts: &[Q8Act], yt: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if let Some(dot) = avx512_multi_kernel(ty, acts) {
-        let n = acts.len();
-        for (row, out) in w.chunks_exact(row_bytes).zip(yt.chunks_exact_mut(n)) {
-            // WORKAROUND: `avx512_multi_kernel` returns kernels only after detecting their
-            // features on this CPU.
-            #[allow(unsafe_code)]
-            unsafe {
-                dot(row, acts, out)
-            };
-        }
+        // WORKAROUND: `avx512_multi_kernel` returns kernels only after detecting their
+        // features on this CPU.
+        #[allow(unsafe_code)]
+        unsafe {
+            dot(w, row_bytes, acts, yt)
+        };
         return;
     }
     #[cfg(target_arch = "x86_64")]
@@ -385,7 +382,7 @@ fn avx512_row_kernel(ty: GgmlType, act: Option<&Q8Act>) -> Option<RowKernel> {
 
 /// The AVX-512 multi-token row kernel for `ty`, where this CPU has one.
 #[cfg(target_arch = "x86_64")]
-type MultiKernel = unsafe fn(&[u8], &[Q8Act], &mut [f32]);
+type MultiKernel = unsafe fn(&[u8], usize, &[Q8Act], &mut [f32]);
 
 #[cfg(target_arch = "x86_64")]
 fn avx512_multi_kernel(ty: GgmlType, acts: &[Q8Act]) -> Option<MultiKernel> {

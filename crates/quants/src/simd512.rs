@@ -25,6 +25,28 @@ use std::sync::OnceLock;
 /// The grid byte of each two-bit code (code 3 never occurs).
 const IQ2XXS_VALUES: [u8; 4] = [0x08, 0x19, 0x2b, 0];
 
+/// `acc + Σ pairs a·b` (i16 → i32), always as one `vpdpwssd`: LLVM otherwise may split the
+/// intrinsic into `vpmaddwd` + `vpaddd` (it did in the multi-token loops, where the split
+/// doubled the per-token multiply-port work).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn dpwssd(acc: __m512i, a: __m512i, b: __m512i) -> __m512i {
+    let mut r = acc;
+    // WORKAROUND: inline assembly for one instruction of this function's own features; it
+    // touches no memory.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::arch::asm!(
+            "vpdpwssd {r}, {a}, {b}",
+            r = inout(zmm_reg) r,
+            a = in(zmm_reg) a,
+            b = in(zmm_reg) b,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    r
+}
+
 /// 64 bytes as one vector.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw")]
@@ -229,9 +251,9 @@ fn iq2xxs_block_dot(b: &Iq2xxsBlock, xq: &[i8; QK_K]) -> __m512i {
         let xs = _mm512_mask_sub_epi8(x, b.neg[g], zero, x);
         let p = _mm512_maddubs_epi16(b.grid[g], xs);
         if g & 1 == 0 {
-            s0 = _mm512_dpwssd_epi32(s0, p, b.scale[g]);
+            s0 = dpwssd(s0, p, b.scale[g]);
         } else {
-            s1 = _mm512_dpwssd_epi32(s1, p, b.scale[g]);
+            s1 = dpwssd(s1, p, b.scale[g]);
         }
     }
     _mm512_add_epi32(s0, s1)
@@ -261,8 +283,16 @@ const TOKENS_PER_PASS: usize = 16;
 /// Each super-block is decoded once per 16 tokens; per token it costs 4 × (load, masked
 /// negate, `maddubs`, `vpdpwssd`) and one float FMA.
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
-pub(crate) fn dot_iq2xxs_multi(row: &[u8], acts: &[Q8Act], out: &mut [f32]) {
+pub(crate) fn dot_iq2xxs_multi(w: &[u8], row_bytes: usize, acts: &[Q8Act], yt: &mut [f32]) {
     let r = Iq2xxsRegs::load();
+    for (row, out) in w.chunks_exact(row_bytes).zip(yt.chunks_exact_mut(acts.len())) {
+        iq2xxs_multi_row(&r, row, acts, out);
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
+fn iq2xxs_multi_row(r: &Iq2xxsRegs, row: &[u8], acts: &[Q8Act], out: &mut [f32]) {
     let (blocks, _) = row.as_chunks::<66>();
     for (acts, out) in acts
         .chunks(TOKENS_PER_PASS)
@@ -272,7 +302,7 @@ pub(crate) fn dot_iq2xxs_multi(row: &[u8], acts: &[Q8Act], out: &mut [f32]) {
         let zero = _mm512_setzero_si512();
         let u128 = _mm512_set1_epi8(-128);
         for (i, b) in blocks.iter().enumerate() {
-            let blk = decode_iq2xxs(&r, &b[2..].as_chunks::<64>().0[0]);
+            let blk = decode_iq2xxs(r, &b[2..].as_chunks::<64>().0[0]);
             let d = f16_at(b, 0) * 0.125;
             // Signed weights against the unsigned activations `x + 128`: the accumulator
             // starts at −128·Σ scale·w, so no per-token negation is left.
@@ -281,7 +311,7 @@ pub(crate) fn dot_iq2xxs_multi(row: &[u8], acts: &[Q8Act], out: &mut [f32]) {
             });
             let mut off = zero;
             for g in 0..4 {
-                off = _mm512_dpwssd_epi32(off, _mm512_maddubs_epi16(u128, w[g]), blk.scale[g]);
+                off = dpwssd(off, _mm512_maddubs_epi16(u128, w[g]), blk.scale[g]);
             }
             let start = _mm512_sub_epi32(zero, off);
             for (a, acc) in acts.iter().zip(acc.iter_mut()) {
@@ -290,9 +320,9 @@ pub(crate) fn dot_iq2xxs_multi(row: &[u8], acts: &[Q8Act], out: &mut [f32]) {
                 let mut s1 = zero;
                 for g in (0..4).step_by(2) {
                     let p0 = _mm512_maddubs_epi16(load64(&xs[g]), w[g]);
-                    s0 = _mm512_dpwssd_epi32(s0, p0, blk.scale[g]);
+                    s0 = dpwssd(s0, p0, blk.scale[g]);
                     let p1 = _mm512_maddubs_epi16(load64(&xs[g + 1]), w[g + 1]);
-                    s1 = _mm512_dpwssd_epi32(s1, p1, blk.scale[g + 1]);
+                    s1 = dpwssd(s1, p1, blk.scale[g + 1]);
                 }
                 let sums = _mm512_add_epi32(s0, s1);
                 let scale = _mm512_set1_ps(d * a.d256[i]);
@@ -364,7 +394,15 @@ fn prepare_q8_0(blocks: &[[u8; 34]]) -> Q8_0Super {
 /// Q8_0 row · many per-256 int8 activations (batched prefill): per 64 weights and token one
 /// load, one `vpdpbusd` (offset-corrected by its starting value), one conversion and one FMA.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-pub(crate) fn dot_q8_0_multi(row: &[u8], acts: &[Q8Act], out: &mut [f32]) {
+pub(crate) fn dot_q8_0_multi(w: &[u8], row_bytes: usize, acts: &[Q8Act], yt: &mut [f32]) {
+    for (row, out) in w.chunks_exact(row_bytes).zip(yt.chunks_exact_mut(acts.len())) {
+        q8_0_multi_row(row, acts, out);
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn q8_0_multi_row(row: &[u8], acts: &[Q8Act], out: &mut [f32]) {
     let (blocks, _) = row.as_chunks::<34>();
     let (supers, _) = blocks.as_chunks::<8>();
     for (acts, out) in acts
@@ -428,12 +466,20 @@ fn prepare_q4k(b: &[u8; 144], lanes: &[__m512i; 4]) -> Q4kSuper {
 /// `maddubs` and one `vpdpwssd` (scales), per 256 one `madd` of the mins with the activation's
 /// 16-value sums, and one FMA.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-pub(crate) fn dot_q4k_multi(row: &[u8], acts: &[Q8Act], out: &mut [f32]) {
+pub(crate) fn dot_q4k_multi(w: &[u8], row_bytes: usize, acts: &[Q8Act], yt: &mut [f32]) {
     // i16 lane i of quarter k ← scale word 2k + i/16 (sub-blocks 2k and 2k + 1).
     let lanes: [__m512i; 4] = std::array::from_fn(|k| {
         let w: [u16; 32] = std::array::from_fn(|i| (2 * k + i / 16) as u16);
         load_words(&w)
     });
+    for (row, out) in w.chunks_exact(row_bytes).zip(yt.chunks_exact_mut(acts.len())) {
+        q4k_multi_row(&lanes, row, acts, out);
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn q4k_multi_row(lanes: &[__m512i; 4], row: &[u8], acts: &[Q8Act], out: &mut [f32]) {
     let (blocks, _) = row.as_chunks::<144>();
     for (acts, out) in acts
         .chunks(TOKENS_PER_PASS)
@@ -441,16 +487,16 @@ pub(crate) fn dot_q4k_multi(row: &[u8], acts: &[Q8Act], out: &mut [f32]) {
     {
         let mut acc = [_mm512_setzero_ps(); TOKENS_PER_PASS];
         for (i, b) in blocks.iter().enumerate() {
-            let p = prepare_q4k(b, &lanes);
+            let p = prepare_q4k(b, lanes);
             for (a, acc) in acts.iter().zip(acc.iter_mut()) {
                 let (xq, _) = a.q256[QK_K * i..QK_K * (i + 1)].as_chunks::<64>();
                 let mut s0 = _mm512_setzero_si512();
                 let mut s1 = _mm512_setzero_si512();
                 for k in (0..4).step_by(2) {
                     let p0 = _mm512_maddubs_epi16(p.q[k], load64i(&xq[k]));
-                    s0 = _mm512_dpwssd_epi32(s0, p0, p.scale[k]);
+                    s0 = dpwssd(s0, p0, p.scale[k]);
                     let p1 = _mm512_maddubs_epi16(p.q[k + 1], load64i(&xq[k + 1]));
-                    s1 = _mm512_dpwssd_epi32(s1, p1, p.scale[k + 1]);
+                    s1 = dpwssd(s1, p1, p.scale[k + 1]);
                 }
                 let m = _mm256_madd_epi16(p.mins, crate::simd_lowbit::bsums(a, i));
                 let xd = a.d256[i];
@@ -537,7 +583,7 @@ mod tests {
         if !available() {
             return;
         }
-        type Multi = unsafe fn(&[u8], &[Q8Act], &mut [f32]);
+        type Multi = unsafe fn(&[u8], usize, &[Q8Act], &mut [f32]);
         let kernels: [(GgmlType, Multi); 2] = [
             (GgmlType::Q8_0, dot_q8_0_multi),
             (GgmlType::Q4_K, dot_q4k_multi),
@@ -553,7 +599,7 @@ mod tests {
             // WORKAROUND: the features were detected by `available()` above.
             #[allow(unsafe_code)]
             unsafe {
-                kernel(&row, &acts, &mut out)
+                kernel(&row, row.len(), &acts, &mut out)
             };
             for (a, got) in acts.iter().zip(out) {
                 let (mut want, mut scale) = (0f64, 0f64);
@@ -586,7 +632,7 @@ mod tests {
         // WORKAROUND: the features were detected by `available()` above.
         #[allow(unsafe_code)]
         unsafe {
-            dot_iq2xxs_multi(&row, &acts, &mut out)
+            dot_iq2xxs_multi(&row, row.len(), &acts, &mut out)
         };
         for (a, got) in acts.iter().zip(out) {
             #[allow(unsafe_code)]
