@@ -322,16 +322,6 @@ fn rows_multi_avx2(ty: GgmlType, w: &[u8], row_bytes: usize, acts: &[Q8Act], yt:
 
 fn rows_multi_dispatch(ty: GgmlType, w: &[u8], row_bytes: usize, acts: &[Q8Act], yt: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if let Some(dot) = avx512_multi_kernel(ty, acts) {
-        // WORKAROUND: `avx512_multi_kernel` returns kernels only after detecting their
-        // features on this CPU.
-        #[allow(unsafe_code)]
-        unsafe {
-            dot(w, row_bytes, acts, yt)
-        };
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
     if have_avx2() {
         // WORKAROUND: as in `rows_dispatch`: the features were detected on this CPU.
         #[allow(unsafe_code)]
@@ -376,23 +366,6 @@ fn avx512_row_kernel(ty: GgmlType, act: Option<&Q8Act>) -> Option<RowKernel> {
     }
     match ty {
         GgmlType::IQ2_XXS => Some(crate::simd512::dot_iq2xxs),
-        _ => None,
-    }
-}
-
-/// The AVX-512 multi-token row kernel for `ty`, where this CPU has one.
-#[cfg(target_arch = "x86_64")]
-type MultiKernel = unsafe fn(&[u8], usize, &[Q8Act], &mut [f32]);
-
-#[cfg(target_arch = "x86_64")]
-fn avx512_multi_kernel(ty: GgmlType, acts: &[Q8Act]) -> Option<MultiKernel> {
-    if acts.iter().any(|a| a.q256.is_empty()) || !crate::simd512::available() {
-        return None;
-    }
-    match ty {
-        GgmlType::IQ2_XXS => Some(crate::simd512::dot_iq2xxs_multi),
-        GgmlType::Q8_0 => Some(crate::simd512::dot_q8_0_multi),
-        GgmlType::Q4_K => Some(crate::simd512::dot_q4k_multi),
         _ => None,
     }
 }
@@ -545,6 +518,24 @@ pub fn matmul_with(
     check_len("ys", ys.len(), n * rows)?;
     if n == 1 {
         return matvec_with(mode, ty, w, rows, cols, xs, ys);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if mode == Activations::Int8 && crate::simd512::available() && cols.is_multiple_of(32) {
+        if let Some(group) = crate::gemm512::group_size(ty) {
+            // Register-tiled VNNI GEMM: activations packed once in 16-token panels.
+            let panels: Vec<crate::gemm512::Panel> = xs
+                .chunks(crate::gemm512::PANEL * cols)
+                .map(|c| crate::gemm512::Panel::new(c, cols, group, di8::has_bias(ty)))
+                .collect();
+            transposed_tasks(w, row_bytes, rows, cols, n, ys, |yc, wc| {
+                // WORKAROUND: `simd512::available()` detected the features just above.
+                #[allow(unsafe_code)]
+                unsafe {
+                    crate::gemm512::rows_times_panels(ty, wc, row_bytes, cols, &panels, yc)
+                }
+            });
+            return Ok(());
+        }
     }
     if mode == Activations::Int8 && di8::supports(ty) {
         // Integer path: every weight block is decoded once for the whole batch.

@@ -13,6 +13,7 @@
 pub mod bench;
 pub mod decode_i8;
 pub mod dequant;
+mod gemm512;
 pub mod kernels;
 pub mod q8;
 mod simd;

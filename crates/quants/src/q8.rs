@@ -53,9 +53,6 @@ pub struct Q8Act {
     /// offsets and minimums (`dmin·m`, IQ1's `δ`, Q3_K's `−4`) through these instead of
     /// touching the activations again.
     pub bsum16: Vec<i16>,
-    /// `q256 + 128` as unsigned bytes, for VNNI's unsigned × signed products against signed
-    /// weights (the AVX-512 multi-token kernels subtract `128·Σw` once per weight block).
-    pub q256u: Vec<u8>,
 }
 
 impl Q8Act {
@@ -86,14 +83,10 @@ impl Q8Act {
                     .chunks_exact(16)
                     .map(|g| g.iter().map(|&v| v as i16).sum::<i16>()),
             );
-            self.q256u.clear();
-            self.q256u
-                .extend(self.q256.iter().map(|&v| (v as u8) ^ 0x80));
         } else {
             self.q256.clear();
             self.d256.clear();
             self.bsum16.clear();
-            self.q256u.clear();
         }
     }
 }

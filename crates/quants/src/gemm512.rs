@@ -1,0 +1,473 @@
+//! Batched products (prefill) on AVX-512 VNNI as a register-tiled integer GEMM.
+//!
+//! The mat-vec kernels put 64 weights of *one* output in a vector, so every scale group costs
+//! float work per token. Here a vector holds *16 tokens* of one output row: `vpdpbusd` takes a
+//! 4-byte weight slice broadcast from memory against the 16 tokens' 4 activation bytes, and
+//! the rows of a tile share each activation load. The integer sums of a scale group (16 or 32
+//! weights) get one conversion and one FMA per row for all 16 tokens.
+//!
+//! - Activations ([`Panel`]): up to 16 tokens, quantized to int8 per 32 values (scale
+//!   `max|x|/127`, stored as `x + 128` because VNNI's first operand is unsigned), laid out
+//!   `[k/4][token][4]`; with the per-32 scales and, for formats with an additive term, the
+//!   exact f32 sums of each scale group.
+//! - Weights ([`RowTile`]): up to 4 rows decoded once (whole rows, L1-sized) to int8 by the
+//!   `decode_i8` decoders, with each group's f32 scale, bias and `−128·Σq` (the offset of the
+//!   unsigned activations, the accumulator's starting value).
+//!
+//! Error: that of the per-32 int8 activation grid (|Δ| ≤ Σ|w|·d/2 per group, see `q8.rs`) on
+//! the `scale·q` part, exact sums on the bias part, f32 rounding otherwise.
+
+#![cfg(target_arch = "x86_64")]
+
+use crate::decode_i8 as di8;
+use crate::dequant::f16_at;
+use crate::simd512::Iq2xxsRegs;
+use crate::GgmlType;
+use std::arch::x86_64::*;
+
+/// Tokens per panel: the 16 i32 lanes of a vector.
+pub(crate) const PANEL: usize = 16;
+/// Rows per register tile.
+const TILE: usize = 4;
+
+/// Scale-group size of `ty` in this GEMM, or `None` where the format's scales or biases vary
+/// inside 16 weights (IQ1_M's per-8 delta) or it is not an integer-path format.
+pub(crate) fn group_size(ty: GgmlType) -> Option<usize> {
+    match ty {
+        GgmlType::Q4_0
+        | GgmlType::Q4_1
+        | GgmlType::Q5_0
+        | GgmlType::Q5_1
+        | GgmlType::Q8_0
+        | GgmlType::IQ4_NL
+        | GgmlType::Q4_K
+        | GgmlType::Q5_K
+        | GgmlType::IQ2_XXS
+        | GgmlType::IQ3_XXS
+        | GgmlType::IQ3_S
+        | GgmlType::IQ1_S
+        | GgmlType::IQ4_XS => Some(32),
+        GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q6_K | GgmlType::IQ2_XS | GgmlType::IQ2_S => {
+            Some(16)
+        }
+        _ => None,
+    }
+}
+
+/// Up to [`PANEL`] tokens' activations, quantized and packed (see the module docs).
+pub(crate) struct Panel {
+    /// `[k/4][token][4]` bytes of `q + 128`.
+    xu: Vec<u8>,
+    /// `[k/32][token]` activation scales (0 for padding tokens).
+    xd: Vec<f32>,
+    /// `[k/group][token]` exact sums of each scale group (empty unless the format has biases).
+    xsum: Vec<f32>,
+    /// Real tokens in this panel.
+    n: usize,
+}
+
+/// `round(v·id)` clamped to ±127 (half away from zero), as `q8.rs` rounds.
+#[inline(always)]
+fn round_q(v: f32, id: f32) -> i32 {
+    let h = if v >= 0.0 { 0.5 } else { -0.5 };
+    ((v * id + h) as i32).clamp(-127, 127)
+}
+
+impl Panel {
+    /// Packs `xs` (`n ≤ 16` rows of `cols`, cols a multiple of 32).
+    pub(crate) fn new(xs: &[f32], cols: usize, group: usize, sums: bool) -> Self {
+        let n = xs.len() / cols;
+        debug_assert!(n <= PANEL && cols.is_multiple_of(32));
+        let mut p = Panel {
+            xu: vec![128; cols * PANEL],
+            xd: vec![0.0; cols / 32 * PANEL],
+            xsum: if sums {
+                vec![0.0; cols / group * PANEL]
+            } else {
+                Vec::new()
+            },
+            n,
+        };
+        for (t, x) in xs.chunks_exact(cols).enumerate() {
+            for (j, g) in x.chunks_exact(32).enumerate() {
+                let amax = g.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let d = amax / 127.0;
+                let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+                p.xd[j * PANEL + t] = d;
+                for (i, &v) in g.iter().enumerate() {
+                    let k = 32 * j + i;
+                    p.xu[(k / 4) * 4 * PANEL + 4 * t + k % 4] = (round_q(v, id) + 128) as u8;
+                }
+            }
+            if sums {
+                for (j, g) in x.chunks_exact(group).enumerate() {
+                    p.xsum[j * PANEL + t] = g.iter().sum();
+                }
+            }
+        }
+        p
+    }
+}
+
+/// A tile of decoded weight rows: int8 quants and, per scale group, the f32 scale, the f32
+/// bias and the accumulator start `−128·Σq`.
+pub(crate) struct RowTile {
+    q: Vec<i8>,
+    /// `q` as little-endian 4-byte words, the broadcast operand of `vpdpbusd`.
+    words: Vec<i32>,
+    scale: Vec<f32>,
+    bias: Vec<f32>,
+    start: Vec<i32>,
+    has_bias: bool,
+    cols: usize,
+    group: usize,
+}
+
+impl RowTile {
+    pub(crate) fn new(ty: GgmlType, cols: usize) -> Option<Self> {
+        let group = group_size(ty)?;
+        let groups = cols / group * TILE;
+        Some(RowTile {
+            q: vec![0; cols * TILE],
+            words: vec![0; cols / 4 * TILE],
+            scale: vec![0.0; groups],
+            bias: vec![0.0; groups],
+            start: vec![0; groups],
+            has_bias: di8::has_bias(ty),
+            cols,
+            group,
+        })
+    }
+
+    /// Decodes `rows` (at most [`TILE`] rows of `row_bytes`) into slots 0.. of the tile.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
+    pub(crate) fn decode(&mut self, ty: GgmlType, rows: &[u8], row_bytes: usize, iq2: &Iq2xxsRegs) {
+        let fast = self.cols.is_multiple_of(256);
+        for (r, row) in rows.chunks_exact(row_bytes).enumerate() {
+            match ty {
+                GgmlType::IQ2_XXS => self.iq2xxs_row(r, row, iq2),
+                GgmlType::Q8_0 if fast => self.q8_0_row(r, row),
+                GgmlType::Q4_K => self.q4k_row(r, row),
+                _ => self.generic_row(ty, r, row),
+            }
+        }
+    }
+
+    /// Stores 256 decoded weights (4 vectors) of row slot `r` at weight `k0`, with the eight
+    /// per-32 accumulator starts.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    fn put256(&mut self, r: usize, k0: usize, w: &[__m512i; 4]) {
+        let at = (r * self.cols + k0) / 4;
+        let (dst, _) = self.words[at..at + 64].as_chunks_mut::<16>();
+        for (d, v) in dst.iter_mut().zip(w) {
+            store_i32(d, *v);
+        }
+        let sums = sums32(w);
+        let g0 = r * (self.cols / 32) + k0 / 32;
+        for (st, s) in self.start[g0..g0 + 8].iter_mut().zip(sums) {
+            *st = -128 * s;
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
+    fn iq2xxs_row(&mut self, r: usize, row: &[u8], regs: &Iq2xxsRegs) {
+        let zero = _mm512_setzero_si512();
+        let (blocks, _) = row.as_chunks::<66>();
+        for (bi, b) in blocks.iter().enumerate() {
+            let blk = crate::simd512::decode_iq2xxs(regs, &b[2..].as_chunks::<64>().0[0]);
+            let w: [__m512i; 4] = std::array::from_fn(|g| {
+                _mm512_mask_sub_epi8(blk.grid[g], blk.neg[g], zero, blk.grid[g])
+            });
+            self.put256(r, 256 * bi, &w);
+            let d = f16_at(b, 0);
+            let g0 = r * (self.cols / 32) + 8 * bi;
+            for j in 0..8 {
+                let ls = b[2 + 8 * j + 7] >> 4;
+                self.scale[g0 + j] = d * (0.5 + ls as f32) * 0.25;
+            }
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    fn q8_0_row(&mut self, r: usize, row: &[u8]) {
+        let (blocks, _) = row.as_chunks::<34>();
+        let (supers, _) = blocks.as_chunks::<8>();
+        for (si, sb) in supers.iter().enumerate() {
+            let qs = |i: usize| &sb[i][2..].as_chunks::<32>().0[0];
+            let w: [__m512i; 4] =
+                std::array::from_fn(|g| crate::simd512::load32_pair(qs(2 * g), qs(2 * g + 1)));
+            self.put256(r, 256 * si, &w);
+            let g0 = r * (self.cols / 32) + 8 * si;
+            for (j, b) in sb.iter().enumerate() {
+                self.scale[g0 + j] = f16_at(b, 0);
+            }
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    fn q4k_row(&mut self, r: usize, row: &[u8]) {
+        let nib = _mm256_set1_epi8(15);
+        let (blocks, _) = row.as_chunks::<144>();
+        for (bi, b) in blocks.iter().enumerate() {
+            let (qs, _) = b[16..144].as_chunks::<32>();
+            let w: [__m512i; 4] = std::array::from_fn(|k| {
+                let v = crate::simd::load32u(&qs[k]);
+                let lo = _mm256_and_si256(v, nib);
+                let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), nib);
+                _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
+            });
+            self.put256(r, 256 * bi, &w);
+            let (sc, mn) = crate::simd_lowbit::k_scales_mins(&b[4..16]);
+            let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
+            let g0 = r * (self.cols / 32) + 8 * bi;
+            for j in 0..8 {
+                self.scale[g0 + j] = d * sc[j] as f32;
+                self.bias[g0 + j] = -(dmin * mn[j] as f32);
+            }
+        }
+    }
+
+    /// Any format through the checked `decode_i8` decoders.
+    fn generic_row(&mut self, ty: GgmlType, r: usize, row: &[u8]) {
+        let be = ty.block_elems();
+        let mut s = vec![0f32; be / 16];
+        let mut bias = vec![0f32; be / 8];
+        let per_row = self.cols / self.group;
+        let group = self.group;
+        let q = &mut self.q[..self.cols];
+        let blocks = row
+            .chunks_exact(ty.block_bytes())
+            .zip(q.chunks_exact_mut(be));
+        for (bi, (blk, qb)) in blocks.enumerate() {
+            di8::decode_block(ty, blk, qb, &mut s, &mut bias)
+                .expect("row bytes were checked by the caller");
+            for (g, qg) in qb.chunks_exact(group).enumerate() {
+                let at = r * per_row + bi * be / group + g;
+                self.scale[at] = s[g * group / 16];
+                self.bias[at] = if self.has_bias {
+                    bias[g * group / 8]
+                } else {
+                    0.0
+                };
+                self.start[at] = -128 * qg.iter().map(|&v| v as i32).sum::<i32>();
+            }
+        }
+        let words = &mut self.words[r * self.cols / 4..(r + 1) * self.cols / 4];
+        for (wd, b) in words.iter_mut().zip(self.q.chunks_exact(4)) {
+            *wd = i32::from_le_bytes([b[0] as u8, b[1] as u8, b[2] as u8, b[3] as u8]);
+        }
+    }
+}
+
+/// The sum of each 32 bytes (signed) of 256 weights in four vectors: 8 sums, sub-block order.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn sums32(w: &[__m512i; 4]) -> [i32; 8] {
+    let ones = _mm512_set1_epi8(1);
+    let zero = _mm512_setzero_si512();
+    // Per vector: 16 lanes of 4-byte sums, lanes 0–7 one sub-block, 8–15 the next.
+    let s: [__m512i; 4] = std::array::from_fn(|g| _mm512_dpbusd_epi32(zero, ones, w[g]));
+    let even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    let odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    let pairs = |a: __m512i, b: __m512i| {
+        _mm512_add_epi32(
+            _mm512_permutex2var_epi32(a, even, b),
+            _mm512_permutex2var_epi32(a, odd, b),
+        )
+    };
+    // Halving three times: 4 partials per sub-block, then 2, then 1 (lanes 0–7).
+    let v = pairs(pairs(s[0], s[1]), pairs(s[2], s[3]));
+    let v = pairs(v, v);
+    let mut out = [0i32; 16];
+    store_i32(&mut out, v);
+    std::array::from_fn(|j| out[j])
+}
+
+/// `R` decoded rows (slots 0..R of `tile`) × one panel → `out[r][t]` for the panel's tokens.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn tile_panel<const R: usize>(tile: &RowTile, p: &Panel, out: &mut [[f32; PANEL]; TILE]) {
+    let (cols, group) = (tile.cols, tile.group);
+    let per_row = cols / group;
+    let steps = group / 4;
+    let mut f = [_mm512_setzero_ps(); R];
+    let (xu, _) = p.xu.as_chunks::<{ 4 * PANEL }>();
+    let (xd, _) = p.xd.as_chunks::<PANEL>();
+    let (xs, _) = p.xsum.as_chunks::<PANEL>();
+    let words: [&[i32]; R] = std::array::from_fn(|r| &tile.words[r * cols / 4..(r + 1) * cols / 4]);
+    for g in 0..per_row {
+        let mut acc: [__m512i; R] =
+            std::array::from_fn(|r| _mm512_set1_epi32(tile.start[r * per_row + g]));
+        let xg = &xu[g * steps..(g + 1) * steps];
+        for (s, x) in xg.iter().enumerate() {
+            let x = load_u8(x);
+            let k = g * steps + s;
+            for (a, wr) in acc.iter_mut().zip(words) {
+                *a = _mm512_dpbusd_epi32(*a, x, _mm512_set1_epi32(wr[k]));
+            }
+        }
+        let d = load_f32(&xd[g * group / 32]);
+        for (r, (fr, a)) in f.iter_mut().zip(acc).enumerate() {
+            let sc = _mm512_mul_ps(d, _mm512_set1_ps(tile.scale[r * per_row + g]));
+            *fr = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), sc, *fr);
+        }
+        if tile.has_bias {
+            let sums = load_f32(&xs[g]);
+            for (r, fr) in f.iter_mut().enumerate() {
+                *fr = _mm512_fmadd_ps(sums, _mm512_set1_ps(tile.bias[r * per_row + g]), *fr);
+            }
+        }
+    }
+    for (o, fr) in out.iter_mut().zip(f) {
+        store_f32(o, fr);
+    }
+}
+
+/// Rows `w` (each `row_bytes`, type `ty`, `cols` weights) × all panels into `yt` (rows × n,
+/// row-major, n = the panels' tokens). `ty` must have a [`group_size`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
+pub(crate) fn rows_times_panels(
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    cols: usize,
+    panels: &[Panel],
+    yt: &mut [f32],
+) {
+    let n: usize = panels.iter().map(|p| p.n).sum();
+    let Some(mut tile) = RowTile::new(ty, cols) else {
+        return;
+    };
+    let iq2 = Iq2xxsRegs::load();
+    let mut out = [[0f32; PANEL]; TILE];
+    for (rows, yr) in w.chunks(row_bytes * TILE).zip(yt.chunks_mut(n * TILE)) {
+        tile.decode(ty, rows, row_bytes, &iq2);
+        let r_here = rows.len() / row_bytes;
+        let mut t0 = 0;
+        for p in panels {
+            match r_here {
+                4 => tile_panel::<4>(&tile, p, &mut out),
+                3 => tile_panel::<3>(&tile, p, &mut out),
+                2 => tile_panel::<2>(&tile, p, &mut out),
+                _ => tile_panel::<1>(&tile, p, &mut out),
+            }
+            for (r, o) in out.iter().enumerate().take(r_here) {
+                yr[r * n + t0..r * n + t0 + p.n].copy_from_slice(&o[..p.n]);
+            }
+            t0 += p.n;
+        }
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn load_u8(b: &[u8; 4 * PANEL]) -> __m512i {
+    // WORKAROUND: an unaligned 64-byte load has no safe intrinsic; it reads exactly the 64
+    // bytes of the referenced array.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm512_loadu_si512(b.as_ptr().cast())
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn load_f32(v: &[f32; PANEL]) -> __m512 {
+    // WORKAROUND: as in `load_u8`: exactly the 16 floats of the referenced array.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm512_loadu_ps(v.as_ptr())
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn store_i32(o: &mut [i32; 16], v: __m512i) {
+    // WORKAROUND: as in `load_u8`: writes exactly the 16 i32 of the referenced array.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm512_storeu_si512(o.as_mut_ptr().cast(), v)
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn store_f32(o: &mut [f32; PANEL], v: __m512) {
+    // WORKAROUND: as in `load_u8`: writes exactly the 16 floats of the referenced array.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm512_storeu_ps(o.as_mut_ptr(), v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{random_blocks, random_vector};
+
+    /// Every format of the GEMM against its own arithmetic in f64: the decoded `scale·q` against
+    /// the per-32 int8 activations the panel holds, the bias against the exact values.
+    #[test]
+    fn gemm_matches_the_decoded_products() {
+        if !crate::simd512::available() {
+            return;
+        }
+        for ty in GgmlType::SUPPORTED {
+            let Some(group) = group_size(ty) else {
+                continue;
+            };
+            let (rows, cols, n) = (7usize, 512usize, 21usize);
+            let w = random_blocks(ty, rows * cols / ty.block_elems(), 3);
+            let row_bytes = ty.row_bytes(cols).unwrap();
+            let xs = random_vector(n * cols, 9);
+            let panels: Vec<Panel> = xs
+                .chunks(PANEL * cols)
+                .map(|c| Panel::new(c, cols, group, di8::has_bias(ty)))
+                .collect();
+            let mut yt = vec![0f32; rows * n];
+            // WORKAROUND: the features were detected above.
+            #[allow(unsafe_code)]
+            unsafe {
+                rows_times_panels(ty, &w, row_bytes, cols, &panels, &mut yt)
+            };
+            let be = ty.block_elems();
+            let (mut q, mut s, mut b) = (vec![0i8; be], vec![0f32; be / 16], vec![0f32; be / 8]);
+            for t in 0..n {
+                let x = &xs[t * cols..(t + 1) * cols];
+                let mut xq = vec![0f64; cols];
+                for (j, g) in x.chunks_exact(32).enumerate() {
+                    let d = g.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
+                    let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+                    for (i, &v) in g.iter().enumerate() {
+                        xq[32 * j + i] = round_q(v, id) as f64 * d as f64;
+                    }
+                }
+                for r in 0..rows {
+                    let row = &w[r * row_bytes..(r + 1) * row_bytes];
+                    let (mut want, mut scale) = (0f64, 0f64);
+                    for (bi, blk) in row.chunks_exact(ty.block_bytes()).enumerate() {
+                        let has_bias = di8::decode_block(ty, blk, &mut q, &mut s, &mut b).unwrap();
+                        for i in 0..be {
+                            let k = bi * be + i;
+                            let mut v = s[i / 16] as f64 * q[i] as f64 * xq[k];
+                            if has_bias {
+                                v += b[i / 8] as f64 * x[k] as f64;
+                            }
+                            want += v;
+                            scale += v.abs();
+                        }
+                    }
+                    let got = yt[r * n + t] as f64;
+                    assert!(
+                        (got - want).abs() <= 1e-5 * scale,
+                        "{ty} row {r} token {t}: got {got} want {want} (Σ|terms| {scale})"
+                    );
+                }
+            }
+        }
+    }
+}
