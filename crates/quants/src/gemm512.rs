@@ -66,8 +66,9 @@ pub(crate) struct Panel {
     n: usize,
 }
 
-/// `round(v·id)` clamped to ±127 (half away from zero), as `q8.rs` rounds.
-#[inline(always)]
+/// `round(v·id)` clamped to ±127 (half away from zero), as `q8.rs` rounds and as
+/// [`Panel::new`] does in vectors (the tests' reference).
+#[cfg(test)]
 fn round_q(v: f32, id: f32) -> i32 {
     let h = if v >= 0.0 { 0.5 } else { -0.5 };
     ((v * id + h) as i32).clamp(-127, 127)
@@ -75,6 +76,7 @@ fn round_q(v: f32, id: f32) -> i32 {
 
 impl Panel {
     /// Packs `xs` (`n ≤ 16` rows of `cols`, cols a multiple of 32).
+    #[target_feature(enable = "avx512f,avx512bw")]
     pub(crate) fn new(xs: &[f32], cols: usize, group: usize, sums: bool) -> Self {
         let n = xs.len() / cols;
         debug_assert!(n <= PANEL && cols.is_multiple_of(32));
@@ -88,15 +90,32 @@ impl Panel {
             },
             n,
         };
+        let half = _mm512_set1_ps(0.5);
+        let sign = _mm512_set1_epi32(i32::MIN);
+        let (lo, hi) = (_mm512_set1_epi32(-127), _mm512_set1_epi32(127));
+        let (xu, _) = p.xu.as_chunks_mut::<4>();
         for (t, x) in xs.chunks_exact(cols).enumerate() {
-            for (j, g) in x.chunks_exact(32).enumerate() {
-                let amax = g.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let (groups, _) = x.as_chunks::<32>();
+            for (j, g) in groups.iter().enumerate() {
+                let (a, b) = (load16(&g[..16]), load16(&g[16..]));
+                let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
                 let d = amax / 127.0;
-                let id = if d > 0.0 { 1.0 / d } else { 0.0 };
                 p.xd[j * PANEL + t] = d;
-                for (i, &v) in g.iter().enumerate() {
-                    let k = 32 * j + i;
-                    p.xu[(k / 4) * 4 * PANEL + 4 * t + k % 4] = (round_q(v, id) + 128) as u8;
+                let id = _mm512_set1_ps(if d > 0.0 { 1.0 / d } else { 0.0 });
+                // round(v·id) half away from zero, as `round_q`, then + 128 as a byte.
+                let quant = |v: __m512| {
+                    let h = _mm512_castsi512_ps(_mm512_or_si512(
+                        _mm512_castps_si512(half),
+                        _mm512_and_si512(_mm512_castps_si512(v), sign),
+                    ));
+                    let q = _mm512_cvttps_epi32(_mm512_fmadd_ps(v, id, h));
+                    let q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
+                    _mm512_add_epi32(q, _mm512_set1_epi32(128))
+                };
+                let mut bytes = [0u8; 32];
+                store16_u8(&mut bytes, quant(a), quant(b));
+                for (i, quad) in bytes.as_chunks::<4>().0.iter().enumerate() {
+                    xu[(8 * j + i) * PANEL + t] = *quad;
                 }
             }
             if sums {
@@ -106,6 +125,32 @@ impl Panel {
             }
         }
         p
+    }
+}
+
+/// 16 floats of a slice (exactly 16 long).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn load16(v: &[f32]) -> __m512 {
+    let v: &[f32; 16] = v.try_into().expect("16 floats");
+    // WORKAROUND: an unaligned load has no safe intrinsic; reads exactly the 16 floats.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm512_loadu_ps(v.as_ptr())
+    }
+}
+
+/// The low bytes of 32 i32 lanes (values 0..=255) into `out`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn store16_u8(out: &mut [u8; 32], a: __m512i, b: __m512i) {
+    let lo = _mm512_cvtepi32_epi8(a);
+    let hi = _mm512_cvtepi32_epi8(b);
+    let both = _mm256_set_m128i(hi, lo);
+    // WORKAROUND: as in `load16`: writes exactly the 32 bytes of the referenced array.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm256_storeu_si256(out.as_mut_ptr().cast(), both)
     }
 }
 
@@ -424,9 +469,11 @@ mod tests {
             let w = random_blocks(ty, rows * cols / ty.block_elems(), 3);
             let row_bytes = ty.row_bytes(cols).unwrap();
             let xs = random_vector(n * cols, 9);
+            // WORKAROUND: the features were detected above.
+            #[allow(unsafe_code)]
             let panels: Vec<Panel> = xs
                 .chunks(PANEL * cols)
-                .map(|c| Panel::new(c, cols, group, di8::has_bias(ty)))
+                .map(|c| unsafe { Panel::new(c, cols, group, di8::has_bias(ty)) })
                 .collect();
             let mut yt = vec![0f32; rows * n];
             // WORKAROUND: the features were detected above.

@@ -524,8 +524,14 @@ pub fn matmul_with(
         if let Some(group) = crate::gemm512::group_size(ty) {
             // Register-tiled VNNI GEMM: activations packed once in 16-token panels.
             let panels: Vec<crate::gemm512::Panel> = xs
-                .chunks(crate::gemm512::PANEL * cols)
-                .map(|c| crate::gemm512::Panel::new(c, cols, group, di8::has_bias(ty)))
+                .par_chunks(crate::gemm512::PANEL * cols)
+                .map(|c| {
+                    // WORKAROUND: `simd512::available()` detected the features just above.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        crate::gemm512::Panel::new(c, cols, group, di8::has_bias(ty))
+                    }
+                })
                 .collect();
             transposed_tasks(w, row_bytes, rows, cols, n, ys, |yc, wc| {
                 // WORKAROUND: `simd512::available()` detected the features just above.
@@ -582,10 +588,23 @@ fn transposed_tasks(
             .zip(w.par_chunks(row_bytes * ROWS_PER_TASK))
             .for_each(|(yc, wc)| task(yc, wc));
     }
-    for r in 0..rows {
-        for t in 0..n {
-            ys[t * rows + r] = yt[r * n + t];
+    // Back to n × rows, in blocks of 16 tokens × 64 rows (both sides touch whole cache lines),
+    // one task per 16 tokens when large.
+    let block = |(c, yc): (usize, &mut [f32])| {
+        let t0 = c * 16;
+        for r0 in (0..rows).step_by(64) {
+            for (dt, yt_row) in yc.chunks_exact_mut(rows).enumerate() {
+                let t = t0 + dt;
+                for (r, y) in yt_row.iter_mut().enumerate().skip(r0).take(64) {
+                    *y = yt[r * n + t];
+                }
+            }
         }
+    };
+    if rows * n < PARALLEL_MIN_WEIGHTS / 16 {
+        ys.chunks_mut(16 * rows).enumerate().for_each(block);
+    } else {
+        ys.par_chunks_mut(16 * rows).enumerate().for_each(block);
     }
 }
 
