@@ -357,7 +357,7 @@ pub fn simd_allowed() -> bool {
 
 /// The AVX-512 row kernel for `ty`, where this CPU has one (per-256 activations only).
 #[cfg(target_arch = "x86_64")]
-type RowKernel = unsafe fn(&[u8], &Q8Act) -> f32;
+type RowKernel = unsafe fn(&[u8], usize, &Q8Act, &mut [f32]);
 
 #[cfg(target_arch = "x86_64")]
 fn avx512_row_kernel(ty: GgmlType, act: Option<&Q8Act>) -> Option<RowKernel> {
@@ -365,7 +365,9 @@ fn avx512_row_kernel(ty: GgmlType, act: Option<&Q8Act>) -> Option<RowKernel> {
         return None;
     }
     match ty {
-        GgmlType::IQ2_XXS => Some(crate::simd512::dot_iq2xxs),
+        GgmlType::IQ2_XXS => Some(crate::simd512::rows_iq2xxs),
+        GgmlType::Q8_0 => Some(crate::simd512::rows_q8_0),
+        GgmlType::Q6_K => Some(crate::simd512::rows_q6k),
         _ => None,
     }
 }
@@ -380,15 +382,13 @@ fn rows_dispatch(
     y: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if let (Some(dot), Some(a)) = (avx512_row_kernel(ty, act), act) {
-        for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
-            // WORKAROUND: as below: `avx512_row_kernel` returns kernels only after detecting
-            // their features on this CPU.
-            #[allow(unsafe_code)]
-            unsafe {
-                *out = dot(row, a)
-            };
-        }
+    if let (Some(rows), Some(a)) = (avx512_row_kernel(ty, act), act) {
+        // WORKAROUND: as below: `avx512_row_kernel` returns kernels only after detecting
+        // their features on this CPU.
+        #[allow(unsafe_code)]
+        unsafe {
+            rows(w, row_bytes, a, y)
+        };
         return;
     }
     #[cfg(target_arch = "x86_64")]

@@ -259,20 +259,155 @@ fn iq2xxs_block_dot(b: &Iq2xxsBlock, xq: &[i8; QK_K]) -> __m512i {
     _mm512_add_epi32(s0, s1)
 }
 
-/// IQ2_XXS row · per-256 int8 activation (see the module docs).
+/// IQ2_XXS rows · per-256 int8 activation (see the module docs), into `y`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
-pub(crate) fn dot_iq2xxs(row: &[u8], a: &Q8Act) -> f32 {
+pub(crate) fn rows_iq2xxs(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
     let r = Iq2xxsRegs::load();
+    for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
+        *out = iq2xxs_row(&r, row, a);
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
+fn iq2xxs_row(r: &Iq2xxsRegs, row: &[u8], a: &Q8Act) -> f32 {
     let (blocks, _) = row.as_chunks::<66>();
     let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc = _mm512_setzero_ps();
     for ((b, xq), &xd) in blocks.iter().zip(xq).zip(&a.d256) {
         let d = f16_at(b, 0) * 0.125 * xd;
-        let blk = decode_iq2xxs(&r, &b[2..].as_chunks::<64>().0[0]);
+        let blk = decode_iq2xxs(r, &b[2..].as_chunks::<64>().0[0]);
         let sums = iq2xxs_block_dot(&blk, xq);
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_set1_ps(d), acc);
     }
     _mm512_reduce_add_ps(acc)
+}
+
+/// Q8_0 rows · per-256 int8 activation: per 64 weights (two blocks) `|w|` against the
+/// activations negated where `w < 0` (one masked subtract; AVX-512 has no `vpsignb`) in one
+/// `vpdpbusd`, then one conversion and one FMA with the two blocks' scales (F16C-converted
+/// eight at a time).
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
+pub(crate) fn rows_q8_0(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
+    // Scale lanes of the 64-weight quarter g: blocks 2g (lanes 0–7) and 2g + 1 (lanes 8–15).
+    let pick: [__m512i; 4] = std::array::from_fn(|g| {
+        let lanes: [i32; 16] = std::array::from_fn(|i| (2 * g + i / 8) as i32);
+        load_i32s(&lanes)
+    });
+    for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
+        *out = q8_0_row(&pick, row, a);
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
+fn q8_0_row(pick: &[__m512i; 4], row: &[u8], a: &Q8Act) -> f32 {
+    let zero = _mm512_setzero_si512();
+    let (blocks, _) = row.as_chunks::<34>();
+    let (supers, _) = blocks.as_chunks::<8>();
+    let (xq, _) = a.q256.as_chunks::<QK_K>();
+    let mut acc = _mm512_setzero_ps();
+    for ((sb, xq), &xd) in supers.iter().zip(xq).zip(&a.d256) {
+        let halves: [u16; 8] = std::array::from_fn(|j| u16::from_le_bytes([sb[j][0], sb[j][1]]));
+        let d8 = _mm256_cvtph_ps(_mm_set_epi16(
+            halves[7] as i16,
+            halves[6] as i16,
+            halves[5] as i16,
+            halves[4] as i16,
+            halves[3] as i16,
+            halves[2] as i16,
+            halves[1] as i16,
+            halves[0] as i16,
+        ));
+        let d8 = _mm512_castps256_ps512(d8);
+        let (xs, _) = xq.as_chunks::<64>();
+        let mut f = _mm512_setzero_ps();
+        for g in 0..4 {
+            let qs = |j: usize| &sb[j][2..].as_chunks::<32>().0[0];
+            let wv = load32_pair(qs(2 * g), qs(2 * g + 1));
+            let x = load64i(&xs[g]);
+            let xs = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(wv), zero, x);
+            let p = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(wv), xs);
+            let sc = _mm512_permutexvar_ps(pick[g], d8);
+            f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), sc, f);
+        }
+        acc = _mm512_fmadd_ps(f, _mm512_set1_ps(xd), acc);
+    }
+    _mm512_reduce_add_ps(acc)
+}
+
+/// Q6_K rows · per-256 int8 activation: the 6-bit quants (0..=63, unsigned) straight into
+/// `maddubs`, the signed 8-bit scales per 16 in `vpdpwssd`, the `−32` offset once per block
+/// through the activation's 16-value sums (`Σ s·bsum16`).
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub(crate) fn rows_q6k(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
+    // i16 lane i of quarter k ← scale 4k + i/8 (16-weight groups 4k..4k + 4).
+    let pick: [__m512i; 4] = std::array::from_fn(|k| {
+        let lanes: [u16; 32] = std::array::from_fn(|i| (4 * k + i / 8) as u16);
+        load_words(&lanes)
+    });
+    for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
+        *out = q6k_row(&pick, row, a);
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn q6k_row(pick: &[__m512i; 4], row: &[u8], a: &Q8Act) -> f32 {
+    let nib = _mm512_set1_epi8(15);
+    let three = _mm512_set1_epi8(3);
+    let (blocks, _) = row.as_chunks::<210>();
+    let (xq, _) = a.q256.as_chunks::<QK_K>();
+    let mut acc = _mm512_setzero_ps();
+    for (bi, ((b, xq), &xd)) in blocks.iter().zip(xq).zip(&a.d256).enumerate() {
+        let (ql, _) = b[..128].as_chunks::<64>();
+        let (qh, _) = b[128..192].as_chunks::<32>();
+        let sc8 = &b[192..208].as_chunks::<16>().0[0];
+        // Scales as 16 signed i16 (low half of a vector).
+        let sc16 = _mm256_cvtepi8_epi16(crate::simd_lowbit::load16_u8(sc8));
+        let sc = _mm512_castsi256_si512(sc16);
+        let (xs, _) = xq.as_chunks::<64>();
+        let mut sum = _mm512_setzero_si512();
+        for n in 0..2 {
+            let l = load64(&ql[n]);
+            let h = crate::simd::load32u(&qh[n]);
+            // Weights 128n + 0..64: low nibbles, high bits (h >> 0, h >> 2); + 64..128: high
+            // nibbles, (h >> 4, h >> 6).
+            let h01 = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(h), _mm256_srli_epi16::<2>(h));
+            let h23 = _mm512_srli_epi16::<4>(h01);
+            let q0 = _mm512_or_si512(
+                _mm512_and_si512(l, nib),
+                _mm512_slli_epi16::<4>(_mm512_and_si512(h01, three)),
+            );
+            let q1 = _mm512_or_si512(
+                _mm512_and_si512(_mm512_srli_epi16::<4>(l), nib),
+                _mm512_slli_epi16::<4>(_mm512_and_si512(h23, three)),
+            );
+            for (k, q) in [(2 * n, q0), (2 * n + 1, q1)] {
+                let p = _mm512_maddubs_epi16(q, load64i(&xs[k]));
+                sum = dpwssd(sum, p, _mm512_permutexvar_epi16(pick[k], sc));
+            }
+        }
+        // −32 · Σ_g s_g · Σ x over group g.
+        let off = _mm256_madd_epi16(sc16, crate::simd_lowbit::bsums(a, bi));
+        let off = _mm512_castsi256_si512(_mm256_slli_epi32::<5>(off));
+        let mask = 0x00ff;
+        let sum = _mm512_mask_sub_epi32(sum, mask, sum, off);
+        let d = f16_at(b, 208) * xd;
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d), acc);
+    }
+    _mm512_reduce_add_ps(acc)
+}
+
+/// 16 i32 as one vector.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn load_i32s(v: &[i32; 16]) -> __m512i {
+    // WORKAROUND: as in `load64`: reads exactly the 64 bytes of the referenced array.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm512_loadu_si512(v.as_ptr().cast())
+    }
 }
 
 /// 32 weight bytes as the low or high half of a vector.
@@ -301,6 +436,7 @@ pub(crate) fn available() -> bool {
             && is_x86_feature_detected!("avx512vbmi")
             && is_x86_feature_detected!("avx512vnni")
             && is_x86_feature_detected!("avx512bitalg")
+            && is_x86_feature_detected!("f16c")
     })
 }
 
@@ -319,32 +455,43 @@ mod tests {
         }
     }
 
-    /// The kernel against the f64 dot of the dequantized row with the int8 activations it
+    /// Each row kernel against the f64 dot of the dequantized row with the int8 activations it
     /// actually sees: only f32 rounding may differ.
     #[test]
-    fn iq2xxs_matches_the_dequantized_dot_up_to_rounding() {
+    fn row_kernels_match_the_dequantized_dot_up_to_rounding() {
         if !available() {
             return;
         }
-        for (seed, cols) in [(1u64, 256usize), (2, 768), (3, 4096)] {
-            let ty = GgmlType::IQ2_XXS;
-            let row = random_blocks(ty, cols / 256, seed);
-            let x = random_vector(cols, seed + 10);
-            let a = Q8Act::new(&x);
-            let w = crate::dequantize_to_vec(ty, &row, cols).unwrap();
-            let (mut want, mut scale) = (0f64, 0f64);
-            for (i, wv) in w.iter().enumerate() {
-                let xv = a.q256[i] as f64 * a.d256[i / 256] as f64;
-                want += *wv as f64 * xv;
-                scale += (*wv as f64 * xv).abs();
+        type Rows = unsafe fn(&[u8], usize, &Q8Act, &mut [f32]);
+        let kernels: [(GgmlType, Rows); 3] = [
+            (GgmlType::IQ2_XXS, rows_iq2xxs),
+            (GgmlType::Q8_0, rows_q8_0),
+            (GgmlType::Q6_K, rows_q6k),
+        ];
+        for (ty, kernel) in kernels {
+            for (seed, cols) in [(1u64, 256usize), (2, 768), (3, 4096)] {
+                let row = random_blocks(ty, cols / ty.block_elems(), seed);
+                let x = random_vector(cols, seed + 10);
+                let a = Q8Act::new(&x);
+                let w = crate::dequantize_to_vec(ty, &row, cols).unwrap();
+                let (mut want, mut scale) = (0f64, 0f64);
+                for (i, wv) in w.iter().enumerate() {
+                    let xv = a.q256[i] as f64 * a.d256[i / 256] as f64;
+                    want += *wv as f64 * xv;
+                    scale += (*wv as f64 * xv).abs();
+                }
+                let mut y = [0f32];
+                // WORKAROUND: the features were detected by `available()` above.
+                #[allow(unsafe_code)]
+                unsafe {
+                    kernel(&row, row.len(), &a, &mut y)
+                };
+                let got = y[0] as f64;
+                assert!(
+                    (got - want).abs() <= 1e-5 * scale,
+                    "{ty} {cols}: got {got} want {want} (Σ|w·x| {scale})"
+                );
             }
-            // WORKAROUND: the features were detected by `available()` above.
-            #[allow(unsafe_code)]
-            let got = unsafe { dot_iq2xxs(&row, &a) } as f64;
-            assert!(
-                (got - want).abs() <= 1e-5 * scale,
-                "{cols}: got {got} want {want} (Σ|w·x| {scale})"
-            );
         }
     }
 }

@@ -31,6 +31,17 @@ fn load_i16(v: &[i16; 16]) -> __m256i {
     }
 }
 
+/// 16 bytes as one vector.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn load16_u8(b: &[u8; 16]) -> __m128i {
+    // WORKAROUND: as in `simd::load32u`: reads exactly the 16 bytes of the referenced array.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm_loadu_si128(b.as_ptr().cast())
+    }
+}
+
 /// 16 bytes widened to 16 unsigned i16 lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
