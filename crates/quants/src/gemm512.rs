@@ -185,7 +185,7 @@ impl RowTile {
     }
 
     /// Decodes `rows` (at most [`TILE`] rows of `row_bytes`) into slots 0.. of the tile.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg,f16c")]
     pub(crate) fn decode(&mut self, ty: GgmlType, rows: &[u8], row_bytes: usize, iq2: &Iq2xxsRegs) {
         let fast = self.cols.is_multiple_of(256);
         for (r, row) in rows.chunks_exact(row_bytes).enumerate() {
@@ -208,15 +208,13 @@ impl RowTile {
         for (d, v) in dst.iter_mut().zip(w) {
             store_i32(d, *v);
         }
-        let sums = sums32(w);
         let g0 = r * (self.cols / 32) + k0 / 32;
-        for (st, s) in self.start[g0..g0 + 8].iter_mut().zip(sums) {
-            *st = -128 * s;
-        }
+        let start = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32::<7>(sums32(w)));
+        store8_i32(&mut self.start[g0..g0 + 8], start);
     }
 
     #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg,f16c")]
     fn iq2xxs_row(&mut self, r: usize, row: &[u8], regs: &Iq2xxsRegs) {
         let zero = _mm512_setzero_si512();
         let (blocks, _) = row.as_chunks::<66>();
@@ -226,17 +224,16 @@ impl RowTile {
                 _mm512_mask_sub_epi8(blk.grid[g], blk.neg[g], zero, blk.grid[g])
             });
             self.put256(r, 256 * bi, &w);
-            let d = f16_at(b, 0);
+            // d·(0.5 + ls)·0.25 = d·(2·ls + 1)/8, the same single rounding.
+            let odd = _mm256_cvtepi32_ps(_mm512_cvtepi64_epi32(blk.sub_scales));
             let g0 = r * (self.cols / 32) + 8 * bi;
-            for j in 0..8 {
-                let ls = b[2 + 8 * j + 7] >> 4;
-                self.scale[g0 + j] = d * (0.5 + ls as f32) * 0.25;
-            }
+            let scales = _mm256_mul_ps(odd, _mm256_set1_ps(f16_at(b, 0) * 0.125));
+            store8_f32(&mut self.scale[g0..g0 + 8], scales);
         }
     }
 
     #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
     fn q8_0_row(&mut self, r: usize, row: &[u8]) {
         let (blocks, _) = row.as_chunks::<34>();
         let (supers, _) = blocks.as_chunks::<8>();
@@ -246,9 +243,12 @@ impl RowTile {
                 std::array::from_fn(|g| crate::simd512::load32_pair(qs(2 * g), qs(2 * g + 1)));
             self.put256(r, 256 * si, &w);
             let g0 = r * (self.cols / 32) + 8 * si;
-            for (j, b) in sb.iter().enumerate() {
-                self.scale[g0 + j] = f16_at(b, 0);
-            }
+            let halves: [u16; 8] =
+                std::array::from_fn(|j| u16::from_le_bytes([sb[j][0], sb[j][1]]));
+            store8_f32(
+                &mut self.scale[g0..g0 + 8],
+                _mm256_cvtph_ps(load8_u16(&halves)),
+            );
         }
     }
 
@@ -269,10 +269,16 @@ impl RowTile {
             let (sc, mn) = crate::simd_lowbit::k_scales_mins(&b[4..16]);
             let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
             let g0 = r * (self.cols / 32) + 8 * bi;
-            for j in 0..8 {
-                self.scale[g0 + j] = d * sc[j] as f32;
-                self.bias[g0 + j] = -(dmin * mn[j] as f32);
-            }
+            let widen = |v: [u8; 8]| {
+                _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi64x(
+                    0,
+                    i64::from_le_bytes(v),
+                )))
+            };
+            let scales = _mm256_mul_ps(_mm256_set1_ps(d), widen(sc));
+            let biases = _mm256_mul_ps(_mm256_set1_ps(-dmin), widen(mn));
+            store8_f32(&mut self.scale[g0..g0 + 8], scales);
+            store8_f32(&mut self.bias[g0..g0 + 8], biases);
         }
     }
 
@@ -311,7 +317,7 @@ impl RowTile {
 /// The sum of each 32 bytes (signed) of 256 weights in four vectors: 8 sums, sub-block order.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-fn sums32(w: &[__m512i; 4]) -> [i32; 8] {
+fn sums32(w: &[__m512i; 4]) -> __m256i {
     let ones = _mm512_set1_epi8(1);
     let zero = _mm512_setzero_si512();
     // Per vector: 16 lanes of 4-byte sums, lanes 0–7 one sub-block, 8–15 the next.
@@ -326,10 +332,42 @@ fn sums32(w: &[__m512i; 4]) -> [i32; 8] {
     };
     // Halving three times: 4 partials per sub-block, then 2, then 1 (lanes 0–7).
     let v = pairs(pairs(s[0], s[1]), pairs(s[2], s[3]));
-    let v = pairs(v, v);
-    let mut out = [0i32; 16];
-    store_i32(&mut out, v);
-    std::array::from_fn(|j| out[j])
+    _mm512_castsi512_si256(pairs(v, v))
+}
+
+/// 8 u16 as one vector.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn load8_u16(v: &[u16; 8]) -> __m128i {
+    // WORKAROUND: an unaligned load has no safe intrinsic; reads exactly the 16 bytes.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm_loadu_si128(v.as_ptr().cast())
+    }
+}
+
+/// 8 i32 into a slice of exactly 8.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn store8_i32(o: &mut [i32], v: __m256i) {
+    let o: &mut [i32; 8] = o.try_into().expect("8 lanes");
+    // WORKAROUND: an unaligned store has no safe intrinsic; writes exactly the 8 i32.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm256_storeu_si256(o.as_mut_ptr().cast(), v)
+    }
+}
+
+/// 8 floats into a slice of exactly 8.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn store8_f32(o: &mut [f32], v: __m256) {
+    let o: &mut [f32; 8] = o.try_into().expect("8 lanes");
+    // WORKAROUND: as in `store8_i32`.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm256_storeu_ps(o.as_mut_ptr(), v)
+    }
 }
 
 /// `R` decoded rows (slots 0..R of `tile`) × one panel → `out[r][t]` for the panel's tokens.
@@ -374,7 +412,7 @@ fn tile_panel<const R: usize>(tile: &RowTile, p: &Panel, out: &mut [[f32; PANEL]
 
 /// Rows `w` (each `row_bytes`, type `ty`, `cols` weights) × all panels into `yt` (rows × n,
 /// row-major, n = the panels' tokens). `ty` must have a [`group_size`].
-#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg,f16c")]
 pub(crate) fn rows_times_panels(
     ty: GgmlType,
     w: &[u8],

@@ -194,6 +194,8 @@ pub(crate) struct Iq2xxsBlock {
     pub(crate) grid: [__m512i; 4],
     pub(crate) neg: [__mmask64; 4],
     scale: [__m512i; 4],
+    /// `2·ls + 1` of the 8 sub-blocks, one per i64 lane.
+    pub(crate) sub_scales: __m512i,
 }
 
 #[inline]
@@ -235,6 +237,7 @@ pub(crate) fn decode_iq2xxs(r: &Iq2xxsRegs, qs: &[u8; 64]) -> Iq2xxsBlock {
         grid: [g0, g1, g2, g3],
         neg: [n0, n1, n2, n3],
         scale: [s0, s1, s2, s3],
+        sub_scales: sc,
     }
 }
 
