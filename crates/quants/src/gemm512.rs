@@ -21,7 +21,7 @@
 
 use crate::decode_i8 as di8;
 use crate::dequant::f16_at;
-use crate::simd512::Iq2xxsRegs;
+use crate::simd512::{IqBlock, IqRegs};
 use crate::GgmlType;
 use std::arch::x86_64::*;
 
@@ -187,11 +187,17 @@ impl RowTile {
 
     /// Decodes `rows` (at most [`TILE`] rows of `row_bytes`) into slots 0.. of the tile.
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg,f16c")]
-    pub(crate) fn decode(&mut self, ty: GgmlType, rows: &[u8], row_bytes: usize, iq2: &Iq2xxsRegs) {
+    pub(crate) fn decode(&mut self, ty: GgmlType, rows: &[u8], row_bytes: usize, iq: &IqRegs) {
+        use crate::simd512::{decode_iq2xxs, decode_iq3xxs};
         let fast = self.cols.is_multiple_of(256);
         for (r, row) in rows.chunks_exact(row_bytes).enumerate() {
             match ty {
-                GgmlType::IQ2_XXS => self.iq2xxs_row(r, row, iq2),
+                GgmlType::IQ2_XXS => {
+                    self.iq_row(r, row, |b| (decode_iq2xxs(iq, b), f16_at(b, 0) * 0.125))
+                }
+                GgmlType::IQ3_XXS => {
+                    self.iq_row(r, row, |b| (decode_iq3xxs(iq, b), f16_at(b, 0) * 0.25))
+                }
                 GgmlType::Q8_0 if fast => self.q8_0_row(r, row),
                 GgmlType::Q4_K => self.q4k_row(r, row),
                 _ => self.generic_row(ty, r, row),
@@ -214,22 +220,31 @@ impl RowTile {
         store8_i32(&mut self.start[g0..g0 + 8], start);
     }
 
+    /// An IQ2_XXS / IQ3_XXS row: `decode` gives each block's vectors and the factor of its
+    /// sub-block scales `2·ls + 1` (`d/8`, `d/4`: the reference's `d·(0.5 + ls)·0.25` and
+    /// `·0.5` with the same single rounding).
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg,f16c")]
-    fn iq2xxs_row(&mut self, r: usize, row: &[u8], regs: &Iq2xxsRegs) {
+    fn iq_row<const B: usize>(
+        &mut self,
+        r: usize,
+        row: &[u8],
+        decode: impl Fn(&[u8; B]) -> (IqBlock, f32),
+    ) {
         let zero = _mm512_setzero_si512();
-        let (blocks, _) = row.as_chunks::<66>();
+        let (blocks, _) = row.as_chunks::<B>();
         for (bi, b) in blocks.iter().enumerate() {
-            let blk = crate::simd512::decode_iq2xxs(regs, &b[2..].as_chunks::<64>().0[0]);
+            let (blk, d) = decode(b);
             let w: [__m512i; 4] = std::array::from_fn(|g| {
                 _mm512_mask_sub_epi8(blk.grid[g], blk.neg[g], zero, blk.grid[g])
             });
             self.put256(r, 256 * bi, &w);
-            // d·(0.5 + ls)·0.25 = d·(2·ls + 1)/8, the same single rounding.
             let odd = _mm256_cvtepi32_ps(_mm512_cvtepi64_epi32(blk.sub_scales));
             let g0 = r * (self.cols / 32) + 8 * bi;
-            let scales = _mm256_mul_ps(odd, _mm256_set1_ps(f16_at(b, 0) * 0.125));
-            store8_f32(&mut self.scale[g0..g0 + 8], scales);
+            store8_f32(
+                &mut self.scale[g0..g0 + 8],
+                _mm256_mul_ps(odd, _mm256_set1_ps(d)),
+            );
         }
     }
 
@@ -426,10 +441,13 @@ pub(crate) fn rows_times_panels(
     let Some(mut tile) = RowTile::new(ty, cols) else {
         return;
     };
-    let iq2 = Iq2xxsRegs::load();
+    let iq = match ty {
+        GgmlType::IQ3_XXS => IqRegs::iq3xxs(),
+        _ => IqRegs::iq2xxs(),
+    };
     let mut out = [[0f32; PANEL]; TILE];
     for (rows, yr) in w.chunks(row_bytes * TILE).zip(yt.chunks_mut(n * TILE)) {
-        tile.decode(ty, rows, row_bytes, &iq2);
+        tile.decode(ty, rows, row_bytes, &iq);
         let r_here = rows.len() / row_bytes;
         let mut t0 = 0;
         for p in panels {

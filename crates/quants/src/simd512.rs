@@ -18,12 +18,14 @@
 
 use crate::dequant::{f16_at, QK_K};
 use crate::q8::Q8Act;
-use crate::tables::{IQ2XXS_GRID, KSIGNS_IQ2XS};
+use crate::tables::{IQ2XXS_GRID, IQ3XXS_GRID, KSIGNS_IQ2XS};
 use std::arch::x86_64::*;
 use std::sync::OnceLock;
 
 /// The grid byte of each two-bit code (code 3 never occurs).
 const IQ2XXS_VALUES: [u8; 4] = [0x08, 0x19, 0x2b, 0];
+/// The eight byte values of the IQ3_XXS grid.
+const IQ3XXS_VALUES: [u8; 8] = [4, 12, 20, 28, 36, 44, 52, 62];
 
 /// `acc + Σ pairs a·b` (i16 → i32), always as one `vpdpwssd`: LLVM otherwise may split the
 /// intrinsic into `vpmaddwd` + `vpaddd` (it did in token loops, where the split doubled the
@@ -70,19 +72,74 @@ fn load64i(b: &[i8; 64]) -> __m512i {
     }
 }
 
-/// The shuffle controls and lookup tables of the IQ2_XXS kernel, built once.
-struct Iq2xxsTables {
-    /// Low / high byte of each grid entry's 16-bit code, as 4 × 64-entry quarters.
+/// Grid lookup by shuffles, for the formats whose 256-entry grid holds only a few distinct byte
+/// values (IQ2_XXS: 8 weights per entry from {8, 25, 43}; IQ3_XXS: 4 weights per entry from
+/// {4, 12, …, 62}): an entry becomes a code of 2 or 3 bits per weight, looked up as two byte
+/// planes by `vpermi2b`, spread to one weight per byte by `vpmultishiftqb`, mapped to its value by
+/// `vpermb`.
+struct GridTables {
+    /// Low / high byte of each entry's code, as 4 × 64-entry quarters.
     code_lo: [[u8; 64]; 4],
     code_hi: [[u8; 64]; 4],
+    /// Per 64-weight quarter `g`: the (lo, hi) code bytes of each entry to where its weights'
+    /// bit fields start (qword per 8-weight entry, dword per 4-weight entry).
+    arrange: [[u8; 64]; 4],
+    /// Byte `b` of every qword ← the bits of its weight's code.
+    code_shift: [u8; 64],
+    /// Code (in the low bits of the index) → grid byte.
+    values: [u8; 64],
+}
+
+impl GridTables {
+    /// `entries[e]` = the grid bytes of entry `e` (little-endian), `per` weights each.
+    fn new(entries: &[u64; 256], per: usize, values: &[u8]) -> Self {
+        let bits = if values.len() <= 4 { 2 } else { 3 };
+        let mut t = GridTables {
+            code_lo: [[0; 64]; 4],
+            code_hi: [[0; 64]; 4],
+            arrange: [[0; 64]; 4],
+            code_shift: std::array::from_fn(|i| {
+                let (entry, b) = ((i % 8) / per, (i % 8) % per);
+                (8 * per * entry + bits * b) as u8
+            }),
+            values: std::array::from_fn(|i| {
+                values.get(i & ((1 << bits) - 1)).copied().unwrap_or(0)
+            }),
+        };
+        for (e, grid) in entries.iter().enumerate() {
+            let code = (0..per).fold(0u32, |c, b| {
+                let v = (grid >> (8 * b)) as u8;
+                let k = values
+                    .iter()
+                    .position(|&x| x == v)
+                    .expect("grid byte in value set");
+                c | (k as u32) << (bits * b)
+            });
+            t.code_lo[e / 64][e % 64] = code as u8;
+            t.code_hi[e / 64][e % 64] = (code >> 8) as u8;
+        }
+        let entries_per_quarter = 64 / per;
+        for g in 0..4 {
+            for q in 0..entries_per_quarter {
+                let pos = match per {
+                    // IQ2_XXS: group q of quarter g is sub-block 2g + q/4, index byte q mod 4.
+                    8 => (8 * (2 * g + q / 4) + q % 4) as u8,
+                    // IQ3_XXS: the index bytes are in weight order.
+                    _ => (entries_per_quarter * g + q) as u8,
+                };
+                t.arrange[g][per * q] = pos;
+                t.arrange[g][per * q + 1] = 64 + pos;
+            }
+        }
+        t
+    }
+}
+
+/// The sign masks and sub-block scales of IQ2_XXS / IQ3_XXS: per 32 weights a u32 of four 7-bit
+/// sign-pattern indices and a 4-bit scale, taken from the high half of qword `j` (sub-block `j`).
+struct SignTables {
     /// `KSIGNS_IQ2XS` in two 64-entry halves.
     signs: [[u8; 64]; 2],
-    /// Per 64-weight quarter `g`: moves code bytes (lo, hi) of group `q` to qword lane `q`.
-    arrange: [[u8; 64]; 4],
-    /// Byte `b` of every qword ← bits `2b..` (weight `b`'s code).
-    code_shift: [u8; 64],
-    /// Two-bit code (in the low bits of the index) → grid byte.
-    values: [u8; 64],
     /// Bytes 0–3 of qword `j` ← the four 7-bit sign fields of sub-block `j` (bits 32 + 7l).
     sign_shift: [u8; 64],
     /// Per quarter `g`: qword lane `q` ← sub-block `2g + q/4` (its pattern bytes).
@@ -93,26 +150,10 @@ struct Iq2xxsTables {
     scale_lane: [[u16; 32]; 4],
 }
 
-fn iq2xxs_tables() -> &'static Iq2xxsTables {
-    static T: OnceLock<Iq2xxsTables> = OnceLock::new();
-    T.get_or_init(|| {
-        let code = |e: usize| -> u16 {
-            (0..8).fold(0u16, |c, b| {
-                let v = (IQ2XXS_GRID[e] >> (8 * b)) as u8;
-                let k = IQ2XXS_VALUES[..3]
-                    .iter()
-                    .position(|&x| x == v)
-                    .expect("IQ2_XXS grid bytes are 8, 25 or 43") as u16;
-                c | k << (2 * b)
-            })
-        };
-        let mut t = Iq2xxsTables {
-            code_lo: [[0; 64]; 4],
-            code_hi: [[0; 64]; 4],
+impl SignTables {
+    fn new() -> Self {
+        let mut t = SignTables {
             signs: [[0; 64]; 2],
-            arrange: [[0; 64]; 4],
-            code_shift: std::array::from_fn(|i| 2 * (i % 8) as u8),
-            values: std::array::from_fn(|i| IQ2XXS_VALUES[i % 4]),
             sign_shift: std::array::from_fn(|i| if i % 8 < 4 { 32 + 7 * (i % 8) as u8 } else { 0 }),
             pattern_lane: std::array::from_fn(|g| std::array::from_fn(|q| (2 * g + q / 4) as u64)),
             bit_select: std::array::from_fn(|i| (8 * ((i / 8) % 4) + i % 8) as u8),
@@ -120,60 +161,77 @@ fn iq2xxs_tables() -> &'static Iq2xxsTables {
                 std::array::from_fn(|i| (4 * (2 * g + i / 16)) as u16)
             }),
         };
-        for e in 0..256 {
-            let c = code(e);
-            t.code_lo[e / 64][e % 64] = c as u8;
-            t.code_hi[e / 64][e % 64] = (c >> 8) as u8;
-        }
         for (k, &s) in KSIGNS_IQ2XS.iter().enumerate() {
             t.signs[k / 64][k % 64] = s;
         }
-        for g in 0..4 {
-            for q in 0..8 {
-                // Group q of quarter g: sub-block j = 2g + q/4, its grid index byte l = q mod 4.
-                let pos = (8 * (2 * g + q / 4) + q % 4) as u8;
-                t.arrange[g][8 * q] = pos;
-                t.arrange[g][8 * q + 1] = 64 + pos;
-            }
-        }
         t
+    }
+}
+
+fn iq2xxs_tables() -> &'static (GridTables, SignTables) {
+    static T: OnceLock<(GridTables, SignTables)> = OnceLock::new();
+    T.get_or_init(|| {
+        (
+            GridTables::new(&IQ2XXS_GRID, 8, &IQ2XXS_VALUES[..3]),
+            SignTables::new(),
+        )
     })
 }
 
-/// The loop-invariant vectors of [`dot_iq2xxs`], in registers.
-pub(crate) struct Iq2xxsRegs {
+fn iq3xxs_tables() -> &'static (GridTables, SignTables) {
+    static T: OnceLock<(GridTables, SignTables)> = OnceLock::new();
+    T.get_or_init(|| {
+        let entries: [u64; 256] = std::array::from_fn(|e| IQ3XXS_GRID[e] as u64);
+        (
+            GridTables::new(&entries, 4, &IQ3XXS_VALUES),
+            SignTables::new(),
+        )
+    })
+}
+
+/// The loop-invariant vectors of the IQ2_XXS / IQ3_XXS kernels, in registers.
+pub(crate) struct IqRegs {
     lo: [__m512i; 4],
     hi: [__m512i; 4],
-    signs: [__m512i; 2],
     arrange: [__m512i; 4],
     code_shift: __m512i,
     values: __m512i,
+    signs: [__m512i; 2],
     sign_shift: __m512i,
     pattern_lane: [__m512i; 4],
     bit_select: __m512i,
     scale_lane: [__m512i; 4],
 }
 
-impl Iq2xxsRegs {
+impl IqRegs {
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
-    pub(crate) fn load() -> Self {
-        let t = iq2xxs_tables();
+    fn load((g, s): &(GridTables, SignTables)) -> Self {
         Self {
-            lo: t.code_lo.each_ref().map(|v| load64(v)),
-            hi: t.code_hi.each_ref().map(|v| load64(v)),
-            signs: t.signs.each_ref().map(|v| load64(v)),
-            arrange: t.arrange.each_ref().map(|v| load64(v)),
-            code_shift: load64(&t.code_shift),
-            values: load64(&t.values),
-            sign_shift: load64(&t.sign_shift),
-            pattern_lane: t.pattern_lane.each_ref().map(|l| {
+            lo: g.code_lo.each_ref().map(|v| load64(v)),
+            hi: g.code_hi.each_ref().map(|v| load64(v)),
+            arrange: g.arrange.each_ref().map(|v| load64(v)),
+            code_shift: load64(&g.code_shift),
+            values: load64(&g.values),
+            signs: s.signs.each_ref().map(|v| load64(v)),
+            sign_shift: load64(&s.sign_shift),
+            pattern_lane: s.pattern_lane.each_ref().map(|l| {
                 let [a, b, c, d, e, f, g, h] = l.map(|v| v as i64);
                 _mm512_set_epi64(h, g, f, e, d, c, b, a)
             }),
-            bit_select: load64(&t.bit_select),
-            scale_lane: t.scale_lane.each_ref().map(|v| load_words(v)),
+            bit_select: load64(&s.bit_select),
+            scale_lane: s.scale_lane.each_ref().map(|v| load_words(v)),
         }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
+    pub(crate) fn iq2xxs() -> Self {
+        Self::load(iq2xxs_tables())
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
+    pub(crate) fn iq3xxs() -> Self {
+        Self::load(iq3xxs_tables())
     }
 }
 
@@ -188,9 +246,9 @@ fn load_words(w: &[u16; 32]) -> __m512i {
     }
 }
 
-/// One IQ2_XXS super-block decoded for the products: per 64-weight quarter the unsigned grid
-/// bytes, the sign mask (bit set ⇒ negate) and the i16 sub-block scales `2·ls + 1`.
-pub(crate) struct Iq2xxsBlock {
+/// One IQ2_XXS / IQ3_XXS super-block decoded for the products: per 64-weight quarter the
+/// unsigned grid bytes, the sign mask (bit set ⇒ negate) and the i16 sub-block scales.
+pub(crate) struct IqBlock {
     pub(crate) grid: [__m512i; 4],
     pub(crate) neg: [__mmask64; 4],
     scale: [__m512i; 4],
@@ -198,27 +256,28 @@ pub(crate) struct Iq2xxsBlock {
     pub(crate) sub_scales: __m512i,
 }
 
+/// Decodes a super-block from its 64 grid index bytes `idx` (where the non-index bytes are,
+/// their lookups are never used) and `words` (sub-block `j`'s sign/scale u32 in the high half
+/// of qword `j`).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
-pub(crate) fn decode_iq2xxs(r: &Iq2xxsRegs, qs: &[u8; 64]) -> Iq2xxsBlock {
-    let q = load64(qs);
-    // Grid codes of the 32 index bytes (the other bytes look up garbage, never used).
-    let high = _mm512_movepi8_mask(q);
+fn decode_iq(r: &IqRegs, idx: __m512i, words: __m512i) -> IqBlock {
+    let high = _mm512_movepi8_mask(idx);
     let lo = _mm512_mask_blend_epi8(
         high,
-        _mm512_permutex2var_epi8(r.lo[0], q, r.lo[1]),
-        _mm512_permutex2var_epi8(r.lo[2], q, r.lo[3]),
+        _mm512_permutex2var_epi8(r.lo[0], idx, r.lo[1]),
+        _mm512_permutex2var_epi8(r.lo[2], idx, r.lo[3]),
     );
     let hi = _mm512_mask_blend_epi8(
         high,
-        _mm512_permutex2var_epi8(r.hi[0], q, r.hi[1]),
-        _mm512_permutex2var_epi8(r.hi[2], q, r.hi[3]),
+        _mm512_permutex2var_epi8(r.hi[0], idx, r.hi[1]),
+        _mm512_permutex2var_epi8(r.hi[2], idx, r.hi[3]),
     );
     // Sign patterns: byte 8j + l ← pattern of group l of sub-block j.
-    let fields = _mm512_multishift_epi64_epi8(r.sign_shift, q);
+    let fields = _mm512_multishift_epi64_epi8(r.sign_shift, words);
     let patterns = _mm512_permutex2var_epi8(r.signs[0], fields, r.signs[1]);
     // Scales 2·ls + 1 in the low word of each sub-block's qword.
-    let ls = _mm512_srli_epi64::<60>(q);
+    let ls = _mm512_srli_epi64::<60>(words);
     let sc = _mm512_or_si512(_mm512_slli_epi64::<1>(ls), _mm512_set1_epi64(1));
     let quarter = |g: usize| {
         let codes = _mm512_permutex2var_epi8(lo, r.arrange[g], hi);
@@ -233,7 +292,7 @@ pub(crate) fn decode_iq2xxs(r: &Iq2xxsRegs, qs: &[u8; 64]) -> Iq2xxsBlock {
     let (g1, n1, s1) = quarter(1);
     let (g2, n2, s2) = quarter(2);
     let (g3, n3, s3) = quarter(3);
-    Iq2xxsBlock {
+    IqBlock {
         grid: [g0, g1, g2, g3],
         neg: [n0, n1, n2, n3],
         scale: [s0, s1, s2, s3],
@@ -241,10 +300,29 @@ pub(crate) fn decode_iq2xxs(r: &Iq2xxsRegs, qs: &[u8; 64]) -> Iq2xxsBlock {
     }
 }
 
+/// IQ2_XXS block (66 bytes): 8 sub-blocks of 8 bytes, 4 grid indices then the sign/scale u32.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
+pub(crate) fn decode_iq2xxs(r: &IqRegs, b: &[u8; 66]) -> IqBlock {
+    let q = load64(&b[2..].as_chunks::<64>().0[0]);
+    decode_iq(r, q, q)
+}
+
+/// IQ3_XXS block (98 bytes): 64 grid indices, then 8 sign/scale u32.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
+pub(crate) fn decode_iq3xxs(r: &IqRegs, b: &[u8; 98]) -> IqBlock {
+    let q = load64(&b[2..66].as_chunks::<64>().0[0]);
+    let words = _mm512_slli_epi64::<32>(_mm512_cvtepu32_epi64(crate::simd::load32u(
+        &b[66..98].as_chunks::<32>().0[0],
+    )));
+    decode_iq(r, q, words)
+}
+
 /// A decoded block against one token's 256 int8 activations: the super-block's i32 sums.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
-fn iq2xxs_block_dot(b: &Iq2xxsBlock, xq: &[i8; QK_K]) -> __m512i {
+fn iq_block_dot(b: &IqBlock, xq: &[i8; QK_K]) -> __m512i {
     let (xs, _) = xq.as_chunks::<64>();
     let zero = _mm512_setzero_si512();
     let mut s0 = zero;
@@ -265,23 +343,37 @@ fn iq2xxs_block_dot(b: &Iq2xxsBlock, xq: &[i8; QK_K]) -> __m512i {
 /// IQ2_XXS rows · per-256 int8 activation (see the module docs), into `y`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
 pub(crate) fn rows_iq2xxs(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
-    let r = Iq2xxsRegs::load();
+    let r = IqRegs::iq2xxs();
     for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
-        *out = iq2xxs_row(&r, row, a);
+        let (blocks, _) = row.as_chunks::<66>();
+        *out = iq_row(blocks, a, |b| (decode_iq2xxs(&r, b), f16_at(b, 0) * 0.125));
     }
 }
 
+/// IQ3_XXS rows · per-256 int8 activation: IQ2_XXS's kernel with a 4-weight, 8-value grid.
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
+pub(crate) fn rows_iq3xxs(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
+    let r = IqRegs::iq3xxs();
+    for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
+        let (blocks, _) = row.as_chunks::<98>();
+        *out = iq_row(blocks, a, |b| (decode_iq3xxs(&r, b), f16_at(b, 0) * 0.25));
+    }
+}
+
+/// One row of blocks: `decode` gives each block's vectors and its factor of `2·ls + 1`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
-fn iq2xxs_row(r: &Iq2xxsRegs, row: &[u8], a: &Q8Act) -> f32 {
-    let (blocks, _) = row.as_chunks::<66>();
+fn iq_row<const B: usize>(
+    blocks: &[[u8; B]],
+    a: &Q8Act,
+    decode: impl Fn(&[u8; B]) -> (IqBlock, f32),
+) -> f32 {
     let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc = _mm512_setzero_ps();
     for ((b, xq), &xd) in blocks.iter().zip(xq).zip(&a.d256) {
-        let d = f16_at(b, 0) * 0.125 * xd;
-        let blk = decode_iq2xxs(r, &b[2..].as_chunks::<64>().0[0]);
-        let sums = iq2xxs_block_dot(&blk, xq);
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_set1_ps(d), acc);
+        let (blk, d) = decode(b);
+        let sums = iq_block_dot(&blk, xq);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_set1_ps(d * xd), acc);
     }
     _mm512_reduce_add_ps(acc)
 }
@@ -466,8 +558,9 @@ mod tests {
             return;
         }
         type Rows = unsafe fn(&[u8], usize, &Q8Act, &mut [f32]);
-        let kernels: [(GgmlType, Rows); 3] = [
+        let kernels: [(GgmlType, Rows); 4] = [
             (GgmlType::IQ2_XXS, rows_iq2xxs),
+            (GgmlType::IQ3_XXS, rows_iq3xxs),
             (GgmlType::Q8_0, rows_q8_0),
             (GgmlType::Q6_K, rows_q6k),
         ];
