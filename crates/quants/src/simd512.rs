@@ -18,7 +18,7 @@
 
 use crate::dequant::{f16_at, QK_K};
 use crate::q8::Q8Act;
-use crate::tables::{IQ2XXS_GRID, IQ3XXS_GRID, KSIGNS_IQ2XS};
+use crate::tables::{IQ2XS_GRID, IQ2XXS_GRID, IQ3XXS_GRID, KSIGNS_IQ2XS};
 use std::arch::x86_64::*;
 use std::sync::OnceLock;
 
@@ -319,6 +319,160 @@ pub(crate) fn decode_iq3xxs(r: &IqRegs, b: &[u8; 98]) -> IqBlock {
     decode_iq(r, q, words)
 }
 
+/// IQ2_XS: per 8 weights a u16 of a 9-bit grid index (512 entries of {8, 25, 43}) and a 7-bit
+/// sign-pattern index; a 4-bit scale per 16 weights. The same shuffle lookup as IQ2_XXS over
+/// four 128-entry table quarters per code byte (selected by index bits 7 and 8).
+struct Iq2xsTables {
+    code_lo: [[u8; 64]; 8],
+    code_hi: [[u8; 64]; 8],
+    /// Per quarter `g`: qword lane `q` ← the code bytes of group `8g + q` (byte `2(8g + q)`).
+    arrange: [[u8; 64]; 4],
+    /// Per quarter `g`: byte 0 of lane `q` ← the sign pattern of group `8g + q`.
+    pattern_pick: [[u8; 64]; 4],
+    /// Byte `b` of each lane ← bit `b` (the lane's pattern byte).
+    bit_select: [u8; 64],
+    /// Per quarter `g`: i16 lane `k` ← scale `4g + k/8` (16-weight groups).
+    scale_lane: [[u16; 32]; 4],
+}
+
+fn iq2xs_tables() -> &'static (Iq2xsTables, GridTables, SignTables) {
+    static T: OnceLock<(Iq2xsTables, GridTables, SignTables)> = OnceLock::new();
+    T.get_or_init(|| {
+        let mut t = Iq2xsTables {
+            code_lo: [[0; 64]; 8],
+            code_hi: [[0; 64]; 8],
+            arrange: [[0; 64]; 4],
+            pattern_pick: [[0; 64]; 4],
+            bit_select: std::array::from_fn(|i| (i % 8) as u8),
+            scale_lane: std::array::from_fn(|g| std::array::from_fn(|k| (4 * g + k / 8) as u16)),
+        };
+        for half in 0..2 {
+            let entries: [u64; 256] = std::array::from_fn(|e| IQ2XS_GRID[256 * half + e]);
+            let g = GridTables::new(&entries, 8, &IQ2XXS_VALUES[..3]);
+            for k in 0..4 {
+                t.code_lo[4 * half + k] = g.code_lo[k];
+                t.code_hi[4 * half + k] = g.code_hi[k];
+            }
+        }
+        for g in 0..4 {
+            for q in 0..8 {
+                let pos = (2 * (8 * g + q)) as u8;
+                t.arrange[g][8 * q] = pos;
+                t.arrange[g][8 * q + 1] = 64 + pos;
+                t.pattern_pick[g][8 * q] = pos;
+            }
+        }
+        // Code shift and values as IQ2_XXS's; the sign table as its.
+        (
+            t,
+            GridTables::new(&IQ2XXS_GRID, 8, &IQ2XXS_VALUES[..3]),
+            SignTables::new(),
+        )
+    })
+}
+
+/// The loop-invariant vectors of the IQ2_XS kernel.
+pub(crate) struct Iq2xsRegs {
+    lo: [__m512i; 8],
+    hi: [__m512i; 8],
+    arrange: [__m512i; 4],
+    pattern_pick: [__m512i; 4],
+    bit_select: __m512i,
+    scale_lane: [__m512i; 4],
+    code_shift: __m512i,
+    values: __m512i,
+    signs: [__m512i; 2],
+}
+
+impl Iq2xsRegs {
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
+    pub(crate) fn load() -> Self {
+        let (t, g, s) = iq2xs_tables();
+        Self {
+            lo: t.code_lo.each_ref().map(|v| load64(v)),
+            hi: t.code_hi.each_ref().map(|v| load64(v)),
+            arrange: t.arrange.each_ref().map(|v| load64(v)),
+            pattern_pick: t.pattern_pick.each_ref().map(|v| load64(v)),
+            bit_select: load64(&t.bit_select),
+            scale_lane: t.scale_lane.each_ref().map(|v| load_words(v)),
+            code_shift: load64(&g.code_shift),
+            values: load64(&g.values),
+            signs: s.signs.each_ref().map(|v| load64(v)),
+        }
+    }
+}
+
+/// One code plane of 512 entries: four `vpermi2b` quarters chosen by index bits 7 and 8.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+fn lookup512(t: &[__m512i; 8], idx: __m512i, b7: __mmask64, b8: __mmask64) -> __m512i {
+    let low = _mm512_mask_blend_epi8(
+        b7,
+        _mm512_permutex2var_epi8(t[0], idx, t[1]),
+        _mm512_permutex2var_epi8(t[2], idx, t[3]),
+    );
+    let high = _mm512_mask_blend_epi8(
+        b7,
+        _mm512_permutex2var_epi8(t[4], idx, t[5]),
+        _mm512_permutex2var_epi8(t[6], idx, t[7]),
+    );
+    _mm512_mask_blend_epi8(b8, low, high)
+}
+
+/// IQ2_XS block (74 bytes) decoded for the products (`sub_scales` unused: scales are per 16).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
+pub(crate) fn decode_iq2xs(r: &Iq2xsRegs, b: &[u8; 74]) -> IqBlock {
+    let q = load64(&b[2..66].as_chunks::<64>().0[0]);
+    // Index bits 0–7 sit in the even bytes; bit 8 is bit 0 of the odd byte.
+    let b7 = _mm512_movepi8_mask(q);
+    let b8 = _mm512_test_epi8_mask(_mm512_srli_epi16::<8>(q), _mm512_set1_epi8(1));
+    let lo = lookup512(&r.lo, q, b7, b8);
+    let hi = lookup512(&r.hi, q, b7, b8);
+    let patterns = _mm512_permutex2var_epi8(r.signs[0], _mm512_srli_epi16::<9>(q), r.signs[1]);
+    // Scales 2·s + 1, one per 16 weights, in the i16 lanes 0..16.
+    let sb = u64::from_le_bytes(b[66..74].try_into().expect("8 scale bytes"));
+    let nib = _mm_set_epi64x(
+        ((sb >> 4) & 0x0f0f_0f0f_0f0f_0f0f) as i64,
+        (sb & 0x0f0f_0f0f_0f0f_0f0f) as i64,
+    );
+    // Interleave low and high nibbles into natural order, widen, 2·s + 1.
+    let natural = _mm_unpacklo_epi8(nib, _mm_srli_si128::<8>(nib));
+    let sc = _mm512_castsi256_si512(_mm256_or_si256(
+        _mm256_slli_epi16::<1>(_mm256_cvtepu8_epi16(natural)),
+        _mm256_set1_epi16(1),
+    ));
+    let quarter = |g: usize| {
+        let codes = _mm512_permutex2var_epi8(lo, r.arrange[g], hi);
+        let grid =
+            _mm512_permutexvar_epi8(_mm512_multishift_epi64_epi8(r.code_shift, codes), r.values);
+        let pat = _mm512_permutexvar_epi8(r.pattern_pick[g], patterns);
+        let neg = _mm512_bitshuffle_epi64_mask(pat, r.bit_select);
+        let scale = _mm512_permutexvar_epi16(r.scale_lane[g], sc);
+        (grid, neg, scale)
+    };
+    let (g0, n0, s0) = quarter(0);
+    let (g1, n1, s1) = quarter(1);
+    let (g2, n2, s2) = quarter(2);
+    let (g3, n3, s3) = quarter(3);
+    IqBlock {
+        grid: [g0, g1, g2, g3],
+        neg: [n0, n1, n2, n3],
+        scale: [s0, s1, s2, s3],
+        sub_scales: _mm512_setzero_si512(),
+    }
+}
+
+/// IQ2_XS rows · per-256 int8 activation.
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
+pub(crate) fn rows_iq2xs(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
+    let r = Iq2xsRegs::load();
+    for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
+        let (blocks, _) = row.as_chunks::<74>();
+        *out = iq_row(blocks, a, |b| (decode_iq2xs(&r, b), f16_at(b, 0) * 0.125));
+    }
+}
+
 /// A decoded block against one token's 256 int8 activations: the super-block's i32 sums.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
@@ -558,8 +712,9 @@ mod tests {
             return;
         }
         type Rows = unsafe fn(&[u8], usize, &Q8Act, &mut [f32]);
-        let kernels: [(GgmlType, Rows); 4] = [
+        let kernels: [(GgmlType, Rows); 5] = [
             (GgmlType::IQ2_XXS, rows_iq2xxs),
+            (GgmlType::IQ2_XS, rows_iq2xs),
             (GgmlType::IQ3_XXS, rows_iq3xxs),
             (GgmlType::Q8_0, rows_q8_0),
             (GgmlType::Q6_K, rows_q6k),
