@@ -18,7 +18,7 @@
 
 use crate::dequant::{f16_at, QK_K};
 use crate::q8::Q8Act;
-use crate::tables::{IQ2XS_GRID, IQ2XXS_GRID, IQ3XXS_GRID, KSIGNS_IQ2XS};
+use crate::tables::{IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID, KSIGNS_IQ2XS};
 use std::arch::x86_64::*;
 use std::sync::OnceLock;
 
@@ -346,14 +346,7 @@ fn iq2xs_tables() -> &'static (Iq2xsTables, GridTables, SignTables) {
             bit_select: std::array::from_fn(|i| (i % 8) as u8),
             scale_lane: std::array::from_fn(|g| std::array::from_fn(|k| (4 * g + k / 8) as u16)),
         };
-        for half in 0..2 {
-            let entries: [u64; 256] = std::array::from_fn(|e| IQ2XS_GRID[256 * half + e]);
-            let g = GridTables::new(&entries, 8, &IQ2XXS_VALUES[..3]);
-            for k in 0..4 {
-                t.code_lo[4 * half + k] = g.code_lo[k];
-                t.code_hi[4 * half + k] = g.code_hi[k];
-            }
-        }
+        (t.code_lo, t.code_hi) = planes512(|e| IQ2XS_GRID[e], 8, &IQ2XXS_VALUES[..3]);
         for g in 0..4 {
             for q in 0..8 {
                 let pos = (2 * (8 * g + q)) as u8;
@@ -369,6 +362,20 @@ fn iq2xs_tables() -> &'static (Iq2xsTables, GridTables, SignTables) {
             SignTables::new(),
         )
     })
+}
+
+/// The two code planes of a 512-entry grid as 8 × 64-entry quarters each.
+type Planes512 = ([[u8; 64]; 8], [[u8; 64]; 8]);
+
+fn planes512(entry: impl Fn(usize) -> u64, per: usize, values: &[u8]) -> Planes512 {
+    let (mut lo, mut hi) = ([[0; 64]; 8], [[0; 64]; 8]);
+    for half in 0..2 {
+        let entries: [u64; 256] = std::array::from_fn(|e| entry(256 * half + e));
+        let g = GridTables::new(&entries, per, values);
+        lo[4 * half..4 * half + 4].copy_from_slice(&g.code_lo);
+        hi[4 * half..4 * half + 4].copy_from_slice(&g.code_hi);
+    }
+    (lo, hi)
 }
 
 /// The loop-invariant vectors of the IQ2_XS kernel.
@@ -470,6 +477,94 @@ pub(crate) fn rows_iq2xs(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
     for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
         let (blocks, _) = row.as_chunks::<74>();
         *out = iq_row(blocks, a, |b| (decode_iq2xs(&r, b), f16_at(b, 0) * 0.125));
+    }
+}
+
+/// The eight byte values of the IQ3_S grid.
+const IQ3S_VALUES: [u8; 8] = [1, 3, 5, 7, 9, 11, 13, 15];
+
+/// IQ3_S: 9-bit grid indices (512 entries of 4 weights from {1, 3, …, 15}; bit 8 from `qh`),
+/// explicit sign bytes in weight order (they are the negate masks as they stand), a 4-bit
+/// scale per 32 weights.
+pub(crate) struct Iq3sRegs {
+    lo: [__m512i; 8],
+    hi: [__m512i; 8],
+    arrange: [__m512i; 4],
+    code_shift: __m512i,
+    values: __m512i,
+    scale_lane: [__m512i; 4],
+}
+
+fn iq3s_tables() -> &'static (Planes512, GridTables, SignTables) {
+    static T: OnceLock<(Planes512, GridTables, SignTables)> = OnceLock::new();
+    T.get_or_init(|| {
+        let first: [u64; 256] = std::array::from_fn(|e| IQ3S_GRID[e] as u64);
+        (
+            planes512(|e| IQ3S_GRID[e] as u64, 4, &IQ3S_VALUES),
+            GridTables::new(&first, 4, &IQ3S_VALUES),
+            SignTables::new(),
+        )
+    })
+}
+
+impl Iq3sRegs {
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
+    pub(crate) fn load() -> Self {
+        let ((lo, hi), g, s) = iq3s_tables();
+        Self {
+            lo: lo.each_ref().map(|v| load64(v)),
+            hi: hi.each_ref().map(|v| load64(v)),
+            arrange: g.arrange.each_ref().map(|v| load64(v)),
+            code_shift: load64(&g.code_shift),
+            values: load64(&g.values),
+            scale_lane: s.scale_lane.each_ref().map(|v| load_words(v)),
+        }
+    }
+}
+
+/// IQ3_S block (110 bytes: d, qs[64], qh[8], signs[32], scales[4]) decoded for the products.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
+pub(crate) fn decode_iq3s(r: &Iq3sRegs, b: &[u8; 110]) -> IqBlock {
+    let q = load64(&b[2..66].as_chunks::<64>().0[0]);
+    let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
+    // Bit 8 of index i is bit i mod 8 of qh[i / 8]: the 8 qh bytes are that mask.
+    let b8 = _cvtu64_mask64(u64_at(66));
+    let b7 = _mm512_movepi8_mask(q);
+    let lo = lookup512(&r.lo, q, b7, b8);
+    let hi = lookup512(&r.hi, q, b7, b8);
+    let sw = u32::from_le_bytes(b[106..110].try_into().expect("4 scale bytes")) as u64;
+    // Nibble j (low nibble first) is the scale of sub-block j; 2·s + 1 per i64 lane.
+    let spread = (0..8).fold(0u64, |acc, j| acc | ((sw >> (4 * j)) & 15) << (8 * j));
+    let ls = _mm512_cvtepu8_epi64(_mm_set_epi64x(0, spread as i64));
+    let sc = _mm512_or_si512(_mm512_slli_epi64::<1>(ls), _mm512_set1_epi64(1));
+    let quarter = |g: usize| {
+        let codes = _mm512_permutex2var_epi8(lo, r.arrange[g], hi);
+        let grid =
+            _mm512_permutexvar_epi8(_mm512_multishift_epi64_epi8(r.code_shift, codes), r.values);
+        let neg = _cvtu64_mask64(u64_at(74 + 8 * g));
+        let scale = _mm512_permutexvar_epi16(r.scale_lane[g], sc);
+        (grid, neg, scale)
+    };
+    let (g0, n0, s0) = quarter(0);
+    let (g1, n1, s1) = quarter(1);
+    let (g2, n2, s2) = quarter(2);
+    let (g3, n3, s3) = quarter(3);
+    IqBlock {
+        grid: [g0, g1, g2, g3],
+        neg: [n0, n1, n2, n3],
+        scale: [s0, s1, s2, s3],
+        sub_scales: sc,
+    }
+}
+
+/// IQ3_S rows · per-256 int8 activation.
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
+pub(crate) fn rows_iq3s(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
+    let r = Iq3sRegs::load();
+    for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
+        let (blocks, _) = row.as_chunks::<110>();
+        *out = iq_row(blocks, a, |b| (decode_iq3s(&r, b), f16_at(b, 0)));
     }
 }
 
@@ -712,8 +807,9 @@ mod tests {
             return;
         }
         type Rows = unsafe fn(&[u8], usize, &Q8Act, &mut [f32]);
-        let kernels: [(GgmlType, Rows); 5] = [
+        let kernels: [(GgmlType, Rows); 6] = [
             (GgmlType::IQ2_XXS, rows_iq2xxs),
+            (GgmlType::IQ3_S, rows_iq3s),
             (GgmlType::IQ2_XS, rows_iq2xs),
             (GgmlType::IQ3_XXS, rows_iq3xxs),
             (GgmlType::Q8_0, rows_q8_0),
