@@ -18,7 +18,7 @@
 
 use crate::dequant::{f16_at, QK_K};
 use crate::q8::Q8Act;
-use crate::tables::{IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID, KSIGNS_IQ2XS};
+use crate::tables::{IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID, KSIGNS_IQ2XS};
 use std::arch::x86_64::*;
 use std::sync::OnceLock;
 
@@ -367,15 +367,24 @@ fn iq2xs_tables() -> &'static (Iq2xsTables, GridTables, SignTables) {
 /// The two code planes of a 512-entry grid as 8 × 64-entry quarters each.
 type Planes512 = ([[u8; 64]; 8], [[u8; 64]; 8]);
 
-fn planes512(entry: impl Fn(usize) -> u64, per: usize, values: &[u8]) -> Planes512 {
-    let (mut lo, mut hi) = ([[0; 64]; 8], [[0; 64]; 8]);
-    for half in 0..2 {
-        let entries: [u64; 256] = std::array::from_fn(|e| entry(256 * half + e));
+/// Code planes of an `N`-quarter grid (64 entries a quarter).
+fn planes<const N: usize>(
+    entry: impl Fn(usize) -> u64,
+    per: usize,
+    values: &[u8],
+) -> ([[u8; 64]; N], [[u8; 64]; N]) {
+    let (mut lo, mut hi) = ([[0; 64]; N], [[0; 64]; N]);
+    for part in 0..N / 4 {
+        let entries: [u64; 256] = std::array::from_fn(|e| entry(256 * part + e));
         let g = GridTables::new(&entries, per, values);
-        lo[4 * half..4 * half + 4].copy_from_slice(&g.code_lo);
-        hi[4 * half..4 * half + 4].copy_from_slice(&g.code_hi);
+        lo[4 * part..4 * part + 4].copy_from_slice(&g.code_lo);
+        hi[4 * part..4 * part + 4].copy_from_slice(&g.code_hi);
     }
     (lo, hi)
+}
+
+fn planes512(entry: impl Fn(usize) -> u64, per: usize, values: &[u8]) -> Planes512 {
+    planes::<8>(entry, per, values)
 }
 
 /// The loop-invariant vectors of the IQ2_XS kernel.
@@ -426,6 +435,24 @@ fn lookup512(t: &[__m512i; 8], idx: __m512i, b7: __mmask64, b8: __mmask64) -> __
     _mm512_mask_blend_epi8(b8, low, high)
 }
 
+/// Eight bytes of 4-bit scales (low nibble first, one per 16 weights) as `2·s + 1` in i16
+/// lanes 0..16 of a vector.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn scales16(bytes: &[u8; 8]) -> __m512i {
+    let sb = u64::from_le_bytes(*bytes);
+    let nib = _mm_set_epi64x(
+        ((sb >> 4) & 0x0f0f_0f0f_0f0f_0f0f) as i64,
+        (sb & 0x0f0f_0f0f_0f0f_0f0f) as i64,
+    );
+    // Interleave low and high nibbles into natural order, widen, 2·s + 1.
+    let natural = _mm_unpacklo_epi8(nib, _mm_srli_si128::<8>(nib));
+    _mm512_castsi256_si512(_mm256_or_si256(
+        _mm256_slli_epi16::<1>(_mm256_cvtepu8_epi16(natural)),
+        _mm256_set1_epi16(1),
+    ))
+}
+
 /// IQ2_XS block (74 bytes) decoded for the products (`sub_scales` unused: scales are per 16).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
@@ -438,17 +465,7 @@ pub(crate) fn decode_iq2xs(r: &Iq2xsRegs, b: &[u8; 74]) -> IqBlock {
     let hi = lookup512(&r.hi, q, b7, b8);
     let patterns = _mm512_permutex2var_epi8(r.signs[0], _mm512_srli_epi16::<9>(q), r.signs[1]);
     // Scales 2·s + 1, one per 16 weights, in the i16 lanes 0..16.
-    let sb = u64::from_le_bytes(b[66..74].try_into().expect("8 scale bytes"));
-    let nib = _mm_set_epi64x(
-        ((sb >> 4) & 0x0f0f_0f0f_0f0f_0f0f) as i64,
-        (sb & 0x0f0f_0f0f_0f0f_0f0f) as i64,
-    );
-    // Interleave low and high nibbles into natural order, widen, 2·s + 1.
-    let natural = _mm_unpacklo_epi8(nib, _mm_srli_si128::<8>(nib));
-    let sc = _mm512_castsi256_si512(_mm256_or_si256(
-        _mm256_slli_epi16::<1>(_mm256_cvtepu8_epi16(natural)),
-        _mm256_set1_epi16(1),
-    ));
+    let sc = scales16(&b[66..74].try_into().expect("8 scale bytes"));
     let quarter = |g: usize| {
         let codes = _mm512_permutex2var_epi8(lo, r.arrange[g], hi);
         let grid =
@@ -565,6 +582,105 @@ pub(crate) fn rows_iq3s(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
     for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
         let (blocks, _) = row.as_chunks::<110>();
         *out = iq_row(blocks, a, |b| (decode_iq3s(&r, b), f16_at(b, 0)));
+    }
+}
+
+/// IQ2_S: 10-bit grid indices (1024 entries of {8, 25, 43}; bits 8–9 from `qh`), explicit
+/// sign bytes in weight order, 4-bit scales per 16 weights.
+pub(crate) struct Iq2sRegs {
+    lo: [__m512i; 16],
+    hi: [__m512i; 16],
+    arrange: [__m512i; 4],
+    code_shift: __m512i,
+    values: __m512i,
+    scale_lane: [__m512i; 4],
+}
+
+type Planes1024 = ([[u8; 64]; 16], [[u8; 64]; 16]);
+
+/// IQ2_S's code planes, its `arrange` (the 32 index bytes are in weight order: group `8g + q`
+/// at byte `8g + q`) and the IQ2 code shift / values.
+fn iq2s_tables() -> &'static (Planes1024, [[u8; 64]; 4], GridTables) {
+    static T: OnceLock<(Planes1024, [[u8; 64]; 4], GridTables)> = OnceLock::new();
+    T.get_or_init(|| {
+        let mut arrange = [[0u8; 64]; 4];
+        for (g, a) in arrange.iter_mut().enumerate() {
+            for q in 0..8 {
+                a[8 * q] = (8 * g + q) as u8;
+                a[8 * q + 1] = (64 + 8 * g + q) as u8;
+            }
+        }
+        let values = &IQ2XXS_VALUES[..3];
+        let planes = planes::<16>(|e| IQ2S_GRID[e], 8, values);
+        (planes, arrange, GridTables::new(&IQ2XXS_GRID, 8, values))
+    })
+}
+
+impl Iq2sRegs {
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
+    pub(crate) fn load() -> Self {
+        let ((lo, hi), arrange, g) = iq2s_tables();
+        Self {
+            lo: lo.each_ref().map(|v| load64(v)),
+            hi: hi.each_ref().map(|v| load64(v)),
+            arrange: arrange.each_ref().map(|v| load64(v)),
+            code_shift: load64(&g.code_shift),
+            values: load64(&g.values),
+            scale_lane: iq2xs_tables()
+                .0
+                .scale_lane
+                .each_ref()
+                .map(|v| load_words(v)),
+        }
+    }
+}
+
+/// IQ2_S block (82 bytes: d, qs[32] index bytes, signs[32], qh[8], scales[8]).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg,bmi2")]
+pub(crate) fn decode_iq2s(r: &Iq2sRegs, b: &[u8; 82]) -> IqBlock {
+    let q = load64(&b[2..66].as_chunks::<64>().0[0]);
+    let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
+    // Index bits 8 and 9 of group i are bits 2(i mod 4) and 2(i mod 4) + 1 of qh[i / 4].
+    let qh = u64_at(66);
+    let b8 = _cvtu64_mask64(_pext_u64(qh, 0x5555_5555_5555_5555));
+    let b9 = _cvtu64_mask64(_pext_u64(qh, 0xaaaa_aaaa_aaaa_aaaa));
+    let b7 = _mm512_movepi8_mask(q);
+    let lookup = |t: &[__m512i; 16]| {
+        let lower: &[__m512i; 8] = t[..8].try_into().expect("8 quarters");
+        let upper: &[__m512i; 8] = t[8..].try_into().expect("8 quarters");
+        _mm512_mask_blend_epi8(b9, lookup512(lower, q, b7, b8), lookup512(upper, q, b7, b8))
+    };
+    let lo = lookup(&r.lo);
+    let hi = lookup(&r.hi);
+    let sc = scales16(&b[74..82].try_into().expect("8 scale bytes"));
+    let quarter = |g: usize| {
+        let codes = _mm512_permutex2var_epi8(lo, r.arrange[g], hi);
+        let grid =
+            _mm512_permutexvar_epi8(_mm512_multishift_epi64_epi8(r.code_shift, codes), r.values);
+        let neg = _cvtu64_mask64(u64_at(34 + 8 * g));
+        let scale = _mm512_permutexvar_epi16(r.scale_lane[g], sc);
+        (grid, neg, scale)
+    };
+    let (g0, n0, s0) = quarter(0);
+    let (g1, n1, s1) = quarter(1);
+    let (g2, n2, s2) = quarter(2);
+    let (g3, n3, s3) = quarter(3);
+    IqBlock {
+        grid: [g0, g1, g2, g3],
+        neg: [n0, n1, n2, n3],
+        scale: [s0, s1, s2, s3],
+        sub_scales: _mm512_setzero_si512(),
+    }
+}
+
+/// IQ2_S rows · per-256 int8 activation.
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg,bmi2")]
+pub(crate) fn rows_iq2s(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
+    let r = Iq2sRegs::load();
+    for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
+        let (blocks, _) = row.as_chunks::<82>();
+        *out = iq_row(blocks, a, |b| (decode_iq2s(&r, b), f16_at(b, 0) * 0.125));
     }
 }
 
@@ -781,6 +897,7 @@ pub(crate) fn available() -> bool {
             && is_x86_feature_detected!("avx512vnni")
             && is_x86_feature_detected!("avx512bitalg")
             && is_x86_feature_detected!("f16c")
+            && is_x86_feature_detected!("bmi2")
     })
 }
 
@@ -807,8 +924,9 @@ mod tests {
             return;
         }
         type Rows = unsafe fn(&[u8], usize, &Q8Act, &mut [f32]);
-        let kernels: [(GgmlType, Rows); 6] = [
+        let kernels: [(GgmlType, Rows); 7] = [
             (GgmlType::IQ2_XXS, rows_iq2xxs),
+            (GgmlType::IQ2_S, rows_iq2s),
             (GgmlType::IQ3_S, rows_iq3s),
             (GgmlType::IQ2_XS, rows_iq2xs),
             (GgmlType::IQ3_XXS, rows_iq3xxs),
