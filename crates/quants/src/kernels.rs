@@ -370,6 +370,8 @@ fn avx512_row_kernel(ty: GgmlType, act: Option<&Q8Act>) -> Option<RowKernel> {
         GgmlType::IQ2_XS => Some(crate::simd512::rows_iq2xs),
         GgmlType::IQ3_S => Some(crate::simd512::rows_iq3s),
         GgmlType::IQ2_S => Some(crate::simd512::rows_iq2s),
+        GgmlType::IQ1_S => Some(crate::simd512::rows_iq1s),
+        GgmlType::IQ1_M => Some(crate::simd512::rows_iq1m),
         GgmlType::Q8_0 => Some(crate::simd512::rows_q8_0),
         GgmlType::Q6_K => Some(crate::simd512::rows_q6k),
         _ => None,

@@ -312,7 +312,7 @@ pub(crate) fn dot_q5k(row: &[u8], a: &Q8Act) -> f32 {
 /// IQ1 groups with the delta folded in, offset to be unsigned: entry `index | neg << 11` holds
 /// per weight `8·g + (neg ? −1 : 1) + 9` ∈ {0, 2, 8, 10, 16, 18} (g ∈ {−1, 0, 1} the grid
 /// value): 4096 × 8 bytes = 32 KiB. `(8g ± 1)/8` is `g + δ` with δ = ±1/8 exactly.
-fn iq1_offset_grid() -> &'static [u64; 4096] {
+pub(crate) fn iq1_offset_grid() -> &'static [u64; 4096] {
     static TABLE: std::sync::OnceLock<Box<[u64; 4096]>> = std::sync::OnceLock::new();
     TABLE.get_or_init(|| {
         let mut t = Box::new([0u64; 4096]);
