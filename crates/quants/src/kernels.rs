@@ -388,6 +388,18 @@ fn rows_dispatch(
     y: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
+    if act.is_none()
+        && matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
+        && crate::simd512::available()
+    {
+        // WORKAROUND: as below: the features were detected by `available()`.
+        #[allow(unsafe_code)]
+        unsafe {
+            crate::simd512::rows_float(ty, w, row_bytes, x, y)
+        };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
     if let (Some(rows), Some(a)) = (avx512_row_kernel(ty, act), act) {
         // WORKAROUND: as below: `avx512_row_kernel` returns kernels only after detecting
         // their features on this CPU.

@@ -19,6 +19,7 @@
 use crate::dequant::{f16_at, QK_K};
 use crate::q8::Q8Act;
 use crate::tables::{IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID, KSIGNS_IQ2XS};
+use crate::GgmlType;
 use std::arch::x86_64::*;
 use std::sync::OnceLock;
 
@@ -1066,6 +1067,87 @@ pub(crate) fn load32_pair(lo: &[u8; 32], hi: &[u8; 32]) -> __m512i {
         )
     };
     _mm512_inserti64x4::<1>(_mm512_castsi256_si512(l), h)
+}
+
+/// F32 / F16 / BF16 rows · f32 x (exact mode): four rows at a time, so each activation load
+/// (x is larger than L1 for wide rows) serves four FMAs; F16 through F16C, BF16 by zero
+/// extension and a 16-bit shift.
+#[target_feature(enable = "avx512f,avx512bw,f16c")]
+pub(crate) fn rows_float(ty: GgmlType, w: &[u8], row_bytes: usize, x: &[f32], y: &mut [f32]) {
+    let width = if ty == GgmlType::F32 { 4 } else { 2 };
+    let widen = |c: &[u8]| -> __m512 {
+        match ty {
+            GgmlType::F32 => load_f32x16(c),
+            GgmlType::F16 => _mm512_cvtph_ps(load_u16x16(c)),
+            _ => _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(load_u16x16(
+                c,
+            )))),
+        }
+    };
+    let scalar = |row: &[u8], k: usize| -> f32 {
+        let o = width * k;
+        match ty {
+            GgmlType::F32 => f32::from_le_bytes([row[o], row[o + 1], row[o + 2], row[o + 3]]),
+            GgmlType::F16 => crate::dequant::f16_to_f32(u16::from_le_bytes([row[o], row[o + 1]])),
+            _ => crate::dequant::bf16_to_f32(u16::from_le_bytes([row[o], row[o + 1]])),
+        }
+    };
+    let (xc, _) = x.as_chunks::<16>();
+    let done = xc.len() * 16;
+    let step = 16 * width;
+    for (rows, ys) in w.chunks(4 * row_bytes).zip(y.chunks_mut(4)) {
+        let r: Vec<&[u8]> = rows.chunks_exact(row_bytes).collect();
+        let mut acc = [_mm512_setzero_ps(); 4];
+        for (i, xv) in xc.iter().enumerate() {
+            let xv = load_x16(xv);
+            for (a, row) in acc.iter_mut().zip(&r) {
+                *a = _mm512_fmadd_ps(widen(&row[i * step..(i + 1) * step]), xv, *a);
+            }
+        }
+        for ((out, a), row) in ys.iter_mut().zip(acc).zip(&r) {
+            let tail: f32 = x[done..]
+                .iter()
+                .enumerate()
+                .map(|(k, xv)| scalar(row, done + k) * xv)
+                .sum();
+            *out = _mm512_reduce_add_ps(a) + tail;
+        }
+    }
+}
+
+/// 16 activations as one vector.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn load_x16(v: &[f32; 16]) -> __m512 {
+    // WORKAROUND: an unaligned load has no safe intrinsic; reads exactly the 16 floats.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm512_loadu_ps(v.as_ptr())
+    }
+}
+
+/// 16 floats from 64 bytes (a slice of at least 64).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn load_f32x16(c: &[u8]) -> __m512 {
+    let c: &[u8; 64] = c[..64].try_into().expect("64 bytes");
+    // WORKAROUND: an unaligned load has no safe intrinsic; reads exactly the 64 bytes.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm512_loadu_ps(c.as_ptr().cast())
+    }
+}
+
+/// 16 u16 from 32 bytes.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn load_u16x16(c: &[u8]) -> __m256i {
+    let c: &[u8; 32] = c[..32].try_into().expect("32 bytes");
+    // WORKAROUND: as in `load_f32x16`.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm256_loadu_si256(c.as_ptr().cast())
+    }
 }
 
 /// Whether this CPU runs the kernels of this module (and `LOCALGLM_SIMD` allows them).
