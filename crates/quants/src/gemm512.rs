@@ -21,7 +21,16 @@
 
 use crate::decode_i8 as di8;
 use crate::dequant::f16_at;
-use crate::simd512::{IqBlock, IqRegs};
+use crate::simd512::{Iq2sRegs, Iq2xsRegs, Iq3sRegs, IqBlock, IqRegs};
+
+/// The shuffle tables of the formats with vectorized row decoders, loaded once per task.
+pub(crate) enum Regs {
+    Iq(IqRegs),
+    Iq3s(Iq3sRegs),
+    Iq2xs(Iq2xsRegs),
+    Iq2s(Iq2sRegs),
+    None,
+}
 use crate::GgmlType;
 use std::arch::x86_64::*;
 
@@ -186,22 +195,66 @@ impl RowTile {
     }
 
     /// Decodes `rows` (at most [`TILE`] rows of `row_bytes`) into slots 0.. of the tile.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg,f16c")]
-    pub(crate) fn decode(&mut self, ty: GgmlType, rows: &[u8], row_bytes: usize, iq: &IqRegs) {
-        use crate::simd512::{decode_iq2xxs, decode_iq3xxs};
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg,f16c,bmi2")]
+    pub(crate) fn decode(&mut self, ty: GgmlType, rows: &[u8], row_bytes: usize, regs: &Regs) {
+        use crate::simd512::{
+            decode_iq2s, decode_iq2xs, decode_iq2xxs, decode_iq3s, decode_iq3xxs,
+        };
         let fast = self.cols.is_multiple_of(256);
         for (r, row) in rows.chunks_exact(row_bytes).enumerate() {
-            match ty {
-                GgmlType::IQ2_XXS => {
-                    self.iq_row(r, row, |b| (decode_iq2xxs(iq, b), f16_at(b, 0) * 0.125))
+            match (ty, regs) {
+                (GgmlType::IQ2_XXS, Regs::Iq(g)) => {
+                    self.iq_row(r, row, |b| (decode_iq2xxs(g, b), f16_at(b, 0) * 0.125))
                 }
-                GgmlType::IQ3_XXS => {
-                    self.iq_row(r, row, |b| (decode_iq3xxs(iq, b), f16_at(b, 0) * 0.25))
+                (GgmlType::IQ3_XXS, Regs::Iq(g)) => {
+                    self.iq_row(r, row, |b| (decode_iq3xxs(g, b), f16_at(b, 0) * 0.25))
                 }
-                GgmlType::Q8_0 if fast => self.q8_0_row(r, row),
-                GgmlType::Q4_K => self.q4k_row(r, row),
+                (GgmlType::IQ3_S, Regs::Iq3s(g)) => {
+                    self.iq_row(r, row, |b| (decode_iq3s(g, b), f16_at(b, 0)))
+                }
+                (GgmlType::IQ2_XS, Regs::Iq2xs(g)) => {
+                    self.iq16_row(r, row, |b| (decode_iq2xs(g, b), f16_at(b, 0) * 0.125))
+                }
+                (GgmlType::IQ2_S, Regs::Iq2s(g)) => {
+                    self.iq16_row(r, row, |b| (decode_iq2s(g, b), f16_at(b, 0) * 0.125))
+                }
+                (GgmlType::Q8_0, _) if fast => self.q8_0_row(r, row),
+                (GgmlType::Q4_K, _) => self.q4k_row(r, row),
                 _ => self.generic_row(ty, r, row),
             }
+        }
+    }
+
+    /// An IQ2_XS / IQ2_S row (a scale per 16 weights): `decode` gives each block's vectors and
+    /// the factor of its `2·s + 1` (`d/8`: the reference's `d·(0.5 + s)·0.25`, one rounding).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg,f16c,bmi2")]
+    fn iq16_row<const B: usize>(
+        &mut self,
+        r: usize,
+        row: &[u8],
+        decode: impl Fn(&[u8; B]) -> (IqBlock, f32),
+    ) {
+        let zero = _mm512_setzero_si512();
+        let (blocks, _) = row.as_chunks::<B>();
+        for (bi, b) in blocks.iter().enumerate() {
+            let (blk, d) = decode(b);
+            let w: [__m512i; 4] = std::array::from_fn(|g| {
+                _mm512_mask_sub_epi8(blk.grid[g], blk.neg[g], zero, blk.grid[g])
+            });
+            let at = (r * self.cols + 256 * bi) / 4;
+            let (dst, _) = self.words[at..at + 64].as_chunks_mut::<16>();
+            for (dv, v) in dst.iter_mut().zip(&w) {
+                store_i32(dv, *v);
+            }
+            let g0 = r * (self.cols / 16) + 16 * bi;
+            let start = _mm512_sub_epi32(zero, _mm512_slli_epi32::<7>(sums16(&w)));
+            let (st, _) = self.start[g0..g0 + 16].as_chunks_mut::<16>();
+            store_i32(&mut st[0], start);
+            let odd =
+                _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm512_castsi512_si256(blk.scales16)));
+            let (sc, _) = self.scale[g0..g0 + 16].as_chunks_mut::<16>();
+            store_f32(&mut sc[0], _mm512_mul_ps(odd, _mm512_set1_ps(d)));
         }
     }
 
@@ -224,7 +277,7 @@ impl RowTile {
     /// sub-block scales `2·ls + 1` (`d/8`, `d/4`: the reference's `d·(0.5 + ls)·0.25` and
     /// `·0.5` with the same single rounding).
     #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg,f16c")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg,f16c,bmi2")]
     fn iq_row<const B: usize>(
         &mut self,
         r: usize,
@@ -334,21 +387,31 @@ impl RowTile {
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 fn sums32(w: &[__m512i; 4]) -> __m256i {
+    let v = sums16(w);
+    _mm512_castsi512_si256(pair_sums(v, v))
+}
+
+/// The sum of each 16 bytes (signed) of 256 weights in four vectors: 16 sums, group order.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn sums16(w: &[__m512i; 4]) -> __m512i {
     let ones = _mm512_set1_epi8(1);
-    let zero = _mm512_setzero_si512();
-    // Per vector: 16 lanes of 4-byte sums, lanes 0–7 one sub-block, 8–15 the next.
-    let s: [__m512i; 4] = std::array::from_fn(|g| _mm512_dpbusd_epi32(zero, ones, w[g]));
+    // Per vector: 16 lanes of 4-byte sums, 4 lanes per 16-weight group; halve twice.
+    let s: [__m512i; 4] =
+        std::array::from_fn(|g| _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, w[g]));
+    pair_sums(pair_sums(s[0], s[1]), pair_sums(s[2], s[3]))
+}
+
+/// Lane `i` ← lanes `2i` + `2i + 1` of `a ++ b`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn pair_sums(a: __m512i, b: __m512i) -> __m512i {
     let even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     let odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
-    let pairs = |a: __m512i, b: __m512i| {
-        _mm512_add_epi32(
-            _mm512_permutex2var_epi32(a, even, b),
-            _mm512_permutex2var_epi32(a, odd, b),
-        )
-    };
-    // Halving three times: 4 partials per sub-block, then 2, then 1 (lanes 0–7).
-    let v = pairs(pairs(s[0], s[1]), pairs(s[2], s[3]));
-    _mm512_castsi512_si256(pairs(v, v))
+    _mm512_add_epi32(
+        _mm512_permutex2var_epi32(a, even, b),
+        _mm512_permutex2var_epi32(a, odd, b),
+    )
 }
 
 /// 8 u16 as one vector.
@@ -428,7 +491,7 @@ fn tile_panel<const R: usize>(tile: &RowTile, p: &Panel, out: &mut [[f32; PANEL]
 
 /// Rows `w` (each `row_bytes`, type `ty`, `cols` weights) × all panels into `yt` (rows × n,
 /// row-major, n = the panels' tokens). `ty` must have a [`group_size`].
-#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg,f16c,bmi2")]
 pub(crate) fn rows_times_panels(
     ty: GgmlType,
     w: &[u8],
@@ -441,13 +504,17 @@ pub(crate) fn rows_times_panels(
     let Some(mut tile) = RowTile::new(ty, cols) else {
         return;
     };
-    let iq = match ty {
-        GgmlType::IQ3_XXS => IqRegs::iq3xxs(),
-        _ => IqRegs::iq2xxs(),
+    let regs = match ty {
+        GgmlType::IQ2_XXS => Regs::Iq(IqRegs::iq2xxs()),
+        GgmlType::IQ3_XXS => Regs::Iq(IqRegs::iq3xxs()),
+        GgmlType::IQ3_S => Regs::Iq3s(Iq3sRegs::load()),
+        GgmlType::IQ2_XS => Regs::Iq2xs(Iq2xsRegs::load()),
+        GgmlType::IQ2_S => Regs::Iq2s(Iq2sRegs::load()),
+        _ => Regs::None,
     };
     let mut out = [[0f32; PANEL]; TILE];
     for (rows, yr) in w.chunks(row_bytes * TILE).zip(yt.chunks_mut(n * TILE)) {
-        tile.decode(ty, rows, row_bytes, &iq);
+        tile.decode(ty, rows, row_bytes, &regs);
         let r_here = rows.len() / row_bytes;
         let mut t0 = 0;
         for p in panels {

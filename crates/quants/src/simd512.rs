@@ -253,8 +253,10 @@ pub(crate) struct IqBlock {
     pub(crate) grid: [__m512i; 4],
     pub(crate) neg: [__mmask64; 4],
     scale: [__m512i; 4],
-    /// `2·ls + 1` of the 8 sub-blocks, one per i64 lane.
+    /// `2·ls + 1` of the 8 sub-blocks, one per i64 lane (formats with a scale per 32).
     pub(crate) sub_scales: __m512i,
+    /// `2·s + 1` of the 16 groups in i16 lanes 0..16 (formats with a scale per 16).
+    pub(crate) scales16: __m512i,
 }
 
 /// Decodes a super-block from its 64 grid index bytes `idx` (where the non-index bytes are,
@@ -298,6 +300,7 @@ fn decode_iq(r: &IqRegs, idx: __m512i, words: __m512i) -> IqBlock {
         neg: [n0, n1, n2, n3],
         scale: [s0, s1, s2, s3],
         sub_scales: sc,
+        scales16: _mm512_setzero_si512(),
     }
 }
 
@@ -485,6 +488,7 @@ pub(crate) fn decode_iq2xs(r: &Iq2xsRegs, b: &[u8; 74]) -> IqBlock {
         neg: [n0, n1, n2, n3],
         scale: [s0, s1, s2, s3],
         sub_scales: _mm512_setzero_si512(),
+        scales16: sc,
     }
 }
 
@@ -573,6 +577,7 @@ pub(crate) fn decode_iq3s(r: &Iq3sRegs, b: &[u8; 110]) -> IqBlock {
         neg: [n0, n1, n2, n3],
         scale: [s0, s1, s2, s3],
         sub_scales: sc,
+        scales16: _mm512_setzero_si512(),
     }
 }
 
@@ -672,6 +677,7 @@ pub(crate) fn decode_iq2s(r: &Iq2sRegs, b: &[u8; 82]) -> IqBlock {
         neg: [n0, n1, n2, n3],
         scale: [s0, s1, s2, s3],
         sub_scales: _mm512_setzero_si512(),
+        scales16: sc,
     }
 }
 
