@@ -24,6 +24,8 @@ use crate::dequant::f16_at;
 use crate::simd512::{Iq2sRegs, Iq2xsRegs, Iq3sRegs, IqBlock, IqRegs};
 
 /// The shuffle tables of the formats with vectorized row decoders, loaded once per task.
+// One lives on the stack per task; boxing would add an indirection to every table access.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Regs {
     Iq(IqRegs),
     Iq3s(Iq3sRegs),
