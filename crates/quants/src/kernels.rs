@@ -374,6 +374,8 @@ fn avx512_row_kernel(ty: GgmlType, act: Option<&Q8Act>) -> Option<RowKernel> {
         GgmlType::IQ1_M => Some(crate::simd512::rows_iq1m),
         GgmlType::Q8_0 => Some(crate::simd512::rows_q8_0),
         GgmlType::Q6_K => Some(crate::simd512::rows_q6k),
+        GgmlType::Q2_K => Some(crate::simd512::rows_q2k),
+        GgmlType::Q5_K => Some(crate::simd512::rows_q5k),
         _ => None,
     }
 }
