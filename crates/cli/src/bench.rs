@@ -43,42 +43,39 @@ pub fn quants(
         bw.read_bytes_per_s / 1e9
     );
     println!();
+    // A batched product reuses every weight `batch` times: compute, not bandwidth, bounds it,
+    // so only multiply-adds per second are reported for it.
     if batch > 1 {
-        // A batched product reuses every weight `batch` times: compute, not bandwidth, bounds
-        // it, so only multiply-adds per second are reported.
         println!("batched product, {batch} activation vectors; multiply-adds per second\n");
         println!("| type | bits/w | matrix | MAC/s |");
         println!("|---|---:|---:|---:|");
-        for ty in types {
-            let r = bench_matvec(ty, size, reps, batch)?;
-            println!(
-                "| {} | {:.4} | {}×{} ({} MiB) | {:.2} G |",
-                ty.name(),
-                ty.bits_per_weight(),
-                r.rows,
-                r.cols,
-                r.weight_bytes >> 20,
-                r.weights_per_s / 1e9,
-            );
-        }
-        return Ok(());
-    }
-    println!("| type | bits/w | matrix | weights/s | GB/s | ratio to copy bw | ratio to read bw |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    for ty in types {
-        let r = bench_matvec(ty, size, reps, 1)?;
+    } else {
         println!(
-            "| {} | {:.4} | {}×{} ({} MiB) | {:.2} G | {:.2} | {:.2} | {:.2} |",
+            "| type | bits/w | matrix | weights/s | GB/s | ratio to copy bw | ratio to read bw |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|");
+    }
+    for ty in types {
+        let r = bench_matvec(ty, size, reps, batch)?;
+        let head = format!(
+            "| {} | {:.4} | {}×{} ({} MiB) | {:.2} G |",
             ty.name(),
             ty.bits_per_weight(),
             r.rows,
             r.cols,
             r.weight_bytes >> 20,
             r.weights_per_s / 1e9,
-            r.bytes_per_s / 1e9,
-            r.bytes_per_s / bw.copy_bytes_per_s,
-            r.bytes_per_s / bw.read_bytes_per_s,
         );
+        if batch > 1 {
+            println!("{head}");
+        } else {
+            println!(
+                "{head} {:.2} | {:.2} | {:.2} |",
+                r.bytes_per_s / 1e9,
+                r.bytes_per_s / bw.copy_bytes_per_s,
+                r.bytes_per_s / bw.read_bytes_per_s,
+            );
+        }
     }
     Ok(())
 }

@@ -215,48 +215,15 @@ impl RowTile {
                     self.iq_row(r, row, |b| (decode_iq3s(g, b), f16_at(b, 0)))
                 }
                 (GgmlType::IQ2_XS, Regs::Iq2xs(g)) => {
-                    self.iq16_row(r, row, |b| (decode_iq2xs(g, b), f16_at(b, 0) * 0.125))
+                    self.iq_row(r, row, |b| (decode_iq2xs(g, b), f16_at(b, 0) * 0.125))
                 }
                 (GgmlType::IQ2_S, Regs::Iq2s(g)) => {
-                    self.iq16_row(r, row, |b| (decode_iq2s(g, b), f16_at(b, 0) * 0.125))
+                    self.iq_row(r, row, |b| (decode_iq2s(g, b), f16_at(b, 0) * 0.125))
                 }
                 (GgmlType::Q8_0, _) if fast => self.q8_0_row(r, row),
                 (GgmlType::Q4_K, _) => self.q4k_row(r, row),
                 _ => self.generic_row(ty, r, row),
             }
-        }
-    }
-
-    /// An IQ2_XS / IQ2_S row (a scale per 16 weights): `decode` gives each block's vectors and
-    /// the factor of its `2·s + 1` (`d/8`: the reference's `d·(0.5 + s)·0.25`, one rounding).
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg,f16c,bmi2")]
-    fn iq16_row<const B: usize>(
-        &mut self,
-        r: usize,
-        row: &[u8],
-        decode: impl Fn(&[u8; B]) -> (IqBlock, f32),
-    ) {
-        let zero = _mm512_setzero_si512();
-        let (blocks, _) = row.as_chunks::<B>();
-        for (bi, b) in blocks.iter().enumerate() {
-            let (blk, d) = decode(b);
-            let w: [__m512i; 4] = std::array::from_fn(|g| {
-                _mm512_mask_sub_epi8(blk.grid[g], blk.neg[g], zero, blk.grid[g])
-            });
-            let at = (r * self.cols + 256 * bi) / 4;
-            let (dst, _) = self.words[at..at + 64].as_chunks_mut::<16>();
-            for (dv, v) in dst.iter_mut().zip(&w) {
-                store_i32(dv, *v);
-            }
-            let g0 = r * (self.cols / 16) + 16 * bi;
-            let start = _mm512_sub_epi32(zero, _mm512_slli_epi32::<7>(sums16(&w)));
-            let (st, _) = self.start[g0..g0 + 16].as_chunks_mut::<16>();
-            store_i32(&mut st[0], start);
-            let odd =
-                _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm512_castsi512_si256(blk.scales16)));
-            let (sc, _) = self.scale[g0..g0 + 16].as_chunks_mut::<16>();
-            store_f32(&mut sc[0], _mm512_mul_ps(odd, _mm512_set1_ps(d)));
         }
     }
 
@@ -275,9 +242,10 @@ impl RowTile {
         store8_i32(&mut self.start[g0..g0 + 8], start);
     }
 
-    /// An IQ2_XXS / IQ3_XXS row: `decode` gives each block's vectors and the factor of its
-    /// sub-block scales `2·ls + 1` (`d/8`, `d/4`: the reference's `d·(0.5 + ls)·0.25` and
-    /// `·0.5` with the same single rounding).
+    /// A row of a shuffle-lookup IQ format: `decode` gives each block's vectors and the factor
+    /// of its scales `2·s + 1` (IQ2: `d/8`, IQ3_XXS: `d/4`, IQ3_S: `d` — the reference's
+    /// `d·(0.5 + s)·0.25`, `·0.5`, `d·(1 + 2s)` with the same single rounding). The scales
+    /// cover 32 weights (`sub_scales`) or, where the tile's group is 16, 16 (`scales16`).
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg,f16c,bmi2")]
     fn iq_row<const B: usize>(
@@ -293,13 +261,31 @@ impl RowTile {
             let w: [__m512i; 4] = std::array::from_fn(|g| {
                 _mm512_mask_sub_epi8(blk.grid[g], blk.neg[g], zero, blk.grid[g])
             });
-            self.put256(r, 256 * bi, &w);
-            let odd = _mm256_cvtepi32_ps(_mm512_cvtepi64_epi32(blk.sub_scales));
-            let g0 = r * (self.cols / 32) + 8 * bi;
-            store8_f32(
-                &mut self.scale[g0..g0 + 8],
-                _mm256_mul_ps(odd, _mm256_set1_ps(d)),
-            );
+            if self.group == 32 {
+                self.put256(r, 256 * bi, &w);
+                let odd = _mm256_cvtepi32_ps(_mm512_cvtepi64_epi32(blk.sub_scales));
+                let g0 = r * (self.cols / 32) + 8 * bi;
+                let scales = _mm256_mul_ps(odd, _mm256_set1_ps(d));
+                store8_f32(&mut self.scale[g0..g0 + 8], scales);
+            } else {
+                let at = (r * self.cols + 256 * bi) / 4;
+                let (dst, _) = self.words[at..at + 64].as_chunks_mut::<16>();
+                for (dv, v) in dst.iter_mut().zip(&w) {
+                    store_i32(dv, *v);
+                }
+                let g0 = r * (self.cols / 16) + 16 * bi;
+                let start = _mm512_sub_epi32(zero, _mm512_slli_epi32::<7>(sums16(&w)));
+                store_i32(
+                    &mut self.start[g0..g0 + 16].as_chunks_mut::<16>().0[0],
+                    start,
+                );
+                let wide = _mm512_cvtepi16_epi32(_mm512_castsi512_si256(blk.scales16));
+                let scales = _mm512_mul_ps(_mm512_cvtepi32_ps(wide), _mm512_set1_ps(d));
+                store_f32(
+                    &mut self.scale[g0..g0 + 16].as_chunks_mut::<16>().0[0],
+                    scales,
+                );
+            }
         }
     }
 
@@ -468,7 +454,7 @@ fn tile_panel<const R: usize>(tile: &RowTile, p: &Panel, out: &mut [[f32; PANEL]
             std::array::from_fn(|r| _mm512_set1_epi32(tile.start[r * per_row + g]));
         let xg = &xu[g * steps..(g + 1) * steps];
         for (s, x) in xg.iter().enumerate() {
-            let x = load_u8(x);
+            let x = crate::simd512::load512(x);
             let k = g * steps + s;
             for (a, wr) in acc.iter_mut().zip(words) {
                 *a = _mm512_dpbusd_epi32(*a, x, _mm512_set1_epi32(wr[k]));
@@ -536,19 +522,8 @@ pub(crate) fn rows_times_panels(
 
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn load_u8(b: &[u8; 4 * PANEL]) -> __m512i {
-    // WORKAROUND: an unaligned 64-byte load has no safe intrinsic; it reads exactly the 64
-    // bytes of the referenced array.
-    #[allow(unsafe_code)]
-    unsafe {
-        _mm512_loadu_si512(b.as_ptr().cast())
-    }
-}
-
-#[inline]
-#[target_feature(enable = "avx512f")]
 fn load_f32(v: &[f32; PANEL]) -> __m512 {
-    // WORKAROUND: as in `load_u8`: exactly the 16 floats of the referenced array.
+    // WORKAROUND: an unaligned load has no safe intrinsic; reads exactly the 16 floats.
     #[allow(unsafe_code)]
     unsafe {
         _mm512_loadu_ps(v.as_ptr())
@@ -558,7 +533,7 @@ fn load_f32(v: &[f32; PANEL]) -> __m512 {
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn store_i32(o: &mut [i32; 16], v: __m512i) {
-    // WORKAROUND: as in `load_u8`: writes exactly the 16 i32 of the referenced array.
+    // WORKAROUND: an unaligned store has no safe intrinsic; writes exactly the 16 i32.
     #[allow(unsafe_code)]
     unsafe {
         _mm512_storeu_si512(o.as_mut_ptr().cast(), v)
@@ -568,7 +543,7 @@ fn store_i32(o: &mut [i32; 16], v: __m512i) {
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn store_f32(o: &mut [f32; PANEL], v: __m512) {
-    // WORKAROUND: as in `load_u8`: writes exactly the 16 floats of the referenced array.
+    // WORKAROUND: an unaligned store has no safe intrinsic; writes exactly the 16 floats.
     #[allow(unsafe_code)]
     unsafe {
         _mm512_storeu_ps(o.as_mut_ptr(), v)

@@ -50,26 +50,28 @@ fn dpwssd(acc: __m512i, a: __m512i, b: __m512i) -> __m512i {
     r
 }
 
-/// 64 bytes as one vector.
+/// Any 64-byte array as one vector (unaligned load).
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw")]
-fn load64(b: &[u8; 64]) -> __m512i {
-    // WORKAROUND: an unaligned 64-byte load has no safe intrinsic; it reads exactly the 64
-    // bytes of the referenced array.
+#[target_feature(enable = "avx512f")]
+pub(crate) fn load512<T: Copy, const N: usize>(v: &[T; N]) -> __m512i {
+    const { assert!(std::mem::size_of::<[T; N]>() == 64) };
+    // WORKAROUND: an unaligned load has no safe intrinsic; it reads exactly the 64 bytes of the
+    // referenced array (checked at compile time above).
     #[allow(unsafe_code)]
     unsafe {
-        _mm512_loadu_si512(b.as_ptr().cast())
+        _mm512_loadu_si512(v.as_ptr().cast())
     }
 }
 
-/// 64 activation bytes as one vector.
+/// Any 32-byte array as one vector (unaligned load).
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw")]
-fn load64i(b: &[i8; 64]) -> __m512i {
-    // WORKAROUND: as in `load64`.
+#[target_feature(enable = "avx512f")]
+pub(crate) fn load256<T: Copy, const N: usize>(v: &[T; N]) -> __m256i {
+    const { assert!(std::mem::size_of::<[T; N]>() == 32) };
+    // WORKAROUND: as in `load512`: exactly the 32 bytes of the referenced array.
     #[allow(unsafe_code)]
     unsafe {
-        _mm512_loadu_si512(b.as_ptr().cast())
+        _mm256_loadu_si256(v.as_ptr().cast())
     }
 }
 
@@ -209,19 +211,19 @@ impl IqRegs {
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
     fn load((g, s): &(GridTables, SignTables)) -> Self {
         Self {
-            lo: g.code_lo.each_ref().map(|v| load64(v)),
-            hi: g.code_hi.each_ref().map(|v| load64(v)),
-            arrange: g.arrange.each_ref().map(|v| load64(v)),
-            code_shift: load64(&g.code_shift),
-            values: load64(&g.values),
-            signs: s.signs.each_ref().map(|v| load64(v)),
-            sign_shift: load64(&s.sign_shift),
+            lo: g.code_lo.each_ref().map(|v| load512(v)),
+            hi: g.code_hi.each_ref().map(|v| load512(v)),
+            arrange: g.arrange.each_ref().map(|v| load512(v)),
+            code_shift: load512(&g.code_shift),
+            values: load512(&g.values),
+            signs: s.signs.each_ref().map(|v| load512(v)),
+            sign_shift: load512(&s.sign_shift),
             pattern_lane: s.pattern_lane.each_ref().map(|l| {
                 let [a, b, c, d, e, f, g, h] = l.map(|v| v as i64);
                 _mm512_set_epi64(h, g, f, e, d, c, b, a)
             }),
-            bit_select: load64(&s.bit_select),
-            scale_lane: s.scale_lane.each_ref().map(|v| load_words(v)),
+            bit_select: load512(&s.bit_select),
+            scale_lane: s.scale_lane.each_ref().map(|v| load512(v)),
         }
     }
 
@@ -233,17 +235,6 @@ impl IqRegs {
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
     pub(crate) fn iq3xxs() -> Self {
         Self::load(iq3xxs_tables())
-    }
-}
-
-/// 32 u16 as one vector.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw")]
-fn load_words(w: &[u16; 32]) -> __m512i {
-    // WORKAROUND: as in `load64`: reads exactly the 64 bytes of the referenced array.
-    #[allow(unsafe_code)]
-    unsafe {
-        _mm512_loadu_si512(w.as_ptr().cast())
     }
 }
 
@@ -282,33 +273,41 @@ fn decode_iq(r: &IqRegs, idx: __m512i, words: __m512i) -> IqBlock {
     // Scales 2·ls + 1 in the low word of each sub-block's qword.
     let ls = _mm512_srli_epi64::<60>(words);
     let sc = _mm512_or_si512(_mm512_slli_epi64::<1>(ls), _mm512_set1_epi64(1));
-    let quarter = |g: usize| {
-        let codes = _mm512_permutex2var_epi8(lo, r.arrange[g], hi);
-        let grid =
-            _mm512_permutexvar_epi8(_mm512_multishift_epi64_epi8(r.code_shift, codes), r.values);
-        let pat = _mm512_permutexvar_epi64(r.pattern_lane[g], patterns);
-        let neg = _mm512_bitshuffle_epi64_mask(pat, r.bit_select);
-        let scale = _mm512_permutexvar_epi16(r.scale_lane[g], sc);
-        (grid, neg, scale)
-    };
-    let (g0, n0, s0) = quarter(0);
-    let (g1, n1, s1) = quarter(1);
-    let (g2, n2, s2) = quarter(2);
-    let (g3, n3, s3) = quarter(3);
     IqBlock {
-        grid: [g0, g1, g2, g3],
-        neg: [n0, n1, n2, n3],
-        scale: [s0, s1, s2, s3],
+        grid: grid_quarters(lo, hi, &r.arrange, r.code_shift, r.values),
+        neg: std::array::from_fn(|g| {
+            let pat = _mm512_permutexvar_epi64(r.pattern_lane[g], patterns);
+            _mm512_bitshuffle_epi64_mask(pat, r.bit_select)
+        }),
+        scale: r.scale_lane.map(|l| _mm512_permutexvar_epi16(l, sc)),
         sub_scales: sc,
         scales16: _mm512_setzero_si512(),
     }
+}
+
+/// Grid bytes of the four 64-weight quarters from the looked-up code planes: `arrange` moves
+/// each entry's code bytes to where its weights' bit fields start, `vpmultishiftqb` gives each
+/// weight its code in a byte, `vpermb` its value.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+fn grid_quarters(
+    lo: __m512i,
+    hi: __m512i,
+    arrange: &[__m512i; 4],
+    code_shift: __m512i,
+    values: __m512i,
+) -> [__m512i; 4] {
+    arrange.map(|a| {
+        let codes = _mm512_permutex2var_epi8(lo, a, hi);
+        _mm512_permutexvar_epi8(_mm512_multishift_epi64_epi8(code_shift, codes), values)
+    })
 }
 
 /// IQ2_XXS block (66 bytes): 8 sub-blocks of 8 bytes, 4 grid indices then the sign/scale u32.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
 pub(crate) fn decode_iq2xxs(r: &IqRegs, b: &[u8; 66]) -> IqBlock {
-    let q = load64(&b[2..].as_chunks::<64>().0[0]);
+    let q = load512(&b[2..].as_chunks::<64>().0[0]);
     decode_iq(r, q, q)
 }
 
@@ -316,7 +315,7 @@ pub(crate) fn decode_iq2xxs(r: &IqRegs, b: &[u8; 66]) -> IqBlock {
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
 pub(crate) fn decode_iq3xxs(r: &IqRegs, b: &[u8; 98]) -> IqBlock {
-    let q = load64(&b[2..66].as_chunks::<64>().0[0]);
+    let q = load512(&b[2..66].as_chunks::<64>().0[0]);
     let words = _mm512_slli_epi64::<32>(_mm512_cvtepu32_epi64(crate::simd::load32u(
         &b[66..98].as_chunks::<32>().0[0],
     )));
@@ -409,15 +408,15 @@ impl Iq2xsRegs {
     pub(crate) fn load() -> Self {
         let (t, g, s) = iq2xs_tables();
         Self {
-            lo: t.code_lo.each_ref().map(|v| load64(v)),
-            hi: t.code_hi.each_ref().map(|v| load64(v)),
-            arrange: t.arrange.each_ref().map(|v| load64(v)),
-            pattern_pick: t.pattern_pick.each_ref().map(|v| load64(v)),
-            bit_select: load64(&t.bit_select),
-            scale_lane: t.scale_lane.each_ref().map(|v| load_words(v)),
-            code_shift: load64(&g.code_shift),
-            values: load64(&g.values),
-            signs: s.signs.each_ref().map(|v| load64(v)),
+            lo: t.code_lo.each_ref().map(|v| load512(v)),
+            hi: t.code_hi.each_ref().map(|v| load512(v)),
+            arrange: t.arrange.each_ref().map(|v| load512(v)),
+            pattern_pick: t.pattern_pick.each_ref().map(|v| load512(v)),
+            bit_select: load512(&t.bit_select),
+            scale_lane: t.scale_lane.each_ref().map(|v| load512(v)),
+            code_shift: load512(&g.code_shift),
+            values: load512(&g.values),
+            signs: s.signs.each_ref().map(|v| load512(v)),
         }
     }
 }
@@ -461,7 +460,7 @@ fn scales16(bytes: &[u8; 8]) -> __m512i {
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
 pub(crate) fn decode_iq2xs(r: &Iq2xsRegs, b: &[u8; 74]) -> IqBlock {
-    let q = load64(&b[2..66].as_chunks::<64>().0[0]);
+    let q = load512(&b[2..66].as_chunks::<64>().0[0]);
     // Index bits 0–7 sit in the even bytes; bit 8 is bit 0 of the odd byte.
     let b7 = _mm512_movepi8_mask(q);
     let b8 = _mm512_test_epi8_mask(_mm512_srli_epi16::<8>(q), _mm512_set1_epi8(1));
@@ -470,23 +469,13 @@ pub(crate) fn decode_iq2xs(r: &Iq2xsRegs, b: &[u8; 74]) -> IqBlock {
     let patterns = _mm512_permutex2var_epi8(r.signs[0], _mm512_srli_epi16::<9>(q), r.signs[1]);
     // Scales 2·s + 1, one per 16 weights, in the i16 lanes 0..16.
     let sc = scales16(&b[66..74].try_into().expect("8 scale bytes"));
-    let quarter = |g: usize| {
-        let codes = _mm512_permutex2var_epi8(lo, r.arrange[g], hi);
-        let grid =
-            _mm512_permutexvar_epi8(_mm512_multishift_epi64_epi8(r.code_shift, codes), r.values);
-        let pat = _mm512_permutexvar_epi8(r.pattern_pick[g], patterns);
-        let neg = _mm512_bitshuffle_epi64_mask(pat, r.bit_select);
-        let scale = _mm512_permutexvar_epi16(r.scale_lane[g], sc);
-        (grid, neg, scale)
-    };
-    let (g0, n0, s0) = quarter(0);
-    let (g1, n1, s1) = quarter(1);
-    let (g2, n2, s2) = quarter(2);
-    let (g3, n3, s3) = quarter(3);
     IqBlock {
-        grid: [g0, g1, g2, g3],
-        neg: [n0, n1, n2, n3],
-        scale: [s0, s1, s2, s3],
+        grid: grid_quarters(lo, hi, &r.arrange, r.code_shift, r.values),
+        neg: std::array::from_fn(|g| {
+            let pat = _mm512_permutexvar_epi8(r.pattern_pick[g], patterns);
+            _mm512_bitshuffle_epi64_mask(pat, r.bit_select)
+        }),
+        scale: r.scale_lane.map(|l| _mm512_permutexvar_epi16(l, sc)),
         sub_scales: _mm512_setzero_si512(),
         scales16: sc,
     }
@@ -534,12 +523,12 @@ impl Iq3sRegs {
     pub(crate) fn load() -> Self {
         let ((lo, hi), g, s) = iq3s_tables();
         Self {
-            lo: lo.each_ref().map(|v| load64(v)),
-            hi: hi.each_ref().map(|v| load64(v)),
-            arrange: g.arrange.each_ref().map(|v| load64(v)),
-            code_shift: load64(&g.code_shift),
-            values: load64(&g.values),
-            scale_lane: s.scale_lane.each_ref().map(|v| load_words(v)),
+            lo: lo.each_ref().map(|v| load512(v)),
+            hi: hi.each_ref().map(|v| load512(v)),
+            arrange: g.arrange.each_ref().map(|v| load512(v)),
+            code_shift: load512(&g.code_shift),
+            values: load512(&g.values),
+            scale_lane: s.scale_lane.each_ref().map(|v| load512(v)),
         }
     }
 }
@@ -548,7 +537,7 @@ impl Iq3sRegs {
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
 pub(crate) fn decode_iq3s(r: &Iq3sRegs, b: &[u8; 110]) -> IqBlock {
-    let q = load64(&b[2..66].as_chunks::<64>().0[0]);
+    let q = load512(&b[2..66].as_chunks::<64>().0[0]);
     let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
     // Bit 8 of index i is bit i mod 8 of qh[i / 8]: the 8 qh bytes are that mask.
     let b8 = _cvtu64_mask64(u64_at(66));
@@ -560,22 +549,10 @@ pub(crate) fn decode_iq3s(r: &Iq3sRegs, b: &[u8; 110]) -> IqBlock {
     let spread = (0..8).fold(0u64, |acc, j| acc | ((sw >> (4 * j)) & 15) << (8 * j));
     let ls = _mm512_cvtepu8_epi64(_mm_set_epi64x(0, spread as i64));
     let sc = _mm512_or_si512(_mm512_slli_epi64::<1>(ls), _mm512_set1_epi64(1));
-    let quarter = |g: usize| {
-        let codes = _mm512_permutex2var_epi8(lo, r.arrange[g], hi);
-        let grid =
-            _mm512_permutexvar_epi8(_mm512_multishift_epi64_epi8(r.code_shift, codes), r.values);
-        let neg = _cvtu64_mask64(u64_at(74 + 8 * g));
-        let scale = _mm512_permutexvar_epi16(r.scale_lane[g], sc);
-        (grid, neg, scale)
-    };
-    let (g0, n0, s0) = quarter(0);
-    let (g1, n1, s1) = quarter(1);
-    let (g2, n2, s2) = quarter(2);
-    let (g3, n3, s3) = quarter(3);
     IqBlock {
-        grid: [g0, g1, g2, g3],
-        neg: [n0, n1, n2, n3],
-        scale: [s0, s1, s2, s3],
+        grid: grid_quarters(lo, hi, &r.arrange, r.code_shift, r.values),
+        neg: std::array::from_fn(|g| _cvtu64_mask64(u64_at(74 + 8 * g))),
+        scale: r.scale_lane.map(|l| _mm512_permutexvar_epi16(l, sc)),
         sub_scales: sc,
         scales16: _mm512_setzero_si512(),
     }
@@ -627,16 +604,12 @@ impl Iq2sRegs {
     pub(crate) fn load() -> Self {
         let ((lo, hi), arrange, g) = iq2s_tables();
         Self {
-            lo: lo.each_ref().map(|v| load64(v)),
-            hi: hi.each_ref().map(|v| load64(v)),
-            arrange: arrange.each_ref().map(|v| load64(v)),
-            code_shift: load64(&g.code_shift),
-            values: load64(&g.values),
-            scale_lane: iq2xs_tables()
-                .0
-                .scale_lane
-                .each_ref()
-                .map(|v| load_words(v)),
+            lo: lo.each_ref().map(|v| load512(v)),
+            hi: hi.each_ref().map(|v| load512(v)),
+            arrange: arrange.each_ref().map(|v| load512(v)),
+            code_shift: load512(&g.code_shift),
+            values: load512(&g.values),
+            scale_lane: iq2xs_tables().0.scale_lane.each_ref().map(|v| load512(v)),
         }
     }
 }
@@ -645,7 +618,7 @@ impl Iq2sRegs {
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg,bmi2")]
 pub(crate) fn decode_iq2s(r: &Iq2sRegs, b: &[u8; 82]) -> IqBlock {
-    let q = load64(&b[2..66].as_chunks::<64>().0[0]);
+    let q = load512(&b[2..66].as_chunks::<64>().0[0]);
     let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
     // Index bits 8 and 9 of group i are bits 2(i mod 4) and 2(i mod 4) + 1 of qh[i / 4].
     let qh = u64_at(66);
@@ -660,22 +633,10 @@ pub(crate) fn decode_iq2s(r: &Iq2sRegs, b: &[u8; 82]) -> IqBlock {
     let lo = lookup(&r.lo);
     let hi = lookup(&r.hi);
     let sc = scales16(&b[74..82].try_into().expect("8 scale bytes"));
-    let quarter = |g: usize| {
-        let codes = _mm512_permutex2var_epi8(lo, r.arrange[g], hi);
-        let grid =
-            _mm512_permutexvar_epi8(_mm512_multishift_epi64_epi8(r.code_shift, codes), r.values);
-        let neg = _cvtu64_mask64(u64_at(34 + 8 * g));
-        let scale = _mm512_permutexvar_epi16(r.scale_lane[g], sc);
-        (grid, neg, scale)
-    };
-    let (g0, n0, s0) = quarter(0);
-    let (g1, n1, s1) = quarter(1);
-    let (g2, n2, s2) = quarter(2);
-    let (g3, n3, s3) = quarter(3);
     IqBlock {
-        grid: [g0, g1, g2, g3],
-        neg: [n0, n1, n2, n3],
-        scale: [s0, s1, s2, s3],
+        grid: grid_quarters(lo, hi, &r.arrange, r.code_shift, r.values),
+        neg: std::array::from_fn(|g| _cvtu64_mask64(u64_at(34 + 8 * g))),
+        scale: r.scale_lane.map(|l| _mm512_permutexvar_epi16(l, sc)),
         sub_scales: _mm512_setzero_si512(),
         scales16: sc,
     }
@@ -728,10 +689,10 @@ fn iq1_block_sum(
     let mut s0 = _mm512_setzero_si512();
     let mut s1 = _mm512_setzero_si512();
     for k in (0..4).step_by(2) {
-        s0 = dpwssd(s0, _mm512_maddubs_epi16(u[k], load64i(&xs[k])), scale[k]);
+        s0 = dpwssd(s0, _mm512_maddubs_epi16(u[k], load512(&xs[k])), scale[k]);
         s1 = dpwssd(
             s1,
-            _mm512_maddubs_epi16(u[k + 1], load64i(&xs[k + 1])),
+            _mm512_maddubs_epi16(u[k + 1], load512(&xs[k + 1])),
             scale[k + 1],
         );
     }
@@ -751,7 +712,7 @@ fn iq1_block_sum(
 fn word_pick(per: impl Fn(usize, usize) -> usize) -> [__m512i; 4] {
     std::array::from_fn(|g| {
         let lanes: [u16; 32] = std::array::from_fn(|k| per(g, k) as u16);
-        load_words(&lanes)
+        load512(&lanes)
     })
 }
 
@@ -764,10 +725,13 @@ pub(crate) fn rows_iq1s(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
     // Quarter g, lane k: sub-block 2g + k/16 (its scale is word 2j of the i32 lanes).
     let pick = word_pick(|g, k| 2 * (2 * g + k / 16));
     // Lane i of each 16-index half: sub-block 4h + i/4, field shift 3·(i mod 4).
-    let sub: [__m512i; 2] =
-        std::array::from_fn(|h| load_i32s(&std::array::from_fn(|i| (4 * h + i / 4) as i32)));
-    let shift = load_i32s(&std::array::from_fn(|i| (3 * (i % 4)) as i32));
-    let coef_pick = load_i16x16(&std::array::from_fn(|m| (2 * (m / 2)) as i16));
+    let sub: [__m512i; 2] = std::array::from_fn(|h| {
+        load512(&std::array::from_fn::<i32, 16, _>(|i| {
+            (4 * h + i / 4) as i32
+        }))
+    });
+    let shift = load512(&std::array::from_fn::<i32, 16, _>(|i| (3 * (i % 4)) as i32));
+    let coef_pick = load256(&std::array::from_fn::<i16, 16, _>(|m| (2 * (m / 2)) as i16));
     for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
         let (blocks, _) = row.as_chunks::<50>();
         let (xq, _) = a.q256.as_chunks::<QK_K>();
@@ -815,8 +779,8 @@ pub(crate) fn rows_iq1m(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
     // Quarter g, lane k: 16-weight group 4g + k/8.
     let pick = word_pick(|g, k| 4 * g + k / 8);
     // The scale words are bytes 48..56, i.e. words 4..8 of the 16 bytes at 40.
-    let word_of = load_i16x16(&std::array::from_fn(|k| (4 + k / 4) as i16));
-    let shift3 = load_i16x16(&std::array::from_fn(|k| (3 * (k % 4)) as i16));
+    let word_of = load256(&std::array::from_fn::<i16, 16, _>(|k| (4 + k / 4) as i16));
+    let shift3 = load256(&std::array::from_fn::<i16, 16, _>(|k| (3 * (k % 4)) as i16));
     for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
         let (blocks, _) = row.as_chunks::<56>();
         let (xq, _) = a.q256.as_chunks::<QK_K>();
@@ -863,17 +827,6 @@ pub(crate) fn rows_iq1m(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
     }
 }
 
-/// 16 i16 as one vector.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn load_i16x16(v: &[i16; 16]) -> __m256i {
-    // WORKAROUND: as in `load64`: reads exactly the 32 bytes of the referenced array.
-    #[allow(unsafe_code)]
-    unsafe {
-        _mm256_loadu_si256(v.as_ptr().cast())
-    }
-}
-
 /// A decoded block against one token's 256 int8 activations: the super-block's i32 sums.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
@@ -883,7 +836,7 @@ fn iq_block_dot(b: &IqBlock, xq: &[i8; QK_K]) -> __m512i {
     let mut s0 = zero;
     let mut s1 = zero;
     for g in 0..4 {
-        let x = load64i(&xs[g]);
+        let x = load512(&xs[g]);
         let xs = _mm512_mask_sub_epi8(x, b.neg[g], zero, x);
         let p = _mm512_maddubs_epi16(b.grid[g], xs);
         if g & 1 == 0 {
@@ -942,7 +895,7 @@ pub(crate) fn rows_q8_0(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
     // Scale lanes of the 64-weight quarter g: blocks 2g (lanes 0–7) and 2g + 1 (lanes 8–15).
     let pick: [__m512i; 4] = std::array::from_fn(|g| {
         let lanes: [i32; 16] = std::array::from_fn(|i| (2 * g + i / 8) as i32);
-        load_i32s(&lanes)
+        load512(&lanes)
     });
     for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
         *out = q8_0_row(&pick, row, a);
@@ -975,7 +928,7 @@ fn q8_0_row(pick: &[__m512i; 4], row: &[u8], a: &Q8Act) -> f32 {
         for g in 0..4 {
             let qs = |j: usize| &sb[j][2..].as_chunks::<32>().0[0];
             let wv = load32_pair(qs(2 * g), qs(2 * g + 1));
-            let x = load64i(&xs[g]);
+            let x = load512(&xs[g]);
             let xs = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(wv), zero, x);
             let p = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(wv), xs);
             let sc = _mm512_permutexvar_ps(pick[g], d8);
@@ -994,7 +947,7 @@ pub(crate) fn rows_q6k(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
     // i16 lane i of quarter k ← scale 4k + i/8 (16-weight groups 4k..4k + 4).
     let pick: [__m512i; 4] = std::array::from_fn(|k| {
         let lanes: [u16; 32] = std::array::from_fn(|i| (4 * k + i / 8) as u16);
-        load_words(&lanes)
+        load512(&lanes)
     });
     for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
         *out = q6k_row(&pick, row, a);
@@ -1019,7 +972,7 @@ fn q6k_row(pick: &[__m512i; 4], row: &[u8], a: &Q8Act) -> f32 {
         let (xs, _) = xq.as_chunks::<64>();
         let mut sum = _mm512_setzero_si512();
         for n in 0..2 {
-            let l = load64(&ql[n]);
+            let l = load512(&ql[n]);
             let h = crate::simd::load32u(&qh[n]);
             // Weights 128n + 0..64: low nibbles, high bits (h >> 0, h >> 2); + 64..128: high
             // nibbles, (h >> 4, h >> 6).
@@ -1034,7 +987,7 @@ fn q6k_row(pick: &[__m512i; 4], row: &[u8], a: &Q8Act) -> f32 {
                 _mm512_slli_epi16::<4>(_mm512_and_si512(h23, three)),
             );
             for (k, q) in [(2 * n, q0), (2 * n + 1, q1)] {
-                let p = _mm512_maddubs_epi16(q, load64i(&xs[k]));
+                let p = _mm512_maddubs_epi16(q, load512(&xs[k]));
                 sum = dpwssd(sum, p, _mm512_permutexvar_epi16(pick[k], sc));
             }
         }
@@ -1049,30 +1002,11 @@ fn q6k_row(pick: &[__m512i; 4], row: &[u8], a: &Q8Act) -> f32 {
     _mm512_reduce_add_ps(acc)
 }
 
-/// 16 i32 as one vector.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn load_i32s(v: &[i32; 16]) -> __m512i {
-    // WORKAROUND: as in `load64`: reads exactly the 64 bytes of the referenced array.
-    #[allow(unsafe_code)]
-    unsafe {
-        _mm512_loadu_si512(v.as_ptr().cast())
-    }
-}
-
 /// 32 weight bytes as the low or high half of a vector.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw")]
 pub(crate) fn load32_pair(lo: &[u8; 32], hi: &[u8; 32]) -> __m512i {
-    // WORKAROUND: as in `load64`: each load reads exactly the 32 bytes of its array.
-    #[allow(unsafe_code)]
-    let (l, h) = unsafe {
-        (
-            _mm256_loadu_si256(lo.as_ptr().cast()),
-            _mm256_loadu_si256(hi.as_ptr().cast()),
-        )
-    };
-    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(l), h)
+    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(load256(lo)), load256(hi))
 }
 
 /// Q2_K rows · per-256 int8 activation: 2-bit quants unsigned into `maddubs`, the 4-bit scales
@@ -1108,7 +1042,7 @@ pub(crate) fn rows_q2k(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
                     _mm256_and_si256(hi, three),
                 );
                 let scale = _mm512_permutexvar_epi16(pick[g], _mm512_castsi256_si512(s16));
-                let p = _mm512_maddubs_epi16(q, load64i(&xs[g]));
+                let p = _mm512_maddubs_epi16(q, load512(&xs[g]));
                 sums[g % 2] = dpwssd(sums[g % 2], p, scale);
             }
             let mins = _mm256_madd_epi16(m16, crate::simd_lowbit::bsums(a, bi));
@@ -1157,7 +1091,7 @@ pub(crate) fn rows_q5k(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
                     h(2 * g as i32 + 1),
                 );
                 let q = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi);
-                let p = _mm512_maddubs_epi16(q, load64i(&xs[g]));
+                let p = _mm512_maddubs_epi16(q, load512(&xs[g]));
                 sums[g % 2] = dpwssd(sums[g % 2], p, _mm512_permutexvar_epi16(pick[g], s8));
             }
             let mins = _mm256_madd_epi16(m16, crate::simd_lowbit::bsums(a, bi));
@@ -1309,13 +1243,7 @@ mod tests {
                 let row = random_blocks(ty, cols / ty.block_elems(), seed);
                 let x = random_vector(cols, seed + 10);
                 let a = Q8Act::new(&x);
-                let w = crate::dequantize_to_vec(ty, &row, cols).unwrap();
-                let (mut want, mut scale) = (0f64, 0f64);
-                for (i, wv) in w.iter().enumerate() {
-                    let xv = a.q256[i] as f64 * a.d256[i / 256] as f64;
-                    want += *wv as f64 * xv;
-                    scale += (*wv as f64 * xv).abs();
-                }
+                let (want, scale) = crate::synth::q256_reference_dot(ty, &row, &a);
                 let mut y = [0f32];
                 // WORKAROUND: the features were detected by `available()` above.
                 #[allow(unsafe_code)]

@@ -118,3 +118,18 @@ pub fn random_vector(n: usize, seed: u64) -> Vec<f32> {
     let mut rng = Rng::new(seed.wrapping_add(0x5151));
     (0..n).map(|_| rng.unit()).collect()
 }
+
+/// The f64 dot of a quantized row (dequantized by the reference decoder) with the per-256 int8
+/// activations `a` carries (`q256·d256`), and Σ|w·x| (the scale for rounding tolerances): what
+/// a row kernel on the per-256 grid must reproduce up to f32 rounding.
+#[cfg(test)]
+pub(crate) fn q256_reference_dot(ty: GgmlType, row: &[u8], a: &crate::q8::Q8Act) -> (f64, f64) {
+    let w = crate::dequantize_to_vec(ty, row, a.q256.len()).expect("a valid row");
+    let (mut want, mut scale) = (0f64, 0f64);
+    for (i, wv) in w.iter().enumerate() {
+        let xv = a.q256[i] as f64 * a.d256[i / 256] as f64;
+        want += *wv as f64 * xv;
+        scale += (*wv as f64 * xv).abs();
+    }
+    (want, scale)
+}
