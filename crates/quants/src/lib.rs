@@ -18,6 +18,8 @@ pub mod kernels;
 pub mod q8;
 mod simd;
 mod simd512;
+mod simd512_iq;
+mod simd512_iq1;
 mod simd_lowbit;
 pub mod synth;
 pub mod tables;
