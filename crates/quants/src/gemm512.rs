@@ -185,7 +185,8 @@ impl RowTile {
         let group = group_size(ty)?;
         let groups = cols / group * TILE;
         Some(RowTile {
-            q: vec![0; cols * TILE],
+            // One row of scratch for the generic decoder.
+            q: vec![0; cols],
             words: vec![0; cols / 4 * TILE],
             scale: vec![0.0; groups],
             bias: vec![0.0; groups],
@@ -488,10 +489,35 @@ pub(crate) fn rows_times_panels(
     panels: &[Panel],
     yt: &mut [f32],
 ) {
+    // One tile per worker thread, kept across products of the same shape: allocating and
+    // zeroing it per task (~20 KiB, a hundred thousand tasks per prefill) showed in profiles.
+    thread_local! {
+        static TILE: std::cell::RefCell<Option<RowTile>> = const { std::cell::RefCell::new(None) };
+    }
+    TILE.with_borrow_mut(|slot| {
+        let fits = slot.as_ref().is_some_and(|t| {
+            t.cols == cols && Some(t.group) == group_size(ty) && t.has_bias == di8::has_bias(ty)
+        });
+        if !fits {
+            *slot = RowTile::new(ty, cols);
+        }
+        if let Some(tile) = slot.as_mut() {
+            tile_rows(tile, ty, w, row_bytes, panels, yt);
+        }
+    });
+}
+
+/// [`rows_times_panels`] with a tile of the right shape.
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg,f16c,bmi2")]
+fn tile_rows(
+    tile: &mut RowTile,
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    panels: &[Panel],
+    yt: &mut [f32],
+) {
     let n: usize = panels.iter().map(|p| p.n).sum();
-    let Some(mut tile) = RowTile::new(ty, cols) else {
-        return;
-    };
     let regs = match ty {
         GgmlType::IQ2_XXS => Regs::Iq(IqRegs::iq2xxs()),
         GgmlType::IQ3_XXS => Regs::Iq(IqRegs::iq3xxs()),
@@ -507,10 +533,10 @@ pub(crate) fn rows_times_panels(
         let mut t0 = 0;
         for p in panels {
             match r_here {
-                4 => tile_panel::<4>(&tile, p, &mut out),
-                3 => tile_panel::<3>(&tile, p, &mut out),
-                2 => tile_panel::<2>(&tile, p, &mut out),
-                _ => tile_panel::<1>(&tile, p, &mut out),
+                4 => tile_panel::<4>(tile, p, &mut out),
+                3 => tile_panel::<3>(tile, p, &mut out),
+                2 => tile_panel::<2>(tile, p, &mut out),
+                _ => tile_panel::<1>(tile, p, &mut out),
             }
             for (r, o) in out.iter().enumerate().take(r_here) {
                 yr[r * n + t0..r * n + t0 + p.n].copy_from_slice(&o[..p.n]);
