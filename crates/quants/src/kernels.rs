@@ -361,8 +361,13 @@ type RowKernel = unsafe fn(&[u8], usize, &Q8Act, &mut [f32]);
 
 #[cfg(target_arch = "x86_64")]
 fn avx512_row_kernel(ty: GgmlType, act: Option<&Q8Act>) -> Option<RowKernel> {
-    if act.is_none_or(|a| a.q256.is_empty()) || !crate::simd512::available() {
+    let a = act?;
+    if !crate::simd512::available() {
         return None;
+    }
+    if a.q256.is_empty() {
+        // Rows not a multiple of 256: only Q8_0 has a kernel on the per-16 grid.
+        return (ty == GgmlType::Q8_0).then_some(crate::simd512::rows_q8_0_d16 as RowKernel);
     }
     match ty {
         GgmlType::IQ2_XXS => Some(crate::simd512::rows_iq2xxs),

@@ -129,6 +129,53 @@ fn q8_0_row(pick: &[__m512i; 4], row: &[u8], a: &Q8Act) -> f32 {
     _mm512_reduce_add_ps(acc)
 }
 
+/// Q8_0 rows whose length is not a multiple of 256 (e.g. GLM-5's 192-wide per-head `attn_k_b`)
+/// against the per-16 activation grid (`Q8Act::q`, `d16`): as [`rows_q8_0`], with the four
+/// activation scales of each 64 weights spread over their lanes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
+pub(crate) fn rows_q8_0_d16(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
+    let zero = _mm512_setzero_si512();
+    // Lane i of a 64-weight pair covers weights 4i..4i + 4: activation group i/4.
+    let quarter = load512(&std::array::from_fn::<i32, 16, _>(|i| (i / 4) as i32));
+    for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
+        let (blocks, _) = row.as_chunks::<34>();
+        let (pairs, tail) = blocks.as_chunks::<2>();
+        let (xq, _) = a.q.as_chunks::<64>();
+        let (xd, _) = a.d16.as_chunks::<4>();
+        let mut acc = _mm512_setzero_ps();
+        for ((p, x), d) in pairs.iter().zip(xq).zip(xd) {
+            let qs = |j: usize| &p[j][2..].as_chunks::<32>().0[0];
+            let wv = load32_pair(qs(0), qs(1));
+            let x = load512(x);
+            let xs = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(wv), zero, x);
+            let sum = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(wv), xs);
+            let wsc = _mm512_mask_blend_ps(
+                0xff00,
+                _mm512_set1_ps(f16_at(&p[0], 0)),
+                _mm512_set1_ps(f16_at(&p[1], 0)),
+            );
+            let xsc = _mm512_permutexvar_ps(
+                quarter,
+                _mm512_castps128_ps512(_mm_set_ps(d[3], d[2], d[1], d[0])),
+            );
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(wsc, xsc), acc);
+        }
+        let mut total = _mm512_reduce_add_ps(acc);
+        // An odd last block: two 16-weight groups, plain integer dots.
+        for b in tail {
+            let k0 = 64 * pairs.len();
+            let dw = f16_at(b, 0);
+            for h in 0..2 {
+                let dot: i32 = (0..16)
+                    .map(|i| (b[2 + 16 * h + i] as i8 as i32) * a.q[k0 + 16 * h + i] as i32)
+                    .sum();
+                total += dw * a.d16[k0 / 16 + h] * dot as f32;
+            }
+        }
+        *out = total;
+    }
+}
+
 /// Q6_K rows · per-256 int8 activation: the 6-bit quants (0..=63, unsigned) straight into
 /// `maddubs`, the signed 8-bit scales per 16 in `vpdpwssd`, the `−32` offset once per block
 /// through the activation's 16-value sums (`Σ s·bsum16`).
@@ -397,6 +444,38 @@ mod tests {
     use super::*;
     use crate::synth::{random_blocks, random_vector};
     use crate::GgmlType;
+
+    /// The per-16 Q8_0 kernel (rows not a multiple of 256) against the f64 dot of the
+    /// dequantized row with the per-16 int8 activations, odd block counts included.
+    #[test]
+    fn q8_0_on_the_per_16_grid_matches_the_dequantized_dot() {
+        if !available() {
+            return;
+        }
+        for (seed, cols) in [(1u64, 32usize), (2, 96), (3, 192), (4, 384)] {
+            let ty = GgmlType::Q8_0;
+            let row = random_blocks(ty, cols / 32, seed);
+            let a = Q8Act::new(&random_vector(cols, seed + 20));
+            let w = crate::dequantize_to_vec(ty, &row, cols).unwrap();
+            let (mut want, mut scale) = (0f64, 0f64);
+            for (i, wv) in w.iter().enumerate() {
+                let xv = a.q[i] as f64 * a.d16[i / 16] as f64;
+                want += *wv as f64 * xv;
+                scale += (*wv as f64 * xv).abs();
+            }
+            let mut y = [0f32];
+            // WORKAROUND: the features were detected by `available()` above.
+            #[allow(unsafe_code)]
+            unsafe {
+                rows_q8_0_d16(&row, row.len(), &a, &mut y)
+            };
+            let got = y[0] as f64;
+            assert!(
+                (got - want).abs() <= 1e-5 * scale,
+                "{cols}: got {got} want {want}"
+            );
+        }
+    }
 
     /// Each row kernel against the f64 dot of the dequantized row with the int8 activations it
     /// actually sees: only f32 rounding may differ.
