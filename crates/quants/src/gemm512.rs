@@ -33,6 +33,7 @@ pub(crate) enum Regs {
     Iq2s(Iq2sRegs),
     None,
 }
+use crate::simd_mem::{load128, load512, store256, store512};
 use crate::GgmlType;
 use std::arch::x86_64::*;
 
@@ -109,7 +110,7 @@ impl Panel {
         for (t, x) in xs.chunks_exact(cols).enumerate() {
             let (groups, _) = x.as_chunks::<32>();
             for (j, g) in groups.iter().enumerate() {
-                let (a, b) = (load16(&g[..16]), load16(&g[16..]));
+                let (a, b) = (floats(&g[..16]), floats(&g[16..]));
                 let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
                 let d = amax / 127.0;
                 p.xd[j * PANEL + t] = d;
@@ -140,18 +141,6 @@ impl Panel {
     }
 }
 
-/// 16 floats of a slice (exactly 16 long).
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn load16(v: &[f32]) -> __m512 {
-    let v: &[f32; 16] = v.try_into().expect("16 floats");
-    // WORKAROUND: an unaligned load has no safe intrinsic; reads exactly the 16 floats.
-    #[allow(unsafe_code)]
-    unsafe {
-        _mm512_loadu_ps(v.as_ptr())
-    }
-}
-
 /// The low bytes of 32 i32 lanes (values 0..=255) into `out`.
 #[inline]
 #[target_feature(enable = "avx512f")]
@@ -159,11 +148,42 @@ fn store16_u8(out: &mut [u8; 32], a: __m512i, b: __m512i) {
     let lo = _mm512_cvtepi32_epi8(a);
     let hi = _mm512_cvtepi32_epi8(b);
     let both = _mm256_set_m128i(hi, lo);
-    // WORKAROUND: as in `load16`: writes exactly the 32 bytes of the referenced array.
-    #[allow(unsafe_code)]
-    unsafe {
-        _mm256_storeu_si256(out.as_mut_ptr().cast(), both)
-    }
+    store256(out, both)
+}
+
+/// 16 floats of a slice exactly that long.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn floats(v: &[f32]) -> __m512 {
+    let v: &[f32; 16] = v.try_into().expect("16 floats");
+    _mm512_castsi512_ps(load512(v))
+}
+
+/// A slice of exactly 8 lanes as an array.
+#[inline(always)]
+fn lanes8<T>(o: &mut [T]) -> &mut [T; 8] {
+    o.try_into().expect("8 lanes")
+}
+
+/// 16 floats into an array.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn store_f32(o: &mut [f32; 16], v: __m512) {
+    store512(o, _mm512_castps_si512(v))
+}
+
+/// 16 floats from an array.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn load_f32(v: &[f32; 16]) -> __m512 {
+    _mm512_castsi512_ps(load512(v))
+}
+
+/// 8 floats into a slice of exactly 8.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn store8_f32(o: &mut [f32], v: __m256) {
+    store256(lanes8(o), _mm256_castps_si256(v))
 }
 
 /// A tile of decoded weight rows: int8 quants and, per scale group, the f32 scale, the f32
@@ -236,11 +256,11 @@ impl RowTile {
         let at = (r * self.cols + k0) / 4;
         let (dst, _) = self.words[at..at + 64].as_chunks_mut::<16>();
         for (d, v) in dst.iter_mut().zip(w) {
-            store_i32(d, *v);
+            store512(d, *v);
         }
         let g0 = r * (self.cols / 32) + k0 / 32;
         let start = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32::<7>(sums32(w)));
-        store8_i32(&mut self.start[g0..g0 + 8], start);
+        store256(lanes8(&mut self.start[g0..g0 + 8]), start);
     }
 
     /// A row of a shuffle-lookup IQ format: `decode` gives each block's vectors and the factor
@@ -267,16 +287,19 @@ impl RowTile {
                 let odd = _mm256_cvtepi32_ps(_mm512_cvtepi64_epi32(blk.sub_scales));
                 let g0 = r * (self.cols / 32) + 8 * bi;
                 let scales = _mm256_mul_ps(odd, _mm256_set1_ps(d));
-                store8_f32(&mut self.scale[g0..g0 + 8], scales);
+                store256(
+                    lanes8(&mut self.scale[g0..g0 + 8]),
+                    _mm256_castps_si256(scales),
+                );
             } else {
                 let at = (r * self.cols + 256 * bi) / 4;
                 let (dst, _) = self.words[at..at + 64].as_chunks_mut::<16>();
                 for (dv, v) in dst.iter_mut().zip(&w) {
-                    store_i32(dv, *v);
+                    store512(dv, *v);
                 }
                 let g0 = r * (self.cols / 16) + 16 * bi;
                 let start = _mm512_sub_epi32(zero, _mm512_slli_epi32::<7>(sums16(&w)));
-                store_i32(
+                store512(
                     &mut self.start[g0..g0 + 16].as_chunks_mut::<16>().0[0],
                     start,
                 );
@@ -305,7 +328,7 @@ impl RowTile {
                 std::array::from_fn(|j| u16::from_le_bytes([sb[j][0], sb[j][1]]));
             store8_f32(
                 &mut self.scale[g0..g0 + 8],
-                _mm256_cvtph_ps(load8_u16(&halves)),
+                _mm256_cvtph_ps(load128(&halves)),
             );
         }
     }
@@ -318,7 +341,7 @@ impl RowTile {
         for (bi, b) in blocks.iter().enumerate() {
             let (qs, _) = b[16..144].as_chunks::<32>();
             let w: [__m512i; 4] = std::array::from_fn(|k| {
-                let v = crate::simd::load32u(&qs[k]);
+                let v = crate::simd_mem::load256(&qs[k]);
                 let lo = _mm256_and_si256(v, nib);
                 let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), nib);
                 _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
@@ -335,8 +358,14 @@ impl RowTile {
             };
             let scales = _mm256_mul_ps(_mm256_set1_ps(d), widen(sc));
             let biases = _mm256_mul_ps(_mm256_set1_ps(-dmin), widen(mn));
-            store8_f32(&mut self.scale[g0..g0 + 8], scales);
-            store8_f32(&mut self.bias[g0..g0 + 8], biases);
+            store256(
+                lanes8(&mut self.scale[g0..g0 + 8]),
+                _mm256_castps_si256(scales),
+            );
+            store256(
+                lanes8(&mut self.bias[g0..g0 + 8]),
+                _mm256_castps_si256(biases),
+            );
         }
     }
 
@@ -401,41 +430,6 @@ fn pair_sums(a: __m512i, b: __m512i) -> __m512i {
         _mm512_permutex2var_epi32(a, even, b),
         _mm512_permutex2var_epi32(a, odd, b),
     )
-}
-
-/// 8 u16 as one vector.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn load8_u16(v: &[u16; 8]) -> __m128i {
-    // WORKAROUND: an unaligned load has no safe intrinsic; reads exactly the 16 bytes.
-    #[allow(unsafe_code)]
-    unsafe {
-        _mm_loadu_si128(v.as_ptr().cast())
-    }
-}
-
-/// 8 i32 into a slice of exactly 8.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn store8_i32(o: &mut [i32], v: __m256i) {
-    let o: &mut [i32; 8] = o.try_into().expect("8 lanes");
-    // WORKAROUND: an unaligned store has no safe intrinsic; writes exactly the 8 i32.
-    #[allow(unsafe_code)]
-    unsafe {
-        _mm256_storeu_si256(o.as_mut_ptr().cast(), v)
-    }
-}
-
-/// 8 floats into a slice of exactly 8.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn store8_f32(o: &mut [f32], v: __m256) {
-    let o: &mut [f32; 8] = o.try_into().expect("8 lanes");
-    // WORKAROUND: as in `store8_i32`.
-    #[allow(unsafe_code)]
-    unsafe {
-        _mm256_storeu_ps(o.as_mut_ptr(), v)
-    }
 }
 
 /// `R` decoded rows (slots 0..R of `tile`) × one panel → `out[r][t]` for the panel's tokens.
@@ -543,36 +537,6 @@ fn tile_rows(
             }
             t0 += p.n;
         }
-    }
-}
-
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn load_f32(v: &[f32; PANEL]) -> __m512 {
-    // WORKAROUND: an unaligned load has no safe intrinsic; reads exactly the 16 floats.
-    #[allow(unsafe_code)]
-    unsafe {
-        _mm512_loadu_ps(v.as_ptr())
-    }
-}
-
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn store_i32(o: &mut [i32; 16], v: __m512i) {
-    // WORKAROUND: an unaligned store has no safe intrinsic; writes exactly the 16 i32.
-    #[allow(unsafe_code)]
-    unsafe {
-        _mm512_storeu_si512(o.as_mut_ptr().cast(), v)
-    }
-}
-
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn store_f32(o: &mut [f32; PANEL], v: __m512) {
-    // WORKAROUND: an unaligned store has no safe intrinsic; writes exactly the 16 floats.
-    #[allow(unsafe_code)]
-    unsafe {
-        _mm512_storeu_ps(o.as_mut_ptr(), v)
     }
 }
 

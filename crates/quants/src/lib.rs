@@ -21,6 +21,7 @@ mod simd512;
 mod simd512_iq;
 mod simd512_iq1;
 mod simd_lowbit;
+mod simd_mem;
 pub mod synth;
 pub mod tables;
 mod types;

@@ -13,17 +13,7 @@ use crate::q8::Q8Act;
 use crate::tables::{IQ2XXS_GRID, IQ4NL_LEVELS, KSIGNS_IQ2XS};
 use std::arch::x86_64::*;
 
-/// 32 bytes as one vector.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-pub(crate) fn load32(x: &[i8; 32]) -> __m256i {
-    // WORKAROUND: an unaligned 32-byte load has no safe intrinsic; it reads exactly the 32
-    // bytes of the referenced array.
-    #[allow(unsafe_code)]
-    unsafe {
-        _mm256_loadu_si256(x.as_ptr().cast())
-    }
-}
+use crate::simd_mem::load256;
 
 /// Integer sums of one 256-weight super-block's scaled sub-block products, split over two
 /// accumulators (alternating sub-blocks) to halve the add dependency chain.
@@ -131,7 +121,7 @@ pub(crate) fn dot_iq2xxs(row: &[u8], a: &Q8Act) -> f32 {
             let m = |l: u32| masks[((a1 >> (7 * l)) & 127) as usize];
             let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
             let sg = _mm256_set_epi64x(m(3), m(2), m(1), m(0));
-            let p16 = _mm256_maddubs_epi16(w, _mm256_sign_epi8(load32(x), sg));
+            let p16 = _mm256_maddubs_epi16(w, _mm256_sign_epi8(load256(x), sg));
             let ls = _mm256_set1_epi16((2 * (a1 >> 28) + 1) as i16);
             let p = _mm256_madd_epi16(p16, ls);
             sums.add(j, p);
@@ -150,7 +140,7 @@ pub(crate) fn block_dot(q: &[i8], s: &[f32], xq: &[i8], xd: &[f32], mut acc: __m
     let (qc, _) = q.as_chunks::<32>();
     let (xc, _) = xq.as_chunks::<32>();
     for (c, (w, x)) in qc.iter().zip(xc).enumerate() {
-        let p = dot32(load32(w), load32(x));
+        let p = dot32(load256(w), load256(x));
         let s0 = s[2 * c] * xd[2 * c];
         let s1 = s[2 * c + 1] * xd[2 * c + 1];
         let scale = _mm256_set_ps(s1, s1, s1, s1, s0, s0, s0, s0);
@@ -177,7 +167,7 @@ pub(crate) fn prepare_block(q: &[i8], s: &[f32]) -> Prepared {
         scale: [_mm256_setzero_ps(); 8],
     };
     for c in 0..qc.len().min(8) {
-        let w = load32(&qc[c]);
+        let w = load256(&qc[c]);
         p.w[c] = w;
         p.absw[c] = _mm256_abs_epi8(w);
         let (s0, s1) = (s[2 * c], s[2 * c + 1]);
@@ -193,7 +183,7 @@ pub(crate) fn prepared_dot(p: &Prepared, xq: &[i8], xd: f32, acc: __m256) -> __m
     let (xc, _) = xq.as_chunks::<32>();
     let mut blk = _mm256_setzero_ps();
     for (c, x) in xc.iter().enumerate().take(8) {
-        let p16 = _mm256_maddubs_epi16(p.absw[c], _mm256_sign_epi8(load32(x), p.w[c]));
+        let p16 = _mm256_maddubs_epi16(p.absw[c], _mm256_sign_epi8(load256(x), p.w[c]));
         let p32 = _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
         blk = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), p.scale[c], blk);
     }
@@ -209,7 +199,7 @@ pub(crate) fn prepared_dot4(p: &Prepared, xq: [&[i8]; 4], xd: [f32; 4], acc: &mu
     let xc = xq.map(|x| x.as_chunks::<32>().0);
     for (c, ((absw, w), scale)) in p.absw.iter().zip(&p.w).zip(&p.scale).enumerate() {
         for (b, x) in blk.iter_mut().zip(&xc) {
-            let p16 = _mm256_maddubs_epi16(*absw, _mm256_sign_epi8(load32(&x[c]), *w));
+            let p16 = _mm256_maddubs_epi16(*absw, _mm256_sign_epi8(load256(&x[c]), *w));
             let p32 = _mm256_madd_epi16(p16, ones);
             *b = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), *scale, *b);
         }
@@ -263,7 +253,7 @@ pub(crate) fn dot_iq4nl(row: &[u8], a: &Q8Act) -> f32 {
     for (i, (b, x)) in blocks.iter().zip(xs).enumerate() {
         let qs: &[u8; 16] = &b[2..].as_chunks::<16>().0[0];
         let w = iq4_weights(qs, table);
-        let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(load32(x), w));
+        let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(load256(x), w));
         let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
         let d = _mm256_set1_ps(f16_at(b, 0) * a.d256[i / 8]);
         if i & 1 == 0 {
@@ -294,7 +284,7 @@ pub(crate) fn dot_iq4xs(row: &[u8], a: &Q8Act) -> f32 {
             let high = ((scales_h >> (2 * j)) & 3) as u8;
             let ls = _mm256_set1_epi16((low | high << 4) as i16 - 32);
             let w = iq4_weights(q, table);
-            let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(load32(x), w));
+            let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(load256(x), w));
             let p = _mm256_madd_epi16(p16, ls);
             sums.add(j, p);
         }
@@ -307,12 +297,7 @@ pub(crate) fn dot_iq4xs(row: &[u8], a: &Q8Act) -> f32 {
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn load8f(x: &[f32; 8]) -> __m256 {
-    // WORKAROUND: an unaligned 8-float load has no safe intrinsic; it reads exactly the 32
-    // bytes of the referenced array.
-    #[allow(unsafe_code)]
-    unsafe {
-        _mm256_loadu_ps(x.as_ptr())
-    }
+    _mm256_castsi256_ps(load256(x))
 }
 
 /// A 16-bit float row · f32 x (exact mode): 8 weights widened per step by `$widen`, 4
@@ -354,17 +339,6 @@ pub(crate) fn dot_bf16(row: &[u8], x: &[f32]) -> f32 {
     dot_16bit!(row, x, widen, crate::dequant::bf16_to_f32)
 }
 
-/// 32 weight bytes of a row as one vector (signed).
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-pub(crate) fn load32u(b: &[u8; 32]) -> __m256i {
-    // WORKAROUND: as in `load32`: reads exactly the 32 bytes of the referenced array.
-    #[allow(unsafe_code)]
-    unsafe {
-        _mm256_loadu_si256(b.as_ptr().cast())
-    }
-}
-
 /// Q8_0 row · per-256 int8 activation: the weight bytes go straight into `maddubs` (no decode
 /// copy), one float FMA per 32 weights with two accumulators.
 #[target_feature(enable = "avx2,fma")]
@@ -375,8 +349,8 @@ pub(crate) fn dot_q8_0(row: &[u8], a: &Q8Act) -> f32 {
     let mut acc0 = _mm256_setzero_ps();
     let mut acc1 = _mm256_setzero_ps();
     for (i, (b, x)) in blocks.iter().zip(xs).enumerate() {
-        let w = load32u(&b[2..].as_chunks::<32>().0[0]);
-        let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(load32(x), w));
+        let w = load256(&b[2..].as_chunks::<32>().0[0]);
+        let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(load256(x), w));
         let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
         let d = _mm256_set1_ps(f16_at(b, 0) * a.d256[i / 8]);
         if i & 1 == 0 {

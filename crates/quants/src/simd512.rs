@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 
 pub(crate) use crate::simd512_iq::*;
 pub(crate) use crate::simd512_iq1::*;
+pub(crate) use crate::simd_mem::{load256, load512};
 
 /// `acc + Σ pairs a·b` (i16 → i32), always as one `vpdpwssd`: LLVM otherwise may split the
 /// intrinsic into `vpmaddwd` + `vpaddd` (it did in token loops, where the split doubled the
@@ -39,31 +40,6 @@ pub(crate) fn dpwssd(acc: __m512i, a: __m512i, b: __m512i) -> __m512i {
         );
     }
     r
-}
-
-/// Any 64-byte array as one vector (unaligned load).
-#[inline]
-#[target_feature(enable = "avx512f")]
-pub(crate) fn load512<T: Copy, const N: usize>(v: &[T; N]) -> __m512i {
-    const { assert!(std::mem::size_of::<[T; N]>() == 64) };
-    // WORKAROUND: an unaligned load has no safe intrinsic; it reads exactly the 64 bytes of the
-    // referenced array (checked at compile time above).
-    #[allow(unsafe_code)]
-    unsafe {
-        _mm512_loadu_si512(v.as_ptr().cast())
-    }
-}
-
-/// Any 32-byte array as one vector (unaligned load).
-#[inline]
-#[target_feature(enable = "avx512f")]
-pub(crate) fn load256<T: Copy, const N: usize>(v: &[T; N]) -> __m256i {
-    const { assert!(std::mem::size_of::<[T; N]>() == 32) };
-    // WORKAROUND: as in `load512`: exactly the 32 bytes of the referenced array.
-    #[allow(unsafe_code)]
-    unsafe {
-        _mm256_loadu_si256(v.as_ptr().cast())
-    }
 }
 
 /// i16 lane `k` of quarter `g` ← word `per(g, k)` (scale selection controls).
@@ -204,13 +180,13 @@ fn q6k_row(pick: &[__m512i; 4], row: &[u8], a: &Q8Act) -> f32 {
         let (qh, _) = b[128..192].as_chunks::<32>();
         let sc8 = &b[192..208].as_chunks::<16>().0[0];
         // Scales as 16 signed i16 (low half of a vector).
-        let sc16 = _mm256_cvtepi8_epi16(crate::simd_lowbit::load16_u8(sc8));
+        let sc16 = _mm256_cvtepi8_epi16(crate::simd_mem::load128(sc8));
         let sc = _mm512_castsi256_si512(sc16);
         let (xs, _) = xq.as_chunks::<64>();
         let mut sum = _mm512_setzero_si512();
         for n in 0..2 {
             let l = load512(&ql[n]);
-            let h = crate::simd::load32u(&qh[n]);
+            let h = crate::simd_mem::load256(&qh[n]);
             // Weights 128n + 0..64: low nibbles, high bits (h >> 0, h >> 2); + 64..128: high
             // nibbles, (h >> 4, h >> 6).
             let h01 = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(h), _mm256_srli_epi16::<2>(h));
@@ -260,7 +236,7 @@ pub(crate) fn rows_q2k(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
         let (xq, _) = a.q256.as_chunks::<QK_K>();
         let mut acc = _mm512_setzero_ps();
         for (bi, ((b, xq), &xd)) in blocks.iter().zip(xq).zip(&a.d256).enumerate() {
-            let sc = crate::simd_lowbit::load16_u8(&b[..16].as_chunks::<16>().0[0]);
+            let sc = crate::simd_mem::load128(&b[..16].as_chunks::<16>().0[0]);
             let s16 = _mm256_cvtepu8_epi16(_mm_and_si128(sc, nib));
             let m16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(sc), nib));
             let (xs, _) = xq.as_chunks::<64>();
@@ -268,7 +244,7 @@ pub(crate) fn rows_q2k(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
             let mut sums = [_mm512_setzero_si512(); 2];
             for g in 0..4 {
                 // Weights 64g..64g + 64: bit pairs (2j, 2j + 2) of 32-byte chunk g/2, j = 2(g mod 2).
-                let c = crate::simd::load32u(&qs[g / 2]);
+                let c = crate::simd_mem::load256(&qs[g / 2]);
                 let (lo, hi) = if g % 2 == 0 {
                     (c, _mm256_srli_epi16::<2>(c))
                 } else {
@@ -311,12 +287,12 @@ pub(crate) fn rows_q5k(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
                 i64::from_le_bytes(sc),
             )));
             let m16 = crate::simd_lowbit::widen_u8(&std::array::from_fn(|k| mn[k / 2]));
-            let qh = crate::simd::load32u(&b[16..48].as_chunks::<32>().0[0]);
+            let qh = crate::simd_mem::load256(&b[16..48].as_chunks::<32>().0[0]);
             let (qs, _) = b[48..176].as_chunks::<32>();
             let (xs, _) = xq.as_chunks::<64>();
             let mut sums = [_mm512_setzero_si512(); 2];
             for g in 0..4 {
-                let c = crate::simd::load32u(&qs[g]);
+                let c = crate::simd_mem::load256(&qs[g]);
                 // Fifth bits of sub-blocks 2g and 2g + 1: bits 2g, 2g + 1 of each qh byte.
                 let h = |j: i32| {
                     let bit = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(j)), one);
@@ -349,11 +325,12 @@ pub(crate) fn rows_float(ty: GgmlType, w: &[u8], row_bytes: usize, x: &[f32], y:
     let width = if ty == GgmlType::F32 { 4 } else { 2 };
     let widen = |c: &[u8]| -> __m512 {
         match ty {
-            GgmlType::F32 => load_f32x16(c),
-            GgmlType::F16 => _mm512_cvtph_ps(load_u16x16(c)),
-            _ => _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(load_u16x16(
-                c,
-            )))),
+            GgmlType::F32 => _mm512_castsi512_ps(load512(bytes::<64>(c))),
+            GgmlType::F16 => _mm512_cvtph_ps(load256(bytes::<32>(c))),
+            _ => {
+                let h = load256(bytes::<32>(c));
+                _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
+            }
         }
     };
     let scalar = |row: &[u8], k: usize| -> f32 {
@@ -371,7 +348,7 @@ pub(crate) fn rows_float(ty: GgmlType, w: &[u8], row_bytes: usize, x: &[f32], y:
         let r: Vec<&[u8]> = rows.chunks_exact(row_bytes).collect();
         let mut acc = [_mm512_setzero_ps(); 4];
         for (i, xv) in xc.iter().enumerate() {
-            let xv = load_x16(xv);
+            let xv = _mm512_castsi512_ps(load512(xv));
             for (a, row) in acc.iter_mut().zip(&r) {
                 *a = _mm512_fmadd_ps(widen(&row[i * step..(i + 1) * step]), xv, *a);
             }
@@ -387,39 +364,10 @@ pub(crate) fn rows_float(ty: GgmlType, w: &[u8], row_bytes: usize, x: &[f32], y:
     }
 }
 
-/// 16 activations as one vector.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn load_x16(v: &[f32; 16]) -> __m512 {
-    // WORKAROUND: an unaligned load has no safe intrinsic; reads exactly the 16 floats.
-    #[allow(unsafe_code)]
-    unsafe {
-        _mm512_loadu_ps(v.as_ptr())
-    }
-}
-
-/// 16 floats from 64 bytes (a slice of at least 64).
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn load_f32x16(c: &[u8]) -> __m512 {
-    let c: &[u8; 64] = c[..64].try_into().expect("64 bytes");
-    // WORKAROUND: an unaligned load has no safe intrinsic; reads exactly the 64 bytes.
-    #[allow(unsafe_code)]
-    unsafe {
-        _mm512_loadu_ps(c.as_ptr().cast())
-    }
-}
-
-/// 16 u16 from 32 bytes.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn load_u16x16(c: &[u8]) -> __m256i {
-    let c: &[u8; 32] = c[..32].try_into().expect("32 bytes");
-    // WORKAROUND: as in `load_f32x16`.
-    #[allow(unsafe_code)]
-    unsafe {
-        _mm256_loadu_si256(c.as_ptr().cast())
-    }
+/// The first `N` bytes of a slice as an array (the caller's chunk is at least that long).
+#[inline(always)]
+fn bytes<const N: usize>(c: &[u8]) -> &[u8; N] {
+    c[..N].try_into().expect("chunk length")
 }
 
 /// Whether this CPU runs the kernels of this module (and `LOCALGLM_SIMD` allows them).

@@ -268,7 +268,7 @@ pub(crate) fn decode_iq2xxs(r: &IqRegs, b: &[u8; 66]) -> IqBlock {
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
 pub(crate) fn decode_iq3xxs(r: &IqRegs, b: &[u8; 98]) -> IqBlock {
     let q = load512(&b[2..66].as_chunks::<64>().0[0]);
-    let words = _mm512_slli_epi64::<32>(_mm512_cvtepu32_epi64(crate::simd::load32u(
+    let words = _mm512_slli_epi64::<32>(_mm512_cvtepu32_epi64(crate::simd_mem::load256(
         &b[66..98].as_chunks::<32>().0[0],
     )));
     decode_iq(r, q, words)

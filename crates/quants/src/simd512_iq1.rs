@@ -88,11 +88,11 @@ pub(crate) fn rows_iq1s(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
         let (xq, _) = a.q256.as_chunks::<QK_K>();
         let mut acc = _mm512_setzero_ps();
         for (bi, ((b, xq), &xd)) in blocks.iter().zip(xq).zip(&a.d256).enumerate() {
-            let h = _mm512_cvtepu16_epi32(_mm256_castsi128_si256(crate::simd_lowbit::load16_u8(
+            let h = _mm512_cvtepu16_epi32(_mm256_castsi128_si256(crate::simd_mem::load128(
                 &b[34..50].as_chunks::<16>().0[0],
             )));
             let idx: [__m512i; 2] = std::array::from_fn(|half| {
-                let q = _mm512_cvtepu8_epi32(crate::simd_lowbit::load16_u8(
+                let q = _mm512_cvtepu8_epi32(crate::simd_mem::load128(
                     &b[2 + 16 * half..18 + 16 * half].as_chunks::<16>().0[0],
                 ));
                 let hj = _mm512_permutexvar_epi32(sub[half], h);
@@ -137,14 +137,14 @@ pub(crate) fn rows_iq1m(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
         let (xq, _) = a.q256.as_chunks::<QK_K>();
         let mut acc = _mm512_setzero_ps();
         for (bi, ((b, xq), &xd)) in blocks.iter().zip(xq).zip(&a.d256).enumerate() {
-            let qh = crate::simd_lowbit::load16_u8(&b[32..48].as_chunks::<16>().0[0]);
+            let qh = crate::simd_mem::load128(&b[32..48].as_chunks::<16>().0[0]);
             // Nibble i (low first) of the 16 qh bytes belongs to group i.
             let nib = _mm_set1_epi8(15);
             let lo = _mm_and_si128(qh, nib);
             let hi = _mm_and_si128(_mm_srli_epi16::<4>(qh), nib);
             let fields = [_mm_unpacklo_epi8(lo, hi), _mm_unpackhi_epi8(lo, hi)];
             let idx: [__m512i; 2] = std::array::from_fn(|half| {
-                let q = _mm512_cvtepu8_epi32(crate::simd_lowbit::load16_u8(
+                let q = _mm512_cvtepu8_epi32(crate::simd_mem::load128(
                     &b[16 * half..16 * half + 16].as_chunks::<16>().0[0],
                 ));
                 _mm512_or_si512(
@@ -162,9 +162,8 @@ pub(crate) fn rows_iq1m(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
                     | (sc[3] & 0xf000),
             );
             // Scale of 16-weight group k: 3 bits at 3·(k mod 4) of word k / 4, as 2·s + 1.
-            let words = _mm256_castsi128_si256(crate::simd_lowbit::load16_u8(
-                &b[40..56].as_chunks::<16>().0[0],
-            ));
+            let words =
+                _mm256_castsi128_si256(crate::simd_mem::load128(&b[40..56].as_chunks::<16>().0[0]));
             let fields = _mm256_srlv_epi16(_mm256_permutexvar_epi16(word_of, words), shift3);
             let s16 = _mm256_or_si256(
                 _mm256_slli_epi16::<1>(_mm256_and_si256(fields, _mm256_set1_epi16(7))),

@@ -16,31 +16,10 @@
 
 use crate::dequant::{f16_at, f16_to_f32, QK_K};
 use crate::q8::Q8Act;
-use crate::simd::{hsum, load32, load32u, SuperBlockSums};
+use crate::simd::{hsum, SuperBlockSums};
+use crate::simd_mem::load256;
 use crate::tables::{IQ1S_GRID, IQ2S_GRID, IQ2XS_GRID, IQ3S_GRID, IQ3XXS_GRID};
 use std::arch::x86_64::*;
-
-/// 16 i16 values as one vector.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-fn load_i16(v: &[i16; 16]) -> __m256i {
-    // WORKAROUND: as in `simd::load32u`: reads exactly the 32 bytes of the referenced array.
-    #[allow(unsafe_code)]
-    unsafe {
-        _mm256_loadu_si256(v.as_ptr().cast())
-    }
-}
-
-/// 16 bytes as one vector.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-pub(crate) fn load16_u8(b: &[u8; 16]) -> __m128i {
-    // WORKAROUND: as in `simd::load32u`: reads exactly the 16 bytes of the referenced array.
-    #[allow(unsafe_code)]
-    unsafe {
-        _mm_loadu_si128(b.as_ptr().cast())
-    }
-}
 
 /// 16 bytes widened to 16 unsigned i16 lanes.
 #[inline]
@@ -83,7 +62,7 @@ fn pick(eo: __m256i, ctrl: __m256i) -> __m256i {
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn scaled(w: __m256i, x: &[i8; 32], scale: __m256i) -> __m256i {
-    _mm256_madd_epi16(_mm256_maddubs_epi16(w, load32(x)), scale)
+    _mm256_madd_epi16(_mm256_maddubs_epi16(w, load256(x)), scale)
 }
 
 /// The block's activation sums as a vector.
@@ -91,7 +70,7 @@ fn scaled(w: __m256i, x: &[i8; 32], scale: __m256i) -> __m256i {
 #[target_feature(enable = "avx2,fma")]
 pub(crate) fn bsums(a: &Q8Act, block: usize) -> __m256i {
     let (b, _) = a.bsum16[16 * block..].as_chunks::<16>();
-    load_i16(&b[0])
+    load256(&b[0])
 }
 
 /// Sum of the 8 i32 lanes as float, one FMA into `acc`.
@@ -160,7 +139,7 @@ pub(crate) fn dot_q2k(row: &[u8], a: &Q8Act) -> f32 {
         let (qs, _) = b[16..80].as_chunks::<32>();
         let mut sum = SuperBlockSums::new();
         for (h, q) in qs.iter().enumerate() {
-            let q = load32u(q);
+            let q = load256(q);
             for j in 0..4 {
                 let c = 4 * h + j;
                 let w = crumb(q, j, three);
@@ -198,11 +177,11 @@ pub(crate) fn dot_q3k(row: &[u8], a: &Q8Act) -> f32 {
         let eo = even_odd(scales);
         let (xs, _) = xq.as_chunks::<32>();
         let (hm, _) = b[..32].as_chunks::<32>();
-        let hm = load32u(&hm[0]);
+        let hm = load256(&hm[0]);
         let (qs, _) = b[32..96].as_chunks::<32>();
         let mut sum = SuperBlockSums::new();
         for (h, q) in qs.iter().enumerate() {
-            let q = load32u(q);
+            let q = load256(q);
             for j in 0..4 {
                 let c = 4 * h + j;
                 let u = _mm256_or_si256(crumb(q, j, three), move_bit(hm, c, 2, four));
@@ -248,7 +227,7 @@ pub(crate) fn dot_q4k(row: &[u8], a: &Q8Act) -> f32 {
         let (qs, _) = b[16..144].as_chunks::<32>();
         let mut sum = SuperBlockSums::new();
         for (jj, q) in qs.iter().enumerate() {
-            let q = load32u(q);
+            let q = load256(q);
             let lo = _mm256_and_si256(q, nib);
             let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), nib);
             sum.add(0, scaled(lo, &xs[2 * jj], pick(eo, pick_c[2 * jj])));
@@ -286,11 +265,11 @@ pub(crate) fn dot_q5k(row: &[u8], a: &Q8Act) -> f32 {
         let (eo, mins) = k_scale_lanes(sc, mn);
         let (xs, _) = xq.as_chunks::<32>();
         let (qh, _) = b[16..48].as_chunks::<32>();
-        let qh = load32u(&qh[0]);
+        let qh = load256(&qh[0]);
         let (qs, _) = b[48..176].as_chunks::<32>();
         let mut sum = SuperBlockSums::new();
         for (jj, q) in qs.iter().enumerate() {
-            let q = load32u(q);
+            let q = load256(q);
             for half in 0..2 {
                 let j = 2 * jj + half;
                 let n = if half == 0 {
@@ -378,7 +357,7 @@ pub(crate) fn dot_iq1m(row: &[u8], a: &Q8Act) -> f32 {
             let (j, half) = (k / 2, k % 2);
             (2 * ((sc[j / 2] >> (6 * (j % 2) + 3 * half)) & 7) + 1) as i16
         });
-        let scales = load_i16(&s);
+        let scales = load256(&s);
         let eo = even_odd(scales);
         let (xs, _) = xq.as_chunks::<32>();
         let mut sum = SuperBlockSums::new();
@@ -454,7 +433,7 @@ pub(crate) fn dot_iq3xxs(row: &[u8], a: &Q8Act) -> f32 {
             let m = |l: u32| masks[((aux >> (7 * l)) & 127) as usize];
             let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
             let sg = _mm256_set_epi64x(m(3), m(2), m(1), m(0));
-            let p16 = _mm256_maddubs_epi16(w, _mm256_sign_epi8(load32(x), sg));
+            let p16 = _mm256_maddubs_epi16(w, _mm256_sign_epi8(load256(x), sg));
             let ls = _mm256_set1_epi16((2 * (aux >> 28) + 1) as i16);
             sum.add(j, _mm256_madd_epi16(p16, ls));
         }
@@ -480,7 +459,7 @@ fn apply_sign_bytes(x: &[i8; 32], signs: [u8; 4]) -> __m256i {
     let v = _mm256_set1_epi32(i32::from_le_bytes(signs));
     let sel = _mm256_and_si256(_mm256_shuffle_epi8(v, spread), bit);
     let neg = _mm256_cmpeq_epi8(sel, bit);
-    let xv = load32(x);
+    let xv = load256(x);
     _mm256_sub_epi8(_mm256_xor_si256(xv, neg), neg)
 }
 
@@ -558,7 +537,7 @@ pub(crate) fn dot_iq2xs(row: &[u8], a: &Q8Act) -> f32 {
             let m = |l: usize| masks[(code(l) >> 9) as usize];
             let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
             let sg = _mm256_set_epi64x(m(3), m(2), m(1), m(0));
-            let p16 = _mm256_maddubs_epi16(w, _mm256_sign_epi8(load32(x), sg));
+            let p16 = _mm256_maddubs_epi16(w, _mm256_sign_epi8(load256(x), sg));
             sum.add(j, _mm256_madd_epi16(p16, pick(eo, pick_c[j])));
         }
         acc = fold(sum.total(), f16_at(b, 0) * 0.125 * xd, acc);

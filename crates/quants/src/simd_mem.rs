@@ -1,0 +1,70 @@
+//! Unaligned vector loads and stores of whole arrays for the SIMD kernels: the one place their
+//! `unsafe` lives. Each takes an array whose size is exactly the vector's (checked at compile
+//! time), so a load reads, and a store writes, exactly the bytes of the referenced array.
+
+#![cfg(target_arch = "x86_64")]
+
+use std::arch::x86_64::*;
+use std::mem::size_of;
+
+/// Any 16-byte array as one vector.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn load128<T: Copy, const N: usize>(v: &[T; N]) -> __m128i {
+    const { assert!(size_of::<[T; N]>() == 16) };
+    // WORKAROUND: an unaligned load has no safe intrinsic; the size check above makes it read
+    // exactly the referenced array.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm_loadu_si128(v.as_ptr().cast())
+    }
+}
+
+/// Any 32-byte array as one vector.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn load256<T: Copy, const N: usize>(v: &[T; N]) -> __m256i {
+    const { assert!(size_of::<[T; N]>() == 32) };
+    // WORKAROUND: as in `load128`.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm256_loadu_si256(v.as_ptr().cast())
+    }
+}
+
+/// Any 64-byte array as one vector.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) fn load512<T: Copy, const N: usize>(v: &[T; N]) -> __m512i {
+    const { assert!(size_of::<[T; N]>() == 64) };
+    // WORKAROUND: as in `load128`.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm512_loadu_si512(v.as_ptr().cast())
+    }
+}
+
+/// One vector into any 32-byte array.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn store256<T: Copy, const N: usize>(o: &mut [T; N], v: __m256i) {
+    const { assert!(size_of::<[T; N]>() == 32) };
+    // WORKAROUND: an unaligned store has no safe intrinsic; the size check makes it write
+    // exactly the referenced array (T is a plain number type at every call site).
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm256_storeu_si256(o.as_mut_ptr().cast(), v)
+    }
+}
+
+/// One vector into any 64-byte array.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) fn store512<T: Copy, const N: usize>(o: &mut [T; N], v: __m512i) {
+    const { assert!(size_of::<[T; N]>() == 64) };
+    // WORKAROUND: as in `store256`.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm512_storeu_si512(o.as_mut_ptr().cast(), v)
+    }
+}
