@@ -113,6 +113,7 @@ pub fn run(args: &PromptArgs) -> Result<()> {
         tools,
         bos_token: args.bos.clone().unwrap_or(bos),
         eos_token: args.eos.clone().unwrap_or(eos),
+        now: None,
     };
     let text = template.render_json(messages, &opts)?;
     let mut out = std::io::stdout().lock();

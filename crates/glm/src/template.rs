@@ -43,6 +43,8 @@ pub struct TemplateOptions {
     pub tools: Option<serde_json::Value>,
     pub bos_token: String,
     pub eos_token: String,
+    /// The time `strftime_now` reports, in seconds since the Unix epoch (UTC); `None` = now.
+    pub now: Option<i64>,
 }
 
 /// What a template lets the user control.
@@ -116,6 +118,86 @@ fn raise_exception(msg: String) -> Result<Value, Error> {
     Err(Error::new(ErrorKind::InvalidOperation, msg))
 }
 
+/// Python's `time.strftime` for the directives chat templates use, at `secs` (UTC).
+fn strftime(format: &str, secs: i64) -> Result<String, Error> {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    const DAYS: [&str; 7] = [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ];
+    let days = secs.div_euclid(86_400);
+    let tod = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (proleptic Gregorian, era-based).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy_mar = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy_mar + 2) / 153;
+    let day = doy_mar - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let before: [i64; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+    let yday = before[(month - 1) as usize] + day + i64::from(leap && month > 2);
+    let weekday = (days + 3).rem_euclid(7) as usize; // 1970-01-01 was a Thursday.
+    let (hour, minute, second) = (tod / 3600, tod / 60 % 60, tod % 60);
+    let mut out = String::new();
+    let mut chars = format.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let d = chars.next().unwrap_or('%');
+        let piece = match d {
+            'Y' => year.to_string(),
+            'y' => format!("{:02}", year.rem_euclid(100)),
+            'm' => format!("{month:02}"),
+            'd' => format!("{day:02}"),
+            'e' => format!("{day:2}"),
+            'j' => format!("{yday:03}"),
+            'B' => MONTHS[(month - 1) as usize].into(),
+            'b' | 'h' => MONTHS[(month - 1) as usize][..3].into(),
+            'A' => DAYS[weekday].into(),
+            'a' => DAYS[weekday][..3].into(),
+            'H' => format!("{hour:02}"),
+            'I' => format!("{:02}", (hour + 11) % 12 + 1),
+            'p' => (if hour < 12 { "AM" } else { "PM" }).into(),
+            'M' => format!("{minute:02}"),
+            'S' => format!("{second:02}"),
+            'F' => format!("{year}-{month:02}-{day:02}"),
+            '%' => "%".into(),
+            other => {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("strftime_now: unsupported directive %{other}"),
+                ))
+            }
+        };
+        out.push_str(&piece);
+    }
+    Ok(out)
+}
+
 impl ChatTemplate {
     /// Compiles `source`; `model_name` names the model in errors.
     pub fn new(source: &str, model_name: &str) -> Result<Self, GlmError> {
@@ -126,6 +208,17 @@ impl ChatTemplate {
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_filter("tojson", tojson);
         env.add_function("raise_exception", raise_exception);
+        // `strftime_now` reads the render's clock, passed in the context (see `render_json`).
+        env.add_function(
+            "strftime_now",
+            |state: &minijinja::State, format: String| -> Result<Value, Error> {
+                let secs = state
+                    .lookup("__localglm_now")
+                    .and_then(|v| i64::try_from(v).ok())
+                    .unwrap_or(0);
+                strftime(&format, secs).map(Value::from)
+            },
+        );
         env.add_template_owned("chat", source.to_string())
             .map_err(|e| {
                 GlmError::Template(format!(
@@ -184,6 +277,13 @@ impl ChatTemplate {
         if let Some(v) = &opts.tools {
             ctx.insert("tools".into(), v.clone());
         }
+        let now = opts.now.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0)
+        });
+        ctx.insert("__localglm_now".into(), now.into());
         tmpl.render(Value::from_serialize(&ctx)).map_err(|e| {
             GlmError::Template(format!(
                 "the chat template of {} failed to render: {e:#}",
