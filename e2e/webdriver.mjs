@@ -16,16 +16,24 @@ export function appBinary() {
 }
 
 /**
- * Writes `settings.json` as the app stores it (tauri-plugin-store file), with replies capped at
- * `maxTokens` and an optional model path.
+ * Writes `settings.json` as the app stores it (tauri-plugin-store file), with an optional model
+ * path and a user preset "E2E" (General's values, replies capped at `maxTokens`) selected as the
+ * default, so real-model replies stay short.
  */
 export function writeSettings(dataDir, { maxTokens = 256, modelPath = null, seed = null } = {}) {
+  const sampling = {
+    temperature: 1.0, top_p: 0.95, top_k: null, max_tokens: maxTokens, seed, min_p: null, repetition_penalty: null,
+  };
   const settings = {
     settings: {
       version: 1,
-      sampling: { temperature: 1.0, top_p: 0.95, top_k: null, max_tokens: maxTokens, seed },
+      sampling,
       system_prompt: "",
       model_path: modelPath,
+      presets: [
+        { id: "user-e2e", name: "E2E", sampling, enable_thinking: true, reasoning_effort: null, system_prompt: null },
+      ],
+      default_preset: "user-e2e",
     },
   };
   writeFileSync(join(dataDir, "settings.json"), JSON.stringify(settings));

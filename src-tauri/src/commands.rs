@@ -1,11 +1,11 @@
 //! Tauri commands: convert, delegate to a crate, convert back. No logic lives here.
 
 use crate::settings::SettingsState;
-use localglm_chat::ChatService;
+use localglm_chat::{presets, ChatService};
 use localglm_models::Library;
 use localglm_protocol::{
     AppError, AppInfo, ConversationSummary, ConversationView, ErrorKind, GenerationEvent,
-    GenerationHandle, ModelInfo, ModelStatus, SendRequest, Settings,
+    GenerationHandle, ModelInfo, ModelStatus, SamplingPreset, SendRequest, Settings,
 };
 use std::sync::Arc;
 use tauri::ipc::Channel;
@@ -33,6 +33,49 @@ pub fn save_settings(
     settings: Settings,
 ) -> Result<Settings, AppError> {
     state.set(settings)
+}
+
+/// Built-in presets first, then the user's.
+#[tauri::command]
+pub fn list_presets(settings: State<'_, SettingsState>) -> Vec<SamplingPreset> {
+    presets::all(&settings.get())
+}
+
+/// Creates or updates a user preset (a built-in's values are saved as a new preset).
+#[tauri::command]
+pub fn save_preset(
+    settings: State<'_, SettingsState>,
+    preset: SamplingPreset,
+) -> Result<SamplingPreset, AppError> {
+    settings.update(|s| presets::save(s, preset))
+}
+
+#[tauri::command]
+pub fn duplicate_preset(
+    settings: State<'_, SettingsState>,
+    id: String,
+) -> Result<SamplingPreset, AppError> {
+    settings.update(|s| presets::duplicate(s, &id))
+}
+
+#[tauri::command]
+pub fn delete_preset(settings: State<'_, SettingsState>, id: String) -> Result<(), AppError> {
+    settings.update(|s| presets::delete(s, &id))
+}
+
+/// The user's presets as the JSON text of a presets file.
+#[tauri::command]
+pub fn export_presets(settings: State<'_, SettingsState>) -> String {
+    presets::export(&settings.get())
+}
+
+/// Adds the presets of a presets file's JSON text; returns those added.
+#[tauri::command]
+pub fn import_presets(
+    settings: State<'_, SettingsState>,
+    json: String,
+) -> Result<Vec<SamplingPreset>, AppError> {
+    settings.update(|s| presets::import(s, &json))
 }
 
 #[tauri::command]

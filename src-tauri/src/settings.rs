@@ -34,6 +34,7 @@ pub fn migrate(value: Option<Value>) -> Settings {
             top_k: None,
             max_tokens: f("max_tokens", defaults.max_tokens as f64) as u32,
             seed: None,
+            ..Default::default()
         };
         obj.insert(
             "sampling".into(),
@@ -93,6 +94,18 @@ impl SettingsState {
 
     pub fn get(&self) -> Settings {
         self.current.lock().expect("settings lock").clone()
+    }
+
+    /// Applies `change` to a copy of the settings and stores the result if it succeeds (so a
+    /// failed change leaves the settings as they were).
+    pub fn update<T>(
+        &self,
+        change: impl FnOnce(&mut Settings) -> Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        let mut next = self.get();
+        let out = change(&mut next)?;
+        self.set(next)?;
+        Ok(out)
     }
 
     /// Validates, stores and returns the new settings.

@@ -182,3 +182,94 @@ fn markdown_and_model_commands() {
     );
     assert!(matches!(e.kind, ErrorKind::NotFound | ErrorKind::NoModel));
 }
+
+#[test]
+fn presets_crud_export_import_and_recorded_on_replies() {
+    use localglm_protocol::SamplingPreset;
+    let h = harness();
+    let all: Vec<SamplingPreset> = ok(&h, "list_presets", json!({}));
+    let ids: Vec<&str> = all.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, ["general", "swe-bench-pro"]);
+
+    // Saving a built-in's values under a new name creates a user preset.
+    let mut mine = all[1].clone();
+    mine.name = "Careful".into();
+    mine.sampling.temperature = 0.6;
+    mine.sampling.min_p = Some(0.05);
+    mine.enable_thinking = false;
+    let mine: SamplingPreset = ok(&h, "save_preset", json!({ "preset": mine }));
+    assert_eq!(mine.id, "user-careful");
+    // Rename keeps the id.
+    let mut renamed = mine.clone();
+    renamed.name = "Careful coder".into();
+    let renamed: SamplingPreset = ok(&h, "save_preset", json!({ "preset": renamed }));
+    assert_eq!(renamed.id, mine.id);
+    let copy: SamplingPreset = ok(&h, "duplicate_preset", json!({ "id": "general" }));
+    assert_eq!(copy.name, "General copy");
+    let mut bad = copy.clone();
+    bad.sampling.top_p = 2.0;
+    assert_eq!(
+        err(&h, "save_preset", json!({ "preset": bad })).kind,
+        ErrorKind::InvalidRequest
+    );
+    assert_eq!(
+        err(&h, "delete_preset", json!({ "id": "general" })).kind,
+        ErrorKind::InvalidRequest
+    );
+    ok::<()>(&h, "delete_preset", json!({ "id": copy.id }));
+
+    // Export, then import the file: the preset comes back under a new name, nothing replaced.
+    let file: String = ok(&h, "export_presets", json!({}));
+    assert!(file.contains("\"localglm-presets\"") && file.contains("Careful coder"));
+    let added: Vec<SamplingPreset> = ok(&h, "import_presets", json!({ "json": file }));
+    assert_eq!(added.len(), 1);
+    assert_eq!(added[0].name, "Careful coder (2)");
+    assert_eq!(added[0].sampling, renamed.sampling);
+    let e = err(&h, "import_presets", json!({ "json": "{\"presets\": 3}" }));
+    assert_eq!(e.kind, ErrorKind::InvalidRequest);
+    let names: Vec<String> = ok::<Vec<SamplingPreset>>(&h, "list_presets", json!({}))
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "General",
+            "SWE-Bench Pro",
+            "Careful coder",
+            "Careful coder (2)"
+        ]
+    );
+    // Presets persist in the settings store.
+    let s: Settings = ok(&h, "get_settings", json!({}));
+    assert_eq!(s.presets.len(), 2);
+
+    // A message sent with a preset records it, with the values used, on the reply.
+    wait_ready(&h);
+    let c: ConversationSummary = ok(&h, "create_conversation", json!({ "title": null }));
+    ok::<GenerationHandle>(
+        &h,
+        "send_message",
+        json!({
+            "request": { "conversation_id": c.id, "action": { "type": "new", "text": "Hi" },
+                         "preset_id": renamed.id },
+            "onEvent": "__CHANNEL__:9"
+        }),
+    );
+    let mut view: ConversationView = ok(&h, "get_conversation", json!({ "id": c.id }));
+    for _ in 0..500 {
+        if view.messages.len() == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        view = ok(&h, "get_conversation", json!({ "id": c.id }));
+    }
+    let reply = &view.messages[1].message;
+    let sent = reply.sent_with.as_ref().expect("recorded");
+    assert_eq!(sent.preset_name.as_deref(), Some("Careful coder"));
+    assert_eq!(sent.sampling.temperature, 0.6);
+    assert_eq!(sent.enable_thinking, Some(false));
+    // Thinking off: the scripted model does not reason.
+    assert_eq!(reply.reasoning, None);
+    assert_eq!(view.preset_id.as_deref(), Some(renamed.id.as_str()));
+}

@@ -16,7 +16,7 @@ use localglm_engine::{ChatTurn, Engine, EngineError, EngineEvent, GenerateReques
 use localglm_protocol::{
     AppError, Conversation, ConversationSummary, ConversationView, ErrorKind, FinishReason,
     GenerationEvent, GenerationHandle, Message, MessageView, ModelInfo, ModelStatus, Role,
-    SendAction, SendRequest, Settings, ThinkingChoice,
+    SendAction, SendRequest, SentWith, Settings, ThinkingChoice,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -26,6 +26,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 mod errors;
+pub mod presets;
 pub use errors::{conversation_error, engine_error};
 
 /// Longest time a delta waits before it is sent to the UI.
@@ -156,6 +157,7 @@ impl ChatService {
             title: c.title,
             messages: c.messages.into_iter().map(view).collect(),
             thinking: c.thinking,
+            preset_id: c.preset_id,
         })
     }
 
@@ -218,6 +220,7 @@ impl ChatService {
             .store
             .get(&request.conversation_id)
             .map_err(|e| conversation_error(&e))?;
+        let (sent_with, system_prompt) = presets::resolve(settings, &request, &model)?;
         let user_message = apply_action(&mut conv, &request.action)?;
         if let Some(enabled) = request.enable_thinking {
             // Remembered per conversation; the UI restores it when the conversation reopens.
@@ -226,12 +229,15 @@ impl ChatService {
                 effort: request.reasoning_effort.clone(),
             });
         }
+        if request.preset_id.is_some() {
+            conv.preset_id = request.preset_id.clone();
+        }
         conv.updated_at_ms = now_ms();
         self.store.save(&conv).map_err(|e| conversation_error(&e))?;
 
         let mut messages = Vec::new();
-        if !settings.system_prompt.trim().is_empty() {
-            messages.push(ChatTurn::new(Role::System, settings.system_prompt.clone()));
+        if !system_prompt.trim().is_empty() {
+            messages.push(ChatTurn::new(Role::System, system_prompt));
         }
         messages.extend(conv.messages.iter().map(|m| ChatTurn {
             reasoning: m.reasoning.clone(),
@@ -239,12 +245,9 @@ impl ChatService {
         }));
         let engine_request = GenerateRequest {
             messages,
-            sampling: request
-                .sampling
-                .clone()
-                .unwrap_or_else(|| settings.sampling.clone()),
-            enable_thinking: request.enable_thinking,
-            reasoning_effort: request.reasoning_effort.clone(),
+            sampling: sent_with.sampling.clone(),
+            enable_thinking: sent_with.enable_thinking,
+            reasoning_effort: sent_with.reasoning_effort.clone(),
             clear_thinking: settings.clear_thinking.then_some(true),
         };
         let generation = self
@@ -268,6 +271,7 @@ impl ChatService {
             conversation_id: conv.id.clone(),
             assistant_message_id: assistant_message_id.clone(),
             model_name: model.name.clone(),
+            sent_with,
         };
         sink(GenerationEvent::Started {
             generation_id: generation_id.clone(),
@@ -377,6 +381,7 @@ impl ChatService {
             stats,
             finish_reason: Some(reason),
             model: Some(job.model_name),
+            sent_with: Some(job.sent_with),
         };
         let saved = self.append(&job.conversation_id, &message);
         let shown = view(message);
@@ -417,6 +422,7 @@ struct Job {
     conversation_id: String,
     assistant_message_id: String,
     model_name: String,
+    sent_with: SentWith,
 }
 
 /// Edits the conversation for the action; returns the user message to be answered.
@@ -473,5 +479,7 @@ fn apply_action(conv: &mut Conversation, action: &SendAction) -> Result<Message,
     }
 }
 
+#[cfg(test)]
+mod presets_tests;
 #[cfg(test)]
 mod tests;

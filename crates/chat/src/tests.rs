@@ -56,6 +56,7 @@ fn new(conv: &str, text: &str) -> SendRequest {
     SendRequest {
         conversation_id: conv.into(),
         action: SendAction::New { text: text.into() },
+        preset_id: None,
         sampling: None,
         enable_thinking: None,
         reasoning_effort: None,
@@ -223,6 +224,7 @@ async fn regenerate_and_edit_rewrite_history() {
     let regen = SendRequest {
         conversation_id: conv.id.clone(),
         action: SendAction::Regenerate,
+        preset_id: None,
         sampling: None,
         enable_thinking: None,
         reasoning_effort: None,
@@ -246,6 +248,7 @@ async fn regenerate_and_edit_rewrite_history() {
             message_id: first_id.clone(),
             text: "edited".into(),
         },
+        preset_id: None,
         sampling: None,
         enable_thinking: None,
         reasoning_effort: None,
@@ -301,6 +304,7 @@ async fn invalid_requests_are_refused_before_anything_is_saved() {
     let regen = SendRequest {
         conversation_id: conv.id.clone(),
         action: SendAction::Regenerate,
+        preset_id: None,
         sampling: None,
         enable_thinking: None,
         reasoning_effort: None,

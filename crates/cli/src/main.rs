@@ -133,6 +133,12 @@ struct ChatArgs {
     top_p: Option<f64>,
     #[arg(long = "top-k")]
     top_k: Option<u32>,
+    /// Min-p filtering (0..1); off by default.
+    #[arg(long = "min-p")]
+    min_p: Option<f64>,
+    /// Repetition penalty over the last 64 tokens (1.0 = off).
+    #[arg(long = "repeat-penalty")]
+    repeat_penalty: Option<f64>,
     /// Default 1024, or the preset's (capped to the loaded context).
     #[arg(long = "max-tokens")]
     max_tokens: Option<u32>,
@@ -266,6 +272,10 @@ async fn chat(args: ChatArgs) -> Result<()> {
             None => 1024,
         }),
         seed: args.seed,
+        min_p: args.min_p.or(base.as_ref().and_then(|b| b.min_p)),
+        repetition_penalty: args
+            .repeat_penalty
+            .or(base.as_ref().and_then(|b| b.repetition_penalty)),
     };
     let enable_thinking = match (args.think.as_deref(), args.no_think) {
         (Some("on"), _) => Some(true),

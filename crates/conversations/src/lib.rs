@@ -68,6 +68,7 @@ pub fn new_message(role: Role, content: impl Into<String>) -> Message {
         stats: None,
         finish_reason: None,
         model: None,
+        sent_with: None,
     }
 }
 
@@ -142,6 +143,7 @@ impl ConversationStore {
             updated_at_ms: now,
             messages: Vec::new(),
             thinking: None,
+            preset_id: None,
         };
         self.save(&conv)?;
         Ok(conv)

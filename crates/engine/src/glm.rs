@@ -261,6 +261,7 @@ struct Job {
 impl Job {
     fn run(self) {
         let mut clock = StatsClock::start(self.prompt.len() as u32);
+        clock.track_reasoning();
         // One sequence at a time: a second generation waits for the first to give the cache
         // back.
         let mut slot = self.session.lock().unwrap_or_else(|p| p.into_inner());
@@ -302,6 +303,8 @@ impl Job {
             temperature: s.temperature as f32,
             top_p: s.top_p as f32,
             top_k: s.top_k.map(|k| k as usize),
+            min_p: s.min_p.unwrap_or(0.0) as f32,
+            repetition_penalty: s.repetition_penalty.unwrap_or(1.0) as f32,
             seed: s.seed.map(u64::from).unwrap_or_else(rand_seed),
         });
         let mut in_reasoning =
@@ -326,8 +329,11 @@ impl Job {
                     return fail(e.to_string());
                 }
             };
-            let next = sampler.sample(&logits[0]);
+            let next = sampler.sample(&logits[0], tokens);
             clock.tokens(1);
+            if in_reasoning {
+                clock.reasoning_tokens(1);
+            }
             if chat.tokenizer.stop_ids.contains(&next) {
                 return (FinishReason::Stop, None);
             }

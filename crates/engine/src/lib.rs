@@ -178,7 +178,8 @@ pub fn validate(request: &GenerateRequest) -> Result<(), EngineError> {
     validate_sampling(&request.sampling)
 }
 
-/// Checks sampling values: temperature in 0..=5, top_p in (0, 1], at least one token.
+/// Checks sampling values: temperature in 0..=5, top_p in (0, 1], min_p in 0..=1, repetition
+/// penalty in (0, 10], at least one token.
 pub fn validate_sampling(s: &SamplingParams) -> Result<(), EngineError> {
     if !s.temperature.is_finite() || !(0.0..=5.0).contains(&s.temperature) {
         return Err(EngineError::InvalidRequest(format!(
@@ -191,6 +192,20 @@ pub fn validate_sampling(s: &SamplingParams) -> Result<(), EngineError> {
             "top_p must be in (0, 1], got {}",
             s.top_p
         )));
+    }
+    if let Some(m) = s.min_p {
+        if !(0.0..=1.0).contains(&m) {
+            return Err(EngineError::InvalidRequest(format!(
+                "min_p must be in 0..=1, got {m}"
+            )));
+        }
+    }
+    if let Some(r) = s.repetition_penalty {
+        if !(r > 0.0 && r <= 10.0) {
+            return Err(EngineError::InvalidRequest(format!(
+                "repetition_penalty must be in (0, 10], got {r}"
+            )));
+        }
     }
     if s.max_tokens == 0 {
         return Err(EngineError::InvalidRequest(

@@ -193,6 +193,8 @@ impl Engine for MistralRsEngine {
             temperature: Some(s.temperature),
             top_p: Some(s.top_p),
             top_k: s.top_k.map(|k| k as usize),
+            min_p: s.min_p,
+            repetition_penalty: s.repetition_penalty.map(|r| r as f32),
             max_len: Some(s.max_tokens as usize),
             ..mistralrs::SamplingParams::neutral()
         };
@@ -249,6 +251,7 @@ async fn run(
     tx: mpsc::UnboundedSender<EngineEvent>,
 ) {
     let mut clock = StatsClock::start(prompt_tokens);
+    clock.track_reasoning();
     let mut parser = ThinkParser::default();
     let send = |segs: Vec<Segment>| -> bool {
         segs.into_iter().all(|s| {
@@ -285,26 +288,32 @@ async fn run(
                 Some(Response::Chunk(chunk)) => {
                     let mut ended = None;
                     for choice in &chunk.choices {
-                        let mut had_text = false;
+                        let (mut had_text, mut thought) = (false, false);
                         if let Some(r) = choice
                             .delta
                             .reasoning_content
                             .as_deref()
                             .filter(|r| !r.is_empty())
                         {
-                            had_text = true;
+                            (had_text, thought) = (true, true);
                             if !send(vec![Segment::Reasoning(r.to_string())]) {
                                 return;
                             }
                         }
                         if let Some(c) = choice.delta.content.as_deref().filter(|c| !c.is_empty()) {
                             had_text = true;
-                            if !send(parser.push(c)) {
+                            let segs = parser.push(c);
+                            thought |= segs.iter().any(|s| matches!(s, Segment::Reasoning(_)))
+                                || parser.in_reasoning();
+                            if !send(segs) {
                                 return;
                             }
                         }
                         if had_text {
                             clock.tokens(1);
+                            if thought {
+                                clock.reasoning_tokens(1);
+                            }
                         }
                         if let Some(fr) = &choice.finish_reason {
                             ended = Some(finish_reason(fr));

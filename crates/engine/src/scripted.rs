@@ -40,7 +40,8 @@ impl Script {
     }
 
     /// The default script: thinks briefly, then echoes the last user message as Markdown.
-    /// A message containing "long" gets a 400-token answer (for Stop tests).
+    /// A message containing "long" gets a 400-token answer (for Stop tests). Thinking follows
+    /// the request: none when it is off, the effort named when one is set.
     pub fn echo(request: &GenerateRequest) -> Script {
         let last = request
             .messages
@@ -59,11 +60,24 @@ impl Script {
                 content.push_str(&format!("word{i} "));
             }
         }
-        Script {
-            reasoning: Self::tokens(&format!(
-                "The user wrote {} characters.",
+        // Behaves like a thinking model whose template reads `enable_thinking` and
+        // `reasoning_effort`: no reasoning when thinking is off, the effort named when set.
+        // A message containing "ponder" reasons for 60 more tokens (to watch the pane stream).
+        let mut reasoning = match (request.enable_thinking, &request.reasoning_effort) {
+            (Some(false), _) => String::new(),
+            (_, Some(effort)) => format!(
+                "The user wrote {} characters. Effort: {effort}.",
                 last.chars().count()
-            )),
+            ),
+            _ => format!("The user wrote {} characters.", last.chars().count()),
+        };
+        if !reasoning.is_empty() && last.contains("ponder") {
+            for i in 0..60 {
+                reasoning.push_str(&format!(" step{i}"));
+            }
+        }
+        Script {
+            reasoning: Self::tokens(&reasoning),
             content: Self::tokens(&content),
             token_delay: Duration::from_millis(15),
             fail_with: None,
@@ -120,8 +134,8 @@ impl Engine for ScriptedEngine {
             architecture: Some("scripted".into()),
             context_length: Some(8192),
             quant: None,
-            supports_thinking: false,
-            effort_levels: Vec::new(),
+            supports_thinking: true,
+            effort_levels: vec!["high".into(), "max".into()],
         };
         *self.loaded.lock().expect("lock") = Some(info.clone());
         Ok(info)
@@ -146,6 +160,7 @@ impl Engine for ScriptedEngine {
         let token = cancel.clone();
         tokio::spawn(async move {
             let mut clock = StatsClock::start(prompt_tokens);
+            clock.track_reasoning();
             let steps = script
                 .reasoning
                 .iter()
@@ -167,6 +182,9 @@ impl Engine for ScriptedEngine {
                     _ = tokio::time::sleep(script.token_delay) => {}
                 }
                 clock.tokens(1);
+                if matches!(ev, EngineEvent::Reasoning(_)) {
+                    clock.reasoning_tokens(1);
+                }
                 if tx.send(ev).is_err() {
                     return;
                 }

@@ -12,6 +12,7 @@ pub struct StatsClock {
     first_token: Option<Instant>,
     last_token: Option<Instant>,
     tokens: u32,
+    reasoning: Option<u32>,
     prompt_tokens: u32,
 }
 
@@ -23,6 +24,7 @@ impl StatsClock {
             first_token: None,
             last_token: None,
             tokens: 0,
+            reasoning: None,
             prompt_tokens,
         }
     }
@@ -39,6 +41,17 @@ impl StatsClock {
         }
         self.last_token = Some(now);
         self.tokens += n;
+    }
+
+    /// Records that `n` of the tokens just counted were reasoning (the backend can tell).
+    pub fn reasoning_tokens(&mut self, n: u32) {
+        *self.reasoning.get_or_insert(0) += n;
+    }
+
+    /// Marks reasoning as tracked even when none was produced (so the count reads 0, not
+    /// unknown).
+    pub fn track_reasoning(&mut self) {
+        self.reasoning.get_or_insert(0);
     }
 
     pub fn generated(&self) -> u32 {
@@ -70,6 +83,7 @@ impl StatsClock {
             decode_tokens_per_s: rate(generated.saturating_sub(1) as f64, decode_secs),
             total_ms: end.duration_since(self.start).as_secs_f64() * 1000.0,
             context_length,
+            reasoning_tokens: self.reasoning,
         }
     }
 }

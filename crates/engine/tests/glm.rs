@@ -27,6 +27,7 @@ fn request(text: &str, thinking: Option<bool>, max_tokens: u32) -> GenerateReque
             top_k: None,
             max_tokens,
             seed: Some(7),
+            ..Default::default()
         },
         enable_thinking: thinking,
         reasoning_effort: None,

@@ -28,6 +28,7 @@ fn request(prompt: &str, max_tokens: u32) -> GenerateRequest {
             top_k: Some(1),
             max_tokens,
             seed: None,
+            ..Default::default()
         },
         enable_thinking: None,
         reasoning_effort: None,

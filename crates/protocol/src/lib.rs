@@ -28,6 +28,12 @@ pub struct SamplingParams {
     pub max_tokens: u32,
     /// Fixed seed for reproducible sampling; `None` draws one.
     pub seed: Option<u32>,
+    /// Min-p filtering: drop tokens less likely than `min_p` × the most likely one; `None` = off.
+    #[serde(default)]
+    pub min_p: Option<f64>,
+    /// Repetition penalty on tokens already in the context (CTRL-style; `None` or 1.0 = off).
+    #[serde(default)]
+    pub repetition_penalty: Option<f64>,
 }
 
 impl Default for SamplingParams {
@@ -39,6 +45,8 @@ impl Default for SamplingParams {
             top_k: None,
             max_tokens: 4096,
             seed: None,
+            min_p: None,
+            repetition_penalty: None,
         }
     }
 }
@@ -54,6 +62,32 @@ pub struct SamplingPreset {
     /// Thinking on or off for templates that read `enable_thinking`.
     pub enable_thinking: bool,
     /// `reasoning_effort` for templates that read it; `None` leaves the template's default.
+    pub reasoning_effort: Option<String>,
+    /// System prompt sent with this preset; `None` uses the app's system prompt.
+    #[serde(default)]
+    pub system_prompt: Option<String>,
+}
+
+impl SamplingPreset {
+    /// Whether this is one of [`builtin_presets`] (those cannot be renamed or deleted).
+    pub fn is_builtin(&self) -> bool {
+        builtin_presets().iter().any(|b| b.id == self.id)
+    }
+}
+
+/// What one reply was generated with, recorded on the assistant message and shown in its stats
+/// line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct SentWith {
+    /// The preset chosen for the message (`None` when sent with the saved settings).
+    pub preset_id: Option<String>,
+    /// Its display name at the time.
+    pub preset_name: Option<String>,
+    /// The sampling values actually used (preset plus any per-message override).
+    pub sampling: SamplingParams,
+    /// Thinking switch sent to the template (`None` = the template's default).
+    pub enable_thinking: Option<bool>,
+    /// Effort sent to the template (`None` = the template's default).
     pub reasoning_effort: Option<String>,
 }
 
@@ -74,9 +108,12 @@ pub fn builtin_presets() -> Vec<SamplingPreset> {
             top_k: None,
             max_tokens: GLM_MAX_NEW_TOKENS,
             seed: None,
+            min_p: None,
+            repetition_penalty: None,
         },
         enable_thinking: true,
         reasoning_effort: None,
+        system_prompt: None,
     };
     vec![
         preset("general", "General", 0.95),
@@ -122,6 +159,9 @@ pub struct GenerationStats {
     pub total_ms: f64,
     /// Context length of the loaded model, when known (for a "context used" gauge).
     pub context_length: Option<u32>,
+    /// Of `generated_tokens`, those spent reasoning (`None` when the backend cannot tell).
+    #[serde(default)]
+    pub reasoning_tokens: Option<u32>,
 }
 
 /// One message of a conversation as stored on disk.
@@ -149,6 +189,9 @@ pub struct Message {
     /// Name of the model that wrote an assistant message.
     #[serde(default)]
     pub model: Option<String>,
+    /// Preset, sampling and thinking settings an assistant message was generated with.
+    #[serde(default)]
+    pub sent_with: Option<SentWith>,
 }
 
 /// The thinking controls last used in a conversation (restored when it is opened again).
@@ -172,6 +215,9 @@ pub struct Conversation {
     /// Thinking on/off and effort of the last message sent with them.
     #[serde(default)]
     pub thinking: Option<ThinkingChoice>,
+    /// Preset of the last message sent (restored in the composer when the conversation opens).
+    #[serde(default)]
+    pub preset_id: Option<String>,
 }
 
 /// A conversation in the sidebar list.
@@ -202,6 +248,9 @@ pub struct ConversationView {
     /// The conversation's remembered thinking controls, if any were used.
     #[serde(default)]
     pub thinking: Option<ThinkingChoice>,
+    /// The conversation's last-used preset, if any.
+    #[serde(default)]
+    pub preset_id: Option<String>,
 }
 
 /// What the user asked for when sending.
@@ -221,13 +270,16 @@ pub enum SendAction {
 pub struct SendRequest {
     pub conversation_id: String,
     pub action: SendAction,
-    /// Overrides the saved sampling settings for this message.
+    /// Preset for this message (a built-in or user preset id); `None` uses the saved settings.
+    #[serde(default)]
+    pub preset_id: Option<String>,
+    /// Overrides the sampling values (of the preset or the saved settings) for this message.
     #[serde(default)]
     pub sampling: Option<SamplingParams>,
-    /// Template switch for thinking models; `None` keeps the template's default.
+    /// Template switch for thinking models; `None` keeps the preset's (or template's) default.
     #[serde(default)]
     pub enable_thinking: Option<bool>,
-    /// Template `reasoning_effort` (one of the model's `effort_levels`); `None` = its default.
+    /// Template `reasoning_effort` (one of the model's `effort_levels`); `None` = the preset's.
     #[serde(default)]
     pub reasoning_effort: Option<String>,
 }
@@ -371,6 +423,23 @@ pub struct Settings {
     /// as the GLM-5.x templates do by default.
     #[serde(default)]
     pub clear_thinking: bool,
+    /// Collapse the reasoning pane when the answer starts (off keeps it open).
+    #[serde(default = "yes")]
+    pub collapse_reasoning: bool,
+    /// The user's own presets (the built-in ones are not stored).
+    #[serde(default)]
+    pub presets: Vec<SamplingPreset>,
+    /// Preset selected for new conversations.
+    #[serde(default = "general")]
+    pub default_preset: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn general() -> String {
+    "general".into()
 }
 
 impl Settings {
@@ -385,6 +454,9 @@ impl Default for Settings {
             system_prompt: String::new(),
             model_path: None,
             clear_thinking: false,
+            collapse_reasoning: true,
+            presets: Vec::new(),
+            default_preset: general(),
         }
     }
 }

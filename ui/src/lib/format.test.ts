@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { stats } from '../test/fixtures';
-import { errorText, formatStats, statsParts, thinkingLabel, thoughtSeconds } from './format';
+import { errorText, formatStats, sentWithParts, statsParts, thinkingLabel, thoughtSeconds } from './format';
 
 describe('stats line', () => {
   it('shows TTFT, prefill, decode, generated and prompt tokens', () => {
@@ -18,6 +18,31 @@ describe('stats line', () => {
     expect(statsParts(stats(), 'length').at(-1)).toBe('length');
     expect(statsParts(stats(), 'error').at(-1)).toBe('error');
     expect(statsParts(stats(), null)).toHaveLength(5);
+  });
+
+  it('counts reasoning tokens within the generated ones', () => {
+    expect(statsParts(stats({ reasoning_tokens: 100 }), 'stop')[3]).toBe('128 tokens (100 reasoning)');
+    expect(statsParts(stats({ reasoning_tokens: 0 }), 'stop')[3]).toBe('128 tokens');
+  });
+
+  it('names the preset and the values a reply was sent with', () => {
+    const sampling = { temperature: 1, top_p: 0.95, top_k: null, max_tokens: 100, seed: null, min_p: null, repetition_penalty: null };
+    expect(
+      sentWithParts({ preset_id: 'general', preset_name: 'General', sampling, enable_thinking: true, reasoning_effort: 'max' }),
+    ).toEqual(['General', 'temp 1', 'top-p 0.95', 'thinking max']);
+    expect(
+      sentWithParts({
+        preset_id: null,
+        preset_name: null,
+        sampling: { ...sampling, top_p: 1, top_k: 40, min_p: 0.05, repetition_penalty: 1.1, seed: 7 },
+        enable_thinking: false,
+        reasoning_effort: null,
+      }),
+    ).toEqual(['temp 1', 'top-p 1', 'top-k 40', 'min-p 0.05', 'rep 1.1', 'seed 7', 'thinking off']);
+    // A model without a thinking switch: nothing said about thinking.
+    expect(
+      sentWithParts({ preset_id: 'general', preset_name: 'General', sampling, enable_thinking: null, reasoning_effort: null }),
+    ).toEqual(['General', 'temp 1', 'top-p 0.95']);
   });
 
   it('uses singular for one token and a dash for unmeasured rates', () => {

@@ -4,6 +4,7 @@
 import type { AppError } from './bindings/AppError';
 import type { FinishReason } from './bindings/FinishReason';
 import type { GenerationStats } from './bindings/GenerationStats';
+import type { SentWith } from './bindings/SentWith';
 import type { Thinking } from './stores/chat';
 
 function rate(perSecond: number): string {
@@ -31,15 +32,40 @@ export function finishLabel(reason: FinishReason | null): string | null {
 
 /** The parts of the stats line, in display order. */
 export function statsParts(stats: GenerationStats, reason: FinishReason | null): string[] {
+  const reasoning = stats.reasoning_tokens ?? 0;
   const parts = [
     `TTFT ${Math.round(stats.ttft_ms)} ms`,
     `prefill ${rate(stats.prefill_tokens_per_s)} tok/s`,
     `decode ${rate(stats.decode_tokens_per_s)} tok/s`,
-    count(stats.generated_tokens, 'token', 'tokens'),
+    count(stats.generated_tokens, 'token', 'tokens') + (reasoning > 0 ? ` (${reasoning} reasoning)` : ''),
     `prompt ${count(stats.prompt_tokens, 'token', 'tokens')}`,
   ];
   const finish = finishLabel(reason);
   if (finish) parts.push(finish);
+  return parts;
+}
+
+function num(x: number): string {
+  return Number.isInteger(x) ? x.toString() : Number(x.toPrecision(4)).toString();
+}
+
+/**
+ * What a reply was sent with, for the start of its stats line: the preset's name, the sampling
+ * values, and the thinking switch and effort (when the model's template has them).
+ */
+export function sentWithParts(sent: SentWith): string[] {
+  const s = sent.sampling;
+  const parts: string[] = [];
+  if (sent.preset_name) parts.push(sent.preset_name);
+  parts.push(`temp ${num(s.temperature)}`, `top-p ${num(s.top_p)}`);
+  if (s.top_k !== null) parts.push(`top-k ${s.top_k}`);
+  if (s.min_p !== null) parts.push(`min-p ${num(s.min_p)}`);
+  if (s.repetition_penalty !== null && s.repetition_penalty !== 1) parts.push(`rep ${num(s.repetition_penalty)}`);
+  if (s.seed !== null) parts.push(`seed ${s.seed}`);
+  if (sent.enable_thinking === false) parts.push('thinking off');
+  else if (sent.enable_thinking === true) {
+    parts.push(sent.reasoning_effort ? `thinking ${sent.reasoning_effort}` : 'thinking on');
+  }
   return parts;
 }
 
@@ -56,12 +82,13 @@ export function thoughtSeconds(ms: number): number {
  * The reasoning pane's summary: "Thinking…" while reasoning streams, "Thought for N s" once the
  * duration is known, and "Reasoning" for replies loaded from disk (their duration is not stored).
  */
-export function thinkingLabel(thinking: Thinking): string {
+export function thinkingLabel(thinking: Thinking, tokens: number | null = null): string {
+  const spent = tokens !== null && tokens > 0 ? ` · ${count(tokens, 'token', 'tokens')}` : '';
   switch (thinking.phase) {
     case 'live':
       return 'Thinking…';
     case 'done':
-      return thinking.ms === null ? 'Reasoning' : `Thought for ${thoughtSeconds(thinking.ms)} s`;
+      return (thinking.ms === null ? 'Reasoning' : `Thought for ${thoughtSeconds(thinking.ms)} s`) + spent;
     case 'none':
       return '';
   }

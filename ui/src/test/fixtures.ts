@@ -12,6 +12,7 @@ export function stats(overrides: Partial<GenerationStats> = {}): GenerationStats
     decode_tokens_per_s: 23.456,
     total_ms: 5600,
     context_length: 8192,
+    reasoning_tokens: null,
     ...overrides,
   };
 }
@@ -28,6 +29,7 @@ export function userMessage(id: string, content: string): MessageView {
     stats: null,
     finish_reason: null,
     model: null,
+    sent_with: null,
   };
 }
 
@@ -43,6 +45,7 @@ export function assistantMessage(id: string, content: string, extra: Partial<Mes
     stats: stats(),
     finish_reason: 'stop',
     model: 'tiny',
+    sent_with: null,
     ...extra,
   };
 }

@@ -106,4 +106,28 @@ describe('Composer', () => {
     await rerender({ thinking: false });
     expect(screen.queryByTestId('effort-select')).toBeNull();
   });
+
+  it('offers the presets and reports the one picked', async () => {
+    const preset = (id: string, name: string) => ({
+      id,
+      name,
+      sampling: { temperature: 1, top_p: 1, top_k: null, max_tokens: 10, seed: null, min_p: null, repetition_penalty: null },
+      enable_thinking: true,
+      reasoning_effort: null,
+      system_prompt: null,
+    });
+    const onPreset = vi.fn();
+    render(Composer, {
+      onSend: vi.fn(),
+      onStop: vi.fn(),
+      presets: [preset('general', 'General'), preset('swe-bench-pro', 'SWE-Bench Pro')],
+      presetId: 'general',
+      onPreset,
+    });
+    const select = screen.getByTestId('preset-select') as HTMLSelectElement;
+    expect([...select.options].map((o) => o.textContent)).toEqual(['General', 'SWE-Bench Pro']);
+    expect(select.value).toBe('general');
+    await fireEvent.change(select, { target: { value: 'swe-bench-pro' } });
+    expect(onPreset).toHaveBeenCalledWith('swe-bench-pro');
+  });
 });

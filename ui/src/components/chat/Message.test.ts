@@ -16,6 +16,7 @@ function row(overrides: Partial<DisplayMessage> = {}): DisplayMessage {
     stats: stats(),
     finishReason: 'stop',
     model: 'tiny',
+    sentWith: null,
     streaming: false,
     optimistic: false,
     ...overrides,

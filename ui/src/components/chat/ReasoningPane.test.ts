@@ -24,6 +24,14 @@ describe('ReasoningPane', () => {
     expect(pane).toHaveAttribute('open');
   });
 
+  it('stays open after the answer starts when the setting says keep open, and counts tokens', async () => {
+    const { rerender } = render(ReasoningPane, { text: 'hmm', thinking: { phase: 'live' }, collapseOnAnswer: false });
+    const pane = screen.getByTestId('reasoning');
+    await rerender({ text: 'hmm', thinking: { phase: 'done', ms: 2_000 }, collapseOnAnswer: false, tokens: 57 });
+    expect(pane).toHaveAttribute('open');
+    expect(pane).toHaveTextContent('Thought for 2 s · 57 tokens');
+  });
+
   it('opens a finished pane on click', async () => {
     render(ReasoningPane, { text: 'hmm', thinking: { phase: 'done', ms: null } });
     const pane = screen.getByTestId('reasoning');

@@ -13,4 +13,8 @@ version: number, id: string, title: string, created_at_ms: number, updated_at_ms
 /**
  * Thinking on/off and effort of the last message sent with them.
  */
-thinking: ThinkingChoice | null, };
+thinking: ThinkingChoice | null, 
+/**
+ * Preset of the last message sent (restored in the composer when the conversation opens).
+ */
+preset_id: string | null, };

@@ -9,4 +9,8 @@ export type ConversationView = { id: string, title: string, messages: Array<Mess
 /**
  * The conversation's remembered thinking controls, if any were used.
  */
-thinking: ThinkingChoice | null, };
+thinking: ThinkingChoice | null, 
+/**
+ * The conversation's last-used preset, if any.
+ */
+preset_id: string | null, };

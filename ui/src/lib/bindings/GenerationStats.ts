@@ -31,4 +31,8 @@ total_ms: number,
 /**
  * Context length of the loaded model, when known (for a "context used" gauge).
  */
-context_length: number | null, };
+context_length: number | null, 
+/**
+ * Of `generated_tokens`, those spent reasoning (`None` when the backend cannot tell).
+ */
+reasoning_tokens: number | null, };

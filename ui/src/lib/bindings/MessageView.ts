@@ -2,6 +2,7 @@
 import type { FinishReason } from "./FinishReason";
 import type { GenerationStats } from "./GenerationStats";
 import type { Role } from "./Role";
+import type { SentWith } from "./SentWith";
 
 /**
  * A message with its content rendered to sanitized HTML for display.
@@ -39,4 +40,8 @@ finish_reason: FinishReason | null,
 /**
  * Name of the model that wrote an assistant message.
  */
-model: string | null, };
+model: string | null, 
+/**
+ * Preset, sampling and thinking settings an assistant message was generated with.
+ */
+sent_with: SentWith | null, };

@@ -15,4 +15,12 @@ max_tokens: number,
 /**
  * Fixed seed for reproducible sampling; `None` draws one.
  */
-seed: number | null, };
+seed: number | null, 
+/**
+ * Min-p filtering: drop tokens less likely than `min_p` × the most likely one; `None` = off.
+ */
+min_p: number | null, 
+/**
+ * Repetition penalty on tokens already in the context (CTRL-style; `None` or 1.0 = off).
+ */
+repetition_penalty: number | null, };

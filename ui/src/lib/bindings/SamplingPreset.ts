@@ -20,4 +20,8 @@ enable_thinking: boolean,
 /**
  * `reasoning_effort` for templates that read it; `None` leaves the template's default.
  */
-reasoning_effort: string | null, };
+reasoning_effort: string | null, 
+/**
+ * System prompt sent with this preset; `None` uses the app's system prompt.
+ */
+system_prompt: string | null, };

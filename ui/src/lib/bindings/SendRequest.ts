@@ -7,14 +7,18 @@ import type { SendAction } from "./SendAction";
  */
 export type SendRequest = { conversation_id: string, action: SendAction, 
 /**
- * Overrides the saved sampling settings for this message.
+ * Preset for this message (a built-in or user preset id); `None` uses the saved settings.
+ */
+preset_id: string | null, 
+/**
+ * Overrides the sampling values (of the preset or the saved settings) for this message.
  */
 sampling: SamplingParams | null, 
 /**
- * Template switch for thinking models; `None` keeps the template's default.
+ * Template switch for thinking models; `None` keeps the preset's (or template's) default.
  */
 enable_thinking: boolean | null, 
 /**
- * Template `reasoning_effort` (one of the model's `effort_levels`); `None` = its default.
+ * Template `reasoning_effort` (one of the model's `effort_levels`); `None` = the preset's.
  */
 reasoning_effort: string | null, };

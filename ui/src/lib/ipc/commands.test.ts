@@ -50,7 +50,7 @@ describe('commands', () => {
     const handle = { generation_id: 'g', user_message: {}, assistant_message_id: 'a' };
     invoke.mockResolvedValue(handle);
     const events: unknown[] = [];
-    const request = { conversation_id: 'c', action: { type: 'new' as const, text: 'hi' }, sampling: null, enable_thinking: null, reasoning_effort: null };
+    const request = { conversation_id: 'c', action: { type: 'new' as const, text: 'hi' }, preset_id: null, sampling: null, enable_thinking: null, reasoning_effort: null };
     await expect(sendMessage(request, (event) => events.push(event))).resolves.toBe(handle);
     const [command, args] = invoke.mock.calls[0];
     expect(command).toBe('send_message');

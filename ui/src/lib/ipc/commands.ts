@@ -13,6 +13,7 @@ import type { GenerationEvent } from '../bindings/GenerationEvent';
 import type { GenerationHandle } from '../bindings/GenerationHandle';
 import type { ModelInfo } from '../bindings/ModelInfo';
 import type { ModelStatus } from '../bindings/ModelStatus';
+import type { SamplingPreset } from '../bindings/SamplingPreset';
 import type { SendRequest } from '../bindings/SendRequest';
 import type { Settings } from '../bindings/Settings';
 import { toAppError } from './errors';
@@ -35,6 +36,34 @@ export function getSettings(): Promise<Settings> {
 
 export function saveSettings(settings: Settings): Promise<Settings> {
   return call('save_settings', { settings });
+}
+
+/** Built-in presets first, then the user's. */
+export function listPresets(): Promise<SamplingPreset[]> {
+  return call('list_presets');
+}
+
+/** Creates (new or built-in id) or updates a user preset; resolves to the stored preset. */
+export function savePreset(preset: SamplingPreset): Promise<SamplingPreset> {
+  return call('save_preset', { preset });
+}
+
+export function duplicatePreset(id: string): Promise<SamplingPreset> {
+  return call('duplicate_preset', { id });
+}
+
+export async function deletePreset(id: string): Promise<void> {
+  await call<null>('delete_preset', { id });
+}
+
+/** The user's presets as the JSON text of a presets file. */
+export function exportPresets(): Promise<string> {
+  return call('export_presets');
+}
+
+/** Adds the presets of a presets file; resolves to those added. */
+export function importPresets(json: string): Promise<SamplingPreset[]> {
+  return call('import_presets', { json });
 }
 
 export function modelStatus(): Promise<ModelStatus> {

@@ -10,6 +10,7 @@ import type { AppInfo } from '../bindings/AppInfo';
 import type { ConversationSummary } from '../bindings/ConversationSummary';
 import type { GenerationEvent } from '../bindings/GenerationEvent';
 import type { ModelStatus } from '../bindings/ModelStatus';
+import type { SamplingPreset } from '../bindings/SamplingPreset';
 import type { SendAction } from '../bindings/SendAction';
 import type { Settings } from '../bindings/Settings';
 import * as ipc from '../ipc';
@@ -41,6 +42,10 @@ export class AppStore {
   thinking = $state(true);
   /** Chosen `reasoning_effort`; `null` = the template's default. */
   effort = $state<string | null>(null);
+  /** Built-in presets, then the user's. */
+  presets = $state.raw<SamplingPreset[]>([]);
+  /** Preset the next message is sent with. */
+  presetId = $state('general');
 
   /** Effort levels the loaded model's template distinguishes (lower case). */
   get effortLevels(): string[] {
@@ -81,17 +86,22 @@ export class AppStore {
       .then((unlisten) => {
         this.unlisten = unlisten;
       });
-    const [info, settings, status, conversations, subscribed] = await Promise.allSettled([
+    const [info, settings, status, conversations, subscribed, presets] = await Promise.allSettled([
       ipc.appInfo(),
       ipc.getSettings(),
       ipc.modelStatus(),
       ipc.listConversations(),
       listening,
+      ipc.listPresets(),
     ]);
     if (info.status === 'fulfilled') this.info = info.value;
     else this.showError(info.reason);
-    if (settings.status === 'fulfilled') this.settings = settings.value;
-    else this.showError(settings.reason);
+    if (presets.status === 'fulfilled') this.presets = presets.value;
+    else this.showError(presets.reason);
+    if (settings.status === 'fulfilled') {
+      this.settings = settings.value;
+      this.usePreset(settings.value.default_preset);
+    } else this.showError(settings.reason);
     if (status.status === 'fulfilled') {
       if (statusEvents === 0) this.setModelStatus(status.value);
     } else {
@@ -144,6 +154,67 @@ export class AppStore {
     }
   }
 
+  /** The preset the next message is sent with. */
+  get preset(): SamplingPreset | null {
+    return this.presets.find((p) => p.id === this.presetId) ?? null;
+  }
+
+  /** Selects a preset without side effects beyond the composer's thinking controls. */
+  private usePreset(id: string): void {
+    const preset = this.presets.find((p) => p.id === id);
+    if (!preset) return;
+    this.presetId = preset.id;
+    this.thinking = preset.enable_thinking;
+    this.effort = preset.reasoning_effort;
+  }
+
+  /**
+   * Picks the preset for the next message (the composer's selector): its thinking settings
+   * become the composer's, and it becomes the default for new conversations.
+   */
+  async choosePreset(id: string): Promise<void> {
+    this.usePreset(id);
+    if (this.settings && this.settings.default_preset !== id) {
+      await this.saveSettings({ ...this.settings, default_preset: id });
+    }
+  }
+
+  private async refreshPresets(): Promise<void> {
+    this.presets = await ipc.listPresets();
+    if (!this.presets.some((p) => p.id === this.presetId)) this.usePreset('general');
+    this.settings = await ipc.getSettings();
+  }
+
+  /**
+   * Runs a preset change; resolves to its result, or to the `AppError` it failed with (the
+   * settings dialog shows it next to the form).
+   */
+  async presetAction<T>(action: () => Promise<T>): Promise<T | AppError> {
+    try {
+      const out = await action();
+      await this.refreshPresets();
+      return out;
+    } catch (reason) {
+      return ipc.toAppError(reason);
+    }
+  }
+
+  savePreset(preset: SamplingPreset): Promise<SamplingPreset | AppError> {
+    return this.presetAction(() => ipc.savePreset(preset));
+  }
+
+  duplicatePreset(id: string): Promise<SamplingPreset | AppError> {
+    return this.presetAction(() => ipc.duplicatePreset(id));
+  }
+
+  deletePreset(id: string): Promise<void | AppError> {
+    return this.presetAction(() => ipc.deletePreset(id));
+  }
+
+  importPresets(json: string): Promise<SamplingPreset[] | AppError> {
+    return this.presetAction(() => ipc.importPresets(json));
+  }
+
   async refreshConversations(): Promise<void> {
     try {
       this.conversations = await ipc.listConversations();
@@ -169,7 +240,8 @@ export class AppStore {
       const view = await ipc.getConversation(id);
       if (seq === this.selectSeq) {
         this.chat = chatFromView(view);
-        // Restore the thinking controls this conversation last used.
+        // Restore the preset and thinking controls this conversation last used.
+        if (view.preset_id && this.presets.some((p) => p.id === view.preset_id)) this.presetId = view.preset_id;
         if (view.thinking) {
           this.thinking = view.thinking.enabled;
           this.effort = view.thinking.effort;
@@ -276,6 +348,7 @@ export class AppStore {
         {
           conversation_id: conversationId,
           action,
+          preset_id: this.presets.some((p) => p.id === this.presetId) ? this.presetId : null,
           sampling: null,
           enable_thinking: this.thinkingSupported ? this.thinking : null,
           reasoning_effort:

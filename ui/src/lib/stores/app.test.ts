@@ -4,6 +4,17 @@ import type { ModelStatus } from '../bindings/ModelStatus';
 import { assistantMessage, userMessage } from '../../test/fixtures';
 
 // The store talks to the backend only through `../ipc`; replace it with a scripted fake.
+const { fakePreset } = vi.hoisted(() => ({
+  fakePreset: (id: string, name: string, top_p: number, thinking: boolean, effort: string | null) => ({
+    id,
+    name,
+    sampling: { temperature: 1, top_p, top_k: null, max_tokens: 131072, seed: null, min_p: null, repetition_penalty: null },
+    enable_thinking: thinking,
+    reasoning_effort: effort,
+    system_prompt: null,
+  }),
+}));
+
 const fake = vi.hoisted(() => ({
   onEvent: null as ((event: unknown) => void) | null,
   modelListener: null as ((status: unknown) => void) | null,
@@ -21,7 +32,21 @@ vi.mock('../ipc', async () => {
       system_prompt: '',
       clear_thinking: false,
       model_path: null,
+      collapse_reasoning: true,
+      presets: [],
+      default_preset: 'general',
     })),
+    listPresets: vi.fn(async () => [
+      fakePreset('general', 'General', 0.95, true, null),
+      fakePreset('swe-bench-pro', 'SWE-Bench Pro', 1, true, null),
+      fakePreset('user-quick', 'Quick', 0.8, false, null),
+    ]),
+    savePreset: vi.fn(async (p: unknown) => p),
+    duplicatePreset: vi.fn(),
+    deletePreset: vi.fn(async () => {}),
+    importPresets: vi.fn(async () => {
+      throw { kind: 'invalid_request', message: 'That is not a LocalGLM presets file.', detail: null };
+    }),
     modelStatus: vi.fn(async () => ({ state: 'loading', path: '/m.gguf' })),
     onModelStatus: vi.fn(async (handler: (status: unknown) => void) => {
       fake.modelListener = handler;
@@ -36,6 +61,7 @@ vi.mock('../ipc', async () => {
       title: id === 'c2' ? 'Recent' : 'Older',
       messages: id === 'c2' ? [userMessage('u1', 'hi'), assistantMessage('a1', 'hello')] : [],
       thinking: id === 'c1' ? { enabled: false, effort: 'high' } : null,
+      preset_id: id === 'c1' ? 'swe-bench-pro' : null,
     })),
     createConversation: vi.fn(async () => ({ id: 'c3', title: '', updated_at_ms: 3, message_count: 0 })),
     renameConversation: vi.fn(async (id: string, title: string) => ({ id, title, updated_at_ms: 4, message_count: 2 })),
@@ -50,7 +76,7 @@ vi.mock('../ipc', async () => {
     }),
     stopGeneration: vi.fn(async () => true),
     loadModel: vi.fn(),
-    saveSettings: vi.fn(),
+    saveSettings: vi.fn(async (settings: unknown) => settings),
     renderMarkdown: vi.fn(),
     listModels: vi.fn(),
   };
@@ -138,6 +164,7 @@ describe('AppStore', () => {
     expect(vi.mocked(ipc.sendMessage).mock.calls[0][0]).toEqual({
       conversation_id: 'c3',
       action: { type: 'new', text: 'first' },
+      preset_id: 'general',
       sampling: null,
       enable_thinking: null,
       reasoning_effort: null,
@@ -216,6 +243,49 @@ describe('AppStore', () => {
     await store.select('c1');
     expect(store.thinking).toBe(false);
     expect(store.effort).toBe('high');
+    expect(store.presetId).toBe('swe-bench-pro');
+  });
+
+  it('sends with the chosen preset, whose thinking setting the composer takes over', async () => {
+    const store = new AppStore();
+    await store.init();
+    store.setModelStatus({
+      state: 'ready',
+      model: {
+        name: 'glm', path: '/g.gguf', size_bytes: 1, backend: 'glm', architecture: 'glm-dsa',
+        context_length: 4096, quant: null, supports_thinking: true, effort_levels: ['high', 'max'],
+      },
+    });
+    expect(store.presets.map((p) => p.id)).toEqual(['general', 'swe-bench-pro', 'user-quick']);
+    expect(store.presetId).toBe('general');
+    await store.choosePreset('user-quick');
+    expect(store.thinking).toBe(false);
+    // The choice becomes the default for new conversations.
+    expect(vi.mocked(ipc.saveSettings).mock.calls[0][0]).toMatchObject({ default_preset: 'user-quick' });
+    await store.send('quick one');
+    expect(vi.mocked(ipc.sendMessage).mock.calls[0][0]).toMatchObject({
+      preset_id: 'user-quick',
+      enable_thinking: false,
+      reasoning_effort: null,
+    });
+    // Per message: thinking back on with an effort, same preset.
+    emit({ event: 'done', message: assistantMessage('a2', 'ok'), finish_reason: 'stop' });
+    store.thinking = true;
+    store.effort = 'max';
+    await store.send('again');
+    expect(vi.mocked(ipc.sendMessage).mock.calls[1][0]).toMatchObject({
+      preset_id: 'user-quick',
+      enable_thinking: true,
+      reasoning_effort: 'max',
+    });
+  });
+
+  it('reports preset errors to the caller instead of the banner', async () => {
+    const store = new AppStore();
+    await store.init();
+    const result = await store.importPresets('nonsense');
+    expect(result).toMatchObject({ kind: 'invalid_request' });
+    expect(store.error).toBeNull();
   });
 
   it('renames and deletes conversations', async () => {

@@ -17,6 +17,7 @@ function conversation(): ChatState {
   return chatFromView({
     id: 'c1',
     thinking: null,
+    preset_id: null,
     title: 'Greetings',
     messages: [userMessage('u1', 'hi'), assistantMessage('a1', 'hello'), userMessage('u2', 'how are you?'), assistantMessage('a2', 'fine')],
   });
@@ -234,6 +235,7 @@ describe('displayMessages', () => {
     const chat = chatFromView({
       id: 'c',
       thinking: null,
+    preset_id: null,
       title: '',
       messages: [
         { ...userMessage('s', 'be brief'), role: 'system' },
@@ -251,6 +253,7 @@ describe('displayMessages', () => {
     const chat = chatFromView({
       id: 'c',
       thinking: null,
+    preset_id: null,
       title: '',
       messages: [userMessage('u', 'q'), assistantMessage('a', 'x', { reasoning: 'hmm', reasoning_ms: 4_400 })],
     });

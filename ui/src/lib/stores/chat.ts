@@ -6,6 +6,7 @@
 //! separate fields and no function moves text from one to the other; the reply being streamed
 //! keeps the key of the message it becomes, so the component showing it survives `done`.
 
+import type { SentWith } from '../bindings/SentWith';
 import type { ConversationView } from '../bindings/ConversationView';
 import type { FinishReason } from '../bindings/FinishReason';
 import type { GenerationEvent } from '../bindings/GenerationEvent';
@@ -67,6 +68,8 @@ export interface DisplayMessage {
   stats: GenerationStats | null;
   finishReason: FinishReason | null;
   model: string | null;
+  /** Preset, sampling and thinking settings the reply was generated with. */
+  sentWith: SentWith | null;
   streaming: boolean;
   /** Shown optimistically; the backend has not confirmed it yet. */
   optimistic: boolean;
@@ -131,6 +134,7 @@ export function optimisticUserMessage(id: string, text: string, nowMs: number): 
     stats: null,
     finish_reason: null,
     model: null,
+    sent_with: null,
   };
 }
 
@@ -266,6 +270,7 @@ export function displayMessages(chat: ChatState): DisplayMessage[] {
       stats: m.stats,
       finishReason: m.finish_reason,
       model: m.model,
+      sentWith: m.sent_with,
       streaming: false,
       optimistic: m.id === chat.optimisticUserId,
     }));
@@ -282,6 +287,7 @@ export function displayMessages(chat: ChatState): DisplayMessage[] {
       stats: null,
       finishReason: null,
       model: p.model,
+      sentWith: null,
       streaming: true,
       optimistic: false,
     });
