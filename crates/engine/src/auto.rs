@@ -19,7 +19,9 @@ enum Which {
 pub struct AutoEngine {
     glm: GlmEngine,
     mistral: MistralRsEngine,
-    active: RwLock<Option<Which>>,
+    /// The backend in use and the loaded model as the app sees it (quant and template
+    /// controls filled in), so `loaded()` reports what `load()` returned.
+    active: RwLock<Option<(Which, ModelInfo)>>,
 }
 
 impl AutoEngine {
@@ -28,7 +30,11 @@ impl AutoEngine {
     }
 
     fn active(&self) -> Option<Which> {
-        *self.active.read().expect("engine lock")
+        self.active
+            .read()
+            .expect("engine lock")
+            .as_ref()
+            .map(|a| a.0)
     }
 }
 
@@ -103,15 +109,17 @@ impl Engine for AutoEngine {
             info.supports_thinking = controls.thinking_toggle;
             info.effort_levels = controls.effort_levels;
         }
-        *self.active.write().expect("engine lock") = Some(which);
+        *self.active.write().expect("engine lock") = Some((which, info.clone()));
         Ok(info)
     }
 
     fn loaded(&self) -> Option<ModelInfo> {
-        match self.active()? {
-            Which::Glm => self.glm.loaded(),
-            Which::Mistral => self.mistral.loaded(),
-        }
+        let (which, info) = self.active.read().expect("engine lock").clone()?;
+        let present = match which {
+            Which::Glm => self.glm.loaded().is_some(),
+            Which::Mistral => self.mistral.loaded().is_some(),
+        };
+        present.then_some(info)
     }
 
     async fn generate(&self, request: GenerateRequest) -> Result<Generation, EngineError> {

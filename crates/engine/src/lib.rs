@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 pub mod auto;
 pub mod glm;
 pub mod mistral;
+pub mod prompt;
 pub mod reasoning;
 pub mod scripted;
 mod stats;

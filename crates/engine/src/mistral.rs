@@ -6,6 +6,7 @@
 //! inside the loader becomes a `LoadFailed` error. A generation's mistralrs stream is always
 //! either drained or dropped (an unread stream would stall the mistralrs engine thread).
 
+use crate::prompt::{opens_reasoning, ModelPrompt};
 use crate::reasoning::{Segment, ThinkParser};
 use crate::{
     validate, ChatTurn, Engine, EngineError, EngineEvent, GenerateRequest, Generation, LoadSpec,
@@ -14,7 +15,8 @@ use crate::{
 use async_trait::async_trait;
 use localglm_protocol::{FinishReason, ModelInfo, Role};
 use mistralrs::{
-    GgufModelBuilder, Model, RequestBuilder, Response, TextMessageRole, TextMessages, TokenSource,
+    Constraint, GgufModelBuilder, Model, NormalRequest, Request, RequestBuilder, RequestMessage,
+    Response, TextMessageRole, TextMessages, TokenSource,
 };
 use std::io::Read;
 use std::path::Path;
@@ -25,6 +27,9 @@ use tokio_util::sync::CancellationToken;
 struct Loaded {
     model: Arc<Model>,
     info: ModelInfo,
+    /// The GGUF's own chat template, rendered by LocalGLM; `None` when the file has none
+    /// (mistralrs then applies its own default).
+    prompt: Option<Arc<ModelPrompt>>,
 }
 
 /// The mistralrs backend. Holds at most one model.
@@ -38,12 +43,12 @@ impl MistralRsEngine {
         Self::default()
     }
 
-    fn model(&self) -> Option<Arc<Model>> {
+    fn model(&self) -> Option<(Arc<Model>, Option<Arc<ModelPrompt>>)> {
         self.loaded
             .read()
             .expect("engine lock")
             .as_ref()
-            .map(|l| l.model.clone())
+            .map(|l| (l.model.clone(), l.prompt.clone()))
     }
 }
 
@@ -130,6 +135,17 @@ impl Engine for MistralRsEngine {
         if spec.force_cpu {
             builder = builder.with_force_cpu();
         }
+        // The template is LocalGLM's to render (as jinja2 would); one that does not compile
+        // fails the load with its reason, naming the model.
+        let template_path = path.clone();
+        let prompt = tokio::task::spawn_blocking(move || ModelPrompt::from_gguf(&template_path))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r)
+            .map_err(|reason| EngineError::LoadFailed {
+                path: path.clone(),
+                reason,
+            })?;
         let built = tokio::spawn(async move { builder.build().await }).await;
         let model = match built {
             Ok(Ok(m)) => m,
@@ -171,6 +187,7 @@ impl Engine for MistralRsEngine {
         *self.loaded.write().expect("engine lock") = Some(Loaded {
             model: Arc::new(model),
             info: info.clone(),
+            prompt: prompt.map(Arc::new),
         });
         Ok(info)
     }
@@ -185,7 +202,7 @@ impl Engine for MistralRsEngine {
 
     async fn generate(&self, request: GenerateRequest) -> Result<Generation, EngineError> {
         validate(&request)?;
-        let model = self.model().ok_or(EngineError::NoModel)?;
+        let (model, prompt) = self.model().ok_or(EngineError::NoModel)?;
         let context_length = self.loaded().and_then(|i| i.context_length);
 
         let s = &request.sampling;
@@ -198,35 +215,78 @@ impl Engine for MistralRsEngine {
             max_len: Some(s.max_tokens as usize),
             ..mistralrs::SamplingParams::neutral()
         };
-        let mut builder = RequestBuilder::new().set_sampling(sampling);
-        let mut counted = TextMessages::new();
-        for ChatTurn {
-            role: r, content, ..
-        } in &request.messages
-        {
-            builder = builder.add_message(role(*r), content);
-            counted = counted.add_message(role(*r), content);
-        }
-        if let Some(on) = request.enable_thinking {
-            builder = builder.enable_thinking(on);
-        }
-        let prompt_tokens = model
-            .tokenize(
-                either::Either::Left(counted),
-                None,
-                true,
-                true,
-                request.enable_thinking,
-            )
-            .await
-            .map(|t| t.len() as u32)
-            .unwrap_or(0);
+        let (source, prompt_tokens, starts_in_reasoning) = match prompt {
+            Some(p) => {
+                // The GGUF's own template, rendered as jinja2 would, with every switch
+                // (thinking, effort, kept reasoning) and the reasoning of past turns.
+                let text = p
+                    .render(
+                        &request.messages,
+                        request.enable_thinking,
+                        request.reasoning_effort.as_deref(),
+                        request.clear_thinking,
+                    )
+                    .map_err(EngineError::InvalidRequest)?;
+                let ids = model
+                    .tokenize(
+                        either::Either::Right(text.clone()),
+                        None,
+                        false,
+                        false,
+                        None,
+                    )
+                    .await
+                    .map_err(|e| EngineError::Generation(e.to_string()))?;
+                let n = ids.len() as u32;
+                if context_length.is_some_and(|c| n >= c) {
+                    return Err(EngineError::InvalidRequest(format!(
+                        "the prompt has {n} tokens, the context holds {}",
+                        context_length.unwrap_or(0)
+                    )));
+                }
+                (
+                    Source::Tokens {
+                        ids,
+                        sampling: Box::new(sampling),
+                    },
+                    n,
+                    opens_reasoning(&text),
+                )
+            }
+            None => {
+                let mut builder = RequestBuilder::new().set_sampling(sampling);
+                let mut counted = TextMessages::new();
+                for ChatTurn {
+                    role: r, content, ..
+                } in &request.messages
+                {
+                    builder = builder.add_message(role(*r), content);
+                    counted = counted.add_message(role(*r), content);
+                }
+                if let Some(on) = request.enable_thinking {
+                    builder = builder.enable_thinking(on);
+                }
+                let n = model
+                    .tokenize(
+                        either::Either::Left(counted),
+                        None,
+                        true,
+                        true,
+                        request.enable_thinking,
+                    )
+                    .await
+                    .map(|t| t.len() as u32)
+                    .unwrap_or(0);
+                (Source::Chat(Box::new(builder)), n, false)
+            }
+        };
 
         let cancel = CancellationToken::new();
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(
             model,
-            builder,
+            source,
+            ThinkParser::new("<think>", "</think>", starts_in_reasoning),
             prompt_tokens,
             context_length,
             cancel.clone(),
@@ -241,10 +301,69 @@ impl Engine for MistralRsEngine {
     }
 }
 
-/// Drives one mistralrs stream, translating chunks into engine events.
+/// What one generation asks mistralrs for.
+enum Source {
+    /// A prompt LocalGLM rendered from the GGUF's template, as token ids (a completion request,
+    /// so mistralrs applies no template of its own).
+    Tokens {
+        ids: Vec<u32>,
+        sampling: Box<mistralrs::SamplingParams>,
+    },
+    /// A chat request mistralrs renders itself (the GGUF has no template).
+    Chat(Box<RequestBuilder>),
+}
+
+/// Starts the request; its responses arrive on the returned channel, which cancels the
+/// sequence when dropped.
+async fn start(model: Arc<Model>, source: Source) -> Result<mpsc::Receiver<Response>, String> {
+    let (tx, rx) = mpsc::channel(1);
+    match source {
+        Source::Tokens { ids, sampling } => {
+            let request = Request::Normal(Box::new(NormalRequest {
+                messages: RequestMessage::CompletionTokens(ids),
+                sampling_params: *sampling,
+                response: tx,
+                return_logprobs: false,
+                is_streaming: true,
+                id: model.inner().next_request_id(),
+                constraint: Constraint::None,
+                suffix: None,
+                tools: None,
+                tool_choice: None,
+                logits_processors: None,
+                return_raw_logits: false,
+                web_search_options: None,
+                model_id: None,
+                truncate_sequence: false,
+            }));
+            let sender = model.inner().get_sender(None).map_err(|e| e.to_string())?;
+            sender.send(request).await.map_err(|e| e.to_string())?;
+        }
+        Source::Chat(builder) => {
+            tokio::spawn(async move {
+                match model.stream_chat_request(*builder).await {
+                    Err(e) => {
+                        let _ = tx.send(Response::InternalError(e.to_string().into())).await;
+                    }
+                    Ok(mut stream) => {
+                        while let Some(r) = stream.next().await {
+                            if tx.send(r).await.is_err() {
+                                break; // dropping the stream cancels the sequence
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    }
+    Ok(rx)
+}
+
+/// Drives one mistralrs request, translating chunks into engine events.
 async fn run(
     model: Arc<Model>,
-    request: RequestBuilder,
+    source: Source,
+    mut parser: ThinkParser,
     prompt_tokens: u32,
     context_length: Option<u32>,
     cancel: CancellationToken,
@@ -252,7 +371,6 @@ async fn run(
 ) {
     let mut clock = StatsClock::start(prompt_tokens);
     clock.track_reasoning();
-    let mut parser = ThinkParser::default();
     let send = |segs: Vec<Segment>| -> bool {
         segs.into_iter().all(|s| {
             tx.send(match s {
@@ -269,17 +387,44 @@ async fn run(
             None,
         )
     };
+    // Text of one generated token: content (split by the think parser) and any reasoning
+    // mistralrs already separated. Returns false when nobody listens any more.
+    let mut on_token = |reasoning: Option<&str>, content: Option<&str>| -> bool {
+        let (mut had_text, mut thought) = (false, false);
+        if let Some(r) = reasoning.filter(|r| !r.is_empty()) {
+            (had_text, thought) = (true, true);
+            if !send(vec![Segment::Reasoning(r.to_string())]) {
+                return false;
+            }
+        }
+        if let Some(c) = content.filter(|c| !c.is_empty()) {
+            had_text = true;
+            let segs = parser.push(c);
+            thought |=
+                segs.iter().any(|s| matches!(s, Segment::Reasoning(_))) || parser.in_reasoning();
+            if !send(segs) {
+                return false;
+            }
+        }
+        if had_text {
+            clock.tokens(1);
+            if thought {
+                clock.reasoning_tokens(1);
+            }
+        }
+        true
+    };
 
-    let (reason, error, exact) = match model.stream_chat_request(request).await {
-        Err(e) => fail(e.to_string()),
-        Ok(mut stream) => loop {
+    let (reason, error, exact) = match start(model, source).await {
+        Err(e) => fail(e),
+        Ok(mut responses) => loop {
             let next = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => None,
-                r = stream.next() => Some(r),
+                r = responses.recv() => Some(r),
             };
-            // On cancel the stream is dropped here; mistralrs then cancels the sequence at its
-            // next token.
+            // On cancel the receiver is dropped with this loop; mistralrs then cancels the
+            // sequence at its next token.
             let Some(resp) = next else {
                 break (FinishReason::Cancelled, None, None);
             };
@@ -288,32 +433,9 @@ async fn run(
                 Some(Response::Chunk(chunk)) => {
                     let mut ended = None;
                     for choice in &chunk.choices {
-                        let (mut had_text, mut thought) = (false, false);
-                        if let Some(r) = choice
-                            .delta
-                            .reasoning_content
-                            .as_deref()
-                            .filter(|r| !r.is_empty())
-                        {
-                            (had_text, thought) = (true, true);
-                            if !send(vec![Segment::Reasoning(r.to_string())]) {
-                                return;
-                            }
-                        }
-                        if let Some(c) = choice.delta.content.as_deref().filter(|c| !c.is_empty()) {
-                            had_text = true;
-                            let segs = parser.push(c);
-                            thought |= segs.iter().any(|s| matches!(s, Segment::Reasoning(_)))
-                                || parser.in_reasoning();
-                            if !send(segs) {
-                                return;
-                            }
-                        }
-                        if had_text {
-                            clock.tokens(1);
-                            if thought {
-                                clock.reasoning_tokens(1);
-                            }
+                        let d = &choice.delta;
+                        if !on_token(d.reasoning_content.as_deref(), d.content.as_deref()) {
+                            return;
                         }
                         if let Some(fr) = &choice.finish_reason {
                             ended = Some(finish_reason(fr));
@@ -330,14 +452,32 @@ async fn run(
                         );
                     }
                 }
-                Some(Response::ModelError(msg, _partial)) => break fail(msg),
+                Some(Response::CompletionChunk(chunk)) => {
+                    let mut ended = None;
+                    for choice in &chunk.choices {
+                        if !on_token(None, Some(&choice.text)) {
+                            return;
+                        }
+                        if let Some(fr) = &choice.finish_reason {
+                            ended = Some(finish_reason(fr));
+                        }
+                    }
+                    if let Some(reason) = ended {
+                        break (reason, None, None);
+                    }
+                }
+                Some(Response::CompletionDone(_)) | Some(Response::Done(_)) => {
+                    break (FinishReason::Stop, None, None)
+                }
+                Some(Response::ModelError(msg, _))
+                | Some(Response::CompletionModelError(msg, _)) => break fail(msg),
                 Some(Response::InternalError(e)) | Some(Response::ValidationError(e)) => {
                     break fail(e.to_string())
                 }
                 Some(_) => {}
             }
             if tx.is_closed() {
-                // Nobody listens any more: stop generating (dropping the stream cancels).
+                // Nobody listens any more: stop generating (dropping the receiver cancels).
                 return;
             }
         },

@@ -65,6 +65,10 @@ async fn auto_engine_runs_glm_dsa_on_the_own_runtime() {
     assert_eq!(info.backend, "localglm-glm");
     assert_eq!(info.architecture.as_deref(), Some("glm-dsa"));
     assert_eq!(info.context_length, Some(1_048_576));
+    // What the chat service reads back is what `load` returned, template controls included.
+    assert!(info.supports_thinking);
+    assert_eq!(info.effort_levels, ["high", "max"]);
+    assert_eq!(engine.loaded().as_ref(), Some(&info));
 
     // Thinking on (template default): the prompt ends inside <think>, so output starts as
     // reasoning.

@@ -1,0 +1,175 @@
+//! A GGUF's own chat template, rendered for a conversation the way Hugging Face
+//! `apply_chat_template` renders it (see `localglm_glm::template`), for backends that take a
+//! rendered prompt.
+
+use crate::{ChatTurn, Role};
+use localglm_gguf::{GgufModel, Value};
+use localglm_glm::template::{ChatTemplate, TemplateMessage, TemplateOptions};
+use std::path::Path;
+
+/// The template and the BOS/EOS token texts it is rendered with.
+#[derive(Debug)]
+pub struct ModelPrompt {
+    template: ChatTemplate,
+    bos: String,
+    eos: String,
+}
+
+fn token_text(g: &GgufModel, id_key: &str) -> String {
+    let id = g.get(id_key).and_then(Value::as_u64);
+    match (id, g.get("tokenizer.ggml.tokens")) {
+        (Some(id), Some(Value::Array(a))) => a
+            .items
+            .get(id as usize)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        _ => String::new(),
+    }
+}
+
+impl ModelPrompt {
+    /// The template embedded in the GGUF at `path`; `Ok(None)` when it has none, an error
+    /// naming the model when it does not compile.
+    pub fn from_gguf(path: &Path) -> Result<Option<Self>, String> {
+        let g = GgufModel::open(path).map_err(|e| e.to_string())?;
+        let Some(source) = g.get_str("tokenizer.chat_template") else {
+            return Ok(None);
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let template = ChatTemplate::new(source, &name).map_err(|e| e.to_string())?;
+        Ok(Some(Self {
+            template,
+            bos: token_text(&g, "tokenizer.ggml.bos_token_id"),
+            eos: token_text(&g, "tokenizer.ggml.eos_token_id"),
+        }))
+    }
+
+    /// Renders the conversation with the generation prompt; `None` switches stay undefined so
+    /// the template's defaults apply.
+    pub fn render(
+        &self,
+        turns: &[ChatTurn],
+        enable_thinking: Option<bool>,
+        reasoning_effort: Option<&str>,
+        clear_thinking: Option<bool>,
+    ) -> Result<String, String> {
+        let messages: Vec<TemplateMessage> = turns
+            .iter()
+            .map(|t| TemplateMessage {
+                reasoning_content: t.reasoning.clone(),
+                ..TemplateMessage::new(role_name(t.role), t.content.clone())
+            })
+            .collect();
+        let opts = TemplateOptions {
+            add_generation_prompt: true,
+            enable_thinking,
+            reasoning_effort: reasoning_effort.map(str::to_owned),
+            clear_thinking,
+            bos_token: self.bos.clone(),
+            eos_token: self.eos.clone(),
+            ..Default::default()
+        };
+        self.template
+            .render(&messages, &opts)
+            .map_err(|e| e.to_string())
+    }
+}
+
+pub(crate) fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::System => "system",
+        Role::User => "user",
+        Role::Assistant => "assistant",
+    }
+}
+
+/// Whether a rendered prompt leaves the model inside a reasoning block (it ends with an open
+/// `<think>`), so the output starts as reasoning.
+pub fn opens_reasoning(prompt: &str) -> bool {
+    let tail = prompt.trim_end();
+    tail.ends_with("<think>")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use localglm_gguf::writer::GgufWriter;
+    use localglm_gguf::{Array, ValueType};
+
+    /// A GGUF holding only a tokenizer vocabulary and the real Qwen3 chat template.
+    fn qwen3_like(dir: &Path) -> std::path::PathBuf {
+        let template = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../glm/tests/fixtures/chat-templates/Qwen-Qwen3-0.6B.jinja"),
+        )
+        .unwrap();
+        let tokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+            .map(|t| Value::String(t.into()))
+            .to_vec();
+        let mut w = GgufWriter::new();
+        w.kv("general.architecture", Value::String("qwen3".into()))
+            .kv("tokenizer.chat_template", Value::String(template))
+            .kv(
+                "tokenizer.ggml.tokens",
+                Value::Array(Array {
+                    elem_type: ValueType::String,
+                    items: tokens,
+                }),
+            )
+            .kv("tokenizer.ggml.eos_token_id", Value::U32(2));
+        let path = dir.join("qwen3-like.gguf");
+        w.write(&path).unwrap();
+        path
+    }
+
+    #[test]
+    fn renders_the_gguf_template_with_thinking_switch_and_reasoning_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = ModelPrompt::from_gguf(&qwen3_like(dir.path()))
+            .unwrap()
+            .expect("has a template");
+        assert_eq!(p.eos, "<|im_end|>");
+        let turns = [
+            ChatTurn::new(Role::User, "Hi"),
+            ChatTurn {
+                reasoning: Some("greet back".into()),
+                ..ChatTurn::new(Role::Assistant, "Hello!")
+            },
+            ChatTurn::new(Role::User, "Bye"),
+        ];
+        let on = p.render(&turns, Some(true), None, None).unwrap();
+        assert!(on.ends_with("<|im_start|>assistant\n"), "{on}");
+        // Qwen3 drops reasoning of turns before the last user message, as jinja2 would.
+        assert!(!on.contains("greet back"), "{on}");
+        let off = p.render(&turns, Some(false), None, None).unwrap();
+        assert!(
+            off.ends_with("<|im_start|>assistant\n<think>\n\n</think>\n\n"),
+            "{off}"
+        );
+        // The last assistant turn's reasoning is kept when it follows the last user message.
+        let kept = p.render(&turns[..2], None, None, None).unwrap();
+        assert!(kept.contains("<think>\ngreet back\n</think>"), "{kept}");
+    }
+
+    #[test]
+    fn a_gguf_without_template_has_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bare.gguf");
+        GgufWriter::new()
+            .kv("general.architecture", Value::String("llama".into()))
+            .write(&path)
+            .unwrap();
+        assert!(ModelPrompt::from_gguf(&path).unwrap().is_none());
+    }
+
+    #[test]
+    fn an_open_think_tag_at_the_end_starts_in_reasoning() {
+        assert!(opens_reasoning("<|assistant|>\n<think>\n"));
+        assert!(!opens_reasoning("<|assistant|>\n<think></think>\n"));
+        assert!(!opens_reasoning("<|im_start|>assistant\n"));
+    }
+}
