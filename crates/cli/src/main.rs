@@ -121,8 +121,9 @@ struct ChatArgs {
     /// System prompt.
     #[arg(long)]
     system: Option<String>,
-    /// Sampling preset: `general` (temperature 1.0, top_p 0.95) or `swe-bench-pro`
-    /// (temperature 1.0, top_p 1.0); flags given explicitly override its values.
+    /// Sampling preset: `general` (temperature 1.0, top_p 0.95), `swe-bench-pro`
+    /// (temperature 1.0, top_p 1.0), or one of the app's user presets by name or id; flags
+    /// given explicitly override its values.
     #[arg(long)]
     preset: Option<String>,
     /// Default 1.0, or the preset's.
@@ -218,15 +219,34 @@ async fn main() -> Result<()> {
     }
 }
 
+/// A built-in preset, or one of the user presets the app keeps in its settings file.
+fn find_preset(name: &str) -> Result<localglm_protocol::SamplingPreset> {
+    if let Some(p) = localglm_protocol::builtin_preset(name) {
+        return Ok(p);
+    }
+    let path = localglm_models::Library::from_env().settings_path();
+    let user: Vec<localglm_protocol::SamplingPreset> = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|v| serde_json::from_value(v["settings"]["presets"].clone()).ok())
+        .unwrap_or_default();
+    if let Some(p) = user
+        .iter()
+        .find(|p| p.id.eq_ignore_ascii_case(name) || p.name.eq_ignore_ascii_case(name))
+    {
+        return Ok(p.clone());
+    }
+    let known: Vec<String> = localglm_protocol::builtin_presets()
+        .into_iter()
+        .chain(user)
+        .map(|p| format!("`{}`", p.id))
+        .collect();
+    bail!("unknown preset `{name}` (known: {})", known.join(", "))
+}
+
 async fn chat(args: ChatArgs) -> Result<()> {
     let preset = match args.preset.as_deref() {
-        Some(name) => Some(localglm_protocol::builtin_preset(name).with_context(|| {
-            let known: Vec<String> = localglm_protocol::builtin_presets()
-                .into_iter()
-                .map(|p| p.id)
-                .collect();
-            format!("unknown preset `{name}` (built in: {})", known.join(", "))
-        })?),
+        Some(name) => Some(find_preset(name)?),
         None => None,
     };
     let path = match &args.model {
@@ -287,7 +307,11 @@ async fn chat(args: ChatArgs) -> Result<()> {
         .clone()
         .or_else(|| preset.as_ref().and_then(|p| p.reasoning_effort.clone()));
     let mut history = Vec::new();
-    if let Some(sys) = args.system.as_deref().filter(|s| !s.is_empty()) {
+    let system = args
+        .system
+        .clone()
+        .or_else(|| preset.as_ref().and_then(|p| p.system_prompt.clone()));
+    if let Some(sys) = system.as_deref().filter(|s| !s.is_empty()) {
         history.push(ChatTurn::new(Role::System, sys));
     }
     let opts = TurnOptions {

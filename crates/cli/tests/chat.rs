@@ -132,3 +132,37 @@ fn preset_and_think_switches_reach_the_turn_and_its_stats_line() {
     let e = run(&["--preset", "general", "--top-p", "0.5", "--no-think"]);
     assert!(e.contains("top_p 0.5, thinking off"), "{e}");
 }
+
+#[test]
+fn user_presets_of_the_app_are_found_by_name() {
+    let data = tempfile::tempdir().unwrap();
+    let settings = serde_json::json!({ "settings": { "version": 1, "presets": [{
+        "id": "user-careful", "name": "Careful",
+        "sampling": { "temperature": 0.5, "top_p": 0.9, "top_k": null, "max_tokens": 3,
+                      "seed": 1, "min_p": 0.05, "repetition_penalty": null },
+        "enable_thinking": false, "reasoning_effort": null, "system_prompt": "Be careful."
+    }]}});
+    std::fs::write(data.path().join("settings.json"), settings.to_string()).unwrap();
+    let glm = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../glm/tests/fixtures/tiny-f32.gguf");
+    let out = localglm()
+        .env("LOCALGLM_DATA_DIR", data.path())
+        .args(["chat", "--model"])
+        .arg(&glm)
+        .args(["--preset", "careful", "hi"])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{e}");
+    assert!(
+        e.contains("preset Careful, temperature 0.5, top_p 0.9, thinking off"),
+        "{e}"
+    );
+    let out = localglm()
+        .env("LOCALGLM_DATA_DIR", data.path())
+        .args(["chat", "--preset", "nope", "hi"])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("`user-careful`"), "{e}");
+}
