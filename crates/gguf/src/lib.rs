@@ -19,7 +19,7 @@ mod value;
 pub mod writer;
 
 pub use census::{Census, TensorClass, TypeBytes};
-pub use parse::{parse_header, Header, DEFAULT_ALIGNMENT, MAX_DIMS};
+pub use parse::{parse_header, parse_header_prefix, Header, DEFAULT_ALIGNMENT, MAX_DIMS};
 pub use split::{split_parts, SplitName};
 pub use value::{Array, Value, ValueType};
 

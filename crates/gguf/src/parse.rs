@@ -141,6 +141,13 @@ impl<'a> Cursor<'a> {
 
 /// Parses the header (metadata and tensor infos) of a GGUF file held in `buf`.
 pub fn parse_header(buf: &[u8]) -> Result<Header, GgufError> {
+    parse_header_prefix(buf, buf.len() as u64)
+}
+
+/// Parses the header from `buf`, the first bytes of a file of `file_len` bytes (e.g. fetched by
+/// an HTTP range request): tensor data must fit the declared length, not the buffer. A buffer
+/// that ends inside the header is [`GgufError::Truncated`].
+pub fn parse_header_prefix(buf: &[u8], file_len: u64) -> Result<Header, GgufError> {
     let mut c = Cursor { buf, pos: 0 };
     let magic = c
         .take(4, "magic")
@@ -290,7 +297,6 @@ pub fn parse_header(buf: &[u8]) -> Result<Header, GgufError> {
     }
 
     let data_offset = (c.pos as u64).div_ceil(alignment) * alignment;
-    let file_len = buf.len() as u64;
     for t in &tensors {
         let end = data_offset
             .checked_add(t.offset)

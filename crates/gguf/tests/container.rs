@@ -92,6 +92,19 @@ fn round_trip_every_value_type_and_tensor() {
     assert_eq!(h.tensors[0].size_bytes, 32);
     assert_eq!(h.tensors[1].ty, GgmlType::Q8_0);
     assert_eq!(h.tensors[1].offset % 64, 0);
+    // The header alone (as a range request fetches it) parses against the declared file size;
+    // a declared size too short for the tensors is a truncation; a cut inside the header too.
+    let head = &bytes[..h.data_offset as usize];
+    let from_prefix = localglm_gguf::parse_header_prefix(head, bytes.len() as u64).unwrap();
+    assert_eq!(from_prefix.tensors, h.tensors);
+    assert!(matches!(
+        localglm_gguf::parse_header_prefix(head, bytes.len() as u64 - 1),
+        Err(GgufError::Truncated { .. })
+    ));
+    assert!(matches!(
+        localglm_gguf::parse_header_prefix(&bytes[..40], bytes.len() as u64),
+        Err(GgufError::Truncated { .. })
+    ));
 
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("m.gguf");

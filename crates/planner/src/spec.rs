@@ -1,0 +1,222 @@
+//! What the planner needs to know about a model, read from GGUF headers alone: every tensor's
+//! real size and role, and the KV-cache width per token.
+
+use localglm_gguf::{TensorInfo, Value};
+use serde::Serialize;
+
+/// What a tensor is, for placement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Routed MoE experts (`ffn_{gate,up,down,gate_up}_exps`): what `--cpu-moe` moves to RAM.
+    Expert,
+    /// `token_embd`: looked up row by row, kept in system RAM.
+    TokenEmbd,
+    /// Everything else the forward pass reads (attention, norms, router, shared experts, dense
+    /// FFN, head).
+    Other,
+    /// Not loaded: the NextN / MTP block (speculative decoding only).
+    Skipped,
+}
+
+/// One tensor.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TensorSpec {
+    pub name: String,
+    pub bytes: u64,
+    pub layer: Option<u32>,
+    pub kind: Kind,
+}
+
+/// KV-cache elements stored per token of context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct KvSpec {
+    /// Attention cache: MLA latent + rope key per layer (GLM-5.x / DeepSeek), or K and V.
+    pub attn: u64,
+    /// DSA indexer keys (one per full indexer layer); 0 without an indexer.
+    pub indexer: u64,
+}
+
+/// A model as the planner sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelSpec {
+    pub name: String,
+    pub architecture: String,
+    pub tensors: Vec<TensorSpec>,
+    pub kv: KvSpec,
+    /// Longest context the model supports (`{arch}.context_length`).
+    pub context_max: u64,
+    pub n_embd: u64,
+    pub vocab: u64,
+    /// Layers whose experts can be moved, in order (the MoE layers).
+    pub moe_layers: Vec<u32>,
+}
+
+/// Why a header does not describe a model the planner can size.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("{0}")]
+pub struct SpecError(pub String);
+
+fn get<'a>(meta: &'a [(String, Value)], key: &str) -> Option<&'a Value> {
+    meta.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+fn get_u64(meta: &[(String, Value)], key: &str) -> Option<u64> {
+    get(meta, key).and_then(Value::as_u64)
+}
+
+/// `blk.N.…` → N.
+fn layer_of(name: &str) -> Option<u32> {
+    name.strip_prefix("blk.")?.split('.').next()?.parse().ok()
+}
+
+/// Full indexer layers of GLM-5.2 when the file does not list them: layers 0–2, then every
+/// fourth from 6 (the HF config rule `max(i − 3 + 1, 0) mod 4 == 0`).
+fn default_full_indexer(layer: u64) -> bool {
+    (layer + 1).saturating_sub(3).is_multiple_of(4)
+}
+
+impl ModelSpec {
+    /// Builds the spec from a model's metadata (its first shard) and the tensor infos of all its
+    /// shards.
+    pub fn from_header(
+        name: &str,
+        meta: &[(String, Value)],
+        tensors: &[TensorInfo],
+    ) -> Result<Self, SpecError> {
+        let arch = get(meta, "general.architecture")
+            .and_then(Value::as_str)
+            .ok_or_else(|| SpecError("general.architecture is missing".into()))?
+            .to_string();
+        let key = |k: &str| format!("{arch}.{k}");
+        let blocks = get_u64(meta, &key("block_count"))
+            .ok_or_else(|| SpecError(format!("{} is missing", key("block_count"))))?;
+        let nextn = get_u64(meta, &key("nextn_predict_layers")).unwrap_or(0);
+        let main_layers = blocks.saturating_sub(nextn);
+        let n_embd = get_u64(meta, &key("embedding_length")).unwrap_or(0);
+        let vocab = tensors
+            .iter()
+            .find(|t| t.name == "token_embd.weight")
+            .and_then(|t| t.dims.get(1).copied())
+            .unwrap_or(0);
+
+        let mut moe_layers = Vec::new();
+        let specs: Vec<TensorSpec> = tensors
+            .iter()
+            .map(|t| {
+                let layer = layer_of(&t.name);
+                let kind = if layer.is_some_and(|l| u64::from(l) >= main_layers) {
+                    Kind::Skipped
+                } else if t.name.contains("_exps.") {
+                    Kind::Expert
+                } else if t.name == "token_embd.weight" {
+                    Kind::TokenEmbd
+                } else {
+                    Kind::Other
+                };
+                if let (Kind::Expert, Some(l)) = (kind, layer) {
+                    if !moe_layers.contains(&l) {
+                        moe_layers.push(l);
+                    }
+                }
+                TensorSpec {
+                    name: t.name.clone(),
+                    bytes: t.size_bytes,
+                    layer,
+                    kind,
+                }
+            })
+            .collect();
+        moe_layers.sort_unstable();
+
+        let kv = match get_u64(meta, &key("attention.kv_lora_rank")) {
+            // MLA: one latent (kv_lora_rank) plus the roped key per layer and token.
+            Some(rank) => {
+                let rope = get_u64(meta, &key("rope.dimension_count")).unwrap_or(64);
+                let has_indexer = tensors.iter().any(|t| t.name.contains(".indexer."));
+                let full_layers = if has_indexer {
+                    match get(meta, &key("attention.indexer.types")) {
+                        Some(Value::Array(a)) => a
+                            .items
+                            .iter()
+                            .take(main_layers as usize)
+                            .filter(|v| match v {
+                                Value::String(s) => s == "full",
+                                other => other.as_u64() == Some(1) || other.as_bool() == Some(true),
+                            })
+                            .count() as u64,
+                        _ => (0..main_layers)
+                            .filter(|&l| default_full_indexer(l))
+                            .count() as u64,
+                    }
+                } else {
+                    0
+                };
+                let idx_dim = get_u64(meta, &key("attention.indexer.key_length")).unwrap_or(128);
+                KvSpec {
+                    attn: main_layers * (rank + rope),
+                    indexer: full_layers * idx_dim,
+                }
+            }
+            // Multi-head / grouped-query attention: K and V per KV head, layer and token.
+            None => {
+                let heads = get_u64(meta, &key("attention.head_count"))
+                    .unwrap_or(1)
+                    .max(1);
+                let kv_heads: Vec<u64> = match get(meta, &key("attention.head_count_kv")) {
+                    Some(Value::Array(a)) => a.items.iter().filter_map(Value::as_u64).collect(),
+                    Some(v) => vec![v.as_u64().unwrap_or(heads); main_layers as usize],
+                    None => vec![heads; main_layers as usize],
+                };
+                let k = get_u64(meta, &key("attention.key_length")).unwrap_or(n_embd / heads);
+                let v = get_u64(meta, &key("attention.value_length")).unwrap_or(k);
+                KvSpec {
+                    attn: kv_heads.iter().take(main_layers as usize).sum::<u64>() * (k + v),
+                    indexer: 0,
+                }
+            }
+        };
+        Ok(Self {
+            name: name.to_string(),
+            architecture: arch.clone(),
+            tensors: specs,
+            kv,
+            context_max: get_u64(meta, &key("context_length")).unwrap_or(4096),
+            n_embd,
+            vocab,
+            moe_layers,
+        })
+    }
+
+    /// Bytes of the tensors of one kind.
+    pub fn bytes_of(&self, kind: Kind) -> u64 {
+        self.tensors
+            .iter()
+            .filter(|t| t.kind == kind)
+            .map(|t| t.bytes)
+            .sum()
+    }
+
+    /// Expert bytes of each MoE layer, in `moe_layers` order.
+    pub fn expert_bytes_per_layer(&self) -> Vec<u64> {
+        self.moe_layers
+            .iter()
+            .map(|&l| {
+                self.tensors
+                    .iter()
+                    .filter(|t| t.kind == Kind::Expert && t.layer == Some(l))
+                    .map(|t| t.bytes)
+                    .sum()
+            })
+            .collect()
+    }
+
+    /// Everything that is loaded (all but skipped tensors).
+    pub fn loaded_bytes(&self) -> u64 {
+        self.tensors
+            .iter()
+            .filter(|t| t.kind != Kind::Skipped)
+            .map(|t| t.bytes)
+            .sum()
+    }
+}

@@ -1,0 +1,260 @@
+//! The planner on GLM-5.2's real tensor list (1,809 tensors, shapes from the spec §C.4) with the
+//! UD-Q2_K_XL type mix (§F: routed gate/up IQ2_XS, down IQ3_XXS; attention, indexer, dense and
+//! shared experts Q8_0; norms, router and bias F32), on the machines users have. Every expected
+//! number is worked out by hand in the comments.
+
+use localglm_gguf::{TensorInfo, Value};
+use localglm_hardware::Hardware;
+use localglm_planner::{plan, KvType, ModelSpec, Placement, Verdict};
+use localglm_quants::GgmlType::{self, F32, IQ2_XS, IQ3_XXS, Q8_0};
+
+fn t(name: &str, dims: &[u64], ty: GgmlType) -> TensorInfo {
+    let n: u64 = dims.iter().product();
+    TensorInfo {
+        name: name.into(),
+        dims: dims.to_vec(),
+        ty,
+        offset: 0,
+        size_bytes: ty.row_bytes(n as usize).unwrap() as u64,
+        n_elems: n,
+        shard: 0,
+    }
+}
+
+fn glm52_ud_q2_k_xl() -> ModelSpec {
+    let mut ts = vec![
+        t("token_embd.weight", &[6144, 154880], Q8_0),
+        t("output_norm.weight", &[6144], F32),
+        t("output.weight", &[6144, 154880], Q8_0),
+    ];
+    for n in 0..79 {
+        let b = |s: &str| format!("blk.{n}.{s}.weight");
+        ts.extend([
+            t(&b("attn_norm"), &[6144], F32),
+            t(&b("attn_q_a"), &[6144, 2048], Q8_0),
+            t(&b("attn_q_a_norm"), &[2048], F32),
+            t(&b("attn_q_b"), &[2048, 16384], Q8_0),
+            t(&b("attn_kv_a_mqa"), &[6144, 576], Q8_0),
+            t(&b("attn_kv_a_norm"), &[512], F32),
+            t(&b("attn_k_b"), &[192, 512, 64], Q8_0),
+            t(&b("attn_v_b"), &[512, 256, 64], Q8_0),
+            t(&b("attn_output"), &[16384, 6144], Q8_0),
+            t(&b("ffn_norm"), &[6144], F32),
+            t(&b("indexer.attn_q_b"), &[2048, 4096], Q8_0),
+            t(&b("indexer.attn_k"), &[6144, 128], Q8_0),
+            t(&b("indexer.k_norm"), &[128], F32),
+            t(&format!("blk.{n}.indexer.k_norm.bias"), &[128], F32),
+            t(&b("indexer.proj"), &[6144, 32], Q8_0),
+        ]);
+        if n < 3 {
+            ts.extend([
+                t(&b("ffn_gate"), &[6144, 12288], Q8_0),
+                t(&b("ffn_up"), &[6144, 12288], Q8_0),
+                t(&b("ffn_down"), &[12288, 6144], Q8_0),
+            ]);
+        } else {
+            ts.extend([
+                t(&b("ffn_gate_inp"), &[6144, 256], F32),
+                t(&format!("blk.{n}.exp_probs_b.bias"), &[256], F32),
+                t(&b("ffn_gate_exps"), &[6144, 2048, 256], IQ2_XS),
+                t(&b("ffn_up_exps"), &[6144, 2048, 256], IQ2_XS),
+                t(&b("ffn_down_exps"), &[2048, 6144, 256], IQ3_XXS),
+                t(&b("ffn_gate_shexp"), &[6144, 2048], Q8_0),
+                t(&b("ffn_up_shexp"), &[6144, 2048], Q8_0),
+                t(&b("ffn_down_shexp"), &[2048, 6144], Q8_0),
+            ]);
+        }
+        if n == 78 {
+            ts.extend([
+                t(&b("nextn.eh_proj"), &[12288, 6144], Q8_0),
+                t(&b("nextn.enorm"), &[6144], F32),
+                t(&b("nextn.hnorm"), &[6144], F32),
+                t(&b("nextn.shared_head_norm"), &[6144], F32),
+            ]);
+        }
+    }
+    assert_eq!(ts.len(), 1809, "the tensor count of the real files");
+    let meta: Vec<(String, Value)> = [
+        ("general.architecture", Value::String("glm-dsa".into())),
+        ("glm-dsa.block_count", Value::U32(79)),
+        ("glm-dsa.nextn_predict_layers", Value::U32(1)),
+        ("glm-dsa.embedding_length", Value::U32(6144)),
+        ("glm-dsa.attention.kv_lora_rank", Value::U32(512)),
+        ("glm-dsa.rope.dimension_count", Value::U32(64)),
+        ("glm-dsa.context_length", Value::U32(1_048_576)),
+        ("glm-dsa.attention.indexer.key_length", Value::U32(128)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    ModelSpec::from_header("GLM-5.2-UD-Q2_K_XL", &meta, &ts).unwrap()
+}
+
+// Hand arithmetic (Q8_0 = 34 B / 32, IQ2_XS = 74 B / 256, IQ3_XXS = 98 B / 256):
+// experts per MoE layer: gate, up 6144·2048·256 = 3,221,225,472 elems → 12,582,912 blocks × 74
+//   = 931,135,488 B each; down × 98 = 1,233,125,376 B; layer 3,095,396,352 B; 75 layers
+//   232,154,726,400 B.
+// other (all but experts and token_embd, main 78 layers): per block attention 165,019,648 +
+//   indexer 9,371,648 Q8_0 elems → 185,290,752 B, + 60,416 B F32 = 185,351,168 B; dense blocks
+//   + 226,492,416 elems → +240,648,192 B; MoE blocks + shared 37,748,736 elems (40,108,032 B)
+//   + router 6,291,456 B + bias 1,024 B; output 1,011,056,640 B + output_norm 24,576 B:
+//   3·425,999,360 + 75·231,751,680 + 1,011,081,216 = 19,670,455,296 B.
+// token_embd 1,011,056,640 B. Loaded: 252,836,238,336 B (the MTP block 78 is skipped).
+const EXPERT_LAYER: u64 = 3_095_396_352;
+const OTHER: u64 = 19_670_455_296;
+const EMBD: u64 = 1_011_056_640;
+const LOADED: u64 = 252_836_238_336;
+// KV per token: f16 (78·576 + 21·128)·2 = 95,232 B (spec §G.1); scratch = 2048·ctx + 206,140,416.
+const KV_F16: u64 = 95_232;
+const SCRATCH_BASE: u64 = 206_140_416;
+
+fn kv(ctx: u64) -> u64 {
+    ctx * KV_F16
+}
+
+fn scratch(ctx: u64) -> u64 {
+    2048 * ctx + SCRATCH_BASE
+}
+
+#[test]
+fn the_tensor_list_adds_up() {
+    let m = glm52_ud_q2_k_xl();
+    assert_eq!(m.moe_layers.len(), 75);
+    assert_eq!(m.expert_bytes_per_layer(), vec![EXPERT_LAYER; 75]);
+    assert_eq!(m.bytes_of(localglm_planner::Kind::Other), OTHER);
+    assert_eq!(m.bytes_of(localglm_planner::Kind::TokenEmbd), EMBD);
+    assert_eq!(m.loaded_bytes(), LOADED);
+    assert_eq!((m.kv.attn, m.kv.indexer), (44_928, 2_688));
+    assert_eq!(localglm_planner::kv_bytes(&m, 1, KvType::F16), 95_232);
+    assert_eq!(localglm_planner::kv_bytes(&m, 1, KvType::Q8_0), 50_592);
+}
+
+#[test]
+fn mac_256_default_metal_limit_moves_16_layers_of_experts_to_ram() {
+    let m = glm52_ud_q2_k_xl();
+    let mac = Hardware::simulated(256.0, None, Some(None));
+    let p = plan(&mac, &m, 32_768, KvType::F16, Placement::Auto);
+    // GPU budget 192 GiB = 206,158,430,208. All on the GPU would need
+    // OTHER + 75 layers + KV 3,120,562,176 + scratch 273,249,280 = 255,218,993,152: too much.
+    // Without experts: 23,064,266,752; room 183,094,163,456 = 59.15 layers → 59 on the GPU.
+    assert_eq!(p.verdict, Verdict::GpuCpuExperts);
+    assert_eq!(p.cpu_moe_layers, 16);
+    let gpu_used = OTHER + kv(32_768) + scratch(32_768) + 59 * EXPERT_LAYER;
+    assert_eq!(p.bytes.gpu_used, 205_692_651_520);
+    assert_eq!(p.bytes.gpu_used, gpu_used);
+    assert_eq!(p.bytes.weights_gpu, OTHER + 59 * EXPERT_LAYER);
+    assert_eq!(p.bytes.weights_cpu, EMBD + 16 * EXPERT_LAYER);
+    assert_eq!(p.bytes.kv, 3_120_562_176);
+    assert_eq!(p.bytes.scratch, 273_249_280);
+    // One memory: everything counts against 256 GiB less 5 % (13,743,895,347).
+    assert_eq!(p.bytes.ram_used, LOADED + kv(32_768) + scratch(32_768));
+    assert_eq!(p.bytes.ram_budget, 261_134_011_597);
+    // The fix: wire 238 GiB (255,218,993,152 B rounded up) and it all goes on the GPU.
+    let raise = p
+        .fixes
+        .iter()
+        .find(|f| f.kind == "raise_gpu_limit")
+        .unwrap();
+    assert_eq!(raise.value, Some(238 * 1024));
+    assert!(
+        raise
+            .text
+            .contains("sudo sysctl iogpu.wired_limit_mb=243712"),
+        "{}",
+        raise.text
+    );
+}
+
+#[test]
+fn mac_256_raised_limit_runs_all_on_the_gpu_and_sweeps_context() {
+    let m = glm52_ud_q2_k_xl();
+    let mac = Hardware::simulated(256.0, None, Some(Some(240.0)));
+    let at = |ctx: u64, kv_type| plan(&mac, &m, ctx, kv_type, Placement::Auto);
+    let p = at(32_768, KvType::F16);
+    assert_eq!(p.verdict, Verdict::Gpu);
+    assert_eq!(p.cpu_moe_layers, 0);
+    assert_eq!(p.bytes.gpu_used, 255_218_993_152);
+    // Largest context all on the GPU: (240 GiB − (LOADED − EMBD) − 206,140,416) / 97,280 per
+    // token = 5,666,715,648 / 97,280 = 58,251.
+    assert_eq!(p.max_context, 58_251);
+    assert_eq!(at(4_096, KvType::F16).verdict, Verdict::Gpu);
+    // 64 K: all on the GPU needs 258,406,664,192 > 257,698,037,760; one layer in RAM fits.
+    let p = at(65_536, KvType::F16);
+    assert_eq!((p.verdict, p.cpu_moe_layers), (Verdict::GpuCpuExperts, 1));
+    // 128 K: the one memory itself is too small (265,793,062,912 > 261,134,011,597), whatever the
+    // placement; the largest context is 8,091,632,845 / 97,280 = 83,178; q8_0 KV would fit
+    // (259,942,008,832).
+    let p = at(131_072, KvType::F16);
+    assert_eq!(p.verdict, Verdict::NoFit);
+    assert_eq!(p.max_context, 83_178);
+    let kinds: Vec<&str> = p.fixes.iter().map(|f| f.kind.as_str()).collect();
+    assert!(
+        kinds.contains(&"shorter_context") && kinds.contains(&"kv_q8_0"),
+        "{kinds:?}"
+    );
+    let p = at(131_072, KvType::Q8_0);
+    assert_eq!((p.verdict, p.cpu_moe_layers), (Verdict::GpuCpuExperts, 1));
+    assert_eq!(p.bytes.kv, 131_072 * 50_592);
+    // 1 M: 99.86 GB of f16 KV alone; does not fit even as q8_0.
+    let p = at(1_048_576, KvType::F16);
+    assert_eq!(p.verdict, Verdict::NoFit);
+    assert_eq!(p.bytes.kv, 99_857_989_632);
+    assert!(!p.fixes.iter().any(|f| f.kind == "kv_q8_0"));
+}
+
+#[test]
+fn pc_with_a_24_gb_gpu_keeps_the_experts_in_ram() {
+    let m = glm52_ud_q2_k_xl();
+    let pc = Hardware::simulated(256.0, Some(24.0), None);
+    let p = plan(&pc, &m, 32_768, KvType::F16, Placement::Auto);
+    // GPU budget 24 GiB − 512 MiB = 25,232,932,864; without experts it holds 23,064,266,752,
+    // leaving 2,168,666,112 < one layer: all 75 layers' experts in RAM.
+    assert_eq!(p.verdict, Verdict::GpuCpuExperts);
+    assert_eq!(p.cpu_moe_layers, 75);
+    assert_eq!(p.bytes.gpu_budget, 25_232_932_864);
+    assert_eq!(p.bytes.gpu_used, 23_064_266_752);
+    assert_eq!(p.bytes.weights_cpu, EMBD + 75 * EXPERT_LAYER);
+    assert_eq!(p.bytes.ram_used, 233_165_783_040);
+    // Context limit on the GPU: (25,232,932,864 − OTHER − 206,140,416) / 97,280 = 55,061.
+    assert_eq!(p.max_context, 55_061);
+    // At 4 K the GPU has room for one layer's experts (4,957,878,272 free).
+    let p = plan(&pc, &m, 4_096, KvType::F16, Placement::Auto);
+    assert_eq!((p.verdict, p.cpu_moe_layers), (Verdict::GpuCpuExperts, 74));
+    // Forcing too few layers to RAM does not fit, and the fix names the count that does.
+    let p = plan(&pc, &m, 32_768, KvType::F16, Placement::CpuMoe(10));
+    assert_eq!(p.verdict, Verdict::NoFit);
+    let more = p
+        .fixes
+        .iter()
+        .find(|f| f.kind == "more_experts_on_cpu")
+        .unwrap();
+    assert_eq!(more.value, Some(75));
+    // CPU only also fits in 256 GiB: LOADED + KV + scratch = 256,230,049,792.
+    let p = plan(&pc, &m, 32_768, KvType::F16, Placement::CpuOnly);
+    assert_eq!(p.verdict, Verdict::Cpu);
+    assert_eq!(p.bytes.ram_used, 256_230_049_792);
+}
+
+#[test]
+fn mac_128_does_not_fit_and_says_what_would() {
+    let m = glm52_ud_q2_k_xl();
+    let mac = Hardware::simulated(128.0, None, Some(None));
+    let p = plan(&mac, &m, 32_768, KvType::F16, Placement::Auto);
+    assert_eq!(p.verdict, Verdict::NoFit);
+    assert_eq!(p.max_context, 0);
+    // Usable: 128 GiB − 5 % = 130,567,005,799; less KV and scratch at 32 K (3,393,811,456):
+    // 127,173,194,343 B of weights — below even the 217 GB 1-bit quant.
+    let q = p.fixes.iter().find(|f| f.kind == "smaller_quant").unwrap();
+    assert_eq!(q.value, Some(127_173_194_343));
+    assert!(q.text.contains("UD-IQ1_S"), "{}", q.text);
+    assert!(p.summary.starts_with("Does not fit"), "{}", p.summary);
+    // A 256 GiB PC without a GPU: RAM only.
+    let p = plan(
+        &Hardware::simulated(256.0, None, None),
+        &m,
+        32_768,
+        KvType::F16,
+        Placement::Auto,
+    );
+    assert_eq!((p.verdict, p.cpu_moe_layers), (Verdict::Cpu, 75));
+}
