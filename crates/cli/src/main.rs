@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 mod bench;
 mod bench_glm;
+mod fit;
 mod inspect;
 mod logprobs;
 mod prompt;
@@ -38,6 +39,9 @@ enum Command {
     Chat(ChatArgs),
     /// Print where LocalGLM keeps its data.
     Paths,
+    /// Will a model fit this machine (or a described one), and how is it placed: from GGUF
+    /// headers alone, for a local file or a remote URL.
+    Fit(fit::FitArgs),
     /// Summarise a GGUF file or split set: metadata, tensors, type census, split status.
     Inspect {
         /// Any file of the model (for a split set: any shard).
@@ -205,6 +209,7 @@ async fn main() -> Result<()> {
             kv_type,
         }),
         Command::Inspect { file, json } => inspect::inspect(&file, json),
+        Command::Fit(args) => fit::run(&args),
         Command::Logprobs(args) => logprobs::run(&args),
         Command::Prompt(args) => prompt::run(&args),
         Command::Dequant { file, tensor, out } => inspect::dequant(&file, &tensor, &out),

@@ -1,0 +1,93 @@
+//! `localglm fit` on real files: the JSON contract, simulated machines, forced placements and
+//! clear errors. (The planner's numbers on GLM-5.2's full tensor list are checked in
+//! `crates/planner/tests/glm52.rs`; remote headers in `crates/planner/tests/remote.rs`.)
+
+use std::process::Command;
+
+fn fit(args: &[&str]) -> (bool, serde_json::Value, String) {
+    let glm = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../glm/tests/fixtures/tiny-q-iq2_xxs.gguf");
+    let out = Command::new(env!("CARGO_BIN_EXE_localglm"))
+        .arg("fit")
+        .arg(&glm)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.success(), json, format!("{stdout}{stderr}"))
+}
+
+#[test]
+fn json_has_the_verdict_placement_context_and_bytes() {
+    let (ok, v, text) = fit(&[
+        "--json",
+        "--ctx",
+        "4096",
+        "--ram-gib",
+        "16",
+        "--vram-gib",
+        "8",
+    ]);
+    assert!(ok, "{text}");
+    assert_eq!(v["verdict"], "gpu", "{text}");
+    assert_eq!(v["cpu_moe_layers"], 0);
+    assert!(v["max_context"].as_u64().unwrap() >= 4096);
+    for k in ["weights_gpu", "weights_cpu", "kv", "scratch"] {
+        assert!(v["bytes"][k].is_u64(), "{k}: {text}");
+    }
+    assert_eq!(v["model"]["architecture"], "glm-dsa");
+    assert_eq!(v["hardware"]["source"], "simulated");
+    // Forced: every MoE layer's experts in RAM.
+    let (_, v, text) = fit(&[
+        "--json",
+        "--ram-gib",
+        "16",
+        "--vram-gib",
+        "8",
+        "--cpu-moe",
+        "99",
+    ]);
+    assert_eq!(v["verdict"], "gpu_cpu_experts", "{text}");
+    assert_eq!(v["cpu_moe_layers"], v["moe_layers"]);
+    assert_eq!(v["bytes"]["experts_gpu"], 0);
+    assert!(v["bytes"]["experts_cpu"].as_u64().unwrap() > 0);
+    // A Mac, and the RAM-only placement.
+    let (_, v, _) = fit(&["--json", "--unified-gib", "16", "--gpu-limit-gib", "12"]);
+    assert_eq!(v["hardware"]["unified"]["gpu_limit"], 12u64 << 30);
+    let (_, v, _) = fit(&[
+        "--json",
+        "--ram-gib",
+        "16",
+        "--cpu-only",
+        "--kv-type",
+        "q8_0",
+    ]);
+    assert_eq!(v["verdict"], "cpu");
+    assert_eq!(v["kv_type"], "q8_0");
+}
+
+#[test]
+fn text_output_and_errors() {
+    let (ok, _, text) = fit(&["--ram-gib", "16"]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("Verdict: fits in system memory only"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Largest context with this placement"),
+        "{text}"
+    );
+    let (ok, _, text) = fit(&["--kv-type", "q4"]);
+    assert!(!ok && text.contains("--kv-type q4"), "{text}");
+    let (ok, _, text) = fit(&["--unified-gib", "64", "--ram-gib", "64"]);
+    assert!(!ok && text.contains("--unified-gib"), "{text}");
+    let out = Command::new(env!("CARGO_BIN_EXE_localglm"))
+        .args(["fit", "/nonexistent/model.gguf"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/model.gguf"));
+}
