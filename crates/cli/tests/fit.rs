@@ -91,3 +91,57 @@ fn text_output_and_errors() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/model.gguf"));
 }
+
+#[test]
+fn glm52_on_the_256_gb_mac_and_the_24_gb_pc_from_headers_alone() {
+    use localglm_testkit::{glm52, FileServer};
+    let dir = std::env::temp_dir().join(format!("localglm-fit-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let repo = dir.join("unsloth/GLM-5.2-GGUF/resolve/main/UD-Q2_K_XL");
+    std::fs::create_dir_all(&repo).unwrap();
+    let files = glm52::write_sparse_split(&repo, "GLM-5.2-UD-Q2_K_XL", glm52::UD_Q2_K_XL, 6);
+    let server = FileServer::start(dir.clone());
+    let run = |model: &str, machine: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_localglm"))
+            .env("HF_ENDPOINT", &server.url)
+            .args(["fit", model, "--json"])
+            .args(machine)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let hub = "hf://unsloth/GLM-5.2-GGUF/UD-Q2_K_XL/GLM-5.2-UD-Q2_K_XL-00001-of-00006.gguf";
+    let mac = run(hub, &["--unified-gib", "256"]);
+    assert_eq!(mac["verdict"], "gpu_cpu_experts");
+    assert_eq!(mac["cpu_moe_layers"], 16);
+    assert_eq!(mac["model"]["source"]["remote"], true);
+    assert!(
+        mac["model"]["source"]["header_bytes_fetched"]
+            .as_u64()
+            .unwrap()
+            < 2 << 20
+    );
+    let raise = &mac["fixes"].as_array().unwrap()[0];
+    assert_eq!(raise["kind"], "raise_gpu_limit");
+    let raised = run(hub, &["--unified-gib", "256", "--gpu-limit-gib", "240"]);
+    assert_eq!(raised["verdict"], "gpu");
+    let pc = run(hub, &["--ram-gib", "256", "--vram-gib", "24"]);
+    assert_eq!(pc["verdict"], "gpu_cpu_experts");
+    assert_eq!(pc["cpu_moe_layers"], 75);
+    assert_eq!(pc["bytes"]["weights_gpu"], 19_670_455_296u64);
+    assert_eq!(pc["max_context"], 55_061);
+    // The local split set (any shard) answers the same.
+    let local = run(
+        files[4].to_str().unwrap(),
+        &["--ram-gib", "256", "--vram-gib", "24"],
+    );
+    assert_eq!(local["bytes"], pc["bytes"]);
+    let small = run(hub, &["--unified-gib", "128"]);
+    assert_eq!(small["verdict"], "no_fit");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -13,7 +13,10 @@ struct PendingTensor {
     name: String,
     dims: Vec<u64>,
     ty: GgmlType,
-    data: Vec<u8>,
+    /// `None`: all zeros, left as a hole by [`GgufWriter::write`] (sparse files for models
+    /// described by their headers, e.g. a full-size GLM-5.2 layout for planner tests).
+    data: Option<Vec<u8>>,
+    size: u64,
 }
 
 /// Collects metadata and tensors, then writes a GGUF v3 file.
@@ -62,7 +65,38 @@ impl GgufWriter {
             name: name.to_string(),
             dims: dims.to_vec(),
             ty,
-            data,
+            size: need,
+            data: Some(data),
+        });
+        Ok(self)
+    }
+
+    /// Adds a tensor whose data is all zeros, without holding it in memory: [`Self::write`]
+    /// leaves it as a hole in a sparse file.
+    pub fn tensor_zeros(
+        &mut self,
+        name: &str,
+        dims: &[u64],
+        ty: GgmlType,
+    ) -> Result<&mut Self, GgufError> {
+        let n = dims
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d))
+            .unwrap_or(u64::MAX);
+        let need = usize::try_from(n)
+            .ok()
+            .and_then(|n| ty.row_bytes(n).ok())
+            .filter(|_| !dims.is_empty() && dims.len() <= 4)
+            .ok_or_else(|| GgufError::Corrupt {
+                offset: 0,
+                reason: format!("{name}: {dims:?} is not a valid {} shape", ty.name()),
+            })? as u64;
+        self.tensors.push(PendingTensor {
+            name: name.to_string(),
+            dims: dims.to_vec(),
+            ty,
+            size: need,
+            data: None,
         });
         Ok(self)
     }
@@ -75,8 +109,8 @@ impl GgufWriter {
             .unwrap_or(DEFAULT_ALIGNMENT)
     }
 
-    /// The whole file.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    /// The header padded to the data section, each tensor's offset in it, and the file length.
+    fn header(&self) -> (Vec<u8>, Vec<u64>, u64) {
         let align = self.alignment();
         let mut out = Vec::new();
         out.extend_from_slice(b"GGUF");
@@ -99,23 +133,50 @@ impl GgufWriter {
             out.extend_from_slice(&t.ty.id().to_le_bytes());
             out.extend_from_slice(&offset.to_le_bytes());
             offsets.push(offset);
-            offset = (offset + t.data.len() as u64).div_ceil(align) * align;
+            offset = (offset + t.size).div_ceil(align) * align;
         }
+        // The file ends right after the last tensor's data (no trailing padding).
+        let end = match (self.tensors.last(), offsets.last()) {
+            (Some(t), Some(&off)) => off + t.size,
+            _ => 0,
+        };
         let data_start = (out.len() as u64).div_ceil(align) * align;
         out.resize(data_start as usize, 0);
+        (out, offsets, data_start + end)
+    }
+
+    /// The whole file.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let (mut out, offsets, len) = self.header();
+        let data_start = out.len() as u64;
         for (t, off) in self.tensors.iter().zip(offsets) {
             out.resize((data_start + off) as usize, 0);
-            out.extend_from_slice(&t.data);
+            match &t.data {
+                Some(d) => out.extend_from_slice(d),
+                None => out.resize((data_start + off + t.size) as usize, 0),
+            }
         }
+        out.resize(len as usize, 0);
         out
     }
 
-    /// Writes the file atomically (temporary file, then rename).
+    /// Writes the file atomically (temporary file, then rename); zero tensors added with
+    /// [`Self::tensor_zeros`] stay holes, so the file takes only its header's space on disk.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom};
         let tmp = path.with_extension("gguf.tmp");
         {
+            let (header, offsets, len) = self.header();
+            let data_start = header.len() as u64;
             let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&self.to_bytes())?;
+            f.write_all(&header)?;
+            for (t, off) in self.tensors.iter().zip(offsets) {
+                if let Some(d) = &t.data {
+                    f.seek(SeekFrom::Start(data_start + off))?;
+                    f.write_all(d)?;
+                }
+            }
+            f.set_len(len)?;
             f.sync_all()?;
         }
         std::fs::rename(&tmp, path)

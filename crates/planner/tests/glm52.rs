@@ -3,91 +3,14 @@
 //! shared experts Q8_0; norms, router and bias F32), on the machines users have. Every expected
 //! number is worked out by hand in the comments.
 
-use localglm_gguf::{TensorInfo, Value};
 use localglm_hardware::Hardware;
 use localglm_planner::{plan, KvType, ModelSpec, Placement, Verdict};
-use localglm_quants::GgmlType::{self, F32, IQ2_XS, IQ3_XXS, Q8_0};
-
-fn t(name: &str, dims: &[u64], ty: GgmlType) -> TensorInfo {
-    let n: u64 = dims.iter().product();
-    TensorInfo {
-        name: name.into(),
-        dims: dims.to_vec(),
-        ty,
-        offset: 0,
-        size_bytes: ty.row_bytes(n as usize).unwrap() as u64,
-        n_elems: n,
-        shard: 0,
-    }
-}
+use localglm_testkit::glm52;
 
 fn glm52_ud_q2_k_xl() -> ModelSpec {
-    let mut ts = vec![
-        t("token_embd.weight", &[6144, 154880], Q8_0),
-        t("output_norm.weight", &[6144], F32),
-        t("output.weight", &[6144, 154880], Q8_0),
-    ];
-    for n in 0..79 {
-        let b = |s: &str| format!("blk.{n}.{s}.weight");
-        ts.extend([
-            t(&b("attn_norm"), &[6144], F32),
-            t(&b("attn_q_a"), &[6144, 2048], Q8_0),
-            t(&b("attn_q_a_norm"), &[2048], F32),
-            t(&b("attn_q_b"), &[2048, 16384], Q8_0),
-            t(&b("attn_kv_a_mqa"), &[6144, 576], Q8_0),
-            t(&b("attn_kv_a_norm"), &[512], F32),
-            t(&b("attn_k_b"), &[192, 512, 64], Q8_0),
-            t(&b("attn_v_b"), &[512, 256, 64], Q8_0),
-            t(&b("attn_output"), &[16384, 6144], Q8_0),
-            t(&b("ffn_norm"), &[6144], F32),
-            t(&b("indexer.attn_q_b"), &[2048, 4096], Q8_0),
-            t(&b("indexer.attn_k"), &[6144, 128], Q8_0),
-            t(&b("indexer.k_norm"), &[128], F32),
-            t(&format!("blk.{n}.indexer.k_norm.bias"), &[128], F32),
-            t(&b("indexer.proj"), &[6144, 32], Q8_0),
-        ]);
-        if n < 3 {
-            ts.extend([
-                t(&b("ffn_gate"), &[6144, 12288], Q8_0),
-                t(&b("ffn_up"), &[6144, 12288], Q8_0),
-                t(&b("ffn_down"), &[12288, 6144], Q8_0),
-            ]);
-        } else {
-            ts.extend([
-                t(&b("ffn_gate_inp"), &[6144, 256], F32),
-                t(&format!("blk.{n}.exp_probs_b.bias"), &[256], F32),
-                t(&b("ffn_gate_exps"), &[6144, 2048, 256], IQ2_XS),
-                t(&b("ffn_up_exps"), &[6144, 2048, 256], IQ2_XS),
-                t(&b("ffn_down_exps"), &[2048, 6144, 256], IQ3_XXS),
-                t(&b("ffn_gate_shexp"), &[6144, 2048], Q8_0),
-                t(&b("ffn_up_shexp"), &[6144, 2048], Q8_0),
-                t(&b("ffn_down_shexp"), &[2048, 6144], Q8_0),
-            ]);
-        }
-        if n == 78 {
-            ts.extend([
-                t(&b("nextn.eh_proj"), &[12288, 6144], Q8_0),
-                t(&b("nextn.enorm"), &[6144], F32),
-                t(&b("nextn.hnorm"), &[6144], F32),
-                t(&b("nextn.shared_head_norm"), &[6144], F32),
-            ]);
-        }
-    }
+    let ts = glm52::tensor_infos(glm52::UD_Q2_K_XL);
     assert_eq!(ts.len(), 1809, "the tensor count of the real files");
-    let meta: Vec<(String, Value)> = [
-        ("general.architecture", Value::String("glm-dsa".into())),
-        ("glm-dsa.block_count", Value::U32(79)),
-        ("glm-dsa.nextn_predict_layers", Value::U32(1)),
-        ("glm-dsa.embedding_length", Value::U32(6144)),
-        ("glm-dsa.attention.kv_lora_rank", Value::U32(512)),
-        ("glm-dsa.rope.dimension_count", Value::U32(64)),
-        ("glm-dsa.context_length", Value::U32(1_048_576)),
-        ("glm-dsa.attention.indexer.key_length", Value::U32(128)),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    ModelSpec::from_header("GLM-5.2-UD-Q2_K_XL", &meta, &ts).unwrap()
+    ModelSpec::from_header("GLM-5.2-UD-Q2_K_XL", &glm52::metadata(), &ts).unwrap()
 }
 
 // Hand arithmetic (Q8_0 = 34 B / 32, IQ2_XS = 74 B / 256, IQ3_XXS = 98 B / 256):

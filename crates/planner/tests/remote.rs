@@ -1,97 +1,82 @@
-//! Header-only sizing of a remote split GGUF through a real local HTTP server (hub URL layout,
+//! Header-only sizing of remote split GGUFs through a real local HTTP server (hub URL layout,
 //! `Range` requests) that counts the bytes it serves: the plan is exact, and only a sliver of
 //! the files crosses the wire.
 
 use localglm_gguf::writer::GgufWriter;
-use localglm_gguf::{Array, Value, ValueType};
+use localglm_gguf::Value;
 use localglm_hardware::Hardware;
-use localglm_planner::{plan, remote, KvType, Placement, Verdict};
+use localglm_planner::{plan, remote, KvType, ModelSpec, Placement, Verdict};
 use localglm_quants::GgmlType;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use localglm_testkit::{glm52, FileServer};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
-/// Serves files under `root` at `/{path}`, honouring `Range: bytes=a-b`; counts body bytes.
-fn serve(root: PathBuf) -> (String, Arc<AtomicU64>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let served = Arc::new(AtomicU64::new(0));
-    let counter = served.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let root = root.clone();
-            let counter = counter.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-                let mut range = None;
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-                        break;
-                    }
-                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("range: bytes=") {
-                        let (a, b) = v.trim().split_once('-').unwrap();
-                        range = Some((a.parse::<u64>().unwrap(), b.parse::<u64>().ok()));
-                    }
-                }
-                let Ok(data) = std::fs::read(root.join(path.trim_start_matches('/'))) else {
-                    let _ =
-                        stream.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
-                    return;
-                };
-                let total = data.len() as u64;
-                let (a, b) = match range {
-                    Some((a, b)) => (a, b.unwrap_or(total - 1).min(total - 1)),
-                    None => (0, total - 1),
-                };
-                let body = &data[a as usize..=b as usize];
-                let head = format!(
-                    "HTTP/1.1 206 Partial Content\r\ncontent-length: {}\r\ncontent-range: bytes {a}-{b}/{total}\r\nconnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = stream.write_all(head.as_bytes());
-                // Count what actually leaves (a client may hang up early).
-                for chunk in body.chunks(64 << 10) {
-                    if stream.write_all(chunk).is_err() {
-                        break;
-                    }
-                    counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                }
-                let _ = reader.read(&mut [0u8; 1]);
-            });
-        }
-    });
-    (url, served)
+fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("localglm-remote-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
 }
 
-/// A 3-shard llama-architecture model, 16 MiB of F32 weights per shard.
+#[test]
+fn glm52_sized_from_its_headers_matches_the_full_layout() {
+    // 252.8 GB of (sparse) shards in the hub's layout.
+    let dir = tempdir("glm52");
+    let repo = dir.join("unsloth/GLM-5.2-GGUF/resolve/main/UD-Q2_K_XL");
+    std::fs::create_dir_all(&repo).unwrap();
+    let files = glm52::write_sparse_split(&repo, "GLM-5.2-UD-Q2_K_XL", glm52::UD_Q2_K_XL, 6);
+    let file_bytes: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .sum();
+    assert!(file_bytes > 250_000_000_000);
+    let server = FileServer::start(dir.clone());
+    let url = format!(
+        "{}/unsloth/GLM-5.2-GGUF/resolve/main/UD-Q2_K_XL/GLM-5.2-UD-Q2_K_XL-00003-of-00006.gguf",
+        server.url
+    );
+    let m = remote::fetch(&url).unwrap();
+    assert_eq!(m.files.len(), 6);
+    assert_eq!(m.files.iter().map(|f| f.1).sum::<u64>(), file_bytes);
+    assert_eq!(m.bytes_fetched, server.bytes_served());
+    assert!(
+        m.bytes_fetched < 2 << 20,
+        "{} header bytes for a {file_bytes}-byte model",
+        m.bytes_fetched
+    );
+    // The same plan as from the full tensor list.
+    let full = ModelSpec::from_header(
+        "x",
+        &glm52::metadata(),
+        &glm52::tensor_infos(glm52::UD_Q2_K_XL),
+    )
+    .unwrap();
+    assert_eq!(m.spec.loaded_bytes(), full.loaded_bytes());
+    let mac = Hardware::simulated(256.0, None, Some(None));
+    let a = plan(&mac, &m.spec, 32_768, KvType::F16, Placement::Auto);
+    let b = plan(&mac, &full, 32_768, KvType::F16, Placement::Auto);
+    assert_eq!(
+        (a.verdict, a.cpu_moe_layers, a.bytes),
+        (b.verdict, b.cpu_moe_layers, b.bytes)
+    );
+    assert_eq!((a.verdict, a.cpu_moe_layers), (Verdict::GpuCpuExperts, 16));
+    // And from the local files (memory-mapped headers; the holes are never read).
+    let local = localglm_planner::local_spec(&files[0]).unwrap();
+    assert_eq!(local.loaded_bytes(), full.loaded_bytes());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A 3-shard llama-architecture model with real (zero) data, 16 MiB per shard.
 fn write_split_model(dir: &Path) -> u64 {
     let mut total = 0;
     for shard in 0..3u16 {
         let mut w = GgufWriter::new();
         if shard == 0 {
-            let tokens: Vec<Value> = (0..1000)
-                .map(|i| Value::String(format!("tok{i}")))
-                .collect();
             w.kv("general.architecture", Value::String("llama".into()))
                 .kv("llama.block_count", Value::U32(3))
                 .kv("llama.embedding_length", Value::U32(512))
                 .kv("llama.attention.head_count", Value::U32(8))
                 .kv("llama.attention.head_count_kv", Value::U32(2))
-                .kv("llama.context_length", Value::U32(8192))
-                .kv(
-                    "tokenizer.ggml.tokens",
-                    Value::Array(Array {
-                        elem_type: ValueType::String,
-                        items: tokens,
-                    }),
-                );
+                .kv("llama.context_length", Value::U32(8192));
         }
         w.kv("split.no", Value::U16(shard))
             .kv("split.count", Value::U16(3))
@@ -115,28 +100,17 @@ fn write_split_model(dir: &Path) -> u64 {
 }
 
 #[test]
-fn a_remote_split_model_is_planned_from_its_headers_alone() {
-    let dir = tempfile_dir();
+fn a_small_split_model_errors_and_kv_of_grouped_query_attention() {
+    let dir = tempdir("small");
     let file_bytes = write_split_model(&dir);
-    let (base, served) = serve(dir.clone());
-    // Any shard names the set.
+    let server = FileServer::start(dir.clone());
+    let base = &server.url;
     let m = remote::fetch(&format!("{base}/repo/resolve/main/M-00002-of-00003.gguf")).unwrap();
-    assert_eq!(m.files.len(), 3);
-    assert!(
-        m.files.iter().all(|(_, size)| *size > 16 << 20),
-        "{:?}",
-        m.files
-    );
     assert_eq!(m.spec.tensors.len(), 3);
     assert_eq!(m.spec.loaded_bytes(), 3 * 512 * 8192 * 4);
     // K and V: 3 layers × 2 KV heads × (64 + 64).
     assert_eq!(m.spec.kv.attn, 3 * 2 * 128);
-    let fetched = served.load(Ordering::Relaxed);
-    assert_eq!(m.bytes_fetched, fetched);
-    assert!(
-        fetched * 20 < file_bytes,
-        "{fetched} bytes served for {file_bytes} bytes of files"
-    );
+    assert!(server.bytes_served() * 20 < file_bytes);
     let p = plan(
         &Hardware::simulated(16.0, None, None),
         &m.spec,
@@ -162,11 +136,10 @@ fn a_remote_split_model_is_planned_from_its_headers_alone() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("not a usable GGUF header"), "{e}");
-}
-
-fn tempfile_dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("localglm-remote-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    // Nobody listening.
+    let e = remote::fetch("http://127.0.0.1:9/m.gguf")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("127.0.0.1:9"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
