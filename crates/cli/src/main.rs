@@ -21,6 +21,7 @@ mod fit;
 mod inspect;
 mod logprobs;
 mod prompt;
+mod pull;
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +43,14 @@ enum Command {
     /// Will a model fit this machine (or a described one), and how is it placed: from GGUF
     /// headers alone, for a local file or a remote URL.
     Fit(fit::FitArgs),
+    /// Download a model from Hugging Face (`HF_ENDPOINT` to use a mirror): every shard of
+    /// REPO[:QUANT], verified before use. Ctrl-C pauses; the same command resumes.
+    Pull {
+        /// e.g. `unsloth/GLM-5.2-GGUF:UD-IQ2_M`
+        model: String,
+    },
+    /// List the models in the library.
+    Models,
     /// Summarise a GGUF file or split set: metadata, tensors, type census, split status.
     Inspect {
         /// Any file of the model (for a split set: any shard).
@@ -210,6 +219,8 @@ async fn main() -> Result<()> {
         }),
         Command::Inspect { file, json } => inspect::inspect(&file, json),
         Command::Fit(args) => fit::run(&args),
+        Command::Pull { model } => pull::pull(&model).await,
+        Command::Models => pull::models(),
         Command::Logprobs(args) => logprobs::run(&args),
         Command::Prompt(args) => prompt::run(&args),
         Command::Dequant { file, tensor, out } => inspect::dequant(&file, &tensor, &out),

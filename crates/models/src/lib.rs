@@ -5,6 +5,8 @@
 //! `LOCALGLM_DATA_DIR` overrides (tests and CI use their own directory).
 
 use localglm_protocol::ModelInfo;
+
+pub mod download;
 use std::path::{Path, PathBuf};
 
 /// Environment variable that overrides the data directory.
@@ -103,26 +105,48 @@ impl Library {
         self.models_dir().join(default_model::FILE_NAME)
     }
 
-    /// Model files (`*.gguf`) directly in the models directory, sorted by name.
+    /// The models in the library: every `.gguf` under `models/` (downloads live in
+    /// sub-folders), a split set once (by its first shard, sizes summed) and only when every
+    /// shard is there — partial downloads (`*.part`) and incomplete sets are not models.
     pub fn installed(&self) -> Result<Vec<ModelInfo>, ModelsError> {
         let dir = self.models_dir();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
+        let mut files = Vec::new();
+        match collect_gguf(&dir, 4, &mut files) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(source) => return Err(ModelsError::Io { path: dir, source }),
-        };
+            Ok(()) => {}
+        }
         let mut out = Vec::new();
-        for entry in entries.flatten() {
-            let p = entry.path();
-            if p.extension().is_some_and(|e| e == "gguf") {
-                if let Ok(info) = describe(&p) {
-                    out.push(info);
-                }
+        for p in &files {
+            let parts = localglm_gguf::split_parts(p);
+            if parts.len() > 1 && (parts[0] != *p || !parts.iter().all(|s| s.is_file())) {
+                continue;
+            }
+            if let Ok(mut info) = describe(p) {
+                info.size_bytes = parts
+                    .iter()
+                    .map(|s| std::fs::metadata(s).map(|m| m.len() as f64).unwrap_or(0.0))
+                    .sum();
+                out.push(info);
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
+}
+
+/// `.gguf` files under `dir`, `depth` folders deep.
+fn collect_gguf(dir: &Path, depth: u32, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let p = entry.path();
+        let ft = entry.file_type()?;
+        if ft.is_dir() && depth > 0 {
+            let _ = collect_gguf(&p, depth - 1, out);
+        } else if p.extension().is_some_and(|e| e == "gguf") {
+            out.push(p);
+        }
+    }
+    Ok(())
 }
 
 /// Checks that `path` is an existing `.gguf` file and describes it (backend left empty).

@@ -2,7 +2,7 @@
 //! bytes of each shard are fetched, so a 239 GB model is sized exactly from a few MB.
 
 use crate::spec::{ModelSpec, SpecError};
-use localglm_gguf::{parse_header_prefix, GgufError, Header};
+use localglm_gguf::{parse_header_prefix, GgufError, Header, SplitName};
 use std::io::Read;
 
 /// What went wrong fetching a remote header.
@@ -34,16 +34,10 @@ const MAX_HEADER: u64 = 256 << 20;
 /// `…-00001-of-00006.gguf` → every shard's URL; any other URL → itself.
 pub fn shard_urls(url: &str) -> Vec<String> {
     let (dir, file) = url.rsplit_once('/').unwrap_or(("", url));
-    let parsed = file.strip_suffix(".gguf").and_then(|stem| {
-        let (head, count) = stem.rsplit_once("-of-")?;
-        let (base, no) = head.rsplit_once('-')?;
-        let ok = |s: &str| s.len() == 5 && s.bytes().all(|b| b.is_ascii_digit());
-        (ok(no) && ok(count)).then(|| (base.to_string(), count.parse::<u32>().ok()))
-    });
-    match parsed {
-        Some((base, Some(n))) if n > 0 => (1..=n)
+    match SplitName::parse(std::path::Path::new(file)) {
+        Some(n) => (1..=n.count)
             .map(|i| {
-                let name = format!("{base}-{i:05}-of-{n:05}.gguf");
+                let name = format!("{}-{i:05}-of-{:05}.gguf", n.base, n.count);
                 if dir.is_empty() {
                     name
                 } else {
@@ -51,7 +45,7 @@ pub fn shard_urls(url: &str) -> Vec<String> {
                 }
             })
             .collect(),
-        _ => vec![url.to_string()],
+        None => vec![url.to_string()],
     }
 }
 

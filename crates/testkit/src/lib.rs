@@ -5,4 +5,4 @@
 pub mod glm52;
 mod server;
 
-pub use server::FileServer;
+pub use server::{Faults, FileServer};
