@@ -4,8 +4,9 @@ use crate::settings::SettingsState;
 use localglm_chat::{presets, ChatService};
 use localglm_models::Library;
 use localglm_protocol::{
-    AppError, AppInfo, ConversationSummary, ConversationView, ErrorKind, GenerationEvent,
-    GenerationHandle, ModelInfo, ModelStatus, SamplingPreset, SendRequest, Settings,
+    AppError, AppInfo, ConversationSummary, ConversationView, ErrorKind, FitPlan, FitRequest,
+    GenerationEvent, GenerationHandle, MachineSpec, ModelInfo, ModelStatus, QuantCatalog,
+    SamplingPreset, SendRequest, Settings,
 };
 use std::sync::Arc;
 use tauri::ipc::Channel;
@@ -83,18 +84,87 @@ pub fn model_status(service: Service<'_>) -> ModelStatus {
     service.model_status()
 }
 
+/// Loads a model. Unless `force`, a model that does not fit this machine (planned from its
+/// headers at a 32 K context) is refused with the numbers and the fixes, as `wont_fit`.
 #[tauri::command]
 pub async fn load_model(
     service: Service<'_>,
     library: State<'_, Library>,
     settings: State<'_, SettingsState>,
     path: Option<String>,
+    force: Option<bool>,
 ) -> Result<ModelInfo, AppError> {
     let path = path
         .or_else(|| settings.get().model_path)
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| library.default_model_path());
+    if !force.unwrap_or(false) {
+        let p = path.clone();
+        let plan = tauri::async_runtime::spawn_blocking(move || {
+            localglm_planner::local_spec(&p)
+                .ok()
+                .map(|spec| localglm_planner::view::plan_spec(&spec, &this_machine(32_768), false))
+        })
+        .await
+        .ok()
+        .flatten();
+        if let Some(plan) = plan.filter(|p| p.verdict == "no_fit") {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let fixes: Vec<String> = plan.fixes.iter().map(|f| f.text.clone()).collect();
+            return Err(AppError::new(
+                ErrorKind::WontFit,
+                format!("{name} does not fit this machine. {}", plan.summary),
+            )
+            .with_detail(fixes.join(" ")));
+        }
+    }
     service.load_model(path).await
+}
+
+fn this_machine(context: u32) -> FitRequest {
+    FitRequest {
+        machine: MachineSpec {
+            id: "this".into(),
+            ram_gib: 0.0,
+            vram_gib: None,
+            unified: false,
+            gpu_limit_gib: None,
+        },
+        context,
+        kv_type: "f16".into(),
+        cpu_moe: None,
+    }
+}
+
+/// GLM-5.2's quants with a fit badge each for the requested machine (sizes from the catalog).
+#[tauri::command]
+pub async fn quant_catalog(request: FitRequest) -> QuantCatalog {
+    tauri::async_runtime::spawn_blocking(move || localglm_planner::view::quant_catalog(&request))
+        .await
+        .expect("planner does not panic")
+}
+
+/// One catalog quant's plan (e.g. with the expert-offload slider's placement).
+#[tauri::command]
+pub fn plan_quant(label: String, request: FitRequest) -> Result<FitPlan, AppError> {
+    localglm_planner::view::plan_quant(&label, &request)
+        .ok_or_else(|| AppError::new(ErrorKind::NotFound, format!("No quant named {label}.")))
+}
+
+/// The plan of a model file (any shard of a split set) from its headers.
+#[tauri::command]
+pub async fn plan_model(path: String, request: FitRequest) -> Result<FitPlan, AppError> {
+    tauri::async_runtime::spawn_blocking(move || {
+        let spec = localglm_planner::local_spec(std::path::Path::new(&path)).map_err(|e| {
+            AppError::new(ErrorKind::LoadFailed, "Could not read the model's headers.")
+                .with_detail(e)
+        })?;
+        Ok(localglm_planner::view::plan_spec(&spec, &request, false))
+    })
+    .await
+    .map_err(|e| {
+        AppError::new(ErrorKind::Internal, "The planner failed.").with_detail(e.to_string())
+    })?
 }
 
 #[tauri::command]

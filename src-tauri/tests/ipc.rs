@@ -273,3 +273,54 @@ fn presets_crud_export_import_and_recorded_on_replies() {
     assert_eq!(reply.reasoning, None);
     assert_eq!(view.preset_id.as_deref(), Some(renamed.id.as_str()));
 }
+
+#[test]
+fn quant_picker_plans_and_a_model_that_does_not_fit_needs_force() {
+    use localglm_protocol::{FitPlan, ModelInfo, QuantCatalog};
+    let h = harness();
+    let mac = json!({ "machine": { "id": "mac-256", "ram_gib": 256.0, "vram_gib": null,
+        "unified": true, "gpu_limit_gib": null }, "context": 32768, "kv_type": "f16", "cpu_moe": null });
+    let c: QuantCatalog = ok(&h, "quant_catalog", json!({ "request": mac }));
+    assert_eq!(c.rows.len(), 16);
+    assert!(c.machine.contains("256 GiB unified"), "{}", c.machine);
+    let mut forced = mac.clone();
+    forced["cpu_moe"] = json!(75);
+    let p: FitPlan = ok(
+        &h,
+        "plan_quant",
+        json!({ "label": "UD-IQ2_M", "request": forced }),
+    );
+    assert_eq!(
+        (p.verdict.as_str(), p.cpu_moe_layers),
+        ("gpu_cpu_experts", 75)
+    );
+    assert_eq!(
+        err(&h, "plan_quant", json!({ "label": "nope", "request": mac })).kind,
+        ErrorKind::NotFound
+    );
+
+    // GLM-5.2 UD-Q2_K_XL (253 GB, sparse files) on this 24 GiB machine: refused with the
+    // numbers unless forced.
+    let dir = tempfile::tempdir().unwrap();
+    let files = localglm_testkit::glm52::write_sparse_split(
+        dir.path(),
+        "GLM-5.2-UD-Q2_K_XL",
+        localglm_testkit::glm52::UD_Q2_K_XL,
+        3,
+    );
+    let path = files[0].to_string_lossy().into_owned();
+    let p: FitPlan = ok(&h, "plan_model", json!({ "path": path, "request": mac }));
+    assert_eq!(p.verdict, "gpu_cpu_experts");
+    assert!(!p.estimated);
+    wait_ready(&h);
+    let e = err(&h, "load_model", json!({ "path": path }));
+    assert_eq!(e.kind, ErrorKind::WontFit, "{e:?}");
+    assert!(
+        e.message.contains("does not fit this machine"),
+        "{}",
+        e.message
+    );
+    assert!(e.detail.unwrap_or_default().contains("smaller quant"));
+    let m: ModelInfo = ok(&h, "load_model", json!({ "path": path, "force": true }));
+    assert!(m.name.contains("GLM-5.2-UD-Q2_K_XL"));
+}

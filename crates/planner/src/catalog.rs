@@ -97,6 +97,57 @@ pub const GLM52_QUANTS: &[CatalogQuant] = &[
 /// The Hugging Face repository of the catalog.
 pub const GLM52_REPO: &str = "unsloth/GLM-5.2-GGUF";
 
+/// An estimated spec of a catalog quant, for planning before its headers are fetched: GLM-5.2's
+/// shape (75 MoE layers, MLA + indexer KV, 1 M context) with the routed experts taking what the
+/// quant's size leaves after the non-expert weights (19.7 GB at ≤ 8 bits as in the Unsloth
+/// files, 37.2 GB at BF16) and the 1.0 GB embedding table.
+pub fn estimated_spec(q: &CatalogQuant) -> crate::ModelSpec {
+    use crate::{Kind, KvSpec, ModelSpec, TensorSpec};
+    let embd = 1_011_056_640;
+    let other: u64 = if q.bits >= 16 {
+        37_200_000_000
+    } else {
+        19_670_455_296
+    };
+    let experts = q.size_bytes.saturating_sub(other + embd);
+    let per_layer = experts / 75;
+    let mut tensors = vec![
+        TensorSpec {
+            name: "token_embd.weight".into(),
+            bytes: embd,
+            layer: None,
+            kind: Kind::TokenEmbd,
+        },
+        TensorSpec {
+            name: "non-expert weights".into(),
+            bytes: other,
+            layer: None,
+            kind: Kind::Other,
+        },
+    ];
+    for l in 3..78u32 {
+        tensors.push(TensorSpec {
+            name: format!("blk.{l}.ffn_*_exps"),
+            bytes: per_layer,
+            layer: Some(l),
+            kind: Kind::Expert,
+        });
+    }
+    ModelSpec {
+        name: format!("GLM-5.2-{}", q.label),
+        architecture: "glm-dsa".into(),
+        tensors,
+        kv: KvSpec {
+            attn: 78 * 576,
+            indexer: 21 * 128,
+        },
+        context_max: 1_048_576,
+        n_embd: 6144,
+        vocab: 154_880,
+        moe_layers: (3..78).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@
 pub mod catalog;
 pub mod remote;
 mod spec;
+pub mod view;
 
 pub use spec::{Kind, KvSpec, ModelSpec, SpecError, TensorSpec};
 

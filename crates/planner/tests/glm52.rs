@@ -181,3 +181,46 @@ fn mac_128_does_not_fit_and_says_what_would() {
     );
     assert_eq!((p.verdict, p.cpu_moe_layers), (Verdict::Cpu, 75));
 }
+
+#[test]
+fn the_catalog_picker_badges_on_the_two_target_machines() {
+    use localglm_planner::view::quant_catalog;
+    use localglm_protocol::{FitRequest, MachineSpec};
+    let req = |machine: MachineSpec| FitRequest {
+        machine,
+        context: 32_768,
+        kv_type: "f16".into(),
+        cpu_moe: None,
+    };
+    let verdict = |c: &localglm_protocol::QuantCatalog, label: &str| {
+        c.rows
+            .iter()
+            .find(|r| r.label == label)
+            .map(|r| r.plan.verdict.clone())
+            .unwrap()
+    };
+    let mac = quant_catalog(&req(MachineSpec {
+        id: "mac-256".into(),
+        ram_gib: 256.0,
+        vram_gib: None,
+        unified: true,
+        gpu_limit_gib: None,
+    }));
+    assert_eq!(mac.rows.len(), 16);
+    // Unsloth: 1-bit and UD-IQ2_M "fit a 256 GB Mac"; 3-bit and up do not.
+    assert_eq!(verdict(&mac, "UD-IQ1_S"), "gpu_cpu_experts");
+    assert_eq!(verdict(&mac, "UD-IQ2_M"), "gpu_cpu_experts");
+    assert_eq!(verdict(&mac, "UD-IQ3_XXS"), "no_fit");
+    assert_eq!(verdict(&mac, "BF16"), "no_fit");
+    assert!(mac.rows.iter().all(|r| r.plan.estimated));
+    let pc = quant_catalog(&req(MachineSpec {
+        id: "pc-24-256".into(),
+        ram_gib: 256.0,
+        vram_gib: Some(24.0),
+        unified: false,
+        gpu_limit_gib: None,
+    }));
+    // "1×24 GB GPU + 256 GB RAM with MoE offload" for UD-IQ2_M.
+    assert_eq!(verdict(&pc, "UD-IQ2_M"), "gpu_cpu_experts");
+    assert_eq!(verdict(&pc, "UD-Q4_K_M"), "no_fit");
+}

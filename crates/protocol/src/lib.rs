@@ -337,6 +337,8 @@ pub enum ErrorKind {
     InvalidRequest,
     /// Reading or writing files failed.
     Io,
+    /// The model does not fit this machine's memory (load it anyway with `force`).
+    WontFit,
     /// Anything else.
     Internal,
 }
@@ -485,4 +487,94 @@ mod preset_tests {
         }
         assert!(builtin_preset("nope").is_none());
     }
+}
+
+/// Bytes per component of a fit plan (see `localglm-planner`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct FitBytes {
+    pub weights_gpu: f64,
+    pub weights_cpu: f64,
+    pub experts_gpu: f64,
+    pub experts_cpu: f64,
+    pub kv: f64,
+    pub scratch: f64,
+    pub os_reserve: f64,
+    /// What the GPU may hold (0 without one).
+    pub gpu_budget: f64,
+    pub ram_budget: f64,
+    pub gpu_used: f64,
+    pub ram_used: f64,
+}
+
+/// One change that makes a model fit (or fit better).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct FitFix {
+    /// `shorter_context`, `kv_q8_0`, `more_experts_on_cpu`, `raise_gpu_limit`, `smaller_quant`.
+    pub kind: String,
+    pub text: String,
+}
+
+/// Whether and how a model fits a machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct FitPlan {
+    /// `gpu`, `gpu_cpu_experts`, `cpu` or `no_fit`.
+    pub verdict: String,
+    pub cpu_moe_layers: u32,
+    pub moe_layers: u32,
+    pub context: u32,
+    pub max_context: u32,
+    pub kv_type: String,
+    pub bytes: FitBytes,
+    pub model_bytes: f64,
+    pub fixes: Vec<FitFix>,
+    pub summary: String,
+    /// Sizes are from the catalog, not the file's headers.
+    pub estimated: bool,
+}
+
+/// A machine to plan for: this one, or a described one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct MachineSpec {
+    /// `this`, or a described machine.
+    pub id: String,
+    /// System RAM (or unified memory) in GiB; ignored for `this`.
+    pub ram_gib: f64,
+    /// One discrete GPU's VRAM in GiB.
+    pub vram_gib: Option<f64>,
+    /// Apple unified memory: the GPU wired limit in GiB (`None` with `unified`: Metal's default).
+    pub unified: bool,
+    pub gpu_limit_gib: Option<f64>,
+}
+
+/// How to plan: context, KV type and (optionally) a forced expert placement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct FitRequest {
+    pub machine: MachineSpec,
+    pub context: u32,
+    /// `f16`, `bf16`, `f32` or `q8_0`.
+    pub kv_type: String,
+    /// MoE layers whose experts stay in system RAM; `None` = as few as needed.
+    pub cpu_moe: Option<u32>,
+}
+
+/// A GLM-5.2 quant of the catalog with its plan on the requested machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct QuantRow {
+    pub label: String,
+    pub bits: u32,
+    pub size_bytes: f64,
+    /// `measured`, `documented` or `estimated`.
+    pub size_confidence: String,
+    pub shards: Option<u32>,
+    pub memory_guidance: f64,
+    pub quality: Option<String>,
+    pub plan: FitPlan,
+}
+
+/// The machine a plan was made for, described.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct QuantCatalog {
+    pub repo: String,
+    pub machine: String,
+    pub rows: Vec<QuantRow>,
 }

@@ -32,6 +32,11 @@ fn export_into(dir: &Path) {
         ModelStatus,
         Settings,
         AppInfo,
+        FitPlan,
+        FitRequest,
+        MachineSpec,
+        QuantRow,
+        QuantCatalog,
     );
 }
 

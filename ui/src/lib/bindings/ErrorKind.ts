@@ -3,4 +3,4 @@
 /**
  * What the UI can switch on when something fails.
  */
-export type ErrorKind = "model_missing" | "load_failed" | "no_model" | "generation" | "not_found" | "invalid_request" | "io" | "internal";
+export type ErrorKind = "model_missing" | "load_failed" | "no_model" | "generation" | "not_found" | "invalid_request" | "io" | "wont_fit" | "internal";

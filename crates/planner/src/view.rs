@@ -1,0 +1,127 @@
+//! Plans as the app shows them (the IPC types of `localglm-protocol`).
+
+use crate::{catalog, plan, KvType, ModelSpec, Placement, Plan};
+use localglm_hardware::Hardware;
+use localglm_protocol::{
+    FitBytes, FitFix, FitPlan, FitRequest, MachineSpec, QuantCatalog, QuantRow,
+};
+
+/// The hardware a request names: this machine, or a described one.
+///
+/// `LOCALGLM_MACHINE` (a `MachineSpec` as JSON) stands in for "this" machine, for tests and
+/// demos.
+pub fn hardware(m: &MachineSpec) -> Hardware {
+    if m.id == "this" {
+        let stand_in = std::env::var("LOCALGLM_MACHINE")
+            .ok()
+            .and_then(|j| serde_json::from_str::<MachineSpec>(&j).ok())
+            .filter(|s| s.id != "this");
+        return match stand_in {
+            Some(s) => hardware(&s),
+            None => Hardware::probe(),
+        };
+    }
+    if m.unified {
+        Hardware::simulated(m.ram_gib, None, Some(m.gpu_limit_gib))
+    } else {
+        Hardware::simulated(m.ram_gib, m.vram_gib, None)
+    }
+}
+
+fn to_view(p: &Plan, estimated: bool) -> FitPlan {
+    let b = &p.bytes;
+    let f = |x: u64| x as f64;
+    FitPlan {
+        verdict: serde_plain(p.verdict),
+        cpu_moe_layers: p.cpu_moe_layers,
+        moe_layers: p.moe_layers,
+        context: p.context.min(u32::MAX as u64) as u32,
+        max_context: p.max_context.min(u32::MAX as u64) as u32,
+        kv_type: serde_plain(p.kv_type),
+        bytes: FitBytes {
+            weights_gpu: f(b.weights_gpu),
+            weights_cpu: f(b.weights_cpu),
+            experts_gpu: f(b.experts_gpu),
+            experts_cpu: f(b.experts_cpu),
+            kv: f(b.kv),
+            scratch: f(b.scratch),
+            os_reserve: f(b.os_reserve),
+            gpu_budget: f(b.gpu_budget),
+            ram_budget: f(b.ram_budget),
+            gpu_used: f(b.gpu_used),
+            ram_used: f(b.ram_used),
+        },
+        model_bytes: f(p.model_bytes),
+        fixes: p
+            .fixes
+            .iter()
+            .map(|x| FitFix {
+                kind: x.kind.clone(),
+                text: x.text.clone(),
+            })
+            .collect(),
+        summary: p.summary.clone(),
+        estimated,
+    }
+}
+
+/// A unit enum's serde name.
+fn serde_plain<T: serde::Serialize>(v: T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn settings(r: &FitRequest) -> (u64, KvType, Placement) {
+    let kv = KvType::parse(&r.kv_type).unwrap_or(KvType::F16);
+    let placement = match r.cpu_moe {
+        Some(k) => Placement::CpuMoe(k),
+        None => Placement::Auto,
+    };
+    (u64::from(r.context.max(1)), kv, placement)
+}
+
+/// A model's plan for the request.
+pub fn plan_spec(spec: &ModelSpec, r: &FitRequest, estimated: bool) -> FitPlan {
+    let (ctx, kv, placement) = settings(r);
+    let ctx = ctx.min(spec.context_max);
+    to_view(
+        &plan(&hardware(&r.machine), spec, ctx, kv, placement),
+        estimated,
+    )
+}
+
+/// Every GLM-5.2 quant of the catalog with its (estimated) plan.
+pub fn quant_catalog(r: &FitRequest) -> QuantCatalog {
+    let hw = hardware(&r.machine);
+    let (ctx, kv, _) = settings(r);
+    let rows = catalog::GLM52_QUANTS
+        .iter()
+        .map(|q| {
+            let spec = catalog::estimated_spec(q);
+            let p = plan(&hw, &spec, ctx.min(spec.context_max), kv, Placement::Auto);
+            QuantRow {
+                label: q.label.into(),
+                bits: q.bits.into(),
+                size_bytes: q.size_bytes as f64,
+                size_confidence: serde_plain(q.size_confidence),
+                shards: q.shards,
+                memory_guidance: q.memory_guidance as f64,
+                quality: q.quality.map(str::to_owned),
+                plan: to_view(&p, true),
+            }
+        })
+        .collect();
+    QuantCatalog {
+        repo: catalog::GLM52_REPO.into(),
+        machine: hw.describe(),
+        rows,
+    }
+}
+
+/// The plan of one catalog quant, e.g. with a forced expert placement.
+pub fn plan_quant(label: &str, r: &FitRequest) -> Option<FitPlan> {
+    let q = catalog::GLM52_QUANTS.iter().find(|q| q.label == label)?;
+    Some(plan_spec(&catalog::estimated_spec(q), r, true))
+}
