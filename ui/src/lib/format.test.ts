@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { stats } from '../test/fixtures';
-import { errorText, formatStats, sentWithParts, statsParts, thinkingLabel, thoughtSeconds } from './format';
+import { contextLabel, errorText, formatStats, sentWithParts, statsParts, thinkingLabel, thoughtSeconds, verdictLabel } from './format';
 
 describe('stats line', () => {
   it('shows TTFT, prefill, decode, generated and prompt tokens', () => {
@@ -89,5 +89,20 @@ describe('error text', () => {
       advice: null,
       command: null,
     });
+  });
+});
+
+describe('fit labels', () => {
+  it('names verdicts and contexts', () => {
+    expect(verdictLabel('gpu')).toBe('Fits on GPU');
+    expect(verdictLabel('gpu_cpu_experts', 75, 75)).toBe('GPU + experts in RAM');
+    expect(verdictLabel('gpu_cpu_experts', 16, 75)).toBe('GPU + 16/75 expert layers in RAM');
+    expect(verdictLabel('cpu')).toBe('RAM only');
+    expect(verdictLabel('no_fit')).toBe("Won't fit");
+    expect(contextLabel(32768)).toBe('32K');
+    expect(contextLabel(1048576)).toBe('1M');
+    expect(errorText({ kind: 'wont_fit', message: 'm.gguf does not fit this machine.', detail: null }).headline).toBe(
+      'm.gguf does not fit this machine.',
+    );
   });
 });

@@ -125,6 +125,12 @@ export function errorText(error: AppError): ErrorText {
         advice: 'Wait until the model has loaded, or load it from the model indicator at the top.',
         command: null,
       };
+    case 'wont_fit':
+      return {
+        headline: error.message,
+        advice: 'Loading it anyway may make this computer swap heavily or run out of memory.',
+        command: null,
+      };
     case 'load_failed':
       return {
         headline: 'The model could not be loaded.',
@@ -134,4 +140,33 @@ export function errorText(error: AppError): ErrorText {
     default:
       return { headline: error.message, advice: null, command: null };
   }
+}
+
+/** The fit badge of a plan verdict. */
+export function verdictLabel(verdict: string, cpuMoe = 0, moeLayers = 0): string {
+  switch (verdict) {
+    case 'gpu':
+      return 'Fits on GPU';
+    case 'gpu_cpu_experts':
+      return cpuMoe >= moeLayers ? 'GPU + experts in RAM' : `GPU + ${cpuMoe}/${moeLayers} expert layers in RAM`;
+    case 'cpu':
+      return 'RAM only';
+    default:
+      return "Won't fit";
+  }
+}
+
+/** Context lengths offered by the planner's slider. */
+export const CONTEXT_STEPS = [4096, 8192, 16384, 32768, 65536, 131072, 262144, 524288, 1048576];
+
+/** 32768 → "32K", 1048576 → "1M". */
+export function contextLabel(tokens: number): string {
+  if (tokens >= 1048576 && tokens % 1048576 === 0) return `${tokens / 1048576}M`;
+  if (tokens >= 1024) return `${Math.round(tokens / 1024)}K`;
+  return String(tokens);
+}
+
+/** Bytes as decimal GB with one decimal, as model sizes are quoted. */
+export function formatGB(bytes: number): string {
+  return `${(bytes / 1e9).toFixed(1)} GB`;
 }

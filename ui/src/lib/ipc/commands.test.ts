@@ -26,7 +26,7 @@ describe('commands', () => {
     await getConversation('c1');
     expect(invoke).toHaveBeenLastCalledWith('get_conversation', { id: 'c1' });
     await loadModel(null);
-    expect(invoke).toHaveBeenLastCalledWith('load_model', { path: null });
+    expect(invoke).toHaveBeenLastCalledWith('load_model', { path: null, force: false });
     await listConversations();
     expect(invoke).toHaveBeenLastCalledWith('list_conversations', undefined);
   });

@@ -7,6 +7,9 @@
 
 import { Channel, invoke, type InvokeArgs } from '@tauri-apps/api/core';
 import type { AppInfo } from '../bindings/AppInfo';
+import type { FitPlan } from '../bindings/FitPlan';
+import type { FitRequest } from '../bindings/FitRequest';
+import type { QuantCatalog } from '../bindings/QuantCatalog';
 import type { ConversationSummary } from '../bindings/ConversationSummary';
 import type { ConversationView } from '../bindings/ConversationView';
 import type { GenerationEvent } from '../bindings/GenerationEvent';
@@ -70,9 +73,27 @@ export function modelStatus(): Promise<ModelStatus> {
   return call('model_status');
 }
 
-/** Loads a model file; `null` loads the configured (or default) model. */
-export function loadModel(path: string | null): Promise<ModelInfo> {
-  return call('load_model', { path });
+/**
+ * Loads a model file; `null` loads the configured (or default) model. A model that does not
+ * fit this machine is refused with a `wont_fit` error unless `force`.
+ */
+export function loadModel(path: string | null, force = false): Promise<ModelInfo> {
+  return call('load_model', { path, force });
+}
+
+/** GLM-5.2's quants, each with its plan on the requested machine. */
+export function quantCatalog(request: FitRequest): Promise<QuantCatalog> {
+  return call('quant_catalog', { request });
+}
+
+/** One catalog quant's plan (e.g. with a forced expert placement). */
+export function planQuant(label: string, request: FitRequest): Promise<FitPlan> {
+  return call('plan_quant', { label, request });
+}
+
+/** A model file's plan from its headers. */
+export function planModel(path: string, request: FitRequest): Promise<FitPlan> {
+  return call('plan_model', { path, request });
 }
 
 export function listModels(): Promise<ModelInfo[]> {

@@ -136,12 +136,24 @@ export class AppStore {
     else if (status.state === 'ready' && this.error && isModelError(this.error)) this.error = null;
   }
 
-  async loadModel(path: string | null = null): Promise<void> {
+  /** The model of the last load refused as too big (for "Load anyway"). */
+  refusedPath: string | null = null;
+
+  async loadModel(path: string | null = null, force = false): Promise<void> {
     try {
-      await ipc.loadModel(path);
+      await ipc.loadModel(path, force);
+      this.refusedPath = null;
     } catch (reason) {
-      this.showError(reason);
+      const error = ipc.toAppError(reason);
+      this.refusedPath = error.kind === 'wont_fit' ? path : null;
+      this.showError(error);
     }
+  }
+
+  /** Loads the model that was refused as too big, accepting the risk. */
+  async loadAnyway(): Promise<void> {
+    this.error = null;
+    await this.loadModel(this.refusedPath, true);
   }
 
   async saveSettings(settings: Settings): Promise<boolean> {
