@@ -4,9 +4,9 @@ use crate::settings::SettingsState;
 use localglm_chat::{presets, ChatService};
 use localglm_models::Library;
 use localglm_protocol::{
-    AppError, AppInfo, ConversationSummary, ConversationView, ErrorKind, FitPlan, FitRequest,
-    GenerationEvent, GenerationHandle, MachineSpec, ModelInfo, ModelStatus, QuantCatalog,
-    SamplingPreset, SendRequest, Settings,
+    AppError, AppInfo, ConversationSummary, ConversationView, DownloadState, ErrorKind, FitPlan,
+    FitRequest, GenerationEvent, GenerationHandle, MachineSpec, ModelInfo, ModelStatus,
+    QuantCatalog, SamplingPreset, SendRequest, Settings,
 };
 use std::sync::Arc;
 use tauri::ipc::Channel;
@@ -134,6 +134,54 @@ fn this_machine(context: u32) -> FitRequest {
         kv_type: "f16".into(),
         cpu_moe: None,
     }
+}
+
+type Downloads<'a> = State<'a, Arc<localglm_models::manager::Manager>>;
+
+/// Downloads of this session and unfinished ones of earlier sessions (paused).
+#[tauri::command]
+pub fn list_downloads(downloads: Downloads<'_>) -> Vec<DownloadState> {
+    downloads.list()
+}
+
+/// Starts or resumes downloading `spec` (`OWNER/REPO[:QUANT]`); progress arrives as `download`
+/// events.
+#[tauri::command]
+pub async fn start_download(
+    downloads: Downloads<'_>,
+    spec: String,
+) -> Result<DownloadState, AppError> {
+    let manager = downloads.inner().clone();
+    tauri::async_runtime::spawn_blocking(move || manager.start(&spec))
+        .await
+        .map_err(|e| {
+            AppError::new(ErrorKind::Internal, "The download failed to start.")
+                .with_detail(e.to_string())
+        })?
+        .map_err(|e| {
+            AppError::new(ErrorKind::Io, "The download could not start.").with_detail(e.to_string())
+        })
+}
+
+#[tauri::command]
+pub fn pause_download(downloads: Downloads<'_>, id: String) -> bool {
+    downloads.pause(&id)
+}
+
+/// Stops a download and deletes its partial files.
+#[tauri::command]
+pub fn cancel_download(downloads: Downloads<'_>, id: String) -> bool {
+    downloads.cancel(&id)
+}
+
+/// Deletes a model of the library (every shard of a split set). Only files inside the models
+/// folder can be deleted.
+#[tauri::command]
+pub fn delete_model(library: State<'_, Library>, path: String) -> Result<(), AppError> {
+    library.delete(std::path::Path::new(&path)).map_err(|e| {
+        AppError::new(ErrorKind::InvalidRequest, "The model could not be deleted.")
+            .with_detail(e.to_string())
+    })
 }
 
 /// GLM-5.2's quants with a fit badge each for the requested machine (sizes from the catalog).

@@ -2,3 +2,6 @@
 
 /// Payload: `ModelStatus`. Sent whenever the engine starts loading, is ready, or fails.
 pub const MODEL_STATUS: &str = "model-status";
+
+/// Payload: `DownloadState`. Sent on every change of a download (progress a few times a second).
+pub const DOWNLOAD: &str = "download";

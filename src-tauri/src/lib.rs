@@ -40,6 +40,11 @@ pub fn build<R: Runtime>(
             commands::get_settings,
             commands::save_settings,
             commands::quant_catalog,
+            commands::list_downloads,
+            commands::start_download,
+            commands::pause_download,
+            commands::cancel_download,
+            commands::delete_model,
             commands::plan_quant,
             commands::plan_model,
             commands::list_presets,
@@ -83,6 +88,13 @@ fn state_plugin<R: Runtime>(
                 .map(std::path::PathBuf::from)
                 .unwrap_or_else(|| library.default_model_path());
             app.manage(settings);
+            let emitter = app.clone();
+            app.manage(localglm_models::manager::Manager::new(
+                library.models_dir(),
+                Box::new(move |s| {
+                    let _ = emitter.emit(events::DOWNLOAD, s);
+                }),
+            ));
             app.manage(library.clone());
             app.manage(service.clone());
             if std::env::var_os("LOCALGLM_NO_AUTOLOAD").is_none() {

@@ -7,6 +7,7 @@
 use localglm_protocol::ModelInfo;
 
 pub mod download;
+pub mod manager;
 use std::path::{Path, PathBuf};
 
 /// Environment variable that overrides the data directory.
@@ -31,6 +32,8 @@ pub enum ModelsError {
     Missing(PathBuf),
     #[error("not a GGUF model file (expected *.gguf): {0}")]
     NotGguf(PathBuf),
+    #[error("{0} is not in the model library")]
+    OutsideLibrary(PathBuf),
     #[error("i/o error on {path}: {source}")]
     Io {
         path: PathBuf,
@@ -103,6 +106,35 @@ impl Library {
 
     pub fn default_model_path(&self) -> PathBuf {
         self.models_dir().join(default_model::FILE_NAME)
+    }
+
+    /// Deletes a model of the library: the file, or every shard of its split set. Paths
+    /// outside the models folder are refused.
+    pub fn delete(&self, path: &Path) -> Result<(), ModelsError> {
+        let dir = self
+            .models_dir()
+            .canonicalize()
+            .map_err(|source| ModelsError::Io {
+                path: self.models_dir(),
+                source,
+            })?;
+        let real = path
+            .canonicalize()
+            .map_err(|_| ModelsError::Missing(path.to_path_buf()))?;
+        if !real.starts_with(&dir) {
+            return Err(ModelsError::OutsideLibrary(path.to_path_buf()));
+        }
+        if real.extension().is_none_or(|e| e != "gguf") {
+            return Err(ModelsError::NotGguf(path.to_path_buf()));
+        }
+        for p in localglm_gguf::split_parts(&real) {
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(ModelsError::Io { path: p, source }),
+            }
+        }
+        Ok(())
     }
 
     /// The models in the library: every `.gguf` under `models/` (downloads live in

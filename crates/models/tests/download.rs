@@ -253,3 +253,70 @@ fn names_must_pick_one_model_and_space_is_checked_first() {
     assert!(matches!(e, PullError::NoSpace { .. }), "{e}");
     assert_eq!(hub.server.bytes_served(), before);
 }
+
+#[test]
+fn the_app_manager_pauses_resumes_after_a_restart_and_cancels() {
+    use localglm_models::manager::Manager;
+    let _env = ENV.lock().unwrap();
+    let hub = hub(
+        "manager",
+        Faults {
+            bytes_per_s: Some(8 << 20),
+            ..Faults::default()
+        },
+    );
+    std::env::set_var("HF_ENDPOINT", &hub.server.url);
+    let lib = library("manager");
+    let wait = |m: &Manager, status: &str| {
+        for _ in 0..600 {
+            if m.list().iter().any(|d| d.status == status) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("never {status}: {:?}", m.list());
+    };
+    let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let m = Manager::new(
+        lib.models_dir(),
+        Box::new(move |s| log.lock().unwrap().push(s.status.clone())),
+    );
+    let d = m.start("acme/tiny-GGUF:Q8").unwrap();
+    assert_eq!(d.status, "running");
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert!(m.pause(&d.id));
+    wait(&m, "paused");
+    let done_at_pause = m.list()[0].done_bytes;
+    assert!(done_at_pause > 0.0 && done_at_pause < hub.total as f64);
+    drop(m);
+
+    // "Restart": a new manager finds the unfinished download, paused, and resumes it.
+    let m = Manager::new(lib.models_dir(), Box::new(|_| {}));
+    let listed = m.list();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].status, "paused");
+    let before = hub.server.bytes_served();
+    m.start(&listed[0].spec).unwrap();
+    wait(&m, "done");
+    assert!(hub.server.bytes_served() - before < hub.total - (2 << 20));
+    assert_eq!(lib.installed().unwrap().len(), 1);
+    assert!(seen.lock().unwrap().contains(&"paused".to_string()));
+
+    // Cancel a paused download of another quant: its partial file goes.
+    let m = Manager::new(lib.models_dir(), Box::new(|_| {}));
+    let d = m.start("acme/tiny-GGUF:F32").unwrap();
+    wait(&m, "done");
+    assert!(!m.cancel("nope"));
+    assert_eq!(d.files, 1);
+    assert_eq!(lib.installed().unwrap().len(), 2);
+    let f32 = lib
+        .installed()
+        .unwrap()
+        .into_iter()
+        .find(|x| x.name == "tiny-F32")
+        .unwrap();
+    lib.delete(Path::new(&f32.path)).unwrap();
+    assert_eq!(lib.installed().unwrap().len(), 1);
+    assert!(lib.delete(Path::new("/etc/hostname")).is_err());
+}

@@ -578,3 +578,23 @@ pub struct QuantCatalog {
     pub machine: String,
     pub rows: Vec<QuantRow>,
 }
+
+/// A model download in the app (also the record of unfinished ones kept across restarts).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct DownloadState {
+    /// Stable id derived from `spec`.
+    pub id: String,
+    /// `OWNER/REPO[:QUANT]`.
+    pub spec: String,
+    /// The model's (first) file name without `.gguf`.
+    pub name: String,
+    pub files: u32,
+    pub total_bytes: f64,
+    pub done_bytes: f64,
+    pub bytes_per_s: f64,
+    /// `running`, `paused`, `failed`, `done` or `cancelled`.
+    pub status: String,
+    pub error: Option<String>,
+    /// The model's path once done.
+    pub path: Option<String>,
+}

@@ -37,6 +37,7 @@ fn export_into(dir: &Path) {
         MachineSpec,
         QuantRow,
         QuantCatalog,
+        DownloadState,
     );
 }
 

@@ -7,6 +7,7 @@
 
 import { Channel, invoke, type InvokeArgs } from '@tauri-apps/api/core';
 import type { AppInfo } from '../bindings/AppInfo';
+import type { DownloadState } from '../bindings/DownloadState';
 import type { FitPlan } from '../bindings/FitPlan';
 import type { FitRequest } from '../bindings/FitRequest';
 import type { QuantCatalog } from '../bindings/QuantCatalog';
@@ -89,6 +90,30 @@ export function quantCatalog(request: FitRequest): Promise<QuantCatalog> {
 /** One catalog quant's plan (e.g. with a forced expert placement). */
 export function planQuant(label: string, request: FitRequest): Promise<FitPlan> {
   return call('plan_quant', { label, request });
+}
+
+/** Downloads of this session and unfinished ones of earlier sessions. */
+export function listDownloads(): Promise<DownloadState[]> {
+  return call('list_downloads');
+}
+
+/** Starts or resumes downloading `OWNER/REPO[:QUANT]`; progress arrives as `download` events. */
+export function startDownload(spec: string): Promise<DownloadState> {
+  return call('start_download', { spec });
+}
+
+export function pauseDownload(id: string): Promise<boolean> {
+  return call('pause_download', { id });
+}
+
+/** Stops a download and deletes its partial files. */
+export function cancelDownload(id: string): Promise<boolean> {
+  return call('cancel_download', { id });
+}
+
+/** Deletes a model of the library (all shards). */
+export async function deleteModel(path: string): Promise<void> {
+  await call<null>('delete_model', { path });
 }
 
 /** A model file's plan from its headers. */

@@ -9,6 +9,8 @@ import type { AppError } from '../bindings/AppError';
 import type { AppInfo } from '../bindings/AppInfo';
 import type { ConversationSummary } from '../bindings/ConversationSummary';
 import type { GenerationEvent } from '../bindings/GenerationEvent';
+import type { DownloadState } from '../bindings/DownloadState';
+import type { ModelInfo } from '../bindings/ModelInfo';
 import type { ModelStatus } from '../bindings/ModelStatus';
 import type { SamplingPreset } from '../bindings/SamplingPreset';
 import type { SendAction } from '../bindings/SendAction';
@@ -134,6 +136,64 @@ export class AppStore {
     this.modelStatus = status;
     if (status.state === 'failed') this.error = status.error;
     else if (status.state === 'ready' && this.error && isModelError(this.error)) this.error = null;
+  }
+
+  /** Downloads (running, paused, failed) and the models in the library. */
+  downloads = $state.raw<DownloadState[]>([]);
+  library = $state.raw<ModelInfo[]>([]);
+  private unlistenDownloads: (() => void) | null = null;
+
+  /** Fetches the library and downloads and follows download events (the picker calls it). */
+  async openLibrary(): Promise<void> {
+    try {
+      if (!this.unlistenDownloads) {
+        this.unlistenDownloads = await ipc.onDownload((s) => this.onDownload(s));
+      }
+      const [downloads, library] = await Promise.all([ipc.listDownloads(), ipc.listModels()]);
+      this.downloads = downloads;
+      this.library = library;
+    } catch (reason) {
+      this.showError(reason);
+    }
+  }
+
+  private onDownload(state: DownloadState): void {
+    const others = this.downloads.filter((d) => d.id !== state.id);
+    this.downloads = state.status === 'cancelled' ? others : [...others, state].sort((a, b) => a.id.localeCompare(b.id));
+    if (state.status === 'done') void this.refreshLibrary();
+  }
+
+  async refreshLibrary(): Promise<void> {
+    try {
+      this.library = await ipc.listModels();
+    } catch (reason) {
+      this.showError(reason);
+    }
+  }
+
+  async startDownload(spec: string): Promise<void> {
+    try {
+      this.onDownload(await ipc.startDownload(spec));
+    } catch (reason) {
+      this.showError(reason);
+    }
+  }
+
+  async pauseDownload(id: string): Promise<void> {
+    await ipc.pauseDownload(id).catch((r) => this.showError(r));
+  }
+
+  async cancelDownload(id: string): Promise<void> {
+    await ipc.cancelDownload(id).catch((r) => this.showError(r));
+  }
+
+  async deleteModel(path: string): Promise<void> {
+    try {
+      await ipc.deleteModel(path);
+      await this.refreshLibrary();
+    } catch (reason) {
+      this.showError(reason);
+    }
   }
 
   /** The model of the last load refused as too big (for "Load anyway"). */
