@@ -174,6 +174,27 @@ pub fn cancel_download(downloads: Downloads<'_>, id: String) -> bool {
     downloads.cancel(&id)
 }
 
+/// Adds a GGUF already on disk (any shard of a split set) to the library.
+#[tauri::command]
+pub async fn import_model(
+    library: State<'_, Library>,
+    path: String,
+) -> Result<ModelInfo, AppError> {
+    let library = library.inner().clone();
+    tauri::async_runtime::spawn_blocking(move || library.import(std::path::Path::new(&path)))
+        .await
+        .map_err(|e| {
+            AppError::new(ErrorKind::Internal, "Import failed.").with_detail(e.to_string())
+        })?
+        .map_err(|e| {
+            AppError::new(
+                ErrorKind::InvalidRequest,
+                "The model could not be imported.",
+            )
+            .with_detail(e.to_string())
+        })
+}
+
 /// Deletes a model of the library (every shard of a split set). Only files inside the models
 /// folder can be deleted.
 #[tauri::command]

@@ -45,6 +45,7 @@ pub fn build<R: Runtime>(
             commands::pause_download,
             commands::cancel_download,
             commands::delete_model,
+            commands::import_model,
             commands::plan_quant,
             commands::plan_model,
             commands::list_presets,

@@ -49,8 +49,12 @@ enum Command {
         /// e.g. `unsloth/GLM-5.2-GGUF:UD-IQ2_M`
         model: String,
     },
-    /// List the models in the library.
-    Models,
+    /// List the models in the library; `--import PATH` adds a GGUF already on disk (any shard
+    /// of a split set) without copying it.
+    Models {
+        #[arg(long = "import")]
+        import: Option<std::path::PathBuf>,
+    },
     /// Summarise a GGUF file or split set: metadata, tensors, type census, split status.
     Inspect {
         /// Any file of the model (for a split set: any shard).
@@ -220,7 +224,7 @@ async fn main() -> Result<()> {
         Command::Inspect { file, json } => inspect::inspect(&file, json),
         Command::Fit(args) => fit::run(&args),
         Command::Pull { model } => pull::pull(&model).await,
-        Command::Models => pull::models(),
+        Command::Models { import } => pull::models(import.as_deref()),
         Command::Logprobs(args) => logprobs::run(&args),
         Command::Prompt(args) => prompt::run(&args),
         Command::Dequant { file, tensor, out } => inspect::dequant(&file, &tensor, &out),

@@ -71,8 +71,12 @@ pub async fn pull(spec: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn models() -> Result<()> {
+pub fn models(import: Option<&std::path::Path>) -> Result<()> {
     let lib = Library::from_env();
+    if let Some(path) = import {
+        let m = lib.import(path)?;
+        eprintln!("added {} ({})", m.name, m.path);
+    }
     let list = lib.installed()?;
     if list.is_empty() {
         println!("No models in {}", lib.models_dir().display());

@@ -51,6 +51,15 @@ fn pull_then_list() {
         listed.contains("mini-F32") && listed.contains("llama"),
         "{listed}"
     );
+    // A GGUF already on disk joins the library without being copied.
+    let glm = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../glm/tests/fixtures/tiny-f32.gguf");
+    let out = run(&["models", "--import", glm.to_str().unwrap()]);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(listed.contains("tiny-f32") && listed.contains("glm-dsa"), "{listed}");
+    let out = run(&["models", "--import", "/nonexistent.gguf"]);
+    assert!(!out.status.success());
     let out = run(&["pull", "acme/none-GGUF"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("404"));

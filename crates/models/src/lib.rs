@@ -34,6 +34,8 @@ pub enum ModelsError {
     NotGguf(PathBuf),
     #[error("{0} is not in the model library")]
     OutsideLibrary(PathBuf),
+    #[error("{path} is not a usable model: {reason}")]
+    Invalid { path: PathBuf, reason: String },
     #[error("i/o error on {path}: {source}")]
     Io {
         path: PathBuf,
@@ -108,8 +110,56 @@ impl Library {
         self.models_dir().join(default_model::FILE_NAME)
     }
 
-    /// Deletes a model of the library: the file, or every shard of its split set. Paths
-    /// outside the models folder are refused.
+    fn imported_path(&self) -> PathBuf {
+        self.models_dir().join("imported.json")
+    }
+
+    /// Models added from elsewhere on disk (their first files).
+    pub fn imported(&self) -> Vec<PathBuf> {
+        std::fs::read_to_string(self.imported_path())
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    }
+
+    fn save_imported(&self, list: &[PathBuf]) -> Result<(), ModelsError> {
+        let path = self.imported_path();
+        let io = |source| ModelsError::Io {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(self.models_dir()).map_err(io)?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(list).expect("paths serialize"),
+        )
+        .map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)
+    }
+
+    /// Adds a GGUF already on disk to the library without copying it: any shard of a split
+    /// set adds the set, which must open (header valid, every shard present). Returns it.
+    pub fn import(&self, path: &Path) -> Result<ModelInfo, ModelsError> {
+        let real = path
+            .canonicalize()
+            .map_err(|_| ModelsError::Missing(path.to_path_buf()))?;
+        let first = localglm_gguf::split_parts(&real).remove(0);
+        localglm_gguf::GgufModel::open(&first).map_err(|e| ModelsError::Invalid {
+            path: first.clone(),
+            reason: e.to_string(),
+        })?;
+        let mut list = self.imported();
+        if !list.contains(&first) {
+            list.push(first.clone());
+            self.save_imported(&list)?;
+        }
+        describe(&first)
+    }
+
+    /// Deletes a model of the library: the file, or every shard of its split set. An imported
+    /// model is only removed from the library (its files are the user's); other paths outside
+    /// the models folder are refused.
     pub fn delete(&self, path: &Path) -> Result<(), ModelsError> {
         let dir = self
             .models_dir()
@@ -121,6 +171,11 @@ impl Library {
         let real = path
             .canonicalize()
             .map_err(|_| ModelsError::Missing(path.to_path_buf()))?;
+        let mut imported = self.imported();
+        if let Some(i) = imported.iter().position(|p| *p == real) {
+            imported.remove(i);
+            return self.save_imported(&imported);
+        }
         if !real.starts_with(&dir) {
             return Err(ModelsError::OutsideLibrary(path.to_path_buf()));
         }
@@ -147,6 +202,11 @@ impl Library {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(source) => return Err(ModelsError::Io { path: dir, source }),
             Ok(()) => {}
+        }
+        for p in self.imported() {
+            if !files.contains(&p) {
+                files.push(p);
+            }
         }
         let mut out = Vec::new();
         for p in &files {

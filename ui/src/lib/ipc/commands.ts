@@ -111,6 +111,11 @@ export function cancelDownload(id: string): Promise<boolean> {
   return call('cancel_download', { id });
 }
 
+/** Adds a GGUF already on disk (any shard of a split set) to the library. */
+export function importModel(path: string): Promise<ModelInfo> {
+  return call('import_model', { path });
+}
+
 /** Deletes a model of the library (all shards). */
 export async function deleteModel(path: string): Promise<void> {
   await call<null>('delete_model', { path });

@@ -187,6 +187,17 @@ export class AppStore {
     await ipc.cancelDownload(id).catch((r) => this.showError(r));
   }
 
+  async importModel(path: string): Promise<boolean> {
+    try {
+      await ipc.importModel(path.trim());
+      await this.refreshLibrary();
+      return true;
+    } catch (reason) {
+      this.showError(reason);
+      return false;
+    }
+  }
+
   async deleteModel(path: string): Promise<void> {
     try {
       await ipc.deleteModel(path);
