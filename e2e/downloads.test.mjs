@@ -89,6 +89,11 @@ const download = (attr) =>
 test("download a quant from the picker: progress, pause, resume, verify, load", async () => {
   await s.click("[data-testid=open-models]");
   await s.click("[data-testid=quant-row][data-label=UD-IQ1_S] button");
+  // The exact plan from the file's header on the hub (a range request), before downloading.
+  await s.click("[data-testid=plan-exact]");
+  await s.waitFor("[data-testid=plan-exact-note]", { timeout: 15000 });
+  // The tiny stand-in file fits any machine (RAM only here; on the GPU where there is one).
+  assert.match(await s.exec(`return document.querySelector('[data-testid=plan-detail]').dataset.verdict;`), /^(cpu|gpu)$/);
   await s.click("[data-testid=download-quant]");
   await s.until(`return document.querySelector('[data-testid=download]')?.dataset.status === 'running'
     && Number(document.querySelector('[data-testid=download] progress')?.value) > 0;`, { timeout: 15000, what: "progress" });

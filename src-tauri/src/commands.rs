@@ -220,6 +220,32 @@ pub fn plan_quant(label: String, request: FitRequest) -> Result<FitPlan, AppErro
         .ok_or_else(|| AppError::new(ErrorKind::NotFound, format!("No quant named {label}.")))
 }
 
+/// The exact plan of `OWNER/REPO:QUANT` on the hub (`HF_ENDPOINT`), from the headers of its
+/// files fetched by range requests (a few MB of a multi-GB model).
+#[tauri::command]
+pub async fn plan_remote(spec: String, request: FitRequest) -> Result<FitPlan, AppError> {
+    tauri::async_runtime::spawn_blocking(move || {
+        let fail = |e: String| {
+            AppError::new(
+                ErrorKind::Io,
+                "Could not read the model's headers from the hub.",
+            )
+            .with_detail(e)
+        };
+        let plan = localglm_models::download::resolve(&spec).map_err(|e| fail(e.to_string()))?;
+        let url = format!(
+            "{}/{}/resolve/main/{}",
+            plan.endpoint, plan.repo, plan.files[0].path
+        );
+        let m = localglm_planner::remote::fetch(&url).map_err(|e| fail(e.to_string()))?;
+        Ok(localglm_planner::view::plan_spec(&m.spec, &request, false))
+    })
+    .await
+    .map_err(|e| {
+        AppError::new(ErrorKind::Internal, "The planner failed.").with_detail(e.to_string())
+    })?
+}
+
 /// The plan of a model file (any shard of a split set) from its headers.
 #[tauri::command]
 pub async fn plan_model(path: String, request: FitRequest) -> Result<FitPlan, AppError> {

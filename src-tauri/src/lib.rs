@@ -46,6 +46,7 @@ pub fn build<R: Runtime>(
             commands::cancel_download,
             commands::delete_model,
             commands::import_model,
+            commands::plan_remote,
             commands::plan_quant,
             commands::plan_model,
             commands::list_presets,

@@ -56,8 +56,15 @@ fn pull_then_list() {
         .join("../glm/tests/fixtures/tiny-f32.gguf");
     let out = run(&["models", "--import", glm.to_str().unwrap()]);
     let listed = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(listed.contains("tiny-f32") && listed.contains("glm-dsa"), "{listed}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        listed.contains("tiny-f32") && listed.contains("glm-dsa"),
+        "{listed}"
+    );
     let out = run(&["models", "--import", "/nonexistent.gguf"]);
     assert!(!out.status.success());
     let out = run(&["pull", "acme/none-GGUF"]);

@@ -8,13 +8,13 @@
 //! the previous turn is kept and its common prefix with the next prompt reused.
 
 use crate::mistral::check_gguf_file;
+use crate::StatsClock;
 use crate::{
     validate, ChatTurn, Engine, EngineError, EngineEvent, GenerateRequest, Generation, LoadSpec,
 };
-use crate::{Role, StatsClock};
 use async_trait::async_trait;
 use localglm_glm::sampler::{Sampler, SamplerConfig};
-use localglm_glm::template::{ChatTemplate, TemplateMessage, TemplateOptions};
+use localglm_glm::template::{ChatTemplate, TemplateOptions};
 use localglm_glm::tokenizer::{GlmTokenizer, StreamDecoder};
 use localglm_glm::{GlmError, KvCache, Logits, Model, RuntimeOptions};
 use localglm_protocol::{FinishReason, ModelInfo};
@@ -67,13 +67,7 @@ impl GlmChat {
         reasoning_effort: Option<&str>,
         clear_thinking: Option<bool>,
     ) -> Result<Vec<u32>, GlmError> {
-        let msgs: Vec<TemplateMessage> = messages
-            .iter()
-            .map(|t| TemplateMessage {
-                reasoning_content: t.reasoning.clone(),
-                ..TemplateMessage::new(role_name(t.role), t.content.clone())
-            })
-            .collect();
+        let msgs = crate::prompt::template_messages(messages);
         let tok = &self.tokenizer;
         let name = |id: Option<u32>| {
             id.and_then(|i| tok.token(i))
@@ -101,14 +95,6 @@ impl GlmChat {
             })
             .collect();
         tok.encode_prompt(&text, &spans)
-    }
-}
-
-fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::System => "system",
-        Role::User => "user",
-        Role::Assistant => "assistant",
     }
 }
 

@@ -57,13 +57,7 @@ impl ModelPrompt {
         reasoning_effort: Option<&str>,
         clear_thinking: Option<bool>,
     ) -> Result<String, String> {
-        let messages: Vec<TemplateMessage> = turns
-            .iter()
-            .map(|t| TemplateMessage {
-                reasoning_content: t.reasoning.clone(),
-                ..TemplateMessage::new(role_name(t.role), t.content.clone())
-            })
-            .collect();
+        let messages = template_messages(turns);
         let opts = TemplateOptions {
             add_generation_prompt: true,
             enable_thinking,
@@ -79,7 +73,18 @@ impl ModelPrompt {
     }
 }
 
-pub(crate) fn role_name(r: Role) -> &'static str {
+/// The conversation as template messages (past reasoning as `reasoning_content`).
+pub(crate) fn template_messages(turns: &[ChatTurn]) -> Vec<TemplateMessage> {
+    turns
+        .iter()
+        .map(|t| TemplateMessage {
+            reasoning_content: t.reasoning.clone(),
+            ..TemplateMessage::new(role_name(t.role), t.content.clone())
+        })
+        .collect()
+}
+
+fn role_name(r: Role) -> &'static str {
     match r {
         Role::System => "system",
         Role::User => "user",

@@ -121,6 +121,11 @@ export async function deleteModel(path: string): Promise<void> {
   await call<null>('delete_model', { path });
 }
 
+/** The exact plan of `OWNER/REPO:QUANT` from its files' headers on the hub. */
+export function planRemote(spec: string, request: FitRequest): Promise<FitPlan> {
+  return call('plan_remote', { spec, request });
+}
+
 /** A model file's plan from its headers. */
 export function planModel(path: string, request: FitRequest): Promise<FitPlan> {
   return call('plan_model', { path, request });
