@@ -252,7 +252,7 @@ pub async fn plan_model(path: String, request: FitRequest) -> Result<FitPlan, Ap
     tauri::async_runtime::spawn_blocking(move || {
         let spec = localglm_planner::local_spec(std::path::Path::new(&path)).map_err(|e| {
             AppError::new(ErrorKind::LoadFailed, "Could not read the model's headers.")
-                .with_detail(e)
+                .with_detail(e.to_string())
         })?;
         Ok(localglm_planner::view::plan_spec(&spec, &request, false))
     })

@@ -140,12 +140,10 @@ impl Engine for MistralRsEngine {
         let template_path = path.clone();
         let prompt = tokio::task::spawn_blocking(move || ModelPrompt::from_gguf(&template_path))
             .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r)
-            .map_err(|reason| EngineError::LoadFailed {
+            .map_err(|e| EngineError::LoadFailed {
                 path: path.clone(),
-                reason,
-            })?;
+                reason: e.to_string(),
+            })??;
         let built = tokio::spawn(async move { builder.build().await }).await;
         let model = match built {
             Ok(Ok(m)) => m,
@@ -219,14 +217,12 @@ impl Engine for MistralRsEngine {
             Some(p) => {
                 // The GGUF's own template, rendered as jinja2 would, with every switch
                 // (thinking, effort, kept reasoning) and the reasoning of past turns.
-                let text = p
-                    .render(
-                        &request.messages,
-                        request.enable_thinking,
-                        request.reasoning_effort.as_deref(),
-                        request.clear_thinking,
-                    )
-                    .map_err(EngineError::InvalidRequest)?;
+                let text = p.render(
+                    &request.messages,
+                    request.enable_thinking,
+                    request.reasoning_effort.as_deref(),
+                    request.clear_thinking,
+                )?;
                 let ids = model
                     .tokenize(
                         either::Either::Right(text.clone()),
@@ -315,7 +311,8 @@ enum Source {
 
 /// Starts the request; its responses arrive on the returned channel, which cancels the
 /// sequence when dropped.
-async fn start(model: Arc<Model>, source: Source) -> Result<mpsc::Receiver<Response>, String> {
+async fn start(model: Arc<Model>, source: Source) -> Result<mpsc::Receiver<Response>, EngineError> {
+    let failed = |e: String| EngineError::Generation(e);
     let (tx, rx) = mpsc::channel(1);
     match source {
         Source::Tokens { ids, sampling } => {
@@ -336,8 +333,14 @@ async fn start(model: Arc<Model>, source: Source) -> Result<mpsc::Receiver<Respo
                 model_id: None,
                 truncate_sequence: false,
             }));
-            let sender = model.inner().get_sender(None).map_err(|e| e.to_string())?;
-            sender.send(request).await.map_err(|e| e.to_string())?;
+            let sender = model
+                .inner()
+                .get_sender(None)
+                .map_err(|e| failed(e.to_string()))?;
+            sender
+                .send(request)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
         }
         Source::Chat(builder) => {
             tokio::spawn(async move {
@@ -416,7 +419,7 @@ async fn run(
     };
 
     let (reason, error, exact) = match start(model, source).await {
-        Err(e) => fail(e),
+        Err(e) => (FinishReason::Error, Some(e), None),
         Ok(mut responses) => loop {
             let next = tokio::select! {
                 biased;

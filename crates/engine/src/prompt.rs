@@ -2,7 +2,7 @@
 //! `apply_chat_template` renders it (see `localglm_glm::template`), for backends that take a
 //! rendered prompt.
 
-use crate::{ChatTurn, Role};
+use crate::{ChatTurn, EngineError, Role};
 use localglm_gguf::{GgufModel, Value};
 use localglm_glm::template::{ChatTemplate, TemplateMessage, TemplateOptions};
 use std::path::Path;
@@ -31,8 +31,12 @@ fn token_text(g: &GgufModel, id_key: &str) -> String {
 impl ModelPrompt {
     /// The template embedded in the GGUF at `path`; `Ok(None)` when it has none, an error
     /// naming the model when it does not compile.
-    pub fn from_gguf(path: &Path) -> Result<Option<Self>, String> {
-        let g = GgufModel::open(path).map_err(|e| e.to_string())?;
+    pub fn from_gguf(path: &Path) -> Result<Option<Self>, EngineError> {
+        let failed = |reason: String| EngineError::LoadFailed {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let g = GgufModel::open(path).map_err(|e| failed(e.to_string()))?;
         let Some(source) = g.get_str("tokenizer.chat_template") else {
             return Ok(None);
         };
@@ -40,7 +44,7 @@ impl ModelPrompt {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let template = ChatTemplate::new(source, &name).map_err(|e| e.to_string())?;
+        let template = ChatTemplate::new(source, &name).map_err(|e| failed(e.to_string()))?;
         Ok(Some(Self {
             template,
             bos: token_text(&g, "tokenizer.ggml.bos_token_id"),
@@ -56,7 +60,7 @@ impl ModelPrompt {
         enable_thinking: Option<bool>,
         reasoning_effort: Option<&str>,
         clear_thinking: Option<bool>,
-    ) -> Result<String, String> {
+    ) -> Result<String, EngineError> {
         let messages = template_messages(turns);
         let opts = TemplateOptions {
             add_generation_prompt: true,
@@ -69,7 +73,7 @@ impl ModelPrompt {
         };
         self.template
             .render(&messages, &opts)
-            .map_err(|e| e.to_string())
+            .map_err(|e| EngineError::InvalidRequest(e.to_string()))
     }
 }
 

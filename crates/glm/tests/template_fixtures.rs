@@ -7,6 +7,7 @@
 //! offset of the first differing byte and the text around it, so one run shows every problem.
 
 use localglm_glm::template::{ChatTemplate, TemplateOptions};
+use localglm_glm::GlmError;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -114,7 +115,7 @@ fn real_chat_templates_render_like_jinja2() {
     let cases: Vec<Value> = serde_json::from_str(&read_text("cases.json")).expect("cases.json");
     assert!(!cases.is_empty(), "cases.json has no cases");
 
-    let mut templates: HashMap<String, Result<ChatTemplate, String>> = HashMap::new();
+    let mut templates: HashMap<String, Result<ChatTemplate, GlmError>> = HashMap::new();
     let mut failures = Vec::new();
     let mut passed = 0usize;
 
@@ -123,9 +124,9 @@ fn real_chat_templates_render_like_jinja2() {
         let file = case["template"].as_str().expect("case `template`");
         let label = format!("{file} / {name}");
 
-        let template = templates.entry(file.to_string()).or_insert_with(|| {
-            ChatTemplate::new(&read_text(file), file).map_err(|e| e.to_string())
-        });
+        let template = templates
+            .entry(file.to_string())
+            .or_insert_with(|| ChatTemplate::new(&read_text(file), file));
         let template = match template {
             Ok(t) => t,
             Err(e) => {

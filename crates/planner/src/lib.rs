@@ -135,13 +135,13 @@ pub const UBATCH: u64 = 512;
 const INDEX_TOPK: u64 = 2048;
 
 /// The spec of a local model (a single GGUF or any shard of a split set), from its headers.
-pub fn local_spec(path: &std::path::Path) -> Result<ModelSpec, String> {
-    let g = localglm_gguf::GgufModel::open(path).map_err(|e| e.to_string())?;
+pub fn local_spec(path: &std::path::Path) -> Result<ModelSpec, SpecError> {
+    let g = localglm_gguf::GgufModel::open(path)?;
     let name = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    ModelSpec::from_header(&name, g.metadata(), g.tensors()).map_err(|e| e.to_string())
+    ModelSpec::from_header(&name, g.metadata(), g.tensors())
 }
 
 /// KV-cache bytes for `ctx` tokens.

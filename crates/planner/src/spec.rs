@@ -52,10 +52,16 @@ pub struct ModelSpec {
     pub moe_layers: Vec<u32>,
 }
 
-/// Why a header does not describe a model the planner can size.
-#[derive(Debug, thiserror::Error, PartialEq)]
-#[error("{0}")]
-pub struct SpecError(pub String);
+/// Why a model cannot be sized.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// The file (or split set) is not a readable GGUF.
+    #[error(transparent)]
+    Gguf(#[from] localglm_gguf::GgufError),
+    /// The header lacks what sizing needs.
+    #[error("{0}")]
+    Metadata(String),
+}
 
 fn get<'a>(meta: &'a [(String, Value)], key: &str) -> Option<&'a Value> {
     meta.iter().find(|(k, _)| k == key).map(|(_, v)| v)
@@ -86,11 +92,11 @@ impl ModelSpec {
     ) -> Result<Self, SpecError> {
         let arch = get(meta, "general.architecture")
             .and_then(Value::as_str)
-            .ok_or_else(|| SpecError("general.architecture is missing".into()))?
+            .ok_or_else(|| SpecError::Metadata("general.architecture is missing".into()))?
             .to_string();
         let key = |k: &str| format!("{arch}.{k}");
         let blocks = get_u64(meta, &key("block_count"))
-            .ok_or_else(|| SpecError(format!("{} is missing", key("block_count"))))?;
+            .ok_or_else(|| SpecError::Metadata(format!("{} is missing", key("block_count"))))?;
         let nextn = get_u64(meta, &key("nextn_predict_layers")).unwrap_or(0);
         let main_layers = blocks.saturating_sub(nextn);
         let n_embd = get_u64(meta, &key("embedding_length")).unwrap_or(0);
