@@ -49,6 +49,15 @@ build_ui() {
   (cd "$ROOT/ui" && npm run --silent build)
 }
 
+# The official OpenAI Python client, for the API tests (user site; idempotent).
+ensure_openai_client() {
+  python3 -c "import openai" 2>/dev/null && return 0
+  log "installing the openai Python package (API client tests)"
+  python3 -m pip install --quiet --user openai 2>/dev/null ||
+    python3 -m pip install --quiet openai 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages openai
+}
+
 install_default_model() {
   python3 "$ROOT/scripts/install_default_model.py"
 }

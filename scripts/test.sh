@@ -25,6 +25,10 @@ log "Rust tests"
 # On AVX-512 machines, the AVX2 kernels (what most desktop x86 CPUs run) too.
 (cd "$ROOT" && LOCALGLM_SIMD=avx2 cargo test -p localglm-quants --test kernels) || status=1
 
+log "OpenAI-compatible API with the official openai client"
+ensure_openai_client
+(cd "$ROOT" && python3 scripts/openai_client_test.py "$CARGO_TARGET_DIR/debug/localglm") || status=1
+
 log "UI unit tests"
 (cd "$ROOT/ui" && npm test) || status=1
 

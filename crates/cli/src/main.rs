@@ -49,6 +49,21 @@ enum Command {
         /// e.g. `unsloth/GLM-5.2-GGUF:UD-IQ2_M`
         model: String,
     },
+    /// Serve the model over an OpenAI-compatible HTTP API (`/v1/models`,
+    /// `/v1/chat/completions`, streaming included) on loopback unless told otherwise.
+    Serve {
+        /// GGUF file to load (default: the installed default model).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Address to bind; anything but loopback exposes the model to the network.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Require `Authorization: Bearer KEY` (default: `LOCALGLM_API_KEY`, else none).
+        #[arg(long = "api-key", env = "LOCALGLM_API_KEY")]
+        api_key: Option<String>,
+    },
     /// List the models in the library; `--import PATH` adds a GGUF already on disk (any shard
     /// of a split set) without copying it.
     Models {
@@ -224,6 +239,12 @@ async fn main() -> Result<()> {
         Command::Inspect { file, json } => inspect::inspect(&file, json),
         Command::Fit(args) => fit::run(&args),
         Command::Pull { model } => pull::pull(&model).await,
+        Command::Serve {
+            model,
+            host,
+            port,
+            api_key,
+        } => serve(model, &host, port, api_key).await,
         Command::Models { import } => pull::models(import.as_deref()),
         Command::Logprobs(args) => logprobs::run(&args),
         Command::Prompt(args) => prompt::run(&args),
@@ -237,6 +258,37 @@ async fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `localglm serve`: load the model, then answer OpenAI-style requests until killed.
+async fn serve(
+    model: Option<PathBuf>,
+    host: &str,
+    port: u16,
+    api_key: Option<String>,
+) -> Result<()> {
+    let path = model.unwrap_or_else(|| localglm_models::Library::from_env().default_model_path());
+    let engine = std::sync::Arc::new(AutoEngine::new());
+    let info = engine
+        .load(LoadSpec::cpu(&path))
+        .await
+        .with_context(|| format!("loading {}", path.display()))?;
+    let listener = tokio::net::TcpListener::bind((host, port))
+        .await
+        .with_context(|| format!("binding {host}:{port}"))?;
+    let addr = listener.local_addr()?;
+    eprintln!(
+        "serving {} ({}) on http://{addr}/v1{}",
+        info.name,
+        info.backend,
+        if api_key.is_some() {
+            " (API key required)"
+        } else {
+            ""
+        }
+    );
+    localglm_server::serve(listener, localglm_server::ApiState::new(engine, api_key)).await?;
+    Ok(())
 }
 
 /// A built-in preset, or one of the user presets the app keeps in its settings file.

@@ -1,0 +1,367 @@
+//! LocalGLM's OpenAI-compatible HTTP API over the loaded model: `GET /v1/models` and
+//! `POST /v1/chat/completions` (plain and streaming server-sent events, `reasoning_content`
+//! separate from `content` in messages and deltas).
+//!
+//! Invariants: requests to the one model are served one at a time in arrival order (a fair
+//! semaphore); a client that disconnects cancels its generation and frees the queue; errors
+//! have OpenAI's shape and status codes; with an API key set, every request needs
+//! `Authorization: Bearer KEY`. Binding to loopback is the caller's default (see the CLI).
+
+pub mod openai;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::{Stream, StreamExt};
+use localglm_engine::{Engine, EngineError, EngineEvent, FinishReason};
+use openai::{finish_reason, ApiError, StopFilter};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::DropGuard;
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 8 << 20;
+
+/// What the server needs.
+#[derive(Clone)]
+pub struct ApiState {
+    engine: Arc<dyn Engine>,
+    api_key: Option<String>,
+    queue: Arc<Semaphore>,
+}
+
+impl ApiState {
+    pub fn new(engine: Arc<dyn Engine>, api_key: Option<String>) -> Self {
+        Self {
+            engine,
+            api_key: api_key.filter(|k| !k.is_empty()),
+            queue: Arc::new(Semaphore::new(1)),
+        }
+    }
+}
+
+/// The API's routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/models", get(models))
+        .route("/v1/chat/completions", post(chat))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "not_found",
+                "No such endpoint.",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// Serves until the listener fails.
+pub async fn serve(listener: tokio::net::TcpListener, state: ApiState) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).await
+}
+
+fn check_key(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(key) = &state.api_key else {
+        return Ok(());
+    };
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given == Some(key.as_str()) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "invalid_api_key",
+            "Incorrect or missing API key.",
+        ))
+    }
+}
+
+fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+async fn models(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    if let Err(e) = check_key(&state, &headers) {
+        return e.into_response();
+    }
+    let data: Vec<Value> = state
+        .engine
+        .loaded()
+        .map(|m| json!({ "id": m.name, "object": "model", "created": 0, "owned_by": "localglm" }))
+        .into_iter()
+        .collect();
+    Json(json!({ "object": "list", "data": data })).into_response()
+}
+
+fn engine_error(e: &EngineError) -> ApiError {
+    match e {
+        EngineError::NoModel => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "model_not_loaded",
+            "No model is loaded.",
+        ),
+        EngineError::InvalidRequest(m) => ApiError::invalid(m.clone(), None),
+        other => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "generation_failed",
+            other.to_string(),
+        ),
+    }
+}
+
+async fn chat(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    match chat_inner(state, headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn chat_inner(
+    state: ApiState,
+    headers: HeaderMap,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    check_key(&state, &headers)?;
+    let Json(body) = body.map_err(|e| {
+        let mut err = ApiError::invalid(
+            format!("the body is not valid JSON: {}", e.body_text()),
+            None,
+        );
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            err.status = StatusCode::PAYLOAD_TOO_LARGE;
+        }
+        err
+    })?;
+    let model = state
+        .engine
+        .loaded()
+        .ok_or_else(|| engine_error(&EngineError::NoModel))?;
+    let max_output = model.context_length.unwrap_or(4096).max(1);
+    let req = openai::parse(&body, max_output)?;
+    if let Some(asked) = req.model.as_deref() {
+        if asked != model.name && asked != "localglm" && asked != "default" {
+            return Err(ApiError {
+                status: StatusCode::NOT_FOUND,
+                kind: "invalid_request_error",
+                message: format!(
+                    "The model `{asked}` does not exist; `{}` is loaded.",
+                    model.name
+                ),
+                param: Some("model"),
+                code: Some("model_not_found"),
+            });
+        }
+    }
+    // Wait for our turn (fair: first come, first served); dropping the request leaves the queue.
+    let permit = state
+        .queue
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| engine_error(&EngineError::NoModel))?;
+    let generation = state
+        .engine
+        .generate(req.generate.clone())
+        .await
+        .map_err(|e| engine_error(&e))?;
+    let id = format!("chatcmpl-{}", uuid_like());
+    let run = Run {
+        _guard: generation.canceller().drop_guard(),
+        events: generation.events,
+        _permit: permit,
+        stop: StopFilter::new(req.stop.clone()),
+        pending: None,
+    };
+    if req.stream {
+        Ok(stream_response(run, id, model.name, req.include_usage).into_response())
+    } else {
+        Ok(Json(complete(run, id, model.name).await?).into_response())
+    }
+}
+
+/// A unique-enough id for responses.
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    format!("{t:x}{n:x}")
+}
+
+/// One running generation: its events, the guard that cancels it when the response is dropped
+/// (a client that hangs up), and its place in the queue.
+struct Run {
+    events: futures::stream::BoxStream<'static, EngineEvent>,
+    _guard: DropGuard,
+    _permit: OwnedSemaphorePermit,
+    stop: StopFilter,
+    /// The end, when a last piece of text is sent before it.
+    pending: Option<Step>,
+}
+
+/// Text of one step of a run, in OpenAI's terms.
+enum Step {
+    Reasoning(String),
+    Content(String),
+    Done {
+        finish: &'static str,
+        usage: Value,
+        error: Option<EngineError>,
+    },
+}
+
+impl Run {
+    /// The next step; `None` after `Done`.
+    async fn next(&mut self) -> Option<Step> {
+        if let Some(done) = self.pending.take() {
+            return Some(done);
+        }
+        loop {
+            match self.events.next().await? {
+                EngineEvent::Reasoning(t) => return Some(Step::Reasoning(t)),
+                EngineEvent::Content(t) => {
+                    let (out, hit) = self.stop.push(&t);
+                    if hit {
+                        // A stop string: end here (dropping the run cancels the generation).
+                        self.events = futures::stream::empty().boxed();
+                        let done = Step::Done {
+                            finish: "stop",
+                            usage: Value::Null,
+                            error: None,
+                        };
+                        if out.is_empty() {
+                            return Some(done);
+                        }
+                        self.pending = Some(done);
+                        return Some(Step::Content(out));
+                    }
+                    if !out.is_empty() {
+                        return Some(Step::Content(out));
+                    }
+                }
+                EngineEvent::Finished {
+                    reason,
+                    stats,
+                    error,
+                } => {
+                    let usage = json!({
+                        "prompt_tokens": stats.prompt_tokens,
+                        "completion_tokens": stats.generated_tokens,
+                        "total_tokens": stats.prompt_tokens + stats.generated_tokens,
+                        "completion_tokens_details": { "reasoning_tokens": stats.reasoning_tokens.unwrap_or(0) },
+                    });
+                    let done = Step::Done {
+                        finish: finish_reason(reason),
+                        usage,
+                        error: error.filter(|_| reason == FinishReason::Error),
+                    };
+                    let rest = self.stop.finish();
+                    if rest.is_empty() {
+                        return Some(done);
+                    }
+                    self.pending = Some(done);
+                    return Some(Step::Content(rest));
+                }
+            }
+        }
+    }
+}
+
+/// The whole reply as one chat completion.
+async fn complete(mut run: Run, id: String, model: String) -> Result<Value, ApiError> {
+    let (mut content, mut reasoning) = (String::new(), String::new());
+    let (finish, usage) = loop {
+        match run.next().await {
+            Some(Step::Reasoning(t)) => reasoning.push_str(&t),
+            Some(Step::Content(t)) => content.push_str(&t),
+            Some(Step::Done { error: Some(e), .. }) => return Err(engine_error(&e)),
+            Some(Step::Done { finish, usage, .. }) => break (finish, usage),
+            None => break ("stop", Value::Null),
+        }
+    };
+    let mut message = json!({ "role": "assistant", "content": content });
+    if !reasoning.is_empty() {
+        message["reasoning_content"] = Value::String(reasoning);
+    }
+    Ok(json!({
+        "id": id, "object": "chat.completion", "created": now_s(), "model": model,
+        "choices": [{ "index": 0, "message": message, "finish_reason": finish }],
+        "usage": usage,
+    }))
+}
+
+/// The reply as server-sent events: a role delta, reasoning and content deltas, a final chunk
+/// with `finish_reason` (and usage when asked), then `[DONE]`.
+fn stream_response(
+    run: Run,
+    id: String,
+    model: String,
+    include_usage: bool,
+) -> Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>> {
+    let created = now_s();
+    let chunk = move |delta: Value, finish: Option<&str>, usage: Option<Value>| {
+        let mut c = json!({
+            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }],
+        });
+        if let Some(u) = usage {
+            c["usage"] = u;
+        }
+        Event::default().data(c.to_string())
+    };
+    let first = chunk(json!({ "role": "assistant", "content": "" }), None, None);
+    let state = (Some(run), false);
+    let rest = futures::stream::unfold((state, chunk), move |((run, done), chunk)| async move {
+        if done {
+            return None;
+        }
+        let Some(mut run) = run else {
+            return Some((Event::default().data("[DONE]"), ((None, true), chunk)));
+        };
+        let ev = match run.next().await {
+            Some(Step::Reasoning(t)) => chunk(json!({ "reasoning_content": t }), None, None),
+            Some(Step::Content(t)) => chunk(json!({ "content": t }), None, None),
+            Some(Step::Done { error: Some(e), .. }) => {
+                let body = engine_error(&e).body();
+                return Some((
+                    Event::default().data(body.to_string()),
+                    ((None, false), chunk),
+                ));
+            }
+            Some(Step::Done { finish, usage, .. }) => {
+                let u = include_usage.then_some(usage);
+                return Some((chunk(json!({}), Some(finish), u), ((None, false), chunk)));
+            }
+            None => return Some((Event::default().data("[DONE]"), ((None, true), chunk))),
+        };
+        Some((ev, ((Some(run), false), chunk)))
+    });
+    Sse::new(
+        futures::stream::once(async move { first })
+            .chain(rest)
+            .map(Ok),
+    )
+}

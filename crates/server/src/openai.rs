@@ -1,0 +1,314 @@
+//! The OpenAI chat-completions wire format: requests in, errors, responses and stream chunks
+//! out. Pure functions, so the shapes are tested without a server.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use localglm_engine::{ChatTurn, GenerateRequest, Role, SamplingParams};
+use serde_json::{json, Value};
+
+/// An error in OpenAI's shape, with its HTTP status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub message: String,
+    pub param: Option<&'static str>,
+    pub code: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn invalid(message: impl Into<String>, param: Option<&'static str>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            kind: "invalid_request_error",
+            message: message.into(),
+            param,
+            code: None,
+        }
+    }
+
+    pub fn new(
+        status: StatusCode,
+        kind: &'static str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            kind,
+            message: message.into(),
+            param: None,
+            code: Some(code),
+        }
+    }
+
+    pub fn body(&self) -> Value {
+        json!({ "error": {
+            "message": self.message, "type": self.kind, "param": self.param, "code": self.code
+        } })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body())).into_response()
+    }
+}
+
+/// A parsed chat-completions request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatRequest {
+    pub model: Option<String>,
+    pub generate: GenerateRequest,
+    pub stream: bool,
+    pub include_usage: bool,
+    pub stop: Vec<String>,
+}
+
+fn text_of(content: &Value) -> Result<String, ApiError> {
+    match content {
+        Value::Null => Ok(String::new()),
+        Value::String(s) => Ok(s.clone()),
+        Value::Array(parts) => parts
+            .iter()
+            .map(|p| match (p["type"].as_str(), p["text"].as_str()) {
+                (Some("text"), Some(t)) => Ok(t.to_string()),
+                _ => Err(ApiError::invalid(
+                    "only text content parts are supported",
+                    Some("messages"),
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| v.concat()),
+        _ => Err(ApiError::invalid(
+            "message content must be a string or a list of parts",
+            Some("messages"),
+        )),
+    }
+}
+
+fn number(v: &Value, name: &'static str) -> Result<Option<f64>, ApiError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Number(n) => Ok(n.as_f64()),
+        _ => Err(ApiError::invalid(
+            format!("{name} must be a number"),
+            Some(name),
+        )),
+    }
+}
+
+/// Parses a request body. `max_output` caps `max_tokens` (the context of the loaded model).
+pub fn parse(body: &Value, max_output: u32) -> Result<ChatRequest, ApiError> {
+    if !body.is_object() {
+        return Err(ApiError::invalid("the body must be a JSON object", None));
+    }
+    let Some(msgs) = body["messages"].as_array().filter(|m| !m.is_empty()) else {
+        return Err(ApiError::invalid(
+            "messages must be a non-empty array",
+            Some("messages"),
+        ));
+    };
+    if body["tools"].as_array().is_some_and(|t| !t.is_empty()) {
+        return Err(ApiError::invalid(
+            "tools are not supported by this server yet",
+            Some("tools"),
+        ));
+    }
+    let mut messages = Vec::with_capacity(msgs.len());
+    for m in msgs {
+        let role = match m["role"].as_str() {
+            Some("system" | "developer") => Role::System,
+            Some("user") => Role::User,
+            Some("assistant") => Role::Assistant,
+            Some(other) => {
+                return Err(ApiError::invalid(
+                    format!("messages with role `{other}` are not supported"),
+                    Some("messages"),
+                ))
+            }
+            None => {
+                return Err(ApiError::invalid(
+                    "every message needs a role",
+                    Some("messages"),
+                ))
+            }
+        };
+        messages.push(ChatTurn {
+            role,
+            content: text_of(&m["content"])?,
+            reasoning: m["reasoning_content"].as_str().map(str::to_owned),
+        });
+    }
+    let max = body["max_completion_tokens"]
+        .as_u64()
+        .or(body["max_tokens"].as_u64())
+        .unwrap_or(u64::from(max_output))
+        .clamp(1, u64::from(max_output.max(1))) as u32;
+    let stop = match &body["stop"] {
+        Value::Null => Vec::new(),
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect(),
+        _ => {
+            return Err(ApiError::invalid(
+                "stop must be a string or a list",
+                Some("stop"),
+            ))
+        }
+    };
+    let kwargs = &body["chat_template_kwargs"];
+    let sampling = SamplingParams {
+        temperature: number(&body["temperature"], "temperature")?.unwrap_or(1.0),
+        top_p: number(&body["top_p"], "top_p")?.unwrap_or(1.0),
+        top_k: body["top_k"].as_u64().map(|k| k as u32),
+        max_tokens: max,
+        seed: body["seed"].as_u64().map(|s| s as u32),
+        min_p: number(&body["min_p"], "min_p")?,
+        repetition_penalty: number(&body["repetition_penalty"], "repetition_penalty")?,
+    };
+    localglm_engine::validate_sampling(&sampling)
+        .map_err(|e| ApiError::invalid(e.to_string(), None))?;
+    Ok(ChatRequest {
+        model: body["model"].as_str().map(str::to_owned),
+        generate: GenerateRequest {
+            messages,
+            sampling,
+            enable_thinking: kwargs["enable_thinking"].as_bool(),
+            reasoning_effort: body["reasoning_effort"]
+                .as_str()
+                .or(kwargs["reasoning_effort"].as_str())
+                .map(str::to_owned),
+            clear_thinking: kwargs["clear_thinking"].as_bool(),
+        },
+        stream: body["stream"].as_bool().unwrap_or(false),
+        include_usage: body["stream_options"]["include_usage"]
+            .as_bool()
+            .unwrap_or(false),
+        stop,
+    })
+}
+
+/// Holds back text that may be the start of a stop string; reports when one is reached.
+#[derive(Debug, Default)]
+pub struct StopFilter {
+    stops: Vec<String>,
+    held: String,
+}
+
+impl StopFilter {
+    pub fn new(stops: Vec<String>) -> Self {
+        Self {
+            stops: stops.into_iter().filter(|s| !s.is_empty()).collect(),
+            held: String::new(),
+        }
+    }
+
+    /// Text that can be sent now, and whether a stop string was reached (the text before it
+    /// is all that is returned then).
+    pub fn push(&mut self, text: &str) -> (String, bool) {
+        self.held.push_str(text);
+        if let Some(at) = self
+            .stops
+            .iter()
+            .filter_map(|s| self.held.find(s.as_str()))
+            .min()
+        {
+            let out = self.held[..at].to_string();
+            self.held.clear();
+            return (out, true);
+        }
+        // Keep the longest tail that is a prefix of some stop string.
+        let keep = self
+            .stops
+            .iter()
+            .flat_map(|s| (1..s.len()).rev().map(move |n| &s[..n]))
+            .filter(|p| self.held.ends_with(p))
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
+        let mut cut = self.held.len() - keep;
+        while !self.held.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let out = self.held[..cut].to_string();
+        self.held.drain(..cut);
+        (out, false)
+    }
+
+    /// What is left at the end.
+    pub fn finish(&mut self) -> String {
+        std::mem::take(&mut self.held)
+    }
+}
+
+/// OpenAI's name for why a generation ended.
+pub fn finish_reason(r: localglm_engine::FinishReason) -> &'static str {
+    match r {
+        localglm_engine::FinishReason::Length => "length",
+        _ => "stop",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_openai_requests() {
+        let r = parse(
+            &json!({
+                "model": "m", "stream": true, "max_tokens": 99999, "temperature": 0.2, "seed": 4,
+                "stop": "END", "reasoning_effort": "max",
+                "chat_template_kwargs": { "enable_thinking": false },
+                "stream_options": { "include_usage": true },
+                "messages": [
+                    { "role": "developer", "content": "be brief" },
+                    { "role": "user", "content": [{ "type": "text", "text": "hi " }, { "type": "text", "text": "there" }] },
+                    { "role": "assistant", "content": "hello", "reasoning_content": "greet" },
+                    { "role": "user", "content": "again" }
+                ]
+            }),
+            512,
+        )
+        .unwrap();
+        assert_eq!(r.model.as_deref(), Some("m"));
+        assert!(r.stream && r.include_usage);
+        assert_eq!(r.stop, ["END"]);
+        let g = &r.generate;
+        assert_eq!(g.sampling.max_tokens, 512);
+        assert_eq!((g.sampling.temperature, g.sampling.seed), (0.2, Some(4)));
+        assert_eq!(g.enable_thinking, Some(false));
+        assert_eq!(g.reasoning_effort.as_deref(), Some("max"));
+        assert_eq!(g.messages[0].role, Role::System);
+        assert_eq!(g.messages[1].content, "hi there");
+        assert_eq!(g.messages[2].reasoning.as_deref(), Some("greet"));
+        for bad in [
+            json!([]),
+            json!({ "messages": [] }),
+            json!({ "messages": [{ "role": "tool", "content": "x" }] }),
+            json!({ "messages": [{ "role": "user", "content": "x" }], "temperature": "hot" }),
+            json!({ "messages": [{ "role": "user", "content": "x" }], "top_p": 3 }),
+            json!({ "messages": [{ "role": "user", "content": "x" }], "tools": [{ "type": "function" }] }),
+        ] {
+            let e = parse(&bad, 10).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");
+        }
+    }
+
+    #[test]
+    fn stop_strings_across_chunks() {
+        let mut f = StopFilter::new(vec!["END".into()]);
+        assert_eq!(f.push("abc E"), ("abc ".into(), false));
+        assert_eq!(f.push("N"), (String::new(), false));
+        assert_eq!(f.push("D tail"), (String::new(), true));
+        let mut f = StopFilter::new(vec!["END".into()]);
+        assert_eq!(f.push("x E"), ("x ".into(), false));
+        assert_eq!(f.push("x"), ("Ex".into(), false));
+        assert_eq!(f.finish(), "");
+        let mut f = StopFilter::new(vec![]);
+        assert_eq!(f.push("é"), ("é".into(), false));
+    }
+}

@@ -1,0 +1,250 @@
+//! The API over real HTTP on loopback, on the scripted engine (deterministic replies that think
+//! unless told not to): the OpenAI shapes, streaming, errors, the key, fairness under load and
+//! disconnects. The official `openai` Python client against the real default model runs in
+//! `scripts/openai_client_test.py` (from `scripts/test.sh`).
+
+use localglm_engine::scripted::ScriptedEngine;
+use localglm_engine::{Engine, LoadSpec};
+use localglm_server::{serve, ApiState};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::sync::Arc;
+
+async fn start(key: Option<&str>, loaded: bool) -> String {
+    let engine = Arc::new(ScriptedEngine::default());
+    if loaded {
+        engine
+            .load(LoadSpec::cpu("/m/tiny-think.gguf"))
+            .await
+            .unwrap();
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let state = ApiState::new(engine, key.map(str::to_owned));
+    tokio::spawn(async move { serve(listener, state).await });
+    url
+}
+
+fn post(url: &str, body: &Value, key: Option<&str>) -> (u16, Value) {
+    let mut req = ureq::post(&format!("{url}/v1/chat/completions"));
+    if let Some(k) = key {
+        req = req.set("Authorization", &format!("Bearer {k}"));
+    }
+    match req.send_json(body.clone()) {
+        Ok(r) => (r.status(), r.into_json().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The SSE `data:` payloads of a streaming request (JSON chunks, then "[DONE]").
+fn stream(url: &str, body: &Value) -> Vec<String> {
+    let r = ureq::post(&format!("{url}/v1/chat/completions"))
+        .send_json(body.clone())
+        .unwrap();
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/event-stream"));
+    BufReader::new(r.into_reader())
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| l.strip_prefix("data: ").map(str::to_owned))
+        .collect()
+}
+
+fn user(text: &str) -> Value {
+    json!({ "messages": [{ "role": "user", "content": text }] })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn models_and_chat_with_reasoning_separated() {
+    let url = start(None, true).await;
+    tokio::task::spawn_blocking(move || {
+        let models: Value = ureq::get(&format!("{url}/v1/models"))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        assert_eq!(models["data"][0]["id"], "tiny-think");
+        let (code, r) = post(&url, &user("hello"), None);
+        assert_eq!(code, 200, "{r}");
+        let msg = &r["choices"][0]["message"];
+        assert_eq!(msg["reasoning_content"], "The user wrote 5 characters.");
+        assert!(msg["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("You said: **hello**"));
+        assert!(!msg["content"].as_str().unwrap().contains("characters"));
+        assert_eq!(r["choices"][0]["finish_reason"], "stop");
+        assert!(r["usage"]["completion_tokens"].as_u64().unwrap() > 5);
+        // chat_template_kwargs reach the template: no thinking.
+        let mut body = user("hello");
+        body["chat_template_kwargs"] = json!({ "enable_thinking": false });
+        let (_, r) = post(&url, &body, None);
+        assert!(
+            r["choices"][0]["message"]
+                .get("reasoning_content")
+                .is_none(),
+            "{r}"
+        );
+        // reasoning_effort reaches it too; max_tokens cuts with "length".
+        let mut body = user("hello");
+        body["reasoning_effort"] = json!("max");
+        body["max_tokens"] = json!(3);
+        let (_, r) = post(&url, &body, None);
+        assert_eq!(r["choices"][0]["finish_reason"], "length");
+        assert!(r["choices"][0]["message"]["reasoning_content"]
+            .as_str()
+            .unwrap()
+            .starts_with("The user"));
+        // A stop string ends the answer before it.
+        let mut body = user("hello");
+        body["stop"] = json!(["**hello"]);
+        let (_, r) = post(&url, &body, None);
+        assert_eq!(r["choices"][0]["message"]["content"], "You said: ");
+        assert_eq!(r["choices"][0]["finish_reason"], "stop");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn streaming_sends_reasoning_and_content_deltas_then_done() {
+    let url = start(None, true).await;
+    tokio::task::spawn_blocking(move || {
+        let mut body = user("stream me");
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({ "include_usage": true });
+        let events = stream(&url, &body);
+        assert_eq!(events.last().unwrap(), "[DONE]");
+        let chunks: Vec<Value> = events[..events.len() - 1]
+            .iter()
+            .map(|e| serde_json::from_str(e).unwrap())
+            .collect();
+        assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+        let text = |field: &str| -> String {
+            chunks
+                .iter()
+                .filter_map(|c| c["choices"][0]["delta"][field].as_str())
+                .collect()
+        };
+        assert_eq!(text("reasoning_content"), "The user wrote 9 characters.");
+        assert!(text("content").starts_with("You said: **stream me**"));
+        let last = chunks.last().unwrap();
+        assert_eq!(last["choices"][0]["finish_reason"], "stop");
+        assert!(last["usage"]["total_tokens"].as_u64().unwrap() > 0);
+        assert!(chunks
+            .iter()
+            .all(|c| c["object"] == "chat.completion.chunk"));
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_have_openai_shape_and_status() {
+    let url = start(Some("sekret"), true).await;
+    let idle = start(None, false).await;
+    tokio::task::spawn_blocking(move || {
+        let (code, r) = post(&url, &user("hi"), None);
+        assert_eq!(code, 401);
+        assert_eq!(r["error"]["code"], "invalid_api_key");
+        assert_eq!(post(&url, &user("hi"), Some("sekret")).0, 200);
+        let e = ureq::get(&format!("{url}/v1/models")).call().unwrap_err();
+        assert!(matches!(e, ureq::Error::Status(401, _)));
+        let mut body = user("hi");
+        body["model"] = json!("gpt-4o");
+        let (code, r) = post(&url, &body, Some("sekret"));
+        assert_eq!(
+            (code, r["error"]["code"].as_str()),
+            (404, Some("model_not_found"))
+        );
+        let (code, r) = post(&url, &json!({ "messages": "nope" }), Some("sekret"));
+        assert_eq!(
+            (code, r["error"]["type"].as_str()),
+            (400, Some("invalid_request_error"))
+        );
+        let bad = ureq::post(&format!("{url}/v1/chat/completions"))
+            .set("Authorization", "Bearer sekret")
+            .set("Content-Type", "application/json")
+            .send_string("{not json");
+        match bad {
+            Err(ureq::Error::Status(400, r)) => {
+                let v: Value = r.into_json().unwrap();
+                assert!(
+                    v["error"]["message"].as_str().unwrap().contains("JSON"),
+                    "{v}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let huge = "x".repeat(9 << 20);
+        let big = ureq::post(&format!("{url}/v1/chat/completions"))
+            .set("Authorization", "Bearer sekret")
+            .send_json(user(&huge));
+        assert!(matches!(big, Err(ureq::Error::Status(413, _))), "{big:?}");
+        let (code, r) = post(&idle, &user("hi"), None);
+        assert_eq!(
+            (code, r["error"]["code"].as_str()),
+            (503, Some("model_not_loaded"))
+        );
+        let e = ureq::get(&format!("{idle}/v2/nothing")).call().unwrap_err();
+        assert!(matches!(e, ureq::Error::Status(404, _)));
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sixteen_streaming_clients_and_a_disconnect() {
+    let url = start(None, true).await;
+    tokio::task::spawn_blocking(move || {
+        // A client that hangs up mid-stream on a long reply frees the queue.
+        let mut body = user("a long one");
+        body["stream"] = json!(true);
+        let r = ureq::post(&format!("{url}/v1/chat/completions"))
+            .send_json(body)
+            .unwrap();
+        let mut lines = BufReader::new(r.into_reader()).lines();
+        for _ in 0..6 {
+            lines.next();
+        }
+        drop(lines);
+        let started = std::time::Instant::now();
+        let threads: Vec<_> = (0..16)
+            .map(|i| {
+                let url = url.clone();
+                std::thread::spawn(move || {
+                    let mut body = user(&format!("client {i}"));
+                    body["stream"] = json!(true);
+                    let events = stream(&url, &body);
+                    assert_eq!(events.last().unwrap(), "[DONE]");
+                    let content: String = events[..events.len() - 1]
+                        .iter()
+                        .map(|e| serde_json::from_str::<Value>(e).unwrap())
+                        .filter_map(|c| {
+                            c["choices"][0]["delta"]["content"]
+                                .as_str()
+                                .map(str::to_owned)
+                        })
+                        .collect();
+                    // Exactly its own reply: nothing of another client's stream mixed in.
+                    let own = format!("You said: **client {i}**\n\n```text\nclient {i}\n```\n");
+                    assert_eq!(content, own);
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // The long reply (400+ tokens at 15 ms) was cancelled, not waited for.
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{:?}",
+            started.elapsed()
+        );
+    })
+    .await
+    .unwrap();
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""The official `openai` Python client against `localglm serve` (a real server process):
+on the default model (SmolLM2, mistralrs backend) and on the tiny GLM-5.x fixture (LocalGLM's
+runtime, a thinking template): list models, plain and streaming chat, `reasoning_content`
+separated, `chat_template_kwargs` honoured, errors. Prints one line per check; exits 1 on the
+first failure.
+
+Usage: openai_client_test.py LOCALGLM_BINARY
+"""
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import openai
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = sys.argv[1]
+GLM = ROOT / "crates/glm/tests/fixtures/tiny-f32.gguf"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(*args):
+    port = free_port()
+    p = subprocess.Popen([BIN, "serve", "--port", str(port), *args], stderr=subprocess.PIPE, text=True)
+    for _ in range(600):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return p, f"http://127.0.0.1:{port}/v1"
+        except OSError:
+            if p.poll() is not None:
+                raise SystemExit(f"serve exited: {p.stderr.read()}")
+            time.sleep(0.2)
+    raise SystemExit("serve did not start")
+
+
+def check(name, cond, detail=""):
+    print(f"{'ok' if cond else 'FAIL'} - {name}{': ' + str(detail) if not cond else ''}")
+    if not cond:
+        raise SystemExit(1)
+
+
+def main():
+    procs = []
+    try:
+        small, url = serve("--api-key", "test-key")
+        procs.append(small)
+        client = openai.OpenAI(base_url=url, api_key="test-key")
+        models = client.models.list().data
+        check("models lists the default model", len(models) == 1 and "SmolLM2" in models[0].id, models)
+        r = client.chat.completions.create(
+            model=models[0].id, messages=[{"role": "user", "content": "Say hello."}], max_tokens=16, temperature=0
+        )
+        check("plain completion has text", bool(r.choices[0].message.content), r)
+        check("usage is reported", r.usage.completion_tokens >= 1 and r.usage.prompt_tokens > 5, r.usage)
+        chunks = list(
+            client.chat.completions.create(
+                model=models[0].id, messages=[{"role": "user", "content": "Count to five."}],
+                max_tokens=16, stream=True,
+            )
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        check("streaming yields deltas and a finish reason", text and chunks[-1].choices[0].finish_reason in ("stop", "length"), chunks[-1])
+        try:
+            client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+            check("unknown model is refused", False)
+        except openai.NotFoundError as e:
+            check("unknown model is a 404 in OpenAI's shape", e.status_code == 404 and "gpt-4o" in str(e))
+        try:
+            openai.OpenAI(base_url=url, api_key="wrong").models.list()
+            check("a wrong key is refused", False)
+        except openai.AuthenticationError as e:
+            check("a wrong key is a 401", e.status_code == 401)
+
+        glm, url = serve("--model", str(GLM))
+        procs.append(glm)
+        client = openai.OpenAI(base_url=url, api_key="unused")
+        r = client.chat.completions.create(
+            model="tiny-f32", messages=[{"role": "user", "content": "Hi"}], max_tokens=24, seed=3
+        )
+        msg = r.choices[0].message
+        reasoning = getattr(msg, "reasoning_content", None) or (msg.model_extra or {}).get("reasoning_content")
+        check("a thinking template's reasoning is separate", bool(reasoning) and reasoning not in (msg.content or ""), msg)
+        r = client.chat.completions.create(
+            model="tiny-f32", messages=[{"role": "user", "content": "Hi"}], max_tokens=24, seed=3,
+            extra_body={"chat_template_kwargs": {"enable_thinking": False}},
+        )
+        msg = r.choices[0].message
+        reasoning = (msg.model_extra or {}).get("reasoning_content")
+        check("chat_template_kwargs enable_thinking=false: no reasoning", not reasoning, msg)
+        stream = client.chat.completions.create(
+            model="tiny-f32", messages=[{"role": "user", "content": "Hi"}], max_tokens=12, stream=True, seed=3
+        )
+        kinds = set()
+        for c in stream:
+            if c.choices:
+                extra = c.choices[0].delta.model_extra or {}
+                if extra.get("reasoning_content"):
+                    kinds.add("reasoning")
+                if c.choices[0].delta.content:
+                    kinds.add("content")
+        check("streamed reasoning arrives as reasoning_content deltas", "reasoning" in kinds, kinds)
+        print("openai client: all checks passed")
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
