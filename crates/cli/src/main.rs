@@ -194,6 +194,16 @@ struct ChatArgs {
     /// Sampling seed (reproducible replies).
     #[arg(long)]
     seed: Option<u32>,
+    /// Chat with a model on an OpenAI-compatible server (vLLM, SGLang, `localglm serve`, ...)
+    /// at this base URL (ending in `/v1`) instead of a local file.
+    #[arg(long, conflicts_with = "model")]
+    remote: Option<String>,
+    /// API key for --remote (default: `LOCALGLM_REMOTE_KEY`).
+    #[arg(long = "remote-key", env = "LOCALGLM_REMOTE_KEY")]
+    remote_key: Option<String>,
+    /// Model id on the --remote server (default: its first).
+    #[arg(long = "remote-model")]
+    remote_model: Option<String>,
     /// Do not print the stats line.
     #[arg(long)]
     quiet: bool,
@@ -321,9 +331,10 @@ async fn chat(args: ChatArgs) -> Result<()> {
         Some(name) => Some(find_preset(name)?),
         None => None,
     };
-    let path = match &args.model {
-        Some(p) => p.clone(),
-        None => {
+    let path = match (&args.model, &args.remote) {
+        (Some(p), _) => p.clone(),
+        (None, Some(url)) => PathBuf::from(url),
+        (None, None) => {
             let p = localglm_models::Library::from_env().default_model_path();
             if !p.exists() {
                 bail!(
@@ -334,7 +345,16 @@ async fn chat(args: ChatArgs) -> Result<()> {
             p
         }
     };
-    let engine = AutoEngine::new();
+    let engine: Box<dyn Engine> = match &args.remote {
+        Some(url) => Box::new(localglm_engine::remote::RemoteEngine::new(
+            localglm_engine::remote::RemoteSpec {
+                base_url: url.clone(),
+                api_key: args.remote_key.clone(),
+                model: args.remote_model.clone(),
+            },
+        )),
+        None => Box::new(AutoEngine::new()),
+    };
     eprintln!("loading {} ...", path.display());
     let info = engine
         .load(LoadSpec {
@@ -396,7 +416,7 @@ async fn chat(args: ChatArgs) -> Result<()> {
 
     if !args.prompt.is_empty() {
         history.push(ChatTurn::new(Role::User, args.prompt.join(" ")));
-        turn(&engine, &history, &opts).await?;
+        turn(engine.as_ref(), &history, &opts).await?;
         return Ok(());
     }
 
@@ -420,7 +440,7 @@ async fn chat(args: ChatArgs) -> Result<()> {
             _ => {}
         }
         history.push(ChatTurn::new(Role::User, line));
-        let answer = turn(&engine, &history, &opts).await?;
+        let answer = turn(engine.as_ref(), &history, &opts).await?;
         history.push(ChatTurn::new(Role::Assistant, answer));
     }
     Ok(())
@@ -461,7 +481,7 @@ impl TurnOptions {
     }
 }
 
-async fn turn(engine: &AutoEngine, history: &[ChatTurn], opts: &TurnOptions) -> Result<String> {
+async fn turn(engine: &dyn Engine, history: &[ChatTurn], opts: &TurnOptions) -> Result<String> {
     let quiet = opts.quiet;
     let request = GenerateRequest {
         messages: history.to_vec(),

@@ -24,6 +24,7 @@ pub mod glm;
 pub mod mistral;
 pub mod prompt;
 pub mod reasoning;
+pub mod remote;
 pub mod scripted;
 mod stats;
 

@@ -1,0 +1,308 @@
+//! Backend on any OpenAI-compatible server (vLLM, SGLang, llama-server, another LocalGLM):
+//! for users whose model runs on a cluster. Replies stream over server-sent events; reasoning
+//! comes as `reasoning_content` deltas or as `<think>` tags inside the content (both end up as
+//! reasoning); stop closes the connection.
+//!
+//! Invariants: `load` checks reachability, the key and the model name before anything else, so a
+//! bad setting fails at once with a clear reason; every generation ends with one `Finished`.
+
+use crate::reasoning::{Segment, ThinkParser};
+use crate::{
+    validate, Engine, EngineError, EngineEvent, GenerateRequest, Generation, LoadSpec, StatsClock,
+};
+use async_trait::async_trait;
+use localglm_protocol::{FinishReason, ModelInfo, Role};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::sync::RwLock;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Where the server is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteSpec {
+    /// Base URL including `/v1`, e.g. `http://gpu-box:8000/v1`.
+    pub base_url: String,
+    pub api_key: Option<String>,
+    /// Model id; `None` takes the server's first.
+    pub model: Option<String>,
+}
+
+/// The remote backend.
+pub struct RemoteEngine {
+    spec: RemoteSpec,
+    loaded: RwLock<Option<ModelInfo>>,
+}
+
+impl RemoteEngine {
+    pub fn new(spec: RemoteSpec) -> Self {
+        Self {
+            spec: RemoteSpec {
+                base_url: spec.base_url.trim_end_matches('/').to_string(),
+                ..spec
+            },
+            loaded: RwLock::new(None),
+        }
+    }
+
+    fn agent() -> ureq::Agent {
+        ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(10))
+            .timeout_read(Duration::from_secs(300))
+            .build()
+    }
+
+    fn request(&self, agent: &ureq::Agent, method: &str, path: &str) -> ureq::Request {
+        let mut r = agent.request(method, &format!("{}{path}", self.spec.base_url));
+        if let Some(k) = &self.spec.api_key {
+            r = r.set("Authorization", &format!("Bearer {k}"));
+        }
+        r
+    }
+}
+
+/// A readable reason for a failed call.
+fn http_reason(base: &str, e: ureq::Error) -> String {
+    match e {
+        ureq::Error::Status(401 | 403, _) => {
+            format!("{base} refused the API key (401): check the key")
+        }
+        ureq::Error::Status(code, r) => {
+            let body: Value = r.into_json().unwrap_or(Value::Null);
+            let msg = body["error"]["message"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| body.to_string());
+            format!("{base} answered {code}: {msg}")
+        }
+        ureq::Error::Transport(t) => format!("cannot reach {base}: {t}"),
+    }
+}
+
+#[async_trait]
+impl Engine for RemoteEngine {
+    fn backend(&self) -> &'static str {
+        "remote"
+    }
+
+    async fn load(&self, _spec: LoadSpec) -> Result<ModelInfo, EngineError> {
+        let base = self.spec.base_url.clone();
+        let failed = |reason: String| EngineError::LoadFailed {
+            path: base.clone().into(),
+            reason,
+        };
+        let agent = Self::agent();
+        let list = self.request(&agent, "GET", "/models");
+        let call_base = base.clone();
+        let models: Value = tokio::task::spawn_blocking(move || {
+            list.call().map_err(|e| http_reason(&call_base, e))
+        })
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(failed)?
+        .into_json()
+        .map_err(|e| failed(format!("not an OpenAI-compatible model list: {e}")))?;
+        let ids: Vec<String> = models["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["id"].as_str().map(str::to_owned))
+            .collect();
+        let name = match &self.spec.model {
+            Some(m) if ids.contains(m) => m.clone(),
+            Some(m) => {
+                return Err(failed(format!(
+                    "the server has no model `{m}` (it has: {})",
+                    ids.join(", ")
+                )))
+            }
+            None => ids
+                .first()
+                .cloned()
+                .ok_or_else(|| failed("the server lists no model".into()))?,
+        };
+        let info = ModelInfo {
+            name,
+            path: self.spec.base_url.clone(),
+            size_bytes: 0.0,
+            backend: self.backend().into(),
+            architecture: None,
+            context_length: None,
+            quant: None,
+            // The server's template decides; the switches are passed through.
+            supports_thinking: true,
+            effort_levels: Vec::new(),
+        };
+        *self.loaded.write().expect("engine lock") = Some(info.clone());
+        Ok(info)
+    }
+
+    fn loaded(&self) -> Option<ModelInfo> {
+        self.loaded.read().expect("engine lock").clone()
+    }
+
+    async fn generate(&self, request: GenerateRequest) -> Result<Generation, EngineError> {
+        validate(&request)?;
+        let model = self.loaded().ok_or(EngineError::NoModel)?;
+        let messages: Vec<Value> = request
+            .messages
+            .iter()
+            .map(|t| {
+                let role = match t.role {
+                    Role::System => "system",
+                    Role::User => "user",
+                    Role::Assistant => "assistant",
+                };
+                let mut m = json!({ "role": role, "content": t.content });
+                if let Some(r) = &t.reasoning {
+                    m["reasoning_content"] = Value::String(r.clone());
+                }
+                m
+            })
+            .collect();
+        let s = &request.sampling;
+        let mut kwargs = serde_json::Map::new();
+        if let Some(on) = request.enable_thinking {
+            kwargs.insert("enable_thinking".into(), on.into());
+        }
+        if let Some(c) = request.clear_thinking {
+            kwargs.insert("clear_thinking".into(), c.into());
+        }
+        let mut body = json!({
+            "model": model.name, "messages": messages, "stream": true,
+            "stream_options": { "include_usage": true },
+            "temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens,
+        });
+        let extra = [
+            ("top_k", s.top_k.map(Value::from)),
+            ("seed", s.seed.map(Value::from)),
+            ("min_p", s.min_p.map(Value::from)),
+            ("repetition_penalty", s.repetition_penalty.map(Value::from)),
+            (
+                "reasoning_effort",
+                request.reasoning_effort.clone().map(Value::from),
+            ),
+            (
+                "chat_template_kwargs",
+                (!kwargs.is_empty()).then(|| Value::Object(kwargs)),
+            ),
+        ];
+        for (k, v) in extra {
+            if let Some(v) = v {
+                body[k] = v;
+            }
+        }
+        let agent = Self::agent();
+        let post = self.request(&agent, "POST", "/chat/completions");
+        let base = self.spec.base_url.clone();
+        let response = tokio::task::spawn_blocking(move || {
+            post.send_json(body)
+                .map_err(|e| EngineError::Generation(http_reason(&base, e)))
+        })
+        .await
+        .map_err(|e| EngineError::Generation(e.to_string()))??;
+        let cancel = CancellationToken::new();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let token = cancel.clone();
+        std::thread::Builder::new()
+            .name("remote-stream".into())
+            .spawn(move || read_stream(response, token, tx))
+            .map_err(|e| EngineError::Generation(e.to_string()))?;
+        Ok(Generation::new(crate::event_stream(rx), cancel))
+    }
+
+    async fn unload(&self) {
+        *self.loaded.write().expect("engine lock") = None;
+    }
+}
+
+/// Turns the server's SSE stream into engine events; stops (closing the connection) when
+/// cancelled or when nobody listens.
+fn read_stream(
+    response: ureq::Response,
+    cancel: CancellationToken,
+    tx: mpsc::UnboundedSender<EngineEvent>,
+) {
+    let mut clock = StatsClock::start(0);
+    clock.track_reasoning();
+    let mut parser = ThinkParser::default();
+    let mut exact: Option<u32> = None;
+    let send = |segs: Vec<Segment>| {
+        segs.into_iter().all(|s| {
+            tx.send(match s {
+                Segment::Reasoning(t) => EngineEvent::Reasoning(t),
+                Segment::Content(t) => EngineEvent::Content(t),
+            })
+            .is_ok()
+        })
+    };
+    let mut reason = FinishReason::Stop;
+    let mut error = None;
+    for line in BufReader::new(response.into_reader()).lines() {
+        if cancel.is_cancelled() || tx.is_closed() {
+            reason = FinishReason::Cancelled;
+            break;
+        }
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                reason = FinishReason::Error;
+                error = Some(EngineError::Generation(format!("the stream broke: {e}")));
+                break;
+            }
+        };
+        let Some(data) = line.strip_prefix("data:").map(str::trim) else {
+            continue;
+        };
+        if data == "[DONE]" {
+            break;
+        }
+        let Ok(chunk) = serde_json::from_str::<Value>(data) else {
+            continue;
+        };
+        if let Some(msg) = chunk["error"]["message"].as_str() {
+            reason = FinishReason::Error;
+            error = Some(EngineError::Generation(msg.to_string()));
+            break;
+        }
+        if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
+            clock.set_prompt_tokens(u["prompt_tokens"].as_u64().unwrap_or(0) as u32);
+            exact = u["completion_tokens"].as_u64().map(|n| n as u32);
+        }
+        let choice = &chunk["choices"][0];
+        let delta = &choice["delta"];
+        let mut segs = Vec::new();
+        if let Some(r) = delta["reasoning_content"]
+            .as_str()
+            .filter(|r| !r.is_empty())
+        {
+            segs.push(Segment::Reasoning(r.to_string()));
+        }
+        if let Some(c) = delta["content"].as_str().filter(|c| !c.is_empty()) {
+            segs.extend(parser.push(c));
+        }
+        if !segs.is_empty() {
+            let thought = segs.iter().any(|s| matches!(s, Segment::Reasoning(_)));
+            clock.tokens(1);
+            if thought {
+                clock.reasoning_tokens(1);
+            }
+            if !send(segs) {
+                reason = FinishReason::Cancelled;
+                break;
+            }
+        }
+        match choice["finish_reason"].as_str() {
+            Some("length") => reason = FinishReason::Length,
+            Some(_) => reason = FinishReason::Stop,
+            None => {}
+        }
+    }
+    send(parser.finish());
+    let _ = tx.send(EngineEvent::Finished {
+        reason,
+        stats: clock.finish(exact, None),
+        error,
+    });
+}
