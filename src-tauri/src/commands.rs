@@ -4,9 +4,9 @@ use crate::settings::SettingsState;
 use localglm_chat::{presets, ChatService};
 use localglm_models::Library;
 use localglm_protocol::{
-    AppError, AppInfo, ConversationSummary, ConversationView, DownloadState, ErrorKind, FitPlan,
-    FitRequest, GenerationEvent, GenerationHandle, MachineSpec, ModelInfo, ModelStatus,
-    QuantCatalog, SamplingPreset, SendRequest, Settings,
+    ApiLogEntry, ApiSettings, ApiStatus, AppError, AppInfo, ConversationSummary, ConversationView,
+    DownloadState, ErrorKind, FitPlan, FitRequest, GenerationEvent, GenerationHandle, MachineSpec,
+    ModelInfo, ModelStatus, QuantCatalog, SamplingPreset, SendRequest, Settings,
 };
 use std::sync::Arc;
 use tauri::ipc::Channel;
@@ -134,6 +134,45 @@ fn this_machine(context: u32) -> FitRequest {
         kv_type: "f16".into(),
         cpu_moe: None,
     }
+}
+
+/// Whether the local API runs, and where.
+#[tauri::command]
+pub fn api_status(server: State<'_, crate::api::ApiServer>) -> ApiStatus {
+    server.status()
+}
+
+/// Saves the local API settings and (re)starts or stops the server accordingly.
+#[tauri::command]
+pub async fn set_api<R: tauri::Runtime>(
+    app: tauri::AppHandle<R>,
+    server: State<'_, crate::api::ApiServer>,
+    settings: State<'_, SettingsState>,
+    service: Service<'_>,
+    api: ApiSettings,
+) -> Result<ApiStatus, AppError> {
+    if api.host.trim().is_empty() {
+        return Err(AppError::new(
+            ErrorKind::InvalidRequest,
+            "The API needs a host to listen on.",
+        ));
+    }
+    let api = ApiSettings {
+        api_key: api.api_key.filter(|k| !k.trim().is_empty()),
+        ..api
+    };
+    let saved = api.clone();
+    settings.update(move |s| {
+        s.api = saved;
+        Ok(())
+    })?;
+    Ok(server.apply(&app, service.engine().clone(), &api).await)
+}
+
+/// The requests the local API served most recently (oldest first).
+#[tauri::command]
+pub fn api_log(server: State<'_, crate::api::ApiServer>) -> Vec<ApiLogEntry> {
+    server.log()
 }
 
 type Downloads<'a> = State<'a, Arc<localglm_models::manager::Manager>>;

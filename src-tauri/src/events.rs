@@ -5,3 +5,6 @@ pub const MODEL_STATUS: &str = "model-status";
 
 /// Payload: `DownloadState`. Sent on every change of a download (progress a few times a second).
 pub const DOWNLOAD: &str = "download";
+
+/// Payload: `ApiLogEntry`. One per request the local API served.
+pub const API_LOG: &str = "api-log";

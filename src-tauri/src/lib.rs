@@ -8,6 +8,7 @@ use localglm_models::Library;
 use std::sync::Arc;
 use tauri::{Emitter, Manager, Runtime};
 
+pub mod api;
 pub mod commands;
 pub mod events;
 pub mod settings;
@@ -40,6 +41,9 @@ pub fn build<R: Runtime>(
             commands::get_settings,
             commands::save_settings,
             commands::quant_catalog,
+            commands::api_status,
+            commands::set_api,
+            commands::api_log,
             commands::list_downloads,
             commands::start_download,
             commands::pause_download,
@@ -89,7 +93,16 @@ fn state_plugin<R: Runtime>(
                 .model_path
                 .map(std::path::PathBuf::from)
                 .unwrap_or_else(|| library.default_model_path());
+            let api_settings = settings.get().api;
             app.manage(settings);
+            app.manage(api::ApiServer::default());
+            if api_settings.enabled {
+                let (handle, engine) = (app.clone(), engine.clone());
+                tauri::async_runtime::spawn(async move {
+                    let server = handle.state::<api::ApiServer>();
+                    server.apply(&handle, engine, &api_settings).await;
+                });
+            }
             let emitter = app.clone();
             app.manage(localglm_models::manager::Manager::new(
                 library.models_dir(),

@@ -324,3 +324,45 @@ fn quant_picker_plans_and_a_model_that_does_not_fit_needs_force() {
     let m: ModelInfo = ok(&h, "load_model", json!({ "path": path, "force": true }));
     assert!(m.name.contains("GLM-5.2-UD-Q2_K_XL"));
 }
+
+#[test]
+fn the_local_api_starts_serves_logs_and_stops_from_settings() {
+    use localglm_protocol::{ApiLogEntry, ApiStatus};
+    let h = harness();
+    wait_ready(&h);
+    let off: ApiStatus = ok(&h, "api_status", json!({}));
+    assert!(!off.running);
+    let api = json!({ "enabled": true, "host": "127.0.0.1", "port": 0, "api_key": "k9" });
+    let on: ApiStatus = ok(&h, "set_api", json!({ "api": api }));
+    assert!(on.running, "{on:?}");
+    let url = on.url.unwrap();
+    let models: serde_json::Value = ureq::get(&format!("{url}/models"))
+        .set("Authorization", "Bearer k9")
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(models["data"][0]["id"], "SmolLM2-135M-Instruct.Q4_1");
+    let refused = ureq::get(&format!("{url}/models")).call();
+    assert!(matches!(refused, Err(ureq::Error::Status(401, _))));
+    let log: Vec<ApiLogEntry> = ok(&h, "api_log", json!({}));
+    assert_eq!(
+        log.iter().map(|e| e.status).collect::<Vec<_>>(),
+        [200, 401],
+        "{log:?}"
+    );
+    assert_eq!(log[0].path, "/v1/models");
+    // Saved with the settings; off stops it.
+    let s: Settings = ok(&h, "get_settings", json!({}));
+    assert!(s.api.enabled && s.api.api_key.as_deref() == Some("k9"));
+    let off: ApiStatus = ok(
+        &h,
+        "set_api",
+        json!({ "api": { "enabled": false, "host": "127.0.0.1", "port": 0, "api_key": null } }),
+    );
+    assert!(!off.running);
+    std::thread::sleep(Duration::from_millis(100));
+    // A new connection (not a pooled keep-alive one) finds nobody listening.
+    let fresh = ureq::AgentBuilder::new().build();
+    assert!(fresh.get(&format!("{url}/models")).call().is_err());
+}

@@ -434,6 +434,53 @@ pub struct Settings {
     /// Preset selected for new conversations.
     #[serde(default = "general")]
     pub default_preset: String,
+    /// The OpenAI-compatible local API.
+    #[serde(default)]
+    pub api: ApiSettings,
+}
+
+/// The local API server's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ApiSettings {
+    pub enabled: bool,
+    /// `127.0.0.1` (this computer only) unless the user opens it to the network.
+    pub host: String,
+    /// 0 picks a free port.
+    pub port: u16,
+    /// Required as `Authorization: Bearer KEY` when set.
+    pub api_key: Option<String>,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            host: "127.0.0.1".into(),
+            port: 8080,
+            api_key: None,
+        }
+    }
+}
+
+/// Whether the local API runs, and where.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ApiStatus {
+    pub running: bool,
+    /// `http://HOST:PORT/v1` while running.
+    pub url: Option<String>,
+    /// Why it is not running when it should (e.g. the port is taken).
+    pub error: Option<String>,
+}
+
+/// One request the local API served.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ApiLogEntry {
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: f64,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub duration_ms: f64,
 }
 
 fn yes() -> bool {
@@ -459,6 +506,7 @@ impl Default for Settings {
             collapse_reasoning: true,
             presets: Vec::new(),
             default_preset: general(),
+            api: ApiSettings::default(),
         }
     }
 }

@@ -38,6 +38,9 @@ fn export_into(dir: &Path) {
         QuantRow,
         QuantCatalog,
         DownloadState,
+        ApiSettings,
+        ApiStatus,
+        ApiLogEntry,
     );
 }
 

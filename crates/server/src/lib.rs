@@ -27,12 +27,16 @@ use tokio_util::sync::DropGuard;
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 8 << 20;
 
+/// Receives one entry per request served (method, path, status, time to the response head).
+pub type RequestLog = Arc<dyn Fn(localglm_protocol::ApiLogEntry) + Send + Sync>;
+
 /// What the server needs.
 #[derive(Clone)]
 pub struct ApiState {
     engine: Arc<dyn Engine>,
     api_key: Option<String>,
     queue: Arc<Semaphore>,
+    log: Option<RequestLog>,
 }
 
 impl ApiState {
@@ -41,8 +45,38 @@ impl ApiState {
             engine,
             api_key: api_key.filter(|k| !k.is_empty()),
             queue: Arc::new(Semaphore::new(1)),
+            log: None,
         }
     }
+
+    /// Reports every request to `log` (the app's live request log).
+    pub fn with_log(mut self, log: RequestLog) -> Self {
+        self.log = Some(log);
+        self
+    }
+}
+
+async fn log_requests(
+    State(state): State<ApiState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (method, path) = (req.method().to_string(), req.uri().path().to_string());
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    if let Some(log) = &state.log {
+        log(localglm_protocol::ApiLogEntry {
+            at_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64() * 1000.0)
+                .unwrap_or(0.0),
+            method,
+            path,
+            status: response.status().as_u16(),
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        });
+    }
+    response
 }
 
 /// The API's routes.
@@ -59,6 +93,10 @@ pub fn router(state: ApiState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            log_requests,
+        ))
         .with_state(state)
 }
 

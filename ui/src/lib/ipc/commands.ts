@@ -6,6 +6,9 @@
 //! `AppError` (see `errors.ts`).
 
 import { Channel, invoke, type InvokeArgs } from '@tauri-apps/api/core';
+import type { ApiLogEntry } from '../bindings/ApiLogEntry';
+import type { ApiSettings } from '../bindings/ApiSettings';
+import type { ApiStatus } from '../bindings/ApiStatus';
 import type { AppInfo } from '../bindings/AppInfo';
 import type { DownloadState } from '../bindings/DownloadState';
 import type { FitPlan } from '../bindings/FitPlan';
@@ -68,6 +71,21 @@ export function exportPresets(): Promise<string> {
 /** Adds the presets of a presets file; resolves to those added. */
 export function importPresets(json: string): Promise<SamplingPreset[]> {
   return call('import_presets', { json });
+}
+
+/** Whether the local API runs, and where. */
+export function apiStatus(): Promise<ApiStatus> {
+  return call('api_status');
+}
+
+/** Saves the local API settings and starts or stops the server. */
+export function setApi(api: ApiSettings): Promise<ApiStatus> {
+  return call('set_api', { api });
+}
+
+/** The requests the local API served most recently. */
+export function apiLog(): Promise<ApiLogEntry[]> {
+  return call('api_log');
 }
 
 export function modelStatus(): Promise<ModelStatus> {

@@ -1,6 +1,7 @@
 //! Global (app-wide) events. Per-generation events travel on channels instead (`commands.ts`).
 
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
+import type { ApiLogEntry } from '../bindings/ApiLogEntry';
 import type { DownloadState } from '../bindings/DownloadState';
 import type { ModelStatus } from '../bindings/ModelStatus';
 import { toAppError } from './errors';
@@ -24,6 +25,18 @@ export const DOWNLOAD_EVENT = 'download';
 export async function onDownload(handler: (state: DownloadState) => void): Promise<UnlistenFn> {
   try {
     return await listen<DownloadState>(DOWNLOAD_EVENT, (event) => handler(event.payload));
+  } catch (reason) {
+    throw toAppError(reason);
+  }
+}
+
+/** Name of the event the shell emits for every request the local API serves. */
+export const API_LOG_EVENT = 'api-log';
+
+/** Calls `handler` with every local-API request until the returned function is called. */
+export async function onApiLog(handler: (entry: ApiLogEntry) => void): Promise<UnlistenFn> {
+  try {
+    return await listen<ApiLogEntry>(API_LOG_EVENT, (event) => handler(event.payload));
   } catch (reason) {
     throw toAppError(reason);
   }

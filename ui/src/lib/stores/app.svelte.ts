@@ -9,6 +9,9 @@ import type { AppError } from '../bindings/AppError';
 import type { AppInfo } from '../bindings/AppInfo';
 import type { ConversationSummary } from '../bindings/ConversationSummary';
 import type { GenerationEvent } from '../bindings/GenerationEvent';
+import type { ApiLogEntry } from '../bindings/ApiLogEntry';
+import type { ApiSettings } from '../bindings/ApiSettings';
+import type { ApiStatus } from '../bindings/ApiStatus';
 import type { DownloadState } from '../bindings/DownloadState';
 import type { ModelInfo } from '../bindings/ModelInfo';
 import type { ModelStatus } from '../bindings/ModelStatus';
@@ -202,6 +205,33 @@ export class AppStore {
     try {
       await ipc.deleteModel(path);
       await this.refreshLibrary();
+    } catch (reason) {
+      this.showError(reason);
+    }
+  }
+
+  /** The local API's state and recent requests (loaded when the settings open). */
+  apiStatus = $state.raw<ApiStatus | null>(null);
+  apiLog = $state.raw<ApiLogEntry[]>([]);
+  private unlistenApiLog: (() => void) | null = null;
+
+  async openApi(): Promise<void> {
+    try {
+      if (!this.unlistenApiLog) {
+        this.unlistenApiLog = await ipc.onApiLog((e) => (this.apiLog = [...this.apiLog.slice(-199), e]));
+      }
+      const [status, log] = await Promise.all([ipc.apiStatus(), ipc.apiLog()]);
+      this.apiStatus = status;
+      this.apiLog = log;
+    } catch (reason) {
+      this.showError(reason);
+    }
+  }
+
+  async setApi(api: ApiSettings): Promise<void> {
+    try {
+      this.apiStatus = await ipc.setApi(api);
+      this.settings = await ipc.getSettings();
     } catch (reason) {
       this.showError(reason);
     }
