@@ -8,36 +8,25 @@ import { toAppError } from './errors';
 
 /** Name of the event the shell emits whenever the model status changes. */
 export const MODEL_STATUS_EVENT = 'model-status';
-
-/** Calls `handler` with every new model status until the returned function is called. */
-export async function onModelStatus(handler: (status: ModelStatus) => void): Promise<UnlistenFn> {
-  try {
-    return await listen<ModelStatus>(MODEL_STATUS_EVENT, (event) => handler(event.payload));
-  } catch (reason) {
-    throw toAppError(reason);
-  }
-}
-
 /** Name of the event the shell emits on every change of a download. */
 export const DOWNLOAD_EVENT = 'download';
-
-/** Calls `handler` with every download change until the returned function is called. */
-export async function onDownload(handler: (state: DownloadState) => void): Promise<UnlistenFn> {
-  try {
-    return await listen<DownloadState>(DOWNLOAD_EVENT, (event) => handler(event.payload));
-  } catch (reason) {
-    throw toAppError(reason);
-  }
-}
-
 /** Name of the event the shell emits for every request the local API serves. */
 export const API_LOG_EVENT = 'api-log';
 
-/** Calls `handler` with every local-API request until the returned function is called. */
-export async function onApiLog(handler: (entry: ApiLogEntry) => void): Promise<UnlistenFn> {
+/** Calls `handler` with every payload of event `name` until the returned function is called. */
+async function on<T>(name: string, handler: (payload: T) => void): Promise<UnlistenFn> {
   try {
-    return await listen<ApiLogEntry>(API_LOG_EVENT, (event) => handler(event.payload));
+    return await listen<T>(name, (event) => handler(event.payload));
   } catch (reason) {
     throw toAppError(reason);
   }
 }
+
+/** Every new model status. */
+export const onModelStatus = (handler: (status: ModelStatus) => void) => on(MODEL_STATUS_EVENT, handler);
+
+/** Every change of a download. */
+export const onDownload = (handler: (state: DownloadState) => void) => on(DOWNLOAD_EVENT, handler);
+
+/** Every request the local API serves. */
+export const onApiLog = (handler: (entry: ApiLogEntry) => void) => on(API_LOG_EVENT, handler);
