@@ -68,6 +68,19 @@ fn err(h: &Harness, cmd: &str, args: Value) -> AppError {
     serde_json::from_value(e).unwrap()
 }
 
+/// The conversation once it holds `n` messages (a reply is saved when its generation ends).
+fn conversation_with(h: &Harness, id: &str, n: usize) -> ConversationView {
+    let mut view: ConversationView = ok(h, "get_conversation", json!({ "id": id }));
+    for _ in 0..500 {
+        if view.messages.len() == n {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        view = ok(h, "get_conversation", json!({ "id": id }));
+    }
+    view
+}
+
 fn wait_ready(h: &Harness) {
     for _ in 0..500 {
         if let ModelStatus::Ready { .. } = ok::<ModelStatus>(h, "model_status", json!({})) {
@@ -123,14 +136,7 @@ fn send_message_streams_and_persists() {
     );
     assert_eq!(handle.user_message.message.role, Role::User);
     // The reply is saved when the generation ends.
-    let mut view: ConversationView = ok(&h, "get_conversation", json!({ "id": c.id }));
-    for _ in 0..500 {
-        if view.messages.len() == 2 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-        view = ok(&h, "get_conversation", json!({ "id": c.id }));
-    }
+    let view = conversation_with(&h, &c.id, 2);
     assert_eq!(view.title, "Hello there");
     assert_eq!(view.messages.len(), 2);
     assert_eq!(view.messages[1].message.id, handle.assistant_message_id);
@@ -256,14 +262,7 @@ fn presets_crud_export_import_and_recorded_on_replies() {
             "onEvent": "__CHANNEL__:9"
         }),
     );
-    let mut view: ConversationView = ok(&h, "get_conversation", json!({ "id": c.id }));
-    for _ in 0..500 {
-        if view.messages.len() == 2 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-        view = ok(&h, "get_conversation", json!({ "id": c.id }));
-    }
+    let view = conversation_with(&h, &c.id, 2);
     let reply = &view.messages[1].message;
     let sent = reply.sent_with.as_ref().expect("recorded");
     assert_eq!(sent.preset_name.as_deref(), Some("Careful coder"));
