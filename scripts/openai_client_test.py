@@ -2,11 +2,15 @@
 """The official `openai` Python client against `localglm serve` (a real server process):
 on the default model (SmolLM2, mistralrs backend) and on the tiny GLM-5.x fixture (LocalGLM's
 runtime, a thinking template): list models, plain and streaming chat, `reasoning_content`
-separated, `chat_template_kwargs` honoured, errors. Prints one line per check; exits 1 on the
-first failure.
+separated, `chat_template_kwargs` honoured, tools, errors. Tool calls parsed into the SDK's
+`tool_calls` objects are checked on the scripted engine (`LOCALGLM_ENGINE=scripted`, which
+writes GLM's XML call format), since random weights never call a tool. Prints one line per
+check; exits 1 on the first failure.
 
 Usage: openai_client_test.py LOCALGLM_BINARY
 """
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -26,9 +30,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def serve(*args):
+def serve(*args, env=None):
     port = free_port()
-    p = subprocess.Popen([BIN, "serve", "--port", str(port), *args], stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [BIN, "serve", "--port", str(port), *args], stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **(env or {})},
+    )
     for _ in range(600):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -38,6 +45,18 @@ def serve(*args):
                 raise SystemExit(f"serve exited: {p.stderr.read()}")
             time.sleep(0.2)
     raise SystemExit("serve did not start")
+
+
+TOOLS = [{"type": "function", "function": {
+    "name": "get_weather", "description": "Current weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}}]
+ROUND_TRIP = [
+    {"role": "user", "content": "Weather in Paris?"},
+    {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function", "function": {
+        "name": "get_weather", "arguments": json.dumps({"city": "Paris"})}}]},
+    {"role": "tool", "tool_call_id": "call_1", "content": "21 C"},
+]
 
 
 def check(name, cond, detail=""):
@@ -77,6 +96,13 @@ def main():
             check("a wrong key is refused", False)
         except openai.AuthenticationError as e:
             check("a wrong key is a 401", e.status_code == 401)
+        try:
+            client.chat.completions.create(
+                model=models[0].id, messages=[{"role": "user", "content": "x"}], tools=TOOLS
+            )
+            check("tools on a template without tools are refused", False)
+        except openai.BadRequestError as e:
+            check("tools on a template without tools are a 400", e.status_code == 400 and "tools" in str(e), e)
 
         glm, url = serve("--model", str(GLM))
         procs.append(glm)
@@ -106,6 +132,42 @@ def main():
                 if c.choices[0].delta.content:
                     kinds.add("content")
         check("streamed reasoning arrives as reasoning_content deltas", "reasoning" in kinds, kinds)
+        hi = [{"role": "user", "content": "Hi"}]
+        plain = client.chat.completions.create(model="tiny-f32", messages=hi, max_tokens=1)
+        with_tools = client.chat.completions.create(model="tiny-f32", messages=hi, max_tokens=1, tools=TOOLS)
+        check("tools are rendered into a GLM prompt", with_tools.usage.prompt_tokens > plain.usage.prompt_tokens + 20,
+              (plain.usage, with_tools.usage))
+        r = client.chat.completions.create(model="tiny-f32", max_tokens=1, tools=TOOLS, messages=ROUND_TRIP)
+        check("a tool call and its result are accepted by a GLM template", r.usage.prompt_tokens > with_tools.usage.prompt_tokens, r.usage)
+
+        fake, url = serve(env={"LOCALGLM_ENGINE": "scripted"})
+        procs.append(fake)
+        client = openai.OpenAI(base_url=url, api_key="unused")
+        model = client.models.list().data[0].id
+        r = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Paris"}], tools=TOOLS)
+        call = (r.choices[0].message.tool_calls or [None])[0]
+        check("a GLM XML tool call becomes tool_calls", r.choices[0].finish_reason == "tool_calls" and call is not None
+              and call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Paris"}, r)
+        calls = {}
+        finish = None
+        for c in client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "Oslo"}], tools=TOOLS, stream=True
+        ):
+            for d in (c.choices[0].delta.tool_calls or []) if c.choices else []:
+                slot = calls.setdefault(d.index, {"name": "", "arguments": ""})
+                slot["name"] += d.function.name or ""
+                slot["arguments"] += d.function.arguments or ""
+            if c.choices and c.choices[0].finish_reason:
+                finish = c.choices[0].finish_reason
+        check("streamed tool_calls deltas accumulate to the call", finish == "tool_calls" and calls.get(0) ==
+              {"name": "get_weather", "arguments": json.dumps({"city": "Oslo"}, separators=(",", ":"))}, (calls, finish))
+        messages = [
+            {"role": "user", "content": "Paris"},
+            r.choices[0].message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": "21 C"},
+        ]
+        r = client.chat.completions.create(model=model, messages=messages, tools=TOOLS)
+        check("the tool result goes back and is answered", r.choices[0].message.content == "The tool said: 21 C", r)
         print("openai client: all checks passed")
     finally:
         for p in procs:

@@ -3,7 +3,7 @@
 
 use localglm_chat::ChatService;
 use localglm_conversations::ConversationStore;
-use localglm_engine::{auto::AutoEngine, scripted::ScriptedEngine, Engine};
+use localglm_engine::Engine;
 use localglm_models::Library;
 use std::sync::Arc;
 use tauri::{Emitter, Manager, Runtime};
@@ -13,18 +13,7 @@ pub mod commands;
 pub mod events;
 pub mod settings;
 
-/// Environment variable selecting the engine: the real one by default (GLM-5.x GGUFs on
-/// LocalGLM's runtime, other architectures on mistralrs) or `scripted` (a
-/// deterministic fake for UI tests only).
-pub const ENGINE_ENV: &str = "LOCALGLM_ENGINE";
-
-/// The engine named by `LOCALGLM_ENGINE`.
-pub fn engine_from_env() -> Arc<dyn Engine> {
-    match std::env::var(ENGINE_ENV).as_deref() {
-        Ok("scripted") => Arc::new(ScriptedEngine::default()),
-        _ => Arc::new(AutoEngine::new()),
-    }
-}
+pub use localglm_engine::{engine_from_env, ENGINE_ENV};
 
 /// Adds LocalGLM's plugins, state and commands to a builder (generic so tests can use the
 /// mock runtime). On start the configured model (or the default one) loads in the background.

@@ -249,6 +249,7 @@ impl ChatService {
             enable_thinking: sent_with.enable_thinking,
             reasoning_effort: sent_with.reasoning_effort.clone(),
             clear_thinking: settings.clear_thinking.then_some(true),
+            tools: None,
         };
         let generation = self
             .engine

@@ -278,7 +278,8 @@ async fn serve(
     api_key: Option<String>,
 ) -> Result<()> {
     let path = model.unwrap_or_else(|| localglm_models::Library::from_env().default_model_path());
-    let engine = std::sync::Arc::new(AutoEngine::new());
+    // The real engine; `LOCALGLM_ENGINE=scripted` swaps in the fake for API-shape tests.
+    let engine = localglm_engine::engine_from_env();
     let info = engine
         .load(LoadSpec::cpu(&path))
         .await
@@ -489,6 +490,7 @@ async fn turn(engine: &dyn Engine, history: &[ChatTurn], opts: &TurnOptions) -> 
         enable_thinking: opts.enable_thinking,
         reasoning_effort: opts.effort.clone(),
         clear_thinking: None,
+        tools: None,
     };
     let mut generation = engine.generate(request).await?;
     let cancel = generation.canceller();

@@ -68,6 +68,7 @@ fn request(max_tokens: u32) -> GenerateRequest {
         enable_thinking: Some(true),
         reasoning_effort: None,
         clear_thinking: None,
+        tools: None,
     }
 }
 

@@ -108,6 +108,7 @@ impl Engine for AutoEngine {
             info.quant = quant;
             info.supports_thinking = controls.thinking_toggle;
             info.effort_levels = controls.effort_levels;
+            info.supports_tools = controls.tools;
         }
         *self.active.write().expect("engine lock") = Some((which, info.clone()));
         Ok(info)

@@ -9,12 +9,10 @@
 
 use crate::mistral::check_gguf_file;
 use crate::StatsClock;
-use crate::{
-    validate, ChatTurn, Engine, EngineError, EngineEvent, GenerateRequest, Generation, LoadSpec,
-};
+use crate::{validate, Engine, EngineError, EngineEvent, GenerateRequest, Generation, LoadSpec};
 use async_trait::async_trait;
 use localglm_glm::sampler::{Sampler, SamplerConfig};
-use localglm_glm::template::{ChatTemplate, TemplateOptions};
+use localglm_glm::template::ChatTemplate;
 use localglm_glm::tokenizer::{GlmTokenizer, StreamDecoder};
 use localglm_glm::{GlmError, KvCache, Logits, Model, RuntimeOptions};
 use localglm_protocol::{FinishReason, ModelInfo};
@@ -60,13 +58,8 @@ impl GlmChat {
     }
 
     /// Renders and tokenizes a conversation for generation.
-    pub fn prompt(
-        &self,
-        messages: &[ChatTurn],
-        enable_thinking: Option<bool>,
-        reasoning_effort: Option<&str>,
-        clear_thinking: Option<bool>,
-    ) -> Result<Vec<u32>, GlmError> {
+    pub fn prompt(&self, request: &GenerateRequest) -> Result<Vec<u32>, GlmError> {
+        let messages = &request.messages;
         let msgs = crate::prompt::template_messages(messages);
         let tok = &self.tokenizer;
         let name = |id: Option<u32>| {
@@ -74,15 +67,7 @@ impl GlmChat {
                 .unwrap_or_default()
                 .to_string()
         };
-        let opts = TemplateOptions {
-            add_generation_prompt: true,
-            enable_thinking,
-            reasoning_effort: reasoning_effort.map(str::to_owned),
-            clear_thinking,
-            bos_token: name(tok.bos_id),
-            eos_token: name(tok.eos_id),
-            ..Default::default()
-        };
+        let opts = crate::prompt::template_options(request, name(tok.bos_id), name(tok.eos_id));
         let text = self.template.render(&msgs, &opts)?;
         // Message texts (and kept reasoning) are user-controlled: never matched as specials.
         let spans: Vec<&str> = messages
@@ -170,6 +155,7 @@ impl Engine for GlmEngine {
             quant: None,
             supports_thinking: false,
             effort_levels: Vec::new(),
+            supports_tools: false,
         };
         *self.loaded.write().expect("engine lock") = Some(Loaded {
             chat: Arc::new(chat),
@@ -195,12 +181,7 @@ impl Engine for GlmEngine {
             (l.chat.clone(), l.session.clone(), l.info.context_length)
         };
         let prompt = chat
-            .prompt(
-                &request.messages,
-                request.enable_thinking,
-                request.reasoning_effort.as_deref(),
-                request.clear_thinking,
-            )
+            .prompt(&request)
             .map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
         if prompt.len() >= chat.model.max_context() {
             return Err(EngineError::InvalidRequest(format!(

@@ -53,6 +53,11 @@ pub struct ChatTurn {
     /// The reasoning of a past assistant turn (templates that keep history reasoning render it
     /// as `<think>…</think>` unless `clear_thinking` is set).
     pub reasoning: Option<String>,
+    /// OpenAI-style tool calls of an assistant turn (`[{id, type, function: {name,
+    /// arguments}}]`, arguments as a JSON object, the form chat templates iterate over).
+    pub tool_calls: Option<serde_json::Value>,
+    /// The call a [`Role::Tool`] message answers.
+    pub tool_call_id: Option<String>,
 }
 
 impl ChatTurn {
@@ -61,12 +66,14 @@ impl ChatTurn {
             role,
             content: content.into(),
             reasoning: None,
+            tool_calls: None,
+            tool_call_id: None,
         }
     }
 }
 
 /// A request for one reply.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct GenerateRequest {
     pub messages: Vec<ChatTurn>,
     pub sampling: SamplingParams,
@@ -76,6 +83,9 @@ pub struct GenerateRequest {
     pub reasoning_effort: Option<String>,
     /// Template `clear_thinking`: drop past turns' reasoning from the prompt; `None` = default.
     pub clear_thinking: Option<bool>,
+    /// OpenAI-style tool definitions (`[{type: "function", function: {name, description,
+    /// parameters}}]`) handed to the chat template as `tools`; `None` = no tools.
+    pub tools: Option<serde_json::Value>,
 }
 
 /// Which model to load, and how.
@@ -162,6 +172,19 @@ pub trait Engine: Send + Sync {
     /// Releases the loaded model (running generations finish first or are cancelled by the
     /// caller).
     async fn unload(&self);
+}
+
+/// Environment variable selecting the engine of the app and `localglm serve`: the real one by
+/// default (GLM-5.x GGUFs on LocalGLM's runtime, other architectures on mistralrs) or
+/// `scripted` (a deterministic fake, for UI and API-shape tests only).
+pub const ENGINE_ENV: &str = "LOCALGLM_ENGINE";
+
+/// The engine named by `LOCALGLM_ENGINE`.
+pub fn engine_from_env() -> std::sync::Arc<dyn Engine> {
+    match std::env::var(ENGINE_ENV).as_deref() {
+        Ok("scripted") => std::sync::Arc::new(scripted::ScriptedEngine::default()),
+        _ => std::sync::Arc::new(auto::AutoEngine::new()),
+    }
 }
 
 /// The stream side of a backend's event channel.

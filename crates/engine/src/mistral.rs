@@ -84,6 +84,7 @@ fn role(r: Role) -> TextMessageRole {
         Role::System => TextMessageRole::System,
         Role::User => TextMessageRole::User,
         Role::Assistant => TextMessageRole::Assistant,
+        Role::Tool => TextMessageRole::Tool,
     }
 }
 
@@ -181,6 +182,7 @@ impl Engine for MistralRsEngine {
             quant: None,
             supports_thinking: false,
             effort_levels: Vec::new(),
+            supports_tools: false,
         };
         *self.loaded.write().expect("engine lock") = Some(Loaded {
             model: Arc::new(model),
@@ -217,12 +219,7 @@ impl Engine for MistralRsEngine {
             Some(p) => {
                 // The GGUF's own template, rendered as jinja2 would, with every switch
                 // (thinking, effort, kept reasoning) and the reasoning of past turns.
-                let text = p.render(
-                    &request.messages,
-                    request.enable_thinking,
-                    request.reasoning_effort.as_deref(),
-                    request.clear_thinking,
-                )?;
+                let text = p.render(&request)?;
                 let ids = model
                     .tokenize(
                         either::Either::Right(text.clone()),

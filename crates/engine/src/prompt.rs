@@ -2,7 +2,7 @@
 //! `apply_chat_template` renders it (see `localglm_glm::template`), for backends that take a
 //! rendered prompt.
 
-use crate::{ChatTurn, EngineError, Role};
+use crate::{ChatTurn, EngineError, GenerateRequest, Role};
 use localglm_gguf::{GgufModel, Value};
 use localglm_glm::template::{ChatTemplate, TemplateMessage, TemplateOptions};
 use std::path::Path;
@@ -54,45 +54,54 @@ impl ModelPrompt {
 
     /// Renders the conversation with the generation prompt; `None` switches stay undefined so
     /// the template's defaults apply.
-    pub fn render(
-        &self,
-        turns: &[ChatTurn],
-        enable_thinking: Option<bool>,
-        reasoning_effort: Option<&str>,
-        clear_thinking: Option<bool>,
-    ) -> Result<String, EngineError> {
-        let messages = template_messages(turns);
-        let opts = TemplateOptions {
-            add_generation_prompt: true,
-            enable_thinking,
-            reasoning_effort: reasoning_effort.map(str::to_owned),
-            clear_thinking,
-            bos_token: self.bos.clone(),
-            eos_token: self.eos.clone(),
-            ..Default::default()
-        };
+    pub fn render(&self, request: &GenerateRequest) -> Result<String, EngineError> {
+        let messages = template_messages(&request.messages);
+        let opts = template_options(request, self.bos.clone(), self.eos.clone());
         self.template
             .render(&messages, &opts)
             .map_err(|e| EngineError::InvalidRequest(e.to_string()))
     }
 }
 
-/// The conversation as template messages (past reasoning as `reasoning_content`).
+/// The template switches of a request (`None` switches stay undefined so the template's
+/// defaults apply), with the generation prompt on.
+pub(crate) fn template_options(
+    request: &GenerateRequest,
+    bos_token: String,
+    eos_token: String,
+) -> TemplateOptions {
+    TemplateOptions {
+        add_generation_prompt: true,
+        enable_thinking: request.enable_thinking,
+        reasoning_effort: request.reasoning_effort.clone(),
+        clear_thinking: request.clear_thinking,
+        tools: request.tools.clone(),
+        bos_token,
+        eos_token,
+        ..Default::default()
+    }
+}
+
+/// The conversation as template messages (past reasoning as `reasoning_content`, tool calls
+/// and tool results as OpenAI's message fields).
 pub(crate) fn template_messages(turns: &[ChatTurn]) -> Vec<TemplateMessage> {
     turns
         .iter()
         .map(|t| TemplateMessage {
             reasoning_content: t.reasoning.clone(),
+            tool_calls: t.tool_calls.clone(),
+            tool_call_id: t.tool_call_id.clone(),
             ..TemplateMessage::new(role_name(t.role), t.content.clone())
         })
         .collect()
 }
 
-fn role_name(r: Role) -> &'static str {
+pub(crate) fn role_name(r: Role) -> &'static str {
     match r {
         Role::System => "system",
         Role::User => "user",
         Role::Assistant => "assistant",
+        Role::Tool => "tool",
     }
 }
 
@@ -150,18 +159,66 @@ mod tests {
             },
             ChatTurn::new(Role::User, "Bye"),
         ];
-        let on = p.render(&turns, Some(true), None, None).unwrap();
+        let req = |turns: &[ChatTurn], enable_thinking| GenerateRequest {
+            messages: turns.to_vec(),
+            enable_thinking,
+            ..Default::default()
+        };
+        let on = p.render(&req(&turns, Some(true))).unwrap();
         assert!(on.ends_with("<|im_start|>assistant\n"), "{on}");
         // Qwen3 drops reasoning of turns before the last user message, as jinja2 would.
         assert!(!on.contains("greet back"), "{on}");
-        let off = p.render(&turns, Some(false), None, None).unwrap();
+        let off = p.render(&req(&turns, Some(false))).unwrap();
         assert!(
             off.ends_with("<|im_start|>assistant\n<think>\n\n</think>\n\n"),
             "{off}"
         );
         // The last assistant turn's reasoning is kept when it follows the last user message.
-        let kept = p.render(&turns[..2], None, None, None).unwrap();
+        let kept = p.render(&req(&turns[..2], None)).unwrap();
         assert!(kept.contains("<think>\ngreet back\n</think>"), "{kept}");
+    }
+
+    #[test]
+    fn renders_tool_definitions_calls_and_results() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = ModelPrompt::from_gguf(&qwen3_like(dir.path()))
+            .unwrap()
+            .expect("has a template");
+        let call = serde_json::json!([{ "id": "call_1", "type": "function",
+            "function": { "name": "get_weather", "arguments": { "city": "Paris" } } }]);
+        let request = GenerateRequest {
+            messages: vec![
+                ChatTurn::new(Role::User, "Weather in Paris?"),
+                ChatTurn {
+                    tool_calls: Some(call),
+                    ..ChatTurn::new(Role::Assistant, "")
+                },
+                ChatTurn {
+                    tool_call_id: Some("call_1".into()),
+                    ..ChatTurn::new(Role::Tool, "18 C, sunny")
+                },
+            ],
+            tools: Some(serde_json::json!([{ "type": "function", "function": {
+                "name": "get_weather", "description": "Current weather",
+                "parameters": { "type": "object", "properties": { "city": { "type": "string" } } }
+            } }])),
+            ..Default::default()
+        };
+        let text = p.render(&request).unwrap();
+        assert!(
+            text.contains(
+                "<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"get_weather\""
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>"),
+            "{text}"
+        );
+        assert!(
+            text.contains("<tool_response>\n18 C, sunny\n</tool_response>"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::{
     validate, Engine, EngineError, EngineEvent, GenerateRequest, Generation, LoadSpec, StatsClock,
 };
 use async_trait::async_trait;
-use localglm_protocol::{FinishReason, ModelInfo, Role};
+use localglm_protocol::{FinishReason, ModelInfo};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::sync::RwLock;
@@ -133,6 +133,7 @@ impl Engine for RemoteEngine {
             // The server's template decides; the switches are passed through.
             supports_thinking: true,
             effort_levels: Vec::new(),
+            supports_tools: false,
         };
         *self.loaded.write().expect("engine lock") = Some(info.clone());
         Ok(info)
@@ -149,12 +150,11 @@ impl Engine for RemoteEngine {
             .messages
             .iter()
             .map(|t| {
-                let role = match t.role {
-                    Role::System => "system",
-                    Role::User => "user",
-                    Role::Assistant => "assistant",
-                };
+                let role = crate::prompt::role_name(t.role);
                 let mut m = json!({ "role": role, "content": t.content });
+                if let Some(id) = &t.tool_call_id {
+                    m["tool_call_id"] = Value::String(id.clone());
+                }
                 if let Some(r) = &t.reasoning {
                     m["reasoning_content"] = Value::String(r.clone());
                 }

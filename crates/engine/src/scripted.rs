@@ -76,12 +76,53 @@ impl Script {
                 reasoning.push_str(&format!(" step{i}"));
             }
         }
+        let content = match Self::tool_turn(request) {
+            Some(tokens) => tokens,
+            None => Self::tokens(&content),
+        };
         Script {
             reasoning: Self::tokens(&reasoning),
-            content: Self::tokens(&content),
+            content,
             token_delay: Duration::from_millis(15),
             fail_with: None,
         }
+    }
+}
+
+impl Script {
+    /// With tools in the request, acts like an agent in GLM's XML call format: after a user
+    /// message it calls the first tool, passing the message as the tool's first parameter; after
+    /// a tool result it answers with the result. Tokens split before each tag, as a real
+    /// model emits them.
+    fn tool_turn(request: &GenerateRequest) -> Option<Vec<String>> {
+        let tool = request.tools.as_ref()?.get(0)?;
+        let f = tool.get("function").unwrap_or(tool);
+        let name = f["name"].as_str()?;
+        let last = request.messages.last()?;
+        let text = match last.role {
+            Role::Tool => format!("The tool said: {}", last.content),
+            Role::User => {
+                let key = f["parameters"]["properties"]
+                    .as_object()
+                    .and_then(|p| p.keys().next().cloned())
+                    .unwrap_or_else(|| "input".into());
+                format!(
+                    "Calling {name}.<tool_call>{name}<arg_key>{key}</arg_key><arg_value>{}\
+                     </arg_value></tool_call>",
+                    last.content.trim()
+                )
+            }
+            _ => return None,
+        };
+        let mut tokens = Vec::new();
+        for (i, part) in text.split('<').enumerate() {
+            if i == 0 {
+                tokens.extend(Self::tokens(part));
+            } else {
+                tokens.push(format!("<{part}"));
+            }
+        }
+        Some(tokens)
     }
 }
 
@@ -136,6 +177,7 @@ impl Engine for ScriptedEngine {
             quant: None,
             supports_thinking: true,
             effort_levels: vec!["high".into(), "max".into()],
+            supports_tools: true,
         };
         *self.loaded.lock().expect("lock") = Some(info.clone());
         Ok(info)
@@ -227,6 +269,7 @@ mod tests {
             enable_thinking: None,
             reasoning_effort: None,
             clear_thinking: None,
+            tools: None,
         }
     }
 

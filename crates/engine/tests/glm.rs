@@ -32,6 +32,7 @@ fn request(text: &str, thinking: Option<bool>, max_tokens: u32) -> GenerateReque
         enable_thinking: thinking,
         reasoning_effort: None,
         clear_thinking: None,
+        tools: None,
     }
 }
 
@@ -82,15 +83,30 @@ async fn auto_engine_runs_glm_dsa_on_the_own_runtime() {
     assert_eq!(again.0, reasoning);
 }
 
+/// The prompt of `messages` with the given template switches.
+fn prompt_of(
+    chat: &GlmChat,
+    messages: &[ChatTurn],
+    enable_thinking: Option<bool>,
+    reasoning_effort: Option<&str>,
+    clear_thinking: Option<bool>,
+) -> Vec<u32> {
+    chat.prompt(&GenerateRequest {
+        messages: messages.to_vec(),
+        enable_thinking,
+        reasoning_effort: reasoning_effort.map(str::to_owned),
+        clear_thinking,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
 #[tokio::test]
 async fn thinking_off_renders_an_empty_think_block_and_streams_content() {
     let chat = GlmChat::open(&fixture("tiny-f32.gguf"), RuntimeOptions::default()).unwrap();
-    let on = chat
-        .prompt(&[ChatTurn::new(Role::User, "hi")], None, None, None)
-        .unwrap();
-    let off = chat
-        .prompt(&[ChatTurn::new(Role::User, "hi")], Some(false), None, None)
-        .unwrap();
+    let hi = [ChatTurn::new(Role::User, "hi")];
+    let on = prompt_of(&chat, &hi, None, None, None);
+    let off = prompt_of(&chat, &hi, Some(false), None, None);
     let open = chat.think_open.unwrap();
     let close = chat.think_close.unwrap();
     assert_eq!(*on.last().unwrap(), open);
@@ -99,9 +115,7 @@ async fn thinking_off_renders_an_empty_think_block_and_streams_content() {
         chat.tokenizer.decode(&on).unwrap(),
         "[gMASK]<sop><|system|>Reasoning Effort: Max<|user|>hi<|assistant|><think>"
     );
-    let high = chat
-        .prompt(&[ChatTurn::new(Role::User, "hi")], None, Some("high"), None)
-        .unwrap();
+    let high = prompt_of(&chat, &hi, None, Some("high"), None);
     assert!(chat
         .tokenizer
         .decode(&high)
@@ -179,7 +193,7 @@ async fn past_reasoning_is_kept_in_the_prompt_unless_clear_thinking() {
         },
         ChatTurn::new(Role::User, "q2"),
     ];
-    let kept = chat.prompt(&history, None, None, None).unwrap();
+    let kept = prompt_of(&chat, &history, None, None, None);
     let text = chat.tokenizer.decode(&kept).unwrap();
     assert!(
         text.contains("<|assistant|><think>because <|user|> said so</think>a1<|user|>q2"),
@@ -188,10 +202,57 @@ async fn past_reasoning_is_kept_in_the_prompt_unless_clear_thinking() {
     // The literal "<|user|>" inside the kept reasoning is text, not the role token.
     let user = chat.tokenizer.special_id("<|user|>").unwrap();
     assert_eq!(kept.iter().filter(|&&t| t == user).count(), 2);
-    let cleared = chat.prompt(&history, None, None, Some(true)).unwrap();
+    let cleared = prompt_of(&chat, &history, None, None, Some(true));
     let text = chat.tokenizer.decode(&cleared).unwrap();
     assert!(
         text.contains("<|assistant|><think></think>a1<|user|>q2"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn tools_calls_and_results_render_in_glm_xml_with_single_special_tokens() {
+    let chat = GlmChat::open(&fixture("tiny-f32.gguf"), RuntimeOptions::default()).unwrap();
+    let request = GenerateRequest {
+        messages: vec![
+            ChatTurn::new(Role::User, "Weather in Paris?"),
+            ChatTurn {
+                tool_calls: Some(serde_json::json!([{ "id": "call_1", "type": "function",
+                    "function": { "name": "get_weather",
+                        "arguments": { "city": "Paris", "days": 2 } } }])),
+                ..ChatTurn::new(Role::Assistant, "")
+            },
+            ChatTurn {
+                tool_call_id: Some("call_1".into()),
+                ..ChatTurn::new(Role::Tool, "18 C")
+            },
+        ],
+        tools: Some(serde_json::json!([{ "type": "function", "function": {
+            "name": "get_weather", "parameters": { "type": "object" } } }])),
+        ..Default::default()
+    };
+    let ids = chat.prompt(&request).unwrap();
+    let text = chat.tokenizer.decode(&ids).unwrap();
+    assert!(
+        text.contains("<tools>\n{\"name\": \"get_weather\", \"parameters\": {\"type\": \"object\"}}\n</tools>"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "<|assistant|><think></think><tool_call>get_weather<arg_key>city</arg_key>\
+             <arg_value>Paris</arg_value><arg_key>days</arg_key><arg_value>2</arg_value>\
+             </tool_call><|observation|><tool_response>18 C</tool_response><|assistant|><think>"
+        ),
+        "{text}"
+    );
+    // Tool tags are single tokens, as the model was trained on.
+    for tag in [
+        "<tool_call>",
+        "</tool_call>",
+        "<arg_key>",
+        "<tool_response>",
+    ] {
+        let id = chat.tokenizer.special_id(tag).expect(tag);
+        assert!(ids.contains(&id), "{tag}");
+    }
 }

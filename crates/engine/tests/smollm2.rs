@@ -33,6 +33,7 @@ fn request(prompt: &str, max_tokens: u32) -> GenerateRequest {
         enable_thinking: None,
         reasoning_effort: None,
         clear_thinking: None,
+        tools: None,
     }
 }
 

@@ -20,6 +20,9 @@ pub struct TemplateMessage {
     /// OpenAI-style tool calls of an assistant turn.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<serde_json::Value>,
+    /// The call a `tool` message answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl TemplateMessage {
@@ -29,6 +32,7 @@ impl TemplateMessage {
             content: content.into(),
             reasoning_content: None,
             tool_calls: None,
+            tool_call_id: None,
         }
     }
 }
@@ -54,6 +58,8 @@ pub struct TemplateControls {
     pub thinking_toggle: bool,
     /// Values of `reasoning_effort` it distinguishes (lower case), if it reads the variable.
     pub effort_levels: Vec<String>,
+    /// The template renders a `tools` list (tool definitions in the prompt).
+    pub tools: bool,
 }
 
 /// A compiled chat template.
@@ -331,6 +337,7 @@ impl ChatTemplate {
         TemplateControls {
             thinking_toggle: src.contains("enable_thinking"),
             effort_levels,
+            tools: src.contains("tools"),
         }
     }
 }

@@ -99,6 +99,7 @@ fn template_renders_like_jinja2() {
                 content: m["content"].as_str().unwrap_or("").into(),
                 reasoning_content: m["reasoning_content"].as_str().map(Into::into),
                 tool_calls: m.get("tool_calls").cloned(),
+                tool_call_id: m["tool_call_id"].as_str().map(Into::into),
             })
             .collect();
         let k = &c["kwargs"];

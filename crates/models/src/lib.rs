@@ -287,6 +287,7 @@ pub fn describe(path: &Path) -> Result<ModelInfo, ModelsError> {
         quant,
         supports_thinking: false,
         effort_levels: Vec::new(),
+        supports_tools: false,
     })
 }
 

@@ -15,6 +15,8 @@ pub enum Role {
     System,
     User,
     Assistant,
+    /// A tool's result (OpenAI API requests only; conversations never hold one).
+    Tool,
 }
 
 /// Sampling settings of one generation.
@@ -400,6 +402,9 @@ pub struct ModelInfo {
     /// `reasoning_effort` values its template distinguishes (lower case), if any.
     #[serde(default)]
     pub effort_levels: Vec<String>,
+    /// The model's chat template renders `tools` (so the API accepts tool definitions).
+    #[serde(default)]
+    pub supports_tools: bool,
 }
 
 /// Engine state for the model indicator.

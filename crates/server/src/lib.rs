@@ -8,6 +8,7 @@
 //! `Authorization: Bearer KEY`. Binding to loopback is the caller's default (see the CLI).
 
 pub mod openai;
+pub mod tools;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -17,12 +18,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::{Stream, StreamExt};
 use localglm_engine::{Engine, EngineError, EngineEvent, FinishReason};
-use openai::{finish_reason, ApiError, StopFilter};
+use openai::{finish_reason, ApiError, ChatRequest, StopFilter};
 use serde_json::{json, Value};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::DropGuard;
+use tools::{Piece, ToolCall, ToolCallParser};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 8 << 20;
@@ -210,6 +213,15 @@ async fn chat_inner(
             });
         }
     }
+    if req.generate.tools.is_some() && !model.supports_tools {
+        return Err(ApiError::invalid(
+            format!(
+                "The chat template of `{}` does not render tools, so it cannot call them.",
+                model.name
+            ),
+            Some("tools"),
+        ));
+    }
     // Wait for our turn (fair: first come, first served); dropping the request leaves the queue.
     let permit = state
         .queue
@@ -223,13 +235,7 @@ async fn chat_inner(
         .await
         .map_err(|e| engine_error(&e))?;
     let id = format!("chatcmpl-{}", uuid_like());
-    let run = Run {
-        _guard: generation.canceller().drop_guard(),
-        events: generation.events,
-        _permit: permit,
-        stop: StopFilter::new(req.stop.clone()),
-        pending: None,
-    };
+    let run = Run::new(generation, permit, &req);
     if req.stream {
         Ok(stream_response(run, id, model.name, req.include_usage).into_response())
     } else {
@@ -256,14 +262,24 @@ struct Run {
     _guard: DropGuard,
     _permit: OwnedSemaphorePermit,
     stop: StopFilter,
-    /// The end, when a last piece of text is sent before it.
-    pending: Option<Step>,
+    /// Reads tool calls out of the content when the request gave tools.
+    tools: Option<ToolCallParser>,
+    /// Tool calls let out so far.
+    calls: usize,
+    /// Steps ready to go out, in order.
+    queue: VecDeque<Step>,
+    ended: bool,
 }
 
-/// Text of one step of a run, in OpenAI's terms.
+/// One step of a run, in OpenAI's terms.
 enum Step {
     Reasoning(String),
     Content(String),
+    ToolCall {
+        index: usize,
+        id: String,
+        call: ToolCall,
+    },
     Done {
         finish: &'static str,
         usage: Value,
@@ -272,69 +288,137 @@ enum Step {
 }
 
 impl Run {
+    fn new(
+        generation: localglm_engine::Generation,
+        permit: OwnedSemaphorePermit,
+        req: &ChatRequest,
+    ) -> Self {
+        Self {
+            _guard: generation.canceller().drop_guard(),
+            events: generation.events,
+            _permit: permit,
+            stop: StopFilter::new(req.stop.clone()),
+            tools: req
+                .parse_tools
+                .then(|| req.generate.tools.as_ref().map(ToolCallParser::new))
+                .flatten(),
+            calls: 0,
+            queue: VecDeque::new(),
+            ended: false,
+        }
+    }
+
     /// The next step; `None` after `Done`.
     async fn next(&mut self) -> Option<Step> {
-        if let Some(done) = self.pending.take() {
-            return Some(done);
-        }
         loop {
-            match self.events.next().await? {
-                EngineEvent::Reasoning(t) => return Some(Step::Reasoning(t)),
-                EngineEvent::Content(t) => {
+            if let Some(step) = self.queue.pop_front() {
+                return Some(step);
+            }
+            if self.ended {
+                return None;
+            }
+            match self.events.next().await {
+                None => return None,
+                Some(EngineEvent::Reasoning(t)) => return Some(Step::Reasoning(t)),
+                Some(EngineEvent::Content(t)) => {
                     let (out, hit) = self.stop.push(&t);
+                    self.content(&out);
                     if hit {
                         // A stop string: end here (dropping the run cancels the generation).
                         self.events = futures::stream::empty().boxed();
-                        let done = Step::Done {
-                            finish: "stop",
-                            usage: Value::Null,
-                            error: None,
-                        };
-                        if out.is_empty() {
-                            return Some(done);
-                        }
-                        self.pending = Some(done);
-                        return Some(Step::Content(out));
-                    }
-                    if !out.is_empty() {
-                        return Some(Step::Content(out));
+                        self.end("stop", Value::Null, None);
                     }
                 }
-                EngineEvent::Finished {
+                Some(EngineEvent::Finished {
                     reason,
                     stats,
                     error,
-                } => {
+                }) => {
                     let usage = json!({
                         "prompt_tokens": stats.prompt_tokens,
                         "completion_tokens": stats.generated_tokens,
                         "total_tokens": stats.prompt_tokens + stats.generated_tokens,
                         "completion_tokens_details": { "reasoning_tokens": stats.reasoning_tokens.unwrap_or(0) },
                     });
-                    let done = Step::Done {
-                        finish: finish_reason(reason),
-                        usage,
-                        error: error.filter(|_| reason == FinishReason::Error),
-                    };
                     let rest = self.stop.finish();
-                    if rest.is_empty() {
-                        return Some(done);
-                    }
-                    self.pending = Some(done);
-                    return Some(Step::Content(rest));
+                    self.content(&rest);
+                    let error = error.filter(|_| reason == FinishReason::Error);
+                    self.end(finish_reason(reason), usage, error);
                 }
             }
         }
     }
+
+    /// Content after the stop filter: as text, or through the tool-call parser.
+    fn content(&mut self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        let pieces = match &mut self.tools {
+            Some(p) => p.push(text),
+            None => vec![Piece::Text(text.to_owned())],
+        };
+        self.pieces(pieces);
+    }
+
+    fn pieces(&mut self, pieces: Vec<Piece>) {
+        for piece in pieces {
+            match piece {
+                Piece::Text(t) if t.is_empty() => {}
+                Piece::Text(t) => self.queue.push_back(Step::Content(t)),
+                Piece::Call(call) => {
+                    self.queue.push_back(Step::ToolCall {
+                        index: self.calls,
+                        id: format!("call_{}", uuid_like()),
+                        call,
+                    });
+                    self.calls += 1;
+                }
+            }
+        }
+    }
+
+    /// Queues the end: what the tool parser still holds, then `Done` (`tool_calls` when the
+    /// reply called tools and ended normally).
+    fn end(&mut self, finish: &'static str, usage: Value, error: Option<EngineError>) {
+        if let Some(rest) = self.tools.as_mut().map(ToolCallParser::finish) {
+            self.pieces(rest);
+        }
+        let finish = if finish == "stop" && self.calls > 0 {
+            "tool_calls"
+        } else {
+            finish
+        };
+        self.queue.push_back(Step::Done {
+            finish,
+            usage,
+            error,
+        });
+        self.ended = true;
+    }
+}
+
+/// OpenAI's form of one tool call (in a message, or whole in one stream delta).
+fn tool_call_json(index: Option<usize>, id: &str, call: &ToolCall) -> Value {
+    let mut v = json!({
+        "id": id, "type": "function",
+        "function": { "name": call.name, "arguments": call.arguments },
+    });
+    if let Some(i) = index {
+        v["index"] = i.into();
+    }
+    v
 }
 
 /// The whole reply as one chat completion.
 async fn complete(mut run: Run, id: String, model: String) -> Result<Value, ApiError> {
     let (mut content, mut reasoning) = (String::new(), String::new());
+    let mut calls = Vec::new();
     let (finish, usage) = loop {
         match run.next().await {
             Some(Step::Reasoning(t)) => reasoning.push_str(&t),
             Some(Step::Content(t)) => content.push_str(&t),
+            Some(Step::ToolCall { id, call, .. }) => calls.push(tool_call_json(None, &id, &call)),
             Some(Step::Done { error: Some(e), .. }) => return Err(engine_error(&e)),
             Some(Step::Done { finish, usage, .. }) => break (finish, usage),
             None => break ("stop", Value::Null),
@@ -343,6 +427,13 @@ async fn complete(mut run: Run, id: String, model: String) -> Result<Value, ApiE
     let mut message = json!({ "role": "assistant", "content": content });
     if !reasoning.is_empty() {
         message["reasoning_content"] = Value::String(reasoning);
+    }
+    if !calls.is_empty() {
+        // OpenAI's shape: no text beside the calls is `null` content.
+        if content.trim().is_empty() {
+            message["content"] = Value::Null;
+        }
+        message["tool_calls"] = Value::Array(calls);
     }
     Ok(json!({
         "id": id, "object": "chat.completion", "created": now_s(), "model": model,
@@ -382,6 +473,11 @@ fn stream_response(
         let ev = match run.next().await {
             Some(Step::Reasoning(t)) => chunk(json!({ "reasoning_content": t }), None, None),
             Some(Step::Content(t)) => chunk(json!({ "content": t }), None, None),
+            Some(Step::ToolCall { index, id, call }) => chunk(
+                json!({ "tool_calls": [tool_call_json(Some(index), &id, &call)] }),
+                None,
+                None,
+            ),
             Some(Step::Done { error: Some(e), .. }) => {
                 let body = engine_error(&e).body();
                 return Some((

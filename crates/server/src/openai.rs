@@ -63,6 +63,8 @@ pub struct ChatRequest {
     pub stream: bool,
     pub include_usage: bool,
     pub stop: Vec<String>,
+    /// Read tool calls out of the reply (tools were given and `tool_choice` is not `none`).
+    pub parse_tools: bool,
 }
 
 fn text_of(content: &Value) -> Result<String, ApiError> {
@@ -109,18 +111,14 @@ pub fn parse(body: &Value, max_output: u32) -> Result<ChatRequest, ApiError> {
             Some("messages"),
         ));
     };
-    if body["tools"].as_array().is_some_and(|t| !t.is_empty()) {
-        return Err(ApiError::invalid(
-            "tools are not supported by this server yet",
-            Some("tools"),
-        ));
-    }
+    let (tools, parse_tools) = tools_of(body)?;
     let mut messages = Vec::with_capacity(msgs.len());
     for m in msgs {
         let role = match m["role"].as_str() {
             Some("system" | "developer") => Role::System,
             Some("user") => Role::User,
             Some("assistant") => Role::Assistant,
+            Some("tool") => Role::Tool,
             Some(other) => {
                 return Err(ApiError::invalid(
                     format!("messages with role `{other}` are not supported"),
@@ -138,6 +136,8 @@ pub fn parse(body: &Value, max_output: u32) -> Result<ChatRequest, ApiError> {
             role,
             content: text_of(&m["content"])?,
             reasoning: m["reasoning_content"].as_str().map(str::to_owned),
+            tool_calls: tool_calls_of(&m["tool_calls"])?,
+            tool_call_id: m["tool_call_id"].as_str().map(str::to_owned),
         });
     }
     let max = body["max_completion_tokens"]
@@ -182,13 +182,108 @@ pub fn parse(body: &Value, max_output: u32) -> Result<ChatRequest, ApiError> {
                 .or(kwargs["reasoning_effort"].as_str())
                 .map(str::to_owned),
             clear_thinking: kwargs["clear_thinking"].as_bool(),
+            tools,
         },
         stream: body["stream"].as_bool().unwrap_or(false),
         include_usage: body["stream_options"]["include_usage"]
             .as_bool()
             .unwrap_or(false),
         stop,
+        parse_tools,
     })
+}
+
+/// The request's tool definitions (checked, narrowed to the one a named `tool_choice` picks),
+/// and whether calls are to be read from the reply.
+fn tools_of(body: &Value) -> Result<(Option<Value>, bool), ApiError> {
+    let bad = |m: &str| ApiError::invalid(m, Some("tools"));
+    let mut tools = match &body["tools"] {
+        Value::Null => return Ok((None, false)),
+        Value::Array(t) if t.is_empty() => return Ok((None, false)),
+        Value::Array(t) => t.clone(),
+        _ => return Err(bad("tools must be a list")),
+    };
+    for t in &tools {
+        if t["type"].as_str().unwrap_or("function") != "function" {
+            return Err(bad("only tools of type `function` are supported"));
+        }
+        if t["function"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty()
+        {
+            return Err(bad("every tool needs function.name"));
+        }
+    }
+    let parse = match &body["tool_choice"] {
+        Value::Null => true,
+        Value::String(s) if s == "none" => false,
+        Value::String(s) if s == "auto" || s == "required" => true,
+        Value::Object(o) => {
+            let name = o
+                .get("function")
+                .and_then(|f| f["name"].as_str())
+                .ok_or_else(|| {
+                    ApiError::invalid("tool_choice needs function.name", Some("tool_choice"))
+                })?;
+            tools.retain(|t| t["function"]["name"] == name);
+            if tools.is_empty() {
+                return Err(ApiError::invalid(
+                    format!("tool_choice names `{name}`, which is not in tools"),
+                    Some("tool_choice"),
+                ));
+            }
+            true
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "tool_choice must be none, auto, required or a function",
+                Some("tool_choice"),
+            ))
+        }
+    };
+    Ok((Some(Value::Array(tools)), parse))
+}
+
+/// An assistant message's `tool_calls`, with each `function.arguments` as a JSON object (OpenAI
+/// clients send a string; chat templates iterate over the object).
+fn tool_calls_of(calls: &Value) -> Result<Option<Value>, ApiError> {
+    let bad = |m: String| ApiError::invalid(m, Some("messages"));
+    let calls = match calls {
+        Value::Null => return Ok(None),
+        Value::Array(c) if c.is_empty() => return Ok(None),
+        Value::Array(c) => c,
+        _ => return Err(bad("tool_calls must be a list".into())),
+    };
+    let mut out = Vec::with_capacity(calls.len());
+    for c in calls {
+        let f = &c["function"];
+        let Some(name) = f["name"].as_str() else {
+            return Err(bad("every tool call needs function.name".into()));
+        };
+        let arguments = match &f["arguments"] {
+            Value::Object(_) => f["arguments"].clone(),
+            Value::Null => json!({}),
+            Value::String(s) => match serde_json::from_str::<Value>(s) {
+                Ok(v @ Value::Object(_)) => v,
+                _ => {
+                    return Err(bad(format!(
+                        "the arguments of tool call `{name}` are not a JSON object"
+                    )))
+                }
+            },
+            _ => {
+                return Err(bad(format!(
+                    "the arguments of tool call `{name}` are not a JSON object"
+                )))
+            }
+        };
+        out.push(json!({
+            "id": c["id"], "type": "function",
+            "function": { "name": name, "arguments": arguments },
+        }));
+    }
+    Ok(Some(Value::Array(out)))
 }
 
 /// Holds back text that may be the start of a stop string; reports when one is reached.
@@ -246,6 +341,7 @@ impl StopFilter {
 
 /// OpenAI's name for why a generation ended.
 pub fn finish_reason(r: localglm_engine::FinishReason) -> &'static str {
+    // (`tool_calls` is decided by the caller, which sees the calls.)
     match r {
         localglm_engine::FinishReason::Length => "length",
         _ => "stop",
@@ -288,14 +384,74 @@ mod tests {
         for bad in [
             json!([]),
             json!({ "messages": [] }),
-            json!({ "messages": [{ "role": "tool", "content": "x" }] }),
+            json!({ "messages": [{ "role": "function", "content": "x" }] }),
             json!({ "messages": [{ "role": "user", "content": "x" }], "temperature": "hot" }),
             json!({ "messages": [{ "role": "user", "content": "x" }], "top_p": 3 }),
             json!({ "messages": [{ "role": "user", "content": "x" }], "tools": [{ "type": "function" }] }),
+            json!({ "messages": [{ "role": "user", "content": "x" }], "tools": [{ "type": "code", "function": { "name": "f" } }] }),
+            json!({ "messages": [{ "role": "user", "content": "x" }], "tools": {} }),
+            json!({ "messages": [{ "role": "user", "content": "x" }], "tool_choice": { "type": "function", "function": { "name": "g" } },
+                    "tools": [{ "type": "function", "function": { "name": "f" } }] }),
+            json!({ "messages": [{ "role": "assistant", "content": null,
+                    "tool_calls": [{ "id": "1", "type": "function", "function": { "name": "f", "arguments": "[1]" } }] }] }),
         ] {
             let e = parse(&bad, 10).unwrap_err();
             assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");
         }
+    }
+
+    #[test]
+    fn parses_tools_tool_calls_and_tool_results() {
+        let tools = json!([
+            { "type": "function", "function": { "name": "get_weather", "parameters": { "type": "object" } } },
+            { "type": "function", "function": { "name": "search" } }
+        ]);
+        let r = parse(
+            &json!({
+                "tools": tools,
+                "messages": [
+                    { "role": "user", "content": "Weather?" },
+                    { "role": "assistant", "content": null, "tool_calls": [{ "id": "call_9", "type": "function",
+                        "function": { "name": "get_weather", "arguments": "{\"city\": \"Paris\"}" } }] },
+                    { "role": "tool", "tool_call_id": "call_9", "content": "21 C" }
+                ]
+            }),
+            64,
+        )
+        .unwrap();
+        assert!(r.parse_tools);
+        assert_eq!(r.generate.tools.as_ref(), Some(&tools));
+        let m = &r.generate.messages;
+        assert_eq!(m[1].content, "");
+        assert_eq!(
+            m[1].tool_calls,
+            Some(json!([{ "id": "call_9", "type": "function",
+                "function": { "name": "get_weather", "arguments": { "city": "Paris" } } }]))
+        );
+        assert_eq!(
+            (m[2].role, m[2].tool_call_id.as_deref()),
+            (Role::Tool, Some("call_9"))
+        );
+        // A named tool_choice narrows the tools; `none` keeps them in the prompt, unparsed.
+        let named = parse(
+            &json!({ "tools": tools, "messages": [{ "role": "user", "content": "x" }],
+                     "tool_choice": { "type": "function", "function": { "name": "search" } } }),
+            8,
+        )
+        .unwrap();
+        assert_eq!(named.generate.tools, Some(json!([tools[1]])));
+        let none = parse(
+            &json!({ "tools": tools, "tool_choice": "none", "messages": [{ "role": "user", "content": "x" }] }),
+            8,
+        )
+        .unwrap();
+        assert!(!none.parse_tools && none.generate.tools.is_some());
+        let without = parse(
+            &json!({ "messages": [{ "role": "user", "content": "x" }], "tools": [] }),
+            8,
+        )
+        .unwrap();
+        assert!(!without.parse_tools && without.generate.tools.is_none());
     }
 
     #[test]

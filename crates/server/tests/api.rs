@@ -248,3 +248,88 @@ async fn sixteen_streaming_clients_and_a_disconnect() {
     .await
     .unwrap();
 }
+
+fn weather_tools() -> Value {
+    json!([{ "type": "function", "function": {
+        "name": "get_weather", "description": "Current weather in a city",
+        "parameters": { "type": "object", "properties": { "city": { "type": "string" } },
+                        "required": ["city"] } } }])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tool_calls_parsed_from_glm_xml_plain_and_streaming_then_the_result_goes_back() {
+    let url = start(None, true).await;
+    tokio::task::spawn_blocking(move || {
+        let mut body = user("Paris");
+        body["tools"] = weather_tools();
+        let (code, r) = post(&url, &body, None);
+        assert_eq!(code, 200, "{r}");
+        let choice = &r["choices"][0];
+        assert_eq!(choice["finish_reason"], "tool_calls", "{r}");
+        let msg = &choice["message"];
+        assert_eq!(msg["content"], "Calling get_weather.");
+        let call = &msg["tool_calls"][0];
+        assert!(call["id"].as_str().unwrap().starts_with("call_"));
+        assert_eq!(call["type"], "function");
+        assert_eq!(call["function"]["name"], "get_weather");
+        assert_eq!(call["function"]["arguments"], r#"{"city":"Paris"}"#);
+        assert!(!msg["content"].as_str().unwrap().contains("tool_call"));
+
+        // Streaming: text deltas, then the call whole in one delta with its index.
+        body["stream"] = json!(true);
+        let data = stream(&url, &body);
+        assert_eq!(data.last().unwrap(), "[DONE]");
+        let chunks: Vec<Value> = data[..data.len() - 1]
+            .iter()
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        let text: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        assert_eq!(text, "Calling get_weather.");
+        let calls: Vec<&Value> = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"].get("tool_calls"))
+            .collect();
+        assert_eq!(calls.len(), 1, "{chunks:?}");
+        assert_eq!(calls[0][0]["index"], 0);
+        assert_eq!(calls[0][0]["function"]["arguments"], r#"{"city":"Paris"}"#);
+        assert_eq!(
+            chunks.last().unwrap()["choices"][0]["finish_reason"],
+            "tool_calls"
+        );
+
+        // The result goes back as a `tool` message (arguments as the string OpenAI clients
+        // send); the model answers with it.
+        let body = json!({
+            "tools": weather_tools(),
+            "messages": [
+                { "role": "user", "content": "Paris" },
+                { "role": "assistant", "content": null, "tool_calls": [call] },
+                { "role": "tool", "tool_call_id": call["id"], "content": "21 C, clear" }
+            ]
+        });
+        let (code, r) = post(&url, &body, None);
+        assert_eq!(code, 200, "{r}");
+        assert_eq!(r["choices"][0]["finish_reason"], "stop");
+        assert_eq!(
+            r["choices"][0]["message"]["content"],
+            "The tool said: 21 C, clear"
+        );
+
+        // tool_choice "none": the tools stay in the prompt, the reply is not parsed.
+        let mut body = user("Paris");
+        body["tools"] = weather_tools();
+        body["tool_choice"] = json!("none");
+        let (_, r) = post(&url, &body, None);
+        assert_eq!(r["choices"][0]["finish_reason"], "stop");
+        assert!(r["choices"][0]["message"].get("tool_calls").is_none());
+        assert!(r["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("<tool_call>get_weather"));
+    })
+    .await
+    .unwrap();
+}

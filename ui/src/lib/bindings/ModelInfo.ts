@@ -27,4 +27,8 @@ supports_thinking: boolean,
 /**
  * `reasoning_effort` values its template distinguishes (lower case), if any.
  */
-effort_levels: Array<string>, };
+effort_levels: Array<string>, 
+/**
+ * The model's chat template renders `tools` (so the API accepts tool definitions).
+ */
+supports_tools: boolean, };
