@@ -41,7 +41,7 @@ export function writeSettings(dataDir, { maxTokens = 256, modelPath = null, seed
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function freePort() {
+export async function freePort() {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.listen(0, "127.0.0.1", () => {

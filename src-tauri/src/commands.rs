@@ -1,12 +1,12 @@
 //! Tauri commands: convert, delegate to a crate, convert back. No logic lives here.
 
 use crate::settings::SettingsState;
-use localglm_chat::{presets, ChatService};
+use localglm_chat::{presets, remotes, ChatService};
 use localglm_models::Library;
 use localglm_protocol::{
     ApiLogEntry, ApiSettings, ApiStatus, AppError, AppInfo, ConversationSummary, ConversationView,
     DownloadState, ErrorKind, FitPlan, FitRequest, GenerationEvent, GenerationHandle, MachineSpec,
-    ModelInfo, ModelStatus, QuantCatalog, SamplingPreset, SendRequest, Settings,
+    ModelInfo, ModelStatus, QuantCatalog, RemoteServer, SamplingPreset, SendRequest, Settings,
 };
 use std::sync::Arc;
 use tauri::ipc::Channel;
@@ -94,6 +94,7 @@ pub async fn load_model(
     path: Option<String>,
     force: Option<bool>,
 ) -> Result<ModelInfo, AppError> {
+    let chosen = path.clone();
     let path = path
         .or_else(|| settings.get().model_path)
         .map(std::path::PathBuf::from)
@@ -118,7 +119,56 @@ pub async fn load_model(
             .with_detail(fixes.join(" ")));
         }
     }
-    service.load_model(path).await
+    let info = service.load_model(path).await?;
+    // The model loaded at the next start: this one (a server no longer).
+    settings.update(|s| {
+        s.active_remote = None;
+        if chosen.is_some() {
+            s.model_path = chosen;
+        }
+        Ok(())
+    })?;
+    Ok(info)
+}
+
+/// Checks a server (reachable, key accepted, model listed), switches to it and saves it with
+/// the models; a server that cannot be used is not saved and the loaded model stays.
+#[tauri::command]
+pub async fn add_remote(
+    service: Service<'_>,
+    settings: State<'_, SettingsState>,
+    server: RemoteServer,
+) -> Result<ModelInfo, AppError> {
+    let server = remotes::normalize(&settings.get(), server)?;
+    let info = service.load_remote(&server).await?;
+    settings.update(|s| {
+        s.active_remote = Some(server.id.clone());
+        remotes::upsert(s, server);
+        Ok(())
+    })?;
+    Ok(info)
+}
+
+/// Switches to a saved server.
+#[tauri::command]
+pub async fn load_remote(
+    service: Service<'_>,
+    settings: State<'_, SettingsState>,
+    id: String,
+) -> Result<ModelInfo, AppError> {
+    let server = remotes::find(&settings.get(), &id)?;
+    let info = service.load_remote(&server).await?;
+    settings.update(|s| {
+        s.active_remote = Some(id);
+        Ok(())
+    })?;
+    Ok(info)
+}
+
+/// Forgets a saved server (a conversation in progress on it goes on until the next load).
+#[tauri::command]
+pub fn remove_remote(settings: State<'_, SettingsState>, id: String) -> Result<(), AppError> {
+    settings.update(|s| remotes::remove(s, &id))
 }
 
 fn this_machine(context: u32) -> FitRequest {

@@ -50,6 +50,9 @@ pub fn build<R: Runtime>(
             commands::import_presets,
             commands::model_status,
             commands::load_model,
+            commands::add_remote,
+            commands::load_remote,
+            commands::remove_remote,
             commands::list_models,
             commands::list_conversations,
             commands::create_conversation,
@@ -83,6 +86,10 @@ fn state_plugin<R: Runtime>(
                 .map(std::path::PathBuf::from)
                 .unwrap_or_else(|| library.default_model_path());
             let api_settings = settings.get().api;
+            let active_remote = settings
+                .get()
+                .active_remote
+                .and_then(|id| localglm_chat::remotes::find(&settings.get(), &id).ok());
             app.manage(settings);
             app.manage(api::ApiServer::default());
             if api_settings.enabled {
@@ -104,7 +111,10 @@ fn state_plugin<R: Runtime>(
             if std::env::var_os("LOCALGLM_NO_AUTOLOAD").is_none() {
                 tauri::async_runtime::spawn(async move {
                     // The outcome is reported through the model-status event.
-                    let _ = service.load_model(model_path).await;
+                    let _ = match active_remote {
+                        Some(server) => service.load_remote(&server).await,
+                        None => service.load_model(model_path).await,
+                    };
                 });
             }
             Ok(())

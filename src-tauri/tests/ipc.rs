@@ -1,95 +1,14 @@
 //! The shell's real commands through Tauri's IPC layer (mock runtime), on the scripted engine.
 
-use localglm_app_lib::build;
-use localglm_engine::scripted::ScriptedEngine;
-use localglm_models::Library;
 use localglm_protocol::{
-    AppError, AppInfo, ConversationSummary, ConversationView, ErrorKind, GenerationHandle,
-    ModelStatus, Role, Settings,
+    AppInfo, ConversationSummary, ConversationView, ErrorKind, GenerationHandle, Role, Settings,
 };
 use serde_json::{json, Value};
-use std::sync::Arc;
 use std::time::Duration;
-use tauri::ipc::{CallbackFn, InvokeBody};
-use tauri::test::{
-    get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime, INVOKE_KEY,
-};
-use tauri::webview::InvokeRequest;
-use tauri::{App, WebviewWindow, WebviewWindowBuilder};
 
-struct Harness {
-    _dir: tempfile::TempDir,
-    _app: App<MockRuntime>,
-    webview: WebviewWindow<MockRuntime>,
-}
+mod common;
 
-fn harness() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let library = Library::new(dir.path());
-    std::fs::create_dir_all(library.models_dir()).unwrap();
-    // The scripted engine accepts any path; the default model path is what autoload uses.
-    std::fs::write(library.default_model_path(), b"GGUF").unwrap();
-    let app = build(mock_builder(), library, Arc::new(ScriptedEngine::default()))
-        .build(mock_context(noop_assets()))
-        .expect("app builds");
-    let webview = WebviewWindowBuilder::new(&app, "main", Default::default())
-        .build()
-        .unwrap();
-    Harness {
-        _dir: dir,
-        _app: app,
-        webview,
-    }
-}
-
-fn invoke(h: &Harness, cmd: &str, args: Value) -> Result<Value, Value> {
-    get_ipc_response(
-        &h.webview,
-        InvokeRequest {
-            cmd: cmd.into(),
-            callback: CallbackFn(0),
-            error: CallbackFn(1),
-            url: "tauri://localhost".parse().unwrap(),
-            body: InvokeBody::Json(args),
-            headers: Default::default(),
-            invoke_key: INVOKE_KEY.to_string(),
-        },
-    )
-    .map(|b| b.deserialize::<Value>().unwrap())
-}
-
-fn ok<T: serde::de::DeserializeOwned>(h: &Harness, cmd: &str, args: Value) -> T {
-    let v = invoke(h, cmd, args).unwrap_or_else(|e| panic!("{cmd} failed: {e}"));
-    serde_json::from_value(v).unwrap()
-}
-
-fn err(h: &Harness, cmd: &str, args: Value) -> AppError {
-    let e = invoke(h, cmd, args).expect_err("command should fail");
-    serde_json::from_value(e).unwrap()
-}
-
-/// The conversation once it holds `n` messages (a reply is saved when its generation ends).
-fn conversation_with(h: &Harness, id: &str, n: usize) -> ConversationView {
-    let mut view: ConversationView = ok(h, "get_conversation", json!({ "id": id }));
-    for _ in 0..500 {
-        if view.messages.len() == n {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-        view = ok(h, "get_conversation", json!({ "id": id }));
-    }
-    view
-}
-
-fn wait_ready(h: &Harness) {
-    for _ in 0..500 {
-        if let ModelStatus::Ready { .. } = ok::<ModelStatus>(h, "model_status", json!({})) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("model never became ready");
-}
+use common::*;
 
 #[test]
 fn conversations_crud_through_ipc() {

@@ -15,8 +15,8 @@ use localglm_conversations::{new_id, new_message, now_ms, title_from, Conversati
 use localglm_engine::{ChatTurn, Engine, EngineError, EngineEvent, GenerateRequest, LoadSpec};
 use localglm_protocol::{
     AppError, Conversation, ConversationSummary, ConversationView, ErrorKind, FinishReason,
-    GenerationEvent, GenerationHandle, Message, MessageView, ModelInfo, ModelStatus, Role,
-    SendAction, SendRequest, SentWith, Settings, ThinkingChoice,
+    GenerationEvent, GenerationHandle, Message, MessageView, ModelInfo, ModelStatus, RemoteServer,
+    Role, SendAction, SendRequest, SentWith, Settings, ThinkingChoice,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 mod errors;
 pub mod presets;
+pub mod remotes;
 pub use errors::{conversation_error, engine_error};
 
 /// Longest time a delta waits before it is sent to the UI.
@@ -118,22 +119,64 @@ impl ChatService {
     /// Loads a model, reporting `loading` then `ready` or `failed`.
     pub async fn load_model(&self, path: PathBuf) -> Result<ModelInfo, AppError> {
         let shown = path.to_string_lossy().into_owned();
+        self.load(LoadSpec::cpu(path), shown, |r| {
+            r.map_err(|e| engine_error(&e))
+        })
+        .await
+    }
+
+    /// Switches to a server; a server that cannot be used (unreachable, key refused, no such
+    /// model) leaves the loaded model in place and says why.
+    pub async fn load_remote(&self, server: &RemoteServer) -> Result<ModelInfo, AppError> {
+        let name = remotes::display_name(server);
+        let spec = LoadSpec::remote(remotes::spec(server));
+        let label = server.name.clone();
+        self.load(spec, server.base_url.clone(), |loaded| match loaded {
+            // Shown as "Server name · model id".
+            Ok(mut info) => {
+                if !label.is_empty() {
+                    info.name = format!("{label} · {}", info.name);
+                }
+                Ok(info)
+            }
+            Err(EngineError::LoadFailed { reason, .. }) => Err(AppError::new(
+                ErrorKind::LoadFailed,
+                format!("Could not use the server {name}."),
+            )
+            .with_detail(reason)),
+            Err(other) => Err(engine_error(&other)),
+        })
+        .await
+    }
+
+    async fn load(
+        &self,
+        spec: LoadSpec,
+        shown: String,
+        outcome: impl FnOnce(Result<ModelInfo, EngineError>) -> Result<ModelInfo, AppError>,
+    ) -> Result<ModelInfo, AppError> {
+        let before = self.model_status();
         self.set_status(ModelStatus::Loading {
             path: shown.clone(),
         });
-        match self.engine.load(LoadSpec::cpu(path)).await {
+        let remote = spec.remote.is_some();
+        match outcome(self.engine.load(spec).await) {
             Ok(model) => {
                 self.set_status(ModelStatus::Ready {
                     model: model.clone(),
                 });
                 Ok(model)
             }
-            Err(e) => {
-                let error = engine_error(&e);
-                self.set_status(ModelStatus::Failed {
-                    path: shown,
-                    error: error.clone(),
-                });
+            Err(error) => {
+                if remote && matches!(before, ModelStatus::Ready { .. }) {
+                    // The local model is still loaded: keep it, and report the error only.
+                    self.set_status(before);
+                } else {
+                    self.set_status(ModelStatus::Failed {
+                        path: shown,
+                        error: error.clone(),
+                    });
+                }
                 Err(error)
             }
         }

@@ -1,17 +1,20 @@
 //! The engine the app and CLI use: picks the backend by the GGUF's `general.architecture` —
-//! `glm-dsa` (GLM-5.x) runs on LocalGLM's own runtime, everything else on `mistralrs`.
+//! `glm-dsa` (GLM-5.x) runs on LocalGLM's own runtime, everything else on `mistralrs` — or, for
+//! a [`LoadSpec`] naming a server, the remote backend.
 
 use crate::glm::GlmEngine;
 use crate::mistral::{check_gguf_file, MistralRsEngine};
+use crate::remote::RemoteEngine;
 use crate::{Engine, EngineError, GenerateRequest, Generation, LoadSpec};
 use async_trait::async_trait;
 use localglm_protocol::ModelInfo;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Which {
     Glm,
     Mistral,
+    Remote,
 }
 
 /// Dispatches to the backend that can run the loaded model.
@@ -19,6 +22,8 @@ enum Which {
 pub struct AutoEngine {
     glm: GlmEngine,
     mistral: MistralRsEngine,
+    /// The server of a remote "model", while one is in use.
+    remote: RwLock<Option<Arc<RemoteEngine>>>,
     /// The backend in use and the loaded model as the app sees it (quant and template
     /// controls filled in), so `loaded()` reports what `load()` returned.
     active: RwLock<Option<(Which, ModelInfo)>>,
@@ -27,6 +32,25 @@ pub struct AutoEngine {
 impl AutoEngine {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    fn remote(&self) -> Option<Arc<RemoteEngine>> {
+        self.remote.read().expect("engine lock").clone()
+    }
+
+    /// Switches to a server: it is checked (reachable, key accepted, model listed) before the
+    /// local model is let go, so a bad setting leaves the loaded model in place.
+    async fn load_remote(
+        &self,
+        server: crate::remote::RemoteSpec,
+        spec: LoadSpec,
+    ) -> Result<ModelInfo, EngineError> {
+        let remote = Arc::new(RemoteEngine::new(server));
+        let info = remote.load(spec).await?;
+        self.unload().await;
+        *self.remote.write().expect("engine lock") = Some(remote);
+        *self.active.write().expect("engine lock") = Some((Which::Remote, info.clone()));
+        Ok(info)
     }
 
     fn active(&self) -> Option<Which> {
@@ -75,11 +99,15 @@ impl Engine for AutoEngine {
     fn backend(&self) -> &'static str {
         match self.active() {
             Some(Which::Glm) => self.glm.backend(),
+            Some(Which::Remote) => "remote",
             _ => self.mistral.backend(),
         }
     }
 
     async fn load(&self, spec: LoadSpec) -> Result<ModelInfo, EngineError> {
+        if let Some(server) = spec.remote.clone() {
+            return self.load_remote(server, spec).await;
+        }
         check_gguf_file(&spec.path)?;
         self.unload().await;
         let path = spec.path.clone();
@@ -94,9 +122,10 @@ impl Engine for AutoEngine {
         } else {
             Which::Mistral
         };
-        let mut info = match which {
-            Which::Glm => self.glm.load(spec).await?,
-            Which::Mistral => self.mistral.load(spec).await?,
+        let mut info = if which == Which::Glm {
+            self.glm.load(spec).await?
+        } else {
+            self.mistral.load(spec).await?
         };
         if info.architecture.is_none() {
             info.architecture = arch;
@@ -119,6 +148,7 @@ impl Engine for AutoEngine {
         let present = match which {
             Which::Glm => self.glm.loaded().is_some(),
             Which::Mistral => self.mistral.loaded().is_some(),
+            Which::Remote => self.remote().is_some_and(|r| r.loaded().is_some()),
         };
         present.then_some(info)
     }
@@ -127,12 +157,20 @@ impl Engine for AutoEngine {
         match self.active().ok_or(EngineError::NoModel)? {
             Which::Glm => self.glm.generate(request).await,
             Which::Mistral => self.mistral.generate(request).await,
+            Which::Remote => {
+                let remote = self.remote().ok_or(EngineError::NoModel)?;
+                remote.generate(request).await
+            }
         }
     }
 
     async fn unload(&self) {
         self.glm.unload().await;
         self.mistral.unload().await;
+        let remote = self.remote.write().expect("engine lock").take();
+        if let Some(r) = remote {
+            r.unload().await;
+        }
         *self.active.write().expect("engine lock") = None;
     }
 }

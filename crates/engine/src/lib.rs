@@ -98,6 +98,9 @@ pub struct LoadSpec {
     pub context_length: Option<u32>,
     /// KV-cache element type (GLM-5.x runtime); `None` = f16.
     pub kv_cache: Option<localglm_glm::KvType>,
+    /// An OpenAI-compatible server to use instead of a file ([`auto::AutoEngine`] then runs the
+    /// remote backend; `path` is only shown).
+    pub remote: Option<remote::RemoteSpec>,
 }
 
 impl LoadSpec {
@@ -107,6 +110,16 @@ impl LoadSpec {
             force_cpu: true,
             context_length: None,
             kv_cache: None,
+            remote: None,
+        }
+    }
+
+    /// A server instead of a file.
+    pub fn remote(server: remote::RemoteSpec) -> Self {
+        Self {
+            path: PathBuf::from(&server.base_url),
+            remote: Some(server),
+            ..Self::cpu("")
         }
     }
 }

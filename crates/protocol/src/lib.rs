@@ -442,6 +442,28 @@ pub struct Settings {
     /// The OpenAI-compatible local API.
     #[serde(default)]
     pub api: ApiSettings,
+    /// Servers the app can chat through, listed with the local models.
+    #[serde(default)]
+    pub remotes: Vec<RemoteServer>,
+    /// The server in use (loaded at start instead of `model_path`); `None` = a local model.
+    #[serde(default)]
+    pub active_remote: Option<String>,
+}
+
+/// An OpenAI-compatible server (vLLM, SGLang, llama-server, another LocalGLM) used like a
+/// local model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct RemoteServer {
+    /// Assigned by the app when empty.
+    pub id: String,
+    /// Shown in the model list; empty shows the model id.
+    pub name: String,
+    /// Base URL including `/v1`, e.g. `http://gpu-node:8000/v1`.
+    pub base_url: String,
+    /// Sent as `Authorization: Bearer KEY` when set.
+    pub api_key: Option<String>,
+    /// Model id on the server; `None` takes the first it lists.
+    pub model: Option<String>,
 }
 
 /// The local API server's settings.
@@ -512,6 +534,8 @@ impl Default for Settings {
             presets: Vec::new(),
             default_preset: general(),
             api: ApiSettings::default(),
+            remotes: Vec::new(),
+            active_remote: None,
         }
     }
 }

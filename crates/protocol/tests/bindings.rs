@@ -41,6 +41,7 @@ fn export_into(dir: &Path) {
         ApiSettings,
         ApiStatus,
         ApiLogEntry,
+        RemoteServer,
     );
 }
 

@@ -20,6 +20,7 @@ import type { GenerationEvent } from '../bindings/GenerationEvent';
 import type { GenerationHandle } from '../bindings/GenerationHandle';
 import type { ModelInfo } from '../bindings/ModelInfo';
 import type { ModelStatus } from '../bindings/ModelStatus';
+import type { RemoteServer } from '../bindings/RemoteServer';
 import type { SamplingPreset } from '../bindings/SamplingPreset';
 import type { SendRequest } from '../bindings/SendRequest';
 import type { Settings } from '../bindings/Settings';
@@ -98,6 +99,24 @@ export function modelStatus(): Promise<ModelStatus> {
  */
 export function loadModel(path: string | null, force = false): Promise<ModelInfo> {
   return call('load_model', { path, force });
+}
+
+/**
+ * Checks an OpenAI-compatible server (reachable, key accepted, model listed), switches to it
+ * and saves it with the models. A server that cannot be used is not saved.
+ */
+export function addRemote(server: RemoteServer): Promise<ModelInfo> {
+  return call('add_remote', { server });
+}
+
+/** Switches to a saved server. */
+export function loadRemote(id: string): Promise<ModelInfo> {
+  return call('load_remote', { id });
+}
+
+/** Forgets a saved server. */
+export function removeRemote(id: string): Promise<void> {
+  return call('remove_remote', { id });
 }
 
 /** GLM-5.2's quants, each with its plan on the requested machine. */

@@ -15,6 +15,7 @@ import type { ApiStatus } from '../bindings/ApiStatus';
 import type { DownloadState } from '../bindings/DownloadState';
 import type { ModelInfo } from '../bindings/ModelInfo';
 import type { ModelStatus } from '../bindings/ModelStatus';
+import type { RemoteServer } from '../bindings/RemoteServer';
 import type { SamplingPreset } from '../bindings/SamplingPreset';
 import type { SendAction } from '../bindings/SendAction';
 import type { Settings } from '../bindings/Settings';
@@ -244,10 +245,44 @@ export class AppStore {
     try {
       await ipc.loadModel(path, force);
       this.refusedPath = null;
+      // A local model replaces a server in use.
+      this.settings = await ipc.getSettings();
     } catch (reason) {
       const error = ipc.toAppError(reason);
       this.refusedPath = error.kind === 'wont_fit' ? path : null;
       this.showError(error);
+    }
+  }
+
+  /**
+   * Adds a server and switches to it; resolves to `null`, or to why it failed (shown beside the
+   * form, since the models dialog covers the error banner).
+   */
+  async addRemote(server: RemoteServer): Promise<AppError | null> {
+    try {
+      await ipc.addRemote(server);
+      this.settings = await ipc.getSettings();
+      return null;
+    } catch (reason) {
+      return ipc.toAppError(reason);
+    }
+  }
+
+  async useRemote(id: string): Promise<void> {
+    try {
+      await ipc.loadRemote(id);
+      this.settings = await ipc.getSettings();
+    } catch (reason) {
+      this.showError(reason);
+    }
+  }
+
+  async removeRemote(id: string): Promise<void> {
+    try {
+      await ipc.removeRemote(id);
+      this.settings = await ipc.getSettings();
+    } catch (reason) {
+      this.showError(reason);
     }
   }
 
