@@ -71,6 +71,8 @@ fn state_plugin<R: Runtime>(
     library: Library,
     engine: Arc<dyn Engine>,
 ) -> tauri::plugin::TauriPlugin<R> {
+    // One queue for the app's chats and the local API: generations take turns.
+    let engine: Arc<dyn Engine> = Arc::new(localglm_engine::queue::Queued::new(engine));
     tauri::plugin::Builder::new("localglm")
         .setup(move |app, _api| {
             let store = ConversationStore::open(library.conversations_dir())?;

@@ -284,3 +284,55 @@ fn the_local_api_starts_serves_logs_and_stops_from_settings() {
     let fresh = ureq::AgentBuilder::new().build();
     assert!(fresh.get(&format!("{url}/models")).call().is_err());
 }
+
+#[test]
+fn the_app_and_the_local_api_share_one_queue() {
+    use localglm_engine::scripted::{Script, ScriptedEngine};
+    use localglm_protocol::ApiStatus;
+    // Every reply takes about a second.
+    let h = harness_with(std::sync::Arc::new(ScriptedEngine::new(|_| Script {
+        reasoning: Vec::new(),
+        content: Script::tokens("one two three four five six seven eight nine ten"),
+        token_delay: Duration::from_millis(100),
+        fail_with: None,
+    })));
+    wait_ready(&h);
+    let on: ApiStatus = ok(
+        &h,
+        "set_api",
+        json!({ "api": { "enabled": true, "host": "127.0.0.1", "port": 0, "api_key": null } }),
+    );
+    let url = on.url.unwrap();
+    let c: ConversationSummary = ok(&h, "create_conversation", json!({ "title": null }));
+    let started = std::time::Instant::now();
+    let _: GenerationHandle = ok(
+        &h,
+        "send_message",
+        json!({ "request": { "conversation_id": c.id, "action": { "type": "new", "text": "hi" } },
+                "onEvent": "__CHANNEL__:7" }),
+    );
+    // The API request arrives while the app's reply streams: it waits for its turn.
+    let api = std::thread::spawn(move || {
+        let r: Value = ureq::post(&format!("{url}/chat/completions"))
+            .send_json(json!({ "messages": [{ "role": "user", "content": "hello" }] }))
+            .unwrap()
+            .into_json()
+            .unwrap();
+        (r, started.elapsed())
+    });
+    let view = conversation_with(&h, &c.id, 2);
+    let app_done = started.elapsed();
+    assert_eq!(
+        view.messages[1].message.content,
+        "one two three four five six seven eight nine ten"
+    );
+    let (r, api_done) = api.join().unwrap();
+    assert_eq!(
+        r["choices"][0]["message"]["content"],
+        "one two three four five six seven eight nine ten"
+    );
+    assert!(
+        api_done >= app_done + Duration::from_millis(700),
+        "the API reply ({api_done:?}) ran after the app's ({app_done:?})"
+    );
+}

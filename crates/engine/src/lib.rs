@@ -23,6 +23,7 @@ pub mod auto;
 pub mod glm;
 pub mod mistral;
 pub mod prompt;
+pub mod queue;
 pub mod reasoning;
 pub mod remote;
 pub mod scripted;

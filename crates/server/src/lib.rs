@@ -30,7 +30,8 @@ use tools::{Piece, ToolCall, ToolCallParser};
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 8 << 20;
 
-/// Receives one entry per request served (method, path, status, time to the response head).
+/// Receives one entry per request served (method, path, status, time until the response body
+/// ended — for a stream, its last event or the client hanging up).
 pub type RequestLog = Arc<dyn Fn(localglm_protocol::ApiLogEntry) + Send + Sync>;
 
 /// What the server needs.
@@ -67,8 +68,13 @@ async fn log_requests(
     let (method, path) = (req.method().to_string(), req.uri().path().to_string());
     let started = std::time::Instant::now();
     let response = next.run(req).await;
-    if let Some(log) = &state.log {
-        log(localglm_protocol::ApiLogEntry {
+    let Some(log) = state.log.clone() else {
+        return response;
+    };
+    let guard = LogWhenDone {
+        log,
+        started,
+        entry: Some(localglm_protocol::ApiLogEntry {
             at_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs_f64() * 1000.0)
@@ -76,10 +82,32 @@ async fn log_requests(
             method,
             path,
             status: response.status().as_u16(),
-            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-        });
+            duration_ms: 0.0,
+        }),
+    };
+    // The entry goes out when the body is done (or dropped), so a stream's whole time counts.
+    let (parts, body) = response.into_parts();
+    let body = body.into_data_stream().map(move |chunk| {
+        let _ = &guard;
+        chunk
+    });
+    Response::from_parts(parts, axum::body::Body::from_stream(body))
+}
+
+/// Reports its entry, with the time since `started`, when dropped.
+struct LogWhenDone {
+    log: RequestLog,
+    started: std::time::Instant,
+    entry: Option<localglm_protocol::ApiLogEntry>,
+}
+
+impl Drop for LogWhenDone {
+    fn drop(&mut self) {
+        if let Some(mut entry) = self.entry.take() {
+            entry.duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+            (self.log)(entry);
+        }
     }
-    response
 }
 
 /// The API's routes.

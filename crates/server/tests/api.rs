@@ -333,3 +333,38 @@ async fn tool_calls_parsed_from_glm_xml_plain_and_streaming_then_the_result_goes
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_request_log_times_a_stream_to_its_end() {
+    let engine = Arc::new(ScriptedEngine::default());
+    engine.load(LoadSpec::cpu("/m/m.gguf")).await.unwrap();
+    let seen: Arc<std::sync::Mutex<Vec<localglm_protocol::ApiLogEntry>>> = Arc::default();
+    let sink = seen.clone();
+    let state =
+        ApiState::new(engine, None).with_log(Arc::new(move |e| sink.lock().unwrap().push(e)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { serve(listener, state).await });
+    let streamed = tokio::task::spawn_blocking(move || {
+        let mut body = user("hello");
+        body["stream"] = json!(true);
+        let started = std::time::Instant::now();
+        stream(&url, &body);
+        started.elapsed()
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let log = seen.lock().unwrap().clone();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(
+        (log[0].path.as_str(), log[0].status),
+        ("/v1/chat/completions", 200)
+    );
+    // About the whole stream (15 ms a token), not just the time to the response head.
+    assert!(
+        log[0].duration_ms >= streamed.as_secs_f64() * 1000.0 * 0.8,
+        "{} ms logged, {streamed:?} streamed",
+        log[0].duration_ms
+    );
+}
