@@ -168,3 +168,67 @@ async fn streams_stops_and_explains_failures() {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("loaded tiny-f32 (remote)"), "{stderr}");
 }
+
+/// A server that lists one model at once but never answers a chat request (a cluster stuck in
+/// a queue or a very long prefill), or — with `silent` — never answers at all.
+fn stalled_server(silent: bool) -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(4) {
+            let mut stream = stream.unwrap();
+            let mut head = [0u8; 4096];
+            let n = stream.read(&mut head).unwrap_or(0);
+            let models = String::from_utf8_lossy(&head[..n]).starts_with("GET /v1/models");
+            if models && !silent {
+                let body = r#"{"object":"list","data":[{"id":"slow","object":"model"}]}"#;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            } else {
+                held.push(stream); // never answered
+            }
+        }
+    });
+    (url, handle)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_server_times_out_at_load_and_stop_ends_a_stalled_reply_at_once() {
+    let (silent, _h1) = stalled_server(true);
+    let started = Instant::now();
+    let e = engine(&silent, "k", None)
+        .with_timeouts(Duration::from_millis(500), Duration::from_secs(300));
+    let err = e.load(LoadSpec::cpu("r")).await.unwrap_err().to_string();
+    assert!(err.contains("did not answer in time"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    let (stalled, _h2) = stalled_server(false);
+    let e = engine(&stalled, "k", None);
+    e.load(LoadSpec::cpu("r")).await.unwrap();
+    // The request goes out, the server says nothing; Stop still ends the reply at once.
+    let mut g = e.generate(request(8)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopped = Instant::now();
+    g.cancel();
+    let ev = tokio::time::timeout(Duration::from_secs(2), g.events.next())
+        .await
+        .expect("Finished comes at once")
+        .unwrap();
+    assert!(
+        matches!(
+            ev,
+            EngineEvent::Finished {
+                reason: FinishReason::Cancelled,
+                ..
+            }
+        ),
+        "{ev:?}"
+    );
+    assert!(stopped.elapsed() < Duration::from_millis(500));
+    assert!(g.events.next().await.is_none(), "one Finished only");
+}

@@ -4,7 +4,10 @@
 //! reasoning); stop closes the connection.
 //!
 //! Invariants: `load` checks reachability, the key and the model name before anything else, so a
-//! bad setting fails at once with a clear reason; every generation ends with one `Finished`.
+//! bad setting fails at once with a clear reason (a server that does not answer within the load
+//! timeout too); `generate` returns at once and the request is made on the stream's thread, so
+//! Stop ends a generation immediately even while the server is still silent (queued, or in a long
+//! prefill); every generation ends with one `Finished`.
 
 use crate::reasoning::{Segment, ThinkParser};
 use crate::{
@@ -14,7 +17,7 @@ use async_trait::async_trait;
 use localglm_protocol::{FinishReason, ModelInfo};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
-use std::sync::RwLock;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +36,10 @@ pub struct RemoteSpec {
 pub struct RemoteEngine {
     spec: RemoteSpec,
     loaded: RwLock<Option<ModelInfo>>,
+    /// Longest wait for the model list at load.
+    load_timeout: Duration,
+    /// Longest silence while a reply streams.
+    stream_timeout: Duration,
 }
 
 impl RemoteEngine {
@@ -43,13 +50,22 @@ impl RemoteEngine {
                 ..spec
             },
             loaded: RwLock::new(None),
+            load_timeout: Duration::from_secs(30),
+            stream_timeout: Duration::from_secs(300),
         }
     }
 
-    fn agent() -> ureq::Agent {
+    /// Other limits for the load check and for silence within a stream.
+    pub fn with_timeouts(mut self, load: Duration, stream: Duration) -> Self {
+        self.load_timeout = load;
+        self.stream_timeout = stream;
+        self
+    }
+
+    fn agent(read: Duration) -> ureq::Agent {
         ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(10))
-            .timeout_read(Duration::from_secs(300))
+            .timeout_read(read)
             .build()
     }
 
@@ -64,6 +80,12 @@ impl RemoteEngine {
 
 /// A readable reason for a failed call.
 fn http_reason(base: &str, e: ureq::Error) -> String {
+    if let ureq::Error::Transport(t) = &e {
+        let text = t.to_string();
+        if text.contains("timed out") || text.contains("temporarily unavailable") {
+            return format!("{base} did not answer in time ({text})");
+        }
+    }
     match e {
         ureq::Error::Status(401 | 403, _) => {
             format!("{base} refused the API key (401): check the key")
@@ -92,7 +114,7 @@ impl Engine for RemoteEngine {
             path: base.clone().into(),
             reason,
         };
-        let agent = Self::agent();
+        let agent = Self::agent(self.load_timeout);
         let list = self.request(&agent, "GET", "/models");
         let call_base = base.clone();
         let models: Value = tokio::task::spawn_blocking(move || {
@@ -193,21 +215,39 @@ impl Engine for RemoteEngine {
                 body[k] = v;
             }
         }
-        let agent = Self::agent();
+        let agent = Self::agent(self.stream_timeout);
         let post = self.request(&agent, "POST", "/chat/completions");
-        let base = self.spec.base_url.clone();
-        let response = tokio::task::spawn_blocking(move || {
-            post.send_json(body)
-                .map_err(|e| EngineError::Generation(http_reason(&base, e)))
-        })
-        .await
-        .map_err(|e| EngineError::Generation(e.to_string()))??;
         let cancel = CancellationToken::new();
         let (tx, rx) = mpsc::unbounded_channel();
-        let token = cancel.clone();
+        let mut clock = StatsClock::start(0);
+        clock.track_reasoning();
+        let shared = Arc::new(Mutex::new(StreamState {
+            tx: Some(tx),
+            clock,
+            exact: None,
+        }));
+        // Stop ends the generation at once, even while the server has not answered yet; the
+        // reading thread notices later and only closes the connection.
+        let done = CancellationToken::new();
+        let (watched, token, over) = (shared.clone(), cancel.clone(), done.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = token.cancelled() => lock(&watched).finish(FinishReason::Cancelled, None),
+                _ = over.cancelled() => {}
+            }
+        });
+        let call = Call {
+            post,
+            body,
+            base: self.spec.base_url.clone(),
+        };
+        let stop = cancel.clone();
         std::thread::Builder::new()
             .name("remote-stream".into())
-            .spawn(move || read_stream(response, token, tx))
+            .spawn(move || {
+                read_stream(call, &stop, &shared);
+                done.cancel();
+            })
             .map_err(|e| EngineError::Generation(e.to_string()))?;
         Ok(Generation::new(crate::event_stream(rx), cancel))
     }
@@ -217,30 +257,68 @@ impl Engine for RemoteEngine {
     }
 }
 
-/// Turns the server's SSE stream into engine events; stops (closing the connection) when
-/// cancelled or when nobody listens.
-fn read_stream(
-    response: ureq::Response,
-    cancel: CancellationToken,
-    tx: mpsc::UnboundedSender<EngineEvent>,
-) {
-    let mut clock = StatsClock::start(0);
-    clock.track_reasoning();
+/// One chat request, made on the stream's thread.
+struct Call {
+    post: ureq::Request,
+    body: Value,
+    base: String,
+}
+
+/// What the reading thread and the Stop watcher share: the one `Finished` goes out through
+/// whichever gets there first.
+struct StreamState {
+    tx: Option<mpsc::UnboundedSender<EngineEvent>>,
+    clock: StatsClock,
+    /// The server's own completion-token count, when it reports usage.
+    exact: Option<u32>,
+}
+
+impl StreamState {
+    /// Sends an event; `false` when the generation is over (stopped, or nobody listens).
+    fn send(&mut self, event: EngineEvent) -> bool {
+        self.tx.as_ref().is_some_and(|tx| tx.send(event).is_ok())
+    }
+
+    /// Ends the generation (later calls do nothing).
+    fn finish(&mut self, reason: FinishReason, error: Option<EngineError>) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(EngineEvent::Finished {
+                reason,
+                stats: self.clock.finish(self.exact, None),
+                error,
+            });
+        }
+    }
+}
+
+fn lock(state: &Mutex<StreamState>) -> std::sync::MutexGuard<'_, StreamState> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Makes the request and turns the server's SSE stream into engine events; stops (closing the
+/// connection) when cancelled or when nobody listens.
+fn read_stream(call: Call, cancel: &CancellationToken, state: &Mutex<StreamState>) {
+    let response = match call.post.send_json(call.body) {
+        Ok(r) => r,
+        Err(e) => {
+            let error = EngineError::Generation(http_reason(&call.base, e));
+            lock(state).finish(FinishReason::Error, Some(error));
+            return;
+        }
+    };
     let mut parser = ThinkParser::default();
-    let mut exact: Option<u32> = None;
-    let send = |segs: Vec<Segment>| {
+    let send = |segs: Vec<Segment>, state: &mut StreamState| {
         segs.into_iter().all(|s| {
-            tx.send(match s {
+            state.send(match s {
                 Segment::Reasoning(t) => EngineEvent::Reasoning(t),
                 Segment::Content(t) => EngineEvent::Content(t),
             })
-            .is_ok()
         })
     };
     let mut reason = FinishReason::Stop;
     let mut error = None;
     for line in BufReader::new(response.into_reader()).lines() {
-        if cancel.is_cancelled() || tx.is_closed() {
+        if cancel.is_cancelled() {
             reason = FinishReason::Cancelled;
             break;
         }
@@ -248,7 +326,10 @@ fn read_stream(
             Ok(l) => l,
             Err(e) => {
                 reason = FinishReason::Error;
-                error = Some(EngineError::Generation(format!("the stream broke: {e}")));
+                error = Some(EngineError::Generation(format!(
+                    "the stream from {} broke: {e}",
+                    call.base
+                )));
                 break;
             }
         };
@@ -266,9 +347,11 @@ fn read_stream(
             error = Some(EngineError::Generation(msg.to_string()));
             break;
         }
+        let mut st = lock(state);
         if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
-            clock.set_prompt_tokens(u["prompt_tokens"].as_u64().unwrap_or(0) as u32);
-            exact = u["completion_tokens"].as_u64().map(|n| n as u32);
+            st.clock
+                .set_prompt_tokens(u["prompt_tokens"].as_u64().unwrap_or(0) as u32);
+            st.exact = u["completion_tokens"].as_u64().map(|n| n as u32);
         }
         let choice = &chunk["choices"][0];
         let delta = &choice["delta"];
@@ -284,11 +367,11 @@ fn read_stream(
         }
         if !segs.is_empty() {
             let thought = segs.iter().any(|s| matches!(s, Segment::Reasoning(_)));
-            clock.tokens(1);
+            st.clock.tokens(1);
             if thought {
-                clock.reasoning_tokens(1);
+                st.clock.reasoning_tokens(1);
             }
-            if !send(segs) {
+            if !send(segs, &mut st) {
                 reason = FinishReason::Cancelled;
                 break;
             }
@@ -299,10 +382,7 @@ fn read_stream(
             None => {}
         }
     }
-    send(parser.finish());
-    let _ = tx.send(EngineEvent::Finished {
-        reason,
-        stats: clock.finish(exact, None),
-        error,
-    });
+    let mut st = lock(state);
+    send(parser.finish(), &mut st);
+    st.finish(reason, error);
 }
