@@ -6,8 +6,8 @@ mod common;
 
 use common::*;
 use localglm_engine::auto::AutoEngine;
-use localglm_engine::scripted::ScriptedEngine;
-use localglm_engine::{Engine, LoadSpec};
+use localglm_engine::scripted::{Script, ScriptedEngine};
+use localglm_engine::{Engine, GenerateRequest, LoadSpec};
 use localglm_protocol::{
     ConversationSummary, ErrorKind, FinishReason, GenerationHandle, ModelInfo, ModelStatus,
     Settings,
@@ -16,10 +16,16 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// What the server's engine was asked: sampling and thinking switches, per request.
+type Seen = Arc<std::sync::Mutex<Vec<GenerateRequest>>>;
+
 /// A LocalGLM API server with key `secret`, serving the scripted model `gpu-glm`.
-fn start_server() -> String {
+fn start_server(seen: Seen) -> String {
     tauri::async_runtime::block_on(async {
-        let engine = Arc::new(ScriptedEngine::default());
+        let engine = Arc::new(ScriptedEngine::new(move |r: &GenerateRequest| {
+            seen.lock().unwrap().push(r.clone());
+            Script::echo(r)
+        }));
         engine.load(LoadSpec::cpu("/m/gpu-glm.gguf")).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/v1", listener.local_addr().unwrap());
@@ -49,7 +55,8 @@ fn a_server_is_checked_saved_used_for_chat_and_forgotten() {
     let h = harness_with(Arc::new(AutoEngine::new()));
     // The placeholder default model is not a real GGUF: the start-up load fails, harmlessly.
     assert!(matches!(settled(&h), ModelStatus::Failed { .. }));
-    let url = start_server();
+    let seen = Seen::default();
+    let url = start_server(seen.clone());
 
     // A refused key, an unreachable host and an unknown model: clear errors, nothing saved.
     let e = err(&h, "add_remote", server(&url, "wrong"));
@@ -108,8 +115,41 @@ fn a_server_is_checked_saved_used_for_chat_and_forgotten() {
     // The reply records the model the server ran.
     assert_eq!(reply.model.as_deref(), Some("gpu-glm"));
 
+    // The preset and the thinking switches reach the server: General, then SWE-Bench Pro with
+    // thinking off and, on the regenerate below, Max effort.
+    let asked = |i: usize| seen.lock().unwrap()[i].clone();
+    assert_eq!(
+        (asked(0).sampling.temperature, asked(0).sampling.top_p),
+        (1.0, 0.95)
+    );
+    let swe: GenerationHandle = ok(
+        &h,
+        "send_message",
+        json!({ "request": { "conversation_id": c.id, "action": { "type": "regenerate" },
+                             "preset_id": "swe-bench-pro", "enable_thinking": false },
+                "onEvent": "__CHANNEL__:7" }),
+    );
+    let mut view = conversation_with(&h, &c.id, 2);
+    while view.messages[1].message.id != swe.assistant_message_id
+        || view.messages[1].message.finish_reason.is_none()
+    {
+        std::thread::sleep(Duration::from_millis(20));
+        view = conversation_with(&h, &c.id, 2);
+    }
+    assert_eq!(
+        (asked(1).sampling.top_p, asked(1).enable_thinking),
+        (1.0, Some(false))
+    );
+    assert!(view.messages[1].message.reasoning.is_none());
+
     // Regenerate gives a new reply in its place.
-    let again = send(json!({ "type": "regenerate" }));
+    let again: GenerationHandle = ok(
+        &h,
+        "send_message",
+        json!({ "request": { "conversation_id": c.id, "action": { "type": "regenerate" },
+                             "reasoning_effort": "max" },
+                "onEvent": "__CHANNEL__:7" }),
+    );
     let mut view = conversation_with(&h, &c.id, 2);
     for _ in 0..500 {
         if view.messages.get(1).map(|m| &m.message.id) == Some(&again.assistant_message_id) {
@@ -119,6 +159,7 @@ fn a_server_is_checked_saved_used_for_chat_and_forgotten() {
         view = conversation_with(&h, &c.id, 2);
     }
     assert_eq!(view.messages[1].message.id, again.assistant_message_id);
+    assert_eq!(asked(2).reasoning_effort.as_deref(), Some("max"));
     assert!(view.messages[1]
         .message
         .content

@@ -144,6 +144,13 @@ impl Engine for RemoteEngine {
                 .cloned()
                 .ok_or_else(|| failed("the server lists no model".into()))?,
         };
+        // The server's template is not visible from here: offer the efforts of the model's
+        // family — GLM-5.x distinguishes High and Max — else OpenAI's levels.
+        let effort_levels = if name.to_ascii_lowercase().contains("glm") {
+            vec!["high".into(), "max".into()]
+        } else {
+            vec!["low".into(), "medium".into(), "high".into()]
+        };
         let info = ModelInfo {
             name,
             path: self.spec.base_url.clone(),
@@ -154,7 +161,7 @@ impl Engine for RemoteEngine {
             quant: None,
             // The server's template decides; the switches are passed through.
             supports_thinking: true,
-            effort_levels: Vec::new(),
+            effort_levels,
             supports_tools: false,
         };
         *self.loaded.write().expect("engine lock") = Some(info.clone());
