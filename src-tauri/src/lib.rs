@@ -23,7 +23,6 @@ pub fn build<R: Runtime>(
     engine: Arc<dyn Engine>,
 ) -> tauri::Builder<R> {
     builder
-        .plugin(tauri_plugin_store::Builder::new().build())
         .plugin(state_plugin(library, engine))
         .invoke_handler(tauri::generate_handler![
             commands::app_info,
@@ -81,7 +80,7 @@ fn state_plugin<R: Runtime>(
             service.on_status(Arc::new(move |status| {
                 let _ = handle.emit(events::MODEL_STATUS, status);
             }));
-            let settings = settings::SettingsState::load(app, library.settings_path());
+            let settings = settings::SettingsState::load(library.settings_path());
             let model_path = settings
                 .get()
                 .model_path

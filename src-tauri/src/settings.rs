@@ -1,16 +1,15 @@
-//! Typed, versioned settings over tauri-plugin-store, with explicit migration.
+//! Typed, versioned settings in one JSON file, with explicit migration.
 //!
-//! Invariant: the app always has a valid `Settings`. A missing file gives defaults; a file the
-//! store cannot parse is moved aside (`settings.json.corrupt`), never silently overwritten in
-//! place, and defaults are used. WORKAROUND: tauri-plugin-store writes with a plain
-//! `fs::write`; settings are a few hundred bytes, and a torn file is recovered as above.
+//! Invariants: the app always has a valid `Settings`. A missing file gives defaults; a file that
+//! cannot be parsed is moved aside (`settings.json.corrupt`), never silently overwritten in
+//! place, and defaults are used. Every write is atomic (temp file, fsync, rename), so a process
+//! killed mid-write leaves the previous settings — presets, servers, keys — intact.
 
 use localglm_protocol::{AppError, ErrorKind, SamplingParams, Settings};
 use serde_json::Value;
+use std::path::Path;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use tauri::{AppHandle, Runtime};
-use tauri_plugin_store::StoreExt;
 
 const KEY: &str = "settings";
 
@@ -51,7 +50,30 @@ pub fn migrate(value: Option<Value>) -> Settings {
     serde_json::from_value(Value::Object(obj)).unwrap_or_default()
 }
 
-/// Writes settings to their store.
+/// The stored settings value, if the file holds one; a file that is not JSON is moved aside.
+fn read_settings(path: &Path) -> Option<Value> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!("settings file {} unreadable ({e})", path.display());
+            return None;
+        }
+    };
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(mut v) => v.get_mut(KEY).map(Value::take),
+        Err(e) => {
+            tracing::warn!(
+                "settings file {} is not JSON ({e}); moved aside",
+                path.display()
+            );
+            let _ = std::fs::rename(path, path.with_extension("json.corrupt"));
+            None
+        }
+    }
+}
+
+/// Writes settings to their file.
 type Persist = Arc<dyn Fn(&Settings) -> Result<(), AppError> + Send + Sync>;
 
 fn save_error(detail: String) -> AppError {
@@ -65,27 +87,16 @@ pub struct SettingsState {
 }
 
 impl SettingsState {
-    /// Loads settings from the store file at `path` (absolute).
-    pub fn load<R: Runtime>(app: &AppHandle<R>, path: PathBuf) -> Self {
-        let store = match app.store(&path) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!(
-                    "settings file {} unreadable ({e}); moved aside",
-                    path.display()
-                );
-                let _ = std::fs::rename(&path, path.with_extension("json.corrupt"));
-                app.store(&path).ok()
-            }
-        };
-        let current = migrate(store.as_ref().and_then(|s| s.get(KEY)));
-        let persist: Persist = match store {
-            Some(store) => Arc::new(move |s: &Settings| {
-                store.set(KEY, serde_json::to_value(s).expect("settings serialize"));
-                store.save().map_err(|e| save_error(e.to_string()))
-            }),
-            None => Arc::new(|_| Err(save_error("the settings file cannot be opened".into()))),
-        };
+    /// Loads settings from the file at `path` (`{"settings": {...}}`, the layout earlier
+    /// versions wrote through tauri-plugin-store); every change is written atomically.
+    pub fn load(path: PathBuf) -> Self {
+        let current = migrate(read_settings(&path));
+        let persist: Persist = Arc::new(move |s: &Settings| {
+            let body = serde_json::to_vec_pretty(&serde_json::json!({ KEY: s }))
+                .map_err(|e| save_error(e.to_string()))?;
+            localglm_conversations::write_atomic(&path, &body)
+                .map_err(|e| save_error(format!("{}: {e}", path.display())))
+        });
         Self {
             current: Mutex::new(current),
             persist,
@@ -125,6 +136,39 @@ impl SettingsState {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn saved_atomically_and_a_torn_or_foreign_file_is_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.json");
+        let state = SettingsState::load(path.clone());
+        assert_eq!(state.get(), Settings::default());
+        state
+            .update(|s| {
+                s.system_prompt = "be brief".into();
+                Ok(())
+            })
+            .unwrap();
+        let saved = state.get();
+        // Read back by a new process; no temp file left behind.
+        assert_eq!(SettingsState::load(path.clone()).get(), saved);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["settings.json"]);
+        // A write killed half-way leaves only a temp file: the settings are as they were.
+        std::fs::write(
+            dir.path().join(".settings.json.1.x.tmp"),
+            b"{\"settings\": {\"sys",
+        )
+        .unwrap();
+        assert_eq!(SettingsState::load(path.clone()).get(), saved);
+        // A torn settings file (written by something else) is moved aside, not overwritten.
+        std::fs::write(&path, b"{\"settings\": {\"version\": 1, \"sam").unwrap();
+        assert_eq!(SettingsState::load(path.clone()).get(), Settings::default());
+        assert!(path.with_extension("json.corrupt").exists());
+    }
 
     #[test]
     fn missing_or_garbage_gives_defaults() {
