@@ -61,11 +61,21 @@ fn llama(
     gen: usize,
     reps: usize,
     threads: usize,
+    kv: localglm_glm::KvType,
 ) -> Result<Speeds> {
+    // The same cache type on both sides (llama-bench's `-ctk`, which holds MLA's latent).
+    let ctk = match kv {
+        localglm_glm::KvType::F32 => "f32",
+        localglm_glm::KvType::F16 => "f16",
+        localglm_glm::KvType::BF16 => "bf16",
+        localglm_glm::KvType::Q8_0 => "q8_0",
+    };
     let out = Command::new(bin)
         .args(["-m"])
         .arg(model)
         .args([
+            "-ctk",
+            ctk,
             "-p",
             &prompt.to_string(),
             "-n",
@@ -131,7 +141,9 @@ pub fn run(a: &GlmBenchArgs) -> Result<()> {
     ours(&model, a.prompt.min(16), 2, 1)?;
     let mine = ours(&model, a.prompt, a.gen, a.reps)?;
     let peer = match &a.llama_bench {
-        Some(bin) => Some(llama(bin, &a.model, a.prompt, a.gen, a.reps, a.threads)?),
+        Some(bin) => Some(llama(
+            bin, &a.model, a.prompt, a.gen, a.reps, a.threads, a.kv_type,
+        )?),
         None => None,
     };
     println!(

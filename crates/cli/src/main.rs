@@ -188,7 +188,7 @@ struct ChatArgs {
     /// Context length to allocate (tokens; default: the model's).
     #[arg(long)]
     context: Option<u32>,
-    /// KV-cache type for GLM-5.x models: f16 (default), bf16 or f32.
+    /// KV-cache type for GLM-5.x models: f16 (default), bf16, q8_0 (about half of f16) or f32.
     #[arg(long = "kv-type")]
     kv_type: Option<localglm_glm::KvType>,
     /// Sampling seed (reproducible replies).

@@ -35,6 +35,9 @@ pub enum KvType {
     #[default]
     F16,
     BF16,
+    /// Blocks of 32 values with one f16 scale (34 bytes per 32; llama.cpp's `-ctk q8_0`):
+    /// about half the memory of f16.
+    Q8_0,
 }
 
 impl std::str::FromStr for KvType {
@@ -42,17 +45,21 @@ impl std::str::FromStr for KvType {
 
     fn from_str(s: &str) -> Result<Self, GlmError> {
         Self::parse(s).ok_or_else(|| {
-            GlmError::Input(format!("KV-cache type `{s}`: expected f16, bf16 or f32"))
+            GlmError::Input(format!(
+                "KV-cache type `{s}`: expected f16, bf16, q8_0 or f32"
+            ))
         })
     }
 }
 
 impl KvType {
-    pub(crate) fn dtype(self) -> DType {
+    /// The tensor element type; `None` for the block-quantized cache.
+    pub(crate) fn dtype(self) -> Option<DType> {
         match self {
-            KvType::F32 => DType::F32,
-            KvType::F16 => DType::F16,
-            KvType::BF16 => DType::BF16,
+            KvType::F32 => Some(DType::F32),
+            KvType::F16 => Some(DType::F16),
+            KvType::BF16 => Some(DType::BF16),
+            KvType::Q8_0 => None,
         }
     }
 
@@ -61,14 +68,17 @@ impl KvType {
             "f32" => Some(Self::F32),
             "f16" => Some(Self::F16),
             "bf16" => Some(Self::BF16),
+            "q8_0" | "q8" => Some(Self::Q8_0),
             _ => None,
         }
     }
 
-    pub fn bytes(self) -> usize {
+    /// Bytes held for `elems` values (a multiple of 32 for q8_0).
+    pub fn bytes(self, elems: usize) -> usize {
         match self {
-            KvType::F32 => 4,
-            _ => 2,
+            KvType::F32 => elems * 4,
+            KvType::F16 | KvType::BF16 => elems * 2,
+            KvType::Q8_0 => elems.div_ceil(32) * 34,
         }
     }
 }
@@ -216,15 +226,15 @@ impl Model {
 
     /// A fresh, empty cache for one sequence.
     pub fn new_cache(&self) -> KvCache {
-        let dt = self.opts.kv_type.dtype();
+        let kv = self.opts.kv_type;
         KvCache {
             layers: (0..self.config.n_layer)
                 .map(|i| LayerCache {
-                    kv: GrowBuf::new(self.config.kv_width(), dt),
+                    kv: GrowBuf::new(self.config.kv_width(), kv),
                     idx_k: self.weights.layers[i]
                         .indexer
                         .as_ref()
-                        .map(|_| GrowBuf::new(self.config.idx_dim, dt)),
+                        .map(|_| GrowBuf::new(self.config.idx_dim, kv)),
                 })
                 .collect(),
             len: 0,
@@ -453,7 +463,7 @@ impl Model {
         let k_pe = Self::rope_heads(&kv.narrow(1, c.kv_lora, c.qk_rope)?.unsqueeze(1)?, cos, sin)?
             .squeeze(1)?;
         cache.kv.append(&Tensor::cat(&[&ckv, &k_pe], 1)?)?;
-        let keys = cache.kv.view()?; // [T, kv_lora + rope]
+        let keys = cache.kv.view(h.device())?; // [T, kv_lora + rope]
         let t_len = keys.dim(0)?;
 
         // Which keys each query may see: causal, intersected with the DSA top-k selection.
@@ -527,7 +537,7 @@ impl Model {
             // Every visible key is selected: exactly dense attention.
             return Ok(causal);
         }
-        let keys = kbuf.view()?; // [T, d]
+        let keys = kbuf.view(k.device())?; // [T, d]
 
         // Queries: W_qb c_q → [n, heads, d], rope on the first `rope` dims of each head.
         let q = self.linear(&ix.q_b, cq, mode)?.reshape((n, nih, d))?;

@@ -206,14 +206,18 @@ fn decode_matches_prefill(stem: &str, kv: KvType, tol: f32) {
 fn prefill_then_decode_equals_one_prefill() {
     decode_matches_prefill("tiny-f32", KvType::F32, 1e-4);
     decode_matches_prefill("tiny-q-q4_k", KvType::F32, 1e-4);
+    // A q8_0 cache quantizes each row on its own: token-by-token equals all at once.
+    decode_matches_prefill("tiny-f32", KvType::Q8_0, 1e-4);
 }
 
-/// f16 / bf16 caches round keys and latents: within 0.05 of the reference while attention is
-/// dense; with the sparse indexer a rounded key can change a near-tie selection (bf16 keeps
-/// only 8 mantissa bits), so long prompts are held to the same loose bounds as int8.
+/// f16 / bf16 / q8_0 caches round keys and latents: within 0.05 of the reference while
+/// attention is dense; with the sparse indexer a rounded key can change a near-tie selection (bf16 keeps
+/// only 8 mantissa bits), so long prompts are held to the same loose bounds as int8 — q8_0
+/// (about 1/254 of each 32-value block's largest magnitude) a little looser: on these random
+/// weights it measured median 0.047 and 88 % agreement, bf16 0.008 and 95 %.
 #[test]
 fn half_precision_kv_caches_stay_close() {
-    for kv in [KvType::F16, KvType::BF16] {
+    for kv in [KvType::F16, KvType::BF16, KvType::Q8_0] {
         let model = open("tiny-f32", Activations::F32, kv);
         for case in cases("tiny-f32") {
             let mut cache = model.new_cache();
@@ -230,7 +234,12 @@ fn half_precision_kv_caches_stay_close() {
             if case.tokens.len() <= model.config.idx_topk {
                 assert!(diff < 0.05, "{kv:?}: {diff}");
             } else {
-                assert!(median < 0.05 && agree >= 0.9, "{kv:?}: {median} {agree}");
+                let (m, a) = if kv == KvType::Q8_0 {
+                    (0.08, 0.85)
+                } else {
+                    (0.05, 0.9)
+                };
+                assert!(median < m && agree >= a, "{kv:?}: {median} {agree}");
             }
         }
     }
