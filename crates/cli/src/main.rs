@@ -63,6 +63,12 @@ enum Command {
         /// Require `Authorization: Bearer KEY` (default: `LOCALGLM_API_KEY`, else none).
         #[arg(long = "api-key", env = "LOCALGLM_API_KEY")]
         api_key: Option<String>,
+        /// Context length to allocate (default: the backend's).
+        #[arg(long)]
+        context: Option<u32>,
+        /// KV-cache type for GLM-5.x models: f16 (default), bf16, q8_0 or f32.
+        #[arg(long = "kv-type")]
+        kv_type: Option<localglm_glm::KvType>,
     },
     /// List the models in the library; `--import PATH` adds a GGUF already on disk (any shard
     /// of a split set) without copying it.
@@ -254,7 +260,19 @@ async fn main() -> Result<()> {
             host,
             port,
             api_key,
-        } => serve(model, &host, port, api_key).await,
+            context,
+            kv_type,
+        } => {
+            let spec =
+                LoadSpec {
+                    context_length: context,
+                    kv_cache: kv_type,
+                    ..LoadSpec::cpu(model.unwrap_or_else(|| {
+                        localglm_models::Library::from_env().default_model_path()
+                    }))
+                };
+            serve(spec, &host, port, api_key).await
+        }
         Command::Models { import } => pull::models(import.as_deref()),
         Command::Logprobs(args) => logprobs::run(&args),
         Command::Prompt(args) => prompt::run(&args),
@@ -271,17 +289,12 @@ async fn main() -> Result<()> {
 }
 
 /// `localglm serve`: load the model, then answer OpenAI-style requests until killed.
-async fn serve(
-    model: Option<PathBuf>,
-    host: &str,
-    port: u16,
-    api_key: Option<String>,
-) -> Result<()> {
-    let path = model.unwrap_or_else(|| localglm_models::Library::from_env().default_model_path());
+async fn serve(spec: LoadSpec, host: &str, port: u16, api_key: Option<String>) -> Result<()> {
+    let path = spec.path.clone();
     // The real engine; `LOCALGLM_ENGINE=scripted` swaps in the fake for API-shape tests.
     let engine = localglm_engine::engine_from_env();
     let info = engine
-        .load(LoadSpec::cpu(&path))
+        .load(spec)
         .await
         .with_context(|| format!("loading {}", path.display()))?;
     let listener = tokio::net::TcpListener::bind((host, port))

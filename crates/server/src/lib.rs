@@ -197,7 +197,7 @@ fn engine_error(e: &EngineError) -> ApiError {
 async fn chat(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     match chat_inner(state, headers, body).await {
         Ok(r) => r,
@@ -208,19 +208,24 @@ async fn chat(
 async fn chat_inner(
     state: ApiState,
     headers: HeaderMap,
-    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     check_key(&state, &headers)?;
-    let Json(body) = body.map_err(|e| {
+    // Read as JSON whatever the Content-Type says (curl users often leave it out, as
+    // llama-server and vLLM allow).
+    let bytes = body.map_err(|e| {
         let mut err = ApiError::invalid(
-            format!("the body is not valid JSON: {}", e.body_text()),
+            format!("the body could not be read: {}", e.body_text()),
             None,
         );
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             err.status = StatusCode::PAYLOAD_TOO_LARGE;
+            err.message = format!("the body is larger than {} MiB", MAX_BODY >> 20);
         }
         err
     })?;
+    let body: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::invalid(format!("the body is not valid JSON: {e}"), None))?;
     let model = state
         .engine
         .loaded()

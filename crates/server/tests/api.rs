@@ -179,6 +179,16 @@ async fn errors_have_openai_shape_and_status() {
             }
             other => panic!("{other:?}"),
         }
+        // A JSON body without a Content-Type (as curl sends with plain -d) is read all the same.
+        let (code, r) = match ureq::post(&format!("{url}/v1/chat/completions"))
+            .set("Authorization", "Bearer sekret")
+            .set("Content-Type", "application/x-www-form-urlencoded")
+            .send_string(&user("hi").to_string())
+        {
+            Ok(r) => (r.status(), r.into_json::<Value>().unwrap()),
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(code, 200, "{r}");
         let huge = "x".repeat(9 << 20);
         let big = ureq::post(&format!("{url}/v1/chat/completions"))
             .set("Authorization", "Bearer sekret")
