@@ -99,12 +99,17 @@ pub async fn load_model(
         .or_else(|| settings.get().model_path)
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| library.default_model_path());
+    let spec = load_spec(&settings.get(), path.clone());
     if !force.unwrap_or(false) {
         let p = path.clone();
+        let request = FitRequest {
+            kv_type: settings.get().kv_cache.unwrap_or_else(|| "f16".into()),
+            ..this_machine(settings.get().context_length.unwrap_or(32_768))
+        };
         let plan = tauri::async_runtime::spawn_blocking(move || {
             localglm_planner::local_spec(&p)
                 .ok()
-                .map(|spec| localglm_planner::view::plan_spec(&spec, &this_machine(32_768), false))
+                .map(|spec| localglm_planner::view::plan_spec(&spec, &request, false))
         })
         .await
         .ok()
@@ -119,7 +124,7 @@ pub async fn load_model(
             .with_detail(fixes.join(" ")));
         }
     }
-    let info = service.load_model(path).await?;
+    let info = service.load_model_with(spec).await?;
     // The model loaded at the next start: this one (a server no longer).
     settings.update(|s| {
         s.active_remote = None;
@@ -169,6 +174,18 @@ pub async fn load_remote(
 #[tauri::command]
 pub fn remove_remote(settings: State<'_, SettingsState>, id: String) -> Result<(), AppError> {
     settings.update(|s| remotes::remove(s, &id))
+}
+
+/// How a model file loads: with the settings' context length and KV-cache type.
+pub fn load_spec(settings: &Settings, path: std::path::PathBuf) -> localglm_engine::LoadSpec {
+    localglm_engine::LoadSpec {
+        context_length: settings.context_length,
+        kv_cache: settings
+            .kv_cache
+            .as_deref()
+            .and_then(localglm_engine::KvType::parse),
+        ..localglm_engine::LoadSpec::cpu(path)
+    }
 }
 
 fn this_machine(context: u32) -> FitRequest {

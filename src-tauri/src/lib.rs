@@ -87,6 +87,7 @@ fn state_plugin<R: Runtime>(
                 .map(std::path::PathBuf::from)
                 .unwrap_or_else(|| library.default_model_path());
             let api_settings = settings.get().api;
+            let load_spec = commands::load_spec(&settings.get(), model_path);
             let active_remote = settings
                 .get()
                 .active_remote
@@ -114,7 +115,7 @@ fn state_plugin<R: Runtime>(
                     // The outcome is reported through the model-status event.
                     let _ = match active_remote {
                         Some(server) => service.load_remote(&server).await,
-                        None => service.load_model(model_path).await,
+                        None => service.load_model_with(load_spec).await,
                     };
                 });
             }

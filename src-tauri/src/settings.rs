@@ -126,6 +126,23 @@ impl SettingsState {
             AppError::new(ErrorKind::InvalidRequest, "Sampling values out of range.")
                 .with_detail(e.to_string())
         })?;
+        if let Some(kv) = new.kv_cache.as_deref() {
+            if localglm_engine::KvType::parse(kv).is_none() {
+                return Err(AppError::new(
+                    ErrorKind::InvalidRequest,
+                    format!("Unknown KV-cache type `{kv}` (f16, q8_0, bf16 or f32)."),
+                ));
+            }
+        }
+        if new
+            .context_length
+            .is_some_and(|c| !(256..=1 << 20).contains(&c))
+        {
+            return Err(AppError::new(
+                ErrorKind::InvalidRequest,
+                "The context length must be between 256 and 1,048,576 tokens.",
+            ));
+        }
         (self.persist)(&new)?;
         *self.current.lock().expect("settings lock") = new.clone();
         Ok(new)

@@ -195,3 +195,42 @@ fn a_server_is_checked_saved_used_for_chat_and_forgotten() {
         ErrorKind::NotFound
     );
 }
+
+#[test]
+fn the_context_and_kv_cache_settings_reach_the_load() {
+    let h = harness_with(Arc::new(AutoEngine::new()));
+    settled(&h);
+    let s: Settings = ok(&h, "get_settings", json!({}));
+    for (ctx, kv) in [(100, "f16"), (4096, "q4")] {
+        let bad = Settings {
+            context_length: Some(ctx),
+            kv_cache: Some(kv.into()),
+            ..s.clone()
+        };
+        let e = err(&h, "save_settings", json!({ "settings": bad }));
+        assert_eq!(e.kind, ErrorKind::InvalidRequest);
+    }
+    let mut good = s.clone();
+    good.context_length = Some(4096);
+    good.kv_cache = Some("q8_0".into());
+    let _: Settings = ok(&h, "save_settings", json!({ "settings": good }));
+    // A GLM-5.x model (the tiny fixture) loads with that limit and a q8_0 cache, and answers.
+    let glm = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../crates/glm/tests/fixtures/tiny-f32.gguf");
+    let info: ModelInfo = ok(&h, "load_model", json!({ "path": glm, "force": false }));
+    assert_eq!(info.context_length, Some(4096));
+    let c: ConversationSummary = ok(&h, "create_conversation", json!({ "title": null }));
+    let _: GenerationHandle = ok(
+        &h,
+        "send_message",
+        json!({ "request": { "conversation_id": c.id, "action": { "type": "new", "text": "Hi" },
+                             "sampling": { "temperature": 1.0, "top_p": 1.0, "top_k": null,
+                                           "max_tokens": 8, "seed": 1, "min_p": null,
+                                           "repetition_penalty": null } },
+                "onEvent": "__CHANNEL__:7" }),
+    );
+    let view = conversation_with(&h, &c.id, 2);
+    let stats = view.messages[1].message.stats.clone().unwrap();
+    assert_eq!(stats.context_length, Some(4096));
+    assert!(stats.generated_tokens > 0);
+}

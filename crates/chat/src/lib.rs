@@ -118,11 +118,14 @@ impl ChatService {
 
     /// Loads a model, reporting `loading` then `ready` or `failed`.
     pub async fn load_model(&self, path: PathBuf) -> Result<ModelInfo, AppError> {
-        let shown = path.to_string_lossy().into_owned();
-        self.load(LoadSpec::cpu(path), shown, |r| {
-            r.map_err(|e| engine_error(&e))
-        })
-        .await
+        self.load_model_with(LoadSpec::cpu(path)).await
+    }
+
+    /// Loads a model file with a context length and KV-cache type.
+    pub async fn load_model_with(&self, spec: LoadSpec) -> Result<ModelInfo, AppError> {
+        let shown = spec.path.to_string_lossy().into_owned();
+        self.load(spec, shown, |r| r.map_err(|e| engine_error(&e)))
+            .await
     }
 
     /// Switches to a server; a server that cannot be used (unreachable, key refused, no such

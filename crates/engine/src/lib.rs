@@ -15,6 +15,7 @@
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
+pub use localglm_glm::KvType;
 pub use localglm_protocol::{FinishReason, GenerationStats, ModelInfo, Role, SamplingParams};
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;

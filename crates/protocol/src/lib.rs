@@ -448,6 +448,13 @@ pub struct Settings {
     /// The server in use (loaded at start instead of `model_path`); `None` = a local model.
     #[serde(default)]
     pub active_remote: Option<String>,
+    /// Context limit when a model loads, and the context its fit is checked for; `None` = the
+    /// model's own limit (the fit check then assumes 32 768). GLM-5.x caches grow as used.
+    #[serde(default)]
+    pub context_length: Option<u32>,
+    /// KV-cache type for GLM-5.x models: `f16` (default), `q8_0` (about half), `bf16`, `f32`.
+    #[serde(default)]
+    pub kv_cache: Option<String>,
 }
 
 /// An OpenAI-compatible server (vLLM, SGLang, llama-server, another LocalGLM) used like a
@@ -536,6 +543,8 @@ impl Default for Settings {
             api: ApiSettings::default(),
             remotes: Vec::new(),
             active_remote: None,
+            context_length: None,
+            kv_cache: None,
         }
     }
 }

@@ -44,4 +44,13 @@ remotes: Array<RemoteServer>,
 /**
  * The server in use (loaded at start instead of `model_path`); `None` = a local model.
  */
-active_remote: string | null, };
+active_remote: string | null, 
+/**
+ * Context limit when a model loads, and the context its fit is checked for; `None` = the
+ * model's own limit (the fit check then assumes 32 768). GLM-5.x caches grow as used.
+ */
+context_length: number | null, 
+/**
+ * KV-cache type for GLM-5.x models: `f16` (default), `q8_0` (about half), `bf16`, `f32`.
+ */
+kv_cache: string | null, };
