@@ -4,20 +4,16 @@
 // hosts, starts again with the app, and stops when turned off.
 // (Scripted engine: replies are known; the server and the client are real.)
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { networkInterfaces, tmpdir } from "node:os";
+import { networkInterfaces } from "node:os";
 import { createConnection } from "node:net";
-import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { ELEMENT, Session, freePort, startDriver } from "./webdriver.mjs";
+import { Session, freePort, placeholderDataDir, startDriver } from "./webdriver.mjs";
 
-const dataDir = mkdtempSync(join(tmpdir(), "localglm-e2e-api-"));
+const dataDir = placeholderDataDir("localglm-e2e-api-");
 let driver;
 let port;
 
 before(async () => {
-  mkdirSync(join(dataDir, "models"), { recursive: true });
-  writeFileSync(join(dataDir, "models", "SmolLM2-135M-Instruct.Q4_1.gguf"), "GGUF");
   port = await freePort();
   driver = await startDriver({ LOCALGLM_DATA_DIR: dataDir, LOCALGLM_ENGINE: "scripted" });
 });
@@ -25,16 +21,6 @@ before(async () => {
 after(async () => {
   await driver?.stop();
 });
-
-async function setValue(s, css, value, event = "input") {
-  const el = await s.waitFor(css);
-  await s.exec(
-    `const el = arguments[0]; el.value = arguments[1]; el.dispatchEvent(new Event(arguments[2], { bubbles: true }));`,
-    { [ELEMENT]: el },
-    value,
-    event,
-  );
-}
 
 const api = (path, init = {}) => fetch(`http://127.0.0.1:${port}/v1${path}`, init);
 const auth = (key) => ({ Authorization: `Bearer ${key}`, "Content-Type": "application/json" });
@@ -65,8 +51,8 @@ test("local API: on from settings, served, logged, loopback only, back after a r
 
     // On, with a port and a key.
     await s.exec(`const el = document.querySelector('[data-testid=api-enabled]'); el.click();`);
-    await setValue(s, "[data-testid=api-port]", String(port));
-    await setValue(s, "[data-testid=api-key]", "e2e-key");
+    await s.setValue("[data-testid=api-port]", String(port));
+    await s.setValue("[data-testid=api-key]", "e2e-key");
     await s.click("[data-testid=api-apply]");
     await s.until(`const v = (function(){ ${status} })(); return v && v[0] === 'true';`, { timeout: 10000, what: "API running" });
     assert.match((await s.exec(status))[1], new RegExp(`http://127\\.0\\.0\\.1:${port}/v1`));

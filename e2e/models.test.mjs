@@ -6,7 +6,7 @@ import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { ELEMENT, Session, startDriver } from "./webdriver.mjs";
+import { Session, startDriver } from "./webdriver.mjs";
 
 const dataDir = mkdtempSync(join(tmpdir(), "localglm-e2e-models-"));
 let driver;
@@ -24,16 +24,6 @@ after(async () => {
   await driver?.stop();
 });
 
-async function setValue(css, value, event = "change") {
-  const el = await s.waitFor(css);
-  await s.exec(
-    `const el = arguments[0]; el.value = arguments[1]; el.dispatchEvent(new Event(arguments[2], { bubbles: true }));`,
-    { [ELEMENT]: el },
-    value,
-    event,
-  );
-}
-
 const badges = `return [...document.querySelectorAll('[data-testid=quant-row]')].map((r) => [r.dataset.label,
   r.querySelector('[data-testid=fit-badge]').dataset.verdict]);`;
 const text = (id) => s.exec(`return document.querySelector('[data-testid=${id}]')?.textContent.trim() ?? null;`);
@@ -44,7 +34,7 @@ test("quant picker: badges per machine, plan follows the sliders", async () => {
   await s.until(`return document.querySelectorAll('[data-testid=fit-badge]').length === 16;`, { timeout: 10000, what: "16 badges" });
 
   // A 256 GB Mac at the default Metal limit: 1- and 2-bit fit with some experts in RAM.
-  await setValue("[data-testid=picker-machine]", "1");
+  await s.setValue("[data-testid=picker-machine]", "1", ["change"]);
   await s.until(`return document.querySelector('[data-testid=picker-machine-description]')?.textContent.includes('256 GiB unified');`,
     { timeout: 10000, what: "mac described" });
   const mac = Object.fromEntries(await s.exec(badges));
@@ -61,7 +51,7 @@ test("quant picker: badges per machine, plan follows the sliders", async () => {
   await s.screenshot("e2e-quant-picker.png");
 
   // 128 K of context: more KV, so more expert layers move to RAM.
-  await setValue("[data-testid=picker-context]", "5", "input");
+  await s.setValue("[data-testid=picker-context]", "5", ["input"]);
   await s.until(`return document.querySelector('[data-testid=picker-context-label]')?.textContent === '128K';`, { timeout: 5000, what: "128K" });
   await s.until(`return document.querySelector('[data-testid=plan-kv]')?.textContent !== arguments[0];`, { timeout: 10000, what: "KV re-planned" }, kv32);
   const kv128 = await text("plan-kv");
@@ -69,15 +59,15 @@ test("quant picker: badges per machine, plan follows the sliders", async () => {
   assert.ok(Number(await text("plan-cpu-moe")) > layers32);
 
   // The expert slider forces a placement; too few layers in RAM does not fit.
-  await setValue("[data-testid=picker-cpu-moe]", "0", "input");
+  await s.setValue("[data-testid=picker-cpu-moe]", "0", ["input"]);
   await s.until(`return document.querySelector('[data-testid=plan-detail]')?.dataset.verdict === 'no_fit';`, { timeout: 10000, what: "forced all-GPU does not fit" });
   assert.match(await text("plan-fixes"), /sysctl iogpu\.wired_limit_mb=/);
 
   // The 24 GB GPU + 256 GB PC at 32 K (at 128 K its GPU cannot hold the KV cache too: RAM only).
-  await setValue("[data-testid=picker-machine]", "5");
+  await s.setValue("[data-testid=picker-machine]", "5", ["change"]);
   await s.until(`return [...document.querySelectorAll('[data-testid=fit-badge]')].some((b) => b.dataset.verdict === 'cpu');`,
     { timeout: 10000, what: "RAM only at 128K" });
-  await setValue("[data-testid=picker-context]", "3", "input");
+  await s.setValue("[data-testid=picker-context]", "3", ["input"]);
   await s.until(`return document.querySelector('[data-testid=picker-machine-description]')?.textContent.includes('24 GiB VRAM');`,
     { timeout: 10000, what: "pc described" });
   await s.until(`return document.querySelector('[data-testid=quant-row][data-label=UD-IQ2_M] [data-testid=fit-badge]')?.dataset.verdict === 'gpu_cpu_experts';`,

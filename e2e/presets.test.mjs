@@ -8,7 +8,7 @@ import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { ELEMENT, Session, startDriver } from "./webdriver.mjs";
+import { Session, startDriver } from "./webdriver.mjs";
 
 const dataDir = mkdtempSync(join(tmpdir(), "localglm-e2e-presets-"));
 let driver;
@@ -35,18 +35,6 @@ after(async () => {
   await driver?.stop();
 });
 
-/** Sets a form control's value the way a user's choice would (input + change events). */
-async function setValue(css, value) {
-  const el = await s.waitFor(css);
-  await s.exec(
-    `const el = arguments[0]; el.value = arguments[1];
-     el.dispatchEvent(new Event('input', { bubbles: true }));
-     el.dispatchEvent(new Event('change', { bubbles: true }));`,
-    { [ELEMENT]: el },
-    value,
-  );
-}
-
 /** Picks the option of a select by its label. */
 async function choose(css, label) {
   const value = await s.exec(
@@ -55,7 +43,7 @@ async function choose(css, label) {
     label,
   );
   assert.ok(value !== null, `no option ${label} in ${css}`);
-  await setValue(css, value);
+  await s.setValue(css, value);
 }
 
 const chosen = (css) =>
@@ -136,14 +124,14 @@ test("user presets: create in settings, send with one, export and import", async
   await s.click("[data-testid=preset-new]");
   await s.until(`return document.querySelector('[data-testid=preset-message]')?.textContent.includes('Created');`,
     { timeout: 10000, what: "preset created" });
-  await setValue("[data-testid=preset-name]", "Careful");
-  await setValue("[data-testid=preset-temperature]", "0.5");
-  await setValue("[data-testid=preset-min-p]", "0.05");
+  await s.setValue("[data-testid=preset-name]", "Careful");
+  await s.setValue("[data-testid=preset-temperature]", "0.5");
+  await s.setValue("[data-testid=preset-min-p]", "0.05");
   await s.click("[data-testid=preset-save]");
   await s.until(`return document.querySelector('[data-testid=preset-message]')?.textContent === 'Saved “Careful”.';`,
     { timeout: 10000, what: "preset saved" });
   // A bad value is refused with the backend's reason, and nothing changes.
-  await setValue("[data-testid=preset-top-p]", "3");
+  await s.setValue("[data-testid=preset-top-p]", "3");
   await s.click("[data-testid=preset-save]");
   await s.until(`return document.querySelector('[data-testid=preset-message]')?.getAttribute('role') === 'alert';`,
     { timeout: 10000, what: "validation error shown" });
@@ -154,7 +142,7 @@ test("user presets: create in settings, send with one, export and import", async
   const file = await s.exec(`return document.querySelector('[data-testid=preset-export-text]').value;`);
   assert.equal(JSON.parse(file).presets[0].name, "Careful");
   await s.click("[data-testid=preset-import]");
-  await setValue("[data-testid=preset-import-text]", file);
+  await s.setValue("[data-testid=preset-import-text]", file);
   await s.click("[data-testid=preset-import-confirm]");
   await s.until(`return document.querySelector('[data-testid=preset-message]')?.textContent.includes('Careful (2)');`,
     { timeout: 10000, what: "imported as a new preset" });

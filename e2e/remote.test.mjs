@@ -59,15 +59,6 @@ const generating = `return document.querySelector('[data-testid=chat]')?.getAttr
 const last = (css) => `const m = [...document.querySelectorAll('[data-testid=message][data-role=assistant]')].pop();
   return m ? (m.querySelector('${css}')?.textContent || '') : '';`;
 
-async function setValue(s, css, value) {
-  const el = await s.waitFor(css);
-  await s.exec(
-    `const el = arguments[0]; el.value = arguments[1]; el.dispatchEvent(new Event('input', { bubbles: true }));`,
-    { [ELEMENT]: el },
-    value,
-  );
-}
-
 /** Clicks a control of the models dialog (scrolled into view first: the dialog scrolls). */
 async function press(s, css) {
   const el = await s.waitFor(css);
@@ -89,9 +80,9 @@ test("chat through a remote OpenAI-compatible server like a local model", async 
     await s.waitFor("[data-testid=remote-servers]");
 
     // A wrong key: a clear message, nothing saved, the local model still loaded.
-    await setValue(s, "[data-testid=remote-name]", "GPU node");
-    await setValue(s, "[data-testid=remote-url]", serverUrl);
-    await setValue(s, "[data-testid=remote-key]", "wrong");
+    await s.setValue("[data-testid=remote-name]", "GPU node");
+    await s.setValue("[data-testid=remote-url]", serverUrl);
+    await s.setValue("[data-testid=remote-key]", "wrong");
     await press(s, "[data-testid=remote-add]");
     await s.waitFor("[data-testid=remote-error]", { timeout: 15000 });
     const banner = await s.exec(`return document.querySelector('[data-testid=remote-error]').textContent;`);
@@ -101,7 +92,7 @@ test("chat through a remote OpenAI-compatible server like a local model", async 
     await readyAs(s, /SmolLM2/, 5000);
 
     // The right key: the server becomes the model and is listed as in use.
-    await setValue(s, "[data-testid=remote-key]", "secret");
+    await s.setValue("[data-testid=remote-key]", "secret");
     await press(s, "[data-testid=remote-add]");
     await readyAs(s, /GPU node · gpu-glm/, 15000);
     await s.until(`return document.querySelector('[data-testid=remote-server]')?.getAttribute('data-active') === 'true';`, {

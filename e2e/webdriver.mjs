@@ -1,8 +1,9 @@
 // A small WebDriver client (W3C protocol over fetch) and a launcher for tauri-driver under Xvfb.
 // Drives the real LocalGLM window: WebKitWebDriver inside tauri-driver, no mocks.
 import { spawn } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -37,6 +38,17 @@ export function writeSettings(dataDir, { maxTokens = 256, modelPath = null, seed
     },
   };
   writeFileSync(join(dataDir, "settings.json"), JSON.stringify(settings));
+}
+
+/**
+ * A fresh data directory whose library holds a placeholder default model (for tests on the
+ * scripted engine, which loads any path).
+ */
+export function placeholderDataDir(prefix) {
+  const dataDir = mkdtempSync(join(tmpdir(), prefix));
+  mkdirSync(join(dataDir, "models"), { recursive: true });
+  writeFileSync(join(dataDir, "models", "SmolLM2-135M-Instruct.Q4_1.gguf"), "GGUF");
+  return dataDir;
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -154,6 +166,18 @@ export class Session {
   /** Runs a script in the page; `arguments` holds args. */
   exec(script, ...args) {
     return this.cmd("POST", "/execute/sync", { script, args });
+  }
+
+  /** Sets a form control's value the way a user's edit would: `events` fired in order. */
+  async setValue(css, value, events = ["input", "change"]) {
+    const el = await this.waitFor(css);
+    await this.exec(
+      `const el = arguments[0]; el.value = arguments[1];
+       for (const e of arguments[2]) el.dispatchEvent(new Event(e, { bubbles: true }));`,
+      { [ELEMENT]: el },
+      value,
+      events,
+    );
   }
 
   /** Waits until `css` matches (and `pred(el)` holds, evaluated in the page if given). */

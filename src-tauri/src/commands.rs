@@ -145,10 +145,22 @@ pub async fn add_remote(
     server: RemoteServer,
 ) -> Result<ModelInfo, AppError> {
     let server = remotes::normalize(&settings.get(), server)?;
+    switch_to(&service, &settings, server, true).await
+}
+
+/// Switches to a server and remembers it as the model in use (and saves it when `save`).
+async fn switch_to(
+    service: &ChatService,
+    settings: &SettingsState,
+    server: RemoteServer,
+    save: bool,
+) -> Result<ModelInfo, AppError> {
     let info = service.load_remote(&server).await?;
     settings.update(|s| {
         s.active_remote = Some(server.id.clone());
-        remotes::upsert(s, server);
+        if save {
+            remotes::upsert(s, server);
+        }
         Ok(())
     })?;
     Ok(info)
@@ -162,12 +174,7 @@ pub async fn load_remote(
     id: String,
 ) -> Result<ModelInfo, AppError> {
     let server = remotes::find(&settings.get(), &id)?;
-    let info = service.load_remote(&server).await?;
-    settings.update(|s| {
-        s.active_remote = Some(id);
-        Ok(())
-    })?;
-    Ok(info)
+    switch_to(&service, &settings, server, false).await
 }
 
 /// Forgets a saved server (a conversation in progress on it goes on until the next load).

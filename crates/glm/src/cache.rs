@@ -175,13 +175,11 @@ mod tests {
         let rows = Tensor::from_vec(values.clone(), (3, width), &Device::Cpu).unwrap();
         buf.append(&rows.narrow(0, 0, 2).unwrap()).unwrap();
         buf.append(&rows.narrow(0, 2, 1).unwrap()).unwrap();
-        let got: Vec<f32> = buf
-            .view(&Device::Cpu)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let floats = |buf: &GrowBuf| -> Vec<f32> {
+            let t = buf.view(&Device::Cpu).unwrap();
+            t.flatten_all().unwrap().to_vec1().unwrap()
+        };
+        let got = floats(&buf);
         assert_eq!(got.len(), values.len());
         let blocks_of = |v: &[f32]| -> Vec<Vec<f32>> {
             v.chunks(width)
@@ -199,13 +197,7 @@ mod tests {
         assert_eq!(buf.blocks.as_ref().unwrap().len(), 3 * 2 * Q8_BLOCK);
         buf.truncate(1);
         buf.append(&rows.narrow(0, 2, 1).unwrap()).unwrap();
-        let again: Vec<f32> = buf
-            .view(&Device::Cpu)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let again = floats(&buf);
         assert_eq!(&again[..width], &got[..width]);
         assert_eq!(&again[width..], &got[2 * width..]);
     }

@@ -268,18 +268,18 @@ export class AppStore {
     }
   }
 
-  async useRemote(id: string): Promise<void> {
-    try {
-      await ipc.loadRemote(id);
-      this.settings = await ipc.getSettings();
-    } catch (reason) {
-      this.showError(reason);
-    }
+  useRemote(id: string): Promise<void> {
+    return this.changeSettings(ipc.loadRemote(id));
   }
 
-  async removeRemote(id: string): Promise<void> {
+  removeRemote(id: string): Promise<void> {
+    return this.changeSettings(ipc.removeRemote(id));
+  }
+
+  /** Waits for a command that changes the settings, then reads them again (errors shown). */
+  private async changeSettings(command: Promise<unknown>): Promise<void> {
     try {
-      await ipc.removeRemote(id);
+      await command;
       this.settings = await ipc.getSettings();
     } catch (reason) {
       this.showError(reason);
