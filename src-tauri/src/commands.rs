@@ -101,28 +101,7 @@ pub async fn load_model(
         .unwrap_or_else(|| library.default_model_path());
     let spec = load_spec(&settings.get(), path.clone());
     if !force.unwrap_or(false) {
-        let p = path.clone();
-        let request = FitRequest {
-            kv_type: settings.get().kv_cache.unwrap_or_else(|| "f16".into()),
-            ..this_machine(settings.get().context_length.unwrap_or(32_768))
-        };
-        let plan = tauri::async_runtime::spawn_blocking(move || {
-            localglm_planner::local_spec(&p)
-                .ok()
-                .map(|spec| localglm_planner::view::plan_spec(&spec, &request, false))
-        })
-        .await
-        .ok()
-        .flatten();
-        if let Some(plan) = plan.filter(|p| p.verdict == "no_fit") {
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            let fixes: Vec<String> = plan.fixes.iter().map(|f| f.text.clone()).collect();
-            return Err(AppError::new(
-                ErrorKind::WontFit,
-                format!("{name} does not fit this machine. {}", plan.summary),
-            )
-            .with_detail(fixes.join(" ")));
-        }
+        check_fit(&settings.get(), &path).await?;
     }
     let info = service.load_model_with(spec).await?;
     // The model loaded at the next start: this one (a server no longer).
@@ -181,6 +160,37 @@ pub async fn load_remote(
 #[tauri::command]
 pub fn remove_remote(settings: State<'_, SettingsState>, id: String) -> Result<(), AppError> {
     settings.update(|s| remotes::remove(s, &id))
+}
+
+/// Refuses, as `wont_fit` with the numbers and the fixes, a model that does not fit this machine
+/// (planned from its headers at the settings' context and KV-cache type, 32 K by default).
+/// Files the planner cannot read pass: the load then says what is wrong with them.
+pub async fn check_fit(settings: &Settings, path: &std::path::Path) -> Result<(), AppError> {
+    let request = FitRequest {
+        kv_type: settings.kv_cache.clone().unwrap_or_else(|| "f16".into()),
+        ..this_machine(settings.context_length.unwrap_or(32_768))
+    };
+    let p = path.to_path_buf();
+    let plan = tauri::async_runtime::spawn_blocking(move || {
+        localglm_planner::local_spec(&p)
+            .ok()
+            .map(|spec| localglm_planner::view::plan_spec(&spec, &request, false))
+    })
+    .await
+    .ok()
+    .flatten();
+    match plan.filter(|p| p.verdict == "no_fit") {
+        Some(plan) => {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let fixes: Vec<String> = plan.fixes.iter().map(|f| f.text.clone()).collect();
+            Err(AppError::new(
+                ErrorKind::WontFit,
+                format!("{name} does not fit this machine. {}", plan.summary),
+            )
+            .with_detail(fixes.join(" ")))
+        }
+        None => Ok(()),
+    }
 }
 
 /// How a model file loads: with the settings' context length and KV-cache type.

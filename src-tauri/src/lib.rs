@@ -87,7 +87,8 @@ fn state_plugin<R: Runtime>(
                 .map(std::path::PathBuf::from)
                 .unwrap_or_else(|| library.default_model_path());
             let api_settings = settings.get().api;
-            let load_spec = commands::load_spec(&settings.get(), model_path);
+            let start_settings = settings.get();
+            let load_spec = commands::load_spec(&start_settings, model_path);
             let active_remote = settings
                 .get()
                 .active_remote
@@ -115,7 +116,12 @@ fn state_plugin<R: Runtime>(
                     // The outcome is reported through the model-status event.
                     let _ = match active_remote {
                         Some(server) => service.load_remote(&server).await,
-                        None => service.load_model_with(load_spec).await,
+                        // The same fit check as a chosen load: a model that no longer fits
+                        // (settings or memory changed) is not loaded behind the user's back.
+                        None => match commands::check_fit(&start_settings, &load_spec.path).await {
+                            Ok(()) => service.load_model_with(load_spec).await,
+                            Err(error) => Err(service.refuse(&load_spec.path, error)),
+                        },
                     };
                 });
             }

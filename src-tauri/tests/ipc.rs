@@ -336,3 +336,50 @@ fn the_app_and_the_local_api_share_one_queue() {
         "the API reply ({api_done:?}) ran after the app's ({app_done:?})"
     );
 }
+
+#[test]
+fn a_remembered_model_that_does_not_fit_is_not_loaded_at_start() {
+    use localglm_engine::scripted::ScriptedEngine;
+    use localglm_protocol::{ModelInfo, ModelStatus};
+    // The last model chosen was GLM-5.2 UD-Q2_K_XL (253 GB, sparse files): on this machine the
+    // start-up load is refused with the fit numbers, as a chosen load would be.
+    let dir = tempfile::tempdir().unwrap();
+    let files = localglm_testkit::glm52::write_sparse_split(
+        dir.path(),
+        "GLM-5.2-UD-Q2_K_XL",
+        localglm_testkit::glm52::UD_Q2_K_XL,
+        3,
+    );
+    let path = files[0].to_string_lossy().into_owned();
+    let settings = Settings {
+        model_path: Some(path.clone()),
+        ..Settings::default()
+    };
+    std::fs::write(
+        dir.path().join("settings.json"),
+        json!({ "settings": settings }).to_string(),
+    )
+    .unwrap();
+    let h = harness_in(dir, std::sync::Arc::new(ScriptedEngine::default()));
+    let mut status: ModelStatus = ok(&h, "model_status", json!({}));
+    for _ in 0..500 {
+        if matches!(
+            status,
+            ModelStatus::Failed { .. } | ModelStatus::Ready { .. }
+        ) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        status = ok(&h, "model_status", json!({}));
+    }
+    match status {
+        ModelStatus::Failed { path: p, error } => {
+            assert_eq!(p, path);
+            assert_eq!(error.kind, ErrorKind::WontFit, "{error:?}");
+        }
+        other => panic!("loaded without a fit check: {other:?}"),
+    }
+    // "Load anyway" still works.
+    let m: ModelInfo = ok(&h, "load_model", json!({ "path": path, "force": true }));
+    assert!(m.name.contains("GLM-5.2-UD-Q2_K_XL"));
+}

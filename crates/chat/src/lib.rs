@@ -104,6 +104,15 @@ impl ChatService {
         }
     }
 
+    /// Reports a model that was not loaded (e.g. it does not fit), as a failed load.
+    pub fn refuse(&self, path: &std::path::Path, error: AppError) -> AppError {
+        self.set_status(ModelStatus::Failed {
+            path: path.to_string_lossy().into_owned(),
+            error: error.clone(),
+        });
+        error
+    }
+
     pub fn model_status(&self) -> ModelStatus {
         self.status.lock().expect("lock").clone()
     }

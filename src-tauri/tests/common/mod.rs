@@ -31,7 +31,11 @@ pub fn harness() -> Harness {
 
 /// The app on `engine`.
 pub fn harness_with(engine: Arc<dyn Engine>) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
+    harness_in(tempfile::tempdir().unwrap(), engine)
+}
+
+/// The app on `engine` over the data directory `dir` (which may hold settings already).
+pub fn harness_in(dir: tempfile::TempDir, engine: Arc<dyn Engine>) -> Harness {
     let library = Library::new(dir.path());
     std::fs::create_dir_all(library.models_dir()).unwrap();
     // The scripted engine accepts any path; the default model path is what autoload uses.

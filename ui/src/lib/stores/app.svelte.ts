@@ -138,7 +138,11 @@ export class AppStore {
 
   setModelStatus(status: ModelStatus): void {
     this.modelStatus = status;
-    if (status.state === 'failed') this.error = status.error;
+    if (status.state === 'failed') {
+      this.error = status.error;
+      // A model refused at start for not fitting can still be loaded anyway.
+      if (status.error.kind === 'wont_fit') this.refusedPath = status.path;
+    }
     else if (status.state === 'ready' && this.error && isModelError(this.error)) this.error = null;
   }
 

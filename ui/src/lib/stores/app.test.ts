@@ -119,6 +119,20 @@ describe('AppStore', () => {
     fake.modelListener?.(failed);
     expect(store.modelStatus.state).toBe('failed');
     expect(store.error?.kind).toBe('model_missing');
+    expect(store.refusedPath).toBeNull();
+  });
+
+  it('offers Load anyway for a model refused at start for not fitting', async () => {
+    const store = new AppStore();
+    await store.init();
+    fake.modelListener?.({
+      state: 'failed',
+      path: '/big.gguf',
+      error: { kind: 'wont_fit', message: 'big.gguf does not fit this machine.', detail: null },
+    });
+    expect(store.error?.kind).toBe('wont_fit');
+    await store.loadAnyway();
+    expect(ipc.loadModel).toHaveBeenLastCalledWith('/big.gguf', true);
   });
 
   it('does not let a stale model_status answer overwrite a newer event', async () => {
