@@ -84,6 +84,9 @@ fn save_error(detail: String) -> AppError {
 pub struct SettingsState {
     current: Mutex<Settings>,
     persist: Persist,
+    /// Held across a read-change-write, so concurrent changes never overwrite each other and
+    /// the file and memory agree.
+    writing: Mutex<()>,
 }
 
 impl SettingsState {
@@ -100,6 +103,7 @@ impl SettingsState {
         Self {
             current: Mutex::new(current),
             persist,
+            writing: Mutex::new(()),
         }
     }
 
@@ -113,14 +117,20 @@ impl SettingsState {
         &self,
         change: impl FnOnce(&mut Settings) -> Result<T, AppError>,
     ) -> Result<T, AppError> {
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = self.get();
         let out = change(&mut next)?;
-        self.set(next)?;
+        self.store(next)?;
         Ok(out)
     }
 
     /// Validates, stores and returns the new settings.
-    pub fn set(&self, mut new: Settings) -> Result<Settings, AppError> {
+    pub fn set(&self, new: Settings) -> Result<Settings, AppError> {
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        self.store(new)
+    }
+
+    fn store(&self, mut new: Settings) -> Result<Settings, AppError> {
         new.version = Settings::CURRENT_VERSION;
         localglm_engine::validate_sampling(&new.sampling).map_err(|e| {
             AppError::new(ErrorKind::InvalidRequest, "Sampling values out of range.")
@@ -174,6 +184,13 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["settings.json"]);
+        // Keys live here: the owner alone may read the file.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
         // A write killed half-way leaves only a temp file: the settings are as they were.
         std::fs::write(
             dir.path().join(".settings.json.1.x.tmp"),

@@ -35,15 +35,16 @@ fn start_server(seen: Seen) -> String {
     })
 }
 
+/// The status once the start-up load has ended (ready or failed).
 fn settled(h: &Harness) -> ModelStatus {
     for _ in 0..500 {
         let s: ModelStatus = ok(h, "model_status", json!({}));
-        if !matches!(s, ModelStatus::Loading { .. }) {
+        if matches!(s, ModelStatus::Ready { .. } | ModelStatus::Failed { .. }) {
             return s;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    panic!("still loading");
+    panic!("the start-up load never ended");
 }
 
 fn server(url: &str, key: &str) -> serde_json::Value {

@@ -72,7 +72,8 @@ pub fn new_message(role: Role, content: impl Into<String>) -> Message {
     }
 }
 
-/// Writes `bytes` to `path` atomically (temp file + fsync + rename + directory fsync).
+/// Writes `bytes` to `path` atomically (temp file + fsync + rename + directory fsync). On Unix
+/// the file is readable by its owner only: conversations and settings (API keys) are private.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let file_name = path
@@ -85,7 +86,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         new_id()
     ));
     let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options.open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);

@@ -69,17 +69,47 @@ impl GlmChat {
         };
         let opts = crate::prompt::template_options(request, name(tok.bos_id), name(tok.eos_id));
         let text = self.template.render(&msgs, &opts)?;
-        // Message texts (and kept reasoning) are user-controlled: never matched as specials.
-        let spans: Vec<&str> = messages
-            .iter()
-            .flat_map(|t| {
-                t.reasoning
-                    .as_deref()
-                    .into_iter()
-                    .chain([t.content.as_str()])
-            })
-            .collect();
+        // Message texts, kept reasoning, tool definitions and tool-call arguments are
+        // user-controlled: never matched as specials. Spans in rendering order (the tools'
+        // system block comes first).
+        let mut owned: Vec<String> = Vec::new();
+        if let Some(tools) = &request.tools {
+            special_looking(tools, &mut owned);
+        }
+        let mut spans: Vec<&str> = owned.iter().map(String::as_str).collect();
+        let mut call_strings: Vec<Vec<String>> = Vec::new();
+        for t in messages {
+            let mut found = Vec::new();
+            if let Some(calls) = &t.tool_calls {
+                special_looking(calls, &mut found);
+            }
+            call_strings.push(found);
+        }
+        for (t, calls) in messages.iter().zip(&call_strings) {
+            spans.extend(t.reasoning.as_deref());
+            spans.push(t.content.as_str());
+            spans.extend(calls.iter().map(String::as_str));
+        }
         tok.encode_prompt(&text, &spans)
+    }
+}
+
+/// String values inside `v` that could hold a special-token string (`<…>` or `[…]`), as the
+/// template writes them: raw (tool-call arguments) and JSON-escaped (tool definitions go
+/// through `tojson`).
+fn special_looking(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::String(s) if s.contains(['<', '[']) => {
+            out.push(s.clone());
+            let escaped = serde_json::to_string(s).unwrap_or_default();
+            let inner = &escaped[1..escaped.len().saturating_sub(1).max(1)];
+            if inner != s {
+                out.push(inner.to_string());
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| special_looking(x, out)),
+        serde_json::Value::Object(o) => o.values().for_each(|x| special_looking(x, out)),
+        _ => {}
     }
 }
 

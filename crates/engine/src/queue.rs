@@ -10,36 +10,76 @@ use crate::{validate, Engine, EngineError, EngineEvent, GenerateRequest, Generat
 use async_trait::async_trait;
 use futures::StreamExt;
 use localglm_protocol::{FinishReason, GenerationStats, ModelInfo};
-use std::sync::Arc;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+
+/// Who has the engine, and who waits, in the order `generate` was called.
+#[derive(Default)]
+struct Turns {
+    busy: bool,
+    waiting: VecDeque<oneshot::Sender<Turn>>,
+}
+
+/// The right to generate; handing it on (or freeing the engine) when dropped.
+struct Turn(Arc<Mutex<Turns>>);
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut turns = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // The next caller still waiting gets the turn; cancelled ones are skipped.
+        while let Some(next) = turns.waiting.pop_front() {
+            let turn = Turn(self.0.clone());
+            match next.send(turn) {
+                Ok(()) => return,
+                // Not dropped: that would re-enter this lock. (Leaks one count of an Arc
+                // that lives as long as the engine.)
+                Err(turn) => std::mem::forget(turn),
+            }
+        }
+        turns.busy = false;
+    }
+}
 
 /// An engine whose generations take turns.
 pub struct Queued {
     inner: Arc<dyn Engine>,
-    turns: Arc<Semaphore>,
+    turns: Arc<Mutex<Turns>>,
 }
 
 impl Queued {
     pub fn new(inner: Arc<dyn Engine>) -> Self {
         Self {
             inner,
-            turns: Arc::new(Semaphore::new(1)),
+            turns: Arc::default(),
         }
+    }
+
+    /// The turn at once if the engine is free, else a place in the line.
+    fn take_turn(&self) -> Result<Turn, oneshot::Receiver<Turn>> {
+        let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        if !turns.busy {
+            turns.busy = true;
+            return Ok(Turn(self.turns.clone()));
+        }
+        let (tx, rx) = oneshot::channel();
+        turns.waiting.push_back(tx);
+        Err(rx)
     }
 }
 
 /// A running generation's events with its turn held until the stream ends or is dropped.
-fn holding(generation: Generation, permit: OwnedSemaphorePermit) -> Generation {
+fn holding(generation: Generation, turn: Turn) -> Generation {
     let cancel = generation.canceller();
     let events = futures::stream::unfold(
-        (generation.events, Some(permit)),
-        |(mut events, mut permit)| async move {
+        (generation.events, Some(turn)),
+        |(mut events, mut turn)| async move {
             let event = events.next().await?;
             if matches!(event, EngineEvent::Finished { .. }) {
-                permit.take();
+                turn.take();
             }
-            Some((event, (events, permit)))
+            Some((event, (events, turn)))
         },
     );
     Generation::new(events.boxed(), cancel)
@@ -57,14 +97,14 @@ fn finished(reason: FinishReason, error: Option<EngineError>) -> EngineEvent {
 /// the generation is cancelled or nobody listens any more.
 async fn wait_then_run(
     inner: Arc<dyn Engine>,
-    turns: Arc<Semaphore>,
+    line: oneshot::Receiver<Turn>,
     request: GenerateRequest,
     cancel: CancellationToken,
     tx: mpsc::UnboundedSender<EngineEvent>,
 ) {
-    let permit = tokio::select! {
-        p = turns.acquire_owned() => match p {
-            Ok(p) => p,
+    let turn = tokio::select! {
+        t = line => match t {
+            Ok(t) => t,
             Err(_) => return,
         },
         _ = cancel.cancelled() => {
@@ -104,7 +144,7 @@ async fn wait_then_run(
             break;
         }
     }
-    drop(permit);
+    drop(turn);
 }
 
 #[async_trait]
@@ -126,15 +166,19 @@ impl Engine for Queued {
         if self.inner.loaded().is_none() {
             return Err(EngineError::NoModel);
         }
-        if let Ok(permit) = self.turns.clone().try_acquire_owned() {
-            let generation = self.inner.generate(request).await?;
-            return Ok(holding(generation, permit));
-        }
+        // The place in line is taken here, synchronously, so turns follow the call order.
+        let line = match self.take_turn() {
+            Ok(turn) => {
+                let generation = self.inner.generate(request).await?;
+                return Ok(holding(generation, turn));
+            }
+            Err(line) => line,
+        };
         let cancel = CancellationToken::new();
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(wait_then_run(
             self.inner.clone(),
-            self.turns.clone(),
+            line,
             request,
             cancel.clone(),
             tx,
@@ -190,7 +234,7 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn generations_take_turns_in_arrival_order() {
         let q = engine().await;
         let a = q.generate(req("one two three four five")).await.unwrap();
@@ -205,7 +249,7 @@ mod tests {
         assert!(rb.1 >= ra.2 && rc.1 >= rb.2);
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_waiting_generation_cancels_at_once_and_a_dropped_one_frees_the_turn() {
         let q = engine().await;
         let a = q.generate(req("a b c d e f g h i j")).await.unwrap();

@@ -184,6 +184,22 @@ impl Engine for RemoteEngine {
                 if let Some(id) = &t.tool_call_id {
                     m["tool_call_id"] = Value::String(id.clone());
                 }
+                // The calls a tool message answers go with it, arguments as OpenAI's string.
+                if let Some(Value::Array(calls)) = &t.tool_calls {
+                    let calls: Vec<Value> = calls
+                        .iter()
+                        .map(|c| {
+                            let mut c = c.clone();
+                            if let Some(args) =
+                                c["function"].get("arguments").filter(|a| !a.is_string())
+                            {
+                                c["function"]["arguments"] = Value::String(args.to_string());
+                            }
+                            c
+                        })
+                        .collect();
+                    m["tool_calls"] = Value::Array(calls);
+                }
                 if let Some(r) = &t.reasoning {
                     m["reasoning_content"] = Value::String(r.clone());
                 }

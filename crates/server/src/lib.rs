@@ -414,7 +414,10 @@ impl Run {
     /// Queues the end: what the tool parser still holds, then `Done` (`tool_calls` when the
     /// reply called tools and ended normally).
     fn end(&mut self, finish: &'static str, usage: Value, error: Option<EngineError>) {
-        if let Some(rest) = self.tools.as_mut().map(ToolCallParser::finish) {
+        // A call left open is only a call when the model stopped by itself (at
+        // `<|observation|>`), not when it was cut off by the token limit or a Stop.
+        let complete = finish == "stop" && error.is_none();
+        if let Some(rest) = self.tools.as_mut().map(|p| p.finish(complete)) {
             self.pieces(rest);
         }
         let finish = if finish == "stop" && self.calls > 0 {

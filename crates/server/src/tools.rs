@@ -55,7 +55,7 @@ impl ToolCallParser {
                 .map(|props| {
                     props
                         .iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v["type"].as_str()?.to_owned())))
+                        .filter_map(|(k, v)| Some((k.clone(), schema_type(v)?)))
                         .collect()
                 })
                 .unwrap_or_default();
@@ -103,11 +103,16 @@ impl ToolCallParser {
         out
     }
 
-    /// The end of the output: a call left open is parsed if it can be, else returned as text.
-    pub fn finish(&mut self) -> Vec<Piece> {
+    /// The end of the output. A call left open (the model stopped at `<|observation|>` before
+    /// its closing tag) is taken as a call only when the output ended normally (`complete`) and
+    /// it names a declared tool; otherwise it is returned as the text it was.
+    pub fn finish(&mut self, complete: bool) -> Vec<Piece> {
         let rest = std::mem::take(&mut self.held);
         if std::mem::take(&mut self.in_call) {
-            return vec![match self.parse_call(&rest) {
+            let call = self
+                .parse_call(&rest)
+                .filter(|c| complete && self.schemas.contains_key(&c.name));
+            return vec![match call {
                 Some(call) => Piece::Call(call),
                 None => Piece::Text(format!("{OPEN}{rest}")),
             }];
@@ -157,6 +162,35 @@ impl ToolCallParser {
             arguments: Value::Object(args).to_string(),
         })
     }
+}
+
+/// A parameter's JSON-schema type, with `string` winning wherever it is allowed: `"type":
+/// ["string", "null"]` and `anyOf` / `oneOf` alternatives (what `Optional[str]` becomes) keep a
+/// value like `75001` a string.
+fn schema_type(v: &Value) -> Option<String> {
+    match &v["type"] {
+        Value::String(t) => return Some(t.clone()),
+        Value::Array(ts) => {
+            let names: Vec<&str> = ts.iter().filter_map(Value::as_str).collect();
+            return names
+                .iter()
+                .find(|t| **t == "string")
+                .or(names.first())
+                .map(|t| t.to_string());
+        }
+        _ => {}
+    }
+    let alternatives: Vec<String> = ["anyOf", "oneOf"]
+        .iter()
+        .filter_map(|k| v[*k].as_array())
+        .flatten()
+        .filter_map(schema_type)
+        .collect();
+    alternatives
+        .iter()
+        .find(|t| *t == "string")
+        .or(alternatives.first())
+        .cloned()
 }
 
 /// Takes `OPEN…CLOSE` off the front of `rest`, returning what is inside.
@@ -209,7 +243,7 @@ mod tests {
 
     fn all(p: &mut ToolCallParser, chunks: &[&str]) -> Vec<Piece> {
         let mut out: Vec<Piece> = chunks.iter().flat_map(|c| p.push(c)).collect();
-        out.extend(p.finish());
+        out.extend(p.finish(true));
         // Adjacent text pieces joined, so chunking does not matter to the comparison.
         out.into_iter().fold(Vec::new(), |mut acc, piece| {
             match (acc.last_mut(), piece) {
@@ -296,6 +330,46 @@ mod tests {
             ),
             vec![call("get_weather", json!({ "city": "Lima" }))]
         );
+        // Cut off (token limit, Stop) or naming no declared tool: text, never a call.
+        for (text, complete) in [
+            ("<tool_call>get_wea", false),
+            (
+                "<tool_call>get_weather<arg_key>city</arg_key><arg_value>Lima</arg_value>",
+                false,
+            ),
+            ("<tool_call>get_wea", true),
+        ] {
+            let mut p = weather();
+            let mut out: Vec<Piece> = p.push(text);
+            out.extend(p.finish(complete));
+            let joined: String = out
+                .iter()
+                .map(|x| match x {
+                    Piece::Text(t) => t.clone(),
+                    Piece::Call(c) => panic!("{c:?}"),
+                })
+                .collect();
+            assert_eq!(joined, text);
+        }
+    }
+
+    #[test]
+    fn optional_strings_stay_strings() {
+        let mut p = ToolCallParser::new(&json!([{ "type": "function", "function": {
+            "name": "lookup", "parameters": { "type": "object", "properties": {
+                "zip": { "anyOf": [{ "type": "string" }, { "type": "null" }] },
+                "code": { "type": ["string", "null"] },
+                "n": { "anyOf": [{ "type": "integer" }, { "type": "null" }] } } } } }]));
+        let text = "<tool_call>lookup<arg_key>zip</arg_key><arg_value>75001</arg_value>\
+                    <arg_key>code</arg_key><arg_value>true</arg_value>\
+                    <arg_key>n</arg_key><arg_value>3</arg_value></tool_call>";
+        assert_eq!(
+            all(&mut p, &[text]),
+            vec![call(
+                "lookup",
+                json!({ "zip": "75001", "code": "true", "n": 3 })
+            )]
+        );
     }
 
     #[test]
@@ -304,6 +378,6 @@ mod tests {
         assert_eq!(p.push("hello <to"), vec![Piece::Text("hello ".into())]);
         assert_eq!(p.push("day"), vec![Piece::Text("<today".into())]);
         assert_eq!(p.push("日本"), vec![Piece::Text("日本".into())]);
-        assert!(p.finish().is_empty());
+        assert!(p.finish(true).is_empty());
     }
 }

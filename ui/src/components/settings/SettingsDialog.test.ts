@@ -47,10 +47,16 @@ describe('SettingsDialog: loading models', () => {
     expect(save).toHaveBeenLastCalledWith({ ...settings, kv_cache: 'q8_0' });
   });
 
-  it('an unchanged context saves nothing', async () => {
+  it('an unchanged or unreadable context saves nothing; 32k means 32768', async () => {
     const save = open();
     const context = screen.getByTestId('setting-context');
     await fireEvent.blur(context);
+    await fireEvent.input(context, { target: { value: 'lots' } });
+    await fireEvent.blur(context);
     expect(save).not.toHaveBeenCalled();
+    expect(context).toHaveValue('');
+    await fireEvent.input(context, { target: { value: '32k' } });
+    await fireEvent.blur(context);
+    expect(save).toHaveBeenLastCalledWith({ ...settings, context_length: 32768 });
   });
 });
