@@ -8,9 +8,9 @@ import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { ELEMENT, ROOT, Session, startDriver } from "./webdriver.mjs";
+import { ELEMENT, ROOT, Session, startDriver, placeholderDataDir } from "./webdriver.mjs";
 
-const dataDir = mkdtempSync(join(tmpdir(), "localglm-e2e-dl-"));
+const dataDir = placeholderDataDir("localglm-e2e-dl-");
 const hubDir = mkdtempSync(join(tmpdir(), "localglm-e2e-hub-"));
 const REL = "UD-IQ1_S/GLM-5.2-UD-IQ1_S.gguf";
 let server;
@@ -57,8 +57,6 @@ function serve() {
 }
 
 before(async () => {
-  mkdirSync(join(dataDir, "models"), { recursive: true });
-  writeFileSync(join(dataDir, "models", "SmolLM2-135M-Instruct.Q4_1.gguf"), "GGUF");
   const file = join(hubDir, "unsloth/GLM-5.2-GGUF/resolve/main", REL);
   mkdirSync(join(file, ".."), { recursive: true });
   copyFileSync(join(ROOT, "crates/glm/tests/fixtures/tiny-q-iq2_xxs.gguf"), file);

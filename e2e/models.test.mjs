@@ -2,19 +2,14 @@
 // the plan of the selected quant updates when the context slider or the expert slider moves.
 // (Scripted engine: no model needs to run for the planner.)
 import assert from "node:assert/strict";
-import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { Session, startDriver } from "./webdriver.mjs";
+import { Session, startDriver, placeholderDataDir } from "./webdriver.mjs";
 
-const dataDir = mkdtempSync(join(tmpdir(), "localglm-e2e-models-"));
+const dataDir = placeholderDataDir("localglm-e2e-models-");
 let driver;
 let s;
 
 before(async () => {
-  mkdirSync(join(dataDir, "models"), { recursive: true });
-  writeFileSync(join(dataDir, "models", "SmolLM2-135M-Instruct.Q4_1.gguf"), "GGUF");
   driver = await startDriver({ LOCALGLM_DATA_DIR: dataDir, LOCALGLM_ENGINE: "scripted" });
   s = await Session.start(driver.url);
 });

@@ -4,13 +4,10 @@
 // which the backend records), the reasoning pane streams, collapses when the answer starts and
 // re-expands, user presets are created, exported and imported, and all of it survives a restart.
 import assert from "node:assert/strict";
-import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { Session, startDriver } from "./webdriver.mjs";
+import { Session, startDriver, placeholderDataDir } from "./webdriver.mjs";
 
-const dataDir = mkdtempSync(join(tmpdir(), "localglm-e2e-presets-"));
+const dataDir = placeholderDataDir("localglm-e2e-presets-");
 let driver;
 let s;
 
@@ -24,8 +21,6 @@ async function open() {
 }
 
 before(async () => {
-  mkdirSync(join(dataDir, "models"), { recursive: true });
-  writeFileSync(join(dataDir, "models", "SmolLM2-135M-Instruct.Q4_1.gguf"), "GGUF");
   driver = await startDriver({ LOCALGLM_DATA_DIR: dataDir, LOCALGLM_ENGINE: "scripted" });
   await open();
 });

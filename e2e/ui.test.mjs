@@ -2,19 +2,14 @@
 // reasoning pane, sanitized Markdown, copy buttons, regenerate, edit-and-resend, rename, delete.
 // In addition to, never instead of, the real-model test in chat.test.mjs.
 import assert from "node:assert/strict";
-import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { ELEMENT, Session, startDriver } from "./webdriver.mjs";
+import { ELEMENT, Session, startDriver, placeholderDataDir } from "./webdriver.mjs";
 
-const dataDir = mkdtempSync(join(tmpdir(), "localglm-e2e-ui-"));
+const dataDir = placeholderDataDir("localglm-e2e-ui-");
 let driver;
 let s;
 
 before(async () => {
-  mkdirSync(join(dataDir, "models"), { recursive: true });
-  writeFileSync(join(dataDir, "models", "SmolLM2-135M-Instruct.Q4_1.gguf"), "GGUF");
   driver = await startDriver({ LOCALGLM_DATA_DIR: dataDir, LOCALGLM_ENGINE: "scripted" });
   s = await Session.start(driver.url);
   await s.until(
