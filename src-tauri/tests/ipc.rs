@@ -220,13 +220,7 @@ fn quant_picker_plans_and_a_model_that_does_not_fit_needs_force() {
     // GLM-5.2 UD-Q2_K_XL (253 GB, sparse files) on this 24 GiB machine: refused with the
     // numbers unless forced.
     let dir = tempfile::tempdir().unwrap();
-    let files = localglm_testkit::glm52::write_sparse_split(
-        dir.path(),
-        "GLM-5.2-UD-Q2_K_XL",
-        localglm_testkit::glm52::UD_Q2_K_XL,
-        3,
-    );
-    let path = files[0].to_string_lossy().into_owned();
+    let path = too_big_for_this_machine(dir.path());
     let p: FitPlan = ok(&h, "plan_model", json!({ "path": path, "request": mac }));
     assert_eq!(p.verdict, "gpu_cpu_experts");
     assert!(!p.estimated);
@@ -344,13 +338,7 @@ fn a_remembered_model_that_does_not_fit_is_not_loaded_at_start() {
     // The last model chosen was GLM-5.2 UD-Q2_K_XL (253 GB, sparse files): on this machine the
     // start-up load is refused with the fit numbers, as a chosen load would be.
     let dir = tempfile::tempdir().unwrap();
-    let files = localglm_testkit::glm52::write_sparse_split(
-        dir.path(),
-        "GLM-5.2-UD-Q2_K_XL",
-        localglm_testkit::glm52::UD_Q2_K_XL,
-        3,
-    );
-    let path = files[0].to_string_lossy().into_owned();
+    let path = too_big_for_this_machine(dir.path());
     let settings = Settings {
         model_path: Some(path.clone()),
         ..Settings::default()

@@ -101,3 +101,15 @@ pub fn wait_ready(h: &Harness) {
     }
     panic!("model never became ready");
 }
+
+/// GLM-5.2 UD-Q2_K_XL (253 GB) as sparse files in `dir`: its first shard's path. More than
+/// this machine holds.
+pub fn too_big_for_this_machine(dir: &std::path::Path) -> String {
+    let files = localglm_testkit::glm52::write_sparse_split(
+        dir,
+        "GLM-5.2-UD-Q2_K_XL",
+        localglm_testkit::glm52::UD_Q2_K_XL,
+        3,
+    );
+    files[0].to_string_lossy().into_owned()
+}
