@@ -83,6 +83,8 @@ fn a_server_is_checked_saved_used_for_chat_and_forgotten() {
     let info: ModelInfo = ok(&h, "add_remote", server(&url, "secret"));
     assert_eq!(info.name, "GPU node · gpu-glm");
     assert_eq!(info.backend, "remote");
+    // The server's context (its `max_model_len`) caps replies and fills the stats.
+    assert_eq!(info.context_length, Some(8192));
     let s: Settings = ok(&h, "get_settings", json!({}));
     assert_eq!(s.remotes.len(), 1);
     assert_eq!(s.remotes[0].base_url, url);

@@ -125,10 +125,9 @@ impl Engine for RemoteEngine {
         .map_err(failed)?
         .into_json()
         .map_err(|e| failed(format!("not an OpenAI-compatible model list: {e}")))?;
-        let ids: Vec<String> = models["data"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let listed: Vec<&Value> = models["data"].as_array().into_iter().flatten().collect();
+        let ids: Vec<String> = listed
+            .iter()
             .filter_map(|m| m["id"].as_str().map(str::to_owned))
             .collect();
         let name = match &self.spec.model {
@@ -151,13 +150,28 @@ impl Engine for RemoteEngine {
         } else {
             vec!["low".into(), "medium".into(), "high".into()]
         };
+        // The context, where the server says: vLLM, SGLang and LocalGLM report `max_model_len`,
+        // llama-server `meta.n_ctx_train`.
+        let entry = listed
+            .iter()
+            .find(|m| m["id"].as_str() == Some(name.as_str()));
+        let context_length = entry.and_then(|m| {
+            [
+                &m["max_model_len"],
+                &m["context_length"],
+                &m["meta"]["n_ctx_train"],
+            ]
+            .into_iter()
+            .find_map(Value::as_u64)
+            .map(|n| n.min(u64::from(u32::MAX)) as u32)
+        });
         let info = ModelInfo {
             name,
             path: self.spec.base_url.clone(),
             size_bytes: 0.0,
             backend: self.backend().into(),
             architecture: None,
-            context_length: None,
+            context_length,
             quant: None,
             // The server's template decides; the switches are passed through.
             supports_thinking: true,

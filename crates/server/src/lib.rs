@@ -170,7 +170,16 @@ async fn models(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     let data: Vec<Value> = state
         .engine
         .loaded()
-        .map(|m| json!({ "id": m.name, "object": "model", "created": 0, "owned_by": "localglm" }))
+        .map(|m| {
+            // `max_model_len` as vLLM reports it, so clients (and LocalGLM's remote backend)
+            // learn the context.
+            let mut v =
+                json!({ "id": m.name, "object": "model", "created": 0, "owned_by": "localglm" });
+            if let Some(n) = m.context_length {
+                v["max_model_len"] = n.into();
+            }
+            v
+        })
         .into_iter()
         .collect();
     Json(json!({ "object": "list", "data": data })).into_response()

@@ -67,6 +67,7 @@ async fn models_and_chat_with_reasoning_separated() {
             .into_json()
             .unwrap();
         assert_eq!(models["data"][0]["id"], "tiny-think");
+        assert_eq!(models["data"][0]["max_model_len"], 8192);
         let (code, r) = post(&url, &user("hello"), None);
         assert_eq!(code, 200, "{r}");
         let msg = &r["choices"][0]["message"];
