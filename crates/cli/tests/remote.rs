@@ -232,3 +232,73 @@ async fn a_silent_server_times_out_at_load_and_stop_ends_a_stalled_reply_at_once
     assert!(stopped.elapsed() < Duration::from_millis(500));
     assert!(g.events.next().await.is_none(), "one Finished only");
 }
+
+/// A server like vLLM that refuses a request whose `max_tokens` would pass its context and
+/// answers one without it.
+fn context_checking_server() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let mut stream = stream.unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 8192];
+            // Head, then the body by its Content-Length.
+            loop {
+                let n = stream.read(&mut buf).unwrap_or(0);
+                req.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&req).to_string();
+                if let Some(head_end) = text.find("\r\n\r\n") {
+                    let len = text[..head_end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if req.len() >= head_end + 4 + len || n == 0 {
+                        break;
+                    }
+                }
+            }
+            let text = String::from_utf8_lossy(&req).to_string();
+            let (status, kind, body) = if text.starts_with("GET") {
+                (
+                    "200 OK",
+                    "application/json",
+                    r#"{"data":[{"id":"big","max_model_len":100}]}"#.to_string(),
+                )
+            } else if text.contains("\"max_tokens\"") {
+                ("400 Bad Request", "application/json", r#"{"error":{"message":"This model's maximum context length is 100 tokens. However, you requested 131072 tokens."}}"#.to_string())
+            } else {
+                ("200 OK", "text/event-stream", "data: {\"choices\":[{\"delta\":{\"content\":\"fits\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n".to_string())
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reply_too_long_for_the_servers_context_is_asked_again_without_max_tokens() {
+    let url = context_checking_server();
+    let e = engine(&url, "k", None);
+    let info = e.load(LoadSpec::cpu("r")).await.unwrap();
+    assert_eq!(info.context_length, Some(100));
+    let mut g = e.generate(request(131_072)).await.unwrap();
+    let mut text = String::new();
+    while let Some(ev) = g.events.next().await {
+        match ev {
+            EngineEvent::Content(t) => text.push_str(&t),
+            EngineEvent::Finished { error, .. } => assert!(error.is_none(), "{error:?}"),
+            EngineEvent::Reasoning(_) => {}
+        }
+    }
+    assert_eq!(text, "fits");
+}

@@ -301,6 +301,33 @@ struct Call {
     base: String,
 }
 
+/// Posts the chat request. A server that refuses `max_tokens` because prompt plus reply would
+/// pass its context (vLLM and SGLang check this up front; a preset asks for up to 131072 new
+/// tokens) is asked once more without it, so the reply may use whatever context is left.
+fn send(call: &Call) -> Result<ureq::Response, String> {
+    let reason = |e| http_reason(&call.base, e);
+    match call.post.clone().send_json(call.body.clone()) {
+        Err(ureq::Error::Status(400, r)) => {
+            let text = r.into_string().unwrap_or_default();
+            let lower = text.to_ascii_lowercase();
+            let too_long = lower.contains("context length") || lower.contains("max_tokens");
+            if too_long && call.body.get("max_tokens").is_some() {
+                let mut body = call.body.clone();
+                if let Some(o) = body.as_object_mut() {
+                    o.remove("max_tokens");
+                }
+                return call.post.clone().send_json(body).map_err(reason);
+            }
+            let msg = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+                .unwrap_or(text);
+            Err(format!("{} answered 400: {msg}", call.base))
+        }
+        other => other.map_err(reason),
+    }
+}
+
 /// What the reading thread and the Stop watcher share: the one `Finished` goes out through
 /// whichever gets there first.
 struct StreamState {
@@ -335,11 +362,10 @@ fn lock(state: &Mutex<StreamState>) -> std::sync::MutexGuard<'_, StreamState> {
 /// Makes the request and turns the server's SSE stream into engine events; stops (closing the
 /// connection) when cancelled or when nobody listens.
 fn read_stream(call: Call, cancel: &CancellationToken, state: &Mutex<StreamState>) {
-    let response = match call.post.send_json(call.body) {
+    let response = match send(&call) {
         Ok(r) => r,
-        Err(e) => {
-            let error = EngineError::Generation(http_reason(&call.base, e));
-            lock(state).finish(FinishReason::Error, Some(error));
+        Err(reason) => {
+            lock(state).finish(FinishReason::Error, Some(EngineError::Generation(reason)));
             return;
         }
     };
