@@ -63,7 +63,8 @@ fn llama(
     threads: usize,
     kv: localglm_glm::KvType,
 ) -> Result<Speeds> {
-    // The same cache type on both sides (llama-bench's `-ctk`, which holds MLA's latent).
+    // The same cache type on both sides (llama-bench's `-ctk` holds MLA's latent; llama.cpp
+    // requires `-ctv` to match it).
     let ctk = match kv {
         localglm_glm::KvType::F32 => "f32",
         localglm_glm::KvType::F16 => "f16",
@@ -75,6 +76,8 @@ fn llama(
         .arg(model)
         .args([
             "-ctk",
+            ctk,
+            "-ctv",
             ctk,
             "-p",
             &prompt.to_string(),
