@@ -92,6 +92,10 @@ pub struct RuntimeOptions {
     /// Maximum context (tokens); `0` means the model's trained context.
     pub max_context: usize,
     pub device: Device,
+    /// Batches of at least this many tokens run MLA in expanded form (per-head keys and values
+    /// decompressed from the latent cache): fewer operations than the absorbed form once a
+    /// batch passes ~170 tokens. Decode always runs absorbed.
+    pub mla_expand_from: usize,
 }
 
 impl Default for RuntimeOptions {
@@ -101,6 +105,7 @@ impl Default for RuntimeOptions {
             kv_type: KvType::F16,
             max_context: 0,
             device: Device::Cpu,
+            mla_expand_from: 256,
         }
     }
 }
@@ -480,6 +485,10 @@ impl Model {
             _ => self.causal_mask(n, p0, t_len)?,
         };
 
+        if n >= self.opts.mla_expand_from.max(2) {
+            let o = self.expanded_mla(lw, &q_nope, &q_pe, &keys, &mask)?;
+            return self.linear(&lw.out, &o, mode);
+        }
         // Absorbed MLA: q̃_h = K_b[h]·q_nope_h; scores over [c_kv ; k_pe]; values = c_kv.
         let q_abs = self.per_head(&lw.k_b, &q_nope.contiguous()?)?; // [n, H, kv_lora]
         let qf = Tensor::cat(&[&q_abs, &q_pe], 2)?.reshape((n * nh, c.kv_width()))?;
@@ -492,6 +501,57 @@ impl Model {
             .per_head(&lw.v_b, &o_lat)?
             .reshape((n, nh * c.v_head))?;
         self.linear(&lw.out, &o, mode)
+    }
+
+    /// MLA in expanded form for a long batch: per head, keys `c_kv·K_b[h]` and values
+    /// `c_kv·V_b[h]ᵀ` from the latent cache, then ordinary attention. Per layer about
+    /// `T·H·kv_lora·(nope + v) + n·T·H·(nope + rope + v)` multiply-adds against the absorbed
+    /// form's `n·T·H·(2·kv_lora + rope)`. Returns the heads' outputs `[n, H·v_head]`.
+    fn expanded_mla(
+        &self,
+        lw: &LayerWeights,
+        q_nope: &Tensor,
+        q_pe: &Tensor,
+        keys: &Tensor,
+        mask: &Tensor,
+    ) -> Result<Tensor, GlmError> {
+        let c = &self.config;
+        let (n, nh, _) = q_nope.dims3()?;
+        let t_len = keys.dim(0)?;
+        let heads = |w: &QTensor, rows: usize, cols: usize| -> Result<Tensor, GlmError> {
+            let v = localglm_quants::dequant::dequantize_to_vec(
+                w.ty(),
+                w.bytes(&self.gguf),
+                nh * rows * cols,
+            )?;
+            Ok(Tensor::from_vec(v, (nh, rows, cols), &self.opts.device)?)
+        };
+        let k_b = heads(&lw.k_b, c.kv_lora, c.qk_nope)?; // [H, kv_lora, nope]
+        let v_b = heads(&lw.v_b, c.v_head, c.kv_lora)?; // [H, v_head, kv_lora]
+        let latent = keys
+            .narrow(1, 0, c.kv_lora)?
+            .contiguous()?
+            .unsqueeze(0)?
+            .broadcast_as((nh, t_len, c.kv_lora))?
+            .contiguous()?;
+        let k_nope = latent.matmul(&k_b)?; // [H, T, nope]
+        let values = latent.matmul(&v_b.transpose(1, 2)?.contiguous()?)?; // [H, T, v_head]
+        let k_pe = keys
+            .narrow(1, c.kv_lora, c.qk_rope)?
+            .t()?
+            .contiguous()?
+            .unsqueeze(0)?
+            .broadcast_as((nh, c.qk_rope, t_len))?
+            .contiguous()?; // [H, rope, T]
+        let qn = q_nope.transpose(0, 1)?.contiguous()?; // [H, n, nope]
+        let qp = q_pe.transpose(0, 1)?.contiguous()?; // [H, n, rope]
+        let scores = (qn.matmul(&k_nope.transpose(1, 2)?.contiguous()?)? + qp.matmul(&k_pe)?)?;
+        let scores = (scores * c.attn_scale() as f64)?.broadcast_add(&mask.unsqueeze(0)?)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?; // [H, n, T]
+        let o = probs.matmul(&values)?; // [H, n, v_head]
+        Ok(o.transpose(0, 1)?
+            .contiguous()?
+            .reshape((n, nh * c.v_head))?)
     }
 
     /// Additive causal mask `[n, T]` (0 visible, −∞ hidden).

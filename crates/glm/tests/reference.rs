@@ -52,11 +52,22 @@ fn cases(stem: &str) -> Vec<Case> {
 }
 
 fn open(stem: &str, activations: Activations, kv_type: KvType) -> Model {
+    open_with(
+        stem,
+        activations,
+        kv_type,
+        RuntimeOptions::default().mla_expand_from,
+    )
+}
+
+/// `expand_from`: the batch size from which MLA runs in expanded form (1: every prefill).
+fn open_with(stem: &str, activations: Activations, kv_type: KvType, expand_from: usize) -> Model {
     Model::open(
         fixture(&format!("{stem}.gguf")),
         RuntimeOptions {
             activations,
             kv_type,
+            mla_expand_from: expand_from,
             ..Default::default()
         },
     )
@@ -85,7 +96,23 @@ fn compare(got: &[Vec<f32>], want: &[Vec<f32>]) -> (f32, usize) {
 }
 
 fn check(stem: &str, activations: Activations, tol: f32, max_argmax_misses: usize) {
-    let model = open(stem, activations, KvType::F32);
+    check_with(
+        stem,
+        activations,
+        tol,
+        max_argmax_misses,
+        RuntimeOptions::default().mla_expand_from,
+    );
+}
+
+fn check_with(
+    stem: &str,
+    activations: Activations,
+    tol: f32,
+    max_argmax_misses: usize,
+    expand_from: usize,
+) {
+    let model = open_with(stem, activations, KvType::F32, expand_from);
     for case in cases(stem) {
         let mut cache = model.new_cache();
         let got = model
@@ -111,6 +138,15 @@ fn f32_model_matches_transformers_within_1e3_short_and_sparse_long() {
     let c = cases("tiny-f32");
     assert!(c.iter().any(|c| c.tokens.len() < 8) && c.iter().any(|c| c.tokens.len() > 8));
     check("tiny-f32", Activations::F32, 1e-3, 0);
+}
+
+/// The expanded MLA form (what long prompts run) against the same reference: every prefill of
+/// the fixture prompts through it, decode staying absorbed.
+#[test]
+fn expanded_mla_matches_transformers_too() {
+    check_with("tiny-f32", Activations::F32, 1e-3, 0, 1);
+    check_with("tiny-q-q4_k", Activations::F32, 1e-3, 0, 1);
+    decode_matches_prefill_with("tiny-f32", KvType::F32, 1e-4, 1);
 }
 
 #[test]
@@ -175,7 +211,13 @@ fn quantized_models_match_the_reference_with_int8_activations_within_tolerance()
 }
 
 fn decode_matches_prefill(stem: &str, kv: KvType, tol: f32) {
-    let model = open(stem, Activations::F32, kv);
+    decode_matches_prefill_with(stem, kv, tol, RuntimeOptions::default().mla_expand_from);
+}
+
+/// One prefill (expanded from `expand_from` tokens) against a shorter prefill and absorbed
+/// decode steps.
+fn decode_matches_prefill_with(stem: &str, kv: KvType, tol: f32, expand_from: usize) {
+    let model = open_with(stem, Activations::F32, kv, expand_from);
     for case in cases(stem) {
         let full = {
             let mut cache = model.new_cache();
