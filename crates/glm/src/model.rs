@@ -93,8 +93,9 @@ pub struct RuntimeOptions {
     pub max_context: usize,
     pub device: Device,
     /// Batches of at least this many tokens run MLA in expanded form (per-head keys and values
-    /// decompressed from the latent cache): fewer operations than the absorbed form once a
-    /// batch passes ~170 tokens. Decode always runs absorbed.
+    /// decompressed from the latent cache) — when that also saves work for the model's
+    /// dimensions and its key/value buffers stay within 1 GiB. `1` forces it for every batch
+    /// (tests). Decode always runs absorbed.
     pub mla_expand_from: usize,
 }
 
@@ -485,7 +486,7 @@ impl Model {
             _ => self.causal_mask(n, p0, t_len)?,
         };
 
-        if n >= self.opts.mla_expand_from.max(2) {
+        if self.expand_mla(n, t_len) {
             let o = self.expanded_mla(lw, &q_nope, &q_pe, &keys, &mask)?;
             return self.linear(&lw.out, &o, mode);
         }
@@ -501,6 +502,24 @@ impl Model {
             .per_head(&lw.v_b, &o_lat)?
             .reshape((n, nh * c.v_head))?;
         self.linear(&lw.out, &o, mode)
+    }
+
+    /// Whether a batch of `n` queries over `t_len` keys runs MLA expanded: past the size where it
+    /// does fewer multiply-adds than the absorbed form, and with its per-head keys and values
+    /// (`H·T·(nope + v)` f32, twice over while transposed) within 1 GiB.
+    fn expand_mla(&self, n: usize, t_len: usize) -> bool {
+        let c = &self.config;
+        if self.opts.mla_expand_from <= 1 {
+            return n >= 2;
+        }
+        let absorbed = 2 * c.kv_lora + c.qk_rope;
+        let expanded = c.qk_nope + c.qk_rope + c.v_head;
+        if absorbed <= expanded {
+            return false;
+        }
+        let pays_from = c.kv_lora * (c.qk_nope + c.v_head) / (absorbed - expanded) + 1;
+        let bytes = c.n_head * t_len * (c.qk_nope + c.v_head) * 4 * 2;
+        n >= self.opts.mla_expand_from.max(pays_from) && bytes <= 1 << 30
     }
 
     /// MLA in expanded form for a long batch: per head, keys `c_kv·K_b[h]` and values
@@ -526,16 +545,22 @@ impl Model {
             )?;
             Ok(Tensor::from_vec(v, (nh, rows, cols), &self.opts.device)?)
         };
-        let k_b = heads(&lw.k_b, c.kv_lora, c.qk_nope)?; // [H, kv_lora, nope]
-        let v_b = heads(&lw.v_b, c.v_head, c.kv_lora)?; // [H, v_head, kv_lora]
-        let latent = keys
-            .narrow(1, 0, c.kv_lora)?
+        // All heads in one product each: [kv_lora, H·nope] and [kv_lora, H·v_head].
+        let k_b = heads(&lw.k_b, c.kv_lora, c.qk_nope)? // [H, kv_lora, nope]
+            .transpose(0, 1)?
             .contiguous()?
-            .unsqueeze(0)?
-            .broadcast_as((nh, t_len, c.kv_lora))?
-            .contiguous()?;
-        let k_nope = latent.matmul(&k_b)?; // [H, T, nope]
-        let values = latent.matmul(&v_b.transpose(1, 2)?.contiguous()?)?; // [H, T, v_head]
+            .reshape((c.kv_lora, nh * c.qk_nope))?;
+        let v_b = heads(&lw.v_b, c.v_head, c.kv_lora)? // [H, v_head, kv_lora]
+            .transpose(0, 2)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((c.kv_lora, nh * c.v_head))?; // [kv_lora, H·v_head]
+        let latent = keys.narrow(1, 0, c.kv_lora)?.contiguous()?; // [T, kv_lora]
+        let per_head = |t: Tensor, d: usize| -> Result<Tensor, GlmError> {
+            Ok(t.reshape((t_len, nh, d))?.transpose(0, 1)?.contiguous()?)
+        };
+        let k_nope = per_head(latent.matmul(&k_b)?, c.qk_nope)?; // [H, T, nope]
+        let values = per_head(latent.matmul(&v_b)?, c.v_head)?; // [H, T, v_head]
         let k_pe = keys
             .narrow(1, c.kv_lora, c.qk_rope)?
             .t()?
