@@ -304,8 +304,8 @@ struct Call {
 /// Posts the chat request. A server that refuses `max_tokens` because prompt plus reply would
 /// pass its context (vLLM and SGLang check this up front; a preset asks for up to 131072 new
 /// tokens) is asked once more without it, so the reply may use whatever context is left.
-fn send(call: &Call) -> Result<ureq::Response, String> {
-    let reason = |e| http_reason(&call.base, e);
+fn send(call: &Call) -> Result<ureq::Response, EngineError> {
+    let reason = |e| EngineError::Generation(http_reason(&call.base, e));
     match call.post.clone().send_json(call.body.clone()) {
         Err(ureq::Error::Status(400, r)) => {
             let text = r.into_string().unwrap_or_default();
@@ -322,7 +322,10 @@ fn send(call: &Call) -> Result<ureq::Response, String> {
                 .ok()
                 .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
                 .unwrap_or(text);
-            Err(format!("{} answered 400: {msg}", call.base))
+            Err(EngineError::Generation(format!(
+                "{} answered 400: {msg}",
+                call.base
+            )))
         }
         other => other.map_err(reason),
     }
@@ -364,8 +367,8 @@ fn lock(state: &Mutex<StreamState>) -> std::sync::MutexGuard<'_, StreamState> {
 fn read_stream(call: Call, cancel: &CancellationToken, state: &Mutex<StreamState>) {
     let response = match send(&call) {
         Ok(r) => r,
-        Err(reason) => {
-            lock(state).finish(FinishReason::Error, Some(EngineError::Generation(reason)));
+        Err(error) => {
+            lock(state).finish(FinishReason::Error, Some(error));
             return;
         }
     };
