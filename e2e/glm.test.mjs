@@ -4,6 +4,8 @@
 // template reads `enable_thinking` and `reasoning_effort`,
 // a reply streams with its reasoning in the reasoning pane, and with thinking off the reply
 // starts as an answer (the template ends the prompt with an empty `<think></think>`).
+// With `device: "gpu"` in the settings the same model loads on the GPU (lavapipe's Vulkan on CI)
+// and the model indicator says where it runs.
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -90,5 +92,51 @@ test("a glm-dsa model chats in the window, thinking on and off", async () => {
     await s.screenshot("glm-thinking-off.png");
   } finally {
     await s.close();
+  }
+});
+
+test("with device gpu, the glm-dsa model runs on the GPU and the indicator says so", async () => {
+  // Settings are read at start: a window of its own, on a data dir whose settings ask for the GPU.
+  const gpuDir = mkdtempSync(join(tmpdir(), "localglm-e2e-glm-gpu-"));
+  writeSettings(gpuDir, { maxTokens: 24, modelPath: model, seed: 11, extra: { device: "gpu" } });
+  const gpuDriver = await startDriver({ LOCALGLM_DATA_DIR: gpuDir, LOCALGLM_ENGINE: "" });
+  const s = await Session.start(gpuDriver.url);
+  try {
+    // A GPU load fails rather than fall back to the CPU: report the banner if it does.
+    const loaded = await s.until(
+      `const ind = document.querySelector('[data-testid=model-indicator]');
+       const state = ind?.getAttribute('data-state');
+       if (state !== 'ready' && state !== 'failed') return null;
+       const banner = document.querySelector('[data-testid=error-banner]');
+       return { state, text: ind.textContent, banner: banner ? banner.textContent : null };`,
+      { timeout: 120000, what: "GLM model loaded on the GPU" },
+    );
+    assert.equal(loaded.state, "ready", JSON.stringify(loaded));
+    assert.match(loaded.text, /tiny-f32/);
+    const placement = await s.exec(
+      `return document.querySelector('[data-testid=model-placement]')?.textContent ?? null;`,
+    );
+    assert.match(placement ?? "", /GPU/, `placement: ${placement}`);
+
+    // The Settings dialog shows the saved device, and the experts field is enabled with it.
+    await s.click("[data-testid=open-settings]");
+    await s.waitFor("[data-testid=setting-device]");
+    assert.deepEqual(
+      await s.exec(`return [
+        document.querySelector('[data-testid=setting-device]').value,
+        document.querySelector('[data-testid=setting-cpu-moe]').disabled,
+      ];`),
+      ["gpu", false],
+    );
+    await s.click("[data-testid=settings-close]");
+
+    await s.click("[data-testid=new-chat]");
+    const answer = await reply(s, "Hello GPU", 1);
+    assert.ok(answer.stats, JSON.stringify(answer));
+    assert.ok(answer.content.length > 0 || (answer.reasoning ?? "").length > 0, JSON.stringify(answer));
+    await s.screenshot("glm-gpu.png");
+  } finally {
+    await s.close();
+    await gpuDriver.stop();
   }
 });

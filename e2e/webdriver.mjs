@@ -19,9 +19,10 @@ export function appBinary() {
 /**
  * Writes `settings.json` as the app stores it (tauri-plugin-store file), with an optional model
  * path and a user preset "E2E" (General's values, replies capped at `maxTokens`) selected as the
- * default, so real-model replies stay short.
+ * default, so real-model replies stay short. `extra` adds (or overrides) top-level settings fields,
+ * e.g. `{ device: "gpu" }`.
  */
-export function writeSettings(dataDir, { maxTokens = 256, modelPath = null, seed = null } = {}) {
+export function writeSettings(dataDir, { maxTokens = 256, modelPath = null, seed = null, extra = {} } = {}) {
   const sampling = {
     temperature: 1.0, top_p: 0.95, top_k: null, max_tokens: maxTokens, seed, min_p: null, repetition_penalty: null,
   };
@@ -35,6 +36,7 @@ export function writeSettings(dataDir, { maxTokens = 256, modelPath = null, seed
         { id: "user-e2e", name: "E2E", sampling, enable_thinking: true, reasoning_effort: null, system_prompt: null },
       ],
       default_preset: "user-e2e",
+      ...extra,
     },
   };
   writeFileSync(join(dataDir, "settings.json"), JSON.stringify(settings));

@@ -14,7 +14,8 @@ as_root() {
 
 # Debian/Ubuntu packages the app needs to build and run; extra ones for the tests.
 APP_DEBS=(build-essential pkg-config libssl-dev libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev)
-TEST_DEBS=(xvfb xauth webkit2gtk-driver)
+# mesa-vulkan-drivers: lavapipe, the CPU Vulkan driver the GPU backend's tests run on here.
+TEST_DEBS=(xvfb xauth webkit2gtk-driver mesa-vulkan-drivers libvulkan1)
 
 ensure_debs() {
   [ -f /etc/debian_version ] || return 0

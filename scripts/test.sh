@@ -14,6 +14,16 @@ if ! command -v tauri-driver >/dev/null || ! tauri-driver --help >/dev/null 2>&1
   cargo install tauri-driver --version 2.1.0 --locked --quiet
 fi
 
+# lavapipe was installed above: a GPU test that finds no adapter here is a failure, not a skip.
+if [ -f /etc/debian_version ]; then
+  export LOCALGLM_REQUIRE_GPU=1
+fi
+# Mesa's Vulkan loader complains on every device open without one.
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+  XDG_RUNTIME_DIR="$(mktemp -d)"
+  export XDG_RUNTIME_DIR
+fi
+
 status=0
 log "formatting and lints"
 (cd "$ROOT" && cargo fmt --all --check && cargo clippy --workspace --all-targets -- -D warnings) || status=1
@@ -24,6 +34,17 @@ log "Rust tests"
 (cd "$ROOT" && LOCALGLM_SIMD=off cargo test -p localglm-quants --test kernels) || status=1
 # On AVX-512 machines, the AVX2 kernels (what most desktop x86 CPUs run) too.
 (cd "$ROOT" && LOCALGLM_SIMD=avx2 cargo test -p localglm-quants --test kernels) || status=1
+
+# The runtime crates and the GPU backend (its Metal path included) for Apple Silicon: a type
+# check, since no Mac is at hand. The app, the CLI and the engine are left out: mistralrs and
+# tauri need the macOS SDK's frameworks for their build scripts.
+log "type-check for aarch64-apple-darwin (runtime crates and the GPU backend)"
+if rustup target add aarch64-apple-darwin >/dev/null 2>&1; then
+  (cd "$ROOT" && cargo check --target aarch64-apple-darwin -p localglm-gpu -p localglm-glm \
+    -p localglm-quants -p localglm-gguf -p localglm-planner -p localglm-hardware) || status=1
+else
+  echo "SKIPPED: rustup cannot add the aarch64-apple-darwin target here" >&2
+fi
 
 log "OpenAI-compatible API with the official openai client"
 ensure_openai_client

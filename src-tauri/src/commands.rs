@@ -201,6 +201,12 @@ pub fn load_spec(settings: &Settings, path: std::path::PathBuf) -> localglm_engi
             .kv_cache
             .as_deref()
             .and_then(localglm_engine::KvType::parse),
+        device: settings
+            .device
+            .as_deref()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or_default(),
+        cpu_moe: settings.cpu_moe,
         ..localglm_engine::LoadSpec::cpu(path)
     }
 }

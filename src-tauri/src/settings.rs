@@ -144,6 +144,20 @@ impl SettingsState {
                 ));
             }
         }
+        if let Some(d) = new.device.as_deref() {
+            if d.parse::<localglm_engine::DeviceChoice>().is_err() {
+                return Err(AppError::new(
+                    ErrorKind::InvalidRequest,
+                    format!("Unknown device `{d}` (auto, gpu or cpu)."),
+                ));
+            }
+        }
+        if new.cpu_moe.is_some_and(|n| n > 1024) {
+            return Err(AppError::new(
+                ErrorKind::InvalidRequest,
+                "The number of MoE layers with experts in RAM must be at most 1024.",
+            ));
+        }
         if new
             .context_length
             .is_some_and(|c| !(256..=1 << 20).contains(&c))

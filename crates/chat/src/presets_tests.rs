@@ -13,6 +13,7 @@ fn model(thinking: bool, efforts: &[&str], ctx: Option<u32>) -> ModelInfo {
         supports_thinking: thinking,
         effort_levels: efforts.iter().map(|s| s.to_string()).collect(),
         supports_tools: false,
+        placement: None,
     }
 }
 

@@ -18,6 +18,7 @@ pub struct GlmBenchArgs {
     pub llama_bench: Option<PathBuf>,
     pub threads: usize,
     pub kv_type: localglm_glm::KvType,
+    pub device: crate::DeviceArgs,
 }
 
 struct Speeds {
@@ -65,12 +66,7 @@ fn llama(
 ) -> Result<Speeds> {
     // The same cache type on both sides (llama-bench's `-ctk` holds MLA's latent; llama.cpp
     // requires `-ctv` to match it).
-    let ctk = match kv {
-        localglm_glm::KvType::F32 => "f32",
-        localglm_glm::KvType::F16 => "f16",
-        localglm_glm::KvType::BF16 => "bf16",
-        localglm_glm::KvType::Q8_0 => "q8_0",
-    };
+    let ctk = kv.name();
     let out = Command::new(bin)
         .args(["-m"])
         .arg(model)
@@ -125,6 +121,7 @@ fn llama(
 pub fn run(a: &GlmBenchArgs) -> Result<()> {
     let opts = RuntimeOptions {
         kv_type: a.kv_type,
+        gpu: a.device.placement()?,
         ..Default::default()
     };
     let model =
@@ -142,6 +139,9 @@ pub fn run(a: &GlmBenchArgs) -> Result<()> {
     let bound = read / bpt;
     eprintln!("warm-up ...");
     ours(&model, a.prompt.min(16), 2, 1)?;
+    if model.gpu().is_some() {
+        gpu_counts(&model, a.prompt.min(64), a.gen.clamp(1, 8))?;
+    }
     let mine = ours(&model, a.prompt, a.gen, a.reps)?;
     let peer = match &a.llama_bench {
         Some(bin) => Some(llama(
@@ -186,5 +186,49 @@ pub fn run(a: &GlmBenchArgs) -> Result<()> {
         peer.as_ref().map(|p| p.prefill),
         None,
     );
+    Ok(())
+}
+
+/// Per decoded token on the GPU backend: dispatches, submissions and the bytes moved, against
+/// the minimum the model needs (the weights one token reads). On a software adapter
+/// (lavapipe) these counts, not the times, are what the benchmark measures.
+fn gpu_counts(model: &Model, prompt: usize, gen: usize) -> Result<()> {
+    let gpu = model.gpu().expect("checked by the caller");
+    let (adapter, bytes, cpu_moe) = model.gpu_placement().expect("on a GPU");
+    let vocab = model.config.vocab as u32;
+    let tokens: Vec<u32> = (0..prompt.max(1) as u32)
+        .map(|i| (i * 7919 + 13) % (vocab / 2))
+        .collect();
+    let mut cache = model.new_cache();
+    let logits = model.forward(&tokens, &mut cache, Logits::Last)?;
+    let mut next = localglm_glm::sampler::argmax(&logits[0]);
+    let before = gpu.counters();
+    for _ in 0..gen {
+        let l = model.forward(&[next], &mut cache, Logits::Last)?;
+        next = localglm_glm::sampler::argmax(&l[0]);
+    }
+    let d = gpu.counters().since(&before);
+    let per = |v: u64| v as f64 / gen as f64;
+    let min = model.bytes_per_token() as f64;
+    println!(
+        "GPU: {} ({}), {:.1} MiB of weights placed, experts of {cpu_moe} MoE layers in RAM",
+        adapter.name,
+        adapter.backend,
+        bytes as f64 / (1u64 << 20) as f64
+    );
+    println!("| per decoded token | count | ÷ minimum |");
+    println!("|---|---|---|");
+    println!("| dispatches | {:.0} | — |", per(d.dispatches));
+    println!("| submissions | {:.0} | — |", per(d.submissions));
+    println!(
+        "| weight bytes read on the GPU | {:.0} | {:.3} |",
+        per(d.weight_bytes),
+        per(d.weight_bytes) / min
+    );
+    println!(
+        "| bytes uploaded (activations, ids) | {:.0} | — |",
+        per(d.upload_bytes)
+    );
+    println!("| bytes read back | {:.0} | — |", per(d.readback_bytes));
     Ok(())
 }

@@ -30,6 +30,8 @@ pub struct LogprobsArgs {
     /// Exact f32 activations instead of the int8 fast path.
     #[arg(long)]
     exact: bool,
+    #[command(flatten)]
+    device: crate::DeviceArgs,
 }
 
 #[derive(Serialize)]
@@ -67,6 +69,7 @@ pub fn run(args: &LogprobsArgs) -> Result<()> {
             Activations::Int8
         },
         kv_type: localglm_glm::KvType::F32,
+        gpu: args.device.placement()?,
         ..Default::default()
     };
     let model = Model::open(&args.model, opts)

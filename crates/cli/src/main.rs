@@ -18,6 +18,7 @@ use std::path::PathBuf;
 mod bench;
 mod bench_glm;
 mod fit;
+mod gpu;
 mod inspect;
 mod logprobs;
 mod prompt;
@@ -40,6 +41,12 @@ enum Command {
     Chat(ChatArgs),
     /// Print where LocalGLM keeps its data.
     Paths,
+    /// List the GPU adapters the GLM runtime can run on (name, backend, limits, features).
+    Gpu {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Will a model fit this machine (or a described one), and how is it placed: from GGUF
     /// headers alone, for a local file or a remote URL.
     Fit(fit::FitArgs),
@@ -69,6 +76,8 @@ enum Command {
         /// KV-cache type for GLM-5.x models: f16 (default), bf16, q8_0 or f32.
         #[arg(long = "kv-type")]
         kv_type: Option<localglm_glm::KvType>,
+        #[command(flatten)]
+        device: DeviceArgs,
     },
     /// List the models in the library; `--import PATH` adds a GGUF already on disk (any shard
     /// of a split set) without copying it.
@@ -128,6 +137,8 @@ enum BenchWhat {
         /// KV-cache type (llama-bench's default is f16).
         #[arg(long = "kv-type", default_value = "f16")]
         kv_type: localglm_glm::KvType,
+        #[command(flatten)]
+        device: DeviceArgs,
     },
     /// Mat-vec of every quant type over a large matrix, as GB/s and as a ratio to memory bandwidth.
     Quants {
@@ -149,6 +160,29 @@ enum BenchWhat {
         #[arg(long, default_value_t = 1)]
         batch: usize,
     },
+}
+
+/// Where the GLM-5.x runtime runs (shared by chat, serve, logprobs and bench glm).
+#[derive(Args, Clone, Copy, Default)]
+pub struct DeviceArgs {
+    /// auto (today: the CPU), gpu (any Vulkan/Metal/DX12 adapter, software ones included;
+    /// fails rather than fall back to the CPU) or cpu.
+    #[arg(long, default_value = "auto")]
+    pub device: localglm_gpu::DeviceChoice,
+    /// With --device gpu: the routed experts of the first N MoE layers stay in RAM and run on
+    /// the CPU (llama.cpp's --n-cpu-moe).
+    #[arg(long = "cpu-moe")]
+    pub cpu_moe: Option<u32>,
+}
+
+impl DeviceArgs {
+    /// The runtime's placement for these flags.
+    pub fn placement(&self) -> Result<Option<localglm_glm::GpuPlacement>> {
+        Ok(localglm_glm::gpu::resolve_device(
+            self.device,
+            self.cpu_moe.map(|n| n as usize),
+        )?)
+    }
 }
 
 #[derive(Args)]
@@ -200,6 +234,8 @@ struct ChatArgs {
     /// Sampling seed (reproducible replies).
     #[arg(long)]
     seed: Option<u32>,
+    #[command(flatten)]
+    device: DeviceArgs,
     /// Chat with a model on an OpenAI-compatible server (vLLM, SGLang, `localglm serve`, ...)
     /// at this base URL (ending in `/v1`) instead of a local file.
     #[arg(long, conflicts_with = "model")]
@@ -242,6 +278,7 @@ async fn main() -> Result<()> {
                     llama_bench,
                     threads,
                     kv_type,
+                    device,
                 },
         } => bench_glm::run(&bench_glm::GlmBenchArgs {
             model,
@@ -251,7 +288,9 @@ async fn main() -> Result<()> {
             llama_bench,
             threads,
             kv_type,
+            device,
         }),
+        Command::Gpu { json } => gpu::run(json),
         Command::Inspect { file, json } => inspect::inspect(&file, json),
         Command::Fit(args) => fit::run(&args),
         Command::Pull { model } => pull::pull(&model).await,
@@ -262,11 +301,14 @@ async fn main() -> Result<()> {
             api_key,
             context,
             kv_type,
+            device,
         } => {
             let spec =
                 LoadSpec {
                     context_length: context,
                     kv_cache: kv_type,
+                    device: device.device,
+                    cpu_moe: device.cpu_moe,
                     ..LoadSpec::cpu(model.unwrap_or_else(|| {
                         localglm_models::Library::from_env().default_model_path()
                     }))
@@ -302,9 +344,13 @@ async fn serve(spec: LoadSpec, host: &str, port: u16, api_key: Option<String>) -
         .with_context(|| format!("binding {host}:{port}"))?;
     let addr = listener.local_addr()?;
     eprintln!(
-        "serving {} ({}) on http://{addr}/v1{}",
+        "serving {} ({}{}) on http://{addr}/v1{}",
         info.name,
         info.backend,
+        info.placement
+            .as_deref()
+            .map(|p| format!(", {p}"))
+            .unwrap_or_default(),
         if api_key.is_some() {
             " (API key required)"
         } else {
@@ -374,11 +420,16 @@ async fn chat(args: ChatArgs) -> Result<()> {
         .load(LoadSpec {
             context_length: args.context,
             kv_cache: args.kv_type,
+            device: args.device.device,
+            cpu_moe: args.device.cpu_moe,
             ..LoadSpec::cpu(&path)
         })
         .await
         .with_context(|| format!("loading {}", path.display()))?;
-    eprintln!("loaded {} ({})", info.name, info.backend);
+    match &info.placement {
+        Some(p) => eprintln!("loaded {} ({}, {p})", info.name, info.backend),
+        None => eprintln!("loaded {} ({})", info.name, info.backend),
+    }
 
     let base = preset.as_ref().map(|p| p.sampling.clone());
     let sampling = SamplingParams {

@@ -122,6 +122,18 @@ impl Engine for AutoEngine {
         } else {
             Which::Mistral
         };
+        if which == Which::Mistral && spec.device == localglm_glm::gpu::DeviceChoice::Gpu {
+            // No silent CPU fallback: the wgpu backend serves LocalGLM's own runtime only.
+            return Err(EngineError::LoadFailed {
+                path: spec.path.clone(),
+                reason: format!(
+                    "the GPU device setting applies to GLM-5.x models on LocalGLM's runtime; \
+                     this model ({}) runs on mistral.rs, whose GPU support is the `metal` / \
+                     `cuda` build features — choose Auto or CPU",
+                    arch.as_deref().unwrap_or("unknown architecture")
+                ),
+            });
+        }
         let mut info = if which == Which::Glm {
             self.glm.load(spec).await?
         } else {

@@ -160,16 +160,29 @@ impl Engine for GlmEngine {
         if let Some(kv) = spec.kv_cache {
             opts.kv_type = kv;
         }
-        let chat = tokio::task::spawn_blocking(move || GlmChat::open(&path, opts))
-            .await
-            .map_err(|e| EngineError::LoadFailed {
-                path: spec.path.clone(),
-                reason: e.to_string(),
-            })?
-            .map_err(|e| EngineError::LoadFailed {
-                path: spec.path.clone(),
-                reason: e.to_string(),
-            })?;
+        let (device, cpu_moe) = (spec.device, spec.cpu_moe.map(|n| n as usize));
+        let chat = tokio::task::spawn_blocking(move || {
+            if opts.gpu.is_none() {
+                let cpu_moe = match cpu_moe {
+                    Some(n) => Some(n),
+                    None if device == localglm_glm::gpu::DeviceChoice::Gpu => {
+                        planned_cpu_moe(&path, &opts)?
+                    }
+                    None => None,
+                };
+                opts.gpu = localglm_glm::gpu::resolve_device(device, cpu_moe)?;
+            }
+            GlmChat::open(&path, opts)
+        })
+        .await
+        .map_err(|e| EngineError::LoadFailed {
+            path: spec.path.clone(),
+            reason: e.to_string(),
+        })?
+        .map_err(|e| EngineError::LoadFailed {
+            path: spec.path.clone(),
+            reason: e.to_string(),
+        })?;
         let g = chat.model.gguf();
         let info = ModelInfo {
             name: spec
@@ -186,6 +199,7 @@ impl Engine for GlmEngine {
             supports_thinking: false,
             effort_levels: Vec::new(),
             supports_tools: false,
+            placement: Some(placement_text(&chat.model)),
         };
         *self.loaded.write().expect("engine lock") = Some(Loaded {
             chat: Arc::new(chat),
@@ -371,4 +385,46 @@ fn rand_seed() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(42)
+}
+
+/// "CPU", or "GPU · Vulkan · <adapter>" with ", experts of N layers in RAM" when some stay.
+pub fn placement_text(model: &Model) -> String {
+    match model.gpu_placement() {
+        None => "CPU".into(),
+        Some((adapter, _, 0)) => format!("GPU · {} · {}", adapter.backend, adapter.name),
+        Some((adapter, _, n)) => format!(
+            "GPU · {} · {}, experts of {n} layer{} in RAM",
+            adapter.backend,
+            adapter.name,
+            if n == 1 { "" } else { "s" }
+        ),
+    }
+}
+
+/// The fit planner's expert placement for a GPU load without an explicit `cpu_moe`: the
+/// fewest MoE layers whose experts must stay in RAM for the model, its KV cache and scratch
+/// to fit the GPU this machine reports (NVML's free VRAM, or the Metal working-set limit).
+/// Where the GPU's memory is unknown (no NVML, a software adapter) nothing is moved and an
+/// allocation that fails says so.
+fn planned_cpu_moe(path: &Path, opts: &RuntimeOptions) -> Result<Option<usize>, GlmError> {
+    use localglm_planner::{plan, Placement, Verdict};
+    let hw = localglm_hardware::Hardware::probe();
+    if localglm_planner::gpu_budget(&hw).is_none() {
+        return Ok(None);
+    }
+    let spec = localglm_planner::local_spec(path).map_err(|e| GlmError::Load(e.to_string()))?;
+    let kv = opts.kv_type;
+    let context = match opts.max_context {
+        0 => 32_768,
+        n => n as u64,
+    };
+    let p = plan(&hw, &spec, context, kv, Placement::Auto);
+    match p.verdict {
+        Verdict::Gpu => Ok(Some(0)),
+        Verdict::GpuCpuExperts => Ok(Some(p.cpu_moe_layers as usize)),
+        Verdict::Cpu | Verdict::NoFit => Err(GlmError::Load(format!(
+            "the model does not fit this GPU even with every MoE layer's experts in RAM: {}",
+            p.summary
+        ))),
+    }
 }

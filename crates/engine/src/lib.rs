@@ -15,6 +15,7 @@
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
+pub use localglm_glm::gpu::DeviceChoice;
 pub use localglm_glm::KvType;
 pub use localglm_protocol::{FinishReason, GenerationStats, ModelInfo, Role, SamplingParams};
 use std::path::PathBuf;
@@ -103,6 +104,10 @@ pub struct LoadSpec {
     /// An OpenAI-compatible server to use instead of a file ([`auto::AutoEngine`] then runs the
     /// remote backend; `path` is only shown).
     pub remote: Option<remote::RemoteSpec>,
+    /// Where the GLM-5.x runtime runs (auto / gpu / cpu); `gpu` never falls back to the CPU.
+    pub device: localglm_glm::gpu::DeviceChoice,
+    /// MoE layers whose routed experts stay in RAM on the CPU when running on a GPU.
+    pub cpu_moe: Option<u32>,
 }
 
 impl LoadSpec {
@@ -113,6 +118,8 @@ impl LoadSpec {
             context_length: None,
             kv_cache: None,
             remote: None,
+            device: Default::default(),
+            cpu_moe: None,
         }
     }
 

@@ -183,6 +183,7 @@ impl Engine for MistralRsEngine {
             supports_thinking: false,
             effort_levels: Vec::new(),
             supports_tools: false,
+            placement: None,
         };
         *self.loaded.write().expect("engine lock") = Some(Loaded {
             model: Arc::new(model),

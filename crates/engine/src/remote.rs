@@ -177,6 +177,7 @@ impl Engine for RemoteEngine {
             supports_thinking: true,
             effort_levels,
             supports_tools: false,
+            placement: None,
         };
         *self.loaded.write().expect("engine lock") = Some(info.clone());
         Ok(info)

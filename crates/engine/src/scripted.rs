@@ -178,6 +178,7 @@ impl Engine for ScriptedEngine {
             supports_thinking: true,
             effort_levels: vec!["high".into(), "max".into()],
             supports_tools: true,
+            placement: None,
         };
         *self.loaded.lock().expect("lock") = Some(info.clone());
         Ok(info)

@@ -26,7 +26,7 @@ impl GrowBuf {
             blocks: (kv == KvType::Q8_0).then(Vec::new),
             len: 0,
             width,
-            dtype: kv.dtype().unwrap_or(DType::F16),
+            dtype: crate::model::kv_dtype(kv).unwrap_or(DType::F16),
         }
     }
 

@@ -14,6 +14,7 @@
 mod cache;
 pub mod config;
 mod ffn;
+pub mod gpu;
 pub mod model;
 pub mod sampler;
 pub mod template;
@@ -21,6 +22,7 @@ pub mod tokenizer;
 pub mod weights;
 
 pub use config::GlmConfig;
+pub use gpu::GpuPlacement;
 pub use model::{KvCache, KvType, Logits, Model, RuntimeOptions};
 
 /// What can go wrong in the GLM runtime.
@@ -40,6 +42,8 @@ pub enum GlmError {
     Candle(#[from] candle_core::Error),
     #[error("quant kernel: {0}")]
     Quant(#[from] localglm_quants::QuantError),
+    #[error("{0}")]
+    Gpu(#[from] localglm_gpu::GpuError),
 }
 
 /// Log-softmax over a logit row (f64 accumulation).

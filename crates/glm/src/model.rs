@@ -13,6 +13,7 @@
 pub use crate::cache::KvCache;
 use crate::cache::{GrowBuf, LayerCache};
 use crate::config::GlmConfig;
+use crate::gpu::GpuWeights;
 use crate::weights::{Ffn, LayerWeights, QTensor, Weights};
 use crate::GlmError;
 use candle_core::{DType, Device, Tensor};
@@ -28,58 +29,15 @@ const LORA_NORM_EPS: f32 = 1e-6;
 /// Epsilon of the indexer key LayerNorm.
 const INDEXER_LN_EPS: f32 = 1e-6;
 
-/// Element type of the KV and indexer-key caches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum KvType {
-    F32,
-    #[default]
-    F16,
-    BF16,
-    /// Blocks of 32 values with one f16 scale (34 bytes per 32; llama.cpp's `-ctk q8_0`):
-    /// about half the memory of f16.
-    Q8_0,
-}
+pub use localglm_quants::KvType;
 
-impl std::str::FromStr for KvType {
-    type Err = GlmError;
-
-    fn from_str(s: &str) -> Result<Self, GlmError> {
-        Self::parse(s).ok_or_else(|| {
-            GlmError::Input(format!(
-                "KV-cache type `{s}`: expected f16, bf16, q8_0 or f32"
-            ))
-        })
-    }
-}
-
-impl KvType {
-    /// The tensor element type; `None` for the block-quantized cache.
-    pub(crate) fn dtype(self) -> Option<DType> {
-        match self {
-            KvType::F32 => Some(DType::F32),
-            KvType::F16 => Some(DType::F16),
-            KvType::BF16 => Some(DType::BF16),
-            KvType::Q8_0 => None,
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "f32" => Some(Self::F32),
-            "f16" => Some(Self::F16),
-            "bf16" => Some(Self::BF16),
-            "q8_0" | "q8" => Some(Self::Q8_0),
-            _ => None,
-        }
-    }
-
-    /// Bytes held for `elems` values (a multiple of 32 for q8_0).
-    pub fn bytes(self, elems: usize) -> usize {
-        match self {
-            KvType::F32 => elems * 4,
-            KvType::F16 | KvType::BF16 => elems * 2,
-            KvType::Q8_0 => elems.div_ceil(32) * 34,
-        }
+/// The tensor element type of a cache of `kv`; `None` for the block-quantized q8_0 cache.
+pub(crate) fn kv_dtype(kv: KvType) -> Option<DType> {
+    match kv {
+        KvType::F32 => Some(DType::F32),
+        KvType::F16 => Some(DType::F16),
+        KvType::BF16 => Some(DType::BF16),
+        KvType::Q8_0 => None,
     }
 }
 
@@ -97,6 +55,8 @@ pub struct RuntimeOptions {
     /// dimensions and its key/value buffers stay within 1 GiB. `1` forces it for every batch
     /// (tests). Decode always runs absorbed.
     pub mla_expand_from: usize,
+    /// Run the weight products on a GPU (`None`: the CPU kernels).
+    pub gpu: Option<crate::gpu::GpuPlacement>,
 }
 
 impl Default for RuntimeOptions {
@@ -107,6 +67,7 @@ impl Default for RuntimeOptions {
             max_context: 0,
             device: Device::Cpu,
             mla_expand_from: 256,
+            gpu: None,
         }
     }
 }
@@ -130,6 +91,8 @@ pub struct Model {
     output_norm: Tensor,
     pub(crate) opts: RuntimeOptions,
     inv_freq: Vec<f32>,
+    /// The weights on the GPU, when the model runs there.
+    pub(crate) gpu: Option<GpuWeights>,
 }
 
 impl std::fmt::Debug for Model {
@@ -198,6 +161,10 @@ impl Model {
                     .powf(-(2.0 * i as f32) / config.qk_rope as f32)
             })
             .collect();
+        let gpu = match &opts.gpu {
+            Some(p) => Some(GpuWeights::upload(&gguf, &weights, &config, p)?),
+            None => None,
+        };
         Ok(Self {
             gguf,
             config,
@@ -206,6 +173,7 @@ impl Model {
             output_norm,
             opts,
             inv_freq,
+            gpu,
         })
     }
 
@@ -374,6 +342,10 @@ impl Model {
         let (n, cols) = x.dims2()?;
         let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         let rows = w.rows();
+        if let Some((gw, q)) = self.on_gpu(w) {
+            let ys = gw.matmul(q, &xs, n)?;
+            return Ok(Tensor::from_vec(ys, (n, rows), &self.opts.device)?);
+        }
         let mut ys = vec![0f32; n * rows];
         matmul_with(
             mode,
@@ -388,10 +360,35 @@ impl Model {
         Ok(Tensor::from_vec(ys, (n, rows), &self.opts.device)?)
     }
 
+    /// The device copy of `w`, when the model runs on a GPU and `w` was placed there.
+    pub(crate) fn on_gpu(&self, w: &QTensor) -> Option<(&GpuWeights, &localglm_gpu::QWeight)> {
+        let gw = self.gpu.as_ref()?;
+        Some((gw, gw.get(w)?))
+    }
+
+    /// Where the model runs: `None` on the CPU, else the adapter, the bytes placed on it and
+    /// the number of MoE layers whose routed experts stayed in RAM.
+    pub fn gpu_placement(&self) -> Option<(localglm_gpu::AdapterReport, u64, usize)> {
+        let gw = self.gpu.as_ref()?;
+        Some((gw.gpu.adapter().clone(), gw.bytes, gw.cpu_moe))
+    }
+
+    /// The GPU the model runs on, if any (for the benchmark's counters).
+    pub fn gpu(&self) -> Option<&localglm_gpu::Gpu> {
+        self.gpu.as_ref().map(|g| &*g.gpu)
+    }
+
     /// Per-head products with a stacked `[heads][rows × cols]` weight (`attn_k_b`, `attn_v_b`):
     /// `x` is `[n, heads, cols]`, the result `[n, heads, rows]`.
     fn per_head(&self, w: &QTensor, x: &Tensor) -> Result<Tensor, GlmError> {
         let (n, h, cols) = x.dims3()?;
+        if let Some((gw, q)) = self.on_gpu(w) {
+            // Every (token, head) pair is one slot of the stacked product.
+            let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+            let ids: Vec<u32> = (0..n).flat_map(|_| 0..h as u32).collect();
+            let ys = gw.indexed(q, &ids, &xs)?;
+            return Ok(Tensor::from_vec(ys, (n, h, w.rows()), &self.opts.device)?);
+        }
         if n > 1 {
             // Prefill: one batched product per head (its weights decoded once for all tokens).
             let rows = w.rows();

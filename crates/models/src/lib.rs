@@ -288,6 +288,7 @@ pub fn describe(path: &Path) -> Result<ModelInfo, ModelsError> {
         supports_thinking: false,
         effort_levels: Vec::new(),
         supports_tools: false,
+        placement: None,
     })
 }
 

@@ -22,37 +22,7 @@ pub use spec::{Kind, KvSpec, ModelSpec, SpecError, TensorSpec};
 use localglm_hardware::{Hardware, GIB};
 use serde::Serialize;
 
-/// KV-cache element type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KvType {
-    F16,
-    Bf16,
-    F32,
-    /// 34 bytes per 32 elements (llama.cpp `-ctk q8_0`).
-    Q8_0,
-}
-
-impl KvType {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "f16" => Some(Self::F16),
-            "bf16" => Some(Self::Bf16),
-            "f32" => Some(Self::F32),
-            "q8_0" | "q8" => Some(Self::Q8_0),
-            _ => None,
-        }
-    }
-
-    /// Bytes for `elems` elements (a multiple of 32 for q8_0 rows; rounded up otherwise).
-    pub fn bytes(self, elems: u64) -> u64 {
-        match self {
-            Self::F16 | Self::Bf16 => elems * 2,
-            Self::F32 => elems * 4,
-            Self::Q8_0 => elems.div_ceil(32) * 34,
-        }
-    }
-}
+pub use localglm_quants::KvType;
 
 /// Where the user wants the weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -405,6 +405,11 @@ pub struct ModelInfo {
     /// The model's chat template renders `tools` (so the API accepts tool definitions).
     #[serde(default)]
     pub supports_tools: bool,
+    /// Where it runs, for the model indicator: "CPU", or the GPU backend, adapter and
+    /// placement ("GPU · Vulkan · NVIDIA GeForce RTX 4090, experts of 12 layers in RAM");
+    /// `None` where the backend does not say (remote servers, mistralrs).
+    #[serde(default)]
+    pub placement: Option<String>,
 }
 
 /// Engine state for the model indicator.
@@ -455,6 +460,14 @@ pub struct Settings {
     /// KV-cache type for GLM-5.x models: `f16` (default), `q8_0` (about half), `bf16`, `f32`.
     #[serde(default)]
     pub kv_cache: Option<String>,
+    /// Where GLM-5.x models run: `auto` (default; today the CPU), `gpu` (any Vulkan / Metal
+    /// adapter; a load fails rather than fall back to the CPU) or `cpu`.
+    #[serde(default)]
+    pub device: Option<String>,
+    /// On the GPU: the routed experts of the first N MoE layers stay in RAM on the CPU
+    /// (`None` = none).
+    #[serde(default)]
+    pub cpu_moe: Option<u32>,
 }
 
 /// An OpenAI-compatible server (vLLM, SGLang, llama-server, another LocalGLM) used like a
@@ -545,6 +558,8 @@ impl Default for Settings {
             active_remote: None,
             context_length: None,
             kv_cache: None,
+            device: None,
+            cpu_moe: None,
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod decode_i8;
 pub mod dequant;
 mod gemm512;
 pub mod kernels;
+mod kv;
 pub mod q8;
 mod simd;
 mod simd512;
@@ -33,6 +34,7 @@ pub use kernels::{
     matmul, matmul_with, matvec, matvec_indexed, matvec_indexed_with, matvec_with, Activations,
     Experts,
 };
+pub use kv::KvType;
 pub use types::GgmlType;
 
 /// What can go wrong when sizing or decoding GGML data.

@@ -1,4 +1,4 @@
-import { fireEvent, render, screen } from '@testing-library/svelte';
+import { cleanup, fireEvent, render, screen } from '@testing-library/svelte';
 import { describe, expect, it, vi } from 'vitest';
 import type { Settings } from '../../lib/bindings/Settings';
 import SettingsDialog from './SettingsDialog.svelte';
@@ -17,11 +17,13 @@ const settings: Settings = {
   active_remote: null,
   context_length: null,
   kv_cache: null,
+  device: null,
+  cpu_moe: null,
 };
 
-function open(onSaveSettings = vi.fn(async () => true)) {
+function open(onSaveSettings = vi.fn(async () => true), saved: Settings = settings) {
   render(SettingsDialog, {
-    settings,
+    settings: saved,
     presets: [],
     onSaveSettings,
     onClose: vi.fn(),
@@ -58,5 +60,44 @@ describe('SettingsDialog: loading models', () => {
     await fireEvent.input(context, { target: { value: '32k' } });
     await fireEvent.blur(context);
     expect(save).toHaveBeenLastCalledWith({ ...settings, context_length: 32768 });
+  });
+
+  it('saves the device; null shows as Auto', async () => {
+    const save = open();
+    const device = screen.getByTestId('setting-device');
+    expect(device).toHaveValue('auto');
+    await fireEvent.change(device, { target: { value: 'gpu' } });
+    expect(save).toHaveBeenLastCalledWith({ ...settings, device: 'gpu' });
+    await fireEvent.change(device, { target: { value: 'cpu' } });
+    expect(save).toHaveBeenLastCalledWith({ ...settings, device: 'cpu' });
+  });
+
+  it('takes experts in RAM only on the GPU, as an integer 0 to 1024 (empty or 0 is none)', async () => {
+    open();
+    expect(screen.getByTestId('setting-cpu-moe')).toBeDisabled();
+    cleanup();
+    open(undefined, { ...settings, device: 'cpu', cpu_moe: 3 });
+    expect(screen.getByTestId('setting-device')).toHaveValue('cpu');
+    expect(screen.getByTestId('setting-cpu-moe')).toBeDisabled();
+    expect(screen.getByTestId('setting-cpu-moe')).toHaveValue(3);
+    cleanup();
+
+    const gpu = { ...settings, device: 'gpu', cpu_moe: 12 };
+    const save = open(undefined, gpu);
+    expect(screen.getByTestId('setting-device')).toHaveValue('gpu');
+    const moe = screen.getByTestId('setting-cpu-moe');
+    expect(moe).toBeEnabled();
+    expect(moe).toHaveValue(12);
+    await fireEvent.change(moe, { target: { value: '2000' } });
+    await fireEvent.change(moe, { target: { value: '1.5' } });
+    expect(save).not.toHaveBeenCalled();
+    expect(moe).toHaveValue(12);
+    await fireEvent.change(moe, { target: { value: '40' } });
+    expect(save).toHaveBeenLastCalledWith({ ...gpu, cpu_moe: 40 });
+    await fireEvent.change(moe, { target: { value: '0' } });
+    expect(save).toHaveBeenLastCalledWith({ ...gpu, cpu_moe: null });
+    expect(moe).toHaveValue(null);
+    await fireEvent.change(moe, { target: { value: '' } });
+    expect(save).toHaveBeenLastCalledWith({ ...gpu, cpu_moe: null });
   });
 });

@@ -31,4 +31,10 @@ effort_levels: Array<string>,
 /**
  * The model's chat template renders `tools` (so the API accepts tool definitions).
  */
-supports_tools: boolean, };
+supports_tools: boolean, 
+/**
+ * Where it runs, for the model indicator: "CPU", or the GPU backend, adapter and
+ * placement ("GPU · Vulkan · NVIDIA GeForce RTX 4090 · experts of 12 layers in RAM");
+ * `None` where the backend does not say (remote servers, mistralrs).
+ */
+placement: string | null, };

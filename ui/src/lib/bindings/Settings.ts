@@ -53,4 +53,14 @@ context_length: number | null,
 /**
  * KV-cache type for GLM-5.x models: `f16` (default), `q8_0` (about half), `bf16`, `f32`.
  */
-kv_cache: string | null, };
+kv_cache: string | null, 
+/**
+ * Where GLM-5.x models run: `auto` (default; today the CPU), `gpu` (any Vulkan / Metal
+ * adapter; a load fails rather than fall back to the CPU) or `cpu`.
+ */
+device: string | null, 
+/**
+ * On the GPU: the routed experts of the first N MoE layers stay in RAM on the CPU
+ * (`None` = none).
+ */
+cpu_moe: number | null, };

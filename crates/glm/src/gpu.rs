@@ -1,0 +1,175 @@
+//! The device seam of the GLM runtime: which weights live on the GPU, and the weight products
+//! that run there.
+//!
+//! Invariants:
+//! * With a [`GpuPlacement`], every weight the forward pass multiplies by — attention, the
+//!   indexer, dense FFNs, shared experts, routers, the head, and the routed experts of every
+//!   MoE layer but the first `cpu_moe` — is uploaded once at load in its GGUF block type; the
+//!   routed experts of the first `cpu_moe` MoE layers stay in the memory map and run on the
+//!   CPU kernels (llama.cpp's `--n-cpu-moe`).
+//! * A product on the GPU computes in f32 from the block-decoded weights; the CPU path's int8
+//!   activations are not used there, so GPU results are at least as close to the reference.
+//! * Today the activations cross to the host around each product; norms, RoPE, attention and
+//!   routing run on the CPU (candle). Moving them onto the device is the next step of the
+//!   backend; the seam (these functions) stays.
+
+use crate::config::GlmConfig;
+use crate::weights::{Ffn, GateUp, QTensor, Weights};
+use crate::GlmError;
+use localglm_gguf::GgufModel;
+use localglm_gpu::{Gpu, QWeight};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Where the model runs on a GPU.
+#[derive(Debug, Clone)]
+pub struct GpuPlacement {
+    /// The device.
+    pub gpu: Arc<Gpu>,
+    /// The routed experts of the first this-many MoE layers stay in RAM and run on the CPU.
+    pub cpu_moe: usize,
+}
+
+/// The weights uploaded to the device, by tensor name.
+pub(crate) struct GpuWeights {
+    pub(crate) gpu: Arc<Gpu>,
+    by_name: HashMap<String, QWeight>,
+    /// MoE layers whose routed experts stayed on the CPU.
+    pub(crate) cpu_moe: usize,
+    /// Bytes uploaded.
+    pub(crate) bytes: u64,
+}
+
+impl GpuWeights {
+    pub(crate) fn upload(
+        g: &GgufModel,
+        w: &Weights,
+        c: &GlmConfig,
+        placement: &GpuPlacement,
+    ) -> Result<Self, GlmError> {
+        let mut out = Self {
+            gpu: placement.gpu.clone(),
+            by_name: HashMap::new(),
+            cpu_moe: 0,
+            bytes: 0,
+        };
+        out.put(g, &w.output)?;
+        let mut moe_seen = 0;
+        for l in &w.layers {
+            for t in [&l.q_a, &l.q_b, &l.kv_a, &l.k_b, &l.v_b, &l.out] {
+                out.put(g, t)?;
+            }
+            if let Some(ix) = &l.indexer {
+                for t in [&ix.q_b, &ix.k, &ix.proj] {
+                    out.put(g, t)?;
+                }
+            }
+            match &l.ffn {
+                Ffn::Dense(f) => {
+                    for t in [&f.gate, &f.up, &f.down] {
+                        out.put(g, t)?;
+                    }
+                }
+                Ffn::Moe(m) => {
+                    out.put(g, &m.router)?;
+                    if let Some(f) = &m.shared {
+                        for t in [&f.gate, &f.up, &f.down] {
+                            out.put(g, t)?;
+                        }
+                    }
+                    moe_seen += 1;
+                    if moe_seen <= placement.cpu_moe {
+                        out.cpu_moe += 1;
+                        continue;
+                    }
+                    match &m.gate_up {
+                        GateUp::Separate { gate, up } => {
+                            out.put(g, gate)?;
+                            out.put(g, up)?;
+                        }
+                        GateUp::Fused(t) => out.put(g, t)?,
+                    }
+                    out.put(g, &m.down)?;
+                }
+            }
+        }
+        let _ = c;
+        Ok(out)
+    }
+
+    fn put(&mut self, g: &GgufModel, t: &QTensor) -> Result<(), GlmError> {
+        if self.by_name.contains_key(&t.info.name) {
+            return Ok(());
+        }
+        let q = self.gpu.upload_weight(
+            &t.info.name,
+            t.ty(),
+            t.bytes(g),
+            t.dim(2),
+            t.rows(),
+            t.cols(),
+        )?;
+        self.bytes += q.bytes();
+        self.by_name.insert(t.info.name.clone(), q);
+        Ok(())
+    }
+
+    /// The device copy of `t`, when it has one.
+    pub(crate) fn get(&self, t: &QTensor) -> Option<&QWeight> {
+        self.by_name.get(&t.info.name)
+    }
+
+    /// `n` rows of `xs` times `wᵀ`.
+    pub(crate) fn matmul(&self, w: &QWeight, xs: &[f32], n: usize) -> Result<Vec<f32>, GlmError> {
+        let x = self.gpu.upload_f32(xs)?;
+        let y = self.gpu.zeros(n * w.rows())?;
+        self.gpu.matmul(w, &x, 0, n, &y, 0)?;
+        Ok(self.gpu.read_f32(&y)?)
+    }
+
+    /// `ys[s] = W[ids[s]]·x_s` (x_s row `s` of `xs`, or all of `xs` when it is one vector).
+    pub(crate) fn indexed(
+        &self,
+        w: &QWeight,
+        ids: &[u32],
+        xs: &[f32],
+    ) -> Result<Vec<f32>, GlmError> {
+        let per_slot = xs.len() != w.cols();
+        let id_buf = self.gpu.upload_u32(ids)?;
+        let x = self.gpu.upload_f32(xs)?;
+        let y = self.gpu.zeros(ids.len() * w.rows())?;
+        self.gpu
+            .matvec_indexed(w, &id_buf, ids.len(), &x, 0, per_slot, &y, 0)?;
+        Ok(self.gpu.read_f32(&y)?)
+    }
+}
+
+pub use localglm_gpu::DeviceChoice;
+
+/// Turns the user's device choice into a placement.
+///
+/// * `Cpu` and, for now, `Auto` → `None` (the CPU kernels). `Auto` will pick the GPU when the
+///   fit planner places the model there; until the forward pass is device-resident and the
+///   memory-mapped file is shared with the GPU without a copy (unified memory), uploading a
+///   model the size of RAM would hold it twice, so the GPU is opt-in.
+/// * `Gpu` → the best adapter, software ones (lavapipe) included, or [`GlmError::Gpu`] saying
+///   why there is none — never the CPU in its place.
+///
+/// `cpu_moe`: MoE layers whose routed experts stay in RAM (0 when not given).
+pub fn resolve_device(
+    choice: DeviceChoice,
+    cpu_moe: Option<usize>,
+) -> Result<Option<GpuPlacement>, GlmError> {
+    if choice != DeviceChoice::Gpu {
+        return Ok(None);
+    }
+    let opts = localglm_gpu::GpuOptions {
+        allow_software: true,
+        ..Default::default()
+    };
+    let gpu = Gpu::new(&opts)?;
+    Ok(Some(GpuPlacement {
+        gpu: Arc::new(gpu),
+        cpu_moe: cpu_moe.unwrap_or(0),
+    }))
+}

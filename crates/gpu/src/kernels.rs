@@ -1,0 +1,548 @@
+//! Weight products on the GPU for every GGML type a GLM file holds: `matmul` (one token is the
+//! decode mat-vec, many tokens the prefill product) and `matvec_indexed` (MoE experts picked by
+//! ids that live on the device).
+//!
+//! Invariants:
+//! * Weights stay in their GGUF block types; a kernel decodes 32 weights at a time to f32 and
+//!   multiplies by f32 activations, so a result differs from the exact f32 product of the
+//!   dequantized weights only by f32 rounding of the sums.
+//! * Each type's decoder (`shaders/decode/*.wgsl`) follows the CPU dequantizer of
+//!   `localglm_quants::dequant` formula for formula; `tests/kernels.rs` checks every type.
+//! * A [`QWeight`] is split into chunks of whole rows, each within the binding limit; each
+//!   dispatch covers one chunk and writes only that chunk's rows.
+
+use crate::{check_len, Buffer, Gpu, GpuError};
+use localglm_quants::GgmlType;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Invocations per workgroup (a multiple of every subgroup size: 8, 16, 32, 64).
+const WG: u32 = 64;
+/// Tokens per workgroup in the plain kernel (`TT` in `kernel_plain.wgsl`).
+const TT: usize = 8;
+
+/// The weight types with GPU kernels: the 22 the CPU kernels handle.
+pub const GPU_TYPES: [GgmlType; 22] = GgmlType::SUPPORTED;
+
+/// The kernel shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// `y[t] = W·x[t]` for `n` tokens (decode: `n = 1`).
+    Plain,
+    /// `y[s] = W[ids[s]]·x_s` (MoE).
+    Indexed,
+}
+
+const PRELUDE: &str = include_str!("shaders/prelude.wgsl");
+const REDUCE_SHARED: &str = include_str!("shaders/reduce_shared.wgsl");
+const REDUCE_SUBGROUP: &str = include_str!("shaders/reduce_subgroup.wgsl");
+const KERNEL_PLAIN: &str = include_str!("shaders/kernel_plain.wgsl");
+const KERNEL_INDEXED: &str = include_str!("shaders/kernel_indexed.wgsl");
+const K_SCALE_MIN: &str = include_str!("shaders/decode/k_scale_min.wgsl");
+
+/// The WGSL decoder of `ty`, or `None` for types without one.
+fn decoder(ty: GgmlType) -> Option<&'static str> {
+    use GgmlType as G;
+    Some(match ty {
+        G::F32 => include_str!("shaders/decode/f32.wgsl"),
+        G::F16 => include_str!("shaders/decode/f16.wgsl"),
+        G::BF16 => include_str!("shaders/decode/bf16.wgsl"),
+        G::Q4_0 => include_str!("shaders/decode/q4_0.wgsl"),
+        G::Q4_1 => include_str!("shaders/decode/q4_1.wgsl"),
+        G::Q5_0 => include_str!("shaders/decode/q5_0.wgsl"),
+        G::Q5_1 => include_str!("shaders/decode/q5_1.wgsl"),
+        G::Q8_0 => include_str!("shaders/decode/q8_0.wgsl"),
+        G::IQ4_NL => include_str!("shaders/decode/iq4_nl.wgsl"),
+        G::Q2_K => include_str!("shaders/decode/q2_k.wgsl"),
+        G::Q3_K => include_str!("shaders/decode/q3_k.wgsl"),
+        G::Q4_K => include_str!("shaders/decode/q4_k.wgsl"),
+        G::Q5_K => include_str!("shaders/decode/q5_k.wgsl"),
+        G::Q6_K => include_str!("shaders/decode/q6_k.wgsl"),
+        G::IQ2_XXS => include_str!("shaders/decode/iq2_xxs.wgsl"),
+        G::IQ2_XS => include_str!("shaders/decode/iq2_xs.wgsl"),
+        G::IQ2_S => include_str!("shaders/decode/iq2_s.wgsl"),
+        G::IQ3_XXS => include_str!("shaders/decode/iq3_xxs.wgsl"),
+        G::IQ3_S => include_str!("shaders/decode/iq3_s.wgsl"),
+        G::IQ1_S => include_str!("shaders/decode/iq1_s.wgsl"),
+        G::IQ1_M => include_str!("shaders/decode/iq1_m.wgsl"),
+        G::IQ4_XS => include_str!("shaders/decode/iq4_xs.wgsl"),
+        _ => return None,
+    })
+}
+
+fn is_float(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
+}
+
+/// The complete WGSL source of one kernel for one type.
+pub(crate) fn shader_source(ty: GgmlType, kernel: Kernel, subgroups: bool) -> Option<String> {
+    let dec = decoder(ty)?;
+    let mut s = format!("const WG: u32 = {WG}u;\n");
+    s += &crate::tables::wgsl_consts();
+    s += PRELUDE;
+    s += if subgroups {
+        REDUCE_SUBGROUP
+    } else {
+        REDUCE_SHARED
+    };
+    if matches!(ty, GgmlType::Q4_K | GgmlType::Q5_K) {
+        s += K_SCALE_MIN;
+    }
+    s += dec;
+    if !is_float(ty) {
+        s += &format!(
+            "const GPB: u32 = {}u;\nconst BB: u32 = {}u;\n\
+             fn decode_group(roff: u32, g: u32) {{\n    decode(roff + (g / GPB) * BB, g % GPB);\n}}\n",
+            ty.block_elems() / 32,
+            ty.block_bytes()
+        );
+    }
+    let body = match kernel {
+        Kernel::Plain => KERNEL_PLAIN,
+        Kernel::Indexed => KERNEL_INDEXED,
+    };
+    let (builtins, args) = if subgroups {
+        (
+            "@builtin(subgroup_id) sg_id: u32,\n    @builtin(subgroup_invocation_id) sg_lane: u32,\n    @builtin(num_subgroups) n_sg: u32,",
+            "sg_id, sg_lane, n_sg",
+        )
+    } else {
+        ("", "")
+    };
+    s += &body
+        .replace("SUBGROUP_BUILTINS", builtins)
+        .replace("SUBGROUP_ARGS", args);
+    Some(s)
+}
+
+pub(crate) fn bind_group_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout {
+    let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    };
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some("weight product"),
+        entries: &[
+            storage(0, true),
+            storage(1, true),
+            storage(2, false),
+            storage(3, true),
+            storage(4, true),
+            wgpu::BindGroupLayoutEntry {
+                binding: 5,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: true,
+                    min_binding_size: wgpu::BufferSize::new(PARAMS_BYTES),
+                },
+                count: None,
+            },
+        ],
+    })
+}
+
+/// `Params` in `prelude.wgsl`: twelve u32.
+const PARAMS_BYTES: u64 = 48;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Params {
+    rows: u32,
+    cols: u32,
+    row_bytes: u32,
+    n: u32,
+    g0: u32,
+    g1: u32,
+    x_stride: u32,
+    y_stride: u32,
+    x_off: u32,
+    y_off: u32,
+    wg_x: u32,
+    groups: u32,
+}
+
+impl Params {
+    fn bytes(&self) -> Vec<u8> {
+        [
+            self.rows,
+            self.cols,
+            self.row_bytes,
+            self.n,
+            self.g0,
+            self.g1,
+            self.x_stride,
+            self.y_stride,
+            self.x_off,
+            self.y_off,
+            self.wg_x,
+            self.groups,
+        ]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect()
+    }
+}
+
+/// Rows `g0..g1` of a weight (global row numbers: `expert · rows + row`) in one buffer.
+#[derive(Debug)]
+struct Chunk {
+    buf: wgpu::Buffer,
+    g0: usize,
+    g1: usize,
+}
+
+/// A weight on the device in its GGUF block type: `experts` stacked `[rows × cols]` matrices
+/// (1 for an ordinary weight), in chunks of whole rows.
+#[derive(Debug)]
+pub struct QWeight {
+    ty: GgmlType,
+    experts: usize,
+    rows: usize,
+    cols: usize,
+    row_bytes: usize,
+    chunks: Vec<Chunk>,
+}
+
+impl QWeight {
+    pub fn ty(&self) -> GgmlType {
+        self.ty
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    pub fn experts(&self) -> usize {
+        self.experts
+    }
+
+    /// Buffers the weight is split into.
+    pub fn chunks(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// Bytes on the device.
+    pub fn bytes(&self) -> u64 {
+        (self.experts * self.rows * self.row_bytes) as u64
+    }
+}
+
+impl Gpu {
+    /// Copies a GGUF weight (`experts` stacked `[rows × cols]` matrices of type `ty`) to the
+    /// device, split into chunks of whole rows within the binding limit.
+    pub fn upload_weight(
+        &self,
+        name: &str,
+        ty: GgmlType,
+        data: &[u8],
+        experts: usize,
+        rows: usize,
+        cols: usize,
+    ) -> Result<QWeight, GpuError> {
+        if decoder(ty).is_none() {
+            return Err(GpuError::Unsupported(ty));
+        }
+        let row_bytes = ty.row_bytes(cols).map_err(|_| GpuError::Shape {
+            what: "weight columns (whole blocks)",
+            expected: ty.block_elems(),
+            actual: cols,
+        })?;
+        let total_rows = experts * rows;
+        check_len("weight bytes", total_rows * row_bytes, data.len())?;
+        if row_bytes as u64 > self.max_binding {
+            return Err(GpuError::Shape {
+                what: "weight row bytes (above the binding limit)",
+                expected: self.max_binding as usize,
+                actual: row_bytes,
+            });
+        }
+        let per_chunk = ((self.max_binding / row_bytes as u64) as usize).max(1);
+        let mut chunks = Vec::new();
+        let mut g0 = 0;
+        while g0 < total_rows {
+            let g1 = (g0 + per_chunk).min(total_rows);
+            let bytes = &data[g0 * row_bytes..g1 * row_bytes];
+            let size = (bytes.len() as u64).next_multiple_of(4);
+            let buf = self.create_buffer(name, size, wgpu::BufferUsages::STORAGE, true)?;
+            crate::fill_mapped(&buf, bytes)?;
+            self.counters
+                .upload_bytes
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            chunks.push(Chunk { buf, g0, g1 });
+            g0 = g1;
+        }
+        Ok(QWeight {
+            ty,
+            experts,
+            rows,
+            cols,
+            row_bytes,
+            chunks,
+        })
+    }
+
+    /// The compiled pipeline for `(ty, kernel)`, compiled on first use.
+    fn pipeline(
+        &self,
+        ty: GgmlType,
+        kernel: Kernel,
+    ) -> Result<Arc<wgpu::ComputePipeline>, GpuError> {
+        let mut cache = self.pipelines.lock().expect("pipeline cache");
+        if let Some(p) = cache.get(&(ty, kernel)) {
+            return Ok(p.clone());
+        }
+        let what = format!("{ty} {kernel:?}");
+        let src = shader_source(ty, kernel, self.subgroups).ok_or(GpuError::Unsupported(ty))?;
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(&what),
+                source: wgpu::ShaderSource::Wgsl(src.into()),
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&what),
+                layout: Some(&self.pipeline_layout),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: wgpu::PipelineCompilationOptions::default(),
+                cache: None,
+            });
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            return Err(GpuError::Shader {
+                what,
+                message: err.to_string(),
+            });
+        }
+        let p = Arc::new(pipeline);
+        cache.insert((ty, kernel), p.clone());
+        Ok(p)
+    }
+
+    /// Compiles every kernel of every type now (tests; a load can warm up this way).
+    pub fn compile_all(&self) -> Result<(), GpuError> {
+        for ty in GPU_TYPES {
+            for k in [Kernel::Plain, Kernel::Indexed] {
+                self.pipeline(ty, k)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records `y[y_off + t·rows ..][..rows] = W · x[x_off + t·cols ..][..cols]` for `n` tokens.
+    pub fn matmul(
+        &self,
+        w: &QWeight,
+        x: &Buffer,
+        x_off: usize,
+        n: usize,
+        y: &Buffer,
+        y_off: usize,
+    ) -> Result<(), GpuError> {
+        if w.experts != 1 {
+            return Err(GpuError::Shape {
+                what: "matmul on a stacked expert weight",
+                expected: 1,
+                actual: w.experts,
+            });
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        fits("x", x.len(), x_off + n * w.cols)?;
+        fits("y", y.len(), y_off + n * w.rows)?;
+        let pipeline = self.pipeline(w.ty, Kernel::Plain)?;
+        let tiles = n.div_ceil(TT);
+        for chunk in &w.chunks {
+            let count = chunk.g1 - chunk.g0;
+            let (wg_x, wg_y) = self.grid(count);
+            let p = Params {
+                rows: w.rows as u32,
+                cols: w.cols as u32,
+                row_bytes: w.row_bytes as u32,
+                n: n as u32,
+                g0: chunk.g0 as u32,
+                g1: chunk.g1 as u32,
+                x_stride: w.cols as u32,
+                y_stride: w.rows as u32,
+                x_off: x_off as u32,
+                y_off: y_off as u32,
+                wg_x,
+                groups: w.cols.div_ceil(32) as u32,
+            };
+            self.dispatch(
+                &pipeline,
+                &chunk.buf,
+                x,
+                y,
+                None,
+                &p,
+                (wg_x, wg_y, tiles as u32),
+            )?;
+            self.counters
+                .weight_bytes
+                .fetch_add((count * w.row_bytes * tiles) as u64, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Records the MoE product: for each of `slots` slots, `y[y_off + s·rows ..][..rows] =
+    /// W[ids[s]] · x_s`, where `x_s` starts at `x_off + s·cols` when `x_per_slot`, else at
+    /// `x_off` for every slot. Ids outside `0..experts` leave their slot's output unwritten.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matvec_indexed(
+        &self,
+        w: &QWeight,
+        ids: &Buffer,
+        slots: usize,
+        x: &Buffer,
+        x_off: usize,
+        x_per_slot: bool,
+        y: &Buffer,
+        y_off: usize,
+    ) -> Result<(), GpuError> {
+        if slots == 0 {
+            return Ok(());
+        }
+        fits("ids", ids.len(), slots)?;
+        let x_need = if x_per_slot { slots * w.cols } else { w.cols };
+        fits("x", x.len(), x_off + x_need)?;
+        fits("y", y.len(), y_off + slots * w.rows)?;
+        let pipeline = self.pipeline(w.ty, Kernel::Indexed)?;
+        let (wg_x, wg_y) = self.grid(w.rows);
+        for chunk in &w.chunks {
+            let p = Params {
+                rows: w.rows as u32,
+                cols: w.cols as u32,
+                row_bytes: w.row_bytes as u32,
+                n: slots as u32,
+                g0: chunk.g0 as u32,
+                g1: chunk.g1 as u32,
+                x_stride: if x_per_slot { w.cols as u32 } else { 0 },
+                y_stride: w.rows as u32,
+                x_off: x_off as u32,
+                y_off: y_off as u32,
+                wg_x,
+                groups: w.cols.div_ceil(32) as u32,
+            };
+            self.dispatch(
+                &pipeline,
+                &chunk.buf,
+                x,
+                y,
+                Some(ids),
+                &p,
+                (wg_x, wg_y, slots as u32),
+            )?;
+        }
+        // Each slot reads one expert's rows, whichever chunk holds them.
+        self.counters
+            .weight_bytes
+            .fetch_add((slots * w.rows * w.row_bytes) as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Rows spread over x and y of the dispatch grid (x ≤ the per-dimension limit).
+    fn grid(&self, rows: usize) -> (u32, u32) {
+        let wg_x = (rows as u32).clamp(1, self.max_wg_dim);
+        (wg_x, (rows as u32).div_ceil(wg_x))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn dispatch(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        w: &wgpu::Buffer,
+        x: &Buffer,
+        y: &Buffer,
+        ids: Option<&Buffer>,
+        p: &Params,
+        grid: (u32, u32, u32),
+    ) -> Result<(), GpuError> {
+        if grid.2 > self.max_wg_dim {
+            return Err(GpuError::Shape {
+                what: "tokens or slots in one dispatch",
+                expected: self.max_wg_dim as usize,
+                actual: grid.2 as usize,
+            });
+        }
+        let mut pending = self.pending.lock().expect("pending lock");
+        if pending.slot == crate::PARAM_SLOTS {
+            drop(pending);
+            self.flush();
+            pending = self.pending.lock().expect("pending lock");
+        }
+        let offset = pending.slot * self.param_align;
+        pending.slot += 1;
+        self.queue.write_buffer(&self.params, offset, &p.bytes());
+        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &self.layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: w.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: x.buf.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: y.buf.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 3,
+                    resource: self.tables.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 4,
+                    resource: ids.map_or(&self.dummy_ids, |b| &b.buf).as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 5,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &self.params,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(PARAMS_BYTES),
+                    }),
+                },
+            ],
+        });
+        let enc = self.encoder(&mut pending);
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: None,
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, &bind, &[offset as u32]);
+            pass.dispatch_workgroups(grid.0, grid.1, grid.2);
+        }
+        self.counters.dispatches.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn fits(what: &'static str, len: usize, need: usize) -> Result<(), GpuError> {
+    if need > len {
+        return Err(GpuError::Shape {
+            what,
+            expected: need,
+            actual: len,
+        });
+    }
+    Ok(())
+}

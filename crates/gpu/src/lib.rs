@@ -1,0 +1,541 @@
+//! The GPU backend of LocalGLM's own runtime: one wgpu device (Metal on macOS, Vulkan on
+//! NVIDIA/AMD/Intel, DX12 on Windows, Mesa's lavapipe in CI) and WGSL kernels that multiply by
+//! weights kept in their GGUF block types.
+//!
+//! Invariants:
+//! * Nothing here falls back to the CPU. Asked for a device and none is usable, [`Gpu::new`]
+//!   fails with [`GpuError::NoAdapter`] naming what was found and why it was refused.
+//! * Work is recorded into one pending command encoder and submitted only when a result is read
+//!   back ([`Gpu::read_f32`]) or [`Gpu::flush`] is called, so a whole forward pass can be one
+//!   submission. [`Counters`] count dispatches, submissions and the bytes the kernels read.
+//! * A weight larger than the adapter's storage-binding limit is split into chunks of whole rows
+//!   (see [`QWeight`]); every kernel result is the same whatever the split.
+//! * GPU allocation failures are errors ([`GpuError::OutOfMemory`]), never panics.
+
+mod adapters;
+mod kernels;
+mod tables;
+
+pub use adapters::{adapters, AdapterReport};
+pub use kernels::{Kernel, QWeight, GPU_TYPES};
+
+use localglm_quants::GgmlType;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// What can go wrong on the GPU.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GpuError {
+    /// No adapter at all, or none of the kind asked for.
+    #[error("no usable GPU adapter: {0}")]
+    NoAdapter(String),
+    /// The adapter refused to open a device.
+    #[error("could not open a device on {adapter}: {reason}")]
+    Device {
+        /// The adapter's name.
+        adapter: String,
+        /// The driver's words.
+        reason: String,
+    },
+    /// A buffer did not fit in GPU memory.
+    #[error(
+        "out of GPU memory on {adapter} allocating {mib:.1} MiB for {what}: keep the experts of \
+         more layers in RAM (--cpu-moe), use a shorter context or a q8_0 KV cache, or run on the CPU"
+    )]
+    OutOfMemory {
+        /// The adapter's name.
+        adapter: String,
+        /// What was being allocated.
+        what: String,
+        /// Its size.
+        mib: f64,
+    },
+    /// A weight type without a GPU kernel.
+    #[error("the GPU kernels do not handle {0}")]
+    Unsupported(GgmlType),
+    /// A kernel that did not compile (a bug: every shader is compiled in the tests).
+    #[error("GPU shader for {what} failed: {message}")]
+    Shader {
+        /// Which kernel.
+        what: String,
+        /// The compiler's message.
+        message: String,
+    },
+    /// An argument of the wrong size.
+    #[error("{what}: expected {expected}, got {actual}")]
+    Shape {
+        /// Which argument.
+        what: &'static str,
+        /// The size required.
+        expected: usize,
+        /// The size given.
+        actual: usize,
+    },
+    /// The device failed while running or reading back.
+    #[error("the GPU failed: {0}")]
+    Lost(String),
+}
+
+/// How to pick and set up the device.
+#[derive(Debug, Clone)]
+pub struct GpuOptions {
+    /// Only adapters whose name contains this (case-insensitive); `LOCALGLM_GPU_ADAPTER` too.
+    pub adapter: Option<String>,
+    /// Accept software adapters (lavapipe, WARP). They are real Vulkan/DX12 implementations but
+    /// slower than the CPU kernels, so only tests and an explicit request use them.
+    pub allow_software: bool,
+    /// Use subgroup operations where the adapter has them.
+    pub subgroups: bool,
+    /// Split weights into bindings of at most this many bytes (below the adapter's limit; tests
+    /// use it to exercise the split on small tensors).
+    pub max_binding_bytes: Option<u64>,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        Self {
+            adapter: std::env::var("LOCALGLM_GPU_ADAPTER").ok(),
+            allow_software: false,
+            subgroups: true,
+            max_binding_bytes: None,
+        }
+    }
+}
+
+/// Running totals of GPU work, for the benchmark's per-token ratios.
+#[derive(Debug, Default)]
+pub struct Counters {
+    dispatches: AtomicU64,
+    submissions: AtomicU64,
+    weight_bytes: AtomicU64,
+    upload_bytes: AtomicU64,
+    readback_bytes: AtomicU64,
+}
+
+/// A snapshot of [`Counters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CounterSnapshot {
+    /// Compute dispatches recorded.
+    pub dispatches: u64,
+    /// Command buffers submitted.
+    pub submissions: u64,
+    /// Bytes of weights the dispatched kernels read (each tile of tokens counted).
+    pub weight_bytes: u64,
+    /// Bytes written from the host.
+    pub upload_bytes: u64,
+    /// Bytes read back to the host.
+    pub readback_bytes: u64,
+}
+
+impl CounterSnapshot {
+    /// `self − earlier`, field by field.
+    pub fn since(&self, earlier: &CounterSnapshot) -> CounterSnapshot {
+        CounterSnapshot {
+            dispatches: self.dispatches - earlier.dispatches,
+            submissions: self.submissions - earlier.submissions,
+            weight_bytes: self.weight_bytes - earlier.weight_bytes,
+            upload_bytes: self.upload_bytes - earlier.upload_bytes,
+            readback_bytes: self.readback_bytes - earlier.readback_bytes,
+        }
+    }
+}
+
+/// A buffer of f32 (or u32) values on the device.
+#[derive(Debug)]
+pub struct Buffer {
+    pub(crate) buf: wgpu::Buffer,
+    len: usize,
+}
+
+impl Buffer {
+    /// Elements (4 bytes each).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Uniform slots of one submission: parameters of each dispatch, at aligned offsets.
+const PARAM_SLOTS: u64 = 4096;
+
+struct Pending {
+    encoder: Option<wgpu::CommandEncoder>,
+    slot: u64,
+}
+
+/// An open GPU device with the kernels' shared state.
+pub struct Gpu {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: AdapterReport,
+    subgroups: bool,
+    max_binding: u64,
+    max_wg_dim: u32,
+    param_align: u64,
+    params: wgpu::Buffer,
+    tables: wgpu::Buffer,
+    dummy_ids: wgpu::Buffer,
+    layout: wgpu::BindGroupLayout,
+    pipeline_layout: wgpu::PipelineLayout,
+    pipelines: Mutex<HashMap<(GgmlType, Kernel), Arc<wgpu::ComputePipeline>>>,
+    pending: Mutex<Pending>,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpu").field("adapter", &self.info).finish()
+    }
+}
+
+impl Gpu {
+    /// Opens the best adapter the options allow: a discrete GPU before an integrated one before
+    /// a virtual one, software only when allowed.
+    pub fn new(opts: &GpuOptions) -> Result<Self, GpuError> {
+        let (adapter, info) = adapters::choose(opts)?;
+        let features = adapter.features();
+        let mut required = wgpu::Features::empty();
+        let subgroups = opts.subgroups && features.contains(wgpu::Features::SUBGROUP);
+        if subgroups {
+            required |= wgpu::Features::SUBGROUP;
+        }
+        let alimits = adapter.limits();
+        // Ask for the adapter's own storage and buffer sizes, not WebGPU's defaults (128 MiB /
+        // 256 MiB): models need every byte the device allows.
+        let limits = wgpu::Limits {
+            max_storage_buffer_binding_size: alimits.max_storage_buffer_binding_size,
+            max_buffer_size: alimits.max_buffer_size,
+            max_storage_buffers_per_shader_stage: alimits
+                .max_storage_buffers_per_shader_stage
+                .max(8),
+            ..wgpu::Limits::default()
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("localglm"),
+            required_features: required,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::default(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| GpuError::Device {
+            adapter: info.name.clone(),
+            reason: e.to_string(),
+        })?;
+        let max_binding = opts
+            .max_binding_bytes
+            .unwrap_or(u64::MAX)
+            .min(limits.max_storage_buffer_binding_size)
+            .min(limits.max_buffer_size);
+        let param_align = limits.min_uniform_buffer_offset_alignment.max(64) as u64;
+        let params = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("params"),
+            size: PARAM_SLOTS * param_align,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let (table_bytes, _) = tables::table_bytes();
+        let tables = init_buffer(
+            &device,
+            "iq tables",
+            &table_bytes,
+            wgpu::BufferUsages::STORAGE,
+        );
+        let dummy_ids = init_buffer(&device, "no ids", &[0; 4], wgpu::BufferUsages::STORAGE);
+        let layout = kernels::bind_group_layout(&device);
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("weight products"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        Ok(Self {
+            device,
+            queue,
+            info,
+            subgroups,
+            max_binding,
+            max_wg_dim: limits.max_compute_workgroups_per_dimension,
+            param_align,
+            params,
+            tables,
+            dummy_ids,
+            layout,
+            pipeline_layout,
+            pipelines: Mutex::new(HashMap::new()),
+            pending: Mutex::new(Pending {
+                encoder: None,
+                slot: 0,
+            }),
+            counters: Counters::default(),
+        })
+    }
+
+    /// The adapter this device runs on.
+    pub fn adapter(&self) -> &AdapterReport {
+        &self.info
+    }
+
+    /// Whether the kernels use subgroup operations.
+    pub fn uses_subgroups(&self) -> bool {
+        self.subgroups
+    }
+
+    /// The largest weight chunk bound to one kernel, in bytes.
+    pub fn max_binding_bytes(&self) -> u64 {
+        self.max_binding
+    }
+
+    /// The work counted so far.
+    pub fn counters(&self) -> CounterSnapshot {
+        let c = &self.counters;
+        CounterSnapshot {
+            dispatches: c.dispatches.load(Ordering::Relaxed),
+            submissions: c.submissions.load(Ordering::Relaxed),
+            weight_bytes: c.weight_bytes.load(Ordering::Relaxed),
+            upload_bytes: c.upload_bytes.load(Ordering::Relaxed),
+            readback_bytes: c.readback_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A device buffer holding `values`.
+    pub fn upload_f32(&self, values: &[f32]) -> Result<Buffer, GpuError> {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.upload_bytes("activations", &bytes, values.len())
+    }
+
+    /// A device buffer holding `values` (expert ids, token ids).
+    pub fn upload_u32(&self, values: &[u32]) -> Result<Buffer, GpuError> {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.upload_bytes("indices", &bytes, values.len())
+    }
+
+    /// Overwrites the start of `buf` with `values` (ordered before the next submission's work).
+    pub fn write_f32(&self, buf: &Buffer, values: &[f32]) -> Result<(), GpuError> {
+        check_len("write_f32 values", buf.len, values.len())?;
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.queue.write_buffer(&buf.buf, 0, &bytes);
+        self.counters
+            .upload_bytes
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Overwrites the start of `buf` with `values`.
+    pub fn write_u32(&self, buf: &Buffer, values: &[u32]) -> Result<(), GpuError> {
+        check_len("write_u32 values", buf.len, values.len())?;
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.queue.write_buffer(&buf.buf, 0, &bytes);
+        self.counters
+            .upload_bytes
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// A zeroed device buffer of `len` f32.
+    pub fn zeros(&self, len: usize) -> Result<Buffer, GpuError> {
+        let buf = self.create_buffer(
+            "activations",
+            (len.max(1) * 4) as u64,
+            wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            false,
+        )?;
+        Ok(Buffer { buf, len })
+    }
+
+    fn upload_bytes(&self, what: &str, bytes: &[u8], len: usize) -> Result<Buffer, GpuError> {
+        let size = (bytes.len().max(4) as u64).next_multiple_of(4);
+        let buf = self.create_buffer(
+            what,
+            size,
+            wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            true,
+        )?;
+        fill_mapped(&buf, bytes)?;
+        self.counters
+            .upload_bytes
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(Buffer { buf, len })
+    }
+
+    /// Creates a buffer, turning an allocation failure into [`GpuError::OutOfMemory`].
+    pub(crate) fn create_buffer(
+        &self,
+        what: &str,
+        size: u64,
+        usage: wgpu::BufferUsages,
+        mapped: bool,
+    ) -> Result<wgpu::Buffer, GpuError> {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(what),
+            size,
+            usage,
+            mapped_at_creation: mapped,
+        });
+        let invalid = pollster::block_on(validation.pop());
+        let oom = pollster::block_on(scope.pop());
+        if oom.is_some() || invalid.is_some() {
+            return Err(GpuError::OutOfMemory {
+                adapter: self.info.name.clone(),
+                what: what.to_string(),
+                mib: size as f64 / (1 << 20) as f64,
+            });
+        }
+        Ok(buf)
+    }
+
+    /// Submits everything recorded so far.
+    pub fn flush(&self) {
+        let mut p = self.pending.lock().expect("pending lock");
+        if let Some(enc) = p.encoder.take() {
+            self.queue.submit([enc.finish()]);
+            self.counters.submissions.fetch_add(1, Ordering::Relaxed);
+        }
+        p.slot = 0;
+    }
+
+    /// Submits pending work and reads `buf[offset..offset + len]` back.
+    pub fn read_f32_range(
+        &self,
+        buf: &Buffer,
+        offset: usize,
+        len: usize,
+    ) -> Result<Vec<f32>, GpuError> {
+        if offset + len > buf.len {
+            return Err(GpuError::Shape {
+                what: "read range",
+                expected: buf.len,
+                actual: offset + len,
+            });
+        }
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let size = (len * 4) as u64;
+        let staging = self.create_buffer(
+            "readback",
+            size,
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            false,
+        )?;
+        {
+            let mut p = self.pending.lock().expect("pending lock");
+            let enc = self.encoder(&mut p);
+            enc.copy_buffer_to_buffer(&buf.buf, (offset * 4) as u64, &staging, 0, size);
+        }
+        self.flush();
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Lost(e.to_string()))?;
+        rx.recv()
+            .map_err(|e| GpuError::Lost(e.to_string()))?
+            .map_err(|e| GpuError::Lost(e.to_string()))?;
+        let view = staging
+            .get_mapped_range(..)
+            .map_err(|e| GpuError::Lost(e.to_string()))?;
+        let out = view
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        drop(view);
+        staging.unmap();
+        self.counters
+            .readback_bytes
+            .fetch_add(size, Ordering::Relaxed);
+        Ok(out)
+    }
+
+    /// Submits pending work and reads the whole buffer back.
+    pub fn read_f32(&self, buf: &Buffer) -> Result<Vec<f32>, GpuError> {
+        self.read_f32_range(buf, 0, buf.len)
+    }
+
+    fn encoder<'a>(&self, p: &'a mut Pending) -> &'a mut wgpu::CommandEncoder {
+        p.encoder.get_or_insert_with(|| {
+            self.device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("localglm"),
+                })
+        })
+    }
+}
+
+fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<(), GpuError> {
+    if expected != actual {
+        return Err(GpuError::Shape {
+            what,
+            expected,
+            actual,
+        });
+    }
+    Ok(())
+}
+
+fn init_buffer(
+    device: &wgpu::Device,
+    label: &str,
+    bytes: &[u8],
+    usage: wgpu::BufferUsages,
+) -> wgpu::Buffer {
+    let buf = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: (bytes.len() as u64).next_multiple_of(4).max(4),
+        usage,
+        mapped_at_creation: true,
+    });
+    fill_mapped(&buf, bytes).expect("a fresh mapped buffer");
+    buf
+}
+
+/// Copies `bytes` into a buffer created mapped, then unmaps it.
+fn fill_mapped(buf: &wgpu::Buffer, bytes: &[u8]) -> Result<(), GpuError> {
+    {
+        let mut view = buf
+            .get_mapped_range_mut(..)
+            .map_err(|e| GpuError::Lost(e.to_string()))?;
+        let mut padded = bytes.to_vec();
+        padded.resize(buf.size() as usize, 0);
+        view.copy_from_slice(&padded);
+    }
+    buf.unmap();
+    Ok(())
+}
+
+/// Where the user wants a model to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    /// The runtime decides (see `localglm_glm::gpu::resolve_device`).
+    #[default]
+    Auto,
+    /// A GPU, software adapters included; no CPU fallback.
+    Gpu,
+    /// The CPU kernels only.
+    Cpu,
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "gpu" => Ok(Self::Gpu),
+            "cpu" => Ok(Self::Cpu),
+            _ => Err(format!("device `{s}`: expected auto, gpu or cpu")),
+        }
+    }
+}

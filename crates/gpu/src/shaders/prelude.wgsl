@@ -1,0 +1,63 @@
+// Shared by every weight-product kernel: bindings, parameters, byte access into the raw GGUF
+// blocks (which are not 4-byte aligned), and the i-quant tables.
+
+struct Params {
+    rows: u32,       // rows of one matrix (of one expert, for the indexed kernel)
+    cols: u32,       // weights per row
+    row_bytes: u32,  // bytes per row in the GGUF type
+    n: u32,          // tokens (plain) or slots (indexed)
+    g0: u32,         // first global row held by this weight chunk
+    g1: u32,         // one past the last global row of this chunk
+    x_stride: u32,   // floats between consecutive tokens/slots in X (0: one shared vector)
+    y_stride: u32,   // floats between consecutive tokens/slots in Y
+    x_off: u32,      // first float of X
+    y_off: u32,      // first float of Y
+    wg_x: u32,       // workgroups along x (rows are split over x and y)
+    groups: u32,     // 32-weight groups per row (ceil(cols / 32))
+}
+
+@group(0) @binding(0) var<storage, read> W: array<u32>;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(3) var<storage, read> T: array<u32>;
+@group(0) @binding(4) var<storage, read> IDS: array<u32>;
+@group(0) @binding(5) var<uniform> P: Params;
+
+// One 32-weight group, decoded by the type's `decode`.
+var<private> wv: array<f32, 32>;
+
+fn b8(o: u32) -> u32 {
+    return (W[o >> 2u] >> ((o & 3u) << 3u)) & 0xffu;
+}
+
+fn b16(o: u32) -> u32 {
+    return b8(o) | (b8(o + 1u) << 8u);
+}
+
+fn b32(o: u32) -> u32 {
+    let i = o >> 2u;
+    let s = (o & 3u) << 3u;
+    if (s == 0u) {
+        return W[i];
+    }
+    return (W[i] >> s) | (W[i + 1u] << (32u - s));
+}
+
+fn f16at(o: u32) -> f32 {
+    return unpack2x16float(b16(o)).x;
+}
+
+// The low byte of `v` as a signed integer, in f32.
+fn sx8(v: u32) -> f32 {
+    return f32(bitcast<i32>(v << 24u) >> 24u);
+}
+
+// Byte `o` of the lookup tables.
+fn tb8(o: u32) -> u32 {
+    return (T[o >> 2u] >> ((o & 3u) << 3u)) & 0xffu;
+}
+
+// ±1 for sign bit `k` of `signs` (set: negative).
+fn sgn(signs: u32, k: u32) -> f32 {
+    return select(1.0, -1.0, ((signs >> k) & 1u) != 0u);
+}

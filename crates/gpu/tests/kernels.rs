@@ -1,0 +1,232 @@
+//! Every WGSL kernel against the CPU's dequantizer, for every one of the 22 GLM weight types:
+//! the plain product (1 token = the decode mat-vec; 11 tokens = two tiles of the prefill
+//! product), the MoE product with expert ids on the device (per-slot and shared activations),
+//! with and without subgroup operations, and with weights split into many small bindings.
+//!
+//! Tolerance: the GPU decodes weights to f32 exactly as the CPU dequantizer does (same
+//! formulas, same f16 fields; a GPU may fuse a multiply-add, which only rounds less) and sums
+//! f32 products, so |y − ref| ≤ γ_k·Σ|wᵢxᵢ| with γ_k ≈ k·2⁻²⁴ for k terms in any order; k is at
+//! most 2304 here (γ ≈ 1.4e-4), and we allow 2e-4·Σ|wᵢxᵢ| + 1e-6. The reference is the f64 dot
+//! of the CPU-dequantized row (bit-exact to ggml's reference, `localglm-quants` tests).
+//!
+//! Runs on any adapter, software included (lavapipe in CI). Where there is none the test says
+//! so and passes, unless `LOCALGLM_REQUIRE_GPU=1` (set by the test script where it installs
+//! lavapipe), which turns a missing adapter into a failure.
+
+use localglm_gpu::{Gpu, GpuError, GpuOptions, GPU_TYPES};
+use localglm_quants::synth::{random_blocks, random_vector};
+use localglm_quants::{dequantize_row, GgmlType};
+
+fn open(subgroups: bool, max_binding_bytes: Option<u64>) -> Option<Gpu> {
+    let opts = GpuOptions {
+        adapter: std::env::var("LOCALGLM_GPU_ADAPTER").ok(),
+        allow_software: true,
+        subgroups,
+        max_binding_bytes,
+    };
+    match Gpu::new(&opts) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            if std::env::var("LOCALGLM_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+                panic!("LOCALGLM_REQUIRE_GPU=1 but {e}");
+            }
+            eprintln!("SKIPPED: no GPU adapter to test on ({e})");
+            None
+        }
+    }
+}
+
+/// Columns per row for `ty`: a few blocks, and a tail that is not a multiple of 32 for floats.
+fn cols_for(ty: GgmlType) -> Vec<usize> {
+    match ty.block_elems() {
+        1 => vec![70, 300],
+        32 => vec![32, 800],
+        _ => vec![256, 2304],
+    }
+}
+
+/// Rows of `w` dequantized by the CPU.
+fn dequant_rows(ty: GgmlType, w: &[u8], rows: usize, cols: usize) -> Vec<Vec<f32>> {
+    let rb = ty.row_bytes(cols).unwrap();
+    (0..rows)
+        .map(|r| {
+            let mut row = vec![0f32; cols];
+            dequantize_row(ty, &w[r * rb..(r + 1) * rb], &mut row).unwrap();
+            row
+        })
+        .collect()
+}
+
+fn check_dot(what: &str, got: f32, row: &[f32], x: &[f32]) {
+    let want: f64 = row.iter().zip(x).map(|(a, b)| *a as f64 * *b as f64).sum();
+    let scale: f64 = row
+        .iter()
+        .zip(x)
+        .map(|(a, b)| (*a as f64 * *b as f64).abs())
+        .sum();
+    let err = (got as f64 - want).abs();
+    assert!(
+        err <= 2e-4 * scale + 1e-6,
+        "{what}: got {got}, want {want} (error {err:.3e}, scale {scale:.3e})"
+    );
+}
+
+fn random_weight(ty: GgmlType, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
+    random_blocks(ty, rows * cols / ty.block_elems(), seed)
+}
+
+fn plain_products(gpu: &Gpu, label: &str) {
+    for ty in GPU_TYPES {
+        for cols in cols_for(ty) {
+            for (rows, n) in [(1usize, 1usize), (37, 1), (301, 1), (37, 11)] {
+                let w = random_weight(ty, rows, cols, (rows * 31 + cols) as u64);
+                let xs = random_vector(n * cols, (rows + n) as u64);
+                let qw = gpu.upload_weight("w", ty, &w, 1, rows, cols).unwrap();
+                let x = gpu.upload_f32(&xs).unwrap();
+                // Outputs written at an offset, to check x/y offsets too.
+                let y = gpu.zeros(3 + n * rows).unwrap();
+                gpu.matmul(&qw, &x, 0, n, &y, 3).unwrap();
+                let got = gpu.read_f32(&y).unwrap();
+                let ref_rows = dequant_rows(ty, &w, rows, cols);
+                for t in 0..n {
+                    for (r, row) in ref_rows.iter().enumerate() {
+                        check_dot(
+                            &format!("{label} {ty} {rows}x{cols} n={n} token {t} row {r}"),
+                            got[3 + t * rows + r],
+                            row,
+                            &xs[t * cols..(t + 1) * cols],
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn indexed_products(gpu: &Gpu, label: &str) {
+    let (experts, rows) = (5usize, 7usize);
+    let ids_v = [3u32, 0, 3, 4];
+    for ty in GPU_TYPES {
+        let cols = cols_for(ty)[1];
+        let w = random_weight(ty, experts * rows, cols, 7 + cols as u64);
+        let qw = gpu
+            .upload_weight("experts", ty, &w, experts, rows, cols)
+            .unwrap();
+        let ref_rows = dequant_rows(ty, &w, experts * rows, cols);
+        let ids = gpu.upload_u32(&ids_v).unwrap();
+        for per_slot in [true, false] {
+            let nx = if per_slot { ids_v.len() * cols } else { cols };
+            let xs = random_vector(nx, cols as u64);
+            let x = gpu.upload_f32(&xs).unwrap();
+            let y = gpu.zeros(ids_v.len() * rows).unwrap();
+            gpu.matvec_indexed(&qw, &ids, ids_v.len(), &x, 0, per_slot, &y, 0)
+                .unwrap();
+            let got = gpu.read_f32(&y).unwrap();
+            for (s, &e) in ids_v.iter().enumerate() {
+                let xv = if per_slot {
+                    &xs[s * cols..(s + 1) * cols]
+                } else {
+                    &xs[..]
+                };
+                for r in 0..rows {
+                    check_dot(
+                        &format!("{label} {ty} indexed per_slot={per_slot} slot {s} row {r}"),
+                        got[s * rows + r],
+                        &ref_rows[e as usize * rows + r],
+                        xv,
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_type_matches_the_cpu_with_subgroups_where_available() {
+    let Some(gpu) = open(true, None) else { return };
+    eprintln!(
+        "adapter: {} ({}, subgroups {:?}, used: {})",
+        gpu.adapter().name,
+        gpu.adapter().backend,
+        gpu.adapter().subgroup_sizes,
+        gpu.uses_subgroups()
+    );
+    gpu.compile_all().unwrap();
+    plain_products(&gpu, "subgroups");
+    indexed_products(&gpu, "subgroups");
+}
+
+#[test]
+fn every_type_matches_the_cpu_without_subgroups() {
+    let Some(gpu) = open(false, None) else { return };
+    assert!(!gpu.uses_subgroups());
+    gpu.compile_all().unwrap();
+    plain_products(&gpu, "shared-memory");
+    indexed_products(&gpu, "shared-memory");
+}
+
+#[test]
+fn weights_split_over_small_bindings_give_the_same_results() {
+    // 8 KiB bindings: every weight above a few rows is split, expert stacks mid-expert too.
+    let Some(gpu) = open(true, Some(8 << 10)) else {
+        return;
+    };
+    let w = random_weight(GgmlType::Q8_0, 301, 800, 1);
+    let qw = gpu
+        .upload_weight("w", GgmlType::Q8_0, &w, 1, 301, 800)
+        .unwrap();
+    assert!(qw.chunks() > 10, "{} chunks", qw.chunks());
+    plain_products(&gpu, "split");
+    indexed_products(&gpu, "split");
+}
+
+#[test]
+fn bad_shapes_are_errors_not_panics() {
+    let Some(gpu) = open(true, None) else { return };
+    let w = random_weight(GgmlType::Q4_K, 4, 256, 2);
+    assert!(matches!(
+        gpu.upload_weight("w", GgmlType::Q4_K, &w[..w.len() - 1], 1, 4, 256),
+        Err(GpuError::Shape { .. })
+    ));
+    assert!(matches!(
+        gpu.upload_weight("w", GgmlType::Q4_K, &w, 1, 4, 250),
+        Err(GpuError::Shape { .. })
+    ));
+    assert!(matches!(
+        gpu.upload_weight("w", GgmlType::Q8_K, &w, 1, 4, 256),
+        Err(GpuError::Unsupported(GgmlType::Q8_K))
+    ));
+    let qw = gpu
+        .upload_weight("w", GgmlType::Q4_K, &w, 1, 4, 256)
+        .unwrap();
+    let x = gpu.upload_f32(&[0.0; 255]).unwrap();
+    let y = gpu.zeros(4).unwrap();
+    assert!(matches!(
+        gpu.matmul(&qw, &x, 0, 1, &y, 0),
+        Err(GpuError::Shape { what: "x", .. })
+    ));
+}
+
+#[test]
+fn counters_count_dispatches_submissions_and_weight_bytes() {
+    let Some(gpu) = open(true, None) else { return };
+    let w = random_weight(GgmlType::Q4_K, 16, 512, 3);
+    let qw = gpu
+        .upload_weight("w", GgmlType::Q4_K, &w, 1, 16, 512)
+        .unwrap();
+    let x = gpu.upload_f32(&random_vector(512, 1)).unwrap();
+    let y = gpu.zeros(16).unwrap();
+    let before = gpu.counters();
+    for _ in 0..3 {
+        gpu.matmul(&qw, &x, 0, 1, &y, 0).unwrap();
+    }
+    gpu.read_f32(&y).unwrap();
+    let d = gpu.counters().since(&before);
+    assert_eq!(d.dispatches, 3);
+    assert_eq!(
+        d.submissions, 1,
+        "three products and a read-back are one submission"
+    );
+    assert_eq!(d.weight_bytes, 3 * w.len() as u64);
+    assert_eq!(d.readback_bytes, 16 * 4);
+}
