@@ -109,6 +109,18 @@ impl Engine for AutoEngine {
             return self.load_remote(server, spec).await;
         }
         check_gguf_file(&spec.path)?;
+        // A GPU that is not there is refused before the loaded model is let go.
+        let device = spec.device;
+        tokio::task::spawn_blocking(move || localglm_glm::gpu::check_device(device))
+            .await
+            .map_err(|e| EngineError::LoadFailed {
+                path: spec.path.clone(),
+                reason: e.to_string(),
+            })?
+            .map_err(|e| EngineError::LoadFailed {
+                path: spec.path.clone(),
+                reason: e.to_string(),
+            })?;
         self.unload().await;
         let path = spec.path.clone();
         let arch = tokio::task::spawn_blocking(move || read_architecture(&path))

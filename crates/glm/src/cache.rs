@@ -132,10 +132,20 @@ pub(crate) struct LayerCache {
 }
 
 /// Per-sequence state: the latent KV cache of every layer and the indexer keys of full layers.
-#[derive(Debug)]
 pub struct KvCache {
     pub(crate) layers: Vec<LayerCache>,
     pub(crate) len: usize,
+    /// The same caches on the GPU, when the model runs there (then `layers` stay empty).
+    pub(crate) device: Option<crate::gpu_pass::DeviceKv>,
+}
+
+impl std::fmt::Debug for KvCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvCache")
+            .field("len", &self.len)
+            .field("on_device", &self.device.is_some())
+            .finish()
+    }
 }
 
 impl KvCache {

@@ -9,9 +9,9 @@
 //!   CPU kernels (llama.cpp's `--n-cpu-moe`).
 //! * A product on the GPU computes in f32 from the block-decoded weights; the CPU path's int8
 //!   activations are not used there, so GPU results are at least as close to the reference.
-//! * Today the activations cross to the host around each product; norms, RoPE, attention and
-//!   routing run on the CPU (candle). Moving them onto the device is the next step of the
-//!   backend; the seam (these functions) stays.
+//! * The forward pass then runs on the device (`gpu_pass`); [`GpuWeights::matmul`] and
+//!   [`GpuWeights::indexed`] serve the CPU-side code that still multiplies by a placed weight
+//!   (the shared expert of a MoE layer whose routed experts are in RAM).
 
 use crate::config::GlmConfig;
 use crate::weights::{Ffn, GateUp, QTensor, Weights};
@@ -38,6 +38,8 @@ pub(crate) struct GpuWeights {
     pub(crate) cpu_moe: usize,
     /// Bytes uploaded.
     pub(crate) bytes: u64,
+    /// Norm vectors and biases for the device-resident pass.
+    pub(crate) device: Option<crate::gpu_pass::DeviceModel>,
 }
 
 impl GpuWeights {
@@ -52,6 +54,7 @@ impl GpuWeights {
             by_name: HashMap::new(),
             cpu_moe: 0,
             bytes: 0,
+            device: None,
         };
         out.put(g, &w.output)?;
         let mut moe_seen = 0;
@@ -94,6 +97,7 @@ impl GpuWeights {
             }
         }
         let _ = c;
+        out.device = Some(crate::gpu_pass::DeviceModel::upload(g, &out.gpu, w)?);
         Ok(out)
     }
 
@@ -172,4 +176,17 @@ pub fn resolve_device(
         gpu: Arc::new(gpu),
         cpu_moe: cpu_moe.unwrap_or(0),
     }))
+}
+
+/// Whether `choice` can be honoured on this machine, checked without opening a device (so a
+/// caller can refuse a load before letting go of the model it has).
+pub fn check_device(choice: DeviceChoice) -> Result<(), GlmError> {
+    if choice != DeviceChoice::Gpu {
+        return Ok(());
+    }
+    localglm_gpu::find_adapter(&localglm_gpu::GpuOptions {
+        allow_software: true,
+        ..Default::default()
+    })?;
+    Ok(())
 }

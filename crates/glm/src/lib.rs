@@ -15,6 +15,7 @@ mod cache;
 pub mod config;
 mod ffn;
 pub mod gpu;
+mod gpu_pass;
 pub mod model;
 pub mod sampler;
 pub mod template;

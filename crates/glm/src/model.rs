@@ -86,11 +86,11 @@ pub(crate) struct LayerVecs {
 pub struct Model {
     pub(crate) gguf: Arc<GgufModel>,
     pub config: GlmConfig,
-    weights: Weights,
-    vecs: Vec<LayerVecs>,
+    pub(crate) weights: Weights,
+    pub(crate) vecs: Vec<LayerVecs>,
     output_norm: Tensor,
     pub(crate) opts: RuntimeOptions,
-    inv_freq: Vec<f32>,
+    pub(crate) inv_freq: Vec<f32>,
     /// The weights on the GPU, when the model runs there.
     pub(crate) gpu: Option<GpuWeights>,
 }
@@ -212,6 +212,7 @@ impl Model {
                 })
                 .collect(),
             len: 0,
+            device: self.new_device_kv(),
         }
     }
 
@@ -252,6 +253,9 @@ impl Model {
                 "token id {bad} is outside the vocabulary of {}",
                 self.config.vocab
             )));
+        }
+        if self.gpu.is_some() {
+            return self.forward_device(tokens, cache, which);
         }
         let mut x = self.embed(tokens)?;
         let (cos, sin) = self.rope_tables(p0, n)?;
@@ -636,28 +640,41 @@ impl Model {
             .reshape((n, nih, t_len))?;
         let score = w.unsqueeze(1)?.matmul(&s)?.squeeze(1)?; // [n, T]
         let score = (score + &causal)?.to_vec2::<f32>()?;
-
-        let mut m = vec![f32::NEG_INFINITY; n * t_len];
-        let mut order: Vec<u32> = Vec::with_capacity(t_len);
-        for (i, row) in score.iter().enumerate() {
-            let visible = (p0 + i + 1).min(t_len);
-            let out = &mut m[i * t_len..(i + 1) * t_len];
-            if visible <= c.idx_topk {
-                out[..visible].fill(0.0);
-                continue;
-            }
-            order.clear();
-            order.extend(0..visible as u32);
-            let k = c.idx_topk;
-            order.select_nth_unstable_by(k - 1, |&a, &b| {
-                row[b as usize].total_cmp(&row[a as usize])
-            });
-            for &t in &order[..k] {
-                out[t as usize] = 0.0;
-            }
-        }
+        let m = topk_mask(&score, p0, t_len, c.idx_topk, f32::NEG_INFINITY);
         Ok(Tensor::from_vec(m, (n, t_len), &self.opts.device)?)
     }
+}
+
+/// The indexer's selection as an additive mask `[n, T]`: per query `i` (position `p0 + i`), 0
+/// for the `topk` visible keys of highest score (all visible keys while there are no more than
+/// `topk`), `hidden` elsewhere. One rule for the CPU and the GPU pass.
+pub(crate) fn topk_mask<R: AsRef<[f32]>>(
+    scores: &[R],
+    p0: usize,
+    t_len: usize,
+    topk: usize,
+    hidden: f32,
+) -> Vec<f32> {
+    let mut m = vec![hidden; scores.len() * t_len];
+    let mut order: Vec<u32> = Vec::with_capacity(t_len);
+    for (i, row) in scores.iter().enumerate() {
+        let row = row.as_ref();
+        let visible = (p0 + i + 1).min(t_len);
+        let out = &mut m[i * t_len..(i + 1) * t_len];
+        if visible <= topk {
+            out[..visible].fill(0.0);
+            continue;
+        }
+        order.clear();
+        order.extend(0..visible as u32);
+        order.select_nth_unstable_by(topk - 1, |&a, &b| {
+            row[b as usize].total_cmp(&row[a as usize])
+        });
+        for &t in &order[..topk] {
+            out[t as usize] = 0.0;
+        }
+    }
+    m
 }
 
 #[allow(dead_code)]

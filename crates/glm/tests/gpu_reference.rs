@@ -214,6 +214,7 @@ fn a_decoded_token_runs_its_weight_products_on_the_gpu() {
     let mut cache = model.new_cache();
     // Past the indexer's top-k, so its query and weight products run too.
     let prompt: Vec<u32> = (1..=model.config.idx_topk as u32 + 4).collect();
+    let t_len = prompt.len() as u64 + 1;
     model.forward(&prompt, &mut cache, Logits::Last).unwrap();
     let before = gpu.counters();
     model.forward(&[4], &mut cache, Logits::Last).unwrap();
@@ -230,6 +231,15 @@ fn a_decoded_token_runs_its_weight_products_on_the_gpu() {
         model.bytes_per_token()
     );
     assert!(d.weight_bytes <= model.bytes_per_token());
+    // One submission for the token, plus one per full indexer layer: past its top-k the
+    // scores come back for the selection.
+    let full = model.config.indexer_full.iter().filter(|f| **f).count() as u64;
+    assert_eq!(d.submissions, 1 + full, "{d:?}");
+    assert_eq!(
+        d.readback_bytes,
+        4 * model.config.vocab as u64 + full * 4 * t_len,
+        "{d:?}"
+    );
     // Everything but the embedding row and the norm vectors and biases (f32, on the CPU).
     let norms: u64 = model
         .gguf()
@@ -238,5 +248,57 @@ fn a_decoded_token_runs_its_weight_products_on_the_gpu() {
         .filter(|t| t.name.contains("norm") || t.name.ends_with(".bias"))
         .map(|t| t.size_bytes)
         .sum();
-    assert!(rest <= norms + 4096, "{rest} bytes of weights not read on the GPU");
+    assert!(
+        rest <= norms + 4096,
+        "{rest} bytes of weights not read on the GPU"
+    );
+}
+
+/// Within the indexer's top-k the whole token is one submission, and only the logits come back.
+#[test]
+fn a_decoded_token_is_one_submission_within_the_indexers_top_k() {
+    if gpu().is_none() {
+        return;
+    }
+    let gpu = Arc::new(
+        Gpu::new(&GpuOptions {
+            allow_software: true,
+            ..GpuOptions::default()
+        })
+        .unwrap(),
+    );
+    let model = open("tiny-q-iq2_xxs", KvType::F16, on_gpu(&gpu, 0));
+    let mut cache = model.new_cache();
+    model.forward(&[1, 2, 3], &mut cache, Logits::Last).unwrap();
+    let before = gpu.counters();
+    model.forward(&[4], &mut cache, Logits::Last).unwrap();
+    let d = gpu.counters().since(&before);
+    eprintln!("one token: {d:?}");
+    assert_eq!(d.submissions, 1);
+    assert_eq!(d.readback_bytes, 4 * model.config.vocab as u64);
+}
+
+/// f16 / bf16 / q8_0 caches on the device: the same bounds as the CPU runtime's test.
+#[test]
+fn half_precision_kv_caches_on_the_gpu_stay_close() {
+    let Some(gpu) = gpu() else { return };
+    for kv in [KvType::F16, KvType::BF16, KvType::Q8_0] {
+        let model = open("tiny-f32", kv, on_gpu(&gpu, 0));
+        for (name, tokens, want) in cases("tiny-f32") {
+            let got = model
+                .forward(&tokens, &mut model.new_cache(), Logits::All)
+                .unwrap();
+            let (diff, bad) = compare(&got, &want);
+            eprintln!(
+                "tiny-f32 {name} {kv:?} cache on the GPU: max {diff:.2e}, argmax misses {bad}"
+            );
+            if tokens.len() <= model.config.idx_topk {
+                assert!(diff < 0.05, "{kv:?}: {diff}");
+            } else {
+                let agree = 1.0 - bad as f32 / tokens.len() as f32;
+                let a = if kv == KvType::Q8_0 { 0.85 } else { 0.9 };
+                assert!(agree >= a, "{kv:?}: agreement {agree}");
+            }
+        }
+    }
 }

@@ -130,3 +130,9 @@ pub(crate) fn choose(opts: &GpuOptions) -> Result<(wgpu::Adapter, AdapterReport)
         refused.join(", ")
     )))
 }
+
+/// The adapter [`crate::Gpu::new`] would open for `opts`, without opening it: a cheap check
+/// before letting go of a loaded model.
+pub fn find_adapter(opts: &GpuOptions) -> Result<AdapterReport, GpuError> {
+    choose(opts).map(|(_, report)| report)
+}

@@ -148,8 +148,8 @@ pub(crate) fn bind_group_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout 
     })
 }
 
-/// `Params` in `prelude.wgsl`: twelve u32.
-const PARAMS_BYTES: u64 = 48;
+/// `Params` in `prelude.wgsl`: sixteen u32 (the last three padding).
+pub(crate) const PARAMS_BYTES: u64 = 64;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Params {
@@ -165,6 +165,7 @@ struct Params {
     y_off: u32,
     wg_x: u32,
     groups: u32,
+    x_div: u32,
 }
 
 impl Params {
@@ -182,6 +183,10 @@ impl Params {
             self.y_off,
             self.wg_x,
             self.groups,
+            self.x_div.max(1),
+            0,
+            0,
+            0,
         ]
         .iter()
         .flat_map(|v| v.to_le_bytes())
@@ -381,6 +386,7 @@ impl Gpu {
                 y_off: y_off as u32,
                 wg_x,
                 groups: w.cols.div_ceil(32) as u32,
+                x_div: 1,
             };
             self.dispatch(
                 &pipeline,
@@ -413,11 +419,36 @@ impl Gpu {
         y: &Buffer,
         y_off: usize,
     ) -> Result<(), GpuError> {
+        let x_div = if x_per_slot { 1 } else { 0 };
+        self.matvec_indexed_grouped(w, ids, slots, x, x_off, w.cols, x_div, y, y_off)
+    }
+
+    /// [`Gpu::matvec_indexed`] where activation rows are `x_stride` floats apart and `x_div`
+    /// consecutive slots share one row (slot `s` reads row `s / x_div`: a token's k experts), or
+    /// with `x_div == 0` all slots share the row at `x_off`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matvec_indexed_grouped(
+        &self,
+        w: &QWeight,
+        ids: &Buffer,
+        slots: usize,
+        x: &Buffer,
+        x_off: usize,
+        x_stride: usize,
+        x_div: usize,
+        y: &Buffer,
+        y_off: usize,
+    ) -> Result<(), GpuError> {
         if slots == 0 {
             return Ok(());
         }
+        let x_per_slot = x_div > 0;
         fits("ids", ids.len(), slots)?;
-        let x_need = if x_per_slot { slots * w.cols } else { w.cols };
+        let x_need = if x_per_slot {
+            (slots.div_ceil(x_div) - 1) * x_stride + w.cols
+        } else {
+            w.cols
+        };
         fits("x", x.len(), x_off + x_need)?;
         fits("y", y.len(), y_off + slots * w.rows)?;
         let pipeline = self.pipeline(w.ty, Kernel::Indexed)?;
@@ -430,12 +461,13 @@ impl Gpu {
                 n: slots as u32,
                 g0: chunk.g0 as u32,
                 g1: chunk.g1 as u32,
-                x_stride: if x_per_slot { w.cols as u32 } else { 0 },
+                x_stride: if x_per_slot { x_stride as u32 } else { 0 },
                 y_stride: w.rows as u32,
                 x_off: x_off as u32,
                 y_off: y_off as u32,
                 wg_x,
                 groups: w.cols.div_ceil(32) as u32,
+                x_div: x_div.max(1) as u32,
             };
             self.dispatch(
                 &pipeline,

@@ -14,10 +14,12 @@
 
 mod adapters;
 mod kernels;
+mod ops;
 mod tables;
 
-pub use adapters::{adapters, AdapterReport};
+pub use adapters::{adapters, find_adapter, AdapterReport};
 pub use kernels::{Kernel, QWeight, GPU_TYPES};
+pub use ops::{cache_words, AttentionArgs};
 
 use localglm_quants::GgmlType;
 use std::collections::HashMap;
@@ -179,9 +181,14 @@ pub struct Gpu {
     params: wgpu::Buffer,
     tables: wgpu::Buffer,
     dummy_ids: wgpu::Buffer,
+    dummy_rw: wgpu::Buffer,
+    dummy_out: Buffer,
     layout: wgpu::BindGroupLayout,
     pipeline_layout: wgpu::PipelineLayout,
     pipelines: Mutex<HashMap<(GgmlType, Kernel), Arc<wgpu::ComputePipeline>>>,
+    op_layout: wgpu::BindGroupLayout,
+    op_pipeline_layout: wgpu::PipelineLayout,
+    op_pipelines: Mutex<HashMap<ops::Op, Arc<wgpu::ComputePipeline>>>,
     pending: Mutex<Pending>,
     counters: Counters,
 }
@@ -246,6 +253,17 @@ impl Gpu {
             wgpu::BufferUsages::STORAGE,
         );
         let dummy_ids = init_buffer(&device, "no ids", &[0; 4], wgpu::BufferUsages::STORAGE);
+        let dummy_rw = init_buffer(&device, "no output", &[0; 4], wgpu::BufferUsages::STORAGE);
+        let dummy_out = Buffer {
+            buf: init_buffer(&device, "no output", &[0; 4], wgpu::BufferUsages::STORAGE),
+            len: 1,
+        };
+        let op_layout = ops::op_layout(&device);
+        let op_pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("ops"),
+            bind_group_layouts: &[Some(&op_layout)],
+            immediate_size: 0,
+        });
         let layout = kernels::bind_group_layout(&device);
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("weight products"),
@@ -263,9 +281,14 @@ impl Gpu {
             params,
             tables,
             dummy_ids,
+            dummy_rw,
+            dummy_out,
             layout,
             pipeline_layout,
             pipelines: Mutex::new(HashMap::new()),
+            op_layout,
+            op_pipeline_layout,
+            op_pipelines: Mutex::new(HashMap::new()),
             pending: Mutex::new(Pending {
                 encoder: None,
                 slot: 0,

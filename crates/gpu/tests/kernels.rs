@@ -230,3 +230,26 @@ fn counters_count_dispatches_submissions_and_weight_bytes() {
     assert_eq!(d.weight_bytes, 3 * w.len() as u64);
     assert_eq!(d.readback_bytes, 16 * 4);
 }
+
+#[test]
+fn a_buffer_beyond_the_device_is_an_out_of_memory_error_naming_the_fixes() {
+    let Some(gpu) = open(true, None) else { return };
+    let too_big = (gpu.adapter().max_buffer_bytes / 4 + 1) as usize;
+    match gpu.zeros(too_big) {
+        Err(e @ GpuError::OutOfMemory { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("--cpu-moe"), "{text}");
+            assert!(text.contains("q8_0"), "{text}");
+        }
+        other => panic!("expected out of memory, got {other:?}"),
+    }
+    // The device is still usable afterwards.
+    let y = gpu.upload_f32(&[1.0, 2.0]).unwrap();
+    assert_eq!(gpu.read_f32(&y).unwrap(), [1.0, 2.0]);
+}
+
+#[test]
+fn every_op_shader_compiles() {
+    let Some(gpu) = open(true, None) else { return };
+    gpu.compile_ops().unwrap();
+}

@@ -1,5 +1,6 @@
 // MoE (MUL_MAT_ID): slot s computes y[s][r] = Σ_c W[IDS[s]][r][c] · x_s[c], x_s being row s of X
-// or, with x_stride 0, one shared vector. Rows of all experts are numbered globally
+// (s / x_div with x_div > 1: k slots of one token share its row) or, with x_stride 0, one
+// shared vector. Rows of all experts are numbered globally
 // (expert · rows + r); a chunk holding other experts' rows leaves the slot to another dispatch.
 
 var<workgroup> expert: u32;
@@ -21,7 +22,7 @@ fn main(
         return;
     }
     let roff = (gr - P.g0) * P.row_bytes;
-    let xb0 = P.x_off + s * P.x_stride;
+    let xb0 = P.x_off + (s / P.x_div) * P.x_stride;
     var acc = 0.0;
     for (var g = lid; g < P.groups; g += WG) {
         decode_group(roff, g);

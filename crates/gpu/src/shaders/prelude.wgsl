@@ -14,6 +14,10 @@ struct Params {
     y_off: u32,      // first float of Y
     wg_x: u32,       // workgroups along x (rows are split over x and y)
     groups: u32,     // 32-weight groups per row (ceil(cols / 32))
+    x_div: u32,      // indexed: slots sharing one X row (slot s reads row s / x_div)
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> W: array<u32>;

@@ -34,7 +34,7 @@ effort_levels: Array<string>,
 supports_tools: boolean, 
 /**
  * Where it runs, for the model indicator: "CPU", or the GPU backend, adapter and
- * placement ("GPU · Vulkan · NVIDIA GeForce RTX 4090 · experts of 12 layers in RAM");
+ * placement ("GPU · Vulkan · NVIDIA GeForce RTX 4090, experts of 12 layers in RAM");
  * `None` where the backend does not say (remote servers, mistralrs).
  */
 placement: string | null, };

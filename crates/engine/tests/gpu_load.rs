@@ -1,0 +1,95 @@
+//! Loading onto a GPU through the `AutoEngine` the app uses: the placement is reported, the
+//! model answers there, and a GPU that is not there is refused before the loaded model is let
+//! go. (Its own test binary: it sets `LOCALGLM_GPU_ADAPTER`.)
+
+use futures::StreamExt;
+use localglm_engine::auto::AutoEngine;
+use localglm_engine::{
+    ChatTurn, DeviceChoice, Engine, EngineEvent, GenerateRequest, LoadSpec, Role, SamplingParams,
+};
+use std::path::PathBuf;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../glm/tests/fixtures")
+        .join(name)
+}
+
+async fn reply(engine: &AutoEngine) -> String {
+    let req = GenerateRequest {
+        messages: vec![ChatTurn::new(Role::User, "Hello")],
+        sampling: SamplingParams {
+            temperature: 0.0,
+            max_tokens: 12,
+            seed: Some(3),
+            ..Default::default()
+        },
+        enable_thinking: None,
+        reasoning_effort: None,
+        clear_thinking: None,
+        tools: None,
+    };
+    let mut g = engine.generate(req).await.unwrap();
+    let mut text = String::new();
+    while let Some(ev) = g.events.next().await {
+        match ev {
+            EngineEvent::Reasoning(t) | EngineEvent::Content(t) => text.push_str(&t),
+            EngineEvent::Finished { error, .. } => {
+                assert!(error.is_none(), "{error:?}");
+                break;
+            }
+        }
+    }
+    text
+}
+
+fn on(device: DeviceChoice, cpu_moe: Option<u32>) -> LoadSpec {
+    LoadSpec {
+        device,
+        cpu_moe,
+        ..LoadSpec::cpu(fixture("tiny-q-q4_k.gguf"))
+    }
+}
+
+#[tokio::test]
+async fn gpu_loads_report_the_placement_and_a_missing_gpu_keeps_the_loaded_model() {
+    let engine = AutoEngine::new();
+    let cpu = engine.load(on(DeviceChoice::Cpu, None)).await.unwrap();
+    assert_eq!(cpu.placement.as_deref(), Some("CPU"));
+    let want = reply(&engine).await;
+
+    if localglm_gpu::adapters().is_empty() {
+        assert!(
+            std::env::var("LOCALGLM_REQUIRE_GPU").map_or(true, |v| v != "1"),
+            "LOCALGLM_REQUIRE_GPU=1 but no adapter"
+        );
+        eprintln!("SKIPPED (GPU part): no GPU adapter on this machine");
+    } else {
+        let info = engine.load(on(DeviceChoice::Gpu, Some(1))).await.unwrap();
+        let placement = info.placement.unwrap();
+        assert!(placement.starts_with("GPU · "), "{placement}");
+        assert!(
+            placement.ends_with("experts of 1 layer in RAM"),
+            "{placement}"
+        );
+        // (Not compared with the CPU's words: the CPU's default int8 activations and the
+        // GPU's f32 ones may pick different tokens on random weights.)
+        assert!(!reply(&engine).await.is_empty());
+        engine.load(on(DeviceChoice::Cpu, None)).await.unwrap();
+    }
+
+    // No such adapter: refused with the reason, and the CPU model is still there and answers.
+    std::env::set_var("LOCALGLM_GPU_ADAPTER", "no-such-adapter-anywhere");
+    let err = engine
+        .load(on(DeviceChoice::Gpu, None))
+        .await
+        .unwrap_err()
+        .to_string();
+    std::env::remove_var("LOCALGLM_GPU_ADAPTER");
+    assert!(err.contains("no usable GPU adapter"), "{err}");
+    assert_eq!(
+        engine.loaded().and_then(|m| m.placement).as_deref(),
+        Some("CPU")
+    );
+    assert_eq!(reply(&engine).await, want);
+}

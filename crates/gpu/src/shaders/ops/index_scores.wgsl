@@ -1,0 +1,30 @@
+// Lightning-indexer scores, one invocation per (query i, key t):
+// A[out_off + i·T + t] = Σ_h (w[i,h]·scale)·relu(q[i,h]·k(t)), −∞ past position p0 + i.
+// p0 = (n, heads, d, T)   p1 = (q_off (B), w_off (C), key_base, key_stride)
+// p2 = (out_off, p0, scale bits, 0)
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = gid.x + gid.y * nwg.x * WG;
+    let heads = Q.p0.y;
+    let d = Q.p0.z;
+    let t_len = Q.p0.w;
+    if (idx >= Q.p0.x * t_len) {
+        return;
+    }
+    let i = idx / t_len;
+    let t = idx % t_len;
+    if (t > Q.p2.y + i) {
+        A[Q.p2.x + idx] = -3.4e38;
+        return;
+    }
+    var score = 0.0;
+    for (var h = 0u; h < heads; h++) {
+        var s = 0.0;
+        let qb = Q.p1.x + (i * heads + h) * d;
+        for (var c = 0u; c < d; c++) {
+            s += B[qb + c] * key(Q.p1.z, Q.p1.w, t, c);
+        }
+        score += C[Q.p1.y + i * heads + h] * pf(Q.p2.z) * max(s, 0.0);
+    }
+    A[Q.p2.x + idx] = score;
+}

@@ -1,0 +1,20 @@
+// As store_f32, two values per word as bf16 rounded to nearest even (the first in the low half).
+fn to_bf16(v: f32) -> u32 {
+    let b = bitcast<u32>(v);
+    return (b + 0x7fffu + ((b >> 16u) & 1u)) >> 16u;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = gid.x + gid.y * nwg.x * WG;
+    let w = Q.p0.y;
+    let pairs = (w + 1u) / 2u;
+    if (idx >= Q.p0.x * pairs) {
+        return;
+    }
+    let i = idx / pairs;
+    let j = idx % pairs;
+    let src = Q.p0.z + i * Q.p0.w + 2u * j;
+    let hi = select(0.0, B[src + 1u], 2u * j + 1u < w);
+    U[Q.p1.x + (Q.p1.z + i) * Q.p1.y + j] = to_bf16(B[src]) | (to_bf16(hi) << 16u);
+}
