@@ -35,14 +35,14 @@ log "Rust tests"
 # On AVX-512 machines, the AVX2 kernels (what most desktop x86 CPUs run) too.
 (cd "$ROOT" && LOCALGLM_SIMD=avx2 cargo test -p localglm-quants --test kernels) || status=1
 
-# The runtime crates and the GPU backend (its Metal path included) for Apple Silicon: a type
-# check, since no Mac is at hand. Left out because their build scripts compile C for the
-# target, which needs Apple's SDK: the planner (ureq's rustls → ring), the engine, CLI and
-# app (mistralrs, tauri).
-log "type-check for aarch64-apple-darwin (runtime crates and the GPU backend)"
+# The GPU backend (its Metal path included) and the crates under the runtime, for Apple
+# Silicon: a type check, since no Mac is at hand. Left out because a build script compiles C
+# for the target, which needs Apple's SDK: the GLM runtime (candle-core pulls tokenizers with
+# Oniguruma), the planner (ureq's rustls → ring), and the engine, CLI and app (mistralrs, tauri).
+log "type-check for aarch64-apple-darwin (the GPU backend, quants, gguf, hardware)"
 if rustup target add aarch64-apple-darwin >/dev/null 2>&1; then
-  (cd "$ROOT" && cargo check --target aarch64-apple-darwin -p localglm-gpu -p localglm-glm \
-    -p localglm-quants -p localglm-gguf -p localglm-hardware) || status=1
+  (cd "$ROOT" && cargo check --target aarch64-apple-darwin -p localglm-gpu -p localglm-quants \
+    -p localglm-gguf -p localglm-hardware) || status=1
 else
   echo "SKIPPED: rustup cannot add the aarch64-apple-darwin target here" >&2
 fi
