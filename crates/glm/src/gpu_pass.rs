@@ -4,10 +4,9 @@
 //! the MoE routing and expert products, and the residual adds are recorded into one command
 //! stream; only the logits come back.
 //!
-//! Two host crossings remain by design of this step: on full indexer layers, once the context
-//! passes the indexer's top-k, the scores come back for the top-k selection (the selection
-//! mask goes up again), and a MoE layer whose routed experts stay in RAM (`cpu_moe`) hands its
-//! normalised activations to the CPU kernels and takes the result back.
+//! The indexer's top-k selection runs on the device too (an exact radix select per query).
+//! One host crossing remains by design: a MoE layer whose routed experts stay in RAM
+//! (`cpu_moe`) hands its normalised activations to the CPU kernels and takes the result back.
 
 use crate::cache::KvCache;
 use crate::gpu::GpuWeights;
@@ -474,7 +473,7 @@ impl Model {
             return Ok(None);
         }
 
-        // Queries (RoPE per head) and head weights; scores come back for the top-k selection.
+        // Queries (RoPE per head), head weights, scores, and the top-k selection as a mask.
         let qb = g.zeros(n * nih * dim)?;
         g.matmul(w(gw, &ix.q_b)?, cq, 0, n, &qb, 0)?;
         g.rope(&qb, 0, n, nih, half, nih * dim, dim, table, 0, sin_off)?;
@@ -500,10 +499,9 @@ impl Model {
             p0,
             1.0 / ((dim * nih) as f32).sqrt(),
         )?;
-        let scores = g.read_f32(&sb)?;
-        let rows: Vec<&[f32]> = scores.chunks_exact(t_len).collect();
-        let mask = crate::model::topk_mask(&rows, p0, t_len, c.idx_topk, HIDDEN);
-        Ok(Some(g.upload_f32(&mask)?))
+        let mask = g.zeros(n * t_len)?;
+        g.topk_mask(&sb, 0, &mask, 0, n, t_len, p0, c.idx_topk, HIDDEN)?;
+        Ok(Some(mask))
     }
 }
 

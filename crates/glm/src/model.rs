@@ -647,7 +647,8 @@ impl Model {
 
 /// The indexer's selection as an additive mask `[n, T]`: per query `i` (position `p0 + i`), 0
 /// for the `topk` visible keys of highest score (all visible keys while there are no more than
-/// `topk`), `hidden` elsewhere. One rule for the CPU and the GPU pass.
+/// `topk`; ties at the k-th score taken in key order), `hidden` elsewhere. The GPU pass applies
+/// the same rule in `localglm-gpu`'s `shaders/ops/topk.wgsl`.
 pub(crate) fn topk_mask<R: AsRef<[f32]>>(
     scores: &[R],
     p0: usize,
@@ -668,7 +669,7 @@ pub(crate) fn topk_mask<R: AsRef<[f32]>>(
         order.clear();
         order.extend(0..visible as u32);
         order.select_nth_unstable_by(topk - 1, |&a, &b| {
-            row[b as usize].total_cmp(&row[a as usize])
+            row[b as usize].total_cmp(&row[a as usize]).then(a.cmp(&b))
         });
         for &t in &order[..topk] {
             out[t as usize] = 0.0;

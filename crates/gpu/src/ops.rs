@@ -30,6 +30,7 @@ pub(crate) enum Op {
     Store(KvType),
     Attention(KvType),
     IndexScores(KvType),
+    TopK,
 }
 
 const OPS_PRELUDE: &str = include_str!("shaders/ops/prelude.wgsl");
@@ -62,6 +63,7 @@ pub(crate) fn op_source(op: Op) -> String {
         Op::Store(KvType::Q8_0) => include_str!("shaders/ops/store_q8_0.wgsl"),
         Op::Attention(_) => include_str!("shaders/ops/attention.wgsl"),
         Op::IndexScores(_) => include_str!("shaders/ops/index_scores.wgsl"),
+        Op::TopK => include_str!("shaders/ops/topk.wgsl"),
     };
     s
 }
@@ -171,6 +173,7 @@ impl Gpu {
             Op::SiluMul,
             Op::Route,
             Op::Combine,
+            Op::TopK,
         ];
         for kv in [KvType::F32, KvType::F16, KvType::BF16, KvType::Q8_0] {
             ops.extend([Op::Store(kv), Op::Attention(kv), Op::IndexScores(kv)]);
@@ -601,6 +604,41 @@ impl Gpu {
             ..Default::default()
         };
         self.flat(Op::IndexScores(kv), out, binds, p, n * t_len)
+    }
+
+    /// The indexer's selection for `n` queries from their scores `[n, t_len]` (at
+    /// `scores_off`): an additive mask `[n, t_len]` at `mask_off`, 0 for the `topk` highest
+    /// visible keys of each query (ties at the k-th taken in key order) and `hidden` elsewhere.
+    #[allow(clippy::too_many_arguments)]
+    pub fn topk_mask(
+        &self,
+        scores: &Buffer,
+        scores_off: usize,
+        mask: &Buffer,
+        mask_off: usize,
+        n: usize,
+        t_len: usize,
+        p0: usize,
+        topk: usize,
+        hidden: f32,
+    ) -> R {
+        let mut p = [0u32; 16];
+        p[..7].copy_from_slice(&[
+            u(n),
+            u(t_len),
+            u(p0),
+            u(topk),
+            u(scores_off),
+            u(mask_off),
+            f(hidden),
+        ]);
+        let binds = Binds {
+            b: Some(scores),
+            ..Default::default()
+        };
+        let rows = n as u32;
+        let gx = rows.min(65535);
+        self.op(Op::TopK, mask, binds, p, (gx, rows.div_ceil(gx), 1))
     }
 
     /// Records a copy of `len` f32 from `src[src_off..]` to `dst[dst_off..]`.
