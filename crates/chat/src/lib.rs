@@ -180,8 +180,11 @@ impl ChatService {
                 Ok(model)
             }
             Err(error) => {
-                if remote && matches!(before, ModelStatus::Ready { .. }) {
-                    // The local model is still loaded: keep it, and report the error only.
+                let kept = remote || self.engine.loaded().is_some();
+                if kept && matches!(before, ModelStatus::Ready { .. }) {
+                    // Refused before the loaded model was let go (a server that cannot be
+                    // used, a GPU that is not there or too small, an unreadable header):
+                    // keep it, and report the error only.
                     self.set_status(before);
                 } else {
                     self.set_status(ModelStatus::Failed {

@@ -109,9 +109,29 @@ impl Engine for AutoEngine {
             return self.load_remote(server, spec).await;
         }
         check_gguf_file(&spec.path)?;
-        // A GPU that is not there is refused before the loaded model is let go.
-        let device = spec.device;
-        tokio::task::spawn_blocking(move || localglm_glm::gpu::check_device(device))
+        let path = spec.path.clone();
+        let arch = tokio::task::spawn_blocking(move || read_architecture(&path))
+            .await
+            .map_err(|e| EngineError::LoadFailed {
+                path: spec.path.clone(),
+                reason: e.to_string(),
+            })??;
+        // A GPU that is not there, or a GPU placement that cannot fit, is refused before the
+        // loaded model is let go.
+        if spec.device == localglm_glm::gpu::DeviceChoice::Gpu
+            && arch.as_deref() == Some(localglm_glm::config::ARCH)
+        {
+            let (path, kv) = (spec.path.clone(), spec.kv_cache.unwrap_or_default());
+            let (ctx, cpu_moe) = (spec.context_length, spec.cpu_moe);
+            tokio::task::spawn_blocking(move || {
+                localglm_glm::gpu::check_device(localglm_glm::gpu::DeviceChoice::Gpu)?;
+                crate::glm::plan_gpu_load(
+                    &path,
+                    kv,
+                    ctx.unwrap_or(0) as usize,
+                    cpu_moe.map(|n| n as usize),
+                )
+            })
             .await
             .map_err(|e| EngineError::LoadFailed {
                 path: spec.path.clone(),
@@ -121,14 +141,8 @@ impl Engine for AutoEngine {
                 path: spec.path.clone(),
                 reason: e.to_string(),
             })?;
+        }
         self.unload().await;
-        let path = spec.path.clone();
-        let arch = tokio::task::spawn_blocking(move || read_architecture(&path))
-            .await
-            .map_err(|e| EngineError::LoadFailed {
-                path: spec.path.clone(),
-                reason: e.to_string(),
-            })??;
         let which = if arch.as_deref() == Some(localglm_glm::config::ARCH) {
             Which::Glm
         } else {

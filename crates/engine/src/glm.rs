@@ -163,12 +163,10 @@ impl Engine for GlmEngine {
         let (device, cpu_moe) = (spec.device, spec.cpu_moe.map(|n| n as usize));
         let chat = tokio::task::spawn_blocking(move || {
             if opts.gpu.is_none() {
-                let cpu_moe = match cpu_moe {
-                    Some(n) => Some(n),
-                    None if device == localglm_glm::gpu::DeviceChoice::Gpu => {
-                        planned_cpu_moe(&path, &opts)?
-                    }
-                    None => None,
+                let cpu_moe = if device == localglm_glm::gpu::DeviceChoice::Gpu {
+                    plan_gpu_load(&path, opts.kv_type, opts.max_context, cpu_moe)?
+                } else {
+                    cpu_moe
                 };
                 opts.gpu = localglm_glm::gpu::resolve_device(device, cpu_moe)?;
             }
@@ -401,30 +399,64 @@ pub fn placement_text(model: &Model) -> String {
     }
 }
 
-/// The fit planner's expert placement for a GPU load without an explicit `cpu_moe`: the
-/// fewest MoE layers whose experts must stay in RAM for the model, its KV cache and scratch
-/// to fit the GPU this machine reports (NVML's free VRAM, or the Metal working-set limit).
-/// Where the GPU's memory is unknown (no NVML, a software adapter) nothing is moved and an
-/// allocation that fails says so.
-fn planned_cpu_moe(path: &Path, opts: &RuntimeOptions) -> Result<Option<usize>, GlmError> {
+/// The fit planner's verdict on a GPU load, before anything is allocated: the planned number of
+/// MoE layers whose experts stay in RAM — `cpu_moe` when given (checked to fit), else the
+/// fewest that make the model, its KV cache and scratch fit the GPU this machine reports
+/// (NVML's free VRAM or the Metal working-set limit; `LOCALGLM_MACHINE` stands in for this
+/// machine as in the app's fit check, so the plan the app shows is the one run). A placement
+/// that cannot fit is an error naming the numbers. Where the GPU's memory is unknown (no NVML,
+/// a software adapter) `cpu_moe` is returned as given and an allocation that fails says so.
+pub fn plan_gpu_load(
+    path: &Path,
+    kv: localglm_glm::KvType,
+    max_context: usize,
+    cpu_moe: Option<usize>,
+) -> Result<Option<usize>, GlmError> {
     use localglm_planner::{plan, Placement, Verdict};
-    let hw = localglm_hardware::Hardware::probe();
+    let this = localglm_protocol::MachineSpec {
+        id: "this".into(),
+        ram_gib: 0.0,
+        vram_gib: None,
+        unified: false,
+        gpu_limit_gib: None,
+    };
+    let hw = localglm_planner::view::hardware(&this);
     if localglm_planner::gpu_budget(&hw).is_none() {
-        return Ok(None);
+        return Ok(cpu_moe);
     }
     let spec = localglm_planner::local_spec(path).map_err(|e| GlmError::Load(e.to_string()))?;
-    let kv = opts.kv_type;
-    let context = match opts.max_context {
+    let context = match max_context {
         0 => 32_768,
         n => n as u64,
     };
-    let p = plan(&hw, &spec, context, kv, Placement::Auto);
+    let placement = match cpu_moe {
+        Some(n) => Placement::CpuMoe(n as u32),
+        None => Placement::Auto,
+    };
+    let p = plan(&hw, &spec, context, kv, placement);
     match p.verdict {
-        Verdict::Gpu => Ok(Some(0)),
-        Verdict::GpuCpuExperts => Ok(Some(p.cpu_moe_layers as usize)),
-        Verdict::Cpu | Verdict::NoFit => Err(GlmError::Load(format!(
-            "the model does not fit this GPU even with every MoE layer's experts in RAM: {}",
-            p.summary
-        ))),
+        Verdict::Gpu | Verdict::GpuCpuExperts => Ok(Some(p.cpu_moe_layers as usize)),
+        Verdict::Cpu | Verdict::NoFit => {
+            // What the GPU would have to hold with the experts of `k` (or all) MoE layers in
+            // RAM: the non-expert weights, the rest of the experts, the KV cache and scratch.
+            let k = cpu_moe.map_or(p.moe_layers, |n| n as u32);
+            let q = plan(&hw, &spec, context, kv, Placement::CpuMoe(k)).bytes;
+            let gb = |b: u64| b as f64 / 1e9;
+            let placed = match cpu_moe {
+                Some(n) => format!("with the experts of {n} MoE layers in RAM"),
+                None => "even with every MoE layer's experts in RAM".into(),
+            };
+            Err(GlmError::Load(format!(
+                "the model does not fit this GPU {placed}: it needs {:.2} GB there (weights \
+                 {:.2} GB, KV cache {:.2} GB, scratch {:.2} GB) and the GPU offers {:.2} GB; keep \
+                 more MoE layers' experts in RAM, shorten the context, use a q8_0 KV cache, or \
+                 run on the CPU",
+                gb(q.weights_gpu + q.kv + q.scratch),
+                gb(q.weights_gpu),
+                gb(q.kv),
+                gb(q.scratch),
+                gb(q.gpu_budget)
+            )))
+        }
     }
 }

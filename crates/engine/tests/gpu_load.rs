@@ -1,6 +1,6 @@
 //! Loading onto a GPU through the `AutoEngine` the app uses: the placement is reported, the
-//! model answers there, and a GPU that is not there is refused before the loaded model is let
-//! go. (Its own test binary: it sets `LOCALGLM_GPU_ADAPTER`.)
+//! model answers there, and a GPU that is not there or too small for the plan is refused
+//! before the loaded model is let go. (Its own test binary: it sets `LOCALGLM_GPU_ADAPTER`.)
 
 use futures::StreamExt;
 use localglm_engine::auto::AutoEngine;
@@ -91,5 +91,30 @@ async fn gpu_loads_report_the_placement_and_a_missing_gpu_keeps_the_loaded_model
         engine.loaded().and_then(|m| m.placement).as_deref(),
         Some("CPU")
     );
+    assert_eq!(reply(&engine).await, want);
+
+    if localglm_gpu::adapters().is_empty() {
+        return;
+    }
+    // A GPU too small for the plan (a PC with 10 MB of VRAM stands in for this machine, as in
+    // the app's fit check): refused with the planner's numbers, automatic or forced placement
+    // alike, and the loaded model stays.
+    std::env::set_var(
+        "LOCALGLM_MACHINE",
+        r#"{"id":"pc","ram_gib":64,"vram_gib":0.01,"unified":false,"gpu_limit_gib":null}"#,
+    );
+    for cpu_moe in [None, Some(2)] {
+        let err = engine
+            .load(on(DeviceChoice::Gpu, cpu_moe))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not fit this GPU"), "{err}");
+        assert_eq!(
+            engine.loaded().and_then(|m| m.placement).as_deref(),
+            Some("CPU")
+        );
+    }
+    std::env::remove_var("LOCALGLM_MACHINE");
     assert_eq!(reply(&engine).await, want);
 }
