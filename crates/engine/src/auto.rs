@@ -112,10 +112,7 @@ impl Engine for AutoEngine {
         let path = spec.path.clone();
         let arch = tokio::task::spawn_blocking(move || read_architecture(&path))
             .await
-            .map_err(|e| EngineError::LoadFailed {
-                path: spec.path.clone(),
-                reason: e.to_string(),
-            })??;
+            .map_err(crate::load_failed(&spec.path))??;
         // A GPU that is not there, or a GPU placement that cannot fit, is refused before the
         // loaded model is let go.
         if spec.device == localglm_glm::gpu::DeviceChoice::Gpu
@@ -133,14 +130,8 @@ impl Engine for AutoEngine {
                 )
             })
             .await
-            .map_err(|e| EngineError::LoadFailed {
-                path: spec.path.clone(),
-                reason: e.to_string(),
-            })?
-            .map_err(|e| EngineError::LoadFailed {
-                path: spec.path.clone(),
-                reason: e.to_string(),
-            })?;
+            .map_err(crate::load_failed(&spec.path))?
+            .map_err(crate::load_failed(&spec.path))?;
         }
         self.unload().await;
         let which = if arch.as_deref() == Some(localglm_glm::config::ARCH) {

@@ -173,14 +173,8 @@ impl Engine for GlmEngine {
             GlmChat::open(&path, opts)
         })
         .await
-        .map_err(|e| EngineError::LoadFailed {
-            path: spec.path.clone(),
-            reason: e.to_string(),
-        })?
-        .map_err(|e| EngineError::LoadFailed {
-            path: spec.path.clone(),
-            reason: e.to_string(),
-        })?;
+        .map_err(crate::load_failed(&spec.path))?
+        .map_err(crate::load_failed(&spec.path))?;
         let g = chat.model.gguf();
         let info = ModelInfo {
             name: spec

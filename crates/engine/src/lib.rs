@@ -110,6 +110,14 @@ pub struct LoadSpec {
     pub cpu_moe: Option<u32>,
 }
 
+/// `EngineError::LoadFailed` for `path` from any error's text (for `map_err`).
+pub fn load_failed<E: std::fmt::Display>(path: &std::path::Path) -> impl Fn(E) -> EngineError + '_ {
+    move |e| EngineError::LoadFailed {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
 impl LoadSpec {
     pub fn cpu(path: impl Into<PathBuf>) -> Self {
         Self {

@@ -34,7 +34,7 @@ pub enum Kernel {
 }
 
 const PRELUDE: &str = include_str!("shaders/prelude.wgsl");
-const REDUCE_SHARED: &str = include_str!("shaders/reduce_shared.wgsl");
+pub(crate) const REDUCE_SHARED: &str = include_str!("shaders/reduce_shared.wgsl");
 const REDUCE_SUBGROUP: &str = include_str!("shaders/reduce_subgroup.wgsl");
 const KERNEL_PLAIN: &str = include_str!("shaders/kernel_plain.wgsl");
 const KERNEL_INDEXED: &str = include_str!("shaders/kernel_indexed.wgsl");
@@ -308,30 +308,7 @@ impl Gpu {
         }
         let what = format!("{ty} {kernel:?}");
         let src = shader_source(ty, kernel, self.subgroups).ok_or(GpuError::Unsupported(ty))?;
-        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = self
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(&what),
-                source: wgpu::ShaderSource::Wgsl(src.into()),
-            });
-        let pipeline = self
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(&what),
-                layout: Some(&self.pipeline_layout),
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: wgpu::PipelineCompilationOptions::default(),
-                cache: None,
-            });
-        if let Some(err) = pollster::block_on(scope.pop()) {
-            return Err(GpuError::Shader {
-                what,
-                message: err.to_string(),
-            });
-        }
-        let p = Arc::new(pipeline);
+        let p = self.compile(&what, src, &self.pipeline_layout)?;
         cache.insert((ty, kernel), p.clone());
         Ok(p)
     }

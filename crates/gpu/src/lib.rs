@@ -339,23 +339,56 @@ impl Gpu {
     /// Overwrites the start of `buf` with `values` (ordered before the next submission's work).
     pub fn write_f32(&self, buf: &Buffer, values: &[f32]) -> Result<(), GpuError> {
         check_len("write_f32 values", buf.len, values.len())?;
-        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.queue.write_buffer(&buf.buf, 0, &bytes);
-        self.counters
-            .upload_bytes
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.write_words(buf, values.iter().flat_map(|v| v.to_le_bytes()).collect());
         Ok(())
     }
 
     /// Overwrites the start of `buf` with `values`.
     pub fn write_u32(&self, buf: &Buffer, values: &[u32]) -> Result<(), GpuError> {
         check_len("write_u32 values", buf.len, values.len())?;
-        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.write_words(buf, values.iter().flat_map(|v| v.to_le_bytes()).collect());
+        Ok(())
+    }
+
+    fn write_words(&self, buf: &Buffer, bytes: Vec<u8>) {
         self.queue.write_buffer(&buf.buf, 0, &bytes);
         self.counters
             .upload_bytes
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        Ok(())
+    }
+
+    /// Compiles `source` (entry point `main`) against `layout`; a compile or validation error
+    /// is [`GpuError::Shader`] naming `what`.
+    pub(crate) fn compile(
+        &self,
+        what: &str,
+        source: String,
+        layout: &wgpu::PipelineLayout,
+    ) -> Result<Arc<wgpu::ComputePipeline>, GpuError> {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(what),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(what),
+                layout: Some(layout),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: wgpu::PipelineCompilationOptions::default(),
+                cache: None,
+            });
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            return Err(GpuError::Shader {
+                what: what.to_string(),
+                message: err.to_string(),
+            });
+        }
+        Ok(Arc::new(pipeline))
     }
 
     /// A zeroed device buffer of `len` f32.

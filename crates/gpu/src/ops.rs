@@ -47,8 +47,12 @@ fn key_fn(kv: KvType) -> &'static str {
 pub(crate) fn op_source(op: Op) -> String {
     let mut s = format!("const WG: u32 = {WG}u;\n");
     s += OPS_PRELUDE;
-    if let Op::Attention(kv) | Op::IndexScores(kv) = op {
-        s += key_fn(kv);
+    s += crate::kernels::REDUCE_SHARED;
+    match op {
+        Op::Attention(kv) | Op::IndexScores(kv) => s += key_fn(kv),
+        Op::Store(KvType::F16) => s += include_str!("shaders/ops/pack_f16.wgsl"),
+        Op::Store(KvType::BF16) => s += include_str!("shaders/ops/pack_bf16.wgsl"),
+        _ => {}
     }
     s += match op {
         Op::Norm => include_str!("shaders/ops/norm.wgsl"),
@@ -58,8 +62,7 @@ pub(crate) fn op_source(op: Op) -> String {
         Op::Route => include_str!("shaders/ops/route.wgsl"),
         Op::Combine => include_str!("shaders/ops/combine.wgsl"),
         Op::Store(KvType::F32) => include_str!("shaders/ops/store_f32.wgsl"),
-        Op::Store(KvType::F16) => include_str!("shaders/ops/store_f16.wgsl"),
-        Op::Store(KvType::BF16) => include_str!("shaders/ops/store_bf16.wgsl"),
+        Op::Store(KvType::F16 | KvType::BF16) => include_str!("shaders/ops/store_half.wgsl"),
         Op::Store(KvType::Q8_0) => include_str!("shaders/ops/store_q8_0.wgsl"),
         Op::Attention(_) => include_str!("shaders/ops/attention.wgsl"),
         Op::IndexScores(_) => include_str!("shaders/ops/index_scores.wgsl"),
@@ -136,30 +139,7 @@ impl Gpu {
             return Ok(p.clone());
         }
         let what = format!("{op:?}");
-        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = self
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(&what),
-                source: wgpu::ShaderSource::Wgsl(op_source(op).into()),
-            });
-        let pipeline = self
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(&what),
-                layout: Some(&self.op_pipeline_layout),
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: wgpu::PipelineCompilationOptions::default(),
-                cache: None,
-            });
-        if let Some(err) = pollster::block_on(scope.pop()) {
-            return Err(GpuError::Shader {
-                what,
-                message: err.to_string(),
-            });
-        }
-        let p = Arc::new(pipeline);
+        let p = self.compile(&what, op_source(op), &self.op_pipeline_layout)?;
         cache.insert(op, p.clone());
         Ok(p)
     }

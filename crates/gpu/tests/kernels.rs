@@ -17,23 +17,14 @@ use localglm_gpu::{Gpu, GpuError, GpuOptions, GPU_TYPES};
 use localglm_quants::synth::{random_blocks, random_vector};
 use localglm_quants::{dequantize_row, GgmlType};
 
+mod common;
+
 fn open(subgroups: bool, max_binding_bytes: Option<u64>) -> Option<Gpu> {
-    let opts = GpuOptions {
-        adapter: std::env::var("LOCALGLM_GPU_ADAPTER").ok(),
-        allow_software: true,
+    common::open(GpuOptions {
         subgroups,
         max_binding_bytes,
-    };
-    match Gpu::new(&opts) {
-        Ok(g) => Some(g),
-        Err(e) => {
-            if std::env::var("LOCALGLM_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-                panic!("LOCALGLM_REQUIRE_GPU=1 but {e}");
-            }
-            eprintln!("SKIPPED: no GPU adapter to test on ({e})");
-            None
-        }
-    }
+        ..GpuOptions::default()
+    })
 }
 
 /// Columns per row for `ty`: a few blocks, and a tail that is not a multiple of 32 for floats.

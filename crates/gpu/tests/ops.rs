@@ -5,20 +5,10 @@
 
 use localglm_gpu::{Gpu, GpuOptions};
 
+mod common;
+
 fn open() -> Option<Gpu> {
-    match Gpu::new(&GpuOptions {
-        allow_software: true,
-        ..GpuOptions::default()
-    }) {
-        Ok(g) => Some(g),
-        Err(e) => {
-            if std::env::var("LOCALGLM_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-                panic!("LOCALGLM_REQUIRE_GPU=1 but {e}");
-            }
-            eprintln!("SKIPPED: no GPU adapter to test on ({e})");
-            None
-        }
-    }
+    common::open(GpuOptions::default())
 }
 
 /// The rule, stated plainly.

@@ -43,7 +43,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         U[sc + t] = bitcast<u32>(e);
         sum += e;
     }
-    sum = wg_sum(sum, lid);
+    sum = reduce(sum, lid);
     storageBarrier();
     workgroupBarrier();
     let out = Q.p3.z + (i * heads + h) * kv_lora;

@@ -19,14 +19,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var i = lid; i < d; i += WG) {
             s += select(B[xb + i], A[xb + i], in_place);
         }
-        mean = wg_sum(s, lid) / f32(d);
+        mean = reduce(s, lid) / f32(d);
     }
     var s2 = 0.0;
     for (var i = lid; i < d; i += WG) {
         let v = select(B[xb + i], A[xb + i], in_place) - mean;
         s2 += v * v;
     }
-    let inv = inverseSqrt(wg_sum(s2, lid) / f32(d) + pf(Q.p1.w));
+    let inv = inverseSqrt(reduce(s2, lid) / f32(d) + pf(Q.p1.w));
     for (var i = lid; i < d; i += WG) {
         let v = (select(B[xb + i], A[xb + i], in_place) - mean) * inv * C[Q.p1.z + i];
         if (layer) {

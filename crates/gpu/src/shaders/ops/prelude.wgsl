@@ -21,22 +21,7 @@ fn pf(v: u32) -> f32 {
     return bitcast<f32>(v);
 }
 
-var<workgroup> red: array<f32, WG>;
-
-// Workgroup sum; every invocation must call it.
-fn wg_sum(v: f32, lid: u32) -> f32 {
-    red[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            red[lid] += red[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let total = red[0];
-    workgroupBarrier();
-    return total;
-}
+// `red` and the workgroup sum `reduce(v, lid)` come from reduce_shared.wgsl, added after this.
 
 // Workgroup maximum; every invocation must call it.
 fn wg_max(v: f32, lid: u32) -> f32 {
