@@ -487,60 +487,14 @@ impl Gpu {
                 actual: grid.2 as usize,
             });
         }
-        let mut pending = self.pending.lock().expect("pending lock");
-        if pending.slot == crate::PARAM_SLOTS {
-            drop(pending);
-            self.flush();
-            pending = self.pending.lock().expect("pending lock");
-        }
-        let offset = pending.slot * self.param_align;
-        pending.slot += 1;
-        self.queue.write_buffer(&self.params, offset, &p.bytes());
-        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
-            layout: &self.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: w.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: x.buf.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: y.buf.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 3,
-                    resource: self.tables.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 4,
-                    resource: ids.map_or(&self.dummy_ids, |b| &b.buf).as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 5,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &self.params,
-                        offset: 0,
-                        size: wgpu::BufferSize::new(PARAMS_BYTES),
-                    }),
-                },
-            ],
-        });
-        let enc = self.encoder(&mut pending);
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: None,
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(pipeline);
-            pass.set_bind_group(0, &bind, &[offset as u32]);
-            pass.dispatch_workgroups(grid.0, grid.1, grid.2);
-        }
-        self.counters.dispatches.fetch_add(1, Ordering::Relaxed);
+        let ids = ids.map_or(&self.dummy_ids, |b| &b.buf);
+        self.record(
+            pipeline,
+            &self.layout,
+            &[w, &x.buf, &y.buf, &self.tables, ids],
+            &p.bytes(),
+            grid,
+        );
         Ok(())
     }
 }

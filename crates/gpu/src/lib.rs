@@ -519,6 +519,59 @@ impl Gpu {
         self.read_f32_range(buf, 0, buf.len)
     }
 
+    /// Records one dispatch: `buffers` bound at 0.., the parameters in the next uniform slot
+    /// (bound after them, at a dynamic offset), `grid` workgroups.
+    pub(crate) fn record(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        layout: &wgpu::BindGroupLayout,
+        buffers: &[&wgpu::Buffer],
+        params: &[u8],
+        grid: (u32, u32, u32),
+    ) {
+        let mut pending = self.pending.lock().expect("pending lock");
+        if pending.slot == PARAM_SLOTS {
+            drop(pending);
+            self.flush();
+            pending = self.pending.lock().expect("pending lock");
+        }
+        let offset = pending.slot * self.param_align;
+        pending.slot += 1;
+        self.queue.write_buffer(&self.params, offset, params);
+        let mut entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        entries.push(wgpu::BindGroupEntry {
+            binding: buffers.len() as u32,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &self.params,
+                offset: 0,
+                size: wgpu::BufferSize::new(kernels::PARAMS_BYTES),
+            }),
+        });
+        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout,
+            entries: &entries,
+        });
+        let enc = self.encoder(&mut pending);
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: None,
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, &bind, &[offset as u32]);
+            pass.dispatch_workgroups(grid.0, grid.1, grid.2);
+        }
+        self.counters.dispatches.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn encoder<'a>(&self, p: &'a mut Pending) -> &'a mut wgpu::CommandEncoder {
         p.encoder.get_or_insert_with(|| {
             self.device

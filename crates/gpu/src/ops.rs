@@ -12,7 +12,6 @@
 use crate::kernels::PARAMS_BYTES;
 use crate::{Buffer, Gpu, GpuError};
 use localglm_quants::KvType;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Invocations per workgroup of the ops (`WG` in their shaders).
@@ -174,56 +173,21 @@ impl Gpu {
     fn op(&self, op: Op, a: &Buffer, binds: Binds<'_>, p: [u32; 16], grid: (u32, u32, u32)) -> R {
         let pipeline = self.op_pipeline(op)?;
         let bytes: Vec<u8> = p.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let mut pending = self.pending.lock().expect("pending lock");
-        if pending.slot == crate::PARAM_SLOTS {
-            drop(pending);
-            self.flush();
-            pending = self.pending.lock().expect("pending lock");
-        }
-        let offset = pending.slot * self.param_align;
-        pending.slot += 1;
-        self.queue.write_buffer(&self.params, offset, &bytes);
-        fn ro<'b>(b: Option<&'b Buffer>, dummy: &'b wgpu::Buffer) -> &'b wgpu::Buffer {
-            b.map_or(dummy, |b| &b.buf)
-        }
-        fn entry(binding: u32, buf: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
-            wgpu::BindGroupEntry {
-                binding,
-                resource: buf.as_entire_binding(),
-            }
-        }
-        let dummy = &self.dummy_ids;
-        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
-            layout: &self.op_layout,
-            entries: &[
-                entry(0, &a.buf),
-                entry(1, ro(binds.b, dummy)),
-                entry(2, ro(binds.c, dummy)),
-                entry(3, ro(binds.d, dummy)),
-                entry(4, ro(binds.u, &self.dummy_rw)),
-                entry(5, ro(binds.m, dummy)),
-                wgpu::BindGroupEntry {
-                    binding: 6,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &self.params,
-                        offset: 0,
-                        size: wgpu::BufferSize::new(PARAMS_BYTES),
-                    }),
-                },
-            ],
-        });
-        let enc = self.encoder(&mut pending);
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: None,
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(&pipeline);
-            pass.set_bind_group(0, &bind, &[offset as u32]);
-            pass.dispatch_workgroups(grid.0, grid.1, grid.2);
-        }
-        self.counters.dispatches.fetch_add(1, Ordering::Relaxed);
+        let d = &self.dummy_ids;
+        let (b, c, dd, m) = (
+            binds.b.map_or(d, |x| &x.buf),
+            binds.c.map_or(d, |x| &x.buf),
+            binds.d.map_or(d, |x| &x.buf),
+            binds.m.map_or(d, |x| &x.buf),
+        );
+        let rw = binds.u.map_or(&self.dummy_rw, |x| &x.buf);
+        self.record(
+            &pipeline,
+            &self.op_layout,
+            &[&a.buf, b, c, dd, rw, m],
+            &bytes,
+            grid,
+        );
         Ok(())
     }
 
