@@ -230,5 +230,6 @@ fn gpu_counts(model: &Model, prompt: usize, gen: usize) -> Result<()> {
         per(d.upload_bytes)
     );
     println!("| bytes read back | {:.0} | — |", per(d.readback_bytes));
+    println!("| device buffers created | {:.1} | — |", per(d.allocations));
     Ok(())
 }

@@ -40,6 +40,8 @@ pub(crate) struct GpuWeights {
     pub(crate) bytes: u64,
     /// Norm vectors and biases for the device-resident pass.
     pub(crate) device: Option<crate::gpu_pass::DeviceModel>,
+    /// Scratch buffers of the device-resident pass, reused from token to token.
+    pub(crate) scratch: std::sync::Mutex<localglm_gpu::Pool>,
 }
 
 impl GpuWeights {
@@ -55,6 +57,7 @@ impl GpuWeights {
             cpu_moe: 0,
             bytes: 0,
             device: None,
+            scratch: Default::default(),
         };
         out.put(g, &w.output)?;
         let mut moe_seen = 0;

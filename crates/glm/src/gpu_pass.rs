@@ -14,7 +14,7 @@ use crate::model::{Logits, Model};
 use crate::weights::{Ffn, GateUp, LayerWeights, QTensor};
 use crate::GlmError;
 use candle_core::Tensor;
-use localglm_gpu::{cache_words, AttentionArgs, Buffer, Gpu, QWeight};
+use localglm_gpu::{cache_words, AttentionArgs, Buffer, Gpu, Pool, QWeight};
 use localglm_quants::{dequantize_row, dequantize_to_vec, KvType};
 
 /// Epsilons as in `model.rs` (HF defaults for the low-rank norms and the indexer LayerNorm).
@@ -156,6 +156,9 @@ impl Model {
         let gw = self.gpu.as_ref().expect("device pass on a GPU");
         let dm = gw.device.as_ref().expect("device vectors uploaded");
         let g: &Gpu = &gw.gpu;
+        // Scratch reused across passes (one pass at a time per model).
+        let mut pool = gw.scratch.lock().unwrap_or_else(|p| p.into_inner());
+        let pool = &mut *pool;
         let c = &self.config;
         let kvt = self.opts.kv_type;
         let n = tokens.len();
@@ -181,7 +184,9 @@ impl Model {
                     &mut out[k * d..(k + 1) * d],
                 )?;
             }
-            g.upload_f32(&out)?
+            let x = pool.get(g, "x", n * d)?;
+            g.write_f32(&x, &out)?;
+            x
         };
         let table = {
             let mut cos = Vec::with_capacity(2 * n * half);
@@ -194,11 +199,17 @@ impl Model {
                 }
             }
             cos.extend(sin);
-            g.upload_f32(&cos)?
+            let table = pool.get(g, "rope", cos.len())?;
+            g.write_f32(&table, &cos)?;
+            table
         };
         let sin_off = n * half;
         let head_ids: Vec<u32> = (0..n).flat_map(|_| 0..nh as u32).collect();
-        let head_ids = g.upload_u32(&head_ids)?;
+        let head_ids = {
+            let b = pool.get(g, "head_ids", head_ids.len())?;
+            g.write_u32(&b, &head_ids)?;
+            b
+        };
 
         // Scratch for the whole pass (sized for the widest layer).
         let k = c.n_expert_used.max(1);
@@ -207,21 +218,21 @@ impl Model {
             .n_ff
             .max(c.expert_ff * k)
             .max(c.expert_ff * c.n_expert_shared.max(1));
-        let h = g.zeros(n * d)?;
-        let cq = g.zeros(n * c.q_lora)?;
-        let q = g.zeros(n * nh * qk)?;
-        let kv = g.zeros(n * width)?;
-        let qabs = g.zeros(n * nh * c.kv_lora)?;
-        let olat = g.zeros(n * nh * c.kv_lora)?;
-        let o = g.zeros(n * nh * c.v_head)?;
-        let a = g.zeros(n * d)?;
-        let scratch = g.zeros(n * nh * t_len)?;
-        let gu = g.zeros(2 * n * ff)?;
-        let act = g.zeros(n * ff)?;
-        let y = g.zeros(n * k * d)?;
-        let logits_r = g.zeros(n * c.n_expert.max(1))?;
-        let ids = g.zeros(n * k)?;
-        let wts = g.zeros(n * k)?;
+        let h = pool.get(g, "h", n * d)?;
+        let cq = pool.get(g, "cq", n * c.q_lora)?;
+        let q = pool.get(g, "q", n * nh * qk)?;
+        let kv = pool.get(g, "kv", n * width)?;
+        let qabs = pool.get(g, "qabs", n * nh * c.kv_lora)?;
+        let olat = pool.get(g, "olat", n * nh * c.kv_lora)?;
+        let o = pool.get(g, "o", n * nh * c.v_head)?;
+        let a = pool.get(g, "a", n * d)?;
+        let scratch = pool.get(g, "scratch", n * nh * t_len)?;
+        let gu = pool.get(g, "gu", 2 * n * ff)?;
+        let act = pool.get(g, "act", n * ff)?;
+        let y = pool.get(g, "y", n * k * d)?;
+        let logits_r = pool.get(g, "logits_r", n * c.n_expert.max(1))?;
+        let ids = pool.get(g, "ids", n * k)?;
+        let wts = pool.get(g, "wts", n * k)?;
         let dkv = cache
             .device
             .as_mut()
@@ -264,7 +275,8 @@ impl Model {
             // Which keys each query sees.
             let mask = match (&lw.indexer, dkv.idx[i].as_mut()) {
                 (Some(_), Some(irows)) => {
-                    let m = self.device_indexer(g, gw, lw, v, irows, &h, &cq, &table, n, p0)?;
+                    let m =
+                        self.device_indexer(g, gw, pool, lw, v, irows, &h, &cq, &table, n, p0)?;
                     shared_mask = m;
                     shared_mask.as_ref()
                 }
@@ -401,9 +413,9 @@ impl Model {
             d,
             c.rms_eps,
         )?;
-        let out = g.zeros(rows * c.vocab)?;
+        let out = pool.get(g, "logits", rows * c.vocab)?;
         g.matmul(w(gw, &self.weights.output)?, &h, 0, rows, &out, 0)?;
-        let flat = g.read_f32(&out)?;
+        let flat = g.read_f32_range(&out, 0, rows * c.vocab)?;
         Ok(flat.chunks_exact(c.vocab).map(<[f32]>::to_vec).collect())
     }
 
@@ -436,6 +448,7 @@ impl Model {
         &self,
         g: &Gpu,
         gw: &GpuWeights,
+        pool: &mut Pool,
         lw: &LayerWeights,
         v: &DeviceVecs,
         irows: &mut DeviceRows,
@@ -454,7 +467,7 @@ impl Model {
         let norm = v.idx_norm.as_ref().expect("full layer has its norm");
 
         // Keys: LayerNorm(W_k h), RoPE on the first `rope` dims; stored.
-        let kb = g.zeros(n * dim)?;
+        let kb = pool.get(g, "idx_kb", n * dim)?;
         g.matmul(w(gw, &ix.k)?, h, 0, n, &kb, 0)?;
         g.layer_norm(
             (&kb, 0, dim),
@@ -474,12 +487,12 @@ impl Model {
         }
 
         // Queries (RoPE per head), head weights, scores, and the top-k selection as a mask.
-        let qb = g.zeros(n * nih * dim)?;
+        let qb = pool.get(g, "idx_qb", n * nih * dim)?;
         g.matmul(w(gw, &ix.q_b)?, cq, 0, n, &qb, 0)?;
         g.rope(&qb, 0, n, nih, half, nih * dim, dim, table, 0, sin_off)?;
-        let wb = g.zeros(n * nih)?;
+        let wb = pool.get(g, "idx_wb", n * nih)?;
         g.matmul(w(gw, &ix.proj)?, h, 0, n, &wb, 0)?;
-        let sb = g.zeros(n * t_len)?;
+        let sb = pool.get(g, "idx_sb", n * t_len)?;
         let ibuf = irows.buf.as_ref().expect("stored above");
         g.index_scores(
             self.opts.kv_type,
@@ -499,7 +512,7 @@ impl Model {
             p0,
             1.0 / ((dim * nih) as f32).sqrt(),
         )?;
-        let mask = g.zeros(n * t_len)?;
+        let mask = pool.get(g, "idx_mask", n * t_len)?;
         g.topk_mask(&sb, 0, &mask, 0, n, t_len, p0, c.idx_topk, HIDDEN)?;
         Ok(Some(mask))
     }

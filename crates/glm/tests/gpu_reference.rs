@@ -247,7 +247,8 @@ fn a_decoded_token_runs_its_weight_products_on_the_gpu() {
     );
 }
 
-/// Within the indexer's top-k the whole token is one submission, and only the logits come back.
+/// Within the indexer's top-k the whole token is one submission that allocates nothing, and only
+/// the logits come back.
 #[test]
 fn a_decoded_token_is_one_submission_within_the_indexers_top_k() {
     if gpu().is_none() {
@@ -269,6 +270,8 @@ fn a_decoded_token_is_one_submission_within_the_indexers_top_k() {
     eprintln!("one token: {d:?}");
     assert_eq!(d.submissions, 1);
     assert_eq!(d.readback_bytes, 4 * model.config.vocab as u64);
+    // Scratch, cache rows and the read-back buffer are reused: nothing is allocated.
+    assert_eq!(d.allocations, 0);
 }
 
 /// f16 / bf16 / q8_0 caches on the device: the same bounds as the CPU runtime's test.

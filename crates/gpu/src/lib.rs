@@ -20,6 +20,7 @@ mod tables;
 pub use adapters::{adapters, find_adapter, AdapterReport};
 pub use kernels::{Kernel, QWeight, GPU_TYPES};
 pub use ops::{cache_words, AttentionArgs};
+// `Pool` is defined below.
 
 use localglm_quants::GgmlType;
 use std::collections::HashMap;
@@ -113,6 +114,7 @@ pub struct Counters {
     weight_bytes: AtomicU64,
     upload_bytes: AtomicU64,
     readback_bytes: AtomicU64,
+    allocations: AtomicU64,
 }
 
 /// A snapshot of [`Counters`].
@@ -128,6 +130,8 @@ pub struct CounterSnapshot {
     pub upload_bytes: u64,
     /// Bytes read back to the host.
     pub readback_bytes: u64,
+    /// Device buffers created.
+    pub allocations: u64,
 }
 
 impl CounterSnapshot {
@@ -139,12 +143,13 @@ impl CounterSnapshot {
             weight_bytes: self.weight_bytes - earlier.weight_bytes,
             upload_bytes: self.upload_bytes - earlier.upload_bytes,
             readback_bytes: self.readback_bytes - earlier.readback_bytes,
+            allocations: self.allocations - earlier.allocations,
         }
     }
 }
 
-/// A buffer of f32 (or u32) values on the device.
-#[derive(Debug)]
+/// A buffer of f32 (or u32) values on the device (a clone refers to the same buffer).
+#[derive(Debug, Clone)]
 pub struct Buffer {
     pub(crate) buf: wgpu::Buffer,
     len: usize,
@@ -190,6 +195,7 @@ pub struct Gpu {
     op_pipeline_layout: wgpu::PipelineLayout,
     op_pipelines: Mutex<HashMap<ops::Op, Arc<wgpu::ComputePipeline>>>,
     pending: Mutex<Pending>,
+    staging: Mutex<Option<wgpu::Buffer>>,
     counters: Counters,
 }
 
@@ -293,6 +299,7 @@ impl Gpu {
                 encoder: None,
                 slot: 0,
             }),
+            staging: Mutex::new(None),
             counters: Counters::default(),
         })
     }
@@ -321,6 +328,7 @@ impl Gpu {
             weight_bytes: c.weight_bytes.load(Ordering::Relaxed),
             upload_bytes: c.upload_bytes.load(Ordering::Relaxed),
             readback_bytes: c.readback_bytes.load(Ordering::Relaxed),
+            allocations: c.allocations.load(Ordering::Relaxed),
         }
     }
 
@@ -338,14 +346,14 @@ impl Gpu {
 
     /// Overwrites the start of `buf` with `values` (ordered before the next submission's work).
     pub fn write_f32(&self, buf: &Buffer, values: &[f32]) -> Result<(), GpuError> {
-        check_len("write_f32 values", buf.len, values.len())?;
+        fits_in("write_f32 values", buf.len, values.len())?;
         self.write_words(buf, values.iter().flat_map(|v| v.to_le_bytes()).collect());
         Ok(())
     }
 
     /// Overwrites the start of `buf` with `values`.
     pub fn write_u32(&self, buf: &Buffer, values: &[u32]) -> Result<(), GpuError> {
-        check_len("write_u32 values", buf.len, values.len())?;
+        fits_in("write_u32 values", buf.len, values.len())?;
         self.write_words(buf, values.iter().flat_map(|v| v.to_le_bytes()).collect());
         Ok(())
     }
@@ -437,6 +445,7 @@ impl Gpu {
             usage,
             mapped_at_creation: mapped,
         });
+        self.counters.allocations.fetch_add(1, Ordering::Relaxed);
         let invalid = pollster::block_on(validation.pop());
         let oom = pollster::block_on(scope.pop());
         if oom.is_some() || invalid.is_some() {
@@ -477,12 +486,18 @@ impl Gpu {
             return Ok(Vec::new());
         }
         let size = (len * 4) as u64;
-        let staging = self.create_buffer(
-            "readback",
-            size,
-            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            false,
-        )?;
+        // One staging buffer, grown as needed (a read-back allocates nothing in steady state).
+        let mut slot = self.staging.lock().expect("staging lock");
+        if slot.as_ref().is_none_or(|b| b.size() < size) {
+            *slot = Some(self.create_buffer(
+                "readback",
+                size.next_power_of_two(),
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                false,
+            )?);
+        }
+        // Held until the buffer is unmapped: reads from other threads wait their turn.
+        let staging = slot.as_ref().expect("created above").clone();
         {
             let mut p = self.pending.lock().expect("pending lock");
             let enc = self.encoder(&mut p);
@@ -490,7 +505,7 @@ impl Gpu {
         }
         self.flush();
         let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+        staging.map_async(wgpu::MapMode::Read, ..size, move |r| {
             let _ = tx.send(r);
         });
         self.device
@@ -500,7 +515,7 @@ impl Gpu {
             .map_err(|e| GpuError::Lost(e.to_string()))?
             .map_err(|e| GpuError::Lost(e.to_string()))?;
         let view = staging
-            .get_mapped_range(..)
+            .get_mapped_range(..size)
             .map_err(|e| GpuError::Lost(e.to_string()))?;
         let out = view
             .chunks_exact(4)
@@ -508,6 +523,7 @@ impl Gpu {
             .collect();
         drop(view);
         staging.unmap();
+        drop(slot);
         self.counters
             .readback_bytes
             .fetch_add(size, Ordering::Relaxed);
@@ -582,6 +598,17 @@ impl Gpu {
     }
 }
 
+fn fits_in(what: &'static str, room: usize, len: usize) -> Result<(), GpuError> {
+    if len > room {
+        return Err(GpuError::Shape {
+            what,
+            expected: room,
+            actual: len,
+        });
+    }
+    Ok(())
+}
+
 fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<(), GpuError> {
     if expected != actual {
         return Err(GpuError::Shape {
@@ -646,5 +673,28 @@ impl std::str::FromStr for DeviceChoice {
             "cpu" => Ok(Self::Cpu),
             _ => Err(format!("device `{s}`: expected auto, gpu or cpu")),
         }
+    }
+}
+
+/// Named scratch buffers reused from one forward pass to the next, each grown (doubling) when
+/// a pass needs more, so a steady decode allocates nothing.
+#[derive(Debug, Default)]
+pub struct Pool {
+    bufs: HashMap<&'static str, Buffer>,
+}
+
+impl Pool {
+    /// The buffer `name`, at least `len` elements long (its contents are whatever the last
+    /// user left: callers write before they read).
+    pub fn get(&mut self, gpu: &Gpu, name: &'static str, len: usize) -> Result<Buffer, GpuError> {
+        if let Some(b) = self.bufs.get(name) {
+            if b.len >= len {
+                return Ok(b.clone());
+            }
+        }
+        let grown = self.bufs.get(name).map_or(len, |b| len.max(2 * b.len));
+        let b = gpu.zeros(grown)?;
+        self.bufs.insert(name, b.clone());
+        Ok(b)
     }
 }
