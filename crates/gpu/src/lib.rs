@@ -458,6 +458,22 @@ impl Gpu {
         Ok(buf)
     }
 
+    /// The device's copy bandwidth (bytes read plus written per second, best of `reps`
+    /// buffer-to-buffer copies of `bytes`), the physical limit a weight product is compared to.
+    pub fn copy_bandwidth(&self, bytes: usize, reps: usize) -> Result<f64, GpuError> {
+        let len = (bytes / 4).max(1);
+        let a = self.zeros(len)?;
+        let b = self.zeros(len)?;
+        let mut best = f64::MAX;
+        for _ in 0..reps.max(1) {
+            let t = std::time::Instant::now();
+            self.copy(&a, 0, &b, 0, len)?;
+            self.read_f32_range(&b, 0, 1)?;
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        Ok(2.0 * (len * 4) as f64 / best)
+    }
+
     /// Submits everything recorded so far.
     pub fn flush(&self) {
         let mut p = self.pending.lock().expect("pending lock");
