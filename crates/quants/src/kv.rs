@@ -49,11 +49,10 @@ impl KvType {
 }
 
 impl std::str::FromStr for KvType {
-    type Err = String;
+    type Err = crate::QuantError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::parse(s)
-            .ok_or_else(|| format!("KV-cache type `{s}`: expected f16, bf16, q8_0 or f32"))
+    fn from_str(s: &str) -> Result<Self, crate::QuantError> {
+        Self::parse(s).ok_or_else(|| crate::QuantError::UnknownKvType(s.to_string()))
     }
 }
 

@@ -43,6 +43,9 @@ pub enum QuantError {
     /// A type id that is not (or no longer) a ggml type.
     #[error("unknown ggml type id {0}")]
     UnknownTypeId(u32),
+    /// A KV-cache type name that is not f16, bf16, q8_0 or f32.
+    #[error("KV-cache type `{0}`: expected f16, bf16, q8_0 or f32")]
+    UnknownKvType(String),
     /// A known type this crate cannot decode (activation-only, integer or non-GLM formats).
     #[error("ggml type {0} is not supported for dequantization")]
     Unsupported(GgmlType),
