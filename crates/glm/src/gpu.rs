@@ -13,7 +13,6 @@
 //!   [`GpuWeights::indexed`] serve the CPU-side code that still multiplies by a placed weight
 //!   (the shared expert of a MoE layer whose routed experts are in RAM).
 
-use crate::config::GlmConfig;
 use crate::weights::{Ffn, GateUp, QTensor, Weights};
 use crate::GlmError;
 use localglm_gguf::GgufModel;
@@ -48,7 +47,6 @@ impl GpuWeights {
     pub(crate) fn upload(
         g: &GgufModel,
         w: &Weights,
-        c: &GlmConfig,
         placement: &GpuPlacement,
     ) -> Result<Self, GlmError> {
         let mut out = Self {
@@ -99,7 +97,6 @@ impl GpuWeights {
                 }
             }
         }
-        let _ = c;
         out.device = Some(crate::gpu_pass::DeviceModel::upload(g, &out.gpu, w)?);
         Ok(out)
     }

@@ -162,7 +162,7 @@ impl Model {
             })
             .collect();
         let gpu = match &opts.gpu {
-            Some(p) => Some(GpuWeights::upload(&gguf, &weights, &config, p)?),
+            Some(p) => Some(GpuWeights::upload(&gguf, &weights, p)?),
             None => None,
         };
         Ok(Self {

@@ -10,9 +10,10 @@
 use localglm_glm::{GpuPlacement, KvType, Logits, Model, RuntimeOptions};
 use localglm_gpu::{Gpu, GpuOptions};
 use localglm_quants::Activations;
-use serde_json::Value;
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
+
+mod common;
+use common::{cases, compare, fixture, Case};
 
 fn gpu() -> Option<Arc<Gpu>> {
     static GPU: OnceLock<Option<Arc<Gpu>>> = OnceLock::new();
@@ -35,44 +36,6 @@ fn gpu() -> Option<Arc<Gpu>> {
     .clone()
 }
 
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-/// (tokens, reference logits per position) of every case of a fixture.
-fn cases(stem: &str) -> Vec<(String, Vec<u32>, Vec<Vec<f32>>)> {
-    let text = std::fs::read_to_string(fixture(&format!("{stem}.ref.json"))).unwrap();
-    let v: Value = serde_json::from_str(&text).unwrap();
-    v["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            let tokens = c["tokens"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t.as_u64().unwrap() as u32)
-                .collect();
-            let logits = c["logits"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| {
-                    r.as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|x| x.as_f64().unwrap() as f32)
-                        .collect()
-                })
-                .collect();
-            (c["name"].as_str().unwrap().to_string(), tokens, logits)
-        })
-        .collect()
-}
-
 fn open(stem: &str, kv_type: KvType, placement: Option<GpuPlacement>) -> Model {
     Model::open(
         fixture(&format!("{stem}.gguf")),
@@ -86,30 +49,23 @@ fn open(stem: &str, kv_type: KvType, placement: Option<GpuPlacement>) -> Model {
     .unwrap()
 }
 
+/// A device of its own, for tests that read its counters (the others share one and run in
+/// parallel).
+fn own_gpu() -> Arc<Gpu> {
+    Arc::new(
+        Gpu::new(&GpuOptions {
+            allow_software: true,
+            ..GpuOptions::default()
+        })
+        .unwrap(),
+    )
+}
+
 fn on_gpu(gpu: &Arc<Gpu>, cpu_moe: usize) -> Option<GpuPlacement> {
     Some(GpuPlacement {
         gpu: gpu.clone(),
         cpu_moe,
     })
-}
-
-fn argmax(v: &[f32]) -> usize {
-    localglm_glm::sampler::argmax(v) as usize
-}
-
-/// (max |Δ|, positions whose argmax differs)
-fn compare(got: &[Vec<f32>], want: &[Vec<f32>]) -> (f32, usize) {
-    assert_eq!(got.len(), want.len());
-    let mut max = 0f32;
-    let mut bad = 0;
-    for (g, w) in got.iter().zip(want) {
-        assert_eq!(g.len(), w.len());
-        for (a, b) in g.iter().zip(w) {
-            max = max.max((a - b).abs());
-        }
-        bad += usize::from(argmax(g) != argmax(w));
-    }
-    (max, bad)
 }
 
 #[test]
@@ -121,8 +77,13 @@ fn every_fixture_matches_transformers_on_the_gpu() {
         assert_eq!(cpu_moe, 0);
         assert!(bytes > 0);
         let all = cases(stem);
-        assert!(all.iter().any(|c| c.1.len() > model.config.idx_topk));
-        for (name, tokens, want) in all {
+        assert!(all.iter().any(|c| c.tokens.len() > model.config.idx_topk));
+        for Case {
+            name,
+            tokens,
+            logits: want,
+        } in all
+        {
             let mut cache = model.new_cache();
             let got = model.forward(&tokens, &mut cache, Logits::All).unwrap();
             let (diff, bad) = compare(&got, &want);
@@ -146,7 +107,7 @@ fn prefill_then_decode_equals_one_prefill_on_the_gpu() {
         ("tiny-f32", KvType::Q8_0),
     ] {
         let model = open(stem, kv, on_gpu(&gpu, 0));
-        for (name, tokens, _) in cases(stem) {
+        for Case { name, tokens, .. } in cases(stem) {
             let full = model
                 .forward(&tokens, &mut model.new_cache(), Logits::All)
                 .unwrap();
@@ -176,7 +137,7 @@ fn hybrid_placement_equals_all_gpu_equals_cpu() {
         .filter(|&i| cpu.config.is_moe_layer(i))
         .count();
     assert!(n_moe >= 2, "the fixture has {n_moe} MoE layers");
-    let (_, tokens, _) = cases(stem).pop().unwrap();
+    let Case { tokens, .. } = cases(stem).pop().unwrap();
     let want = cpu
         .forward(&tokens, &mut cpu.new_cache(), Logits::All)
         .unwrap();
@@ -202,14 +163,7 @@ fn a_decoded_token_runs_its_weight_products_on_the_gpu() {
     if gpu().is_none() {
         return;
     }
-    // A device of its own: the other tests share theirs and run in parallel.
-    let gpu = Arc::new(
-        Gpu::new(&GpuOptions {
-            allow_software: true,
-            ..GpuOptions::default()
-        })
-        .unwrap(),
-    );
+    let gpu = own_gpu();
     let model = open("tiny-q-q4_k", KvType::F16, on_gpu(&gpu, 0));
     let mut cache = model.new_cache();
     // Past the indexer's top-k, so its query and weight products run too.
@@ -254,13 +208,7 @@ fn a_decoded_token_is_one_submission_within_the_indexers_top_k() {
     if gpu().is_none() {
         return;
     }
-    let gpu = Arc::new(
-        Gpu::new(&GpuOptions {
-            allow_software: true,
-            ..GpuOptions::default()
-        })
-        .unwrap(),
-    );
+    let gpu = own_gpu();
     let model = open("tiny-q-iq2_xxs", KvType::F16, on_gpu(&gpu, 0));
     let mut cache = model.new_cache();
     model.forward(&[1, 2, 3], &mut cache, Logits::Last).unwrap();
@@ -280,7 +228,12 @@ fn half_precision_kv_caches_on_the_gpu_stay_close() {
     let Some(gpu) = gpu() else { return };
     for kv in [KvType::F16, KvType::BF16, KvType::Q8_0] {
         let model = open("tiny-f32", kv, on_gpu(&gpu, 0));
-        for (name, tokens, want) in cases("tiny-f32") {
+        for Case {
+            name,
+            tokens,
+            logits: want,
+        } in cases("tiny-f32")
+        {
             let got = model
                 .forward(&tokens, &mut model.new_cache(), Logits::All)
                 .unwrap();

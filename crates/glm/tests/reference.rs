@@ -5,51 +5,9 @@
 
 use localglm_glm::{KvType, Logits, Model, RuntimeOptions};
 use localglm_quants::Activations;
-use serde_json::Value;
-use std::path::PathBuf;
 
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-struct Case {
-    name: String,
-    tokens: Vec<u32>,
-    logits: Vec<Vec<f32>>,
-}
-
-fn cases(stem: &str) -> Vec<Case> {
-    let text = std::fs::read_to_string(fixture(&format!("{stem}.ref.json"))).unwrap();
-    let v: Value = serde_json::from_str(&text).unwrap();
-    v["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| Case {
-            name: c["name"].as_str().unwrap().to_string(),
-            tokens: c["tokens"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t.as_u64().unwrap() as u32)
-                .collect(),
-            logits: c["logits"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| {
-                    r.as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|x| x.as_f64().unwrap() as f32)
-                        .collect()
-                })
-                .collect(),
-        })
-        .collect()
-}
+mod common;
+use common::{argmax, cases, compare, fixture};
 
 fn open(stem: &str, activations: Activations, kv_type: KvType) -> Model {
     open_with(
@@ -72,27 +30,6 @@ fn open_with(stem: &str, activations: Activations, kv_type: KvType, expand_from:
         },
     )
     .unwrap()
-}
-
-fn argmax(v: &[f32]) -> usize {
-    localglm_glm::sampler::argmax(v) as usize
-}
-
-/// (max |Δ| over all positions and logits, positions whose argmax differs)
-fn compare(got: &[Vec<f32>], want: &[Vec<f32>]) -> (f32, usize) {
-    assert_eq!(got.len(), want.len());
-    let mut max = 0f32;
-    let mut bad = 0;
-    for (g, w) in got.iter().zip(want) {
-        assert_eq!(g.len(), w.len());
-        for (a, b) in g.iter().zip(w) {
-            max = max.max((a - b).abs());
-        }
-        if argmax(g) != argmax(w) {
-            bad += 1;
-        }
-    }
-    (max, bad)
 }
 
 fn check(stem: &str, activations: Activations, tol: f32, max_argmax_misses: usize) {

@@ -115,39 +115,6 @@ pub(crate) fn shader_source(ty: GgmlType, kernel: Kernel, subgroups: bool) -> Op
     Some(s)
 }
 
-pub(crate) fn bind_group_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout {
-    let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only },
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
-        count: None,
-    };
-    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some("weight product"),
-        entries: &[
-            storage(0, true),
-            storage(1, true),
-            storage(2, false),
-            storage(3, true),
-            storage(4, true),
-            wgpu::BindGroupLayoutEntry {
-                binding: 5,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Uniform,
-                    has_dynamic_offset: true,
-                    min_binding_size: wgpu::BufferSize::new(PARAMS_BYTES),
-                },
-                count: None,
-            },
-        ],
-    })
-}
-
 /// `Params` in `prelude.wgsl`: sixteen u32 (the last three padding).
 pub(crate) const PARAMS_BYTES: u64 = 64;
 

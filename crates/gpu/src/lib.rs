@@ -78,6 +78,9 @@ pub enum GpuError {
     /// The device failed while running or reading back.
     #[error("the GPU failed: {0}")]
     Lost(String),
+    /// A device choice that is not `auto`, `gpu` or `cpu`.
+    #[error("device `{0}`: expected auto, gpu or cpu")]
+    UnknownDevice(String),
 }
 
 /// How to pick and set up the device.
@@ -264,13 +267,15 @@ impl Gpu {
             buf: init_buffer(&device, "no output", &[0; 4], wgpu::BufferUsages::STORAGE),
             len: 1,
         };
-        let op_layout = ops::op_layout(&device);
+        // A (written), B, C, D, U (written), M.
+        let op_layout = storage_layout(&device, "op", &[false, true, true, true, false, true]);
         let op_pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("ops"),
             bind_group_layouts: &[Some(&op_layout)],
             immediate_size: 0,
         });
-        let layout = kernels::bind_group_layout(&device);
+        // W, X, Y (written), tables, ids.
+        let layout = storage_layout(&device, "weight product", &[true, true, false, true, true]);
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("weight products"),
             bind_group_layouts: &[Some(&layout)],
@@ -680,14 +685,14 @@ pub enum DeviceChoice {
 }
 
 impl std::str::FromStr for DeviceChoice {
-    type Err = String;
+    type Err = GpuError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, GpuError> {
         match s.to_ascii_lowercase().as_str() {
             "auto" => Ok(Self::Auto),
             "gpu" => Ok(Self::Gpu),
             "cpu" => Ok(Self::Cpu),
-            _ => Err(format!("device `{s}`: expected auto, gpu or cpu")),
+            _ => Err(GpuError::UnknownDevice(s.to_string())),
         }
     }
 }
@@ -713,4 +718,46 @@ impl Pool {
         self.bufs.insert(name, b.clone());
         Ok(b)
     }
+}
+
+/// The bind group layout both kernel families use: storage buffers at 0.. (read-only where
+/// `read_only[i]`), then the parameters as a uniform at a dynamic offset (what
+/// [`Gpu::record`] binds).
+pub(crate) fn storage_layout(
+    device: &wgpu::Device,
+    label: &str,
+    read_only: &[bool],
+) -> wgpu::BindGroupLayout {
+    let buffer = |binding: usize, ty, has_dynamic_offset, min| wgpu::BindGroupLayoutEntry {
+        binding: binding as u32,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty,
+            has_dynamic_offset,
+            min_binding_size: min,
+        },
+        count: None,
+    };
+    let mut entries: Vec<wgpu::BindGroupLayoutEntry> = read_only
+        .iter()
+        .enumerate()
+        .map(|(i, &read_only)| {
+            buffer(
+                i,
+                wgpu::BufferBindingType::Storage { read_only },
+                false,
+                None,
+            )
+        })
+        .collect();
+    entries.push(buffer(
+        read_only.len(),
+        wgpu::BufferBindingType::Uniform,
+        true,
+        wgpu::BufferSize::new(kernels::PARAMS_BYTES),
+    ));
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(label),
+        entries: &entries,
+    })
 }

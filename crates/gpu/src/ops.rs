@@ -9,7 +9,6 @@
 //! [`cache_words`]`(kv, w)` u32 words on the device (q8_0 rows padded to whole words, so rows
 //! are written independently); buffers are addressed in 4-byte elements with explicit offsets.
 
-use crate::kernels::PARAMS_BYTES;
 use crate::{Buffer, Gpu, GpuError};
 use localglm_quants::KvType;
 use std::sync::Arc;
@@ -68,40 +67,6 @@ pub(crate) fn op_source(op: Op) -> String {
         Op::TopK => include_str!("shaders/ops/topk.wgsl"),
     };
     s
-}
-
-pub(crate) fn op_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout {
-    let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only },
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
-        count: None,
-    };
-    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some("op"),
-        entries: &[
-            storage(0, false),
-            storage(1, true),
-            storage(2, true),
-            storage(3, true),
-            storage(4, false),
-            storage(5, true),
-            wgpu::BindGroupLayoutEntry {
-                binding: 6,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Uniform,
-                    has_dynamic_offset: true,
-                    min_binding_size: wgpu::BufferSize::new(PARAMS_BYTES),
-                },
-                count: None,
-            },
-        ],
-    })
 }
 
 /// u32 words one cache row of `w` values takes on the device.

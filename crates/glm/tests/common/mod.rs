@@ -1,0 +1,71 @@
+//! What the reference tests on the CPU and on the GPU share: the fixtures and the
+//! `transformers` logits committed beside them, and how two sets of logits are compared.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::PathBuf;
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+pub struct Case {
+    pub name: String,
+    pub tokens: Vec<u32>,
+    pub logits: Vec<Vec<f32>>,
+}
+
+pub fn cases(stem: &str) -> Vec<Case> {
+    let text = std::fs::read_to_string(fixture(&format!("{stem}.ref.json"))).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| Case {
+            name: c["name"].as_str().unwrap().to_string(),
+            tokens: c["tokens"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_u64().unwrap() as u32)
+                .collect(),
+            logits: c["logits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    r.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.as_f64().unwrap() as f32)
+                        .collect()
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+pub fn argmax(v: &[f32]) -> usize {
+    localglm_glm::sampler::argmax(v) as usize
+}
+
+/// (max |Δ| over all positions and logits, positions whose argmax differs)
+pub fn compare(got: &[Vec<f32>], want: &[Vec<f32>]) -> (f32, usize) {
+    assert_eq!(got.len(), want.len());
+    let mut max = 0f32;
+    let mut bad = 0;
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!(g.len(), w.len());
+        for (a, b) in g.iter().zip(w) {
+            max = max.max((a - b).abs());
+        }
+        if argmax(g) != argmax(w) {
+            bad += 1;
+        }
+    }
+    (max, bad)
+}
