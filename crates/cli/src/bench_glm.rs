@@ -133,9 +133,21 @@ pub fn run(a: &GlmBenchArgs) -> Result<()> {
         model.gguf().total_file_bytes() as f64 / (1u64 << 30) as f64,
         bpt / (1u64 << 20) as f64
     );
-    eprintln!("measuring memory bandwidth (512 MiB buffers) ...");
-    let bw = measure_bandwidth(512 << 20, 5);
-    let read = bw.read_bytes_per_s;
+    // The bound is the bandwidth of the memory the weights are read from: the device's own
+    // (copy bandwidth, measured now) on the GPU, the CPU's read bandwidth otherwise.
+    let (read, source) = match model.gpu() {
+        Some(gpu) => {
+            eprintln!("measuring the device's copy bandwidth (256 MiB buffers) ...");
+            (gpu.copy_bandwidth(256 << 20, 5)?, "device copy bandwidth")
+        }
+        None => {
+            eprintln!("measuring memory bandwidth (512 MiB buffers) ...");
+            (
+                measure_bandwidth(512 << 20, 5).read_bytes_per_s,
+                "read bandwidth",
+            )
+        }
+    };
     let bound = read / bpt;
     eprintln!("warm-up ...");
     ours(&model, a.prompt.min(16), 2, 1)?;
@@ -150,7 +162,7 @@ pub fn run(a: &GlmBenchArgs) -> Result<()> {
         None => None,
     };
     println!(
-        "read bandwidth: {:.2} GB/s → decode bound {:.1} tok/s ({:.1} MiB/token)",
+        "{source}: {:.2} GB/s → decode bound {:.1} tok/s ({:.1} MiB/token)",
         read / 1e9,
         bound,
         bpt / (1u64 << 20) as f64
