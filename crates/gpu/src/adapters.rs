@@ -1,7 +1,8 @@
 //! Which GPUs this machine offers (`localglm gpu`), and the choice of one.
 //!
 //! Invariant: the choice is explained. A refused adapter (software while software is not
-//! allowed, a name that does not match) appears in the error with the reason.
+//! allowed and the adapter was not asked for by name, a name that does not match) appears in
+//! the error with the reason.
 
 use crate::{GpuError, GpuOptions};
 
@@ -20,6 +21,9 @@ pub struct AdapterReport {
     pub vendor: u32,
     /// Whether this is a software implementation (lavapipe, WARP, SwiftShader).
     pub software: bool,
+    /// Memory the device can hold, bytes: its largest device-local heap (Vulkan) or its
+    /// working-set limit (Metal); `None` where the API does not say (DX12).
+    pub memory_bytes: Option<u64>,
     /// Largest storage buffer one kernel can bind, in bytes.
     pub max_storage_binding_bytes: u64,
     /// Largest buffer, in bytes.
@@ -51,6 +55,7 @@ impl AdapterReport {
                 .join(" "),
             vendor: info.vendor,
             software: info.device_type == wgpu::DeviceType::Cpu,
+            memory_bytes: crate::native::memory_bytes(adapter),
             max_storage_binding_bytes: limits.max_storage_buffer_binding_size,
             max_buffer_bytes: limits.max_buffer_size,
             subgroups: features.contains(wgpu::Features::SUBGROUP),
@@ -116,7 +121,8 @@ pub(crate) fn choose(opts: &GpuOptions) -> Result<(wgpu::Adapter, AdapterReport)
                 continue;
             }
         }
-        if report.software && !opts.allow_software {
+        // An adapter asked for by name is used even when it is a software one.
+        if report.software && !opts.allow_software && opts.adapter.is_none() {
             refused.push(format!(
                 "{} (a software rasterizer, slower than the CPU kernels)",
                 report.name

@@ -115,7 +115,7 @@ pub(crate) fn shader_source(ty: GgmlType, kernel: Kernel, subgroups: bool) -> Op
     Some(s)
 }
 
-/// `Params` in `prelude.wgsl`: sixteen u32 (the last three padding).
+/// `Params` in `prelude.wgsl`: sixteen u32 (the last one padding).
 pub(crate) const PARAMS_BYTES: u64 = 64;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -133,6 +133,8 @@ struct Params {
     wg_x: u32,
     groups: u32,
     x_div: u32,
+    w_skew: u32,
+    accumulate: bool,
 }
 
 impl Params {
@@ -151,8 +153,8 @@ impl Params {
             self.wg_x,
             self.groups,
             self.x_div.max(1),
-            0,
-            0,
+            self.w_skew,
+            self.accumulate as u32,
             0,
         ]
         .iter()
@@ -161,12 +163,14 @@ impl Params {
     }
 }
 
-/// Rows `g0..g1` of a weight (global row numbers: `expert · rows + row`) in one buffer.
+/// Rows `g0..g1` of a weight (global row numbers: `expert · rows + row`) in one buffer,
+/// starting `skew` bytes into it (0 unless the buffer is host pages read in place).
 #[derive(Debug)]
 struct Chunk {
     buf: wgpu::Buffer,
     g0: usize,
     g1: usize,
+    skew: usize,
 }
 
 /// A weight on the device in its GGUF block type: `experts` stacked `[rows × cols]` matrices
@@ -179,9 +183,15 @@ pub struct QWeight {
     cols: usize,
     row_bytes: usize,
     chunks: Vec<Chunk>,
+    in_place: bool,
 }
 
 impl QWeight {
+    /// Whether the device reads the weight in place from host memory (no copy was made).
+    pub fn in_place(&self) -> bool {
+        self.in_place
+    }
+
     pub fn ty(&self) -> GgmlType {
         self.ty
     }
@@ -221,6 +231,47 @@ impl Gpu {
         rows: usize,
         cols: usize,
     ) -> Result<QWeight, GpuError> {
+        // SAFETY: without `in_place` every byte is copied before this returns.
+        #[allow(unsafe_code)]
+        unsafe {
+            self.place_weight(name, ty, data, experts, rows, cols, false)
+        }
+    }
+
+    /// [`Gpu::upload_weight`], but where the device shares host memory and can read it in
+    /// place (Metal on Apple's unified memory, see [`crate::HostWrap`]) the weight is not
+    /// copied: its chunks are device buffers over the host pages holding `data`.
+    ///
+    /// # Safety
+    /// `data` must stay mapped and unchanged for as long as the returned weight (and any work
+    /// recorded with it) lives — e.g. a read-only memory map of the GGUF that outlives it.
+    #[allow(unsafe_code)]
+    pub unsafe fn upload_weight_in_place(
+        &self,
+        name: &str,
+        ty: GgmlType,
+        data: &[u8],
+        experts: usize,
+        rows: usize,
+        cols: usize,
+    ) -> Result<QWeight, GpuError> {
+        // SAFETY: the caller keeps `data` alive and unchanged.
+        unsafe { self.place_weight(name, ty, data, experts, rows, cols, true) }
+    }
+
+    /// # Safety
+    /// With `in_place`, as [`Gpu::upload_weight_in_place`].
+    #[allow(clippy::too_many_arguments, unsafe_code)]
+    unsafe fn place_weight(
+        &self,
+        name: &str,
+        ty: GgmlType,
+        data: &[u8],
+        experts: usize,
+        rows: usize,
+        cols: usize,
+        in_place: bool,
+    ) -> Result<QWeight, GpuError> {
         if decoder(ty).is_none() {
             return Err(GpuError::Unsupported(ty));
         }
@@ -231,26 +282,53 @@ impl Gpu {
         })?;
         let total_rows = experts * rows;
         check_len("weight bytes", total_rows * row_bytes, data.len())?;
-        if row_bytes as u64 > self.max_binding {
+        // Host pages: each chunk's buffer covers its rows' whole pages, so up to two pages of
+        // the binding are not rows.
+        // (A device that wraps in place lays out only the weights it may wrap that way.)
+        let host = self.host_pages().filter(|h| in_place || !h.in_place);
+        let room = self
+            .max_binding
+            .saturating_sub(host.map_or(0, |h| 2 * h.page as u64));
+        if row_bytes as u64 > room {
             return Err(GpuError::Shape {
                 what: "weight row bytes (above the binding limit)",
-                expected: self.max_binding as usize,
+                expected: room as usize,
                 actual: row_bytes,
             });
         }
-        let per_chunk = ((self.max_binding / row_bytes as u64) as usize).max(1);
+        let per_chunk = ((room / row_bytes as u64) as usize).max(1);
         let mut chunks = Vec::new();
         let mut g0 = 0;
+        let mut placed_in_place = in_place && host.is_some_and(|h| h.in_place);
         while g0 < total_rows {
             let g1 = (g0 + per_chunk).min(total_rows);
             let bytes = &data[g0 * row_bytes..g1 * row_bytes];
-            let size = (bytes.len() as u64).next_multiple_of(4);
-            let buf = self.create_buffer(name, size, wgpu::BufferUsages::STORAGE, true)?;
-            crate::fill_mapped(&buf, bytes)?;
-            self.counters
-                .upload_bytes
-                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-            chunks.push(Chunk { buf, g0, g1 });
+            let (buf, skew) = match host {
+                Some(h) => {
+                    let r = crate::host::page_range(bytes, h.page);
+                    // SAFETY: the caller keeps `data` (so these pages) alive when `in_place`.
+                    let wrapped = if placed_in_place {
+                        unsafe { self.wrap_host_pages(name, &r) }
+                    } else {
+                        None
+                    };
+                    match wrapped {
+                        Some(buf) => (buf, r.skew),
+                        None => {
+                            placed_in_place = false;
+                            (
+                                self.copy_to_device(name, bytes, r.skew, r.len as u64)?,
+                                r.skew,
+                            )
+                        }
+                    }
+                }
+                None => {
+                    let size = (bytes.len() as u64).next_multiple_of(4);
+                    (self.copy_to_device(name, bytes, 0, size)?, 0)
+                }
+            };
+            chunks.push(Chunk { buf, g0, g1, skew });
             g0 = g1;
         }
         Ok(QWeight {
@@ -260,7 +338,24 @@ impl Gpu {
             cols,
             row_bytes,
             chunks,
+            in_place: placed_in_place,
         })
+    }
+
+    /// A new storage buffer of `size` bytes holding `bytes` at `at` (zeros elsewhere).
+    fn copy_to_device(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        at: usize,
+        size: u64,
+    ) -> Result<wgpu::Buffer, GpuError> {
+        let buf = self.create_buffer(name, size, wgpu::BufferUsages::STORAGE, true)?;
+        crate::fill_mapped(&buf, bytes, at)?;
+        self.counters
+            .upload_bytes
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(buf)
     }
 
     /// The compiled pipeline for `(ty, kernel)`, compiled on first use.
@@ -300,6 +395,34 @@ impl Gpu {
         y: &Buffer,
         y_off: usize,
     ) -> Result<(), GpuError> {
+        self.matmul_into(w, x, x_off, n, y, y_off, false)
+    }
+
+    /// [`Gpu::matmul`] adding to `y` instead of overwriting it (`y += W·x`): a product and the
+    /// residual add that follows it in one dispatch.
+    pub fn matmul_add(
+        &self,
+        w: &QWeight,
+        x: &Buffer,
+        x_off: usize,
+        n: usize,
+        y: &Buffer,
+        y_off: usize,
+    ) -> Result<(), GpuError> {
+        self.matmul_into(w, x, x_off, n, y, y_off, true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_into(
+        &self,
+        w: &QWeight,
+        x: &Buffer,
+        x_off: usize,
+        n: usize,
+        y: &Buffer,
+        y_off: usize,
+        accumulate: bool,
+    ) -> Result<(), GpuError> {
         if w.experts != 1 {
             return Err(GpuError::Shape {
                 what: "matmul on a stacked expert weight",
@@ -331,6 +454,8 @@ impl Gpu {
                 wg_x,
                 groups: w.cols.div_ceil(32) as u32,
                 x_div: 1,
+                w_skew: chunk.skew as u32,
+                accumulate,
             };
             self.dispatch(
                 &pipeline,
@@ -412,6 +537,8 @@ impl Gpu {
                 wg_x,
                 groups: w.cols.div_ceil(32) as u32,
                 x_div: x_div.max(1) as u32,
+                w_skew: chunk.skew as u32,
+                accumulate: false,
             };
             self.dispatch(
                 &pipeline,

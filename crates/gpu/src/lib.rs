@@ -13,11 +13,14 @@
 //! * GPU allocation failures are errors ([`GpuError::OutOfMemory`]), never panics.
 
 mod adapters;
+mod host;
 mod kernels;
+mod native;
 mod ops;
 mod tables;
 
 pub use adapters::{adapters, find_adapter, AdapterReport};
+pub use host::HostWrap;
 pub use kernels::{Kernel, QWeight, GPU_TYPES};
 pub use ops::{cache_words, AttentionArgs};
 // `Pool` is defined below.
@@ -89,13 +92,16 @@ pub struct GpuOptions {
     /// Only adapters whose name contains this (case-insensitive); `LOCALGLM_GPU_ADAPTER` too.
     pub adapter: Option<String>,
     /// Accept software adapters (lavapipe, WARP). They are real Vulkan/DX12 implementations but
-    /// slower than the CPU kernels, so only tests and an explicit request use them.
+    /// slower than the CPU kernels, so only tests and an explicit request use them (`adapter`
+    /// naming one is such a request).
     pub allow_software: bool,
     /// Use subgroup operations where the adapter has them.
     pub subgroups: bool,
     /// Split weights into bindings of at most this many bytes (below the adapter's limit; tests
     /// use it to exercise the split on small tensors).
     pub max_binding_bytes: Option<u64>,
+    /// Whether weights may be read in place from host memory.
+    pub host_wrap: HostWrap,
 }
 
 impl Default for GpuOptions {
@@ -105,6 +111,7 @@ impl Default for GpuOptions {
             allow_software: false,
             subgroups: true,
             max_binding_bytes: None,
+            host_wrap: HostWrap::Auto,
         }
     }
 }
@@ -118,6 +125,8 @@ pub struct Counters {
     upload_bytes: AtomicU64,
     readback_bytes: AtomicU64,
     allocations: AtomicU64,
+    passes: AtomicU64,
+    bind_groups: AtomicU64,
 }
 
 /// A snapshot of [`Counters`].
@@ -135,6 +144,11 @@ pub struct CounterSnapshot {
     pub readback_bytes: u64,
     /// Device buffers created.
     pub allocations: u64,
+    /// Compute passes begun (each a command encoder on Metal): dispatches share one pass until
+    /// a copy or a submission ends it.
+    pub passes: u64,
+    /// Bind groups created (the rest came from the cache).
+    pub bind_groups: u64,
 }
 
 impl CounterSnapshot {
@@ -147,6 +161,8 @@ impl CounterSnapshot {
             upload_bytes: self.upload_bytes - earlier.upload_bytes,
             readback_bytes: self.readback_bytes - earlier.readback_bytes,
             allocations: self.allocations - earlier.allocations,
+            passes: self.passes - earlier.passes,
+            bind_groups: self.bind_groups - earlier.bind_groups,
         }
     }
 }
@@ -173,9 +189,20 @@ impl Buffer {
 const PARAM_SLOTS: u64 = 4096;
 
 struct Pending {
+    /// The open compute pass, recorded into `encoder`: consecutive dispatches share it (wgpu
+    /// orders each dispatch's storage accesses after the previous ones'); a copy or a
+    /// submission ends it. (Declared first: dropped before its encoder.)
+    pass: Option<wgpu::ComputePass<'static>>,
     encoder: Option<wgpu::CommandEncoder>,
     slot: u64,
 }
+
+/// Bind groups by the buffers they bind (kernels bind five, ops six, so the count tells the
+/// layout apart), reused while those buffers live: a steady decode binds the same pooled
+/// buffers every token. Cleared when it grows past `BIND_CACHE_MAX` and by
+/// [`Gpu::release_bindings`] (a cached group keeps its buffers alive).
+type BindCache = HashMap<Vec<wgpu::Buffer>, wgpu::BindGroup>;
+const BIND_CACHE_MAX: usize = 16_384;
 
 /// An open GPU device with the kernels' shared state.
 pub struct Gpu {
@@ -198,8 +225,10 @@ pub struct Gpu {
     op_pipeline_layout: wgpu::PipelineLayout,
     op_pipelines: Mutex<HashMap<ops::Op, Arc<wgpu::ComputePipeline>>>,
     pending: Mutex<Pending>,
+    binds: Mutex<BindCache>,
     staging: Mutex<Option<wgpu::Buffer>>,
     counters: Counters,
+    host: Option<host::HostPages>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -242,11 +271,14 @@ impl Gpu {
             adapter: info.name.clone(),
             reason: e.to_string(),
         })?;
+        // The kernels address a binding's bytes with u32 (Metal's limit can exceed 4 GiB).
         let max_binding = opts
             .max_binding_bytes
             .unwrap_or(u64::MAX)
             .min(limits.max_storage_buffer_binding_size)
-            .min(limits.max_buffer_size);
+            .min(limits.max_buffer_size)
+            .min(1 << 31);
+        let host = host::HostPages::for_device(opts.host_wrap, &device);
         let param_align = limits.min_uniform_buffer_offset_alignment.max(64) as u64;
         let params = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("params"),
@@ -301,11 +333,14 @@ impl Gpu {
             op_pipeline_layout,
             op_pipelines: Mutex::new(HashMap::new()),
             pending: Mutex::new(Pending {
+                pass: None,
                 encoder: None,
                 slot: 0,
             }),
+            binds: Mutex::new(HashMap::new()),
             staging: Mutex::new(None),
             counters: Counters::default(),
+            host,
         })
     }
 
@@ -334,6 +369,8 @@ impl Gpu {
             upload_bytes: c.upload_bytes.load(Ordering::Relaxed),
             readback_bytes: c.readback_bytes.load(Ordering::Relaxed),
             allocations: c.allocations.load(Ordering::Relaxed),
+            passes: c.passes.load(Ordering::Relaxed),
+            bind_groups: c.bind_groups.load(Ordering::Relaxed),
         }
     }
 
@@ -427,7 +464,7 @@ impl Gpu {
                 | wgpu::BufferUsages::COPY_DST,
             true,
         )?;
-        fill_mapped(&buf, bytes)?;
+        fill_mapped(&buf, bytes, 0)?;
         self.counters
             .upload_bytes
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
@@ -482,6 +519,7 @@ impl Gpu {
     /// Submits everything recorded so far.
     pub fn flush(&self) {
         let mut p = self.pending.lock().expect("pending lock");
+        p.pass = None;
         if let Some(enc) = p.encoder.take() {
             self.queue.submit([enc.finish()]);
             self.counters.submissions.fetch_add(1, Ordering::Relaxed);
@@ -575,6 +613,36 @@ impl Gpu {
         let offset = pending.slot * self.param_align;
         pending.slot += 1;
         self.queue.write_buffer(&self.params, offset, params);
+        let bind = self.bind_group(layout, buffers);
+        if pending.pass.is_none() {
+            let pass = self
+                .encoder(&mut pending)
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: None,
+                    timestamp_writes: None,
+                })
+                .forget_lifetime();
+            pending.pass = Some(pass);
+            self.counters.passes.fetch_add(1, Ordering::Relaxed);
+        }
+        let pass = pending.pass.as_mut().expect("opened above");
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, &bind, &[offset as u32]);
+        pass.dispatch_workgroups(grid.0, grid.1, grid.2);
+        self.counters.dispatches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The bind group of `buffers` and the parameter ring, from the cache or made now.
+    fn bind_group(
+        &self,
+        layout: &wgpu::BindGroupLayout,
+        buffers: &[&wgpu::Buffer],
+    ) -> wgpu::BindGroup {
+        let key: Vec<wgpu::Buffer> = buffers.iter().map(|&b| b.clone()).collect();
+        let mut cache = self.binds.lock().expect("bind cache");
+        if let Some(b) = cache.get(&key) {
+            return b.clone();
+        }
         let mut entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
             .iter()
             .enumerate()
@@ -596,20 +664,23 @@ impl Gpu {
             layout,
             entries: &entries,
         });
-        let enc = self.encoder(&mut pending);
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: None,
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(pipeline);
-            pass.set_bind_group(0, &bind, &[offset as u32]);
-            pass.dispatch_workgroups(grid.0, grid.1, grid.2);
+        self.counters.bind_groups.fetch_add(1, Ordering::Relaxed);
+        if cache.len() >= BIND_CACHE_MAX {
+            cache.clear();
         }
-        self.counters.dispatches.fetch_add(1, Ordering::Relaxed);
+        cache.insert(key, bind.clone());
+        bind
     }
 
+    /// Forgets the cached bind groups, so buffers no longer in use are freed (call after
+    /// replacing buffers: a grown cache or scratch buffer).
+    pub fn release_bindings(&self) {
+        self.binds.lock().expect("bind cache").clear();
+    }
+
+    /// The pending encoder, for a command outside compute passes (the open pass ends).
     fn encoder<'a>(&self, p: &'a mut Pending) -> &'a mut wgpu::CommandEncoder {
+        p.pass = None;
         p.encoder.get_or_insert_with(|| {
             self.device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -653,19 +724,21 @@ fn init_buffer(
         usage,
         mapped_at_creation: true,
     });
-    fill_mapped(&buf, bytes).expect("a fresh mapped buffer");
+    fill_mapped(&buf, bytes, 0).expect("a fresh mapped buffer");
     buf
 }
 
-/// Copies `bytes` into a buffer created mapped, then unmaps it.
-fn fill_mapped(buf: &wgpu::Buffer, bytes: &[u8]) -> Result<(), GpuError> {
+/// Writes `bytes` at byte `at` of a buffer mapped at creation, zeros around them, and unmaps it.
+fn fill_mapped(buf: &wgpu::Buffer, bytes: &[u8], at: usize) -> Result<(), GpuError> {
     {
         let mut view = buf
             .get_mapped_range_mut(..)
             .map_err(|e| GpuError::Lost(e.to_string()))?;
-        let mut padded = bytes.to_vec();
-        padded.resize(buf.size() as usize, 0);
-        view.copy_from_slice(&padded);
+        let (mut head, rest) = view.slice(..).split_at(at);
+        let (mut body, mut tail) = rest.split_at(bytes.len());
+        head.fill(0);
+        body.copy_from_slice(bytes);
+        tail.fill(0);
     }
     buf.unmap();
     Ok(())
@@ -714,6 +787,10 @@ impl Pool {
             }
         }
         let grown = self.bufs.get(name).map_or(len, |b| len.max(2 * b.len));
+        if self.bufs.contains_key(name) {
+            // The old buffer is freed once no cached bind group holds it.
+            gpu.release_bindings();
+        }
         let b = gpu.zeros(grown)?;
         self.bufs.insert(name, b.clone());
         Ok(b)

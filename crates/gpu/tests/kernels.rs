@@ -1,6 +1,6 @@
 //! Every WGSL kernel against the CPU's dequantizer, for every one of the 22 GLM weight types:
 //! the plain product (1 token = the decode mat-vec; 11 tokens = two tiles of the prefill
-//! product), the MoE product with expert ids on the device (per-slot and shared activations),
+//! product; overwriting and accumulating into its output), the MoE product with expert ids on the device (per-slot and shared activations),
 //! with and without subgroup operations, and with weights split into many small bindings.
 //!
 //! Tolerance: the GPU decodes weights to f32 exactly as the CPU dequantizer does (same
@@ -13,7 +13,7 @@
 //! so and passes, unless `LOCALGLM_REQUIRE_GPU=1` (set by the test script where it installs
 //! lavapipe), which turns a missing adapter into a failure.
 
-use localglm_gpu::{Gpu, GpuError, GpuOptions, GPU_TYPES};
+use localglm_gpu::{Gpu, GpuError, GpuOptions, HostWrap, GPU_TYPES};
 use localglm_quants::synth::{random_blocks, random_vector};
 use localglm_quants::{dequantize_row, GgmlType};
 
@@ -88,6 +88,17 @@ fn plain_products(gpu: &Gpu, label: &str) {
                             &xs[t * cols..(t + 1) * cols],
                         );
                     }
+                }
+                // The accumulating form adds the same product to what is there: exactly twice.
+                gpu.matmul_add(&qw, &x, 0, n, &y, 3).unwrap();
+                let twice = gpu.read_f32(&y).unwrap();
+                assert_eq!(twice[..3], [0.0; 3], "{label} {ty}: outside the output");
+                for (i, (a, b)) in got.iter().zip(&twice).enumerate().skip(3) {
+                    assert_eq!(
+                        2.0 * a,
+                        *b,
+                        "{label} {ty} {rows}x{cols} n={n} matmul_add at {i}"
+                    );
                 }
             }
         }
@@ -169,6 +180,47 @@ fn weights_split_over_small_bindings_give_the_same_results() {
     assert!(qw.chunks() > 10, "{} chunks", qw.chunks());
     plain_products(&gpu, "split");
     indexed_products(&gpu, "split");
+}
+
+/// The layout of weights read in place from host pages (Metal on unified memory): each chunk
+/// a buffer over the whole pages around its rows, the rows `skew` bytes in. Emulated here by
+/// copies in that layout, with 1 KiB pages and 8 KiB bindings so weights split too, and rows
+/// starting at odd addresses.
+#[test]
+#[allow(unsafe_code)]
+fn weights_in_the_in_place_layout_give_the_same_results() {
+    let Some(gpu) = common::open(GpuOptions {
+        max_binding_bytes: Some(8 << 10),
+        host_wrap: HostWrap::Emulate { page: 1024 },
+        ..GpuOptions::default()
+    }) else {
+        return;
+    };
+    plain_products(&gpu, "host pages");
+    indexed_products(&gpu, "host pages");
+    for ty in GPU_TYPES {
+        let cols = cols_for(ty)[1];
+        let rows = 9;
+        let w = random_weight(ty, rows, cols, 5);
+        let mut host = vec![0u8; w.len() + 3];
+        host[3..].copy_from_slice(&w);
+        // SAFETY: `host` outlives the weight (and emulation copies anyway).
+        let qw = unsafe { gpu.upload_weight_in_place("w", ty, &host[3..], 1, rows, cols) }.unwrap();
+        assert!(!qw.in_place(), "emulated: copied");
+        let xs = random_vector(cols, 9);
+        let x = gpu.upload_f32(&xs).unwrap();
+        let y = gpu.zeros(rows).unwrap();
+        gpu.matmul(&qw, &x, 0, 1, &y, 0).unwrap();
+        let got = gpu.read_f32(&y).unwrap();
+        for (r, row) in dequant_rows(ty, &w, rows, cols).iter().enumerate() {
+            check_dot(
+                &format!("host pages {ty} odd start row {r}"),
+                got[r],
+                row,
+                &xs,
+            );
+        }
+    }
 }
 
 #[test]

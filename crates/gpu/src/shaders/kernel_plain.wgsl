@@ -1,5 +1,6 @@
-// y[t][r] = Σ_c W[r][c] · x[t][c] for up to TT tokens per workgroup: each thread decodes a
-// 32-weight group once and dots it with every token of the tile; one workgroup per row.
+// y[t][r] = Σ_c W[r][c] · x[t][c] (or y[t][r] += …, with P.accumulate) for up to TT tokens
+// per workgroup: each thread decodes a 32-weight group once and dots it with every token of
+// the tile; one workgroup per row, so each output is written by exactly one invocation.
 
 const TT: u32 = 8u;
 
@@ -40,7 +41,12 @@ fn main(
     for (var t = 0u; t < nt; t++) {
         let total = reduce(acc[t], lid, SUBGROUP_ARGS);
         if (lid == 0u) {
-            Y[P.y_off + (t0 + t) * P.y_stride + gr] = total;
+            let yi = P.y_off + (t0 + t) * P.y_stride + gr;
+            if (P.accumulate != 0u) {
+                Y[yi] += total;
+            } else {
+                Y[yi] = total;
+            }
         }
     }
 }

@@ -15,8 +15,8 @@ struct Params {
     wg_x: u32,       // workgroups along x (rows are split over x and y)
     groups: u32,     // 32-weight groups per row (ceil(cols / 32))
     x_div: u32,      // indexed: slots sharing one X row (slot s reads row s / x_div)
-    pad0: u32,
-    pad1: u32,
+    w_skew: u32,     // bytes before the chunk's first row in W (in-place host pages; else 0)
+    accumulate: u32, // plain: add the product to Y instead of writing it
     pad2: u32,
 }
 
@@ -31,7 +31,8 @@ struct Params {
 var<private> wv: array<f32, 32>;
 
 fn b8(o: u32) -> u32 {
-    return (W[o >> 2u] >> ((o & 3u) << 3u)) & 0xffu;
+    let a = o + P.w_skew;
+    return (W[a >> 2u] >> ((a & 3u) << 3u)) & 0xffu;
 }
 
 fn b16(o: u32) -> u32 {
@@ -39,8 +40,9 @@ fn b16(o: u32) -> u32 {
 }
 
 fn b32(o: u32) -> u32 {
-    let i = o >> 2u;
-    let s = (o & 3u) << 3u;
+    let a = o + P.w_skew;
+    let i = a >> 2u;
+    let s = (a & 3u) << 3u;
     if (s == 0u) {
         return W[i];
     }
