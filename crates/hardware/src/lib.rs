@@ -1,13 +1,16 @@
 //! What this machine offers a model: system memory, discrete NVIDIA GPUs (through NVML, loaded
 //! at run time so nothing NVIDIA is needed to build or run elsewhere), and on Apple Silicon the
-//! unified memory with the share the GPU may wire (Metal's working-set limit, raised by
-//! `sudo sysctl iogpu.wired_limit_mb=…`).
+//! unified memory with the share the GPU may wire: the Metal device's own
+//! `recommendedMaxWorkingSetSize` (which follows `sudo sysctl iogpu.wired_limit_mb=…`), else
+//! that sysctl, else Metal's default formula.
 //!
 //! Every number can be replaced ([`Hardware::simulated`]) to answer "what if" questions and to
 //! test the planner on machines this one is not.
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(target_os = "macos")]
+mod metal;
 mod nvml;
 
 /// 2^30 bytes.
@@ -27,7 +30,8 @@ pub struct Gpu {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Unified {
     pub gpu_limit: u64,
-    /// Where the limit comes from: `iogpu.wired_limit_mb` when raised, else Metal's default.
+    /// Where the limit comes from: "Metal device" (its `recommendedMaxWorkingSetSize`),
+    /// `iogpu.wired_limit_mb` when raised, else "Metal default" (the formula).
     pub limit_source: String,
 }
 
@@ -63,7 +67,12 @@ impl Hardware {
         let ram_available = sys.available_memory();
         let unified = if cfg!(all(target_os = "macos", target_arch = "aarch64")) {
             let wired_mb = sysctl("iogpu.wired_limit_mb").unwrap_or(0);
-            Some(if wired_mb > 0 {
+            Some(if let Some(limit) = metal_working_set() {
+                Unified {
+                    gpu_limit: limit,
+                    limit_source: "Metal device".into(),
+                }
+            } else if wired_mb > 0 {
                 Unified {
                     gpu_limit: wired_mb << 20,
                     limit_source: "iogpu.wired_limit_mb".into(),
@@ -141,6 +150,17 @@ impl Hardware {
 }
 
 /// An integer `sysctl` value (macOS).
+/// The Metal device's `recommendedMaxWorkingSetSize`, where there is one.
+#[cfg(target_os = "macos")]
+fn metal_working_set() -> Option<u64> {
+    metal::recommended_working_set()
+}
+
+#[cfg(not(target_os = "macos"))]
+fn metal_working_set() -> Option<u64> {
+    None
+}
+
 fn sysctl(name: &str) -> Option<u64> {
     let out = std::process::Command::new("sysctl")
         .args(["-n", name])
