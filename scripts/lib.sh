@@ -68,7 +68,17 @@ install_default_model() {
 # (building a subset would resolve features differently and recompile them).
 build_app() {
   log "building LocalGLM (cargo, dev profile with optimised dependencies)"
-  (cd "$ROOT" && cargo build --workspace --all-targets "$@")
+  # shellcheck disable=SC2046
+  (cd "$ROOT" && cargo build --workspace --all-targets $(gpu_features) "$@")
+}
+
+# Cargo features for this OS's GPU: on macOS, mistral.rs's Metal backend for the models it runs
+# (the default model included). LocalGLM's own GLM runtime needs none: it finds Metal, Vulkan or
+# DX12 at run time through wgpu. Used by every build and test command, so they share one build.
+gpu_features() {
+  case "$(uname -s)" in
+    Darwin) echo "--features localglm-app/metal,localglm-cli/metal" ;;
+  esac
 }
 
 app_binary() {

@@ -26,10 +26,11 @@ fi
 
 status=0
 log "formatting and lints"
-(cd "$ROOT" && cargo fmt --all --check && cargo clippy --workspace --all-targets -- -D warnings) || status=1
+(cd "$ROOT" && cargo fmt --all --check && cargo clippy --workspace --all-targets $(gpu_features) -- -D warnings) || status=1
 
 log "Rust tests"
-(cd "$ROOT" && cargo test --workspace --no-fail-fast) || status=1
+# shellcheck disable=SC2046
+(cd "$ROOT" && cargo test --workspace --no-fail-fast $(gpu_features)) || status=1
 # The portable kernels (what an aarch64 build runs) on the same checks.
 (cd "$ROOT" && LOCALGLM_SIMD=off cargo test -p localglm-quants --test kernels) || status=1
 # On AVX-512 machines, the AVX2 kernels (what most desktop x86 CPUs run) too.

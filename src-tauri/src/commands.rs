@@ -207,7 +207,7 @@ pub fn load_spec(settings: &Settings, path: std::path::PathBuf) -> localglm_engi
             .and_then(|d| d.parse().ok())
             .unwrap_or_default(),
         cpu_moe: settings.cpu_moe,
-        ..localglm_engine::LoadSpec::cpu(path)
+        ..localglm_engine::LoadSpec::new(path)
     }
 }
 

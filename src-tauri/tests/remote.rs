@@ -26,7 +26,7 @@ fn start_server(seen: Seen) -> String {
             seen.lock().unwrap().push(r.clone());
             Script::echo(r)
         }));
-        engine.load(LoadSpec::cpu("/m/gpu-glm.gguf")).await.unwrap();
+        engine.load(LoadSpec::new("/m/gpu-glm.gguf")).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/v1", listener.local_addr().unwrap());
         let state = localglm_server::ApiState::new(engine, Some("secret".into()));

@@ -12,14 +12,17 @@
 
 use futures::StreamExt;
 use localglm_conversations::{new_id, new_message, now_ms, title_from, ConversationStore};
-use localglm_engine::{ChatTurn, Engine, EngineError, EngineEvent, GenerateRequest, LoadSpec};
+use localglm_engine::{
+    ChatTurn, Engine, EngineError, EngineEvent, GenerateRequest, LoadSpec, ProgressSink,
+};
 use localglm_protocol::{
     AppError, Conversation, ConversationSummary, ConversationView, ErrorKind, FinishReason,
-    GenerationEvent, GenerationHandle, Message, MessageView, ModelInfo, ModelStatus, RemoteServer,
-    Role, SendAction, SendRequest, SentWith, Settings, ThinkingChoice,
+    GenerationEvent, GenerationHandle, LoadProgress, Message, MessageView, ModelInfo, ModelStatus,
+    RemoteServer, Role, SendAction, SendRequest, SentWith, Settings, ThinkingChoice,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -48,8 +51,32 @@ pub struct ChatService {
     engine: Arc<dyn Engine>,
     store: ConversationStore,
     running: Mutex<HashMap<String, Running>>,
+    status: Arc<StatusBoard>,
+}
+
+/// The model status and its listener, shared with a load's progress callback.
+struct StatusBoard {
     status: Mutex<ModelStatus>,
     on_status: Mutex<Option<StatusSink>>,
+}
+
+impl Default for StatusBoard {
+    fn default() -> Self {
+        Self {
+            status: Mutex::new(ModelStatus::None),
+            on_status: Mutex::new(None),
+        }
+    }
+}
+
+impl StatusBoard {
+    fn set(&self, status: ModelStatus) {
+        *self.status.lock().expect("lock") = status.clone();
+        let sink = self.on_status.lock().expect("lock").clone();
+        if let Some(sink) = sink {
+            sink(&status);
+        }
+    }
 }
 
 /// Renders a stored message for display.
@@ -86,22 +113,17 @@ impl ChatService {
             engine,
             store,
             running: Mutex::new(HashMap::new()),
-            status: Mutex::new(ModelStatus::None),
-            on_status: Mutex::new(None),
+            status: Arc::default(),
         }
     }
 
     /// Registers the listener told about every model status change.
     pub fn on_status(&self, sink: StatusSink) {
-        *self.on_status.lock().expect("lock") = Some(sink);
+        *self.status.on_status.lock().expect("lock") = Some(sink);
     }
 
     fn set_status(&self, status: ModelStatus) {
-        *self.status.lock().expect("lock") = status.clone();
-        let sink = self.on_status.lock().expect("lock").clone();
-        if let Some(sink) = sink {
-            sink(&status);
-        }
+        self.status.set(status);
     }
 
     /// Reports a model that was not loaded (e.g. it does not fit), as a failed load.
@@ -114,7 +136,7 @@ impl ChatService {
     }
 
     pub fn model_status(&self) -> ModelStatus {
-        self.status.lock().expect("lock").clone()
+        self.status.status.lock().expect("lock").clone()
     }
 
     pub fn engine(&self) -> &Arc<dyn Engine> {
@@ -127,7 +149,7 @@ impl ChatService {
 
     /// Loads a model, reporting `loading` then `ready` or `failed`.
     pub async fn load_model(&self, path: PathBuf) -> Result<ModelInfo, AppError> {
-        self.load_model_with(LoadSpec::cpu(path)).await
+        self.load_model_with(LoadSpec::new(path)).await
     }
 
     /// Loads a model file with a context length and KV-cache type.
@@ -170,8 +192,21 @@ impl ChatService {
         let before = self.model_status();
         self.set_status(ModelStatus::Loading {
             path: shown.clone(),
+            progress: None,
         });
         let remote = spec.remote.is_some();
+        // Progress shows in the status, at most once per whole percent.
+        let (board, path, shown_pct) = (self.status.clone(), shown.clone(), AtomicU64::new(101));
+        let progress = ProgressSink::new(move |p: LoadProgress| {
+            let pct = (100.0 * p.done_bytes / p.total_bytes.max(1.0)) as u64;
+            if shown_pct.swap(pct, Ordering::Relaxed) != pct {
+                board.set(ModelStatus::Loading {
+                    path: path.clone(),
+                    progress: Some(p),
+                });
+            }
+        });
+        let spec = LoadSpec { progress, ..spec };
         match outcome(self.engine.load(spec).await) {
             Ok(model) => {
                 self.set_status(ModelStatus::Ready {

@@ -121,7 +121,7 @@ fn llama(
 pub fn run(a: &GlmBenchArgs) -> Result<()> {
     let opts = RuntimeOptions {
         kv_type: a.kv_type,
-        gpu: a.device.placement()?,
+        gpu: a.device.placement(&a.model, a.kv_type, 0)?,
         ..Default::default()
     };
     let model =
@@ -232,6 +232,8 @@ fn gpu_counts(model: &Model, prompt: usize, gen: usize) -> Result<()> {
     println!("|---|---|---|");
     println!("| dispatches | {:.0} | — |", per(d.dispatches));
     println!("| submissions | {:.0} | — |", per(d.submissions));
+    println!("| compute passes | {:.1} | — |", per(d.passes));
+    println!("| bind groups created | {:.1} | — |", per(d.bind_groups));
     println!(
         "| weight bytes read on the GPU | {:.0} | {:.3} |",
         per(d.weight_bytes),

@@ -21,6 +21,12 @@ pub fn run(json: bool) -> Result<()> {
         if !a.driver.is_empty() {
             println!("   driver:        {}", a.driver);
         }
+        if let Some(m) = a.memory_bytes {
+            println!(
+                "   memory:        {:.1} GiB",
+                m as f64 / (1u64 << 30) as f64
+            );
+        }
         println!(
             "   limits:        {:.0} MiB per storage binding, {:.0} MiB per buffer",
             mib(a.max_storage_binding_bytes),
@@ -36,8 +42,8 @@ pub fn run(json: bool) -> Result<()> {
         );
         if a.software {
             println!(
-                "   note:          a software rasterizer: used only with --device gpu (tests), \
-                 never chosen automatically"
+                "   note:          a software rasterizer: used only with --device gpu (tests) or \
+                 when named by LOCALGLM_GPU_ADAPTER, never chosen automatically"
             );
         }
     }

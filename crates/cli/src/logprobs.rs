@@ -69,7 +69,9 @@ pub fn run(args: &LogprobsArgs) -> Result<()> {
             Activations::Int8
         },
         kv_type: localglm_glm::KvType::F32,
-        gpu: args.device.placement()?,
+        gpu: args
+            .device
+            .placement(&args.model, localglm_glm::KvType::F32, 0)?,
         ..Default::default()
     };
     let model = Model::open(&args.model, opts)

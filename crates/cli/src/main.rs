@@ -165,23 +165,37 @@ enum BenchWhat {
 /// Where the GLM-5.x runtime runs (shared by chat, serve, logprobs and bench glm).
 #[derive(Args, Clone, Copy, Default)]
 pub struct DeviceArgs {
-    /// auto (today: the CPU), gpu (any Vulkan/Metal/DX12 adapter, software ones included;
-    /// fails rather than fall back to the CPU) or cpu.
+    /// auto (a GPU when the fit planner places the model there, else the CPU), gpu (any
+    /// Vulkan/Metal/DX12 adapter, software ones included; fails rather than fall back to the
+    /// CPU) or cpu.
     #[arg(long, default_value = "auto")]
     pub device: localglm_gpu::DeviceChoice,
-    /// With --device gpu: the routed experts of the first N MoE layers stay in RAM and run on
-    /// the CPU (llama.cpp's --n-cpu-moe).
+    /// On a GPU: the routed experts of the first N MoE layers stay in RAM and run on the CPU
+    /// (llama.cpp's --n-cpu-moe); default: the fit planner's number.
     #[arg(long = "cpu-moe")]
     pub cpu_moe: Option<u32>,
 }
 
 impl DeviceArgs {
-    /// The runtime's placement for these flags.
-    pub fn placement(&self) -> Result<Option<localglm_glm::GpuPlacement>> {
-        Ok(localglm_glm::gpu::resolve_device(
+    /// The runtime's placement for these flags and this model (the engine's rule, so the CLI
+    /// runs what the app would); says on stderr why `auto` stayed on the CPU.
+    pub fn placement(
+        &self,
+        model: &std::path::Path,
+        kv: localglm_glm::KvType,
+        max_context: usize,
+    ) -> Result<Option<localglm_glm::GpuPlacement>> {
+        let (gpu, cpu_why) = localglm_engine::glm::place(
+            model,
             self.device,
+            kv,
+            max_context,
             self.cpu_moe.map(|n| n as usize),
-        )?)
+        )?;
+        if let Some(why) = cpu_why {
+            eprintln!("device: CPU (auto: {why})");
+        }
+        Ok(gpu)
     }
 }
 
@@ -309,7 +323,7 @@ async fn main() -> Result<()> {
                     kv_cache: kv_type,
                     device: device.device,
                     cpu_moe: device.cpu_moe,
-                    ..LoadSpec::cpu(model.unwrap_or_else(|| {
+                    ..LoadSpec::new(model.unwrap_or_else(|| {
                         localglm_models::Library::from_env().default_model_path()
                     }))
                 };
@@ -422,7 +436,7 @@ async fn chat(args: ChatArgs) -> Result<()> {
             kv_cache: args.kv_type,
             device: args.device.device,
             cpu_moe: args.device.cpu_moe,
-            ..LoadSpec::cpu(&path)
+            ..LoadSpec::new(&path)
         })
         .await
         .with_context(|| format!("loading {}", path.display()))?;

@@ -76,7 +76,7 @@ fn request(max_tokens: u32) -> GenerateRequest {
 async fn streams_stops_and_explains_failures() {
     let server = serve("k1");
     let e = engine(&server.1, "k1", None);
-    let info = e.load(LoadSpec::cpu("remote")).await.unwrap();
+    let info = e.load(LoadSpec::new("remote")).await.unwrap();
     assert_eq!(
         (info.name.as_str(), info.backend.as_str()),
         ("tiny-f32", "remote")
@@ -135,17 +135,17 @@ async fn streams_stops_and_explains_failures() {
     // Failures say what is wrong.
     let err = |e: localglm_engine::EngineError| e.to_string();
     let wrong_key = engine(&server.1, "nope", None)
-        .load(LoadSpec::cpu("r"))
+        .load(LoadSpec::new("r"))
         .await
         .unwrap_err();
     assert!(err(wrong_key).contains("401"));
     let unknown = engine(&server.1, "k1", Some("gpt-4o"))
-        .load(LoadSpec::cpu("r"))
+        .load(LoadSpec::new("r"))
         .await
         .unwrap_err();
     assert!(err(unknown).contains("no model `gpt-4o`"));
     let gone = engine("http://127.0.0.1:9/v1", "k1", None)
-        .load(LoadSpec::cpu("r"))
+        .load(LoadSpec::new("r"))
         .await
         .unwrap_err();
     assert!(err(gone).contains("cannot reach"));
@@ -203,13 +203,13 @@ async fn a_silent_server_times_out_at_load_and_stop_ends_a_stalled_reply_at_once
     let started = Instant::now();
     let e = engine(&silent, "k", None)
         .with_timeouts(Duration::from_millis(500), Duration::from_secs(300));
-    let err = e.load(LoadSpec::cpu("r")).await.unwrap_err().to_string();
+    let err = e.load(LoadSpec::new("r")).await.unwrap_err().to_string();
     assert!(err.contains("did not answer in time"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
 
     let (stalled, _h2) = stalled_server(false);
     let e = engine(&stalled, "k", None);
-    e.load(LoadSpec::cpu("r")).await.unwrap();
+    e.load(LoadSpec::new("r")).await.unwrap();
     // The request goes out, the server says nothing; Stop still ends the reply at once.
     let mut g = e.generate(request(8)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -289,7 +289,7 @@ fn context_checking_server() -> String {
 async fn a_reply_too_long_for_the_servers_context_is_asked_again_without_max_tokens() {
     let url = context_checking_server();
     let e = engine(&url, "k", None);
-    let info = e.load(LoadSpec::cpu("r")).await.unwrap();
+    let info = e.load(LoadSpec::new("r")).await.unwrap();
     assert_eq!(info.context_length, Some(100));
     let mut g = e.generate(request(131_072)).await.unwrap();
     let mut text = String::new();

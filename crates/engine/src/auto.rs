@@ -139,14 +139,17 @@ impl Engine for AutoEngine {
         } else {
             Which::Mistral
         };
-        if which == Which::Mistral && spec.device == localglm_glm::gpu::DeviceChoice::Gpu {
-            // No silent CPU fallback: the wgpu backend serves LocalGLM's own runtime only.
+        if which == Which::Mistral
+            && spec.device == localglm_glm::gpu::DeviceChoice::Gpu
+            && crate::mistral::gpu_build().is_none()
+        {
+            // No silent CPU fallback: this build's mistral.rs has no GPU backend.
             return Err(EngineError::LoadFailed {
                 path: spec.path.clone(),
                 reason: format!(
-                    "the GPU device setting applies to GLM-5.x models on LocalGLM's runtime; \
-                     this model ({}) runs on mistral.rs, whose GPU support is the `metal` / \
-                     `cuda` build features — choose Auto or CPU",
+                    "this model ({}) runs on mistral.rs, and this build of LocalGLM has no GPU \
+                     backend for it (the `metal` / `cuda` build features); the GPU setting \
+                     applies to GLM-5.x models here — choose Auto or CPU",
                     arch.as_deref().unwrap_or("unknown architecture")
                 ),
             });

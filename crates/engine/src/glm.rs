@@ -161,16 +161,30 @@ impl Engine for GlmEngine {
             opts.kv_type = kv;
         }
         let (device, cpu_moe) = (spec.device, spec.cpu_moe.map(|n| n as usize));
-        let chat = tokio::task::spawn_blocking(move || {
+        let progress = spec.progress.clone();
+        let (chat, cpu_why) = tokio::task::spawn_blocking(move || {
+            let mut why = None;
+            let on_cpu = opts.clone();
             if opts.gpu.is_none() {
-                let cpu_moe = if device == localglm_glm::gpu::DeviceChoice::Gpu {
-                    plan_gpu_load(&path, opts.kv_type, opts.max_context, cpu_moe)?
-                } else {
-                    cpu_moe
-                };
-                opts.gpu = localglm_glm::gpu::resolve_device(device, cpu_moe)?;
+                (opts.gpu, why) = place(&path, device, opts.kv_type, opts.max_context, cpu_moe)?;
+                if let (Some(p), true) = (&mut opts.gpu, progress.is_set()) {
+                    p.progress = Some(Arc::new(move |done, total| {
+                        progress.report("uploading weights to the GPU", done, total)
+                    }));
+                }
             }
-            GlmChat::open(&path, opts)
+            let on_gpu = opts.gpu.is_some();
+            match GlmChat::open(&path, opts) {
+                Ok(chat) => Ok((chat, why)),
+                // `auto` chose the GPU and it failed there (out of memory after all): the CPU,
+                // saying why. `gpu` never falls back.
+                Err(e) if on_gpu && device == localglm_glm::gpu::DeviceChoice::Auto => {
+                    tracing::warn!("GPU load failed, loading on the CPU: {e}");
+                    let chat = GlmChat::open(&path, on_cpu)?;
+                    Ok((chat, Some(format!("the GPU load failed: {e}"))))
+                }
+                Err(e) => Err(e),
+            }
         })
         .await
         .map_err(crate::load_failed(&spec.path))?
@@ -191,7 +205,7 @@ impl Engine for GlmEngine {
             supports_thinking: false,
             effort_levels: Vec::new(),
             supports_tools: false,
-            placement: Some(placement_text(&chat.model)),
+            placement: Some(placement_text(&chat.model, cpu_why.as_deref())),
         };
         *self.loaded.write().expect("engine lock") = Some(Loaded {
             chat: Arc::new(chat),
@@ -379,17 +393,127 @@ fn rand_seed() -> u64 {
         .unwrap_or(42)
 }
 
-/// "CPU", or "GPU · Vulkan · <adapter>" with ", experts of N layers in RAM" when some stay.
-pub fn placement_text(model: &Model) -> String {
-    match model.gpu_placement() {
-        None => "CPU".into(),
-        Some((adapter, _, 0)) => format!("GPU · {} · {}", adapter.backend, adapter.name),
-        Some((adapter, _, n)) => format!(
+/// "CPU" (with why `Auto` chose it), or "GPU · Vulkan · <adapter>" with ", experts of N
+/// layers in RAM" when some stay.
+pub fn placement_text(model: &Model, cpu_why: Option<&str>) -> String {
+    match (model.gpu_placement(), cpu_why) {
+        (None, None) => "CPU".into(),
+        (None, Some(why)) => format!("CPU (Auto: {why})"),
+        (Some((adapter, _, 0)), _) => format!("GPU · {} · {}", adapter.backend, adapter.name),
+        (Some((adapter, _, n)), _) => format!(
             "GPU · {} · {}, experts of {n} layer{} in RAM",
             adapter.backend,
             adapter.name,
             if n == 1 { "" } else { "s" }
         ),
+    }
+}
+
+/// Where a GLM load runs, decided before anything is allocated: the user's device choice
+/// resolved against this machine's adapters and the fit planner — the plan the app shows is
+/// the one run. Returns the placement (`None`: the CPU kernels) and, when `Auto` chose the
+/// CPU, why.
+///
+/// * `Cpu` → the CPU.
+/// * `Gpu` → the best adapter (software ones included) with the planner's number of MoE
+///   layers whose experts stay in RAM (`cpu_moe` when given); no adapter, or a placement that
+///   cannot fit, is an error — never the CPU in its place.
+/// * `Auto` → the GPU when there is a hardware adapter (or one named by
+///   `LOCALGLM_GPU_ADAPTER`), the planner knows its memory (NVML's free VRAM, the Metal
+///   working set, `LOCALGLM_MACHINE`, or a discrete GPU's own heap size from Vulkan) and
+///   places the model there (all of it, or with the
+///   experts of `cpu_moe` / the planner's number of layers in RAM); else the CPU, saying why.
+pub fn place(
+    path: &Path,
+    device: localglm_glm::gpu::DeviceChoice,
+    kv: localglm_glm::KvType,
+    max_context: usize,
+    cpu_moe: Option<usize>,
+) -> Result<(Option<localglm_glm::GpuPlacement>, Option<String>), GlmError> {
+    use localglm_glm::gpu::{resolve_device, DeviceChoice};
+    let cpu_moe = match device {
+        DeviceChoice::Cpu => return Ok((None, None)),
+        DeviceChoice::Gpu => {
+            localglm_glm::gpu::check_device(DeviceChoice::Gpu)?;
+            plan_gpu_load(path, kv, max_context, cpu_moe)?
+        }
+        DeviceChoice::Auto => match auto_plan(path, kv, max_context, cpu_moe)? {
+            Ok(n) => Some(n),
+            Err(why) => return Ok((None, Some(why))),
+        },
+    };
+    Ok((resolve_device(DeviceChoice::Gpu, cpu_moe)?, None))
+}
+
+/// `Auto`'s verdict: `Ok(cpu_moe)` to run on the GPU, `Err(why)` to stay on the CPU.
+fn auto_plan(
+    path: &Path,
+    kv: localglm_glm::KvType,
+    max_context: usize,
+    cpu_moe: Option<usize>,
+) -> Result<Result<usize, String>, GlmError> {
+    use localglm_planner::{plan, Verdict};
+    let Ok(adapter) = localglm_gpu::find_adapter(&Default::default()) else {
+        return Ok(Err("no hardware GPU adapter".into()));
+    };
+    let mut hw = this_hardware();
+    if localglm_planner::gpu_budget(&hw).is_none() {
+        // No NVML and no unified memory: a discrete GPU's own memory, as its API reports it
+        // (an integrated one shares the CPU's memory and bandwidth: no gain to plan for).
+        match adapter.memory_bytes {
+            Some(bytes) if adapter.device_type == "DiscreteGpu" => {
+                hw.gpus.push(localglm_hardware::Gpu {
+                    name: adapter.name.clone(),
+                    vram_total: bytes,
+                    vram_free: bytes,
+                })
+            }
+            _ => {
+                return Ok(Err(format!(
+                    "the memory of {} is unknown; choose GPU to use it",
+                    adapter.name
+                )))
+            }
+        }
+    }
+    let spec = localglm_planner::local_spec(path).map_err(|e| GlmError::Load(e.to_string()))?;
+    let p = plan(
+        &hw,
+        &spec,
+        context_of(max_context),
+        kv,
+        placement_of(cpu_moe),
+    );
+    Ok(match p.verdict {
+        Verdict::Gpu | Verdict::GpuCpuExperts => Ok(p.cpu_moe_layers as usize),
+        Verdict::Cpu | Verdict::NoFit => Err(format!("the model does not fit {}", adapter.name)),
+    })
+}
+
+/// The planner's view of this machine (`LOCALGLM_MACHINE` stands in for it, as in the app's
+/// fit check).
+fn this_hardware() -> localglm_hardware::Hardware {
+    localglm_planner::view::hardware(&localglm_protocol::MachineSpec {
+        id: "this".into(),
+        ram_gib: 0.0,
+        vram_gib: None,
+        unified: false,
+        gpu_limit_gib: None,
+    })
+}
+
+/// The context the plan is made for (the runtime's default when 0).
+fn context_of(max_context: usize) -> u64 {
+    match max_context {
+        0 => 32_768,
+        n => n as u64,
+    }
+}
+
+fn placement_of(cpu_moe: Option<usize>) -> localglm_planner::Placement {
+    match cpu_moe {
+        Some(n) => localglm_planner::Placement::CpuMoe(n as u32),
+        None => localglm_planner::Placement::Auto,
     }
 }
 
@@ -407,26 +531,13 @@ pub fn plan_gpu_load(
     cpu_moe: Option<usize>,
 ) -> Result<Option<usize>, GlmError> {
     use localglm_planner::{plan, Placement, Verdict};
-    let this = localglm_protocol::MachineSpec {
-        id: "this".into(),
-        ram_gib: 0.0,
-        vram_gib: None,
-        unified: false,
-        gpu_limit_gib: None,
-    };
-    let hw = localglm_planner::view::hardware(&this);
+    let hw = this_hardware();
     if localglm_planner::gpu_budget(&hw).is_none() {
         return Ok(cpu_moe);
     }
     let spec = localglm_planner::local_spec(path).map_err(|e| GlmError::Load(e.to_string()))?;
-    let context = match max_context {
-        0 => 32_768,
-        n => n as u64,
-    };
-    let placement = match cpu_moe {
-        Some(n) => Placement::CpuMoe(n as u32),
-        None => Placement::Auto,
-    };
+    let context = context_of(max_context);
+    let placement = placement_of(cpu_moe);
     let p = plan(&hw, &spec, context, kv, placement);
     match p.verdict {
         Verdict::Gpu | Verdict::GpuCpuExperts => Ok(Some(p.cpu_moe_layers as usize)),

@@ -19,6 +19,7 @@ pub use localglm_glm::gpu::DeviceChoice;
 pub use localglm_glm::KvType;
 pub use localglm_protocol::{FinishReason, GenerationStats, ModelInfo, Role, SamplingParams};
 use std::path::PathBuf;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 pub mod auto;
@@ -95,8 +96,6 @@ pub struct GenerateRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadSpec {
     pub path: PathBuf,
-    /// Run on the CPU even when a GPU backend is compiled in.
-    pub force_cpu: bool,
     /// Context length to allocate for; `None` = the backend's default.
     pub context_length: Option<u32>,
     /// KV-cache element type (GLM-5.x runtime); `None` = f16.
@@ -104,10 +103,57 @@ pub struct LoadSpec {
     /// An OpenAI-compatible server to use instead of a file ([`auto::AutoEngine`] then runs the
     /// remote backend; `path` is only shown).
     pub remote: Option<remote::RemoteSpec>,
-    /// Where the GLM-5.x runtime runs (auto / gpu / cpu); `gpu` never falls back to the CPU.
+    /// Where the model runs (auto / gpu / cpu); `gpu` never falls back to the CPU. GLM-5.x:
+    /// LocalGLM's wgpu backend (see [`glm::place`]); other architectures: mistral.rs's `metal`
+    /// / `cuda` build, when this build has one (`auto` and `gpu` use it, `cpu` does not).
     pub device: localglm_glm::gpu::DeviceChoice,
     /// MoE layers whose routed experts stay in RAM on the CPU when running on a GPU.
     pub cpu_moe: Option<u32>,
+    /// Told how far the load has come, where the backend knows (weights uploaded to a GPU).
+    pub progress: ProgressSink,
+}
+
+/// A load's progress listener (none by default); compares equal to any other, so a
+/// [`LoadSpec`] still compares by what it loads.
+#[derive(Clone, Default)]
+pub struct ProgressSink(Option<Arc<dyn Fn(localglm_protocol::LoadProgress) + Send + Sync>>);
+
+impl ProgressSink {
+    pub fn new(f: impl Fn(localglm_protocol::LoadProgress) + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(f)))
+    }
+
+    /// Reports `done` of `total` bytes of `stage`.
+    pub fn report(&self, stage: &str, done: u64, total: u64) {
+        if let Some(f) = &self.0 {
+            f(localglm_protocol::LoadProgress {
+                stage: stage.into(),
+                done_bytes: done as f64,
+                total_bytes: total as f64,
+            });
+        }
+    }
+
+    /// Whether anyone listens.
+    pub fn is_set(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+impl std::fmt::Debug for ProgressSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "ProgressSink(set)"
+        } else {
+            "ProgressSink(none)"
+        })
+    }
+}
+
+impl PartialEq for ProgressSink {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// `EngineError::LoadFailed` for `path` from any error's text (for `map_err`).
@@ -119,15 +165,16 @@ pub fn load_failed<E: std::fmt::Display>(path: &std::path::Path) -> impl Fn(E) -
 }
 
 impl LoadSpec {
-    pub fn cpu(path: impl Into<PathBuf>) -> Self {
+    /// `path` with the defaults: the backend's context and KV type, device `Auto`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
-            force_cpu: true,
             context_length: None,
             kv_cache: None,
             remote: None,
             device: Default::default(),
             cpu_moe: None,
+            progress: Default::default(),
         }
     }
 
@@ -136,7 +183,7 @@ impl LoadSpec {
         Self {
             path: PathBuf::from(&server.base_url),
             remote: Some(server),
-            ..Self::cpu("")
+            ..Self::new("")
         }
     }
 }

@@ -79,6 +79,23 @@ pub(crate) fn check_gguf_file(path: &Path) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// The GPU backend this build of mistral.rs has (`metal` / `cuda` features), if any.
+pub(crate) fn gpu_build() -> Option<&'static str> {
+    if cfg!(feature = "metal") {
+        Some("Metal")
+    } else if cfg!(feature = "cuda") {
+        Some("CUDA")
+    } else {
+        None
+    }
+}
+
+/// Whether a mistral.rs load with this device choice runs on the GPU: `auto` and `gpu` do when
+/// the build has a GPU backend (`gpu` without one is refused before the load).
+fn on_gpu(device: localglm_glm::gpu::DeviceChoice) -> bool {
+    device != localglm_glm::gpu::DeviceChoice::Cpu && gpu_build().is_some()
+}
+
 fn role(r: Role) -> TextMessageRole {
     match r {
         Role::System => TextMessageRole::System,
@@ -133,7 +150,7 @@ impl Engine for MistralRsEngine {
         let mut builder = GgufModelBuilder::new(dir, vec![file])
             .with_token_source(TokenSource::None)
             .with_max_num_seqs(4);
-        if spec.force_cpu {
+        if !on_gpu(spec.device) {
             builder = builder.with_force_cpu();
         }
         // The template is LocalGLM's to render (as jinja2 would); one that does not compile
@@ -183,7 +200,10 @@ impl Engine for MistralRsEngine {
             supports_thinking: false,
             effort_levels: Vec::new(),
             supports_tools: false,
-            placement: None,
+            placement: Some(match gpu_build() {
+                Some(api) if on_gpu(spec.device) => format!("GPU · {api} (mistral.rs)"),
+                _ => "CPU".into(),
+            }),
         };
         *self.loaded.write().expect("engine lock") = Some(Loaded {
             model: Arc::new(model),

@@ -205,7 +205,7 @@ mod tests {
             token_delay: Duration::from_millis(20),
             fail_with: None,
         }));
-        inner.load(LoadSpec::cpu("/m/q.gguf")).await.unwrap();
+        inner.load(LoadSpec::new("/m/q.gguf")).await.unwrap();
         Queued::new(inner)
     }
 

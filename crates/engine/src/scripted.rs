@@ -297,7 +297,7 @@ mod tests {
             e.generate(req("x", 10)).await,
             Err(EngineError::NoModel)
         ));
-        e.load(LoadSpec::cpu("/m/fake.gguf")).await.unwrap();
+        e.load(LoadSpec::new("/m/fake.gguf")).await.unwrap();
         let (r, c, fin) = collect(e.generate(req("hello", 1000)).await.unwrap()).await;
         assert_eq!(r, "The user wrote 5 characters.");
         assert!(c.starts_with("You said: **hello**"));
@@ -309,7 +309,7 @@ mod tests {
     #[tokio::test]
     async fn cancel_ends_with_cancelled() {
         let e = ScriptedEngine::default();
-        e.load(LoadSpec::cpu("/m/fake.gguf")).await.unwrap();
+        e.load(LoadSpec::new("/m/fake.gguf")).await.unwrap();
         let g = e.generate(req("a long one", 10_000)).await.unwrap();
         let c = g.canceller();
         tokio::spawn(async move {

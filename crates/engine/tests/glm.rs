@@ -60,7 +60,7 @@ async fn collect(engine: &AutoEngine, req: GenerateRequest) -> (String, String, 
 async fn auto_engine_runs_glm_dsa_on_the_own_runtime() {
     let engine = AutoEngine::new();
     let info = engine
-        .load(LoadSpec::cpu(fixture("tiny-f32.gguf")))
+        .load(LoadSpec::new(fixture("tiny-f32.gguf")))
         .await
         .unwrap();
     assert_eq!(info.backend, "localglm-glm");
@@ -124,7 +124,7 @@ async fn thinking_off_renders_an_empty_think_block_and_streams_content() {
 
     let engine = AutoEngine::new();
     engine
-        .load(LoadSpec::cpu(fixture("tiny-q-iq2_xxs.gguf")))
+        .load(LoadSpec::new(fixture("tiny-q-iq2_xxs.gguf")))
         .await
         .unwrap();
     let (reasoning, content, _, _) = collect(&engine, request("Hello", Some(false), 16)).await;
@@ -137,7 +137,7 @@ async fn thinking_off_renders_an_empty_think_block_and_streams_content() {
 async fn cancellation_ends_within_a_token_and_the_engine_stays_usable() {
     let engine = AutoEngine::new();
     engine
-        .load(LoadSpec::cpu(fixture("tiny-f32.gguf")))
+        .load(LoadSpec::new(fixture("tiny-f32.gguf")))
         .await
         .unwrap();
     let mut g = engine
@@ -170,7 +170,7 @@ async fn a_foreign_or_truncated_file_is_a_clear_load_error() {
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     let engine = AutoEngine::new();
     let err = engine
-        .load(LoadSpec::cpu(&cut))
+        .load(LoadSpec::new(&cut))
         .await
         .unwrap_err()
         .to_string();

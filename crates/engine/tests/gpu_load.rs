@@ -1,6 +1,7 @@
 //! Loading onto a GPU through the `AutoEngine` the app uses: the placement is reported, the
 //! model answers there, and a GPU that is not there or too small for the plan is refused
-//! before the loaded model is let go. (Its own test binary: it sets `LOCALGLM_GPU_ADAPTER`.)
+//! before the loaded model is let go; `Auto` follows the fit planner. (Its own test binary: it
+//! sets `LOCALGLM_GPU_ADAPTER` and `LOCALGLM_MACHINE`, in one test so no two race.)
 
 use futures::StreamExt;
 use localglm_engine::auto::AutoEngine;
@@ -47,7 +48,7 @@ fn on(device: DeviceChoice, cpu_moe: Option<u32>) -> LoadSpec {
     LoadSpec {
         device,
         cpu_moe,
-        ..LoadSpec::cpu(fixture("tiny-q-q4_k.gguf"))
+        ..LoadSpec::new(fixture("tiny-q-q4_k.gguf"))
     }
 }
 
@@ -65,7 +66,18 @@ async fn gpu_loads_report_the_placement_and_a_missing_gpu_keeps_the_loaded_model
         );
         eprintln!("SKIPPED (GPU part): no GPU adapter on this machine");
     } else {
-        let info = engine.load(on(DeviceChoice::Gpu, Some(1))).await.unwrap();
+        // The upload's progress reaches the load's listener, ending at its total.
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let spec = LoadSpec {
+            progress: localglm_engine::ProgressSink::new(move |p| log.lock().unwrap().push(p)),
+            ..on(DeviceChoice::Gpu, Some(1))
+        };
+        let info = engine.load(spec).await.unwrap();
+        let seen = seen.lock().unwrap().clone();
+        let last = seen.last().expect("progress reported");
+        assert_eq!(last.stage, "uploading weights to the GPU");
+        assert!(last.total_bytes > 0.0 && last.done_bytes == last.total_bytes);
         let placement = info.placement.unwrap();
         assert!(placement.starts_with("GPU · "), "{placement}");
         assert!(
@@ -94,6 +106,12 @@ async fn gpu_loads_report_the_placement_and_a_missing_gpu_keeps_the_loaded_model
     assert_eq!(reply(&engine).await, want);
 
     if localglm_gpu::adapters().is_empty() {
+        // Auto without any adapter: the CPU, saying why.
+        let p = engine.load(on(DeviceChoice::Auto, None)).await.unwrap();
+        assert_eq!(
+            p.placement.as_deref(),
+            Some("CPU (Auto: no hardware GPU adapter)")
+        );
         return;
     }
     // A GPU too small for the plan (a PC with 10 MB of VRAM stands in for this machine, as in
@@ -117,4 +135,52 @@ async fn gpu_loads_report_the_placement_and_a_missing_gpu_keeps_the_loaded_model
     }
     std::env::remove_var("LOCALGLM_MACHINE");
     assert_eq!(reply(&engine).await, want);
+
+    auto_follows_the_planner(&engine).await;
+}
+
+/// `Auto`: the GPU when an adapter is usable and the planner places the model there, else the
+/// CPU with the reason in the placement.
+async fn auto_follows_the_planner(engine: &AutoEngine) {
+    let pc = |vram: f64| {
+        format!(
+            r#"{{"id":"pc","ram_gib":64,"vram_gib":{vram},"unified":false,"gpu_limit_gib":null}}"#
+        )
+    };
+    let auto = |cpu_moe| on(DeviceChoice::Auto, cpu_moe);
+    let placement = |info: localglm_engine::ModelInfo| info.placement.unwrap_or_default();
+
+    // A software adapter (lavapipe) is not chosen automatically.
+    let hardware = localglm_gpu::adapters().into_iter().find(|a| !a.software);
+    if hardware.is_none() {
+        let p = placement(engine.load(auto(None)).await.unwrap());
+        assert_eq!(p, "CPU (Auto: no hardware GPU adapter)");
+    }
+
+    // The first adapter, named (so a software one counts), on a machine with 8 GiB of VRAM:
+    // the whole model on the GPU; with the expert slider at 1, one layer's experts in RAM.
+    let first = &localglm_gpu::adapters()[0];
+    std::env::set_var("LOCALGLM_GPU_ADAPTER", &first.name);
+    std::env::set_var("LOCALGLM_MACHINE", pc(8.0));
+    let p = placement(engine.load(auto(None)).await.unwrap());
+    assert_eq!(p, format!("GPU · {} · {}", first.backend, first.name));
+    assert!(!reply(engine).await.is_empty());
+    let p = placement(engine.load(auto(Some(1))).await.unwrap());
+    assert!(p.ends_with(", experts of 1 layer in RAM"), "{p}");
+
+    // 10 MB of VRAM: the planner keeps the model in RAM, and so does Auto.
+    std::env::set_var("LOCALGLM_MACHINE", pc(0.01));
+    let p = placement(engine.load(auto(None)).await.unwrap());
+    assert_eq!(
+        p,
+        format!("CPU (Auto: the model does not fit {})", first.name)
+    );
+
+    // The GPU's memory unknown (this machine as probed: no NVML, no unified memory).
+    std::env::remove_var("LOCALGLM_MACHINE");
+    if localglm_planner::gpu_budget(&localglm_hardware::Hardware::probe()).is_none() {
+        let p = placement(engine.load(auto(None)).await.unwrap());
+        assert!(p.starts_with("CPU (Auto: the memory of "), "{p}");
+    }
+    std::env::remove_var("LOCALGLM_GPU_ADAPTER");
 }

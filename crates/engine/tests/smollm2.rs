@@ -45,7 +45,7 @@ async fn smollm2_generates_cancels_and_recovers() {
         Err(EngineError::NoModel)
     ));
     let info = engine
-        .load(LoadSpec::cpu(default_model()))
+        .load(LoadSpec::new(default_model()))
         .await
         .expect("load SmolLM2");
     assert_eq!(info.backend, "mistralrs");
@@ -153,13 +153,13 @@ async fn bad_files_give_clear_errors() {
     let engine = MistralRsEngine::new();
     let dir = tempfile_dir();
     let missing = dir.join("missing.gguf");
-    match engine.load(LoadSpec::cpu(&missing)).await {
+    match engine.load(LoadSpec::new(&missing)).await {
         Err(EngineError::ModelMissing(p)) => assert_eq!(p, missing),
         other => panic!("{:?}", other.map(|i| i.name)),
     }
     let foreign = dir.join("foreign.gguf");
     std::fs::write(&foreign, b"PK\x03\x04 definitely a zip").unwrap();
-    match engine.load(LoadSpec::cpu(&foreign)).await {
+    match engine.load(LoadSpec::new(&foreign)).await {
         Err(EngineError::LoadFailed { reason, .. }) => {
             assert!(reason.contains("not a GGUF"), "{reason}")
         }
@@ -171,7 +171,7 @@ async fn bad_files_give_clear_errors() {
     std::fs::write(&truncated, &real[..4096]).unwrap();
     let res = tokio::time::timeout(
         Duration::from_secs(60),
-        engine.load(LoadSpec::cpu(&truncated)),
+        engine.load(LoadSpec::new(&truncated)),
     )
     .await
     .expect("loading a truncated file ends");

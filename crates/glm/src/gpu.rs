@@ -20,13 +20,28 @@ use localglm_gpu::{Gpu, QWeight};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// Told `(bytes uploaded, bytes in all)` while the weights go to the GPU.
+pub type UploadProgress = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
 /// Where the model runs on a GPU.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GpuPlacement {
     /// The device.
     pub gpu: Arc<Gpu>,
     /// The routed experts of the first this-many MoE layers stay in RAM and run on the CPU.
     pub cpu_moe: usize,
+    /// Told how the upload goes, after each tensor.
+    pub progress: Option<UploadProgress>,
+}
+
+impl std::fmt::Debug for GpuPlacement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuPlacement")
+            .field("gpu", &self.gpu)
+            .field("cpu_moe", &self.cpu_moe)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 /// The weights uploaded to the device, by tensor name.
@@ -41,15 +56,21 @@ pub(crate) struct GpuWeights {
     pub(crate) device: Option<crate::gpu_pass::DeviceModel>,
     /// Scratch buffers of the device-resident pass, reused from token to token.
     pub(crate) scratch: std::sync::Mutex<localglm_gpu::Pool>,
+    /// Weights the device reads in place from the file's memory map (Apple unified memory).
+    pub(crate) in_place_bytes: u64,
+    /// The memory map those weights live in, kept until they are gone (dropped last).
+    map: Arc<GgufModel>,
 }
 
 impl GpuWeights {
     pub(crate) fn upload(
-        g: &GgufModel,
+        g: &Arc<GgufModel>,
         w: &Weights,
         placement: &GpuPlacement,
     ) -> Result<Self, GlmError> {
         let mut out = Self {
+            in_place_bytes: 0,
+            map: g.clone(),
             gpu: placement.gpu.clone(),
             by_name: HashMap::new(),
             cpu_moe: 0,
@@ -57,29 +78,19 @@ impl GpuWeights {
             device: None,
             scratch: Default::default(),
         };
-        out.put(g, &w.output)?;
+        let mut tensors = vec![&w.output];
         let mut moe_seen = 0;
         for l in &w.layers {
-            for t in [&l.q_a, &l.q_b, &l.kv_a, &l.k_b, &l.v_b, &l.out] {
-                out.put(g, t)?;
-            }
+            tensors.extend([&l.q_a, &l.q_b, &l.kv_a, &l.k_b, &l.v_b, &l.out]);
             if let Some(ix) = &l.indexer {
-                for t in [&ix.q_b, &ix.k, &ix.proj] {
-                    out.put(g, t)?;
-                }
+                tensors.extend([&ix.q_b, &ix.k, &ix.proj]);
             }
             match &l.ffn {
-                Ffn::Dense(f) => {
-                    for t in [&f.gate, &f.up, &f.down] {
-                        out.put(g, t)?;
-                    }
-                }
+                Ffn::Dense(f) => tensors.extend([&f.gate, &f.up, &f.down]),
                 Ffn::Moe(m) => {
-                    out.put(g, &m.router)?;
+                    tensors.push(&m.router);
                     if let Some(f) = &m.shared {
-                        for t in [&f.gate, &f.up, &f.down] {
-                            out.put(g, t)?;
-                        }
+                        tensors.extend([&f.gate, &f.up, &f.down]);
                     }
                     moe_seen += 1;
                     if moe_seen <= placement.cpu_moe {
@@ -87,14 +98,22 @@ impl GpuWeights {
                         continue;
                     }
                     match &m.gate_up {
-                        GateUp::Separate { gate, up } => {
-                            out.put(g, gate)?;
-                            out.put(g, up)?;
-                        }
-                        GateUp::Fused(t) => out.put(g, t)?,
+                        GateUp::Separate { gate, up } => tensors.extend([gate, up]),
+                        GateUp::Fused(t) => tensors.push(t),
                     }
-                    out.put(g, &m.down)?;
+                    tensors.push(&m.down);
                 }
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        tensors.retain(|t| seen.insert(&t.info.name));
+        let total: u64 = tensors.iter().map(|t| t.bytes(g).len() as u64).sum();
+        let mut done = 0;
+        for t in tensors {
+            out.put(g, t)?;
+            done += t.bytes(g).len() as u64;
+            if let Some(report) = &placement.progress {
+                report(done, total);
             }
         }
         out.device = Some(crate::gpu_pass::DeviceModel::upload(g, &out.gpu, w)?);
@@ -102,18 +121,24 @@ impl GpuWeights {
     }
 
     fn put(&mut self, g: &GgufModel, t: &QTensor) -> Result<(), GlmError> {
-        if self.by_name.contains_key(&t.info.name) {
-            return Ok(());
-        }
-        let q = self.gpu.upload_weight(
-            &t.info.name,
-            t.ty(),
-            t.bytes(g),
-            t.dim(2),
-            t.rows(),
-            t.cols(),
-        )?;
+        debug_assert!(std::ptr::eq(g, &*self.map));
+        // SAFETY: the bytes are in the read-only memory map of `self.map`, which this struct
+        // keeps (and drops after the weights).
+        #[allow(unsafe_code)]
+        let q = unsafe {
+            self.gpu.upload_weight_in_place(
+                &t.info.name,
+                t.ty(),
+                t.bytes(g),
+                t.dim(2),
+                t.rows(),
+                t.cols(),
+            )
+        }?;
         self.bytes += q.bytes();
+        if q.in_place() {
+            self.in_place_bytes += q.bytes();
+        }
         self.by_name.insert(t.info.name.clone(), q);
         Ok(())
     }
@@ -150,12 +175,11 @@ impl GpuWeights {
 
 pub use localglm_gpu::DeviceChoice;
 
-/// Turns the user's device choice into a placement.
+/// Turns the user's device choice into a placement, without the fit planner (which lives
+/// above this crate: `localglm_engine::glm::place` decides `Auto` and the number of expert
+/// layers in RAM, then calls this with `Gpu`).
 ///
-/// * `Cpu` and, for now, `Auto` → `None` (the CPU kernels). `Auto` will pick the GPU when the
-///   fit planner places the model there; until the forward pass is device-resident and the
-///   memory-mapped file is shared with the GPU without a copy (unified memory), uploading a
-///   model the size of RAM would hold it twice, so the GPU is opt-in.
+/// * `Cpu` and `Auto` → `None` (the CPU kernels).
 /// * `Gpu` → the best adapter, software ones (lavapipe) included, or [`GlmError::Gpu`] saying
 ///   why there is none — never the CPU in its place.
 ///
@@ -175,6 +199,7 @@ pub fn resolve_device(
     Ok(Some(GpuPlacement {
         gpu: Arc::new(gpu),
         cpu_moe: cpu_moe.unwrap_or(0),
+        progress: None,
     }))
 }
 

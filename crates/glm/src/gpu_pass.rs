@@ -110,6 +110,8 @@ impl DeviceRows {
             let fresh = gpu.zeros(cap * self.words)?;
             if let Some(old) = &self.buf {
                 gpu.copy(old, 0, &fresh, 0, keep * self.words)?;
+                // The old rows are freed once no cached bind group holds them.
+                gpu.release_bindings();
             }
             self.buf = Some(fresh);
             self.cap = cap;
@@ -322,16 +324,13 @@ impl Model {
                 &o,
                 0,
             )?;
-            g.matmul(w(gw, &lw.out)?, &o, 0, n, &a, 0)?;
-            g.add(&x, 0, &a, 0, n * d)?;
+            // The output projection adds itself to the residual stream.
+            g.matmul_add(w(gw, &lw.out)?, &o, 0, n, &x, 0)?;
 
             // Feed-forward.
             g.rms_norm((&x, 0, d), (&h, 0, d), (&v.ffn_norm, 0), n, d, c.rms_eps)?;
             match &lw.ffn {
-                Ffn::Dense(f) => {
-                    self.device_dense(g, gw, f, &h, &gu, &act, &a, n)?;
-                    g.add(&x, 0, &a, 0, n * d)?;
-                }
+                Ffn::Dense(f) => self.device_dense(g, gw, f, &h, &gu, &act, &x, n)?,
                 Ffn::Moe(m) if gw.get(&m.down).is_none() => {
                     // Experts in RAM: the CPU runs this block (its shared expert's products
                     // still go to the GPU) and hands the result back.
@@ -393,8 +392,7 @@ impl Model {
                     g.matvec_indexed_grouped(w(gw, &m.down)?, &ids, slots, &act, 0, f, 1, &y, 0)?;
                     g.combine(&x, 0, &y, 0, &wts, 0, n, d, k)?;
                     if let Some(sh) = &m.shared {
-                        self.device_dense(g, gw, sh, &h, &gu, &act, &a, n)?;
-                        g.add(&x, 0, &a, 0, n * d)?;
+                        self.device_dense(g, gw, sh, &h, &gu, &act, &x, n)?;
                     }
                 }
             }
@@ -419,7 +417,8 @@ impl Model {
         Ok(flat.chunks_exact(c.vocab).map(<[f32]>::to_vec).collect())
     }
 
-    /// Dense SwiGLU FFN (or the shared expert) of `h` into `out` (`[n, d]`).
+    /// Dense SwiGLU FFN (or the shared expert) of `h`, added to `out` (`[n, d]`: the residual
+    /// stream).
     #[allow(clippy::too_many_arguments)]
     fn device_dense(
         &self,
@@ -436,7 +435,7 @@ impl Model {
         g.matmul(w(gw, &f.gate)?, h, 0, n, gu, 0)?;
         g.matmul(w(gw, &f.up)?, h, 0, n, gu, n * ff)?;
         g.silu_mul(act, 0, gu, 0, n * ff, ff, n, ff)?;
-        g.matmul(w(gw, &f.down)?, act, 0, n, out, 0)?;
+        g.matmul_add(w(gw, &f.down)?, act, 0, n, out, 0)?;
         Ok(())
     }
 

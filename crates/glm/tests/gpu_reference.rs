@@ -65,6 +65,7 @@ fn on_gpu(gpu: &Arc<Gpu>, cpu_moe: usize) -> Option<GpuPlacement> {
     Some(GpuPlacement {
         gpu: gpu.clone(),
         cpu_moe,
+        progress: None,
     })
 }
 
@@ -127,7 +128,8 @@ fn prefill_then_decode_equals_one_prefill_on_the_gpu() {
 }
 
 /// Experts of the first N MoE layers on the CPU (exact mode), the rest on the GPU: the same
-/// logits as all-GPU and as all-CPU, to f32 rounding.
+/// logits as all-GPU and as all-CPU, to f32 rounding. The upload reports its progress, tensor
+/// by tensor, to its total — which shrinks as more experts stay in RAM.
 #[test]
 fn hybrid_placement_equals_all_gpu_equals_cpu() {
     let Some(gpu) = gpu() else { return };
@@ -141,9 +143,24 @@ fn hybrid_placement_equals_all_gpu_equals_cpu() {
     let want = cpu
         .forward(&tokens, &mut cpu.new_cache(), Logits::All)
         .unwrap();
+    let mut last_total = u64::MAX;
     for cpu_moe in [0, 1, n_moe] {
-        let model = open(stem, KvType::F32, on_gpu(&gpu, cpu_moe));
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let placement = GpuPlacement {
+            progress: Some(Arc::new(move |done, total| {
+                log.lock().unwrap().push((done, total))
+            })),
+            ..on_gpu(&gpu, cpu_moe).unwrap()
+        };
+        let model = open(stem, KvType::F32, Some(placement));
         assert_eq!(model.gpu_placement().unwrap().2, cpu_moe);
+        let seen = seen.lock().unwrap().clone();
+        let total = seen[0].1;
+        assert!(seen.windows(2).all(|w| w[0].0 < w[1].0 && w[1].1 == total));
+        assert_eq!(seen.last().unwrap().0, total);
+        assert!(total < last_total, "experts in RAM are not uploaded");
+        last_total = total;
         let got = model
             .forward(&tokens, &mut model.new_cache(), Logits::All)
             .unwrap();
@@ -201,8 +218,9 @@ fn a_decoded_token_runs_its_weight_products_on_the_gpu() {
     );
 }
 
-/// Within the indexer's top-k the whole token is one submission that allocates nothing, and only
-/// the logits come back.
+/// Within the indexer's top-k the whole token is one submission in one compute pass that
+/// allocates nothing and, once a token has run, creates no bind groups either; only the
+/// logits come back.
 #[test]
 fn a_decoded_token_is_one_submission_within_the_indexers_top_k() {
     if gpu().is_none() {
@@ -212,11 +230,14 @@ fn a_decoded_token_is_one_submission_within_the_indexers_top_k() {
     let model = open("tiny-q-iq2_xxs", KvType::F16, on_gpu(&gpu, 0));
     let mut cache = model.new_cache();
     model.forward(&[1, 2, 3], &mut cache, Logits::Last).unwrap();
-    let before = gpu.counters();
     model.forward(&[4], &mut cache, Logits::Last).unwrap();
+    let before = gpu.counters();
+    model.forward(&[5], &mut cache, Logits::Last).unwrap();
     let d = gpu.counters().since(&before);
     eprintln!("one token: {d:?}");
     assert_eq!(d.submissions, 1);
+    assert_eq!(d.passes, 1, "{d:?}");
+    assert_eq!(d.bind_groups, 0, "{d:?}");
     assert_eq!(d.readback_bytes, 4 * model.config.vocab as u64);
     // Scratch, cache rows and the read-back buffer are reused: nothing is allocated.
     assert_eq!(d.allocations, 0);

@@ -412,14 +412,33 @@ pub struct ModelInfo {
     pub placement: Option<String>,
 }
 
+/// A load's progress: what it is doing and how many of its bytes are done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct LoadProgress {
+    /// What is happening, e.g. "uploading weights to the GPU".
+    pub stage: String,
+    pub done_bytes: f64,
+    pub total_bytes: f64,
+}
+
 /// Engine state for the model indicator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum ModelStatus {
     None,
-    Loading { path: String },
-    Ready { model: ModelInfo },
-    Failed { path: String, error: AppError },
+    Loading {
+        path: String,
+        /// How far the load has come, where the backend says (weights uploaded to a GPU).
+        #[serde(default)]
+        progress: Option<LoadProgress>,
+    },
+    Ready {
+        model: ModelInfo,
+    },
+    Failed {
+        path: String,
+        error: AppError,
+    },
 }
 
 /// Persisted user settings (versioned; see the shell's settings module for migrations).

@@ -14,7 +14,7 @@ async fn start(key: Option<&str>, loaded: bool) -> String {
     let engine = Arc::new(ScriptedEngine::default());
     if loaded {
         engine
-            .load(LoadSpec::cpu("/m/tiny-think.gguf"))
+            .load(LoadSpec::new("/m/tiny-think.gguf"))
             .await
             .unwrap();
     }
@@ -348,7 +348,7 @@ async fn tool_calls_parsed_from_glm_xml_plain_and_streaming_then_the_result_goes
 #[tokio::test(flavor = "multi_thread")]
 async fn the_request_log_times_a_stream_to_its_end() {
     let engine = Arc::new(ScriptedEngine::default());
-    engine.load(LoadSpec::cpu("/m/m.gguf")).await.unwrap();
+    engine.load(LoadSpec::new("/m/m.gguf")).await.unwrap();
     let seen: Arc<std::sync::Mutex<Vec<localglm_protocol::ApiLogEntry>>> = Arc::default();
     let sink = seen.clone();
     let state =

@@ -34,7 +34,17 @@ describe('ModelIndicator', () => {
     expect(screen.getByTestId('model-indicator')).toHaveTextContent('tiny-f32');
     expect(screen.queryByTestId('model-placement')).toBeNull();
     unmount();
-    render(ModelIndicator, { status: { state: 'loading', path: model.path }, onLoad: vi.fn() });
+    render(ModelIndicator, { status: { state: 'loading', path: model.path, progress: null }, onLoad: vi.fn() });
     expect(screen.queryByTestId('model-placement')).toBeNull();
+    expect(screen.getByTestId('model-indicator')).toHaveTextContent('loading…');
+  });
+
+  it('shows how far a GPU upload has come while loading', () => {
+    const progress = { stage: 'uploading weights to the GPU', done_bytes: 3.3e9, total_bytes: 1e10 };
+    render(ModelIndicator, { status: { state: 'loading', path: model.path, progress }, onLoad: vi.fn() });
+    const indicator = screen.getByTestId('model-indicator');
+    expect(indicator).toHaveAttribute('data-state', 'loading');
+    expect(indicator).toHaveTextContent('uploading weights to the GPU 33%');
+    expect(indicator.getAttribute('title')).toContain('uploading weights to the GPU: ');
   });
 });

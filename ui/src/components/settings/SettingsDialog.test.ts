@@ -72,9 +72,9 @@ describe('SettingsDialog: loading models', () => {
     expect(save).toHaveBeenLastCalledWith({ ...settings, device: 'cpu' });
   });
 
-  it('takes experts in RAM only on the GPU, as an integer 0 to 1024 (empty or 0 is none)', async () => {
+  it('takes experts in RAM on Auto and GPU, as an integer 0 to 1024 (empty or 0: the planner)', async () => {
     open();
-    expect(screen.getByTestId('setting-cpu-moe')).toBeDisabled();
+    expect(screen.getByTestId('setting-cpu-moe')).toBeEnabled();
     cleanup();
     open(undefined, { ...settings, device: 'cpu', cpu_moe: 3 });
     expect(screen.getByTestId('setting-device')).toHaveValue('cpu');

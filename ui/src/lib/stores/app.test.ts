@@ -47,7 +47,7 @@ vi.mock('../ipc', async () => {
     importPresets: vi.fn(async () => {
       throw { kind: 'invalid_request', message: 'That is not a LocalGLM presets file.', detail: null };
     }),
-    modelStatus: vi.fn(async () => ({ state: 'loading', path: '/m.gguf' })),
+    modelStatus: vi.fn(async () => ({ state: 'loading', path: '/m.gguf', progress: null })),
     onModelStatus: vi.fn(async (handler: (status: unknown) => void) => {
       fake.modelListener = handler;
       return () => {};
@@ -142,7 +142,7 @@ describe('AppStore', () => {
     const starting = store.init();
     await vi.waitFor(() => expect(fake.modelListener).not.toBeNull());
     fake.modelListener?.({ state: 'ready', model: { name: 'M', path: '/m.gguf', size_bytes: 1, backend: 'x', architecture: null, context_length: null } });
-    answer({ state: 'loading', path: '/m.gguf' });
+    answer({ state: 'loading', path: '/m.gguf', progress: null });
     await starting;
     expect(store.modelStatus.state).toBe('ready');
   });
