@@ -212,7 +212,9 @@ fn gpu_counts(model: &Model, prompt: usize, gen: usize) -> Result<()> {
         .map(|i| (i * 7919 + 13) % (vocab / 2))
         .collect();
     let mut cache = model.new_cache();
+    let start = gpu.counters();
     let logits = model.forward(&tokens, &mut cache, Logits::Last)?;
+    let pre = gpu.counters().since(&start);
     let mut next = localglm_glm::sampler::argmax(&logits[0]);
     let before = gpu.counters();
     for _ in 0..gen {
@@ -245,5 +247,17 @@ fn gpu_counts(model: &Model, prompt: usize, gen: usize) -> Result<()> {
     );
     println!("| bytes read back | {:.0} | — |", per(d.readback_bytes));
     println!("| device buffers created | {:.1} | — |", per(d.allocations));
+    // The prefill reads each weight once per tile of tokens (routed experts once per tile of
+    // the slots routed to them), so per prompt token it reads a fraction of a decoded token's.
+    let per_prompt = pre.weight_bytes as f64 / tokens.len() as f64;
+    println!(
+        "prefill of {} tokens: {:.0} weight bytes read per prompt token = {:.3} × a decoded \
+         token's minimum ({} dispatches, {} submissions)",
+        tokens.len(),
+        per_prompt,
+        per_prompt / min,
+        pre.dispatches,
+        pre.submissions
+    );
     Ok(())
 }

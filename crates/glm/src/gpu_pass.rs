@@ -19,6 +19,9 @@ use localglm_quants::{dequantize_row, dequantize_to_vec, KvType};
 
 /// Epsilons as in `model.rs` (HF defaults for the low-rank norms and the indexer LayerNorm).
 const LORA_NORM_EPS: f32 = 1e-6;
+/// Batches of at least this many tokens run the routed-expert products grouped by expert
+/// (one read of an expert's weights per 8 of its tokens); smaller ones per slot.
+const BY_EXPERT_FROM: usize = 8;
 const INDEXER_LN_EPS: f32 = 1e-6;
 /// The additive mask value of a key the indexer did not select (exp() of it is 0).
 const HIDDEN: f32 = -1e30;
@@ -149,7 +152,42 @@ impl Model {
     }
 
     /// The forward pass on the device; see the module header.
+    /// The forward pass on the device, in passes of at most [`Model::device_chunk`] tokens
+    /// (the same result as one pass: each pass attends over the cache the previous ones
+    /// filled).
     pub(crate) fn forward_device(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        which: Logits,
+    ) -> Result<Vec<Vec<f32>>, GlmError> {
+        let chunk = self.device_chunk(cache.len + tokens.len());
+        if tokens.len() <= chunk {
+            return self.device_pass(tokens, cache, which);
+        }
+        let mut out = Vec::new();
+        let parts: Vec<&[u32]> = tokens.chunks(chunk).collect();
+        for (i, part) in parts.iter().enumerate() {
+            let logits = self.device_pass(part, cache, which)?;
+            if which == Logits::All || i + 1 == parts.len() {
+                out.extend(logits);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Tokens per device pass for a context of `t_len`: the attention scores scratch
+    /// (tokens × heads × `t_len` floats) within 256 MiB, at most 512 tokens.
+    fn device_chunk(&self, t_len: usize) -> usize {
+        const SCORES_BYTES: usize = 256 << 20;
+        match self.opts.device_chunk {
+            0 => (SCORES_BYTES / (4 * self.config.n_head.max(1) * t_len.max(1))).clamp(1, 512),
+            n => n,
+        }
+    }
+
+    /// One device pass over `tokens`.
+    fn device_pass(
         &self,
         tokens: &[u32],
         cache: &mut KvCache,
@@ -358,38 +396,36 @@ impl Model {
                         &wts,
                     )?;
                     let slots = n * k;
+                    // A batch groups its slots by expert first, so each expert's weights are
+                    // read once per 8 of its tokens; a decoded token reads its k directly.
+                    let groups = if n >= BY_EXPERT_FROM {
+                        let groups = pool.get(g, "groups", e + 1 + slots)?;
+                        g.bucket(&ids, slots, e, &groups)?;
+                        Some(groups)
+                    } else {
+                        None
+                    };
+                    let product =
+                        |wt: &QWeight, x: &Buffer, xs: usize, xd: usize, y: &Buffer, yo| {
+                            match &groups {
+                                Some(gr) => g.matvec_by_expert(wt, gr, slots, x, 0, xs, xd, y, yo),
+                                None => {
+                                    g.matvec_indexed_grouped(wt, &ids, slots, x, 0, xs, xd, y, yo)
+                                }
+                            }
+                        };
                     match &m.gate_up {
                         GateUp::Separate { gate, up } => {
-                            g.matvec_indexed_grouped(
-                                w(gw, gate)?,
-                                &ids,
-                                slots,
-                                &h,
-                                0,
-                                d,
-                                k,
-                                &gu,
-                                0,
-                            )?;
-                            g.matvec_indexed_grouped(
-                                w(gw, up)?,
-                                &ids,
-                                slots,
-                                &h,
-                                0,
-                                d,
-                                k,
-                                &gu,
-                                slots * f,
-                            )?;
+                            product(w(gw, gate)?, &h, d, k, &gu, 0)?;
+                            product(w(gw, up)?, &h, d, k, &gu, slots * f)?;
                             g.silu_mul(&act, 0, &gu, 0, slots * f, f, slots, f)?;
                         }
                         GateUp::Fused(t) => {
-                            g.matvec_indexed_grouped(w(gw, t)?, &ids, slots, &h, 0, d, k, &gu, 0)?;
+                            product(w(gw, t)?, &h, d, k, &gu, 0)?;
                             g.silu_mul(&act, 0, &gu, 0, f, 2 * f, slots, f)?;
                         }
                     }
-                    g.matvec_indexed_grouped(w(gw, &m.down)?, &ids, slots, &act, 0, f, 1, &y, 0)?;
+                    product(w(gw, &m.down)?, &act, f, 1, &y, 0)?;
                     g.combine(&x, 0, &y, 0, &wts, 0, n, d, k)?;
                     if let Some(sh) = &m.shared {
                         self.device_dense(g, gw, sh, &h, &gu, &act, &x, n)?;

@@ -57,6 +57,10 @@ pub struct RuntimeOptions {
     pub mla_expand_from: usize,
     /// Run the weight products on a GPU (`None`: the CPU kernels).
     pub gpu: Option<crate::gpu::GpuPlacement>,
+    /// On a GPU, the most tokens one device pass takes (`0`: as many as keep the attention
+    /// scores scratch within 256 MiB, at most 512); a longer prompt runs as consecutive
+    /// passes over the growing cache. Tests set it small.
+    pub device_chunk: usize,
 }
 
 impl Default for RuntimeOptions {
@@ -68,6 +72,7 @@ impl Default for RuntimeOptions {
             device: Device::Cpu,
             mla_expand_from: 256,
             gpu: None,
+            device_chunk: 0,
         }
     }
 }

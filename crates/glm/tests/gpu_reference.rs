@@ -99,6 +99,51 @@ fn every_fixture_matches_transformers_on_the_gpu() {
     }
 }
 
+/// A prompt longer than one device pass (here 5 tokens a pass; by default as many as keep
+/// the attention scores within 256 MiB) runs as consecutive passes over the growing cache:
+/// the same `transformers` logits, every position, the sparse indexer's selection included.
+#[test]
+fn a_prompt_in_several_device_passes_matches_transformers() {
+    let Some(gpu) = gpu() else { return };
+    let stem = "tiny-q-q4_k";
+    let model = Model::open(
+        fixture(&format!("{stem}.gguf")),
+        RuntimeOptions {
+            activations: Activations::F32,
+            kv_type: KvType::F32,
+            gpu: on_gpu(&gpu, 0),
+            device_chunk: 5,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let Case {
+        tokens,
+        logits: want,
+        ..
+    } = cases(stem)
+        .into_iter()
+        .max_by_key(|c| c.tokens.len())
+        .unwrap();
+    assert!(tokens.len() > 5 && tokens.len() > model.config.idx_topk);
+    let got = model
+        .forward(&tokens, &mut model.new_cache(), Logits::All)
+        .unwrap();
+    let (diff, bad) = compare(&got, &want);
+    eprintln!(
+        "{} tokens in passes of 5: max |Δlogit| = {diff:.2e}",
+        tokens.len()
+    );
+    assert!(diff <= 1e-3, "{diff}");
+    assert_eq!(bad, 0);
+    // Only the last position's logits when asked for the last.
+    let last = model
+        .forward(&tokens, &mut model.new_cache(), Logits::Last)
+        .unwrap();
+    assert_eq!(last.len(), 1);
+    assert!(compare(&last, &want[want.len() - 1..]).0 <= 1e-3);
+}
+
 #[test]
 fn prefill_then_decode_equals_one_prefill_on_the_gpu() {
     let Some(gpu) = gpu() else { return };

@@ -31,6 +31,9 @@ pub enum Kernel {
     Plain,
     /// `y[s] = W[ids[s]]·x_s` (MoE).
     Indexed,
+    /// The MoE product with the slots grouped by expert (prefill): each expert's rows decoded
+    /// once per 8 of its slots.
+    Grouped,
 }
 
 const PRELUDE: &str = include_str!("shaders/prelude.wgsl");
@@ -38,6 +41,7 @@ pub(crate) const REDUCE_SHARED: &str = include_str!("shaders/reduce_shared.wgsl"
 const REDUCE_SUBGROUP: &str = include_str!("shaders/reduce_subgroup.wgsl");
 const KERNEL_PLAIN: &str = include_str!("shaders/kernel_plain.wgsl");
 const KERNEL_INDEXED: &str = include_str!("shaders/kernel_indexed.wgsl");
+const KERNEL_GROUPED: &str = include_str!("shaders/kernel_grouped.wgsl");
 const K_SCALE_MIN: &str = include_str!("shaders/decode/k_scale_min.wgsl");
 
 /// The WGSL decoder of `ty`, or `None` for types without one.
@@ -100,6 +104,7 @@ pub(crate) fn shader_source(ty: GgmlType, kernel: Kernel, subgroups: bool) -> Op
     let body = match kernel {
         Kernel::Plain => KERNEL_PLAIN,
         Kernel::Indexed => KERNEL_INDEXED,
+        Kernel::Grouped => KERNEL_GROUPED,
     };
     let (builtins, args) = if subgroups {
         (
@@ -115,7 +120,7 @@ pub(crate) fn shader_source(ty: GgmlType, kernel: Kernel, subgroups: bool) -> Op
     Some(s)
 }
 
-/// `Params` in `prelude.wgsl`: sixteen u32 (the last one padding).
+/// `Params` in `prelude.wgsl`: sixteen u32.
 pub(crate) const PARAMS_BYTES: u64 = 64;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -135,6 +140,7 @@ struct Params {
     x_div: u32,
     w_skew: u32,
     accumulate: bool,
+    experts: u32,
 }
 
 impl Params {
@@ -155,7 +161,7 @@ impl Params {
             self.x_div.max(1),
             self.w_skew,
             self.accumulate as u32,
-            0,
+            self.experts,
         ]
         .iter()
         .flat_map(|v| v.to_le_bytes())
@@ -378,7 +384,7 @@ impl Gpu {
     /// Compiles every kernel of every type now (tests; a load can warm up this way).
     pub fn compile_all(&self) -> Result<(), GpuError> {
         for ty in GPU_TYPES {
-            for k in [Kernel::Plain, Kernel::Indexed] {
+            for k in [Kernel::Plain, Kernel::Indexed, Kernel::Grouped] {
                 self.pipeline(ty, k)?;
             }
         }
@@ -456,6 +462,7 @@ impl Gpu {
                 x_div: 1,
                 w_skew: chunk.skew as u32,
                 accumulate,
+                experts: 1,
             };
             self.dispatch(
                 &pipeline,
@@ -508,11 +515,52 @@ impl Gpu {
         y: &Buffer,
         y_off: usize,
     ) -> Result<(), GpuError> {
+        self.moe_product(w, ids, false, slots, x, x_off, x_stride, x_div, y, y_off)
+    }
+
+    /// [`Gpu::matvec_indexed_grouped`] from the slots grouped by expert ([`Gpu::bucket`] of the
+    /// ids into `groups`): the same results, but each expert's rows are decoded once per 8 of
+    /// its slots rather than once per slot — the MoE product for a prefill, where a batch's
+    /// slots share experts.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matvec_by_expert(
+        &self,
+        w: &QWeight,
+        groups: &Buffer,
+        slots: usize,
+        x: &Buffer,
+        x_off: usize,
+        x_stride: usize,
+        x_div: usize,
+        y: &Buffer,
+        y_off: usize,
+    ) -> Result<(), GpuError> {
+        self.moe_product(w, groups, true, slots, x, x_off, x_stride, x_div, y, y_off)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn moe_product(
+        &self,
+        w: &QWeight,
+        ids: &Buffer,
+        by_expert: bool,
+        slots: usize,
+        x: &Buffer,
+        x_off: usize,
+        x_stride: usize,
+        x_div: usize,
+        y: &Buffer,
+        y_off: usize,
+    ) -> Result<(), GpuError> {
         if slots == 0 {
             return Ok(());
         }
         let x_per_slot = x_div > 0;
-        fits("ids", ids.len(), slots)?;
+        if by_expert {
+            fits("expert groups", ids.len(), w.experts + 1 + slots)?;
+        } else {
+            fits("ids", ids.len(), slots)?;
+        }
         let x_need = if x_per_slot {
             (slots.div_ceil(x_div) - 1) * x_stride + w.cols
         } else {
@@ -520,7 +568,12 @@ impl Gpu {
         };
         fits("x", x.len(), x_off + x_need)?;
         fits("y", y.len(), y_off + slots * w.rows)?;
-        let pipeline = self.pipeline(w.ty, Kernel::Indexed)?;
+        let (kernel, z) = if by_expert {
+            (Kernel::Grouped, w.experts)
+        } else {
+            (Kernel::Indexed, slots)
+        };
+        let pipeline = self.pipeline(w.ty, kernel)?;
         let (wg_x, wg_y) = self.grid(w.rows);
         for chunk in &w.chunks {
             let p = Params {
@@ -539,6 +592,7 @@ impl Gpu {
                 x_div: x_div.max(1) as u32,
                 w_skew: chunk.skew as u32,
                 accumulate: false,
+                experts: w.experts as u32,
             };
             self.dispatch(
                 &pipeline,
@@ -547,13 +601,20 @@ impl Gpu {
                 y,
                 Some(ids),
                 &p,
-                (wg_x, wg_y, slots as u32),
+                (wg_x, wg_y, z as u32),
             )?;
         }
-        // Each slot reads one expert's rows, whichever chunk holds them.
+        // Indexed: each slot reads one expert's rows, whichever chunk holds them. By expert:
+        // each expert with slots reads its rows once per TT of them — at most
+        // min(slots, experts) + slots / TT reads (counted so: an upper bound, never flattering).
+        let reads = if by_expert {
+            slots.min(w.experts) + slots / TT
+        } else {
+            slots
+        };
         self.counters
             .weight_bytes
-            .fetch_add((slots * w.rows * w.row_bytes) as u64, Ordering::Relaxed);
+            .fetch_add((reads * w.rows * w.row_bytes) as u64, Ordering::Relaxed);
         Ok(())
     }
 

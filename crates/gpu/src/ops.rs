@@ -29,6 +29,7 @@ pub(crate) enum Op {
     Attention(KvType),
     IndexScores(KvType),
     TopK,
+    Bucket,
 }
 
 const OPS_PRELUDE: &str = include_str!("shaders/ops/prelude.wgsl");
@@ -65,6 +66,7 @@ pub(crate) fn op_source(op: Op) -> String {
         Op::Attention(_) => include_str!("shaders/ops/attention.wgsl"),
         Op::IndexScores(_) => include_str!("shaders/ops/index_scores.wgsl"),
         Op::TopK => include_str!("shaders/ops/topk.wgsl"),
+        Op::Bucket => include_str!("shaders/ops/bucket.wgsl"),
     };
     s
 }
@@ -118,6 +120,7 @@ impl Gpu {
             Op::Route,
             Op::Combine,
             Op::TopK,
+            Op::Bucket,
         ];
         for kv in [KvType::F32, KvType::F16, KvType::BF16, KvType::Q8_0] {
             ops.extend([Op::Store(kv), Op::Attention(kv), Op::IndexScores(kv)]);
@@ -357,6 +360,30 @@ impl Gpu {
         };
         let groups = (n as u32).div_ceil(64).max(1);
         self.op(Op::Route, weights, binds, p, (groups, 1, 1))
+    }
+
+    /// Groups `slots` expert ids (`ids[..slots]`, each below `experts`) by expert for
+    /// [`Gpu::matvec_by_expert`]: `groups[..=experts]` the offsets, then the slots in expert
+    /// order (`groups` holds at least `experts + 1 + slots` values). Ids outside `0..experts`
+    /// leave their slot out.
+    pub fn bucket(&self, ids: &Buffer, slots: usize, experts: usize, groups: &Buffer) -> R {
+        if experts > 1024 {
+            return Err(GpuError::Shape {
+                what: "experts for GPU grouping",
+                expected: 1024,
+                actual: experts,
+            });
+        }
+        crate::fits_in("ids", ids.len(), slots)?;
+        crate::fits_in("expert groups", groups.len(), experts + 1 + slots)?;
+        let mut p = [0u32; 16];
+        p[..4].copy_from_slice(&[u(slots), u(experts), 0, 0]);
+        let binds = Binds {
+            d: Some(ids),
+            u: Some(groups),
+            ..Default::default()
+        };
+        self.op(Op::Bucket, &self.dummy_out, binds, p, (1, 1, 1))
     }
 
     /// `x[x_off + t·d ..] += Σ_j w[w_off + t·k + j] · y[y_off + (t·k + j)·d ..]` for `n` tokens.

@@ -1,7 +1,9 @@
 //! Every WGSL kernel against the CPU's dequantizer, for every one of the 22 GLM weight types:
 //! the plain product (1 token = the decode mat-vec; 11 tokens = two tiles of the prefill
-//! product; overwriting and accumulating into its output), the MoE product with expert ids on the device (per-slot and shared activations),
-//! with and without subgroup operations, and with weights split into many small bindings.
+//! product; overwriting and accumulating into its output), the MoE product with expert ids on
+//! the device (per slot, and with the slots grouped by expert as a prefill runs it; per-slot
+//! and shared activations), with and without subgroup operations, and with weights split into
+//! many small bindings.
 //!
 //! Tolerance: the GPU decodes weights to f32 exactly as the CPU dequantizer does (same
 //! formulas, same f16 fields; a GPU may fuse a multiply-add, which only rounds less) and sums
@@ -108,6 +110,17 @@ fn plain_products(gpu: &Gpu, label: &str) {
 fn indexed_products(gpu: &Gpu, label: &str) {
     let (experts, rows) = (5usize, 7usize);
     let ids_v = [3u32, 0, 3, 4];
+    // Grouped by expert: 21 slots, expert 3 with 11 of them (two tiles of 8), expert 1 none,
+    // and one id out of range (its slot left alone), 3 slots sharing each activation row.
+    let many: Vec<u32> = (0..21u32)
+        .map(|s| match s % 7 {
+            0..=2 => 3,
+            3 => 0,
+            4 => 2,
+            5 if s == 12 => 9,
+            _ => 4,
+        })
+        .collect();
     for ty in GPU_TYPES {
         let cols = cols_for(ty)[1];
         let w = random_weight(ty, experts * rows, cols, 7 + cols as u64);
@@ -137,6 +150,37 @@ fn indexed_products(gpu: &Gpu, label: &str) {
                         &ref_rows[e as usize * rows + r],
                         xv,
                     );
+                }
+            }
+        }
+        let ids = gpu.upload_u32(&many).unwrap();
+        let groups = gpu.zeros(experts + 1 + many.len()).unwrap();
+        gpu.bucket(&ids, many.len(), experts, &groups).unwrap();
+        for x_div in [3usize, 0] {
+            let nx = if x_div > 0 {
+                many.len().div_ceil(x_div) * cols
+            } else {
+                cols
+            };
+            let xs = random_vector(nx, 3 + x_div as u64);
+            let x = gpu.upload_f32(&xs).unwrap();
+            let y = gpu.upload_f32(&vec![7.0; many.len() * rows]).unwrap();
+            gpu.matvec_by_expert(&qw, &groups, many.len(), &x, 0, cols, x_div, &y, 0)
+                .unwrap();
+            let got = gpu.read_f32(&y).unwrap();
+            for (s, &e) in many.iter().enumerate() {
+                let xv = match s.checked_div(x_div) {
+                    Some(row) => &xs[row * cols..(row + 1) * cols],
+                    None => &xs[..],
+                };
+                for r in 0..rows {
+                    let what = format!("{label} {ty} by expert x_div={x_div} slot {s} row {r}");
+                    match ref_rows.get(e as usize * rows + r) {
+                        Some(row) if (e as usize) < experts => {
+                            check_dot(&what, got[s * rows + r], row, xv)
+                        }
+                        _ => assert_eq!(got[s * rows + r], 7.0, "{what}: left alone"),
+                    }
                 }
             }
         }

@@ -17,7 +17,7 @@ struct Params {
     x_div: u32,      // indexed: slots sharing one X row (slot s reads row s / x_div)
     w_skew: u32,     // bytes before the chunk's first row in W (in-place host pages; else 0)
     accumulate: u32, // plain: add the product to Y instead of writing it
-    pad2: u32,
+    experts: u32,    // grouped: experts in the weight (the groups start after E + 1 offsets)
 }
 
 @group(0) @binding(0) var<storage, read> W: array<u32>;
