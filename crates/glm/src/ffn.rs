@@ -26,31 +26,38 @@ impl Model {
         v: &LayerVecs,
         x: &Tensor,
     ) -> Result<Tensor, GlmError> {
-        let c = &self.config;
-        let mode = self.opts.activations;
         let (n, d) = x.dims2()?;
         let logits = self
             .linear(&m.router, x, Activations::F32)?
             .to_vec2::<f32>()?;
         let xs = x.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+        let mut out = vec![0f32; n * d];
+        self.moe_routed(m, v, &logits, &xs, &mut out)?;
+        let mut routed = Tensor::from_vec(out, (n, d), &self.opts.device)?;
+        if let Some(sh) = &m.shared {
+            routed = (routed + self.dense_ffn(sh, x)?)?;
+        }
+        Ok(routed)
+    }
+
+    /// The routed experts on the CPU kernels: `out[t] += Σ_j w_j · expert_j(xs[t])`, the
+    /// experts and weights chosen from the router's `logits` (the shared expert not included).
+    pub(crate) fn moe_routed(
+        &self,
+        m: &MoeWeights,
+        v: &LayerVecs,
+        logits: &[Vec<f32>],
+        xs: &[Vec<f32>],
+        out: &mut [f32],
+    ) -> Result<(), GlmError> {
+        let c = &self.config;
+        let mode = self.opts.activations;
+        let (n, d) = (xs.len(), c.n_embd);
+        if n > 1 {
+            return self.moe_batched(m, v, logits, xs, out);
+        }
         let f = c.expert_ff;
         let k = c.n_expert_used;
-        let mut out = vec![0f32; n * d];
-        if self.moe_gpu(m, v, &logits, &xs, &mut out)? {
-            let mut routed = Tensor::from_vec(out, (n, d), &self.opts.device)?;
-            if let Some(sh) = &m.shared {
-                routed = (routed + self.dense_ffn(sh, x)?)?;
-            }
-            return Ok(routed);
-        }
-        if n > 1 {
-            self.moe_batched(m, v, &logits, &xs, &mut out)?;
-            let mut routed = Tensor::from_vec(out, (n, d), &self.opts.device)?;
-            if let Some(sh) = &m.shared {
-                routed = (routed + self.dense_ffn(sh, x)?)?;
-            }
-            return Ok(routed);
-        }
         let mut g = vec![0f32; k * f];
         let mut u = vec![0f32; k * f];
         let mut y = vec![0f32; k * d];
@@ -83,11 +90,7 @@ impl Model {
                 }
             }
         }
-        let mut routed = Tensor::from_vec(out, (n, d), &self.opts.device)?;
-        if let Some(sh) = &m.shared {
-            routed = (routed + self.dense_ffn(sh, x)?)?;
-        }
-        Ok(routed)
+        Ok(())
     }
 
     /// Prefill MoE: tokens grouped by expert, so each expert's weights are decoded once for
@@ -174,68 +177,6 @@ impl Model {
             }
         }
         Ok(())
-    }
-
-    /// The routed experts on the GPU, when this layer's experts were placed there: every
-    /// (token, expert) pair is one slot of three indexed products (gate, up, down), for decode
-    /// and prefill alike. Returns `false` (nothing done) for a layer whose experts are in RAM.
-    fn moe_gpu(
-        &self,
-        m: &MoeWeights,
-        v: &LayerVecs,
-        logits: &[Vec<f32>],
-        xs: &[Vec<f32>],
-        out: &mut [f32],
-    ) -> Result<bool, GlmError> {
-        let Some((gw, down)) = self.on_gpu(&m.down) else {
-            return Ok(false);
-        };
-        let c = &self.config;
-        let (d, f, k) = (c.n_embd, c.expert_ff, c.n_expert_used);
-        let mut ids = Vec::with_capacity(xs.len() * k);
-        let mut wts = Vec::with_capacity(xs.len() * k);
-        for l in logits {
-            let (i, w) = self.route(l, v.expert_bias.as_deref());
-            ids.extend(i);
-            wts.extend(w);
-        }
-        let k = ids.len() / xs.len().max(1);
-        let xk: Vec<f32> = xs
-            .iter()
-            .flat_map(|x| std::iter::repeat_n(x.as_slice(), k).flatten().copied())
-            .collect();
-        let (mut g, u) = match &m.gate_up {
-            GateUp::Separate { gate, up } => {
-                let missing = || GlmError::Load("expert weights half on the GPU".into());
-                let (_, gq) = self.on_gpu(gate).ok_or_else(missing)?;
-                let (_, uq) = self.on_gpu(up).ok_or_else(missing)?;
-                (gw.indexed(gq, &ids, &xk)?, gw.indexed(uq, &ids, &xk)?)
-            }
-            GateUp::Fused(gu) => {
-                let (_, q) = self
-                    .on_gpu(gu)
-                    .ok_or_else(|| GlmError::Load("expert weights half on the GPU".into()))?;
-                let both = gw.indexed(q, &ids, &xk)?;
-                let mut g = Vec::with_capacity(ids.len() * f);
-                let mut u = Vec::with_capacity(ids.len() * f);
-                for slot in both.chunks_exact(2 * f) {
-                    g.extend_from_slice(&slot[..f]);
-                    u.extend_from_slice(&slot[f..]);
-                }
-                (g, u)
-            }
-        };
-        for (gv, uv) in g.iter_mut().zip(&u) {
-            *gv = silu(*gv) * uv;
-        }
-        let y = gw.indexed(down, &ids, &g)?;
-        for (slot, (w, ys)) in wts.iter().zip(y.chunks_exact(d)).enumerate() {
-            let t = slot / k;
-            for (o, yv) in out[t * d..(t + 1) * d].iter_mut().zip(ys) {
-                *o += w * yv;
-            }
-        }
-        Ok(true)
     }
 
     /// Expert choice for one token: ids and final weights.

@@ -9,9 +9,9 @@
 //!   CPU kernels (llama.cpp's `--n-cpu-moe`).
 //! * A product on the GPU computes in f32 from the block-decoded weights; the CPU path's int8
 //!   activations are not used there, so GPU results are at least as close to the reference.
-//! * The forward pass then runs on the device (`gpu_pass`); [`GpuWeights::matmul`] and
-//!   [`GpuWeights::indexed`] serve the CPU-side code that still multiplies by a placed weight
-//!   (the shared expert of a MoE layer whose routed experts are in RAM).
+//! * The forward pass then runs on the device (`gpu_pass`); the CPU path (`Model::linear`,
+//!   `per_head`, `moe`) never touches the GPU — a MoE layer whose routed experts are in RAM
+//!   hands the device pass only those (`Model::moe_routed`).
 
 use crate::weights::{Ffn, GateUp, QTensor, Weights};
 use crate::GlmError;
@@ -146,30 +146,6 @@ impl GpuWeights {
     /// The device copy of `t`, when it has one.
     pub(crate) fn get(&self, t: &QTensor) -> Option<&QWeight> {
         self.by_name.get(&t.info.name)
-    }
-
-    /// `n` rows of `xs` times `wᵀ`.
-    pub(crate) fn matmul(&self, w: &QWeight, xs: &[f32], n: usize) -> Result<Vec<f32>, GlmError> {
-        let x = self.gpu.upload_f32(xs)?;
-        let y = self.gpu.zeros(n * w.rows())?;
-        self.gpu.matmul(w, &x, 0, n, &y, 0)?;
-        Ok(self.gpu.read_f32(&y)?)
-    }
-
-    /// `ys[s] = W[ids[s]]·x_s` (x_s row `s` of `xs`, or all of `xs` when it is one vector).
-    pub(crate) fn indexed(
-        &self,
-        w: &QWeight,
-        ids: &[u32],
-        xs: &[f32],
-    ) -> Result<Vec<f32>, GlmError> {
-        let per_slot = xs.len() != w.cols();
-        let id_buf = self.gpu.upload_u32(ids)?;
-        let x = self.gpu.upload_f32(xs)?;
-        let y = self.gpu.zeros(ids.len() * w.rows())?;
-        self.gpu
-            .matvec_indexed(w, &id_buf, ids.len(), &x, 0, per_slot, &y, 0)?;
-        Ok(self.gpu.read_f32(&y)?)
     }
 }
 

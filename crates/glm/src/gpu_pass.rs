@@ -13,7 +13,6 @@ use crate::gpu::GpuWeights;
 use crate::model::{Logits, Model};
 use crate::weights::{Ffn, GateUp, LayerWeights, QTensor};
 use crate::GlmError;
-use candle_core::Tensor;
 use localglm_gpu::{cache_words, AttentionArgs, Buffer, Gpu, Pool, QWeight};
 use localglm_quants::{dequantize_row, dequantize_to_vec, KvType};
 
@@ -370,14 +369,23 @@ impl Model {
             match &lw.ffn {
                 Ffn::Dense(f) => self.device_dense(g, gw, f, &h, &gu, &act, &x, n)?,
                 Ffn::Moe(m) if gw.get(&m.down).is_none() => {
-                    // Experts in RAM: the CPU runs this block (its shared expert's products
-                    // still go to the GPU) and hands the result back.
-                    let hv = g.read_f32_range(&h, 0, n * d)?;
-                    let ht = Tensor::from_vec(hv, (n, d), &self.opts.device)?;
-                    let f = self.moe(m, &self.vecs[i], &ht)?;
-                    let fv = f.flatten_all()?.to_vec1::<f32>()?;
-                    g.write_f32(&a, &fv)?;
+                    // Experts in RAM: the router runs here, its logits and the normed
+                    // activations come back in one read, the CPU runs the routed experts, and
+                    // their sum comes back to be added; the shared expert stays on the device.
+                    let e = c.n_expert;
+                    g.matmul(w(gw, &m.router)?, &h, 0, n, &logits_r, 0)?;
+                    let mut back = g.read_f32_ranges(&[(&h, 0, n * d), (&logits_r, 0, n * e)])?;
+                    let (lv, hv) = (back.pop().expect("logits"), back.pop().expect("h"));
+                    let rows =
+                        |v: &[f32], w: usize| v.chunks_exact(w).map(<[f32]>::to_vec).collect();
+                    let (xs, logits): (Vec<Vec<f32>>, Vec<Vec<f32>>) = (rows(&hv, d), rows(&lv, e));
+                    let mut routed = vec![0f32; n * d];
+                    self.moe_routed(m, &self.vecs[i], &logits, &xs, &mut routed)?;
+                    g.write_f32(&a, &routed)?;
                     g.add(&x, 0, &a, 0, n * d)?;
+                    if let Some(sh) = &m.shared {
+                        self.device_dense(g, gw, sh, &h, &gu, &act, &x, n)?;
+                    }
                 }
                 Ffn::Moe(m) => {
                     let (e, f) = (c.n_expert, c.expert_ff);

@@ -351,10 +351,6 @@ impl Model {
         let (n, cols) = x.dims2()?;
         let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         let rows = w.rows();
-        if let Some((gw, q)) = self.on_gpu(w) {
-            let ys = gw.matmul(q, &xs, n)?;
-            return Ok(Tensor::from_vec(ys, (n, rows), &self.opts.device)?);
-        }
         let mut ys = vec![0f32; n * rows];
         matmul_with(
             mode,
@@ -367,12 +363,6 @@ impl Model {
             &mut ys,
         )?;
         Ok(Tensor::from_vec(ys, (n, rows), &self.opts.device)?)
-    }
-
-    /// The device copy of `w`, when the model runs on a GPU and `w` was placed there.
-    pub(crate) fn on_gpu(&self, w: &QTensor) -> Option<(&GpuWeights, &localglm_gpu::QWeight)> {
-        let gw = self.gpu.as_ref()?;
-        Some((gw, gw.get(w)?))
     }
 
     /// Where the model runs: `None` on the CPU, else the adapter, the bytes placed on it and
@@ -391,13 +381,6 @@ impl Model {
     /// `x` is `[n, heads, cols]`, the result `[n, heads, rows]`.
     fn per_head(&self, w: &QTensor, x: &Tensor) -> Result<Tensor, GlmError> {
         let (n, h, cols) = x.dims3()?;
-        if let Some((gw, q)) = self.on_gpu(w) {
-            // Every (token, head) pair is one slot of the stacked product.
-            let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-            let ids: Vec<u32> = (0..n).flat_map(|_| 0..h as u32).collect();
-            let ys = gw.indexed(q, &ids, &xs)?;
-            return Ok(Tensor::from_vec(ys, (n, h, w.rows()), &self.opts.device)?);
-        }
         if n > 1 {
             // Prefill: one batched product per head (its weights decoded once for all tokens).
             let rows = w.rows();

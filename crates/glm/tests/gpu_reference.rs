@@ -288,6 +288,27 @@ fn a_decoded_token_is_one_submission_within_the_indexers_top_k() {
     assert_eq!(d.allocations, 0);
 }
 
+/// With the experts of N MoE layers in RAM, a decoded token waits for the GPU once per such
+/// layer (its router logits and activations read back together; the shared expert stays on
+/// the device) plus once for the logits.
+#[test]
+fn a_hybrid_token_waits_once_per_layer_with_experts_in_ram() {
+    if gpu().is_none() {
+        return;
+    }
+    let gpu = own_gpu();
+    for cpu_moe in [1, 2] {
+        let model = open("tiny-q-q4_k", KvType::F16, on_gpu(&gpu, cpu_moe));
+        let mut cache = model.new_cache();
+        model.forward(&[1, 2, 3], &mut cache, Logits::Last).unwrap();
+        let before = gpu.counters();
+        model.forward(&[4], &mut cache, Logits::Last).unwrap();
+        let d = gpu.counters().since(&before);
+        eprintln!("experts of {cpu_moe} layers in RAM, one token: {d:?}");
+        assert_eq!(d.submissions, cpu_moe as u64 + 1, "{d:?}");
+    }
+}
+
 /// f16 / bf16 / q8_0 caches on the device: the same bounds as the CPU runtime's test.
 #[test]
 fn half_precision_kv_caches_on_the_gpu_stay_close() {

@@ -534,17 +534,31 @@ impl Gpu {
         offset: usize,
         len: usize,
     ) -> Result<Vec<f32>, GpuError> {
-        if offset + len > buf.len {
-            return Err(GpuError::Shape {
-                what: "read range",
-                expected: buf.len,
-                actual: offset + len,
-            });
+        Ok(self
+            .read_f32_ranges(&[(buf, offset, len)])?
+            .pop()
+            .expect("one range"))
+    }
+
+    /// Submits pending work and reads several `(buffer, offset, len)` ranges back, in one
+    /// submission.
+    pub fn read_f32_ranges(
+        &self,
+        ranges: &[(&Buffer, usize, usize)],
+    ) -> Result<Vec<Vec<f32>>, GpuError> {
+        for &(buf, offset, len) in ranges {
+            if offset + len > buf.len {
+                return Err(GpuError::Shape {
+                    what: "read range",
+                    expected: buf.len,
+                    actual: offset + len,
+                });
+            }
         }
-        if len == 0 {
-            return Ok(Vec::new());
+        let size = ranges.iter().map(|r| (r.2 * 4) as u64).sum::<u64>();
+        if size == 0 {
+            return Ok(ranges.iter().map(|_| Vec::new()).collect());
         }
-        let size = (len * 4) as u64;
         // One staging buffer, grown as needed (a read-back allocates nothing in steady state).
         let mut slot = self.staging.lock().expect("staging lock");
         if slot.as_ref().is_none_or(|b| b.size() < size) {
@@ -560,7 +574,14 @@ impl Gpu {
         {
             let mut p = self.pending.lock().expect("pending lock");
             let enc = self.encoder(&mut p);
-            enc.copy_buffer_to_buffer(&buf.buf, (offset * 4) as u64, &staging, 0, size);
+            let mut at = 0;
+            for &(buf, offset, len) in ranges {
+                let bytes = (len * 4) as u64;
+                if bytes > 0 {
+                    enc.copy_buffer_to_buffer(&buf.buf, (offset * 4) as u64, &staging, at, bytes);
+                }
+                at += bytes;
+            }
         }
         self.flush();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -576,7 +597,7 @@ impl Gpu {
         let view = staging
             .get_mapped_range(..size)
             .map_err(|e| GpuError::Lost(e.to_string()))?;
-        let out = view
+        let all: Vec<f32> = view
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
@@ -586,7 +607,15 @@ impl Gpu {
         self.counters
             .readback_bytes
             .fetch_add(size, Ordering::Relaxed);
-        Ok(out)
+        let mut rest = &all[..];
+        Ok(ranges
+            .iter()
+            .map(|r| {
+                let (one, more) = rest.split_at(r.2);
+                rest = more;
+                one.to_vec()
+            })
+            .collect())
     }
 
     /// Submits pending work and reads the whole buffer back.
