@@ -456,25 +456,15 @@ fn auto_plan(
     let Ok(adapter) = localglm_gpu::find_adapter(&Default::default()) else {
         return Ok(Err("no hardware GPU adapter".into()));
     };
-    let mut hw = this_hardware();
+    // (The planner's view of this machine includes a discrete GPU's Vulkan memory where NVML
+    // is absent; an integrated GPU without unified-memory accounting shares the CPU's memory
+    // and bandwidth: nothing to plan for.)
+    let hw = this_hardware();
     if localglm_planner::gpu_budget(&hw).is_none() {
-        // No NVML and no unified memory: a discrete GPU's own memory, as its API reports it
-        // (an integrated one shares the CPU's memory and bandwidth: no gain to plan for).
-        match adapter.memory_bytes {
-            Some(bytes) if adapter.device_type == "DiscreteGpu" => {
-                hw.gpus.push(localglm_hardware::Gpu {
-                    name: adapter.name.clone(),
-                    vram_total: bytes,
-                    vram_free: bytes,
-                })
-            }
-            _ => {
-                return Ok(Err(format!(
-                    "the memory of {} is unknown; choose GPU to use it",
-                    adapter.name
-                )))
-            }
-        }
+        return Ok(Err(format!(
+            "the memory of {} is unknown; choose GPU to use it",
+            adapter.name
+        )));
     }
     let spec = localglm_planner::local_spec(path).map_err(|e| GlmError::Load(e.to_string()))?;
     let p = plan(

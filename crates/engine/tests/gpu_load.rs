@@ -178,7 +178,14 @@ async fn auto_follows_the_planner(engine: &AutoEngine) {
 
     // The GPU's memory unknown (this machine as probed: no NVML, no unified memory).
     std::env::remove_var("LOCALGLM_MACHINE");
-    if localglm_planner::gpu_budget(&localglm_hardware::Hardware::probe()).is_none() {
+    let this = localglm_protocol::MachineSpec {
+        id: "this".into(),
+        ram_gib: 0.0,
+        vram_gib: None,
+        unified: false,
+        gpu_limit_gib: None,
+    };
+    if localglm_planner::gpu_budget(&localglm_planner::view::hardware(&this)).is_none() {
         let p = placement(engine.load(auto(None)).await.unwrap());
         assert!(p.starts_with("CPU (Auto: the memory of "), "{p}");
     }

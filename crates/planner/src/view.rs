@@ -9,7 +9,9 @@ use localglm_protocol::{
 /// The hardware a request names: this machine, or a described one.
 ///
 /// `LOCALGLM_MACHINE` (a `MachineSpec` as JSON) stands in for "this" machine, for tests and
-/// demos.
+/// demos. This machine as probed also counts a discrete GPU that NVML does not see (AMD, Intel,
+/// or NVIDIA without NVML) with the memory its Vulkan driver reports — the same view the
+/// runtime's `auto` placement plans with.
 pub fn hardware(m: &MachineSpec) -> Hardware {
     if m.id == "this" {
         let stand_in = std::env::var("LOCALGLM_MACHINE")
@@ -18,7 +20,7 @@ pub fn hardware(m: &MachineSpec) -> Hardware {
             .filter(|s| s.id != "this");
         return match stand_in {
             Some(s) => hardware(&s),
-            None => Hardware::probe(),
+            None => probe_this(),
         };
     }
     if m.unified {
@@ -26,6 +28,34 @@ pub fn hardware(m: &MachineSpec) -> Hardware {
     } else {
         Hardware::simulated(m.ram_gib, m.vram_gib, None)
     }
+}
+
+fn probe_this() -> Hardware {
+    let mut hw = Hardware::probe();
+    if hw.gpus.is_empty() && hw.unified.is_none() {
+        hw.gpus.extend(discrete_gpus().iter().cloned());
+    }
+    hw
+}
+
+/// Discrete GPUs with the memory their API reports (found once: adapters do not come and go
+/// while the app runs). Free memory is not known this way: the total is used.
+fn discrete_gpus() -> &'static [localglm_hardware::Gpu] {
+    static FOUND: std::sync::OnceLock<Vec<localglm_hardware::Gpu>> = std::sync::OnceLock::new();
+    FOUND.get_or_init(|| {
+        localglm_gpu::adapters()
+            .into_iter()
+            .filter(|a| a.device_type == "DiscreteGpu")
+            .filter_map(|a| {
+                let bytes = a.memory_bytes?;
+                Some(localglm_hardware::Gpu {
+                    name: a.name,
+                    vram_total: bytes,
+                    vram_free: bytes,
+                })
+            })
+            .collect()
+    })
 }
 
 fn to_view(p: &Plan, estimated: bool) -> FitPlan {
