@@ -35,12 +35,7 @@ fn main(
             let c0 = g * 32u;
             let m = min(32u, P.cols - c0);
             for (var t = 0u; t < nt; t++) {
-                let xb = P.x_off + (IDS[e1 + t0 + t] / P.x_div) * P.x_stride + c0;
-                var sum = 0.0;
-                for (var i = 0u; i < m; i++) {
-                    sum += wv[i] * X[xb + i];
-                }
-                acc[t] += sum;
+                acc[t] += dot_wv(P.x_off + (IDS[e1 + t0 + t] / P.x_div) * P.x_stride + c0, m);
             }
         }
         for (var t = 0u; t < nt; t++) {

@@ -28,12 +28,7 @@ fn main(
         decode_group(roff, g);
         let c0 = g * 32u;
         let m = min(32u, P.cols - c0);
-        let xb = xb0 + c0;
-        var sum = 0.0;
-        for (var i = 0u; i < m; i++) {
-            sum += wv[i] * X[xb + i];
-        }
-        acc += sum;
+        acc += dot_wv(xb0 + c0, m);
     }
     let total = reduce(acc, lid, SUBGROUP_ARGS);
     if (lid == 0u) {

@@ -24,18 +24,7 @@ fn main(
         let c0 = g * 32u;
         let m = min(32u, P.cols - c0);
         for (var t = 0u; t < nt; t++) {
-            let xb = P.x_off + (t0 + t) * P.x_stride + c0;
-            var s = 0.0;
-            if (m == 32u) {
-                for (var i = 0u; i < 32u; i++) {
-                    s += wv[i] * X[xb + i];
-                }
-            } else {
-                for (var i = 0u; i < m; i++) {
-                    s += wv[i] * X[xb + i];
-                }
-            }
-            acc[t] += s;
+            acc[t] += dot_wv(P.x_off + (t0 + t) * P.x_stride + c0, m);
         }
     }
     for (var t = 0u; t < nt; t++) {

@@ -30,6 +30,21 @@ struct Params {
 // One 32-weight group, decoded by the type's `decode`.
 var<private> wv: array<f32, 32>;
 
+// Σ wv[i]·X[xb + i] over the group's first m weights (all 32 but in a row's last group).
+fn dot_wv(xb: u32, m: u32) -> f32 {
+    var s = 0.0;
+    if (m == 32u) {
+        for (var i = 0u; i < 32u; i++) {
+            s += wv[i] * X[xb + i];
+        }
+    } else {
+        for (var i = 0u; i < m; i++) {
+            s += wv[i] * X[xb + i];
+        }
+    }
+    return s;
+}
+
 fn b8(o: u32) -> u32 {
     let a = o + P.w_skew;
     return (W[a >> 2u] >> ((a & 3u) << 3u)) & 0xffu;
