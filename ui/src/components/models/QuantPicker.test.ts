@@ -23,7 +23,7 @@ function plan(verdict: string, context: number, cpuMoe = 0): FitPlan {
   };
 }
 
-function setup() {
+function setup(onUsePlacement: ((n: number) => void) | null = null) {
   const loadCatalog = vi.fn(async (r: FitRequest) => ({
     repo: 'unsloth/GLM-5.2-GGUF',
     machine: '256 GiB unified memory, GPU limit 192 GiB (Metal default) [simulated]',
@@ -33,7 +33,7 @@ function setup() {
     ],
   }));
   const planQuant = vi.fn(async (_label: string, r: FitRequest) => plan('gpu_cpu_experts', r.context, r.cpu_moe ?? 10));
-  render(QuantPicker, { loadCatalog, planQuant, onClose: vi.fn() });
+  render(QuantPicker, { loadCatalog, planQuant, onClose: vi.fn(), onUsePlacement });
   return { loadCatalog, planQuant };
 }
 
@@ -63,5 +63,20 @@ describe('QuantPicker', () => {
     expect(planQuant.mock.lastCall?.[1].cpu_moe).toBe(40);
     await fireEvent.change(screen.getByTestId('picker-machine'), { target: { value: '5' } });
     await waitFor(() => expect(planQuant.mock.lastCall?.[1].machine.vram_gib).toBe(24));
+  });
+
+  it('makes the slider placement the one loads use, on this computer only', async () => {
+    const use = vi.fn();
+    setup(use);
+    await waitFor(() => expect(screen.getAllByTestId('quant-row')).toHaveLength(2));
+    await fireEvent.click(screen.getAllByTestId('quant-row')[0]);
+    await waitFor(() => expect(screen.getByTestId('plan-cpu-moe')).toHaveTextContent('10'));
+    expect(screen.queryByTestId('use-placement')).toBeNull();
+    await fireEvent.input(screen.getByTestId('picker-cpu-moe'), { target: { value: '40' } });
+    await waitFor(() => expect(screen.getByTestId('use-placement')).toHaveTextContent('40 expert layers in RAM'));
+    await fireEvent.click(screen.getByTestId('use-placement'));
+    expect(use).toHaveBeenCalledWith(40);
+    await fireEvent.change(screen.getByTestId('picker-machine'), { target: { value: '5' } });
+    await waitFor(() => expect(screen.queryByTestId('use-placement')).toBeNull());
   });
 });
