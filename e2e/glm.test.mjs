@@ -4,8 +4,8 @@
 // template reads `enable_thinking` and `reasoning_effort`,
 // a reply streams with its reasoning in the reasoning pane, and with thinking off the reply
 // starts as an answer (the template ends the prompt with an empty `<think></think>`).
-// With `device: "gpu"` in the settings the same model loads on the GPU (lavapipe's Vulkan on CI)
-// and the model indicator says where it runs.
+// With the default device (Auto) the indicator says where it runs and why; with `device: "gpu"`
+// in the settings the same model loads on the GPU (lavapipe's Vulkan on CI) and says so.
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -57,6 +57,12 @@ test("a glm-dsa model chats in the window, thinking on and off", async () => {
     );
     const indicator = await s.exec(`return document.querySelector('[data-testid=model-indicator]').textContent;`);
     assert.match(indicator, /tiny-f32/);
+    // The default device is Auto: a software adapter (lavapipe) is never picked on its own, so
+    // the model runs on the CPU and the indicator says why (a real GPU would be chosen).
+    const placement = await s.exec(
+      `return document.querySelector('[data-testid=model-placement]')?.textContent ?? null;`,
+    );
+    assert.match(placement ?? "", /^(CPU \(Auto: .+\)|GPU · .+)$/, `placement: ${placement}`);
 
     // The template reads enable_thinking, so the toggle is there, on by default.
     await s.waitFor("[data-testid=think-toggle]");
