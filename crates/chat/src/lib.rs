@@ -22,7 +22,6 @@ use localglm_protocol::{
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -195,11 +194,14 @@ impl ChatService {
             progress: None,
         });
         let remote = spec.remote.is_some();
-        // Progress shows in the status, at most once per whole percent.
-        let (board, path, shown_pct) = (self.status.clone(), shown.clone(), AtomicU64::new(101));
+        // Progress shows in the status, at most once per whole percent of a stage.
+        let (board, path) = (self.status.clone(), shown.clone());
+        let shown_last = Mutex::new((String::new(), u64::MAX));
         let progress = ProgressSink::new(move |p: LoadProgress| {
             let pct = (100.0 * p.done_bytes / p.total_bytes.max(1.0)) as u64;
-            if shown_pct.swap(pct, Ordering::Relaxed) != pct {
+            let mut last = shown_last.lock().expect("progress lock");
+            if last.0 != p.stage || last.1 != pct {
+                *last = (p.stage.clone(), pct);
                 board.set(ModelStatus::Loading {
                     path: path.clone(),
                     progress: Some(p),

@@ -162,6 +162,7 @@ impl Engine for GlmEngine {
         }
         let (device, cpu_moe) = (spec.device, spec.cpu_moe.map(|n| n as usize));
         let progress = spec.progress.clone();
+        let restart = spec.progress.clone();
         let (chat, cpu_why) = tokio::task::spawn_blocking(move || {
             let mut why = None;
             let on_cpu = opts.clone();
@@ -180,6 +181,7 @@ impl Engine for GlmEngine {
                 // saying why. `gpu` never falls back.
                 Err(e) if on_gpu && device == localglm_glm::gpu::DeviceChoice::Auto => {
                     tracing::warn!("GPU load failed, loading on the CPU: {e}");
+                    restart.report("loading on the CPU", 0, 0);
                     let chat = GlmChat::open(&path, on_cpu)?;
                     Ok((chat, Some(format!("the GPU load failed: {e}"))))
                 }
@@ -437,10 +439,19 @@ pub fn place(
             localglm_glm::gpu::check_device(DeviceChoice::Gpu)?;
             plan_gpu_load(path, kv, max_context, cpu_moe)?
         }
-        DeviceChoice::Auto => match auto_plan(path, kv, max_context, cpu_moe)? {
-            Ok(n) => Some(n),
-            Err(why) => return Ok((None, Some(why))),
-        },
+        DeviceChoice::Auto => {
+            // Whatever stops the GPU here (no plan, a device that will not open) means the
+            // CPU, with the reason shown.
+            let n = match auto_plan(path, kv, max_context, cpu_moe) {
+                Ok(Ok(n)) => n,
+                Ok(Err(why)) => return Ok((None, Some(why))),
+                Err(e) => return Ok((None, Some(format!("no GPU plan: {e}")))),
+            };
+            return Ok(match resolve_device(DeviceChoice::Gpu, Some(n)) {
+                Ok(gpu) => (gpu, None),
+                Err(e) => (None, Some(format!("the GPU did not open: {e}"))),
+            });
+        }
     };
     Ok((resolve_device(DeviceChoice::Gpu, cpu_moe)?, None))
 }

@@ -126,14 +126,23 @@ impl DeviceRows {
 pub(crate) struct DeviceKv {
     kv: Vec<DeviceRows>,
     idx: Vec<Option<DeviceRows>>,
+    gpu: std::sync::Arc<Gpu>,
+}
+
+impl Drop for DeviceKv {
+    /// Cached bind groups hold the cache's buffers: let them go with it.
+    fn drop(&mut self) {
+        self.gpu.release_bindings();
+    }
 }
 
 impl Model {
     /// A fresh device cache (when the model runs the device pass).
     pub(crate) fn new_device_kv(&self) -> Option<DeviceKv> {
-        self.gpu.as_ref()?;
+        let gw = self.gpu.as_ref()?;
         let kv = self.opts.kv_type;
         Some(DeviceKv {
+            gpu: gw.gpu.clone(),
             kv: (0..self.config.n_layer)
                 .map(|_| DeviceRows::new(kv, self.config.kv_width()))
                 .collect(),
@@ -162,15 +171,14 @@ impl Model {
     ) -> Result<Vec<Vec<f32>>, GlmError> {
         let chunk = self.device_chunk(cache.len + tokens.len());
         if tokens.len() <= chunk {
-            return self.device_pass(tokens, cache, which);
+            return self.device_pass(tokens, cache, Some(which));
         }
         let mut out = Vec::new();
         let parts: Vec<&[u32]> = tokens.chunks(chunk).collect();
         for (i, part) in parts.iter().enumerate() {
-            let logits = self.device_pass(part, cache, which)?;
-            if which == Logits::All || i + 1 == parts.len() {
-                out.extend(logits);
-            }
+            // Only the last pass computes the last position's logits.
+            let want = (which == Logits::All || i + 1 == parts.len()).then_some(which);
+            out.extend(self.device_pass(part, cache, want)?);
         }
         Ok(out)
     }
@@ -185,12 +193,13 @@ impl Model {
         }
     }
 
-    /// One device pass over `tokens`.
+    /// One device pass over `tokens`, with the logits `which` asks for (`None`: none, the
+    /// cache filled only).
     fn device_pass(
         &self,
         tokens: &[u32],
         cache: &mut KvCache,
-        which: Logits,
+        which: Option<Logits>,
     ) -> Result<Vec<Vec<f32>>, GlmError> {
         let gw = self.gpu.as_ref().expect("device pass on a GPU");
         let dm = gw.device.as_ref().expect("device vectors uploaded");
@@ -444,8 +453,12 @@ impl Model {
         cache.len = t_len;
 
         let (first, rows) = match which {
-            Logits::Last => (n - 1, 1),
-            Logits::All => (0, n),
+            Some(Logits::Last) => (n - 1, 1),
+            Some(Logits::All) => (0, n),
+            None => {
+                g.flush();
+                return Ok(Vec::new());
+            }
         };
         g.rms_norm(
             (&x, first * d, d),

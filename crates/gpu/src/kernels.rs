@@ -193,7 +193,8 @@ pub struct QWeight {
 }
 
 impl QWeight {
-    /// Whether the device reads the weight in place from host memory (no copy was made).
+    /// Whether the device reads (some chunks of) the weight in place from host memory: the
+    /// bytes it was made from must then outlive it.
     pub fn in_place(&self) -> bool {
         self.in_place
     }
@@ -305,7 +306,9 @@ impl Gpu {
         let per_chunk = ((room / row_bytes as u64) as usize).max(1);
         let mut chunks = Vec::new();
         let mut g0 = 0;
-        let mut placed_in_place = in_place && host.is_some_and(|h| h.in_place);
+        // Wrap while the device accepts; once it refuses a range, copy the rest.
+        let mut try_wrap = in_place && host.is_some_and(|h| h.in_place);
+        let mut any_wrapped = false;
         while g0 < total_rows {
             let g1 = (g0 + per_chunk).min(total_rows);
             let bytes = &data[g0 * row_bytes..g1 * row_bytes];
@@ -313,15 +316,18 @@ impl Gpu {
                 Some(h) => {
                     let r = crate::host::page_range(bytes, h.page);
                     // SAFETY: the caller keeps `data` (so these pages) alive when `in_place`.
-                    let wrapped = if placed_in_place {
+                    let wrapped = if try_wrap {
                         unsafe { self.wrap_host_pages(name, &r) }
                     } else {
                         None
                     };
                     match wrapped {
-                        Some(buf) => (buf, r.skew),
+                        Some(buf) => {
+                            any_wrapped = true;
+                            (buf, r.skew)
+                        }
                         None => {
-                            placed_in_place = false;
+                            try_wrap = false;
                             (
                                 self.copy_to_device(name, bytes, r.skew, r.len as u64)?,
                                 r.skew,
@@ -344,7 +350,7 @@ impl Gpu {
             cols,
             row_bytes,
             chunks,
-            in_place: placed_in_place,
+            in_place: any_wrapped,
         })
     }
 
