@@ -443,9 +443,8 @@ pub fn place(
             // Whatever stops the GPU here (no plan, a device that will not open) means the
             // CPU, with the reason shown.
             let n = match auto_plan(path, kv, max_context, cpu_moe) {
-                Ok(Ok(n)) => n,
-                Ok(Err(why)) => return Ok((None, Some(why))),
-                Err(e) => return Ok((None, Some(format!("no GPU plan: {e}")))),
+                AutoPlan::Gpu { cpu_moe } => cpu_moe,
+                AutoPlan::Cpu { why } => return Ok((None, Some(why))),
             };
             return Ok(match resolve_device(DeviceChoice::Gpu, Some(n)) {
                 Ok(gpu) => (gpu, None),
@@ -456,28 +455,39 @@ pub fn place(
     Ok((resolve_device(DeviceChoice::Gpu, cpu_moe)?, None))
 }
 
-/// `Auto`'s verdict: `Ok(cpu_moe)` to run on the GPU, `Err(why)` to stay on the CPU.
+/// `Auto`'s verdict.
+enum AutoPlan {
+    /// The GPU, the routed experts of `cpu_moe` MoE layers in RAM.
+    Gpu { cpu_moe: usize },
+    /// The CPU, and why (shown in the placement).
+    Cpu { why: String },
+}
+
 fn auto_plan(
     path: &Path,
     kv: localglm_glm::KvType,
     max_context: usize,
     cpu_moe: Option<usize>,
-) -> Result<Result<usize, String>, GlmError> {
+) -> AutoPlan {
     use localglm_planner::{plan, Verdict};
+    let cpu = |why: String| AutoPlan::Cpu { why };
     let Ok(adapter) = localglm_gpu::find_adapter(&Default::default()) else {
-        return Ok(Err("no hardware GPU adapter".into()));
+        return cpu("no hardware GPU adapter".into());
     };
     // (The planner's view of this machine includes a discrete GPU's Vulkan memory where NVML
     // is absent; an integrated GPU without unified-memory accounting shares the CPU's memory
     // and bandwidth: nothing to plan for.)
     let hw = this_hardware();
     if localglm_planner::gpu_budget(&hw).is_none() {
-        return Ok(Err(format!(
+        return cpu(format!(
             "the memory of {} is unknown; choose GPU to use it",
             adapter.name
-        )));
+        ));
     }
-    let spec = localglm_planner::local_spec(path).map_err(|e| GlmError::Load(e.to_string()))?;
+    let spec = match localglm_planner::local_spec(path) {
+        Ok(spec) => spec,
+        Err(e) => return cpu(format!("no GPU plan: {e}")),
+    };
     let p = plan(
         &hw,
         &spec,
@@ -485,10 +495,12 @@ fn auto_plan(
         kv,
         placement_of(cpu_moe),
     );
-    Ok(match p.verdict {
-        Verdict::Gpu | Verdict::GpuCpuExperts => Ok(p.cpu_moe_layers as usize),
-        Verdict::Cpu | Verdict::NoFit => Err(format!("the model does not fit {}", adapter.name)),
-    })
+    match p.verdict {
+        Verdict::Gpu | Verdict::GpuCpuExperts => AutoPlan::Gpu {
+            cpu_moe: p.cpu_moe_layers as usize,
+        },
+        Verdict::Cpu | Verdict::NoFit => cpu(format!("the model does not fit {}", adapter.name)),
+    }
 }
 
 /// The planner's view of this machine (`LOCALGLM_MACHINE` stands in for it, as in the app's

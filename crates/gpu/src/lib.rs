@@ -5,7 +5,7 @@
 //! Invariants:
 //! * Nothing here falls back to the CPU. Asked for a device and none is usable, [`Gpu::new`]
 //!   fails with [`GpuError::NoAdapter`] naming what was found and why it was refused.
-//! * Work is recorded into one pending command encoder and submitted only when a result is read
+//! * Work is recorded into one pending command encoder (`submit`) and submitted only when a result is read
 //!   back ([`Gpu::read_f32`]) or [`Gpu::flush`] is called, so a whole forward pass can be one
 //!   submission. [`Counters`] count dispatches, submissions and the bytes the kernels read.
 //! * A weight larger than the adapter's storage-binding limit is split into chunks of whole rows
@@ -17,12 +17,14 @@ mod host;
 mod kernels;
 mod native;
 mod ops;
+mod submit;
 mod tables;
 
 pub use adapters::{adapters, find_adapter, AdapterReport};
 pub use host::HostWrap;
 pub use kernels::{Kernel, QWeight, GPU_TYPES};
 pub use ops::{cache_words, AttentionArgs};
+use submit::{BindCache, Pending, PARAM_SLOTS};
 // `Pool` is defined below.
 
 use localglm_quants::GgmlType;
@@ -185,25 +187,6 @@ impl Buffer {
     }
 }
 
-/// Uniform slots of one submission: parameters of each dispatch, at aligned offsets.
-const PARAM_SLOTS: u64 = 4096;
-
-struct Pending {
-    /// The open compute pass, recorded into `encoder`: consecutive dispatches share it (wgpu
-    /// orders each dispatch's storage accesses after the previous ones'); a copy or a
-    /// submission ends it. (Declared first: dropped before its encoder.)
-    pass: Option<wgpu::ComputePass<'static>>,
-    encoder: Option<wgpu::CommandEncoder>,
-    slot: u64,
-}
-
-/// Bind groups by the buffers they bind (kernels bind five, ops six, so the count tells the
-/// layout apart), reused while those buffers live: a steady decode binds the same pooled
-/// buffers every token. Cleared when it grows past `BIND_CACHE_MAX` and by
-/// [`Gpu::release_bindings`] (a cached group keeps its buffers alive).
-type BindCache = HashMap<Vec<wgpu::Buffer>, wgpu::BindGroup>;
-const BIND_CACHE_MAX: usize = 16_384;
-
 /// An open GPU device with the kernels' shared state.
 pub struct Gpu {
     device: wgpu::Device,
@@ -332,11 +315,7 @@ impl Gpu {
             op_layout,
             op_pipeline_layout,
             op_pipelines: Mutex::new(HashMap::new()),
-            pending: Mutex::new(Pending {
-                pass: None,
-                encoder: None,
-                slot: 0,
-            }),
+            pending: Mutex::new(Pending::new()),
             binds: Mutex::new(HashMap::new()),
             staging: Mutex::new(None),
             counters: Counters::default(),
@@ -514,208 +493,6 @@ impl Gpu {
             best = best.min(t.elapsed().as_secs_f64());
         }
         Ok(2.0 * (len * 4) as f64 / best)
-    }
-
-    /// Submits everything recorded so far.
-    pub fn flush(&self) {
-        let mut p = self.pending.lock().expect("pending lock");
-        p.pass = None;
-        if let Some(enc) = p.encoder.take() {
-            self.queue.submit([enc.finish()]);
-            self.counters.submissions.fetch_add(1, Ordering::Relaxed);
-        }
-        p.slot = 0;
-    }
-
-    /// Submits pending work and reads `buf[offset..offset + len]` back.
-    pub fn read_f32_range(
-        &self,
-        buf: &Buffer,
-        offset: usize,
-        len: usize,
-    ) -> Result<Vec<f32>, GpuError> {
-        Ok(self
-            .read_f32_ranges(&[(buf, offset, len)])?
-            .pop()
-            .expect("one range"))
-    }
-
-    /// Submits pending work and reads several `(buffer, offset, len)` ranges back, in one
-    /// submission.
-    pub fn read_f32_ranges(
-        &self,
-        ranges: &[(&Buffer, usize, usize)],
-    ) -> Result<Vec<Vec<f32>>, GpuError> {
-        for &(buf, offset, len) in ranges {
-            if offset + len > buf.len {
-                return Err(GpuError::Shape {
-                    what: "read range",
-                    expected: buf.len,
-                    actual: offset + len,
-                });
-            }
-        }
-        let size = ranges.iter().map(|r| (r.2 * 4) as u64).sum::<u64>();
-        if size == 0 {
-            return Ok(ranges.iter().map(|_| Vec::new()).collect());
-        }
-        // One staging buffer, grown as needed (a read-back allocates nothing in steady state).
-        let mut slot = self.staging.lock().expect("staging lock");
-        if slot.as_ref().is_none_or(|b| b.size() < size) {
-            *slot = Some(self.create_buffer(
-                "readback",
-                size.next_power_of_two(),
-                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                false,
-            )?);
-        }
-        // Held until the buffer is unmapped: reads from other threads wait their turn.
-        let staging = slot.as_ref().expect("created above").clone();
-        {
-            let mut p = self.pending.lock().expect("pending lock");
-            let enc = self.encoder(&mut p);
-            let mut at = 0;
-            for &(buf, offset, len) in ranges {
-                let bytes = (len * 4) as u64;
-                if bytes > 0 {
-                    enc.copy_buffer_to_buffer(&buf.buf, (offset * 4) as u64, &staging, at, bytes);
-                }
-                at += bytes;
-            }
-        }
-        self.flush();
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, ..size, move |r| {
-            let _ = tx.send(r);
-        });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| GpuError::Lost(e.to_string()))?;
-        rx.recv()
-            .map_err(|e| GpuError::Lost(e.to_string()))?
-            .map_err(|e| GpuError::Lost(e.to_string()))?;
-        let view = staging
-            .get_mapped_range(..size)
-            .map_err(|e| GpuError::Lost(e.to_string()))?;
-        let all: Vec<f32> = view
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        drop(view);
-        staging.unmap();
-        drop(slot);
-        self.counters
-            .readback_bytes
-            .fetch_add(size, Ordering::Relaxed);
-        let mut rest = &all[..];
-        Ok(ranges
-            .iter()
-            .map(|r| {
-                let (one, more) = rest.split_at(r.2);
-                rest = more;
-                one.to_vec()
-            })
-            .collect())
-    }
-
-    /// Submits pending work and reads the whole buffer back.
-    pub fn read_f32(&self, buf: &Buffer) -> Result<Vec<f32>, GpuError> {
-        self.read_f32_range(buf, 0, buf.len)
-    }
-
-    /// Records one dispatch: `buffers` bound at 0.., the parameters in the next uniform slot
-    /// (bound after them, at a dynamic offset), `grid` workgroups.
-    pub(crate) fn record(
-        &self,
-        pipeline: &wgpu::ComputePipeline,
-        layout: &wgpu::BindGroupLayout,
-        buffers: &[&wgpu::Buffer],
-        params: &[u8],
-        grid: (u32, u32, u32),
-    ) {
-        let mut pending = self.pending.lock().expect("pending lock");
-        if pending.slot == PARAM_SLOTS {
-            drop(pending);
-            self.flush();
-            pending = self.pending.lock().expect("pending lock");
-        }
-        let offset = pending.slot * self.param_align;
-        pending.slot += 1;
-        self.queue.write_buffer(&self.params, offset, params);
-        let bind = self.bind_group(layout, buffers);
-        if pending.pass.is_none() {
-            let pass = self
-                .encoder(&mut pending)
-                .begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: None,
-                    timestamp_writes: None,
-                })
-                .forget_lifetime();
-            pending.pass = Some(pass);
-            self.counters.passes.fetch_add(1, Ordering::Relaxed);
-        }
-        let pass = pending.pass.as_mut().expect("opened above");
-        pass.set_pipeline(pipeline);
-        pass.set_bind_group(0, &bind, &[offset as u32]);
-        pass.dispatch_workgroups(grid.0, grid.1, grid.2);
-        self.counters.dispatches.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The bind group of `buffers` and the parameter ring, from the cache or made now.
-    fn bind_group(
-        &self,
-        layout: &wgpu::BindGroupLayout,
-        buffers: &[&wgpu::Buffer],
-    ) -> wgpu::BindGroup {
-        let key: Vec<wgpu::Buffer> = buffers.iter().map(|&b| b.clone()).collect();
-        let mut cache = self.binds.lock().expect("bind cache");
-        if let Some(b) = cache.get(&key) {
-            return b.clone();
-        }
-        let mut entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
-            .iter()
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: b.as_entire_binding(),
-            })
-            .collect();
-        entries.push(wgpu::BindGroupEntry {
-            binding: buffers.len() as u32,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: &self.params,
-                offset: 0,
-                size: wgpu::BufferSize::new(kernels::PARAMS_BYTES),
-            }),
-        });
-        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
-            layout,
-            entries: &entries,
-        });
-        self.counters.bind_groups.fetch_add(1, Ordering::Relaxed);
-        if cache.len() >= BIND_CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(key, bind.clone());
-        bind
-    }
-
-    /// Forgets the cached bind groups, so buffers no longer in use are freed (call after
-    /// replacing buffers: a grown cache or scratch buffer).
-    pub fn release_bindings(&self) {
-        self.binds.lock().expect("bind cache").clear();
-    }
-
-    /// The pending encoder, for a command outside compute passes (the open pass ends).
-    fn encoder<'a>(&self, p: &'a mut Pending) -> &'a mut wgpu::CommandEncoder {
-        p.pass = None;
-        p.encoder.get_or_insert_with(|| {
-            self.device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("localglm"),
-                })
-        })
     }
 }
 
