@@ -50,13 +50,13 @@ build_ui() {
   (cd "$ROOT/ui" && npm run --silent build)
 }
 
-# The official OpenAI Python client, for the API tests (user site; idempotent).
-ensure_openai_client() {
-  python3 -c "import openai" 2>/dev/null && return 0
-  log "installing the openai Python package (API client tests)"
-  python3 -m pip install --quiet --user openai 2>/dev/null ||
-    python3 -m pip install --quiet openai 2>/dev/null ||
-    python3 -m pip install --quiet --break-system-packages openai
+# The official OpenAI and Anthropic Python clients, for the API tests (user site; idempotent).
+ensure_api_clients() {
+  python3 -c "import openai, anthropic" 2>/dev/null && return 0
+  log "installing the openai and anthropic Python packages (API client tests)"
+  python3 -m pip install --quiet --user openai anthropic 2>/dev/null ||
+    python3 -m pip install --quiet openai anthropic 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages openai anthropic
 }
 
 install_default_model() {

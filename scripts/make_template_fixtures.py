@@ -190,6 +190,35 @@ TOOL_MESSAGES = [
      "content": "{\"temp\": 9, \"sky\": \"clear\"}"},
 ]
 
+# A coding agent's multi-turn tool use with reasoning on every assistant turn (kept:
+# clear_thinking false), as the local API's three protocols (chat completions, Anthropic
+# Messages, OpenAI Responses) hand it to the template; the server's tests parse the same
+# conversation from each protocol and compare their rendering with this case's.
+AGENT_REASONING = [
+    {"role": "system", "content": "You are a coding agent."},
+    {"role": "user", "content": "Is it warmer in Paris or in Oslo?"},
+    {"role": "assistant",
+     "reasoning_content": "I need both temperatures; start with Paris.",
+     "content": "Let me check Paris first.",
+     "tool_calls": [
+         {"id": "call_a", "type": "function",
+          "function": {"name": "get_weather",
+                       "arguments": {"location": "Paris", "unit": "celsius"}}}]},
+    {"role": "tool", "tool_call_id": "call_a", "content": "{\"temp\": 18}"},
+    {"role": "assistant",
+     "reasoning_content": "Paris is 18 C. Now Oslo.",
+     "content": "",
+     "tool_calls": [
+         {"id": "call_b", "type": "function",
+          "function": {"name": "get_weather",
+                       "arguments": {"location": "Oslo", "unit": "celsius"}}}]},
+    {"role": "tool", "tool_call_id": "call_b", "content": "{\"temp\": 4}"},
+    {"role": "assistant",
+     "reasoning_content": "18 > 4.",
+     "content": "Paris (18 °C) is warmer than Oslo (4 °C)."},
+    {"role": "user", "content": "And in Fahrenheit?"},
+]
+
 # Ends in an assistant turn; rendered with add_generation_prompt=false (training-style).
 COMPLETED = [
     SYSTEM,
@@ -232,6 +261,8 @@ def cases_for(source, efforts):
     if "clear_thinking" in source:
         out.append(case("clear_thinking_true", MULTI_REASONING, clear_thinking=True))
         out.append(case("clear_thinking_false", MULTI_REASONING, clear_thinking=False))
+        out.append(case("agent_reasoning_kept", AGENT_REASONING, tools=TOOLS,
+                        clear_thinking=False))
     out.append(case("no_generation_prompt", COMPLETED, agp=False))
     return out
 

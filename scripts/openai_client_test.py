@@ -10,41 +10,21 @@ check; exits 1 on the first failure.
 Usage: openai_client_test.py LOCALGLM_BINARY
 """
 import json
-import os
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import openai
+
+import sdk_common
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = sys.argv[1]
 GLM = ROOT / "crates/glm/tests/fixtures/tiny-f32.gguf"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def serve(*args, env=None):
-    port = free_port()
-    p = subprocess.Popen(
-        [BIN, "serve", "--port", str(port), *args], stderr=subprocess.PIPE, text=True,
-        env={**os.environ, **(env or {})},
-    )
-    for _ in range(600):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return p, f"http://127.0.0.1:{port}/v1"
-        except OSError:
-            if p.poll() is not None:
-                raise SystemExit(f"serve exited: {p.stderr.read()}")
-            time.sleep(0.2)
-    raise SystemExit("serve did not start")
+    p, url = sdk_common.serve(BIN, *args, env=env)
+    return p, f"{url}/v1"
 
 
 TOOLS = [{"type": "function", "function": {
@@ -59,16 +39,13 @@ ROUND_TRIP = [
 ]
 
 
-def check(name, cond, detail=""):
-    print(f"{'ok' if cond else 'FAIL'} - {name}{': ' + str(detail) if not cond else ''}")
-    if not cond:
-        raise SystemExit(1)
+check = sdk_common.check
 
 
 def main():
     procs = []
     try:
-        small, url = serve("--api-key", "test-key")
+        small, url = serve("--api-key", "test-key", "--strict-model-names")
         procs.append(small)
         client = openai.OpenAI(base_url=url, api_key="test-key")
         models = client.models.list().data
@@ -88,9 +65,9 @@ def main():
         check("streaming yields deltas and a finish reason", text and chunks[-1].choices[0].finish_reason in ("stop", "length"), chunks[-1])
         try:
             client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
-            check("unknown model is refused", False)
+            check("unknown model is refused with --strict-model-names", False)
         except openai.NotFoundError as e:
-            check("unknown model is a 404 in OpenAI's shape", e.status_code == 404 and "gpt-4o" in str(e))
+            check("unknown model is a 404 in OpenAI's shape (--strict-model-names)", e.status_code == 404 and "gpt-4o" in str(e))
         try:
             openai.OpenAI(base_url=url, api_key="wrong").models.list()
             check("a wrong key is refused", False)
@@ -170,9 +147,7 @@ def main():
         check("the tool result goes back and is answered", r.choices[0].message.content == "The tool said: 21 C", r)
         print("openai client: all checks passed")
     finally:
-        for p in procs:
-            p.terminate()
-            p.wait(timeout=10)
+        sdk_common.stop_all(procs)
 
 
 if __name__ == "__main__":

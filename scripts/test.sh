@@ -48,9 +48,10 @@ else
   echo "SKIPPED: rustup cannot add the aarch64-apple-darwin target here" >&2
 fi
 
-log "OpenAI-compatible API with the official openai client"
-ensure_openai_client
+log "the local API with the official openai and anthropic clients"
+ensure_api_clients
 (cd "$ROOT" && python3 scripts/openai_client_test.py "$CARGO_TARGET_DIR/debug/localglm") || status=1
+(cd "$ROOT" && python3 scripts/agent_client_test.py "$CARGO_TARGET_DIR/debug/localglm") || status=1
 
 log "UI unit tests"
 (cd "$ROOT/ui" && npm test) || status=1

@@ -207,6 +207,7 @@ pub fn load_spec(settings: &Settings, path: std::path::PathBuf) -> localglm_engi
             .and_then(|d| d.parse().ok())
             .unwrap_or_default(),
         cpu_moe: settings.cpu_moe,
+        prompt_cache: settings.prompt_cache_mb.map(|m| u64::from(m) << 20),
         ..localglm_engine::LoadSpec::new(path)
     }
 }

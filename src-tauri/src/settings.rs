@@ -152,6 +152,12 @@ impl SettingsState {
                 ));
             }
         }
+        if new.prompt_cache_mb.is_some_and(|m| m > 1 << 20) {
+            return Err(AppError::new(
+                ErrorKind::InvalidRequest,
+                "The prompt cache must be at most 1,048,576 MiB.",
+            ));
+        }
         if new.cpu_moe.is_some_and(|n| n > 1024) {
             return Err(AppError::new(
                 ErrorKind::InvalidRequest,

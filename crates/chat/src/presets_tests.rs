@@ -14,6 +14,7 @@ fn model(thinking: bool, efforts: &[&str], ctx: Option<u32>) -> ModelInfo {
         effort_levels: efforts.iter().map(|s| s.to_string()).collect(),
         supports_tools: false,
         placement: None,
+        prompt_cache_bytes: None,
     }
 }
 

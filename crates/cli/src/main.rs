@@ -78,6 +78,14 @@ enum Command {
         kv_type: Option<localglm_glm::KvType>,
         #[command(flatten)]
         device: DeviceArgs,
+        /// MiB of KV caches kept to reuse prompt prefixes across requests (GLM-5.x runtime;
+        /// default: one cache of the planned context; 0 keeps only the last conversation's).
+        #[arg(long = "prompt-cache-mb")]
+        prompt_cache_mb: Option<u64>,
+        /// Refuse model names other than the loaded model's (by default an agent's own model
+        /// names, e.g. a Claude model id, run on the loaded model).
+        #[arg(long = "strict-model-names")]
+        strict_model_names: bool,
     },
     /// List the models in the library; `--import PATH` adds a GGUF already on disk (any shard
     /// of a split set) without copying it.
@@ -316,6 +324,8 @@ async fn main() -> Result<()> {
             context,
             kv_type,
             device,
+            prompt_cache_mb,
+            strict_model_names,
         } => {
             let spec =
                 LoadSpec {
@@ -323,11 +333,12 @@ async fn main() -> Result<()> {
                     kv_cache: kv_type,
                     device: device.device,
                     cpu_moe: device.cpu_moe,
+                    prompt_cache: prompt_cache_mb.map(|m| m << 20),
                     ..LoadSpec::new(model.unwrap_or_else(|| {
                         localglm_models::Library::from_env().default_model_path()
                     }))
                 };
-            serve(spec, &host, port, api_key).await
+            serve(spec, &host, port, api_key, strict_model_names).await
         }
         Command::Models { import } => pull::models(import.as_deref()),
         Command::Logprobs(args) => logprobs::run(&args),
@@ -345,7 +356,13 @@ async fn main() -> Result<()> {
 }
 
 /// `localglm serve`: load the model, then answer OpenAI-style requests until killed.
-async fn serve(spec: LoadSpec, host: &str, port: u16, api_key: Option<String>) -> Result<()> {
+async fn serve(
+    spec: LoadSpec,
+    host: &str,
+    port: u16,
+    api_key: Option<String>,
+    strict_model_names: bool,
+) -> Result<()> {
     let path = spec.path.clone();
     // The real engine; `LOCALGLM_ENGINE=scripted` swaps in the fake for API-shape tests.
     let engine = localglm_engine::engine_from_env();
@@ -371,8 +388,34 @@ async fn serve(spec: LoadSpec, host: &str, port: u16, api_key: Option<String>) -
             ""
         }
     );
-    localglm_server::serve(listener, localglm_server::ApiState::new(engine, api_key)).await?;
+    if let Some(b) = info.prompt_cache_bytes {
+        eprintln!(
+            "prompt cache: up to {:.0} MiB of KV caches kept for reuse across requests",
+            b / f64::from(1 << 20)
+        );
+    }
+    let state = localglm_server::ApiState::new(engine, api_key)
+        .strict_models(strict_model_names)
+        .with_log(std::sync::Arc::new(|e| eprintln!("{}", log_line(&e))));
+    localglm_server::serve(listener, state).await?;
     Ok(())
+}
+
+/// One request as the log shows it: `POST /v1/messages 200 1234 ms · claude-x → GLM · prompt
+/// 5210 tokens, 5120 cached`.
+fn log_line(e: &localglm_protocol::ApiLogEntry) -> String {
+    let mut line = format!(
+        "{} {} {} {:.0} ms",
+        e.method, e.path, e.status, e.duration_ms
+    );
+    if let Some(m) = &e.model {
+        line.push_str(&format!(" · {m}"));
+    }
+    if let Some(p) = e.prompt_tokens {
+        let cached = e.cached_tokens.unwrap_or(0);
+        line.push_str(&format!(" · prompt {p} tokens, {cached} cached"));
+    }
+    line
 }
 
 /// A built-in preset, or one of the user presets the app keeps in its settings file.

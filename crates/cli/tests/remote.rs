@@ -22,6 +22,10 @@ impl Drop for Server {
 }
 
 fn serve(key: &str) -> Server {
+    serve_with(key, &[])
+}
+
+fn serve_with(key: &str, env: &[(&str, &str)]) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -39,6 +43,7 @@ fn serve(key: &str) -> Server {
             "--model",
         ])
         .arg(&glm)
+        .envs(env.iter().copied())
         .spawn()
         .unwrap();
     let end = Instant::now() + Duration::from_secs(60);
@@ -70,6 +75,54 @@ fn request(max_tokens: u32) -> GenerateRequest {
         clear_thinking: None,
         tools: None,
     }
+}
+
+/// The text and finish of one generation.
+async fn run(e: &RemoteEngine, request: GenerateRequest) -> String {
+    let mut g = e.generate(request).await.unwrap();
+    let mut text = String::new();
+    while let Some(ev) = g.events.next().await {
+        if let EngineEvent::Content(t) = ev {
+            text.push_str(&t);
+        }
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tool_definitions_and_calls_pass_through_a_remote_server() {
+    // The scripted engine behind the server calls the first tool it is given.
+    let server = serve_with("k2", &[("LOCALGLM_ENGINE", "scripted")]);
+    let e = engine(&server.1, "k2", None);
+    assert!(
+        e.load(LoadSpec::new("remote"))
+            .await
+            .unwrap()
+            .supports_tools
+    );
+    let tools = serde_json::json!([{ "type": "function", "function": { "name": "get_weather",
+        "parameters": { "type": "object", "properties": { "city": { "type": "string" } } } } }]);
+    let mut ask = request(200);
+    ask.messages = vec![ChatTurn::new(Role::User, "Paris")];
+    ask.tools = Some(tools.clone());
+    let text = run(&e, ask.clone()).await;
+    // The server's structured call comes back as the text LocalGLM's API reads calls from.
+    assert!(
+        text.ends_with(
+            r#"<tool_call>{"name":"get_weather","arguments":{"city":"Paris"}}</tool_call>"#
+        ),
+        "{text}"
+    );
+    ask.messages.push(ChatTurn {
+        tool_calls: Some(serde_json::json!([{ "id": "call_1", "type": "function",
+            "function": { "name": "get_weather", "arguments": { "city": "Paris" } } }])),
+        ..ChatTurn::new(Role::Assistant, "")
+    });
+    ask.messages.push(ChatTurn {
+        tool_call_id: Some("call_1".into()),
+        ..ChatTurn::new(Role::Tool, "18 C")
+    });
+    assert_eq!(run(&e, ask).await, "The tool said: 18 C");
 }
 
 #[tokio::test(flavor = "multi_thread")]

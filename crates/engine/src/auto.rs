@@ -196,6 +196,17 @@ impl Engine for AutoEngine {
         }
     }
 
+    async fn count_tokens(&self, request: &GenerateRequest) -> Result<u32, EngineError> {
+        match self.active().ok_or(EngineError::NoModel)? {
+            Which::Glm => self.glm.count_tokens(request).await,
+            Which::Mistral => self.mistral.count_tokens(request).await,
+            Which::Remote => {
+                let remote = self.remote().ok_or(EngineError::NoModel)?;
+                remote.count_tokens(request).await
+            }
+        }
+    }
+
     async fn unload(&self) {
         self.glm.unload().await;
         self.mistral.unload().await;

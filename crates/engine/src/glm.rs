@@ -4,10 +4,12 @@
 //! The prompt is the GGUF's own chat template rendered with the request's thinking switch;
 //! message texts are tokenized as plain text (special-token strings typed by the user stay
 //! text). Reasoning is split by token id (`<think>` / `</think>` are single special tokens),
-//! so a literal "</think>" in the model's prose never ends a reasoning segment. The KV cache of
-//! the previous turn is kept and its common prefix with the next prompt reused.
+//! so a literal "</think>" in the model's prose never ends a reasoning segment. The KV caches of
+//! the last few conversations are kept ([`crate::prompt_cache`]) and each request starts from
+//! the one sharing the longest prefix with its prompt.
 
 use crate::mistral::check_gguf_file;
+use crate::prompt_cache::{PromptCache, Taken};
 use crate::StatsClock;
 use crate::{validate, Engine, EngineError, EngineEvent, GenerateRequest, Generation, LoadSpec};
 use async_trait::async_trait;
@@ -113,13 +115,14 @@ fn special_looking(v: &serde_json::Value, out: &mut Vec<String>) {
     }
 }
 
-/// The previous turn's tokens and cache (one sequence at a time), for prefix reuse.
-type Session = Arc<Mutex<Option<(Vec<u32>, KvCache)>>>;
+/// The kept conversations' tokens and caches, for prefix reuse (one sequence runs at a time:
+/// the lock is held for the whole generation).
+type Session = Arc<Mutex<PromptCache<KvCache>>>;
 
 struct Loaded {
     chat: Arc<GlmChat>,
     info: ModelInfo,
-    /// The previous turn's tokens and cache, for prefix reuse.
+    /// The kept caches, for prefix reuse.
     session: Session,
 }
 
@@ -191,6 +194,10 @@ impl Engine for GlmEngine {
         .await
         .map_err(crate::load_failed(&spec.path))?
         .map_err(crate::load_failed(&spec.path))?;
+        let budget = match spec.prompt_cache {
+            Some(b) => b,
+            None => default_prompt_cache(&spec.path, &chat.model),
+        };
         let g = chat.model.gguf();
         let info = ModelInfo {
             name: spec
@@ -208,11 +215,14 @@ impl Engine for GlmEngine {
             effort_levels: Vec::new(),
             supports_tools: false,
             placement: Some(placement_text(&chat.model, cpu_why.as_deref())),
+            prompt_cache_bytes: Some(budget as f64),
         };
         *self.loaded.write().expect("engine lock") = Some(Loaded {
             chat: Arc::new(chat),
             info: info.clone(),
-            session: Arc::new(Mutex::new(None)),
+            session: Arc::new(Mutex::new(PromptCache::new(
+                usize::try_from(budget).unwrap_or(usize::MAX),
+            ))),
         });
         Ok(info)
     }
@@ -264,6 +274,18 @@ impl Engine for GlmEngine {
         let old = self.loaded.write().expect("engine lock").take();
         drop(old);
     }
+
+    async fn count_tokens(&self, request: &GenerateRequest) -> Result<u32, EngineError> {
+        validate(request)?;
+        let chat = {
+            let guard = self.loaded.read().expect("engine lock");
+            guard.as_ref().ok_or(EngineError::NoModel)?.chat.clone()
+        };
+        let prompt = chat
+            .prompt(request)
+            .map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
+        Ok(prompt.len() as u32)
+    }
 }
 
 /// One generation, run on its own thread (the forward pass is blocking, parallel inside).
@@ -283,25 +305,20 @@ impl Job {
         clock.track_reasoning();
         // One sequence at a time: a second generation waits for the first to give the cache
         // back.
-        let mut slot = self.session.lock().unwrap_or_else(|p| p.into_inner());
-        let (mut tokens, mut cache) = match slot.take() {
-            Some((t, c)) => (t, c),
-            None => (Vec::new(), self.chat.model.new_cache()),
-        };
-        // Reuse the longest common prefix (at least one prompt token is always recomputed).
-        let common = tokens
-            .iter()
-            .zip(&self.prompt)
-            .take_while(|(a, b)| a == b)
-            .count()
-            .min(self.prompt.len() - 1);
-        cache.truncate(common);
-        tokens.truncate(common);
+        let mut store = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        // Start from the kept cache sharing the longest prefix (at least one prompt token is
+        // always computed).
+        let Taken {
+            mut tokens,
+            mut cache,
+            reused,
+        } = store.take(&self.prompt, || self.chat.model.new_cache());
+        clock.cached_tokens(reused as u32);
 
         let (reason, error) = self.generate(&mut tokens, &mut cache, &mut clock);
         let stats = clock.finish(None, self.context_length);
-        *slot = Some((tokens, cache));
-        drop(slot);
+        store.put(tokens, cache);
+        drop(store);
         let _ = self.tx.send(EngineEvent::Finished {
             reason,
             stats,
@@ -500,6 +517,17 @@ fn auto_plan(
             cpu_moe: p.cpu_moe_layers as usize,
         },
         Verdict::Cpu | Verdict::NoFit => cpu(format!("the model does not fit {}", adapter.name)),
+    }
+}
+
+/// The default prompt-cache budget: one KV cache of the context the fit planner planned for
+/// (which the plan already counts), so keeping several shorter conversations never takes more
+/// memory than one full one.
+fn default_prompt_cache(path: &Path, model: &Model) -> u64 {
+    let ctx = context_of(model.options().max_context);
+    match localglm_planner::local_spec(path) {
+        Ok(spec) => localglm_planner::kv_bytes(&spec, ctx, model.options().kv_type),
+        Err(_) => 0,
     }
 }
 

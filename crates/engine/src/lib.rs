@@ -26,6 +26,7 @@ pub mod auto;
 pub mod glm;
 pub mod mistral;
 pub mod prompt;
+pub mod prompt_cache;
 pub mod queue;
 pub mod reasoning;
 pub mod remote;
@@ -111,6 +112,10 @@ pub struct LoadSpec {
     pub cpu_moe: Option<u32>,
     /// Told how far the load has come, where the backend knows (weights uploaded to a GPU).
     pub progress: ProgressSink,
+    /// Bytes of KV caches kept for prompt-prefix reuse across requests (GLM-5.x runtime);
+    /// `None` = the backend's default (one cache of the planned context), `Some(0)` = only the
+    /// last conversation's.
+    pub prompt_cache: Option<u64>,
 }
 
 /// A load's progress listener (none by default); compares equal to any other, so a
@@ -175,6 +180,7 @@ impl LoadSpec {
             device: Default::default(),
             cpu_moe: None,
             progress: Default::default(),
+            prompt_cache: None,
         }
     }
 
@@ -249,6 +255,16 @@ pub trait Engine: Send + Sync {
     /// Releases the loaded model (running generations finish first or are cancelled by the
     /// caller).
     async fn unload(&self);
+
+    /// Tokens the request's prompt takes, rendered as [`Engine::generate`] would render it
+    /// (the APIs' token counting). Backends that cannot tell say so.
+    async fn count_tokens(&self, request: &GenerateRequest) -> Result<u32, EngineError> {
+        let _ = request;
+        Err(EngineError::InvalidRequest(format!(
+            "the {} backend cannot count tokens",
+            self.backend()
+        )))
+    }
 }
 
 /// Environment variable selecting the engine of the app and `localglm serve`: the real one by

@@ -125,6 +125,26 @@ fn panic_text(e: tokio::task::JoinError) -> String {
     }
 }
 
+/// The request rendered by the GGUF's own template, and its token ids.
+async fn templated_ids(
+    model: &Model,
+    prompt: &ModelPrompt,
+    request: &GenerateRequest,
+) -> Result<(String, Vec<u32>), EngineError> {
+    let text = prompt.render(request)?;
+    let ids = model
+        .tokenize(
+            either::Either::Right(text.clone()),
+            None,
+            false,
+            false,
+            None,
+        )
+        .await
+        .map_err(|e| EngineError::Generation(e.to_string()))?;
+    Ok((text, ids))
+}
+
 #[async_trait]
 impl Engine for MistralRsEngine {
     fn backend(&self) -> &'static str {
@@ -204,6 +224,7 @@ impl Engine for MistralRsEngine {
                 Some(api) if on_gpu(spec.device) => format!("GPU · {api} (mistral.rs)"),
                 _ => "CPU".into(),
             }),
+            prompt_cache_bytes: None,
         };
         *self.loaded.write().expect("engine lock") = Some(Loaded {
             model: Arc::new(model),
@@ -240,17 +261,7 @@ impl Engine for MistralRsEngine {
             Some(p) => {
                 // The GGUF's own template, rendered as jinja2 would, with every switch
                 // (thinking, effort, kept reasoning) and the reasoning of past turns.
-                let text = p.render(&request)?;
-                let ids = model
-                    .tokenize(
-                        either::Either::Right(text.clone()),
-                        None,
-                        false,
-                        false,
-                        None,
-                    )
-                    .await
-                    .map_err(|e| EngineError::Generation(e.to_string()))?;
+                let (text, ids) = templated_ids(&model, &p, &request).await?;
                 let n = ids.len() as u32;
                 if context_length.is_some_and(|c| n >= c) {
                     return Err(EngineError::InvalidRequest(format!(
@@ -312,6 +323,31 @@ impl Engine for MistralRsEngine {
     async fn unload(&self) {
         let old = self.loaded.write().expect("engine lock").take();
         drop(old);
+    }
+
+    async fn count_tokens(&self, request: &GenerateRequest) -> Result<u32, EngineError> {
+        validate(request)?;
+        let (model, prompt) = self.model().ok_or(EngineError::NoModel)?;
+        match prompt {
+            Some(p) => Ok(templated_ids(&model, &p, request).await?.1.len() as u32),
+            None => {
+                let mut counted = TextMessages::new();
+                for t in &request.messages {
+                    counted = counted.add_message(role(t.role), &t.content);
+                }
+                model
+                    .tokenize(
+                        either::Either::Left(counted),
+                        None,
+                        true,
+                        true,
+                        request.enable_thinking,
+                    )
+                    .await
+                    .map(|t| t.len() as u32)
+                    .map_err(|e| EngineError::Generation(e.to_string()))
+            }
+        }
     }
 }
 

@@ -52,6 +52,19 @@ impl ModelPrompt {
         }))
     }
 
+    /// A template from its source (`name` for errors) with the BOS/EOS token texts.
+    pub fn new(source: &str, name: &str, bos: &str, eos: &str) -> Result<Self, EngineError> {
+        let template = ChatTemplate::new(source, name).map_err(|e| EngineError::LoadFailed {
+            path: name.into(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            template,
+            bos: bos.into(),
+            eos: eos.into(),
+        })
+    }
+
     /// Renders the conversation with the generation prompt; `None` switches stay undefined so
     /// the template's defaults apply.
     pub fn render(&self, request: &GenerateRequest) -> Result<String, EngineError> {

@@ -189,6 +189,10 @@ impl Engine for Queued {
     async fn unload(&self) {
         self.inner.unload().await;
     }
+
+    async fn count_tokens(&self, request: &GenerateRequest) -> Result<u32, EngineError> {
+        self.inner.count_tokens(request).await
+    }
 }
 
 #[cfg(test)]

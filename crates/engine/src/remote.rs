@@ -176,8 +176,9 @@ impl Engine for RemoteEngine {
             // The server's template decides; the switches are passed through.
             supports_thinking: true,
             effort_levels,
-            supports_tools: false,
+            supports_tools: true,
             placement: None,
+            prompt_cache_bytes: None,
         };
         *self.loaded.write().expect("engine lock") = Some(info.clone());
         Ok(info)
@@ -247,6 +248,8 @@ impl Engine for RemoteEngine {
                 "chat_template_kwargs",
                 (!kwargs.is_empty()).then(|| Value::Object(kwargs)),
             ),
+            // Tool definitions pass through; the server's calls come back as text (below).
+            ("tools", request.tools.clone()),
         ];
         for (k, v) in extra {
             if let Some(v) = v {
@@ -384,6 +387,8 @@ fn read_stream(call: Call, cancel: &CancellationToken, state: &Mutex<StreamState
     };
     let mut reason = FinishReason::Stop;
     let mut error = None;
+    // Streamed `tool_calls` deltas, by index: (name, arguments so far).
+    let mut calls: Vec<(String, String)> = Vec::new();
     for line in BufReader::new(response.into_reader()).lines() {
         if cancel.is_cancelled() {
             reason = FinishReason::Cancelled;
@@ -419,6 +424,9 @@ fn read_stream(call: Call, cancel: &CancellationToken, state: &Mutex<StreamState
             st.clock
                 .set_prompt_tokens(u["prompt_tokens"].as_u64().unwrap_or(0) as u32);
             st.exact = u["completion_tokens"].as_u64().map(|n| n as u32);
+            if let Some(n) = u["prompt_tokens_details"]["cached_tokens"].as_u64() {
+                st.clock.cached_tokens(n as u32);
+            }
         }
         let choice = &chunk["choices"][0];
         let delta = &choice["delta"];
@@ -431,6 +439,18 @@ fn read_stream(call: Call, cancel: &CancellationToken, state: &Mutex<StreamState
         }
         if let Some(c) = delta["content"].as_str().filter(|c| !c.is_empty()) {
             segs.extend(parser.push(c));
+        }
+        for d in delta["tool_calls"].as_array().into_iter().flatten() {
+            let i = d["index"].as_u64().unwrap_or(calls.len() as u64) as usize;
+            if calls.len() <= i {
+                calls.resize(i + 1, Default::default());
+            }
+            calls[i]
+                .0
+                .push_str(d["function"]["name"].as_str().unwrap_or_default());
+            calls[i]
+                .1
+                .push_str(d["function"]["arguments"].as_str().unwrap_or_default());
         }
         if !segs.is_empty() {
             let thought = segs.iter().any(|s| matches!(s, Segment::Reasoning(_)));
@@ -450,6 +470,26 @@ fn read_stream(call: Call, cancel: &CancellationToken, state: &Mutex<StreamState
         }
     }
     let mut st = lock(state);
-    send(parser.finish(), &mut st);
+    let mut rest = parser.finish();
+    rest.extend(
+        calls
+            .iter()
+            .map(|(name, args)| Segment::Content(call_text(name, args))),
+    );
+    send(rest, &mut st);
     st.finish(reason, error);
+}
+
+/// A tool call the server returned, as the Hermes-format text LocalGLM's API reads calls from
+/// (`<tool_call>{"name": …, "arguments": {…}}</tool_call>`), so a remote model's calls reach
+/// the local API's clients like a local model's.
+fn call_text(name: &str, arguments: &str) -> String {
+    let args = serde_json::from_str::<Value>(arguments)
+        .ok()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    format!(
+        "<tool_call>{}</tool_call>",
+        json!({ "name": name, "arguments": args })
+    )
 }

@@ -179,6 +179,7 @@ impl Engine for ScriptedEngine {
             effort_levels: vec!["high".into(), "max".into()],
             supports_tools: true,
             placement: None,
+            prompt_cache_bytes: None,
         };
         *self.loaded.lock().expect("lock") = Some(info.clone());
         Ok(info)
@@ -193,11 +194,7 @@ impl Engine for ScriptedEngine {
         let info = self.loaded().ok_or(EngineError::NoModel)?;
         let script = (self.script)(&request);
         let max = request.sampling.max_tokens as usize;
-        let prompt_tokens: u32 = request
-            .messages
-            .iter()
-            .map(|m| Script::tokens(&m.content).len() as u32)
-            .sum();
+        let prompt_tokens = prompt_tokens(&request);
         let cancel = CancellationToken::new();
         let (tx, rx) = mpsc::unbounded_channel();
         let token = cancel.clone();
@@ -251,6 +248,21 @@ impl Engine for ScriptedEngine {
     async fn unload(&self) {
         *self.loaded.lock().expect("lock") = None;
     }
+
+    async fn count_tokens(&self, request: &GenerateRequest) -> Result<u32, EngineError> {
+        validate(request)?;
+        self.loaded().ok_or(EngineError::NoModel)?;
+        Ok(prompt_tokens(request))
+    }
+}
+
+/// The fake's prompt length: the messages' words.
+fn prompt_tokens(request: &GenerateRequest) -> u32 {
+    request
+        .messages
+        .iter()
+        .map(|m| Script::tokens(&m.content).len() as u32)
+        .sum()
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub struct StatsClock {
     tokens: u32,
     reasoning: Option<u32>,
     prompt_tokens: u32,
+    cached: Option<u32>,
 }
 
 impl StatsClock {
@@ -26,6 +27,7 @@ impl StatsClock {
             tokens: 0,
             reasoning: None,
             prompt_tokens,
+            cached: None,
         }
     }
 
@@ -54,6 +56,11 @@ impl StatsClock {
         self.reasoning.get_or_insert(0);
     }
 
+    /// Records that `n` prompt tokens came from a kept KV cache (prefill computed the rest).
+    pub fn cached_tokens(&mut self, n: u32) {
+        self.cached = Some(n);
+    }
+
     pub fn generated(&self) -> u32 {
         self.tokens
     }
@@ -79,11 +86,16 @@ impl StatsClock {
             prompt_tokens: self.prompt_tokens,
             generated_tokens: generated,
             ttft_ms: ttft.map(|s| s * 1000.0).unwrap_or(0.0),
-            prefill_tokens_per_s: rate(self.prompt_tokens as f64, ttft.unwrap_or(0.0)),
+            // Over the tokens prefill computed: cached ones cost nothing.
+            prefill_tokens_per_s: rate(
+                self.prompt_tokens.saturating_sub(self.cached.unwrap_or(0)) as f64,
+                ttft.unwrap_or(0.0),
+            ),
             decode_tokens_per_s: rate(generated.saturating_sub(1) as f64, decode_secs),
             total_ms: end.duration_since(self.start).as_secs_f64() * 1000.0,
             context_length,
             reasoning_tokens: self.reasoning,
+            cached_tokens: self.cached,
         }
     }
 }

@@ -107,6 +107,36 @@ impl GrowBuf {
         Tensor::from_vec(out, (self.len, self.width), buf.device()).map(Some)
     }
 
+    /// Bytes held (the allocated capacity, not only the filled rows).
+    pub(crate) fn bytes(&self) -> usize {
+        let rows = self
+            .buf
+            .as_ref()
+            .map_or(0, |b| b.elem_count() * b.dtype().size_in_bytes());
+        rows + self.blocks.as_ref().map_or(0, Vec::capacity)
+    }
+
+    /// A new buffer holding a copy of the first `len` rows.
+    pub(crate) fn fork(&self, len: usize) -> candle_core::Result<Self> {
+        let len = len.min(self.len);
+        let mut out = Self {
+            buf: None,
+            blocks: self
+                .blocks
+                .as_ref()
+                .map(|b| b[..len * self.width.div_ceil(32) * Q8_BLOCK].to_vec()),
+            len: 0,
+            width: self.width,
+            dtype: self.dtype,
+        };
+        if out.blocks.is_some() {
+            out.len = len;
+        } else if let (Some(buf), true) = (&self.buf, len > 0) {
+            out.append(&buf.narrow(0, 0, len)?)?;
+        }
+        Ok(out)
+    }
+
     pub(crate) fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);
         if let Some(blocks) = &mut self.blocks {
@@ -156,6 +186,39 @@ impl KvCache {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Bytes this cache holds, on the host and on the device (allocated capacity: what keeping
+    /// it costs).
+    pub fn bytes(&self) -> usize {
+        let host: usize = self
+            .layers
+            .iter()
+            .map(|l| l.kv.bytes() + l.idx_k.as_ref().map_or(0, GrowBuf::bytes))
+            .sum();
+        host + self.device.as_ref().map_or(0, |d| d.bytes())
+    }
+
+    /// A new cache holding a copy of this one's first `len` tokens (this one is unchanged), so
+    /// two conversations that share a prefix each keep their own cache.
+    pub fn fork(&self, len: usize) -> Result<KvCache, crate::GlmError> {
+        let len = len.min(self.len);
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                Ok(LayerCache {
+                    kv: l.kv.fork(len)?,
+                    idx_k: l.idx_k.as_ref().map(|k| k.fork(len)).transpose()?,
+                })
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let device = self.device.as_ref().map(|d| d.fork(len)).transpose()?;
+        Ok(KvCache {
+            layers,
+            len,
+            device,
+        })
     }
 
     /// Drops everything after the first `len` tokens (prompt-prefix reuse).

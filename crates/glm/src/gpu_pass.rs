@@ -122,6 +122,55 @@ impl DeviceRows {
     }
 }
 
+impl DeviceRows {
+    fn bytes(&self) -> usize {
+        self.cap * self.words * 4
+    }
+
+    /// A new buffer with a copy of the first `rows` rows.
+    fn fork(&self, gpu: &Gpu, rows: usize) -> Result<Self, GlmError> {
+        let mut out = Self {
+            buf: None,
+            cap: 0,
+            words: self.words,
+        };
+        if let (Some(old), true) = (&self.buf, rows > 0) {
+            let fresh = out.reserve(gpu, rows, 0)?.clone();
+            gpu.copy(old, 0, &fresh, 0, rows * self.words)?;
+        }
+        Ok(out)
+    }
+}
+
+impl DeviceKv {
+    /// Bytes of device memory held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.kv
+            .iter()
+            .chain(self.idx.iter().flatten())
+            .map(DeviceRows::bytes)
+            .sum()
+    }
+
+    /// A copy of the first `rows` tokens' caches.
+    pub(crate) fn fork(&self, rows: usize) -> Result<Self, GlmError> {
+        let gpu = &self.gpu;
+        Ok(Self {
+            kv: self
+                .kv
+                .iter()
+                .map(|r| r.fork(gpu, rows))
+                .collect::<Result<_, _>>()?,
+            idx: self
+                .idx
+                .iter()
+                .map(|r| r.as_ref().map(|r| r.fork(gpu, rows)).transpose())
+                .collect::<Result<_, _>>()?,
+            gpu: gpu.clone(),
+        })
+    }
+}
+
 /// One sequence's latent KV and indexer-key caches on the device.
 pub(crate) struct DeviceKv {
     kv: Vec<DeviceRows>,

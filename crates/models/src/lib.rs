@@ -289,6 +289,7 @@ pub fn describe(path: &Path) -> Result<ModelInfo, ModelsError> {
         effort_levels: Vec::new(),
         supports_tools: false,
         placement: None,
+        prompt_cache_bytes: None,
     })
 }
 

@@ -164,6 +164,10 @@ pub struct GenerationStats {
     /// Of `generated_tokens`, those spent reasoning (`None` when the backend cannot tell).
     #[serde(default)]
     pub reasoning_tokens: Option<u32>,
+    /// Of `prompt_tokens`, those read from a kept KV cache instead of being computed again
+    /// (prompt-prefix reuse; `None` when the backend cannot tell).
+    #[serde(default)]
+    pub cached_tokens: Option<u32>,
 }
 
 /// One message of a conversation as stored on disk.
@@ -410,6 +414,10 @@ pub struct ModelInfo {
     /// `None` where the backend does not say (remote servers, mistralrs).
     #[serde(default)]
     pub placement: Option<String>,
+    /// Bytes of KV caches kept for reusing prompt prefixes across requests (`None` where the
+    /// backend keeps none).
+    #[serde(default)]
+    pub prompt_cache_bytes: Option<f64>,
 }
 
 /// A load's progress: what it is doing and how many of its bytes are done.
@@ -487,6 +495,10 @@ pub struct Settings {
     /// (`None` = none).
     #[serde(default)]
     pub cpu_moe: Option<u32>,
+    /// MiB of KV caches kept to reuse prompt prefixes across requests (GLM-5.x runtime);
+    /// `None` = one cache of the planned context.
+    #[serde(default)]
+    pub prompt_cache_mb: Option<u32>,
 }
 
 /// An OpenAI-compatible server (vLLM, SGLang, llama-server, another LocalGLM) used like a
@@ -547,6 +559,16 @@ pub struct ApiLogEntry {
     pub path: String,
     pub status: u16,
     pub duration_ms: f64,
+    /// The model the request named and what it ran on, when they differ
+    /// (`claude-sonnet-4-5 → GLM-5.2-UD-Q2_K_XL`).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Tokens of the rendered prompt (for a generation).
+    #[serde(default)]
+    pub prompt_tokens: Option<u32>,
+    /// Of those, read from a kept KV cache rather than computed (prefill ran the rest).
+    #[serde(default)]
+    pub cached_tokens: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -579,6 +601,7 @@ impl Default for Settings {
             kv_cache: None,
             device: None,
             cpu_moe: None,
+            prompt_cache_mb: None,
         }
     }
 }

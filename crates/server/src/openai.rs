@@ -67,7 +67,7 @@ pub struct ChatRequest {
     pub parse_tools: bool,
 }
 
-fn text_of(content: &Value) -> Result<String, ApiError> {
+pub(crate) fn text_of(content: &Value) -> Result<String, ApiError> {
     match content {
         Value::Null => Ok(String::new()),
         Value::String(s) => Ok(s.clone()),
@@ -89,7 +89,7 @@ fn text_of(content: &Value) -> Result<String, ApiError> {
     }
 }
 
-fn number(v: &Value, name: &'static str) -> Result<Option<f64>, ApiError> {
+pub(crate) fn number(v: &Value, name: &'static str) -> Result<Option<f64>, ApiError> {
     match v {
         Value::Null => Ok(None),
         Value::Number(n) => Ok(n.as_f64()),
@@ -160,17 +160,7 @@ pub fn parse(body: &Value, max_output: u32) -> Result<ChatRequest, ApiError> {
         }
     };
     let kwargs = &body["chat_template_kwargs"];
-    let sampling = SamplingParams {
-        temperature: number(&body["temperature"], "temperature")?.unwrap_or(1.0),
-        top_p: number(&body["top_p"], "top_p")?.unwrap_or(1.0),
-        top_k: body["top_k"].as_u64().map(|k| k as u32),
-        max_tokens: max,
-        seed: body["seed"].as_u64().map(|s| s as u32),
-        min_p: number(&body["min_p"], "min_p")?,
-        repetition_penalty: number(&body["repetition_penalty"], "repetition_penalty")?,
-    };
-    localglm_engine::validate_sampling(&sampling)
-        .map_err(|e| ApiError::invalid(e.to_string(), None))?;
+    let sampling = sampling(body, max)?;
     Ok(ChatRequest {
         model: body["model"].as_str().map(str::to_owned),
         generate: GenerateRequest {
@@ -191,6 +181,42 @@ pub fn parse(body: &Value, max_output: u32) -> Result<ChatRequest, ApiError> {
         stop,
         parse_tools,
     })
+}
+
+/// The sampling fields every protocol shares (`temperature`, `top_p`, `top_k`, `seed`, `min_p`,
+/// `repetition_penalty`), checked, with `max_tokens` already capped.
+pub(crate) fn sampling(body: &Value, max_tokens: u32) -> Result<SamplingParams, ApiError> {
+    let sampling = SamplingParams {
+        temperature: number(&body["temperature"], "temperature")?.unwrap_or(1.0),
+        top_p: number(&body["top_p"], "top_p")?.unwrap_or(1.0),
+        top_k: body["top_k"].as_u64().map(|k| k as u32),
+        max_tokens,
+        seed: body["seed"].as_u64().map(|s| s as u32),
+        min_p: number(&body["min_p"], "min_p")?,
+        repetition_penalty: number(&body["repetition_penalty"], "repetition_penalty")?,
+    };
+    localglm_engine::validate_sampling(&sampling)
+        .map_err(|e| ApiError::invalid(e.to_string(), None))?;
+    Ok(sampling)
+}
+
+/// An agent's effort level (OpenAI's `none` … `xhigh`, Anthropic's `low` … `max`) as the loaded
+/// model's template switches: `(enable_thinking, reasoning_effort)`. A level the template
+/// names passes as it is; otherwise Z.ai's mapping for GLM: `none`/`minimal` turn thinking
+/// off, `low`/`medium`/`high` are `high`, `xhigh`/`max` are `max` — where the template has
+/// those levels (else its default).
+pub(crate) fn effort(level: &str, levels: &[String]) -> (Option<bool>, Option<String>) {
+    let level = level.to_ascii_lowercase();
+    if levels.contains(&level) {
+        return (Some(true), Some(level));
+    }
+    let mapped = match level.as_str() {
+        "none" | "minimal" => return (Some(false), None),
+        "low" | "medium" | "high" => "high",
+        _ => "max",
+    };
+    let known = levels.iter().any(|l| l == mapped);
+    (Some(true), known.then(|| mapped.to_owned()))
 }
 
 /// The request's tool definitions (checked, narrowed to the one a named `tool_choice` picks),
@@ -291,6 +317,7 @@ fn tool_calls_of(calls: &Value) -> Result<Option<Value>, ApiError> {
 pub struct StopFilter {
     stops: Vec<String>,
     held: String,
+    matched: Option<String>,
 }
 
 impl StopFilter {
@@ -298,6 +325,7 @@ impl StopFilter {
         Self {
             stops: stops.into_iter().filter(|s| !s.is_empty()).collect(),
             held: String::new(),
+            matched: None,
         }
     }
 
@@ -305,12 +333,13 @@ impl StopFilter {
     /// is all that is returned then).
     pub fn push(&mut self, text: &str) -> (String, bool) {
         self.held.push_str(text);
-        if let Some(at) = self
+        if let Some((at, stop)) = self
             .stops
             .iter()
-            .filter_map(|s| self.held.find(s.as_str()))
-            .min()
+            .filter_map(|s| Some((self.held.find(s.as_str())?, s)))
+            .min_by_key(|&(at, _)| at)
         {
+            self.matched = Some(stop.clone());
             let out = self.held[..at].to_string();
             self.held.clear();
             return (out, true);
@@ -333,18 +362,14 @@ impl StopFilter {
         (out, false)
     }
 
+    /// The stop string that was reached, if one was.
+    pub fn matched(&self) -> Option<&str> {
+        self.matched.as_deref()
+    }
+
     /// What is left at the end.
     pub fn finish(&mut self) -> String {
         std::mem::take(&mut self.held)
-    }
-}
-
-/// OpenAI's name for why a generation ended.
-pub fn finish_reason(r: localglm_engine::FinishReason) -> &'static str {
-    // (`tool_calls` is decided by the caller, which sees the calls.)
-    match r {
-        localglm_engine::FinishReason::Length => "length",
-        _ => "stop",
     }
 }
 
@@ -460,6 +485,7 @@ mod tests {
         assert_eq!(f.push("abc E"), ("abc ".into(), false));
         assert_eq!(f.push("N"), (String::new(), false));
         assert_eq!(f.push("D tail"), (String::new(), true));
+        assert_eq!(f.matched(), Some("END"));
         let mut f = StopFilter::new(vec!["END".into()]);
         assert_eq!(f.push("x E"), ("x ".into(), false));
         assert_eq!(f.push("x"), ("Ex".into(), false));

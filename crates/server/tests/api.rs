@@ -11,6 +11,10 @@ use std::io::{BufRead, BufReader};
 use std::sync::Arc;
 
 async fn start(key: Option<&str>, loaded: bool) -> String {
+    start_with(key, loaded, false).await
+}
+
+async fn start_with(key: Option<&str>, loaded: bool, strict: bool) -> String {
     let engine = Arc::new(ScriptedEngine::default());
     if loaded {
         engine
@@ -20,7 +24,7 @@ async fn start(key: Option<&str>, loaded: bool) -> String {
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let state = ApiState::new(engine, key.map(str::to_owned));
+    let state = ApiState::new(engine, key.map(str::to_owned)).strict_models(strict);
     tokio::spawn(async move { serve(listener, state).await });
     url
 }
@@ -147,6 +151,7 @@ async fn streaming_sends_reasoning_and_content_deltas_then_done() {
 async fn errors_have_openai_shape_and_status() {
     let url = start(Some("sekret"), true).await;
     let idle = start(None, false).await;
+    let strict = start_with(Some("sekret"), true, true).await;
     tokio::task::spawn_blocking(move || {
         let (code, r) = post(&url, &user("hi"), None);
         assert_eq!(code, 401);
@@ -154,9 +159,11 @@ async fn errors_have_openai_shape_and_status() {
         assert_eq!(post(&url, &user("hi"), Some("sekret")).0, 200);
         let e = ureq::get(&format!("{url}/v1/models")).call().unwrap_err();
         assert!(matches!(e, ureq::Error::Status(401, _)));
+        // A model name the server does not know runs on the loaded model, unless strict.
         let mut body = user("hi");
         body["model"] = json!("gpt-4o");
-        let (code, r) = post(&url, &body, Some("sekret"));
+        assert_eq!(post(&url, &body, Some("sekret")).0, 200);
+        let (code, r) = post(&strict, &body, Some("sekret"));
         assert_eq!(
             (code, r["error"]["code"].as_str()),
             (404, Some("model_not_found"))

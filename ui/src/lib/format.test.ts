@@ -23,6 +23,8 @@ describe('stats line', () => {
   it('counts reasoning tokens within the generated ones', () => {
     expect(statsParts(stats({ reasoning_tokens: 100 }), 'stop')[3]).toBe('128 tokens (100 reasoning)');
     expect(statsParts(stats({ reasoning_tokens: 0 }), 'stop')[3]).toBe('128 tokens');
+    expect(statsParts(stats({ cached_tokens: 40 }), 'stop')[4]).toBe('prompt 42 tokens (40 cached)');
+    expect(statsParts(stats({ cached_tokens: 0 }), 'stop')[4]).toBe('prompt 42 tokens');
   });
 
   it('names the preset and the values a reply was sent with', () => {

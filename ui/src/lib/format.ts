@@ -38,7 +38,8 @@ export function statsParts(stats: GenerationStats, reason: FinishReason | null):
     `prefill ${rate(stats.prefill_tokens_per_s)} tok/s`,
     `decode ${rate(stats.decode_tokens_per_s)} tok/s`,
     count(stats.generated_tokens, 'token', 'tokens') + (reasoning > 0 ? ` (${reasoning} reasoning)` : ''),
-    `prompt ${count(stats.prompt_tokens, 'token', 'tokens')}`,
+    `prompt ${count(stats.prompt_tokens, 'token', 'tokens')}` +
+      (stats.cached_tokens ? ` (${stats.cached_tokens} cached)` : ''),
   ];
   const finish = finishLabel(reason);
   if (finish) parts.push(finish);

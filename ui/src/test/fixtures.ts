@@ -13,6 +13,7 @@ export function stats(overrides: Partial<GenerationStats> = {}): GenerationStats
     total_ms: 5600,
     context_length: 8192,
     reasoning_tokens: null,
+    cached_tokens: null,
     ...overrides,
   };
 }

@@ -15,6 +15,7 @@ const model: ModelInfo = {
   effort_levels: [],
   supports_tools: false,
   placement: null,
+  prompt_cache_bytes: null,
 };
 
 describe('ModelIndicator', () => {

@@ -19,7 +19,7 @@ const dl = (id: string, status: string): DownloadState => ({
 describe('ModelLibrary', () => {
   it('shows downloads with their controls and the installed models', async () => {
     const props = {
-      models: [{ name: 'm', path: '/lib/m.gguf', size_bytes: 1e9, backend: '', architecture: 'llama', context_length: 4096, quant: 'Q4_K', supports_thinking: false, effort_levels: [], supports_tools: false, placement: null }],
+      models: [{ name: 'm', path: '/lib/m.gguf', size_bytes: 1e9, backend: '', architecture: 'llama', context_length: 4096, quant: 'Q4_K', supports_thinking: false, effort_levels: [], supports_tools: false, placement: null, prompt_cache_bytes: null }],
       downloads: [dl('UD-IQ2_M', 'running'), dl('UD-IQ1_S', 'paused'), dl('BF16', 'done')],
       onLoad: vi.fn(),
       onDelete: vi.fn(),

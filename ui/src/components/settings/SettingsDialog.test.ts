@@ -19,6 +19,7 @@ const settings: Settings = {
   kv_cache: null,
   device: null,
   cpu_moe: null,
+  prompt_cache_mb: null,
 };
 
 function open(onSaveSettings = vi.fn(async () => true), saved: Settings = settings) {
@@ -99,5 +100,24 @@ describe('SettingsDialog: loading models', () => {
     expect(moe).toHaveValue(null);
     await fireEvent.change(moe, { target: { value: '' } });
     expect(save).toHaveBeenLastCalledWith({ ...gpu, cpu_moe: null });
+  });
+
+  it('saves the prompt cache size, empty as the default, and shows the default', async () => {
+    const save = vi.fn(async () => true);
+    render(SettingsDialog, {
+      settings, presets: [], onSaveSettings: save, onClose: vi.fn(), onSavePreset: vi.fn(),
+      onDuplicatePreset: vi.fn(), onDeletePreset: vi.fn(), onExportPresets: vi.fn(), onImportPresets: vi.fn(),
+      promptCacheBytes: 2048 * 1024 * 1024,
+    });
+    const input = screen.getByTestId('setting-prompt-cache') as HTMLInputElement;
+    expect(input.placeholder).toBe('auto (2048)');
+    await fireEvent.change(input, { target: { value: '512' } });
+    expect(save).toHaveBeenLastCalledWith({ ...settings, prompt_cache_mb: 512 });
+    cleanup();
+    const saved = { ...settings, prompt_cache_mb: 512 };
+    const save2 = open(vi.fn(async () => true), saved);
+    const again = screen.getByTestId('setting-prompt-cache') as HTMLInputElement;
+    await fireEvent.change(again, { target: { value: '' } });
+    expect(save2).toHaveBeenLastCalledWith({ ...saved, prompt_cache_mb: null });
   });
 });

@@ -7,4 +7,17 @@ export type ApiLogEntry = {
 /**
  * Milliseconds since the Unix epoch.
  */
-at_ms: number, method: string, path: string, status: number, duration_ms: number, };
+at_ms: number, method: string, path: string, status: number, duration_ms: number, 
+/**
+ * The model the request named and what it ran on, when they differ
+ * (`claude-sonnet-4-5 → GLM-5.2-UD-Q2_K_XL`).
+ */
+model: string | null, 
+/**
+ * Tokens of the rendered prompt (for a generation).
+ */
+prompt_tokens: number | null, 
+/**
+ * Of those, read from a kept KV cache rather than computed (prefill ran the rest).
+ */
+cached_tokens: number | null, };

@@ -35,4 +35,9 @@ context_length: number | null,
 /**
  * Of `generated_tokens`, those spent reasoning (`None` when the backend cannot tell).
  */
-reasoning_tokens: number | null, };
+reasoning_tokens: number | null, 
+/**
+ * Of `prompt_tokens`, those read from a kept KV cache instead of being computed again
+ * (prompt-prefix reuse; `None` when the backend cannot tell).
+ */
+cached_tokens: number | null, };

@@ -37,4 +37,9 @@ supports_tools: boolean,
  * placement ("GPU · Vulkan · NVIDIA GeForce RTX 4090, experts of 12 layers in RAM");
  * `None` where the backend does not say (remote servers, mistralrs).
  */
-placement: string | null, };
+placement: string | null, 
+/**
+ * Bytes of KV caches kept for reusing prompt prefixes across requests (`None` where the
+ * backend keeps none).
+ */
+prompt_cache_bytes: number | null, };

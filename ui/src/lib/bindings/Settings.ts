@@ -63,4 +63,9 @@ device: string | null,
  * On the GPU: the routed experts of the first N MoE layers stay in RAM on the CPU
  * (`None` = none).
  */
-cpu_moe: number | null, };
+cpu_moe: number | null, 
+/**
+ * MiB of KV caches kept to reuse prompt prefixes across requests (GLM-5.x runtime);
+ * `None` = one cache of the planned context.
+ */
+prompt_cache_mb: number | null, };
