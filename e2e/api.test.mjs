@@ -78,15 +78,34 @@ test("local API: on from settings, served, logged, loopback only, back after a r
     assert.equal(reasoning, "The user wrote 5 characters.");
     assert.match(content, /^You said: \*\*hello\*\*/);
 
-    // Each request in the live log, newest first.
-    await s.until(`return document.querySelectorAll('[data-testid=api-log-row]').length >= 3;`, {
+    // A coding agent's request (Anthropic Messages, its own model name, x-api-key), and the
+    // setup the settings show for it.
+    const m = await fetch(`http://127.0.0.1:${port}/v1/messages`, {
+      method: "POST",
+      headers: { "x-api-key": "e2e-key", "anthropic-version": "2023-06-01", "Content-Type": "application/json" },
+      body: JSON.stringify({ model: "claude-sonnet-4-5", max_tokens: 64, messages: [{ role: "user", content: "hi agent" }] }),
+    });
+    assert.equal(m.status, 200);
+    const message = await m.json();
+    assert.deepEqual(message.content.map((b) => b.type), ["thinking", "text"]);
+    assert.match(message.content[1].text, /^You said: \*\*hi agent\*\*/);
+    const claude = JSON.parse(await s.exec(`return document.querySelector('[data-testid=api-example-claude-code]').textContent;`));
+    assert.equal(claude.env.ANTHROPIC_BASE_URL, `http://127.0.0.1:${port}`);
+    assert.equal(claude.env.ANTHROPIC_AUTH_TOKEN, "e2e-key");
+    assert.equal(claude.env.ANTHROPIC_MODEL, "SmolLM2-135M-Instruct.Q4_1");
+    const codex = await s.exec(`return document.querySelector('[data-testid=api-example-codex]').textContent;`);
+    assert.match(codex, new RegExp(`base_url = "http://127\\.0\\.0\\.1:${port}/v1"`));
+
+    // Each request in the live log, newest first, with the agent's model mapping.
+    await s.until(`return document.querySelectorAll('[data-testid=api-log-row]').length >= 4;`, {
       timeout: 10000,
-      what: "three log rows",
+      what: "four log rows",
     });
     const rows = await s.exec(`return [...document.querySelectorAll('[data-testid=api-log-row]')].map((r) => r.textContent);`);
-    assert.match(rows[0], /POST \/v1\/chat\/completions\s*200/);
-    assert.match(rows[1], /GET \/v1\/models\s*401/);
-    assert.match(rows[2], /GET \/v1\/models\s*200/);
+    assert.match(rows[0], /POST \/v1\/messages\s*claude-sonnet-4-5 → SmolLM2-135M-Instruct\.Q4_1\s*200/);
+    assert.match(rows[1], /POST \/v1\/chat\/completions\s*200/);
+    assert.match(rows[2], /GET \/v1\/models\s*401/);
+    assert.match(rows[3], /GET \/v1\/models\s*200/);
 
     // Closed to other hosts: the port answers on loopback only.
     const external = Object.values(networkInterfaces()).flat().find((a) => a && a.family === "IPv4" && !a.internal);

@@ -157,6 +157,9 @@ export class Session {
 
   async click(css) {
     const el = await this.waitFor(css);
+    // WebKitWebDriver does not scroll inside a scrolling dialog by itself: bring the element
+    // to the middle of its scroll container first, as a user would.
+    await this.exec(`arguments[0].scrollIntoView({ block: "center" });`, { [ELEMENT]: el });
     await this.cmd("POST", `/element/${el}/click`, {});
   }
 

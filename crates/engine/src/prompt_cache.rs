@@ -10,8 +10,11 @@
 //!   extended;
 //! * a cache that diverges later (another conversation with the same system prompt and tools,
 //!   or a regenerated reply) is *forked*: its shared prefix is copied into a new cache and the
-//!   kept one stays for its own conversation — unless keeping both would exceed the budget,
-//!   when it is cut back in place (the old behaviour with one conversation);
+//!   kept one stays for its own conversation — unless there is no room for both and most of
+//!   it is shared (the same conversation, its reply regenerated), when it is cut back in place;
+//! * before a request runs, least recently used caches are dropped until the kept ones and
+//!   this request's cache (estimated at the prompt's length) fit the budget, so the budget
+//!   bounds the memory of kept and running caches together (the reply's own tokens aside);
 //! * at least one prompt token is always computed (its logits start the reply).
 //!
 //! After the reply the cache goes back as the most recently used; the least recently used are
@@ -79,9 +82,34 @@ impl<C: Reusable> PromptCache<C> {
         self.entries.iter().map(|e| e.cache.bytes()).sum()
     }
 
+    /// Bytes per token of the kept caches (their allocated size over the tokens they hold; 0
+    /// when none is kept).
+    fn per_token(&self) -> usize {
+        let tokens: usize = self.entries.iter().map(|e| e.cache.tokens()).sum();
+        self.bytes() / tokens.max(1)
+    }
+
+    /// Drops least recently used caches (never the one at `keep`) until the kept ones and
+    /// `need` more bytes fit the budget; returns where `keep` is then.
+    fn make_room(&mut self, need: usize, mut keep: Option<usize>) -> Option<usize> {
+        let mut at = 0;
+        while at < self.entries.len() && self.bytes().saturating_add(need) > self.budget {
+            if keep == Some(at) {
+                at += 1;
+                continue;
+            }
+            self.entries.remove(at);
+            keep = keep.map(|k| if k > at { k - 1 } else { k });
+        }
+        keep
+    }
+
     /// The cache to run `prompt` on (see the module header); `fresh` makes an empty one.
+    /// Least recently used caches are dropped first so that the kept ones and this one, grown
+    /// to the prompt, fit the budget.
     pub fn take(&mut self, prompt: &[u32], fresh: impl FnOnce() -> C) -> Taken<C> {
         let limit = prompt.len().saturating_sub(1);
+        let need = self.per_token().saturating_mul(prompt.len());
         let best = self
             .entries
             .iter()
@@ -91,15 +119,22 @@ impl<C: Reusable> PromptCache<C> {
             // The longest shared prefix; among equals, the most recently used.
             .max_by_key(|&(i, n)| (n, i));
         let Some((i, n)) = best else {
+            self.make_room(need, None);
             return Taken {
                 tokens: Vec::new(),
                 cache: fresh(),
                 reused: 0,
             };
         };
-        let whole = n == self.entries[i].tokens.len();
-        let room = self.bytes() + self.entries[i].cache.bytes() <= self.budget;
-        if !whole && room {
+        let held = self.entries[i].tokens.len();
+        let whole = n == held;
+        let room = self.bytes().saturating_add(need) <= self.budget;
+        // Without room for a copy, a cache that is mostly the prompt (the same conversation,
+        // its reply regenerated or its last message edited) is cut back in place; one that
+        // shares only a little (another conversation with the same system prompt and tools)
+        // is kept, and copied, others making room.
+        if !whole && (room || 2 * n < held) {
+            let i = self.make_room(need, Some(i)).unwrap_or(i);
             match self.entries[i].cache.fork(n) {
                 Ok(cache) => {
                     return Taken {
@@ -117,6 +152,7 @@ impl<C: Reusable> PromptCache<C> {
         } = self.entries.remove(i);
         cache.truncate(n);
         tokens.truncate(n);
+        self.make_room(need, None);
         Taken {
             tokens,
             cache,
@@ -262,6 +298,27 @@ mod tests {
             turn(&mut big, &conv(k));
         }
         assert_eq!(big.len(), MAX_ENTRIES);
+    }
+
+    #[test]
+    fn a_side_request_sharing_only_the_system_prompt_leaves_the_main_conversation_cached() {
+        // Room for 150 tokens; the main conversation holds 102, a side request shares 5.
+        let mut store = PromptCache::new(1500);
+        let main: Vec<u32> = (0..100).collect();
+        turn(&mut store, &main);
+        let side: Vec<u32> = (0..5).chain(500..510).collect();
+        assert_eq!(turn(&mut store, &side), 5);
+        assert_eq!(store.len(), 2, "both kept");
+        let next: Vec<u32> = main.iter().copied().chain([900, 901, 7]).collect();
+        assert_eq!(
+            turn(&mut store, &next),
+            102,
+            "the main conversation's cache survived"
+        );
+        // A new conversation that does not fit beside the others makes room first.
+        let big: Vec<u32> = (2000..2120).collect();
+        turn(&mut store, &big);
+        assert_eq!(store.len(), 1, "the others went before it was computed");
     }
 
     #[test]

@@ -445,9 +445,13 @@ fn read_stream(call: Call, cancel: &CancellationToken, state: &Mutex<StreamState
             if calls.len() <= i {
                 calls.resize(i + 1, Default::default());
             }
-            calls[i]
-                .0
-                .push_str(d["function"]["name"].as_str().unwrap_or_default());
+            // The name comes once (some servers repeat it in every delta).
+            if calls[i].0.is_empty() {
+                calls[i].0 = d["function"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+            }
             calls[i]
                 .1
                 .push_str(d["function"]["arguments"].as_str().unwrap_or_default());

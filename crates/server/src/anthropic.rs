@@ -5,8 +5,11 @@
 //! for Claude (Claude Code) send.
 //!
 //! Mapping to the chat template: `system` (string or text blocks) is a system turn; a user
-//! message's `tool_result` blocks are tool turns (in order, before the message's text; an
-//! `is_error` result reads `Error: …`), and each must answer an earlier `tool_use`; an
+//! message's `tool_result` blocks are tool turns (in order, and before the message's text
+//! wherever it stands, so a result follows its call; an `is_error` result reads `Error: …`),
+//! and each must answer an earlier `tool_use`; consecutive text blocks are joined by a line
+//! break, and image or document blocks (the models read text only; refusing them would fail
+//! every later request of an agent's session) stand as a short placeholder; an
 //! assistant message's `thinking` blocks are its reasoning (kept in the prompt:
 //! `clear_thinking` is false), its `text` its content and its `tool_use` blocks its tool calls.
 //! `thinking: {type: enabled, budget_tokens}` turns the template's thinking on, with effort
@@ -57,7 +60,7 @@ pub fn parse(body: &Value, model: &ModelInfo, counting: bool) -> Result<ChatRequ
     let Some(msgs) = body["messages"].as_array().filter(|m| !m.is_empty()) else {
         return Err(bad("messages: must be a non-empty list".into(), "messages"));
     };
-    let max_out = max_output_of(body, model, counting)?;
+    let (asked, max_out) = max_output_of(body, model, counting)?;
     let mut messages = Vec::new();
     let system = match &body["system"] {
         Value::Null => String::new(),
@@ -103,7 +106,7 @@ pub fn parse(body: &Value, model: &ModelInfo, counting: bool) -> Result<ChatRequ
         }
     }
     let (tools, parse_tools) = tools_of(body)?;
-    let (enable_thinking, reasoning_effort) = thinking_of(body, model, max_out, counting)?;
+    let (enable_thinking, reasoning_effort) = thinking_of(body, model, asked, counting)?;
     let stop = match &body["stop_sequences"] {
         Value::Null => Vec::new(),
         Value::Array(a) if a.iter().all(Value::is_string) => a
@@ -136,17 +139,18 @@ pub fn parse(body: &Value, model: &ModelInfo, counting: bool) -> Result<ChatRequ
     })
 }
 
-/// `max_tokens`: required (but for counting), at least 1, capped to the context.
-fn max_output_of(body: &Value, model: &ModelInfo, counting: bool) -> Result<u32, ApiError> {
+/// `max_tokens`: required (but for counting), at least 1; as asked, and capped to the context
+/// (what is generated).
+fn max_output_of(body: &Value, model: &ModelInfo, counting: bool) -> Result<(u64, u32), ApiError> {
     let cap = max_output(model);
     match &body["max_tokens"] {
-        Value::Null if counting => Ok(cap),
+        Value::Null if counting => Ok((u64::from(cap), cap)),
         Value::Null => Err(ApiError::invalid(
             "max_tokens: field required",
             Some("max_tokens"),
         )),
         v => match v.as_u64() {
-            Some(n) if n >= 1 => Ok(n.min(u64::from(cap)) as u32),
+            Some(n) if n >= 1 => Ok((n, n.min(u64::from(cap)) as u32)),
             _ => Err(ApiError::invalid(
                 "max_tokens: must be a positive integer",
                 Some("max_tokens"),
@@ -155,12 +159,27 @@ fn max_output_of(body: &Value, model: &ModelInfo, counting: bool) -> Result<u32,
     }
 }
 
-/// The text of a list of `text` blocks (`cache_control` and citations ignored).
+/// What stands in the prompt for an image or document block: the models read text only, and an
+/// agent resends its history, so refusing one (a screenshot a tool returned) would fail every
+/// later request of the session.
+pub const NOT_TEXT: &str = "[an image or document was here; this model reads text only]";
+
+/// Appends a block's text, a line break between blocks.
+fn join(out: &mut String, text: &str) {
+    if !out.is_empty() && !text.is_empty() {
+        out.push('\n');
+    }
+    out.push_str(text);
+}
+
+/// The text of a list of `text` blocks (`cache_control` and citations ignored; image and
+/// document blocks as [`NOT_TEXT`]).
 fn text_blocks(blocks: &[Value], at: &str) -> Result<String, ApiError> {
     let mut out = String::new();
     for (j, b) in blocks.iter().enumerate() {
         match (b["type"].as_str(), b["text"].as_str()) {
-            (Some("text"), Some(t)) => out.push_str(t),
+            (Some("text"), Some(t)) => join(&mut out, t),
+            (Some("image" | "document"), _) => join(&mut out, NOT_TEXT),
             _ => {
                 return Err(ApiError::invalid(
                     format!("{at}.{j}: expected a text block with a `text` string"),
@@ -186,9 +205,6 @@ fn blocks_of(content: &Value, at: &str) -> Result<Vec<Value>, ApiError> {
 
 fn unsupported(at: String, kind: &str) -> ApiError {
     let what = match kind {
-        "image" | "document" => {
-            format!("{kind} blocks are not supported (the models are text only)")
-        }
         "" => "every content block needs a `type`".into(),
         _ => format!("unsupported content block type `{kind}`"),
     };
@@ -207,9 +223,13 @@ fn user_turns(
     for (j, b) in blocks_of(content, &at)?.iter().enumerate() {
         let at = format!("{at}.content.{j}");
         match b["type"].as_str().unwrap_or_default() {
-            "text" => text.push_str(b["text"].as_str().ok_or_else(|| {
-                ApiError::invalid(format!("{at}.text: must be a string"), Some("messages"))
-            })?),
+            "text" => {
+                let t = b["text"].as_str().ok_or_else(|| {
+                    ApiError::invalid(format!("{at}.text: must be a string"), Some("messages"))
+                })?;
+                join(&mut text, t);
+            }
+            "image" | "document" => join(&mut text, NOT_TEXT),
             "tool_result" => {
                 let id = b["tool_use_id"].as_str().unwrap_or_default();
                 if !tool_uses.contains(id) {
@@ -234,9 +254,6 @@ fn user_turns(
                 };
                 if b["is_error"].as_bool() == Some(true) {
                     result = format!("Error: {result}");
-                }
-                if !text.is_empty() {
-                    out.push(ChatTurn::new(Role::User, std::mem::take(&mut text)));
                 }
                 out.push(ChatTurn {
                     tool_call_id: Some(id.to_owned()),
@@ -269,8 +286,8 @@ fn assistant_turn(
             })
         };
         match b["type"].as_str().unwrap_or_default() {
-            "text" => text.push_str(field("text")?),
-            "thinking" => reasoning.push_str(field("thinking")?),
+            "text" => join(&mut text, field("text")?),
+            "thinking" => join(&mut reasoning, field("thinking")?),
             "redacted_thinking" => {}
             "tool_use" => {
                 let (id, name) = (field("id")?, field("name")?);
@@ -361,7 +378,7 @@ fn tools_of(body: &Value) -> Result<(Option<Value>, bool), ApiError> {
 fn thinking_of(
     body: &Value,
     model: &ModelInfo,
-    max_out: u32,
+    max_tokens: u64,
     counting: bool,
 ) -> Result<(Option<bool>, Option<String>), ApiError> {
     let bad = |m: String| ApiError::invalid(m, Some("thinking"));
@@ -383,9 +400,11 @@ fn thinking_of(
                     "thinking.budget_tokens: must be at least 1024, got {budget}"
                 )));
             }
-            if !counting && budget >= u64::from(max_out) {
+            // Against the request's own max_tokens: the cap to the context only limits what
+            // is generated.
+            if !counting && budget >= max_tokens {
                 return Err(bad(format!(
-                    "thinking.budget_tokens ({budget}) must be less than max_tokens ({max_out})"
+                    "thinking.budget_tokens ({budget}) must be less than max_tokens ({max_tokens})"
                 )));
             }
             let level = if budget < MAX_EFFORT_BUDGET {
@@ -482,7 +501,7 @@ async fn messages_inner(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (body, model) = admit(&state, &headers, body)?;
+    let (body, model) = admit(&state, &headers, body).await?;
     let req = parse(&body, &model, false)?;
     let run = begin(&state, &req, &model, &note).await?;
     let id = format!("msg_{}", uuid_like());
@@ -500,7 +519,7 @@ pub(crate) async fn count_tokens(
     body: Body,
 ) -> Response {
     let counted = async {
-        let (body, model) = admit(&state, &headers, body)?;
+        let (body, model) = admit(&state, &headers, body).await?;
         let req = parse(&body, &model, true)?;
         resolve_model(&state, req.model.as_deref(), &model, &note)?;
         let n = state

@@ -32,7 +32,7 @@ async fn inner(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (body, model) = admit(&state, &headers, body)?;
+    let (body, model) = admit(&state, &headers, body).await?;
     let req = openai::parse(&body, max_output(&model))?;
     let run = begin(&state, &req, &model, &note).await?;
     let id = format!("chatcmpl-{}", uuid_like());

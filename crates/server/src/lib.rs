@@ -181,7 +181,8 @@ pub fn router(state: ApiState) -> Router {
             );
             e.into_response_for(Protocol::of(&headers))
         })
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        // Bodies are read by `read_body`, which drains an oversized one before refusing it.
+        .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             log_requests,
@@ -296,27 +297,48 @@ fn engine_error(e: &EngineError) -> ApiError {
     }
 }
 
-type Body = Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>;
+type Body = axum::body::Body;
+
+/// How much of an oversized body is read (and dropped) before the 413 goes out: a client that
+/// writes its whole body before reading (curl, ureq, many SDKs) then sees the answer instead of
+/// a broken pipe.
+const DRAIN: usize = 8 * MAX_BODY;
+
+/// The body, at most [`MAX_BODY`] bytes.
+async fn read_body(body: Body) -> Result<Vec<u8>, ApiError> {
+    let mut stream = body.into_data_stream();
+    let (mut bytes, mut total) = (Vec::new(), 0usize);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::invalid(format!("the body could not be read: {e}"), None))?;
+        total += chunk.len();
+        if total <= MAX_BODY {
+            bytes.extend_from_slice(&chunk);
+        } else if total > DRAIN {
+            break;
+        }
+    }
+    if total > MAX_BODY {
+        return Err(ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            ..ApiError::invalid(
+                format!("the body is larger than {} MiB", MAX_BODY >> 20),
+                None,
+            )
+        });
+    }
+    Ok(bytes)
+}
 
 /// The key, then the body as JSON whatever the Content-Type says (curl users often leave it
 /// out, as llama-server and vLLM allow), then the loaded model.
-fn admit(
+async fn admit(
     state: &ApiState,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Value, ModelInfo), ApiError> {
     check_key(state, headers)?;
-    let bytes = body.map_err(|e| {
-        let mut err = ApiError::invalid(
-            format!("the body could not be read: {}", e.body_text()),
-            None,
-        );
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            err.status = StatusCode::PAYLOAD_TOO_LARGE;
-            err.message = format!("the body is larger than {} MiB", MAX_BODY >> 20);
-        }
-        err
-    })?;
+    let bytes = read_body(body).await?;
     let body: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::invalid(format!("the body is not valid JSON: {e}"), None))?;
     if !body.is_object() {

@@ -11,9 +11,9 @@
 //! assistant `message` and `function_call` items as one assistant turn (its reasoning, text and
 //! tool calls: reasoning kept, `clear_thinking` false), `function_call_output` as a tool turn
 //! answering an earlier call. `reasoning.effort` maps as [`crate::openai::effort`] says.
-//! Reasoning comes back as a reasoning item with the text in `content` (`reasoning_text`) — and
-//! in `encrypted_content` when `include` asks for it, which is what a stateless client
-//! (`store: false`) sends back. Responses (unless `store: false`) are kept in memory for
+//! Reasoning comes back as a reasoning item with the text in `content` (`reasoning_text`) and
+//! in `encrypted_content`, which is what a stateless client (`store: false`; Codex drops
+//! `content` when it sends items back) returns to us. Responses (unless `store: false`) are kept in memory for
 //! `previous_response_id`, the last [`KEPT`] of them.
 
 use crate::openai::{self, ApiError, ChatRequest};
@@ -42,10 +42,21 @@ pub struct Parsed {
     pub chat: ChatRequest,
     /// Keep the response for `previous_response_id`.
     pub store: bool,
-    /// Put the reasoning text in `encrypted_content` too.
-    pub encrypted: bool,
+    /// `instructions` were given (the first turn; not kept for `previous_response_id`).
+    pub instructions: bool,
     /// Echoed in the response object.
     pub echo: Value,
+}
+
+impl Parsed {
+    /// The request as kept for `previous_response_id`: without its instructions.
+    pub fn kept_request(&self) -> GenerateRequest {
+        let mut g = self.chat.generate.clone();
+        if self.instructions {
+            g.messages.remove(0);
+        }
+        g
+    }
 }
 
 fn bad(m: impl Into<String>, param: &'static str) -> ApiError {
@@ -64,14 +75,16 @@ pub fn parse(body: &Value, model: &ModelInfo, kept: &Kept) -> Result<Parsed, Api
         let Some((_, turns)) = kept.iter().find(|(id, _)| id == prev) else {
             return Err(ApiError {
                 status: axum::http::StatusCode::NOT_FOUND,
+                code: Some("previous_response_not_found"),
                 ..bad(
                     format!("Previous response with id '{prev}' not found."),
                     "previous_response_id",
                 )
             });
         };
-        // The earlier instructions are not carried over (as OpenAI does).
-        for t in turns.iter().filter(|t| t.role != Role::System) {
+        // The earlier instructions are not kept (as OpenAI does); system messages among the
+        // input items are.
+        for t in turns {
             for c in t
                 .tool_calls
                 .iter()
@@ -111,7 +124,6 @@ pub fn parse(body: &Value, model: &ModelInfo, kept: &Kept) -> Result<Parsed, Api
         Some(level) => openai::effort(level, &model.effort_levels),
         None => (None, None),
     };
-    let include = body["include"].as_array().cloned().unwrap_or_default();
     let mut echo = json!({});
     for key in [
         "instructions",
@@ -131,7 +143,7 @@ pub fn parse(body: &Value, model: &ModelInfo, kept: &Kept) -> Result<Parsed, Api
     }
     Ok(Parsed {
         store: body["store"].as_bool().unwrap_or(true),
-        encrypted: include.iter().any(|v| v == "reasoning.encrypted_content"),
+        instructions: body["instructions"].as_str().is_some_and(|t| !t.is_empty()),
         echo,
         chat: ChatRequest {
             model: body["model"].as_str().map(str::to_owned),
@@ -206,13 +218,11 @@ fn items_to_turns(
                 };
                 let text = content_text(&item["content"], &at)?;
                 if role == Role::Assistant {
+                    // Text between or after calls belongs to the same reply (a model may write
+                    // a line break between parallel calls): one turn until a user, system or
+                    // tool item.
                     let t = turn.get_or_insert_with(|| ChatTurn::new(Role::Assistant, ""));
-                    if t.tool_calls.is_some() {
-                        flush(&mut turn, out);
-                        turn = Some(ChatTurn::new(Role::Assistant, text));
-                    } else {
-                        t.content.push_str(&text);
-                    }
+                    t.content.push_str(&text);
                 } else {
                     flush(&mut turn, out);
                     out.push(ChatTurn::new(role, text));
@@ -364,7 +374,6 @@ struct Reply {
     model: String,
     created: u64,
     echo: Value,
-    encrypted: bool,
     /// Output items so far.
     output: Vec<Value>,
 }
@@ -373,9 +382,7 @@ impl Reply {
     fn reasoning_item(&self, id: &str, text: &str) -> Value {
         let mut v = json!({ "id": id, "type": "reasoning", "summary": [],
             "content": [{ "type": "reasoning_text", "text": text }] });
-        if self.encrypted {
-            v["encrypted_content"] = text.into();
-        }
+        v["encrypted_content"] = text.into();
         v
     }
 
@@ -453,7 +460,7 @@ async fn inner(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (body, model) = admit(&state, &headers, body)?;
+    let (body, model) = admit(&state, &headers, body).await?;
     let parsed = parse(&body, &model, &state.kept)?;
     let run = begin(&state, &parsed.chat, &model, &note).await?;
     let reply = Reply {
@@ -461,12 +468,11 @@ async fn inner(
         model: model.name.clone(),
         created: now_s(),
         echo: parsed.echo.clone(),
-        encrypted: parsed.encrypted,
         output: Vec::new(),
     };
     let keep_in = parsed
         .store
-        .then(|| (state.kept.clone(), parsed.chat.generate.clone()));
+        .then(|| (state.kept.clone(), parsed.kept_request()));
     if parsed.chat.stream {
         return Ok(stream(run, reply, keep_in).into_response());
     }

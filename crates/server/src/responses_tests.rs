@@ -46,7 +46,7 @@ fn maps_items_to_turns_with_reasoning_calls_and_outputs() {
         &kept,
     )
     .unwrap();
-    assert!(!p.store && p.encrypted && p.chat.stream && p.chat.parse_tools);
+    assert!(!p.store && p.instructions && p.chat.stream && p.chat.parse_tools);
     let g = &p.chat.generate;
     assert_eq!(g.sampling.max_tokens, 4096);
     assert_eq!(
@@ -99,7 +99,7 @@ fn previous_response_id_continues_a_kept_conversation() {
     keep(
         &kept,
         "resp_1",
-        kept_turns(&first.chat.generate, &said, &[]),
+        kept_turns(&first.kept_request(), &said, &[]),
     );
     let next = parse(
         &json!({ "previous_response_id": "resp_1", "instructions": "New", "input": "Again" }),

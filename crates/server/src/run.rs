@@ -99,7 +99,12 @@ impl Run {
                 return None;
             }
             match self.events.next().await {
-                None => return None,
+                None => {
+                    // The engine's stream ended without its `Finished` (a backend that died):
+                    // an error end, so every protocol closes its reply.
+                    let e = EngineError::Generation("the generation ended unexpectedly".into());
+                    self.end(End::Stop, None, Some(e));
+                }
                 Some(EngineEvent::Reasoning(_) | EngineEvent::Content(_))
                     if self.stopped.is_some() => {}
                 Some(EngineEvent::Reasoning(t)) => return Some(Step::Reasoning(t)),
