@@ -207,7 +207,13 @@ def codex_session(url):
             check(f"Codex session, request {turn + 1}: the previous {previous} tokens come from the cache, "
                   f"{u.input_tokens - cached} of {u.input_tokens} computed", cached >= previous, u)
         previous = u.input_tokens
-        items.extend(i.model_dump(exclude_none=True) for i in r.output if i.type in ("reasoning", "message"))
+        for item in r.output:
+            if item.type in ("reasoning", "message"):
+                d = item.model_dump(exclude_none=True)
+                if item.type == "reasoning":
+                    # Codex sends reasoning back without its `content`: encrypted_content only.
+                    d.pop("content", None)
+                items.append(d)
 
 
 def main():

@@ -141,6 +141,20 @@ fn thinking_switches_and_efforts() {
 }
 
 #[test]
+fn claude_codes_thinking_budget_fits_its_max_tokens_whatever_the_context() {
+    // max_tokens 32000 with a 31999 budget on a 4096-token context: capped, not refused.
+    let r = parse(
+        &json!({ "max_tokens": 32000, "thinking": { "type": "enabled", "budget_tokens": 31999 },
+                 "messages": [{ "role": "user", "content": "x" }] }),
+        &model(),
+        false,
+    )
+    .unwrap();
+    assert_eq!(r.generate.sampling.max_tokens, 4096);
+    assert_eq!(r.generate.reasoning_effort.as_deref(), Some("max"));
+}
+
+#[test]
 fn malformed_requests_are_400s_that_say_what_is_wrong() {
     let user = json!([{ "role": "user", "content": "x" }]);
     for (body, says) in [
