@@ -337,13 +337,11 @@ fn tools_of(body: &Value) -> Result<(Option<Value>, bool), ApiError> {
             v @ Value::Object(_) => v.clone(),
             _ => return Err(bad(format!("tools.{i}.input_schema: must be an object"))),
         };
-        // The order clients write (name, description, parameters): the template prints it.
-        let mut f = json!({ "name": name });
-        if let Some(d) = t["description"].as_str() {
-            f["description"] = d.into();
-        }
-        f["parameters"] = schema;
-        tools.push(json!({ "type": "function", "function": f }));
+        tools.push(openai::function_tool(
+            name,
+            t["description"].as_str(),
+            schema,
+        ));
     }
     let choice = &body["tool_choice"];
     let parse = match choice["type"].as_str() {
@@ -352,13 +350,7 @@ fn tools_of(body: &Value) -> Result<(Option<Value>, bool), ApiError> {
         Some("none") => false,
         Some("tool") => {
             let name = choice["name"].as_str().unwrap_or_default();
-            tools.retain(|t| t["function"]["name"] == name);
-            if tools.is_empty() {
-                return Err(ApiError::invalid(
-                    format!("tool_choice.name: `{name}` is not in tools"),
-                    Some("tool_choice"),
-                ));
-            }
+            openai::narrow_tools(&mut tools, name)?;
             true
         }
         _ => {

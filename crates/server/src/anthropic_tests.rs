@@ -2,20 +2,7 @@ use super::*;
 use axum::http::StatusCode;
 
 fn model() -> ModelInfo {
-    ModelInfo {
-        name: "glm".into(),
-        path: String::new(),
-        size_bytes: 0.0,
-        backend: "test".into(),
-        architecture: None,
-        context_length: Some(4096),
-        quant: None,
-        supports_thinking: true,
-        effort_levels: vec!["high".into(), "max".into()],
-        supports_tools: true,
-        placement: None,
-        prompt_cache_bytes: None,
-    }
+    crate::test_model()
 }
 
 fn weather_tool() -> Value {

@@ -430,6 +430,25 @@ fn max_output(model: &ModelInfo) -> u32 {
     model.context_length.unwrap_or(4096).max(1)
 }
 
+/// A loaded model as the parsers see it, for the unit tests.
+#[cfg(test)]
+pub(crate) fn test_model() -> ModelInfo {
+    ModelInfo {
+        name: "glm".into(),
+        path: String::new(),
+        size_bytes: 0.0,
+        backend: "test".into(),
+        architecture: None,
+        context_length: Some(4096),
+        quant: None,
+        supports_thinking: true,
+        effort_levels: vec!["high".into(), "max".into()],
+        supports_tools: true,
+        placement: None,
+        prompt_cache_bytes: None,
+    }
+}
+
 /// A unique-enough id for responses.
 pub(crate) fn uuid_like() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};

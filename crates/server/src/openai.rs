@@ -219,6 +219,29 @@ pub(crate) fn effort(level: &str, levels: &[String]) -> (Option<bool>, Option<St
     (Some(true), known.then(|| mapped.to_owned()))
 }
 
+/// A function tool in the chat-completions form the chat templates read, its keys in the
+/// order clients write them (name, description, parameters: the template prints them so).
+pub(crate) fn function_tool(name: &str, description: Option<&str>, parameters: Value) -> Value {
+    let mut f = json!({ "name": name });
+    if let Some(d) = description {
+        f["description"] = d.into();
+    }
+    f["parameters"] = parameters;
+    json!({ "type": "function", "function": f })
+}
+
+/// Narrows `tools` to the one a `tool_choice` names; an error when it is not there.
+pub(crate) fn narrow_tools(tools: &mut Vec<Value>, name: &str) -> Result<(), ApiError> {
+    tools.retain(|t| t["function"]["name"] == name);
+    if tools.is_empty() {
+        return Err(ApiError::invalid(
+            format!("tool_choice names `{name}`, which is not in tools"),
+            Some("tool_choice"),
+        ));
+    }
+    Ok(())
+}
+
 /// The request's tool definitions (checked, narrowed to the one a named `tool_choice` picks),
 /// and whether calls are to be read from the reply.
 fn tools_of(body: &Value) -> Result<(Option<Value>, bool), ApiError> {
@@ -252,13 +275,7 @@ fn tools_of(body: &Value) -> Result<(Option<Value>, bool), ApiError> {
                 .ok_or_else(|| {
                     ApiError::invalid("tool_choice needs function.name", Some("tool_choice"))
                 })?;
-            tools.retain(|t| t["function"]["name"] == name);
-            if tools.is_empty() {
-                return Err(ApiError::invalid(
-                    format!("tool_choice names `{name}`, which is not in tools"),
-                    Some("tool_choice"),
-                ));
-            }
+            narrow_tools(&mut tools, name)?;
             true
         }
         _ => {

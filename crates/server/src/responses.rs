@@ -321,13 +321,12 @@ fn tools_of(body: &Value) -> Result<(Option<Value>, bool), ApiError> {
         let Some(name) = t["name"].as_str().filter(|n| !n.is_empty()) else {
             return Err(bad(format!("tools.{i}.name: field required"), "tools"));
         };
-        // The order clients write (name, description, parameters): the template prints it.
-        let mut f = json!({ "name": name });
-        if let Some(d) = t["description"].as_str() {
-            f["description"] = d.into();
-        }
-        f["parameters"] = t.get("parameters").cloned().unwrap_or(json!({}));
-        tools.push(json!({ "type": "function", "function": f }));
+        let parameters = t.get("parameters").cloned().unwrap_or(json!({}));
+        tools.push(openai::function_tool(
+            name,
+            t["description"].as_str(),
+            parameters,
+        ));
     }
     let parse = match &body["tool_choice"] {
         Value::Null => true,
@@ -335,13 +334,7 @@ fn tools_of(body: &Value) -> Result<(Option<Value>, bool), ApiError> {
         Value::String(s) if s == "auto" || s == "required" => true,
         Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("function") => {
             let name = o.get("name").and_then(Value::as_str).unwrap_or_default();
-            tools.retain(|t| t["function"]["name"] == name);
-            if tools.is_empty() {
-                return Err(bad(
-                    format!("tool_choice names `{name}`, which is not in tools"),
-                    "tool_choice",
-                ));
-            }
+            openai::narrow_tools(&mut tools, name)?;
             true
         }
         _ => {
