@@ -57,9 +57,9 @@ pub struct RuntimeOptions {
     pub mla_expand_from: usize,
     /// Run the weight products on a GPU (`None`: the CPU kernels).
     pub gpu: Option<crate::gpu::GpuPlacement>,
-    /// On a GPU, the most tokens one device pass takes (`0`: as many as keep the attention
-    /// scores scratch within 256 MiB, at most 512); a longer prompt runs as consecutive
-    /// passes over the growing cache. Tests set it small.
+    /// The most tokens one pass takes (`0`: as many as keep the attention scores within
+    /// 256 MiB and at most 512 on a GPU, within 1 GiB and at most 4096 on the CPU); a longer
+    /// prompt runs as consecutive passes over the growing cache. Tests set it small.
     pub device_chunk: usize,
 }
 
@@ -229,11 +229,38 @@ impl Model {
         cache: &mut KvCache,
         which: Logits,
     ) -> Result<Vec<Vec<f32>>, GlmError> {
+        // A long prompt on the CPU runs as consecutive passes over the growing cache (the same
+        // result): one pass would hold its attention and indexer scores — tokens × heads ×
+        // context floats — at once, 96 GB for a 60k-token agent prompt on the tiny fixture.
+        let chunk = self.cpu_chunk(cache.len + tokens.len());
+        if self.gpu.is_none() && tokens.len() > chunk {
+            let parts: Vec<&[u32]> = tokens.chunks(chunk).collect();
+            let mut out = Vec::new();
+            for (i, part) in parts.iter().enumerate() {
+                let rows = self.forward(part, cache, which)?;
+                if which == Logits::All || i + 1 == parts.len() {
+                    out.extend(rows);
+                }
+            }
+            return Ok(out);
+        }
         // Run the whole pass on a pool worker: every parallel kernel inside then forks from a
         // worker (no cross-thread injection and wake-up of the caller per weight product).
         let mut out = None;
         rayon::scope(|_| out = Some(self.forward_inner(tokens, cache, which)));
         out.expect("scope ran the pass")
+    }
+
+    /// Tokens per CPU pass for a context of `t_len`: the scores of the widest attention (MLA or
+    /// indexer heads; tokens × heads × `t_len` floats) within 1 GiB, at most 4096 tokens
+    /// (`RuntimeOptions::device_chunk` when set).
+    fn cpu_chunk(&self, t_len: usize) -> usize {
+        const SCORES_BYTES: usize = 1 << 30;
+        let heads = self.config.n_head.max(self.config.idx_heads).max(1);
+        match self.opts.device_chunk {
+            0 => (SCORES_BYTES / (4 * heads * t_len.max(1))).clamp(1, 4096),
+            n => n,
+        }
     }
 
     fn forward_inner(

@@ -320,3 +320,47 @@ fn a_split_set_loads_from_any_shard_and_matches_the_single_file() {
     assert!(err.contains("00002"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A prompt longer than one CPU pass (here 5 tokens a pass; by default as many as keep the
+/// attention and indexer scores within 1 GiB) runs as consecutive passes over the growing
+/// cache: the same logits at every position as one pass, the sparse indexer's selection
+/// included. (A 60k-token agent prompt in one pass asked for 96 GB.)
+#[test]
+fn a_prompt_in_several_cpu_passes_equals_one_pass() {
+    for stem in ["tiny-f32", "tiny-q-q4_k"] {
+        let one = open(stem, Activations::F32, KvType::F32);
+        let chunked = Model::open(
+            fixture(&format!("{stem}.gguf")),
+            RuntimeOptions {
+                activations: Activations::F32,
+                kv_type: KvType::F32,
+                device_chunk: 5,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let case = cases(stem)
+            .into_iter()
+            .max_by_key(|c| c.tokens.len())
+            .unwrap();
+        assert!(case.tokens.len() > 5 && case.tokens.len() > one.config.idx_topk);
+        let want = one
+            .forward(&case.tokens, &mut one.new_cache(), Logits::All)
+            .unwrap();
+        let mut cache = chunked.new_cache();
+        let got = chunked
+            .forward(&case.tokens, &mut cache, Logits::All)
+            .unwrap();
+        assert_eq!((got.len(), cache.len()), (want.len(), case.tokens.len()));
+        let (diff, bad) = compare(&got, &want);
+        eprintln!("{stem}: passes of 5 vs one pass {diff:.2e}");
+        assert!(
+            diff <= 1e-4 && bad == 0,
+            "{stem}: {diff}, {bad} argmax misses"
+        );
+        let last = chunked
+            .forward(&case.tokens, &mut chunked.new_cache(), Logits::Last)
+            .unwrap();
+        assert_eq!(last.len(), 1, "only the last position's logits");
+    }
+}

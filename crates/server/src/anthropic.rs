@@ -97,9 +97,17 @@ pub fn parse(body: &Value, model: &ModelInfo, counting: bool) -> Result<ChatRequ
             Some("assistant") => {
                 messages.push(assistant_turn(&m["content"], i, &mut tool_uses)?);
             }
+            // Claude Code (2.1) sends system messages among the turns.
+            Some("system") => {
+                let at = format!("messages.{i}.content");
+                let text = text_blocks(&blocks_of(&m["content"], &format!("messages.{i}"))?, &at)?;
+                messages.push(ChatTurn::new(Role::System, text));
+            }
             other => {
                 return Err(bad(
-                    format!("messages.{i}.role: must be `user` or `assistant`, not {other:?}"),
+                    format!(
+                        "messages.{i}.role: must be `user`, `assistant` or `system`, not {other:?}"
+                    ),
                     "messages",
                 ))
             }

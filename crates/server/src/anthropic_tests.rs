@@ -149,7 +149,7 @@ fn malformed_requests_are_400s_that_say_what_is_wrong() {
         (json!({ "max_tokens": 0, "messages": user }), "max_tokens"),
         (json!({ "max_tokens": 10, "messages": [] }), "messages"),
         (
-            json!({ "max_tokens": 10, "messages": [{ "role": "system", "content": "x" }] }),
+            json!({ "max_tokens": 10, "messages": [{ "role": "tool", "content": "x" }] }),
             "messages.0.role",
         ),
         (

@@ -167,6 +167,11 @@ impl Drop for LogWhenDone {
 /// The API's routes.
 pub fn router(state: ApiState) -> Router {
     Router::new()
+        // Clients probe the root before their first request (Claude Code sends HEAD /).
+        .route(
+            "/",
+            get(|| async { Json(json!({ "name": "LocalGLM", "api": "/v1" })) }),
+        )
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat::handle))
         .route("/v1/messages", post(anthropic::messages))
