@@ -145,6 +145,25 @@ async fn templated_ids(
     Ok((text, ids))
 }
 
+/// Prompt tokens of a request mistralrs renders itself (a GGUF without a template).
+async fn untemplated_count(model: &Model, request: &GenerateRequest) -> Result<u32, EngineError> {
+    let mut counted = TextMessages::new();
+    for t in &request.messages {
+        counted = counted.add_message(role(t.role), &t.content);
+    }
+    model
+        .tokenize(
+            either::Either::Left(counted),
+            None,
+            true,
+            true,
+            request.enable_thinking,
+        )
+        .await
+        .map(|t| t.len() as u32)
+        .map_err(|e| EngineError::Generation(e.to_string()))
+}
+
 #[async_trait]
 impl Engine for MistralRsEngine {
     fn backend(&self) -> &'static str {
@@ -280,28 +299,16 @@ impl Engine for MistralRsEngine {
             }
             None => {
                 let mut builder = RequestBuilder::new().set_sampling(sampling);
-                let mut counted = TextMessages::new();
                 for ChatTurn {
                     role: r, content, ..
                 } in &request.messages
                 {
                     builder = builder.add_message(role(*r), content);
-                    counted = counted.add_message(role(*r), content);
                 }
                 if let Some(on) = request.enable_thinking {
                     builder = builder.enable_thinking(on);
                 }
-                let n = model
-                    .tokenize(
-                        either::Either::Left(counted),
-                        None,
-                        true,
-                        true,
-                        request.enable_thinking,
-                    )
-                    .await
-                    .map(|t| t.len() as u32)
-                    .unwrap_or(0);
+                let n = untemplated_count(&model, &request).await.unwrap_or(0);
                 (Source::Chat(Box::new(builder)), n, false)
             }
         };
@@ -330,23 +337,7 @@ impl Engine for MistralRsEngine {
         let (model, prompt) = self.model().ok_or(EngineError::NoModel)?;
         match prompt {
             Some(p) => Ok(templated_ids(&model, &p, request).await?.1.len() as u32),
-            None => {
-                let mut counted = TextMessages::new();
-                for t in &request.messages {
-                    counted = counted.add_message(role(t.role), &t.content);
-                }
-                model
-                    .tokenize(
-                        either::Either::Left(counted),
-                        None,
-                        true,
-                        true,
-                        request.enable_thinking,
-                    )
-                    .await
-                    .map(|t| t.len() as u32)
-                    .map_err(|e| EngineError::Generation(e.to_string()))
-            }
+            None => untemplated_count(&model, request).await,
         }
     }
 }

@@ -21,6 +21,8 @@
 //! dropped while the kept caches together hold more than the budget (the one just used is
 //! always kept) or more than [`MAX_ENTRIES`] are kept.
 
+use crate::EngineError;
+
 /// What the store needs of a cache.
 pub trait Reusable: Sized {
     /// Tokens held.
@@ -30,7 +32,7 @@ pub trait Reusable: Sized {
     /// Drops everything after the first `len` tokens.
     fn truncate(&mut self, len: usize);
     /// A new cache holding a copy of the first `len` tokens.
-    fn fork(&self, len: usize) -> Result<Self, String>;
+    fn fork(&self, len: usize) -> Result<Self, EngineError>;
 }
 
 /// The most conversations kept, whatever the budget.
@@ -196,8 +198,8 @@ impl Reusable for localglm_glm::KvCache {
         localglm_glm::KvCache::truncate(self, len)
     }
 
-    fn fork(&self, len: usize) -> Result<Self, String> {
-        localglm_glm::KvCache::fork(self, len).map_err(|e| e.to_string())
+    fn fork(&self, len: usize) -> Result<Self, EngineError> {
+        localglm_glm::KvCache::fork(self, len).map_err(|e| EngineError::Generation(e.to_string()))
     }
 }
 
@@ -219,9 +221,9 @@ mod tests {
         fn truncate(&mut self, len: usize) {
             self.0.truncate(len)
         }
-        fn fork(&self, len: usize) -> Result<Self, String> {
+        fn fork(&self, len: usize) -> Result<Self, EngineError> {
             if self.1 {
-                return Err("out of memory".into());
+                return Err(EngineError::Generation("out of memory".into()));
             }
             Ok(Fake(self.0[..len].to_vec(), false))
         }
