@@ -338,3 +338,50 @@ fn half_precision_kv_caches_on_the_gpu_stay_close() {
         }
     }
 }
+
+/// Prompt-cache reuse on the device: a cache forked at a shared prefix (`KvCache::fork`
+/// copies the device rows) continues exactly like a cache that computed that prefix itself,
+/// and the cache it was forked from is untouched (both go on to the same logits as fresh
+/// passes).
+#[test]
+fn a_forked_device_cache_continues_like_the_original() {
+    let Some(gpu) = gpu() else { return };
+    let stem = "tiny-q-q4_k";
+    for kv in [KvType::F32, KvType::Q8_0] {
+        let model = Model::open(
+            fixture(&format!("{stem}.gguf")),
+            RuntimeOptions {
+                activations: Activations::F32,
+                kv_type: kv,
+                gpu: on_gpu(&gpu, 0),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let tokens = cases(stem)
+            .into_iter()
+            .max_by_key(|c| c.tokens.len())
+            .unwrap()
+            .tokens;
+        let split = tokens.len() / 2;
+        let fresh = |prefix: &[u32], rest: &[u32]| {
+            let mut c = model.new_cache();
+            model.forward(prefix, &mut c, Logits::Last).unwrap();
+            model.forward(rest, &mut c, Logits::All).unwrap()
+        };
+        // The original holds the whole prompt; the fork takes its first half.
+        let mut original = model.new_cache();
+        model.forward(&tokens, &mut original, Logits::Last).unwrap();
+        let mut forked = original.fork(split).unwrap();
+        assert!(forked.bytes() > 0 && forked.len() == split);
+        let other: Vec<u32> = tokens[split..].iter().rev().copied().collect();
+        let got = model.forward(&other, &mut forked, Logits::All).unwrap();
+        let (diff, bad) = compare(&got, &fresh(&tokens[..split], &other));
+        assert!(diff <= 1e-4 && bad == 0, "{kv:?} fork: {diff}, {bad}");
+        // The original still holds its own second half.
+        let next = [tokens[0], tokens[1]];
+        let got = model.forward(&next, &mut original, Logits::All).unwrap();
+        let (diff, bad) = compare(&got, &fresh(&tokens, &next));
+        assert!(diff <= 1e-4 && bad == 0, "{kv:?} original: {diff}, {bad}");
+    }
+}
