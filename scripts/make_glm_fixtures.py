@@ -286,6 +286,58 @@ def hf_logits(model, tokens, dense=False):
 
 
 # ----------------------------------------------------------------------------------------------
+# MTP (NextN) reference: the block after the trunk, wired as vLLM's and llama.cpp's glm-dsa
+# drafting runs it (spec §B.9), around transformers' own decoder layer
+# ----------------------------------------------------------------------------------------------
+
+def hf_mtp_model(c, vocab, T):
+    """blk.{L} as a one-layer GlmMoeDsaForCausalLM: a full-indexer MoE layer whose final norm is
+    nextn.shared_head_norm and whose head is the trunk's output (Unsloth files share it)."""
+    L = c["num_hidden_layers"]
+    one = dict(c, num_hidden_layers=1, first_k_dense_replace=0, indexer_types=["full"])
+    sub = {k.replace(f"blk.{L}.", "blk.0."): v for k, v in T.items() if k.startswith(f"blk.{L}.")}
+    sub.update({"token_embd.weight": T["token_embd.weight"], "output.weight": T["output.weight"],
+                "output_norm.weight": T[f"blk.{L}.nextn.shared_head_norm.weight"]})
+    return hf_model(one, vocab, sub)
+
+
+@torch.no_grad()
+def hf_mtp(model, mtp, T, L, tokens, chain):
+    """MTP logits for a prompt and for a draft chain.
+
+    The trunk's hidden state after its final norm, h_i, and the embedding of the next token
+    t_{i+1} make the MTP input at position i: u_i = eh_proj · [RMSNorm_enorm(emb(t_{i+1})) ;
+    RMSNorm_hnorm(h_i)], the embedding zeroed at position 0 (vLLM's rule). Its logits predict
+    t_{i+2}. `chain` = [x, y1, y2, ...]: x follows the prompt, then each y is a draft fed with the
+    MTP's own last output after its shared_head_norm (llama.cpp's glm-dsa drafting).
+    Returns (prompt rows: positions 0..n-2, chain rows: one per chain token)."""
+    W = lambda n: torch.from_numpy(np.ascontiguousarray(T[n], dtype=np.float32))
+    eps = model.config.rms_norm_eps
+    rms = lambda v, w: v * torch.rsqrt(v.pow(2).mean(-1, keepdim=True) + eps) * w
+    emb, eh = W("token_embd.weight"), W(f"blk.{L}.nextn.eh_proj.weight")
+    en, hn = W(f"blk.{L}.nextn.enorm.weight"), W(f"blk.{L}.nextn.hnorm.weight")
+    for m in (model, mtp):  # sparse, whatever an earlier dense run left set
+        for layer in m.model.layers:
+            if layer.self_attn.indexer is not None:
+                layer.self_attn.indexer.index_topk = m.config.index_topk
+    h = model.model(input_ids=torch.tensor([tokens])).last_hidden_state[0]
+    toks = list(tokens[1:]) + [chain[0]]
+    hidden = [h[i] for i in range(len(tokens))]
+    rows = []
+    for step in range(len(chain)):
+        e = emb[torch.tensor(toks)].clone()
+        e[0] = 0
+        u = torch.cat([rms(e, en), rms(torch.stack(hidden), hn)], -1) @ eh.T
+        out = mtp.model(inputs_embeds=u[None]).last_hidden_state[0]  # after shared_head_norm
+        rows.append(mtp.lm_head(out)[-1])
+        if step + 1 < len(chain):
+            hidden.append(out[-1])
+            toks.append(chain[step + 1])
+    prompt = mtp.lm_head(out[:len(tokens) - 1])
+    return prompt.numpy(), torch.stack(rows).numpy()
+
+
+# ----------------------------------------------------------------------------------------------
 # Independent numpy (float64) forward from GGUF tensors + metadata, following spec §B (absorbed MLA)
 # ----------------------------------------------------------------------------------------------
 
@@ -388,6 +440,7 @@ def try_seed(fx, vocab, seed):
     tensors, T = materialize(c, model_specs(c, len(vocab.tokens), n_mtp), seed, etype)
     meta = gguf_metadata(c, vocab, n_mtp, write_types, name)
     model = hf_model(c, vocab, T)
+    mtp = hf_mtp_model(c, vocab, T) if n_mtp else None
     cases, report = [], {"hf_vs_numpy": 0.0, "min_router_gap": np.inf}
     for case, tokens in prompts(vocab, lengths):
         logits, hf_sets = hf_logits(model, tokens)
@@ -408,7 +461,16 @@ def try_seed(fx, vocab, seed):
         report["min_router_gap"] = min(report["min_router_gap"], float(rgap))
         report["hf_vs_numpy"] = max(report["hf_vs_numpy"], diff)
         cases.append({"name": case, "tokens": tokens, "logits": logits})
+        if mtp is not None:
+            g = np.random.default_rng(2000 + len(tokens))
+            chain = [int(i) for i in g.choice(vocab.n_normal, size=3, replace=False)]
+            rows, chain_rows = hf_mtp(model, mtp, T, c["num_hidden_layers"], tokens, chain)
+            cases[-1]["mtp"] = {"logits": rows, "chain": chain, "chain_logits": chain_rows}
     return dict(tensors=tensors, T=T, meta=meta, model=model, cases=cases, report=report), None
+
+
+def rounded(rows):
+    return [[float(f"{v:.7g}") for v in row] for row in rows.tolist()]
 
 
 def write_fixture(fx, vocab, seed, d, out):
@@ -424,8 +486,9 @@ def write_fixture(fx, vocab, seed, d, out):
                       "biases F32; logits computed on the dequantized weights",
            "config": hf_config_kwargs(c, vocab),
            "checks": {k: float(f"{v:.4g}") for k, v in d["report"].items()},
-           "cases": [{"name": k["name"], "tokens": k["tokens"],
-                      "logits": [[float(f"{v:.7g}") for v in row] for row in k["logits"].tolist()]}
+           "cases": [dict({"name": k["name"], "tokens": k["tokens"], "logits": rounded(k["logits"])},
+                          **({"mtp": {"logits": rounded(k["mtp"]["logits"]), "chain": k["mtp"]["chain"],
+                                      "chain_logits": rounded(k["mtp"]["chain_logits"])}} if "mtp" in k else {}))
                      for k in d["cases"]]}
     with open(os.path.join(out, name + ".ref.json"), "w") as f:
         json.dump(ref, f, separators=(",", ":"))

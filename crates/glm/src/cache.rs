@@ -167,6 +167,8 @@ pub struct KvCache {
     pub(crate) len: usize,
     /// The same caches on the GPU, when the model runs there (then `layers` stay empty).
     pub(crate) device: Option<crate::gpu_pass::DeviceKv>,
+    /// The MTP block's cache, when the model drafts with it.
+    pub(crate) mtp: Option<crate::mtp::MtpCache>,
 }
 
 impl std::fmt::Debug for KvCache {
@@ -197,12 +199,28 @@ impl KvCache {
             .map(|l| l.kv.bytes() + l.idx_k.as_ref().map_or(0, GrowBuf::bytes))
             .sum();
         host + self.device.as_ref().map_or(0, |d| d.bytes())
+            + self.mtp.as_ref().map_or(0, |m| m.bytes())
+    }
+
+    /// Where a cut to `len` tokens really lands: with an MTP block whose input row at
+    /// `len − 1` is not kept, one token earlier (the next pass re-creates that row), so the
+    /// tokens kept may be one fewer than asked. Returns (tokens, MTP pairs) to keep.
+    fn cut_point(&self, len: usize) -> (usize, usize) {
+        let len = len.min(self.len);
+        if len == self.len {
+            return (len, usize::MAX);
+        }
+        match &self.mtp {
+            Some(m) if len > 0 && !m.has_row(len - 1) => (len - 1, len - 1),
+            _ => (len, len.saturating_sub(1)),
+        }
     }
 
     /// A new cache holding a copy of this one's first `len` tokens (this one is unchanged), so
-    /// two conversations that share a prefix each keep their own cache.
+    /// two conversations that share a prefix each keep their own cache. With an MTP block it
+    /// may hold one token fewer (see [`KvCache::len`] of the result).
     pub fn fork(&self, len: usize) -> Result<KvCache, crate::GlmError> {
-        let len = len.min(self.len);
+        let (len, pairs) = self.cut_point(len);
         let layers = self
             .layers
             .iter()
@@ -214,16 +232,23 @@ impl KvCache {
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
         let device = self.device.as_ref().map(|d| d.fork(len)).transpose()?;
+        let mtp = self.mtp.as_ref().map(|m| m.fork(pairs, len)).transpose()?;
         Ok(KvCache {
             layers,
             len,
             device,
+            mtp,
         })
     }
 
-    /// Drops everything after the first `len` tokens (prompt-prefix reuse).
+    /// Drops everything after the first `len` tokens (prompt-prefix reuse, rejected drafts).
+    /// With an MTP block it may keep one token fewer (see [`KvCache::len`] afterwards).
     pub fn truncate(&mut self, len: usize) {
-        self.len = self.len.min(len);
+        let (len, pairs) = self.cut_point(len);
+        if let Some(m) = &mut self.mtp {
+            m.follow(len, pairs);
+        }
+        self.len = len;
         for l in &mut self.layers {
             l.kv.truncate(len);
             if let Some(k) = &mut l.idx_k {

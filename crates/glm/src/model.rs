@@ -61,6 +61,9 @@ pub struct RuntimeOptions {
     /// 256 MiB and at most 512 on a GPU, within 1 GiB and at most 4096 on the CPU); a longer
     /// prompt runs as consecutive passes over the growing cache. Tests set it small.
     pub device_chunk: usize,
+    /// Load the MTP (NextN) block, where the file has one, and keep its cache in step with the
+    /// trunk, so that [`crate::spec::Decoder`] can draft with it (CPU only for now).
+    pub mtp: bool,
 }
 
 impl Default for RuntimeOptions {
@@ -73,6 +76,7 @@ impl Default for RuntimeOptions {
             mla_expand_from: 256,
             gpu: None,
             device_chunk: 0,
+            mtp: false,
         }
     }
 }
@@ -87,6 +91,42 @@ pub(crate) struct LayerVecs {
     pub(crate) expert_bias: Option<Vec<f32>>,
 }
 
+impl LayerVecs {
+    pub(crate) fn of(l: &LayerWeights, gguf: &GgufModel, dev: &Device) -> Result<Self, GlmError> {
+        let expert_bias = match &l.ffn {
+            Ffn::Moe(m) => match &m.bias {
+                Some(b) => Some(dequantize_to_vec(
+                    b.ty(),
+                    b.bytes(gguf),
+                    b.info.n_elems as usize,
+                )?),
+                None => None,
+            },
+            Ffn::Dense(_) => None,
+        };
+        Ok(LayerVecs {
+            attn_norm: vec_tensor(&l.attn_norm, gguf, dev)?,
+            q_a_norm: vec_tensor(&l.q_a_norm, gguf, dev)?,
+            kv_a_norm: vec_tensor(&l.kv_a_norm, gguf, dev)?,
+            ffn_norm: vec_tensor(&l.ffn_norm, gguf, dev)?,
+            idx_norm: match &l.indexer {
+                Some(ix) => Some((
+                    vec_tensor(&ix.k_norm_w, gguf, dev)?,
+                    vec_tensor(&ix.k_norm_b, gguf, dev)?,
+                )),
+                None => None,
+            },
+            expert_bias,
+        })
+    }
+}
+
+/// A small tensor (a norm's weights) as an f32 device vector.
+pub(crate) fn vec_tensor(t: &QTensor, gguf: &GgufModel, dev: &Device) -> Result<Tensor, GlmError> {
+    let v = dequantize_to_vec(t.ty(), t.bytes(gguf), t.info.n_elems as usize)?;
+    Ok(Tensor::from_vec(v, t.info.n_elems as usize, dev)?)
+}
+
 /// A loaded GLM-5.x model.
 pub struct Model {
     pub(crate) gguf: Arc<GgufModel>,
@@ -98,6 +138,8 @@ pub struct Model {
     pub(crate) inv_freq: Vec<f32>,
     /// The weights on the GPU, when the model runs there.
     pub(crate) gpu: Option<GpuWeights>,
+    /// The MTP block, when loaded (`RuntimeOptions::mtp`).
+    pub(crate) mtp: Option<crate::mtp::MtpBlock>,
 }
 
 impl std::fmt::Debug for Model {
@@ -128,36 +170,11 @@ impl Model {
         let config = GlmConfig::from_gguf(&gguf)?;
         let weights = Weights::load(&gguf, &config)?;
         let dev = &opts.device;
-        let vec_t = |t: &QTensor| -> Result<Tensor, GlmError> {
-            let v = dequantize_to_vec(t.ty(), t.bytes(&gguf), t.info.n_elems as usize)?;
-            Ok(Tensor::from_vec(v, t.info.n_elems as usize, dev)?)
-        };
         let mut vecs = Vec::with_capacity(config.n_layer);
         for l in &weights.layers {
-            let expert_bias = match &l.ffn {
-                Ffn::Moe(m) => match &m.bias {
-                    Some(b) => Some(dequantize_to_vec(
-                        b.ty(),
-                        b.bytes(&gguf),
-                        b.info.n_elems as usize,
-                    )?),
-                    None => None,
-                },
-                Ffn::Dense(_) => None,
-            };
-            vecs.push(LayerVecs {
-                attn_norm: vec_t(&l.attn_norm)?,
-                q_a_norm: vec_t(&l.q_a_norm)?,
-                kv_a_norm: vec_t(&l.kv_a_norm)?,
-                ffn_norm: vec_t(&l.ffn_norm)?,
-                idx_norm: match &l.indexer {
-                    Some(ix) => Some((vec_t(&ix.k_norm_w)?, vec_t(&ix.k_norm_b)?)),
-                    None => None,
-                },
-                expert_bias,
-            });
+            vecs.push(LayerVecs::of(l, &gguf, dev)?);
         }
-        let output_norm = vec_t(&weights.output_norm)?;
+        let output_norm = vec_tensor(&weights.output_norm, &gguf, dev)?;
         let half = config.qk_rope / 2;
         let inv_freq = (0..half)
             .map(|i| {
@@ -170,6 +187,10 @@ impl Model {
             Some(p) => Some(GpuWeights::upload(&gguf, &weights, p)?),
             None => None,
         };
+        let mtp = match opts.mtp && gpu.is_none() {
+            true => crate::mtp::MtpBlock::load(&gguf, &config, dev)?,
+            false => None,
+        };
         Ok(Self {
             gguf,
             config,
@@ -179,6 +200,7 @@ impl Model {
             opts,
             inv_freq,
             gpu,
+            mtp,
         })
     }
 
@@ -218,6 +240,7 @@ impl Model {
                 .collect(),
             len: 0,
             device: self.new_device_kv(),
+            mtp: self.mtp.as_ref().map(|m| m.new_cache(&self.config, kv)),
         }
     }
 
@@ -293,39 +316,66 @@ impl Model {
         let (cos, sin) = self.rope_tables(p0, n)?;
         let mut shared_mask: Option<Tensor> = None;
         for (i, lw) in self.weights.layers.iter().enumerate() {
-            let v = &self.vecs[i];
-            let h = candle_nn::ops::rms_norm(&x, &v.attn_norm, self.config.rms_eps)?;
-            let a = self.attention(
+            x = self.block(
                 i,
                 lw,
-                v,
-                &h,
+                &self.vecs[i],
+                x,
                 p0,
-                &cos,
-                &sin,
+                (&cos, &sin),
                 &mut cache.layers[i],
                 &mut shared_mask,
             )?;
-            x = (x + a)?;
-            let h2 = candle_nn::ops::rms_norm(&x, &v.ffn_norm, self.config.rms_eps)?;
-            let f = match &lw.ffn {
-                Ffn::Dense(f) => self.dense_ffn(f, &h2)?,
-                Ffn::Moe(m) => self.moe(m, v, &h2)?,
-            };
-            x = (x + f)?;
         }
         cache.len = p0 + n;
+        let keep_mtp = self.mtp.is_some() && cache.mtp.is_some();
         let x = match which {
-            Logits::Last => x.narrow(0, n - 1, 1)?,
-            Logits::All => x,
+            Logits::Last if !keep_mtp => x.narrow(0, n - 1, 1)?,
+            _ => x,
         };
+        // The final norm's output is also what the MTP block reads of the trunk.
         let y = candle_nn::ops::rms_norm(&x, &self.output_norm, self.config.rms_eps)?;
+        if keep_mtp {
+            self.mtp_catch_up(cache, tokens, p0, &y)?;
+        }
+        let y = match which {
+            Logits::Last => y.narrow(0, y.dim(0)? - 1, 1)?,
+            Logits::All => y,
+        };
         let logits = self.linear(&self.weights.output, &y, self.opts.activations)?;
         Ok(logits.to_vec2::<f32>()?)
     }
 
+    /// One transformer block on the residual stream `x` (positions `p0..`): attention over
+    /// `cache`, then the dense or MoE FFN.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn block(
+        &self,
+        i: usize,
+        lw: &LayerWeights,
+        v: &LayerVecs,
+        x: Tensor,
+        p0: usize,
+        (cos, sin): (&Tensor, &Tensor),
+        cache: &mut LayerCache,
+        shared_mask: &mut Option<Tensor>,
+    ) -> Result<Tensor, GlmError> {
+        let h = candle_nn::ops::rms_norm(&x, &v.attn_norm, self.config.rms_eps)?;
+        let a = self.attention(i, lw, v, &h, p0, cos, sin, cache, shared_mask)?;
+        let x = (x + a)?;
+        let h2 = candle_nn::ops::rms_norm(&x, &v.ffn_norm, self.config.rms_eps)?;
+        let f = match &lw.ffn {
+            Ffn::Dense(f) => self.dense_ffn(f, &h2)?,
+            Ffn::Moe(m) => self.moe(m, v, &h2)?,
+        };
+        Ok((x + f)?)
+    }
+
     fn embed(&self, tokens: &[u32]) -> Result<Tensor, GlmError> {
-        let t = &self.weights.token_embd;
+        self.embed_with(&self.weights.token_embd, tokens)
+    }
+
+    pub(crate) fn embed_with(&self, t: &QTensor, tokens: &[u32]) -> Result<Tensor, GlmError> {
         let d = self.config.n_embd;
         let row_bytes = t.ty().row_bytes(d)?;
         let bytes = t.bytes(&self.gguf);
@@ -342,7 +392,7 @@ impl Model {
     }
 
     /// cos/sin of the interleaved RoPE for positions `p0..p0+n`: `[n, rope/2]` each.
-    fn rope_tables(&self, p0: usize, n: usize) -> Result<(Tensor, Tensor), GlmError> {
+    pub(crate) fn rope_tables(&self, p0: usize, n: usize) -> Result<(Tensor, Tensor), GlmError> {
         let half = self.inv_freq.len();
         let mut c = Vec::with_capacity(n * half);
         let mut s = Vec::with_capacity(n * half);
@@ -495,10 +545,13 @@ impl Model {
                 *shared_mask = Some(m.clone());
                 m
             }
-            _ if c.has_indexer() && !c.indexer_full[layer] => match shared_mask {
-                Some(m) => m.clone(),
-                None => self.causal_mask(n, p0, t_len)?,
-            },
+            // (The MTP block, past the trunk's table, has its own indexer or none.)
+            _ if c.has_indexer() && !c.indexer_full.get(layer).copied().unwrap_or(true) => {
+                match shared_mask {
+                    Some(m) => m.clone(),
+                    None => self.causal_mask(n, p0, t_len)?,
+                }
+            }
             _ => self.causal_mask(n, p0, t_len)?,
         };
 

@@ -49,6 +49,13 @@ impl Sampler {
     /// Picks the next token from a logit row; `history` is the context so far (prompt and
     /// generated tokens), of which the last [`PENALTY_WINDOW`] are penalized.
     pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
+        let dist = self.distribution(logits, history);
+        self.pick(&dist)
+    }
+
+    /// The distribution [`Sampler::sample`] draws from: (token, probability) pairs, most likely
+    /// first, summing to 1 — one token with probability 1 at temperature 0.
+    pub fn distribution(&self, logits: &[f32], history: &[u32]) -> Dist {
         let penalty = self.cfg.repetition_penalty;
         let penalized;
         let logits = if penalty != 1.0 && penalty > 0.0 && !history.is_empty() {
@@ -64,8 +71,9 @@ impl Sampler {
         } else {
             logits
         };
+        let one = || Dist(vec![(argmax(logits), 1.0)]);
         if self.cfg.temperature <= 0.0 {
-            return argmax(logits);
+            return one();
         }
         let t = self.cfg.temperature;
         let mut cand: Vec<(u32, f32)> = logits
@@ -75,50 +83,77 @@ impl Sampler {
             .map(|(i, &z)| (i as u32, z / t))
             .collect();
         if cand.is_empty() {
-            return argmax(logits);
+            return one();
         }
         cand.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
         if let Some(k) = self.cfg.top_k.filter(|&k| k > 0) {
             cand.truncate(k);
         }
         let mx = cand[0].1;
-        let mut probs: Vec<f32> = cand.iter().map(|&(_, z)| (z - mx).exp()).collect();
-        let total: f32 = probs.iter().sum();
-        probs.iter_mut().for_each(|p| *p /= total);
+        for c in cand.iter_mut() {
+            c.1 = (c.1 - mx).exp();
+        }
+        normalize(&mut cand);
         if self.cfg.top_p < 1.0 {
             let mut acc = 0.0;
-            let mut keep = probs.len();
-            for (i, p) in probs.iter().enumerate() {
-                acc += p;
+            let mut keep = cand.len();
+            for (i, c) in cand.iter().enumerate() {
+                acc += c.1;
                 if acc >= self.cfg.top_p {
                     keep = i + 1;
                     break;
                 }
             }
-            probs.truncate(keep);
             cand.truncate(keep);
-            let s: f32 = probs.iter().sum();
-            probs.iter_mut().for_each(|p| *p /= s);
+            normalize(&mut cand);
         }
         if self.cfg.min_p > 0.0 {
             // Sorted descending, so the kept tokens are a prefix.
-            let floor = probs[0] * self.cfg.min_p;
-            let keep = probs.iter().take_while(|&&p| p >= floor).count().max(1);
-            probs.truncate(keep);
+            let floor = cand[0].1 * self.cfg.min_p;
+            let keep = cand.iter().take_while(|c| c.1 >= floor).count().max(1);
             cand.truncate(keep);
-            let s: f32 = probs.iter().sum();
-            probs.iter_mut().for_each(|p| *p /= s);
+            normalize(&mut cand);
+        }
+        Dist(cand)
+    }
+
+    /// Draws a token from `dist` (no randomness used for a single token).
+    pub fn pick(&mut self, dist: &Dist) -> u32 {
+        let d = &dist.0;
+        if d.len() == 1 {
+            return d[0].0;
         }
         let r: f32 = self.rng.random();
         let mut acc = 0.0;
-        for (i, p) in probs.iter().enumerate() {
+        for &(t, p) in d {
             acc += p;
             if r < acc {
-                return cand[i].0;
+                return t;
             }
         }
-        cand[cand.len() - 1].0
+        d[d.len() - 1].0
     }
+
+    /// A uniform draw in [0, 1) from the sampler's seeded stream.
+    pub fn uniform(&mut self) -> f32 {
+        self.rng.random()
+    }
+}
+
+/// A sampling distribution: (token, probability), most likely first, summing to 1.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dist(pub Vec<(u32, f32)>);
+
+impl Dist {
+    /// The probability of `token` (0 where it is not in the distribution).
+    pub fn p(&self, token: u32) -> f32 {
+        self.0.iter().find(|c| c.0 == token).map_or(0.0, |c| c.1)
+    }
+}
+
+fn normalize(cand: &mut [(u32, f32)]) {
+    let s: f32 = cand.iter().map(|c| c.1).sum();
+    cand.iter_mut().for_each(|c| c.1 /= s);
 }
 
 /// Index of the largest logit (first on ties).

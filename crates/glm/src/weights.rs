@@ -144,22 +144,37 @@ pub struct LayerWeights {
     pub ffn: Ffn,
 }
 
+/// The MTP (NextN) block: `u = eh_proj · [RMSNorm_enorm(embed(t)) ; RMSNorm_hnorm(h)]`, one
+/// transformer block on `u`, then `head · RMSNorm_head_norm(·)` (spec §B.9).
+#[derive(Debug, Clone)]
+pub struct MtpWeights {
+    pub layer: LayerWeights,
+    pub eh_proj: QTensor,
+    pub enorm: QTensor,
+    pub hnorm: QTensor,
+    pub head_norm: QTensor,
+    /// Its own embedding and head, where the file has them (Unsloth's share the trunk's).
+    pub embed: Option<QTensor>,
+    pub head: Option<QTensor>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Weights {
     pub token_embd: QTensor,
     pub output_norm: QTensor,
     pub output: QTensor,
     pub layers: Vec<LayerWeights>,
+    /// The MTP block, loaded only when drafting is wanted (`RuntimeOptions::mtp`).
+    pub mtp: Option<MtpWeights>,
 }
 
 impl Weights {
-    /// Finds and shape-checks every tensor the trunk needs (the MTP block is not loaded; the
-    /// indexer tensors Unsloth duplicates into shared layers are ignored).
+    /// Finds and shape-checks every tensor the trunk needs (the MTP block is loaded apart, by
+    /// [`Weights::load_mtp`]; the indexer tensors Unsloth duplicates into shared layers are
+    /// ignored).
     pub fn load(g: &GgufModel, c: &GlmConfig) -> Result<Self, GlmError> {
         let l = Loader { g };
         let d = c.n_embd;
-        let h = c.n_head;
-        let qk = c.qk_nope + c.qk_rope;
         let token_embd = l.get("token_embd.weight", &[d, c.vocab])?;
         let output_norm = l.get("output_norm.weight", &[d])?;
         let output = match l.opt("output.weight", &[d, c.vocab])? {
@@ -168,76 +183,108 @@ impl Weights {
         };
         let mut layers = Vec::with_capacity(c.n_layer);
         for i in 0..c.n_layer {
-            let n = |s: &str| format!("blk.{i}.{s}");
             let full = c.indexer_full.get(i).copied().unwrap_or(false);
-            let indexer = if full {
-                Some(IndexerWeights {
-                    q_b: l.get(
-                        &n("indexer.attn_q_b.weight"),
-                        &[c.q_lora, c.idx_heads * c.idx_dim],
-                    )?,
-                    k: l.get(&n("indexer.attn_k.weight"), &[d, c.idx_dim])?,
-                    k_norm_w: l.get(&n("indexer.k_norm.weight"), &[c.idx_dim])?,
-                    k_norm_b: l.get(&n("indexer.k_norm.bias"), &[c.idx_dim])?,
-                    proj: l.get(&n("indexer.proj.weight"), &[d, c.idx_heads])?,
-                })
-            } else {
-                None
-            };
-            let ffn = if c.is_moe_layer(i) {
-                let e = c.n_expert;
-                let f = c.expert_ff;
-                let gate_up = match l.opt(&n("ffn_gate_up_exps.weight"), &[d, 2 * f, e])? {
-                    Some(t) => GateUp::Fused(t),
-                    None => GateUp::Separate {
-                        gate: l.get(&n("ffn_gate_exps.weight"), &[d, f, e])?,
-                        up: l.get(&n("ffn_up_exps.weight"), &[d, f, e])?,
-                    },
-                };
-                let shared = if c.n_expert_shared > 0 {
-                    let fs = f * c.n_expert_shared;
-                    Some(DenseFfn {
-                        gate: l.get(&n("ffn_gate_shexp.weight"), &[d, fs])?,
-                        up: l.get(&n("ffn_up_shexp.weight"), &[d, fs])?,
-                        down: l.get(&n("ffn_down_shexp.weight"), &[fs, d])?,
-                    })
-                } else {
-                    None
-                };
-                Ffn::Moe(MoeWeights {
-                    router: l.get(&n("ffn_gate_inp.weight"), &[d, e])?,
-                    bias: l.opt(&n("exp_probs_b.bias"), &[e])?,
-                    gate_up,
-                    down: l.get(&n("ffn_down_exps.weight"), &[f, d, e])?,
-                    shared,
-                })
-            } else {
-                Ffn::Dense(DenseFfn {
-                    gate: l.get(&n("ffn_gate.weight"), &[d, c.n_ff])?,
-                    up: l.get(&n("ffn_up.weight"), &[d, c.n_ff])?,
-                    down: l.get(&n("ffn_down.weight"), &[c.n_ff, d])?,
-                })
-            };
-            layers.push(LayerWeights {
-                attn_norm: l.get(&n("attn_norm.weight"), &[d])?,
-                q_a: l.get(&n("attn_q_a.weight"), &[d, c.q_lora])?,
-                q_a_norm: l.get(&n("attn_q_a_norm.weight"), &[c.q_lora])?,
-                q_b: l.get(&n("attn_q_b.weight"), &[c.q_lora, h * qk])?,
-                kv_a: l.get(&n("attn_kv_a_mqa.weight"), &[d, c.kv_width()])?,
-                kv_a_norm: l.get(&n("attn_kv_a_norm.weight"), &[c.kv_lora])?,
-                k_b: l.get(&n("attn_k_b.weight"), &[c.qk_nope, c.kv_lora, h])?,
-                v_b: l.get(&n("attn_v_b.weight"), &[c.kv_lora, c.v_head, h])?,
-                out: l.get(&n("attn_output.weight"), &[h * c.v_head, d])?,
-                ffn_norm: l.get(&n("ffn_norm.weight"), &[d])?,
-                indexer,
-                ffn,
-            });
+            layers.push(Self::layer(&l, c, i, full)?);
         }
         Ok(Self {
             token_embd,
             output_norm,
             output,
             layers,
+            mtp: None,
+        })
+    }
+
+    /// The MTP (NextN) block after the trunk (`blk.{n_layer}`): a whole MoE layer, with an
+    /// indexer where the file has one, and the `nextn.*` projection and norms. `None` when the
+    /// file has no such block.
+    pub fn load_mtp(g: &GgufModel, c: &GlmConfig) -> Result<Option<MtpWeights>, GlmError> {
+        if c.n_nextn == 0 {
+            return Ok(None);
+        }
+        let l = Loader { g };
+        let i = c.n_layer;
+        let d = c.n_embd;
+        let n = |s: &str| format!("blk.{i}.nextn.{s}");
+        let full = c.has_indexer() && g.tensor(&format!("blk.{i}.indexer.proj.weight")).is_ok();
+        Ok(Some(MtpWeights {
+            layer: Self::layer(&l, c, i, full)?,
+            eh_proj: l.get(&n("eh_proj.weight"), &[2 * d, d])?,
+            enorm: l.get(&n("enorm.weight"), &[d])?,
+            hnorm: l.get(&n("hnorm.weight"), &[d])?,
+            head_norm: l.get(&n("shared_head_norm.weight"), &[d])?,
+            embed: l.opt(&n("embed_tokens.weight"), &[d, c.vocab])?,
+            head: l.opt(&n("shared_head_head.weight"), &[d, c.vocab])?,
+        }))
+    }
+
+    /// One transformer block `blk.{i}` (`full`: it has its own indexer).
+    fn layer(l: &Loader, c: &GlmConfig, i: usize, full: bool) -> Result<LayerWeights, GlmError> {
+        let d = c.n_embd;
+        let h = c.n_head;
+        let qk = c.qk_nope + c.qk_rope;
+        let n = |s: &str| format!("blk.{i}.{s}");
+        let indexer = if full {
+            Some(IndexerWeights {
+                q_b: l.get(
+                    &n("indexer.attn_q_b.weight"),
+                    &[c.q_lora, c.idx_heads * c.idx_dim],
+                )?,
+                k: l.get(&n("indexer.attn_k.weight"), &[d, c.idx_dim])?,
+                k_norm_w: l.get(&n("indexer.k_norm.weight"), &[c.idx_dim])?,
+                k_norm_b: l.get(&n("indexer.k_norm.bias"), &[c.idx_dim])?,
+                proj: l.get(&n("indexer.proj.weight"), &[d, c.idx_heads])?,
+            })
+        } else {
+            None
+        };
+        let ffn = if c.is_moe_layer(i) {
+            let e = c.n_expert;
+            let f = c.expert_ff;
+            let gate_up = match l.opt(&n("ffn_gate_up_exps.weight"), &[d, 2 * f, e])? {
+                Some(t) => GateUp::Fused(t),
+                None => GateUp::Separate {
+                    gate: l.get(&n("ffn_gate_exps.weight"), &[d, f, e])?,
+                    up: l.get(&n("ffn_up_exps.weight"), &[d, f, e])?,
+                },
+            };
+            let shared = if c.n_expert_shared > 0 {
+                let fs = f * c.n_expert_shared;
+                Some(DenseFfn {
+                    gate: l.get(&n("ffn_gate_shexp.weight"), &[d, fs])?,
+                    up: l.get(&n("ffn_up_shexp.weight"), &[d, fs])?,
+                    down: l.get(&n("ffn_down_shexp.weight"), &[fs, d])?,
+                })
+            } else {
+                None
+            };
+            Ffn::Moe(MoeWeights {
+                router: l.get(&n("ffn_gate_inp.weight"), &[d, e])?,
+                bias: l.opt(&n("exp_probs_b.bias"), &[e])?,
+                gate_up,
+                down: l.get(&n("ffn_down_exps.weight"), &[f, d, e])?,
+                shared,
+            })
+        } else {
+            Ffn::Dense(DenseFfn {
+                gate: l.get(&n("ffn_gate.weight"), &[d, c.n_ff])?,
+                up: l.get(&n("ffn_up.weight"), &[d, c.n_ff])?,
+                down: l.get(&n("ffn_down.weight"), &[c.n_ff, d])?,
+            })
+        };
+        Ok(LayerWeights {
+            attn_norm: l.get(&n("attn_norm.weight"), &[d])?,
+            q_a: l.get(&n("attn_q_a.weight"), &[d, c.q_lora])?,
+            q_a_norm: l.get(&n("attn_q_a_norm.weight"), &[c.q_lora])?,
+            q_b: l.get(&n("attn_q_b.weight"), &[c.q_lora, h * qk])?,
+            kv_a: l.get(&n("attn_kv_a_mqa.weight"), &[d, c.kv_width()])?,
+            kv_a_norm: l.get(&n("attn_kv_a_norm.weight"), &[c.kv_lora])?,
+            k_b: l.get(&n("attn_k_b.weight"), &[c.qk_nope, c.kv_lora, h])?,
+            v_b: l.get(&n("attn_v_b.weight"), &[c.kv_lora, c.v_head, h])?,
+            out: l.get(&n("attn_output.weight"), &[h * c.v_head, d])?,
+            ffn_norm: l.get(&n("ffn_norm.weight"), &[d])?,
+            indexer,
+            ffn,
         })
     }
 

@@ -83,6 +83,7 @@ fn every_fixture_matches_transformers_on_the_gpu() {
             name,
             tokens,
             logits: want,
+            ..
         } in all
         {
             let mut cache = model.new_cache();
@@ -319,6 +320,7 @@ fn half_precision_kv_caches_on_the_gpu_stay_close() {
             name,
             tokens,
             logits: want,
+            ..
         } in cases("tiny-f32")
         {
             let got = model

@@ -16,6 +16,38 @@ pub struct Case {
     pub name: String,
     pub tokens: Vec<u32>,
     pub logits: Vec<Vec<f32>>,
+    /// The MTP block's reference, for fixtures that have one.
+    pub mtp: Option<MtpRef>,
+}
+
+/// MTP logits: `logits[i]` for the pair (h_i, t_{i+1}) of the prompt; `chain_logits[j]` after
+/// drafting `chain[..=j]` from the end of the prompt.
+pub struct MtpRef {
+    pub logits: Vec<Vec<f32>>,
+    pub chain: Vec<u32>,
+    pub chain_logits: Vec<Vec<f32>>,
+}
+
+fn rows(v: &Value) -> Vec<Vec<f32>> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect()
+        })
+        .collect()
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_u64().unwrap() as u32)
+        .collect()
 }
 
 pub fn cases(stem: &str) -> Vec<Case> {
@@ -27,24 +59,13 @@ pub fn cases(stem: &str) -> Vec<Case> {
         .iter()
         .map(|c| Case {
             name: c["name"].as_str().unwrap().to_string(),
-            tokens: c["tokens"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t.as_u64().unwrap() as u32)
-                .collect(),
-            logits: c["logits"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| {
-                    r.as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|x| x.as_f64().unwrap() as f32)
-                        .collect()
-                })
-                .collect(),
+            tokens: ids(&c["tokens"]),
+            logits: rows(&c["logits"]),
+            mtp: c.get("mtp").map(|m| MtpRef {
+                logits: rows(&m["logits"]),
+                chain: ids(&m["chain"]),
+                chain_logits: rows(&m["chain_logits"]),
+            }),
         })
         .collect()
 }

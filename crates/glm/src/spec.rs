@@ -1,0 +1,212 @@
+//! Token generation, with speculative decoding by the model's own MTP block.
+//!
+//! [`Decoder::step`] returns the tokens that follow. Without drafting that is one forward pass
+//! and one sampled token. With drafting (`draft` > 0, a model loaded with its MTP block) it
+//! drafts up to `draft` tokens with the block, verifies them with one batched trunk pass, and
+//! accepts by the standard rule (Leviathan et al. 2023; Chen et al. 2023): draft `d` drawn from
+//! the drafter's distribution `q` is kept with probability `min(1, p(d)/q(d))`, where `p` is
+//! the trunk's; at the first rejection a token is drawn from `norm(max(0, p − q))`; when every
+//! draft is kept, one more is drawn from the trunk's last row. `p` and `q` are both the
+//! [`Sampler`]'s final distributions (temperature, top-k, top-p, min-p and the repetition
+//! penalty applied), so the output follows exactly the distribution the sampler gives without
+//! drafting; at temperature 0 both are one-hot and the rule is "keep while the argmax agrees".
+//! Rejected drafts are cut from the trunk's and the block's caches.
+
+use crate::model::{KvCache, Logits, Model};
+use crate::sampler::{Dist, Sampler};
+use crate::GlmError;
+
+/// Drafting figures of a generation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DraftStats {
+    /// Verification passes run.
+    pub rounds: u64,
+    pub drafted: u64,
+    pub accepted: u64,
+}
+
+impl DraftStats {
+    /// Accepted drafts per drafted token (0 when none were drafted).
+    pub fn acceptance(&self) -> f64 {
+        match self.drafted {
+            0 => 0.0,
+            n => self.accepted as f64 / n as f64,
+        }
+    }
+}
+
+/// Generates tokens for one sequence.
+pub struct Decoder<'m> {
+    model: &'m Model,
+    pub sampler: Sampler,
+    /// Tokens drafted per step (0: none).
+    draft: usize,
+    pub stats: DraftStats,
+}
+
+impl<'m> Decoder<'m> {
+    /// `draft`: MTP tokens to draft per step; 0, or a model without its MTP block, decodes one
+    /// token per pass.
+    pub fn new(model: &'m Model, sampler: Sampler, draft: usize) -> Self {
+        let draft = if model.has_mtp() { draft } else { 0 };
+        Self {
+            model,
+            sampler,
+            draft,
+            stats: DraftStats::default(),
+        }
+    }
+
+    /// Tokens drafted per step.
+    pub fn draft(&self) -> usize {
+        self.draft
+    }
+
+    /// Feeds `pending` — the tokens of `history` (the whole context so far, `pending` last)
+    /// that `cache` has not seen — and returns the tokens that follow: one, or with drafting up
+    /// to `draft + 1`. Afterwards the cache holds `history` and every returned token but the
+    /// last (which the next call feeds).
+    pub fn step(
+        &mut self,
+        cache: &mut KvCache,
+        history: &[u32],
+        pending: &[u32],
+    ) -> Result<Vec<u32>, GlmError> {
+        let model = self.model;
+        if self.draft == 0 || pending.len() != 1 || !model.can_draft(cache) {
+            let rows = model.forward(pending, cache, Logits::Last)?;
+            return Ok(vec![self.sampler.sample(&rows[0], history)]);
+        }
+        let room = model.max_context().saturating_sub(cache.len() + 1);
+        let k = self.draft.min(room);
+        if k == 0 {
+            let rows = model.forward(pending, cache, Logits::Last)?;
+            return Ok(vec![self.sampler.sample(&rows[0], history)]);
+        }
+        // Draft k tokens with the MTP block, each from its own distribution.
+        let mut ctx = history.to_vec();
+        let mut drafts = Vec::with_capacity(k);
+        let mut qs: Vec<Dist> = Vec::with_capacity(k);
+        let mut tok = pending[0];
+        for _ in 0..k {
+            let logits = match model.mtp_step(cache, tok) {
+                Ok(l) => l,
+                Err(e) => {
+                    model.mtp_rewind(cache);
+                    return Err(e);
+                }
+            };
+            let q = self.sampler.distribution(&logits, &ctx);
+            tok = self.sampler.pick(&q);
+            ctx.push(tok);
+            drafts.push(tok);
+            qs.push(q);
+        }
+        model.mtp_rewind(cache);
+
+        // Verify: one trunk pass over the pending token and the drafts.
+        let base = cache.len();
+        let mut batch = Vec::with_capacity(k + 1);
+        batch.push(pending[0]);
+        batch.extend_from_slice(&drafts);
+        let rows = model.forward(&batch, cache, Logits::All)?;
+        let mut out = Vec::with_capacity(k + 1);
+        let mut ctx = history.to_vec();
+        let mut accepted = 0;
+        for (i, (&d, q)) in drafts.iter().zip(&qs).enumerate() {
+            let p = self.sampler.distribution(&rows[i], &ctx);
+            let (pd, qd) = (p.p(d), q.p(d));
+            if qd > 0.0 && self.sampler.uniform() < (pd / qd).min(1.0) {
+                out.push(d);
+                ctx.push(d);
+                accepted += 1;
+                continue;
+            }
+            out.push(self.sampler.pick(&residual(&p, q)));
+            break;
+        }
+        let all = accepted == k;
+        if all {
+            let p = self.sampler.distribution(&rows[k], &ctx);
+            out.push(self.sampler.pick(&p));
+        } else {
+            // Keep the pending token and the accepted drafts; the last token is fed next.
+            cache.truncate(base + 1 + accepted);
+        }
+        self.stats.rounds += 1;
+        self.stats.drafted += k as u64;
+        self.stats.accepted += accepted as u64;
+        Ok(out)
+    }
+}
+
+/// `norm(max(0, p − q))`: what to draw from after a rejection (`p` itself where `q` covers it
+/// nowhere less, which a rejection rules out up to rounding).
+fn residual(p: &Dist, q: &Dist) -> Dist {
+    let mut r: Vec<(u32, f32)> =
+        p.0.iter()
+            .map(|&(t, pt)| (t, (pt - q.p(t)).max(0.0)))
+            .filter(|c| c.1 > 0.0)
+            .collect();
+    if r.is_empty() {
+        return p.clone();
+    }
+    let s: f32 = r.iter().map(|c| c.1).sum();
+    r.iter_mut().for_each(|c| c.1 /= s);
+    r.sort_by(|a, b| b.1.total_cmp(&a.1));
+    Dist(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sampler::SamplerConfig;
+
+    /// The accept/reject rule alone, on fixed p and q: the first emitted token follows p.
+    #[test]
+    fn the_acceptance_rule_leaves_the_target_distribution() {
+        let p = Dist(vec![(0, 0.5), (1, 0.3), (2, 0.15), (3, 0.05)]);
+        for q in [
+            Dist(vec![(3, 0.6), (2, 0.3), (0, 0.1)]),
+            p.clone(),
+            Dist(vec![(1, 1.0)]),
+        ] {
+            let mut s = Sampler::new(SamplerConfig {
+                seed: 11,
+                ..Default::default()
+            });
+            let n = 200_000;
+            let mut counts = [0usize; 4];
+            for _ in 0..n {
+                let d = s.pick(&q);
+                let (pd, qd) = (p.p(d), q.p(d));
+                let t = if s.uniform() < (pd / qd).min(1.0) {
+                    d
+                } else {
+                    s.pick(&residual(&p, &q))
+                };
+                counts[t as usize] += 1;
+            }
+            for (t, &c) in counts.iter().enumerate() {
+                let want = p.p(t as u32) as f64;
+                let got = c as f64 / n as f64;
+                // 5 standard deviations of a binomial proportion.
+                let sd = (want * (1.0 - want) / n as f64).sqrt();
+                assert!(
+                    (got - want).abs() < 5.0 * sd + 1e-9,
+                    "token {t}: {got} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_residual_is_the_positive_part_normalised() {
+        let p = Dist(vec![(0, 0.5), (1, 0.5)]);
+        let q = Dist(vec![(0, 0.9), (1, 0.1)]);
+        let r = residual(&p, &q);
+        assert_eq!(r.0.len(), 1);
+        assert_eq!(r.0[0].0, 1);
+        assert!((r.0[0].1 - 1.0).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,290 @@
+//! The MTP (NextN) block and speculative decoding on the tiny `glm-dsa` fixture that has one
+//! (`tiny-f32`, `blk.6`): its logits against the Python reference built around `transformers`'
+//! decoder layer (`scripts/make_glm_fixtures.py`), greedy generation with drafting equal to
+//! generation without, the sampled distribution unchanged by drafting, and caches after
+//! rejected drafts equal to caches that never drafted.
+
+use localglm_glm::sampler::{Sampler, SamplerConfig};
+use localglm_glm::spec::Decoder;
+use localglm_glm::{KvCache, KvType, Logits, Model, RuntimeOptions};
+use localglm_quants::Activations;
+
+mod common;
+use common::{cases, compare, fixture};
+
+fn open(activations: Activations, kv_type: KvType, mtp: bool) -> Model {
+    Model::open(
+        fixture("tiny-f32.gguf"),
+        RuntimeOptions {
+            activations,
+            kv_type,
+            mtp,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+fn greedy() -> Sampler {
+    Sampler::new(SamplerConfig {
+        temperature: 0.0,
+        ..Default::default()
+    })
+}
+
+/// Tolerance of the exact (f32 activations) model against the reference, as the trunk's.
+const TOL: f32 = 1e-3;
+
+#[test]
+fn mtp_logits_match_the_reference_token_by_token_in_one_prefill_and_along_a_draft_chain() {
+    let model = open(Activations::F32, KvType::F32, true);
+    assert!(model.has_mtp());
+    for case in cases("tiny-f32") {
+        let r = case.mtp.as_ref().expect("tiny-f32 has MTP references");
+        let n = case.tokens.len();
+        assert_eq!(r.logits.len(), n - 1);
+
+        // Token by token: after feeding t_0..t_i, a draft step on t_{i+1} gives row i (the
+        // block's cache for the earlier pairs comes from the trunk passes).
+        let mut cache = model.new_cache();
+        let mut got = Vec::new();
+        for i in 0..n - 1 {
+            model
+                .forward(&case.tokens[i..=i], &mut cache, Logits::Last)
+                .unwrap();
+            assert!(model.can_draft(&cache));
+            got.push(model.mtp_step(&mut cache, case.tokens[i + 1]).unwrap());
+            model.mtp_rewind(&mut cache);
+        }
+        let (diff, bad) = compare(&got, &r.logits);
+        eprintln!(
+            "{} token by token: max |Δ| {diff:.2e}, argmax misses {bad}",
+            case.name
+        );
+        assert!(diff <= TOL && bad == 0, "{}: {diff} / {bad}", case.name);
+
+        // One prefill (in passes of 7 on the way: the block catches up across passes), then
+        // the draft chain.
+        for chunk in [0, 7] {
+            let model = Model::open(
+                fixture("tiny-f32.gguf"),
+                RuntimeOptions {
+                    activations: Activations::F32,
+                    kv_type: KvType::F32,
+                    mtp: true,
+                    device_chunk: chunk,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let mut cache = model.new_cache();
+            model
+                .forward(&case.tokens, &mut cache, Logits::Last)
+                .unwrap();
+            let chain: Vec<Vec<f32>> = r
+                .chain
+                .iter()
+                .map(|&t| model.mtp_step(&mut cache, t).unwrap())
+                .collect();
+            let (diff, bad) = compare(&chain, &r.chain_logits);
+            eprintln!(
+                "{} chain after one prefill (pass {chunk}): max |Δ| {diff:.2e}, misses {bad}",
+                case.name
+            );
+            assert!(diff <= TOL && bad == 0, "{}: {diff} / {bad}", case.name);
+            // Rewound, the same chain again gives the same rows.
+            model.mtp_rewind(&mut cache);
+            let again = model.mtp_step(&mut cache, r.chain[0]).unwrap();
+            assert_eq!(again, chain[0]);
+        }
+    }
+}
+
+#[test]
+fn the_quantized_activation_path_stays_close_and_a_model_without_the_block_does_not_draft() {
+    let model = open(Activations::Int8, KvType::F16, true);
+    let case = cases("tiny-f32").pop().unwrap();
+    let r = case.mtp.unwrap();
+    let mut cache = model.new_cache();
+    model
+        .forward(&case.tokens, &mut cache, Logits::Last)
+        .unwrap();
+    let chain: Vec<Vec<f32>> = r
+        .chain
+        .iter()
+        .map(|&t| model.mtp_step(&mut cache, t).unwrap())
+        .collect();
+    let (diff, _) = compare(&chain, &r.chain_logits);
+    eprintln!("int8 activations, f16 KV: chain max |Δ| {diff:.2e}");
+    assert!(diff < 0.1, "{diff}");
+
+    let plain = open(Activations::F32, KvType::F32, false);
+    assert!(!plain.has_mtp());
+    let mut cache = plain.new_cache();
+    plain
+        .forward(&case.tokens, &mut cache, Logits::Last)
+        .unwrap();
+    assert!(!plain.can_draft(&cache));
+    assert!(plain.mtp_step(&mut cache, 1).is_err());
+}
+
+/// Generates at least `n` tokens after `prompt` on `cache` (which may already hold a prefix of
+/// it); returns all of them (the cache holds all but the last).
+fn generate(
+    model: &Model,
+    cache: &mut KvCache,
+    prompt: &[u32],
+    n: usize,
+    draft: usize,
+    sampler: Sampler,
+) -> (Vec<u32>, localglm_glm::spec::DraftStats) {
+    let mut dec = Decoder::new(model, sampler, draft);
+    let mut history = prompt.to_vec();
+    let mut pending = prompt[cache.len()..].to_vec();
+    let mut out = Vec::new();
+    while out.len() < n {
+        let got = dec.step(cache, &history, &pending).unwrap();
+        assert!(!got.is_empty() && got.len() <= draft + 1);
+        history.extend_from_slice(&got);
+        out.extend_from_slice(&got);
+        pending = vec![*got.last().unwrap()];
+        assert_eq!(cache.len() + 1, history.len());
+    }
+    (out, dec.stats)
+}
+
+#[test]
+fn greedy_generation_with_1_2_and_3_drafts_equals_generation_without() {
+    let prompt = cases("tiny-f32").remove(0).tokens;
+    for kv in [KvType::F16, KvType::Q8_0] {
+        let model = open(Activations::Int8, kv, true);
+        let n = 240;
+        let (want, _) = generate(&model, &mut model.new_cache(), &prompt, n, 0, greedy());
+        for draft in 1..=3 {
+            let mut cache = model.new_cache();
+            let (got, stats) = generate(&model, &mut cache, &prompt, n, draft, greedy());
+            eprintln!(
+                "{kv:?} draft {draft}: {} rounds, {}/{} accepted",
+                stats.rounds, stats.accepted, stats.drafted
+            );
+            assert!(stats.rounds > 0);
+            assert_eq!(got[..n], want[..n], "{kv:?}, {draft} drafts");
+
+            // After a reused prefix (the prompt cache cuts a kept cache back to a shared
+            // prefix, possibly one token further): the same continuation again.
+            let mut history = prompt.clone();
+            history.extend_from_slice(&got[..100]);
+            cache.truncate(history.len() - 3);
+            assert!(cache.len() >= history.len() - 4);
+            let (more, _) = generate(&model, &mut cache, &history, 100, draft, greedy());
+            assert_eq!(
+                more[..100],
+                want[100..200],
+                "{kv:?}, {draft} drafts after a cut"
+            );
+        }
+    }
+}
+
+#[test]
+fn caches_after_rejected_drafts_equal_caches_that_never_drafted() {
+    let model = open(Activations::F32, KvType::F32, true);
+    let prompt = cases("tiny-f32").remove(0).tokens;
+    let sampler = || {
+        Sampler::new(SamplerConfig {
+            temperature: 1.0,
+            seed: 5,
+            ..Default::default()
+        })
+    };
+    let mut cache = model.new_cache();
+    let (got, stats) = generate(&model, &mut cache, &prompt, 60, 3, sampler());
+    // Random weights: the block rarely agrees with the trunk, so most drafts were rejected.
+    assert!(stats.accepted < stats.drafted, "{stats:?}");
+    let mut all = prompt.clone();
+    all.extend_from_slice(&got);
+    // The cache holds everything but the last token; a following prefill on it gives the
+    // logits (and MTP logits) of one prefill over everything.
+    let tail = [3u32, 141, 59, 26];
+    let mut fresh = model.new_cache();
+    model
+        .forward(&all[..all.len() - 1], &mut fresh, Logits::Last)
+        .unwrap();
+    let mut next = vec![*all.last().unwrap()];
+    next.extend_from_slice(&tail);
+    let a = model.forward(&next, &mut cache, Logits::All).unwrap();
+    let b = model.forward(&next, &mut fresh, Logits::All).unwrap();
+    let (diff, _) = compare(&a, &b);
+    assert!(diff < 1e-4, "trunk logits after drafting differ by {diff}");
+    let a = model.mtp_step(&mut cache, 7).unwrap();
+    let b = model.mtp_step(&mut fresh, 7).unwrap();
+    let (diff, _) = compare(&[a], &[b]);
+    assert!(diff < 1e-4, "MTP logits after drafting differ by {diff}");
+}
+
+/// With temperature, top-k, top-p, min-p and a repetition penalty, the first token a drafting
+/// step returns follows the trunk's distribution (chi-square over the kept tokens).
+#[test]
+fn drafting_leaves_the_sampled_distribution_unchanged() {
+    let model = open(Activations::F32, KvType::F32, true);
+    let prompt = cases("tiny-f32").remove(0).tokens;
+    let cfg = SamplerConfig {
+        temperature: 1.3,
+        top_k: Some(40),
+        top_p: 0.98,
+        min_p: 0.005,
+        repetition_penalty: 1.1,
+        seed: 1234,
+    };
+    let mut cache = model.new_cache();
+    let (head, last) = prompt.split_at(prompt.len() - 1);
+    model.forward(head, &mut cache, Logits::Last).unwrap();
+    // The target: the sampler's distribution on the trunk's logits after the whole prompt.
+    let target = {
+        let mut c = model.new_cache();
+        let rows = model.forward(&prompt, &mut c, Logits::Last).unwrap();
+        Sampler::new(cfg.clone()).distribution(&rows[0], &prompt)
+    };
+    assert!(target.0.len() >= 10, "{target:?}");
+    let mut dec = Decoder::new(&model, Sampler::new(cfg), 2);
+    let n = 4000;
+    let mut counts = std::collections::HashMap::<u32, usize>::new();
+    for _ in 0..n {
+        let got = dec.step(&mut cache, &prompt, last).unwrap();
+        *counts.entry(got[0]).or_default() += 1;
+        cache.truncate(head.len());
+        assert_eq!(cache.len(), head.len());
+    }
+    eprintln!("{:?}, target {target:?}, counts {counts:?}", dec.stats);
+    assert!(
+        dec.stats.accepted > 0,
+        "some drafts must be accepted to test that path"
+    );
+    assert!(counts.keys().all(|t| target.p(*t) > 0.0));
+    // Pearson's chi-square, bins with an expected count below 5 merged into one.
+    let (mut chi2, mut bins, mut rest_e, mut rest_o) = (0.0, 0usize, 0.0, 0.0);
+    for &(t, p) in &target.0 {
+        let e = p as f64 * n as f64;
+        let o = counts.get(&t).copied().unwrap_or(0) as f64;
+        if e < 5.0 {
+            rest_e += e;
+            rest_o += o;
+        } else {
+            chi2 += (o - e) * (o - e) / e;
+            bins += 1;
+        }
+    }
+    if rest_e > 0.0 {
+        chi2 += (rest_o - rest_e) * (rest_o - rest_e) / rest_e.max(1e-9);
+        bins += 1;
+    }
+    // The 99.9th percentile of chi-square with bins − 1 degrees of freedom (Wilson–Hilferty).
+    let df = (bins - 1) as f64;
+    let a = 2.0 / (9.0 * df);
+    let limit = df * (1.0 - a + 3.09 * a.sqrt()).powi(3);
+    eprintln!("chi-square {chi2:.2} over {bins} bins (99.9 % limit {limit:.1})");
+    assert!(
+        chi2 < limit,
+        "chi-square {chi2} over {bins} bins, limit {limit}"
+    );
+}
