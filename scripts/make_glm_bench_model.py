@@ -100,11 +100,11 @@ def random_blocks(seed, name, qtype, shape, std):
     return raw.reshape(tuple(shape[:-1]) + (shape[-1] // elems * nbytes,))
 
 
-def bench_tensors(c, seed):
+def bench_tensors(c, seed, n_mtp=0):
     """[(GGUF name, array, type)] in model_specs order; attn_kv_b is written as attn_k_b/attn_v_b."""
     H, nope, vd, kr = c["num_attention_heads"], c["qk_nope_head_dim"], c["v_head_dim"], c["kv_lora_rank"]
     out = []
-    for name, shape in model_specs(c, VOCAB_SIZE, 0):
+    for name, shape in model_specs(c, VOCAB_SIZE, n_mtp):
         parts = [(name, shape)]
         if name.endswith("attn_kv_b.weight"):  # torch shapes of the per-head k_nope^T and v blocks (spec §C.4)
             parts = [(name.replace("kv_b", "k_b"), (H, kr, nope)), (name.replace("kv_b", "v_b"), (H, vd, kr))]
@@ -146,15 +146,19 @@ def main():
     ap.add_argument("out", help="output .gguf path")
     ap.add_argument("--size", choices=sorted(SIZES), default="mid")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--mtp", action="store_true", help="also write an MTP (NextN) block after the trunk, "
+                    "as GLM-5.x files have (for `bench glm`'s speculative-decoding figures)")
     args = ap.parse_args()
     t0 = time.time()
     c = config(args.size)
     vocab = PaddedVocab(VOCAB_SIZE)
-    tensors = bench_tensors(c, args.seed)
-    meta = gguf_metadata(c, vocab, 0, True, f"glm-bench-{args.size}")
+    n_mtp = 1 if args.mtp else 0
+    tensors = bench_tensors(c, args.seed, n_mtp)
+    meta = gguf_metadata(c, vocab, n_mtp, True, f"glm-bench-{args.size}")
     write_gguf(args.out, meta, tensors)
     total = os.path.getsize(args.out)
-    per_tok, per_tok_idx, part = bytes_per_token(c, tensors)
+    trunk = [t for t in tensors if not t[0].startswith(f"blk.{c['num_hidden_layers']}.")]
+    per_tok, per_tok_idx, part = bytes_per_token(c, trunk)
     keys = ("hidden_size", "num_hidden_layers", "first_k_dense_replace", "intermediate_size", "num_attention_heads",
             "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim", "n_routed_experts",
             "num_experts_per_tok", "moe_intermediate_size", "index_n_heads", "index_head_dim", "index_topk")

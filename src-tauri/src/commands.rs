@@ -208,6 +208,11 @@ pub fn load_spec(settings: &Settings, path: std::path::PathBuf) -> localglm_engi
             .unwrap_or_default(),
         cpu_moe: settings.cpu_moe,
         prompt_cache: settings.prompt_cache_mb.map(|m| u64::from(m) << 20),
+        mtp: settings
+            .mtp
+            .as_deref()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or_default(),
         ..localglm_engine::LoadSpec::new(path)
     }
 }

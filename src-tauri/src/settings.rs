@@ -152,6 +152,11 @@ impl SettingsState {
                 ));
             }
         }
+        if let Some(m) = new.mtp.as_deref() {
+            if let Err(e) = m.parse::<localglm_engine::Drafting>() {
+                return Err(AppError::new(ErrorKind::InvalidRequest, format!("{e}.")));
+            }
+        }
         if new.prompt_cache_mb.is_some_and(|m| m > 1 << 20) {
             return Err(AppError::new(
                 ErrorKind::InvalidRequest,
@@ -222,6 +227,34 @@ mod tests {
         std::fs::write(&path, b"{\"settings\": {\"version\": 1, \"sam").unwrap();
         assert_eq!(SettingsState::load(path.clone()).get(), Settings::default());
         assert!(path.with_extension("json.corrupt").exists());
+    }
+
+    #[test]
+    fn mtp_drafts_are_checked_and_reach_the_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = SettingsState::load(dir.path().join("settings.json"));
+        for bad in ["9", "many", ""] {
+            let new = Settings {
+                mtp: Some(bad.into()),
+                ..Default::default()
+            };
+            assert!(state.set(new).is_err(), "{bad}");
+        }
+        for (good, want) in [
+            ("auto", localglm_engine::Drafting::Auto),
+            ("off", localglm_engine::Drafting::Fixed(0)),
+            ("2", localglm_engine::Drafting::Fixed(2)),
+        ] {
+            let s = state
+                .set(Settings {
+                    mtp: Some(good.into()),
+                    ..Default::default()
+                })
+                .unwrap();
+            assert_eq!(crate::commands::load_spec(&s, "m.gguf".into()).mtp, want);
+        }
+        let none = crate::commands::load_spec(&Settings::default(), "m.gguf".into());
+        assert_eq!(none.mtp, localglm_engine::Drafting::Auto);
     }
 
     #[test]

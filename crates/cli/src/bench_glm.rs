@@ -4,6 +4,7 @@
 //! llama.cpp on the same file in the same run.
 
 use anyhow::{bail, Context, Result};
+use localglm_glm::spec::{Decoder, Drafting, MAX_AUTO_DRAFT};
 use localglm_glm::{Logits, Model, RuntimeOptions};
 use localglm_quants::bench::measure_bandwidth;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ pub struct GlmBenchArgs {
     pub threads: usize,
     pub kv_type: localglm_glm::KvType,
     pub device: crate::DeviceArgs,
+    pub mtp: Drafting,
 }
 
 struct Speeds {
@@ -122,6 +124,7 @@ pub fn run(a: &GlmBenchArgs) -> Result<()> {
     let opts = RuntimeOptions {
         kv_type: a.kv_type,
         gpu: a.device.placement(&a.model, a.kv_type, 0)?,
+        mtp: a.mtp != Drafting::Fixed(0),
         ..Default::default()
     };
     let model =
@@ -198,6 +201,125 @@ pub fn run(a: &GlmBenchArgs) -> Result<()> {
         peer.as_ref().map(|p| p.prefill),
         None,
     );
+    if model.has_mtp() {
+        let max_k = match a.mtp {
+            Drafting::Fixed(k) => k,
+            Drafting::Auto => MAX_AUTO_DRAFT,
+        };
+        mtp_table(&model, a.prompt, a.gen.max(32), max_k, a.reps)?;
+    }
+    Ok(())
+}
+
+/// Acceptance llama.cpp measured for GLM-5.2's MTP block (UD-IQ1_S, greedy): the share of
+/// rounds whose draft at position 1, 2, 3 was accepted (ggml-org/llama.cpp PR #25980).
+const PUBLISHED_ACCEPT: [f64; 3] = [0.834, 0.653, 0.494];
+
+/// Speculative decoding on this machine: what verifying k+1 tokens (and drafting k) costs
+/// against decoding one, the acceptance on this model, and the speed-up that results.
+fn mtp_table(model: &Model, prompt: usize, gen: usize, max_k: usize, reps: usize) -> Result<()> {
+    let vocab = model.config.vocab as u32;
+    let tokens: Vec<u32> = (0..prompt.max(2) as u32)
+        .map(|i| (i * 7919 + 13) % (vocab / 2))
+        .collect();
+    let mut cache = model.new_cache();
+    model.forward(&tokens[..tokens.len() - 1], &mut cache, Logits::Last)?;
+    let base = cache.len();
+    let batch: Vec<u32> = (0..max_k as u32 + 1)
+        .map(|i| (i * 31 + 5) % (vocab / 2))
+        .collect();
+    let rounds = (reps.max(1) * 5).max(5);
+    // Best of `rounds` (this VM's noise only ever slows a run down), the cache cut back each time.
+    let mut time = |n: usize, mtp: bool| -> Result<f64> {
+        let mut best = f64::INFINITY;
+        for _ in 0..rounds {
+            let t = Instant::now();
+            if mtp {
+                for &tok in &batch[..n] {
+                    model.mtp_step(&mut cache, tok)?;
+                }
+                model.mtp_rewind(&mut cache);
+            } else {
+                let which = if n == 1 { Logits::Last } else { Logits::All };
+                model.forward(&batch[..n], &mut cache, which)?;
+                cache.truncate(base);
+            }
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        Ok(best)
+    };
+    let one = time(1, false)?;
+    let step = time(1, true)?;
+    let verify: Vec<f64> = (1..=max_k)
+        .map(|k| time(k + 1, false))
+        .collect::<Result<_>>()?;
+    // Acceptance on this model (greedy, drafting max_k).
+    let greedy = localglm_glm::sampler::Sampler::new(localglm_glm::sampler::SamplerConfig {
+        temperature: 0.0,
+        ..Default::default()
+    });
+    let mut dec = Decoder::new(model, greedy, Drafting::Fixed(max_k.max(1)));
+    let mut c = model.new_cache();
+    let mut history = tokens.clone();
+    let mut pending = tokens.clone();
+    while history.len() < tokens.len() + gen {
+        let got = dec.step(&mut c, &history, &pending)?;
+        history.extend_from_slice(&got);
+        pending = vec![*got.last().expect("a token")];
+    }
+    let acc = dec.stats.acceptance();
+    println!(
+        "MTP: one decode step {:.2} ms, one MTP draft step {:.3} × that; acceptance on this model {:.3} ({}/{} drafts, greedy, {} per round{})",
+        one * 1e3,
+        step / one,
+        acc,
+        dec.stats.accepted,
+        dec.stats.drafted,
+        max_k.max(1),
+        if acc < 0.2 {
+            "; random weights: the block and the trunk rarely agree"
+        } else {
+            ""
+        }
+    );
+    println!(concat!(
+        "| drafts k | verify k+1 tokens ÷ decode 1 | round (verify + k drafts) ÷ decode 1 ",
+        "| break-even acceptance | speed-up at this model's acceptance ",
+        "| speed-up at GLM-5.2's published acceptance |"
+    ));
+    println!("|---|---|---|---|---|---|");
+    for (i, v) in verify.iter().enumerate() {
+        let k = i + 1;
+        let cost = (v + k as f64 * step) / one;
+        // Expected tokens per round with per-draft acceptance a (each draft kept only after the
+        // one before it): 1 + a + a² + … + a^k.
+        let tokens_at = |a: f64| (0..=k).map(|j| a.powi(j as i32)).sum::<f64>();
+        let (mut lo, mut hi) = (0.0, 1.0);
+        for _ in 0..50 {
+            let mid = (lo + hi) / 2.0;
+            if tokens_at(mid) < cost {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        let even = if tokens_at(1.0) < cost {
+            "never".to_string()
+        } else {
+            format!("{hi:.2}")
+        };
+        let published = 1.0 + PUBLISHED_ACCEPT.iter().take(k).sum::<f64>();
+        println!(
+            "| {k} | {:.2} | {cost:.2} | {even} | {:.2} | {} |",
+            v / one,
+            tokens_at(acc) / cost,
+            if k <= PUBLISHED_ACCEPT.len() {
+                format!("{:.2}", published / cost)
+            } else {
+                "—".into()
+            }
+        );
+    }
     Ok(())
 }
 

@@ -86,6 +86,11 @@ enum Command {
         /// names, e.g. a Claude model id, run on the loaded model).
         #[arg(long = "strict-model-names")]
         strict_model_names: bool,
+        /// Speculative decoding with the model's MTP block (GLM-5.x on the CPU): N draft
+        /// tokens per step, 0 (or off) not to load the block, or auto (as many as pay,
+        /// measured while generating).
+        #[arg(long, default_value = "auto")]
+        mtp: localglm_glm::spec::Drafting,
     },
     /// List the models in the library; `--import PATH` adds a GGUF already on disk (any shard
     /// of a split set) without copying it.
@@ -147,6 +152,11 @@ enum BenchWhat {
         kv_type: localglm_glm::KvType,
         #[command(flatten)]
         device: DeviceArgs,
+        /// Speculative decoding figures with the model's MTP block (CPU): the cost of verifying
+        /// k+1 tokens against decoding one, for k = 1..N (auto: 3; 0: none), the acceptance on
+        /// this model and the resulting speed-up.
+        #[arg(long, default_value = "auto")]
+        mtp: localglm_glm::spec::Drafting,
     },
     /// Mat-vec of every quant type over a large matrix, as GB/s and as a ratio to memory bandwidth.
     Quants {
@@ -258,6 +268,11 @@ struct ChatArgs {
     seed: Option<u32>,
     #[command(flatten)]
     device: DeviceArgs,
+    /// Speculative decoding with the model's MTP block (GLM-5.x on the CPU): N draft
+    /// tokens per step, 0 (or off) not to load the block, or auto (as many as pay,
+    /// measured while generating).
+    #[arg(long, default_value = "auto")]
+    mtp: localglm_glm::spec::Drafting,
     /// Chat with a model on an OpenAI-compatible server (vLLM, SGLang, `localglm serve`, ...)
     /// at this base URL (ending in `/v1`) instead of a local file.
     #[arg(long, conflicts_with = "model")]
@@ -301,6 +316,7 @@ async fn main() -> Result<()> {
                     threads,
                     kv_type,
                     device,
+                    mtp,
                 },
         } => bench_glm::run(&bench_glm::GlmBenchArgs {
             model,
@@ -311,6 +327,7 @@ async fn main() -> Result<()> {
             threads,
             kv_type,
             device,
+            mtp,
         }),
         Command::Gpu { json } => gpu::run(json),
         Command::Inspect { file, json } => inspect::inspect(&file, json),
@@ -326,6 +343,7 @@ async fn main() -> Result<()> {
             device,
             prompt_cache_mb,
             strict_model_names,
+            mtp,
         } => {
             let spec =
                 LoadSpec {
@@ -334,6 +352,7 @@ async fn main() -> Result<()> {
                     device: device.device,
                     cpu_moe: device.cpu_moe,
                     prompt_cache: prompt_cache_mb.map(|m| m << 20),
+                    mtp,
                     ..LoadSpec::new(model.unwrap_or_else(|| {
                         localglm_models::Library::from_env().default_model_path()
                     }))
@@ -479,6 +498,7 @@ async fn chat(args: ChatArgs) -> Result<()> {
             kv_cache: args.kv_type,
             device: args.device.device,
             cpu_moe: args.device.cpu_moe,
+            mtp: args.mtp,
             ..LoadSpec::new(&path)
         })
         .await
@@ -672,8 +692,15 @@ fn stats_line(s: &GenerationStats, reason: FinishReason) -> String {
         FinishReason::Cancelled => " | stopped by user",
         FinishReason::Error => " | failed",
     };
+    let drafts = match (s.drafted_tokens, s.accepted_tokens) {
+        (Some(d), Some(a)) if d > 0 => format!(
+            " | MTP {a}/{d} drafts accepted ({:.0} %)",
+            100.0 * a as f64 / d as f64
+        ),
+        _ => String::new(),
+    };
     format!(
-        "[{} prompt tokens, {:.1} tok/s prefill | TTFT {:.0} ms | {} tokens, {:.1} tok/s decode{why}]",
+        "[{} prompt tokens, {:.1} tok/s prefill | TTFT {:.0} ms | {} tokens, {:.1} tok/s decode{drafts}{why}]",
         s.prompt_tokens, s.prefill_tokens_per_s, s.ttft_ms, s.generated_tokens, s.decode_tokens_per_s
     )
 }

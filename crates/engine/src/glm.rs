@@ -14,9 +14,10 @@ use crate::StatsClock;
 use crate::{validate, Engine, EngineError, EngineEvent, GenerateRequest, Generation, LoadSpec};
 use async_trait::async_trait;
 use localglm_glm::sampler::{Sampler, SamplerConfig};
+use localglm_glm::spec::{Decoder, Drafting};
 use localglm_glm::template::ChatTemplate;
 use localglm_glm::tokenizer::{GlmTokenizer, StreamDecoder};
-use localglm_glm::{GlmError, KvCache, Logits, Model, RuntimeOptions};
+use localglm_glm::{GlmError, KvCache, Model, RuntimeOptions};
 use localglm_protocol::{FinishReason, ModelInfo};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
@@ -30,6 +31,8 @@ pub struct GlmChat {
     pub template: ChatTemplate,
     pub think_open: Option<u32>,
     pub think_close: Option<u32>,
+    /// Speculative decoding with the MTP block (when the model has it loaded).
+    pub drafting: Drafting,
 }
 
 impl GlmChat {
@@ -56,6 +59,7 @@ impl GlmChat {
             model,
             tokenizer,
             template,
+            drafting: Drafting::Auto,
         })
     }
 
@@ -163,6 +167,8 @@ impl Engine for GlmEngine {
         if let Some(kv) = spec.kv_cache {
             opts.kv_type = kv;
         }
+        opts.mtp = spec.mtp != Drafting::Fixed(0);
+        let drafting = spec.mtp;
         let (device, cpu_moe) = (spec.device, spec.cpu_moe.map(|n| n as usize));
         let progress = spec.progress.clone();
         let restart = spec.progress.clone();
@@ -178,14 +184,18 @@ impl Engine for GlmEngine {
                 }
             }
             let on_gpu = opts.gpu.is_some();
-            match GlmChat::open(&path, opts) {
+            let with_drafting = |mut chat: GlmChat| {
+                chat.drafting = drafting;
+                chat
+            };
+            match GlmChat::open(&path, opts).map(with_drafting) {
                 Ok(chat) => Ok((chat, why)),
                 // `auto` chose the GPU and it failed there (out of memory after all): the CPU,
                 // saying why. `gpu` never falls back.
                 Err(e) if on_gpu && device == localglm_glm::gpu::DeviceChoice::Auto => {
                     tracing::warn!("GPU load failed, loading on the CPU: {e}");
                     restart.report("loading on the CPU", 0, 0);
-                    let chat = GlmChat::open(&path, on_cpu)?;
+                    let chat = with_drafting(GlmChat::open(&path, on_cpu)?);
                     Ok((chat, Some(format!("the GPU load failed: {e}"))))
                 }
                 Err(e) => Err(e),
@@ -316,6 +326,10 @@ impl Job {
         clock.cached_tokens(reused as u32);
 
         let (reason, error) = self.generate(&mut tokens, &mut cache, &mut clock);
+        // Tokens and cache agree again: sampled tokens never fed are dropped, and so are
+        // accepted drafts past a stop (a cut with the MTP block may keep one token fewer).
+        cache.truncate(tokens.len());
+        tokens.truncate(cache.len());
         let stats = clock.finish(None, self.context_length);
         store.put(tokens, cache);
         drop(store);
@@ -333,9 +347,8 @@ impl Job {
         clock: &mut StatsClock,
     ) -> (FinishReason, Option<EngineError>) {
         let chat = &self.chat;
-        let fail = |e: String| (FinishReason::Error, Some(EngineError::Generation(e)));
         let s = &self.sampling;
-        let mut sampler = Sampler::new(SamplerConfig {
+        let sampler = Sampler::new(SamplerConfig {
             temperature: s.temperature as f32,
             top_p: s.top_p as f32,
             top_k: s.top_k.map(|k| k as usize),
@@ -343,63 +356,89 @@ impl Job {
             repetition_penalty: s.repetition_penalty.unwrap_or(1.0) as f32,
             seed: s.seed.map(u64::from).unwrap_or_else(rand_seed),
         });
+        // Auto's choice of drafts follows measured timings, and each choice draws differently
+        // from the seeded stream: a request that names a seed and samples decodes without
+        // drafting, so that its seed reproduces its text. (Greedy output is the same whatever
+        // is drafted.)
+        let drafting = match chat.drafting {
+            Drafting::Auto if s.seed.is_some() && s.temperature > 0.0 => Drafting::Fixed(0),
+            d => d,
+        };
+        let mut decoder = Decoder::new(&chat.model, sampler, drafting);
+        let result = self.decode(&mut decoder, tokens, cache, clock);
+        if decoder.drafts() {
+            let d = decoder.stats;
+            clock.drafts(d.drafted as u32, d.accepted as u32);
+        }
+        result
+    }
+
+    fn decode(
+        &self,
+        decoder: &mut Decoder,
+        tokens: &mut Vec<u32>,
+        cache: &mut KvCache,
+        clock: &mut StatsClock,
+    ) -> (FinishReason, Option<EngineError>) {
+        let chat = &self.chat;
+        let fail = |e: String| (FinishReason::Error, Some(EngineError::Generation(e)));
+        let max_tokens = self.sampling.max_tokens;
         let mut in_reasoning =
             self.prompt.last().copied() == chat.think_open && chat.think_open.is_some();
-        let mut decoder = StreamDecoder::default();
+        let mut text_decoder = StreamDecoder::default();
         let mut pending: Vec<u32> = self.prompt[tokens.len()..].to_vec();
         tokens.extend_from_slice(&pending);
-        for _ in 0..s.max_tokens {
+        let mut produced = 0;
+        while produced < max_tokens {
             if self.cancel.is_cancelled() || self.tx.is_closed() {
-                // Roll back tokens the cache has not seen.
-                tokens.truncate(cache.len());
                 return (FinishReason::Cancelled, None);
             }
-            let logits = match chat.model.forward(&pending, cache, Logits::Last) {
-                Ok(l) => l,
+            let next = match decoder.step(cache, tokens, &pending) {
+                Ok(t) => t,
                 Err(localglm_glm::GlmError::ContextFull { .. }) => {
-                    tokens.truncate(cache.len());
                     return (FinishReason::Length, None);
                 }
-                Err(e) => {
-                    tokens.truncate(cache.len());
-                    return fail(e.to_string());
-                }
-            };
-            let next = sampler.sample(&logits[0], tokens);
-            clock.tokens(1);
-            if in_reasoning {
-                clock.reasoning_tokens(1);
-            }
-            if chat.tokenizer.stop_ids.contains(&next) {
-                return (FinishReason::Stop, None);
-            }
-            tokens.push(next);
-            pending = vec![next];
-            if Some(next) == chat.think_open {
-                in_reasoning = true;
-                continue;
-            }
-            if Some(next) == chat.think_close {
-                in_reasoning = false;
-                continue;
-            }
-            let text = match decoder.push(&chat.tokenizer, next) {
-                Ok(t) => t,
                 Err(e) => return fail(e.to_string()),
             };
-            if !text.is_empty() {
-                let ev = if in_reasoning {
-                    EngineEvent::Reasoning(text)
-                } else {
-                    EngineEvent::Content(text)
+            // One token, or with drafting the accepted drafts and the token after them.
+            for &next in &next {
+                if produced == max_tokens {
+                    break;
+                }
+                produced += 1;
+                clock.tokens(1);
+                if in_reasoning {
+                    clock.reasoning_tokens(1);
+                }
+                if chat.tokenizer.stop_ids.contains(&next) {
+                    return (FinishReason::Stop, None);
+                }
+                tokens.push(next);
+                if Some(next) == chat.think_open {
+                    in_reasoning = true;
+                    continue;
+                }
+                if Some(next) == chat.think_close {
+                    in_reasoning = false;
+                    continue;
+                }
+                let text = match text_decoder.push(&chat.tokenizer, next) {
+                    Ok(t) => t,
+                    Err(e) => return fail(e.to_string()),
                 };
-                if self.tx.send(ev).is_err() {
-                    return (FinishReason::Cancelled, None);
+                if !text.is_empty() {
+                    let ev = if in_reasoning {
+                        EngineEvent::Reasoning(text)
+                    } else {
+                        EngineEvent::Content(text)
+                    };
+                    if self.tx.send(ev).is_err() {
+                        return (FinishReason::Cancelled, None);
+                    }
                 }
             }
+            pending = vec![*tokens.last().expect("a token was pushed")];
         }
-        // The last sampled token was never fed: drop it so the cache and tokens agree.
-        tokens.truncate(cache.len());
         (FinishReason::Length, None)
     }
 }

@@ -93,6 +93,8 @@ pub struct GenerateRequest {
     pub tools: Option<serde_json::Value>,
 }
 
+pub use localglm_glm::spec::Drafting;
+
 /// Which model to load, and how.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadSpec {
@@ -116,6 +118,10 @@ pub struct LoadSpec {
     /// `None` = the backend's default (one cache of the planned context), `Some(0)` = only the
     /// last conversation's.
     pub prompt_cache: Option<u64>,
+    /// Speculative decoding with the model's MTP block (GLM-5.x runtime on the CPU): tokens
+    /// drafted per step, or `Auto` (as many as pay, measured while generating); `Fixed(0)`
+    /// does not load the block.
+    pub mtp: localglm_glm::spec::Drafting,
 }
 
 /// A load's progress listener (none by default); compares equal to any other, so a
@@ -181,6 +187,7 @@ impl LoadSpec {
             cpu_moe: None,
             progress: Default::default(),
             prompt_cache: None,
+            mtp: Default::default(),
         }
     }
 

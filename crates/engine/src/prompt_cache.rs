@@ -29,9 +29,10 @@ pub trait Reusable: Sized {
     fn tokens(&self) -> usize;
     /// Bytes held (what keeping it costs).
     fn bytes(&self) -> usize;
-    /// Drops everything after the first `len` tokens.
+    /// Drops everything after the first `len` tokens (it may keep fewer: [`Reusable::tokens`]
+    /// says how many).
     fn truncate(&mut self, len: usize);
-    /// A new cache holding a copy of the first `len` tokens.
+    /// A new cache holding a copy of the first `len` tokens (or fewer, as for `truncate`).
     fn fork(&self, len: usize) -> Result<Self, EngineError>;
 }
 
@@ -139,11 +140,13 @@ impl<C: Reusable> PromptCache<C> {
             let i = self.make_room(need, Some(i)).unwrap_or(i);
             match self.entries[i].cache.fork(n) {
                 Ok(cache) => {
+                    // (A cache may keep one token fewer than asked.)
+                    let n = cache.tokens().min(n);
                     return Taken {
                         tokens: prompt[..n].to_vec(),
                         cache,
                         reused: n,
-                    }
+                    };
                 }
                 Err(e) => tracing::warn!("could not copy a kept prompt cache: {e}"),
             }
@@ -153,6 +156,7 @@ impl<C: Reusable> PromptCache<C> {
             mut cache,
         } = self.entries.remove(i);
         cache.truncate(n);
+        let n = cache.tokens().min(n);
         tokens.truncate(n);
         self.make_room(need, None);
         Taken {

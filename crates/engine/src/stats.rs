@@ -15,6 +15,7 @@ pub struct StatsClock {
     reasoning: Option<u32>,
     prompt_tokens: u32,
     cached: Option<u32>,
+    drafts: Option<(u32, u32)>,
 }
 
 impl StatsClock {
@@ -28,6 +29,7 @@ impl StatsClock {
             reasoning: None,
             prompt_tokens,
             cached: None,
+            drafts: None,
         }
     }
 
@@ -59,6 +61,11 @@ impl StatsClock {
     /// Records that `n` prompt tokens came from a kept KV cache (prefill computed the rest).
     pub fn cached_tokens(&mut self, n: u32) {
         self.cached = Some(n);
+    }
+
+    /// Records speculative decoding's totals: tokens drafted and accepted.
+    pub fn drafts(&mut self, drafted: u32, accepted: u32) {
+        self.drafts = Some((drafted, accepted));
     }
 
     pub fn generated(&self) -> u32 {
@@ -96,6 +103,8 @@ impl StatsClock {
             context_length,
             reasoning_tokens: self.reasoning,
             cached_tokens: self.cached,
+            drafted_tokens: self.drafts.map(|d| d.0),
+            accepted_tokens: self.drafts.map(|d| d.1),
         }
     }
 }

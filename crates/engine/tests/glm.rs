@@ -275,3 +275,40 @@ async fn tools_calls_and_results_render_in_glm_xml_with_single_special_tokens() 
         .unwrap()
         .contains("<arg_value><|user|>Paris</arg_value>"));
 }
+
+/// Greedy text and finish with MTP drafting equal those without; the stats count the drafts.
+#[tokio::test]
+async fn mtp_drafting_gives_the_same_greedy_text_and_reports_its_drafts() {
+    use localglm_glm::spec::Drafting;
+    let run = |mtp: Drafting| async move {
+        let engine = AutoEngine::new();
+        let spec = LoadSpec {
+            mtp,
+            ..LoadSpec::new(fixture("tiny-f32.gguf"))
+        };
+        engine.load(spec).await.unwrap();
+        let mut req = request("Hello there", Some(false), 60);
+        req.sampling.temperature = 0.0;
+        let mut g = engine.generate(req).await.unwrap();
+        let mut text = String::new();
+        while let Some(ev) = g.events.next().await {
+            match ev {
+                EngineEvent::Reasoning(t) | EngineEvent::Content(t) => text.push_str(&t),
+                EngineEvent::Finished { reason, stats, .. } => return (text, reason, stats),
+            }
+        }
+        panic!("no Finished event");
+    };
+    let (plain, reason, stats) = run(Drafting::Fixed(0)).await;
+    assert_eq!(stats.drafted_tokens, None);
+    for k in [1, 3] {
+        let (text, r, s) = run(Drafting::Fixed(k)).await;
+        assert_eq!((&text, r), (&plain, reason), "{k} drafts");
+        assert_eq!(s.generated_tokens, stats.generated_tokens);
+        let drafted = s.drafted_tokens.unwrap();
+        assert!(
+            drafted > 0 && s.accepted_tokens.unwrap() <= drafted,
+            "{s:?}"
+        );
+    }
+}

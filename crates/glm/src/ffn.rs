@@ -53,7 +53,7 @@ impl Model {
         let c = &self.config;
         let mode = self.opts.activations;
         let (n, d) = (xs.len(), c.n_embd);
-        if n > 1 {
+        if n > crate::model::SMALL_BATCH {
             return self.moe_batched(m, v, logits, xs, out);
         }
         let f = c.expert_ff;

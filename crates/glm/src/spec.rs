@@ -35,31 +35,152 @@ impl DraftStats {
     }
 }
 
+/// How many tokens to draft per step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Drafting {
+    /// As many (0 to [`MAX_AUTO_DRAFT`]) as pay on this machine: chosen each step from the
+    /// acceptance measured so far and the measured cost of verifying k+1 tokens against
+    /// decoding one.
+    #[default]
+    Auto,
+    /// Exactly this many (0: no drafting).
+    Fixed(usize),
+}
+
+/// The most tokens [`Drafting::Auto`] drafts (acceptance falls with the distance: llama.cpp
+/// measured 0.83 / 0.65 / 0.49 at draft positions 1–3 on GLM-5.2).
+pub const MAX_AUTO_DRAFT: usize = 3;
+
+/// The most tokens a fixed setting may draft.
+pub const MAX_DRAFT: usize = 8;
+
+impl std::str::FromStr for Drafting {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "off" => Ok(Self::Fixed(0)),
+            n => match n.parse::<usize>() {
+                Ok(k) if k <= MAX_DRAFT => Ok(Self::Fixed(k)),
+                _ => Err(format!(
+                    "MTP drafts must be auto, off or 0..={MAX_DRAFT}, not {n:?}"
+                )),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Drafting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Auto => f.write_str("auto"),
+            Self::Fixed(k) => write!(f, "{k}"),
+        }
+    }
+}
+
+/// What [`Drafting::Auto`] has measured: acceptance per drafted token and the time of a
+/// verification pass of n tokens (index n − 1; n = 1 is a plain decode step) and of one MTP
+/// step, as running means.
+#[derive(Debug, Clone)]
+struct Measured {
+    accept: f64,
+    pass_s: [f64; MAX_AUTO_DRAFT + 1],
+    mtp_s: f64,
+    steps_since_draft: usize,
+}
+
+impl Measured {
+    fn new() -> Self {
+        // Priors until measured: a published-like acceptance and passes that cost little more
+        // for a few more tokens (decode reads the weights once, whatever the batch).
+        Self {
+            accept: 0.7,
+            pass_s: [0.0; MAX_AUTO_DRAFT + 1],
+            mtp_s: 0.0,
+            steps_since_draft: 0,
+        }
+    }
+
+    /// Drafts per step that maximise expected tokens per second (0 when drafting does not
+    /// pay; then one step in 16 drafts one token to keep measuring — one in 256 once the
+    /// measured costs say it could not pay even at 90 % acceptance).
+    fn choose(&mut self) -> usize {
+        let one = self.pass_s[0];
+        if one <= 0.0 {
+            return 0;
+        }
+        let mtp = match self.mtp_s {
+            0.0 => one * 0.05,
+            t => t,
+        };
+        let cost = |k: usize| {
+            let pass = match self.pass_s[k] {
+                0.0 => one * (1.0 + 0.1 * k as f64),
+                t => t,
+            };
+            pass + k as f64 * mtp
+        };
+        let tokens = |a: f64, k: usize| (0..=k).map(|j| a.powi(j as i32)).sum::<f64>();
+        let a = self.accept.clamp(0.0, 1.0);
+        let mut best = (1.0 / one, 0);
+        for k in 1..=MAX_AUTO_DRAFT {
+            let rate = tokens(a, k) / cost(k);
+            if rate > best.0 * 1.02 {
+                best = (rate, k);
+            }
+        }
+        if best.1 > 0 {
+            return best.1;
+        }
+        let hopeless = (1..=MAX_AUTO_DRAFT).all(|k| tokens(0.9, k) / cost(k) < 1.0 / one);
+        self.steps_since_draft += 1;
+        if self.steps_since_draft >= if hopeless { 256 } else { 16 } {
+            self.steps_since_draft = 0;
+            return 1;
+        }
+        0
+    }
+
+    fn mean(old: f64, new: f64) -> f64 {
+        if old == 0.0 {
+            new
+        } else {
+            0.8 * old + 0.2 * new
+        }
+    }
+}
+
 /// Generates tokens for one sequence.
 pub struct Decoder<'m> {
     model: &'m Model,
     pub sampler: Sampler,
-    /// Tokens drafted per step (0: none).
-    draft: usize,
+    drafting: Drafting,
+    measured: Measured,
     pub stats: DraftStats,
 }
 
 impl<'m> Decoder<'m> {
-    /// `draft`: MTP tokens to draft per step; 0, or a model without its MTP block, decodes one
-    /// token per pass.
-    pub fn new(model: &'m Model, sampler: Sampler, draft: usize) -> Self {
-        let draft = if model.has_mtp() { draft } else { 0 };
+    /// A model without its MTP block loaded decodes one token per pass whatever `drafting`.
+    pub fn new(model: &'m Model, sampler: Sampler, drafting: Drafting) -> Self {
+        let drafting = if model.has_mtp() {
+            drafting
+        } else {
+            Drafting::Fixed(0)
+        };
         Self {
             model,
             sampler,
-            draft,
+            drafting,
+            measured: Measured::new(),
             stats: DraftStats::default(),
         }
     }
 
-    /// Tokens drafted per step.
-    pub fn draft(&self) -> usize {
-        self.draft
+    /// Whether this decoder drafts at all.
+    pub fn drafts(&self) -> bool {
+        self.drafting != Drafting::Fixed(0)
     }
 
     /// Feeds `pending` — the tokens of `history` (the whole context so far, `pending` last)
@@ -73,14 +194,19 @@ impl<'m> Decoder<'m> {
         pending: &[u32],
     ) -> Result<Vec<u32>, GlmError> {
         let model = self.model;
-        if self.draft == 0 || pending.len() != 1 || !model.can_draft(cache) {
-            let rows = model.forward(pending, cache, Logits::Last)?;
-            return Ok(vec![self.sampler.sample(&rows[0], history)]);
-        }
+        let want = match self.drafting {
+            Drafting::Fixed(k) => k,
+            Drafting::Auto => self.measured.choose(),
+        };
         let room = model.max_context().saturating_sub(cache.len() + 1);
-        let k = self.draft.min(room);
-        if k == 0 {
+        let k = want.min(room);
+        if k == 0 || pending.len() != 1 || !model.can_draft(cache) {
+            let t0 = std::time::Instant::now();
             let rows = model.forward(pending, cache, Logits::Last)?;
+            if pending.len() == 1 {
+                let m = &mut self.measured;
+                m.pass_s[0] = Measured::mean(m.pass_s[0], t0.elapsed().as_secs_f64());
+            }
             return Ok(vec![self.sampler.sample(&rows[0], history)]);
         }
         // Draft k tokens with the MTP block, each from its own distribution.
@@ -88,6 +214,7 @@ impl<'m> Decoder<'m> {
         let mut drafts = Vec::with_capacity(k);
         let mut qs: Vec<Dist> = Vec::with_capacity(k);
         let mut tok = pending[0];
+        let t0 = std::time::Instant::now();
         for _ in 0..k {
             let logits = match model.mtp_step(cache, tok) {
                 Ok(l) => l,
@@ -103,13 +230,16 @@ impl<'m> Decoder<'m> {
             qs.push(q);
         }
         model.mtp_rewind(cache);
+        let mtp_s = t0.elapsed().as_secs_f64() / k as f64;
 
         // Verify: one trunk pass over the pending token and the drafts.
         let base = cache.len();
         let mut batch = Vec::with_capacity(k + 1);
         batch.push(pending[0]);
         batch.extend_from_slice(&drafts);
+        let t0 = std::time::Instant::now();
         let rows = model.forward(&batch, cache, Logits::All)?;
+        let pass_s = t0.elapsed().as_secs_f64();
         let mut out = Vec::with_capacity(k + 1);
         let mut ctx = history.to_vec();
         let mut accepted = 0;
@@ -136,6 +266,18 @@ impl<'m> Decoder<'m> {
         self.stats.rounds += 1;
         self.stats.drafted += k as u64;
         self.stats.accepted += accepted as u64;
+        let m = &mut self.measured;
+        m.mtp_s = Measured::mean(m.mtp_s, mtp_s);
+        if k <= MAX_AUTO_DRAFT {
+            m.pass_s[k] = Measured::mean(m.pass_s[k], pass_s);
+        }
+        // Acceptance per position, from this round's run of accepted drafts.
+        let rate = if all {
+            1.0
+        } else {
+            accepted as f64 / (accepted + 1) as f64
+        };
+        m.accept = 0.9 * m.accept + 0.1 * rate;
         Ok(out)
     }
 }

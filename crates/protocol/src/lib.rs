@@ -168,6 +168,13 @@ pub struct GenerationStats {
     /// (prompt-prefix reuse; `None` when the backend cannot tell).
     #[serde(default)]
     pub cached_tokens: Option<u32>,
+    /// Tokens drafted by the model's MTP block and verified (speculative decoding; `None`
+    /// when the generation did not draft).
+    #[serde(default)]
+    pub drafted_tokens: Option<u32>,
+    /// Of `drafted_tokens`, those the model accepted.
+    #[serde(default)]
+    pub accepted_tokens: Option<u32>,
 }
 
 /// One message of a conversation as stored on disk.
@@ -499,6 +506,10 @@ pub struct Settings {
     /// `None` = one cache of the planned context.
     #[serde(default)]
     pub prompt_cache_mb: Option<u32>,
+    /// Speculative decoding with a GLM-5.x model's MTP block: `auto` (default: as many
+    /// drafts as pay, measured while generating), `off`, or `1`–`8` drafts per step.
+    #[serde(default)]
+    pub mtp: Option<String>,
 }
 
 /// An OpenAI-compatible server (vLLM, SGLang, llama-server, another LocalGLM) used like a
@@ -602,6 +613,7 @@ impl Default for Settings {
             device: None,
             cpu_moe: None,
             prompt_cache_mb: None,
+            mtp: None,
         }
     }
 }

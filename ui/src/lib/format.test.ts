@@ -25,6 +25,11 @@ describe('stats line', () => {
     expect(statsParts(stats({ reasoning_tokens: 0 }), 'stop')[3]).toBe('128 tokens');
     expect(statsParts(stats({ cached_tokens: 40 }), 'stop')[4]).toBe('prompt 42 tokens (40 cached)');
     expect(statsParts(stats({ cached_tokens: 0 }), 'stop')[4]).toBe('prompt 42 tokens');
+    // Speculative decoding: drafts and how many the model kept.
+    expect(statsParts(stats({ drafted_tokens: 90, accepted_tokens: 61 }), 'stop')[5]).toBe(
+      'MTP 61/90 drafts accepted (68 %)',
+    );
+    expect(statsParts(stats({ drafted_tokens: 0, accepted_tokens: 0 }), 'stop')).toHaveLength(5);
   });
 
   it('names the preset and the values a reply was sent with', () => {

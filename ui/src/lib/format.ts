@@ -41,6 +41,11 @@ export function statsParts(stats: GenerationStats, reason: FinishReason | null):
     `prompt ${count(stats.prompt_tokens, 'token', 'tokens')}` +
       (stats.cached_tokens ? ` (${stats.cached_tokens} cached)` : ''),
   ];
+  if (stats.drafted_tokens) {
+    const accepted = stats.accepted_tokens ?? 0;
+    const pct = Math.round((100 * accepted) / stats.drafted_tokens);
+    parts.push(`MTP ${accepted}/${stats.drafted_tokens} drafts accepted (${pct} %)`);
+  }
   const finish = finishLabel(reason);
   if (finish) parts.push(finish);
   return parts;

@@ -14,6 +14,8 @@ export function stats(overrides: Partial<GenerationStats> = {}): GenerationStats
     context_length: 8192,
     reasoning_tokens: null,
     cached_tokens: null,
+    drafted_tokens: null,
+    accepted_tokens: null,
     ...overrides,
   };
 }

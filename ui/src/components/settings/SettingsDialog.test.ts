@@ -20,6 +20,7 @@ const settings: Settings = {
   device: null,
   cpu_moe: null,
   prompt_cache_mb: null,
+  mtp: null,
 };
 
 function open(onSaveSettings = vi.fn(async () => true), saved: Settings = settings) {
@@ -48,6 +49,13 @@ describe('SettingsDialog: loading models', () => {
     expect(save).toHaveBeenLastCalledWith({ ...settings, context_length: 65536 });
     await fireEvent.change(screen.getByTestId('setting-kv-cache'), { target: { value: 'q8_0' } });
     expect(save).toHaveBeenLastCalledWith({ ...settings, kv_cache: 'q8_0' });
+  });
+
+  it('sets how many tokens the MTP block drafts (Auto by default)', async () => {
+    const save = open();
+    expect(screen.getByTestId('setting-mtp')).toHaveValue('auto');
+    await fireEvent.change(screen.getByTestId('setting-mtp'), { target: { value: 'off' } });
+    expect(save).toHaveBeenLastCalledWith({ ...settings, mtp: 'off' });
   });
 
   it('an unchanged or unreadable context saves nothing; 32k means 32768', async () => {

@@ -40,4 +40,13 @@ reasoning_tokens: number | null,
  * Of `prompt_tokens`, those read from a kept KV cache instead of being computed again
  * (prompt-prefix reuse; `None` when the backend cannot tell).
  */
-cached_tokens: number | null, };
+cached_tokens: number | null, 
+/**
+ * Tokens drafted by the model's MTP block and verified (speculative decoding; `None`
+ * when the generation did not draft).
+ */
+drafted_tokens: number | null, 
+/**
+ * Of `drafted_tokens`, those the model accepted.
+ */
+accepted_tokens: number | null, };

@@ -68,4 +68,9 @@ cpu_moe: number | null,
  * MiB of KV caches kept to reuse prompt prefixes across requests (GLM-5.x runtime);
  * `None` = one cache of the planned context.
  */
-prompt_cache_mb: number | null, };
+prompt_cache_mb: number | null, 
+/**
+ * Speculative decoding with a GLM-5.x model's MTP block: `auto` (default: as many
+ * drafts as pay, measured while generating), `off`, or `1`–`8` drafts per step.
+ */
+mtp: string | null, };
