@@ -14,7 +14,7 @@ use crate::StatsClock;
 use crate::{validate, Engine, EngineError, EngineEvent, GenerateRequest, Generation, LoadSpec};
 use async_trait::async_trait;
 use localglm_glm::sampler::{Sampler, SamplerConfig};
-use localglm_glm::spec::{Decoder, Drafting};
+use localglm_glm::spec::{Decoder, Drafting, Tuning};
 use localglm_glm::template::ChatTemplate;
 use localglm_glm::tokenizer::{GlmTokenizer, StreamDecoder};
 use localglm_glm::{GlmError, KvCache, Model, RuntimeOptions};
@@ -33,6 +33,8 @@ pub struct GlmChat {
     pub think_close: Option<u32>,
     /// Speculative decoding with the MTP block (when the model has it loaded).
     pub drafting: Drafting,
+    /// What `Drafting::Auto` measured in earlier generations.
+    tuning: Mutex<Tuning>,
 }
 
 impl GlmChat {
@@ -60,6 +62,7 @@ impl GlmChat {
             tokenizer,
             template,
             drafting: Drafting::Auto,
+            tuning: Mutex::default(),
         })
     }
 
@@ -357,15 +360,21 @@ impl Job {
             seed: s.seed.map(u64::from).unwrap_or_else(rand_seed),
         });
         // Auto's choice of drafts follows measured timings, and each choice draws differently
-        // from the seeded stream: a request that names a seed and samples decodes without
-        // drafting, so that its seed reproduces its text. (Greedy output is the same whatever
-        // is drafted.)
+        // from the seeded stream (and a pass over several tokens may round differently from
+        // one over one): a request that names a seed decodes without drafting under Auto, so
+        // that its seed reproduces its text.
         let drafting = match chat.drafting {
-            Drafting::Auto if s.seed.is_some() && s.temperature > 0.0 => Drafting::Fixed(0),
+            Drafting::Auto if s.seed.is_some() => Drafting::Fixed(0),
             d => d,
         };
-        let mut decoder = Decoder::new(&chat.model, sampler, drafting);
+        let tuning = chat
+            .tuning
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut decoder = Decoder::new(&chat.model, sampler, drafting).with_tuning(tuning);
         let result = self.decode(&mut decoder, tokens, cache, clock);
+        *chat.tuning.lock().unwrap_or_else(|p| p.into_inner()) = decoder.tuning().clone();
         if decoder.drafts() {
             let d = decoder.stats;
             clock.drafts(d.drafted as u32, d.accepted as u32);

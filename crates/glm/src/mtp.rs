@@ -41,8 +41,15 @@ impl MtpBlock {
         c: &GlmConfig,
         dev: &Device,
     ) -> Result<Option<Self>, GlmError> {
-        let Some(w) = Weights::load_mtp(gguf, c)? else {
-            return Ok(None);
+        // A file whose MTP block is incomplete (some conversions drop it but keep the count)
+        // still loads, without drafting.
+        let w = match Weights::load_mtp(gguf, c) {
+            Ok(Some(w)) => w,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                tracing::warn!("MTP block not loaded, no drafting: {e}");
+                return Ok(None);
+            }
         };
         Ok(Some(Self {
             vecs: LayerVecs::of(&w.layer, gguf, dev)?,
@@ -64,6 +71,7 @@ impl MtpBlock {
                     .as_ref()
                     .map(|_| GrowBuf::new(c.idx_dim, kv)),
             },
+            next: Vec::new(),
             rows: Vec::new(),
             rows_from: 0,
             width: c.n_embd,
@@ -84,6 +92,9 @@ struct Draft {
 #[derive(Debug)]
 pub(crate) struct MtpCache {
     layer: LayerCache,
+    /// The token each pair was made with (`next[q]` = token `q + 1`), so that a pair made for a
+    /// token that a cut dropped is not taken for one made for a different token.
+    next: Vec<u32>,
     /// The trunk's last hidden rows (after its final norm), positions `rows_from..`.
     rows: Vec<f32>,
     rows_from: usize,
@@ -106,6 +117,7 @@ impl MtpCache {
     }
 
     fn cut(&mut self, entries: usize) {
+        self.next.truncate(entries);
         self.layer.kv.truncate(entries);
         if let Some(k) = &mut self.layer.idx_k {
             k.truncate(entries);
@@ -158,6 +170,7 @@ impl MtpCache {
                     .map(|k| k.fork(entries))
                     .transpose()?,
             },
+            next: self.next[..entries.min(self.next.len())].to_vec(),
             rows: self.rows[..keep * self.width].to_vec(),
             rows_from: self.rows_from,
             width: self.width,
@@ -258,6 +271,10 @@ impl Model {
             // Pairs past the pass's start are stale (they were made for other tokens).
             mc.cut(p0);
         }
+        if p0 > 0 && mc.entries() == p0 && mc.next.get(p0 - 1) != Some(&tokens[0]) {
+            // The pair before the pass was made for another token than the pass's first.
+            mc.cut(p0 - 1);
+        }
         let e = mc.entries();
         if e + 1 < p0 || (e + 1 == p0 && !mc.has_row(p0 - 1)) {
             mc.ok = false;
@@ -336,6 +353,7 @@ impl Model {
             &mut mc.layer,
             &mut shared,
         )?;
+        mc.next.extend_from_slice(next);
         let out = candle_nn::ops::rms_norm(&x, &block.head_norm, c.rms_eps)?;
         let logits = match logits {
             true => {

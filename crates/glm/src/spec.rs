@@ -54,18 +54,21 @@ pub const MAX_AUTO_DRAFT: usize = 3;
 /// The most tokens a fixed setting may draft.
 pub const MAX_DRAFT: usize = 8;
 
-impl std::str::FromStr for Drafting {
-    type Err = String;
+/// A `--mtp` / setting value that is not `auto`, `off` or a draft count.
+#[derive(Debug, thiserror::Error)]
+#[error("MTP drafts must be auto, off or 0 to {MAX_DRAFT}, not {0:?}")]
+pub struct BadDrafting(pub String);
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl std::str::FromStr for Drafting {
+    type Err = BadDrafting;
+
+    fn from_str(s: &str) -> Result<Self, BadDrafting> {
         match s {
             "auto" => Ok(Self::Auto),
             "off" => Ok(Self::Fixed(0)),
             n => match n.parse::<usize>() {
                 Ok(k) if k <= MAX_DRAFT => Ok(Self::Fixed(k)),
-                _ => Err(format!(
-                    "MTP drafts must be auto, off or 0..={MAX_DRAFT}, not {n:?}"
-                )),
+                _ => Err(BadDrafting(n.to_string())),
             },
         }
     }
@@ -80,50 +83,52 @@ impl std::fmt::Display for Drafting {
     }
 }
 
-/// What [`Drafting::Auto`] has measured: acceptance per drafted token and the time of a
-/// verification pass of n tokens (index n − 1; n = 1 is a plain decode step) and of one MTP
-/// step, as running means.
+/// What [`Drafting::Auto`] has measured, carried from one generation to the next
+/// ([`Decoder::tuning`], [`Decoder::with_tuning`]): the time of a whole step — drafting, the
+/// pass and sampling — with k drafts (index k; 0 is a plain decode step), and acceptance as
+/// decayed counts of accepted drafts and of rejections (a per-draft rate that rounds whose
+/// drafts were all accepted do not bias).
 #[derive(Debug, Clone)]
-struct Measured {
-    accept: f64,
-    pass_s: [f64; MAX_AUTO_DRAFT + 1],
-    mtp_s: f64,
+pub struct Tuning {
+    step_s: [f64; MAX_AUTO_DRAFT + 1],
+    accepted: f64,
+    rejected: f64,
     steps_since_draft: usize,
 }
 
-impl Measured {
-    fn new() -> Self {
-        // Priors until measured: a published-like acceptance and passes that cost little more
-        // for a few more tokens (decode reads the weights once, whatever the batch).
+impl Default for Tuning {
+    fn default() -> Self {
+        // Priors until measured: a published-like acceptance (0.7) and rounds that cost little
+        // more than a decode step (decoding reads the weights once, whatever the batch).
         Self {
-            accept: 0.7,
-            pass_s: [0.0; MAX_AUTO_DRAFT + 1],
-            mtp_s: 0.0,
+            step_s: [0.0; MAX_AUTO_DRAFT + 1],
+            accepted: 7.0,
+            rejected: 3.0,
             steps_since_draft: 0,
         }
+    }
+}
+
+impl Tuning {
+    /// Acceptance per drafted token measured so far.
+    pub fn acceptance(&self) -> f64 {
+        self.accepted / (self.accepted + self.rejected).max(1e-9)
     }
 
     /// Drafts per step that maximise expected tokens per second (0 when drafting does not
     /// pay; then one step in 16 drafts one token to keep measuring — one in 256 once the
     /// measured costs say it could not pay even at 90 % acceptance).
     fn choose(&mut self) -> usize {
-        let one = self.pass_s[0];
+        let one = self.step_s[0];
         if one <= 0.0 {
             return 0;
         }
-        let mtp = match self.mtp_s {
-            0.0 => one * 0.05,
+        let cost = |k: usize| match self.step_s[k] {
+            0.0 => one * (1.0 + 0.15 * k as f64),
             t => t,
         };
-        let cost = |k: usize| {
-            let pass = match self.pass_s[k] {
-                0.0 => one * (1.0 + 0.1 * k as f64),
-                t => t,
-            };
-            pass + k as f64 * mtp
-        };
         let tokens = |a: f64, k: usize| (0..=k).map(|j| a.powi(j as i32)).sum::<f64>();
-        let a = self.accept.clamp(0.0, 1.0);
+        let a = self.acceptance();
         let mut best = (1.0 / one, 0);
         for k in 1..=MAX_AUTO_DRAFT {
             let rate = tokens(a, k) / cost(k);
@@ -143,12 +148,19 @@ impl Measured {
         0
     }
 
-    fn mean(old: f64, new: f64) -> f64 {
-        if old == 0.0 {
-            new
-        } else {
-            0.8 * old + 0.2 * new
+    fn time(&mut self, k: usize, secs: f64) {
+        if let Some(t) = self.step_s.get_mut(k) {
+            *t = if *t == 0.0 {
+                secs
+            } else {
+                0.8 * *t + 0.2 * secs
+            };
         }
+    }
+
+    fn count(&mut self, accepted: usize, rejected: bool) {
+        self.accepted = 0.9 * self.accepted + accepted as f64;
+        self.rejected = 0.9 * self.rejected + if rejected { 1.0 } else { 0.0 };
     }
 }
 
@@ -157,7 +169,7 @@ pub struct Decoder<'m> {
     model: &'m Model,
     pub sampler: Sampler,
     drafting: Drafting,
-    measured: Measured,
+    tuning: Tuning,
     pub stats: DraftStats,
 }
 
@@ -173,9 +185,20 @@ impl<'m> Decoder<'m> {
             model,
             sampler,
             drafting,
-            measured: Measured::new(),
+            tuning: Tuning::default(),
             stats: DraftStats::default(),
         }
+    }
+
+    /// Starts from what earlier generations measured (Auto).
+    pub fn with_tuning(mut self, tuning: Tuning) -> Self {
+        self.tuning = tuning;
+        self
+    }
+
+    /// What Auto has measured so far, to carry to the next generation.
+    pub fn tuning(&self) -> &Tuning {
+        &self.tuning
     }
 
     /// Whether this decoder drafts at all.
@@ -196,25 +219,24 @@ impl<'m> Decoder<'m> {
         let model = self.model;
         let want = match self.drafting {
             Drafting::Fixed(k) => k,
-            Drafting::Auto => self.measured.choose(),
+            Drafting::Auto => self.tuning.choose(),
         };
         let room = model.max_context().saturating_sub(cache.len() + 1);
         let k = want.min(room);
+        let t0 = std::time::Instant::now();
         if k == 0 || pending.len() != 1 || !model.can_draft(cache) {
-            let t0 = std::time::Instant::now();
             let rows = model.forward(pending, cache, Logits::Last)?;
+            let next = self.sampler.sample(&rows[0], history);
             if pending.len() == 1 {
-                let m = &mut self.measured;
-                m.pass_s[0] = Measured::mean(m.pass_s[0], t0.elapsed().as_secs_f64());
+                self.tuning.time(0, t0.elapsed().as_secs_f64());
             }
-            return Ok(vec![self.sampler.sample(&rows[0], history)]);
+            return Ok(vec![next]);
         }
         // Draft k tokens with the MTP block, each from its own distribution.
         let mut ctx = history.to_vec();
         let mut drafts = Vec::with_capacity(k);
         let mut qs: Vec<Dist> = Vec::with_capacity(k);
         let mut tok = pending[0];
-        let t0 = std::time::Instant::now();
         for _ in 0..k {
             let logits = match model.mtp_step(cache, tok) {
                 Ok(l) => l,
@@ -230,16 +252,13 @@ impl<'m> Decoder<'m> {
             qs.push(q);
         }
         model.mtp_rewind(cache);
-        let mtp_s = t0.elapsed().as_secs_f64() / k as f64;
 
         // Verify: one trunk pass over the pending token and the drafts.
         let base = cache.len();
         let mut batch = Vec::with_capacity(k + 1);
         batch.push(pending[0]);
         batch.extend_from_slice(&drafts);
-        let t0 = std::time::Instant::now();
         let rows = model.forward(&batch, cache, Logits::All)?;
-        let pass_s = t0.elapsed().as_secs_f64();
         let mut out = Vec::with_capacity(k + 1);
         let mut ctx = history.to_vec();
         let mut accepted = 0;
@@ -266,18 +285,8 @@ impl<'m> Decoder<'m> {
         self.stats.rounds += 1;
         self.stats.drafted += k as u64;
         self.stats.accepted += accepted as u64;
-        let m = &mut self.measured;
-        m.mtp_s = Measured::mean(m.mtp_s, mtp_s);
-        if k <= MAX_AUTO_DRAFT {
-            m.pass_s[k] = Measured::mean(m.pass_s[k], pass_s);
-        }
-        // Acceptance per position, from this round's run of accepted drafts.
-        let rate = if all {
-            1.0
-        } else {
-            accepted as f64 / (accepted + 1) as f64
-        };
-        m.accept = 0.9 * m.accept + 0.1 * rate;
+        self.tuning.time(k, t0.elapsed().as_secs_f64());
+        self.tuning.count(accepted, !all);
         Ok(out)
     }
 }
@@ -285,9 +294,11 @@ impl<'m> Decoder<'m> {
 /// `norm(max(0, p − q))`: what to draw from after a rejection (`p` itself where `q` covers it
 /// nowhere less, which a rejection rules out up to rounding).
 fn residual(p: &Dist, q: &Dist) -> Dist {
+    // q by token (a full-vocabulary distribution would make a search per token quadratic).
+    let qs: std::collections::HashMap<u32, f32> = q.0.iter().copied().collect();
     let mut r: Vec<(u32, f32)> =
         p.0.iter()
-            .map(|&(t, pt)| (t, (pt - q.p(t)).max(0.0)))
+            .map(|&(t, pt)| (t, (pt - qs.get(&t).copied().unwrap_or(0.0)).max(0.0)))
             .filter(|c| c.1 > 0.0)
             .collect();
     if r.is_empty() {

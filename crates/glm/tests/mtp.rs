@@ -32,6 +32,17 @@ fn greedy() -> Sampler {
     })
 }
 
+/// One prefill of `prompt`, then draft steps on `chain`: the cache and each step's logits.
+fn prefill_and_draft(model: &Model, prompt: &[u32], chain: &[u32]) -> (KvCache, Vec<Vec<f32>>) {
+    let mut cache = model.new_cache();
+    model.forward(prompt, &mut cache, Logits::Last).unwrap();
+    let rows = chain
+        .iter()
+        .map(|&t| model.mtp_step(&mut cache, t).unwrap())
+        .collect();
+    (cache, rows)
+}
+
 /// Tolerance of the exact (f32 activations) model against the reference, as the trunk's.
 const TOL: f32 = 1e-3;
 
@@ -77,15 +88,7 @@ fn mtp_logits_match_the_reference_token_by_token_in_one_prefill_and_along_a_draf
                 },
             )
             .unwrap();
-            let mut cache = model.new_cache();
-            model
-                .forward(&case.tokens, &mut cache, Logits::Last)
-                .unwrap();
-            let chain: Vec<Vec<f32>> = r
-                .chain
-                .iter()
-                .map(|&t| model.mtp_step(&mut cache, t).unwrap())
-                .collect();
+            let (mut cache, chain) = prefill_and_draft(&model, &case.tokens, &r.chain);
             let (diff, bad) = compare(&chain, &r.chain_logits);
             eprintln!(
                 "{} chain after one prefill (pass {chunk}): max |Δ| {diff:.2e}, misses {bad}",
@@ -105,15 +108,7 @@ fn the_quantized_activation_path_stays_close_and_a_model_without_the_block_does_
     let model = open(Activations::Int8, KvType::F16, true);
     let case = cases("tiny-f32").pop().unwrap();
     let r = case.mtp.unwrap();
-    let mut cache = model.new_cache();
-    model
-        .forward(&case.tokens, &mut cache, Logits::Last)
-        .unwrap();
-    let chain: Vec<Vec<f32>> = r
-        .chain
-        .iter()
-        .map(|&t| model.mtp_step(&mut cache, t).unwrap())
-        .collect();
+    let (_, chain) = prefill_and_draft(&model, &case.tokens, &r.chain);
     let (diff, _) = compare(&chain, &r.chain_logits);
     eprintln!("int8 activations, f16 KV: chain max |Δ| {diff:.2e}");
     assert!(diff < 0.1, "{diff}");
@@ -311,4 +306,41 @@ fn drafting_leaves_the_sampled_distribution_unchanged() {
         chi2 < limit,
         "chi-square {chi2} over {bins} bins, limit {limit}"
     );
+}
+
+/// A cache cut far back keeps one token fewer (its MTP input row is gone) and the block's pair
+/// for the dropped token: re-fed the same token, it drafts exactly as a fresh cache does; fed
+/// another token, the stale pair is never used.
+#[test]
+fn a_cut_cache_drafts_as_a_fresh_one_or_not_at_all() {
+    let model = open(Activations::F32, KvType::F32, true);
+    let prompt = cases("tiny-f32").pop().unwrap().tokens;
+    assert!(prompt.len() > 30);
+    for other in [false, true] {
+        let mut cache = model.new_cache();
+        model.forward(&prompt, &mut cache, Logits::Last).unwrap();
+        // Within top-k keys throughout, so the block attends to every pair (dense).
+        cache.truncate(5);
+        assert_eq!(cache.len(), 4, "the row at 4 is not kept: one token fewer");
+        let mut next = prompt[..7].to_vec();
+        if other {
+            next[4] = next[4] % 100 + 1;
+        }
+        model.forward(&next[4..], &mut cache, Logits::Last).unwrap();
+        let mut fresh = model.new_cache();
+        model.forward(&next, &mut fresh, Logits::Last).unwrap();
+        assert!(model.can_draft(&fresh));
+        if !other {
+            assert!(model.can_draft(&cache));
+        }
+        if model.can_draft(&cache) {
+            let a = model.mtp_step(&mut cache, 5).unwrap();
+            let b = model.mtp_step(&mut fresh, 5).unwrap();
+            let (diff, _) = compare(&[a], &[b]);
+            assert!(
+                diff < 1e-4,
+                "other token {other}: MTP logits differ by {diff}"
+            );
+        }
+    }
 }
