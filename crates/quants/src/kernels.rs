@@ -526,6 +526,9 @@ pub fn matmul(
     matmul_with(Activations::default(), ty, w, rows, cols, xs, n, ys)
 }
 
+/// Batches up to this many tokens run as one mat-vec per token in [`matmul_with`].
+pub const MATVEC_UP_TO: usize = 2;
+
 /// [`matmul`] with an explicit activation mode.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul_with(
@@ -541,8 +544,15 @@ pub fn matmul_with(
     let row_bytes = check(ty, w, rows, cols)?;
     check_len("xs", xs.len(), n * cols)?;
     check_len("ys", ys.len(), n * rows)?;
-    if n == 1 {
-        return matvec_with(mode, ty, w, rows, cols, xs, ys);
+    if n <= MATVEC_UP_TO {
+        // Each token its own mat-vec: the GEMMs tile tokens in panels (16 on AVX-512), so two
+        // tokens paid for a panel's work — 1.5–9× a mat-vec's time per token for most block
+        // types (`localglm bench quants --batch 2`), which made verifying one drafted token
+        // cost far more than decoding one.
+        for (x, y) in xs.chunks_exact(cols).zip(ys.chunks_exact_mut(rows)) {
+            matvec_with(mode, ty, w, rows, cols, x, y)?;
+        }
+        return Ok(());
     }
     #[cfg(target_arch = "x86_64")]
     if mode == Activations::Int8 && crate::simd512::available() && cols.is_multiple_of(32) {
