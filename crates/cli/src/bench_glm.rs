@@ -4,7 +4,7 @@
 //! llama.cpp on the same file in the same run.
 
 use anyhow::{bail, Context, Result};
-use localglm_glm::spec::{Decoder, Drafting, MAX_AUTO_DRAFT};
+use localglm_glm::spec::{expected_tokens, Decoder, Drafting, MAX_AUTO_DRAFT};
 use localglm_glm::{Logits, Model, RuntimeOptions};
 use localglm_quants::bench::measure_bandwidth;
 use std::path::{Path, PathBuf};
@@ -291,9 +291,7 @@ fn mtp_table(model: &Model, prompt: usize, gen: usize, max_k: usize, reps: usize
     for (i, v) in verify.iter().enumerate() {
         let k = i + 1;
         let cost = (v + k as f64 * step) / one;
-        // Expected tokens per round with per-draft acceptance a (each draft kept only after the
-        // one before it): 1 + a + a² + … + a^k.
-        let tokens_at = |a: f64| (0..=k).map(|j| a.powi(j as i32)).sum::<f64>();
+        let tokens_at = |a: f64| expected_tokens(a, k);
         let (mut lo, mut hi) = (0.0, 1.0);
         for _ in 0..50 {
             let mid = (lo + hi) / 2.0;

@@ -51,6 +51,12 @@ pub enum Drafting {
 /// measured 0.83 / 0.65 / 0.49 at draft positions 1–3 on GLM-5.2).
 pub const MAX_AUTO_DRAFT: usize = 3;
 
+/// Tokens one round yields with `drafts` drafts when each is accepted with probability
+/// `acceptance` (and only after the one before it): 1 + a + a² + … + a^k.
+pub fn expected_tokens(acceptance: f64, drafts: usize) -> f64 {
+    (0..=drafts).map(|j| acceptance.powi(j as i32)).sum()
+}
+
 /// The most tokens a fixed setting may draft.
 pub const MAX_DRAFT: usize = 8;
 
@@ -127,7 +133,7 @@ impl Tuning {
             0.0 => one * (1.0 + 0.15 * k as f64),
             t => t,
         };
-        let tokens = |a: f64, k: usize| (0..=k).map(|j| a.powi(j as i32)).sum::<f64>();
+        let tokens = expected_tokens;
         let a = self.acceptance();
         let mut best = (1.0 / one, 0);
         for k in 1..=MAX_AUTO_DRAFT {
