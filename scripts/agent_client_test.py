@@ -39,6 +39,11 @@ SHELL = {"type": "function", "name": "shell", "description": "Run a shell comman
          "parameters": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}
 
 
+# A kept cache cut further back than its last 16 positions recomputes one token more when the
+# model drafts with its MTP block (the block's input row there is not kept; see
+# crates/glm/src/mtp.rs), and `serve` loads the block by default (--mtp auto).
+MTP_SLACK = 1
+
 def scripted_anthropic(url):
     client = anthropic.Anthropic(base_url=url, api_key="test-key")
     m = client.messages.create(model="claude-sonnet-4-5", max_tokens=256,
@@ -180,8 +185,8 @@ def claude_code_session(url):
             check("Claude Code session: the first request computes its prompt", u.input_tokens == prompt > 50, u)
         else:
             check(f"Claude Code session, request {turn + 1}: the previous {previous} tokens come from the cache, "
-                  f"{u.input_tokens} of {prompt} computed", u.cache_read_input_tokens >= previous
-                  and u.input_tokens <= prompt - previous, u)
+                  f"{u.input_tokens} of {prompt} computed", u.cache_read_input_tokens >= previous - MTP_SLACK
+                  and u.input_tokens <= prompt - previous + MTP_SLACK, u)
         previous = prompt
         blocks = [b.model_dump(exclude_none=True) for b in m.content if b.type in ("thinking", "text")]
         history.append({"role": "assistant", "content": blocks or [{"type": "text", "text": "ok"}]})
@@ -205,7 +210,7 @@ def codex_session(url):
         cached = u.input_tokens_details.cached_tokens
         if turn > 0:
             check(f"Codex session, request {turn + 1}: the previous {previous} tokens come from the cache, "
-                  f"{u.input_tokens - cached} of {u.input_tokens} computed", cached >= previous, u)
+                  f"{u.input_tokens - cached} of {u.input_tokens} computed", cached >= previous - MTP_SLACK, u)
         previous = u.input_tokens
         for item in r.output:
             if item.type in ("reasoning", "message"):
