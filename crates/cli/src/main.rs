@@ -86,7 +86,7 @@ enum Command {
         /// names, e.g. a Claude model id, run on the loaded model).
         #[arg(long = "strict-model-names")]
         strict_model_names: bool,
-        /// Speculative decoding with the model's MTP block (GLM-5.x on the CPU): N draft
+        /// Speculative decoding with the model's MTP block (GLM-5.x, CPU or GPU): N draft
         /// tokens per step, 0 (or off) not to load the block, or auto (as many as pay,
         /// measured while generating).
         #[arg(long, default_value = "auto")]
@@ -152,7 +152,7 @@ enum BenchWhat {
         kv_type: localglm_glm::KvType,
         #[command(flatten)]
         device: DeviceArgs,
-        /// Speculative decoding figures with the model's MTP block (CPU): the cost of verifying
+        /// Speculative decoding figures with the model's MTP block: the cost of verifying
         /// k+1 tokens against decoding one, for k = 1..N (auto: 3; 0: none), the acceptance on
         /// this model and the resulting speed-up.
         #[arg(long, default_value = "auto")]
@@ -268,7 +268,7 @@ struct ChatArgs {
     seed: Option<u32>,
     #[command(flatten)]
     device: DeviceArgs,
-    /// Speculative decoding with the model's MTP block (GLM-5.x on the CPU): N draft
+    /// Speculative decoding with the model's MTP block (GLM-5.x, CPU or GPU): N draft
     /// tokens per step, 0 (or off) not to load the block, or auto (as many as pay,
     /// measured while generating).
     #[arg(long, default_value = "auto")]

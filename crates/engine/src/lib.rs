@@ -118,7 +118,7 @@ pub struct LoadSpec {
     /// `None` = the backend's default (one cache of the planned context), `Some(0)` = only the
     /// last conversation's.
     pub prompt_cache: Option<u64>,
-    /// Speculative decoding with the model's MTP block (GLM-5.x runtime on the CPU): tokens
+    /// Speculative decoding with the model's MTP block (GLM-5.x runtime, CPU or GPU): tokens
     /// drafted per step, or `Auto` (as many as pay, measured while generating); `Fixed(0)`
     /// does not load the block.
     pub mtp: localglm_glm::spec::Drafting,

@@ -166,7 +166,7 @@ pub struct KvCache {
     pub(crate) layers: Vec<LayerCache>,
     pub(crate) len: usize,
     /// The same caches on the GPU, when the model runs there (then `layers` stay empty).
-    pub(crate) device: Option<crate::gpu_pass::DeviceKv>,
+    pub(crate) device: Option<crate::gpu_ops::DeviceKv>,
     /// The MTP block's cache, when the model drafts with it.
     pub(crate) mtp: Option<crate::mtp::MtpCache>,
 }

@@ -1,45 +1,15 @@
-//! Feed-forward blocks of the GLM forward pass (spec §B.5–B.6): dense SwiGLU, and the
-//! sigmoid-routed MoE (bias only for selection, normalised top-k weights × scale, shared
-//! expert) — per token for decode, grouped by expert for prefill.
+//! The routed experts of the GLM MoE (spec §B.6) on the CPU kernels: sigmoid routing (bias only
+//! for selection, normalised top-k weights × scale), per token for decode, grouped by expert
+//! for prefill. Both backends use it: the CPU's `moe` op, and the GPU's for a layer whose
+//! experts stay in RAM. (The shared expert and dense FFNs are `pass::dense`.)
 
 use crate::config::Gating;
 use crate::model::{LayerVecs, Model};
-use crate::weights::{DenseFfn, GateUp, MoeWeights, QTensor};
+use crate::weights::{GateUp, MoeWeights, QTensor};
 use crate::GlmError;
-use candle_core::{DType, Tensor};
-use localglm_quants::{matmul_with, matvec_indexed_with, Activations};
+use localglm_quants::{matmul_with, matvec_indexed_with};
 
 impl Model {
-    pub(crate) fn dense_ffn(&self, f: &DenseFfn, x: &Tensor) -> Result<Tensor, GlmError> {
-        let mode = self.opts.activations;
-        let g = self.linear(&f.gate, x, mode)?;
-        let u = self.linear(&f.up, x, mode)?;
-        let a = (candle_nn::ops::silu(&g)? * u)?;
-        self.linear(&f.down, &a, mode)
-    }
-
-    /// Sigmoid-routed MoE (§B.6): bias only for selection, normalised top-k weights × scale,
-    /// plus the always-on shared expert.
-    pub(crate) fn moe(
-        &self,
-        m: &MoeWeights,
-        v: &LayerVecs,
-        x: &Tensor,
-    ) -> Result<Tensor, GlmError> {
-        let (n, d) = x.dims2()?;
-        let logits = self
-            .linear(&m.router, x, Activations::F32)?
-            .to_vec2::<f32>()?;
-        let xs = x.to_dtype(DType::F32)?.to_vec2::<f32>()?;
-        let mut out = vec![0f32; n * d];
-        self.moe_routed(m, v, &logits, &xs, &mut out)?;
-        let mut routed = Tensor::from_vec(out, (n, d), &self.opts.device)?;
-        if let Some(sh) = &m.shared {
-            routed = (routed + self.dense_ffn(sh, x)?)?;
-        }
-        Ok(routed)
-    }
-
     /// The routed experts on the CPU kernels: `out[t] += Σ_j w_j · expert_j(xs[t])`, the
     /// experts and weights chosen from the router's `logits` (the shared expert not included).
     pub(crate) fn moe_routed(

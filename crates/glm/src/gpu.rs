@@ -9,11 +9,13 @@
 //!   CPU kernels (llama.cpp's `--n-cpu-moe`).
 //! * A product on the GPU computes in f32 from the block-decoded weights; the CPU path's int8
 //!   activations are not used there, so GPU results are at least as close to the reference.
-//! * The forward pass then runs on the device (`gpu_pass`); the CPU path (`Model::linear`,
-//!   `per_head`, `moe`) never touches the GPU — a MoE layer whose routed experts are in RAM
-//!   hands the device pass only those (`Model::moe_routed`).
+//! * The forward pass (`pass`) then runs over the device's ops (`gpu_ops`); the CPU's ops
+//!   (`cpu_ops`) never touch the GPU — a MoE layer whose routed experts are in RAM hands the
+//!   CPU kernels only those (`Model::moe_routed`).
+//! * With the MTP block loaded, its weights are placed like a trunk layer's; its routed
+//!   experts stay in RAM only when every trunk MoE layer's do.
 
-use crate::weights::{Ffn, GateUp, QTensor, Weights};
+use crate::weights::{Ffn, GateUp, LayerWeights, MtpWeights, QTensor, Weights};
 use crate::GlmError;
 use localglm_gguf::GgufModel;
 use localglm_gpu::{Gpu, QWeight};
@@ -53,7 +55,7 @@ pub(crate) struct GpuWeights {
     /// Bytes uploaded.
     pub(crate) bytes: u64,
     /// Norm vectors and biases for the device-resident pass.
-    pub(crate) device: Option<crate::gpu_pass::DeviceModel>,
+    pub(crate) device: Option<crate::gpu_ops::DeviceModel>,
     /// Scratch buffers of the device-resident pass, reused from token to token.
     pub(crate) scratch: std::sync::Mutex<localglm_gpu::Pool>,
     /// Weights the device reads in place from the file's memory map (Apple unified memory).
@@ -66,6 +68,7 @@ impl GpuWeights {
     pub(crate) fn upload(
         g: &Arc<GgufModel>,
         w: &Weights,
+        mtp: Option<&MtpWeights>,
         placement: &GpuPlacement,
     ) -> Result<Self, GlmError> {
         let mut out = Self {
@@ -79,31 +82,29 @@ impl GpuWeights {
             scratch: Default::default(),
         };
         let mut tensors = vec![&w.output];
+        let moe_layers = w
+            .layers
+            .iter()
+            .filter(|l| matches!(l.ffn, Ffn::Moe(_)))
+            .count();
         let mut moe_seen = 0;
         for l in &w.layers {
-            tensors.extend([&l.q_a, &l.q_b, &l.kv_a, &l.k_b, &l.v_b, &l.out]);
-            if let Some(ix) = &l.indexer {
-                tensors.extend([&ix.q_b, &ix.k, &ix.proj]);
-            }
-            match &l.ffn {
-                Ffn::Dense(f) => tensors.extend([&f.gate, &f.up, &f.down]),
-                Ffn::Moe(m) => {
-                    tensors.push(&m.router);
-                    if let Some(f) = &m.shared {
-                        tensors.extend([&f.gate, &f.up, &f.down]);
-                    }
+            let experts = match l.ffn {
+                Ffn::Moe(_) => {
                     moe_seen += 1;
-                    if moe_seen <= placement.cpu_moe {
-                        out.cpu_moe += 1;
-                        continue;
-                    }
-                    match &m.gate_up {
-                        GateUp::Separate { gate, up } => tensors.extend([gate, up]),
-                        GateUp::Fused(t) => tensors.push(t),
-                    }
-                    tensors.push(&m.down);
+                    let on_cpu = moe_seen <= placement.cpu_moe;
+                    out.cpu_moe += usize::from(on_cpu);
+                    !on_cpu
                 }
-            }
+                Ffn::Dense(_) => true,
+            };
+            layer_tensors(l, experts, &mut tensors);
+        }
+        if let Some(m) = mtp {
+            // The MTP block's routed experts stay in RAM when every trunk layer's do.
+            layer_tensors(&m.layer, placement.cpu_moe < moe_layers, &mut tensors);
+            tensors.push(&m.eh_proj);
+            tensors.extend(&m.head);
         }
         let mut seen = std::collections::HashSet::new();
         tensors.retain(|t| seen.insert(&t.info.name));
@@ -116,7 +117,7 @@ impl GpuWeights {
                 report(done, total);
             }
         }
-        out.device = Some(crate::gpu_pass::DeviceModel::upload(g, &out.gpu, w)?);
+        out.device = Some(crate::gpu_ops::DeviceModel::upload(g, &out.gpu, w, mtp)?);
         Ok(out)
     }
 
@@ -146,6 +147,31 @@ impl GpuWeights {
     /// The device copy of `t`, when it has one.
     pub(crate) fn get(&self, t: &QTensor) -> Option<&QWeight> {
         self.by_name.get(&t.info.name)
+    }
+}
+
+/// The weights of layer `l` the device pass multiplies by (its routed experts only with
+/// `experts`).
+fn layer_tensors<'a>(l: &'a LayerWeights, experts: bool, out: &mut Vec<&'a QTensor>) {
+    out.extend([&l.q_a, &l.q_b, &l.kv_a, &l.k_b, &l.v_b, &l.out]);
+    if let Some(ix) = &l.indexer {
+        out.extend([&ix.q_b, &ix.k, &ix.proj]);
+    }
+    match &l.ffn {
+        Ffn::Dense(f) => out.extend([&f.gate, &f.up, &f.down]),
+        Ffn::Moe(m) => {
+            out.push(&m.router);
+            if let Some(f) = &m.shared {
+                out.extend([&f.gate, &f.up, &f.down]);
+            }
+            if experts {
+                match &m.gate_up {
+                    GateUp::Separate { gate, up } => out.extend([gate, up]),
+                    GateUp::Fused(t) => out.push(t),
+                }
+                out.push(&m.down);
+            }
+        }
     }
 }
 

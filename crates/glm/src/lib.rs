@@ -13,11 +13,13 @@
 
 mod cache;
 pub mod config;
+mod cpu_ops;
 mod ffn;
 pub mod gpu;
-mod gpu_pass;
+mod gpu_ops;
 pub mod model;
 mod mtp;
+mod pass;
 pub mod sampler;
 pub mod spec;
 pub mod template;

@@ -16,6 +16,7 @@
 
 use crate::cache::{GrowBuf, LayerCache};
 use crate::config::GlmConfig;
+use crate::cpu_ops::CpuOps;
 use crate::model::{vec_tensor, KvType, LayerVecs, Model};
 use crate::weights::{MtpWeights, Weights};
 use crate::GlmError;
@@ -29,10 +30,10 @@ const KEEP_ROWS: usize = 16;
 /// The loaded block.
 pub(crate) struct MtpBlock {
     pub(crate) w: MtpWeights,
-    vecs: LayerVecs,
-    enorm: Tensor,
-    hnorm: Tensor,
-    head_norm: Tensor,
+    pub(crate) vecs: LayerVecs,
+    pub(crate) enorm: Tensor,
+    pub(crate) hnorm: Tensor,
+    pub(crate) head_norm: Tensor,
 }
 
 impl MtpBlock {
@@ -108,7 +109,7 @@ pub(crate) struct MtpCache {
 impl MtpCache {
     /// Pairs held (positions `0..entries`).
     pub(crate) fn entries(&self) -> usize {
-        self.layer.kv.len
+        self.next.len()
     }
 
     fn row(&self, pos: usize) -> Option<&[f32]> {
@@ -182,7 +183,7 @@ impl MtpCache {
 
 impl Model {
     /// Whether this model drafts with its MTP block (loaded with `RuntimeOptions::mtp`, from a
-    /// file that has one, on the CPU).
+    /// file that has one).
     pub fn has_mtp(&self) -> bool {
         self.mtp.is_some()
     }
@@ -234,8 +235,9 @@ impl Model {
             None => mc.row(len - 1).expect("checked above").to_vec(),
         };
         let mut out = None;
-        rayon::scope(|_| out = Some(self.mtp_block(block, mc, &hidden, &[token], pos, true)));
+        rayon::scope(|_| out = Some(self.mtp_block(block, cache, &hidden, &[token], pos, true)));
         let (rows, logits) = out.expect("scope ran the block")?;
+        let mc = cache.mtp.as_mut().expect("checked above");
         let start = mc.draft.as_ref().map_or(pos, |d| d.start);
         mc.draft = Some(Draft {
             start,
@@ -251,14 +253,14 @@ impl Model {
         }
     }
 
-    /// After a trunk pass over `tokens` (positions `p0..`, final-norm rows `y`): runs the block
+    /// After a trunk pass over `tokens` (positions `p0..`, final-norm rows `ys`): runs the block
     /// over the pairs that became complete and keeps the pass's last rows.
     pub(crate) fn mtp_catch_up(
         &self,
         cache: &mut crate::KvCache,
         tokens: &[u32],
         p0: usize,
-        y: &Tensor,
+        ys: &[f32],
     ) -> Result<(), GlmError> {
         let (Some(block), Some(mc)) = (&self.mtp, cache.mtp.as_mut()) else {
             return Ok(());
@@ -279,7 +281,6 @@ impl Model {
         if e + 1 < p0 || (e + 1 == p0 && !mc.has_row(p0 - 1)) {
             mc.ok = false;
         }
-        let ys = y.flatten_all()?.to_vec1::<f32>()?;
         if mc.ok && p0 + n >= e + 2 {
             // Pairs q = e ..= p0+n-2: (h_q, t_{q+1}).
             let last = p0 + n - 2;
@@ -292,14 +293,15 @@ impl Model {
                 }
                 next.push(tokens[q + 1 - p0]);
             }
-            self.mtp_block(block, mc, &hidden, &next, e, false)?;
+            self.mtp_block(block, cache, &hidden, &next, e, false)?;
         }
+        let mc = cache.mtp.as_mut().expect("checked above");
         // The last KEEP_ROWS rows, this pass's after the earlier ones where they join up.
         if mc.rows_from + mc.rows.len() / d != p0 {
             mc.rows.clear();
             mc.rows_from = p0;
         }
-        mc.rows.extend_from_slice(&ys);
+        mc.rows.extend_from_slice(ys);
         let have = mc.rows.len() / d;
         if have > KEEP_ROWS {
             mc.rows.drain(..(have - KEEP_ROWS) * d);
@@ -309,61 +311,31 @@ impl Model {
     }
 
     /// The block on `m` pairs at positions `q0..`: trunk (or draft) hidden rows and next
-    /// tokens. Returns the outputs after the head norm (`[m × n_embd]`) and, when asked, the
-    /// last position's logits.
+    /// tokens. Returns the last output after the head norm (`n_embd` floats) and, when asked,
+    /// its logits.
     fn mtp_block(
         &self,
         block: &MtpBlock,
-        mc: &mut MtpCache,
+        cache: &mut crate::KvCache,
         hidden: &[f32],
         next: &[u32],
         q0: usize,
         logits: bool,
     ) -> Result<(Vec<f32>, Option<Vec<f32>>), GlmError> {
-        let m = next.len();
-        let c = &self.config;
-        let w = &block.w;
-        let dev = &self.opts.device;
-        let mut emb =
-            self.embed_with(w.embed.as_ref().unwrap_or(&self.weights.token_embd), next)?;
-        if q0 == 0 {
-            let zero = Tensor::zeros((1, c.n_embd), emb.dtype(), dev)?;
-            emb = match m {
-                1 => zero,
-                _ => Tensor::cat(&[&zero, &emb.narrow(0, 1, m - 1)?], 0)?,
-            };
-        }
-        let e = candle_nn::ops::rms_norm(&emb, &block.enorm, c.rms_eps)?;
-        let h = Tensor::from_vec(hidden.to_vec(), (m, c.n_embd), dev)?;
-        let h = candle_nn::ops::rms_norm(&h, &block.hnorm, c.rms_eps)?;
-        let u = self.linear(
-            &w.eh_proj,
-            &Tensor::cat(&[&e, &h], 1)?,
-            self.opts.activations,
-        )?;
-        let (cos, sin) = self.rope_tables(q0, m)?;
-        let mut shared = None;
-        let x = self.block(
-            c.n_layer,
-            &w.layer,
-            &block.vecs,
-            u,
-            q0,
-            (&cos, &sin),
-            &mut mc.layer,
-            &mut shared,
-        )?;
-        mc.next.extend_from_slice(next);
-        let out = candle_nn::ops::rms_norm(&x, &block.head_norm, c.rms_eps)?;
-        let logits = match logits {
-            true => {
-                let head = w.head.as_ref().unwrap_or(&self.weights.output);
-                let last = out.narrow(0, m - 1, 1)?;
-                let row = self.linear(head, &last, self.opts.activations)?;
-                Some(row.flatten_all()?.to_vec1::<f32>()?)
+        let (w, first) = (&block.w, q0 == 0);
+        let mc = cache.mtp.as_mut().expect("the block has its cache");
+        let out = match (&self.gpu, cache.device.as_mut()) {
+            (Some(gw), Some(dkv)) => {
+                let mut ops = crate::gpu_ops::GpuOps::new(self, gw, dkv, q0, next.len())?;
+                crate::pass::mtp_block(&mut ops, self, w, hidden, next, first, logits)?
             }
-            false => None,
+            _ => {
+                let layer = Some(&mut mc.layer);
+                let mut ops = CpuOps::new(self, &mut [], layer, q0, next.len())?;
+                crate::pass::mtp_block(&mut ops, self, w, hidden, next, first, logits)?
+            }
         };
-        Ok((out.narrow(0, m - 1, 1)?.flatten_all()?.to_vec1()?, logits))
+        mc.next.extend_from_slice(next);
+        Ok(out)
     }
 }

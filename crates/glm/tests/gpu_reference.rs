@@ -10,31 +10,10 @@
 use localglm_glm::{GpuPlacement, KvType, Logits, Model, RuntimeOptions};
 use localglm_gpu::{Gpu, GpuOptions};
 use localglm_quants::Activations;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 mod common;
-use common::{cases, compare, fixture, Case};
-
-fn gpu() -> Option<Arc<Gpu>> {
-    static GPU: OnceLock<Option<Arc<Gpu>>> = OnceLock::new();
-    GPU.get_or_init(|| {
-        let opts = GpuOptions {
-            allow_software: true,
-            ..GpuOptions::default()
-        };
-        match Gpu::new(&opts) {
-            Ok(g) => Some(Arc::new(g)),
-            Err(e) => {
-                if std::env::var("LOCALGLM_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-                    panic!("LOCALGLM_REQUIRE_GPU=1 but {e}");
-                }
-                eprintln!("SKIPPED: no GPU adapter to test on ({e})");
-                None
-            }
-        }
-    })
-    .clone()
-}
+use common::{cases, compare, fixture, gpu, Case};
 
 fn open(stem: &str, kv_type: KvType, placement: Option<GpuPlacement>) -> Model {
     Model::open(

@@ -3,8 +3,33 @@
 
 #![allow(dead_code)]
 
+use localglm_gpu::{Gpu, GpuOptions};
 use serde_json::Value;
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+/// The adapter GPU tests share (software ones such as lavapipe included). Without one the
+/// tests say so and pass, unless `LOCALGLM_REQUIRE_GPU=1`.
+pub fn gpu() -> Option<Arc<Gpu>> {
+    static GPU: OnceLock<Option<Arc<Gpu>>> = OnceLock::new();
+    GPU.get_or_init(|| {
+        let opts = GpuOptions {
+            allow_software: true,
+            ..GpuOptions::default()
+        };
+        match Gpu::new(&opts) {
+            Ok(g) => Some(Arc::new(g)),
+            Err(e) => {
+                if std::env::var("LOCALGLM_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+                    panic!("LOCALGLM_REQUIRE_GPU=1 but {e}");
+                }
+                eprintln!("SKIPPED: no GPU adapter to test on ({e})");
+                None
+            }
+        }
+    })
+    .clone()
+}
 
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

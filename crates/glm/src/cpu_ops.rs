@@ -1,0 +1,470 @@
+//! [`Ops`] on the CPU: activations are candle tensors in memory; weight products run the fused
+//! quant kernels of `localglm-quants` straight from the memory map (int8 activations unless
+//! `Activations::F32`); attention math, norms and RoPE are candle ops. Batches of up to
+//! [`SMALL_BATCH`] tokens run the per-head and expert products as indexed mat-vecs; long
+//! batches run MLA in expanded form where that saves work.
+
+use crate::cache::LayerCache;
+use crate::model::{LayerVecs, Model, SMALL_BATCH};
+use crate::pass::{Ops, Site, Vector};
+use crate::weights::{LayerWeights, MoeWeights, QTensor};
+use crate::GlmError;
+use candle_core::{DType, Tensor};
+use localglm_quants::{dequantize_row, matmul_with, matvec_indexed_with, Activations};
+
+/// One CPU pass: positions `p0..p0 + n` over the trunk's layer caches or the MTP block's.
+pub(crate) struct CpuOps<'a> {
+    m: &'a Model,
+    trunk: &'a mut [LayerCache],
+    mtp: Option<&'a mut LayerCache>,
+    p0: usize,
+    /// cos/sin of the interleaved RoPE for the pass's positions: `[n, rope/2]` each.
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl<'a> CpuOps<'a> {
+    pub(crate) fn new(
+        m: &'a Model,
+        trunk: &'a mut [LayerCache],
+        mtp: Option<&'a mut LayerCache>,
+        p0: usize,
+        n: usize,
+    ) -> Result<Self, GlmError> {
+        let half = m.inv_freq.len();
+        let mut c = Vec::with_capacity(n * half);
+        let mut s = Vec::with_capacity(n * half);
+        for p in p0..p0 + n {
+            for f in &m.inv_freq {
+                // Angle in f64: positions reach 10^6 and f32 would lose the phase.
+                let a = p as f64 * *f as f64;
+                c.push(a.cos() as f32);
+                s.push(a.sin() as f32);
+            }
+        }
+        let dev = &m.opts.device;
+        Ok(Self {
+            m,
+            trunk,
+            mtp,
+            p0,
+            cos: Tensor::from_vec(c, (n, half), dev)?,
+            sin: Tensor::from_vec(s, (n, half), dev)?,
+        })
+    }
+
+    fn cache(&mut self, at: Site) -> Result<&mut LayerCache, GlmError> {
+        match at {
+            Site::Trunk(i) => self.trunk.get_mut(i),
+            Site::Mtp => self.mtp.as_deref_mut(),
+        }
+        .ok_or_else(|| GlmError::Input(format!("no cache for {at:?}")))
+    }
+
+    fn vecs(&self, at: Site) -> &'a LayerVecs {
+        match at {
+            Site::Trunk(i) => &self.m.vecs[i],
+            Site::Mtp => &self.m.mtp.as_ref().expect("an MTP pass has its block").vecs,
+        }
+    }
+
+    fn vector(&self, v: Vector) -> &'a Tensor {
+        let block = || self.m.mtp.as_ref().expect("an MTP pass has its block");
+        match v {
+            Vector::Attn(at) => &self.vecs(at).attn_norm,
+            Vector::QA(at) => &self.vecs(at).q_a_norm,
+            Vector::KvA(at) => &self.vecs(at).kv_a_norm,
+            Vector::Ffn(at) => &self.vecs(at).ffn_norm,
+            Vector::Output => &self.m.output_norm,
+            Vector::MtpE => &block().enorm,
+            Vector::MtpH => &block().hnorm,
+            Vector::MtpHead => &block().head_norm,
+        }
+    }
+
+    fn mode(&self, exact: bool) -> Activations {
+        match exact {
+            true => Activations::F32,
+            false => self.m.opts.activations,
+        }
+    }
+
+    /// Additive causal mask `[n, T]` (0 visible, −∞ hidden).
+    fn causal_mask(&self, n: usize, t_len: usize) -> Result<Tensor, GlmError> {
+        let mut m = vec![f32::NEG_INFINITY; n * t_len];
+        for i in 0..n {
+            let visible = (self.p0 + i + 1).min(t_len);
+            m[i * t_len..i * t_len + visible].fill(0.0);
+        }
+        Ok(Tensor::from_vec(m, (n, t_len), &self.m.opts.device)?)
+    }
+}
+
+/// `[n, heads, d]` → RoPE'd, via candle's interleaved kernel (wants `[b, h, t, d]`).
+fn rope_heads(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
+    let x = x.transpose(0, 1)?.unsqueeze(0)?.contiguous()?;
+    let y = candle_nn::rotary_emb::rope_i(&x, cos, sin)?;
+    y.squeeze(0)?.transpose(0, 1)?.contiguous()
+}
+
+/// `x · Wᵀ` for a `[n, cols]` activation and a GGUF weight `[rows × cols]`.
+pub(crate) fn linear(
+    m: &Model,
+    w: &QTensor,
+    x: &Tensor,
+    mode: Activations,
+) -> Result<Tensor, GlmError> {
+    let (n, cols) = x.dims2()?;
+    let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let rows = w.rows();
+    let mut ys = vec![0f32; n * rows];
+    matmul_with(mode, w.ty(), w.bytes(&m.gguf), rows, cols, &xs, n, &mut ys)?;
+    Ok(Tensor::from_vec(ys, (n, rows), &m.opts.device)?)
+}
+
+impl Ops for CpuOps<'_> {
+    type X = Tensor;
+    type Mask = Tensor;
+
+    fn embed(&mut self, t: &QTensor, tokens: &[u32], zero_first: bool) -> Result<Tensor, GlmError> {
+        let d = self.m.config.n_embd;
+        let row_bytes = t.ty().row_bytes(d)?;
+        let bytes = t.bytes(&self.m.gguf);
+        let mut out = vec![0f32; tokens.len() * d];
+        for (k, &id) in tokens.iter().enumerate().skip(usize::from(zero_first)) {
+            let o = id as usize * row_bytes;
+            dequantize_row(
+                t.ty(),
+                &bytes[o..o + row_bytes],
+                &mut out[k * d..(k + 1) * d],
+            )?;
+        }
+        Ok(Tensor::from_vec(
+            out,
+            (tokens.len(), d),
+            &self.m.opts.device,
+        )?)
+    }
+
+    fn upload(
+        &mut self,
+        values: &[f32],
+        width: usize,
+        _: &'static str,
+    ) -> Result<Tensor, GlmError> {
+        let rows = values.len() / width;
+        Ok(Tensor::from_vec(
+            values.to_vec(),
+            (rows, width),
+            &self.m.opts.device,
+        )?)
+    }
+
+    fn rms_norm(
+        &mut self,
+        x: &Tensor,
+        v: Vector,
+        eps: f32,
+        _: &'static str,
+    ) -> Result<Tensor, GlmError> {
+        Ok(candle_nn::ops::rms_norm(x, self.vector(v), eps)?)
+    }
+
+    fn rms_norm_in(
+        &mut self,
+        x: Tensor,
+        v: Vector,
+        cols: usize,
+        eps: f32,
+    ) -> Result<Tensor, GlmError> {
+        let width = x.dim(1)?;
+        if cols == width {
+            return self.rms_norm(&x, v, eps, "");
+        }
+        let head = x.narrow(1, 0, cols)?.contiguous()?;
+        let head = candle_nn::ops::rms_norm(&head, self.vector(v), eps)?;
+        Ok(Tensor::cat(&[&head, &x.narrow(1, cols, width - cols)?], 1)?)
+    }
+
+    fn layer_norm_in(&mut self, x: Tensor, at: Site, eps: f32) -> Result<Tensor, GlmError> {
+        let (w, b) = self
+            .vecs(at)
+            .idx_norm
+            .as_ref()
+            .expect("a full layer has its norm");
+        Ok(candle_nn::ops::layer_norm(&x, w, b, eps)?)
+    }
+
+    fn linear(
+        &mut self,
+        w: &QTensor,
+        x: &Tensor,
+        exact: bool,
+        _: &'static str,
+    ) -> Result<Tensor, GlmError> {
+        linear(self.m, w, x, self.mode(exact))
+    }
+
+    fn linear_add(&mut self, w: &QTensor, x: &Tensor, acc: Tensor) -> Result<Tensor, GlmError> {
+        Ok((acc + linear(self.m, w, x, self.mode(false))?)?)
+    }
+
+    fn rope(
+        &mut self,
+        x: Tensor,
+        heads: usize,
+        head_width: usize,
+        off: usize,
+    ) -> Result<Tensor, GlmError> {
+        let rope = self.m.config.qk_rope;
+        let n = x.dim(0)?;
+        let x = x.reshape((n, heads, head_width))?;
+        let roped = rope_heads(&x.narrow(2, off, rope)?, &self.cos, &self.sin)?;
+        let mut parts = Vec::with_capacity(3);
+        if off > 0 {
+            parts.push(x.narrow(2, 0, off)?);
+        }
+        parts.push(roped);
+        if off + rope < head_width {
+            parts.push(x.narrow(2, off + rope, head_width - off - rope)?);
+        }
+        Ok(Tensor::cat(&parts, 2)?.reshape((n, heads * head_width))?)
+    }
+
+    fn swiglu(&mut self, gate: &QTensor, up: &QTensor, x: &Tensor) -> Result<Tensor, GlmError> {
+        let mode = self.mode(false);
+        let g = linear(self.m, gate, x, mode)?;
+        let u = linear(self.m, up, x, mode)?;
+        Ok((candle_nn::ops::silu(&g)? * u)?)
+    }
+
+    fn store_kv(&mut self, at: Site, rows: &Tensor) -> Result<(), GlmError> {
+        Ok(self.cache(at)?.kv.append(rows)?)
+    }
+
+    fn cached(&self, at: Site) -> usize {
+        let layer = match at {
+            Site::Trunk(i) => self.trunk.get(i),
+            Site::Mtp => self.mtp.as_deref(),
+        };
+        layer.map_or(0, |l| l.kv.len)
+    }
+
+    fn store_index_keys(&mut self, at: Site, keys: &Tensor) -> Result<(), GlmError> {
+        let buf = self.cache(at)?.idx_k.as_mut();
+        let buf = buf.ok_or_else(|| GlmError::Input("no indexer cache".into()))?;
+        Ok(buf.append(keys)?)
+    }
+
+    fn index_select(
+        &mut self,
+        at: Site,
+        q: &Tensor,
+        w: &Tensor,
+        scale: f32,
+    ) -> Result<Tensor, GlmError> {
+        let c = &self.m.config;
+        let (nih, d) = (c.idx_heads, c.idx_dim);
+        let n = q.dim(0)?;
+        let dev = self.m.opts.device.clone();
+        let p0 = self.p0;
+        let kbuf = self.cache(at)?.idx_k.as_ref().expect("keys stored");
+        let t_len = kbuf.len;
+        let keys = kbuf.view(&dev)?; // [T, d]
+        let causal = self.causal_mask(n, t_len)?;
+        let w = (w * scale as f64)?;
+        let s = q
+            .reshape((n * nih, d))?
+            .matmul(&keys.t()?)?
+            .relu()?
+            .reshape((n, nih, t_len))?;
+        let score = w.unsqueeze(1)?.matmul(&s)?.squeeze(1)?; // [n, T]
+        let score = (score + &causal)?.to_vec2::<f32>()?;
+        let m = crate::model::topk_mask(&score, p0, t_len, c.idx_topk, f32::NEG_INFINITY);
+        Ok(Tensor::from_vec(m, (n, t_len), &dev)?)
+    }
+
+    fn attend(
+        &mut self,
+        at: Site,
+        lw: &LayerWeights,
+        q: &Tensor,
+        mask: Option<&Tensor>,
+    ) -> Result<Tensor, GlmError> {
+        let c = &self.m.config;
+        let n = q.dim(0)?;
+        let nh = c.n_head;
+        let dev = self.m.opts.device.clone();
+        let keys = self.cache(at)?.kv.view(&dev)?; // [T, kv_lora + rope]
+        let t_len = keys.dim(0)?;
+        let mask = match mask {
+            Some(m) => m.clone(),
+            None => self.causal_mask(n, t_len)?,
+        };
+        let q = q.reshape((n, nh, c.qk_nope + c.qk_rope))?;
+        let q_nope = q.narrow(2, 0, c.qk_nope)?;
+        let q_pe = q.narrow(2, c.qk_nope, c.qk_rope)?;
+        if expand_mla(self.m, n, t_len) {
+            return expanded_mla(self.m, lw, &q_nope, &q_pe, &keys, &mask);
+        }
+        // Absorbed MLA: q̃_h = K_b[h]·q_nope_h; scores over [c_kv ; k_pe]; values = c_kv.
+        let q_abs = per_head(self.m, &lw.k_b, &q_nope.contiguous()?)?; // [n, H, kv_lora]
+        let qf = Tensor::cat(&[&q_abs, &q_pe], 2)?.reshape((n * nh, c.kv_width()))?;
+        let scores = (qf.matmul(&keys.t()?)? * c.attn_scale() as f64)?.reshape((n, nh, t_len))?;
+        let scores = scores.broadcast_add(&mask.unsqueeze(1)?)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?.reshape((n * nh, t_len))?;
+        let values = keys.narrow(1, 0, c.kv_lora)?;
+        let o_lat = probs.matmul(&values)?.reshape((n, nh, c.kv_lora))?;
+        Ok(per_head(self.m, &lw.v_b, &o_lat)?.reshape((n, nh * c.v_head))?)
+    }
+
+    fn moe(
+        &mut self,
+        at: Site,
+        m: &MoeWeights,
+        h: &Tensor,
+        acc: Tensor,
+    ) -> Result<Tensor, GlmError> {
+        let (n, d) = h.dims2()?;
+        let logits = linear(self.m, &m.router, h, Activations::F32)?.to_vec2::<f32>()?;
+        let xs = h.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+        let mut out = vec![0f32; n * d];
+        self.m
+            .moe_routed(m, self.vecs(at), &logits, &xs, &mut out)?;
+        Ok((acc + Tensor::from_vec(out, (n, d), &self.m.opts.device)?)?)
+    }
+
+    fn norm_pair(
+        &mut self,
+        (x, vx): (&Tensor, Vector),
+        (y, vy): (&Tensor, Vector),
+        eps: f32,
+        _: &'static str,
+    ) -> Result<Tensor, GlmError> {
+        let x = candle_nn::ops::rms_norm(x, self.vector(vx), eps)?;
+        let y = candle_nn::ops::rms_norm(y, self.vector(vy), eps)?;
+        Ok(Tensor::cat(&[&x, &y], 1)?)
+    }
+
+    fn rows(&mut self, x: Tensor, first: usize, count: usize) -> Result<Tensor, GlmError> {
+        Ok(x.narrow(0, first, count)?)
+    }
+
+    fn logits(&mut self, w: &QTensor, x: &Tensor) -> Result<Vec<Vec<f32>>, GlmError> {
+        Ok(linear(self.m, w, x, self.mode(false))?.to_vec2::<f32>()?)
+    }
+
+    fn to_host(&mut self, x: &Tensor) -> Result<Vec<f32>, GlmError> {
+        Ok(x.flatten_all()?.to_vec1::<f32>()?)
+    }
+
+    fn finish(&mut self) -> Result<(), GlmError> {
+        Ok(())
+    }
+}
+
+/// Per-head products with a stacked `[heads][rows × cols]` weight (`attn_k_b`, `attn_v_b`):
+/// `x` is `[n, heads, cols]`, the result `[n, heads, rows]`.
+fn per_head(m: &Model, w: &QTensor, x: &Tensor) -> Result<Tensor, GlmError> {
+    let (n, h, cols) = x.dims3()?;
+    let mode = m.opts.activations;
+    let rows = w.rows();
+    if n > SMALL_BATCH {
+        // Prefill: one batched product per head (its weights decoded once for all tokens).
+        let per = w.ty().row_bytes(cols)? * rows;
+        let bytes = w.bytes(&m.gguf);
+        let xh = x.transpose(0, 1)?.contiguous()?.to_vec3::<f32>()?; // [h][n][cols]
+        let mut out = vec![0f32; n * h * rows];
+        let mut yh = vec![0f32; n * rows];
+        for (head, xs) in xh.iter().enumerate() {
+            let flat: Vec<f32> = xs.concat();
+            let wh = &bytes[head * per..(head + 1) * per];
+            matmul_with(mode, w.ty(), wh, rows, cols, &flat, n, &mut yh)?;
+            for t in 0..n {
+                out[(t * h + head) * rows..(t * h + head + 1) * rows]
+                    .copy_from_slice(&yh[t * rows..(t + 1) * rows]);
+            }
+        }
+        return Ok(Tensor::from_vec(out, (n, h, rows), &m.opts.device)?);
+    }
+    let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let ids: Vec<u32> = (0..n).flat_map(|_| 0..h as u32).collect();
+    let mut ys = vec![0f32; n * h * rows];
+    matvec_indexed_with(mode, w.stacked(&m.gguf), &ids, &xs, &mut ys)?;
+    Ok(Tensor::from_vec(ys, (n, h, rows), &m.opts.device)?)
+}
+
+/// Whether a batch of `n` queries over `t_len` keys runs MLA expanded: past the size where it
+/// does fewer multiply-adds than the absorbed form, and with its per-head keys and values
+/// (`H·T·(nope + v)` f32, twice over while transposed) within 1 GiB.
+fn expand_mla(m: &Model, n: usize, t_len: usize) -> bool {
+    let c = &m.config;
+    if m.opts.mla_expand_from <= 1 {
+        return n >= 2;
+    }
+    let absorbed = 2 * c.kv_lora + c.qk_rope;
+    let expanded = c.qk_nope + c.qk_rope + c.v_head;
+    if absorbed <= expanded {
+        return false;
+    }
+    let pays_from = c.kv_lora * (c.qk_nope + c.v_head) / (absorbed - expanded) + 1;
+    let bytes = c.n_head * t_len * (c.qk_nope + c.v_head) * 4 * 2;
+    n >= m.opts.mla_expand_from.max(pays_from) && bytes <= 1 << 30
+}
+
+/// MLA in expanded form for a long batch: per head, keys `c_kv·K_b[h]` and values
+/// `c_kv·V_b[h]ᵀ` from the latent cache, then ordinary attention. Per layer about
+/// `T·H·kv_lora·(nope + v) + n·T·H·(nope + rope + v)` multiply-adds against the absorbed
+/// form's `n·T·H·(2·kv_lora + rope)`. Returns the heads' outputs `[n, H·v_head]`.
+fn expanded_mla(
+    m: &Model,
+    lw: &LayerWeights,
+    q_nope: &Tensor,
+    q_pe: &Tensor,
+    keys: &Tensor,
+    mask: &Tensor,
+) -> Result<Tensor, GlmError> {
+    let c = &m.config;
+    let (n, nh, _) = q_nope.dims3()?;
+    let t_len = keys.dim(0)?;
+    let heads = |w: &QTensor, rows: usize, cols: usize| -> Result<Tensor, GlmError> {
+        let v = localglm_quants::dequant::dequantize_to_vec(
+            w.ty(),
+            w.bytes(&m.gguf),
+            nh * rows * cols,
+        )?;
+        Ok(Tensor::from_vec(v, (nh, rows, cols), &m.opts.device)?)
+    };
+    // All heads in one product each: [kv_lora, H·nope] and [kv_lora, H·v_head].
+    let k_b = heads(&lw.k_b, c.kv_lora, c.qk_nope)? // [H, kv_lora, nope]
+        .transpose(0, 1)?
+        .contiguous()?
+        .reshape((c.kv_lora, nh * c.qk_nope))?;
+    let v_b = heads(&lw.v_b, c.v_head, c.kv_lora)? // [H, v_head, kv_lora]
+        .transpose(0, 2)?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((c.kv_lora, nh * c.v_head))?; // [kv_lora, H·v_head]
+    let latent = keys.narrow(1, 0, c.kv_lora)?.contiguous()?; // [T, kv_lora]
+    let per_head = |t: Tensor, d: usize| -> Result<Tensor, GlmError> {
+        Ok(t.reshape((t_len, nh, d))?.transpose(0, 1)?.contiguous()?)
+    };
+    let k_nope = per_head(latent.matmul(&k_b)?, c.qk_nope)?; // [H, T, nope]
+    let values = per_head(latent.matmul(&v_b)?, c.v_head)?; // [H, T, v_head]
+    let k_pe = keys
+        .narrow(1, c.kv_lora, c.qk_rope)?
+        .t()?
+        .contiguous()?
+        .unsqueeze(0)?
+        .broadcast_as((nh, c.qk_rope, t_len))?
+        .contiguous()?; // [H, rope, T]
+    let qn = q_nope.transpose(0, 1)?.contiguous()?; // [H, n, nope]
+    let qp = q_pe.transpose(0, 1)?.contiguous()?; // [H, n, rope]
+    let scores = (qn.matmul(&k_nope.transpose(1, 2)?.contiguous()?)? + qp.matmul(&k_pe)?)?;
+    let scores = (scores * c.attn_scale() as f64)?.broadcast_add(&mask.unsqueeze(0)?)?;
+    let probs = candle_nn::ops::softmax_last_dim(&scores)?; // [H, n, T]
+    let o = probs.matmul(&values)?; // [H, n, v_head]
+    Ok(o.transpose(0, 1)?
+        .contiguous()?
+        .reshape((n, nh * c.v_head))?)
+}

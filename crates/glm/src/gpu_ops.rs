@@ -1,0 +1,713 @@
+//! [`Ops`] on the GPU: the activations and the KV cache live on the device. Embeddings are
+//! looked up on the host and uploaded, then every norm, RoPE, product, the MLA attention
+//! (absorbed form, for prefill and decode alike), the cache stores, the MoE routing and expert
+//! products, and the residual adds are recorded into one command stream; only the logits come
+//! back.
+//!
+//! The indexer's top-k selection runs on the device too (an exact radix select per query).
+//! One host crossing remains by design: a MoE layer whose routed experts stay in RAM
+//! (`cpu_moe`) hands its normalised activations to the CPU kernels and takes the result back.
+
+use crate::gpu::GpuWeights;
+use crate::model::Model;
+use crate::pass::{Ops, Site, Vector};
+use crate::weights::{Ffn, GateUp, LayerWeights, MoeWeights, QTensor};
+use crate::GlmError;
+use localglm_gpu::{cache_words, AttentionArgs, Buffer, Gpu, Pool, QWeight};
+use localglm_quants::{dequantize_row, dequantize_to_vec, KvType};
+
+/// Batches of at least this many tokens run the routed-expert products grouped by expert
+/// (one read of an expert's weights per 8 of its tokens); smaller ones per slot.
+const BY_EXPERT_FROM: usize = 8;
+/// The additive mask value of a key the indexer did not select (exp() of it is 0).
+const HIDDEN: f32 = -1e30;
+
+/// Per-layer vectors on the device.
+pub(crate) struct DeviceVecs {
+    attn_norm: Buffer,
+    q_a_norm: Buffer,
+    kv_a_norm: Buffer,
+    ffn_norm: Buffer,
+    /// LayerNorm weight then bias, `idx_dim` each.
+    idx_norm: Option<Buffer>,
+    expert_bias: Option<Buffer>,
+}
+
+/// The MTP block's vectors on the device.
+pub(crate) struct DeviceMtp {
+    layer: DeviceVecs,
+    enorm: Buffer,
+    hnorm: Buffer,
+    head_norm: Buffer,
+}
+
+/// The model's vectors on the device.
+pub(crate) struct DeviceModel {
+    layers: Vec<DeviceVecs>,
+    output_norm: Buffer,
+    mtp: Option<DeviceMtp>,
+}
+
+impl DeviceModel {
+    pub(crate) fn upload(
+        model_gguf: &localglm_gguf::GgufModel,
+        gpu: &Gpu,
+        w: &crate::weights::Weights,
+        mtp: Option<&crate::weights::MtpWeights>,
+    ) -> Result<Self, GlmError> {
+        let vec = |t: &QTensor| -> Result<Vec<f32>, GlmError> {
+            Ok(dequantize_to_vec(
+                t.ty(),
+                t.bytes(model_gguf),
+                t.info.n_elems as usize,
+            )?)
+        };
+        let up = |t: &QTensor| -> Result<Buffer, GlmError> { Ok(gpu.upload_f32(&vec(t)?)?) };
+        let layer = |l: &LayerWeights| -> Result<DeviceVecs, GlmError> {
+            let idx_norm = match &l.indexer {
+                Some(ix) => {
+                    let mut both = vec(&ix.k_norm_w)?;
+                    both.extend(vec(&ix.k_norm_b)?);
+                    Some(gpu.upload_f32(&both)?)
+                }
+                None => None,
+            };
+            let expert_bias = match &l.ffn {
+                Ffn::Moe(m) => match &m.bias {
+                    Some(b) => Some(up(b)?),
+                    None => None,
+                },
+                Ffn::Dense(_) => None,
+            };
+            Ok(DeviceVecs {
+                attn_norm: up(&l.attn_norm)?,
+                q_a_norm: up(&l.q_a_norm)?,
+                kv_a_norm: up(&l.kv_a_norm)?,
+                ffn_norm: up(&l.ffn_norm)?,
+                idx_norm,
+                expert_bias,
+            })
+        };
+        let mtp = match mtp {
+            Some(m) => Some(DeviceMtp {
+                layer: layer(&m.layer)?,
+                enorm: up(&m.enorm)?,
+                hnorm: up(&m.hnorm)?,
+                head_norm: up(&m.head_norm)?,
+            }),
+            None => None,
+        };
+        Ok(Self {
+            layers: w.layers.iter().map(layer).collect::<Result<_, _>>()?,
+            output_norm: up(&w.output_norm)?,
+            mtp,
+        })
+    }
+}
+
+/// A growable device buffer of cache rows (`words` u32 per row).
+pub(crate) struct DeviceRows {
+    buf: Option<Buffer>,
+    cap: usize,
+    words: usize,
+}
+
+impl DeviceRows {
+    fn new(kv: KvType, width: usize) -> Self {
+        Self {
+            buf: None,
+            cap: 0,
+            words: cache_words(kv, width),
+        }
+    }
+
+    /// Room for `rows` rows, keeping the first `keep` (capacity doubles).
+    fn reserve(&mut self, gpu: &Gpu, rows: usize, keep: usize) -> Result<&Buffer, GlmError> {
+        if rows > self.cap || self.buf.is_none() {
+            let cap = rows.max(self.cap * 2).max(64);
+            let fresh = gpu.zeros(cap * self.words)?;
+            if let Some(old) = &self.buf {
+                gpu.copy(old, 0, &fresh, 0, keep * self.words)?;
+                // The old rows are freed once no cached bind group holds them.
+                gpu.release_bindings();
+            }
+            self.buf = Some(fresh);
+            self.cap = cap;
+        }
+        Ok(self.buf.as_ref().expect("reserved"))
+    }
+}
+
+impl DeviceRows {
+    fn bytes(&self) -> usize {
+        self.cap * self.words * 4
+    }
+
+    /// A new buffer with a copy of the first `rows` rows.
+    fn fork(&self, gpu: &Gpu, rows: usize) -> Result<Self, GlmError> {
+        let mut out = Self {
+            buf: None,
+            cap: 0,
+            words: self.words,
+        };
+        if let (Some(old), true) = (&self.buf, rows > 0) {
+            let fresh = out.reserve(gpu, rows, 0)?.clone();
+            gpu.copy(old, 0, &fresh, 0, rows * self.words)?;
+        }
+        Ok(out)
+    }
+}
+
+impl DeviceKv {
+    /// Bytes of device memory held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.kv
+            .iter()
+            .chain(self.idx.iter().flatten())
+            .map(DeviceRows::bytes)
+            .sum()
+    }
+
+    /// A copy of the first `rows` tokens' caches.
+    pub(crate) fn fork(&self, rows: usize) -> Result<Self, GlmError> {
+        let gpu = &self.gpu;
+        Ok(Self {
+            kv: self
+                .kv
+                .iter()
+                .map(|r| r.fork(gpu, rows))
+                .collect::<Result<_, _>>()?,
+            idx: self
+                .idx
+                .iter()
+                .map(|r| r.as_ref().map(|r| r.fork(gpu, rows)).transpose())
+                .collect::<Result<_, _>>()?,
+            gpu: gpu.clone(),
+        })
+    }
+}
+
+/// One sequence's latent KV and indexer-key caches on the device.
+pub(crate) struct DeviceKv {
+    kv: Vec<DeviceRows>,
+    idx: Vec<Option<DeviceRows>>,
+    gpu: std::sync::Arc<Gpu>,
+}
+
+impl Drop for DeviceKv {
+    /// Cached bind groups hold the cache's buffers: let them go with it.
+    fn drop(&mut self) {
+        self.gpu.release_bindings();
+    }
+}
+
+impl Model {
+    /// A fresh device cache (when the model runs the device pass).
+    pub(crate) fn new_device_kv(&self) -> Option<DeviceKv> {
+        let gw = self.gpu.as_ref()?;
+        let kv = self.opts.kv_type;
+        // The MTP block's caches, when it is loaded, follow the trunk's layers.
+        let layers = self
+            .weights
+            .layers
+            .iter()
+            .chain(self.mtp.as_ref().map(|b| &b.w.layer));
+        Some(DeviceKv {
+            gpu: gw.gpu.clone(),
+            kv: layers
+                .clone()
+                .map(|_| DeviceRows::new(kv, self.config.kv_width()))
+                .collect(),
+            idx: layers
+                .map(|l| {
+                    l.indexer
+                        .as_ref()
+                        .map(|_| DeviceRows::new(kv, self.config.idx_dim))
+                })
+                .collect(),
+        })
+    }
+}
+
+/// An activation on the device: `rows × width` floats at `off` in `buf`.
+#[derive(Clone)]
+pub(crate) struct Act {
+    buf: Buffer,
+    off: usize,
+    rows: usize,
+    width: usize,
+}
+
+impl Act {
+    fn new(buf: Buffer, rows: usize, width: usize) -> Self {
+        Self {
+            buf,
+            off: 0,
+            rows,
+            width,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.rows * self.width
+    }
+}
+
+/// One device pass: positions `p0..p0 + n` over a sequence's device cache, every op recorded
+/// into the pending submission.
+pub(crate) struct GpuOps<'a> {
+    m: &'a Model,
+    gw: &'a GpuWeights,
+    dm: &'a DeviceModel,
+    g: &'a Gpu,
+    /// Scratch reused across passes (one pass at a time per model).
+    pool: std::sync::MutexGuard<'a, Pool>,
+    dkv: &'a mut DeviceKv,
+    p0: usize,
+    n: usize,
+    /// The RoPE table of the pass's positions: cos rows, then sin rows at `sin_off`.
+    table: Buffer,
+    sin_off: usize,
+    /// Each token's head numbers (the per-head products' expert ids).
+    head_ids: Buffer,
+}
+
+impl<'a> GpuOps<'a> {
+    pub(crate) fn new(
+        m: &'a Model,
+        gw: &'a GpuWeights,
+        dkv: &'a mut DeviceKv,
+        p0: usize,
+        n: usize,
+    ) -> Result<Self, GlmError> {
+        let dm = gw.device.as_ref().expect("device vectors uploaded");
+        let g: &Gpu = &gw.gpu;
+        let mut pool = gw.scratch.lock().unwrap_or_else(|p| p.into_inner());
+        let half = m.inv_freq.len();
+        let mut cos = Vec::with_capacity(2 * n * half);
+        let mut sin = Vec::with_capacity(n * half);
+        for p in p0..p0 + n {
+            for f in &m.inv_freq {
+                let a = p as f64 * *f as f64;
+                cos.push(a.cos() as f32);
+                sin.push(a.sin() as f32);
+            }
+        }
+        cos.extend(sin);
+        let table = pool.get(g, "rope", cos.len())?;
+        g.write_f32(&table, &cos)?;
+        let nh = m.config.n_head;
+        let ids: Vec<u32> = (0..n).flat_map(|_| 0..nh as u32).collect();
+        let head_ids = pool.get(g, "head_ids", ids.len())?;
+        g.write_u32(&head_ids, &ids)?;
+        Ok(Self {
+            m,
+            gw,
+            dm,
+            g,
+            pool,
+            dkv,
+            p0,
+            n,
+            table,
+            sin_off: n * half,
+            head_ids,
+        })
+    }
+
+    fn get(&mut self, slot: &'static str, len: usize) -> Result<Buffer, GlmError> {
+        Ok(self.pool.get(self.g, slot, len)?)
+    }
+
+    /// The cache index of `at` (the MTP block's follows the trunk's layers).
+    fn layer(&self, at: Site) -> usize {
+        match at {
+            Site::Trunk(i) => i,
+            Site::Mtp => self.m.config.n_layer,
+        }
+    }
+
+    fn mtp(&self) -> Result<&'a DeviceMtp, GlmError> {
+        self.dm
+            .mtp
+            .as_ref()
+            .ok_or_else(|| GlmError::Input("the MTP block is not on the GPU".into()))
+    }
+
+    fn vecs(&self, at: Site) -> Result<&'a DeviceVecs, GlmError> {
+        match at {
+            Site::Trunk(i) => Ok(&self.dm.layers[i]),
+            Site::Mtp => Ok(&self.mtp()?.layer),
+        }
+    }
+
+    fn vector(&self, v: Vector) -> Result<&'a Buffer, GlmError> {
+        Ok(match v {
+            Vector::Attn(at) => &self.vecs(at)?.attn_norm,
+            Vector::QA(at) => &self.vecs(at)?.q_a_norm,
+            Vector::KvA(at) => &self.vecs(at)?.kv_a_norm,
+            Vector::Ffn(at) => &self.vecs(at)?.ffn_norm,
+            Vector::Output => &self.dm.output_norm,
+            Vector::MtpE => &self.mtp()?.enorm,
+            Vector::MtpH => &self.mtp()?.hnorm,
+            Vector::MtpHead => &self.mtp()?.head_norm,
+        })
+    }
+
+    fn w(&self, t: &QTensor) -> Result<&'a QWeight, GlmError> {
+        w(self.gw, t)
+    }
+}
+
+impl Ops for GpuOps<'_> {
+    type X = Act;
+    type Mask = Buffer;
+
+    fn embed(&mut self, t: &QTensor, tokens: &[u32], zero_first: bool) -> Result<Act, GlmError> {
+        let d = self.m.config.n_embd;
+        let row_bytes = t.ty().row_bytes(d)?;
+        let bytes = t.bytes(&self.m.gguf);
+        let mut out = vec![0f32; tokens.len() * d];
+        for (k, &id) in tokens.iter().enumerate().skip(usize::from(zero_first)) {
+            let o = id as usize * row_bytes;
+            dequantize_row(
+                t.ty(),
+                &bytes[o..o + row_bytes],
+                &mut out[k * d..(k + 1) * d],
+            )?;
+        }
+        self.upload(&out, d, "x")
+    }
+
+    fn upload(
+        &mut self,
+        values: &[f32],
+        width: usize,
+        slot: &'static str,
+    ) -> Result<Act, GlmError> {
+        let buf = self.get(slot, values.len())?;
+        self.g.write_f32(&buf, values)?;
+        Ok(Act::new(buf, values.len() / width, width))
+    }
+
+    fn rms_norm(
+        &mut self,
+        x: &Act,
+        v: Vector,
+        eps: f32,
+        slot: &'static str,
+    ) -> Result<Act, GlmError> {
+        let y = self.get(slot, x.len())?;
+        let w = self.vector(v)?;
+        let d = x.width;
+        self.g
+            .rms_norm((&x.buf, x.off, d), (&y, 0, d), (w, 0), x.rows, d, eps)?;
+        Ok(Act::new(y, x.rows, d))
+    }
+
+    fn rms_norm_in(&mut self, x: Act, v: Vector, cols: usize, eps: f32) -> Result<Act, GlmError> {
+        let w = self.vector(v)?;
+        let at = (&x.buf, x.off, x.width);
+        self.g.rms_norm(at, at, (w, 0), x.rows, cols, eps)?;
+        Ok(x)
+    }
+
+    fn layer_norm_in(&mut self, x: Act, at: Site, eps: f32) -> Result<Act, GlmError> {
+        let norm = self.vecs(at)?.idx_norm.as_ref();
+        let norm = norm.ok_or_else(|| GlmError::Input("no indexer norm".into()))?;
+        let d = x.width;
+        let place = (&x.buf, x.off, d);
+        // The bias follows the weight in one buffer.
+        self.g
+            .layer_norm(place, place, (norm, 0), d, x.rows, d, eps)?;
+        Ok(x)
+    }
+
+    fn linear(
+        &mut self,
+        t: &QTensor,
+        x: &Act,
+        _: bool,
+        slot: &'static str,
+    ) -> Result<Act, GlmError> {
+        // The device computes in f32 from the decoded blocks: `exact` always holds.
+        let y = self.get(slot, x.rows * t.rows())?;
+        self.g.matmul(self.w(t)?, &x.buf, x.off, x.rows, &y, 0)?;
+        Ok(Act::new(y, x.rows, t.rows()))
+    }
+
+    fn linear_add(&mut self, t: &QTensor, x: &Act, acc: Act) -> Result<Act, GlmError> {
+        self.g
+            .matmul_add(self.w(t)?, &x.buf, x.off, x.rows, &acc.buf, acc.off)?;
+        Ok(acc)
+    }
+
+    fn rope(
+        &mut self,
+        x: Act,
+        heads: usize,
+        head_width: usize,
+        off: usize,
+    ) -> Result<Act, GlmError> {
+        let half = self.m.config.qk_rope / 2;
+        self.g.rope(
+            &x.buf,
+            x.off + off,
+            x.rows,
+            heads,
+            half,
+            x.width,
+            head_width,
+            &self.table,
+            0,
+            self.sin_off,
+        )?;
+        Ok(x)
+    }
+
+    fn swiglu(&mut self, gate: &QTensor, up: &QTensor, x: &Act) -> Result<Act, GlmError> {
+        let (n, ff) = (x.rows, gate.rows());
+        let gu = self.get("gu", 2 * n * ff)?;
+        let act = self.get("act", n * ff)?;
+        self.g.matmul(self.w(gate)?, &x.buf, x.off, n, &gu, 0)?;
+        self.g.matmul(self.w(up)?, &x.buf, x.off, n, &gu, n * ff)?;
+        self.g.silu_mul(&act, 0, &gu, 0, n * ff, ff, n, ff)?;
+        Ok(Act::new(act, n, ff))
+    }
+
+    fn store_kv(&mut self, at: Site, rows: &Act) -> Result<(), GlmError> {
+        let i = self.layer(at);
+        let (p0, t_len, kvt) = (self.p0, self.p0 + self.n, self.m.opts.kv_type);
+        let dest = &mut self.dkv.kv[i];
+        let words = dest.words;
+        let buf = dest.reserve(self.g, t_len, p0)?;
+        let w = rows.width;
+        self.g
+            .kv_store(kvt, buf, 0, words, p0, &rows.buf, rows.off, w, rows.rows, w)?;
+        Ok(())
+    }
+
+    fn cached(&self, _: Site) -> usize {
+        self.p0 + self.n
+    }
+
+    fn store_index_keys(&mut self, at: Site, keys: &Act) -> Result<(), GlmError> {
+        let i = self.layer(at);
+        let (p0, t_len, kvt) = (self.p0, self.p0 + self.n, self.m.opts.kv_type);
+        let dest = self.dkv.idx[i].as_mut();
+        let dest = dest.ok_or_else(|| GlmError::Input("no indexer cache".into()))?;
+        let words = dest.words;
+        let buf = dest.reserve(self.g, t_len, p0)?;
+        let w = keys.width;
+        self.g
+            .kv_store(kvt, buf, 0, words, p0, &keys.buf, keys.off, w, keys.rows, w)?;
+        Ok(())
+    }
+
+    fn index_select(&mut self, at: Site, q: &Act, w: &Act, scale: f32) -> Result<Buffer, GlmError> {
+        let c = &self.m.config;
+        let i = self.layer(at);
+        let (n, t_len) = (q.rows, self.p0 + self.n);
+        let sb = self.get("idx_sb", n * t_len)?;
+        let mask = self.get("idx_mask", n * t_len)?;
+        let keys = self.dkv.idx[i].as_ref().expect("keys stored");
+        let cache = keys.buf.as_ref().expect("keys stored");
+        self.g.index_scores(
+            self.m.opts.kv_type,
+            &sb,
+            0,
+            &q.buf,
+            q.off,
+            &w.buf,
+            w.off,
+            cache,
+            0,
+            keys.words,
+            n,
+            c.idx_heads,
+            c.idx_dim,
+            t_len,
+            self.p0,
+            scale,
+        )?;
+        self.g
+            .topk_mask(&sb, 0, &mask, 0, n, t_len, self.p0, c.idx_topk, HIDDEN)?;
+        Ok(mask)
+    }
+
+    fn attend(
+        &mut self,
+        at: Site,
+        lw: &LayerWeights,
+        q: &Act,
+        mask: Option<&Buffer>,
+    ) -> Result<Act, GlmError> {
+        let c = &self.m.config;
+        let i = self.layer(at);
+        let (n, nh, t_len) = (q.rows, c.n_head, self.p0 + self.n);
+        let qk = c.qk_nope + c.qk_rope;
+        let qabs = self.get("qabs", n * nh * c.kv_lora)?;
+        let olat = self.get("olat", n * nh * c.kv_lora)?;
+        let scratch = self.get("scratch", n * nh * t_len)?;
+        let o = self.get("o", n * nh * c.v_head)?;
+        let ids = &self.head_ids;
+        // Absorbed MLA: q̃ = K_b[h]·q_nope; attention over the latent cache; V_b.
+        let (g, k_b, v_b) = (self.g, w(self.gw, &lw.k_b)?, w(self.gw, &lw.v_b)?);
+        g.matvec_indexed_grouped(k_b, ids, n * nh, &q.buf, q.off, qk, 1, &qabs, 0)?;
+        let rows = &self.dkv.kv[i];
+        g.attention(&AttentionArgs {
+            kv: self.m.opts.kv_type,
+            out: &olat,
+            out_off: 0,
+            qabs: &qabs,
+            qabs_off: 0,
+            q: &q.buf,
+            qpe_off: q.off + c.qk_nope,
+            qpe_token_stride: nh * qk,
+            qpe_head_stride: qk,
+            cache: rows.buf.as_ref().expect("stored above"),
+            key_base: 0,
+            key_stride: rows.words,
+            scratch: &scratch,
+            scratch_off: 0,
+            mask,
+            n,
+            heads: nh,
+            t_len,
+            p0: self.p0,
+            kv_lora: c.kv_lora,
+            rope: c.qk_rope,
+            scale: c.attn_scale(),
+        })?;
+        g.matvec_indexed_grouped(v_b, ids, n * nh, &olat, 0, c.kv_lora, 1, &o, 0)?;
+        Ok(Act::new(o, n, nh * c.v_head))
+    }
+
+    fn moe(&mut self, at: Site, m: &MoeWeights, h: &Act, acc: Act) -> Result<Act, GlmError> {
+        let c = &self.m.config;
+        let g = self.g;
+        let (n, d, e, k) = (h.rows, c.n_embd, c.n_expert, c.n_expert_used.max(1));
+        let logits = self.get("logits_r", n * e)?;
+        g.matmul(self.w(&m.router)?, &h.buf, h.off, n, &logits, 0)?;
+        if self.gw.get(&m.down).is_none() {
+            // Experts in RAM: the router's logits and the normed activations come back in one
+            // read, the CPU runs the routed experts, and their sum comes back to be added.
+            let mut back = g.read_f32_ranges(&[(&h.buf, h.off, n * d), (&logits, 0, n * e)])?;
+            let (lv, hv) = (back.pop().expect("logits"), back.pop().expect("h"));
+            let rows = |v: &[f32], w: usize| v.chunks_exact(w).map(<[f32]>::to_vec).collect();
+            let (xs, logits): (Vec<Vec<f32>>, Vec<Vec<f32>>) = (rows(&hv, d), rows(&lv, e));
+            let mut routed = vec![0f32; n * d];
+            let host = match at {
+                Site::Trunk(i) => &self.m.vecs[i],
+                Site::Mtp => &self.m.mtp.as_ref().expect("an MTP pass has its block").vecs,
+            };
+            self.m.moe_routed(m, host, &logits, &xs, &mut routed)?;
+            let a = self.get("a", n * d)?;
+            g.write_f32(&a, &routed)?;
+            g.add(&acc.buf, acc.off, &a, 0, n * d)?;
+            return Ok(acc);
+        }
+        let f = c.expert_ff;
+        let slots = n * k;
+        let ids = self.get("ids", slots)?;
+        let wts = self.get("wts", slots)?;
+        let bias = self.vecs(at)?.expert_bias.as_ref();
+        let sigmoid = c.gating == crate::config::Gating::Sigmoid;
+        g.route(
+            &logits,
+            0,
+            bias,
+            n,
+            e,
+            k,
+            sigmoid,
+            c.expert_norm,
+            c.expert_scale,
+            &ids,
+            &wts,
+        )?;
+        // A batch groups its slots by expert first, so each expert's weights are read once per
+        // 8 of its tokens; a decoded token reads its k directly.
+        let groups = match n >= BY_EXPERT_FROM {
+            true => {
+                let groups = self.get("groups", e + 1 + slots)?;
+                g.bucket(&ids, slots, e, &groups)?;
+                Some(groups)
+            }
+            false => None,
+        };
+        let gu = self.get("gu", 2 * slots * f)?;
+        let act = self.get("act", slots * f)?;
+        let y = self.get("y", slots * d)?;
+        let product =
+            |wt: &QWeight, x: &Buffer, xo: usize, xs: usize, xd: usize, out: &Buffer, oo| {
+                match &groups {
+                    Some(gr) => g.matvec_by_expert(wt, gr, slots, x, xo, xs, xd, out, oo),
+                    None => g.matvec_indexed_grouped(wt, &ids, slots, x, xo, xs, xd, out, oo),
+                }
+            };
+        match &m.gate_up {
+            GateUp::Separate { gate, up } => {
+                product(self.w(gate)?, &h.buf, h.off, d, k, &gu, 0)?;
+                product(self.w(up)?, &h.buf, h.off, d, k, &gu, slots * f)?;
+                g.silu_mul(&act, 0, &gu, 0, slots * f, f, slots, f)?;
+            }
+            GateUp::Fused(t) => {
+                product(self.w(t)?, &h.buf, h.off, d, k, &gu, 0)?;
+                g.silu_mul(&act, 0, &gu, 0, f, 2 * f, slots, f)?;
+            }
+        }
+        product(self.w(&m.down)?, &act, 0, f, 1, &y, 0)?;
+        g.combine(&acc.buf, acc.off, &y, 0, &wts, 0, n, d, k)?;
+        Ok(acc)
+    }
+
+    fn norm_pair(
+        &mut self,
+        (x, vx): (&Act, Vector),
+        (y, vy): (&Act, Vector),
+        eps: f32,
+        slot: &'static str,
+    ) -> Result<Act, GlmError> {
+        // Each norm writes its half of the output rows.
+        let (d, rows) = (x.width, x.rows);
+        let out = self.get(slot, rows * 2 * d)?;
+        let (wx, wy) = (self.vector(vx)?, self.vector(vy)?);
+        let g = self.g;
+        g.rms_norm((&x.buf, x.off, d), (&out, 0, 2 * d), (wx, 0), rows, d, eps)?;
+        g.rms_norm((&y.buf, y.off, d), (&out, d, 2 * d), (wy, 0), rows, d, eps)?;
+        Ok(Act::new(out, rows, 2 * d))
+    }
+
+    fn rows(&mut self, x: Act, first: usize, count: usize) -> Result<Act, GlmError> {
+        Ok(Act {
+            off: x.off + first * x.width,
+            rows: count,
+            ..x
+        })
+    }
+
+    fn logits(&mut self, t: &QTensor, x: &Act) -> Result<Vec<Vec<f32>>, GlmError> {
+        let vocab = t.rows();
+        let out = self.get("logits", x.rows * vocab)?;
+        self.g.matmul(self.w(t)?, &x.buf, x.off, x.rows, &out, 0)?;
+        let flat = self.g.read_f32_range(&out, 0, x.rows * vocab)?;
+        Ok(flat.chunks_exact(vocab).map(<[f32]>::to_vec).collect())
+    }
+
+    fn to_host(&mut self, x: &Act) -> Result<Vec<f32>, GlmError> {
+        Ok(self.g.read_f32_range(&x.buf, x.off, x.len())?)
+    }
+
+    fn finish(&mut self) -> Result<(), GlmError> {
+        self.g.flush();
+        Ok(())
+    }
+}
+
+/// The device copy of a weight the pass multiplies by (all are placed, but for the routed
+/// experts of CPU layers, which the pass never asks for).
+fn w<'a>(gw: &'a GpuWeights, t: &QTensor) -> Result<&'a QWeight, GlmError> {
+    gw.get(t)
+        .ok_or_else(|| GlmError::Load(format!("{} is not on the GPU", t.info.name)))
+}

@@ -1,0 +1,353 @@
+//! The GLM-5.x forward pass (`docs/glm52-spec.md` §B), written once over [`Ops`]: embeddings,
+//! RMSNorm, MLA over a latent KV cache, the DSA lightning indexer (full layers select top-k
+//! keys, shared layers reuse the last full layer's selection; exactly dense while the context
+//! is ≤ top-k), dense and MoE FFNs, the final norm and head — and the MTP (NextN) block, which
+//! is one more such block between its own norms and projection.
+//!
+//! Two implementations run it: [`crate::cpu_ops::CpuOps`] (candle tensors in memory and the
+//! fused quant kernels of `localglm-quants` straight from the memory map) and
+//! [`crate::gpu_ops::GpuOps`] (wgpu buffers and the WGSL kernels of `localglm-gpu`, recorded
+//! into one submission). A backend keeps what it needs for one pass — the RoPE tables of its
+//! positions, the sequence's cache, scratch — and decides how an op runs: the CPU chooses
+//! absorbed or expanded MLA by batch size, the GPU runs a MoE layer's routed experts on the CPU
+//! kernels when they stay in RAM. A native CUDA or Metal kernel set would be a third
+//! implementation.
+//!
+//! Ops take activations by value where they may work in place (`rms_norm_in`, `rope`,
+//! `linear_add`, `moe`) and return them; `slot` names the scratch a new activation goes to (a
+//! GPU reuses one buffer per slot from pass to pass; the CPU ignores it).
+
+use crate::model::{Logits, Model};
+use crate::weights::{
+    DenseFfn, Ffn, IndexerWeights, LayerWeights, MoeWeights, MtpWeights, QTensor,
+};
+use crate::GlmError;
+
+/// Epsilon of the q_a / kv_a RMSNorms (HF class default; llama.cpp uses the model's 1e-5).
+const LORA_NORM_EPS: f32 = 1e-6;
+/// Epsilon of the indexer key LayerNorm.
+const INDEXER_LN_EPS: f32 = 1e-6;
+
+/// Which layer's vectors and cache an op uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Site {
+    /// Layer `i` of the trunk.
+    Trunk(usize),
+    /// The MTP block.
+    Mtp,
+}
+
+/// A norm's weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Vector {
+    Attn(Site),
+    QA(Site),
+    KvA(Site),
+    Ffn(Site),
+    /// The trunk's final norm.
+    Output,
+    /// The MTP block's embedding, hidden-state and head norms.
+    MtpE,
+    MtpH,
+    MtpHead,
+}
+
+/// What a backend provides. `X` is an activation matrix of some rows (tokens) × width.
+pub(crate) trait Ops {
+    type X;
+    /// A selection of keys per query (the indexer's); `None` in its place means causal.
+    type Mask: Clone;
+
+    /// Rows of `table` for `tokens`; with `zero_first` the first row is zero (the MTP block at
+    /// position 0).
+    fn embed(
+        &mut self,
+        table: &QTensor,
+        tokens: &[u32],
+        zero_first: bool,
+    ) -> Result<Self::X, GlmError>;
+    /// Host rows (`rows × width` floats) as an activation.
+    fn upload(
+        &mut self,
+        values: &[f32],
+        width: usize,
+        slot: &'static str,
+    ) -> Result<Self::X, GlmError>;
+    /// `RMSNorm(x)·v` into a new activation.
+    fn rms_norm(
+        &mut self,
+        x: &Self::X,
+        v: Vector,
+        eps: f32,
+        slot: &'static str,
+    ) -> Result<Self::X, GlmError>;
+    /// The first `cols` columns of every row RMS-normed by `v`, the rest unchanged.
+    fn rms_norm_in(
+        &mut self,
+        x: Self::X,
+        v: Vector,
+        cols: usize,
+        eps: f32,
+    ) -> Result<Self::X, GlmError>;
+    /// LayerNorm with the indexer's weight and bias of `at`.
+    fn layer_norm_in(&mut self, x: Self::X, at: Site, eps: f32) -> Result<Self::X, GlmError>;
+    /// `x · Wᵀ`; `exact` asks for f32 activations (the router, the indexer's head weights).
+    fn linear(
+        &mut self,
+        w: &QTensor,
+        x: &Self::X,
+        exact: bool,
+        slot: &'static str,
+    ) -> Result<Self::X, GlmError>;
+    /// `acc + x · Wᵀ`.
+    fn linear_add(&mut self, w: &QTensor, x: &Self::X, acc: Self::X) -> Result<Self::X, GlmError>;
+    /// Interleaved RoPE at the pass's positions on columns `off..off + qk_rope` of each of a
+    /// row's `heads` heads of `head_width` columns.
+    fn rope(
+        &mut self,
+        x: Self::X,
+        heads: usize,
+        head_width: usize,
+        off: usize,
+    ) -> Result<Self::X, GlmError>;
+    /// `silu(x · gateᵀ) ⊙ (x · upᵀ)`.
+    fn swiglu(&mut self, gate: &QTensor, up: &QTensor, x: &Self::X) -> Result<Self::X, GlmError>;
+    /// Appends the pass's latent cache rows (`[c_kv ; k_pe]`) to the cache of `at`.
+    fn store_kv(&mut self, at: Site, rows: &Self::X) -> Result<(), GlmError>;
+    /// Tokens the cache of `at` holds (this pass's included once stored).
+    fn cached(&self, at: Site) -> usize;
+    /// Appends the pass's indexer keys to the cache of `at`.
+    fn store_index_keys(&mut self, at: Site, keys: &Self::X) -> Result<(), GlmError>;
+    /// The indexer's top-k selection: scores `Σ_h w_h·relu(q_h·k)·scale` over the keys of `at`.
+    fn index_select(
+        &mut self,
+        at: Site,
+        q: &Self::X,
+        w: &Self::X,
+        scale: f32,
+    ) -> Result<Self::Mask, GlmError>;
+    /// MLA for the queries `q` (`[heads × (nope ; rope)]` per row, RoPE applied) over the
+    /// cache of `at`: the heads' outputs `[heads × v_head]` per row, before the output
+    /// projection.
+    fn attend(
+        &mut self,
+        at: Site,
+        lw: &LayerWeights,
+        q: &Self::X,
+        mask: Option<&Self::Mask>,
+    ) -> Result<Self::X, GlmError>;
+    /// `acc +` the routed experts of `h` (router, selection, expert products, weighted sum;
+    /// the shared expert not included).
+    fn moe(
+        &mut self,
+        at: Site,
+        m: &MoeWeights,
+        h: &Self::X,
+        acc: Self::X,
+    ) -> Result<Self::X, GlmError>;
+    /// `[RMSNorm(x)·vx ; RMSNorm(y)·vy]` per row.
+    fn norm_pair(
+        &mut self,
+        x: (&Self::X, Vector),
+        y: (&Self::X, Vector),
+        eps: f32,
+        slot: &'static str,
+    ) -> Result<Self::X, GlmError>;
+    /// Rows `first..first + count`.
+    fn rows(&mut self, x: Self::X, first: usize, count: usize) -> Result<Self::X, GlmError>;
+    /// `x · Wᵀ`, read back as one row per token.
+    fn logits(&mut self, w: &QTensor, x: &Self::X) -> Result<Vec<Vec<f32>>, GlmError>;
+    /// The activation on the host, rows after one another.
+    fn to_host(&mut self, x: &Self::X) -> Result<Vec<f32>, GlmError>;
+    /// Everything recorded is submitted (a pass that reads nothing back).
+    fn finish(&mut self) -> Result<(), GlmError>;
+}
+
+/// What a trunk pass returns: the logits asked for, and (when asked) the final-norm rows of
+/// every position, which the MTP block reads.
+pub(crate) struct PassOut {
+    pub(crate) logits: Vec<Vec<f32>>,
+    pub(crate) hidden: Vec<f32>,
+}
+
+/// The trunk over `tokens` (positions after what the backend's cache holds).
+pub(crate) fn trunk<B: Ops>(
+    b: &mut B,
+    m: &Model,
+    tokens: &[u32],
+    want: Option<Logits>,
+    hidden: bool,
+) -> Result<PassOut, GlmError> {
+    let c = &m.config;
+    let n = tokens.len();
+    let mut x = b.embed(&m.weights.token_embd, tokens, false)?;
+    let mut shared = None;
+    for (i, lw) in m.weights.layers.iter().enumerate() {
+        x = block(b, m, Site::Trunk(i), lw, x, &mut shared)?;
+    }
+    let first = match (want, hidden) {
+        (Some(Logits::All), _) | (_, true) => 0,
+        (Some(Logits::Last), false) => n - 1,
+        (None, false) => {
+            b.finish()?;
+            return Ok(PassOut {
+                logits: Vec::new(),
+                hidden: Vec::new(),
+            });
+        }
+    };
+    let x = b.rows(x, first, n - first)?;
+    let y = b.rms_norm(&x, Vector::Output, c.rms_eps, "h")?;
+    let hidden = match hidden {
+        true => b.to_host(&y)?,
+        false => Vec::new(),
+    };
+    let logits = match want {
+        None => {
+            b.finish()?;
+            Vec::new()
+        }
+        Some(Logits::All) => b.logits(&m.weights.output, &y)?,
+        Some(Logits::Last) => {
+            let y = b.rows(y, n - first - 1, 1)?;
+            b.logits(&m.weights.output, &y)?
+        }
+    };
+    Ok(PassOut { logits, hidden })
+}
+
+/// The MTP block on `m` pairs at the backend's positions: the trunk's (or a draft's) hidden
+/// rows and the next tokens. Returns the last position's output after the head norm and, when
+/// asked, its logits.
+pub(crate) fn mtp_block<B: Ops>(
+    b: &mut B,
+    m: &Model,
+    w: &MtpWeights,
+    hidden: &[f32],
+    next: &[u32],
+    first_position: bool,
+    logits: bool,
+) -> Result<(Vec<f32>, Option<Vec<f32>>), GlmError> {
+    let c = &m.config;
+    let n = next.len();
+    let table = w.embed.as_ref().unwrap_or(&m.weights.token_embd);
+    let e = b.embed(table, next, first_position)?;
+    let h = b.upload(hidden, c.n_embd, "mtp_h")?;
+    let eh = b.norm_pair((&e, Vector::MtpE), (&h, Vector::MtpH), c.rms_eps, "mtp_eh")?;
+    let u = b.linear(&w.eh_proj, &eh, false, "x")?;
+    let x = block(b, m, Site::Mtp, &w.layer, u, &mut None)?;
+    let x = b.rows(x, n - 1, 1)?;
+    let out = b.rms_norm(&x, Vector::MtpHead, c.rms_eps, "h")?;
+    let rows = b.to_host(&out)?;
+    let logits = match logits {
+        true => {
+            let head = w.head.as_ref().unwrap_or(&m.weights.output);
+            b.logits(head, &out)?.pop()
+        }
+        false => {
+            b.finish()?;
+            None
+        }
+    };
+    Ok((rows, logits))
+}
+
+/// One transformer block on the residual stream `x`: attention over the cache of `at`, then
+/// the dense or MoE FFN. `shared` carries the last full indexer layer's selection to the
+/// shared layers after it.
+fn block<B: Ops>(
+    b: &mut B,
+    m: &Model,
+    at: Site,
+    lw: &LayerWeights,
+    x: B::X,
+    shared: &mut Option<B::Mask>,
+) -> Result<B::X, GlmError> {
+    let eps = m.config.rms_eps;
+    let h = b.rms_norm(&x, Vector::Attn(at), eps, "h")?;
+    let o = attention(b, m, at, lw, &h, shared)?;
+    let x = b.linear_add(&lw.out, &o, x)?;
+    let h = b.rms_norm(&x, Vector::Ffn(at), eps, "h")?;
+    match &lw.ffn {
+        Ffn::Dense(f) => dense(b, f, &h, x),
+        Ffn::Moe(moe) => {
+            let x = b.moe(at, moe, &h, x)?;
+            match &moe.shared {
+                Some(f) => dense(b, f, &h, x),
+                None => Ok(x),
+            }
+        }
+    }
+}
+
+/// `acc +` the SwiGLU FFN of `h` (a dense layer's, or the shared expert).
+fn dense<B: Ops>(b: &mut B, f: &DenseFfn, h: &B::X, acc: B::X) -> Result<B::X, GlmError> {
+    let a = b.swiglu(&f.gate, &f.up, h)?;
+    b.linear_add(&f.down, &a, acc)
+}
+
+/// Attention (§B.3): the query path `c_q = RMSNorm(W_qa h)`, `q = W_qb c_q` (RoPE on each
+/// head's rope part); the cache row `[RMSNorm(c_kv) ; RoPE(k_pe)]`; the keys each query sees
+/// (causal ∩ the indexer's selection); MLA. Returns the heads' outputs.
+fn attention<B: Ops>(
+    b: &mut B,
+    m: &Model,
+    at: Site,
+    lw: &LayerWeights,
+    h: &B::X,
+    shared: &mut Option<B::Mask>,
+) -> Result<B::X, GlmError> {
+    let c = &m.config;
+    let cq = b.linear(&lw.q_a, h, false, "cq")?;
+    let cq = b.rms_norm_in(cq, Vector::QA(at), c.q_lora, LORA_NORM_EPS)?;
+    let q = b.linear(&lw.q_b, &cq, false, "q")?;
+    let q = b.rope(q, c.n_head, c.qk_nope + c.qk_rope, c.qk_nope)?;
+    let kv = b.linear(&lw.kv_a, h, false, "kv")?;
+    let kv = b.rms_norm_in(kv, Vector::KvA(at), c.kv_lora, LORA_NORM_EPS)?;
+    let kv = b.rope(kv, 1, c.kv_width(), c.kv_lora)?;
+    b.store_kv(at, &kv)?;
+    // A shared layer reuses the last full layer's selection (the MTP block, past the trunk's
+    // table, has its own indexer or none).
+    let full = match at {
+        Site::Trunk(i) => c.indexer_full.get(i).copied().unwrap_or(true),
+        Site::Mtp => true,
+    };
+    let mask = match &lw.indexer {
+        Some(ix) => {
+            let sel = indexer(b, m, at, ix, h, &cq)?;
+            *shared = sel.clone();
+            sel
+        }
+        None if c.has_indexer() && !full => shared.clone(),
+        None => None,
+    };
+    b.attend(at, lw, &q, mask.as_ref())
+}
+
+/// The lightning indexer of a full layer (§B.4): stores the pass's keys (`LayerNorm(W_k h)`,
+/// RoPE on the first rope dims) and, once the context passes top-k, selects per query the
+/// top-k keys by `Σ_h w_h·relu(q_h·k)` with `q = W_qb c_q` (RoPE per head) and head weights
+/// `w = W_proj h`, both scales folded in as `1/√(d·heads)`. `None`: every causal key.
+fn indexer<B: Ops>(
+    b: &mut B,
+    m: &Model,
+    at: Site,
+    ix: &IndexerWeights,
+    h: &B::X,
+    cq: &B::X,
+) -> Result<Option<B::Mask>, GlmError> {
+    let c = &m.config;
+    let (heads, d) = (c.idx_heads, c.idx_dim);
+    let k = b.linear(&ix.k, h, false, "idx_kb")?;
+    let k = b.layer_norm_in(k, at, INDEXER_LN_EPS)?;
+    let k = b.rope(k, 1, d, 0)?;
+    b.store_index_keys(at, &k)?;
+    if b.cached(at) <= c.idx_topk {
+        return Ok(None);
+    }
+    let q = b.linear(&ix.q_b, cq, false, "idx_qb")?;
+    let q = b.rope(q, heads, d, 0)?;
+    let w = b.linear(&ix.proj, h, true, "idx_wb")?;
+    let scale = 1.0 / ((d * heads) as f32).sqrt();
+    Ok(Some(b.index_select(at, &q, &w, scale)?))
+}
