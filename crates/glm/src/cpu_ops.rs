@@ -350,12 +350,10 @@ impl Ops for CpuOps<'_> {
         Ok(x.narrow(0, first, count)?)
     }
 
-    fn logits(&mut self, w: &QTensor, x: &Tensor) -> Result<Vec<Vec<f32>>, GlmError> {
-        Ok(linear(self.m, w, x, self.mode(false))?.to_vec2::<f32>()?)
-    }
-
-    fn to_host(&mut self, x: &Tensor) -> Result<Vec<f32>, GlmError> {
-        Ok(x.flatten_all()?.to_vec1::<f32>()?)
+    fn read(&mut self, xs: &[&Tensor]) -> Result<Vec<Vec<f32>>, GlmError> {
+        xs.iter()
+            .map(|x| Ok(x.flatten_all()?.to_vec1::<f32>()?))
+            .collect()
     }
 
     fn finish(&mut self) -> Result<(), GlmError> {

@@ -687,16 +687,9 @@ impl Ops for GpuOps<'_> {
         })
     }
 
-    fn logits(&mut self, t: &QTensor, x: &Act) -> Result<Vec<Vec<f32>>, GlmError> {
-        let vocab = t.rows();
-        let out = self.get("logits", x.rows * vocab)?;
-        self.g.matmul(self.w(t)?, &x.buf, x.off, x.rows, &out, 0)?;
-        let flat = self.g.read_f32_range(&out, 0, x.rows * vocab)?;
-        Ok(flat.chunks_exact(vocab).map(<[f32]>::to_vec).collect())
-    }
-
-    fn to_host(&mut self, x: &Act) -> Result<Vec<f32>, GlmError> {
-        Ok(self.g.read_f32_range(&x.buf, x.off, x.len())?)
+    fn read(&mut self, xs: &[&Act]) -> Result<Vec<Vec<f32>>, GlmError> {
+        let ranges: Vec<_> = xs.iter().map(|x| (&x.buf, x.off, x.len())).collect();
+        Ok(self.g.read_f32_ranges(&ranges)?)
     }
 
     fn finish(&mut self) -> Result<(), GlmError> {

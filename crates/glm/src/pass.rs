@@ -54,7 +54,7 @@ pub(crate) enum Vector {
 
 /// What a backend provides. `X` is an activation matrix of some rows (tokens) × width.
 pub(crate) trait Ops {
-    type X;
+    type X: Clone;
     /// A selection of keys per query (the indexer's); `None` in its place means causal.
     type Mask: Clone;
 
@@ -155,10 +155,9 @@ pub(crate) trait Ops {
     ) -> Result<Self::X, GlmError>;
     /// Rows `first..first + count`.
     fn rows(&mut self, x: Self::X, first: usize, count: usize) -> Result<Self::X, GlmError>;
-    /// `x · Wᵀ`, read back as one row per token.
-    fn logits(&mut self, w: &QTensor, x: &Self::X) -> Result<Vec<Vec<f32>>, GlmError>;
-    /// The activation on the host, rows after one another.
-    fn to_host(&mut self, x: &Self::X) -> Result<Vec<f32>, GlmError>;
+    /// The activations on the host, each as its rows after one another, read back together
+    /// (one wait on a GPU).
+    fn read(&mut self, xs: &[&Self::X]) -> Result<Vec<Vec<f32>>, GlmError>;
     /// Everything recorded is submitted (a pass that reads nothing back).
     fn finish(&mut self) -> Result<(), GlmError>;
 }
@@ -198,27 +197,35 @@ pub(crate) fn trunk<B: Ops>(
     };
     let x = b.rows(x, first, n - first)?;
     let y = b.rms_norm(&x, Vector::Output, c.rms_eps, "h")?;
+    let head = &m.weights.output;
+    let logits = match want {
+        None => None,
+        Some(Logits::All) => Some(b.linear(head, &y, false, "logits")?),
+        Some(Logits::Last) => {
+            let last = b.rows(y.clone(), n - first - 1, 1)?;
+            Some(b.linear(head, &last, false, "logits")?)
+        }
+    };
+    let mut wanted: Vec<&B::X> = logits.iter().collect();
+    if hidden {
+        wanted.push(&y);
+    }
+    let mut back = b.read(&wanted)?;
     let hidden = match hidden {
-        true => b.to_host(&y)?,
+        true => back.pop().expect("read"),
         false => Vec::new(),
     };
-    let logits = match want {
-        None => {
-            b.finish()?;
-            Vec::new()
-        }
-        Some(Logits::All) => b.logits(&m.weights.output, &y)?,
-        Some(Logits::Last) => {
-            let y = b.rows(y, n - first - 1, 1)?;
-            b.logits(&m.weights.output, &y)?
-        }
-    };
+    let logits = back.pop().map_or_else(Vec::new, |flat| {
+        flat.chunks_exact(head.rows())
+            .map(<[f32]>::to_vec)
+            .collect()
+    });
     Ok(PassOut { logits, hidden })
 }
 
 /// The MTP block on `m` pairs at the backend's positions: the trunk's (or a draft's) hidden
-/// rows and the next tokens. Returns the last position's output after the head norm and, when
-/// asked, its logits.
+/// rows and the next tokens. With `logits`, returns the last position's output after the head
+/// norm and its logits (read back together); without, only fills the block's cache.
 pub(crate) fn mtp_block<B: Ops>(
     b: &mut B,
     m: &Model,
@@ -238,18 +245,16 @@ pub(crate) fn mtp_block<B: Ops>(
     let x = block(b, m, Site::Mtp, &w.layer, u, &mut None)?;
     let x = b.rows(x, n - 1, 1)?;
     let out = b.rms_norm(&x, Vector::MtpHead, c.rms_eps, "h")?;
-    let rows = b.to_host(&out)?;
-    let logits = match logits {
-        true => {
-            let head = w.head.as_ref().unwrap_or(&m.weights.output);
-            b.logits(head, &out)?.pop()
-        }
-        false => {
-            b.finish()?;
-            None
-        }
-    };
-    Ok((rows, logits))
+    if !logits {
+        // Catching up with the trunk: only the block's cache is wanted.
+        b.finish()?;
+        return Ok((Vec::new(), None));
+    }
+    let head = w.head.as_ref().unwrap_or(&m.weights.output);
+    let logits = b.linear(head, &out, false, "logits")?;
+    let mut back = b.read(&[&out, &logits])?;
+    let logits = back.pop().expect("read");
+    Ok((back.pop().expect("read"), Some(logits)))
 }
 
 /// One transformer block on the residual stream `x`: attention over the cache of `at`, then

@@ -385,6 +385,19 @@ fn on_the_gpu_the_block_matches_the_reference_and_greedy_drafting_changes_nothin
             assert!(diff <= TOL && bad == 0, "{}: {diff} / {bad}", case.name);
         }
     }
+    // A decoded token reads back its logits and the final-norm row the block needs together,
+    // and the block's catch-up on the new pair reads nothing (one wait in all).
+    let model = on_gpu(KvType::F16, 0);
+    let mut cache = model.new_cache();
+    model.forward(&[1, 2, 3], &mut cache, Logits::Last).unwrap();
+    model.forward(&[4], &mut cache, Logits::Last).unwrap();
+    let before = gpu.counters();
+    model.forward(&[5], &mut cache, Logits::Last).unwrap();
+    let d = gpu.counters().since(&before);
+    let c = &model.config;
+    assert_eq!(d.readback_bytes, 4 * (c.vocab + c.n_embd) as u64, "{d:?}");
+    assert!(d.submissions <= 2, "{d:?}");
+
     // (Shorter than the CPU's 240 tokens: lavapipe runs a debug build's passes slowly.)
     let prompt = cases("tiny-f32").remove(0).tokens;
     let (n, cut) = (100, 50);
