@@ -15,7 +15,8 @@ as_root() {
 # Debian/Ubuntu packages the app needs to build and run; extra ones for the tests.
 APP_DEBS=(build-essential pkg-config libssl-dev libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev)
 # mesa-vulkan-drivers: lavapipe, the CPU Vulkan driver the GPU backend's tests run on here.
-TEST_DEBS=(xvfb xauth webkit2gtk-driver mesa-vulkan-drivers libvulkan1)
+# qemu-user-static and the aarch64 cross toolchain: the NEON kernels' tests, under emulation.
+TEST_DEBS=(xvfb xauth webkit2gtk-driver mesa-vulkan-drivers libvulkan1 qemu-user-static gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 
 ensure_debs() {
   [ -f /etc/debian_version ] || return 0

@@ -31,10 +31,25 @@ log "formatting and lints"
 log "Rust tests"
 # shellcheck disable=SC2046
 (cd "$ROOT" && cargo test --workspace --no-fail-fast $(gpu_features)) || status=1
-# The portable kernels (what an aarch64 build runs) on the same checks.
+# The portable kernels (what a CPU without SIMD kernels runs) on the same checks.
 (cd "$ROOT" && LOCALGLM_SIMD=off cargo test -p localglm-quants --test kernels) || status=1
 # On AVX-512 machines, the AVX2 kernels (what most desktop x86 CPUs run) too.
 (cd "$ROOT" && LOCALGLM_SIMD=avx2 cargo test -p localglm-quants --test kernels) || status=1
+
+# The kernels as an aarch64 build runs them (NEON), under QEMU user mode: as a CPU with the
+# dot-product extension (`-cpu max`: the SDOT path) and as one without (`-cpu cortex-a72`: plain
+# NEON). A cross build of one crate, in its own target directory.
+log "aarch64 kernels under QEMU (-cpu max: SDOT; -cpu cortex-a72: plain NEON)"
+if command -v qemu-aarch64-static >/dev/null && command -v aarch64-linux-gnu-gcc >/dev/null \
+  && rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1; then
+  for cpu in max cortex-a72; do
+    (cd "$ROOT" && CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+      CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64-static -cpu $cpu -L /usr/aarch64-linux-gnu" \
+      cargo test --target aarch64-unknown-linux-gnu -p localglm-quants) || status=1
+  done
+else
+  echo "SKIPPED: no qemu-aarch64-static, aarch64-linux-gnu-gcc or rustup aarch64 target here" >&2
+fi
 
 # The GPU backend (its Metal path included) and the crates under the runtime, for Apple
 # Silicon: a type check, since no Mac is at hand. Left out because a build script compiles C

@@ -14,12 +14,15 @@
 //!
 //! Invariant: the per-type inner loops are plain, portable Rust over fixed-size blocks. On
 //! x86-64 the same source is additionally compiled with AVX2+FMA enabled and chosen at run time
-//! when the CPU has them; everywhere else (aarch64 NEON is baseline) the plain build runs.
+//! when the CPU has them (and AVX-512 row kernels where present); on aarch64 the int8 path's
+//! block dots run in NEON (`neon`), with `SDOT` where the CPU has FEAT_DotProd.
 //! Work is split over rows with rayon; results do not depend on the thread count.
 
 use crate::decode_i8 as di8;
 use crate::dequant::{self as dq, QK, QK_K};
 use crate::q8::{dot_row_q8, dot_row_q8_multi, Q8Act};
+#[cfg(target_arch = "aarch64")]
+use crate::q8::{dot_row_q8_multi_neon, dot_row_q8_neon};
 #[cfg(target_arch = "x86_64")]
 use crate::q8::{dot_row_q8_multi_simd, dot_row_q8_simd};
 use crate::{GgmlType, QuantError};
@@ -193,6 +196,83 @@ fn dot_row_int8_multi_avx2(ty: GgmlType, row: &[u8], acts: &[Q8Act], out: &mut [
     )
 }
 
+/// NEON builds of `dot_row_int8` and `dot_row_int8_multi`, generic over how 16 products are
+/// summed (`Sdot` needs FEAT_DotProd and runs inside `*_sdot` functions only).
+#[cfg(target_arch = "aarch64")]
+#[inline(always)]
+fn rows_int8_neon<D: crate::neon::Dot16>(
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    a: &Q8Act,
+    y: &mut [f32],
+) {
+    for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
+        *out = match_int8_type!(ty, dot_row_q8_neon, [D, row, a], f32::NAN);
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+#[inline(always)]
+fn rows_multi_neon<D: crate::neon::Dot16>(
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    acts: &[Q8Act],
+    yt: &mut [f32],
+) {
+    let n = acts.len();
+    for (row, out) in w.chunks_exact(row_bytes).zip(yt.chunks_exact_mut(n)) {
+        match_int8_type!(
+            ty,
+            dot_row_q8_multi_neon,
+            [D, row, acts, out],
+            out.iter_mut().for_each(|o| *o = f32::NAN)
+        )
+    }
+}
+
+/// [`rows_int8_neon`] with `SDOT`.
+#[cfg(target_arch = "aarch64")]
+#[target_feature(enable = "neon,dotprod")]
+fn rows_int8_sdot(ty: GgmlType, w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
+    rows_int8_neon::<crate::neon::Sdot>(ty, w, row_bytes, a, y)
+}
+
+/// [`rows_multi_neon`] with `SDOT`.
+#[cfg(target_arch = "aarch64")]
+#[target_feature(enable = "neon,dotprod")]
+fn rows_multi_sdot(ty: GgmlType, w: &[u8], row_bytes: usize, acts: &[Q8Act], yt: &mut [f32]) {
+    rows_multi_neon::<crate::neon::Sdot>(ty, w, row_bytes, acts, yt)
+}
+
+/// Whether this aarch64 CPU has FEAT_DotProd (and SIMD kernels are allowed).
+#[cfg(target_arch = "aarch64")]
+fn have_dotprod() -> bool {
+    use std::sync::OnceLock;
+    static HAVE: OnceLock<bool> = OnceLock::new();
+    *HAVE.get_or_init(|| simd_allowed() && std::arch::is_aarch64_feature_detected!("dotprod"))
+}
+
+/// The NEON kernels for the int8 path on aarch64 (`false`: none applies, or SIMD is off).
+#[cfg(target_arch = "aarch64")]
+fn rows_dispatch_neon(ty: GgmlType, w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) -> bool {
+    if !simd_allowed() {
+        return false;
+    }
+    if have_dotprod() {
+        // WORKAROUND: calling a `#[target_feature]` function needs `unsafe`; `dotprod` was
+        // detected on this CPU just above, which is the whole safety contract.
+        #[allow(unsafe_code)]
+        unsafe {
+            rows_int8_sdot(ty, w, row_bytes, a, y)
+        };
+    } else {
+        rows_int8_neon::<crate::neon::Widen>(ty, w, row_bytes, a, y);
+    }
+    true
+}
+
 /// One row · x for a supported type (lengths already validated by the caller).
 #[inline(always)]
 fn dot_row(ty: GgmlType, row: &[u8], x: &[f32], act: Option<&Q8Act>) -> f32 {
@@ -321,6 +401,19 @@ fn rows_multi_avx2(ty: GgmlType, w: &[u8], row_bytes: usize, acts: &[Q8Act], yt:
 }
 
 fn rows_multi_dispatch(ty: GgmlType, w: &[u8], row_bytes: usize, acts: &[Q8Act], yt: &mut [f32]) {
+    #[cfg(target_arch = "aarch64")]
+    if simd_allowed() {
+        if have_dotprod() {
+            // WORKAROUND: as in `rows_dispatch_neon`: `dotprod` was detected on this CPU.
+            #[allow(unsafe_code)]
+            unsafe {
+                rows_multi_sdot(ty, w, row_bytes, acts, yt)
+            };
+        } else {
+            rows_multi_neon::<crate::neon::Widen>(ty, w, row_bytes, acts, yt);
+        }
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if have_avx2() {
         // WORKAROUND: as in `rows_dispatch`: the features were detected on this CPU.
@@ -349,8 +442,8 @@ fn have_avx2() -> bool {
     })
 }
 
-/// `LOCALGLM_SIMD=off` forces the portable kernels — the only ones an aarch64 (Apple Silicon)
-/// build runs — so that they are tested and benchmarked on x86-64 too. Read once per process.
+/// `LOCALGLM_SIMD=off` forces the portable kernels, so that they are tested and benchmarked on
+/// every CPU. Read once per process.
 pub fn simd_allowed() -> bool {
     std::env::var("LOCALGLM_SIMD").map_or(true, |v| v != "off")
 }
@@ -415,6 +508,12 @@ fn rows_dispatch(
             rows(w, row_bytes, a, y)
         };
         return;
+    }
+    #[cfg(target_arch = "aarch64")]
+    if let Some(a) = act {
+        if rows_dispatch_neon(ty, w, row_bytes, a, y) {
+            return;
+        }
     }
     #[cfg(target_arch = "x86_64")]
     if have_avx2() {

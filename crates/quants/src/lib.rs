@@ -16,6 +16,7 @@ pub mod dequant;
 mod gemm512;
 pub mod kernels;
 mod kv;
+mod neon;
 pub mod q8;
 mod simd;
 mod simd512;

@@ -292,6 +292,71 @@ macro_rules! dot_row_q8_multi_simd {
 #[cfg(target_arch = "x86_64")]
 pub(crate) use dot_row_q8_multi_simd;
 
+/// [`dot_row_q8`] with the block dot in NEON (`crate::neon::block_dot` with the `$D` way of
+/// summing 16 products: `Sdot` or `Widen`).
+#[cfg(target_arch = "aarch64")]
+macro_rules! dot_row_q8_neon {
+    ($D:ty, $row:expr, $act:expr, $B:literal, $N:expr, $S:literal, $G:literal, $decode:path) => {{
+        let act: &$crate::q8::Q8Act = $act;
+        let mut q = [0i8; $N];
+        let mut s = [0f32; $S];
+        let mut bias = [0f32; $G];
+        let mut acc = $crate::neon::zero();
+        let mut acc_bias = [0f32; $G];
+        let (blocks, _) = $row.as_chunks::<$B>();
+        let (xq, _) = act.q.as_chunks::<{ $N }>();
+        let (xd, _) = act.d16.as_chunks::<$S>();
+        let (xs, _) = act.sum8.as_chunks::<$G>();
+        for (((blk, xq), xd), xs) in blocks.iter().zip(xq).zip(xd).zip(xs) {
+            let has_bias = $decode(blk, &mut q, &mut s, &mut bias);
+            acc = $crate::neon::block_dot::<$D, { $N }, $S>(&q, &s, xq, xd, acc);
+            if has_bias {
+                for g in 0..$G {
+                    acc_bias[g] += bias[g] * xs[g];
+                }
+            }
+        }
+        $crate::neon::hsum(acc) + acc_bias.iter().sum::<f32>()
+    }};
+}
+#[cfg(target_arch = "aarch64")]
+pub(crate) use dot_row_q8_neon;
+
+/// [`dot_row_q8_multi`] with the block dot in NEON: each block decoded once, dotted with every
+/// activation.
+#[cfg(target_arch = "aarch64")]
+macro_rules! dot_row_q8_multi_neon {
+    ($D:ty, $row:expr, $acts:expr, $out:expr, $B:literal, $N:expr, $S:literal, $G:literal, $decode:path) => {{
+        let acts: &[$crate::q8::Q8Act] = $acts;
+        let out: &mut [f32] = $out;
+        let mut q = [0i8; $N];
+        let mut s = [0f32; $S];
+        let mut bias = [0f32; $G];
+        let mut accs = vec![$crate::neon::zero(); acts.len()];
+        out.iter_mut().for_each(|o| *o = 0.0);
+        let (blocks, _) = $row.as_chunks::<$B>();
+        for (bi, blk) in blocks.iter().enumerate() {
+            let has_bias = $decode(blk, &mut q, &mut s, &mut bias);
+            for ((a, o), acc) in acts.iter().zip(out.iter_mut()).zip(accs.iter_mut()) {
+                let (xq, _) = a.q[bi * $N..(bi + 1) * $N].as_chunks::<{ $N }>();
+                let (xd, _) = a.d16[bi * $S..(bi + 1) * $S].as_chunks::<$S>();
+                *acc = $crate::neon::block_dot::<$D, { $N }, $S>(&q, &s, &xq[0], &xd[0], *acc);
+                if has_bias {
+                    let xs = &a.sum8[bi * $G..(bi + 1) * $G];
+                    for g in 0..$G {
+                        *o += bias[g] * xs[g];
+                    }
+                }
+            }
+        }
+        for (o, acc) in out.iter_mut().zip(accs) {
+            *o += $crate::neon::hsum(acc);
+        }
+    }};
+}
+#[cfg(target_arch = "aarch64")]
+pub(crate) use dot_row_q8_multi_neon;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -122,7 +122,7 @@ pub fn random_vector(n: usize, seed: u64) -> Vec<f32> {
 /// The f64 dot of a quantized row (dequantized by the reference decoder) with the per-256 int8
 /// activations `a` carries (`q256·d256`), and Σ|w·x| (the scale for rounding tolerances): what
 /// a row kernel on the per-256 grid must reproduce up to f32 rounding.
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 pub(crate) fn q256_reference_dot(ty: GgmlType, row: &[u8], a: &crate::q8::Q8Act) -> (f64, f64) {
     let w = crate::dequantize_to_vec(ty, row, a.q256.len()).expect("a valid row");
     let (mut want, mut scale) = (0f64, 0f64);

@@ -1,0 +1,197 @@
+//! NEON block dots for aarch64 (Apple Silicon, Graviton, Ampere): the integer part of the
+//! int8 path — decoded weight quants against int8 activations, 16 per scale — in vector
+//! registers, with `SDOT` where the CPU has FEAT_DotProd (every Apple M-series chip; chosen at
+//! run time in `kernels.rs`) and with widening multiplies and pairwise adds where it does not.
+//! The integer sums are exact either way, so both give the portable kernels' group sums; only
+//! the order of the float accumulation differs.
+//!
+//! The `unsafe` here is of two kinds: NEON intrinsics, which Rust marks unsafe outside
+//! `#[target_feature]` functions though every aarch64 target has NEON, and the `SDOT`
+//! instruction written as inline assembly (its intrinsic is not stable yet).
+
+#![cfg(target_arch = "aarch64")]
+
+use std::arch::aarch64::*;
+
+/// 16 int8 values as one vector.
+#[inline(always)]
+fn load_s8(v: &[i8; 16]) -> int8x16_t {
+    // WORKAROUND: a load has no safe intrinsic; the array is exactly the 16 bytes read.
+    #[allow(unsafe_code)]
+    unsafe {
+        vld1q_s8(v.as_ptr())
+    }
+}
+
+/// 4 floats as one vector.
+#[inline(always)]
+fn load_f32(v: &[f32; 4]) -> float32x4_t {
+    // WORKAROUND: as in `load_s8`.
+    #[allow(unsafe_code)]
+    unsafe {
+        vld1q_f32(v.as_ptr())
+    }
+}
+
+/// How 16 int8 × int8 products are summed into 4 i32 lanes (the split over lanes may differ;
+/// the total is the same).
+pub(crate) trait Dot16 {
+    fn dot16(acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t;
+}
+
+/// `SDOT` (FEAT_DotProd).
+pub(crate) struct Sdot;
+
+impl Dot16 for Sdot {
+    #[inline(always)]
+    fn dot16(acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
+        // WORKAROUND: `sdot` is compiled for FEAT_DotProd; this impl is only reached from
+        // functions compiled with it, entered after detecting it on this CPU (`kernels.rs`).
+        #[allow(unsafe_code)]
+        unsafe {
+            sdot(acc, w, x)
+        }
+    }
+}
+
+/// `acc.4s += w.16b · x.16b` by groups of four. Written as the instruction itself: the
+/// `vdotq_s32` intrinsic is not stable in Rust yet.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+fn sdot(acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
+    let mut acc = acc;
+    // WORKAROUND: inline assembly is `unsafe`; this one reads and writes registers only.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::arch::asm!(
+            "sdot {acc:v}.4s, {w:v}.16b, {x:v}.16b",
+            acc = inout(vreg) acc,
+            w = in(vreg) w,
+            x = in(vreg) x,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    acc
+}
+
+/// Plain NEON: widening multiplies to i16, pairwise-added into i32.
+pub(crate) struct Widen;
+
+impl Dot16 for Widen {
+    #[inline(always)]
+    fn dot16(acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
+        // WORKAROUND: NEON intrinsics are `unsafe` outside `#[target_feature]` functions, but
+        // NEON is part of every aarch64 target (these run on no other).
+        #[allow(unsafe_code)]
+        unsafe {
+            let lo = vmull_s8(vget_low_s8(w), vget_low_s8(x));
+            let hi = vmull_high_s8(w, x);
+            vpadalq_s16(vpadalq_s16(acc, lo), hi)
+        }
+    }
+}
+
+/// `acc + Σ_g s[g]·xd[g]·(q[16g..][..16] · xq[16g..][..16])` over a block's `S` groups, four
+/// groups per vector step (`S` is 2 or 16).
+#[inline(always)]
+pub(crate) fn block_dot<D: Dot16, const N: usize, const S: usize>(
+    q: &[i8; N],
+    s: &[f32; S],
+    xq: &[i8; N],
+    xd: &[f32; S],
+    acc: float32x4_t,
+) -> float32x4_t {
+    let (qg, _) = q.as_chunks::<16>();
+    let (xg, _) = xq.as_chunks::<16>();
+    let mut acc = acc;
+    let mut g0 = 0;
+    while g0 < S {
+        let mut scale = [0f32; 4];
+        // WORKAROUND: as in `Widen::dot16`: NEON is part of every aarch64 target.
+        #[allow(unsafe_code)]
+        unsafe {
+            let mut sums = [vdupq_n_s32(0); 4];
+            for k in 0..4.min(S - g0) {
+                let g = g0 + k;
+                sums[k] = D::dot16(sums[k], load_s8(&qg[g]), load_s8(&xg[g]));
+                scale[k] = s[g] * xd[g];
+            }
+            // Lane k: the whole sum of group g0 + k.
+            let t = vpaddq_s32(vpaddq_s32(sums[0], sums[1]), vpaddq_s32(sums[2], sums[3]));
+            acc = vfmaq_f32(acc, vcvtq_f32_s32(t), load_f32(&scale));
+        }
+        g0 += 4;
+    }
+    acc
+}
+
+/// Sum of the 4 lanes.
+#[inline(always)]
+pub(crate) fn hsum(v: float32x4_t) -> f32 {
+    // WORKAROUND: as in `Widen::dot16`.
+    #[allow(unsafe_code)]
+    unsafe {
+        vaddvq_f32(v)
+    }
+}
+
+/// A zero accumulator.
+#[inline(always)]
+pub(crate) fn zero() -> float32x4_t {
+    // WORKAROUND: as in `Widen::dot16`.
+    #[allow(unsafe_code)]
+    unsafe {
+        vdupq_n_f32(0.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `block_dot` with both ways of summing against the exact sum, for a 256-weight block (16
+    /// groups) and a 32-weight one (2 groups); the `SDOT` way where this CPU has it (QEMU's
+    /// `-cpu max` in CI), saying so where it does not (`-cpu cortex-a72`).
+    #[test]
+    fn block_dots_equal_the_exact_sums_with_and_without_sdot() {
+        let mut seed = 0x2545_f491_u32;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        fn check<const N: usize, const S: usize>(next: &mut impl FnMut() -> u32) {
+            let mut q = [0i8; N];
+            let mut xq = [0i8; N];
+            q.iter_mut().for_each(|v| *v = next() as i8);
+            // Activations span the full int8 range, -127 ..= 127 as quantized.
+            xq.iter_mut().for_each(|v| *v = (next() % 255) as i8);
+            let s: [f32; S] = std::array::from_fn(|_| (next() % 1000) as f32 / 997.0);
+            let xd: [f32; S] = std::array::from_fn(|_| (next() % 1000) as f32 / 991.0 - 0.5);
+            let exact: f64 = (0..S)
+                .map(|g| {
+                    let t: i32 = (0..16)
+                        .map(|i| q[16 * g + i] as i32 * xq[16 * g + i] as i32)
+                        .sum();
+                    s[g] as f64 * xd[g] as f64 * t as f64
+                })
+                .sum();
+            let scale: f64 = (0..N).map(|v| (q[v] as f64 * xq[v] as f64).abs()).sum();
+            let widen = hsum(block_dot::<Widen, N, S>(&q, &s, &xq, &xd, zero())) as f64;
+            assert!((widen - exact).abs() <= 1e-6 * scale, "{widen} vs {exact}");
+            if std::arch::is_aarch64_feature_detected!("dotprod") {
+                let sdot = hsum(block_dot::<Sdot, N, S>(&q, &s, &xq, &xd, zero())) as f64;
+                assert!((sdot - exact).abs() <= 1e-6 * scale, "{sdot} vs {exact}");
+            }
+        }
+        for _ in 0..64 {
+            check::<256, 16>(&mut next);
+            check::<32, 2>(&mut next);
+        }
+        match std::arch::is_aarch64_feature_detected!("dotprod") {
+            true => eprintln!("SDOT and plain NEON block dots checked"),
+            false => eprintln!("this CPU has no SDOT: plain NEON block dots checked"),
+        }
+    }
+}
