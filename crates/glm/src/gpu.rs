@@ -12,8 +12,9 @@
 //! * The forward pass (`pass`) then runs over the device's ops (`gpu_ops`); the CPU's ops
 //!   (`cpu_ops`) never touch the GPU — a MoE layer whose routed experts are in RAM hands the
 //!   CPU kernels only those (`Model::moe_routed`).
-//! * With the MTP block loaded, its weights are placed like a trunk layer's; its routed
-//!   experts stay in RAM only when every trunk MoE layer's do.
+//! * With the MTP block loaded, its weights are placed like a trunk layer's, but its routed
+//!   experts go to the device only when no trunk layer's stay in RAM (the fit planner does not
+//!   count the block).
 
 use crate::weights::{Ffn, GateUp, LayerWeights, MtpWeights, QTensor, Weights};
 use crate::GlmError;
@@ -82,11 +83,6 @@ impl GpuWeights {
             scratch: Default::default(),
         };
         let mut tensors = vec![&w.output];
-        let moe_layers = w
-            .layers
-            .iter()
-            .filter(|l| matches!(l.ffn, Ffn::Moe(_)))
-            .count();
         let mut moe_seen = 0;
         for l in &w.layers {
             let experts = match l.ffn {
@@ -101,8 +97,10 @@ impl GpuWeights {
             layer_tensors(l, experts, &mut tensors);
         }
         if let Some(m) = mtp {
-            // The MTP block's routed experts stay in RAM when every trunk layer's do.
-            layer_tensors(&m.layer, placement.cpu_moe < moe_layers, &mut tensors);
+            // The MTP block's routed experts go to the device only when every trunk layer's
+            // did: the fit planner does not count the block, so a plan that needed expert
+            // layers in RAM has no room for them.
+            layer_tensors(&m.layer, placement.cpu_moe == 0, &mut tensors);
             tensors.push(&m.eh_proj);
             tensors.extend(&m.head);
         }

@@ -1,8 +1,9 @@
 //! [`Ops`] on the GPU: the activations and the KV cache live on the device. Embeddings are
 //! looked up on the host and uploaded, then every norm, RoPE, product, the MLA attention
 //! (absorbed form, for prefill and decode alike), the cache stores, the MoE routing and expert
-//! products, and the residual adds are recorded into one command stream; only the logits come
-//! back.
+//! products, and the residual adds are recorded into one command stream; only what the pass
+//! returns comes back (the logits, and with the MTP block loaded the final-norm rows it reads),
+//! in one read.
 //!
 //! The indexer's top-k selection runs on the device too (an exact radix select per query).
 //! One host crossing remains by design: a MoE layer whose routed experts stay in RAM
@@ -143,13 +144,15 @@ impl DeviceRows {
         self.cap * self.words * 4
     }
 
-    /// A new buffer with a copy of the first `rows` rows.
+    /// A new buffer with a copy of the first `rows` rows (as many as it holds: the MTP
+    /// block's cache is a row behind the trunk's).
     fn fork(&self, gpu: &Gpu, rows: usize) -> Result<Self, GlmError> {
         let mut out = Self {
             buf: None,
             cap: 0,
             words: self.words,
         };
+        let rows = rows.min(self.cap);
         if let (Some(old), true) = (&self.buf, rows > 0) {
             let fresh = out.reserve(gpu, rows, 0)?.clone();
             gpu.copy(old, 0, &fresh, 0, rows * self.words)?;
@@ -356,6 +359,15 @@ impl<'a> GpuOps<'a> {
 
     fn w(&self, t: &QTensor) -> Result<&'a QWeight, GlmError> {
         w(self.gw, t)
+    }
+}
+
+impl Drop for GpuOps<'_> {
+    /// A pass that stopped on an error leaves its recorded work submitted, so the next pass's
+    /// uploads (ordered before the next submission) cannot land under it. (A pass that ended
+    /// normally has submitted already: then this does nothing.)
+    fn drop(&mut self) {
+        self.g.flush();
     }
 }
 

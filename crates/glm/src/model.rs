@@ -245,8 +245,6 @@ impl Model {
 
     /// Runs `tokens` (appended after what `cache` holds) and returns logits, one `vocab`-long
     /// row per requested position.
-    /// Runs `tokens` (appended after what `cache` holds) and returns logits, one `vocab`-long
-    /// row per requested position.
     pub fn forward(
         &self,
         tokens: &[u32],
@@ -258,6 +256,19 @@ impl Model {
         // floats — at once (96 GB for a 60k-token agent prompt on the tiny fixture on the CPU;
         // the GPU's scratch is smaller still). Only the last pass computes logits, unless all
         // positions' are asked for.
+        // Checked before any pass runs, so a bad request leaves the cache as it was.
+        if cache.len + tokens.len() > self.max_context() {
+            return Err(GlmError::ContextFull {
+                needed: cache.len + tokens.len(),
+                limit: self.max_context(),
+            });
+        }
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.config.vocab) {
+            return Err(GlmError::Input(format!(
+                "token id {bad} is outside the vocabulary of {}",
+                self.config.vocab
+            )));
+        }
         let chunk = self.pass_tokens(cache.len + tokens.len());
         let parts: Vec<&[u32]> = tokens.chunks(chunk.max(1)).collect();
         let mut out = Vec::new();
@@ -299,18 +310,6 @@ impl Model {
             return Ok(Vec::new());
         }
         let p0 = cache.len;
-        if p0 + n > self.max_context() {
-            return Err(GlmError::ContextFull {
-                needed: p0 + n,
-                limit: self.max_context(),
-            });
-        }
-        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.config.vocab) {
-            return Err(GlmError::Input(format!(
-                "token id {bad} is outside the vocabulary of {}",
-                self.config.vocab
-            )));
-        }
         // The final norm's rows are also what the MTP block reads of the trunk.
         let keep_mtp = self.mtp.is_some() && cache.mtp.is_some();
         let out = match &self.gpu {

@@ -311,8 +311,8 @@ impl Model {
     }
 
     /// The block on `m` pairs at positions `q0..`: trunk (or draft) hidden rows and next
-    /// tokens. Returns the last output after the head norm (`n_embd` floats) and, when asked,
-    /// its logits.
+    /// tokens. With `logits`, returns the last output after the head norm (`n_embd` floats)
+    /// and its logits; without, nothing (the block's cache filled only).
     fn mtp_block(
         &self,
         block: &MtpBlock,

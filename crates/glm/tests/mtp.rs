@@ -397,6 +397,19 @@ fn on_the_gpu_the_block_matches_the_reference_and_greedy_drafting_changes_nothin
     let c = &model.config;
     assert_eq!(d.readback_bytes, 4 * (c.vocab + c.n_embd) as u64, "{d:?}");
     assert!(d.submissions <= 2, "{d:?}");
+    // A copy of the whole cache (the block's device cache is a row behind the trunk's: after
+    // 65 tokens one buffer row short) continues like the original, drafting included.
+    let mut cache = model.new_cache();
+    let long: Vec<u32> = (1..=65).collect();
+    model.forward(&long, &mut cache, Logits::Last).unwrap();
+    let mut copy = cache.fork(cache.len()).unwrap();
+    assert!(model.can_draft(&copy));
+    let want = model.forward(&[6], &mut cache, Logits::Last).unwrap();
+    assert_eq!(model.forward(&[6], &mut copy, Logits::Last).unwrap(), want);
+    assert_eq!(
+        model.mtp_step(&mut copy, 7).unwrap(),
+        model.mtp_step(&mut cache, 7).unwrap()
+    );
 
     // (Shorter than the CPU's 240 tokens: lavapipe runs a debug build's passes slowly.)
     let prompt = cases("tiny-f32").remove(0).tokens;

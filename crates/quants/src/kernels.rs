@@ -445,7 +445,9 @@ fn have_avx2() -> bool {
 /// `LOCALGLM_SIMD=off` forces the portable kernels, so that they are tested and benchmarked on
 /// every CPU. Read once per process.
 pub fn simd_allowed() -> bool {
-    std::env::var("LOCALGLM_SIMD").map_or(true, |v| v != "off")
+    use std::sync::OnceLock;
+    static ALLOWED: OnceLock<bool> = OnceLock::new();
+    *ALLOWED.get_or_init(|| std::env::var("LOCALGLM_SIMD").map_or(true, |v| v != "off"))
 }
 
 /// The AVX-512 row kernel for `ty`, where this CPU has one (per-256 activations only).

@@ -2,8 +2,8 @@
 //! int8 path — decoded weight quants against int8 activations, 16 per scale — in vector
 //! registers, with `SDOT` where the CPU has FEAT_DotProd (every Apple M-series chip; chosen at
 //! run time in `kernels.rs`) and with widening multiplies and pairwise adds where it does not.
-//! The integer sums are exact either way, so both give the portable kernels' group sums; only
-//! the order of the float accumulation differs.
+//! The integer sums are exact either way, so both give the portable kernels' group sums; the
+//! float accumulation differs in order and in using fused multiply-adds.
 //!
 //! The `unsafe` here is of two kinds: NEON intrinsics, which Rust marks unsafe outside
 //! `#[target_feature]` functions though every aarch64 target has NEON, and the `SDOT`
@@ -35,6 +35,9 @@ fn load_f32(v: &[f32; 4]) -> float32x4_t {
 
 /// How 16 int8 × int8 products are summed into 4 i32 lanes (the split over lanes may differ;
 /// the total is the same).
+///
+/// Only `kernels.rs` uses these, and uses [`Sdot`] only inside functions compiled for
+/// FEAT_DotProd that it enters after detecting the feature; nothing else may name `Sdot`.
 pub(crate) trait Dot16 {
     fn dot16(acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t;
 }
