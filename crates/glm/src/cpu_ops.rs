@@ -10,7 +10,7 @@ use crate::pass::{Ops, Site, Vector};
 use crate::weights::{LayerWeights, MoeWeights, QTensor};
 use crate::GlmError;
 use candle_core::{DType, Tensor};
-use localglm_quants::{dequantize_row, matmul_with, matvec_indexed_with, Activations};
+use localglm_quants::{matmul_with, matvec_indexed_with, Activations};
 
 /// One CPU pass: positions `p0..p0 + n` over the trunk's layer caches or the MTP block's.
 pub(crate) struct CpuOps<'a> {
@@ -32,16 +32,7 @@ impl<'a> CpuOps<'a> {
         n: usize,
     ) -> Result<Self, GlmError> {
         let half = m.inv_freq.len();
-        let mut c = Vec::with_capacity(n * half);
-        let mut s = Vec::with_capacity(n * half);
-        for p in p0..p0 + n {
-            for f in &m.inv_freq {
-                // Angle in f64: positions reach 10^6 and f32 would lose the phase.
-                let a = p as f64 * *f as f64;
-                c.push(a.cos() as f32);
-                s.push(a.sin() as f32);
-            }
-        }
+        let (c, s) = m.rope_angles(p0, n);
         let dev = &m.opts.device;
         Ok(Self {
             m,
@@ -127,20 +118,10 @@ impl Ops for CpuOps<'_> {
     type Mask = Tensor;
 
     fn embed(&mut self, t: &QTensor, tokens: &[u32], zero_first: bool) -> Result<Tensor, GlmError> {
+        let rows = self.m.embed_rows(t, tokens, zero_first)?;
         let d = self.m.config.n_embd;
-        let row_bytes = t.ty().row_bytes(d)?;
-        let bytes = t.bytes(&self.m.gguf);
-        let mut out = vec![0f32; tokens.len() * d];
-        for (k, &id) in tokens.iter().enumerate().skip(usize::from(zero_first)) {
-            let o = id as usize * row_bytes;
-            dequantize_row(
-                t.ty(),
-                &bytes[o..o + row_bytes],
-                &mut out[k * d..(k + 1) * d],
-            )?;
-        }
         Ok(Tensor::from_vec(
-            out,
+            rows,
             (tokens.len(), d),
             &self.m.opts.device,
         )?)

@@ -15,7 +15,7 @@ use crate::pass::{Ops, Site, Vector};
 use crate::weights::{Ffn, GateUp, LayerWeights, MoeWeights, QTensor};
 use crate::GlmError;
 use localglm_gpu::{cache_words, AttentionArgs, Buffer, Gpu, Pool, QWeight};
-use localglm_quants::{dequantize_row, dequantize_to_vec, KvType};
+use localglm_quants::{dequantize_to_vec, KvType};
 
 /// Batches of at least this many tokens run the routed-expert products grouped by expert
 /// (one read of an expert's weights per 8 of its tokens); smaller ones per slot.
@@ -287,15 +287,7 @@ impl<'a> GpuOps<'a> {
         let g: &Gpu = &gw.gpu;
         let mut pool = gw.scratch.lock().unwrap_or_else(|p| p.into_inner());
         let half = m.inv_freq.len();
-        let mut cos = Vec::with_capacity(2 * n * half);
-        let mut sin = Vec::with_capacity(n * half);
-        for p in p0..p0 + n {
-            for f in &m.inv_freq {
-                let a = p as f64 * *f as f64;
-                cos.push(a.cos() as f32);
-                sin.push(a.sin() as f32);
-            }
-        }
+        let (mut cos, sin) = m.rope_angles(p0, n);
         cos.extend(sin);
         let table = pool.get(g, "rope", cos.len())?;
         g.write_f32(&table, &cos)?;
@@ -376,19 +368,8 @@ impl Ops for GpuOps<'_> {
     type Mask = Buffer;
 
     fn embed(&mut self, t: &QTensor, tokens: &[u32], zero_first: bool) -> Result<Act, GlmError> {
-        let d = self.m.config.n_embd;
-        let row_bytes = t.ty().row_bytes(d)?;
-        let bytes = t.bytes(&self.m.gguf);
-        let mut out = vec![0f32; tokens.len() * d];
-        for (k, &id) in tokens.iter().enumerate().skip(usize::from(zero_first)) {
-            let o = id as usize * row_bytes;
-            dequantize_row(
-                t.ty(),
-                &bytes[o..o + row_bytes],
-                &mut out[k * d..(k + 1) * d],
-            )?;
-        }
-        self.upload(&out, d, "x")
+        let rows = self.m.embed_rows(t, tokens, zero_first)?;
+        self.upload(&rows, self.m.config.n_embd, "x")
     }
 
     fn upload(

@@ -342,6 +342,46 @@ impl Model {
         Ok(out.logits)
     }
 
+    /// Rows of the embedding table `t` for `tokens` (`n_embd` floats each, after one another);
+    /// with `zero_first` the first row is zero (the MTP block at position 0).
+    pub(crate) fn embed_rows(
+        &self,
+        t: &QTensor,
+        tokens: &[u32],
+        zero_first: bool,
+    ) -> Result<Vec<f32>, GlmError> {
+        let d = self.config.n_embd;
+        let row_bytes = t.ty().row_bytes(d)?;
+        let bytes = t.bytes(&self.gguf);
+        let mut out = vec![0f32; tokens.len() * d];
+        for (k, &id) in tokens.iter().enumerate().skip(usize::from(zero_first)) {
+            let o = id as usize * row_bytes;
+            localglm_quants::dequantize_row(
+                t.ty(),
+                &bytes[o..o + row_bytes],
+                &mut out[k * d..(k + 1) * d],
+            )?;
+        }
+        Ok(out)
+    }
+
+    /// cos and sin of the interleaved RoPE angles for positions `p0..p0 + n`: `n × rope/2`
+    /// each.
+    pub(crate) fn rope_angles(&self, p0: usize, n: usize) -> (Vec<f32>, Vec<f32>) {
+        let half = self.inv_freq.len();
+        let mut cos = Vec::with_capacity(2 * n * half);
+        let mut sin = Vec::with_capacity(n * half);
+        for p in p0..p0 + n {
+            for f in &self.inv_freq {
+                // Angle in f64: positions reach 10^6 and f32 would lose the phase.
+                let a = p as f64 * *f as f64;
+                cos.push(a.cos() as f32);
+                sin.push(a.sin() as f32);
+            }
+        }
+        (cos, sin)
+    }
+
     /// Where the model runs: `None` on the CPU, else the adapter, the bytes placed on it and
     /// the number of MoE layers whose routed experts stayed in RAM.
     pub fn gpu_placement(&self) -> Option<(localglm_gpu::AdapterReport, u64, usize)> {

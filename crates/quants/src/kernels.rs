@@ -22,7 +22,7 @@ use crate::decode_i8 as di8;
 use crate::dequant::{self as dq, QK, QK_K};
 use crate::q8::{dot_row_q8, dot_row_q8_multi, Q8Act};
 #[cfg(target_arch = "aarch64")]
-use crate::q8::{dot_row_q8_multi_neon, dot_row_q8_neon};
+use crate::q8::{dot_row_q8_multi_neon, dot_row_q8_sdot, dot_row_q8_widen};
 #[cfg(target_arch = "x86_64")]
 use crate::q8::{dot_row_q8_multi_simd, dot_row_q8_simd};
 use crate::{GgmlType, QuantError};
@@ -196,19 +196,12 @@ fn dot_row_int8_multi_avx2(ty: GgmlType, row: &[u8], acts: &[Q8Act], out: &mut [
     )
 }
 
-/// NEON builds of `dot_row_int8` and `dot_row_int8_multi`, generic over how 16 products are
-/// summed (`Sdot` needs FEAT_DotProd and runs inside `*_sdot` functions only).
+/// NEON builds of the int8 row loops: plain NEON here and in `rows_multi_neon::<Widen>`; with
+/// `SDOT` in the `*_sdot` functions, compiled for FEAT_DotProd.
 #[cfg(target_arch = "aarch64")]
-#[inline(always)]
-fn rows_int8_neon<D: crate::neon::Dot16>(
-    ty: GgmlType,
-    w: &[u8],
-    row_bytes: usize,
-    a: &Q8Act,
-    y: &mut [f32],
-) {
+fn rows_int8_widen(ty: GgmlType, w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
     for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
-        *out = match_int8_type!(ty, dot_row_q8_neon, [D, row, a], f32::NAN);
+        *out = match_int8_type!(ty, dot_row_q8_widen, [row, a], f32::NAN);
     }
 }
 
@@ -232,11 +225,13 @@ fn rows_multi_neon<D: crate::neon::Dot16>(
     }
 }
 
-/// [`rows_int8_neon`] with `SDOT`.
+/// [`rows_int8_widen`] with `SDOT`.
 #[cfg(target_arch = "aarch64")]
 #[target_feature(enable = "neon,dotprod")]
 fn rows_int8_sdot(ty: GgmlType, w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
-    rows_int8_neon::<crate::neon::Sdot>(ty, w, row_bytes, a, y)
+    for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
+        *out = match_int8_type!(ty, dot_row_q8_sdot, [row, a], f32::NAN);
+    }
 }
 
 /// [`rows_multi_neon`] with `SDOT`.
@@ -268,7 +263,7 @@ fn rows_dispatch_neon(ty: GgmlType, w: &[u8], row_bytes: usize, a: &Q8Act, y: &m
             rows_int8_sdot(ty, w, row_bytes, a, y)
         };
     } else {
-        rows_int8_neon::<crate::neon::Widen>(ty, w, row_bytes, a, y);
+        rows_int8_widen(ty, w, row_bytes, a, y);
     }
     true
 }

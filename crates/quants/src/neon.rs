@@ -128,6 +128,30 @@ pub(crate) fn block_dot<D: Dot16, const N: usize, const S: usize>(
     acc
 }
 
+/// [`block_dot`] with `SDOT` (callers: functions compiled for FEAT_DotProd only).
+#[inline(always)]
+pub(crate) fn block_dot_sdot<const N: usize, const S: usize>(
+    q: &[i8; N],
+    s: &[f32; S],
+    xq: &[i8; N],
+    xd: &[f32; S],
+    acc: float32x4_t,
+) -> float32x4_t {
+    block_dot::<Sdot, N, S>(q, s, xq, xd, acc)
+}
+
+/// [`block_dot`] with widening multiplies.
+#[inline(always)]
+pub(crate) fn block_dot_widen<const N: usize, const S: usize>(
+    q: &[i8; N],
+    s: &[f32; S],
+    xq: &[i8; N],
+    xd: &[f32; S],
+    acc: float32x4_t,
+) -> float32x4_t {
+    block_dot::<Widen, N, S>(q, s, xq, xd, acc)
+}
+
 /// Sum of the 4 lanes.
 #[inline(always)]
 pub(crate) fn hsum(v: float32x4_t) -> f32 {

@@ -175,16 +175,17 @@ macro_rules! dot_row_q8_multi {
 }
 pub(crate) use dot_row_q8_multi;
 
-/// [`dot_row_q8`] with the block dot in AVX2 (`crate::simd::block_dot`); expands only inside
-/// `#[target_feature(enable = "avx2,fma")]` functions.
-#[cfg(target_arch = "x86_64")]
-macro_rules! dot_row_q8_simd {
-    ($row:expr, $act:expr, $B:literal, $N:expr, $S:literal, $G:literal, $decode:path) => {{
+/// [`dot_row_q8`] with the block dot in vector registers: `$zero()` is an empty accumulator,
+/// `$dot(&q, &s, xq, xd, acc)` adds a block, `$hsum(acc)` sums the lanes. The SIMD builds
+/// below name their functions; each expands only inside functions compiled for its features.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+macro_rules! dot_row_q8_vec {
+    ($zero:path, $dot:path, $hsum:path, $row:expr, $act:expr, $B:literal, $N:expr, $S:literal, $G:literal, $decode:path) => {{
         let act: &$crate::q8::Q8Act = $act;
         let mut q = [0i8; $N];
         let mut s = [0f32; $S];
         let mut bias = [0f32; $G];
-        let mut acc = $crate::simd::_mm256_setzero_ps();
+        let mut acc = $zero();
         let mut acc_bias = [0f32; $G];
         let (blocks, _) = $row.as_chunks::<$B>();
         let (xq, _) = act.q.as_chunks::<{ $N }>();
@@ -192,15 +193,31 @@ macro_rules! dot_row_q8_simd {
         let (xs, _) = act.sum8.as_chunks::<$G>();
         for (((blk, xq), xd), xs) in blocks.iter().zip(xq).zip(xd).zip(xs) {
             let has_bias = $decode(blk, &mut q, &mut s, &mut bias);
-            acc = $crate::simd::block_dot(&q, &s, xq, xd, acc);
+            acc = $dot(&q, &s, xq, xd, acc);
             if has_bias {
                 for g in 0..$G {
                     acc_bias[g] += bias[g] * xs[g];
                 }
             }
         }
-        $crate::simd::hsum(acc) + acc_bias.iter().sum::<f32>()
+        $hsum(acc) + acc_bias.iter().sum::<f32>()
     }};
+}
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) use dot_row_q8_vec;
+
+/// [`dot_row_q8`] with the block dot in AVX2 (`crate::simd::block_dot`); expands only inside
+/// `#[target_feature(enable = "avx2,fma")]` functions.
+#[cfg(target_arch = "x86_64")]
+macro_rules! dot_row_q8_simd {
+    ($($args:tt)*) => {
+        $crate::q8::dot_row_q8_vec!(
+            $crate::simd::_mm256_setzero_ps,
+            $crate::simd::block_dot,
+            $crate::simd::hsum,
+            $($args)*
+        )
+    };
 }
 #[cfg(target_arch = "x86_64")]
 pub(crate) use dot_row_q8_simd;
@@ -292,35 +309,35 @@ macro_rules! dot_row_q8_multi_simd {
 #[cfg(target_arch = "x86_64")]
 pub(crate) use dot_row_q8_multi_simd;
 
-/// [`dot_row_q8`] with the block dot in NEON (`crate::neon::block_dot` with the `$D` way of
-/// summing 16 products: `Sdot` or `Widen`).
+/// [`dot_row_q8`] with the block dot in NEON, summing with `SDOT` (inside functions compiled
+/// for FEAT_DotProd only) or with widening multiplies.
 #[cfg(target_arch = "aarch64")]
-macro_rules! dot_row_q8_neon {
-    ($D:ty, $row:expr, $act:expr, $B:literal, $N:expr, $S:literal, $G:literal, $decode:path) => {{
-        let act: &$crate::q8::Q8Act = $act;
-        let mut q = [0i8; $N];
-        let mut s = [0f32; $S];
-        let mut bias = [0f32; $G];
-        let mut acc = $crate::neon::zero();
-        let mut acc_bias = [0f32; $G];
-        let (blocks, _) = $row.as_chunks::<$B>();
-        let (xq, _) = act.q.as_chunks::<{ $N }>();
-        let (xd, _) = act.d16.as_chunks::<$S>();
-        let (xs, _) = act.sum8.as_chunks::<$G>();
-        for (((blk, xq), xd), xs) in blocks.iter().zip(xq).zip(xd).zip(xs) {
-            let has_bias = $decode(blk, &mut q, &mut s, &mut bias);
-            acc = $crate::neon::block_dot::<$D, { $N }, $S>(&q, &s, xq, xd, acc);
-            if has_bias {
-                for g in 0..$G {
-                    acc_bias[g] += bias[g] * xs[g];
-                }
-            }
-        }
-        $crate::neon::hsum(acc) + acc_bias.iter().sum::<f32>()
-    }};
+macro_rules! dot_row_q8_sdot {
+    ($($args:tt)*) => {
+        $crate::q8::dot_row_q8_vec!(
+            $crate::neon::zero,
+            $crate::neon::block_dot_sdot,
+            $crate::neon::hsum,
+            $($args)*
+        )
+    };
 }
 #[cfg(target_arch = "aarch64")]
-pub(crate) use dot_row_q8_neon;
+pub(crate) use dot_row_q8_sdot;
+
+#[cfg(target_arch = "aarch64")]
+macro_rules! dot_row_q8_widen {
+    ($($args:tt)*) => {
+        $crate::q8::dot_row_q8_vec!(
+            $crate::neon::zero,
+            $crate::neon::block_dot_widen,
+            $crate::neon::hsum,
+            $($args)*
+        )
+    };
+}
+#[cfg(target_arch = "aarch64")]
+pub(crate) use dot_row_q8_widen;
 
 /// [`dot_row_q8_multi`] with the block dot in NEON: each block decoded once, dotted with every
 /// activation.
