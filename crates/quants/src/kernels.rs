@@ -21,8 +21,6 @@
 use crate::decode_i8 as di8;
 use crate::dequant::{self as dq, QK, QK_K};
 use crate::q8::{dot_row_q8, dot_row_q8_multi, Q8Act};
-#[cfg(target_arch = "aarch64")]
-use crate::q8::{dot_row_q8_multi_neon, dot_row_q8_sdot, dot_row_q8_widen};
 #[cfg(target_arch = "x86_64")]
 use crate::q8::{dot_row_q8_multi_simd, dot_row_q8_simd};
 use crate::{GgmlType, QuantError};
@@ -159,6 +157,8 @@ macro_rules! match_int8_type {
         }
     };
 }
+#[cfg(target_arch = "aarch64")]
+pub(crate) use match_int8_type;
 
 /// One row · quantized activation, for the types `decode_i8` supports.
 #[inline(always)]
@@ -194,78 +194,6 @@ fn dot_row_int8_multi_avx2(ty: GgmlType, row: &[u8], acts: &[Q8Act], out: &mut [
         [row, acts, out],
         out.iter_mut().for_each(|o| *o = f32::NAN)
     )
-}
-
-/// NEON builds of the int8 row loops: plain NEON here and in `rows_multi_neon::<Widen>`; with
-/// `SDOT` in the `*_sdot` functions, compiled for FEAT_DotProd.
-#[cfg(target_arch = "aarch64")]
-fn rows_int8_widen(ty: GgmlType, w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
-    for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
-        *out = match_int8_type!(ty, dot_row_q8_widen, [row, a], f32::NAN);
-    }
-}
-
-#[cfg(target_arch = "aarch64")]
-#[inline(always)]
-fn rows_multi_neon<D: crate::neon::Dot16>(
-    ty: GgmlType,
-    w: &[u8],
-    row_bytes: usize,
-    acts: &[Q8Act],
-    yt: &mut [f32],
-) {
-    let n = acts.len();
-    for (row, out) in w.chunks_exact(row_bytes).zip(yt.chunks_exact_mut(n)) {
-        match_int8_type!(
-            ty,
-            dot_row_q8_multi_neon,
-            [D, row, acts, out],
-            out.iter_mut().for_each(|o| *o = f32::NAN)
-        )
-    }
-}
-
-/// [`rows_int8_widen`] with `SDOT`.
-#[cfg(target_arch = "aarch64")]
-#[target_feature(enable = "neon,dotprod")]
-fn rows_int8_sdot(ty: GgmlType, w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
-    for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
-        *out = match_int8_type!(ty, dot_row_q8_sdot, [row, a], f32::NAN);
-    }
-}
-
-/// [`rows_multi_neon`] with `SDOT`.
-#[cfg(target_arch = "aarch64")]
-#[target_feature(enable = "neon,dotprod")]
-fn rows_multi_sdot(ty: GgmlType, w: &[u8], row_bytes: usize, acts: &[Q8Act], yt: &mut [f32]) {
-    rows_multi_neon::<crate::neon::Sdot>(ty, w, row_bytes, acts, yt)
-}
-
-/// Whether this aarch64 CPU has FEAT_DotProd (and SIMD kernels are allowed).
-#[cfg(target_arch = "aarch64")]
-fn have_dotprod() -> bool {
-    use std::sync::OnceLock;
-    static HAVE: OnceLock<bool> = OnceLock::new();
-    *HAVE.get_or_init(|| simd_allowed() && std::arch::is_aarch64_feature_detected!("dotprod"))
-}
-
-/// The NEON kernels for the int8 path on aarch64 (`false`: none applies, or SIMD is off).
-#[cfg(target_arch = "aarch64")]
-fn rows_dispatch_neon(ty: GgmlType, w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) -> bool {
-    if !simd_allowed() {
-        return false;
-    }
-    if have_dotprod() {
-        // WORKAROUND: calling a `#[target_feature]` function needs `unsafe`; `dotprod` was
-        // detected on this CPU just above, which is the whole safety contract.
-        #[allow(unsafe_code)]
-        unsafe {
-            rows_int8_sdot(ty, w, row_bytes, a, y)
-        };
-    } else {
-        rows_int8_widen(ty, w, row_bytes, a, y);
-    }
-    true
 }
 
 /// One row · x for a supported type (lengths already validated by the caller).
@@ -397,16 +325,7 @@ fn rows_multi_avx2(ty: GgmlType, w: &[u8], row_bytes: usize, acts: &[Q8Act], yt:
 
 fn rows_multi_dispatch(ty: GgmlType, w: &[u8], row_bytes: usize, acts: &[Q8Act], yt: &mut [f32]) {
     #[cfg(target_arch = "aarch64")]
-    if simd_allowed() {
-        if have_dotprod() {
-            // WORKAROUND: as in `rows_dispatch_neon`: `dotprod` was detected on this CPU.
-            #[allow(unsafe_code)]
-            unsafe {
-                rows_multi_sdot(ty, w, row_bytes, acts, yt)
-            };
-        } else {
-            rows_multi_neon::<crate::neon::Widen>(ty, w, row_bytes, acts, yt);
-        }
+    if crate::neon::rows_multi(ty, w, row_bytes, acts, yt) {
         return;
     }
     #[cfg(target_arch = "x86_64")]
@@ -508,7 +427,7 @@ fn rows_dispatch(
     }
     #[cfg(target_arch = "aarch64")]
     if let Some(a) = act {
-        if rows_dispatch_neon(ty, w, row_bytes, a, y) {
+        if crate::neon::rows(ty, w, row_bytes, a, y) {
             return;
         }
     }

@@ -1,7 +1,8 @@
-//! NEON block dots for aarch64 (Apple Silicon, Graviton, Ampere): the integer part of the
-//! int8 path — decoded weight quants against int8 activations, 16 per scale — in vector
-//! registers, with `SDOT` where the CPU has FEAT_DotProd (every Apple M-series chip; chosen at
-//! run time in `kernels.rs`) and with widening multiplies and pairwise adds where it does not.
+//! NEON kernels for aarch64 (Apple Silicon, Graviton, Ampere): the int8 path's row loops
+//! (mat-vec and batched) with their block dot — decoded weight quants against int8
+//! activations, 16 per scale — in vector registers: `SDOT` where the CPU has FEAT_DotProd
+//! (every Apple M-series chip; detected at run time), widening multiplies and pairwise adds
+//! where it does not. The per-type decoders are the portable ones (`decode_i8`).
 //! The integer sums are exact either way, so both give the portable kernels' group sums; the
 //! float accumulation differs in order and in using fused multiply-adds.
 //!
@@ -11,6 +12,11 @@
 
 #![cfg(target_arch = "aarch64")]
 
+use crate::decode_i8 as di8;
+use crate::dequant::{QK, QK_K};
+use crate::kernels::match_int8_type;
+use crate::q8::{dot_row_q8_multi_neon, dot_row_q8_sdot, dot_row_q8_widen, Q8Act};
+use crate::GgmlType;
 use std::arch::aarch64::*;
 
 /// 16 int8 values as one vector.
@@ -170,6 +176,99 @@ pub(crate) fn zero() -> float32x4_t {
     unsafe {
         vdupq_n_f32(0.0)
     }
+}
+
+/// NEON builds of the int8 row loops: plain NEON here and in `rows_multi_neon::<Widen>`; with
+/// `SDOT` in the `*_sdot` functions, compiled for FEAT_DotProd.
+fn rows_int8_widen(ty: GgmlType, w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
+    for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
+        *out = match_int8_type!(ty, dot_row_q8_widen, [row, a], f32::NAN);
+    }
+}
+
+#[inline(always)]
+fn rows_multi_neon<D: Dot16>(
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    acts: &[Q8Act],
+    yt: &mut [f32],
+) {
+    let n = acts.len();
+    for (row, out) in w.chunks_exact(row_bytes).zip(yt.chunks_exact_mut(n)) {
+        match_int8_type!(
+            ty,
+            dot_row_q8_multi_neon,
+            [D, row, acts, out],
+            out.iter_mut().for_each(|o| *o = f32::NAN)
+        )
+    }
+}
+
+/// [`rows_int8_widen`] with `SDOT`.
+#[target_feature(enable = "neon,dotprod")]
+fn rows_int8_sdot(ty: GgmlType, w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
+    for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
+        *out = match_int8_type!(ty, dot_row_q8_sdot, [row, a], f32::NAN);
+    }
+}
+
+/// [`rows_multi_neon`] with `SDOT`.
+#[target_feature(enable = "neon,dotprod")]
+fn rows_multi_sdot(ty: GgmlType, w: &[u8], row_bytes: usize, acts: &[Q8Act], yt: &mut [f32]) {
+    rows_multi_neon::<Sdot>(ty, w, row_bytes, acts, yt)
+}
+
+/// Whether this aarch64 CPU has FEAT_DotProd (and SIMD kernels are allowed).
+fn have_dotprod() -> bool {
+    use std::sync::OnceLock;
+    static HAVE: OnceLock<bool> = OnceLock::new();
+    *HAVE.get_or_init(|| {
+        crate::kernels::simd_allowed() && std::arch::is_aarch64_feature_detected!("dotprod")
+    })
+}
+
+/// Rows `w` (each `row_bytes`) · the int8 activation `a` into `y` in NEON (`false`: SIMD
+/// kernels are off, `LOCALGLM_SIMD=off`).
+pub(crate) fn rows(ty: GgmlType, w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) -> bool {
+    if !crate::kernels::simd_allowed() {
+        return false;
+    }
+    if have_dotprod() {
+        // WORKAROUND: calling a `#[target_feature]` function needs `unsafe`; `dotprod` was
+        // detected on this CPU just above, which is the whole safety contract.
+        #[allow(unsafe_code)]
+        unsafe {
+            rows_int8_sdot(ty, w, row_bytes, a, y)
+        };
+    } else {
+        rows_int8_widen(ty, w, row_bytes, a, y);
+    }
+    true
+}
+
+/// Rows × many int8 activations into `yt` (rows × n, row-major) in NEON (`false`: SIMD kernels
+/// are off).
+pub(crate) fn rows_multi(
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    acts: &[Q8Act],
+    yt: &mut [f32],
+) -> bool {
+    if !crate::kernels::simd_allowed() {
+        return false;
+    }
+    if have_dotprod() {
+        // WORKAROUND: as in `rows`: `dotprod` was detected on this CPU.
+        #[allow(unsafe_code)]
+        unsafe {
+            rows_multi_sdot(ty, w, row_bytes, acts, yt)
+        };
+    } else {
+        rows_multi_neon::<Widen>(ty, w, row_bytes, acts, yt);
+    }
+    true
 }
 
 #[cfg(test)]
