@@ -15,7 +15,7 @@
 use crate::decode_i8 as di8;
 use crate::dequant::{QK, QK_K};
 use crate::kernels::match_int8_type;
-use crate::q8::{dot_row_q8_multi_neon, dot_row_q8_sdot, dot_row_q8_widen, Q8Act};
+use crate::q8::{dot_row_q8_multi_neon, dot_row_q8_neon, Q8Act};
 use crate::GgmlType;
 use std::arch::aarch64::*;
 
@@ -134,30 +134,6 @@ pub(crate) fn block_dot<D: Dot16, const N: usize, const S: usize>(
     acc
 }
 
-/// [`block_dot`] with `SDOT` (callers: functions compiled for FEAT_DotProd only).
-#[inline(always)]
-pub(crate) fn block_dot_sdot<const N: usize, const S: usize>(
-    q: &[i8; N],
-    s: &[f32; S],
-    xq: &[i8; N],
-    xd: &[f32; S],
-    acc: float32x4_t,
-) -> float32x4_t {
-    block_dot::<Sdot, N, S>(q, s, xq, xd, acc)
-}
-
-/// [`block_dot`] with widening multiplies.
-#[inline(always)]
-pub(crate) fn block_dot_widen<const N: usize, const S: usize>(
-    q: &[i8; N],
-    s: &[f32; S],
-    xq: &[i8; N],
-    xd: &[f32; S],
-    acc: float32x4_t,
-) -> float32x4_t {
-    block_dot::<Widen, N, S>(q, s, xq, xd, acc)
-}
-
 /// Sum of the 4 lanes.
 #[inline(always)]
 pub(crate) fn hsum(v: float32x4_t) -> f32 {
@@ -178,11 +154,12 @@ pub(crate) fn zero() -> float32x4_t {
     }
 }
 
-/// NEON builds of the int8 row loops: plain NEON here and in `rows_multi_neon::<Widen>`; with
-/// `SDOT` in the `*_sdot` functions, compiled for FEAT_DotProd.
-fn rows_int8_widen(ty: GgmlType, w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
+/// NEON builds of the int8 row loops, summing 16 products the `D` way: `Widen` called
+/// directly, `Sdot` through the `*_sdot` functions, compiled for FEAT_DotProd.
+#[inline(always)]
+fn rows_int8<D: Dot16>(ty: GgmlType, w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
     for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
-        *out = match_int8_type!(ty, dot_row_q8_widen, [row, a], f32::NAN);
+        *out = match_int8_type!(ty, dot_row_q8_neon, [D, row, a], f32::NAN);
     }
 }
 
@@ -205,12 +182,10 @@ fn rows_multi_neon<D: Dot16>(
     }
 }
 
-/// [`rows_int8_widen`] with `SDOT`.
+/// [`rows_int8`] with `SDOT`.
 #[target_feature(enable = "neon,dotprod")]
 fn rows_int8_sdot(ty: GgmlType, w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
-    for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
-        *out = match_int8_type!(ty, dot_row_q8_sdot, [row, a], f32::NAN);
-    }
+    rows_int8::<Sdot>(ty, w, row_bytes, a, y)
 }
 
 /// [`rows_multi_neon`] with `SDOT`.
@@ -242,7 +217,7 @@ pub(crate) fn rows(ty: GgmlType, w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut 
             rows_int8_sdot(ty, w, row_bytes, a, y)
         };
     } else {
-        rows_int8_widen(ty, w, row_bytes, a, y);
+        rows_int8::<Widen>(ty, w, row_bytes, a, y);
     }
     true
 }

@@ -309,35 +309,21 @@ macro_rules! dot_row_q8_multi_simd {
 #[cfg(target_arch = "x86_64")]
 pub(crate) use dot_row_q8_multi_simd;
 
-/// [`dot_row_q8`] with the block dot in NEON, summing with `SDOT` (inside functions compiled
-/// for FEAT_DotProd only) or with widening multiplies.
+/// [`dot_row_q8`] with the block dot in NEON, summing 16 products the `$D` way (`Sdot` inside
+/// functions compiled for FEAT_DotProd only, or `Widen`).
 #[cfg(target_arch = "aarch64")]
-macro_rules! dot_row_q8_sdot {
-    ($($args:tt)*) => {
+macro_rules! dot_row_q8_neon {
+    ($D:ty, $($args:tt)*) => {
         $crate::q8::dot_row_q8_vec!(
             $crate::neon::zero,
-            $crate::neon::block_dot_sdot,
+            $crate::neon::block_dot::<$D, _, _>,
             $crate::neon::hsum,
             $($args)*
         )
     };
 }
 #[cfg(target_arch = "aarch64")]
-pub(crate) use dot_row_q8_sdot;
-
-#[cfg(target_arch = "aarch64")]
-macro_rules! dot_row_q8_widen {
-    ($($args:tt)*) => {
-        $crate::q8::dot_row_q8_vec!(
-            $crate::neon::zero,
-            $crate::neon::block_dot_widen,
-            $crate::neon::hsum,
-            $($args)*
-        )
-    };
-}
-#[cfg(target_arch = "aarch64")]
-pub(crate) use dot_row_q8_widen;
+pub(crate) use dot_row_q8_neon;
 
 /// [`dot_row_q8_multi`] with the block dot in NEON: each block decoded once, dotted with every
 /// activation.
