@@ -374,8 +374,14 @@ fn avx512_row_kernel(ty: GgmlType, act: Option<&Q8Act>) -> Option<RowKernel> {
     if !crate::simd512::available() {
         return None;
     }
+    match ty {
+        // Kernels on the per-16 grid, for any row length.
+        GgmlType::Q4_0 => return Some(crate::simd512_q4::rows_q4_0_d16),
+        GgmlType::Q4_1 => return Some(crate::simd512_q4::rows_q4_1_d16),
+        _ => {}
+    }
     if a.q256.is_empty() {
-        // Rows not a multiple of 256: only Q8_0 has a kernel on the per-16 grid.
+        // Rows not a multiple of 256: Q8_0 has a kernel on the per-16 grid too.
         return (ty == GgmlType::Q8_0).then_some(crate::simd512::rows_q8_0_d16 as RowKernel);
     }
     match ty {

@@ -43,6 +43,12 @@ pub struct Q8Act {
     pub d16: Vec<f32>,
     /// Exact f32 sum of each 8-value group of x (for bias terms).
     pub sum8: Vec<f32>,
+    /// Exact f32 sum of each 32-value group (the sum of four `sum8`), for the offsets of
+    /// 32-weight blocks.
+    pub sum32: Vec<f32>,
+    /// `d16` with each scale repeated 4 times: the scale of every i32 lane of a 32-weight
+    /// block's `vpdpbusd` (lane i sums values 4i..4i + 4), loaded rather than shuffled.
+    pub d16x4: Vec<f32>,
     /// The same values quantized with one scale per 256 (llama.cpp's q8_K granularity), for
     /// kernels that accumulate a whole super-block in integers (empty unless the length is a
     /// multiple of 256).
@@ -73,6 +79,11 @@ impl Q8Act {
         for (s, xg) in self.sum8.iter_mut().zip(x.chunks_exact(8)) {
             *s = xg.iter().sum();
         }
+        self.sum32.clear();
+        self.sum32
+            .extend(self.sum8.chunks_exact(4).map(|s| s.iter().sum::<f32>()));
+        self.d16x4.clear();
+        self.d16x4.extend(self.d16.iter().flat_map(|&d| [d; 4]));
         if n.is_multiple_of(256) {
             self.q256.resize(n, 0);
             self.d256.resize(n / 256, 0.0);

@@ -113,6 +113,8 @@ pub(crate) fn rows_q8_0_d16(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]
     let zero = _mm512_setzero_si512();
     // Lane i of a 64-weight pair covers weights 4i..4i + 4: activation group i/4.
     let quarter = load512(&std::array::from_fn::<i32, 16, _>(|i| (i / 4) as i32));
+    // ... and block i/8 of the pair.
+    let eighth = load512(&std::array::from_fn::<i32, 16, _>(|i| (i / 8) as i32));
     for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
         let (blocks, _) = row.as_chunks::<34>();
         let (pairs, tail) = blocks.as_chunks::<2>();
@@ -125,11 +127,10 @@ pub(crate) fn rows_q8_0_d16(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]
             let x = load512(x);
             let xs = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(wv), zero, x);
             let sum = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(wv), xs);
-            let wsc = _mm512_mask_blend_ps(
-                0xff00,
-                _mm512_set1_ps(f16_at(&p[0], 0)),
-                _mm512_set1_ps(f16_at(&p[1], 0)),
-            );
+            // The two scales by F16C (a software conversion per block cost as much as its dot).
+            let h = |j: usize| i16::from_le_bytes([p[j][0], p[j][1]]);
+            let d2 = _mm_cvtph_ps(_mm_set_epi16(0, 0, 0, 0, 0, 0, h(1), h(0)));
+            let wsc = _mm512_permutexvar_ps(eighth, _mm512_castps128_ps512(d2));
             let xsc = _mm512_permutexvar_ps(
                 quarter,
                 _mm512_castps128_ps512(_mm_set_ps(d[3], d[2], d[1], d[0])),
