@@ -1,4 +1,5 @@
-"""Shared pieces of the synthetic `glm-dsa` GGUF writers (make_glm_fixtures.py, make_glm_bench_model.py).
+"""Shared pieces of the synthetic `glm-dsa` GGUF writers (make_glm_fixtures.py, make_glm_bench_model.py);
+make_dense_fixtures.py reuses the vocabulary (with ChatML specials), the random weights and the writer.
 
 The tiny byte-level BPE vocabulary with the GLM special tokens (spec §C.5), the chat template, the
 tensor layout of a GLM-5.x block (spec §C.4), seeded random weights, the model metadata (spec §C.3)
@@ -106,17 +107,19 @@ def merge_pair(symbols, pair):
 
 
 class Vocab:
-    """The fixture vocabulary: 256 byte tokens, merge results, then the GLM special tokens."""
+    """The fixture vocabulary: 256 byte tokens, merge results, then the special (control) tokens:
+    the GLM ones by default, others for other model families (make_dense_fixtures.py: ChatML)."""
 
-    def __init__(self):
+    def __init__(self, specials=SPECIALS):
+        self.specials = list(specials)
         self.merges = train_bpe(CORPUS, N_MERGES)
         self.tokens = [B2U[b] for b in range(256)]
         for a, b in self.merges:
             if a + b not in self.tokens:
                 self.tokens.append(a + b)
         self.n_normal = len(self.tokens)
-        self.tokens += SPECIALS
-        self.types = [1] * self.n_normal + [3] * len(SPECIALS)
+        self.tokens += self.specials
+        self.types = [1] * self.n_normal + [3] * len(self.specials)
         self.ids = {t: i for i, t in enumerate(self.tokens)}
         self.ranks = {m: r for r, m in enumerate(self.merges)}
         assert len(self.ids) == len(self.tokens)
@@ -128,11 +131,11 @@ class Vocab:
         """Reference encoder (independent of `tokenizers`): specials first, regex, then ranked merges."""
         pieces = [text]
         if specials:
-            pat = "(" + "|".join(regex.escape(s) for s in SPECIALS) + ")"
+            pat = "(" + "|".join(regex.escape(s) for s in self.specials) + ")"
             pieces = [p for p in regex.split(pat, text) if p]
         ids = []
         for piece in pieces:
-            if specials and piece in SPECIALS:
+            if specials and piece in self.specials:
                 ids.append(self.ids[piece])
                 continue
             for word in pre_tokens(piece):
@@ -156,24 +159,28 @@ class Vocab:
             pre_tokenizers.Split(Regex(GLM4_SPLIT), behavior="isolated", invert=False),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
         tok.decoder = decoders.ByteLevel()
-        tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in SPECIALS])
-        for s in SPECIALS:
+        tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in self.specials])
+        for s in self.specials:
             assert tok.token_to_id(s) == self.ids[s], s
         return tok
 
-    def gguf_kv(self):
-        """tokenizer.* metadata (spec §C.3)."""
+    def vocab_kv(self):
+        """The tokenizer.* keys that describe the vocabulary itself (pre = glm4: the split it was trained with)."""
         return [("tokenizer.ggml.model", "gpt2"), ("tokenizer.ggml.pre", "glm4"),
                 ("tokenizer.ggml.tokens", list(self.tokens)), ("tokenizer.ggml.token_type", list(self.types)),
-                ("tokenizer.ggml.merges", [f"{a} {b}" for a, b in self.merges]),
-                ("tokenizer.ggml.bos_token_id", ("u32", self.sid("[gMASK]"))),
-                ("tokenizer.ggml.eos_token_id", ("u32", self.sid("<|endoftext|>"))),
-                ("tokenizer.ggml.eot_token_id", ("u32", self.sid("<|user|>"))),
-                ("tokenizer.ggml.eom_token_id", ("u32", self.sid("<|observation|>"))),
-                ("tokenizer.ggml.padding_token_id", ("u32", self.sid("<|endoftext|>"))),
-                ("tokenizer.ggml.unknown_token_id", ("u32", self.sid("<|endoftext|>"))),
-                ("tokenizer.ggml.add_bos_token", False),
-                ("tokenizer.chat_template", CHAT_TEMPLATE)]
+                ("tokenizer.ggml.merges", [f"{a} {b}" for a, b in self.merges])]
+
+    def gguf_kv(self):
+        """tokenizer.* metadata of the GLM models (spec §C.3)."""
+        return self.vocab_kv() + [
+            ("tokenizer.ggml.bos_token_id", ("u32", self.sid("[gMASK]"))),
+            ("tokenizer.ggml.eos_token_id", ("u32", self.sid("<|endoftext|>"))),
+            ("tokenizer.ggml.eot_token_id", ("u32", self.sid("<|user|>"))),
+            ("tokenizer.ggml.eom_token_id", ("u32", self.sid("<|observation|>"))),
+            ("tokenizer.ggml.padding_token_id", ("u32", self.sid("<|endoftext|>"))),
+            ("tokenizer.ggml.unknown_token_id", ("u32", self.sid("<|endoftext|>"))),
+            ("tokenizer.ggml.add_bos_token", False),
+            ("tokenizer.chat_template", CHAT_TEMPLATE)]
 
 
 # Chat template (spec §D.1/§D.2), stored in each GGUF as tokenizer.chat_template
@@ -290,8 +297,10 @@ def gguf_metadata(c, vocab, n_mtp, write_types, name):
     return kv + vocab.gguf_kv()
 
 
-def write_gguf(path, meta, tensors):
-    w = GGUFWriter(path, "glm-dsa")
+def write_gguf(path, meta, tensors, arch="glm-dsa"):
+    """meta: [(key, value)] with ints tagged ('u32', v); tensors: [(name, array, GGML type)], quantized
+    ones as their raw block bytes."""
+    w = GGUFWriter(path, arch)
     for key, val in meta:
         if isinstance(val, tuple):
             w.add_uint32(key, val[1])

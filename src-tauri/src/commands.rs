@@ -213,6 +213,7 @@ pub fn load_spec(settings: &Settings, path: std::path::PathBuf) -> localglm_engi
             .as_deref()
             .and_then(|m| m.parse().ok())
             .unwrap_or_default(),
+        mistralrs: settings.dense_runtime.as_deref() == Some("mistralrs"),
         ..localglm_engine::LoadSpec::new(path)
     }
 }

@@ -157,6 +157,14 @@ impl SettingsState {
                 return Err(AppError::new(ErrorKind::InvalidRequest, format!("{e}.")));
             }
         }
+        if let Some(r) = new.dense_runtime.as_deref() {
+            if !matches!(r, "localglm" | "mistralrs") {
+                return Err(AppError::new(
+                    ErrorKind::InvalidRequest,
+                    format!("Unknown runtime `{r}` (localglm or mistralrs)."),
+                ));
+            }
+        }
         if new.prompt_cache_mb.is_some_and(|m| m > 1 << 20) {
             return Err(AppError::new(
                 ErrorKind::InvalidRequest,
@@ -255,6 +263,22 @@ mod tests {
         }
         let none = crate::commands::load_spec(&Settings::default(), "m.gguf".into());
         assert_eq!(none.mtp, localglm_engine::Drafting::Auto);
+    }
+
+    #[test]
+    fn the_dense_runtime_is_checked_and_reaches_the_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = SettingsState::load(dir.path().join("settings.json"));
+        let with = |r: &str| Settings {
+            dense_runtime: Some(r.into()),
+            ..Default::default()
+        };
+        assert!(state.set(with("llama.cpp")).is_err());
+        let s = state.set(with("mistralrs")).unwrap();
+        assert!(crate::commands::load_spec(&s, "m.gguf".into()).mistralrs);
+        let s = state.set(with("localglm")).unwrap();
+        assert!(!crate::commands::load_spec(&s, "m.gguf".into()).mistralrs);
+        assert!(!crate::commands::load_spec(&Settings::default(), "m.gguf".into()).mistralrs);
     }
 
     #[test]

@@ -55,9 +55,12 @@ struct Output {
 
 pub fn run(args: &LogprobsArgs) -> Result<()> {
     let arch = localglm_engine::auto::gguf_architecture(&args.model);
-    if arch.as_deref() != Some(localglm_glm::config::ARCH) {
+    if !arch
+        .as_deref()
+        .is_some_and(localglm_glm::config::runs_architecture)
+    {
         bail!(
-            "{}: architecture {:?} — logprobs runs on LocalGLM's own runtime, which covers `glm-dsa` (GLM-5.x); mistralrs-backed architectures do not expose prompt logprobs yet",
+            "{}: architecture {:?} — logprobs runs on LocalGLM's own runtime, which covers `glm-dsa` (GLM-5.x) and the dense llama, mistral, qwen2 and qwen3; mistralrs-backed architectures do not expose prompt logprobs yet",
             args.model.display(),
             arch.unwrap_or_else(|| "unknown".into())
         );

@@ -192,6 +192,10 @@ pub struct DeviceArgs {
     /// (llama.cpp's --n-cpu-moe); default: the fit planner's number.
     #[arg(long = "cpu-moe")]
     pub cpu_moe: Option<u32>,
+    /// Run a dense LLaMA-family model (llama, mistral, qwen2, qwen3) on mistral.rs instead of
+    /// LocalGLM's own runtime (chat, serve).
+    #[arg(long)]
+    pub mistralrs: bool,
 }
 
 impl DeviceArgs {
@@ -351,6 +355,7 @@ async fn main() -> Result<()> {
                     kv_cache: kv_type,
                     device: device.device,
                     cpu_moe: device.cpu_moe,
+                    mistralrs: device.mistralrs,
                     prompt_cache: prompt_cache_mb.map(|m| m << 20),
                     mtp,
                     ..LoadSpec::new(model.unwrap_or_else(|| {
@@ -498,6 +503,7 @@ async fn chat(args: ChatArgs) -> Result<()> {
             kv_cache: args.kv_type,
             device: args.device.device,
             cpu_moe: args.device.cpu_moe,
+            mistralrs: args.device.mistralrs,
             mtp: args.mtp,
             ..LoadSpec::new(&path)
         })

@@ -163,19 +163,29 @@ fn the_gpu_device_is_refused_for_models_that_run_on_mistralrs_without_its_gpu_bu
         eprintln!("SKIPPED: the default model is not installed");
         return;
     }
-    let out = localglm()
-        .args(["chat", "--device", "gpu", "--max-tokens", "4", "Hello"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.success() {
-        // A build with mistral.rs's `metal` / `cuda` feature (the macOS setup's) runs it there.
-        assert!(
-            stderr.contains("GPU · ") && stderr.contains("(mistral.rs)"),
-            "{stderr}"
-        );
-    } else {
-        assert!(stderr.contains("no GPU backend"), "{stderr}");
+    // The default model (llama): LocalGLM's runtime, whose GPU backend refuses dense models,
+    // or, asked for, mistral.rs, which has no GPU backend in this build.
+    for (runtime, refusal) in [
+        (None, "the GPU backend runs GLM-5.x only so far"),
+        (Some("--mistralrs"), "no GPU backend"),
+    ] {
+        let out = localglm()
+            .args(["chat", "--device", "gpu", "--max-tokens", "4"])
+            .args(runtime)
+            .arg("Hello")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            // A build with mistral.rs's `metal` / `cuda` feature (the macOS setup's) runs it
+            // there either way.
+            assert!(
+                stderr.contains("GPU · ") && stderr.contains("(mistral.rs)"),
+                "{stderr}"
+            );
+        } else {
+            assert!(stderr.contains(refusal), "{runtime:?}: {stderr}");
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The engine the app and CLI use: picks the backend by the GGUF's `general.architecture` —
-//! `glm-dsa` (GLM-5.x) runs on LocalGLM's own runtime, everything else on `mistralrs` — or, for
-//! a [`LoadSpec`] naming a server, the remote backend.
+//! `glm-dsa` (GLM-5.x) and the dense LLaMA family (`llama`, `mistral`, `qwen2`, `qwen3`) run on
+//! LocalGLM's own runtime, everything else on `mistralrs` (a dense model too, when the
+//! [`LoadSpec`] asks for it) — or, for a [`LoadSpec`] naming a server, the remote backend.
 
 use crate::glm::GlmEngine;
 use crate::mistral::{check_gguf_file, MistralRsEngine};
@@ -84,6 +85,27 @@ pub fn model_facts(
     Some((quant, controls))
 }
 
+/// The backend for a file of architecture `arch`: GLM-5.x on LocalGLM's runtime; a dense
+/// LLaMA-family model on LocalGLM's CPU runtime too, unless the spec asks for mistral.rs or
+/// the device is not `cpu` and this build's mistral.rs has a GPU backend (Metal on a Mac: the
+/// GPU beats any CPU there, and LocalGLM's GPU backend has no GQA attention yet); everything
+/// else on mistral.rs.
+fn which_backend(arch: Option<&str>, spec: &LoadSpec) -> Which {
+    use localglm_glm::gpu::DeviceChoice;
+    match arch {
+        Some(localglm_glm::config::ARCH) => Which::Glm,
+        Some(a) if localglm_glm::config::DENSE_ARCHES.contains(&a) => {
+            let mistral_gpu =
+                spec.device != DeviceChoice::Cpu && crate::mistral::gpu_build().is_some();
+            match spec.mistralrs || mistral_gpu {
+                true => Which::Mistral,
+                false => Which::Glm,
+            }
+        }
+        _ => Which::Mistral,
+    }
+}
+
 /// Opens the GGUF (or split set) with LocalGLM's own bounds-checked reader, so a truncated or
 /// foreign file, or a missing shard, fails with a precise reason before any backend sees it.
 fn read_architecture(path: &std::path::Path) -> Result<Option<String>, EngineError> {
@@ -115,6 +137,7 @@ impl Engine for AutoEngine {
             .map_err(crate::load_failed(&spec.path))??;
         // A GPU that is not there, or a GPU placement that cannot fit, is refused before the
         // loaded model is let go.
+        let which = which_backend(arch.as_deref(), &spec);
         if spec.device == localglm_glm::gpu::DeviceChoice::Gpu
             && arch.as_deref() == Some(localglm_glm::config::ARCH)
         {
@@ -133,12 +156,16 @@ impl Engine for AutoEngine {
             .map_err(crate::load_failed(&spec.path))?
             .map_err(crate::load_failed(&spec.path))?;
         }
+        if which == Which::Glm
+            && spec.device == localglm_glm::gpu::DeviceChoice::Gpu
+            && arch.as_deref() != Some(localglm_glm::config::ARCH)
+        {
+            return Err(EngineError::LoadFailed {
+                path: spec.path.clone(),
+                reason: localglm_glm::gpu::dense_on_gpu().to_string(),
+            });
+        }
         self.unload().await;
-        let which = if arch.as_deref() == Some(localglm_glm::config::ARCH) {
-            Which::Glm
-        } else {
-            Which::Mistral
-        };
         if which == Which::Mistral
             && spec.device == localglm_glm::gpu::DeviceChoice::Gpu
             && crate::mistral::gpu_build().is_none()

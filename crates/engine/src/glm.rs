@@ -99,7 +99,13 @@ impl GlmChat {
             spans.push(t.content.as_str());
             spans.extend(calls.iter().map(String::as_str));
         }
-        tok.encode_prompt(&text, &spans)
+        let mut ids = tok.encode_prompt(&text, &spans)?;
+        if let (true, Some(bos)) = (tok.add_bos, tok.bos_id) {
+            if ids.first() != Some(&bos) {
+                ids.insert(0, bos);
+            }
+        }
+        Ok(ids)
     }
 }
 
@@ -498,8 +504,18 @@ pub fn place(
     cpu_moe: Option<usize>,
 ) -> Result<(Option<localglm_glm::GpuPlacement>, Option<String>), GlmError> {
     use localglm_glm::gpu::{resolve_device, DeviceChoice};
+    let dense = crate::auto::gguf_architecture(path)
+        .is_some_and(|a| localglm_glm::config::DENSE_ARCHES.contains(&a.as_str()));
     let cpu_moe = match device {
         DeviceChoice::Cpu => return Ok((None, None)),
+        // (The WGSL kernel set has no GQA attention yet.)
+        DeviceChoice::Auto if dense => {
+            return Ok((
+                None,
+                Some("the GPU backend runs GLM-5.x models only so far".into()),
+            ))
+        }
+        DeviceChoice::Gpu if dense => return Err(localglm_glm::gpu::dense_on_gpu()),
         DeviceChoice::Gpu => {
             localglm_glm::gpu::check_device(DeviceChoice::Gpu)?;
             plan_gpu_load(path, kv, max_context, cpu_moe)?
@@ -575,7 +591,8 @@ fn default_prompt_cache(path: &Path, model: &Model) -> u64 {
     let ctx = context_of(model.options().max_context);
     match localglm_planner::local_spec(path) {
         Ok(spec) => localglm_planner::kv_bytes(&spec, ctx, model.options().kv_type),
-        Err(_) => 0,
+        // A model the planner does not describe (a dense one): one cache of its context.
+        Err(_) => model.kv_bytes(model.max_context()),
     }
 }
 

@@ -122,6 +122,8 @@ pub struct LoadSpec {
     /// drafted per step, or `Auto` (as many as pay, measured while generating); `Fixed(0)`
     /// does not load the block.
     pub mtp: localglm_glm::spec::Drafting,
+    /// Run a dense LLaMA-family model on mistral.rs rather than LocalGLM's own runtime.
+    pub mistralrs: bool,
 }
 
 /// A load's progress listener (none by default); compares equal to any other, so a
@@ -188,6 +190,7 @@ impl LoadSpec {
             progress: Default::default(),
             prompt_cache: None,
             mtp: Default::default(),
+            mistralrs: false,
         }
     }
 

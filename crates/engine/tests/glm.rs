@@ -83,6 +83,49 @@ async fn auto_engine_runs_glm_dsa_on_the_own_runtime() {
     assert_eq!(again.0, reasoning);
 }
 
+/// A dense LLaMA-family GGUF runs on the same runtime through the same engine (ChatML
+/// template, streaming, stop at `<|im_end|>`, stats), and on mistral.rs when the load asks;
+/// the real default model answers on the own runtime when it is installed.
+#[tokio::test]
+async fn auto_engine_runs_dense_llama_family_models_on_the_own_runtime() {
+    let engine = AutoEngine::new();
+    for stem in ["tiny-llama-q", "tiny-qwen2-f32", "tiny-qwen3-f32"] {
+        let info = engine
+            .load(LoadSpec::new(fixture(&format!("{stem}.gguf"))))
+            .await
+            .unwrap();
+        assert_eq!(info.backend, "localglm-glm", "{stem}");
+        assert!(!info.supports_thinking);
+        assert!(info.placement.as_deref().unwrap_or("").starts_with("CPU"));
+        let (reasoning, content, reason, n) = collect(&engine, request("Hello", None, 12)).await;
+        assert!(reasoning.is_empty());
+        assert!(matches!(reason, FinishReason::Length | FinishReason::Stop));
+        assert!((1..=12).contains(&n), "{stem}: {n}");
+        assert!(!content.is_empty() || reason == FinishReason::Stop);
+    }
+    let default = localglm_models::Library::from_env().default_model_path();
+    if !default.exists() {
+        eprintln!("SKIPPED: the default model is not installed");
+        return;
+    }
+    let info = engine.load(LoadSpec::new(&default)).await.unwrap();
+    assert_eq!(info.backend, "localglm-glm");
+    assert_eq!(info.architecture.as_deref(), Some("llama"));
+    assert_eq!(info.context_length, Some(8192));
+    let mut greedy = request("What is the capital of France?", None, 24);
+    greedy.sampling.temperature = 0.0;
+    let (_, content, _, _) = collect(&engine, greedy).await;
+    assert!(content.contains("Paris"), "{content}");
+    let on_mistral = engine
+        .load(LoadSpec {
+            mistralrs: true,
+            ..LoadSpec::new(&default)
+        })
+        .await
+        .unwrap();
+    assert_eq!(on_mistral.backend, "mistralrs");
+}
+
 /// The prompt of `messages` with the given template switches.
 fn prompt_of(
     chat: &GlmChat,

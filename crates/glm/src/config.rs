@@ -1,11 +1,33 @@
 //! Model hyperparameters, read from GGUF metadata and tensor shapes with the fallbacks of
-//! `docs/glm52-spec.md` §C.3 (GLM-5 / 5.1 / 5.2 all load from the same keys).
+//! `docs/glm52-spec.md` §C.3 (GLM-5 / 5.1 / 5.2 all load from the same keys) — and those of the
+//! dense LLaMA-family architectures the same runtime runs ([`DENSE_ARCHES`]: GQA attention in
+//! place of MLA, a dense SwiGLU FFN in every layer).
 
 use crate::GlmError;
 use localglm_gguf::{GgufModel, Value};
 
 /// The architecture string of GLM-5.x GGUFs.
 pub const ARCH: &str = "glm-dsa";
+
+/// The dense architectures the runtime runs besides `glm-dsa`: GQA attention with RoPE
+/// (adjacent pairs for `llama` / `mistral`, whose converter permutes the q/k rows for it; the
+/// halves of each head, NeoX style, for `qwen2` / `qwen3`), q/k/v biases (`qwen2`), per-head
+/// q/k RMSNorm (`qwen3`), RMSNorm, SwiGLU.
+pub const DENSE_ARCHES: &[&str] = &["llama", "mistral", "qwen2", "qwen3"];
+
+/// Whether this runtime runs a GGUF of architecture `arch`.
+pub fn runs_architecture(arch: &str) -> bool {
+    arch == ARCH || DENSE_ARCHES.contains(&arch)
+}
+
+/// The attention of a dense model: grouped-query attention over a cache of `[k ; v]` rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gqa {
+    pub n_kv_head: usize,
+    pub head_dim: usize,
+    /// RoPE on the two halves of each head (`qwen2`, `qwen3`) rather than adjacent pairs.
+    pub neox: bool,
+}
 
 /// Context length from which a GGUF without `indexer.types` is taken for GLM-5.2 (IndexShare).
 const GLM52_CTX: u64 = 1_048_576;
@@ -51,17 +73,29 @@ pub struct GlmConfig {
     /// Per trunk layer: `true` = full indexer layer, `false` = shared (reuses the last full
     /// layer's top-k). Empty when the file has no indexer (dense MLA everywhere).
     pub indexer_full: Vec<bool>,
+    /// `general.architecture`.
+    pub arch: String,
+    /// A dense model's attention (`None`: GLM-5.x's MLA).
+    pub gqa: Option<Gqa>,
 }
 
 impl GlmConfig {
     /// Softmax scale of the main attention: `1/√(qk_nope + qk_rope)` (no YaRN in GLM-5.x).
+    /// (`1/√head_dim` for a dense model).
     pub fn attn_scale(&self) -> f32 {
-        1.0 / ((self.qk_nope + self.qk_rope) as f32).sqrt()
+        match self.gqa {
+            Some(a) => 1.0 / (a.head_dim as f32).sqrt(),
+            None => 1.0 / ((self.qk_nope + self.qk_rope) as f32).sqrt(),
+        }
     }
 
-    /// Values cached per token per layer (latent + rope key; 576 for GLM-5.x).
+    /// Values cached per token per layer (latent + rope key; 576 for GLM-5.x; a dense model's
+    /// keys then values of its KV heads).
     pub fn kv_width(&self) -> usize {
-        self.kv_lora + self.qk_rope
+        match self.gqa {
+            Some(a) => 2 * a.n_kv_head * a.head_dim,
+            None => self.kv_lora + self.qk_rope,
+        }
     }
 
     pub fn has_indexer(&self) -> bool {
@@ -72,12 +106,17 @@ impl GlmConfig {
         layer >= self.n_lead_dense && self.n_expert > 0
     }
 
-    /// Reads the config of a `glm-dsa` model.
+    /// Reads the config of a `glm-dsa` model or of one of the [`DENSE_ARCHES`].
     pub fn from_gguf(g: &GgufModel) -> Result<Self, GlmError> {
         let arch = g.architecture().unwrap_or("");
+        if DENSE_ARCHES.contains(&arch) {
+            return Self::dense_from_gguf(g, arch);
+        }
         if arch != ARCH {
             return Err(GlmError::Load(format!(
-                "architecture is `{arch}`, not `{ARCH}` (GLM-5.x)"
+                "architecture is `{arch}`, which this runtime does not run (it runs `{ARCH}` \
+                 (GLM-5.x) and {})",
+                DENSE_ARCHES.join(", ")
             )));
         }
         let key = |k: &str| format!("{ARCH}.{k}");
@@ -221,6 +260,98 @@ impl GlmConfig {
             idx_dim: opt("attention.indexer.key_length").unwrap_or(128),
             idx_topk: opt("attention.indexer.top_k").unwrap_or(2048),
             indexer_full,
+            arch: ARCH.into(),
+            gqa: None,
+        })
+    }
+
+    /// A dense LLaMA-family model: every layer GQA attention and a SwiGLU FFN.
+    fn dense_from_gguf(g: &GgufModel, arch: &str) -> Result<Self, GlmError> {
+        let key = |k: &str| format!("{arch}.{k}");
+        let opt = |k: &str| g.get_u64(&key(k)).map(|v| v as usize);
+        let req = |k: &str| -> Result<usize, GlmError> {
+            opt(k).ok_or_else(|| GlmError::Load(format!("metadata key {} is missing", key(k))))
+        };
+        let n_layer = req("block_count")?;
+        let n_embd = req("embedding_length")?;
+        let n_head = req("attention.head_count")?;
+        let n_kv_head = opt("attention.head_count_kv").unwrap_or(n_head);
+        if n_head == 0 || n_kv_head == 0 || n_head % n_kv_head != 0 {
+            return Err(GlmError::Load(format!(
+                "{n_head} attention heads cannot share {n_kv_head} KV heads"
+            )));
+        }
+        let head_dim = opt("attention.key_length").unwrap_or(n_embd / n_head);
+        if opt("attention.value_length").is_some_and(|v| v != head_dim) {
+            return Err(GlmError::Load(
+                "key and value head widths differ, which this runtime does not run".into(),
+            ));
+        }
+        let rope = opt("rope.dimension_count").unwrap_or(head_dim);
+        if rope != head_dim || head_dim % 2 != 0 {
+            return Err(GlmError::Load(format!(
+                "RoPE over {rope} of {head_dim} head dimensions is not supported"
+            )));
+        }
+        // (Llama 3's frequency factors come as the `rope_freqs.weight` tensor, which the model
+        // applies; YaRN and linear scaling are not implemented.)
+        if let Some(kind) = g
+            .get_str(&key("rope.scaling.type"))
+            .filter(|k| *k != "none")
+        {
+            return Err(GlmError::Load(format!(
+                "{kind} RoPE scaling is not supported by this runtime"
+            )));
+        }
+        let vocab = match opt("vocab_size") {
+            Some(v) => v,
+            None => g
+                .tensor("token_embd.weight")
+                .ok()
+                .and_then(|t| t.dims.get(1).copied())
+                .ok_or_else(|| GlmError::Load("tensor token_embd.weight is missing".into()))?
+                as usize,
+        };
+        let n_ff = req("feed_forward_length")?;
+        let ctx_train = opt("context_length").unwrap_or(4096);
+        Ok(Self {
+            n_layer,
+            n_nextn: 0,
+            n_embd,
+            vocab,
+            n_head,
+            q_lora: 0,
+            kv_lora: 0,
+            qk_nope: 0,
+            qk_rope: head_dim,
+            v_head: head_dim,
+            rope_base: g
+                .get_f64(&key("rope.freq_base"))
+                .map(|v| v as f32)
+                .unwrap_or(10_000.0),
+            rms_eps: g
+                .get_f64(&key("attention.layer_norm_rms_epsilon"))
+                .unwrap_or(1e-5) as f32,
+            ctx_train,
+            n_lead_dense: n_layer,
+            n_ff,
+            n_expert: 0,
+            n_expert_used: 0,
+            n_expert_shared: 0,
+            expert_ff: 0,
+            expert_scale: 1.0,
+            expert_norm: false,
+            gating: Gating::Softmax,
+            idx_heads: 0,
+            idx_dim: 0,
+            idx_topk: 0,
+            indexer_full: Vec::new(),
+            arch: arch.into(),
+            gqa: Some(Gqa {
+                n_kv_head,
+                head_dim,
+                neox: matches!(arch, "qwen2" | "qwen3"),
+            }),
         })
     }
 }

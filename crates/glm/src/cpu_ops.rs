@@ -7,7 +7,7 @@
 use crate::cache::LayerCache;
 use crate::model::{LayerVecs, Model, SMALL_BATCH};
 use crate::pass::{Ops, Site, Vector};
-use crate::weights::{LayerWeights, MoeWeights, QTensor};
+use crate::weights::{MlaWeights, MoeWeights, QTensor};
 use crate::GlmError;
 use candle_core::{DType, Tensor};
 use localglm_quants::{matmul_with, matvec_indexed_with, Activations};
@@ -59,18 +59,23 @@ impl<'a> CpuOps<'a> {
         }
     }
 
-    fn vector(&self, v: Vector) -> &'a Tensor {
+    fn vector(&self, v: Vector) -> Result<&'a Tensor, GlmError> {
         let block = || self.m.mtp.as_ref().expect("an MTP pass has its block");
-        match v {
+        let have = |t: &'a Option<Tensor>| {
+            t.as_ref()
+                .ok_or_else(|| GlmError::Input(format!("the model has no {v:?} vector")))
+        };
+        Ok(match v {
             Vector::Attn(at) => &self.vecs(at).attn_norm,
-            Vector::QA(at) => &self.vecs(at).q_a_norm,
-            Vector::KvA(at) => &self.vecs(at).kv_a_norm,
+            Vector::QNorm(at) => have(&self.vecs(at).q_norm)?,
+            Vector::KNorm(at) => have(&self.vecs(at).kv_norm)?,
+            Vector::Bias(at, i) => have(&self.vecs(at).bias[i])?,
             Vector::Ffn(at) => &self.vecs(at).ffn_norm,
             Vector::Output => &self.m.output_norm,
             Vector::MtpE => &block().enorm,
             Vector::MtpH => &block().hnorm,
             Vector::MtpHead => &block().head_norm,
-        }
+        })
     }
 
     fn mode(&self, exact: bool) -> Activations {
@@ -91,10 +96,14 @@ impl<'a> CpuOps<'a> {
     }
 }
 
-/// `[n, heads, d]` → RoPE'd, via candle's interleaved kernel (wants `[b, h, t, d]`).
-fn rope_heads(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
+/// `[n, heads, d]` → RoPE'd, via candle's kernels (they want `[b, h, t, d]`): on adjacent
+/// pairs, or (`neox`) on the two halves.
+fn rope_heads(x: &Tensor, cos: &Tensor, sin: &Tensor, neox: bool) -> candle_core::Result<Tensor> {
     let x = x.transpose(0, 1)?.unsqueeze(0)?.contiguous()?;
-    let y = candle_nn::rotary_emb::rope_i(&x, cos, sin)?;
+    let y = match neox {
+        true => candle_nn::rotary_emb::rope(&x, cos, sin)?,
+        false => candle_nn::rotary_emb::rope_i(&x, cos, sin)?,
+    };
     y.squeeze(0)?.transpose(0, 1)?.contiguous()
 }
 
@@ -148,7 +157,7 @@ impl Ops for CpuOps<'_> {
         eps: f32,
         _: &'static str,
     ) -> Result<Tensor, GlmError> {
-        Ok(candle_nn::ops::rms_norm(x, self.vector(v), eps)?)
+        Ok(candle_nn::ops::rms_norm(x, self.vector(v)?, eps)?)
     }
 
     fn rms_norm_in(
@@ -163,8 +172,25 @@ impl Ops for CpuOps<'_> {
             return self.rms_norm(&x, v, eps, "");
         }
         let head = x.narrow(1, 0, cols)?.contiguous()?;
-        let head = candle_nn::ops::rms_norm(&head, self.vector(v), eps)?;
+        let head = candle_nn::ops::rms_norm(&head, self.vector(v)?, eps)?;
         Ok(Tensor::cat(&[&head, &x.narrow(1, cols, width - cols)?], 1)?)
+    }
+
+    fn rms_norm_heads(
+        &mut self,
+        x: Tensor,
+        v: Vector,
+        width: usize,
+        eps: f32,
+    ) -> Result<Tensor, GlmError> {
+        let (n, cols) = x.dims2()?;
+        let heads = x.reshape((n * cols / width, width))?;
+        let normed = candle_nn::ops::rms_norm(&heads, self.vector(v)?, eps)?;
+        Ok(normed.reshape((n, cols))?)
+    }
+
+    fn add_vector(&mut self, x: Tensor, v: Vector) -> Result<Tensor, GlmError> {
+        Ok(x.broadcast_add(self.vector(v)?)?)
     }
 
     fn layer_norm_in(&mut self, x: Tensor, at: Site, eps: f32) -> Result<Tensor, GlmError> {
@@ -200,7 +226,8 @@ impl Ops for CpuOps<'_> {
         let rope = self.m.config.qk_rope;
         let n = x.dim(0)?;
         let x = x.reshape((n, heads, head_width))?;
-        let roped = rope_heads(&x.narrow(2, off, rope)?, &self.cos, &self.sin)?;
+        let neox = self.m.config.gqa.is_some_and(|g| g.neox);
+        let roped = rope_heads(&x.narrow(2, off, rope)?, &self.cos, &self.sin, neox)?;
         let mut parts = Vec::with_capacity(3);
         if off > 0 {
             parts.push(x.narrow(2, 0, off)?);
@@ -221,6 +248,11 @@ impl Ops for CpuOps<'_> {
 
     fn store_kv(&mut self, at: Site, rows: &Tensor) -> Result<(), GlmError> {
         Ok(self.cache(at)?.kv.append(rows)?)
+    }
+
+    fn store_kv_pair(&mut self, at: Site, k: &Tensor, v: &Tensor) -> Result<(), GlmError> {
+        let rows = Tensor::cat(&[k, v], 1)?;
+        Ok(self.cache(at)?.kv.append(&rows)?)
     }
 
     fn cached(&self, at: Site) -> usize {
@@ -265,10 +297,45 @@ impl Ops for CpuOps<'_> {
         Ok(Tensor::from_vec(m, (n, t_len), &dev)?)
     }
 
+    fn attend_gqa(&mut self, at: Site, q: &Tensor) -> Result<Tensor, GlmError> {
+        let c = &self.m.config;
+        let g = c.gqa.expect("a dense model");
+        let (kvh, hd) = (g.n_kv_head, g.head_dim);
+        let group = c.n_head / kvh;
+        let n = q.dim(0)?;
+        let dev = self.m.opts.device.clone();
+        let rows = self.cache(at)?.kv.view(&dev)?; // [T, 2·kvh·hd]
+        let t_len = rows.dim(0)?;
+        let mask = self.causal_mask(n, t_len)?;
+        let split = |off: usize| -> Result<Tensor, GlmError> {
+            Ok(rows
+                .narrow(1, off, kvh * hd)?
+                .reshape((t_len, kvh, hd))?
+                .transpose(0, 1)?
+                .contiguous()?) // [kvh, T, hd]
+        };
+        let (k, v) = (split(0)?, split(kvh * hd)?);
+        // Query heads h·group..(h+1)·group share KV head h: [kvh, n·group, hd].
+        let q = q
+            .reshape((n, kvh, group, hd))?
+            .transpose(0, 1)?
+            .contiguous()?
+            .reshape((kvh, n * group, hd))?;
+        let scores = (q.matmul(&k.t()?)? * c.attn_scale() as f64)?
+            .reshape((kvh, n, group, t_len))?
+            .broadcast_add(&mask.reshape((1, n, 1, t_len))?)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?.reshape((kvh, n * group, t_len))?;
+        let o = probs.matmul(&v)?; // [kvh, n·group, hd]
+        Ok(o.reshape((kvh, n, group, hd))?
+            .transpose(0, 1)?
+            .contiguous()?
+            .reshape((n, c.n_head * hd))?)
+    }
+
     fn attend(
         &mut self,
         at: Site,
-        lw: &LayerWeights,
+        lw: &MlaWeights,
         q: &Tensor,
         mask: Option<&Tensor>,
     ) -> Result<Tensor, GlmError> {
@@ -322,8 +389,8 @@ impl Ops for CpuOps<'_> {
         eps: f32,
         _: &'static str,
     ) -> Result<Tensor, GlmError> {
-        let x = candle_nn::ops::rms_norm(x, self.vector(vx), eps)?;
-        let y = candle_nn::ops::rms_norm(y, self.vector(vy), eps)?;
+        let x = candle_nn::ops::rms_norm(x, self.vector(vx)?, eps)?;
+        let y = candle_nn::ops::rms_norm(y, self.vector(vy)?, eps)?;
         Ok(Tensor::cat(&[&x, &y], 1)?)
     }
 
@@ -397,7 +464,7 @@ fn expand_mla(m: &Model, n: usize, t_len: usize) -> bool {
 /// form's `n·T·H·(2·kv_lora + rope)`. Returns the heads' outputs `[n, H·v_head]`.
 fn expanded_mla(
     m: &Model,
-    lw: &LayerWeights,
+    lw: &MlaWeights,
     q_nope: &Tensor,
     q_pe: &Tensor,
     keys: &Tensor,

@@ -72,6 +72,9 @@ impl GpuWeights {
         mtp: Option<&MtpWeights>,
         placement: &GpuPlacement,
     ) -> Result<Self, GlmError> {
+        if w.layers.iter().any(|l| l.attn.mla().is_none()) {
+            return Err(dense_on_gpu());
+        }
         let mut out = Self {
             in_place_bytes: 0,
             map: g.clone(),
@@ -148,10 +151,21 @@ impl GpuWeights {
     }
 }
 
+/// What a dense model asked to run on the GPU gets: the WGSL kernel set has no GQA attention
+/// yet.
+pub fn dense_on_gpu() -> GlmError {
+    GlmError::Load(
+        "the GPU backend runs GLM-5.x only so far; this dense model runs on the CPU (choose \
+         Auto or CPU)"
+            .into(),
+    )
+}
+
 /// The weights of layer `l` the device pass multiplies by (its routed experts only with
 /// `experts`).
 fn layer_tensors<'a>(l: &'a LayerWeights, experts: bool, out: &mut Vec<&'a QTensor>) {
-    out.extend([&l.q_a, &l.q_b, &l.kv_a, &l.k_b, &l.v_b, &l.out]);
+    out.extend(l.attn.products());
+    out.push(&l.out);
     if let Some(ix) = &l.indexer {
         out.extend([&ix.q_b, &ix.k, &ix.proj]);
     }

@@ -9,10 +9,10 @@
 //! One host crossing remains by design: a MoE layer whose routed experts stay in RAM
 //! (`cpu_moe`) hands its normalised activations to the CPU kernels and takes the result back.
 
-use crate::gpu::GpuWeights;
+use crate::gpu::{dense_on_gpu, GpuWeights};
 use crate::model::Model;
 use crate::pass::{Ops, Site, Vector};
-use crate::weights::{Ffn, GateUp, LayerWeights, MoeWeights, QTensor};
+use crate::weights::{Ffn, GateUp, LayerWeights, MlaWeights, MoeWeights, QTensor};
 use crate::GlmError;
 use localglm_gpu::{cache_words, AttentionArgs, Buffer, Gpu, Pool, QWeight};
 use localglm_quants::{dequantize_to_vec, KvType};
@@ -65,6 +65,7 @@ impl DeviceModel {
         };
         let up = |t: &QTensor| -> Result<Buffer, GlmError> { Ok(gpu.upload_f32(&vec(t)?)?) };
         let layer = |l: &LayerWeights| -> Result<DeviceVecs, GlmError> {
+            let a = l.attn.mla().ok_or_else(dense_on_gpu)?;
             let idx_norm = match &l.indexer {
                 Some(ix) => {
                     let mut both = vec(&ix.k_norm_w)?;
@@ -82,8 +83,8 @@ impl DeviceModel {
             };
             Ok(DeviceVecs {
                 attn_norm: up(&l.attn_norm)?,
-                q_a_norm: up(&l.q_a_norm)?,
-                kv_a_norm: up(&l.kv_a_norm)?,
+                q_a_norm: up(&a.q_a_norm)?,
+                kv_a_norm: up(&a.kv_a_norm)?,
                 ffn_norm: up(&l.ffn_norm)?,
                 idx_norm,
                 expert_bias,
@@ -339,8 +340,9 @@ impl<'a> GpuOps<'a> {
     fn vector(&self, v: Vector) -> Result<&'a Buffer, GlmError> {
         Ok(match v {
             Vector::Attn(at) => &self.vecs(at)?.attn_norm,
-            Vector::QA(at) => &self.vecs(at)?.q_a_norm,
-            Vector::KvA(at) => &self.vecs(at)?.kv_a_norm,
+            Vector::QNorm(at) => &self.vecs(at)?.q_a_norm,
+            Vector::KNorm(at) => &self.vecs(at)?.kv_a_norm,
+            Vector::Bias(..) => return Err(dense_on_gpu()),
             Vector::Ffn(at) => &self.vecs(at)?.ffn_norm,
             Vector::Output => &self.dm.output_norm,
             Vector::MtpE => &self.mtp()?.enorm,
@@ -403,6 +405,14 @@ impl Ops for GpuOps<'_> {
         let at = (&x.buf, x.off, x.width);
         self.g.rms_norm(at, at, (w, 0), x.rows, cols, eps)?;
         Ok(x)
+    }
+
+    fn rms_norm_heads(&mut self, _: Act, _: Vector, _: usize, _: f32) -> Result<Act, GlmError> {
+        Err(dense_on_gpu())
+    }
+
+    fn add_vector(&mut self, _: Act, _: Vector) -> Result<Act, GlmError> {
+        Err(dense_on_gpu())
     }
 
     fn layer_norm_in(&mut self, x: Act, at: Site, eps: f32) -> Result<Act, GlmError> {
@@ -480,6 +490,14 @@ impl Ops for GpuOps<'_> {
         Ok(())
     }
 
+    fn store_kv_pair(&mut self, _: Site, _: &Act, _: &Act) -> Result<(), GlmError> {
+        Err(dense_on_gpu())
+    }
+
+    fn attend_gqa(&mut self, _: Site, _: &Act) -> Result<Act, GlmError> {
+        Err(dense_on_gpu())
+    }
+
     fn cached(&self, _: Site) -> usize {
         self.p0 + self.n
     }
@@ -531,7 +549,7 @@ impl Ops for GpuOps<'_> {
     fn attend(
         &mut self,
         at: Site,
-        lw: &LayerWeights,
+        lw: &MlaWeights,
         q: &Act,
         mask: Option<&Buffer>,
     ) -> Result<Act, GlmError> {

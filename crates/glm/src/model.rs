@@ -8,7 +8,7 @@ use crate::cache::{GrowBuf, LayerCache};
 use crate::config::GlmConfig;
 use crate::cpu_ops::CpuOps;
 use crate::gpu::GpuWeights;
-use crate::weights::{Ffn, LayerWeights, QTensor, Weights};
+use crate::weights::{Attention, Ffn, LayerWeights, QTensor, Weights};
 use crate::GlmError;
 use candle_core::{DType, Device, Tensor};
 use localglm_gguf::GgufModel;
@@ -78,9 +78,12 @@ impl Default for RuntimeOptions {
 /// Small per-layer vectors, held as device tensors.
 pub(crate) struct LayerVecs {
     pub(crate) attn_norm: Tensor,
-    pub(crate) q_a_norm: Tensor,
-    pub(crate) kv_a_norm: Tensor,
     pub(crate) ffn_norm: Tensor,
+    /// MLA's q_a / kv_a norms, or a dense model's per-head q / k norms (`qwen3`).
+    pub(crate) q_norm: Option<Tensor>,
+    pub(crate) kv_norm: Option<Tensor>,
+    /// A dense model's q / k / v biases (`qwen2`).
+    pub(crate) bias: [Option<Tensor>; 3],
     pub(crate) idx_norm: Option<(Tensor, Tensor)>,
     pub(crate) expert_bias: Option<Vec<f32>>,
 }
@@ -98,11 +101,21 @@ impl LayerVecs {
             },
             Ffn::Dense(_) => None,
         };
+        let opt = |t: Option<&QTensor>| t.map(|t| vec_tensor(t, gguf, dev)).transpose();
+        let (q_norm, kv_norm, bias) = match &l.attn {
+            Attention::Mla(a) => (Some(&a.q_a_norm), Some(&a.kv_a_norm), [None, None, None]),
+            Attention::Gqa(a) => (
+                a.q_norm.as_ref(),
+                a.k_norm.as_ref(),
+                [&a.q_bias, &a.k_bias, &a.v_bias].map(Option::as_ref),
+            ),
+        };
         Ok(LayerVecs {
             attn_norm: vec_tensor(&l.attn_norm, gguf, dev)?,
-            q_a_norm: vec_tensor(&l.q_a_norm, gguf, dev)?,
-            kv_a_norm: vec_tensor(&l.kv_a_norm, gguf, dev)?,
             ffn_norm: vec_tensor(&l.ffn_norm, gguf, dev)?,
+            q_norm: opt(q_norm)?,
+            kv_norm: opt(kv_norm)?,
+            bias: [opt(bias[0])?, opt(bias[1])?, opt(bias[2])?],
             idx_norm: match &l.indexer {
                 Some(ix) => Some((
                     vec_tensor(&ix.k_norm_w, gguf, dev)?,
@@ -170,11 +183,16 @@ impl Model {
         }
         let output_norm = vec_tensor(&weights.output_norm, &gguf, dev)?;
         let half = config.qk_rope / 2;
+        let factors = match &weights.rope_freqs {
+            Some(t) => dequantize_to_vec(t.ty(), t.bytes(&gguf), half)?,
+            None => vec![1.0; half],
+        };
         let inv_freq = (0..half)
             .map(|i| {
                 config
                     .rope_base
                     .powf(-(2.0 * i as f32) / config.qk_rope as f32)
+                    / factors[i]
             })
             .collect();
         let mtp = match opts.mtp {
@@ -222,6 +240,24 @@ impl Model {
     /// Bytes of weights one decoded token reads (for the bandwidth bound).
     pub fn bytes_per_token(&self) -> u64 {
         self.weights.bytes_per_token(&self.config)
+    }
+
+    /// Bytes of one sequence's KV cache of `context` tokens (latent or `[k ; v]` rows and
+    /// indexer keys, in the cache's type).
+    pub fn kv_bytes(&self, context: usize) -> u64 {
+        let kv = self.opts.kv_type;
+        let per_token: u64 = self
+            .weights
+            .layers
+            .iter()
+            .map(|l| {
+                kv.bytes(self.config.kv_width() as u64)
+                    + l.indexer
+                        .as_ref()
+                        .map_or(0, |_| kv.bytes(self.config.idx_dim as u64))
+            })
+            .sum();
+        per_token * context as u64
     }
 
     /// A fresh, empty cache for one sequence.

@@ -19,7 +19,8 @@
 
 use crate::model::{Logits, Model};
 use crate::weights::{
-    DenseFfn, Ffn, IndexerWeights, LayerWeights, MoeWeights, MtpWeights, QTensor,
+    Attention, DenseFfn, Ffn, GqaWeights, IndexerWeights, LayerWeights, MlaWeights, MoeWeights,
+    MtpWeights, QTensor,
 };
 use crate::GlmError;
 
@@ -41,8 +42,12 @@ pub(crate) enum Site {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Vector {
     Attn(Site),
-    QA(Site),
-    KvA(Site),
+    /// The query path's norm: MLA's q_a norm, or a dense model's per-head q norm.
+    QNorm(Site),
+    /// The key path's norm: MLA's kv_a norm, or a dense model's per-head k norm.
+    KNorm(Site),
+    /// A dense model's q (0), k (1) or v (2) bias.
+    Bias(Site, usize),
     Ffn(Site),
     /// The trunk's final norm.
     Output,
@@ -89,6 +94,16 @@ pub(crate) trait Ops {
         cols: usize,
         eps: f32,
     ) -> Result<Self::X, GlmError>;
+    /// Every `width`-wide head of every row RMS-normed by `v` (a dense model's q/k norms).
+    fn rms_norm_heads(
+        &mut self,
+        x: Self::X,
+        v: Vector,
+        width: usize,
+        eps: f32,
+    ) -> Result<Self::X, GlmError>;
+    /// `x + v` on every row (a bias).
+    fn add_vector(&mut self, x: Self::X, v: Vector) -> Result<Self::X, GlmError>;
     /// LayerNorm with the indexer's weight and bias of `at`.
     fn layer_norm_in(&mut self, x: Self::X, at: Site, eps: f32) -> Result<Self::X, GlmError>;
     /// `x · Wᵀ`; `exact` asks for f32 activations (the router, the indexer's head weights).
@@ -101,8 +116,9 @@ pub(crate) trait Ops {
     ) -> Result<Self::X, GlmError>;
     /// `acc + x · Wᵀ`.
     fn linear_add(&mut self, w: &QTensor, x: &Self::X, acc: Self::X) -> Result<Self::X, GlmError>;
-    /// Interleaved RoPE at the pass's positions on columns `off..off + qk_rope` of each of a
-    /// row's `heads` heads of `head_width` columns.
+    /// RoPE at the pass's positions on columns `off..off + qk_rope` of each of a row's `heads`
+    /// heads of `head_width` columns: on adjacent pairs (GLM-5.x, `llama`), or on the halves of
+    /// the rotated span for a model whose `Gqa::neox` is set.
     fn rope(
         &mut self,
         x: Self::X,
@@ -114,6 +130,8 @@ pub(crate) trait Ops {
     fn swiglu(&mut self, gate: &QTensor, up: &QTensor, x: &Self::X) -> Result<Self::X, GlmError>;
     /// Appends the pass's latent cache rows (`[c_kv ; k_pe]`) to the cache of `at`.
     fn store_kv(&mut self, at: Site, rows: &Self::X) -> Result<(), GlmError>;
+    /// Appends a dense model's keys and values, `[k ; v]` per row, to the cache of `at`.
+    fn store_kv_pair(&mut self, at: Site, k: &Self::X, v: &Self::X) -> Result<(), GlmError>;
     /// Tokens the cache of `at` holds (this pass's included once stored).
     fn cached(&self, at: Site) -> usize;
     /// Appends the pass's indexer keys to the cache of `at`.
@@ -132,10 +150,13 @@ pub(crate) trait Ops {
     fn attend(
         &mut self,
         at: Site,
-        lw: &LayerWeights,
+        a: &MlaWeights,
         q: &Self::X,
         mask: Option<&Self::Mask>,
     ) -> Result<Self::X, GlmError>;
+    /// Causal grouped-query attention of a dense model for the queries `q` (`[heads × head_dim]`
+    /// per row, RoPE applied) over the `[k ; v]` cache of `at`: the heads' outputs.
+    fn attend_gqa(&mut self, at: Site, q: &Self::X) -> Result<Self::X, GlmError>;
     /// `acc +` the routed experts of `h` (router, selection, expert products, weighted sum;
     /// the shared expert not included).
     fn moe(
@@ -291,9 +312,7 @@ fn dense<B: Ops>(b: &mut B, f: &DenseFfn, h: &B::X, acc: B::X) -> Result<B::X, G
     b.linear_add(&f.down, &a, acc)
 }
 
-/// Attention (§B.3): the query path `c_q = RMSNorm(W_qa h)`, `q = W_qb c_q` (RoPE on each
-/// head's rope part); the cache row `[RMSNorm(c_kv) ; RoPE(k_pe)]`; the keys each query sees
-/// (causal ∩ the indexer's selection); MLA. Returns the heads' outputs.
+/// Attention: MLA for GLM-5.x, GQA for a dense model. Returns the heads' outputs.
 fn attention<B: Ops>(
     b: &mut B,
     m: &Model,
@@ -302,13 +321,59 @@ fn attention<B: Ops>(
     h: &B::X,
     shared: &mut Option<B::Mask>,
 ) -> Result<B::X, GlmError> {
+    match &lw.attn {
+        Attention::Mla(a) => mla(b, m, at, lw, a, h, shared),
+        Attention::Gqa(a) => gqa(b, m, at, a, h),
+    }
+}
+
+/// A dense model's attention: `q, k, v = W h (+ bias)`, per-head q/k RMSNorm where the model
+/// has it, RoPE on q and k, the `[k ; v]` row stored, causal GQA.
+fn gqa<B: Ops>(b: &mut B, m: &Model, at: Site, a: &GqaWeights, h: &B::X) -> Result<B::X, GlmError> {
     let c = &m.config;
-    let cq = b.linear(&lw.q_a, h, false, "cq")?;
-    let cq = b.rms_norm_in(cq, Vector::QA(at), c.q_lora, LORA_NORM_EPS)?;
-    let q = b.linear(&lw.q_b, &cq, false, "q")?;
+    let g = c.gqa.expect("a dense model");
+    let mut proj = |w: &QTensor, bias: Option<&QTensor>, i: usize, slot: &'static str| {
+        let x = b.linear(w, h, false, slot)?;
+        match bias {
+            Some(_) => b.add_vector(x, Vector::Bias(at, i)),
+            None => Ok(x),
+        }
+    };
+    let q = proj(&a.q, a.q_bias.as_ref(), 0, "q")?;
+    let k = proj(&a.k, a.k_bias.as_ref(), 1, "k")?;
+    let v = proj(&a.v, a.v_bias.as_ref(), 2, "v")?;
+    let (q, k) = match (&a.q_norm, &a.k_norm) {
+        (Some(_), Some(_)) => (
+            b.rms_norm_heads(q, Vector::QNorm(at), g.head_dim, c.rms_eps)?,
+            b.rms_norm_heads(k, Vector::KNorm(at), g.head_dim, c.rms_eps)?,
+        ),
+        _ => (q, k),
+    };
+    let q = b.rope(q, c.n_head, g.head_dim, 0)?;
+    let k = b.rope(k, g.n_kv_head, g.head_dim, 0)?;
+    b.store_kv_pair(at, &k, &v)?;
+    b.attend_gqa(at, &q)
+}
+
+/// MLA attention (§B.3): the query path `c_q = RMSNorm(W_qa h)`, `q = W_qb c_q` (RoPE on
+/// each head's rope part); the cache row `[RMSNorm(c_kv) ; RoPE(k_pe)]`; the keys each query
+/// sees (causal ∩ the indexer's selection); MLA.
+fn mla<B: Ops>(
+    b: &mut B,
+    m: &Model,
+    at: Site,
+    lw: &LayerWeights,
+    a: &MlaWeights,
+    h: &B::X,
+    shared: &mut Option<B::Mask>,
+) -> Result<B::X, GlmError> {
+    let c = &m.config;
+    let cq = b.linear(&a.q_a, h, false, "cq")?;
+    let cq = b.rms_norm_in(cq, Vector::QNorm(at), c.q_lora, LORA_NORM_EPS)?;
+    let q = b.linear(&a.q_b, &cq, false, "q")?;
     let q = b.rope(q, c.n_head, c.qk_nope + c.qk_rope, c.qk_nope)?;
-    let kv = b.linear(&lw.kv_a, h, false, "kv")?;
-    let kv = b.rms_norm_in(kv, Vector::KvA(at), c.kv_lora, LORA_NORM_EPS)?;
+    let kv = b.linear(&a.kv_a, h, false, "kv")?;
+    let kv = b.rms_norm_in(kv, Vector::KNorm(at), c.kv_lora, LORA_NORM_EPS)?;
     let kv = b.rope(kv, 1, c.kv_width(), c.kv_lora)?;
     b.store_kv(at, &kv)?;
     // A shared layer reuses the last full layer's selection (the MTP block, past the trunk's
@@ -326,7 +391,7 @@ fn attention<B: Ops>(
         None if c.has_indexer() && !full => shared.clone(),
         None => None,
     };
-    b.attend(at, lw, &q, mask.as_ref())
+    b.attend(at, a, &q, mask.as_ref())
 }
 
 /// The lightning indexer of a full layer (§B.4): stores the pass's keys (`LayerNorm(W_k h)`,

@@ -1,5 +1,7 @@
 //! The tokenizer of a GGUF (`tokenizer.ggml.model = gpt2`: byte-level BPE) with the GLM-4
-//! pre-tokenizer (`pre = glm4`, digits in groups of 1–3), built on the `tokenizers` crate.
+//! pre-tokenizer (`pre = glm4`, digits in groups of 1–3; `llama-bpe` splits the same way),
+//! GPT-2's (`gpt2`; `smollm` and `starcoder` after single digits) or the single-digit one of
+//! `qwen2`, built on the `tokenizers` crate.
 //!
 //! Invariant: control tokens (token_type 3/4) are matched whole in template text, and never
 //! produced from user text ([`GlmTokenizer::encode_text`] treats `<|user|>` as plain bytes).
@@ -13,7 +15,7 @@ use tokenizers::Tokenizer;
 /// The split pattern of llama.cpp's `LLAMA_VOCAB_PRE_TYPE_CHATGLM4` (spec §C.5).
 pub const GLM4_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
-/// The GPT-2 / Llama-3 style pattern, for `pre` values other than `glm4`.
+/// The pattern with single digits (llama.cpp's `qwen2`), for `pre` values not named below.
 pub const DEFAULT_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 const TOKEN_TYPE_CONTROL: i64 = 3;
@@ -31,6 +33,9 @@ pub struct GlmTokenizer {
     pub stop_ids: Vec<u32>,
     pub bos_id: Option<u32>,
     pub eos_id: Option<u32>,
+    /// A prompt starts with `bos_id` (`tokenizer.ggml.add_bos_token`; added where the
+    /// template did not write it).
+    pub add_bos: bool,
 }
 
 impl std::fmt::Debug for GlmTokenizer {
@@ -75,9 +80,31 @@ impl GlmTokenizer {
                 .collect(),
             _ => vec![1; tokens.len()],
         };
-        let pattern = match g.get_str("tokenizer.ggml.pre") {
-            Some("glm4") | Some("chatglm-bpe") | None => GLM4_PATTERN,
-            Some(_) => DEFAULT_PATTERN,
+        let pre = g.get_str("tokenizer.ggml.pre");
+        let pre_tokenizer = match pre {
+            // GPT-2's split (ByteLevel's own regex), after every digit on its own for
+            // SmolLM's and StarCoder's tokenizers (llama.cpp's `smollm` / `starcoder`).
+            Some("gpt2") | Some("smollm") | Some("starcoder") => {
+                let mut steps = Vec::new();
+                if pre != Some("gpt2") {
+                    steps.push(json!({"type": "Digits", "individual_digits": true}));
+                }
+                steps.push(json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": true}));
+                json!({"type": "Sequence", "pretokenizers": steps})
+            }
+            _ => {
+                let pattern = match pre {
+                    Some("glm4") | Some("chatglm-bpe") | Some("llama-bpe") | None => GLM4_PATTERN,
+                    Some(_) => DEFAULT_PATTERN,
+                };
+                json!({
+                    "type": "Sequence",
+                    "pretokenizers": [
+                        {"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false},
+                        {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false}
+                    ]
+                })
+            }
         };
 
         let mut vocab = Map::new();
@@ -101,13 +128,7 @@ impl GlmTokenizer {
             "padding": null,
             "added_tokens": added,
             "normalizer": null,
-            "pre_tokenizer": {
-                "type": "Sequence",
-                "pretokenizers": [
-                    {"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false},
-                    {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false}
-                ]
-            },
+            "pre_tokenizer": pre_tokenizer,
             "post_processor": null,
             "decoder": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false},
             "model": {
@@ -148,6 +169,10 @@ impl GlmTokenizer {
             stop_ids,
             bos_id,
             eos_id,
+            add_bos: g
+                .get("tokenizer.ggml.add_bos_token")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
         })
     }
 

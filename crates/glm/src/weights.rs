@@ -128,9 +128,9 @@ pub enum Ffn {
     Moe(MoeWeights),
 }
 
+/// GLM-5.x's multi-head latent attention.
 #[derive(Debug, Clone)]
-pub struct LayerWeights {
-    pub attn_norm: QTensor,
+pub struct MlaWeights {
     pub q_a: QTensor,
     pub q_a_norm: QTensor,
     pub q_b: QTensor,
@@ -138,6 +138,65 @@ pub struct LayerWeights {
     pub kv_a_norm: QTensor,
     pub k_b: QTensor,
     pub v_b: QTensor,
+}
+
+/// A dense model's grouped-query attention: projections, `qwen2`'s biases, `qwen3`'s per-head
+/// q/k norms.
+#[derive(Debug, Clone)]
+pub struct GqaWeights {
+    pub q: QTensor,
+    pub k: QTensor,
+    pub v: QTensor,
+    pub q_bias: Option<QTensor>,
+    pub k_bias: Option<QTensor>,
+    pub v_bias: Option<QTensor>,
+    pub q_norm: Option<QTensor>,
+    pub k_norm: Option<QTensor>,
+}
+
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Attention {
+    Mla(MlaWeights),
+    Gqa(GqaWeights),
+}
+
+impl Attention {
+    /// The weights multiplied by (not the norms or biases).
+    pub fn products(&self) -> Vec<&QTensor> {
+        match self {
+            Attention::Mla(a) => vec![&a.q_a, &a.q_b, &a.kv_a, &a.k_b, &a.v_b],
+            Attention::Gqa(a) => vec![&a.q, &a.k, &a.v],
+        }
+    }
+
+    /// Every tensor, products and vectors.
+    fn all(&self) -> Vec<&QTensor> {
+        let mut out = self.products();
+        match self {
+            Attention::Mla(a) => out.extend([&a.q_a_norm, &a.kv_a_norm]),
+            Attention::Gqa(a) => out.extend(
+                [&a.q_bias, &a.k_bias, &a.v_bias, &a.q_norm, &a.k_norm]
+                    .into_iter()
+                    .flatten(),
+            ),
+        }
+        out
+    }
+
+    /// The MLA weights (`None` for a dense model).
+    pub fn mla(&self) -> Option<&MlaWeights> {
+        match self {
+            Attention::Mla(a) => Some(a),
+            Attention::Gqa(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LayerWeights {
+    pub attn_norm: QTensor,
+    pub attn: Attention,
     pub out: QTensor,
     pub ffn_norm: QTensor,
     pub indexer: Option<IndexerWeights>,
@@ -164,6 +223,8 @@ pub struct Weights {
     pub output_norm: QTensor,
     pub output: QTensor,
     pub layers: Vec<LayerWeights>,
+    /// Llama 3's RoPE frequency factors (each pair's angle divided by its factor).
+    pub rope_freqs: Option<QTensor>,
     /// The MTP block, loaded only when drafting is wanted (`RuntimeOptions::mtp`).
     pub mtp: Option<MtpWeights>,
 }
@@ -186,11 +247,16 @@ impl Weights {
             let full = c.indexer_full.get(i).copied().unwrap_or(false);
             layers.push(Self::layer(&l, c, i, full)?);
         }
+        let rope_freqs = match c.gqa {
+            Some(_) => l.opt("rope_freqs.weight", &[c.qk_rope / 2])?,
+            None => None,
+        };
         Ok(Self {
             token_embd,
             output_norm,
             output,
             layers,
+            rope_freqs,
             mtp: None,
         })
     }
@@ -224,6 +290,30 @@ impl Weights {
         let h = c.n_head;
         let qk = c.qk_nope + c.qk_rope;
         let n = |s: &str| format!("blk.{i}.{s}");
+        if let Some(a) = c.gqa {
+            let (q, kv) = (h * a.head_dim, a.n_kv_head * a.head_dim);
+            return Ok(LayerWeights {
+                attn_norm: l.get(&n("attn_norm.weight"), &[d])?,
+                attn: Attention::Gqa(GqaWeights {
+                    q: l.get(&n("attn_q.weight"), &[d, q])?,
+                    k: l.get(&n("attn_k.weight"), &[d, kv])?,
+                    v: l.get(&n("attn_v.weight"), &[d, kv])?,
+                    q_bias: l.opt(&n("attn_q.bias"), &[q])?,
+                    k_bias: l.opt(&n("attn_k.bias"), &[kv])?,
+                    v_bias: l.opt(&n("attn_v.bias"), &[kv])?,
+                    q_norm: l.opt(&n("attn_q_norm.weight"), &[a.head_dim])?,
+                    k_norm: l.opt(&n("attn_k_norm.weight"), &[a.head_dim])?,
+                }),
+                out: l.get(&n("attn_output.weight"), &[q, d])?,
+                ffn_norm: l.get(&n("ffn_norm.weight"), &[d])?,
+                indexer: None,
+                ffn: Ffn::Dense(DenseFfn {
+                    gate: l.get(&n("ffn_gate.weight"), &[d, c.n_ff])?,
+                    up: l.get(&n("ffn_up.weight"), &[d, c.n_ff])?,
+                    down: l.get(&n("ffn_down.weight"), &[c.n_ff, d])?,
+                }),
+            });
+        }
         let indexer = if full {
             Some(IndexerWeights {
                 q_b: l.get(
@@ -274,13 +364,15 @@ impl Weights {
         };
         Ok(LayerWeights {
             attn_norm: l.get(&n("attn_norm.weight"), &[d])?,
-            q_a: l.get(&n("attn_q_a.weight"), &[d, c.q_lora])?,
-            q_a_norm: l.get(&n("attn_q_a_norm.weight"), &[c.q_lora])?,
-            q_b: l.get(&n("attn_q_b.weight"), &[c.q_lora, h * qk])?,
-            kv_a: l.get(&n("attn_kv_a_mqa.weight"), &[d, c.kv_width()])?,
-            kv_a_norm: l.get(&n("attn_kv_a_norm.weight"), &[c.kv_lora])?,
-            k_b: l.get(&n("attn_k_b.weight"), &[c.qk_nope, c.kv_lora, h])?,
-            v_b: l.get(&n("attn_v_b.weight"), &[c.kv_lora, c.v_head, h])?,
+            attn: Attention::Mla(MlaWeights {
+                q_a: l.get(&n("attn_q_a.weight"), &[d, c.q_lora])?,
+                q_a_norm: l.get(&n("attn_q_a_norm.weight"), &[c.q_lora])?,
+                q_b: l.get(&n("attn_q_b.weight"), &[c.q_lora, h * qk])?,
+                kv_a: l.get(&n("attn_kv_a_mqa.weight"), &[d, c.kv_width()])?,
+                kv_a_norm: l.get(&n("attn_kv_a_norm.weight"), &[c.kv_lora])?,
+                k_b: l.get(&n("attn_k_b.weight"), &[c.qk_nope, c.kv_lora, h])?,
+                v_b: l.get(&n("attn_v_b.weight"), &[c.kv_lora, c.v_head, h])?,
+            }),
             out: l.get(&n("attn_output.weight"), &[h * c.v_head, d])?,
             ffn_norm: l.get(&n("ffn_norm.weight"), &[d])?,
             indexer,
@@ -295,18 +387,10 @@ impl Weights {
         let mut sum = self.token_embd.info.size_bytes / c.vocab.max(1) as u64;
         sum += all(&self.output_norm) + all(&self.output);
         for l in &self.layers {
-            for t in [
-                &l.attn_norm,
-                &l.q_a,
-                &l.q_a_norm,
-                &l.q_b,
-                &l.kv_a,
-                &l.kv_a_norm,
-                &l.k_b,
-                &l.v_b,
-                &l.out,
-                &l.ffn_norm,
-            ] {
+            for t in [&l.attn_norm, &l.out, &l.ffn_norm]
+                .into_iter()
+                .chain(l.attn.all())
+            {
                 sum += all(t);
             }
             if let Some(ix) = &l.indexer {

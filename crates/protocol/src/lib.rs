@@ -510,6 +510,11 @@ pub struct Settings {
     /// drafts as pay, measured while generating), `off`, or `1`–`8` drafts per step.
     #[serde(default)]
     pub mtp: Option<String>,
+    /// What runs dense LLaMA-family models (llama, mistral, qwen2, qwen3): `localglm`
+    /// (default: LocalGLM's own runtime on the CPU, or mistral.rs where this build has a GPU
+    /// backend for it and the device is not `cpu`) or `mistralrs`.
+    #[serde(default)]
+    pub dense_runtime: Option<String>,
 }
 
 /// An OpenAI-compatible server (vLLM, SGLang, llama-server, another LocalGLM) used like a
@@ -614,6 +619,7 @@ impl Default for Settings {
             cpu_moe: None,
             prompt_cache_mb: None,
             mtp: None,
+            dense_runtime: None,
         }
     }
 }

@@ -21,6 +21,7 @@ const settings: Settings = {
   cpu_moe: null,
   prompt_cache_mb: null,
   mtp: null,
+  dense_runtime: null,
 };
 
 function open(onSaveSettings = vi.fn(async () => true), saved: Settings = settings) {

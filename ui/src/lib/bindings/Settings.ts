@@ -73,4 +73,10 @@ prompt_cache_mb: number | null,
  * Speculative decoding with a GLM-5.x model's MTP block: `auto` (default: as many
  * drafts as pay, measured while generating), `off`, or `1`–`8` drafts per step.
  */
-mtp: string | null, };
+mtp: string | null, 
+/**
+ * What runs dense LLaMA-family models (llama, mistral, qwen2, qwen3): `localglm`
+ * (default: LocalGLM's own runtime on the CPU, or mistral.rs where this build has a GPU
+ * backend for it and the device is not `cpu`) or `mistralrs`.
+ */
+dense_runtime: string | null, };
