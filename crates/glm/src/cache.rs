@@ -86,6 +86,26 @@ impl GrowBuf {
         }
         buf.narrow(0, 0, self.len)?.to_dtype(DType::F32)
     }
+    /// `f` over the filled rows as f32, row after row: borrowed in place from an f32 cache in
+    /// memory, converted into a temporary otherwise.
+    pub(crate) fn with_rows<R>(
+        &self,
+        device: &candle_core::Device,
+        f: impl FnOnce(&[f32]) -> R,
+    ) -> candle_core::Result<R> {
+        use candle_core::{CpuStorage, Storage};
+        if let (None, Some(buf)) = (&self.blocks, &self.buf) {
+            let (storage, layout) = buf.storage_and_layout();
+            if let (Storage::Cpu(CpuStorage::F32(v)), Some((start, _))) =
+                (&*storage, layout.contiguous_offsets())
+            {
+                return Ok(f(&v[start..start + self.len * self.width]));
+            }
+        }
+        let rows = self.view(device)?.flatten_all()?.to_vec1::<f32>()?;
+        Ok(f(&rows))
+    }
+
     /// CPU f16/bf16 caches: one vectorized slice conversion (F16C where present) instead of
     /// candle's per-element conversion, which profiling showed at ~15 % of decode on a small
     /// model with a few hundred tokens of context.

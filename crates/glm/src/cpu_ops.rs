@@ -96,6 +96,69 @@ impl<'a> CpuOps<'a> {
     }
 }
 
+impl CpuOps<'_> {
+    /// [`Ops::attend_gqa`] for a few queries (decode, drafts) in plain loops over the cache's
+    /// rows: the tensor form's reshapes, copies and small products cost ~200 µs a layer on
+    /// SmolLM2 — more than the layer's weight products.
+    fn attend_gqa_rows(&mut self, at: Site, q: &Tensor) -> Result<Tensor, GlmError> {
+        let c = &self.m.config;
+        let g = c.gqa.expect("a dense model");
+        let (heads, kvh, hd) = (c.n_head, g.n_kv_head, g.head_dim);
+        let group = heads / kvh;
+        let scale = c.attn_scale();
+        let n = q.dim(0)?;
+        let qs = q.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let p0 = self.p0;
+        let dev = self.m.opts.device.clone();
+        let mut out = vec![0f32; n * heads * hd];
+        let width = 2 * kvh * hd;
+        self.cache(at)?.kv.with_rows(&dev, |rows| {
+            let t_len = rows.len() / width;
+            let mut scores = vec![0f32; t_len];
+            for i in 0..n {
+                let visible = (p0 + i + 1).min(t_len);
+                for h in 0..heads {
+                    let kv = h / group;
+                    let qv = &qs[(i * heads + h) * hd..][..hd];
+                    let mut top = f32::NEG_INFINITY;
+                    for (t, s) in scores[..visible].iter_mut().enumerate() {
+                        *s = dot(qv, &rows[t * width + kv * hd..][..hd]) * scale;
+                        top = top.max(*s);
+                    }
+                    let mut sum = 0f32;
+                    for s in &mut scores[..visible] {
+                        *s = (*s - top).exp();
+                        sum += *s;
+                    }
+                    let o = &mut out[(i * heads + h) * hd..][..hd];
+                    for (t, &p) in scores[..visible].iter().enumerate() {
+                        let v = &rows[t * width + (kvh + kv) * hd..][..hd];
+                        for (oj, vj) in o.iter_mut().zip(v) {
+                            *oj += p * vj;
+                        }
+                    }
+                    o.iter_mut().for_each(|x| *x /= sum);
+                }
+            }
+        })?;
+        Ok(Tensor::from_vec(out, (n, heads * hd), &dev)?)
+    }
+}
+
+/// `a · b` in eight independent lanes (so that it vectorizes).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, ra) = a.as_chunks::<8>();
+    let (cb, rb) = b.as_chunks::<8>();
+    for (x, y) in ca.iter().zip(cb) {
+        for j in 0..8 {
+            acc[j] += x[j] * y[j];
+        }
+    }
+    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
 /// `[n, heads, d]` → RoPE'd, via candle's kernels (they want `[b, h, t, d]`): on adjacent
 /// pairs, or (`neox`) on the two halves.
 fn rope_heads(x: &Tensor, cos: &Tensor, sin: &Tensor, neox: bool) -> candle_core::Result<Tensor> {
@@ -298,6 +361,9 @@ impl Ops for CpuOps<'_> {
     }
 
     fn attend_gqa(&mut self, at: Site, q: &Tensor) -> Result<Tensor, GlmError> {
+        if q.dim(0)? <= SMALL_BATCH {
+            return self.attend_gqa_rows(at, q);
+        }
         let c = &self.m.config;
         let g = c.gqa.expect("a dense model");
         let (kvh, hd) = (g.n_kv_head, g.head_dim);
