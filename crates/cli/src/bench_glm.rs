@@ -1,4 +1,5 @@
-//! `localglm bench glm`: decode and prefill speed of the GLM-5.x runtime on a `glm-dsa` GGUF,
+//! `localglm bench glm`: decode and prefill speed of LocalGLM's runtime on a `glm-dsa` GGUF (or
+//! a dense LLaMA-family one, such as the default model),
 //! as a ratio to the memory-bandwidth bound (weight bytes one token reads ÷ read bandwidth
 //! measured in the same run) and, when a `llama-bench` binary is given, as a ratio to
 //! llama.cpp on the same file in the same run.

@@ -128,8 +128,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchWhat {
-    /// GLM-5.x decode and prefill on a glm-dsa GGUF: ratio to the memory-bandwidth bound and
-    /// (with --llama-bench) to llama.cpp on the same file in the same run.
+    /// Decode and prefill of LocalGLM's runtime on a GLM-5.x (glm-dsa) or dense LLaMA-family
+    /// GGUF: ratio to the memory-bandwidth bound and (with --llama-bench) to llama.cpp on the
+    /// same file in the same run.
     Glm {
         #[arg(long)]
         model: PathBuf,
