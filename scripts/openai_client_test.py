@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The official `openai` Python client against `localglm serve` (a real server process):
-on the default model (SmolLM2, mistralrs backend) and on the tiny GLM-5.x fixture (LocalGLM's
-runtime, a thinking template): list models, plain and streaming chat, `reasoning_content`
-separated, `chat_template_kwargs` honoured, tools, errors. Tool calls parsed into the SDK's
+on the default model (SmolLM2, a dense `llama` model on LocalGLM's runtime) and on the tiny
+GLM-5.x fixture (LocalGLM's runtime, a thinking template): list models, plain and streaming
+chat, `reasoning_content` separated, `chat_template_kwargs` honoured, tools, errors. Tool calls parsed into the SDK's
 `tool_calls` objects are checked on the scripted engine (`LOCALGLM_ENGINE=scripted`, which
 writes GLM's XML call format), since random weights never call a tool. Prints one line per
 check; exits 1 on the first failure.
