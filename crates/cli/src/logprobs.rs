@@ -60,7 +60,7 @@ pub fn run(args: &LogprobsArgs) -> Result<()> {
         .is_some_and(localglm_glm::config::runs_architecture)
     {
         bail!(
-            "{}: architecture {:?} — logprobs runs on LocalGLM's own runtime, which covers `glm-dsa` (GLM-5.x) and the dense llama, mistral, qwen2 and qwen3; mistralrs-backed architectures do not expose prompt logprobs yet",
+            "{}: architecture {:?} — logprobs runs on LocalGLM's own runtime, which covers `glm-dsa` (GLM-5.x) and the dense llama, qwen2 and qwen3; mistralrs-backed architectures do not expose prompt logprobs yet",
             args.model.display(),
             arch.unwrap_or_else(|| "unknown".into())
         );
@@ -80,7 +80,10 @@ pub fn run(args: &LogprobsArgs) -> Result<()> {
     let model = Model::open(&args.model, opts)
         .with_context(|| format!("loading {}", args.model.display()))?;
     let tokens = match &args.text {
-        Some(t) => GlmTokenizer::from_gguf(model.gguf())?.encode_with_specials(t)?,
+        Some(t) => {
+            let tok = GlmTokenizer::from_gguf(model.gguf())?;
+            tok.with_bos(tok.encode_with_specials(t)?)
+        }
         None => args.tokens.clone(),
     };
     if tokens.is_empty() {

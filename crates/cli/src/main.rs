@@ -193,7 +193,7 @@ pub struct DeviceArgs {
     /// (llama.cpp's --n-cpu-moe); default: the fit planner's number.
     #[arg(long = "cpu-moe")]
     pub cpu_moe: Option<u32>,
-    /// Run a dense LLaMA-family model (llama, mistral, qwen2, qwen3) on mistral.rs instead of
+    /// Run a dense LLaMA-family model (llama, qwen2, qwen3) on mistral.rs instead of
     /// LocalGLM's own runtime (chat, serve).
     #[arg(long)]
     pub mistralrs: bool,

@@ -1,5 +1,5 @@
 //! The engine the app and CLI use: picks the backend by the GGUF's `general.architecture` —
-//! `glm-dsa` (GLM-5.x) and the dense LLaMA family (`llama`, `mistral`, `qwen2`, `qwen3`) run on
+//! `glm-dsa` (GLM-5.x) and the dense LLaMA family (`llama`, `qwen2`, `qwen3`) run on
 //! LocalGLM's own runtime, everything else on `mistralrs` (a dense model too, when the
 //! [`LoadSpec`] asks for it) — or, for a [`LoadSpec`] naming a server, the remote backend.
 
@@ -90,14 +90,24 @@ pub fn model_facts(
 /// the device is not `cpu` and this build's mistral.rs has a GPU backend (Metal on a Mac: the
 /// GPU beats any CPU there, and LocalGLM's GPU backend has no GQA attention yet); everything
 /// else on mistral.rs.
-fn which_backend(arch: Option<&str>, spec: &LoadSpec) -> Which {
+///
+/// `own` is why LocalGLM's runtime would not run the file (`localglm_glm::unsupported`): a
+/// dense file it cannot run (SentencePiece tokenizers such as Llama 2's, Mixtral, an unknown
+/// pre-tokenizer, RoPE scaling, no template) goes to mistral.rs, as before this runtime ran
+/// dense models.
+fn which_backend(arch: Option<&str>, own: Option<&str>, spec: &LoadSpec) -> Which {
     use localglm_glm::gpu::DeviceChoice;
     match arch {
         Some(localglm_glm::config::ARCH) => Which::Glm,
         Some(a) if localglm_glm::config::DENSE_ARCHES.contains(&a) => {
             let mistral_gpu =
                 spec.device != DeviceChoice::Cpu && crate::mistral::gpu_build().is_some();
-            match spec.mistralrs || mistral_gpu {
+            if let Some(why) = own {
+                tracing::info!(
+                    "{a} model on mistral.rs: LocalGLM's runtime does not run it ({why})"
+                );
+            }
+            match spec.mistralrs || mistral_gpu || own.is_some() {
                 true => Which::Mistral,
                 false => Which::Glm,
             }
@@ -108,12 +118,18 @@ fn which_backend(arch: Option<&str>, spec: &LoadSpec) -> Which {
 
 /// Opens the GGUF (or split set) with LocalGLM's own bounds-checked reader, so a truncated or
 /// foreign file, or a missing shard, fails with a precise reason before any backend sees it.
-fn read_architecture(path: &std::path::Path) -> Result<Option<String>, EngineError> {
+/// Also says why LocalGLM's own runtime would not run it (`None`: it would).
+fn read_architecture(
+    path: &std::path::Path,
+) -> Result<(Option<String>, Option<String>), EngineError> {
     let g = localglm_gguf::GgufModel::open(path).map_err(|e| EngineError::LoadFailed {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    Ok(g.architecture().map(str::to_owned))
+    Ok((
+        g.architecture().map(str::to_owned),
+        localglm_glm::unsupported(&g),
+    ))
 }
 
 #[async_trait]
@@ -132,12 +148,12 @@ impl Engine for AutoEngine {
         }
         check_gguf_file(&spec.path)?;
         let path = spec.path.clone();
-        let arch = tokio::task::spawn_blocking(move || read_architecture(&path))
+        let (arch, own) = tokio::task::spawn_blocking(move || read_architecture(&path))
             .await
             .map_err(crate::load_failed(&spec.path))??;
         // A GPU that is not there, or a GPU placement that cannot fit, is refused before the
         // loaded model is let go.
-        let which = which_backend(arch.as_deref(), &spec);
+        let which = which_backend(arch.as_deref(), own.as_deref(), &spec);
         if spec.device == localglm_glm::gpu::DeviceChoice::Gpu
             && arch.as_deref() == Some(localglm_glm::config::ARCH)
         {

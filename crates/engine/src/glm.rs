@@ -99,13 +99,7 @@ impl GlmChat {
             spans.push(t.content.as_str());
             spans.extend(calls.iter().map(String::as_str));
         }
-        let mut ids = tok.encode_prompt(&text, &spans)?;
-        if let (true, Some(bos)) = (tok.add_bos, tok.bos_id) {
-            if ids.first() != Some(&bos) {
-                ids.insert(0, bos);
-            }
-        }
-        Ok(ids)
+        Ok(tok.with_bos(tok.encode_prompt(&text, &spans)?))
     }
 }
 
@@ -591,7 +585,7 @@ fn default_prompt_cache(path: &Path, model: &Model) -> u64 {
     let ctx = context_of(model.options().max_context);
     match localglm_planner::local_spec(path) {
         Ok(spec) => localglm_planner::kv_bytes(&spec, ctx, model.options().kv_type),
-        // A model the planner does not describe (a dense one): one cache of its context.
+        // A file the planner cannot read: one cache of the model's context.
         Err(_) => model.kv_bytes(model.max_context()),
     }
 }

@@ -87,19 +87,31 @@ impl GrowBuf {
         buf.narrow(0, 0, self.len)?.to_dtype(DType::F32)
     }
     /// `f` over the filled rows as f32, row after row: borrowed in place from an f32 cache in
-    /// memory, converted into a temporary otherwise.
+    /// memory, converted once into a temporary from an f16/bf16 one, dequantized from q8_0.
     pub(crate) fn with_rows<R>(
         &self,
         device: &candle_core::Device,
         f: impl FnOnce(&[f32]) -> R,
     ) -> candle_core::Result<R> {
         use candle_core::{CpuStorage, Storage};
+        use half::slice::HalfFloatSliceExt;
         if let (None, Some(buf)) = (&self.blocks, &self.buf) {
             let (storage, layout) = buf.storage_and_layout();
-            if let (Storage::Cpu(CpuStorage::F32(v)), Some((start, _))) =
-                (&*storage, layout.contiguous_offsets())
-            {
-                return Ok(f(&v[start..start + self.len * self.width]));
+            if let Some((start, _)) = layout.contiguous_offsets() {
+                let range = start..start + self.len * self.width;
+                let mut out = vec![0f32; range.len()];
+                match &*storage {
+                    Storage::Cpu(CpuStorage::F32(v)) => return Ok(f(&v[range])),
+                    Storage::Cpu(CpuStorage::F16(v)) => {
+                        v[range].convert_to_f32_slice(&mut out);
+                        return Ok(f(&out));
+                    }
+                    Storage::Cpu(CpuStorage::BF16(v)) => {
+                        v[range].convert_to_f32_slice(&mut out);
+                        return Ok(f(&out));
+                    }
+                    _ => {}
+                }
             }
         }
         let rows = self.view(device)?.flatten_all()?.to_vec1::<f32>()?;

@@ -10,10 +10,11 @@ use localglm_gguf::{GgufModel, Value};
 pub const ARCH: &str = "glm-dsa";
 
 /// The dense architectures the runtime runs besides `glm-dsa`: GQA attention with RoPE
-/// (adjacent pairs for `llama` / `mistral`, whose converter permutes the q/k rows for it; the
-/// halves of each head, NeoX style, for `qwen2` / `qwen3`), q/k/v biases (`qwen2`), per-head
-/// q/k RMSNorm (`qwen3`), RMSNorm, SwiGLU.
-pub const DENSE_ARCHES: &[&str] = &["llama", "mistral", "qwen2", "qwen3"];
+/// (adjacent pairs for `llama` — Llama 3, SmolLM —, whose converter permutes the q/k rows for
+/// it; the halves of each head, NeoX style, for `qwen2` / `qwen3`), q/k/v biases
+/// (`qwen2`), per-head q/k RMSNorm (`qwen3`), RMSNorm, SwiGLU. (Mixtral is `llama` with
+/// experts: refused here, it runs on mistral.rs.)
+pub const DENSE_ARCHES: &[&str] = &["llama", "qwen2", "qwen3"];
 
 /// Whether this runtime runs a GGUF of architecture `arch`.
 pub fn runs_architecture(arch: &str) -> bool {
@@ -312,6 +313,11 @@ impl GlmConfig {
                 .ok_or_else(|| GlmError::Load("tensor token_embd.weight is missing".into()))?
                 as usize,
         };
+        if opt("expert_count").is_some_and(|e| e > 0) {
+            return Err(GlmError::Load(
+                "a mixture-of-experts `llama` model (Mixtral-style) is not a dense model".into(),
+            ));
+        }
         let n_ff = req("feed_forward_length")?;
         let ctx_train = opt("context_length").unwrap_or(4096);
         Ok(Self {

@@ -51,6 +51,26 @@ pub enum GlmError {
     Gpu(#[from] localglm_gpu::GpuError),
 }
 
+/// Why this runtime would not run a GGUF (`None`: it runs it): an architecture it does not
+/// know, a config it cannot load, a tokenizer it does not implement, no chat template. Cheap
+/// (metadata only), so a caller can choose another backend before letting a model go.
+pub fn unsupported(g: &localglm_gguf::GgufModel) -> Option<String> {
+    let arch = g.architecture().unwrap_or("");
+    if !config::runs_architecture(arch) {
+        return Some(format!("architecture `{arch}`"));
+    }
+    if let Err(e) = GlmConfig::from_gguf(g) {
+        return Some(e.to_string());
+    }
+    if let Err(e) = tokenizer::pre_tokenizer(g) {
+        return Some(e.to_string());
+    }
+    if g.get_str("tokenizer.chat_template").is_none() {
+        return Some("no chat template (tokenizer.chat_template)".into());
+    }
+    None
+}
+
 /// Log-softmax over a logit row (f64 accumulation).
 pub fn log_softmax(logits: &[f32]) -> Vec<f32> {
     let mx = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;

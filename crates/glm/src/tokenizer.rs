@@ -1,7 +1,7 @@
-//! The tokenizer of a GGUF (`tokenizer.ggml.model = gpt2`: byte-level BPE) with the GLM-4
-//! pre-tokenizer (`pre = glm4`, digits in groups of 1–3; `llama-bpe` splits the same way),
-//! GPT-2's (`gpt2`; `smollm` and `starcoder` after single digits) or the single-digit one of
-//! `qwen2`, built on the `tokenizers` crate.
+//! The tokenizer of a GGUF (`tokenizer.ggml.model = gpt2`: byte-level BPE) with the
+//! pre-tokenizers of [`Pre`] — GLM-4's (`pre = glm4`, digits in groups of 1–3; Llama 3's splits
+//! the same way), GPT-2's, or `qwen2`'s single digits — built on the `tokenizers` crate; any
+//! other `pre` is refused rather than guessed.
 //!
 //! Invariant: control tokens (token_type 3/4) are matched whole in template text, and never
 //! produced from user text ([`GlmTokenizer::encode_text`] treats `<|user|>` as plain bytes).
@@ -17,6 +17,47 @@ pub const GLM4_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?
 
 /// The pattern with single digits (llama.cpp's `qwen2`), for `pre` values not named below.
 pub const DEFAULT_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// The pre-tokenizers this tokenizer implements, grouped as llama.cpp groups
+/// `tokenizer.ggml.pre` values (`llama-vocab.cpp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pre {
+    /// `glm4`, `chatglm-bpe` (and a file without the key: GLM's).
+    Glm4,
+    /// `llama-bpe`, `llama3`, `llama-v3`, `falcon3`: the GLM-4 split, whole-vocabulary
+    /// pre-tokens kept, BOS by default.
+    Llama3,
+    /// `qwen2`, `deepseek-r1-qwen`, `megrez`: single digits.
+    Qwen2,
+    /// `gpt-2`: GPT-2's split.
+    Gpt2,
+    /// `smollm`, `starcoder`: single digits, then GPT-2's split.
+    Gpt2Digits,
+}
+
+/// The pre-tokenizer a GGUF names, or why this tokenizer cannot run it (`tokenizer.ggml.model`
+/// other than `gpt2`, or a `pre` not in [`Pre`]: guessing would tokenize wrongly without an
+/// error).
+pub fn pre_tokenizer(g: &GgufModel) -> Result<Pre, GlmError> {
+    let model = g.get_str("tokenizer.ggml.model").unwrap_or("");
+    if model != "gpt2" {
+        return Err(GlmError::Tokenizer(format!(
+            "tokenizer model `{model}` is not supported (byte-level BPE `gpt2` only)"
+        )));
+    }
+    Ok(match g.get_str("tokenizer.ggml.pre") {
+        None | Some("glm4") | Some("chatglm-bpe") => Pre::Glm4,
+        Some("llama-bpe") | Some("llama3") | Some("llama-v3") | Some("falcon3") => Pre::Llama3,
+        Some("qwen2") | Some("deepseek-r1-qwen") | Some("megrez") => Pre::Qwen2,
+        Some("gpt-2") | Some("gpt2") => Pre::Gpt2,
+        Some("smollm") | Some("starcoder") => Pre::Gpt2Digits,
+        Some(other) => {
+            return Err(GlmError::Tokenizer(format!(
+                "pre-tokenizer `{other}` is not supported"
+            )))
+        }
+    })
+}
 
 const TOKEN_TYPE_CONTROL: i64 = 3;
 const TOKEN_TYPE_USER_DEFINED: i64 = 4;
@@ -64,12 +105,6 @@ fn strings(g: &GgufModel, key: &str) -> Result<Vec<String>, GlmError> {
 impl GlmTokenizer {
     /// Builds the tokenizer from `tokenizer.ggml.*` metadata.
     pub fn from_gguf(g: &GgufModel) -> Result<Self, GlmError> {
-        let model = g.get_str("tokenizer.ggml.model").unwrap_or("");
-        if model != "gpt2" {
-            return Err(GlmError::Tokenizer(format!(
-                "tokenizer model `{model}` is not supported (byte-level BPE `gpt2` only)"
-            )));
-        }
         let tokens = strings(g, "tokenizer.ggml.tokens")?;
         let merges = strings(g, "tokenizer.ggml.merges")?;
         let types: Vec<i64> = match g.get("tokenizer.ggml.token_type") {
@@ -80,22 +115,22 @@ impl GlmTokenizer {
                 .collect(),
             _ => vec![1; tokens.len()],
         };
-        let pre = g.get_str("tokenizer.ggml.pre");
+        let pre = pre_tokenizer(g)?;
         let pre_tokenizer = match pre {
             // GPT-2's split (ByteLevel's own regex), after every digit on its own for
             // SmolLM's and StarCoder's tokenizers (llama.cpp's `smollm` / `starcoder`).
-            Some("gpt2") | Some("smollm") | Some("starcoder") => {
+            Pre::Gpt2 | Pre::Gpt2Digits => {
                 let mut steps = Vec::new();
-                if pre != Some("gpt2") {
+                if pre == Pre::Gpt2Digits {
                     steps.push(json!({"type": "Digits", "individual_digits": true}));
                 }
                 steps.push(json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": true}));
                 json!({"type": "Sequence", "pretokenizers": steps})
             }
-            _ => {
+            Pre::Glm4 | Pre::Llama3 | Pre::Qwen2 => {
                 let pattern = match pre {
-                    Some("glm4") | Some("chatglm-bpe") | Some("llama-bpe") | None => GLM4_PATTERN,
-                    Some(_) => DEFAULT_PATTERN,
+                    Pre::Qwen2 => DEFAULT_PATTERN,
+                    _ => GLM4_PATTERN,
                 };
                 json!({
                     "type": "Sequence",
@@ -106,6 +141,9 @@ impl GlmTokenizer {
                 })
             }
         };
+        // Llama 3's tokenizer takes a pre-token found whole in the vocabulary as one token
+        // before any merge (llama.cpp's and HF's `ignore_merges`).
+        let ignore_merges = pre == Pre::Llama3;
 
         let mut vocab = Map::new();
         let mut added = Vec::new();
@@ -134,7 +172,7 @@ impl GlmTokenizer {
             "model": {
                 "type": "BPE", "dropout": null, "unk_token": null,
                 "continuing_subword_prefix": null, "end_of_word_suffix": null,
-                "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+                "fuse_unk": false, "byte_fallback": false, "ignore_merges": ignore_merges,
                 "vocab": vocab, "merges": merges,
             }
         })
@@ -155,6 +193,13 @@ impl GlmTokenizer {
             specials.get("<|endoftext|>").copied(),
             specials.get("<|user|>").copied(),
             specials.get("<|observation|>").copied(),
+            // End-of-turn tokens of other chat formats (Llama 3, ChatML, Phi, Gemma), which a
+            // file's eos id does not always name: as llama.cpp recognises them.
+            specials.get("<|eot_id|>").copied(),
+            specials.get("<|eom_id|>").copied(),
+            specials.get("<|im_end|>").copied(),
+            specials.get("<|end|>").copied(),
+            specials.get("<end_of_turn>").copied(),
         ]
         .into_iter()
         .flatten()
@@ -169,11 +214,22 @@ impl GlmTokenizer {
             stop_ids,
             bos_id,
             eos_id,
+            // llama.cpp's default for Llama 3's tokenizer is on; the key decides where present.
             add_bos: g
                 .get("tokenizer.ggml.add_bos_token")
                 .and_then(Value::as_bool)
-                .unwrap_or(false),
+                .unwrap_or(pre == Pre::Llama3),
         })
+    }
+
+    /// `ids` with the BOS token in front where the file asks for one and it is not there.
+    pub fn with_bos(&self, mut ids: Vec<u32>) -> Vec<u32> {
+        if let (true, Some(bos)) = (self.add_bos, self.bos_id) {
+            if ids.first() != Some(&bos) {
+                ids.insert(0, bos);
+            }
+        }
+        ids
     }
 
     pub fn vocab_size(&self) -> usize {

@@ -208,3 +208,75 @@ fn default_model() -> Option<std::path::PathBuf> {
     let path = localglm_models::Library::from_env().default_model_path();
     path.exists().then_some(path)
 }
+
+/// `tiny-llama-q` with metadata keys replaced (`None`: removed), written to a temporary file.
+fn variant(name: &str, changes: &[(&str, Option<localglm_gguf::Value>)]) -> std::path::PathBuf {
+    let g = localglm_gguf::GgufModel::open(fixture("tiny-llama-q.gguf")).unwrap();
+    let mut w = localglm_gguf::writer::GgufWriter::new();
+    for (k, v) in g.metadata() {
+        if !changes.iter().any(|(c, _)| c == k) {
+            w.kv(k, v.clone());
+        }
+    }
+    for (k, v) in changes {
+        if let Some(v) = v {
+            w.kv(k, v.clone());
+        }
+    }
+    for t in g.tensors() {
+        w.tensor(&t.name, &t.dims, t.ty, g.tensor_bytes(t).to_vec())
+            .unwrap();
+    }
+    let path =
+        std::env::temp_dir().join(format!("localglm-dense-{}-{name}.gguf", std::process::id()));
+    w.write(&path).unwrap();
+    path
+}
+
+/// What the runtime does not run is named before a load (so the engine sends the file to
+/// mistral.rs, as before): a SentencePiece tokenizer, an unknown pre-tokenizer, Mixtral-style
+/// experts, RoPE scaling, no chat template. The fixture itself runs.
+#[test]
+fn files_the_runtime_does_not_run_are_named_before_loading() {
+    use localglm_gguf::{GgufModel, Value};
+    let ok = GgufModel::open(fixture("tiny-llama-q.gguf")).unwrap();
+    assert_eq!(localglm_glm::unsupported(&ok), None);
+    let s = |v: &str| Some(Value::String(v.into()));
+    for (name, change, why) in [
+        (
+            "spm",
+            ("tokenizer.ggml.model", s("llama")),
+            "tokenizer model `llama`",
+        ),
+        (
+            "tekken",
+            ("tokenizer.ggml.pre", s("tekken")),
+            "pre-tokenizer `tekken`",
+        ),
+        (
+            "moe",
+            ("llama.expert_count", Some(Value::U32(8))),
+            "mixture-of-experts",
+        ),
+        (
+            "yarn",
+            ("llama.rope.scaling.type", s("yarn")),
+            "yarn RoPE scaling",
+        ),
+        (
+            "notemplate",
+            ("tokenizer.chat_template", None),
+            "no chat template",
+        ),
+    ] {
+        let path = variant(name, &[change]);
+        let g = GgufModel::open(&path).unwrap();
+        let got = localglm_glm::unsupported(&g);
+        assert!(
+            got.as_deref().is_some_and(|w| w.contains(why)),
+            "{name}: {got:?}"
+        );
+        drop(g);
+        let _ = std::fs::remove_file(path);
+    }
+}

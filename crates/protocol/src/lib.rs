@@ -510,7 +510,7 @@ pub struct Settings {
     /// drafts as pay, measured while generating), `off`, or `1`–`8` drafts per step.
     #[serde(default)]
     pub mtp: Option<String>,
-    /// What runs dense LLaMA-family models (llama, mistral, qwen2, qwen3): `localglm`
+    /// What runs dense LLaMA-family models (llama, qwen2, qwen3): `localglm`
     /// (default: LocalGLM's own runtime on the CPU, or mistral.rs where this build has a GPU
     /// backend for it and the device is not `cpu`) or `mistralrs`.
     #[serde(default)]
