@@ -10,7 +10,9 @@ use crate::pass::{Ops, Site, Vector};
 use crate::weights::{MlaWeights, MoeWeights, QTensor};
 use crate::GlmError;
 use candle_core::{DType, Tensor};
-use localglm_quants::{matmul_with, matvec_indexed_with, Activations};
+use localglm_quants::{
+    matmul_with, matvec_indexed_with, matvec_many_with, Activations, MatvecPart,
+};
 
 /// One CPU pass: positions `p0..p0 + n` over the trunk's layer caches or the MTP block's.
 pub(crate) struct CpuOps<'a> {
@@ -185,6 +187,33 @@ pub(crate) fn linear(
     Ok(Tensor::from_vec(ys, (n, rows), &m.opts.device)?)
 }
 
+/// `x · Wᵀ` for each of `ws`, one token: one parallel product (`matvec_many_with`).
+fn linears_one(
+    m: &Model,
+    ws: &[&QTensor],
+    x: &Tensor,
+    mode: Activations,
+) -> Result<Vec<Tensor>, GlmError> {
+    let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let mut ys: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; w.rows()]).collect();
+    let mut parts: Vec<MatvecPart> = ws
+        .iter()
+        .zip(ys.iter_mut())
+        .map(|(w, y)| MatvecPart {
+            ty: w.ty(),
+            w: w.bytes(&m.gguf),
+            y,
+        })
+        .collect();
+    matvec_many_with(mode, &mut parts, &xs)?;
+    ys.into_iter()
+        .map(|y| {
+            let n = y.len();
+            Ok(Tensor::from_vec(y, (1, n), &m.opts.device)?)
+        })
+        .collect()
+}
+
 impl Ops for CpuOps<'_> {
     type X = Tensor;
     type Mask = Tensor;
@@ -275,6 +304,16 @@ impl Ops for CpuOps<'_> {
         linear(self.m, w, x, self.mode(exact))
     }
 
+    fn linears(&mut self, ws: &[&QTensor], x: &Tensor) -> Result<Vec<Tensor>, GlmError> {
+        if x.dim(0)? != 1 {
+            return ws
+                .iter()
+                .map(|w| linear(self.m, w, x, self.mode(false)))
+                .collect();
+        }
+        linears_one(self.m, ws, x, self.mode(false))
+    }
+
     fn linear_add(&mut self, w: &QTensor, x: &Tensor, acc: Tensor) -> Result<Tensor, GlmError> {
         Ok((acc + linear(self.m, w, x, self.mode(false))?)?)
     }
@@ -303,10 +342,8 @@ impl Ops for CpuOps<'_> {
     }
 
     fn swiglu(&mut self, gate: &QTensor, up: &QTensor, x: &Tensor) -> Result<Tensor, GlmError> {
-        let mode = self.mode(false);
-        let g = linear(self.m, gate, x, mode)?;
-        let u = linear(self.m, up, x, mode)?;
-        Ok((candle_nn::ops::silu(&g)? * u)?)
+        let gu = self.linears(&[gate, up], x)?;
+        Ok((candle_nn::ops::silu(&gu[0])? * &gu[1])?)
     }
 
     fn store_kv(&mut self, at: Site, rows: &Tensor) -> Result<(), GlmError> {

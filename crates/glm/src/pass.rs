@@ -114,6 +114,11 @@ pub(crate) trait Ops {
         exact: bool,
         slot: &'static str,
     ) -> Result<Self::X, GlmError>;
+    /// `x · Wᵀ` for each of `ws` (one activation, several weights: a backend may run them as
+    /// one product).
+    fn linears(&mut self, ws: &[&QTensor], x: &Self::X) -> Result<Vec<Self::X>, GlmError> {
+        ws.iter().map(|w| self.linear(w, x, false, "qkv")).collect()
+    }
     /// `acc + x · Wᵀ`.
     fn linear_add(&mut self, w: &QTensor, x: &Self::X, acc: Self::X) -> Result<Self::X, GlmError>;
     /// RoPE at the pass's positions on columns `off..off + qk_rope` of each of a row's `heads`
@@ -332,16 +337,17 @@ fn attention<B: Ops>(
 fn gqa<B: Ops>(b: &mut B, m: &Model, at: Site, a: &GqaWeights, h: &B::X) -> Result<B::X, GlmError> {
     let c = &m.config;
     let g = c.gqa.expect("a dense model");
-    let mut proj = |w: &QTensor, bias: Option<&QTensor>, i: usize, slot: &'static str| {
-        let x = b.linear(w, h, false, slot)?;
-        match bias {
-            Some(_) => b.add_vector(x, Vector::Bias(at, i)),
-            None => Ok(x),
-        }
-    };
-    let q = proj(&a.q, a.q_bias.as_ref(), 0, "q")?;
-    let k = proj(&a.k, a.k_bias.as_ref(), 1, "k")?;
-    let v = proj(&a.v, a.v_bias.as_ref(), 2, "v")?;
+    let mut qkv = Vec::with_capacity(3);
+    let biases = [&a.q_bias, &a.k_bias, &a.v_bias];
+    for (i, x) in b.linears(&[&a.q, &a.k, &a.v], h)?.into_iter().enumerate() {
+        qkv.push(match biases[i] {
+            Some(_) => b.add_vector(x, Vector::Bias(at, i))?,
+            None => x,
+        });
+    }
+    let [q, k, v]: [B::X; 3] = qkv
+        .try_into()
+        .map_err(|_| GlmError::Input("q/k/v".into()))?;
     let (q, k) = match (&a.q_norm, &a.k_norm) {
         (Some(_), Some(_)) => (
             b.rms_norm_heads(q, Vector::QNorm(at), g.head_dim, c.rms_eps)?,

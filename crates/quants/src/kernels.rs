@@ -533,6 +533,41 @@ fn matvec_rows(
         .for_each(|(yc, wc)| rows_dispatch(ty, wc, row_bytes, x, act, yc));
 }
 
+/// One weight of [`matvec_many_with`]: `y = W·x`, `W` `y.len() × x.len()` of type `ty`.
+pub struct MatvecPart<'a> {
+    pub ty: GgmlType,
+    pub w: &'a [u8],
+    pub y: &'a mut [f32],
+}
+
+/// Several mat-vecs of one activation (a layer's q/k/v, or gate/up) as one parallel loop: the
+/// activation quantized once, and one fork-join for all the rows instead of one per weight —
+/// for a small model the wake-ups of the second thread cost more than some products.
+pub fn matvec_many_with(
+    mode: Activations,
+    parts: &mut [MatvecPart<'_>],
+    x: &[f32],
+) -> Result<(), QuantError> {
+    let mut row_bytes = Vec::with_capacity(parts.len());
+    for p in parts.iter() {
+        row_bytes.push(check(p.ty, p.w, p.y.len(), x.len())?);
+    }
+    let act = (mode == Activations::Int8 && parts.iter().any(|p| di8::supports(p.ty)))
+        .then(|| Q8Act::new(x));
+    let act_for = |ty| act.as_ref().filter(|_| di8::supports(ty));
+    let mut tasks = Vec::new();
+    for (p, &rb) in parts.iter_mut().zip(&row_bytes) {
+        let chunks =
+            p.y.chunks_mut(ROWS_PER_TASK)
+                .zip(p.w.chunks(rb * ROWS_PER_TASK));
+        tasks.extend(chunks.map(|(yc, wc)| (p.ty, rb, yc, wc)));
+    }
+    tasks
+        .into_par_iter()
+        .for_each(|(ty, rb, yc, wc)| rows_dispatch(ty, wc, rb, x, act_for(ty), yc));
+    Ok(())
+}
+
 /// `Y = X·Wᵀ` for a batch: `xs` is `n × cols` (row-major), `ys` is `n × rows`.
 /// Each weight row is dotted with all `n` vectors while it is hot in cache.
 pub fn matmul(

@@ -33,8 +33,8 @@ pub use dequant::{
     bf16_to_f32, dequantize_block, dequantize_row, dequantize_to_vec, f16_to_f32, QK, QK_K,
 };
 pub use kernels::{
-    matmul, matmul_with, matvec, matvec_indexed, matvec_indexed_with, matvec_with, Activations,
-    Experts,
+    matmul, matmul_with, matvec, matvec_indexed, matvec_indexed_with, matvec_many_with,
+    matvec_with, Activations, Experts, MatvecPart,
 };
 pub use kv::KvType;
 pub use types::GgmlType;

@@ -254,3 +254,38 @@ fn batched_products_on_256_multiples_stay_within_int8_error_of_exact() {
         }
     }
 }
+
+/// Several weights of one activation in one parallel loop give each weight's own mat-vec,
+/// bit for bit, across types (int8 and float paths mixed) and row counts.
+#[test]
+fn matvec_many_equals_one_matvec_per_weight() {
+    use localglm_quants::{matvec_many_with, MatvecPart};
+    let cols = 256;
+    let x = random_vector(cols, 5);
+    let specs = [
+        (GgmlType::Q4_1, 37),
+        (GgmlType::Q8_0, 16),
+        (GgmlType::F32, 5),
+        (GgmlType::Q4_K, 33),
+    ];
+    let ws: Vec<Vec<u8>> = specs
+        .iter()
+        .enumerate()
+        .map(|(i, &(ty, rows))| random_blocks(ty, rows * cols / ty.block_elems(), 40 + i as u64))
+        .collect();
+    for mode in [Activations::Int8, Activations::F32] {
+        let mut ys: Vec<Vec<f32>> = specs.iter().map(|&(_, r)| vec![0f32; r]).collect();
+        let mut parts: Vec<MatvecPart> = specs
+            .iter()
+            .zip(&ws)
+            .zip(ys.iter_mut())
+            .map(|((&(ty, _), w), y)| MatvecPart { ty, w, y })
+            .collect();
+        matvec_many_with(mode, &mut parts, &x).unwrap();
+        for ((&(ty, rows), w), y) in specs.iter().zip(&ws).zip(&ys) {
+            let mut want = vec![0f32; rows];
+            matvec_with(mode, ty, w, rows, cols, &x, &mut want).unwrap();
+            assert_eq!(y, &want, "{mode:?} {ty}");
+        }
+    }
+}
