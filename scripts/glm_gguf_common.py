@@ -318,3 +318,25 @@ def write_gguf(path, meta, tensors, arch="glm-dsa"):
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
+
+
+def search_seeds(groups, vocab, out, try_seed, write_fixture):
+    """Builds each group of fixtures (`(first_seed, [fixture, ...])`) from the first seed at which
+    `try_seed` accepts every fixture of the group (so variants of one model share the seed), and
+    writes them with `write_fixture`."""
+    for seed, group in groups:
+        while True:
+            built, why = [], None
+            for fx in group:
+                d, why = try_seed(fx, vocab, seed)
+                if d is None:
+                    print(f"  {fx[0]}: seed {seed} rejected: {why}")
+                    break
+                built.append((fx, d))
+            if why is None:
+                break
+            seed += 1
+        for fx, d in built:
+            path = write_fixture(fx, vocab, seed, d, out)
+            print(f"{fx[0]}: seed {seed}, {os.path.getsize(path)} bytes, " +
+                  ", ".join(f"{k}={v:.3g}" for k, v in d["report"].items()))

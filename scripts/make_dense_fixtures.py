@@ -33,7 +33,7 @@ from gguf.quants import dequantize, quantize
 from transformers import (LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
                           Qwen3ForCausalLM)
 
-from glm_gguf_common import Vocab, gen_f32, write_gguf
+from glm_gguf_common import Vocab, gen_f32, search_seeds, write_gguf
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUT = os.path.normpath(os.path.join(HERE, "..", "crates", "glm", "tests", "fixtures"))
@@ -379,23 +379,8 @@ def main():
     groups = {}
     for fx in FIXTURES:
         groups.setdefault(fx[5], []).append(fx)
-    for seed, group in groups.items():  # fixtures that share a seed start share the seed
-        while True:
-            built, why = [], None
-            for fx in group:
-                d, why = try_seed(fx, vocab, seed)
-                if d is None:
-                    print(f"  {fx[0]}: seed {seed} rejected: {why}")
-                    break
-                built.append((fx, d))
-            if why is None:
-                break
-            seed += 1
-        for fx, d in built:
-            path = write_fixture(fx, vocab, seed, d, args.out)
-            print(f"{fx[0]}: seed {seed}, {os.path.getsize(path)} bytes, " +
-                  ", ".join(f"{k}={v:.3g}" for k, v in d["report"].items()))
-
+    # Fixtures that share a seed start share the seed.
+    search_seeds(list(groups.items()), vocab, args.out, try_seed, write_fixture)
 
 if __name__ == "__main__":
     main()

@@ -29,7 +29,7 @@ from gguf.quants import dequantize, quantize
 from transformers import GlmMoeDsaConfig, GlmMoeDsaForCausalLM
 
 from glm_gguf_common import (CHAT_TEMPLATE, COMMON, Vocab, gen_f32, gguf_metadata, model_specs,
-                             random_quant_blocks, write_gguf)
+                             random_quant_blocks, search_seeds, write_gguf)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUT = os.path.normpath(os.path.join(HERE, "..", "crates", "glm", "tests", "fixtures"))
@@ -508,24 +508,8 @@ def main():
     groups = {}
     for fx in FIXTURES:
         groups.setdefault(id(fx[1]), []).append(fx)
-    for group in groups.values():  # variants of one model share the seed (and all non-expert weights)
-        seed = group[0][5]
-        while True:
-            built, why = [], None
-            for fx in group:
-                d, why = try_seed(fx, vocab, seed)
-                if d is None:
-                    print(f"  {fx[0]}: seed {seed} rejected: {why}")
-                    break
-                built.append((fx, d))
-            if why is None:
-                break
-            seed += 1
-        for fx, d in built:
-            path = write_fixture(fx, vocab, seed, d, args.out)
-            print(f"{fx[0]}: seed {seed}, {os.path.getsize(path)} bytes, " +
-                  ", ".join(f"{k}={v:.3g}" for k, v in d["report"].items()))
-
+    # Variants of one model share the seed (and all non-expert weights).
+    search_seeds([(g[0][5], g) for g in groups.values()], vocab, args.out, try_seed, write_fixture)
 
 if __name__ == "__main__":
     main()

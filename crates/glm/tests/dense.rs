@@ -10,7 +10,7 @@ use localglm_glm::{KvType, Logits, Model, RuntimeOptions};
 use localglm_quants::Activations;
 
 mod common;
-use common::{cases, compare, fixture};
+use common::{cases, compare, fixture, prefill_and_decode};
 
 const STEMS: [&str; 4] = [
     "tiny-llama-f32",
@@ -97,18 +97,7 @@ fn dense_prefill_then_decode_equals_one_prefill_and_half_caches_stay_close() {
                 .into_iter()
                 .max_by_key(|c| c.tokens.len())
                 .unwrap();
-            let full = model
-                .forward(&case.tokens, &mut model.new_cache(), Logits::All)
-                .unwrap();
-            let split = case.tokens.len() / 3;
-            let mut cache = model.new_cache();
-            let mut got = model
-                .forward(&case.tokens[..split], &mut cache, Logits::All)
-                .unwrap();
-            for t in &case.tokens[split..] {
-                got.extend(model.forward(&[*t], &mut cache, Logits::Last).unwrap());
-            }
-            assert_eq!(cache.len(), case.tokens.len());
+            let (full, got) = prefill_and_decode(&model, &case.tokens);
             let (diff, _) = compare(&got, &full);
             let tol = 1e-4 * scale(&full);
             assert!(diff <= tol, "{stem} {kv:?}: decode vs prefill {diff}");

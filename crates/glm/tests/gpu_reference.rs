@@ -13,7 +13,7 @@ use localglm_quants::Activations;
 use std::sync::Arc;
 
 mod common;
-use common::{cases, compare, fixture, gpu, Case};
+use common::{cases, compare, fixture, gpu, prefill_and_decode, Case};
 
 fn open(stem: &str, kv_type: KvType, placement: Option<GpuPlacement>) -> Model {
     Model::open(
@@ -134,17 +134,7 @@ fn prefill_then_decode_equals_one_prefill_on_the_gpu() {
     ] {
         let model = open(stem, kv, on_gpu(&gpu, 0));
         for Case { name, tokens, .. } in cases(stem) {
-            let full = model
-                .forward(&tokens, &mut model.new_cache(), Logits::All)
-                .unwrap();
-            let split = tokens.len() / 3;
-            let mut cache = model.new_cache();
-            let mut got = model
-                .forward(&tokens[..split], &mut cache, Logits::All)
-                .unwrap();
-            for t in &tokens[split..] {
-                got.extend(model.forward(&[*t], &mut cache, Logits::Last).unwrap());
-            }
+            let (full, got) = prefill_and_decode(&model, &tokens);
             let (diff, bad) = compare(&got, &full);
             assert!(diff <= 1e-4, "{stem} {name} {kv:?}: {diff}");
             assert_eq!(bad, 0);

@@ -7,7 +7,7 @@ use localglm_glm::{KvType, Logits, Model, RuntimeOptions};
 use localglm_quants::Activations;
 
 mod common;
-use common::{argmax, cases, compare, fixture};
+use common::{argmax, cases, compare, fixture, prefill_and_decode};
 
 fn open(stem: &str, activations: Activations, kv_type: KvType) -> Model {
     open_with(
@@ -156,21 +156,7 @@ fn decode_matches_prefill(stem: &str, kv: KvType, tol: f32) {
 fn decode_matches_prefill_with(stem: &str, kv: KvType, tol: f32, expand_from: usize) {
     let model = open_with(stem, Activations::F32, kv, expand_from);
     for case in cases(stem) {
-        let full = {
-            let mut cache = model.new_cache();
-            model
-                .forward(&case.tokens, &mut cache, Logits::All)
-                .unwrap()
-        };
-        let split = case.tokens.len() / 3;
-        let mut cache = model.new_cache();
-        let mut got = model
-            .forward(&case.tokens[..split], &mut cache, Logits::All)
-            .unwrap();
-        for t in &case.tokens[split..] {
-            got.extend(model.forward(&[*t], &mut cache, Logits::Last).unwrap());
-        }
-        assert_eq!(cache.len(), case.tokens.len());
+        let (full, got) = prefill_and_decode(&model, &case.tokens);
         let (diff, bad) = compare(&got, &full);
         eprintln!(
             "{stem} {} {kv:?}: prefill+decode vs prefill {diff:.2e}",

@@ -95,6 +95,28 @@ pub fn cases(stem: &str) -> Vec<Case> {
         .collect()
 }
 
+/// The logits of every position of `tokens` from one prefill, and from a prefill of the first
+/// third then one token at a time (the cache checked to hold them all).
+pub fn prefill_and_decode(
+    model: &localglm_glm::Model,
+    tokens: &[u32],
+) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    use localglm_glm::Logits;
+    let full = model
+        .forward(tokens, &mut model.new_cache(), Logits::All)
+        .unwrap();
+    let split = tokens.len() / 3;
+    let mut cache = model.new_cache();
+    let mut got = model
+        .forward(&tokens[..split], &mut cache, Logits::All)
+        .unwrap();
+    for t in &tokens[split..] {
+        got.extend(model.forward(&[*t], &mut cache, Logits::Last).unwrap());
+    }
+    assert_eq!(cache.len(), tokens.len());
+    (full, got)
+}
+
 pub fn argmax(v: &[f32]) -> usize {
     localglm_glm::sampler::argmax(v) as usize
 }

@@ -75,7 +75,7 @@ prompt_cache_mb: number | null,
  */
 mtp: string | null, 
 /**
- * What runs dense LLaMA-family models (llama, mistral, qwen2, qwen3): `localglm`
+ * What runs dense LLaMA-family models (llama, qwen2, qwen3): `localglm`
  * (default: LocalGLM's own runtime on the CPU, or mistral.rs where this build has a GPU
  * backend for it and the device is not `cpu`) or `mistralrs`.
  */
