@@ -1,7 +1,7 @@
 //! The CLI on the GPU backend, as a user runs it: `localglm gpu` lists the adapters, `chat`
-//! and `logprobs` run the GLM fixture with `--device gpu` (lavapipe in CI) and say where the
-//! model runs, the GPU's logprobs equal the CPU's, and asking for a GPU that is not there
-//! fails with a clear message instead of running on the CPU.
+//! and `logprobs` run the GLM fixture (and `chat` the default dense model) with `--device gpu`
+//! (lavapipe in CI) and say where the model runs, the GPU's logprobs equal the CPU's, and
+//! asking for a GPU that is not there fails with a clear message instead of running on the CPU.
 //!
 //! Without any adapter the tests needing one say so and pass, unless `LOCALGLM_REQUIRE_GPU=1`.
 
@@ -156,36 +156,42 @@ fn asking_for_a_gpu_that_is_not_there_fails_instead_of_using_the_cpu() {
     assert!(!stderr.contains("tok/s"), "nothing generated: {stderr}");
 }
 
+/// The default model (llama) on `--device gpu`: LocalGLM's runtime runs it on the GPU backend
+/// and says so; asked for mistral.rs, a build whose mistral.rs has no GPU backend refuses
+/// rather than use the CPU (a build with its `metal` / `cuda` feature runs it there).
 #[test]
-fn the_gpu_device_is_refused_for_models_that_run_on_mistralrs_without_its_gpu_build() {
+fn the_default_model_runs_on_the_gpu_and_mistralrs_without_a_gpu_build_refuses() {
     let default = localglm_models_default();
     if !default.exists() {
         eprintln!("SKIPPED: the default model is not installed");
         return;
     }
-    // The default model (llama): LocalGLM's runtime, whose GPU backend refuses dense models,
-    // or, asked for, mistral.rs, which has no GPU backend in this build.
-    for (runtime, refusal) in [
-        (None, "the GPU backend runs GLM-5.x only so far"),
-        (Some("--mistralrs"), "no GPU backend"),
-    ] {
+    let chat = |runtime: Option<&str>| {
         let out = localglm()
-            .args(["chat", "--device", "gpu", "--max-tokens", "4"])
+            .args(["chat", "--device", "gpu", "--temperature", "0"])
+            .args(["--max-tokens", "8"])
             .args(runtime)
-            .arg("Hello")
+            .arg("What is the capital of France?")
             .output()
             .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if out.status.success() {
-            // A build with mistral.rs's `metal` / `cuda` feature (the macOS setup's) runs it
-            // there either way.
-            assert!(
-                stderr.contains("GPU · ") && stderr.contains("(mistral.rs)"),
-                "{stderr}"
-            );
-        } else {
-            assert!(stderr.contains(refusal), "{runtime:?}: {stderr}");
-        }
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success(), stdout, stderr)
+    };
+    if have_adapter() {
+        let (ok, stdout, stderr) = chat(None);
+        assert!(ok, "{stderr}");
+        assert!(stderr.contains("GPU · "), "placement on stderr: {stderr}");
+        assert!(stdout.contains("Paris"), "{stdout}");
+    }
+    let (ok, _, stderr) = chat(Some("--mistralrs"));
+    if ok {
+        assert!(
+            stderr.contains("GPU · ") && stderr.contains("(mistral.rs)"),
+            "{stderr}"
+        );
+    } else {
+        assert!(stderr.contains("no GPU backend"), "{stderr}");
     }
 }
 

@@ -86,28 +86,23 @@ pub fn model_facts(
 }
 
 /// The backend for a file of architecture `arch`: GLM-5.x on LocalGLM's runtime; a dense
-/// LLaMA-family model on LocalGLM's CPU runtime too, unless the spec asks for mistral.rs or
-/// the device is not `cpu` and this build's mistral.rs has a GPU backend (Metal on a Mac: the
-/// GPU beats any CPU there, and LocalGLM's GPU backend has no GQA attention yet); everything
-/// else on mistral.rs.
+/// LLaMA-family model on LocalGLM's runtime too (its CPU kernels or its GPU backend, placed
+/// like GLM-5.x), unless the spec asks for mistral.rs; everything else on mistral.rs.
 ///
 /// `own` is why LocalGLM's runtime would not run the file (`localglm_glm::unsupported`): a
 /// dense file it cannot run (SentencePiece tokenizers such as Llama 2's, Mixtral, an unknown
 /// pre-tokenizer, RoPE scaling, no template) goes to mistral.rs, as before this runtime ran
 /// dense models.
 fn which_backend(arch: Option<&str>, own: Option<&str>, spec: &LoadSpec) -> Which {
-    use localglm_glm::gpu::DeviceChoice;
     match arch {
         Some(localglm_glm::config::ARCH) => Which::Glm,
         Some(a) if localglm_glm::config::DENSE_ARCHES.contains(&a) => {
-            let mistral_gpu =
-                spec.device != DeviceChoice::Cpu && crate::mistral::gpu_build().is_some();
             if let Some(why) = own {
                 tracing::info!(
                     "{a} model on mistral.rs: LocalGLM's runtime does not run it ({why})"
                 );
             }
-            match spec.mistralrs || mistral_gpu || own.is_some() {
+            match spec.mistralrs || own.is_some() {
                 true => Which::Mistral,
                 false => Which::Glm,
             }
@@ -154,9 +149,7 @@ impl Engine for AutoEngine {
         // A GPU that is not there, or a GPU placement that cannot fit, is refused before the
         // loaded model is let go.
         let which = which_backend(arch.as_deref(), own.as_deref(), &spec);
-        if spec.device == localglm_glm::gpu::DeviceChoice::Gpu
-            && arch.as_deref() == Some(localglm_glm::config::ARCH)
-        {
+        if spec.device == localglm_glm::gpu::DeviceChoice::Gpu && which == Which::Glm {
             let (path, kv) = (spec.path.clone(), spec.kv_cache.unwrap_or_default());
             let (ctx, cpu_moe) = (spec.context_length, spec.cpu_moe);
             tokio::task::spawn_blocking(move || {
@@ -171,15 +164,6 @@ impl Engine for AutoEngine {
             .await
             .map_err(crate::load_failed(&spec.path))?
             .map_err(crate::load_failed(&spec.path))?;
-        }
-        if which == Which::Glm
-            && spec.device == localglm_glm::gpu::DeviceChoice::Gpu
-            && arch.as_deref() != Some(localglm_glm::config::ARCH)
-        {
-            return Err(EngineError::LoadFailed {
-                path: spec.path.clone(),
-                reason: localglm_glm::gpu::dense_on_gpu().to_string(),
-            });
         }
         self.unload().await;
         if which == Which::Mistral

@@ -498,18 +498,8 @@ pub fn place(
     cpu_moe: Option<usize>,
 ) -> Result<(Option<localglm_glm::GpuPlacement>, Option<String>), GlmError> {
     use localglm_glm::gpu::{resolve_device, DeviceChoice};
-    let dense = crate::auto::gguf_architecture(path)
-        .is_some_and(|a| localglm_glm::config::DENSE_ARCHES.contains(&a.as_str()));
     let cpu_moe = match device {
         DeviceChoice::Cpu => return Ok((None, None)),
-        // (The WGSL kernel set has no GQA attention yet.)
-        DeviceChoice::Auto if dense => {
-            return Ok((
-                None,
-                Some("the GPU backend runs GLM-5.x models only so far".into()),
-            ))
-        }
-        DeviceChoice::Gpu if dense => return Err(localglm_glm::gpu::dense_on_gpu()),
         DeviceChoice::Gpu => {
             localglm_glm::gpu::check_device(DeviceChoice::Gpu)?;
             plan_gpu_load(path, kv, max_context, cpu_moe)?

@@ -1,5 +1,5 @@
 //! Loading onto a GPU through the `AutoEngine` the app uses: the placement is reported, the
-//! model answers there, and a GPU that is not there or too small for the plan is refused
+//! model (GLM-5.x, and a dense LLaMA-family one) answers there, and a GPU that is not there or too small for the plan is refused
 //! before the loaded model is let go; `Auto` follows the fit planner. (Its own test binary: it
 //! sets `LOCALGLM_GPU_ADAPTER` and `LOCALGLM_MACHINE`, in one test so no two race.)
 
@@ -86,6 +86,19 @@ async fn gpu_loads_report_the_placement_and_a_missing_gpu_keeps_the_loaded_model
         );
         // (Not compared with the CPU's words: the CPU's default int8 activations and the
         // GPU's f32 ones may pick different tokens on random weights.)
+        assert!(!reply(&engine).await.is_empty());
+        // A dense LLaMA-family model goes to the same GPU backend.
+        let dense = engine
+            .load(LoadSpec {
+                device: DeviceChoice::Gpu,
+                ..LoadSpec::new(fixture("tiny-qwen2-f32.gguf"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(dense.backend, "localglm-glm");
+        let placement = dense.placement.unwrap();
+        assert!(placement.starts_with("GPU · "), "{placement}");
+        assert!(!placement.contains("in RAM"), "{placement}");
         assert!(!reply(&engine).await.is_empty());
         engine.load(on(DeviceChoice::Cpu, None)).await.unwrap();
     }

@@ -72,9 +72,6 @@ impl GpuWeights {
         mtp: Option<&MtpWeights>,
         placement: &GpuPlacement,
     ) -> Result<Self, GlmError> {
-        if w.layers.iter().any(|l| l.attn.mla().is_none()) {
-            return Err(dense_on_gpu());
-        }
         let mut out = Self {
             in_place_bytes: 0,
             map: g.clone(),
@@ -149,16 +146,6 @@ impl GpuWeights {
     pub(crate) fn get(&self, t: &QTensor) -> Option<&QWeight> {
         self.by_name.get(&t.info.name)
     }
-}
-
-/// What a dense model asked to run on the GPU gets: the WGSL kernel set has no GQA attention
-/// yet.
-pub fn dense_on_gpu() -> GlmError {
-    GlmError::Load(
-        "the GPU backend runs GLM-5.x only so far; this dense model runs on the CPU (choose \
-         Auto or CPU)"
-            .into(),
-    )
 }
 
 /// The weights of layer `l` the device pass multiplies by (its routed experts only with

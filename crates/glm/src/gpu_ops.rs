@@ -1,7 +1,9 @@
 //! [`Ops`] on the GPU: the activations and the KV cache live on the device. Embeddings are
 //! looked up on the host and uploaded, then every norm, RoPE, product, the MLA attention
-//! (absorbed form, for prefill and decode alike), the cache stores, the MoE routing and expert
-//! products, and the residual adds are recorded into one command stream; only what the pass
+//! (absorbed form, for prefill and decode alike) — or a dense model's biases, per-head norms
+//! and causal GQA attention over `[k ; v]` rows (each half stored on its own, whole words) —
+//! the cache stores, the MoE routing and expert products, and the residual adds are recorded
+//! into one command stream; only what the pass
 //! returns comes back (the logits, and with the MTP block loaded the final-norm rows it reads),
 //! in one read.
 //!
@@ -9,13 +11,13 @@
 //! One host crossing remains by design: a MoE layer whose routed experts stay in RAM
 //! (`cpu_moe`) hands its normalised activations to the CPU kernels and takes the result back.
 
-use crate::gpu::{dense_on_gpu, GpuWeights};
+use crate::gpu::GpuWeights;
 use crate::model::Model;
 use crate::pass::{Ops, Site, Vector};
-use crate::weights::{Ffn, GateUp, LayerWeights, MlaWeights, MoeWeights, QTensor};
+use crate::weights::{Attention, Ffn, GateUp, LayerWeights, MlaWeights, MoeWeights, QTensor};
 use crate::GlmError;
-use localglm_gpu::{cache_words, AttentionArgs, Buffer, Gpu, Pool, QWeight};
-use localglm_quants::{dequantize_to_vec, KvType};
+use localglm_gpu::{cache_words, AttentionArgs, Buffer, Gpu, GqaAttentionArgs, Pool, QWeight};
+use localglm_quants::dequantize_to_vec;
 
 /// Batches of at least this many tokens run the routed-expert products grouped by expert
 /// (one read of an expert's weights per 8 of its tokens); smaller ones per slot.
@@ -26,8 +28,12 @@ const HIDDEN: f32 = -1e30;
 /// Per-layer vectors on the device.
 pub(crate) struct DeviceVecs {
     attn_norm: Buffer,
-    q_a_norm: Buffer,
-    kv_a_norm: Buffer,
+    /// MLA's q_a norm, or a dense model's per-head q norm (when it has one).
+    q_norm: Option<Buffer>,
+    /// MLA's kv_a norm, or a dense model's per-head k norm.
+    k_norm: Option<Buffer>,
+    /// A dense model's q, k and v biases (qwen2).
+    bias: [Option<Buffer>; 3],
     ffn_norm: Buffer,
     /// LayerNorm weight then bias, `idx_dim` each.
     idx_norm: Option<Buffer>,
@@ -64,8 +70,20 @@ impl DeviceModel {
             )?)
         };
         let up = |t: &QTensor| -> Result<Buffer, GlmError> { Ok(gpu.upload_f32(&vec(t)?)?) };
+        let opt = |t: &Option<QTensor>| t.as_ref().map(up).transpose();
         let layer = |l: &LayerWeights| -> Result<DeviceVecs, GlmError> {
-            let a = l.attn.mla().ok_or_else(dense_on_gpu)?;
+            let (q_norm, k_norm, bias) = match &l.attn {
+                Attention::Mla(a) => (
+                    Some(up(&a.q_a_norm)?),
+                    Some(up(&a.kv_a_norm)?),
+                    Default::default(),
+                ),
+                Attention::Gqa(a) => (
+                    opt(&a.q_norm)?,
+                    opt(&a.k_norm)?,
+                    [opt(&a.q_bias)?, opt(&a.k_bias)?, opt(&a.v_bias)?],
+                ),
+            };
             let idx_norm = match &l.indexer {
                 Some(ix) => {
                     let mut both = vec(&ix.k_norm_w)?;
@@ -83,8 +101,9 @@ impl DeviceModel {
             };
             Ok(DeviceVecs {
                 attn_norm: up(&l.attn_norm)?,
-                q_a_norm: up(&a.q_a_norm)?,
-                kv_a_norm: up(&a.kv_a_norm)?,
+                q_norm,
+                k_norm,
+                bias,
                 ffn_norm: up(&l.ffn_norm)?,
                 idx_norm,
                 expert_bias,
@@ -115,11 +134,12 @@ pub(crate) struct DeviceRows {
 }
 
 impl DeviceRows {
-    fn new(kv: KvType, width: usize) -> Self {
+    /// Rows of `words` u32 each.
+    fn new(words: usize) -> Self {
         Self {
             buf: None,
             cap: 0,
-            words: cache_words(kv, width),
+            words,
         }
     }
 
@@ -210,6 +230,12 @@ impl Model {
     pub(crate) fn new_device_kv(&self) -> Option<DeviceKv> {
         let gw = self.gpu.as_ref()?;
         let kv = self.opts.kv_type;
+        // A dense model's row is its keys then its values, each half whole words (so each is
+        // stored on its own).
+        let row_words = match self.config.gqa {
+            Some(g) => 2 * cache_words(kv, g.n_kv_head * g.head_dim),
+            None => cache_words(kv, self.config.kv_width()),
+        };
         // The MTP block's caches, when it is loaded, follow the trunk's layers.
         let layers = self
             .weights
@@ -218,15 +244,12 @@ impl Model {
             .chain(self.mtp.as_ref().map(|b| &b.w.layer));
         Some(DeviceKv {
             gpu: gw.gpu.clone(),
-            kv: layers
-                .clone()
-                .map(|_| DeviceRows::new(kv, self.config.kv_width()))
-                .collect(),
+            kv: layers.clone().map(|_| DeviceRows::new(row_words)).collect(),
             idx: layers
                 .map(|l| {
                     l.indexer
                         .as_ref()
-                        .map(|_| DeviceRows::new(kv, self.config.idx_dim))
+                        .map(|_| DeviceRows::new(cache_words(kv, self.config.idx_dim)))
                 })
                 .collect(),
         })
@@ -340,9 +363,9 @@ impl<'a> GpuOps<'a> {
     fn vector(&self, v: Vector) -> Result<&'a Buffer, GlmError> {
         Ok(match v {
             Vector::Attn(at) => &self.vecs(at)?.attn_norm,
-            Vector::QNorm(at) => &self.vecs(at)?.q_a_norm,
-            Vector::KNorm(at) => &self.vecs(at)?.kv_a_norm,
-            Vector::Bias(..) => return Err(dense_on_gpu()),
+            Vector::QNorm(at) => need(&self.vecs(at)?.q_norm, "q norm")?,
+            Vector::KNorm(at) => need(&self.vecs(at)?.k_norm, "k norm")?,
+            Vector::Bias(at, i) => need(&self.vecs(at)?.bias[i], "bias")?,
             Vector::Ffn(at) => &self.vecs(at)?.ffn_norm,
             Vector::Output => &self.dm.output_norm,
             Vector::MtpE => &self.mtp()?.enorm,
@@ -354,6 +377,31 @@ impl<'a> GpuOps<'a> {
     fn w(&self, t: &QTensor) -> Result<&'a QWeight, GlmError> {
         w(self.gw, t)
     }
+
+    /// Appends the pass's rows to cache `i` (`idx`: the indexer keys' cache): each
+    /// `(activation, word)` fills its rows from that word of each cache row on.
+    fn store(&mut self, i: usize, idx: bool, parts: &[(&Act, usize)]) -> Result<(), GlmError> {
+        let (p0, t_len, kvt) = (self.p0, self.p0 + self.n, self.m.opts.kv_type);
+        let dest = match idx {
+            false => Some(&mut self.dkv.kv[i]),
+            true => self.dkv.idx[i].as_mut(),
+        };
+        let dest = dest.ok_or_else(|| GlmError::Input("no indexer cache".into()))?;
+        let words = dest.words;
+        let buf = dest.reserve(self.g, t_len, p0)?;
+        for (x, base) in parts {
+            let w = x.width;
+            self.g
+                .kv_store(kvt, buf, *base, words, p0, &x.buf, x.off, w, x.rows, w)?;
+        }
+        Ok(())
+    }
+}
+
+/// A vector a layer has, or the error that it has none.
+fn need<'b>(v: &'b Option<Buffer>, what: &str) -> Result<&'b Buffer, GlmError> {
+    v.as_ref()
+        .ok_or_else(|| GlmError::Input(format!("no {what} on the device")))
 }
 
 impl Drop for GpuOps<'_> {
@@ -407,12 +455,25 @@ impl Ops for GpuOps<'_> {
         Ok(x)
     }
 
-    fn rms_norm_heads(&mut self, _: Act, _: Vector, _: usize, _: f32) -> Result<Act, GlmError> {
-        Err(dense_on_gpu())
+    fn rms_norm_heads(
+        &mut self,
+        x: Act,
+        v: Vector,
+        width: usize,
+        eps: f32,
+    ) -> Result<Act, GlmError> {
+        // Each head of each row is a row of its own.
+        let w = self.vector(v)?;
+        let at = (&x.buf, x.off, width);
+        let rows = x.len() / width;
+        self.g.rms_norm(at, at, (w, 0), rows, width, eps)?;
+        Ok(x)
     }
 
-    fn add_vector(&mut self, _: Act, _: Vector) -> Result<Act, GlmError> {
-        Err(dense_on_gpu())
+    fn add_vector(&mut self, x: Act, v: Vector) -> Result<Act, GlmError> {
+        let b = self.vector(v)?;
+        self.g.add_rows(&x.buf, x.off, x.rows, x.width, b, 0)?;
+        Ok(x)
     }
 
     fn layer_norm_in(&mut self, x: Act, at: Site, eps: f32) -> Result<Act, GlmError> {
@@ -464,6 +525,7 @@ impl Ops for GpuOps<'_> {
             &self.table,
             0,
             self.sin_off,
+            self.m.config.gqa.is_some_and(|g| g.neox),
         )?;
         Ok(x)
     }
@@ -479,23 +541,46 @@ impl Ops for GpuOps<'_> {
     }
 
     fn store_kv(&mut self, at: Site, rows: &Act) -> Result<(), GlmError> {
+        self.store(self.layer(at), false, &[(rows, 0)])
+    }
+
+    fn store_kv_pair(&mut self, at: Site, k: &Act, v: &Act) -> Result<(), GlmError> {
         let i = self.layer(at);
-        let (p0, t_len, kvt) = (self.p0, self.p0 + self.n, self.m.opts.kv_type);
-        let dest = &mut self.dkv.kv[i];
-        let words = dest.words;
-        let buf = dest.reserve(self.g, t_len, p0)?;
-        let w = rows.width;
-        self.g
-            .kv_store(kvt, buf, 0, words, p0, &rows.buf, rows.off, w, rows.rows, w)?;
-        Ok(())
+        let half = self.dkv.kv[i].words / 2;
+        self.store(i, false, &[(k, 0), (v, half)])
     }
 
-    fn store_kv_pair(&mut self, _: Site, _: &Act, _: &Act) -> Result<(), GlmError> {
-        Err(dense_on_gpu())
-    }
-
-    fn attend_gqa(&mut self, _: Site, _: &Act) -> Result<Act, GlmError> {
-        Err(dense_on_gpu())
+    fn attend_gqa(&mut self, at: Site, q: &Act) -> Result<Act, GlmError> {
+        let c = &self.m.config;
+        let g = c
+            .gqa
+            .ok_or_else(|| GlmError::Input("GQA on an MLA model".into()))?;
+        let i = self.layer(at);
+        let (n, nh, t_len) = (q.rows, c.n_head, self.p0 + self.n);
+        let scratch = self.get("scratch", n * nh * t_len)?;
+        let o = self.get("o", n * nh * g.head_dim)?;
+        let rows = &self.dkv.kv[i];
+        self.g.attention_gqa(&GqaAttentionArgs {
+            kv: self.m.opts.kv_type,
+            out: &o,
+            out_off: 0,
+            q: &q.buf,
+            q_off: q.off,
+            cache: rows.buf.as_ref().expect("stored above"),
+            key_base: 0,
+            key_stride: rows.words,
+            v_base: rows.words / 2,
+            scratch: &scratch,
+            scratch_off: 0,
+            n,
+            heads: nh,
+            kv_heads: g.n_kv_head,
+            head_dim: g.head_dim,
+            t_len,
+            p0: self.p0,
+            scale: c.attn_scale(),
+        })?;
+        Ok(Act::new(o, n, nh * g.head_dim))
     }
 
     fn cached(&self, _: Site) -> usize {
@@ -503,16 +588,7 @@ impl Ops for GpuOps<'_> {
     }
 
     fn store_index_keys(&mut self, at: Site, keys: &Act) -> Result<(), GlmError> {
-        let i = self.layer(at);
-        let (p0, t_len, kvt) = (self.p0, self.p0 + self.n, self.m.opts.kv_type);
-        let dest = self.dkv.idx[i].as_mut();
-        let dest = dest.ok_or_else(|| GlmError::Input("no indexer cache".into()))?;
-        let words = dest.words;
-        let buf = dest.reserve(self.g, t_len, p0)?;
-        let w = keys.width;
-        self.g
-            .kv_store(kvt, buf, 0, words, p0, &keys.buf, keys.off, w, keys.rows, w)?;
-        Ok(())
+        self.store(self.layer(at), true, &[(keys, 0)])
     }
 
     fn index_select(&mut self, at: Site, q: &Act, w: &Act, scale: f32) -> Result<Buffer, GlmError> {

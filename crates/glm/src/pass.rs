@@ -114,10 +114,17 @@ pub(crate) trait Ops {
         exact: bool,
         slot: &'static str,
     ) -> Result<Self::X, GlmError>;
-    /// `x · Wᵀ` for each of `ws` (one activation, several weights: a backend may run them as
-    /// one product).
+    /// `x · Wᵀ` for each of `ws` (at most 3: one activation, several weights; a backend may
+    /// run them as one product). Each output has a slot of its own.
     fn linears(&mut self, ws: &[&QTensor], x: &Self::X) -> Result<Vec<Self::X>, GlmError> {
-        ws.iter().map(|w| self.linear(w, x, false, "qkv")).collect()
+        const SLOTS: [&str; 3] = ["lin0", "lin1", "lin2"];
+        if ws.len() > SLOTS.len() {
+            return Err(GlmError::Input(format!("{} products at once", ws.len())));
+        }
+        ws.iter()
+            .zip(SLOTS)
+            .map(|(w, slot)| self.linear(w, x, false, slot))
+            .collect()
     }
     /// `acc + x · Wᵀ`.
     fn linear_add(&mut self, w: &QTensor, x: &Self::X, acc: Self::X) -> Result<Self::X, GlmError>;

@@ -1,8 +1,9 @@
 //! The non-weight operations of the forward pass on the device, so activations can stay there:
-//! RMSNorm / LayerNorm, interleaved RoPE, residual adds, SwiGLU, MoE routing (sigmoid or
-//! softmax scores, bias for selection only, top-k, normalisation, scale) and the weighted sum of
-//! the experts, KV-cache stores in f32 / f16 / bf16 / q8_0, MLA attention in absorbed form over
-//! that cache, and the lightning indexer's scores.
+//! RMSNorm / LayerNorm, RoPE (adjacent pairs or halves), residual and bias adds, SwiGLU, MoE
+//! routing (sigmoid or softmax scores, bias for selection only, top-k, normalisation, scale) and
+//! the weighted sum of the experts, KV-cache stores in f32 / f16 / bf16 / q8_0, MLA attention in
+//! absorbed form over that cache, a dense model's causal grouped-query attention over `[k ; v]`
+//! rows, and the lightning indexer's scores.
 //!
 //! Invariants: every op computes in f32 what the CPU path computes (same formulas, same order of
 //! the norm's and the routing's steps); a cache row of `w` values takes
@@ -27,6 +28,7 @@ pub(crate) enum Op {
     Combine,
     Store(KvType),
     Attention(KvType),
+    AttentionGqa(KvType),
     IndexScores(KvType),
     TopK,
     Bucket,
@@ -48,7 +50,7 @@ pub(crate) fn op_source(op: Op) -> String {
     s += OPS_PRELUDE;
     s += crate::kernels::REDUCE_SHARED;
     match op {
-        Op::Attention(kv) | Op::IndexScores(kv) => s += key_fn(kv),
+        Op::Attention(kv) | Op::AttentionGqa(kv) | Op::IndexScores(kv) => s += key_fn(kv),
         Op::Store(KvType::F16) => s += include_str!("shaders/ops/pack_f16.wgsl"),
         Op::Store(KvType::BF16) => s += include_str!("shaders/ops/pack_bf16.wgsl"),
         _ => {}
@@ -64,6 +66,7 @@ pub(crate) fn op_source(op: Op) -> String {
         Op::Store(KvType::F16 | KvType::BF16) => include_str!("shaders/ops/store_half.wgsl"),
         Op::Store(KvType::Q8_0) => include_str!("shaders/ops/store_q8_0.wgsl"),
         Op::Attention(_) => include_str!("shaders/ops/attention.wgsl"),
+        Op::AttentionGqa(_) => include_str!("shaders/ops/attention_gqa.wgsl"),
         Op::IndexScores(_) => include_str!("shaders/ops/index_scores.wgsl"),
         Op::TopK => include_str!("shaders/ops/topk.wgsl"),
         Op::Bucket => include_str!("shaders/ops/bucket.wgsl"),
@@ -123,7 +126,12 @@ impl Gpu {
             Op::Bucket,
         ];
         for kv in [KvType::F32, KvType::F16, KvType::BF16, KvType::Q8_0] {
-            ops.extend([Op::Store(kv), Op::Attention(kv), Op::IndexScores(kv)]);
+            ops.extend([
+                Op::Store(kv),
+                Op::Attention(kv),
+                Op::AttentionGqa(kv),
+                Op::IndexScores(kv),
+            ]);
         }
         for op in ops {
             self.op_pipeline(op)?;
@@ -233,9 +241,10 @@ impl Gpu {
         self.op(Op::Norm, y.0, binds, p, (gx, rows.div_ceil(gx), 1))
     }
 
-    /// Interleaved RoPE in place: for token `i < n` and head `h < heads`, the `2·half` values
-    /// at `off + i·row_stride + h·head_stride` rotate by `cos[cos_off + i·half ..]`,
-    /// `sin[sin_off + i·half ..]` (both in `table`).
+    /// RoPE in place: for token `i < n` and head `h < heads`, the `2·half` values at
+    /// `off + i·row_stride + h·head_stride` rotate by `cos[cos_off + i·half ..]`,
+    /// `sin[sin_off + i·half ..]` (both in `table`) — as adjacent pairs, or with `halves` as
+    /// the pairs `(j, j + half)` (GPT-NeoX's layout, qwen's).
     #[allow(clippy::too_many_arguments)]
     pub fn rope(
         &self,
@@ -249,6 +258,7 @@ impl Gpu {
         table: &Buffer,
         cos_off: usize,
         sin_off: usize,
+        halves: bool,
     ) -> R {
         let p = [
             u(n),
@@ -259,7 +269,7 @@ impl Gpu {
             u(head_stride),
             u(cos_off),
             u(sin_off),
-            0,
+            u32::from(halves),
             0,
             0,
             0,
@@ -278,8 +288,37 @@ impl Gpu {
 
     /// `a[a_off..][..len] += b[b_off..][..len]`.
     pub fn add(&self, a: &Buffer, a_off: usize, b: &Buffer, b_off: usize, len: usize) -> R {
+        self.add_periodic(a, a_off, b, b_off, len, len)
+    }
+
+    /// `rows` rows of `width` at `a[a_off..]` each `+= b[b_off..][..width]` (a bias).
+    pub fn add_rows(
+        &self,
+        a: &Buffer,
+        a_off: usize,
+        rows: usize,
+        width: usize,
+        b: &Buffer,
+        b_off: usize,
+    ) -> R {
+        self.add_periodic(a, a_off, b, b_off, rows * width, width)
+    }
+
+    /// `a[a_off + i] += b[b_off + i % period]` for `i < len`.
+    fn add_periodic(
+        &self,
+        a: &Buffer,
+        a_off: usize,
+        b: &Buffer,
+        b_off: usize,
+        len: usize,
+        period: usize,
+    ) -> R {
+        if len == 0 {
+            return Ok(());
+        }
         let mut p = [0u32; 16];
-        p[..3].copy_from_slice(&[u(len), u(a_off), u(b_off)]);
+        p[..4].copy_from_slice(&[u(len), u(a_off), u(b_off), u(period)]);
         let binds = Binds {
             b: Some(b),
             ..Default::default()
@@ -494,6 +533,47 @@ impl Gpu {
         )
     }
 
+    /// Causal grouped-query attention for `n` queries over a `kv`-typed cache of `t_len`
+    /// `[k ; v]` rows; see `shaders/ops/attention_gqa.wgsl` for the layout.
+    pub fn attention_gqa(&self, a: &GqaAttentionArgs<'_>) -> R {
+        if a.kv_heads == 0 || !a.heads.is_multiple_of(a.kv_heads) {
+            return Err(GpuError::Shape {
+                what: "query heads per KV head",
+                expected: a.kv_heads,
+                actual: a.heads,
+            });
+        }
+        let mut p = [0u32; 16];
+        p[..13].copy_from_slice(&[
+            u(a.n),
+            u(a.heads),
+            u(a.t_len),
+            u(a.p0),
+            u(a.head_dim),
+            u(a.heads / a.kv_heads),
+            u(a.q_off),
+            u(a.v_base),
+            u(a.key_base),
+            u(a.key_stride),
+            f(a.scale),
+            u(a.out_off),
+            u(a.scratch_off),
+        ]);
+        let binds = Binds {
+            b: Some(a.q),
+            d: Some(a.cache),
+            u: Some(a.scratch),
+            ..Default::default()
+        };
+        self.op(
+            Op::AttentionGqa(a.kv),
+            a.out,
+            binds,
+            p,
+            (u(a.n), u(a.heads), 1),
+        )
+    }
+
     /// The lightning indexer's scores `[n, t_len]` (masked positions very negative).
     #[allow(clippy::too_many_arguments)]
     pub fn index_scores(
@@ -641,5 +721,33 @@ pub struct AttentionArgs<'a> {
     pub p0: usize,
     pub kv_lora: usize,
     pub rope: usize,
+    pub scale: f32,
+}
+
+/// Arguments of [`Gpu::attention_gqa`].
+pub struct GqaAttentionArgs<'a> {
+    pub kv: KvType,
+    /// Output `[n, heads, head_dim]` at `out_off`.
+    pub out: &'a Buffer,
+    pub out_off: usize,
+    /// Queries `[n, heads, head_dim]` at `q_off`, RoPE applied.
+    pub q: &'a Buffer,
+    pub q_off: usize,
+    /// The cache, where its rows start (words), their stride, and where in a row the values
+    /// start (words; the keys `[kv_heads, head_dim]` come first).
+    pub cache: &'a Buffer,
+    pub key_base: usize,
+    pub key_stride: usize,
+    pub v_base: usize,
+    /// Scratch of `n·heads·t_len` words at `scratch_off`.
+    pub scratch: &'a Buffer,
+    pub scratch_off: usize,
+    pub n: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub t_len: usize,
+    /// Position of the first query.
+    pub p0: usize,
     pub scale: f32,
 }

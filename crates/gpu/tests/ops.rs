@@ -1,7 +1,8 @@
-//! The device-resident pass's selection kernel against a plain Rust statement of the rule
-//! (the whole pass is checked against `transformers` in `localglm-glm`'s `gpu_reference`):
-//! per query, the top-k visible scores — ties at the k-th value taken in key order — with
-//! negative scores, many ties, rows with fewer visible keys than k, and long rows.
+//! The device-resident pass's selection and grouped-query attention kernels against plain Rust
+//! statements of their rules (the whole passes are checked against `transformers` in
+//! `localglm-glm`'s `gpu_reference` and `dense` tests): per query, the top-k visible scores —
+//! ties at the k-th value taken in key order — with negative scores, many ties, rows with fewer
+//! visible keys than k, and long rows; causal GQA over a `[k ; v]` cache.
 
 use localglm_gpu::{Gpu, GpuOptions};
 
@@ -53,5 +54,82 @@ fn topk_selection_matches_the_rule_with_ties_and_negatives() {
         let got = gpu.read_f32(&m).unwrap();
         let want = expected(&scores, n, t_len, p0, k, hidden);
         assert_eq!(got, want, "n {n} T {t_len} p0 {p0} k {k} levels {levels}");
+    }
+}
+
+/// Grouped-query attention over a `[k ; v]` cache (stored by `kv_store` into each half of the
+/// rows) against the rule in plain Rust: 6 query heads over 2 KV heads, a head width that is
+/// not a multiple of the workgroup, and a context longer than one workgroup's stride (the
+/// fixtures' prompts are shorter), queries at the end of it.
+#[test]
+fn grouped_query_attention_matches_the_rule() {
+    let Some(gpu) = open() else { return };
+    let (heads, kv_heads, hd, n, t_len) = (6usize, 2usize, 40usize, 3usize, 300usize);
+    let p0 = t_len - n;
+    let kvw = kv_heads * hd;
+    let mut seed = 11u64;
+    let mut next = || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    };
+    let k: Vec<f32> = (0..t_len * kvw).map(|_| next()).collect();
+    let v: Vec<f32> = (0..t_len * kvw).map(|_| next()).collect();
+    let q: Vec<f32> = (0..n * heads * hd).map(|_| 2.0 * next()).collect();
+    let scale = 1.0 / (hd as f32).sqrt();
+    let kv = localglm_quants::KvType::F32;
+    let cache = gpu.zeros(t_len * 2 * kvw).unwrap();
+    let (kb, vb) = (gpu.upload_f32(&k).unwrap(), gpu.upload_f32(&v).unwrap());
+    for (src, base) in [(&kb, 0), (&vb, kvw)] {
+        gpu.kv_store(kv, &cache, base, 2 * kvw, 0, src, 0, kvw, t_len, kvw)
+            .unwrap();
+    }
+    let qb = gpu.upload_f32(&q).unwrap();
+    let out = gpu.zeros(n * heads * hd).unwrap();
+    let scratch = gpu.zeros(n * heads * t_len).unwrap();
+    gpu.attention_gqa(&localglm_gpu::GqaAttentionArgs {
+        kv,
+        out: &out,
+        out_off: 0,
+        q: &qb,
+        q_off: 0,
+        cache: &cache,
+        key_base: 0,
+        key_stride: 2 * kvw,
+        v_base: kvw,
+        scratch: &scratch,
+        scratch_off: 0,
+        n,
+        heads,
+        kv_heads,
+        head_dim: hd,
+        t_len,
+        p0,
+        scale,
+    })
+    .unwrap();
+    let got = gpu.read_f32(&out).unwrap();
+    let group = heads / kv_heads;
+    for i in 0..n {
+        let visible = p0 + i + 1;
+        for h in 0..heads {
+            let col = (h / group) * hd;
+            let qh = &q[(i * heads + h) * hd..][..hd];
+            let s: Vec<f32> = (0..visible)
+                .map(|t| scale * (0..hd).map(|c| qh[c] * k[t * kvw + col + c]).sum::<f32>())
+                .collect();
+            let mx = s.iter().fold(f32::MIN, |a, &b| a.max(b));
+            let e: Vec<f32> = s.iter().map(|x| (x - mx).exp()).collect();
+            let sum: f32 = e.iter().sum();
+            for c in 0..hd {
+                let want: f32 = (0..visible)
+                    .map(|t| e[t] * v[t * kvw + col + c])
+                    .sum::<f32>()
+                    / sum;
+                let g = got[(i * heads + h) * hd + c];
+                assert!((g - want).abs() <= 1e-5, "i {i} h {h} c {c}: {g} vs {want}");
+            }
+        }
     }
 }

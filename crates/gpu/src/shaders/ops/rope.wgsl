@@ -1,7 +1,8 @@
-// Interleaved RoPE in place on A: for token i, head h and pair j, the values at
-// off + i·row_stride + h·head_stride + 2j, +1 rotate by cos = B[cos_off + i·half + j] and
-// sin = C[sin_off + i·half + j].
+// RoPE in place on A: for token i, head h and pair j, the pair at
+// off + i·row_stride + h·head_stride + (2j, 2j + 1) — or, with `halves`, (j, j + half) —
+// rotates by cos = B[cos_off + i·half + j] and sin = C[sin_off + i·half + j].
 // p0 = (n, heads, half, off)   p1 = (row_stride, head_stride, cos_off, sin_off)
+// p2 = (halves, 0, 0, 0)
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let idx = gid.x + gid.y * nwg.x * WG;
@@ -13,11 +14,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let i = idx / per_token;
     let h = (idx % per_token) / half;
     let j = idx % half;
-    let base = Q.p0.w + i * Q.p1.x + h * Q.p1.y + 2u * j;
+    let head = Q.p0.w + i * Q.p1.x + h * Q.p1.y;
+    var a = head + 2u * j;
+    var b = a + 1u;
+    if (Q.p2.x != 0u) {
+        a = head + j;
+        b = a + half;
+    }
     let c = B[Q.p1.z + i * half + j];
     let s = C[Q.p1.w + i * half + j];
-    let x0 = A[base];
-    let x1 = A[base + 1u];
-    A[base] = x0 * c - x1 * s;
-    A[base + 1u] = x0 * s + x1 * c;
+    let x0 = A[a];
+    let x1 = A[b];
+    A[a] = x0 * c - x1 * s;
+    A[b] = x0 * s + x1 * c;
 }
