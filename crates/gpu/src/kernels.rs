@@ -226,6 +226,26 @@ impl QWeight {
     }
 }
 
+/// Every WGSL source the backend can compile, named: each type's kernels with and without
+/// subgroup operations, and every op. For checks that need no device (the MSL translation
+/// test: the translation wgpu makes on macOS).
+pub fn all_shader_sources() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for ty in GPU_TYPES {
+        for k in [Kernel::Plain, Kernel::Indexed, Kernel::Grouped] {
+            for subgroups in [false, true] {
+                if let Some(src) = shader_source(ty, k, subgroups) {
+                    out.push((format!("{ty} {k:?} subgroups={subgroups}"), src));
+                }
+            }
+        }
+    }
+    for op in crate::ops::all_ops() {
+        out.push((format!("{op:?}"), crate::ops::op_source(op)));
+    }
+    out
+}
+
 impl Gpu {
     /// Copies a GGUF weight (`experts` stacked `[rows × cols]` matrices of type `ty`) to the
     /// device, split into chunks of whole rows within the binding limit.

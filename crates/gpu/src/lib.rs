@@ -22,7 +22,7 @@ mod tables;
 
 pub use adapters::{adapters, find_adapter, AdapterReport};
 pub use host::HostWrap;
-pub use kernels::{Kernel, QWeight, GPU_TYPES};
+pub use kernels::{all_shader_sources, Kernel, QWeight, GPU_TYPES};
 pub use ops::{cache_words, AttentionArgs, GqaAttentionArgs};
 use submit::{BindCache, Pending, PARAM_SLOTS};
 // `Pool` is defined below.

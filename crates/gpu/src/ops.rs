@@ -74,6 +74,29 @@ pub(crate) fn op_source(op: Op) -> String {
     s
 }
 
+/// Every op shader (each cache type's where it has one).
+pub(crate) fn all_ops() -> Vec<Op> {
+    let mut ops = vec![
+        Op::Norm,
+        Op::Rope,
+        Op::Add,
+        Op::SiluMul,
+        Op::Route,
+        Op::Combine,
+        Op::TopK,
+        Op::Bucket,
+    ];
+    for kv in [KvType::F32, KvType::F16, KvType::BF16, KvType::Q8_0] {
+        ops.extend([
+            Op::Store(kv),
+            Op::Attention(kv),
+            Op::AttentionGqa(kv),
+            Op::IndexScores(kv),
+        ]);
+    }
+    ops
+}
+
 /// u32 words one cache row of `w` values takes on the device.
 pub fn cache_words(kv: KvType, w: usize) -> usize {
     match kv {
@@ -115,25 +138,7 @@ impl Gpu {
 
     /// Compiles every op now (tests).
     pub fn compile_ops(&self) -> Result<(), GpuError> {
-        let mut ops = vec![
-            Op::Norm,
-            Op::Rope,
-            Op::Add,
-            Op::SiluMul,
-            Op::Route,
-            Op::Combine,
-            Op::TopK,
-            Op::Bucket,
-        ];
-        for kv in [KvType::F32, KvType::F16, KvType::BF16, KvType::Q8_0] {
-            ops.extend([
-                Op::Store(kv),
-                Op::Attention(kv),
-                Op::AttentionGqa(kv),
-                Op::IndexScores(kv),
-            ]);
-        }
-        for op in ops {
+        for op in all_ops() {
             self.op_pipeline(op)?;
         }
         Ok(())
