@@ -176,7 +176,7 @@ impl Engine for AutoEngine {
                 reason: format!(
                     "this model ({}) runs on mistral.rs, and this build of LocalGLM has no GPU \
                      backend for it (the `metal` / `cuda` build features); the GPU setting \
-                     applies to GLM-5.x models here — choose Auto or CPU",
+                     applies to LocalGLM's own runtime here — choose Auto or CPU",
                     arch.as_deref().unwrap_or("unknown architecture")
                 ),
             });

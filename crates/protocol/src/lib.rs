@@ -491,10 +491,12 @@ pub struct Settings {
     /// model's own limit (the fit check then assumes 32 768). GLM-5.x caches grow as used.
     #[serde(default)]
     pub context_length: Option<u32>,
-    /// KV-cache type for GLM-5.x models: `f16` (default), `q8_0` (about half), `bf16`, `f32`.
+    /// KV-cache type for models on LocalGLM's runtime (GLM-5.x, the LLaMA family): `f16`
+    /// (default), `q8_0` (about half), `bf16`, `f32`.
     #[serde(default)]
     pub kv_cache: Option<String>,
-    /// Where GLM-5.x models run: `auto` (default; today the CPU), `gpu` (any Vulkan / Metal
+    /// Where models on LocalGLM's runtime run: `auto` (default: the GPU when the fit planner
+    /// places the model on a hardware adapter, else the CPU), `gpu` (any Vulkan / Metal
     /// adapter; a load fails rather than fall back to the CPU) or `cpu`.
     #[serde(default)]
     pub device: Option<String>,
@@ -510,9 +512,9 @@ pub struct Settings {
     /// drafts as pay, measured while generating), `off`, or `1`–`8` drafts per step.
     #[serde(default)]
     pub mtp: Option<String>,
-    /// What runs dense LLaMA-family models (llama, qwen2, qwen3): `localglm`
-    /// (default: LocalGLM's own runtime on the CPU, or mistral.rs where this build has a GPU
-    /// backend for it and the device is not `cpu`) or `mistralrs`.
+    /// What runs dense LLaMA-family models (llama, qwen2, qwen3): `localglm` (default:
+    /// LocalGLM's own runtime, on the CPU or its GPU backend as `device` places it) or
+    /// `mistralrs`.
     #[serde(default)]
     pub dense_runtime: Option<String>,
 }

@@ -51,11 +51,13 @@ active_remote: string | null,
  */
 context_length: number | null, 
 /**
- * KV-cache type for GLM-5.x models: `f16` (default), `q8_0` (about half), `bf16`, `f32`.
+ * KV-cache type for models on LocalGLM's runtime (GLM-5.x, the LLaMA family): `f16`
+ * (default), `q8_0` (about half), `bf16`, `f32`.
  */
 kv_cache: string | null, 
 /**
- * Where GLM-5.x models run: `auto` (default; today the CPU), `gpu` (any Vulkan / Metal
+ * Where models on LocalGLM's runtime run: `auto` (default: the GPU when the fit planner
+ * places the model on a hardware adapter, else the CPU), `gpu` (any Vulkan / Metal
  * adapter; a load fails rather than fall back to the CPU) or `cpu`.
  */
 device: string | null, 
@@ -75,8 +77,8 @@ prompt_cache_mb: number | null,
  */
 mtp: string | null, 
 /**
- * What runs dense LLaMA-family models (llama, qwen2, qwen3): `localglm`
- * (default: LocalGLM's own runtime on the CPU, or mistral.rs where this build has a GPU
- * backend for it and the device is not `cpu`) or `mistralrs`.
+ * What runs dense LLaMA-family models (llama, qwen2, qwen3): `localglm` (default:
+ * LocalGLM's own runtime, on the CPU or its GPU backend as `device` places it) or
+ * `mistralrs`.
  */
 dense_runtime: string | null, };
