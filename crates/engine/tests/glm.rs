@@ -355,3 +355,68 @@ async fn mtp_drafting_gives_the_same_greedy_text_and_reports_its_drafts() {
         );
     }
 }
+
+/// One generation's reasoning, content and stats.
+async fn turn(
+    engine: &AutoEngine,
+    req: GenerateRequest,
+) -> (String, String, localglm_protocol::GenerationStats) {
+    let mut g = engine.generate(req).await.unwrap();
+    let (mut reasoning, mut content) = (String::new(), String::new());
+    while let Some(ev) = g.events.next().await {
+        match ev {
+            EngineEvent::Reasoning(t) => reasoning.push_str(&t),
+            EngineEvent::Content(t) => content.push_str(&t),
+            EngineEvent::Finished { stats, error, .. } => {
+                assert!(error.is_none(), "{error:?}");
+                return (reasoning, content, stats);
+            }
+        }
+    }
+    panic!("no Finished event");
+}
+
+/// A conversation's next turn starts from the previous one's cache: everything up to the end
+/// of the reply is reused — the reply's tokens as they were generated, even where its text
+/// would tokenize differently — so only the new message is computed.
+#[tokio::test]
+async fn the_next_turn_reuses_the_whole_previous_exchange() {
+    let engine = AutoEngine::new();
+    let mut models = vec![
+        (fixture("tiny-f32.gguf"), Some(true)),
+        (fixture("tiny-llama-q.gguf"), None),
+    ];
+    let default = localglm_models::Library::from_env().default_model_path();
+    if default.exists() {
+        models.push((default, None));
+    }
+    for (path, thinking) in models {
+        engine.load(LoadSpec::new(&path)).await.unwrap();
+        let mut first = request("Tell me a story about a cat.", thinking, 40);
+        first.clear_thinking = Some(false);
+        let (reasoning, content, s1) = turn(&engine, first.clone()).await;
+        let mut second = first.clone();
+        second.messages.push(ChatTurn {
+            reasoning: (!reasoning.is_empty()).then_some(reasoning),
+            ..ChatTurn::new(Role::Assistant, content)
+        });
+        second.messages.push(ChatTurn::new(Role::User, "And then?"));
+        let (_, _, s2) = turn(&engine, second).await;
+        let cached = s2.cached_tokens.unwrap_or(0);
+        eprintln!(
+            "{}: turn 1 {} prompt + {} generated; turn 2 {} prompt, {cached} reused",
+            path.display(),
+            s1.prompt_tokens,
+            s1.generated_tokens,
+            s2.prompt_tokens
+        );
+        // (The last sampled token — the end of the turn, or one past max_tokens — is never fed.)
+        assert!(
+            cached + 1 >= s1.prompt_tokens + s1.generated_tokens,
+            "{}: {cached} of {} + {}",
+            path.display(),
+            s1.prompt_tokens,
+            s1.generated_tokens
+        );
+    }
+}

@@ -257,17 +257,32 @@ impl GlmTokenizer {
     }
 
     /// A rendered prompt in which the given spans (message contents, in order) are user text:
-    /// those are encoded without special matching, the template around them with it.
-    pub fn encode_prompt(&self, rendered: &str, user_spans: &[&str]) -> Result<Vec<u32>, GlmError> {
+    /// those are encoded without special matching, the template around them with it. A span
+    /// the template wrote stripped of its surrounding whitespace is found as such. `known`
+    /// gives the ids of a span that was generated (a past reply, as its tokens were sampled:
+    /// byte-level BPE does not always re-encode generated text to the same ids, and the cache
+    /// of the previous turn holds the generated ones).
+    pub fn encode_prompt(
+        &self,
+        rendered: &str,
+        user_spans: &[&str],
+        known: &dyn Fn(&str) -> Option<Vec<u32>>,
+    ) -> Result<Vec<u32>, GlmError> {
         let mut out = Vec::new();
         let mut pos = 0;
         for span in user_spans.iter().filter(|s| !s.is_empty()) {
-            let Some(at) = rendered[pos..].find(span) else {
+            let found = [*span, span.trim()]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .find_map(|s| rendered[pos..].find(s).map(|at| (pos + at, s)));
+            let Some((at, span)) = found else {
                 continue;
             };
-            let at = pos + at;
             out.extend(self.encode_with_specials(&rendered[pos..at])?);
-            out.extend(self.encode_text(span)?);
+            match known(span) {
+                Some(ids) => out.extend(ids),
+                None => out.extend(self.encode_text(span)?),
+            }
             pos = at + span.len();
         }
         out.extend(self.encode_with_specials(&rendered[pos..])?);

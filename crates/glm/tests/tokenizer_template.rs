@@ -75,7 +75,7 @@ fn prompt_encoding_keeps_user_text_plain() {
     let (_, tok) = load();
     let rendered = "[gMASK]<sop><|user|>say <|user|> literally<|assistant|><think>";
     let ids = tok
-        .encode_prompt(rendered, &["say <|user|> literally"])
+        .encode_prompt(rendered, &["say <|user|> literally"], &|_| None)
         .unwrap();
     let user = tok.special_id("<|user|>").unwrap();
     assert_eq!(ids.iter().filter(|&&i| i == user).count(), 1);
@@ -161,4 +161,32 @@ fn glm52_thinking_switch_renders_as_the_spec_says() {
 fn a_broken_template_names_the_model() {
     let err = ChatTemplate::new("{% if %}", "My-Model.gguf").unwrap_err();
     assert!(err.to_string().contains("My-Model.gguf"), "{err}");
+}
+
+/// A message the template wrote stripped of its surrounding whitespace is still found (and
+/// kept plain), and a span with known ids (a generated reply) gets exactly those ids.
+#[test]
+fn prompt_encoding_finds_stripped_spans_and_uses_known_ids() {
+    let (_, tok) = load();
+    let rendered = "[gMASK]<sop><|user|>hi <|user|><|assistant|>ab<|user|>next";
+    let spans = ["  hi <|user|>\n", "ab", "next"];
+    let known = |s: &str| {
+        (s == "ab").then(|| {
+            tok.encode_text("a")
+                .unwrap()
+                .into_iter()
+                .chain(tok.encode_text("b").unwrap())
+                .collect()
+        })
+    };
+    let ids = tok.encode_prompt(rendered, &spans, &known).unwrap();
+    let user = tok.special_id("<|user|>").unwrap();
+    // The stripped user text's `<|user|>` stays plain: only the template's two are specials.
+    assert_eq!(ids.iter().filter(|&&i| i == user).count(), 2);
+    assert_eq!(tok.decode(&ids).unwrap(), rendered);
+    let split: Vec<u32> = known("ab").unwrap();
+    assert!(
+        ids.windows(split.len()).any(|w| w == split.as_slice()),
+        "{ids:?}"
+    );
 }
