@@ -168,6 +168,10 @@ pub fn remove_remote(settings: State<'_, SettingsState>, id: String) -> Result<(
 pub async fn check_fit(settings: &Settings, path: &std::path::Path) -> Result<(), AppError> {
     let request = FitRequest {
         kv_type: settings.kv_cache.clone().unwrap_or_else(|| "f16".into()),
+        // The runtime loads the MTP block unless drafting is off: the plan counts it then.
+        mtp: Some(
+            load_spec(settings, path.to_path_buf()).mtp != localglm_engine::Drafting::Fixed(0),
+        ),
         ..this_machine(settings.context_length.unwrap_or(32_768))
     };
     let p = path.to_path_buf();
@@ -230,6 +234,7 @@ fn this_machine(context: u32) -> FitRequest {
         context,
         kv_type: "f16".into(),
         cpu_moe: None,
+        mtp: None,
     }
 }
 

@@ -124,7 +124,9 @@ fn llama(
 pub fn run(a: &GlmBenchArgs) -> Result<()> {
     let opts = RuntimeOptions {
         kv_type: a.kv_type,
-        gpu: a.device.placement(&a.model, a.kv_type, 0)?,
+        gpu: a
+            .device
+            .placement(&a.model, a.kv_type, 0, a.mtp != Drafting::Fixed(0))?,
         mtp: a.mtp != Drafting::Fixed(0),
         ..Default::default()
     };

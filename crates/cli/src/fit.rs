@@ -37,6 +37,10 @@ pub struct FitArgs {
     /// Everything in system RAM.
     #[arg(long = "cpu-only", conflicts_with = "cpu_moe")]
     cpu_only: bool,
+    /// Plan without the MTP block (as `--mtp 0` runs); by default it is counted, since the
+    /// runtime loads it for speculative decoding.
+    #[arg(long = "no-mtp")]
+    no_mtp: bool,
     /// One JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -104,6 +108,8 @@ pub fn run(a: &FitArgs) -> Result<()> {
             (spec, serde_json::json!({ "remote": false, "path": path }))
         }
     };
+    let mut spec = spec;
+    spec.mtp &= !a.no_mtp;
     let ctx = a.ctx.unwrap_or(32_768.min(spec.context_max));
     let placement = match (a.cpu_only, a.cpu_moe) {
         (true, _) => Placement::CpuOnly,
@@ -132,10 +138,14 @@ pub fn run(a: &FitArgs) -> Result<()> {
 fn print_plan(spec: &ModelSpec, hw: &Hardware, p: &Plan) {
     let b = &p.bytes;
     println!(
-        "{} ({}): {} of weights, {} MoE layers",
+        "{} ({}): {} of weights{}, {} MoE layers",
         spec.name,
         spec.architecture,
         gb(p.model_bytes),
+        match spec.mtp {
+            true => " (the MTP block included)",
+            false => "",
+        },
         p.moe_layers
     );
     println!("Machine: {}", hw.describe());

@@ -74,7 +74,7 @@ pub fn run(args: &LogprobsArgs) -> Result<()> {
         kv_type: localglm_glm::KvType::F32,
         gpu: args
             .device
-            .placement(&args.model, localglm_glm::KvType::F32, 0)?,
+            .placement(&args.model, localglm_glm::KvType::F32, 0, false)?,
         ..Default::default()
     };
     let model = Model::open(&args.model, opts)

@@ -202,11 +202,13 @@ pub struct DeviceArgs {
 impl DeviceArgs {
     /// The runtime's placement for these flags and this model (the engine's rule, so the CLI
     /// runs what the app would); says on stderr why `auto` stayed on the CPU.
+    /// `mtp`: the MTP block will be loaded (the plan counts it).
     pub fn placement(
         &self,
         model: &std::path::Path,
         kv: localglm_glm::KvType,
         max_context: usize,
+        mtp: bool,
     ) -> Result<Option<localglm_glm::GpuPlacement>> {
         let (gpu, cpu_why) = localglm_engine::glm::place(
             model,
@@ -214,6 +216,7 @@ impl DeviceArgs {
             kv,
             max_context,
             self.cpu_moe.map(|n| n as usize),
+            mtp,
         )?;
         if let Some(why) = cpu_why {
             eprintln!("device: CPU (auto: {why})");

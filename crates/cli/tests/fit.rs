@@ -128,13 +128,25 @@ fn glm52_on_the_256_gb_mac_and_the_24_gb_pc_from_headers_alone() {
     );
     let raise = &mac["fixes"].as_array().unwrap()[0];
     assert_eq!(raise["kind"], "raise_gpu_limit");
+    // With the limit raised to 240 GiB the trunk fits all on the GPU; the MTP block the
+    // runtime also loads (unless drafting is off) needs one layer's experts in RAM
+    // (`crates/planner/tests/glm52.rs` has the arithmetic).
     let raised = run(hub, &["--unified-gib", "256", "--gpu-limit-gib", "240"]);
-    assert_eq!(raised["verdict"], "gpu");
+    assert_eq!(raised["verdict"], "gpu_cpu_experts");
+    assert_eq!(raised["cpu_moe_layers"], 1);
+    let trunk = run(
+        hub,
+        &["--unified-gib", "256", "--gpu-limit-gib", "240", "--no-mtp"],
+    );
+    assert_eq!(trunk["verdict"], "gpu");
     let pc = run(hub, &["--ram-gib", "256", "--vram-gib", "24"]);
     assert_eq!(pc["verdict"], "gpu_cpu_experts");
     assert_eq!(pc["cpu_moe_layers"], 75);
-    assert_eq!(pc["bytes"]["weights_gpu"], 19_670_455_296u64);
-    assert_eq!(pc["max_context"], 55_061);
+    assert_eq!(pc["bytes"]["weights_gpu"], 19_982_496_768u64);
+    assert_eq!(pc["max_context"], 51_113);
+    let pc_trunk = run(hub, &["--ram-gib", "256", "--vram-gib", "24", "--no-mtp"]);
+    assert_eq!(pc_trunk["bytes"]["weights_gpu"], 19_670_455_296u64);
+    assert_eq!(pc_trunk["max_context"], 55_061);
     // The local split set (any shard) answers the same.
     let local = run(
         files[4].to_str().unwrap(),

@@ -152,6 +152,7 @@ impl Engine for AutoEngine {
         if spec.device == localglm_glm::gpu::DeviceChoice::Gpu && which == Which::Glm {
             let (path, kv) = (spec.path.clone(), spec.kv_cache.unwrap_or_default());
             let (ctx, cpu_moe) = (spec.context_length, spec.cpu_moe);
+            let mtp = spec.mtp != localglm_glm::spec::Drafting::Fixed(0);
             tokio::task::spawn_blocking(move || {
                 localglm_glm::gpu::check_device(localglm_glm::gpu::DeviceChoice::Gpu)?;
                 crate::glm::plan_gpu_load(
@@ -159,6 +160,7 @@ impl Engine for AutoEngine {
                     kv,
                     ctx.unwrap_or(0) as usize,
                     cpu_moe.map(|n| n as usize),
+                    mtp,
                 )
             })
             .await

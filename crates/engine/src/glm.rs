@@ -184,7 +184,14 @@ impl Engine for GlmEngine {
             let mut why = None;
             let on_cpu = opts.clone();
             if opts.gpu.is_none() {
-                (opts.gpu, why) = place(&path, device, opts.kv_type, opts.max_context, cpu_moe)?;
+                (opts.gpu, why) = place(
+                    &path,
+                    device,
+                    opts.kv_type,
+                    opts.max_context,
+                    cpu_moe,
+                    opts.mtp,
+                )?;
                 if let (Some(p), true) = (&mut opts.gpu, progress.is_set()) {
                     p.progress = Some(Arc::new(move |done, total| {
                         progress.report("uploading weights to the GPU", done, total)
@@ -509,24 +516,27 @@ pub fn placement_text(model: &Model, cpu_why: Option<&str>) -> String {
 ///   working set, `LOCALGLM_MACHINE`, or a discrete GPU's own heap size from Vulkan) and
 ///   places the model there (all of it, or with the
 ///   experts of `cpu_moe` / the planner's number of layers in RAM); else the CPU, saying why.
+///
+/// `mtp`: the MTP block is loaded (drafting not off), so the plan counts it.
 pub fn place(
     path: &Path,
     device: localglm_glm::gpu::DeviceChoice,
     kv: localglm_glm::KvType,
     max_context: usize,
     cpu_moe: Option<usize>,
+    mtp: bool,
 ) -> Result<(Option<localglm_glm::GpuPlacement>, Option<String>), GlmError> {
     use localglm_glm::gpu::{resolve_device, DeviceChoice};
     let cpu_moe = match device {
         DeviceChoice::Cpu => return Ok((None, None)),
         DeviceChoice::Gpu => {
             localglm_glm::gpu::check_device(DeviceChoice::Gpu)?;
-            plan_gpu_load(path, kv, max_context, cpu_moe)?
+            plan_gpu_load(path, kv, max_context, cpu_moe, mtp)?
         }
         DeviceChoice::Auto => {
             // Whatever stops the GPU here (no plan, a device that will not open) means the
             // CPU, with the reason shown.
-            let n = match auto_plan(path, kv, max_context, cpu_moe) {
+            let n = match auto_plan(path, kv, max_context, cpu_moe, mtp) {
                 AutoPlan::Gpu { cpu_moe } => cpu_moe,
                 AutoPlan::Cpu { why } => return Ok((None, Some(why))),
             };
@@ -552,6 +562,7 @@ fn auto_plan(
     kv: localglm_glm::KvType,
     max_context: usize,
     cpu_moe: Option<usize>,
+    mtp: bool,
 ) -> AutoPlan {
     use localglm_planner::{plan, Verdict};
     let cpu = |why: String| AutoPlan::Cpu { why };
@@ -568,7 +579,7 @@ fn auto_plan(
             adapter.name
         ));
     }
-    let spec = match localglm_planner::local_spec(path) {
+    let spec = match planned_spec(path, mtp) {
         Ok(spec) => spec,
         Err(e) => return cpu(format!("no GPU plan: {e}")),
     };
@@ -587,12 +598,23 @@ fn auto_plan(
     }
 }
 
+/// The planner's view of the file at `path`, counting its MTP block only when `mtp` (the
+/// runtime loads it unless drafting is off).
+pub fn planned_spec(
+    path: &Path,
+    mtp: bool,
+) -> Result<localglm_planner::ModelSpec, localglm_planner::SpecError> {
+    let mut spec = localglm_planner::local_spec(path)?;
+    spec.mtp &= mtp;
+    Ok(spec)
+}
+
 /// The default prompt-cache budget: one KV cache of the context the fit planner planned for
 /// (which the plan already counts), so keeping several shorter conversations never takes more
 /// memory than one full one.
 fn default_prompt_cache(path: &Path, model: &Model) -> u64 {
     let ctx = context_of(model.options().max_context);
-    match localglm_planner::local_spec(path) {
+    match planned_spec(path, model.options().mtp) {
         Ok(spec) => localglm_planner::kv_bytes(&spec, ctx, model.options().kv_type),
         // A file the planner cannot read: one cache of the model's context.
         Err(_) => model.kv_bytes(model.max_context()),
@@ -638,13 +660,14 @@ pub fn plan_gpu_load(
     kv: localglm_glm::KvType,
     max_context: usize,
     cpu_moe: Option<usize>,
+    mtp: bool,
 ) -> Result<Option<usize>, GlmError> {
     use localglm_planner::{plan, Placement, Verdict};
     let hw = this_hardware();
     if localglm_planner::gpu_budget(&hw).is_none() {
         return Ok(cpu_moe);
     }
-    let spec = localglm_planner::local_spec(path).map_err(|e| GlmError::Load(e.to_string()))?;
+    let spec = planned_spec(path, mtp).map_err(|e| GlmError::Load(e.to_string()))?;
     let context = context_of(max_context);
     let placement = placement_of(cpu_moe);
     let p = plan(&hw, &spec, context, kv, placement);

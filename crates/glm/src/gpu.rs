@@ -13,8 +13,8 @@
 //!   (`cpu_ops`) never touch the GPU — a MoE layer whose routed experts are in RAM hands the
 //!   CPU kernels only those (`Model::moe_routed`).
 //! * With the MTP block loaded, its weights are placed like a trunk layer's, but its routed
-//!   experts go to the device only when no trunk layer's stay in RAM (the fit planner does not
-//!   count the block).
+//!   experts go to the device only when no trunk layer's stay in RAM (the fit planner counts
+//!   the block the same way unless drafting is off).
 
 use crate::weights::{Ffn, GateUp, LayerWeights, MtpWeights, QTensor, Weights};
 use crate::GlmError;
@@ -98,8 +98,7 @@ impl GpuWeights {
         }
         if let Some(m) = mtp {
             // The MTP block's routed experts go to the device only when every trunk layer's
-            // did: the fit planner does not count the block, so a plan that needed expert
-            // layers in RAM has no room for them.
+            // did (the fit planner counts them the same way: with the trunk's, or in RAM).
             layer_tensors(&m.layer, placement.cpu_moe == 0, &mut tensors);
             tensors.push(&m.eh_proj);
             tensors.extend(&m.head);

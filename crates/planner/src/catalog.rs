@@ -140,11 +140,14 @@ pub fn estimated_spec(q: &CatalogQuant) -> crate::ModelSpec {
         kv: KvSpec {
             attn: 78 * 576,
             indexer: 21 * 128,
+            // The MTP block's latent cache and indexer keys (its weights are in the size).
+            mtp: 576 + 128,
         },
         context_max: 1_048_576,
         n_embd: 6144,
         vocab: 154_880,
         moe_layers: (3..78).collect(),
+        mtp: true,
     }
 }
 

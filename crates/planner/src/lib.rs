@@ -93,7 +93,7 @@ pub struct Plan {
     pub max_context: u64,
     pub kv_type: KvType,
     pub bytes: Bytes,
-    /// Weights the runtime loads (the NextN block is skipped).
+    /// Weights the runtime loads (the NextN / MTP block included when counted).
     pub model_bytes: u64,
     pub fixes: Vec<Fix>,
     pub summary: String,
@@ -114,9 +114,10 @@ pub fn local_spec(path: &std::path::Path) -> Result<ModelSpec, SpecError> {
     ModelSpec::from_header(&name, g.metadata(), g.tensors())
 }
 
-/// KV-cache bytes for `ctx` tokens.
+/// KV-cache bytes for `ctx` tokens (the MTP block's caches included when it is counted).
 pub fn kv_bytes(model: &ModelSpec, ctx: u64, kv: KvType) -> u64 {
-    ctx * (kv.bytes(model.kv.attn) + kv.bytes(model.kv.indexer))
+    let mtp = if model.mtp { kv.bytes(model.kv.mtp) } else { 0 };
+    ctx * (kv.bytes(model.kv.attn) + kv.bytes(model.kv.indexer) + mtp)
 }
 
 /// Compute scratch for `ctx` tokens: DSA indexer scores (fused over heads) and top-k indices,
@@ -171,7 +172,7 @@ impl<'a> Ctx<'a> {
             hw,
             model,
             experts: model.expert_bytes_per_layer(),
-            other: model.bytes_of(Kind::Other),
+            other: model.bytes_of(Kind::Other) + model.mtp_bytes(Kind::Mtp),
             embd: model.bytes_of(Kind::TokenEmbd),
         }
     }
@@ -195,9 +196,13 @@ impl<'a> Ctx<'a> {
         let fits = match (cpu_moe, budget) {
             (Some(k), Some(budget)) => {
                 let k = (k as usize).min(self.experts.len());
-                let cpu_experts: u64 = self.experts[..k].iter().sum();
+                // The MTP block's experts go to the GPU only when every trunk layer's do.
+                let mtp = self.model.mtp_bytes(Kind::MtpExpert);
+                let (mtp_gpu, mtp_cpu) = if k == 0 { (mtp, 0) } else { (0, mtp) };
+                let trunk_cpu: u64 = self.experts[..k].iter().sum();
+                let cpu_experts = trunk_cpu + mtp_cpu;
                 b.experts_cpu = cpu_experts;
-                b.experts_gpu = total_experts - cpu_experts;
+                b.experts_gpu = total_experts - trunk_cpu + mtp_gpu;
                 b.weights_gpu = self.other + b.experts_gpu;
                 b.weights_cpu = self.embd + cpu_experts;
                 b.gpu_used = b.weights_gpu + kv_b + scratch;
@@ -210,7 +215,7 @@ impl<'a> Ctx<'a> {
                 b.gpu_used <= budget && b.ram_used <= ram_budget
             }
             _ => {
-                b.experts_cpu = total_experts;
+                b.experts_cpu = total_experts + self.model.mtp_bytes(Kind::MtpExpert);
                 b.weights_cpu = self.model.loaded_bytes();
                 b.ram_used = b.weights_cpu + kv_b + scratch;
                 b.ram_used <= ram_budget

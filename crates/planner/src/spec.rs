@@ -15,8 +15,11 @@ pub enum Kind {
     /// Everything else the forward pass reads (attention, norms, router, shared experts, dense
     /// FFN, head).
     Other,
-    /// Not loaded: the NextN / MTP block (speculative decoding only).
-    Skipped,
+    /// The NextN / MTP block's routed experts (loaded with the block).
+    MtpExpert,
+    /// The rest of the NextN / MTP block: loaded for speculative decoding (the runtime's
+    /// default) unless drafting is off ([`ModelSpec::mtp`]).
+    Mtp,
 }
 
 /// One tensor.
@@ -35,6 +38,8 @@ pub struct KvSpec {
     pub attn: u64,
     /// DSA indexer keys (one per full indexer layer); 0 without an indexer.
     pub indexer: u64,
+    /// The MTP block's own caches (its attention and its indexer), when it is counted.
+    pub mtp: u64,
 }
 
 /// A model as the planner sees it.
@@ -50,6 +55,11 @@ pub struct ModelSpec {
     pub vocab: u64,
     /// Layers whose experts can be moved, in order (the MoE layers).
     pub moe_layers: Vec<u32>,
+    /// Whether the NextN / MTP block is counted: loaded for speculative decoding, as the
+    /// runtime does by default (`true` when the file has one); set `false` when drafting is
+    /// off. Its routed experts go to the GPU only when no trunk layer's stay in RAM (the
+    /// runtime's rule).
+    pub mtp: bool,
 }
 
 /// Why a model cannot be sized.
@@ -112,7 +122,10 @@ impl ModelSpec {
             .map(|t| {
                 let layer = layer_of(&t.name);
                 let kind = if layer.is_some_and(|l| u64::from(l) >= main_layers) {
-                    Kind::Skipped
+                    match t.name.contains("_exps.") {
+                        true => Kind::MtpExpert,
+                        false => Kind::Mtp,
+                    }
                 } else if t.name.contains("_exps.") {
                     Kind::Expert
                 } else if t.name == "token_embd.weight" {
@@ -159,9 +172,16 @@ impl ModelSpec {
                     0
                 };
                 let idx_dim = get_u64(meta, &key("attention.indexer.key_length")).unwrap_or(128);
+                // The MTP block has its own latent cache, and indexer keys when it has an
+                // indexer.
+                let mtp_indexer = tensors.iter().any(|t| {
+                    t.name.contains(".indexer.")
+                        && layer_of(&t.name).is_some_and(|l| u64::from(l) >= main_layers)
+                });
                 KvSpec {
                     attn: main_layers * (rank + rope),
                     indexer: full_layers * idx_dim,
+                    mtp: nextn * (rank + rope + if mtp_indexer { idx_dim } else { 0 }),
                 }
             }
             // Multi-head / grouped-query attention: K and V per KV head, layer and token.
@@ -179,6 +199,7 @@ impl ModelSpec {
                 KvSpec {
                     attn: kv_heads.iter().take(main_layers as usize).sum::<u64>() * (k + v),
                     indexer: 0,
+                    mtp: 0,
                 }
             }
         };
@@ -191,6 +212,7 @@ impl ModelSpec {
             n_embd,
             vocab,
             moe_layers,
+            mtp: nextn > 0,
         })
     }
 
@@ -217,12 +239,20 @@ impl ModelSpec {
             .collect()
     }
 
-    /// Everything that is loaded (all but skipped tensors).
+    /// Everything that is loaded (the MTP block only when counted).
     pub fn loaded_bytes(&self) -> u64 {
         self.tensors
             .iter()
-            .filter(|t| t.kind != Kind::Skipped)
+            .filter(|t| self.mtp || !matches!(t.kind, Kind::Mtp | Kind::MtpExpert))
             .map(|t| t.bytes)
             .sum()
+    }
+
+    /// Bytes of the MTP block's tensors of `kind` (`Mtp` or `MtpExpert`) when it is counted.
+    pub fn mtp_bytes(&self, kind: Kind) -> u64 {
+        match self.mtp {
+            true => self.bytes_of(kind),
+            false => 0,
+        }
     }
 }

@@ -116,10 +116,17 @@ fn settings(r: &FitRequest) -> (u64, KvType, Placement) {
 pub fn plan_spec(spec: &ModelSpec, r: &FitRequest, estimated: bool) -> FitPlan {
     let (ctx, kv, placement) = settings(r);
     let ctx = ctx.min(spec.context_max);
+    let spec = &with_mtp(spec.clone(), r);
     to_view(
         &plan(&hardware(&r.machine), spec, ctx, kv, placement),
         estimated,
     )
+}
+
+/// `spec` with its MTP block counted as the request says (by default it is).
+fn with_mtp(mut spec: ModelSpec, r: &FitRequest) -> ModelSpec {
+    spec.mtp &= r.mtp.unwrap_or(true);
+    spec
 }
 
 /// Every GLM-5.2 quant of the catalog with its (estimated) plan.
@@ -129,7 +136,7 @@ pub fn quant_catalog(r: &FitRequest) -> QuantCatalog {
     let rows = catalog::GLM52_QUANTS
         .iter()
         .map(|q| {
-            let spec = catalog::estimated_spec(q);
+            let spec = with_mtp(catalog::estimated_spec(q), r);
             let p = plan(&hw, &spec, ctx.min(spec.context_max), kv, Placement::Auto);
             QuantRow {
                 label: q.label.into(),

@@ -1,16 +1,27 @@
 //! The planner on GLM-5.2's real tensor list (1,809 tensors, shapes from the spec §C.4) with the
 //! UD-Q2_K_XL type mix (§F: routed gate/up IQ2_XS, down IQ3_XXS; attention, indexer, dense and
 //! shared experts Q8_0; norms, router and bias F32), on the machines users have. Every expected
-//! number is worked out by hand in the comments.
+//! number is worked out by hand in the comments. Most tests plan the trunk alone (drafting off);
+//! `the_mtp_block_is_counted_unless_drafting_is_off` plans the runtime's default, which loads
+//! the MTP block too.
 
 use localglm_hardware::Hardware;
 use localglm_planner::{plan, KvType, ModelSpec, Placement, Verdict};
 use localglm_testkit::glm52;
 
-fn glm52_ud_q2_k_xl() -> ModelSpec {
+/// The spec as the runtime's default loads it: the MTP block counted.
+fn with_mtp() -> ModelSpec {
     let ts = glm52::tensor_infos(glm52::UD_Q2_K_XL);
     assert_eq!(ts.len(), 1809, "the tensor count of the real files");
     ModelSpec::from_header("GLM-5.2-UD-Q2_K_XL", &glm52::metadata(), &ts).unwrap()
+}
+
+/// The trunk alone (drafting off: the MTP block is not loaded).
+fn glm52_ud_q2_k_xl() -> ModelSpec {
+    ModelSpec {
+        mtp: false,
+        ..with_mtp()
+    }
 }
 
 // Hand arithmetic (Q8_0 = 34 B / 32, IQ2_XS = 74 B / 256, IQ3_XXS = 98 B / 256):
@@ -22,11 +33,15 @@ fn glm52_ud_q2_k_xl() -> ModelSpec {
 //   + 226,492,416 elems → +240,648,192 B; MoE blocks + shared 37,748,736 elems (40,108,032 B)
 //   + router 6,291,456 B + bias 1,024 B; output 1,011,056,640 B + output_norm 24,576 B:
 //   3·425,999,360 + 75·231,751,680 + 1,011,081,216 = 19,670,455,296 B.
-// token_embd 1,011,056,640 B. Loaded: 252,836,238,336 B (the MTP block 78 is skipped).
+// token_embd 1,011,056,640 B. Loaded: 252,836,238,336 B without the MTP block (layer 78).
+// The MTP block: a MoE layer's experts (3,095,396,352 B) and 312,041,472 B else — attention and
+//   indexer 185,351,168, shared expert 40,108,032, router 6,291,456, bias 1,024, eh_proj
+//   6144·12288 Q8_0 = 80,216,064, enorm / hnorm / shared_head_norm 3·6144·4 = 73,728.
 const EXPERT_LAYER: u64 = 3_095_396_352;
 const OTHER: u64 = 19_670_455_296;
 const EMBD: u64 = 1_011_056_640;
 const LOADED: u64 = 252_836_238_336;
+const MTP_OTHER: u64 = 312_041_472;
 // KV per token: f16 (78·576 + 21·128)·2 = 95,232 B (spec §G.1); scratch = 2048·ctx + 206,140,416.
 const KV_F16: u64 = 95_232;
 const SCRATCH_BASE: u64 = 206_140_416;
@@ -191,6 +206,7 @@ fn the_catalog_picker_badges_on_the_two_target_machines() {
         context: 32_768,
         kv_type: "f16".into(),
         cpu_moe: None,
+        mtp: None,
     };
     let verdict = |c: &localglm_protocol::QuantCatalog, label: &str| {
         c.rows
@@ -223,4 +239,55 @@ fn the_catalog_picker_badges_on_the_two_target_machines() {
     // "1×24 GB GPU + 256 GB RAM with MoE offload" for UD-IQ2_M.
     assert_eq!(verdict(&pc, "UD-IQ2_M"), "gpu_cpu_experts");
     assert_eq!(verdict(&pc, "UD-Q4_K_M"), "no_fit");
+}
+
+/// The runtime loads the MTP block unless drafting is off, so by default the plan counts it:
+/// its weights (its experts on the GPU only when every trunk layer's are, the runtime's rule),
+/// and its own latent cache and indexer keys ((576 + 128)·2 = 1,408 B per token in f16).
+#[test]
+fn the_mtp_block_is_counted_unless_drafting_is_off() {
+    let m = with_mtp();
+    assert!(m.mtp);
+    assert_eq!(m.loaded_bytes(), LOADED + MTP_OTHER + EXPERT_LAYER);
+    assert_eq!(m.loaded_bytes(), 256_243_676_160);
+    let kv = |ctx: u64| ctx * (KV_F16 + 1_408);
+    assert_eq!(localglm_planner::kv_bytes(&m, 1, KvType::F16), 96_640);
+    // q8_0: 48,320 values per token · 34 / 32.
+    assert_eq!(localglm_planner::kv_bytes(&m, 1, KvType::Q8_0), 51_340);
+    // The Mac with its limit raised to 240 GiB (257,698,037,760 B), which holds the trunk all
+    // on the GPU at 32 K: with the block, all on the GPU needs OTHER + MTP_OTHER + 76 layers of
+    // experts + KV 3,166,699,520 + scratch 273,249,280 = 258,672,568,320 — too much. One trunk
+    // layer's experts in RAM sends the block's there too: 252,481,775,616 on the GPU.
+    let mac = Hardware::simulated(256.0, None, Some(Some(240.0)));
+    let p = plan(&mac, &m, 32_768, KvType::F16, Placement::Auto);
+    assert_eq!((p.verdict, p.cpu_moe_layers), (Verdict::GpuCpuExperts, 1));
+    assert_eq!(p.bytes.gpu_used, 252_481_775_616);
+    assert_eq!(
+        p.bytes.gpu_used,
+        OTHER + MTP_OTHER + 74 * EXPERT_LAYER + kv(32_768) + scratch(32_768)
+    );
+    assert_eq!(p.bytes.weights_cpu, EMBD + 2 * EXPERT_LAYER);
+    assert_eq!(p.model_bytes, m.loaded_bytes());
+    let trunk = plan(
+        &mac,
+        &glm52_ud_q2_k_xl(),
+        32_768,
+        KvType::F16,
+        Placement::Auto,
+    );
+    assert_eq!(trunk.verdict, Verdict::Gpu);
+    // Everything on the GPU (the block's experts too) when the trunk's all fit there: at 4 K.
+    let p = plan(&mac, &m, 4_096, KvType::F16, Placement::Auto);
+    assert_eq!((p.verdict, p.cpu_moe_layers), (Verdict::Gpu, 0));
+    assert_eq!(p.bytes.weights_gpu, OTHER + MTP_OTHER + 76 * EXPERT_LAYER);
+    // The 24 GB PC: all 75 trunk layers' experts and the block's in RAM; the GPU holds
+    // 23,422,445,568, and its context limit is (25,232,932,864 − OTHER − MTP_OTHER −
+    // 206,140,416) / (96,640 + 2,048) = 51,113 tokens.
+    let pc = Hardware::simulated(256.0, Some(24.0), None);
+    let p = plan(&pc, &m, 32_768, KvType::F16, Placement::Auto);
+    assert_eq!((p.verdict, p.cpu_moe_layers), (Verdict::GpuCpuExperts, 75));
+    assert_eq!(p.bytes.gpu_used, 23_422_445_568);
+    assert_eq!(p.bytes.weights_gpu, OTHER + MTP_OTHER);
+    assert_eq!(p.bytes.weights_cpu, EMBD + 76 * EXPERT_LAYER);
+    assert_eq!(p.max_context, 51_113);
 }

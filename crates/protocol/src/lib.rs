@@ -718,6 +718,10 @@ pub struct FitRequest {
     pub kv_type: String,
     /// MoE layers whose experts stay in system RAM; `None` = as few as needed.
     pub cpu_moe: Option<u32>,
+    /// Count the MTP block, which the runtime loads unless drafting is off; `None` = yes.
+    #[serde(default)]
+    #[ts(optional)]
+    pub mtp: Option<bool>,
 }
 
 /// A GLM-5.2 quant of the catalog with its plan on the requested machine.

@@ -12,4 +12,8 @@ kv_type: string,
 /**
  * MoE layers whose experts stay in system RAM; `None` = as few as needed.
  */
-cpu_moe: number | null, };
+cpu_moe: number | null, 
+/**
+ * Count the MTP block, which the runtime loads unless drafting is off; `None` = yes.
+ */
+mtp?: boolean, };
