@@ -10,7 +10,6 @@
 
 use crate::mistral::check_gguf_file;
 use crate::prompt_cache::{PromptCache, Taken};
-use crate::replies::Run;
 use crate::StatsClock;
 use crate::{validate, Engine, EngineError, EngineEvent, GenerateRequest, Generation, LoadSpec};
 use async_trait::async_trait;
@@ -36,8 +35,6 @@ pub struct GlmChat {
     pub drafting: Drafting,
     /// What `Drafting::Auto` measured in earlier generations.
     tuning: Mutex<Tuning>,
-    /// Recent replies as generated, for encoding them back as such.
-    replies: crate::replies::Replies,
 }
 
 impl GlmChat {
@@ -66,7 +63,6 @@ impl GlmChat {
             template,
             drafting: Drafting::Auto,
             tuning: Mutex::default(),
-            replies: Default::default(),
         })
     }
 
@@ -103,8 +99,7 @@ impl GlmChat {
             spans.push(t.content.as_str());
             spans.extend(calls.iter().map(String::as_str));
         }
-        let known = |span: &str| self.replies.ids(span);
-        Ok(tok.with_bos(tok.encode_prompt(&text, &spans, &known)?))
+        Ok(tok.with_bos(tok.encode_prompt(&text, &spans)?))
     }
 }
 
@@ -394,28 +389,12 @@ impl Job {
         result
     }
 
-    /// Generates into `tokens` and `cache`, streaming the text; each run of reply text (the
-    /// reasoning, the answer) is kept with its ids for the next turn's prompt.
     fn decode(
         &self,
         decoder: &mut Decoder,
         tokens: &mut Vec<u32>,
         cache: &mut KvCache,
         clock: &mut StatsClock,
-    ) -> (FinishReason, Option<EngineError>) {
-        let mut run = Run::default();
-        let out = self.decode_runs(decoder, tokens, cache, clock, &mut run);
-        self.chat.replies.record(&self.chat.tokenizer, run);
-        out
-    }
-
-    fn decode_runs(
-        &self,
-        decoder: &mut Decoder,
-        tokens: &mut Vec<u32>,
-        cache: &mut KvCache,
-        clock: &mut StatsClock,
-        run: &mut Run,
     ) -> (FinishReason, Option<EngineError>) {
         let chat = &self.chat;
         let fail = |e: String| (FinishReason::Error, Some(EngineError::Generation(e)));
@@ -453,14 +432,12 @@ impl Job {
                 tokens.push(next);
                 if Some(next) == chat.think_open || Some(next) == chat.think_close {
                     in_reasoning = Some(next) == chat.think_open;
-                    chat.replies.record(&chat.tokenizer, std::mem::take(run));
                     continue;
                 }
                 let text = match text_decoder.push(&chat.tokenizer, next) {
                     Ok(t) => t,
                     Err(e) => return fail(e.to_string()),
                 };
-                run.push(next, &text);
                 if !text.is_empty() {
                     let ev = if in_reasoning {
                         EngineEvent::Reasoning(text)

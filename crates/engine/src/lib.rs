@@ -30,7 +30,6 @@ pub mod prompt_cache;
 pub mod queue;
 pub mod reasoning;
 pub mod remote;
-mod replies;
 pub mod scripted;
 mod stats;
 

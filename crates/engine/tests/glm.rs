@@ -376,21 +376,25 @@ async fn turn(
     panic!("no Finished event");
 }
 
-/// A conversation's next turn starts from the previous one's cache: everything up to the end
-/// of the reply is reused — the reply's tokens as they were generated, even where its text
-/// would tokenize differently — so only the new message is computed.
+/// A conversation's next turn starts from the previous one's cache: on a model whose replies
+/// re-encode to the ids that were sampled (a trained model's almost always do: the default
+/// model, and the llama fixture here), everything up to the end of the reply is reused and
+/// only the new message is computed. The prompt is always the text's own encoding, so an answer
+/// never depends on what happens to be cached (`localglm-server`'s agent test checks warm =
+/// cold); the random-weight GLM fixture's gibberish re-encodes differently, and its reuse ends
+/// at the reply.
 #[tokio::test]
 async fn the_next_turn_reuses_the_whole_previous_exchange() {
     let engine = AutoEngine::new();
     let mut models = vec![
-        (fixture("tiny-f32.gguf"), Some(true)),
-        (fixture("tiny-llama-q.gguf"), None),
+        (fixture("tiny-f32.gguf"), Some(true), false),
+        (fixture("tiny-llama-q.gguf"), None, true),
     ];
     let default = localglm_models::Library::from_env().default_model_path();
     if default.exists() {
-        models.push((default, None));
+        models.push((default, None, true));
     }
-    for (path, thinking) in models {
+    for (path, thinking, whole) in models {
         engine.load(LoadSpec::new(&path)).await.unwrap();
         let mut first = request("Tell me a story about a cat.", thinking, 40);
         first.clear_thinking = Some(false);
@@ -410,13 +414,12 @@ async fn the_next_turn_reuses_the_whole_previous_exchange() {
             s1.generated_tokens,
             s2.prompt_tokens
         );
-        // (The last sampled token — the end of the turn, or one past max_tokens — is never fed.)
-        assert!(
-            cached + 1 >= s1.prompt_tokens + s1.generated_tokens,
-            "{}: {cached} of {} + {}",
-            path.display(),
-            s1.prompt_tokens,
-            s1.generated_tokens
-        );
+        // At least the first turn's prompt; with `whole`, its reply too (but the last sampled
+        // token — the end of the turn, or one past max_tokens — which is never fed).
+        let want = match whole {
+            true => s1.prompt_tokens + s1.generated_tokens - 1,
+            false => s1.prompt_tokens,
+        };
+        assert!(cached >= want, "{}: {cached} < {want}", path.display());
     }
 }

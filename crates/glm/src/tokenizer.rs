@@ -258,16 +258,8 @@ impl GlmTokenizer {
 
     /// A rendered prompt in which the given spans (message contents, in order) are user text:
     /// those are encoded without special matching, the template around them with it. A span
-    /// the template wrote stripped of its surrounding whitespace is found as such. `known`
-    /// gives the ids of a span that was generated (a past reply, as its tokens were sampled:
-    /// byte-level BPE does not always re-encode generated text to the same ids, and the cache
-    /// of the previous turn holds the generated ones).
-    pub fn encode_prompt(
-        &self,
-        rendered: &str,
-        user_spans: &[&str],
-        known: &dyn Fn(&str) -> Option<Vec<u32>>,
-    ) -> Result<Vec<u32>, GlmError> {
+    /// the template wrote stripped of its surrounding whitespace is found as such.
+    pub fn encode_prompt(&self, rendered: &str, user_spans: &[&str]) -> Result<Vec<u32>, GlmError> {
         let mut out = Vec::new();
         let mut pos = 0;
         for span in user_spans.iter().filter(|s| !s.is_empty()) {
@@ -279,10 +271,7 @@ impl GlmTokenizer {
                 continue;
             };
             out.extend(self.encode_with_specials(&rendered[pos..at])?);
-            match known(span) {
-                Some(ids) => out.extend(ids),
-                None => out.extend(self.encode_text(span)?),
-            }
+            out.extend(self.encode_text(span)?);
             pos = at + span.len();
         }
         out.extend(self.encode_with_specials(&rendered[pos..])?);

@@ -75,7 +75,7 @@ fn prompt_encoding_keeps_user_text_plain() {
     let (_, tok) = load();
     let rendered = "[gMASK]<sop><|user|>say <|user|> literally<|assistant|><think>";
     let ids = tok
-        .encode_prompt(rendered, &["say <|user|> literally"], &|_| None)
+        .encode_prompt(rendered, &["say <|user|> literally"])
         .unwrap();
     let user = tok.special_id("<|user|>").unwrap();
     assert_eq!(ids.iter().filter(|&&i| i == user).count(), 1);
@@ -164,29 +164,15 @@ fn a_broken_template_names_the_model() {
 }
 
 /// A message the template wrote stripped of its surrounding whitespace is still found (and
-/// kept plain), and a span with known ids (a generated reply) gets exactly those ids.
+/// kept plain: its special-looking text is not a special token).
 #[test]
-fn prompt_encoding_finds_stripped_spans_and_uses_known_ids() {
+fn prompt_encoding_finds_stripped_spans() {
     let (_, tok) = load();
     let rendered = "[gMASK]<sop><|user|>hi <|user|><|assistant|>ab<|user|>next";
     let spans = ["  hi <|user|>\n", "ab", "next"];
-    let known = |s: &str| {
-        (s == "ab").then(|| {
-            tok.encode_text("a")
-                .unwrap()
-                .into_iter()
-                .chain(tok.encode_text("b").unwrap())
-                .collect()
-        })
-    };
-    let ids = tok.encode_prompt(rendered, &spans, &known).unwrap();
+    let ids = tok.encode_prompt(rendered, &spans).unwrap();
     let user = tok.special_id("<|user|>").unwrap();
     // The stripped user text's `<|user|>` stays plain: only the template's two are specials.
     assert_eq!(ids.iter().filter(|&&i| i == user).count(), 2);
     assert_eq!(tok.decode(&ids).unwrap(), rendered);
-    let split: Vec<u32> = known("ab").unwrap();
-    assert!(
-        ids.windows(split.len()).any(|w| w == split.as_slice()),
-        "{ids:?}"
-    );
 }
