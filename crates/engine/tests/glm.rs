@@ -37,23 +37,8 @@ fn request(text: &str, thinking: Option<bool>, max_tokens: u32) -> GenerateReque
 }
 
 async fn collect(engine: &AutoEngine, req: GenerateRequest) -> (String, String, FinishReason, u32) {
-    let mut g = engine.generate(req).await.unwrap();
-    let (mut reasoning, mut content) = (String::new(), String::new());
-    while let Some(ev) = g.events.next().await {
-        match ev {
-            EngineEvent::Reasoning(t) => reasoning.push_str(&t),
-            EngineEvent::Content(t) => content.push_str(&t),
-            EngineEvent::Finished {
-                reason,
-                stats,
-                error,
-            } => {
-                assert!(error.is_none(), "{error:?}");
-                return (reasoning, content, reason, stats.generated_tokens);
-            }
-        }
-    }
-    panic!("no Finished event");
+    let (reasoning, content, reason, stats) = turn(engine, req).await;
+    (reasoning, content, reason, stats.generated_tokens)
 }
 
 #[tokio::test]
@@ -356,20 +341,29 @@ async fn mtp_drafting_gives_the_same_greedy_text_and_reports_its_drafts() {
     }
 }
 
-/// One generation's reasoning, content and stats.
+/// One generation's reasoning, content, finish reason and stats.
 async fn turn(
     engine: &AutoEngine,
     req: GenerateRequest,
-) -> (String, String, localglm_protocol::GenerationStats) {
+) -> (
+    String,
+    String,
+    FinishReason,
+    localglm_protocol::GenerationStats,
+) {
     let mut g = engine.generate(req).await.unwrap();
     let (mut reasoning, mut content) = (String::new(), String::new());
     while let Some(ev) = g.events.next().await {
         match ev {
             EngineEvent::Reasoning(t) => reasoning.push_str(&t),
             EngineEvent::Content(t) => content.push_str(&t),
-            EngineEvent::Finished { stats, error, .. } => {
+            EngineEvent::Finished {
+                reason,
+                stats,
+                error,
+            } => {
                 assert!(error.is_none(), "{error:?}");
-                return (reasoning, content, stats);
+                return (reasoning, content, reason, stats);
             }
         }
     }
@@ -398,14 +392,14 @@ async fn the_next_turn_reuses_the_whole_previous_exchange() {
         engine.load(LoadSpec::new(&path)).await.unwrap();
         let mut first = request("Tell me a story about a cat.", thinking, 40);
         first.clear_thinking = Some(false);
-        let (reasoning, content, s1) = turn(&engine, first.clone()).await;
+        let (reasoning, content, _, s1) = turn(&engine, first.clone()).await;
         let mut second = first.clone();
         second.messages.push(ChatTurn {
             reasoning: (!reasoning.is_empty()).then_some(reasoning),
             ..ChatTurn::new(Role::Assistant, content)
         });
         second.messages.push(ChatTurn::new(Role::User, "And then?"));
-        let (_, _, s2) = turn(&engine, second).await;
+        let (_, _, _, s2) = turn(&engine, second).await;
         let cached = s2.cached_tokens.unwrap_or(0);
         eprintln!(
             "{}: turn 1 {} prompt + {} generated; turn 2 {} prompt, {cached} reused",

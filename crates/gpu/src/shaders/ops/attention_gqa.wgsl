@@ -29,16 +29,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         U[sc + t] = bitcast<u32>(s);
         mx = max(mx, s);
     }
-    mx = wg_max(mx, lid);
-    var sum = 0.0;
-    for (var t = lid; t < visible; t += WG) {
-        let e = exp(bitcast<f32>(U[sc + t]) - mx);
-        U[sc + t] = bitcast<u32>(e);
-        sum += e;
-    }
-    sum = reduce(sum, lid);
-    storageBarrier();
-    workgroupBarrier();
+    let sum = softmax_exp(sc, visible, mx, lid);
     let out = Q.p2.w + (i * heads + h) * hd;
     for (var c = lid; c < hd; c += WG) {
         var acc = 0.0;

@@ -23,6 +23,23 @@ fn pf(v: u32) -> f32 {
 
 // `red` and the workgroup sum `reduce(v, lid)` come from reduce_shared.wgsl, added after this.
 
+// Attention's softmax over the scores U[sc .. sc + n] (stored as f32 bits; `mx` the largest
+// this invocation saw): each becomes exp(s − max) in place, visible to the whole workgroup
+// after the call, and their sum is returned. Every invocation must call it.
+fn softmax_exp(sc: u32, n: u32, mx: f32, lid: u32) -> f32 {
+    let m = wg_max(mx, lid);
+    var sum = 0.0;
+    for (var t = lid; t < n; t += WG) {
+        let e = exp(bitcast<f32>(U[sc + t]) - m);
+        U[sc + t] = bitcast<u32>(e);
+        sum += e;
+    }
+    sum = reduce(sum, lid);
+    storageBarrier();
+    workgroupBarrier();
+    return sum;
+}
+
 // Workgroup maximum; every invocation must call it.
 fn wg_max(v: f32, lid: u32) -> f32 {
     red[lid] = v;
