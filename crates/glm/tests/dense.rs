@@ -113,13 +113,7 @@ fn dense_prefill_then_decode_equals_one_prefill_and_half_caches_stay_close() {
     for stem in STEMS {
         for kv in [KvType::F32, KvType::Q8_0, KvType::F16, KvType::BF16] {
             let model = open(stem, Activations::F32, kv);
-            let case = cases(stem)
-                .into_iter()
-                .max_by_key(|c| c.tokens.len())
-                .unwrap();
-            let (full, got) = prefill_and_decode(&model, &case.tokens);
-            let (diff, _) = compare(&got, &full);
-            let tol = 1e-4 * scale(&full);
+            let (case, full, diff, tol) = decode_vs_prefill(&model, stem);
             assert!(diff <= tol, "{stem} {kv:?}: decode vs prefill {diff}");
             if matches!(kv, KvType::F16 | KvType::BF16) {
                 let (diff, _) = compare(&full, &case.logits);
@@ -168,16 +162,23 @@ fn dense_models_match_transformers_on_the_gpu() {
                     _ => {}
                 }
             }
-            let case = cases(stem)
-                .into_iter()
-                .max_by_key(|c| c.tokens.len())
-                .unwrap();
-            let (full, got) = prefill_and_decode(&model, &case.tokens);
-            let (diff, _) = compare(&got, &full);
-            let tol = 1e-4 * scale(&full);
+            let (_, _, diff, tol) = decode_vs_prefill(&model, stem);
             assert!(diff <= tol, "GPU {stem} {kv:?}: decode vs prefill {diff}");
         }
     }
+}
+
+/// On `stem`'s longest case: the case, the logits of one prefill, how far prefill then
+/// token-by-token decoding is from them, and the bound (1e-4 of their scale).
+fn decode_vs_prefill(model: &Model, stem: &str) -> (common::Case, Vec<Vec<f32>>, f32, f32) {
+    let case = cases(stem)
+        .into_iter()
+        .max_by_key(|c| c.tokens.len())
+        .unwrap();
+    let (full, got) = prefill_and_decode(model, &case.tokens);
+    let (diff, _) = compare(&got, &full);
+    let tol = 1e-4 * scale(&full);
+    (case, full, diff, tol)
 }
 
 #[test]
