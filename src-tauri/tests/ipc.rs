@@ -288,6 +288,7 @@ fn the_app_and_the_local_api_share_one_queue() {
         reasoning: Vec::new(),
         content: Script::tokens("one two three four five six seven eight nine ten"),
         token_delay: Duration::from_millis(100),
+        burst: 1,
         fail_with: None,
     })));
     wait_ready(&h);

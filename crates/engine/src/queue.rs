@@ -207,6 +207,7 @@ mod tests {
             reasoning: Vec::new(),
             content: Script::tokens(&r.messages[0].content),
             token_delay: Duration::from_millis(20),
+            burst: 1,
             fail_with: None,
         }));
         inner.load(LoadSpec::new("/m/q.gguf")).await.unwrap();

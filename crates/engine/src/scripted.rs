@@ -18,6 +18,9 @@ pub struct Script {
     pub reasoning: Vec<String>,
     pub content: Vec<String>,
     pub token_delay: Duration,
+    /// Tokens sent per `token_delay` (1: one token per delay; more: bursts, for rates past the
+    /// timer's resolution).
+    pub burst: usize,
     /// End with an error after the scripted tokens instead of a normal stop.
     pub fail_with: Option<String>,
 }
@@ -76,6 +79,9 @@ impl Script {
                 reasoning.push_str(&format!(" step{i}"));
             }
         }
+        if let Some(tokens) = render_bench_size(&last) {
+            return Self::render_bench(tokens);
+        }
         let content = match Self::tool_turn(request) {
             Some(tokens) => tokens,
             None => Self::tokens(&content),
@@ -84,9 +90,65 @@ impl Script {
             reasoning: Self::tokens(&reasoning),
             content,
             token_delay: Duration::from_millis(15),
+            burst: 1,
             fail_with: None,
         }
     }
+
+    /// The render benchmark's reply: about `tokens` answer tokens of Markdown (headings,
+    /// paragraphs with inline markup, lists, code blocks, tables) after a reasoning trace of a
+    /// tenth of that, streamed at ~8 tokens per millisecond (faster than any local model).
+    pub fn render_bench(tokens: usize) -> Script {
+        let mut reasoning = String::new();
+        let mut step = 0;
+        while Self::tokens(&reasoning).len() < tokens / 10 {
+            step += 1;
+            reasoning.push_str(&format!(
+                "Step {step}: weigh the next part of the answer, check it against the question \
+                 and note what is still missing.\n"
+            ));
+        }
+        let mut content = String::new();
+        let mut i = 0;
+        while Self::tokens(&content).len() < tokens {
+            i += 1;
+            content.push_str(&format!(
+                "## Part {i}\n\nThis part explains **item {i}** with `inline_code({i})`, a \
+                 [link](https://example.com/{i}) and *some emphasis*, then lists, code and a \
+                 table, as a long answer from a model would.\n\n\
+                 - first point of part {i}\n- second point, with **bold** text\n  - a nested \
+                 point\n- third point\n\n\
+                 1. step one\n2. step two\n\n\
+                 ```rust\nfn part_{i}(x: u64) -> u64 {{\n    let y = x * {i};\n    \
+                 if y > 100 {{ y - 1 }} else {{ y + 1 }}\n}}\n```\n\n\
+                 | name | value | note |\n|---|---:|---|\n| a{i} | {i} | first |\n\
+                 | b{i} | {} | second |\n\n> A quote to close part {i}.\n\n",
+                i * 2
+            ));
+        }
+        Script {
+            reasoning: Self::tokens(&reasoning),
+            content: Self::tokens(&content),
+            token_delay: Duration::from_millis(1),
+            burst: 8,
+            fail_with: None,
+        }
+    }
+}
+
+/// The fake's context length: 8192, or `LOCALGLM_SCRIPTED_CONTEXT` (the render benchmark's
+/// 30k-token answer needs more).
+fn scripted_context() -> u32 {
+    std::env::var("LOCALGLM_SCRIPTED_CONTEXT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8192)
+}
+
+/// `render-bench N` in a message asks for the render benchmark's reply of N tokens.
+fn render_bench_size(message: &str) -> Option<usize> {
+    let rest = message.split("render-bench").nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
 }
 
 impl Script {
@@ -173,7 +235,7 @@ impl Engine for ScriptedEngine {
             size_bytes: 0.0,
             backend: self.backend().into(),
             architecture: Some("scripted".into()),
-            context_length: Some(8192),
+            context_length: Some(scripted_context()),
             quant: None,
             supports_thinking: true,
             effort_levels: vec!["high".into(), "max".into()],
@@ -217,9 +279,14 @@ impl Engine for ScriptedEngine {
                     reason = FinishReason::Length;
                     break;
                 }
-                tokio::select! {
-                    _ = token.cancelled() => { reason = FinishReason::Cancelled; break; }
-                    _ = tokio::time::sleep(script.token_delay) => {}
+                if i % script.burst.max(1) == 0 {
+                    tokio::select! {
+                        _ = token.cancelled() => { reason = FinishReason::Cancelled; break; }
+                        _ = tokio::time::sleep(script.token_delay) => {}
+                    }
+                } else if token.is_cancelled() {
+                    reason = FinishReason::Cancelled;
+                    break;
                 }
                 clock.tokens(1);
                 if matches!(ev, EngineEvent::Reasoning(_)) {
@@ -331,6 +398,29 @@ mod tests {
         let (_, content, fin) = collect(g).await;
         assert_eq!(fin, FinishReason::Cancelled);
         assert!(content.len() < 200);
+    }
+
+    #[test]
+    fn the_render_bench_reply_is_long_markdown() {
+        let r = req("render-bench 3000", 10);
+        let s = Script::echo(&r);
+        assert!(
+            (3000..3300).contains(&s.content.len()),
+            "{}",
+            s.content.len()
+        );
+        assert!(s.reasoning.len() >= 300);
+        let text = s.content.concat();
+        for part in [
+            "## Part 1\n",
+            "```rust\n",
+            "|---|---:|---|",
+            "- first point",
+            "> A quote",
+        ] {
+            assert!(text.contains(part), "{part}");
+        }
+        assert_eq!(render_bench_size("please render-bench x"), None);
     }
 
     #[test]
