@@ -79,11 +79,12 @@ describe('App', () => {
 
     backend.channel!.onmessage({ event: 'started', generation_id: 'g1', model: 'Tiny' });
     backend.channel!.onmessage({ event: 'reasoning', delta: 'pondering' });
-    backend.channel!.onmessage({ event: 'content', delta: 'Sure', html: '<p>Sure</p>' });
+    backend.channel!.onmessage({ event: 'content', delta: 'Sure', append_html: '', live_html: '<p>Sure</p>', reset_html: false });
     await waitFor(() => expect(screen.getAllByTestId('message')).toHaveLength(4));
     const streaming = screen.getAllByTestId('message')[3];
     expect(streaming).toHaveAttribute('data-id', 'a2');
-    expect(within(streaming).getByTestId('message-content').innerHTML).toBe('<p>Sure</p>');
+    // Deltas are drawn on the next frame.
+    await waitFor(() => expect(within(streaming).getByTestId('message-content').innerHTML).toBe('<!--live--><p>Sure</p>'));
     expect(within(streaming).getByTestId('reasoning')).toHaveTextContent('pondering');
 
     backend.channel!.onmessage({

@@ -8,6 +8,9 @@
 //! * A sink sees `started`, deltas, then exactly one `done` or `error`.
 //! * Deltas are coalesced to at most one flush per [`FLUSH_INTERVAL`], so long answers stay
 //!   smooth in the webview; a pending delta is never held longer than that interval.
+//! * A flush renders only the answer's unfinished last block; finished blocks' HTML is sent
+//!   once (`localglm_markdown::StreamRenderer`), and the HTML sent adds up to the saved
+//!   message's.
 //! * At most one generation runs per conversation.
 
 use futures::StreamExt;
@@ -392,16 +395,22 @@ impl ChatService {
         // Reasoning time: first reasoning delta → first answer delta after it (or the end).
         let (mut reasoning_start, mut reasoning_end): (Option<Instant>, Option<Instant>) =
             (None, None);
-        let flush = |pr: &mut String, pc: &mut String, content: &str| {
+        // Only the answer's last block is rendered again at each flush; finished blocks are
+        // sent once (a 30k-token answer would otherwise be rendered whole ~1000 times).
+        let mut html = localglm_markdown::StreamRenderer::new();
+        let mut flush = |pr: &mut String, pc: &mut String, content: &str| {
             if !pr.is_empty() {
                 sink(GenerationEvent::Reasoning {
                     delta: std::mem::take(pr),
                 });
             }
             if !pc.is_empty() {
+                let update = html.update(content);
                 sink(GenerationEvent::Content {
                     delta: std::mem::take(pc),
-                    html: localglm_markdown::render(content),
+                    append_html: update.append,
+                    live_html: update.live,
+                    reset_html: update.reset,
                 });
             }
         };

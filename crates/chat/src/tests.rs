@@ -114,12 +114,31 @@ async fn new_message_streams_in_order_and_is_saved() {
     assert!(message
         .html
         .contains("<strong>What is the capital of France?</strong>"));
-    // The last content event's html is the whole answer rendered.
-    let last_html = evs.iter().rev().find_map(|e| match e {
-        GenerationEvent::Content { html, .. } => Some(html.clone()),
-        _ => None,
-    });
-    assert_eq!(last_html.as_deref(), Some(message.html.as_str()));
+    // The HTML streamed (appended blocks, then the last live block) is the saved message's,
+    // and finished blocks were sent once, not the whole answer at each flush.
+    let (mut appended, mut live, mut sent) = (String::new(), String::new(), 0);
+    for e in &evs {
+        if let GenerationEvent::Content {
+            append_html,
+            live_html,
+            reset_html,
+            ..
+        } = e
+        {
+            if *reset_html {
+                appended.clear();
+            }
+            appended.push_str(append_html);
+            live.clone_from(live_html);
+            sent += append_html.len() + live_html.len();
+        }
+    }
+    assert_eq!(appended + &live, message.html);
+    assert!(
+        sent < 3 * message.html.len(),
+        "{sent} bytes of HTML sent for {}",
+        message.html.len()
+    );
 
     let stored = f.service.get(&conv.id).unwrap();
     assert_eq!(stored.title, "What is the capital of France?");

@@ -1,4 +1,5 @@
-//! Model output (Markdown) to HTML that is safe to assign to `innerHTML` in the webview.
+//! Model output (Markdown) to HTML that is safe to assign to `innerHTML` in the webview, whole
+//! ([`render`]) or while it streams ([`StreamRenderer`]: only what changed).
 //!
 //! Invariant: every string returned by [`render`] has passed through ammonia's allow-list
 //! sanitizer: no scripts, no event-handler attributes, no `javascript:`/`data:` links, no
@@ -6,6 +7,9 @@
 
 use pulldown_cmark::{html, Options, Parser};
 use std::sync::OnceLock;
+
+mod stream;
+pub use stream::{HtmlUpdate, StreamRenderer};
 
 fn sanitizer() -> &'static ammonia::Builder<'static> {
     static BUILDER: OnceLock<ammonia::Builder<'static>> = OnceLock::new();
@@ -20,13 +24,14 @@ fn sanitizer() -> &'static ammonia::Builder<'static> {
     })
 }
 
+/// The Markdown dialect: CommonMark plus tables, strikethrough and task lists.
+fn options() -> Options {
+    Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS
+}
+
 /// Renders Markdown (CommonMark plus tables, strikethrough and task lists) to sanitized HTML.
 pub fn render(markdown: &str) -> String {
-    let mut opts = Options::empty();
-    opts.insert(Options::ENABLE_TABLES);
-    opts.insert(Options::ENABLE_STRIKETHROUGH);
-    opts.insert(Options::ENABLE_TASKLISTS);
-    let parser = Parser::new_ext(markdown, opts);
+    let parser = Parser::new_ext(markdown, options());
     let mut unsafe_html = String::with_capacity(markdown.len() * 3 / 2);
     html::push_html(&mut unsafe_html, parser);
     sanitizer().clean(&unsafe_html).to_string()

@@ -318,8 +318,17 @@ pub enum GenerationEvent {
     },
     /// New reasoning text (plain text, append it).
     Reasoning { delta: String },
-    /// New answer text; `html` is the whole answer so far, rendered and sanitized.
-    Content { delta: String, html: String },
+    /// New answer text, and the answer's HTML (rendered and sanitized) as it changed: the
+    /// blocks that became final since the last event (`append_html`, to append once after the
+    /// earlier ones; after `reset_html`, in place of them) and the block still being written
+    /// (`live_html`, replacing the previous one). The appended HTML since the last reset
+    /// followed by the latest live HTML is always the whole answer's HTML.
+    Content {
+        delta: String,
+        append_html: String,
+        live_html: String,
+        reset_html: bool,
+    },
     /// The generation ended; the assistant message is saved.
     Done {
         message: MessageView,

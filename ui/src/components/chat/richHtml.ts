@@ -2,11 +2,13 @@
 //! gets a Copy button. The HTML comes from the backend's Markdown renderer (pulldown-cmark +
 //! ammonia), which is the XSS boundary; this action never builds HTML from strings itself.
 
+import type { StreamedHtml } from '../../lib/stores/chat';
+
 const BUTTON_CLASS = 'copy-code';
 const RESET_AFTER_MS = 1500;
 
 /** Adds a Copy button to each `pre` that holds a `code` element and has none yet. */
-export function addCopyButtons(root: HTMLElement): void {
+export function addCopyButtons(root: HTMLElement | DocumentFragment): void {
   for (const pre of root.querySelectorAll('pre')) {
     if (!pre.querySelector(':scope > code') || pre.querySelector(`:scope > button.${BUTTON_CLASS}`)) continue;
     const button = document.createElement('button');
@@ -32,15 +34,66 @@ async function copyFrom(button: HTMLButtonElement): Promise<void> {
   }, RESET_AFTER_MS);
 }
 
-/** `use:richHtml={html}`: assigns `html` to `innerHTML` (only when it changed) and adds Copy buttons. */
-export function richHtml(node: HTMLElement, html: string) {
-  let shown: string | null = null;
-  const show = (next: string) => {
-    if (next === shown) return;
-    shown = next;
+/** Parses sanitized HTML as `innerHTML` does (scripts inert) into a fragment with Copy buttons. */
+function fragment(html: string): DocumentFragment {
+  const holder = document.createElement('div');
+  holder.innerHTML = html;
+  const out = document.createDocumentFragment();
+  out.append(...holder.childNodes);
+  addCopyButtons(out);
+  return out;
+}
+
+/**
+ * `use:richHtml={html}`: shows backend-sanitized HTML and adds Copy buttons.
+ *
+ * A whole string is assigned to `innerHTML` (only when it changed). A streaming answer
+ * (`StreamedHtml`) is shown incrementally: blocks that became final are parsed and appended
+ * once, before a marker; only the live block after the marker is replaced. So each update costs
+ * the new HTML, not the whole answer, and the final whole HTML (the saved message), equal to
+ * what was streamed, changes nothing in the page.
+ */
+export function richHtml(node: HTMLElement, html: string | StreamedHtml) {
+  let whole: string | null = null;
+  // The streamed state: the marker before the live block's nodes, blocks shown, their HTML.
+  let marker: Comment | null = null;
+  let resets = 0;
+  let blocks = 0;
+  let appended = '';
+  let live = '';
+
+  const showWhole = (next: string) => {
+    if (marker !== null && next === appended + live) {
+      whole = next; // the streamed answer, now saved: already on screen
+      return;
+    }
+    if (marker === null && next === whole) return;
+    whole = next;
+    marker = null;
     node.innerHTML = next;
     addCopyButtons(node);
   };
+
+  const showStream = (next: StreamedHtml) => {
+    if (marker === null || next.resets !== resets || next.blocks.length < blocks) {
+      node.replaceChildren();
+      marker = document.createComment('live');
+      node.append(marker);
+      [resets, blocks, appended, live, whole] = [next.resets, 0, '', '', null];
+    }
+    for (; blocks < next.blocks.length; blocks++) {
+      marker.before(fragment(next.blocks[blocks]));
+      appended += next.blocks[blocks];
+    }
+    if (next.live !== live) {
+      while (marker.nextSibling) marker.nextSibling.remove();
+      node.append(fragment(next.live));
+      live = next.live;
+    }
+  };
+
+  const show = (next: string | StreamedHtml) => (typeof next === 'string' ? showWhole(next) : showStream(next));
+
   const onClick = (event: MouseEvent) => {
     const target = event.target;
     if (!(target instanceof Element)) return;

@@ -7,4 +7,4 @@ import type { MessageView } from "./MessageView";
  * Events of one generation, streamed over its own IPC channel, in this order:
  * `started`, any number of `reasoning` / `content` deltas, then exactly one of `done` / `error`.
  */
-export type GenerationEvent = { "event": "started", generation_id: string, model: string, } | { "event": "reasoning", delta: string, } | { "event": "content", delta: string, html: string, } | { "event": "done", message: MessageView, finish_reason: FinishReason, } | { "event": "error", error: AppError, message: MessageView | null, };
+export type GenerationEvent = { "event": "started", generation_id: string, model: string, } | { "event": "reasoning", delta: string, } | { "event": "content", delta: string, append_html: string, live_html: string, reset_html: boolean, } | { "event": "done", message: MessageView, finish_reason: FinishReason, } | { "event": "error", error: AppError, message: MessageView | null, };

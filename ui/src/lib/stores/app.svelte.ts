@@ -4,6 +4,8 @@
 //! runs at a time (`generation`); events of a generation are applied to the chat of the
 //! conversation that started it, also when the user has switched to another conversation
 //! meanwhile (that chat is parked in `parked` until the generation ends or the user returns).
+//! Streamed deltas are applied at most once per frame (all that arrived since the last one), so
+//! a window slower than the stream never falls behind it one event at a time.
 
 import type { AppError } from '../bindings/AppError';
 import type { AppInfo } from '../bindings/AppInfo';
@@ -40,7 +42,22 @@ export interface ActiveGeneration {
   stopRequested: boolean;
 }
 
+/** Runs `apply` before the next frame is drawn (or within 100 ms where frames are not drawn). */
+export function nextFrame(apply: () => void): void {
+  let ran = false;
+  const once = () => {
+    if (ran) return;
+    ran = true;
+    apply();
+  };
+  if (typeof requestAnimationFrame === 'function') requestAnimationFrame(once);
+  setTimeout(once, 100);
+}
+
 export class AppStore {
+  /** `schedule` decides when buffered stream deltas are applied: by default once per frame. */
+  constructor(private readonly schedule: (apply: () => void) => void = nextFrame) {}
+
   info = $state.raw<AppInfo | null>(null);
   settings = $state.raw<Settings | null>(null);
   modelStatus = $state.raw<ModelStatus>({ state: 'none' });
@@ -519,7 +536,15 @@ export class AppStore {
     }
   }
 
+  /** Stream deltas received and not yet applied, in order. */
+  private deltas: { conversationId: string; event: GenerationEvent }[] = [];
+
   private onEvent(conversationId: string, event: GenerationEvent): void {
+    if (event.event === 'reasoning' || event.event === 'content') {
+      if (this.deltas.push({ conversationId, event }) === 1) this.schedule(() => this.applyDeltas());
+      return;
+    }
+    this.applyDeltas();
     this.updateChatOf(conversationId, (chat) => applyEvent(chat, event, Date.now()));
     if (event.event === 'started') {
       this.learnGenerationId(conversationId, event.generation_id);
@@ -528,6 +553,18 @@ export class AppStore {
       if (this.parked?.conversationId === conversationId) this.parked = null;
       if (event.event === 'error') this.showError(event.error);
       void this.refreshConversations();
+    }
+  }
+
+  /** Applies the buffered deltas: each chat changes once, however many arrived. */
+  private applyDeltas(): void {
+    const deltas = this.deltas;
+    if (deltas.length === 0) return;
+    this.deltas = [];
+    const now = Date.now();
+    for (const id of new Set(deltas.map((d) => d.conversationId))) {
+      const mine = deltas.filter((d) => d.conversationId === id);
+      this.updateChatOf(id, (chat) => mine.reduce((c, d) => applyEvent(c, d.event, now), chat));
     }
   }
 

@@ -85,6 +85,9 @@ vi.mock('../ipc', async () => {
 const ipc = await import('../ipc');
 const { AppStore } = await import('./app.svelte');
 
+/** Applies streamed deltas as they come (the window applies them once per frame). */
+const atOnce = (apply: () => void) => apply();
+
 function emit(event: GenerationEvent) {
   fake.onEvent?.(event);
 }
@@ -97,7 +100,7 @@ beforeEach(() => {
 
 describe('AppStore', () => {
   it('loads info, settings, model status and conversations, and opens the most recent', async () => {
-    const store = new AppStore();
+    const store = new AppStore(atOnce);
     await store.init();
     expect(store.info?.version).toBe('0.1.0');
     expect(store.settings?.sampling.max_tokens).toBe(64);
@@ -109,7 +112,7 @@ describe('AppStore', () => {
   });
 
   it('follows model-status events and shows load failures in the banner', async () => {
-    const store = new AppStore();
+    const store = new AppStore(atOnce);
     await store.init();
     const failed: ModelStatus = {
       state: 'failed',
@@ -123,7 +126,7 @@ describe('AppStore', () => {
   });
 
   it('offers Load anyway for a model refused at start for not fitting', async () => {
-    const store = new AppStore();
+    const store = new AppStore(atOnce);
     await store.init();
     fake.modelListener?.({
       state: 'failed',
@@ -138,7 +141,7 @@ describe('AppStore', () => {
   it('does not let a stale model_status answer overwrite a newer event', async () => {
     let answer: (status: unknown) => void = () => {};
     vi.mocked(ipc.modelStatus).mockImplementationOnce(() => new Promise((resolve) => (answer = resolve as typeof answer)));
-    const store = new AppStore();
+    const store = new AppStore(atOnce);
     const starting = store.init();
     await vi.waitFor(() => expect(fake.modelListener).not.toBeNull());
     fake.modelListener?.({ state: 'ready', model: { name: 'M', path: '/m.gguf', size_bytes: 1, backend: 'x', architecture: null, context_length: null } });
@@ -148,7 +151,7 @@ describe('AppStore', () => {
   });
 
   it('streams a reply, then refreshes the list for the new title', async () => {
-    const store = new AppStore();
+    const store = new AppStore(atOnce);
     await store.init();
     const sending = store.send('how are you?');
     // The user message shows before the backend answers.
@@ -158,8 +161,13 @@ describe('AppStore', () => {
 
     emit({ event: 'started', generation_id: 'g1', model: 'tiny' });
     emit({ event: 'reasoning', delta: 'thinking' });
-    emit({ event: 'content', delta: 'Fine', html: '<p>Fine</p>' });
-    expect(store.messages.at(-1)).toMatchObject({ key: 'a2', streaming: true, html: '<p>Fine</p>', reasoning: 'thinking' });
+    emit({ event: 'content', delta: 'Fine', append_html: '', live_html: '<p>Fine</p>', reset_html: false });
+    expect(store.messages.at(-1)).toMatchObject({
+      key: 'a2',
+      streaming: true,
+      html: { blocks: [], live: '<p>Fine</p>', resets: 0 },
+      reasoning: 'thinking',
+    });
 
     emit({ event: 'done', message: assistantMessage('a2', 'Fine', { reasoning: 'thinking' }), finish_reason: 'stop' });
     expect(store.generation).toBeNull();
@@ -169,7 +177,7 @@ describe('AppStore', () => {
 
   it('creates a conversation when sending with none selected', async () => {
     vi.mocked(ipc.listConversations).mockResolvedValueOnce([]);
-    const store = new AppStore();
+    const store = new AppStore(atOnce);
     await store.init();
     expect(store.chat.conversationId).toBeNull();
     await store.send('first');
@@ -187,7 +195,7 @@ describe('AppStore', () => {
 
   it('restores the view and shows the error when the send is refused', async () => {
     vi.mocked(ipc.sendMessage).mockRejectedValueOnce({ kind: 'no_model', message: 'No model loaded.', detail: null });
-    const store = new AppStore();
+    const store = new AppStore(atOnce);
     await store.init();
     expect(await store.send('hello?')).toBe(false);
     expect(store.messages.map((m) => m.id)).toEqual(['u1', 'a1']);
@@ -196,7 +204,7 @@ describe('AppStore', () => {
   });
 
   it('regenerates in place', async () => {
-    const store = new AppStore();
+    const store = new AppStore(atOnce);
     await store.init();
     vi.mocked(ipc.sendMessage).mockImplementationOnce(async (_request, onEvent) => {
       fake.onEvent = onEvent as (event: unknown) => void;
@@ -215,7 +223,7 @@ describe('AppStore', () => {
       await new Promise<void>((resolve) => (release = resolve));
       return { generation_id: 'g1', user_message: userMessage('u2', 'q'), assistant_message_id: 'a2' };
     });
-    const store = new AppStore();
+    const store = new AppStore(atOnce);
     await store.init();
     const sending = store.send('q');
     await store.stop();
@@ -226,21 +234,41 @@ describe('AppStore', () => {
   });
 
   it('keeps streaming into a conversation the user left, and shows it on return', async () => {
-    const store = new AppStore();
+    const store = new AppStore(atOnce);
     await store.init();
     await store.send('long question');
-    emit({ event: 'content', delta: 'Part', html: '<p>Part</p>' });
+    emit({ event: 'content', delta: 'Part', append_html: '', live_html: '<p>Part</p>', reset_html: false });
     await store.select('c1');
     expect(store.generatingHere).toBe(false);
     expect(store.messages).toEqual([]);
-    emit({ event: 'content', delta: ' two', html: '<p>Part two</p>' });
+    emit({ event: 'content', delta: ' two', append_html: '', live_html: '<p>Part two</p>', reset_html: false });
     await store.select('c2');
     expect(store.generatingHere).toBe(true);
-    expect(store.messages.at(-1)?.html).toBe('<p>Part two</p>');
+    expect(store.messages.at(-1)?.html).toEqual({ blocks: [], live: '<p>Part two</p>', resets: 0 });
+  });
+
+  it('applies the deltas that arrived within a frame together, and all of them before done', async () => {
+    const frames: (() => void)[] = [];
+    const store = new AppStore((apply) => frames.push(apply));
+    await store.init();
+    await store.send('q');
+    emit({ event: 'started', generation_id: 'g1', model: 'tiny' });
+    emit({ event: 'reasoning', delta: 'hm' });
+    emit({ event: 'content', delta: 'A', append_html: '', live_html: '<p>A</p>', reset_html: false });
+    emit({ event: 'content', delta: 'B', append_html: '', live_html: '<p>AB</p>', reset_html: false });
+    expect(frames).toHaveLength(1); // one frame scheduled for three deltas
+    expect(store.messages.at(-1)?.text).toBe('');
+    frames[0]();
+    expect(store.messages.at(-1)).toMatchObject({ text: 'AB', reasoning: 'hm', html: { live: '<p>AB</p>' } });
+    emit({ event: 'content', delta: 'C', append_html: '<p>ABC</p>', live_html: '', reset_html: false });
+    emit({ event: 'done', message: assistantMessage('a2', 'ABC', { reasoning: 'hm' }), finish_reason: 'stop' });
+    expect(store.messages.at(-1)).toMatchObject({ id: 'a2', text: 'ABC', streaming: false });
+    frames[1](); // the frame scheduled before done finds nothing left to apply
+    expect(store.messages.at(-1)).toMatchObject({ id: 'a2', text: 'ABC', streaming: false });
   });
 
   it('shows generation errors in the banner and keeps the partial message', async () => {
-    const store = new AppStore();
+    const store = new AppStore(atOnce);
     await store.init();
     await store.send('q');
     const partial = assistantMessage('a2', 'Par', { finish_reason: 'error' });
@@ -251,7 +279,7 @@ describe('AppStore', () => {
   });
 
   it('restores the thinking controls a conversation last used', async () => {
-    const store = new AppStore();
+    const store = new AppStore(atOnce);
     await store.init();
     expect(store.thinking).toBe(true);
     await store.select('c1');
@@ -261,7 +289,7 @@ describe('AppStore', () => {
   });
 
   it('sends with the chosen preset, whose thinking setting the composer takes over', async () => {
-    const store = new AppStore();
+    const store = new AppStore(atOnce);
     await store.init();
     store.setModelStatus({
       state: 'ready',
@@ -295,7 +323,7 @@ describe('AppStore', () => {
   });
 
   it('reports preset errors to the caller instead of the banner', async () => {
-    const store = new AppStore();
+    const store = new AppStore(atOnce);
     await store.init();
     const result = await store.importPresets('nonsense');
     expect(result).toMatchObject({ kind: 'invalid_request' });
@@ -303,7 +331,7 @@ describe('AppStore', () => {
   });
 
   it('renames and deletes conversations', async () => {
-    const store = new AppStore();
+    const store = new AppStore(atOnce);
     await store.init();
     await store.rename('c2', '  Renamed ');
     expect(ipc.renameConversation).toHaveBeenCalledWith('c2', 'Renamed');

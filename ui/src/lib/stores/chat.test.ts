@@ -9,6 +9,7 @@ import {
   beginSend,
   chatFromView,
   displayMessages,
+  hasHtml,
   truncateFor,
   type ChatState,
 } from './chat';
@@ -114,38 +115,52 @@ describe('applyEvent', () => {
       started,
       { event: 'reasoning', delta: 'Let me ' },
       { event: 'reasoning', delta: 'think.' },
-      { event: 'content', delta: 'The ', html: '<p>The</p>' },
-      { event: 'content', delta: 'answer', html: '<p>The answer</p>' },
+      { event: 'content', delta: 'The ', append_html: '', live_html: '<p>The</p>', reset_html: false },
+      { event: 'content', delta: 'answer', append_html: '', live_html: '<p>The answer</p>', reset_html: false },
     ]);
     expect(chat.pending).toMatchObject({
       reasoning: 'Let me think.',
       content: 'The answer',
-      html: '<p>The answer</p>',
+      html: { blocks: [], live: '<p>The answer</p>', resets: 0 },
       model: 'tiny',
       generationId: 'g1',
     });
     const row = displayMessages(chat).at(-1)!;
     expect(row.reasoning).toBe('Let me think.');
-    expect(row.html).not.toContain('think');
+    expect(JSON.stringify(row.html)).not.toContain('think');
     expect(row.text).not.toContain('think');
   });
 
   it('keeps reasoning out of the answer even when it arrives after content', () => {
     const chat = run(streaming(), [
       started,
-      { event: 'content', delta: 'A', html: '<p>A</p>' },
+      { event: 'content', delta: 'A', append_html: '', live_html: '<p>A</p>', reset_html: false },
       { event: 'reasoning', delta: 'late thought' },
-      { event: 'content', delta: 'B', html: '<p>AB</p>' },
+      { event: 'content', delta: 'B', append_html: '', live_html: '<p>AB</p>', reset_html: false },
     ]);
-    expect(chat.pending).toMatchObject({ content: 'AB', html: '<p>AB</p>', reasoning: 'late thought' });
+    expect(chat.pending).toMatchObject({ content: 'AB', html: { live: '<p>AB</p>' }, reasoning: 'late thought' });
   });
 
-  it('replaces html with the whole answer so far rather than appending', () => {
-    const chat = run(streaming(), [
-      { event: 'content', delta: '**a', html: '<p>**a</p>' },
-      { event: 'content', delta: '**', html: '<p><strong>a</strong></p>' },
+  it('appends final blocks once, replaces the live block, and starts over on a reset', () => {
+    const content = (delta: string, append_html: string, live_html: string, reset_html = false) =>
+      ({ event: 'content', delta, append_html, live_html, reset_html }) as const;
+    const before = streaming();
+    const chat = run(before, [
+      content('**a', '', '<p>**a</p>'),
+      content('**', '', '<p><strong>a</strong></p>'),
+      content('\n\nb\n', '<p><strong>a</strong></p>\n', '<p>b</p>\n'),
+      content('\nc', '<p>b</p>\n', '<p>c</p>\n'),
     ]);
-    expect(chat.pending?.html).toBe('<p><strong>a</strong></p>');
+    expect(chat.pending?.html).toEqual({
+      blocks: ['<p><strong>a</strong></p>\n', '<p>b</p>\n'],
+      live: '<p>c</p>\n',
+      resets: 0,
+    });
+    const reset = applyEvent(chat, content('\n\n[x]: y', '', '<p>whole</p>', true), 0);
+    expect(reset.pending?.html).toEqual({ blocks: [], live: '<p>whole</p>', resets: 1 });
+    expect(chat.pending?.html.blocks).toHaveLength(2); // inputs unchanged
+    expect(hasHtml(before.pending!.html)).toBe(false);
+    expect(hasHtml(chat.pending!.html)).toBe(true);
   });
 
   it('times the thinking from the first reasoning delta to the first content', () => {
@@ -155,8 +170,8 @@ describe('applyEvent', () => {
         started, // t = 10 000
         { event: 'reasoning', delta: 'a' }, // 11 000
         { event: 'reasoning', delta: 'b' }, // 12 000
-        { event: 'content', delta: 'x', html: '<p>x</p>' }, // 13 000
-        { event: 'content', delta: 'y', html: '<p>xy</p>' }, // 14 000
+        { event: 'content', delta: 'x', append_html: '', live_html: '<p>x</p>', reset_html: false }, // 13 000
+        { event: 'content', delta: 'y', append_html: '', live_html: '<p>xy</p>', reset_html: false }, // 14 000
       ],
     );
     expect(displayMessages(chat).at(-1)!.thinking).toEqual({ phase: 'done', ms: 2000 });
@@ -184,7 +199,7 @@ describe('applyEvent', () => {
   });
 
   it('keeps the row key from streaming to saved so the component survives', () => {
-    const before = run(streaming(), [started, { event: 'content', delta: 'x', html: '<p>x</p>' }]);
+    const before = run(streaming(), [started, { event: 'content', delta: 'x', append_html: '', live_html: '<p>x</p>', reset_html: false }]);
     const after = applyEvent(before, { event: 'done', message: assistantMessage('a-new', 'x'), finish_reason: 'stop' }, 0);
     expect(displayMessages(before).at(-1)!.key).toBe(displayMessages(after).at(-1)!.key);
   });
@@ -193,7 +208,7 @@ describe('applyEvent', () => {
     const partial = assistantMessage('a-new', 'par', { finish_reason: 'error' });
     const chat = run(streaming(), [
       started,
-      { event: 'content', delta: 'par', html: '<p>par</p>' },
+      { event: 'content', delta: 'par', append_html: '', live_html: '<p>par</p>', reset_html: false },
       { event: 'error', error: { kind: 'generation', message: 'boom', detail: null }, message: partial },
     ]);
     expect(chat.pending).toBeNull();
@@ -219,13 +234,13 @@ describe('applyEvent', () => {
 
   it('ignores deltas when nothing is streaming', () => {
     const chat = conversation();
-    expect(applyEvent(chat, { event: 'content', delta: 'x', html: '<p>x</p>' }, 0)).toBe(chat);
+    expect(applyEvent(chat, { event: 'content', delta: 'x', append_html: '', live_html: '<p>x</p>', reset_html: false }, 0)).toBe(chat);
   });
 
   it('never mutates the previous state', () => {
     const before = streaming();
     const snapshot = structuredClone(before);
-    run(before, [started, { event: 'reasoning', delta: 'a' }, { event: 'content', delta: 'b', html: 'b' }]);
+    run(before, [started, { event: 'reasoning', delta: 'a' }, { event: 'content', delta: 'b', append_html: '', live_html: 'b', reset_html: false }]);
     expect(before).toEqual(snapshot);
   });
 });

@@ -16,6 +16,20 @@ import type { MessageView } from '../bindings/MessageView';
 import type { Role } from '../bindings/Role';
 import type { SendAction } from '../bindings/SendAction';
 
+/**
+ * A streaming answer's HTML as the backend sends it: the blocks that are final, each sent once
+ * (append-only), and the block still being written. `resets` counts the times the backend
+ * discarded the final blocks (an answer whose HTML must be rendered whole). `blocks` joined,
+ * then `live`, is the whole answer's HTML.
+ */
+export interface StreamedHtml {
+  blocks: readonly string[];
+  live: string;
+  resets: number;
+}
+
+export const NO_HTML: StreamedHtml = { blocks: [], live: '', resets: 0 };
+
 /** The assistant reply being streamed. */
 export interface PendingReply {
   /** Stable key for rendering: the assistant message id once known. */
@@ -26,8 +40,8 @@ export interface PendingReply {
   model: string | null;
   reasoning: string;
   content: string;
-  /** Whole answer so far, rendered and sanitized by the backend. */
-  html: string;
+  /** The answer so far, rendered and sanitized by the backend, as streamed. */
+  html: StreamedHtml;
   /** Client clock (ms) of the first reasoning delta. */
   reasoningStartMs: number | null;
   /** Client clock (ms) when reasoning ended: first answer text, or the end of the generation. */
@@ -61,8 +75,8 @@ export interface DisplayMessage {
   role: Role;
   /** Plain text (user messages are shown as text). */
   text: string;
-  /** Sanitized HTML of the answer (assistant messages). */
-  html: string;
+  /** Sanitized HTML of the answer (assistant messages): whole once saved, as streamed before. */
+  html: string | StreamedHtml;
   reasoning: string | null;
   thinking: Thinking;
   stats: GenerationStats | null;
@@ -146,7 +160,7 @@ function newPending(key: string): PendingReply {
     model: null,
     reasoning: '',
     content: '',
-    html: '',
+    html: NO_HTML,
     reasoningStartMs: null,
     reasoningEndMs: null,
   };
@@ -233,13 +247,35 @@ export function applyEvent(chat: ChatState, event: GenerationEvent, nowMs: numbe
       if (!pending) return chat;
       return {
         ...chat,
-        pending: { ...closeReasoning(pending, nowMs), content: pending.content + event.delta, html: event.html },
+        pending: {
+          ...closeReasoning(pending, nowMs),
+          content: pending.content + event.delta,
+          html: streamHtml(pending.html, event),
+        },
       };
     case 'done':
       return finish(chat, event.message, nowMs);
     case 'error':
       return finish(chat, event.message, nowMs);
   }
+}
+
+/** `html` after a `content` event: its final blocks appended (after a reset, replacing), its live block replaced. */
+function streamHtml(
+  html: StreamedHtml,
+  event: { append_html: string; live_html: string; reset_html: boolean },
+): StreamedHtml {
+  const blocks = event.reset_html ? [] : html.blocks;
+  return {
+    blocks: event.append_html ? [...blocks, event.append_html] : blocks,
+    live: event.live_html,
+    resets: html.resets + (event.reset_html ? 1 : 0),
+  };
+}
+
+/** Whether a row has any answer HTML to show yet. */
+export function hasHtml(html: string | StreamedHtml): boolean {
+  return typeof html === 'string' ? html !== '' : html.blocks.length > 0 || html.live !== '';
 }
 
 function thinkingOfSaved(message: MessageView, thinkingMs: Record<string, number>): Thinking {
