@@ -2,7 +2,8 @@
 // engine streams a 30,000-token Markdown answer (headings, lists, code blocks, tables, quotes)
 // after a 3,000-token reasoning trace, at ~8 tokens per millisecond — faster than any local
 // model — and the page measures how fast the window keeps up and its longest main-thread stall,
-// over the whole stream and over its first and last quarters. The numbers are printed, not
+// over the whole stream and over its first and last quarters (after a short first answer, which
+// pays the window's one-time first-render costs and is reported apart). The numbers are printed, not
 // asserted as timings (this machine's speed varies); what is asserted is that the streamed
 // answer ends up whole and in order, and that the view followed it to the end.
 import assert from "node:assert/strict";
@@ -70,13 +71,22 @@ const RESULT = `
     worstAt: p.stalls.slice().sort((a, b) => b[1] - a[1]).slice(0, 3).map(([t, d]) => [Math.round(p.end - t), Math.round(d)]),
   };`;
 
-test("a 30k-token answer streams into the window: rate and longest stall", { timeout: 900000 }, async () => {
+/** Streams a `render-bench` reply of `tokens` tokens in a new chat; returns the probe's figures. */
+async function stream(tokens) {
   await s.click("[data-testid=new-chat]");
   await s.until(`return !!document.querySelector('[data-testid=conversation-item][data-active=true]');`);
-  await s.type("[data-testid=composer]", `render-bench ${TOKENS}`);
+  await s.until(`return document.querySelectorAll('[data-testid=message]').length === 0;`);
+  await s.type("[data-testid=composer]", `render-bench ${tokens}`);
   await s.exec(PROBE);
   await s.click("[data-testid=send]");
-  const r = await s.until(RESULT, { timeout: 800000, what: "the benchmark reply streamed to its end" });
+  return s.until(RESULT, { timeout: 800000, what: `the ${tokens}-token benchmark reply streamed to its end` });
+}
+
+test("a 30k-token answer streams into the window: rate and longest stall", { timeout: 900000 }, async () => {
+  // The window's first answer after launch pays one-time costs (fonts, first layout of each
+  // kind of block): measured on a short answer first, and reported apart.
+  const cold = await stream(300);
+  const r = await stream(TOKENS);
 
   // The answer is whole and in order: every part's heading, code block and table, the last part last.
   const shape = await s.exec(`
@@ -110,7 +120,8 @@ test("a 30k-token answer streams into the window: rate and longest stall", { tim
     `# render bench: ${tokens} tokens (answer ${TOKENS} + reasoning ~${TOKENS / 10}) in ${(r.ms / 1000).toFixed(1)} s` +
       ` = ${rate.toFixed(0)} tok/s rendered; longest main-thread stall ${r.worst.toFixed(0)} ms` +
       ` (first quarter ${r.first.toFixed(0)} ms, last quarter ${r.last.toFixed(0)} ms; ${r.over50} stalls over 50 ms` +
-      ` in ${r.ticks} ticks; worst [ms before the end, ms]: ${JSON.stringify(r.worstAt)}); goal: >= 2000 tok/s, no stall over 50 ms`,
+      ` in ${r.ticks} ticks; worst [ms before the end, ms]: ${JSON.stringify(r.worstAt)}); goal: >= 2000 tok/s, no stall over 50 ms` +
+      `; the window's first answer after launch (330 tokens): longest stall ${cold.worst.toFixed(0)} ms`,
   );
   await s.screenshot("e2e-render-bench.png");
 });
