@@ -37,6 +37,8 @@ pub use errors::{conversation_error, engine_error};
 
 /// Longest time a delta waits before it is sent to the UI.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(30);
+/// How often the reply being written is kept on disk (what a killed app loses at most).
+pub const PARTIAL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Receives the events of one generation.
 pub type EventSink = Arc<dyn Fn(GenerationEvent) + Send + Sync>;
@@ -110,7 +112,11 @@ fn escape_as_paragraphs(text: &str) -> String {
 }
 
 impl ChatService {
+    /// A service over `store`. Replies a previous run left half-written (the app was killed
+    /// mid-answer) are appended to their conversations first, marked interrupted.
     pub fn new(engine: Arc<dyn Engine>, store: ConversationStore) -> Self {
+        // A failure leaves the partial replies in place for the next start: nothing is lost.
+        let _ = store.recover_interrupted();
         Self {
             engine,
             store,
@@ -414,6 +420,7 @@ impl ChatService {
                 });
             }
         };
+        let mut kept = Instant::now();
         let (reason, stats, error) = loop {
             let next = match deadline {
                 Some(d) => tokio::select! {
@@ -426,6 +433,10 @@ impl ChatService {
                 None => {
                     flush(&mut pending_reasoning, &mut pending_content, &content);
                     deadline = None;
+                    if kept.elapsed() >= PARTIAL_INTERVAL {
+                        kept = Instant::now();
+                        self.keep_partial(&job, &content, &reasoning);
+                    }
                 }
                 Some(Some(EngineEvent::Reasoning(t))) => {
                     reasoning_start.get_or_insert_with(Instant::now);
@@ -489,6 +500,10 @@ impl ChatService {
             sent_with: Some(job.sent_with),
         };
         let saved = self.append(&job.conversation_id, &message);
+        if saved.is_ok() {
+            // Kept otherwise: the next start appends it as interrupted.
+            let _ = self.store.remove_partial(&job.conversation_id);
+        }
         let shown = view(message);
         match (error, saved) {
             (None, Ok(())) => sink(GenerationEvent::Done {
@@ -504,6 +519,27 @@ impl ChatService {
                 message: None,
             }),
         }
+    }
+
+    /// Keeps the reply so far on disk, for a start after the app was killed mid-answer.
+    fn keep_partial(&self, job: &Job, content: &str, reasoning: &str) {
+        if content.is_empty() && reasoning.is_empty() {
+            return;
+        }
+        let partial = Message {
+            id: job.assistant_message_id.clone(),
+            role: Role::Assistant,
+            content: content.to_string(),
+            reasoning: (!reasoning.is_empty()).then(|| reasoning.to_string()),
+            reasoning_ms: None,
+            created_at_ms: now_ms(),
+            stats: None,
+            finish_reason: None,
+            model: Some(job.model_name.clone()),
+            sent_with: Some(job.sent_with.clone()),
+        };
+        // Best effort: a failed write loses only this copy; the reply itself streams on.
+        let _ = self.store.save_partial(&job.conversation_id, &partial);
     }
 
     /// Appends the reply to the conversation as it is on disk now.

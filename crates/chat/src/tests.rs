@@ -435,3 +435,53 @@ async fn past_reasoning_goes_back_to_the_engine_and_clear_thinking_follows_the_s
     assert_eq!(second.clear_thinking, None);
     assert_eq!(seen[2].clear_thinking, Some(true));
 }
+
+#[tokio::test]
+async fn the_reply_being_written_is_kept_on_disk_until_it_is_saved() {
+    let f = fixture(|r| Script {
+        content: Script::tokens(&"word ".repeat(400)),
+        token_delay: Duration::from_millis(5),
+        ..Script::echo(r)
+    })
+    .await;
+    let conv = f.service.create(None).unwrap();
+    let partial = f
+        ._dir
+        .path()
+        .join("c")
+        .join(format!("{}.partial.json", conv.id));
+    let (events, sink) = recorder();
+    let handle = f
+        .service
+        .send(new(&conv.id, "x"), &Settings::default(), sink)
+        .await
+        .unwrap();
+    tokio::time::sleep(PARTIAL_INTERVAL + Duration::from_millis(400)).await;
+    let kept: Message = serde_json::from_slice(&std::fs::read(&partial).unwrap()).unwrap();
+    assert_eq!(kept.id, handle.assistant_message_id);
+    assert!(kept.content.starts_with("word word"), "{}", kept.content);
+    assert!(kept.finish_reason.is_none());
+    wait_end(&events).await;
+    assert!(
+        !partial.exists(),
+        "the saved reply replaces its partial copy"
+    );
+}
+
+#[tokio::test]
+async fn a_reply_cut_off_by_a_killed_app_is_shown_interrupted_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ConversationStore::open(dir.path().join("c")).unwrap();
+    let mut conv = store.create(None).unwrap();
+    conv.messages.push(new_message(Role::User, "tell me"));
+    store.save(&conv).unwrap();
+    store
+        .save_partial(&conv.id, &new_message(Role::Assistant, "Half of"))
+        .unwrap();
+    // The next start: the service recovers it before anything else.
+    let service = ChatService::new(Arc::new(ScriptedEngine::new(fast)), store);
+    let view = service.get(&conv.id).unwrap();
+    let last = &view.messages.last().unwrap().message;
+    assert_eq!(last.content, "Half of");
+    assert_eq!(last.finish_reason, Some(FinishReason::Interrupted));
+}

@@ -701,6 +701,7 @@ fn stats_line(s: &GenerationStats, reason: FinishReason) -> String {
         FinishReason::Length => " | stopped: max tokens",
         FinishReason::Cancelled => " | stopped by user",
         FinishReason::Error => " | failed",
+        FinishReason::Interrupted => " | interrupted",
     };
     let drafts = match (s.drafted_tokens, s.accepted_tokens) {
         (Some(d), Some(a)) if d > 0 => format!(

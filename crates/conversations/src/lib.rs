@@ -5,7 +5,7 @@
 //! at any moment leaves either the old or the new conversation, never a torn file. Ids are
 //! validated before they touch a path. Unreadable files are skipped by `list` and never deleted.
 
-use localglm_protocol::{Conversation, ConversationSummary, Message, Role};
+use localglm_protocol::{Conversation, ConversationSummary, FinishReason, Message, Role};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Current on-disk format version of a conversation file.
 pub const FORMAT_VERSION: u32 = 1;
+/// A conversation's reply being written, kept beside it: `<id>.partial.json`.
+const PARTIAL_SUFFIX: &str = ".partial.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConversationError {
@@ -219,9 +221,81 @@ impl ConversationStore {
         Ok(summary(&conv))
     }
 
-    /// Deletes a conversation file.
+    fn partial_path(&self, id: &str) -> Result<PathBuf> {
+        if !valid_id(id) {
+            return Err(ConversationError::InvalidId(id.to_string()));
+        }
+        Ok(self.dir.join(format!("{id}{PARTIAL_SUFFIX}")))
+    }
+
+    /// Keeps the reply being streamed into a conversation on disk (atomically, apart from the
+    /// conversation file), so a process killed mid-answer loses at most the text since the last
+    /// call; [`ConversationStore::recover_interrupted`] appends it at the next start.
+    pub fn save_partial(&self, conversation_id: &str, reply: &Message) -> Result<()> {
+        let path = self.partial_path(conversation_id)?;
+        let bytes = serde_json::to_vec(reply).expect("message serializes");
+        write_atomic(&path, &bytes).map_err(io_err(&path))
+    }
+
+    /// Forgets a conversation's partial reply (the whole reply was saved, or it was deleted).
+    pub fn remove_partial(&self, conversation_id: &str) -> Result<()> {
+        let path = self.partial_path(conversation_id)?;
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(&path)(e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Appends each partial reply a process left behind (it ended mid-answer) to its
+    /// conversation, marked [`FinishReason::Interrupted`]; returns the conversations changed.
+    /// Call at start, before any generation runs. A partial reply whose conversation is gone,
+    /// that is already in it, or that holds no text is dropped; one that cannot be read or
+    /// saved is left in place for the next start.
+    pub fn recover_interrupted(&self) -> Result<Vec<String>> {
+        let mut changed = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(io_err(&self.dir))? {
+            let name = entry.map_err(io_err(&self.dir))?.file_name();
+            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(PARTIAL_SUFFIX)) else {
+                continue;
+            };
+            match self.recover_one(id) {
+                Ok(true) => changed.push(id.to_string()),
+                Ok(false) => {}
+                Err(e) => tracing_warn(&e),
+            }
+        }
+        Ok(changed)
+    }
+
+    fn recover_one(&self, id: &str) -> Result<bool> {
+        let path = self.partial_path(id)?;
+        let bytes = fs::read(&path).map_err(io_err(&path))?;
+        let mut reply: Message =
+            serde_json::from_slice(&bytes).map_err(|e| ConversationError::Corrupt {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        let mut conv = match self.get(id) {
+            Ok(c) => c,
+            Err(ConversationError::NotFound(_)) => return self.remove_partial(id).map(|_| false),
+            Err(e) => return Err(e),
+        };
+        let has_text = !reply.content.is_empty() || reply.reasoning.is_some();
+        let added = has_text && !conv.messages.iter().any(|m| m.id == reply.id);
+        if added {
+            reply.finish_reason = Some(FinishReason::Interrupted);
+            conv.messages.push(reply);
+            conv.updated_at_ms = now_ms();
+            self.save(&conv)?;
+        }
+        self.remove_partial(id)?;
+        Ok(added)
+    }
+
+    /// Deletes a conversation file (and a partial reply left with it).
     pub fn delete(&self, id: &str) -> Result<()> {
         let path = self.path_of(id)?;
+        let _ = self.remove_partial(id);
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -102,3 +102,64 @@ fn titles_come_from_the_first_line() {
     let long = "x".repeat(100);
     assert_eq!(title_from(&long).chars().count(), 49);
 }
+
+#[test]
+fn a_partial_reply_left_by_a_killed_app_is_appended_as_interrupted() {
+    let (_d, s) = store();
+    let mut c = s.create(None).unwrap();
+    c.messages.push(new_message(Role::User, "tell me"));
+    s.save(&c).unwrap();
+    let mut reply = new_message(Role::Assistant, "Half of the ans");
+    reply.reasoning = Some("thinking".into());
+    s.save_partial(&c.id, &reply).unwrap();
+    // The partial file is not a conversation.
+    assert_eq!(s.list().unwrap().len(), 1);
+
+    assert_eq!(s.recover_interrupted().unwrap(), vec![c.id.clone()]);
+    let back = s.get(&c.id).unwrap();
+    assert_eq!(back.messages.len(), 2);
+    let got = &back.messages[1];
+    assert_eq!(got.content, "Half of the ans");
+    assert_eq!(got.reasoning.as_deref(), Some("thinking"));
+    assert_eq!(got.finish_reason, Some(FinishReason::Interrupted));
+    // Recovered once: the next start finds nothing.
+    assert!(s.recover_interrupted().unwrap().is_empty());
+    assert_eq!(s.get(&c.id).unwrap().messages.len(), 2);
+
+    // A reply already saved whole, or holding no text, is dropped; so is one whose conversation is gone.
+    s.save_partial(&c.id, got).unwrap();
+    let empty = s.create(None).unwrap();
+    s.save_partial(&empty.id, &new_message(Role::Assistant, ""))
+        .unwrap();
+    let gone = s.create(None).unwrap();
+    s.save_partial(&gone.id, &reply).unwrap();
+    fs::remove_file(s.dir().join(format!("{}.json", gone.id))).unwrap();
+    assert!(s.recover_interrupted().unwrap().is_empty());
+    assert_eq!(s.get(&c.id).unwrap().messages.len(), 2);
+    assert!(s.get(&empty.id).unwrap().messages.is_empty());
+    let left: Vec<_> = fs::read_dir(s.dir()).unwrap().collect();
+    assert_eq!(left.len(), 2, "only the two conversations remain");
+}
+
+#[test]
+fn an_unreadable_partial_reply_is_kept_for_the_next_start_and_deleting_drops_it() {
+    let (_d, s) = store();
+    let c = s.create(None).unwrap();
+    let partial = s.dir().join(format!("{}.partial.json", c.id));
+    fs::write(&partial, b"{\"id\": \"x\", trunc").unwrap();
+    assert!(s.recover_interrupted().unwrap().is_empty());
+    assert!(
+        partial.exists(),
+        "a partial that cannot be read is left in place"
+    );
+    assert!(s.get(&c.id).unwrap().messages.is_empty());
+    s.delete(&c.id).unwrap();
+    assert!(
+        !partial.exists(),
+        "deleting the conversation deletes its partial reply"
+    );
+    assert!(matches!(
+        s.save_partial("../x", &new_message(Role::Assistant, "a")),
+        Err(ConversationError::InvalidId(_))
+    ));
+}

@@ -142,6 +142,9 @@ pub enum FinishReason {
     Cancelled,
     /// The engine failed; the message holds what was generated before the failure.
     Error,
+    /// The app ended (killed, crashed, power lost) while the reply was being written; the
+    /// message holds what had been streamed, recovered at the next start.
+    Interrupted,
 }
 
 /// Numbers shown under each reply.

@@ -25,6 +25,8 @@ export function finishLabel(reason: FinishReason | null): string | null {
       return 'length';
     case 'error':
       return 'error';
+    case 'interrupted':
+      return 'interrupted';
     default:
       return null;
   }

@@ -54,6 +54,22 @@ describe('Message', () => {
     expect(copy).toHaveTextContent('Copied');
   });
 
+  it('marks a reply cut off by a closed app, with Retry on the last one', async () => {
+    const onRegenerate = vi.fn();
+    render(Message, { message: row({ finishReason: 'interrupted', stats: null }), canRegenerate: true, onRegenerate });
+    expect(screen.getByTestId('interrupted')).toHaveTextContent('closed while this reply was being written');
+    expect(screen.getByTestId('message-content').querySelector('p code')?.textContent).toBe('ls'); // the part that arrived
+    await fireEvent.click(screen.getByTestId('retry'));
+    expect(onRegenerate).toHaveBeenCalledOnce();
+    expect(screen.getByTestId('message-stats')).toHaveTextContent('interrupted');
+  });
+
+  it('offers no Retry on an interrupted reply that is not the last', () => {
+    render(Message, { message: row({ finishReason: 'interrupted' }), canRegenerate: false });
+    expect(screen.getByTestId('interrupted')).toBeInTheDocument();
+    expect(screen.queryByTestId('retry')).toBeNull();
+  });
+
   it('shows the finish reason when the reply was stopped', () => {
     render(Message, { message: row({ finishReason: 'cancelled' }) });
     expect(screen.getByTestId('message-stats')).toHaveTextContent('stopped');

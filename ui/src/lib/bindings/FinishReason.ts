@@ -3,4 +3,4 @@
 /**
  * Why a generation ended.
  */
-export type FinishReason = "stop" | "length" | "cancelled" | "error";
+export type FinishReason = "stop" | "length" | "cancelled" | "error" | "interrupted";
