@@ -3,19 +3,14 @@
 // again in its place.
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
-import { Session, placeholderDataDir, sleep, startDriver } from "./webdriver.mjs";
+import { placeholderDataDir, sleep, startScripted } from "./webdriver.mjs";
 
 const dataDir = placeholderDataDir("localglm-e2e-interrupted-");
 let driver;
 let s;
 
 async function start() {
-  driver = await startDriver({ LOCALGLM_DATA_DIR: dataDir, LOCALGLM_ENGINE: "scripted" });
-  s = await Session.start(driver.url);
-  await s.until(
-    `return document.querySelector('[data-testid=model-indicator]')?.getAttribute('data-state') === 'ready';`,
-    { timeout: 60000, what: "scripted model ready" },
-  );
+  ({ driver, s } = await startScripted(dataDir));
 }
 
 after(async () => {

@@ -8,7 +8,7 @@
 // answer ends up whole and in order, and that the view followed it to the end.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { Session, placeholderDataDir, startDriver, writeSettings } from "./webdriver.mjs";
+import { placeholderDataDir, startScripted, writeSettings } from "./webdriver.mjs";
 
 const TOKENS = Number(process.env.LOCALGLM_RENDER_TOKENS || 30000);
 const dataDir = placeholderDataDir("localglm-e2e-render-");
@@ -17,16 +17,7 @@ let s;
 
 before(async () => {
   writeSettings(dataDir, { maxTokens: TOKENS * 2 });
-  driver = await startDriver({
-    LOCALGLM_DATA_DIR: dataDir,
-    LOCALGLM_ENGINE: "scripted",
-    LOCALGLM_SCRIPTED_CONTEXT: String(TOKENS * 2),
-  });
-  s = await Session.start(driver.url);
-  await s.until(
-    `return document.querySelector('[data-testid=model-indicator]')?.getAttribute('data-state') === 'ready';`,
-    { timeout: 60000, what: "scripted model ready" },
-  );
+  ({ driver, s } = await startScripted(dataDir, { LOCALGLM_SCRIPTED_CONTEXT: String(TOKENS * 2) }));
 });
 
 after(async () => {

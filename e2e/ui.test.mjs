@@ -3,19 +3,14 @@
 // In addition to, never instead of, the real-model test in chat.test.mjs.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { ELEMENT, Session, startDriver, placeholderDataDir } from "./webdriver.mjs";
+import { ELEMENT, placeholderDataDir, startScripted } from "./webdriver.mjs";
 
 const dataDir = placeholderDataDir("localglm-e2e-ui-");
 let driver;
 let s;
 
 before(async () => {
-  driver = await startDriver({ LOCALGLM_DATA_DIR: dataDir, LOCALGLM_ENGINE: "scripted" });
-  s = await Session.start(driver.url);
-  await s.until(
-    `return document.querySelector('[data-testid=model-indicator]')?.getAttribute('data-state') === 'ready';`,
-    { timeout: 60000, what: "scripted model ready" },
-  );
+  ({ driver, s } = await startScripted(dataDir));
 });
 
 after(async () => {

@@ -55,6 +55,20 @@ export function placeholderDataDir(prefix) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Starts the app on the scripted engine with `dataDir` (and `env`), opens a session and waits
+ * until its model is ready; returns { driver, s }.
+ */
+export async function startScripted(dataDir, env = {}) {
+  const driver = await startDriver({ LOCALGLM_DATA_DIR: dataDir, LOCALGLM_ENGINE: "scripted", ...env });
+  const s = await Session.start(driver.url);
+  await s.until(
+    `return document.querySelector('[data-testid=model-indicator]')?.getAttribute('data-state') === 'ready';`,
+    { timeout: 60000, what: "scripted model ready" },
+  );
+  return { driver, s };
+}
+
 export async function freePort() {
   return new Promise((resolve, reject) => {
     const srv = createServer();
