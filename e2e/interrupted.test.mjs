@@ -1,6 +1,6 @@
 // A reply cut off by killing the app mid-answer (the scripted engine, in the real window): after
 // the restart the conversation shows what had streamed, marked as interrupted, and Retry answers
-// again in its place.
+// again (the interrupted reply kept as its first version).
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { placeholderDataDir, sleep, startScripted } from "./webdriver.mjs";
@@ -46,7 +46,7 @@ test("a reply cut off by killing the app is kept, marked interrupted, and Retry 
     /interrupted/,
   );
 
-  // Retry replaces the interrupted reply with a whole one.
+  // Retry answers again; the interrupted reply stays as the first version.
   await s.click("[data-testid=retry]");
   await s.until(`return document.querySelector('[data-testid=chat]')?.getAttribute('data-generating') === 'true';`);
   await s.until(`return document.querySelector('[data-testid=chat]')?.getAttribute('data-generating') === 'false';`, {
@@ -56,4 +56,5 @@ test("a reply cut off by killing the app is kept, marked interrupted, and Retry 
   assert.equal(await s.exec(`return document.querySelectorAll('[data-testid=interrupted]').length;`), 0);
   assert.equal(await s.exec(`return document.querySelectorAll('[data-testid=message][data-role=assistant]').length;`), 1);
   assert.match(await s.exec(answer), /word399/);
+  assert.equal(await s.exec(`return document.querySelector('[data-testid=version-label]')?.textContent.trim();`), "2/2");
 });

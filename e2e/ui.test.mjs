@@ -51,7 +51,7 @@ test("reasoning pane, sanitized markdown and copy buttons", async () => {
   await s.screenshot("e2e-scripted-reasoning.png");
 });
 
-test("regenerate replaces the reply; edit-and-resend truncates and answers again", async () => {
+test("regenerate answers again; edit-and-resend shows the edited branch (earlier versions kept)", async () => {
   const firstReply = await s.exec(
     `return document.querySelector('[data-testid=message][data-role=assistant]').getAttribute('data-id');`,
   );

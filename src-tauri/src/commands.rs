@@ -428,6 +428,17 @@ pub fn get_conversation(service: Service<'_>, id: String) -> Result<Conversation
     service.get(&id)
 }
 
+/// Shows another version of a message (a regenerated reply, an edited message) and the branch
+/// below it.
+#[tauri::command]
+pub fn select_branch(
+    service: Service<'_>,
+    conversation_id: String,
+    message_id: String,
+) -> Result<ConversationView, AppError> {
+    service.select_branch(&conversation_id, &message_id)
+}
+
 #[tauri::command]
 pub fn rename_conversation(
     service: Service<'_>,

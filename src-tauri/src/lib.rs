@@ -56,6 +56,7 @@ pub fn build<R: Runtime>(
             commands::list_conversations,
             commands::create_conversation,
             commands::get_conversation,
+            commands::select_branch,
             commands::rename_conversation,
             commands::delete_conversation,
             commands::send_message,

@@ -67,6 +67,20 @@ fn send_message_streams_and_persists() {
         "stop_generation",
         json!({ "generationId": handle.generation_id })
     ));
+    // Branch switching takes the names the UI sends.
+    let first = &view.messages[0].message.id;
+    let shown: ConversationView = ok(
+        &h,
+        "select_branch",
+        json!({ "conversationId": c.id, "messageId": first }),
+    );
+    assert_eq!(shown, view);
+    let e = err(
+        &h,
+        "select_branch",
+        json!({ "conversationId": c.id, "messageId": "nosuch" }),
+    );
+    assert_eq!(e.kind, ErrorKind::NotFound);
 }
 
 #[test]

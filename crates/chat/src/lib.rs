@@ -14,7 +14,7 @@
 //! * At most one generation runs per conversation.
 
 use futures::StreamExt;
-use localglm_conversations::{new_id, new_message, now_ms, title_from, ConversationStore};
+use localglm_conversations::{new_id, new_message, now_ms, title_from, tree, ConversationStore};
 use localglm_engine::{
     ChatTurn, Engine, EngineError, EngineEvent, GenerateRequest, LoadSpec, ProgressSink,
 };
@@ -83,13 +83,42 @@ impl StatusBoard {
     }
 }
 
-/// Renders a stored message for display.
-pub fn view(message: Message) -> MessageView {
+/// Renders a message for display, as its only version.
+pub fn render(message: Message) -> MessageView {
     let html = match message.role {
         Role::User => escape_as_paragraphs(&message.content),
         _ => localglm_markdown::render(&message.content),
     };
-    MessageView { message, html }
+    let versions = vec![message.id.clone()];
+    MessageView {
+        message,
+        html,
+        versions,
+    }
+}
+
+/// Renders a stored message of `conv` for display, with its versions.
+pub fn view(conv: &Conversation, message: Message) -> MessageView {
+    let versions = tree::versions(conv, &message.id);
+    let mut shown = render(message);
+    if !versions.is_empty() {
+        shown.versions = versions;
+    }
+    shown
+}
+
+/// The branch of `conv` shown, for display.
+fn conversation_view(conv: &Conversation) -> ConversationView {
+    ConversationView {
+        id: conv.id.clone(),
+        title: conv.title.clone(),
+        messages: tree::path(conv)
+            .into_iter()
+            .map(|m| view(conv, m.clone()))
+            .collect(),
+        thinking: conv.thinking.clone(),
+        preset_id: conv.preset_id.clone(),
+    }
 }
 
 /// User text is shown as typed (escaped, line breaks kept), not interpreted as Markdown.
@@ -256,13 +285,45 @@ impl ChatService {
 
     pub fn get(&self, id: &str) -> Result<ConversationView, AppError> {
         let c = self.store.get(id).map_err(|e| conversation_error(&e))?;
-        Ok(ConversationView {
-            id: c.id,
-            title: c.title,
-            messages: c.messages.into_iter().map(view).collect(),
-            thinking: c.thinking,
-            preset_id: c.preset_id,
-        })
+        Ok(conversation_view(&c))
+    }
+
+    /// Shows another version of a message (and the branch below it, as far as it was last
+    /// written); refused while a reply is being written in the conversation.
+    pub fn select_branch(
+        &self,
+        conversation_id: &str,
+        message_id: &str,
+    ) -> Result<ConversationView, AppError> {
+        self.refuse_while_running(conversation_id)?;
+        let mut c = self
+            .store
+            .get(conversation_id)
+            .map_err(|e| conversation_error(&e))?;
+        if !tree::select(&mut c, message_id) {
+            return Err(AppError::new(
+                ErrorKind::NotFound,
+                "That message no longer exists.",
+            ));
+        }
+        self.store.save(&c).map_err(|e| conversation_error(&e))?;
+        Ok(conversation_view(&c))
+    }
+
+    fn refuse_while_running(&self, conversation_id: &str) -> Result<(), AppError> {
+        if self
+            .running
+            .lock()
+            .expect("lock")
+            .values()
+            .any(|r| r.conversation_id == conversation_id)
+        {
+            return Err(AppError::new(
+                ErrorKind::InvalidRequest,
+                "A reply is still being generated in this conversation.",
+            ));
+        }
+        Ok(())
     }
 
     pub fn rename(&self, id: &str, title: &str) -> Result<ConversationSummary, AppError> {
@@ -304,18 +365,7 @@ impl ChatService {
         settings: &Settings,
         sink: EventSink,
     ) -> Result<GenerationHandle, AppError> {
-        if self
-            .running
-            .lock()
-            .expect("lock")
-            .values()
-            .any(|r| r.conversation_id == request.conversation_id)
-        {
-            return Err(AppError::new(
-                ErrorKind::InvalidRequest,
-                "A reply is still being generated in this conversation.",
-            ));
-        }
+        self.refuse_while_running(&request.conversation_id)?;
         let model = self
             .engine
             .loaded()
@@ -343,7 +393,7 @@ impl ChatService {
         if !system_prompt.trim().is_empty() {
             messages.push(ChatTurn::new(Role::System, system_prompt));
         }
-        messages.extend(conv.messages.iter().map(|m| ChatTurn {
+        messages.extend(tree::path(&conv).into_iter().map(|m| ChatTurn {
             reasoning: m.reasoning.clone(),
             ..ChatTurn::new(m.role, m.content.clone())
         }));
@@ -374,6 +424,7 @@ impl ChatService {
         let job = Job {
             generation_id: generation_id.clone(),
             conversation_id: conv.id.clone(),
+            user_message_id: user_message.id.clone(),
             assistant_message_id: assistant_message_id.clone(),
             model_name: model.name.clone(),
             sent_with,
@@ -387,7 +438,7 @@ impl ChatService {
         });
         Ok(GenerationHandle {
             generation_id,
-            user_message: view(user_message),
+            user_message: view(&conv, user_message),
             assistant_message_id,
         })
     }
@@ -487,6 +538,7 @@ impl ChatService {
         let message = Message {
             id: job.assistant_message_id,
             role: Role::Assistant,
+            parent_id: Some(job.user_message_id),
             content,
             reasoning_ms: reasoning_start.map(|start| {
                 let end = reasoning_end.unwrap_or_else(Instant::now);
@@ -504,7 +556,11 @@ impl ChatService {
             // Kept otherwise: the next start appends it as interrupted.
             let _ = self.store.remove_partial(&job.conversation_id);
         }
-        let shown = view(message);
+        let shown = match &saved {
+            Ok(conv) => view(conv, message),
+            Err(_) => render(message),
+        };
+        let saved = saved.map(|_| ());
         match (error, saved) {
             (None, Ok(())) => sink(GenerationEvent::Done {
                 message: shown,
@@ -529,6 +585,7 @@ impl ChatService {
         let partial = Message {
             id: job.assistant_message_id.clone(),
             role: Role::Assistant,
+            parent_id: Some(job.user_message_id.clone()),
             content: content.to_string(),
             reasoning: (!reasoning.is_empty()).then(|| reasoning.to_string()),
             reasoning_ms: None,
@@ -542,31 +599,37 @@ impl ChatService {
         let _ = self.store.save_partial(&job.conversation_id, &partial);
     }
 
-    /// Appends the reply to the conversation as it is on disk now.
-    fn append(&self, conversation_id: &str, message: &Message) -> Result<(), AppError> {
+    /// Appends the reply to the conversation as it is on disk now, under the message it
+    /// answers, and shows it; returns the conversation.
+    fn append(&self, conversation_id: &str, message: &Message) -> Result<Conversation, AppError> {
         let mut conv = self
             .store
             .get(conversation_id)
             .map_err(|e| conversation_error(&e))?;
         if message.content.is_empty() && message.reasoning.is_none() {
             // Nothing was generated (e.g. stopped before the first token): keep the turn open.
-            return Ok(());
+            return Ok(conv);
         }
-        conv.messages.push(message.clone());
+        tree::attach(&mut conv, message.clone());
         conv.updated_at_ms = now_ms();
-        self.store.save(&conv).map_err(|e| conversation_error(&e))
+        self.store.save(&conv).map_err(|e| conversation_error(&e))?;
+        Ok(conv)
     }
 }
 
 struct Job {
     generation_id: String,
     conversation_id: String,
+    /// The message being answered: the reply's parent.
+    user_message_id: String,
     assistant_message_id: String,
     model_name: String,
     sent_with: SentWith,
 }
 
-/// Edits the conversation for the action; returns the user message to be answered.
+/// Applies the action to the conversation's branches; returns the user message to be
+/// answered, which is then the last message of the branch shown. Nothing is removed: a
+/// regenerated reply and an edited message become new versions beside the old ones.
 fn apply_action(conv: &mut Conversation, action: &SendAction) -> Result<Message, AppError> {
     let invalid = |m: &str| AppError::new(ErrorKind::InvalidRequest, m);
     match action {
@@ -578,19 +641,20 @@ fn apply_action(conv: &mut Conversation, action: &SendAction) -> Result<Message,
                 conv.title = title_from(text);
             }
             let m = new_message(Role::User, text.clone());
-            conv.messages.push(m.clone());
-            Ok(m)
+            tree::push(conv, m.clone());
+            Ok(tree::path(conv).pop().cloned().unwrap_or(m))
         }
         SendAction::Regenerate => {
-            while conv
-                .messages
-                .last()
-                .is_some_and(|m| m.role == Role::Assistant)
-            {
-                conv.messages.pop();
-            }
-            match conv.messages.last() {
-                Some(m) if m.role == Role::User => Ok(m.clone()),
+            let asked = tree::path(conv)
+                .into_iter()
+                .rev()
+                .find(|m| m.role != Role::Assistant)
+                .cloned();
+            match asked {
+                Some(m) if m.role == Role::User => {
+                    conv.current_id = Some(m.id.clone());
+                    Ok(m)
+                }
                 _ => Err(invalid("There is no user message to answer.")),
             }
         }
@@ -598,24 +662,27 @@ fn apply_action(conv: &mut Conversation, action: &SendAction) -> Result<Message,
             if text.trim().is_empty() {
                 return Err(invalid("The message is empty."));
             }
-            let idx = conv
+            let original = conv
                 .messages
                 .iter()
-                .position(|m| &m.id == message_id)
+                .find(|m| &m.id == message_id)
+                .cloned()
                 .ok_or_else(|| {
                     AppError::new(ErrorKind::NotFound, "That message no longer exists.")
                 })?;
-            if conv.messages[idx].role != Role::User {
+            if original.role != Role::User {
                 return Err(invalid("Only your own messages can be edited."));
             }
-            conv.messages.truncate(idx + 1);
-            let m = &mut conv.messages[idx];
-            m.content = text.clone();
-            m.created_at_ms = now_ms();
-            if idx == 0 {
+            if original.parent_id.is_none() && conv.title == title_from(&original.content) {
+                // A title the user did not choose follows the first message.
                 conv.title = title_from(text);
             }
-            Ok(m.clone())
+            let m = Message {
+                parent_id: original.parent_id,
+                ..new_message(Role::User, text.clone())
+            };
+            tree::attach(conv, m.clone());
+            Ok(m)
         }
     }
 }

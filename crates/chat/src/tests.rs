@@ -225,64 +225,167 @@ async fn stop_saves_the_partial_reply_as_cancelled() {
     );
 }
 
+fn action(conv: &str, action: SendAction) -> SendRequest {
+    SendRequest {
+        action,
+        ..new(conv, "")
+    }
+}
+
+async fn run(f: &Fixture, request: SendRequest) -> GenerationHandle {
+    let (events, sink) = recorder();
+    let handle = f
+        .service
+        .send(request, &Settings::default(), sink)
+        .await
+        .unwrap();
+    wait_end(&events).await;
+    handle
+}
+
+fn texts(view: &ConversationView) -> Vec<String> {
+    view.messages
+        .iter()
+        .map(|m| m.message.content.clone())
+        .collect()
+}
+
 #[tokio::test]
-async fn regenerate_and_edit_rewrite_history() {
+async fn regenerate_and_edit_keep_earlier_versions_as_branches() {
     let f = fixture(fast).await;
     let conv = f.service.create(None).unwrap();
-    for text in ["first", "second"] {
-        let (events, sink) = recorder();
-        f.service
-            .send(new(&conv.id, text), &Settings::default(), sink)
-            .await
-            .unwrap();
-        wait_end(&events).await;
-    }
-    assert_eq!(f.service.get(&conv.id).unwrap().messages.len(), 4);
+    run(&f, new(&conv.id, "first")).await;
+    run(&f, new(&conv.id, "second")).await;
+    let before = f.service.get(&conv.id).unwrap();
+    assert_eq!(before.messages.len(), 4);
+    assert!(before.messages.iter().all(|m| m.versions.len() == 1));
+    let old_reply = before.messages[3].message.id.clone();
 
+    // Regenerate: a second version of the last reply; the model saw the branch without it.
+    let h = run(&f, action(&conv.id, SendAction::Regenerate)).await;
+    assert_eq!(h.user_message.message.content, "second");
+    let view = f.service.get(&conv.id).unwrap();
+    assert_eq!(view.messages.len(), 4);
+    assert_eq!(view.messages[3].message.id, h.assistant_message_id);
+    assert_eq!(
+        view.messages[3].versions,
+        vec![old_reply.clone(), h.assistant_message_id.clone()]
+    );
+    assert_eq!(f.service.list().unwrap()[0].message_count, 4);
+
+    // Edit the first message: a new first message, its own answer; the old branch is kept.
+    let first_id = view.messages[0].message.id.clone();
+    let h = run(
+        &f,
+        action(
+            &conv.id,
+            SendAction::Edit {
+                message_id: first_id.clone(),
+                text: "edited".into(),
+            },
+        ),
+    )
+    .await;
+    assert_ne!(h.user_message.message.id, first_id);
+    assert_eq!(
+        h.user_message.versions,
+        vec![first_id.clone(), h.user_message.message.id.clone()]
+    );
+    let edited = f.service.get(&conv.id).unwrap();
+    assert_eq!(edited.messages.len(), 2);
+    assert_eq!(edited.messages[0].message.content, "edited");
+    assert!(edited.messages[1].message.content.contains("edited"));
+    assert_eq!(
+        edited.title, "edited",
+        "an automatic title follows the edit"
+    );
+
+    // Back to the first version: the whole branch below it as it was left (the regenerated
+    // reply), and the model sees that branch next.
+    let back = f.service.select_branch(&conv.id, &first_id).unwrap();
+    assert_eq!(back.messages.len(), 4);
+    assert_eq!(back.messages[0].message.content, "first");
+    assert_eq!(back.messages[3].versions.len(), 2);
+    assert_eq!(
+        back.messages[3].message.id, back.messages[3].versions[1],
+        "the version shown last below is shown"
+    );
+    assert_eq!(back, f.service.get(&conv.id).unwrap(), "kept on disk");
+    // The older reply of the second message, then a new message continues that branch.
+    let older = f.service.select_branch(&conv.id, &old_reply).unwrap();
+    assert_eq!(older.messages[3].message.id, old_reply);
+    run(&f, new(&conv.id, "third")).await;
+    let grown = f.service.get(&conv.id).unwrap();
+    assert_eq!(grown.messages.len(), 6);
+    assert_eq!(grown.messages[3].message.id, old_reply);
+    assert_eq!(grown.messages[4].message.content, "third");
+    // To the edited branch and back: the older reply and what followed it, as left.
+    f.service
+        .select_branch(&conv.id, &h.user_message.message.id)
+        .unwrap();
+    let left = f.service.select_branch(&conv.id, &first_id).unwrap();
+    assert_eq!(left, grown);
+
+    assert!(f.service.select_branch(&conv.id, "nosuchmessage").is_err());
+}
+
+#[tokio::test]
+async fn branches_cannot_be_switched_while_a_reply_is_written() {
+    let f = fixture(|r| Script {
+        token_delay: Duration::from_millis(20),
+        ..Script::echo(r)
+    })
+    .await;
+    let conv = f.service.create(None).unwrap();
     let (events, sink) = recorder();
-    let regen = SendRequest {
-        conversation_id: conv.id.clone(),
-        action: SendAction::Regenerate,
-        preset_id: None,
-        sampling: None,
-        enable_thinking: None,
-        reasoning_effort: None,
-    };
     let h = f
         .service
-        .send(regen, &Settings::default(), sink)
+        .send(new(&conv.id, "a long question"), &Settings::default(), sink)
         .await
         .unwrap();
-    assert_eq!(h.user_message.message.content, "second");
+    let refused = f
+        .service
+        .select_branch(&conv.id, &h.user_message.message.id)
+        .unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::InvalidRequest);
     wait_end(&events).await;
-    let msgs = f.service.get(&conv.id).unwrap().messages;
-    assert_eq!(msgs.len(), 4);
-    assert_eq!(msgs[3].message.id, h.assistant_message_id);
+}
 
-    let first_id = msgs[0].message.id.clone();
-    let (events, sink) = recorder();
-    let edit = SendRequest {
-        conversation_id: conv.id.clone(),
-        action: SendAction::Edit {
-            message_id: first_id.clone(),
-            text: "edited".into(),
-        },
-        preset_id: None,
-        sampling: None,
-        enable_thinking: None,
-        reasoning_effort: None,
-    };
-    f.service
-        .send(edit, &Settings::default(), sink)
+#[tokio::test]
+async fn format_1_files_are_read_as_one_branch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ConversationStore::open(dir.path().join("c")).unwrap();
+    // A file as the format-1 app wrote it: no parent links, no current message.
+    let v1 = serde_json::json!({
+        "version": 1, "id": "abc", "title": "Old", "created_at_ms": 1.0, "updated_at_ms": 2.0,
+        "messages": [
+            {"id": "u1", "role": "user", "content": "hi", "created_at_ms": 1.0},
+            {"id": "a1", "role": "assistant", "content": "hello", "created_at_ms": 1.5},
+            {"id": "u2", "role": "user", "content": "more", "created_at_ms": 1.8}
+        ]
+    });
+    let path = dir.path().join("c").join("abc.json");
+    std::fs::write(&path, serde_json::to_vec(&v1).unwrap()).unwrap();
+    let service = Arc::new(ChatService::new(Arc::new(ScriptedEngine::new(fast)), store));
+    service
+        .load_model("/models/fake.gguf".into())
         .await
         .unwrap();
-    wait_end(&events).await;
-    let conv_after = f.service.get(&conv.id).unwrap();
-    assert_eq!(conv_after.messages.len(), 2);
-    assert_eq!(conv_after.messages[0].message.id, first_id);
-    assert_eq!(conv_after.messages[0].message.content, "edited");
-    assert!(conv_after.messages[1].message.content.contains("edited"));
-    assert_eq!(conv_after.title, "edited");
+    let view = service.get("abc").unwrap();
+    assert_eq!(texts(&view), ["hi", "hello", "more"]);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        serde_json::to_vec(&v1).unwrap(),
+        "reading does not rewrite the file"
+    );
+    // Answering it writes format 2, linked.
+    let f = Fixture { _dir: dir, service };
+    run(&f, action("abc", SendAction::Regenerate)).await;
+    let stored: Conversation = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(stored.version, localglm_conversations::FORMAT_VERSION);
+    assert_eq!(stored.messages[1].parent_id.as_deref(), Some("u1"));
+    assert_eq!(stored.messages[3].parent_id.as_deref(), Some("u2"));
+    assert_eq!(stored.current_id.as_ref(), Some(&stored.messages[3].id));
 }
 
 #[tokio::test]
@@ -374,7 +477,7 @@ async fn load_failures_set_a_failed_status() {
 
 #[test]
 fn user_text_is_escaped_not_rendered() {
-    let v = view(new_message(Role::User, "<b>hi</b>\n**x**"));
+    let v = render(new_message(Role::User, "<b>hi</b>\n**x**"));
     assert_eq!(v.html, "<p>&lt;b&gt;hi&lt;/b&gt;<br>**x**</p>");
 }
 
@@ -473,7 +576,7 @@ async fn a_reply_cut_off_by_a_killed_app_is_shown_interrupted_at_the_next_start(
     let dir = tempfile::tempdir().unwrap();
     let store = ConversationStore::open(dir.path().join("c")).unwrap();
     let mut conv = store.create(None).unwrap();
-    conv.messages.push(new_message(Role::User, "tell me"));
+    tree::push(&mut conv, new_message(Role::User, "tell me"));
     store.save(&conv).unwrap();
     store
         .save_partial(&conv.id, &new_message(Role::Assistant, "Half of"))

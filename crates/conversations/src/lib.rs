@@ -11,8 +11,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Current on-disk format version of a conversation file.
-pub const FORMAT_VERSION: u32 = 1;
+pub mod tree;
+
+/// Current on-disk format version of a conversation file. 1: one linear list of messages;
+/// 2: messages linked to their parents, with branches (read from 1 by linking the list).
+pub const FORMAT_VERSION: u32 = 2;
 /// A conversation's reply being written, kept beside it: `<id>.partial.json`.
 const PARTIAL_SUFFIX: &str = ".partial.json";
 
@@ -63,6 +66,7 @@ pub fn new_message(role: Role, content: impl Into<String>) -> Message {
     Message {
         id: new_id(),
         role,
+        parent_id: None,
         content: content.into(),
         reasoning: None,
         reasoning_ms: None,
@@ -149,6 +153,8 @@ impl ConversationStore {
             created_at_ms: now,
             updated_at_ms: now,
             messages: Vec::new(),
+            current_id: None,
+            shown: Default::default(),
             thinking: None,
             preset_id: None,
         };
@@ -166,7 +172,7 @@ impl ConversationStore {
             }
             Err(e) => return Err(io_err(&path)(e)),
         };
-        let conv: Conversation =
+        let mut conv: Conversation =
             serde_json::from_slice(&bytes).map_err(|e| ConversationError::Corrupt {
                 path: path.clone(),
                 reason: e.to_string(),
@@ -176,6 +182,11 @@ impl ConversationStore {
                 path,
                 found: conv.version,
             });
+        }
+        if conv.version < 2 {
+            // Written in format 2 at its next save; the file is not touched by reading it.
+            tree::migrate_linear(&mut conv);
+            conv.version = FORMAT_VERSION;
         }
         Ok(conv)
     }
@@ -284,7 +295,11 @@ impl ConversationStore {
         let added = has_text && !conv.messages.iter().any(|m| m.id == reply.id);
         if added {
             reply.finish_reason = Some(FinishReason::Interrupted);
-            conv.messages.push(reply);
+            if reply.parent_id.is_none() {
+                // Kept by a version that did not link messages: it answered the last one.
+                reply.parent_id = conv.current_id.clone();
+            }
+            tree::attach(&mut conv, reply);
             conv.updated_at_ms = now_ms();
             self.save(&conv)?;
         }
@@ -312,7 +327,7 @@ pub fn summary(c: &Conversation) -> ConversationSummary {
         id: c.id.clone(),
         title: c.title.clone(),
         updated_at_ms: c.updated_at_ms,
-        message_count: c.messages.len() as u32,
+        message_count: tree::path(c).len() as u32,
     }
 }
 

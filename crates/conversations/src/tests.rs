@@ -11,7 +11,7 @@ fn create_get_list_rename_delete() {
     let (_d, s) = store();
     let mut c = s.create(None).unwrap();
     assert_eq!(c.title, "New chat");
-    c.messages.push(new_message(Role::User, "hello"));
+    tree::push(&mut c, new_message(Role::User, "hello"));
     c.updated_at_ms -= 1000.0; // clearly older than the next one
     s.save(&c).unwrap();
     let back = s.get(&c.id).unwrap();
@@ -107,7 +107,7 @@ fn titles_come_from_the_first_line() {
 fn a_partial_reply_left_by_a_killed_app_is_appended_as_interrupted() {
     let (_d, s) = store();
     let mut c = s.create(None).unwrap();
-    c.messages.push(new_message(Role::User, "tell me"));
+    tree::push(&mut c, new_message(Role::User, "tell me"));
     s.save(&c).unwrap();
     let mut reply = new_message(Role::Assistant, "Half of the ans");
     reply.reasoning = Some("thinking".into());
@@ -122,6 +122,12 @@ fn a_partial_reply_left_by_a_killed_app_is_appended_as_interrupted() {
     assert_eq!(got.content, "Half of the ans");
     assert_eq!(got.reasoning.as_deref(), Some("thinking"));
     assert_eq!(got.finish_reason, Some(FinishReason::Interrupted));
+    assert_eq!(
+        got.parent_id,
+        back.messages[0].id.clone().into(),
+        "it answers the last message"
+    );
+    assert_eq!(back.current_id, Some(got.id.clone()), "and is shown");
     // Recovered once: the next start finds nothing.
     assert!(s.recover_interrupted().unwrap().is_empty());
     assert_eq!(s.get(&c.id).unwrap().messages.len(), 2);
@@ -162,4 +168,76 @@ fn an_unreadable_partial_reply_is_kept_for_the_next_start_and_deleting_drops_it(
         s.save_partial("../x", &new_message(Role::Assistant, "a")),
         Err(ConversationError::InvalidId(_))
     ));
+}
+
+fn linked(id: &str, parent: Option<&str>) -> Message {
+    Message {
+        id: id.into(),
+        parent_id: parent.map(Into::into),
+        ..new_message(Role::User, id)
+    }
+}
+
+fn ids(c: &Conversation) -> Vec<&str> {
+    tree::path(c).iter().map(|m| m.id.as_str()).collect()
+}
+
+#[test]
+fn branches_are_paths_through_the_message_tree() {
+    let (_d, s) = store();
+    let mut c = s.create(None).unwrap();
+    assert!(tree::path(&c).is_empty());
+    // a ─ b ─ c
+    //   └ b2 ─ c2
+    // a2
+    for m in [
+        linked("a", None),
+        linked("b", Some("a")),
+        linked("c", Some("b")),
+        linked("b2", Some("a")),
+        linked("c2", Some("b2")),
+        linked("a2", None),
+    ] {
+        tree::attach(&mut c, m);
+    }
+    assert_eq!(ids(&c), ["a2"]);
+    assert_eq!(tree::versions(&c, "b2"), ["b", "b2"]);
+    assert_eq!(tree::versions(&c, "a"), ["a", "a2"]);
+    assert_eq!(tree::versions(&c, "c"), ["c"]);
+    assert!(tree::versions(&c, "zz").is_empty());
+    assert!(tree::select(&mut c, "a"));
+    assert_eq!(ids(&c), ["a", "b2", "c2"], "the version written last below");
+    assert!(tree::select(&mut c, "b"));
+    assert_eq!(ids(&c), ["a", "b", "c"]);
+    // Away and back: the branch as it was left, not the newest.
+    assert!(tree::select(&mut c, "a2"));
+    assert_eq!(ids(&c), ["a2"]);
+    assert!(tree::select(&mut c, "a"));
+    assert_eq!(ids(&c), ["a", "b", "c"]);
+    // Selecting a deep message shows every version above it.
+    assert!(tree::select(&mut c, "c2"));
+    assert_eq!(ids(&c), ["a", "b2", "c2"]);
+    assert!(tree::select(&mut c, "b"));
+    tree::push(&mut c, linked("d", None));
+    assert_eq!(ids(&c), ["a", "b", "c", "d"]);
+    assert!(!tree::select(&mut c, "zz"));
+    s.save(&c).unwrap();
+    assert_eq!(s.get(&c.id).unwrap(), c);
+    assert_eq!(s.list().unwrap()[0].message_count, 4);
+}
+
+#[test]
+fn broken_links_show_what_they_can_reach() {
+    let (_d, s) = store();
+    let mut c = s.create(None).unwrap();
+    // A parent that does not exist, and a loop: no panic, no endless walk.
+    tree::attach(&mut c, linked("x", Some("missing")));
+    tree::attach(&mut c, linked("y", Some("x")));
+    assert_eq!(ids(&c), ["x", "y"]);
+    c.messages = vec![linked("p", Some("q")), linked("q", Some("p"))];
+    c.current_id = Some("p".into());
+    assert_eq!(ids(&c).len(), 2);
+    assert!(tree::select(&mut c, "q"));
+    c.current_id = Some("gone".into());
+    assert!(ids(&c).is_empty());
 }

@@ -185,6 +185,11 @@ pub struct GenerationStats {
 pub struct Message {
     pub id: String,
     pub role: Role,
+    /// The message this one answers or follows; `None` for a conversation's first message
+    /// (and for each edited version of it). Messages sharing a parent are branches of one
+    /// another: a regenerated reply, an edited and resent message.
+    #[serde(default)]
+    pub parent_id: Option<String>,
     /// The answer text (Markdown for assistant messages). Never contains reasoning.
     pub content: String,
     /// The reasoning trace of an assistant message, if the model produced one.
@@ -227,7 +232,18 @@ pub struct Conversation {
     pub title: String,
     pub created_at_ms: f64,
     pub updated_at_ms: f64,
+    /// Every message of every branch, in the order they were written (branches by
+    /// `Message::parent_id`).
     pub messages: Vec<Message>,
+    /// The last message of the branch shown (whose ancestors make up the conversation the
+    /// model sees next); `None` while the conversation is empty.
+    #[serde(default)]
+    pub current_id: Option<String>,
+    /// For each message (`""` for the first messages), which of its followers was shown last:
+    /// a branch switched back to is shown as the user left it.
+    #[serde(default)]
+    #[ts(type = "Record<string, string>")]
+    pub shown: std::collections::BTreeMap<String, String>,
     /// Thinking on/off and effort of the last message sent with them.
     #[serde(default)]
     pub thinking: Option<ThinkingChoice>,
@@ -253,6 +269,9 @@ pub struct MessageView {
     pub message: Message,
     /// `content` rendered by pulldown-cmark and sanitized; safe to assign to `innerHTML`.
     pub html: String,
+    /// The ids of this message's versions (itself and its siblings: regenerated replies, edited
+    /// messages), oldest first; one id when there is no other version.
+    pub versions: Vec<String>,
 }
 
 /// A conversation prepared for display.
@@ -260,6 +279,7 @@ pub struct MessageView {
 pub struct ConversationView {
     pub id: String,
     pub title: String,
+    /// The branch shown, first message first.
     pub messages: Vec<MessageView>,
     /// The conversation's remembered thinking controls, if any were used.
     #[serde(default)]
@@ -275,9 +295,11 @@ pub struct ConversationView {
 pub enum SendAction {
     /// Append a new user message and answer it.
     New { text: String },
-    /// Drop the last assistant reply and answer the last user message again.
+    /// Answer the last user message of the branch shown again; earlier replies are kept as
+    /// other versions of the new one.
     Regenerate,
-    /// Replace the text of a user message, drop everything after it, and answer it.
+    /// Send a new version of a user message (a sibling of it, the original and what followed
+    /// it kept as another branch) and answer it.
     Edit { message_id: String, text: String },
 }
 

@@ -24,6 +24,7 @@ export function userMessage(id: string, content: string): MessageView {
   return {
     id,
     role: 'user',
+    parent_id: null,
     content,
     html: `<p>${content}</p>`,
     reasoning: null,
@@ -33,6 +34,7 @@ export function userMessage(id: string, content: string): MessageView {
     finish_reason: null,
     model: null,
     sent_with: null,
+    versions: [id],
   };
 }
 
@@ -40,6 +42,7 @@ export function assistantMessage(id: string, content: string, extra: Partial<Mes
   return {
     id,
     role: 'assistant',
+    parent_id: null,
     content,
     html: `<p>${content}</p>`,
     reasoning: null,
@@ -49,6 +52,7 @@ export function assistantMessage(id: string, content: string, extra: Partial<Mes
     finish_reason: 'stop',
     model: 'tiny',
     sent_with: null,
+    versions: [id],
     ...extra,
   };
 }

@@ -19,6 +19,7 @@ function row(overrides: Partial<DisplayMessage> = {}): DisplayMessage {
     sentWith: null,
     streaming: false,
     optimistic: false,
+    versions: [overrides.id ?? 'a1'],
     ...overrides,
   };
 }
@@ -115,5 +116,41 @@ describe('Message', () => {
     await fireEvent.keyDown(input, { key: 'Enter' });
     expect(onEdit).toHaveBeenCalledWith('u1', 'hello');
     expect(screen.queryByTestId('edit-input')).toBeNull();
+  });
+
+  it('shows which version it is and switches to the others', async () => {
+    const onVersion = vi.fn();
+    const { rerender } = render(Message, {
+      message: row({ id: 'a2', key: 'a2', versions: ['a1', 'a2', 'a3'] }),
+      canSwitch: true,
+      onVersion,
+    });
+    expect(screen.getByTestId('version-label')).toHaveTextContent('2/3');
+    await fireEvent.click(screen.getByTestId('version-prev'));
+    expect(onVersion).toHaveBeenLastCalledWith('a1');
+    await fireEvent.click(screen.getByTestId('version-next'));
+    expect(onVersion).toHaveBeenLastCalledWith('a3');
+
+    // At the ends, and while a reply is written, the way out is disabled.
+    await rerender({ message: row({ id: 'a3', key: 'a3', versions: ['a1', 'a2', 'a3'] }), canSwitch: true, onVersion });
+    expect(screen.getByTestId('version-label')).toHaveTextContent('3/3');
+    expect(screen.getByTestId('version-next')).toBeDisabled();
+    expect(screen.getByTestId('version-prev')).toBeEnabled();
+    await rerender({ message: row({ id: 'a3', key: 'a3', versions: ['a1', 'a2', 'a3'] }), canSwitch: false, onVersion });
+    expect(screen.getByTestId('version-prev')).toBeDisabled();
+  });
+
+  it('shows the versions of an edited message, and none for a single version', () => {
+    render(Message, {
+      message: row({ role: 'user', id: 'u2', key: 'u2', text: 'edited', versions: ['u1', 'u2'] }),
+      canSwitch: true,
+    });
+    expect(screen.getByTestId('version-label')).toHaveTextContent('2/2');
+    expect(screen.getByTestId('version-next')).toBeDisabled();
+  });
+
+  it('has no version switcher for a message with one version', () => {
+    render(Message, { message: row(), canSwitch: true });
+    expect(screen.queryByTestId('versions')).toBeNull();
   });
 });

@@ -18,6 +18,7 @@ function user(id: string, overrides: Partial<DisplayMessage> = {}): DisplayMessa
     sentWith: null,
     streaming: false,
     optimistic: false,
+    versions: [overrides.id ?? id],
     ...overrides,
   };
 }

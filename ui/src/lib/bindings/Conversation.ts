@@ -9,7 +9,22 @@ export type Conversation = {
 /**
  * Format version of the stored file.
  */
-version: number, id: string, title: string, created_at_ms: number, updated_at_ms: number, messages: Array<Message>, 
+version: number, id: string, title: string, created_at_ms: number, updated_at_ms: number, 
+/**
+ * Every message of every branch, in the order they were written (branches by
+ * `Message::parent_id`).
+ */
+messages: Array<Message>, 
+/**
+ * The last message of the branch shown (whose ancestors make up the conversation the
+ * model sees next); `None` while the conversation is empty.
+ */
+current_id: string | null, 
+/**
+ * For each message (`""` for the first messages), which of its followers was shown last:
+ * a branch switched back to is shown as the user left it.
+ */
+shown: Record<string, string>, 
 /**
  * Thinking on/off and effort of the last message sent with them.
  */

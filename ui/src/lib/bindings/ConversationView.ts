@@ -5,7 +5,11 @@ import type { ThinkingChoice } from "./ThinkingChoice";
 /**
  * A conversation prepared for display.
  */
-export type ConversationView = { id: string, title: string, messages: Array<MessageView>, 
+export type ConversationView = { id: string, title: string, 
+/**
+ * The branch shown, first message first.
+ */
+messages: Array<MessageView>, 
 /**
  * The conversation's remembered thinking controls, if any were used.
  */

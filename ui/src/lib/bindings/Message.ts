@@ -9,6 +9,12 @@ import type { SentWith } from "./SentWith";
  */
 export type Message = { id: string, role: Role, 
 /**
+ * The message this one answers or follows; `None` for a conversation's first message
+ * (and for each edited version of it). Messages sharing a parent are branches of one
+ * another: a regenerated reply, an edited and resent message.
+ */
+parent_id: string | null, 
+/**
  * The answer text (Markdown for assistant messages). Never contains reasoning.
  */
 content: string, 

@@ -11,7 +11,18 @@ export type MessageView = {
 /**
  * `content` rendered by pulldown-cmark and sanitized; safe to assign to `innerHTML`.
  */
-html: string, id: string, role: Role, 
+html: string, 
+/**
+ * The ids of this message's versions (itself and its siblings: regenerated replies, edited
+ * messages), oldest first; one id when there is no other version.
+ */
+versions: Array<string>, id: string, role: Role, 
+/**
+ * The message this one answers or follows; `None` for a conversation's first message
+ * (and for each edited version of it). Messages sharing a parent are branches of one
+ * another: a regenerated reply, an edited and resent message.
+ */
+parent_id: string | null, 
 /**
  * The answer text (Markdown for assistant messages). Never contains reasoning.
  */

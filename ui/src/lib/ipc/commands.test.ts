@@ -12,7 +12,8 @@ vi.mock('@tauri-apps/api/core', () => ({
   },
 }));
 
-const { deleteConversation, getConversation, loadModel, sendMessage, stopGeneration, listConversations } = await import('./commands');
+const { deleteConversation, getConversation, loadModel, selectBranch, sendMessage, stopGeneration, listConversations } =
+  await import('./commands');
 
 beforeEach(() => {
   invoke.mockReset();
@@ -25,6 +26,8 @@ describe('commands', () => {
     expect(invoke).toHaveBeenLastCalledWith('stop_generation', { generationId: 'g1' });
     await getConversation('c1');
     expect(invoke).toHaveBeenLastCalledWith('get_conversation', { id: 'c1' });
+    await selectBranch('c1', 'm2');
+    expect(invoke).toHaveBeenLastCalledWith('select_branch', { conversationId: 'c1', messageId: 'm2' });
     await loadModel(null);
     expect(invoke).toHaveBeenLastCalledWith('load_model', { path: null, force: false });
     await listConversations();

@@ -186,6 +186,11 @@ export function getConversation(id: string): Promise<ConversationView> {
   return call('get_conversation', { id });
 }
 
+/** Shows another version of a message and the branch below it; returns the branch shown. */
+export function selectBranch(conversationId: string, messageId: string): Promise<ConversationView> {
+  return call('select_branch', { conversationId, messageId });
+}
+
 export function renameConversation(id: string, title: string): Promise<ConversationSummary> {
   return call('rename_conversation', { id, title });
 }

@@ -31,6 +31,7 @@ import {
   displayMessages,
   emptyChat,
   loadingChat,
+  showBranch,
   type ChatState,
 } from './chat';
 
@@ -490,6 +491,21 @@ export class AppStore {
     const id = this.chat.conversationId;
     if (!id || this.generation || !text.trim()) return false;
     return this.start(id, { type: 'edit', message_id: messageId, text });
+  }
+
+  /** Shows another version of a message (and the branch below it). */
+  async selectVersion(messageId: string): Promise<void> {
+    const id = this.chat.conversationId;
+    if (!id || this.generation) return;
+    try {
+      const view = await ipc.selectBranch(id, messageId);
+      this.chat = showBranch(this.chat, view);
+      this.conversations = this.conversations.map((c) =>
+        c.id === id ? { ...c, message_count: view.messages.length } : c,
+      );
+    } catch (reason) {
+      this.showError(reason);
+    }
   }
 
   async stop(): Promise<void> {

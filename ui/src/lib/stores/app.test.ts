@@ -66,6 +66,13 @@ vi.mock('../ipc', async () => {
     createConversation: vi.fn(async () => ({ id: 'c3', title: '', updated_at_ms: 3, message_count: 0 })),
     renameConversation: vi.fn(async (id: string, title: string) => ({ id, title, updated_at_ms: 4, message_count: 2 })),
     deleteConversation: vi.fn(async () => {}),
+    selectBranch: vi.fn(async (id: string, messageId: string) => ({
+      id,
+      title: 'Recent',
+      messages: [userMessage('u1', 'hi'), assistantMessage(messageId, 'earlier', { versions: ['a1', 'a9'] })],
+      thinking: null,
+      preset_id: null,
+    })),
     sendMessage: vi.fn(async (request: { action: { type: string; text?: string } }, onEvent: (event: unknown) => void) => {
       fake.onEvent = onEvent;
       return {
@@ -214,6 +221,27 @@ describe('AppStore', () => {
     expect(store.messages.map((m) => m.key)).toEqual(['u1', 'a9']);
     emit({ event: 'done', message: assistantMessage('a9', 'hey'), finish_reason: 'stop' });
     expect(store.messages.map((m) => m.id)).toEqual(['u1', 'a9']);
+  });
+
+  it('keeps the earlier reply as a version and switches back to it', async () => {
+    const store = new AppStore(atOnce);
+    await store.init();
+    vi.mocked(ipc.sendMessage).mockImplementationOnce(async (_request, onEvent) => {
+      fake.onEvent = onEvent as (event: unknown) => void;
+      return { generation_id: 'g2', user_message: userMessage('u1', 'hi'), assistant_message_id: 'a9' };
+    });
+    await store.regenerate();
+    // No switching while the reply is written.
+    await store.selectVersion('a1');
+    expect(ipc.selectBranch).not.toHaveBeenCalled();
+    emit({ event: 'done', message: assistantMessage('a9', 'hey', { versions: ['a1', 'a9'] }), finish_reason: 'stop' });
+    expect(store.messages.at(-1)?.versions).toEqual(['a1', 'a9']);
+    await store.selectVersion('a1');
+    expect(ipc.selectBranch).toHaveBeenCalledWith('c2', 'a1');
+    expect(store.messages.map((m) => [m.id, m.text])).toEqual([
+      ['u1', 'hi'],
+      ['a1', 'earlier'],
+    ]);
   });
 
   it('sends Stop with the generation id, also when pressed before the id was known', async () => {

@@ -87,6 +87,8 @@ export interface DisplayMessage {
   streaming: boolean;
   /** Shown optimistically; the backend has not confirmed it yet. */
   optimistic: boolean;
+  /** Ids of this message's versions (regenerated replies, edited messages), oldest first. */
+  versions: readonly string[];
 }
 
 export function emptyChat(): ChatState {
@@ -110,10 +112,17 @@ export function chatFromView(view: ConversationView): ChatState {
   return { ...emptyChat(), conversationId: view.id, title: view.title, messages: view.messages };
 }
 
+/** `chat` showing another branch of the same conversation (measured reasoning times kept). */
+export function showBranch(chat: ChatState, view: ConversationView): ChatState {
+  if (chat.conversationId !== view.id || chat.pending) return chat;
+  return { ...chat, title: view.title, messages: view.messages };
+}
+
 /**
- * The messages that stay in view when `action` starts: regenerate drops the last assistant
- * reply (and anything after the last user message); edit drops the edited message and all
- * after it (the edited message comes back from the backend).
+ * The messages that stay in view when `action` starts: regenerate hides the last assistant
+ * reply (and anything after the last user message); edit hides the edited message and all
+ * after it (its new version comes back from the backend). What is hidden stays saved as
+ * another branch.
  */
 export function truncateFor(messages: MessageView[], action: SendAction): MessageView[] {
   switch (action.type) {
@@ -140,8 +149,10 @@ export function optimisticUserMessage(id: string, text: string, nowMs: number): 
   return {
     id,
     role: 'user',
+    parent_id: null,
     content: text,
     html: '',
+    versions: [id],
     reasoning: null,
     reasoning_ms: null,
     created_at_ms: nowMs,
@@ -309,6 +320,7 @@ export function displayMessages(chat: ChatState): DisplayMessage[] {
       sentWith: m.sent_with,
       streaming: false,
       optimistic: m.id === chat.optimisticUserId,
+      versions: m.versions,
     }));
   const p = chat.pending;
   if (p) {
@@ -326,6 +338,7 @@ export function displayMessages(chat: ChatState): DisplayMessage[] {
       sentWith: null,
       streaming: true,
       optimistic: false,
+      versions: [],
     });
   }
   return rows;
