@@ -127,3 +127,38 @@ test("regenerate and edit keep earlier versions; switching and a restart keep th
   assert.equal(grown[3][1], firstReply);
   assert.match(grown[5][2], /third question/);
 });
+
+test("search finds text on any branch and opens it there, highlighted", async () => {
+  // A second conversation, so the search spans more than one.
+  await s.click("[data-testid=new-chat]");
+  await s.until(`return document.querySelectorAll('[data-testid=conversation-item]').length === 2;`);
+  await send("something else entirely");
+
+  await s.type("[data-testid=search-input]", "EDITED question");
+  await s.until(`return document.querySelectorAll('[data-testid=search-hit]').length > 0;`, { what: "search hits" });
+  const hits = await s.exec(
+    `return [...document.querySelectorAll('[data-testid=search-hit]')].map((h) => [h.dataset.field, h.textContent.trim()]);`,
+  );
+  assert.ok(hits.every(([, text]) => /edited question/i.test(text)), JSON.stringify(hits));
+  assert.equal(await s.exec(`return document.querySelectorAll('[data-testid=conversation-item]').length;`), 0);
+
+  // The edited message is on a branch not shown: opening it shows that branch, the term marked.
+  await s.click("[data-testid=search-hit][data-field=content]");
+  await s.until(
+    `const ms = document.querySelectorAll('[data-testid=message]');
+     return ms.length === 2 && !!ms[0].querySelector('[data-testid=search-mark]');`,
+    { timeout: 10000, what: "the hit opened on its branch" },
+  );
+  assert.equal(
+    await s.exec(`return document.querySelector('[data-testid=search-mark]').textContent;`),
+    "edited question",
+  );
+  assert.equal((await rows())[0][3], "2/2");
+  await s.screenshot("e2e-search.png");
+
+  // Escape: the conversation list again.
+  await s.type("[data-testid=search-input]", "\uE00C");
+  await s.until(`return document.querySelectorAll('[data-testid=conversation-item]').length === 2;`, {
+    what: "the list back",
+  });
+});

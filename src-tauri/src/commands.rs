@@ -428,6 +428,16 @@ pub fn get_conversation(service: Service<'_>, id: String) -> Result<Conversation
     service.get(&id)
 }
 
+/// Every conversation's title and messages matching `query` (reasoning too when asked).
+#[tauri::command]
+pub fn search_conversations(
+    service: Service<'_>,
+    query: String,
+    reasoning: bool,
+) -> Result<Vec<localglm_protocol::SearchHit>, AppError> {
+    service.search(&query, reasoning)
+}
+
 /// Shows another version of a message (a regenerated reply, an edited message) and the branch
 /// below it.
 #[tauri::command]

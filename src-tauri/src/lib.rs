@@ -57,6 +57,7 @@ pub fn build<R: Runtime>(
             commands::create_conversation,
             commands::get_conversation,
             commands::select_branch,
+            commands::search_conversations,
             commands::rename_conversation,
             commands::delete_conversation,
             commands::send_message,

@@ -81,6 +81,16 @@ fn send_message_streams_and_persists() {
         json!({ "conversationId": c.id, "messageId": "nosuch" }),
     );
     assert_eq!(e.kind, ErrorKind::NotFound);
+    let hits: Vec<localglm_protocol::SearchHit> = ok(
+        &h,
+        "search_conversations",
+        json!({ "query": "HELLO THERE", "reasoning": false }),
+    );
+    assert_eq!(
+        hits.len(),
+        3,
+        "the title, the message and the reply: {hits:?}"
+    );
 }
 
 #[test]

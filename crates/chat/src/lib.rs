@@ -21,7 +21,7 @@ use localglm_engine::{
 use localglm_protocol::{
     AppError, Conversation, ConversationSummary, ConversationView, ErrorKind, FinishReason,
     GenerationEvent, GenerationHandle, LoadProgress, Message, MessageView, ModelInfo, ModelStatus,
-    RemoteServer, Role, SendAction, SendRequest, SentWith, Settings, ThinkingChoice,
+    RemoteServer, Role, SearchHit, SendAction, SendRequest, SentWith, Settings, ThinkingChoice,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -37,6 +37,8 @@ pub use errors::{conversation_error, engine_error};
 
 /// Longest time a delta waits before it is sent to the UI.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(30);
+/// Most search hits returned at once.
+pub const SEARCH_LIMIT: usize = 100;
 /// How often the reply being written is kept on disk (what a killed app loses at most).
 pub const PARTIAL_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -324,6 +326,13 @@ impl ChatService {
             ));
         }
         Ok(())
+    }
+
+    /// Searches every conversation's title and messages (every branch; reasoning when asked).
+    pub fn search(&self, query: &str, reasoning: bool) -> Result<Vec<SearchHit>, AppError> {
+        self.store
+            .search(query, reasoning, SEARCH_LIMIT)
+            .map_err(|e| conversation_error(&e))
     }
 
     pub fn rename(&self, id: &str, title: &str) -> Result<ConversationSummary, AppError> {

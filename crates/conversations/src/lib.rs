@@ -11,6 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub mod search;
 pub mod tree;
 
 /// Current on-disk format version of a conversation file. 1: one linear list of messages;

@@ -261,6 +261,29 @@ pub struct ConversationSummary {
     pub message_count: u32,
 }
 
+/// Where a search matched, in what field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchField {
+    Title,
+    Content,
+    Reasoning,
+}
+
+/// One match of a search over conversations: the text around it (whitespace collapsed), split
+/// so the match can be highlighted without parsing anything.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct SearchHit {
+    pub conversation_id: String,
+    pub title: String,
+    /// The message matched; `None` for a title.
+    pub message_id: Option<String>,
+    pub field: SearchField,
+    pub before: String,
+    pub matched: String,
+    pub after: String,
+}
+
 /// A message with its content rendered to sanitized HTML for display.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct MessageView {

@@ -42,6 +42,7 @@ fn export_into(dir: &Path) {
         ApiStatus,
         ApiLogEntry,
         RemoteServer,
+        SearchHit,
     );
 }
 

@@ -153,4 +153,18 @@ describe('Message', () => {
     render(Message, { message: row(), canSwitch: true });
     expect(screen.queryByTestId('versions')).toBeNull();
   });
+
+  it('highlights a search hit in the answer', () => {
+    render(Message, { message: row(), highlight: { term: 'LS', field: 'content' } });
+    const marks = screen.getByTestId('message-content').querySelectorAll('mark');
+    expect([...marks].map((m) => m.textContent)).toEqual(['ls', 'ls']);
+  });
+
+  it('opens the reasoning pane to show a hit in it', () => {
+    render(Message, { message: row(), highlight: { term: 'files', field: 'reasoning' } });
+    const pane = screen.getByTestId('reasoning');
+    expect(pane).toHaveAttribute('open');
+    expect(pane.querySelector('mark')).toHaveTextContent('files');
+    expect(screen.getByTestId('message-content').querySelector('mark')).toBeNull();
+  });
 });

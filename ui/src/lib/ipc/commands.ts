@@ -6,6 +6,7 @@
 //! `AppError` (see `errors.ts`).
 
 import { Channel, invoke, type InvokeArgs } from '@tauri-apps/api/core';
+import type { SearchHit } from '../bindings/SearchHit';
 import type { ApiLogEntry } from '../bindings/ApiLogEntry';
 import type { ApiSettings } from '../bindings/ApiSettings';
 import type { ApiStatus } from '../bindings/ApiStatus';
@@ -184,6 +185,11 @@ export function createConversation(title: string | null): Promise<ConversationSu
 
 export function getConversation(id: string): Promise<ConversationView> {
   return call('get_conversation', { id });
+}
+
+/** Titles and messages of every conversation (every branch) matching `query`; reasoning too when asked. */
+export function searchConversations(query: string, reasoning: boolean): Promise<SearchHit[]> {
+  return call('search_conversations', { query, reasoning });
 }
 
 /** Shows another version of a message and the branch below it; returns the branch shown. */

@@ -19,6 +19,7 @@ import type { ModelInfo } from '../bindings/ModelInfo';
 import type { ModelStatus } from '../bindings/ModelStatus';
 import type { RemoteServer } from '../bindings/RemoteServer';
 import type { SamplingPreset } from '../bindings/SamplingPreset';
+import type { SearchHit } from '../bindings/SearchHit';
 import type { SendAction } from '../bindings/SendAction';
 import type { Settings } from '../bindings/Settings';
 import * as ipc from '../ipc';
@@ -33,6 +34,7 @@ import {
   loadingChat,
   showBranch,
   type ChatState,
+  type SearchMark,
 } from './chat';
 
 /** The generation in flight. */
@@ -83,6 +85,8 @@ export class AppStore {
   conversations = $state.raw<ConversationSummary[]>([]);
   chat = $state.raw<ChatState>(emptyChat());
   generation = $state.raw<ActiveGeneration | null>(null);
+  /** A search hit highlighted in the conversation in view. */
+  highlight = $state.raw<SearchMark | null>(null);
   error = $state.raw<AppError | null>(null);
 
   /** Rows of the message list of the conversation in view. */
@@ -397,6 +401,7 @@ export class AppStore {
 
   async select(id: string): Promise<void> {
     if (this.chat.conversationId === id && !this.chat.loading) return;
+    this.highlight = null;
     this.park();
     const seq = ++this.selectSeq;
     if (this.parked?.conversationId === id) {
@@ -430,6 +435,7 @@ export class AppStore {
       this.conversations = [summary, ...this.conversations.filter((c) => c.id !== summary.id)];
       this.park();
       this.selectSeq++;
+      this.highlight = null;
       this.chat = { ...emptyChat(), conversationId: summary.id, title: summary.title };
       return summary.id;
     } catch (reason) {
@@ -493,6 +499,18 @@ export class AppStore {
     return this.start(id, { type: 'edit', message_id: messageId, text });
   }
 
+  /** Opens the conversation of a search hit, on the branch holding it, its term highlighted. */
+  async openHit(hit: SearchHit): Promise<void> {
+    await this.select(hit.conversation_id);
+    if (this.chat.conversationId !== hit.conversation_id || this.chat.loading) return;
+    const id = hit.message_id;
+    if (id !== null && !this.chat.messages.some((m) => m.id === id)) await this.selectVersion(id);
+    this.highlight =
+      id !== null && hit.field !== 'title'
+        ? { conversationId: hit.conversation_id, messageId: id, term: hit.matched, field: hit.field }
+        : null;
+  }
+
   /** Shows another version of a message (and the branch below it). */
   async selectVersion(messageId: string): Promise<void> {
     const id = this.chat.conversationId;
@@ -525,6 +543,7 @@ export class AppStore {
 
   private async start(conversationId: string, action: SendAction): Promise<boolean> {
     const before = this.chat.messages;
+    this.highlight = null;
     const tempId = `local-${++this.tempSeq}`;
     this.chat = beginSend(this.chat, action, tempId, Date.now());
     this.generation = { conversationId, generationId: null, stopRequested: false };

@@ -244,6 +244,25 @@ describe('AppStore', () => {
     ]);
   });
 
+  it('opens a search hit on the branch holding it, highlighted, and forgets it on send', async () => {
+    const store = new AppStore(atOnce);
+    await store.init();
+    await store.openHit({
+      conversation_id: 'c2', title: 'Recent', message_id: 'a1', field: 'content', before: '', matched: 'hel', after: 'lo',
+    });
+    expect(ipc.selectBranch).not.toHaveBeenCalled();
+    expect(store.highlight).toEqual({ conversationId: 'c2', messageId: 'a1', term: 'hel', field: 'content' });
+    // A message on a branch not shown: that branch is shown first.
+    await store.openHit({
+      conversation_id: 'c2', title: 'Recent', message_id: 'a7', field: 'reasoning', before: '', matched: 'x', after: '',
+    });
+    expect(ipc.selectBranch).toHaveBeenCalledWith('c2', 'a7');
+    expect(store.messages.map((m) => m.id)).toEqual(['u1', 'a7']);
+    expect(store.highlight?.field).toBe('reasoning');
+    await store.send('next');
+    expect(store.highlight).toBeNull();
+  });
+
   it('sends Stop with the generation id, also when pressed before the id was known', async () => {
     let release: () => void = () => {};
     vi.mocked(ipc.sendMessage).mockImplementationOnce(async (_request, onEvent) => {

@@ -6,6 +6,7 @@
 //! separate fields and no function moves text from one to the other; the reply being streamed
 //! keeps the key of the message it becomes, so the component showing it survives `done`.
 
+import type { SearchField } from '../bindings/SearchField';
 import type { SentWith } from '../bindings/SentWith';
 import type { ConversationView } from '../bindings/ConversationView';
 import type { FinishReason } from '../bindings/FinishReason';
@@ -26,6 +27,14 @@ export interface StreamedHtml {
   blocks: readonly string[];
   live: string;
   resets: number;
+}
+
+/** A search hit shown in the conversation: the term highlighted in one field of one message. */
+export interface SearchMark {
+  conversationId: string;
+  messageId: string;
+  term: string;
+  field: SearchField;
 }
 
 export const NO_HTML: StreamedHtml = { blocks: [], live: '', resets: 0 };
