@@ -1,7 +1,8 @@
 // Branches in the real window (scripted engine): a regenerated reply and an edited message keep
 // the earlier versions, ‹ n/m › switches between them and everything after them, and the
-// branches and the one shown survive a restart.
+// branches and the one shown survive a restart; search finds any branch; export and import.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { after, test } from "node:test";
 import { ELEMENT, placeholderDataDir, startScripted } from "./webdriver.mjs";
 
@@ -160,5 +161,51 @@ test("search finds text on any branch and opens it there, highlighted", async ()
   await s.type("[data-testid=search-input]", "\uE00C");
   await s.until(`return document.querySelectorAll('[data-testid=conversation-item]').length === 2;`, {
     what: "the list back",
+  });
+});
+
+test("export as Markdown and JSON; the JSON imports as a copy with its branches; a malformed file changes nothing", async () => {
+  await s.click("[data-testid=conversation-item]:last-child [data-testid=conversation-title]");
+  await s.until(`return document.querySelectorAll('[data-testid=message]').length === 2;`, { what: "the branched chat" });
+
+  const exported = async (format) => {
+    await s.click("[data-testid=export]");
+    await s.click(`[data-testid=export-${format}]`);
+    await s.until(`return !!document.querySelector('[data-testid=export-notice]')?.dataset.path;`, {
+      what: `the ${format} export`,
+    });
+    const path = await s.exec(`return document.querySelector('[data-testid=export-notice]').dataset.path;`);
+    await s.click("[data-testid=export-dismiss]");
+    return path;
+  };
+  const md = readFileSync(await exported("markdown"), "utf8");
+  assert.match(md, /^# edited question\n\n## You\n\nedited question\n\n## Assistant \(SmolLM2/);
+  assert.match(md, /<details>\n<summary>Reasoning<\/summary>\n\nThe user wrote 15 characters\.\n\n<\/details>/);
+  const jsonPath = await exported("json");
+  assert.ok(jsonPath.endsWith(".json"), jsonPath);
+  const json = readFileSync(jsonPath, "utf8");
+  assert.equal(JSON.parse(json).conversation.messages.length, 9, "every branch");
+
+  const count = () => s.exec(`return document.querySelectorAll('[data-testid=conversation-item]').length;`);
+  const before = await count();
+  await s.click("[data-testid=import-conversation]");
+  await s.setValue("[data-testid=import-text]", json.slice(0, json.length / 2));
+  await s.click("[data-testid=import-confirm]");
+  await s.waitFor("[data-testid=import-error]");
+  assert.match(await s.exec(`return document.querySelector('[data-testid=import-error]').textContent;`), /nothing was imported/);
+  assert.equal(await count(), before);
+
+  await s.setValue("[data-testid=import-text]", json);
+  await s.click("[data-testid=import-confirm]");
+  await s.until(`return document.querySelectorAll('[data-testid=conversation-item]').length === arguments[0];`, {
+    what: "the imported chat listed",
+  }, before + 1);
+  await s.until(`return document.querySelectorAll('[data-testid=message]').length === 2;`, { what: "the copy opened" });
+  const copy = await rows();
+  assert.equal(copy[0][2], "edited question");
+  assert.equal(copy[0][3], "2/2");
+  await clickIn(0, "version-prev");
+  await s.until(`return document.querySelectorAll('[data-testid=message]').length === 6;`, {
+    what: "the copy's other branch",
   });
 });

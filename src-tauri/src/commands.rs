@@ -428,6 +428,26 @@ pub fn get_conversation(service: Service<'_>, id: String) -> Result<Conversation
     service.get(&id)
 }
 
+/// Writes a conversation to a file in the data directory's `exports/`.
+#[tauri::command]
+pub fn export_conversation(
+    service: Service<'_>,
+    library: State<'_, Library>,
+    id: String,
+    format: localglm_protocol::ExportFormat,
+) -> Result<localglm_protocol::ExportedConversation, AppError> {
+    service.export(&id, format, &library.exports_dir())
+}
+
+/// Adds the conversation of a LocalGLM JSON export; refuses a malformed one whole.
+#[tauri::command]
+pub fn import_conversation(
+    service: Service<'_>,
+    json: String,
+) -> Result<ConversationSummary, AppError> {
+    service.import(&json)
+}
+
 /// Every conversation's title and messages matching `query` (reasoning too when asked).
 #[tauri::command]
 pub fn search_conversations(

@@ -58,6 +58,8 @@ pub fn build<R: Runtime>(
             commands::get_conversation,
             commands::select_branch,
             commands::search_conversations,
+            commands::export_conversation,
+            commands::import_conversation,
             commands::rename_conversation,
             commands::delete_conversation,
             commands::send_message,

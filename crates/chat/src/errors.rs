@@ -34,7 +34,9 @@ pub fn conversation_error(e: &ConversationError) -> AppError {
         ConversationError::NotFound(_) | ConversationError::MessageNotFound(_) => {
             ErrorKind::NotFound
         }
-        ConversationError::InvalidId(_) => ErrorKind::InvalidRequest,
+        ConversationError::InvalidId(_) | ConversationError::NotAnExport(_) => {
+            ErrorKind::InvalidRequest
+        }
         ConversationError::Corrupt { .. }
         | ConversationError::TooNew { .. }
         | ConversationError::Io { .. } => ErrorKind::Io,
@@ -47,6 +49,9 @@ pub fn conversation_error(e: &ConversationError) -> AppError {
         ConversationError::TooNew { .. } => {
             "This conversation was saved by a newer LocalGLM; update the app to open it."
                 .to_string()
+        }
+        ConversationError::NotAnExport(_) => {
+            "That is not a LocalGLM conversation file; nothing was imported.".to_string()
         }
         other => other.to_string(),
     };

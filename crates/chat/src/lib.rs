@@ -14,14 +14,17 @@
 //! * At most one generation runs per conversation.
 
 use futures::StreamExt;
-use localglm_conversations::{new_id, new_message, now_ms, title_from, tree, ConversationStore};
+use localglm_conversations::{
+    exchange, new_id, new_message, now_ms, title_from, tree, ConversationStore,
+};
 use localglm_engine::{
     ChatTurn, Engine, EngineError, EngineEvent, GenerateRequest, LoadSpec, ProgressSink,
 };
 use localglm_protocol::{
-    AppError, Conversation, ConversationSummary, ConversationView, ErrorKind, FinishReason,
-    GenerationEvent, GenerationHandle, LoadProgress, Message, MessageView, ModelInfo, ModelStatus,
-    RemoteServer, Role, SearchHit, SendAction, SendRequest, SentWith, Settings, ThinkingChoice,
+    AppError, Conversation, ConversationSummary, ConversationView, ErrorKind, ExportFormat,
+    ExportedConversation, FinishReason, GenerationEvent, GenerationHandle, LoadProgress, Message,
+    MessageView, ModelInfo, ModelStatus, RemoteServer, Role, SearchHit, SendAction, SendRequest,
+    SentWith, Settings, ThinkingChoice,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -332,6 +335,38 @@ impl ChatService {
     pub fn search(&self, query: &str, reasoning: bool) -> Result<Vec<SearchHit>, AppError> {
         self.store
             .search(query, reasoning, SEARCH_LIMIT)
+            .map_err(|e| conversation_error(&e))
+    }
+
+    /// Exports a conversation into `dir` (Markdown: the branch shown; JSON: everything).
+    pub fn export(
+        &self,
+        id: &str,
+        format: ExportFormat,
+        dir: &std::path::Path,
+    ) -> Result<ExportedConversation, AppError> {
+        let c = self.store.get(id).map_err(|e| conversation_error(&e))?;
+        let (text, ext) = match format {
+            ExportFormat::Markdown => (exchange::to_markdown(&c), "md"),
+            ExportFormat::Json => (exchange::to_json(&c), "json"),
+        };
+        let path = exchange::write_export(dir, &exchange::file_stem(&c.title), ext, &text)
+            .map_err(|e| {
+                AppError::new(ErrorKind::Io, "Could not write the export.")
+                    .with_detail(format!("{}: {e}", dir.display()))
+            })?;
+        Ok(ExportedConversation {
+            path: path.to_string_lossy().into_owned(),
+            text,
+        })
+    }
+
+    /// Adds the conversation of a LocalGLM JSON export (a copy under a new id); a malformed
+    /// file is refused and changes nothing.
+    pub fn import(&self, json: &str) -> Result<ConversationSummary, AppError> {
+        self.store
+            .import(json)
+            .map(|c| localglm_conversations::summary(&c))
             .map_err(|e| conversation_error(&e))
     }
 

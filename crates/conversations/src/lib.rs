@@ -11,6 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub mod exchange;
 pub mod search;
 pub mod tree;
 
@@ -32,6 +33,8 @@ pub enum ConversationError {
     Corrupt { path: PathBuf, reason: String },
     #[error("conversation file {path} has format version {found}, newer than this app ({FORMAT_VERSION})")]
     TooNew { path: PathBuf, found: u32 },
+    #[error("not a LocalGLM conversation file: {0}")]
+    NotAnExport(String),
     #[error("i/o error on {path}: {source}")]
     Io {
         path: PathBuf,

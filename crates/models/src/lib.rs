@@ -102,6 +102,11 @@ impl Library {
         self.root.join("conversations")
     }
 
+    /// Where conversations are exported to.
+    pub fn exports_dir(&self) -> PathBuf {
+        self.root.join("exports")
+    }
+
     pub fn settings_path(&self) -> PathBuf {
         self.root.join("settings.json")
     }

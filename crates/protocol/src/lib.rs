@@ -261,6 +261,25 @@ pub struct ConversationSummary {
     pub message_count: u32,
 }
 
+/// How a conversation is exported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportFormat {
+    /// The branch shown, readable: reasoning in collapsed `<details>` blocks.
+    Markdown,
+    /// The whole conversation (every branch, the settings each reply was sent with), for import.
+    Json,
+}
+
+/// A conversation exported to a file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ExportedConversation {
+    /// The file written.
+    pub path: String,
+    /// What it holds.
+    pub text: String,
+}
+
 /// Where a search matched, in what field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]

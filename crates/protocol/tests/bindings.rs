@@ -43,6 +43,8 @@ fn export_into(dir: &Path) {
         ApiLogEntry,
         RemoteServer,
         SearchHit,
+        ExportFormat,
+        ExportedConversation,
     );
 }
 

@@ -6,6 +6,8 @@
 //! `AppError` (see `errors.ts`).
 
 import { Channel, invoke, type InvokeArgs } from '@tauri-apps/api/core';
+import type { ExportFormat } from '../bindings/ExportFormat';
+import type { ExportedConversation } from '../bindings/ExportedConversation';
 import type { SearchHit } from '../bindings/SearchHit';
 import type { ApiLogEntry } from '../bindings/ApiLogEntry';
 import type { ApiSettings } from '../bindings/ApiSettings';
@@ -185,6 +187,16 @@ export function createConversation(title: string | null): Promise<ConversationSu
 
 export function getConversation(id: string): Promise<ConversationView> {
   return call('get_conversation', { id });
+}
+
+/** Writes a conversation to a file in the data directory's `exports/` and returns it. */
+export function exportConversation(id: string, format: ExportFormat): Promise<ExportedConversation> {
+  return call('export_conversation', { id, format });
+}
+
+/** Adds the conversation of a LocalGLM JSON export (as a copy); a malformed file changes nothing. */
+export function importConversation(json: string): Promise<ConversationSummary> {
+  return call('import_conversation', { json });
 }
 
 /** Titles and messages of every conversation (every branch) matching `query`; reasoning too when asked. */

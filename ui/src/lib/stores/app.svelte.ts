@@ -499,6 +499,18 @@ export class AppStore {
     return this.start(id, { type: 'edit', message_id: messageId, text });
   }
 
+  /** Imports a LocalGLM conversation file and opens it; the error when it is refused. */
+  async importConversation(json: string): Promise<ConversationSummary | AppError> {
+    try {
+      const summary = await ipc.importConversation(json);
+      this.conversations = [summary, ...this.conversations.filter((c) => c.id !== summary.id)];
+      await this.select(summary.id);
+      return summary;
+    } catch (reason) {
+      return ipc.toAppError(reason);
+    }
+  }
+
   /** Opens the conversation of a search hit, on the branch holding it, its term highlighted. */
   async openHit(hit: SearchHit): Promise<void> {
     await this.select(hit.conversation_id);

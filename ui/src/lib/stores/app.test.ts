@@ -66,6 +66,10 @@ vi.mock('../ipc', async () => {
     createConversation: vi.fn(async () => ({ id: 'c3', title: '', updated_at_ms: 3, message_count: 0 })),
     renameConversation: vi.fn(async (id: string, title: string) => ({ id, title, updated_at_ms: 4, message_count: 2 })),
     deleteConversation: vi.fn(async () => {}),
+    importConversation: vi.fn(async (json: string) => {
+      if (json === 'bad') throw { kind: 'invalid_request', message: 'That is not a LocalGLM conversation file; nothing was imported.', detail: 'not JSON' };
+      return { id: 'c7', title: 'Imported', updated_at_ms: 9, message_count: 2 };
+    }),
     selectBranch: vi.fn(async (id: string, messageId: string) => ({
       id,
       title: 'Recent',
@@ -242,6 +246,17 @@ describe('AppStore', () => {
       ['u1', 'hi'],
       ['a1', 'earlier'],
     ]);
+  });
+
+  it('imports a conversation and opens it; a refused file changes nothing', async () => {
+    const store = new AppStore(atOnce);
+    await store.init();
+    const refused = await store.importConversation('bad');
+    expect(refused).toMatchObject({ kind: 'invalid_request', detail: 'not JSON' });
+    expect(store.conversations.map((c) => c.id)).toEqual(['c2', 'c1']);
+    await store.importConversation('{}');
+    expect(store.conversations.map((c) => c.id)).toEqual(['c7', 'c2', 'c1']);
+    expect(store.chat.conversationId).toBe('c7');
   });
 
   it('opens a search hit on the branch holding it, highlighted, and forgets it on send', async () => {
