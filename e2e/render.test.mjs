@@ -90,6 +90,8 @@ test("a 30k-token answer streams into the window: rate and longest stall", { tim
       lastH2: h2[h2.length - 1],
       ordered: h2.every((t, i) => t === 'Part ' + (i + 1)),
       pre: c.querySelectorAll('pre > code.language-rust').length,
+      highlighted: c.querySelectorAll('pre > code.language-rust[data-highlighted]').length,
+      labels: [...c.querySelectorAll('[data-testid=code-lang]')].filter((l) => l.textContent === 'rust').length,
       tables: c.querySelectorAll('table').length,
       copy: c.querySelectorAll('[data-testid=copy-code]').length,
       reasoning: (m.querySelector('[data-testid=reasoning]')?.textContent || '').length,
@@ -102,6 +104,8 @@ test("a 30k-token answer streams into the window: rate and longest stall", { tim
   assert.equal(shape.pre, parts, "one code block per part");
   assert.equal(shape.tables, parts, "one table per part");
   assert.equal(shape.copy, parts, "every code block has its Copy button");
+  assert.equal(shape.highlighted, parts, "every code block is highlighted");
+  assert.equal(shape.labels, parts, "and labelled with its language");
   assert.ok(shape.reasoning > TOKENS / 3, "the reasoning trace is in its pane");
   assert.ok(shape.atBottom, "the view followed the answer to its end");
 

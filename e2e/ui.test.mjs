@@ -51,6 +51,22 @@ test("reasoning pane, sanitized markdown and copy buttons", async () => {
   await s.screenshot("e2e-scripted-reasoning.png");
 });
 
+test("math is typeset and code labelled, with no way to script or links through TeX", async () => {
+  await s.click("[data-testid=new-chat]");
+  await s.until(`return document.querySelectorAll('[data-testid=message]').length === 0;`);
+  await send(
+    "Math $e^{i\\pi}+1=0$ and \\(x^2\\) and $\\href{javascript:window.__pwned=3}{x}$ and $\\htmlClass{evil}{y}$",
+  );
+  const m = `[...document.querySelectorAll('[data-testid=message][data-role=assistant]')].pop()`;
+  await s.until(`return ${m}?.querySelectorAll('.katex').length >= 4;`, { timeout: 10000, what: "typeset math" });
+  const inMessage = (css) => s.exec(`return ${m}.querySelectorAll(${JSON.stringify(css)}).length;`);
+  assert.equal(await inMessage('a[href^="javascript"], .evil, script, img'), 0);
+  assert.equal(await s.exec(`return window.__pwned === undefined;`), true, "no script ran");
+  // The echo's code block is labelled with its language.
+  assert.equal(await s.exec(`return ${m}.querySelector('[data-testid=code-lang]')?.textContent;`), "text");
+  await s.screenshot("e2e-math.png");
+});
+
 test("regenerate answers again; edit-and-resend shows the edited branch (earlier versions kept)", async () => {
   const firstReply = await s.exec(
     `return document.querySelector('[data-testid=message][data-role=assistant]').getAttribute('data-id');`,

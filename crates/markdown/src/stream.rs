@@ -18,7 +18,7 @@
 //!   `<details>` around several paragraphs, an open comment): blocks become final only where
 //!   every tag the model wrote before them is closed in order.
 
-use crate::{options, render};
+use crate::{options, render, tex_delimiters};
 use pulldown_cmark::{Event, Parser, Tag, TagEnd};
 
 /// What changed in the HTML of a streamed text since the previous update.
@@ -57,7 +57,10 @@ impl StreamRenderer {
             };
         }
         let tail = &text[self.done..];
-        let parser = Parser::new_ext(tail, options());
+        // Blocks as `render` sees them: with LaTeX delimiters read as math (a `\\[` … `\\]`
+        // may hold what would otherwise be raw HTML).
+        let read = tex_delimiters(tail);
+        let parser = Parser::new_ext(&read, options());
         if parser.reference_definitions().iter().next().is_some() {
             let reset = self.done > 0;
             self.whole = true;
@@ -68,7 +71,15 @@ impl StreamRenderer {
                 live: render(text),
             };
         }
-        let split = final_prefix(tail, parser);
+        // The delimiters change no line, so the split (a line start) is found by its line.
+        let lines = read[..final_prefix(&read, parser)].matches('\n').count();
+        let split = match lines {
+            0 => 0,
+            n => tail
+                .match_indices('\n')
+                .nth(n - 1)
+                .map_or(0, |(i, _)| i + 1),
+        };
         let append = if split > 0 {
             render(&tail[..split])
         } else {

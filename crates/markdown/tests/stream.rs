@@ -84,6 +84,14 @@ const BLOCKS: &[&str] = &[
     "</ bogus>",
     "<",
     "Non-ASCII: naïve café — 漢字 🦀",
+    "Inline $x^2$ math and $$y$$ too",
+    "\\(a + b\\) and \\[c\\] delimiters",
+    "$$\nE = mc^2\n$$",
+    "\\[\n\\frac{1}{2}\n\\]",
+    "\\[\nunclosed display",
+    "It costs $5 and $10",
+    "$unclosed math",
+    "`\\(code\\)` and \\\\(escaped)",
     "",
 ];
 
@@ -138,7 +146,12 @@ fn stream(doc: &str, rng: &mut Rng, seed: u64) -> usize {
 #[test]
 fn streamed_html_equals_the_whole_render_after_every_piece() {
     let mut finals = 0;
-    for seed in 0..600u64 {
+    // More documents on demand: LOCALGLM_STREAM_SEEDS=100000.
+    let seeds = std::env::var("LOCALGLM_STREAM_SEEDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(600u64);
+    for seed in 0..seeds {
         let mut rng = Rng(seed);
         let doc = document(&mut rng, seed % 10 == 0);
         finals += stream(&doc, &mut rng, seed);
@@ -230,4 +243,25 @@ fn streamed_html_is_sanitized_too() {
         }
     }
     assert!(!all.contains("alert(3)"), "script content removed: {all}");
+}
+
+#[test]
+fn math_is_split_as_the_whole_render_reads_it() {
+    // `\[` … `\]` is display math: the `</b>` inside it is TeX, not the end of the bold.
+    let doc = "- item with <b>open bold\n  \\[\nunclosed display closes it</b> later\n$$\nE = mc^2\n$$\n\n---\n\nAfter.\n";
+    let mut rng = Rng(7);
+    stream(doc, &mut rng, 7);
+    // And LaTeX delimiters streamed block by block end as the whole render's math.
+    let doc = "Inline \\(a^2\\) here.\n\n\\[\n\\frac{1}{2}\n\\]\n\nDone.\n";
+    let mut r = StreamRenderer::new();
+    let mut html = String::new();
+    for end in 1..=doc.len() {
+        let up = r.update(&doc[..end]);
+        html.push_str(&up.append);
+        if end == doc.len() {
+            html.push_str(&up.live);
+        }
+    }
+    assert_eq!(html, render(doc));
+    assert_eq!(html.matches("class=\"math math-").count(), 2, "{html}");
 }

@@ -1,25 +1,13 @@
-//! Svelte action that shows backend-sanitized HTML and decorates it: every `pre > code` block
-//! gets a Copy button. The HTML comes from the backend's Markdown renderer (pulldown-cmark +
-//! ammonia), which is the XSS boundary; this action never builds HTML from strings itself.
+//! Svelte action that shows backend-sanitized HTML and decorates it (`decorate`: Copy buttons
+//! and language labels on code blocks, syntax highlighting, math). The HTML comes from the
+//! backend's Markdown renderer (pulldown-cmark + ammonia), which is the XSS boundary; this action
+//! never builds HTML from strings itself.
 
 import type { StreamedHtml } from '../../lib/stores/chat';
+import { decorate } from './decorate';
 
 const BUTTON_CLASS = 'copy-code';
 const RESET_AFTER_MS = 1500;
-
-/** Adds a Copy button to each `pre` that holds a `code` element and has none yet. */
-export function addCopyButtons(root: HTMLElement | DocumentFragment): void {
-  for (const pre of root.querySelectorAll('pre')) {
-    if (!pre.querySelector(':scope > code') || pre.querySelector(`:scope > button.${BUTTON_CLASS}`)) continue;
-    const button = document.createElement('button');
-    button.type = 'button';
-    button.className = BUTTON_CLASS;
-    button.textContent = 'Copy';
-    button.setAttribute('aria-label', 'Copy code');
-    button.dataset.testid = 'copy-code';
-    pre.append(button);
-  }
-}
 
 async function copyFrom(button: HTMLButtonElement): Promise<void> {
   const code = button.closest('pre')?.querySelector(':scope > code');
@@ -34,13 +22,13 @@ async function copyFrom(button: HTMLButtonElement): Promise<void> {
   }, RESET_AFTER_MS);
 }
 
-/** Parses sanitized HTML as `innerHTML` does (scripts inert) into a fragment with Copy buttons. */
-function fragment(html: string): DocumentFragment {
+/** Parses sanitized HTML as `innerHTML` does (scripts inert) into a decorated fragment. */
+function fragment(html: string, live: boolean): DocumentFragment {
   const holder = document.createElement('div');
   holder.innerHTML = html;
   const out = document.createDocumentFragment();
   out.append(...holder.childNodes);
-  addCopyButtons(out);
+  decorate(out, live);
   return out;
 }
 
@@ -65,13 +53,14 @@ export function richHtml(node: HTMLElement, html: string | StreamedHtml) {
   const showWhole = (next: string) => {
     if (marker !== null && next === appended + live) {
       whole = next; // the streamed answer, now saved: already on screen
+      decorate(node); // a long code block left unhighlighted while it streamed
       return;
     }
     if (marker === null && next === whole) return;
     whole = next;
     marker = null;
     node.innerHTML = next;
-    addCopyButtons(node);
+    decorate(node);
   };
 
   const showStream = (next: StreamedHtml) => {
@@ -82,12 +71,12 @@ export function richHtml(node: HTMLElement, html: string | StreamedHtml) {
       [resets, blocks, appended, live, whole] = [next.resets, 0, '', '', null];
     }
     for (; blocks < next.blocks.length; blocks++) {
-      marker.before(fragment(next.blocks[blocks]));
+      marker.before(fragment(next.blocks[blocks], false));
       appended += next.blocks[blocks];
     }
     if (next.live !== live) {
       while (marker.nextSibling) marker.nextSibling.remove();
-      node.append(fragment(next.live));
+      node.append(fragment(next.live, true));
       live = next.live;
     }
   };

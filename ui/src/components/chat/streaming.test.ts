@@ -25,7 +25,7 @@ describe('richHtml with a streaming answer', () => {
     const saved = '<p>Hello</p>\n' + pre + '<p>Bye</p>\n';
     action.update(saved);
     expect(node.querySelector('pre')).toBe(code);
-    expect(node.textContent).toBe('Hello\nfn a() {}\nCopy\nBye\n');
+    expect(node.textContent).toBe('Hello\nrustfn a() {}\nCopy\nBye\n');
 
     // A different whole HTML replaces everything.
     action.update('<p>Other</p>');
