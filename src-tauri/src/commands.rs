@@ -498,6 +498,17 @@ pub async fn send_message(
     service.send(request, &settings.get(), sink).await
 }
 
+/// The tokens a message would take (alone and in its whole prompt) and the model's context.
+#[tauri::command]
+pub async fn measure_message(
+    service: Service<'_>,
+    settings: State<'_, SettingsState>,
+    request: localglm_protocol::MeasureRequest,
+) -> Result<localglm_protocol::MessageMeasure, AppError> {
+    let service = service.inner().clone();
+    service.measure(&request, &settings.get()).await
+}
+
 #[tauri::command]
 pub fn stop_generation(service: Service<'_>, generation_id: String) -> bool {
     service.stop(&generation_id)

@@ -60,6 +60,7 @@ pub fn build<R: Runtime>(
             commands::search_conversations,
             commands::export_conversation,
             commands::import_conversation,
+            commands::measure_message,
             commands::rename_conversation,
             commands::delete_conversation,
             commands::send_message,

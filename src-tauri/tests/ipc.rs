@@ -91,6 +91,39 @@ fn send_message_streams_and_persists() {
         3,
         "the title, the message and the reply: {hits:?}"
     );
+
+    // Export as JSON, import it back as a copy; a malformed file is refused.
+    let exported: localglm_protocol::ExportedConversation = ok(
+        &h,
+        "export_conversation",
+        json!({ "id": c.id, "format": "json" }),
+    );
+    assert_eq!(
+        std::fs::read_to_string(&exported.path).unwrap(),
+        exported.text
+    );
+    let copy: ConversationSummary = ok(&h, "import_conversation", json!({ "json": exported.text }));
+    assert_ne!(copy.id, c.id);
+    assert_eq!(copy.message_count, 2);
+    let e = err(&h, "import_conversation", json!({ "json": "{ nope" }));
+    assert_eq!(e.kind, ErrorKind::InvalidRequest);
+    let md: localglm_protocol::ExportedConversation = ok(
+        &h,
+        "export_conversation",
+        json!({ "id": c.id, "format": "markdown" }),
+    );
+    assert!(md.path.ends_with(".md") && md.text.starts_with("# Hello there"));
+
+    // A message measured before it is sent, with the conversation it would be sent in.
+    let measured: localglm_protocol::MessageMeasure = ok(
+        &h,
+        "measure_message",
+        json!({ "request": { "conversation_id": c.id, "text": "one two three" } }),
+    );
+    assert!(
+        measured.prompt_tokens > measured.message_tokens,
+        "{measured:?}"
+    );
 }
 
 #[test]

@@ -22,9 +22,9 @@ use localglm_engine::{
 };
 use localglm_protocol::{
     AppError, Conversation, ConversationSummary, ConversationView, ErrorKind, ExportFormat,
-    ExportedConversation, FinishReason, GenerationEvent, GenerationHandle, LoadProgress, Message,
-    MessageView, ModelInfo, ModelStatus, RemoteServer, Role, SearchHit, SendAction, SendRequest,
-    SentWith, Settings, ThinkingChoice,
+    ExportedConversation, FinishReason, GenerationEvent, GenerationHandle, LoadProgress,
+    MeasureRequest, Message, MessageMeasure, MessageView, ModelInfo, ModelStatus, RemoteServer,
+    Role, SearchHit, SendAction, SendRequest, SentWith, Settings, ThinkingChoice,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -402,6 +402,47 @@ impl ChatService {
         !self.running.lock().expect("lock").is_empty()
     }
 
+    /// The tokens a new message would take, alone and in the whole prompt it would be sent in
+    /// (as `send` would build it), and the model's context: what the composer shows before
+    /// sending, and how it refuses files that would overflow the context.
+    pub async fn measure(
+        &self,
+        request: &MeasureRequest,
+        settings: &Settings,
+    ) -> Result<MessageMeasure, AppError> {
+        let model = self
+            .engine
+            .loaded()
+            .ok_or_else(|| engine_error(&EngineError::NoModel))?;
+        let send = SendRequest {
+            conversation_id: request.conversation_id.clone().unwrap_or_default(),
+            action: SendAction::New {
+                text: request.text.clone(),
+            },
+            preset_id: request.preset_id.clone(),
+            sampling: None,
+            enable_thinking: request.enable_thinking,
+            reasoning_effort: request.reasoning_effort.clone(),
+        };
+        let (sent_with, system_prompt) = presets::resolve(settings, &send, &model)?;
+        let mut conv = match &request.conversation_id {
+            Some(id) => self.store.get(id).map_err(|e| conversation_error(&e))?,
+            None => localglm_conversations::blank(None),
+        };
+        tree::push(&mut conv, new_message(Role::User, request.text.clone()));
+        let whole = engine_request(&conv, &sent_with, &system_prompt, settings);
+        let alone = GenerateRequest {
+            messages: vec![ChatTurn::new(Role::User, request.text.clone())],
+            ..whole.clone()
+        };
+        let counted = |r: Result<u32, EngineError>| r.map_err(|e| engine_error(&e));
+        Ok(MessageMeasure {
+            message_tokens: counted(self.engine.count_tokens(&alone).await)?,
+            prompt_tokens: counted(self.engine.count_tokens(&whole).await)?,
+            context_length: model.context_length,
+        })
+    }
+
     /// Applies the action, starts the generation and returns at once; events go to `sink`.
     pub async fn send(
         self: &Arc<Self>,
@@ -433,22 +474,7 @@ impl ChatService {
         conv.updated_at_ms = now_ms();
         self.store.save(&conv).map_err(|e| conversation_error(&e))?;
 
-        let mut messages = Vec::new();
-        if !system_prompt.trim().is_empty() {
-            messages.push(ChatTurn::new(Role::System, system_prompt));
-        }
-        messages.extend(tree::path(&conv).into_iter().map(|m| ChatTurn {
-            reasoning: m.reasoning.clone(),
-            ..ChatTurn::new(m.role, m.content.clone())
-        }));
-        let engine_request = GenerateRequest {
-            messages,
-            sampling: sent_with.sampling.clone(),
-            enable_thinking: sent_with.enable_thinking,
-            reasoning_effort: sent_with.reasoning_effort.clone(),
-            clear_thinking: settings.clear_thinking.then_some(true),
-            tools: None,
-        };
+        let engine_request = engine_request(&conv, &sent_with, &system_prompt, settings);
         let generation = self
             .engine
             .generate(engine_request)
@@ -669,6 +695,32 @@ struct Job {
     assistant_message_id: String,
     model_name: String,
     sent_with: SentWith,
+}
+
+/// What the engine is asked: the system prompt, then the branch shown (past reasoning
+/// included; the template drops it when `clear_thinking` is set).
+fn engine_request(
+    conv: &Conversation,
+    sent_with: &SentWith,
+    system_prompt: &str,
+    settings: &Settings,
+) -> GenerateRequest {
+    let mut messages = Vec::new();
+    if !system_prompt.trim().is_empty() {
+        messages.push(ChatTurn::new(Role::System, system_prompt));
+    }
+    messages.extend(tree::path(conv).into_iter().map(|m| ChatTurn {
+        reasoning: m.reasoning.clone(),
+        ..ChatTurn::new(m.role, m.content.clone())
+    }));
+    GenerateRequest {
+        messages,
+        sampling: sent_with.sampling.clone(),
+        enable_thinking: sent_with.enable_thinking,
+        reasoning_effort: sent_with.reasoning_effort.clone(),
+        clear_thinking: settings.clear_thinking.then_some(true),
+        tools: None,
+    }
 }
 
 /// Applies the action to the conversation's branches; returns the user message to be

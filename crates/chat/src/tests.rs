@@ -588,3 +588,45 @@ async fn a_reply_cut_off_by_a_killed_app_is_shown_interrupted_at_the_next_start(
     assert_eq!(last.content, "Half of");
     assert_eq!(last.finish_reason, Some(FinishReason::Interrupted));
 }
+
+#[tokio::test]
+async fn a_message_is_measured_alone_and_in_the_prompt_it_would_be_sent_in() {
+    let f = fixture(fast).await;
+    let settings = Settings::default();
+    let conv = f.service.create(None).unwrap();
+    run(&f, new(&conv.id, "one two three")).await;
+    let ask = |conversation_id: Option<String>| MeasureRequest {
+        conversation_id,
+        text: "four five six seven".into(),
+        preset_id: None,
+        enable_thinking: None,
+        reasoning_effort: None,
+    };
+    let in_chat = f
+        .service
+        .measure(&ask(Some(conv.id.clone())), &settings)
+        .await
+        .unwrap();
+    let fresh = f.service.measure(&ask(None), &settings).await.unwrap();
+    assert_eq!(in_chat.message_tokens, fresh.message_tokens);
+    assert_eq!(
+        fresh.prompt_tokens, fresh.message_tokens,
+        "nothing else to send"
+    );
+    assert!(
+        in_chat.prompt_tokens > fresh.prompt_tokens,
+        "the conversation so far counts too: {in_chat:?} vs {fresh:?}"
+    );
+    assert_eq!(
+        in_chat.context_length,
+        f.service.engine().loaded().unwrap().context_length,
+        "the model's context"
+    );
+    // Nothing was saved by measuring.
+    assert_eq!(f.service.get(&conv.id).unwrap().messages.len(), 2);
+    let missing = f
+        .service
+        .measure(&ask(Some("nosuch".into())), &settings)
+        .await;
+    assert_eq!(missing.unwrap_err().kind, ErrorKind::NotFound);
+}

@@ -82,6 +82,25 @@ pub fn new_message(role: Role, content: impl Into<String>) -> Message {
     }
 }
 
+/// A new empty conversation with a fresh id (not saved).
+pub fn blank(title: Option<String>) -> Conversation {
+    let now = now_ms();
+    Conversation {
+        version: FORMAT_VERSION,
+        id: new_id(),
+        title: title
+            .filter(|t| !t.trim().is_empty())
+            .unwrap_or_else(|| "New chat".to_string()),
+        created_at_ms: now,
+        updated_at_ms: now,
+        messages: Vec::new(),
+        current_id: None,
+        shown: Default::default(),
+        thinking: None,
+        preset_id: None,
+    }
+}
+
 /// Writes `bytes` to `path` atomically (temp file + fsync + rename + directory fsync). On Unix
 /// the file is readable by its owner only: conversations and settings (API keys) are private.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -147,21 +166,7 @@ impl ConversationStore {
 
     /// Creates and saves an empty conversation.
     pub fn create(&self, title: Option<String>) -> Result<Conversation> {
-        let now = now_ms();
-        let conv = Conversation {
-            version: FORMAT_VERSION,
-            id: new_id(),
-            title: title
-                .filter(|t| !t.trim().is_empty())
-                .unwrap_or_else(|| "New chat".to_string()),
-            created_at_ms: now,
-            updated_at_ms: now,
-            messages: Vec::new(),
-            current_id: None,
-            shown: Default::default(),
-            thinking: None,
-            preset_id: None,
-        };
+        let conv = blank(title);
         self.save(&conv)?;
         Ok(conv)
     }

@@ -364,6 +364,32 @@ pub struct SendRequest {
     pub reasoning_effort: Option<String>,
 }
 
+/// A message to measure before it is sent (text and attached files, as a new message of the
+/// conversation would be sent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct MeasureRequest {
+    /// `None`: a conversation not created yet.
+    pub conversation_id: Option<String>,
+    pub text: String,
+    #[serde(default)]
+    pub preset_id: Option<String>,
+    #[serde(default)]
+    pub enable_thinking: Option<bool>,
+    #[serde(default)]
+    pub reasoning_effort: Option<String>,
+}
+
+/// What a message would take of the loaded model's context.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct MessageMeasure {
+    /// The message alone.
+    pub message_tokens: u32,
+    /// The whole prompt it would be sent in: system prompt, the branch shown, the message.
+    pub prompt_tokens: u32,
+    /// The model's context, when known.
+    pub context_length: Option<u32>,
+}
+
 /// Returned by `send_message` once the generation is running.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct GenerationHandle {

@@ -45,6 +45,8 @@ fn export_into(dir: &Path) {
         SearchHit,
         ExportFormat,
         ExportedConversation,
+        MeasureRequest,
+        MessageMeasure,
     );
 }
 

@@ -130,3 +130,15 @@ describe('SettingsDialog: loading models', () => {
     expect(save2).toHaveBeenLastCalledWith({ ...saved, prompt_cache_mb: null });
   });
 });
+
+describe('SettingsDialog: keyboard shortcuts', () => {
+  it('lists every shortcut with its keys', () => {
+    open();
+    const list = screen.getByTestId('shortcuts');
+    const rows = [...list.querySelectorAll('.shortcut')].map((r) => r.getAttribute('data-action'));
+    expect(rows).toEqual(['newChat', 'focusComposer', 'stop', 'regenerate', 'search', 'settings']);
+    expect(list).toHaveTextContent('New chat');
+    expect(list).toHaveTextContent(/Ctrl\+Shift\+O|⌘⇧O/);
+    cleanup();
+  });
+});

@@ -8,6 +8,8 @@
 import { Channel, invoke, type InvokeArgs } from '@tauri-apps/api/core';
 import type { ExportFormat } from '../bindings/ExportFormat';
 import type { ExportedConversation } from '../bindings/ExportedConversation';
+import type { MeasureRequest } from '../bindings/MeasureRequest';
+import type { MessageMeasure } from '../bindings/MessageMeasure';
 import type { SearchHit } from '../bindings/SearchHit';
 import type { ApiLogEntry } from '../bindings/ApiLogEntry';
 import type { ApiSettings } from '../bindings/ApiSettings';
@@ -197,6 +199,11 @@ export function exportConversation(id: string, format: ExportFormat): Promise<Ex
 /** Adds the conversation of a LocalGLM JSON export (as a copy); a malformed file changes nothing. */
 export function importConversation(json: string): Promise<ConversationSummary> {
   return call('import_conversation', { json });
+}
+
+/** The tokens a message would take, alone and in its whole prompt, and the model's context. */
+export function measureMessage(request: MeasureRequest): Promise<MessageMeasure> {
+  return call('measure_message', { request });
 }
 
 /** Titles and messages of every conversation (every branch) matching `query`; reasoning too when asked. */

@@ -19,6 +19,7 @@ import type { ModelInfo } from '../bindings/ModelInfo';
 import type { ModelStatus } from '../bindings/ModelStatus';
 import type { RemoteServer } from '../bindings/RemoteServer';
 import type { SamplingPreset } from '../bindings/SamplingPreset';
+import type { MessageMeasure } from '../bindings/MessageMeasure';
 import type { SearchHit } from '../bindings/SearchHit';
 import type { SendAction } from '../bindings/SendAction';
 import type { Settings } from '../bindings/Settings';
@@ -499,6 +500,25 @@ export class AppStore {
     return this.start(id, { type: 'edit', message_id: messageId, text });
   }
 
+  /** The preset and thinking controls the next message is sent with. */
+  private sendChoices() {
+    return {
+      preset_id: this.presets.some((p) => p.id === this.presetId) ? this.presetId : null,
+      enable_thinking: this.thinkingSupported ? this.thinking : null,
+      reasoning_effort:
+        this.thinking && this.effort !== null && this.effortLevels.includes(this.effort) ? this.effort : null,
+    };
+  }
+
+  /** The tokens a message would take (alone, and with the conversation) and the model's context. */
+  async measure(text: string): Promise<MessageMeasure | AppError> {
+    try {
+      return await ipc.measureMessage({ conversation_id: this.chat.conversationId, text, ...this.sendChoices() });
+    } catch (reason) {
+      return ipc.toAppError(reason);
+    }
+  }
+
   /** Imports a LocalGLM conversation file and opens it; the error when it is refused. */
   async importConversation(json: string): Promise<ConversationSummary | AppError> {
     try {
@@ -564,11 +584,8 @@ export class AppStore {
         {
           conversation_id: conversationId,
           action,
-          preset_id: this.presets.some((p) => p.id === this.presetId) ? this.presetId : null,
+          ...this.sendChoices(),
           sampling: null,
-          enable_thinking: this.thinkingSupported ? this.thinking : null,
-          reasoning_effort:
-            this.thinking && this.effort !== null && this.effortLevels.includes(this.effort) ? this.effort : null,
         },
         (event) => this.onEvent(conversationId, event),
       );
