@@ -1,6 +1,6 @@
 //! Tauri commands: convert, delegate to a crate, convert back. No logic lives here.
 
-use crate::settings::SettingsState;
+use localglm_chat::settings::SettingsState;
 use localglm_chat::{presets, remotes, ChatService};
 use localglm_models::Library;
 use localglm_protocol::{
@@ -517,4 +517,54 @@ pub fn stop_generation(service: Service<'_>, generation_id: String) -> bool {
 #[tauri::command]
 pub fn render_markdown(text: String) -> String {
     localglm_markdown::render(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use localglm_chat::settings::SettingsState;
+    use localglm_protocol::Settings;
+
+    #[test]
+    fn mtp_drafts_are_checked_and_reach_the_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = SettingsState::load(dir.path().join("settings.json"));
+        for bad in ["9", "many", ""] {
+            let new = Settings {
+                mtp: Some(bad.into()),
+                ..Default::default()
+            };
+            assert!(state.set(new).is_err(), "{bad}");
+        }
+        for (good, want) in [
+            ("auto", localglm_engine::Drafting::Auto),
+            ("off", localglm_engine::Drafting::Fixed(0)),
+            ("2", localglm_engine::Drafting::Fixed(2)),
+        ] {
+            let s = state
+                .set(Settings {
+                    mtp: Some(good.into()),
+                    ..Default::default()
+                })
+                .unwrap();
+            assert_eq!(super::load_spec(&s, "m.gguf".into()).mtp, want);
+        }
+        let none = super::load_spec(&Settings::default(), "m.gguf".into());
+        assert_eq!(none.mtp, localglm_engine::Drafting::Auto);
+    }
+
+    #[test]
+    fn the_dense_runtime_is_checked_and_reaches_the_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = SettingsState::load(dir.path().join("settings.json"));
+        let with = |r: &str| Settings {
+            dense_runtime: Some(r.into()),
+            ..Default::default()
+        };
+        assert!(state.set(with("llama.cpp")).is_err());
+        let s = state.set(with("mistralrs")).unwrap();
+        assert!(super::load_spec(&s, "m.gguf".into()).mistralrs);
+        let s = state.set(with("localglm")).unwrap();
+        assert!(!super::load_spec(&s, "m.gguf".into()).mistralrs);
+        assert!(!super::load_spec(&Settings::default(), "m.gguf".into()).mistralrs);
+    }
 }

@@ -11,7 +11,8 @@ use tauri::{Emitter, Manager, Runtime};
 pub mod api;
 pub mod commands;
 pub mod events;
-pub mod settings;
+/// Settings live in `localglm-chat`, which the CLI reads them through too.
+pub use localglm_chat::settings;
 
 pub use localglm_engine::{engine_from_env, ENGINE_ENV};
 
@@ -84,6 +85,10 @@ fn state_plugin<R: Runtime>(
             let handle = app.clone();
             service.on_status(Arc::new(move |status| {
                 let _ = handle.emit(events::MODEL_STATUS, status);
+            }));
+            let handle = app.clone();
+            service.on_conversation(Arc::new(move |summary| {
+                let _ = handle.emit(events::CONVERSATION, summary);
             }));
             let settings = settings::SettingsState::load(library.settings_path());
             let model_path = settings

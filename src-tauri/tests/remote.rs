@@ -120,7 +120,15 @@ fn a_server_is_checked_saved_used_for_chat_and_forgotten() {
 
     // The preset and the thinking switches reach the server: General, then SWE-Bench Pro with
     // thinking off and, on the regenerate below, Max effort.
-    let asked = |i: usize| seen.lock().unwrap()[i].clone();
+    // The chat's requests (the title request after the first reply is the server's too).
+    let asked = |i: usize| {
+        let seen = seen.lock().unwrap();
+        let mut chat = seen.iter().filter(|r| {
+            r.messages.first().map(|m| m.content.as_str())
+                != Some(localglm_engine::TITLE_INSTRUCTION)
+        });
+        chat.nth(i).cloned().expect("a chat request")
+    };
     assert_eq!(
         (asked(0).sampling.temperature, asked(0).sampling.top_p),
         (1.0, 0.95)

@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 mod errors;
 pub mod presets;
 pub mod remotes;
+pub mod settings;
 pub use errors::{conversation_error, engine_error};
 
 /// Longest time a delta waits before it is sent to the UI.
@@ -49,6 +50,10 @@ pub const PARTIAL_INTERVAL: Duration = Duration::from_secs(1);
 pub type EventSink = Arc<dyn Fn(GenerationEvent) + Send + Sync>;
 /// Receives model status changes.
 pub type StatusSink = Arc<dyn Fn(&ModelStatus) + Send + Sync>;
+/// Receives a conversation changed outside a request (a title generated after a reply).
+pub type ConversationSink = Arc<dyn Fn(&ConversationSummary) + Send + Sync>;
+/// Longest a title may take to generate before it is given up.
+pub const TITLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 struct Running {
     conversation_id: String,
@@ -61,6 +66,7 @@ pub struct ChatService {
     store: ConversationStore,
     running: Mutex<HashMap<String, Running>>,
     status: Arc<StatusBoard>,
+    on_conversation: Mutex<Option<ConversationSink>>,
 }
 
 /// The model status and its listener, shared with a load's progress callback.
@@ -156,7 +162,13 @@ impl ChatService {
             store,
             running: Mutex::new(HashMap::new()),
             status: Arc::default(),
+            on_conversation: Mutex::new(None),
         }
+    }
+
+    /// Registers the listener told about conversations changed outside a request.
+    pub fn on_conversation(&self, sink: ConversationSink) {
+        *self.on_conversation.lock().expect("lock") = Some(sink);
     }
 
     /// Registers the listener told about every model status change.
@@ -498,6 +510,7 @@ impl ChatService {
             assistant_message_id: assistant_message_id.clone(),
             model_name: model.name.clone(),
             sent_with,
+            title: settings.generate_titles,
         };
         sink(GenerationEvent::Started {
             generation_id: generation_id.clone(),
@@ -630,6 +643,10 @@ impl ChatService {
             Ok(conv) => view(conv, message),
             Err(_) => render(message),
         };
+        let titling = match (&saved, &error) {
+            (Ok(conv), None) if job.title => first_exchange(conv),
+            _ => None,
+        };
         let saved = saved.map(|_| ());
         match (error, saved) {
             (None, Ok(())) => sink(GenerationEvent::Done {
@@ -644,6 +661,70 @@ impl ChatService {
                 error: e,
                 message: None,
             }),
+        }
+        if let Some((asked, answer)) = titling {
+            // After `done`: the reply is the user's; the title follows when the model has one.
+            self.generate_title(&job.conversation_id, &asked, &answer)
+                .await;
+        }
+    }
+
+    /// Asks the model for a title of the first exchange and renames the conversation with it
+    /// (unless the user renamed it meanwhile); best effort: any failure keeps the title.
+    async fn generate_title(&self, conversation_id: &str, asked: &str, answer: &str) {
+        let clip = |t: &str| t.chars().take(1500).collect::<String>();
+        let request = GenerateRequest {
+            messages: vec![
+                ChatTurn::new(Role::System, localglm_engine::TITLE_INSTRUCTION),
+                ChatTurn::new(Role::User, format!("{}\n\n{}", clip(asked), clip(answer))),
+            ],
+            sampling: localglm_protocol::SamplingParams {
+                temperature: 0.3,
+                max_tokens: 24,
+                ..Default::default()
+            },
+            enable_thinking: Some(false),
+            reasoning_effort: None,
+            clear_thinking: None,
+            tools: None,
+        };
+        let Ok(generation) = self.engine.generate(request).await else {
+            return;
+        };
+        let cancel = generation.canceller();
+        let mut events = generation.events;
+        let mut text = String::new();
+        let collect = async {
+            while let Some(event) = events.next().await {
+                match event {
+                    EngineEvent::Content(t) => text.push_str(&t),
+                    EngineEvent::Finished { error: None, .. } => return true,
+                    EngineEvent::Finished { .. } => return false,
+                    EngineEvent::Reasoning(_) => {}
+                }
+            }
+            false
+        };
+        let finished = tokio::time::timeout(TITLE_TIMEOUT, collect).await;
+        if !matches!(finished, Ok(true)) {
+            cancel.cancel();
+            return;
+        }
+        let Some(title) = clean_title(&text) else {
+            return;
+        };
+        let Ok(mut conv) = self.store.get(conversation_id) else {
+            return;
+        };
+        if first_exchange(&conv).is_none_or(|(now_asked, _)| now_asked != asked) {
+            return; // renamed, edited or answered again meanwhile
+        }
+        conv.title = title;
+        if self.store.save(&conv).is_ok() {
+            let sink = self.on_conversation.lock().expect("lock").clone();
+            if let Some(sink) = sink {
+                sink(&localglm_conversations::summary(&conv));
+            }
         }
     }
 
@@ -688,6 +769,8 @@ impl ChatService {
 }
 
 struct Job {
+    /// Title the conversation with the model if this reply completes its first exchange.
+    title: bool,
     generation_id: String,
     conversation_id: String,
     /// The message being answered: the reply's parent.
@@ -695,6 +778,40 @@ struct Job {
     assistant_message_id: String,
     model_name: String,
     sent_with: SentWith,
+}
+
+/// The first exchange of a conversation still titled automatically (from its first message):
+/// the question and the answer shown, when the branch shown is exactly those two.
+fn first_exchange(conv: &Conversation) -> Option<(String, String)> {
+    match tree::path(conv).as_slice() {
+        [asked, answer]
+            if asked.role == Role::User
+                && answer.role == Role::Assistant
+                && !answer.content.trim().is_empty()
+                && conv.title == title_from(&asked.content) =>
+        {
+            Some((asked.content.clone(), answer.content.clone()))
+        }
+        _ => None,
+    }
+}
+
+/// A model's title as the sidebar shows it: its first line without a "Title:" label, Markdown
+/// marks, quotes or a closing full stop; `None` when nothing is left.
+pub fn clean_title(raw: &str) -> Option<String> {
+    let line = raw.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let line = line
+        .strip_prefix("Title:")
+        .or_else(|| line.strip_prefix("title:"))
+        .unwrap_or(line);
+    let quotes: &[char] = &['"', '\'', '“', '”', '‘', '’', '`', '*', '_', '#'];
+    let line = line.trim().trim_matches(quotes).trim();
+    let line = line
+        .trim_end_matches(['.', '!', ':', ';', ','])
+        .trim_matches(quotes)
+        .trim();
+    let words = line.split_whitespace().collect::<Vec<_>>().join(" ");
+    (!words.is_empty()).then(|| title_from(&words))
 }
 
 /// What the engine is asked: the system prompt, then the branch shown (past reasoning

@@ -513,7 +513,9 @@ async fn past_reasoning_goes_back_to_the_engine_and_clear_thinking_follows_the_s
     let seen: Arc<StdMutex<Vec<GenerateRequest>>> = Arc::default();
     let log = seen.clone();
     let f = fixture(move |r| {
-        log.lock().unwrap().push(r.clone());
+        if r.messages[0].content != localglm_engine::TITLE_INSTRUCTION {
+            log.lock().unwrap().push(r.clone());
+        }
         fast(r)
     })
     .await;
@@ -629,4 +631,87 @@ async fn a_message_is_measured_alone_and_in_the_prompt_it_would_be_sent_in() {
         .measure(&ask(Some("nosuch".into())), &settings)
         .await;
     assert_eq!(missing.unwrap_err().kind, ErrorKind::NotFound);
+}
+
+#[test]
+fn model_titles_are_cleaned() {
+    assert_eq!(
+        clean_title("Title: \"Paris travel tips.\"\nmore").as_deref(),
+        Some("Paris travel tips")
+    );
+    assert_eq!(
+        clean_title("**Rust   lifetimes**").as_deref(),
+        Some("Rust lifetimes")
+    );
+    assert_eq!(clean_title("# “Quoted”!").as_deref(), Some("Quoted"));
+    assert_eq!(clean_title("  \n\"\"\n"), None);
+    assert_eq!(
+        clean_title(&"word ".repeat(30)).unwrap().chars().count(),
+        49
+    );
+}
+
+async fn wait_title(f: &Fixture, id: &str, title: &str) {
+    for _ in 0..400 {
+        if f.service.get(id).unwrap().title == title {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!(
+        "title never became {title:?}: {:?}",
+        f.service.get(id).unwrap().title
+    );
+}
+
+#[tokio::test]
+async fn the_model_titles_a_chat_after_its_first_reply_unless_told_not_to() {
+    let f = fixture(|r| {
+        if r.messages[0].content == localglm_engine::TITLE_INSTRUCTION {
+            assert_eq!(r.enable_thinking, Some(false));
+            assert!(r.messages[1]
+                .content
+                .contains("What should I see in Paris?"));
+            return Script {
+                content: Script::tokens("Title: **Paris sights**."),
+                ..fast(r)
+            };
+        }
+        fast(r)
+    })
+    .await;
+    let told: Arc<StdMutex<Vec<ConversationSummary>>> = Arc::default();
+    let t2 = told.clone();
+    f.service
+        .on_conversation(Arc::new(move |s| t2.lock().unwrap().push(s.clone())));
+    let conv = f.service.create(None).unwrap();
+    run(&f, new(&conv.id, "What should I see in Paris?")).await;
+    wait_title(&f, &conv.id, "Paris sights").await;
+    assert_eq!(told.lock().unwrap()[0].title, "Paris sights");
+    // Only the first exchange is titled.
+    run(&f, new(&conv.id, "And in Lyon?")).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(told.lock().unwrap().len(), 1);
+
+    // A title the user chose is kept; the setting off keeps the first words.
+    let mine = f.service.create(Some("Mine".into())).unwrap();
+    run(&f, new(&mine.id, "What should I see in Paris?")).await;
+    let off = f.service.create(None).unwrap();
+    let settings = Settings {
+        generate_titles: false,
+        ..Settings::default()
+    };
+    let (events, sink) = recorder();
+    f.service
+        .send(new(&off.id, "What should I see in Paris?"), &settings, sink)
+        .await
+        .unwrap();
+    wait_end(&events).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(f.service.get(&mine.id).unwrap().title, "Mine");
+    assert_eq!(
+        f.service.get(&off.id).unwrap().title,
+        "What should I see in Paris?"
+    );
+    assert_eq!(told.lock().unwrap().len(), 1);
 }

@@ -452,11 +452,7 @@ fn find_preset(name: &str) -> Result<localglm_protocol::SamplingPreset> {
         return Ok(p);
     }
     let path = localglm_models::Library::from_env().settings_path();
-    let user: Vec<localglm_protocol::SamplingPreset> = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|v| serde_json::from_value(v["settings"]["presets"].clone()).ok())
-        .unwrap_or_default();
+    let user = localglm_chat::settings::peek(&path).presets;
     if let Some(p) = user
         .iter()
         .find(|p| p.id.eq_ignore_ascii_case(name) || p.name.eq_ignore_ascii_case(name))

@@ -277,6 +277,10 @@ pub trait Engine: Send + Sync {
     }
 }
 
+/// The system instruction of a title request (the first exchange of a conversation follows as
+/// the user message). Backends treat it like any prompt; the scripted fake recognises it.
+pub const TITLE_INSTRUCTION: &str = "Write a short title (at most six words) for the conversation below. Reply with the title only: no quotes, no punctuation at the end.";
+
 /// Environment variable selecting the engine of the app and `localglm serve`: the real one by
 /// default (GLM-5.x GGUFs on LocalGLM's runtime, other architectures on mistralrs) or
 /// `scripted` (a deterministic fake, for UI and API-shape tests only).

@@ -42,10 +42,38 @@ impl Script {
         out
     }
 
+    /// A title request: "Title: " and the first line of the exchange, in quotes with a full
+    /// stop — what a model might write, for the caller to clean.
+    pub fn title(request: &GenerateRequest) -> Script {
+        let exchange = request
+            .messages
+            .last()
+            .map(|m| m.content.as_str())
+            .unwrap_or("");
+        let first = exchange
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        Script {
+            reasoning: Vec::new(),
+            content: Script::tokens(&format!("Title: \"{}.\"", first.trim())),
+            token_delay: Duration::from_millis(1),
+            burst: 1,
+            fail_with: None,
+        }
+    }
+
     /// The default script: thinks briefly, then echoes the last user message as Markdown.
     /// A message containing "long" gets a 400-token answer (for Stop tests). Thinking follows
     /// the request: none when it is off, the effort named when one is set.
     pub fn echo(request: &GenerateRequest) -> Script {
+        if request
+            .messages
+            .first()
+            .is_some_and(|m| m.role == Role::System && m.content == crate::TITLE_INSTRUCTION)
+        {
+            return Script::title(request);
+        }
         let last = request
             .messages
             .iter()

@@ -558,7 +558,7 @@ pub enum ModelStatus {
     },
 }
 
-/// Persisted user settings (versioned; see the shell's settings module for migrations).
+/// Persisted user settings (versioned; `localglm_chat::settings` migrates and validates them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct Settings {
     pub version: u32,
@@ -574,6 +574,10 @@ pub struct Settings {
     /// Collapse the reasoning pane when the answer starts (off keeps it open).
     #[serde(default = "yes")]
     pub collapse_reasoning: bool,
+    /// Title new conversations by asking the loaded model after the first reply (off: the
+    /// first words of the first message).
+    #[serde(default = "yes")]
+    pub generate_titles: bool,
     /// The user's own presets (the built-in ones are not stored).
     #[serde(default)]
     pub presets: Vec<SamplingPreset>,
@@ -712,6 +716,7 @@ impl Default for Settings {
             model_path: None,
             clear_thinking: false,
             collapse_reasoning: true,
+            generate_titles: true,
             presets: Vec::new(),
             default_preset: general(),
             api: ApiSettings::default(),

@@ -10,6 +10,7 @@ const settings: Settings = {
   model_path: null,
   clear_thinking: false,
   collapse_reasoning: true,
+  generate_titles: true,
   presets: [],
   default_preset: 'general',
   api: { enabled: false, host: '127.0.0.1', port: 8080, api_key: null },
@@ -128,6 +129,15 @@ describe('SettingsDialog: loading models', () => {
     const again = screen.getByTestId('setting-prompt-cache') as HTMLInputElement;
     await fireEvent.change(again, { target: { value: '' } });
     expect(save2).toHaveBeenLastCalledWith({ ...saved, prompt_cache_mb: null });
+  });
+});
+
+describe('SettingsDialog: chats', () => {
+  it('turns generated titles off', async () => {
+    const save = open();
+    await fireEvent.click(screen.getByTestId('setting-generate-titles'));
+    expect(save).toHaveBeenLastCalledWith(expect.objectContaining({ generate_titles: false }));
+    cleanup();
   });
 });
 

@@ -26,6 +26,11 @@ clear_thinking: boolean,
  */
 collapse_reasoning: boolean, 
 /**
+ * Title new conversations by asking the loaded model after the first reply (off: the
+ * first words of the first message).
+ */
+generate_titles: boolean, 
+/**
  * The user's own presets (the built-in ones are not stored).
  */
 presets: Array<SamplingPreset>, 

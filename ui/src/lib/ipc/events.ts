@@ -2,6 +2,7 @@
 
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type { ApiLogEntry } from '../bindings/ApiLogEntry';
+import type { ConversationSummary } from '../bindings/ConversationSummary';
 import type { DownloadState } from '../bindings/DownloadState';
 import type { ModelStatus } from '../bindings/ModelStatus';
 import { toAppError } from './errors';
@@ -12,6 +13,8 @@ export const MODEL_STATUS_EVENT = 'model-status';
 export const DOWNLOAD_EVENT = 'download';
 /** Name of the event the shell emits for every request the local API serves. */
 export const API_LOG_EVENT = 'api-log';
+/** Name of the event the shell emits when a conversation changes outside a request (a generated title). */
+export const CONVERSATION_EVENT = 'conversation';
 
 /** Calls `handler` with every payload of event `name` until the returned function is called. */
 async function on<T>(name: string, handler: (payload: T) => void): Promise<UnlistenFn> {
@@ -30,3 +33,6 @@ export const onDownload = (handler: (state: DownloadState) => void) => on(DOWNLO
 
 /** Every request the local API serves. */
 export const onApiLog = (handler: (entry: ApiLogEntry) => void) => on(API_LOG_EVENT, handler);
+
+/** Every conversation changed outside a request (its title generated after the first reply). */
+export const onConversation = (handler: (summary: ConversationSummary) => void) => on(CONVERSATION_EVENT, handler);

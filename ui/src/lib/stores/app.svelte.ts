@@ -101,6 +101,7 @@ export class AppStore {
   private selectSeq = 0;
   private tempSeq = 0;
   private unlisten: (() => void) | null = null;
+  private unlistenConversation: (() => void) | null = null;
 
   /** Loads everything the first screen needs; each failure shows in the banner on its own. */
   async init(): Promise<void> {
@@ -115,6 +116,10 @@ export class AppStore {
       .then((unlisten) => {
         this.unlisten = unlisten;
       });
+    void ipc
+      .onConversation((summary) => this.onConversationChanged(summary))
+      .then((unlisten) => (this.unlistenConversation = unlisten))
+      .catch((reason) => this.showError(reason));
     const [info, settings, status, conversations, subscribed, presets] = await Promise.allSettled([
       ipc.appInfo(),
       ipc.getSettings(),
@@ -149,6 +154,15 @@ export class AppStore {
   dispose(): void {
     this.unlisten?.();
     this.unlisten = null;
+    this.unlistenConversation?.();
+    this.unlistenConversation = null;
+  }
+
+  /** A conversation changed outside a request: its generated title, shown where it is listed. */
+  private onConversationChanged(summary: ConversationSummary): void {
+    this.conversations = this.conversations.map((c) => (c.id === summary.id ? { ...c, title: summary.title } : c));
+    if (this.chat.conversationId === summary.id) this.chat = { ...this.chat, title: summary.title };
+    if (this.parked?.conversationId === summary.id) this.parked = { ...this.parked, title: summary.title };
   }
 
   showError(reason: unknown): void {

@@ -18,6 +18,7 @@ const { fakePreset } = vi.hoisted(() => ({
 const fake = vi.hoisted(() => ({
   onEvent: null as ((event: unknown) => void) | null,
   modelListener: null as ((status: unknown) => void) | null,
+  conversationListener: null as ((summary: unknown) => void) | null,
 }));
 
 vi.mock('../ipc', async () => {
@@ -48,6 +49,10 @@ vi.mock('../ipc', async () => {
       throw { kind: 'invalid_request', message: 'That is not a LocalGLM presets file.', detail: null };
     }),
     modelStatus: vi.fn(async () => ({ state: 'loading', path: '/m.gguf', progress: null })),
+    onConversation: vi.fn(async (handler: (summary: unknown) => void) => {
+      fake.conversationListener = handler;
+      return () => {};
+    }),
     onModelStatus: vi.fn(async (handler: (status: unknown) => void) => {
       fake.modelListener = handler;
       return () => {};
@@ -246,6 +251,14 @@ describe('AppStore', () => {
       ['u1', 'hi'],
       ['a1', 'earlier'],
     ]);
+  });
+
+  it('shows a title the model generated after the first reply', async () => {
+    const store = new AppStore(atOnce);
+    await store.init();
+    fake.conversationListener?.({ id: 'c2', title: 'Greetings exchanged', updated_at_ms: 2, message_count: 2 });
+    expect(store.conversations.find((c) => c.id === 'c2')?.title).toBe('Greetings exchanged');
+    expect(store.chat.title).toBe('Greetings exchanged');
   });
 
   it('imports a conversation and opens it; a refused file changes nothing', async () => {

@@ -1,4 +1,5 @@
-//! Typed, versioned settings in one JSON file, with explicit migration.
+//! Typed, versioned settings in one JSON file, with explicit migration: the app keeps them
+//! (`SettingsState`), the CLI reads them (`peek`: the user's presets).
 //!
 //! Invariants: the app always has a valid `Settings`. A missing file gives defaults; a file that
 //! cannot be parsed is moved aside (`settings.json.corrupt`), never silently overwritten in
@@ -48,6 +49,16 @@ pub fn migrate(value: Option<Value>) -> Settings {
         }
     }
     serde_json::from_value(Value::Object(obj)).unwrap_or_default()
+}
+
+/// The settings in the file at `path`, migrated, without touching the file (a missing or
+/// unreadable one gives defaults): for readers such as the CLI.
+pub fn peek(path: &Path) -> Settings {
+    let stored = std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .and_then(|mut v| v.get_mut(KEY).map(Value::take));
+    migrate(stored)
 }
 
 /// The stored settings value, if the file holds one; a file that is not JSON is moved aside.
@@ -198,6 +209,24 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn peeking_reads_without_touching_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.json");
+        assert_eq!(peek(&path), Settings::default());
+        let state = SettingsState::load(path.clone());
+        state
+            .update(|s| {
+                s.system_prompt = "be brief".into();
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(peek(&path).system_prompt, "be brief");
+        std::fs::write(&path, b"{ torn").unwrap();
+        assert_eq!(peek(&path), Settings::default());
+        assert_eq!(std::fs::read(&path).unwrap(), b"{ torn", "left as it was");
+    }
+
+    #[test]
     fn saved_atomically_and_a_torn_or_foreign_file_is_set_aside() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("settings.json");
@@ -235,50 +264,6 @@ mod tests {
         std::fs::write(&path, b"{\"settings\": {\"version\": 1, \"sam").unwrap();
         assert_eq!(SettingsState::load(path.clone()).get(), Settings::default());
         assert!(path.with_extension("json.corrupt").exists());
-    }
-
-    #[test]
-    fn mtp_drafts_are_checked_and_reach_the_load() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = SettingsState::load(dir.path().join("settings.json"));
-        for bad in ["9", "many", ""] {
-            let new = Settings {
-                mtp: Some(bad.into()),
-                ..Default::default()
-            };
-            assert!(state.set(new).is_err(), "{bad}");
-        }
-        for (good, want) in [
-            ("auto", localglm_engine::Drafting::Auto),
-            ("off", localglm_engine::Drafting::Fixed(0)),
-            ("2", localglm_engine::Drafting::Fixed(2)),
-        ] {
-            let s = state
-                .set(Settings {
-                    mtp: Some(good.into()),
-                    ..Default::default()
-                })
-                .unwrap();
-            assert_eq!(crate::commands::load_spec(&s, "m.gguf".into()).mtp, want);
-        }
-        let none = crate::commands::load_spec(&Settings::default(), "m.gguf".into());
-        assert_eq!(none.mtp, localglm_engine::Drafting::Auto);
-    }
-
-    #[test]
-    fn the_dense_runtime_is_checked_and_reaches_the_load() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = SettingsState::load(dir.path().join("settings.json"));
-        let with = |r: &str| Settings {
-            dense_runtime: Some(r.into()),
-            ..Default::default()
-        };
-        assert!(state.set(with("llama.cpp")).is_err());
-        let s = state.set(with("mistralrs")).unwrap();
-        assert!(crate::commands::load_spec(&s, "m.gguf".into()).mistralrs);
-        let s = state.set(with("localglm")).unwrap();
-        assert!(!crate::commands::load_spec(&s, "m.gguf".into()).mistralrs);
-        assert!(!crate::commands::load_spec(&Settings::default(), "m.gguf".into()).mistralrs);
     }
 
     #[test]
