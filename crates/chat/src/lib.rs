@@ -23,8 +23,8 @@ use localglm_engine::{
 use localglm_protocol::{
     AppError, Conversation, ConversationSummary, ConversationView, ErrorKind, ExportFormat,
     ExportedConversation, FinishReason, GenerationEvent, GenerationHandle, LoadProgress,
-    MeasureRequest, Message, MessageMeasure, MessageView, ModelInfo, ModelStatus, RemoteServer,
-    Role, SearchHit, SendAction, SendRequest, SentWith, Settings, ThinkingChoice,
+    MeasureRequest, Message, MessageMeasure, ModelInfo, ModelStatus, RemoteServer, Role, SearchHit,
+    SendAction, SendRequest, SentWith, Settings, ThinkingChoice,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -37,7 +37,13 @@ mod errors;
 pub mod presets;
 pub mod remotes;
 pub mod settings;
+mod titles;
+mod view;
 pub use errors::{conversation_error, engine_error};
+use titles::first_exchange;
+pub use titles::{clean_title, TITLE_TIMEOUT};
+use view::conversation_view;
+pub use view::{render, view};
 
 /// Longest time a delta waits before it is sent to the UI.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(30);
@@ -52,8 +58,6 @@ pub type EventSink = Arc<dyn Fn(GenerationEvent) + Send + Sync>;
 pub type StatusSink = Arc<dyn Fn(&ModelStatus) + Send + Sync>;
 /// Receives a conversation changed outside a request (a title generated after a reply).
 pub type ConversationSink = Arc<dyn Fn(&ConversationSummary) + Send + Sync>;
-/// Longest a title may take to generate before it is given up.
-pub const TITLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 struct Running {
     conversation_id: String,
@@ -92,63 +96,6 @@ impl StatusBoard {
             sink(&status);
         }
     }
-}
-
-/// Renders a message for display, as its only version.
-pub fn render(message: Message) -> MessageView {
-    let html = match message.role {
-        Role::User => escape_as_paragraphs(&message.content),
-        _ => localglm_markdown::render(&message.content),
-    };
-    let versions = vec![message.id.clone()];
-    MessageView {
-        message,
-        html,
-        versions,
-    }
-}
-
-/// Renders a stored message of `conv` for display, with its versions.
-pub fn view(conv: &Conversation, message: Message) -> MessageView {
-    let versions = tree::versions(conv, &message.id);
-    let mut shown = render(message);
-    if !versions.is_empty() {
-        shown.versions = versions;
-    }
-    shown
-}
-
-/// The branch of `conv` shown, for display.
-fn conversation_view(conv: &Conversation) -> ConversationView {
-    ConversationView {
-        id: conv.id.clone(),
-        title: conv.title.clone(),
-        messages: tree::path(conv)
-            .into_iter()
-            .map(|m| view(conv, m.clone()))
-            .collect(),
-        thinking: conv.thinking.clone(),
-        preset_id: conv.preset_id.clone(),
-    }
-}
-
-/// User text is shown as typed (escaped, line breaks kept), not interpreted as Markdown.
-fn escape_as_paragraphs(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 16);
-    out.push_str("<p>");
-    for ch in text.chars() {
-        match ch {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            '\n' => out.push_str("<br>"),
-            c => out.push(c),
-        }
-    }
-    out.push_str("</p>");
-    out
 }
 
 impl ChatService {
@@ -669,65 +616,6 @@ impl ChatService {
         }
     }
 
-    /// Asks the model for a title of the first exchange and renames the conversation with it
-    /// (unless the user renamed it meanwhile); best effort: any failure keeps the title.
-    async fn generate_title(&self, conversation_id: &str, asked: &str, answer: &str) {
-        let clip = |t: &str| t.chars().take(1500).collect::<String>();
-        let request = GenerateRequest {
-            messages: vec![
-                ChatTurn::new(Role::System, localglm_engine::TITLE_INSTRUCTION),
-                ChatTurn::new(Role::User, format!("{}\n\n{}", clip(asked), clip(answer))),
-            ],
-            sampling: localglm_protocol::SamplingParams {
-                temperature: 0.3,
-                max_tokens: 24,
-                ..Default::default()
-            },
-            enable_thinking: Some(false),
-            reasoning_effort: None,
-            clear_thinking: None,
-            tools: None,
-        };
-        let Ok(generation) = self.engine.generate(request).await else {
-            return;
-        };
-        let cancel = generation.canceller();
-        let mut events = generation.events;
-        let mut text = String::new();
-        let collect = async {
-            while let Some(event) = events.next().await {
-                match event {
-                    EngineEvent::Content(t) => text.push_str(&t),
-                    EngineEvent::Finished { error: None, .. } => return true,
-                    EngineEvent::Finished { .. } => return false,
-                    EngineEvent::Reasoning(_) => {}
-                }
-            }
-            false
-        };
-        let finished = tokio::time::timeout(TITLE_TIMEOUT, collect).await;
-        if !matches!(finished, Ok(true)) {
-            cancel.cancel();
-            return;
-        }
-        let Some(title) = clean_title(&text) else {
-            return;
-        };
-        let Ok(mut conv) = self.store.get(conversation_id) else {
-            return;
-        };
-        if first_exchange(&conv).is_none_or(|(now_asked, _)| now_asked != asked) {
-            return; // renamed, edited or answered again meanwhile
-        }
-        conv.title = title;
-        if self.store.save(&conv).is_ok() {
-            let sink = self.on_conversation.lock().expect("lock").clone();
-            if let Some(sink) = sink {
-                sink(&localglm_conversations::summary(&conv));
-            }
-        }
-    }
-
     /// Keeps the reply so far on disk, for a start after the app was killed mid-answer.
     fn keep_partial(&self, job: &Job, content: &str, reasoning: &str) {
         if content.is_empty() && reasoning.is_empty() {
@@ -778,40 +666,6 @@ struct Job {
     assistant_message_id: String,
     model_name: String,
     sent_with: SentWith,
-}
-
-/// The first exchange of a conversation still titled automatically (from its first message):
-/// the question and the answer shown, when the branch shown is exactly those two.
-fn first_exchange(conv: &Conversation) -> Option<(String, String)> {
-    match tree::path(conv).as_slice() {
-        [asked, answer]
-            if asked.role == Role::User
-                && answer.role == Role::Assistant
-                && !answer.content.trim().is_empty()
-                && conv.title == title_from(&asked.content) =>
-        {
-            Some((asked.content.clone(), answer.content.clone()))
-        }
-        _ => None,
-    }
-}
-
-/// A model's title as the sidebar shows it: its first line without a "Title:" label, Markdown
-/// marks, quotes or a closing full stop; `None` when nothing is left.
-pub fn clean_title(raw: &str) -> Option<String> {
-    let line = raw.lines().map(str::trim).find(|l| !l.is_empty())?;
-    let line = line
-        .strip_prefix("Title:")
-        .or_else(|| line.strip_prefix("title:"))
-        .unwrap_or(line);
-    let quotes: &[char] = &['"', '\'', '“', '”', '‘', '’', '`', '*', '_', '#'];
-    let line = line.trim().trim_matches(quotes).trim();
-    let line = line
-        .trim_end_matches(['.', '!', ':', ';', ','])
-        .trim_matches(quotes)
-        .trim();
-    let words = line.split_whitespace().collect::<Vec<_>>().join(" ");
-    (!words.is_empty()).then(|| title_from(&words))
 }
 
 /// What the engine is asked: the system prompt, then the branch shown (past reasoning

@@ -5,7 +5,7 @@ import type { SamplingParams } from "./SamplingParams";
 import type { SamplingPreset } from "./SamplingPreset";
 
 /**
- * Persisted user settings (versioned; see the shell's settings module for migrations).
+ * Persisted user settings (versioned; `localglm_chat::settings` migrates and validates them).
  */
 export type Settings = { version: number, sampling: SamplingParams, 
 /**
