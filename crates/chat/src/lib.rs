@@ -433,7 +433,11 @@ impl ChatService {
         conv.updated_at_ms = now_ms();
         self.store.save(&conv).map_err(|e| conversation_error(&e))?;
 
-        let engine_request = engine_request(&conv, &sent_with, &system_prompt, settings);
+        // The model sees the branch up to the message it answers (for a regenerate, the reply
+        // being replaced is still the one shown).
+        let mut asked = conv.clone();
+        asked.current_id = Some(user_message.id.clone());
+        let engine_request = engine_request(&asked, &sent_with, &system_prompt, settings);
         let generation = self
             .engine
             .generate(engine_request)
@@ -560,11 +564,6 @@ impl ChatService {
                 }
             }
         };
-        self.running
-            .lock()
-            .expect("lock")
-            .remove(&job.generation_id);
-
         let message = Message {
             id: job.assistant_message_id,
             role: Role::Assistant,
@@ -582,6 +581,11 @@ impl ChatService {
             sent_with: Some(job.sent_with),
         };
         let saved = self.append(&job.conversation_id, &message);
+        // Only now: until the reply is saved, no other request may change the conversation.
+        self.running
+            .lock()
+            .expect("lock")
+            .remove(&job.generation_id);
         if saved.is_ok() {
             // Kept otherwise: the next start appends it as interrupted.
             let _ = self.store.remove_partial(&job.conversation_id);
@@ -591,7 +595,9 @@ impl ChatService {
             Err(_) => render(message),
         };
         let titling = match (&saved, &error) {
-            (Ok(conv), None) if job.title => first_exchange(conv),
+            (Ok(conv), None) if job.title && reason != FinishReason::Cancelled => {
+                first_exchange(conv)
+            }
             _ => None,
         };
         let saved = saved.map(|_| ());
@@ -695,8 +701,9 @@ fn engine_request(
 }
 
 /// Applies the action to the conversation's branches; returns the user message to be
-/// answered, which is then the last message of the branch shown. Nothing is removed: a
-/// regenerated reply and an edited message become new versions beside the old ones.
+/// answered (the last message of the branch shown, except for a regenerate, which shows the
+/// old reply until the new one is saved). Nothing is removed: a regenerated reply and an
+/// edited message become new versions beside the old ones.
 fn apply_action(conv: &mut Conversation, action: &SendAction) -> Result<Message, AppError> {
     let invalid = |m: &str| AppError::new(ErrorKind::InvalidRequest, m);
     match action {
@@ -718,10 +725,9 @@ fn apply_action(conv: &mut Conversation, action: &SendAction) -> Result<Message,
                 .find(|m| m.role != Role::Assistant)
                 .cloned();
             match asked {
-                Some(m) if m.role == Role::User => {
-                    conv.current_id = Some(m.id.clone());
-                    Ok(m)
-                }
+                // The branch shown stays as it is until a new reply is saved: a regenerate
+                // that yields nothing (stopped at once, failed) leaves the old reply shown.
+                Some(m) if m.role == Role::User => Ok(m),
                 _ => Err(invalid("There is no user message to answer.")),
             }
         }

@@ -58,7 +58,16 @@ pub fn peek(path: &Path) -> Settings {
         .ok()
         .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
         .and_then(|mut v| v.get_mut(KEY).map(Value::take));
-    migrate(stored)
+    // The presets on their own, should another field not be understood (a newer app's).
+    let presets = stored
+        .as_ref()
+        .and_then(|v| v.get("presets"))
+        .and_then(|p| serde_json::from_value(p.clone()).ok());
+    let mut settings = migrate(stored);
+    if let Some(presets) = presets.filter(|_| settings.presets.is_empty()) {
+        settings.presets = presets;
+    }
+    settings
 }
 
 /// The stored settings value, if the file holds one; a file that is not JSON is moved aside.
@@ -224,6 +233,17 @@ mod tests {
         std::fs::write(&path, b"{ torn").unwrap();
         assert_eq!(peek(&path), Settings::default());
         assert_eq!(std::fs::read(&path).unwrap(), b"{ torn", "left as it was");
+        // A field this version does not understand costs the presets nothing.
+        let preset = localglm_protocol::builtin_preset("general").unwrap();
+        std::fs::write(
+            &path,
+            serde_json::to_vec(&json!({ "settings": {
+                "version": 1, "device": 42, "presets": [preset.clone()]
+            } }))
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(peek(&path).presets, vec![preset]);
     }
 
     #[test]

@@ -715,3 +715,41 @@ async fn the_model_titles_a_chat_after_its_first_reply_unless_told_not_to() {
     );
     assert_eq!(told.lock().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_regenerate_that_yields_nothing_leaves_the_old_reply_shown() {
+    let f = fixture(|r| Script {
+        token_delay: Duration::from_millis(200),
+        ..Script::echo(r)
+    })
+    .await;
+    let conv = f.service.create(None).unwrap();
+    run(&f, new(&conv.id, "first")).await;
+    let old = f.service.get(&conv.id).unwrap().messages[1]
+        .message
+        .id
+        .clone();
+    let (events, sink) = recorder();
+    let h = f
+        .service
+        .send(
+            action(&conv.id, SendAction::Regenerate),
+            &Settings::default(),
+            sink,
+        )
+        .await
+        .unwrap();
+    // Stopped before its first token: nothing is saved, the old reply is still the one shown.
+    assert!(f.service.stop(&h.generation_id));
+    wait_end(&events).await;
+    let view = f.service.get(&conv.id).unwrap();
+    assert_eq!(view.messages.len(), 2);
+    assert_eq!(view.messages[1].message.id, old);
+    assert_eq!(view.messages[1].versions, vec![old.clone()]);
+    // And the next message follows it, not beside it.
+    run(&f, new(&conv.id, "second")).await;
+    let view = f.service.get(&conv.id).unwrap();
+    assert_eq!(view.messages.len(), 4);
+    assert_eq!(view.messages[1].message.id, old);
+    assert!(view.messages.iter().all(|m| m.versions.len() == 1));
+}

@@ -68,8 +68,16 @@ pub fn file_stem(title: &str) -> String {
         .take(60)
         .collect();
     let kept = kept.trim().trim_matches('_').trim();
+    // Names Windows keeps for devices, whatever the extension.
+    let upper = kept.to_ascii_uppercase();
+    let device = matches!(upper.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+        || ((upper.starts_with("COM") || upper.starts_with("LPT"))
+            && upper.len() == 4
+            && upper.as_bytes()[3].is_ascii_digit());
     if kept.is_empty() {
         "conversation".into()
+    } else if device {
+        format!("{kept}_")
     } else {
         kept.into()
     }
@@ -90,9 +98,19 @@ pub fn write_export(
             n => format!("{stem} ({n}).{ext}"),
         };
         let path = dir.join(name);
-        if !path.exists() {
-            crate::write_atomic(&path, text.as_bytes())?;
-            return Ok(path);
+        // The name is taken by creating it (two exports at once never get the same one), then
+        // filled atomically.
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(_) => {
+                crate::write_atomic(&path, text.as_bytes())?;
+                return Ok(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
         }
     }
     Err(std::io::Error::other("too many exports of this name"))

@@ -36,7 +36,7 @@ fn options() -> Options {
 }
 
 /// LaTeX's `\(…\)` and `\[…\]` (what models often write) as the `$…$` and `$$…$$` the
-/// parser reads as math; inside code spans and code blocks they stay as written.
+/// parser reads as math; inside code, raw HTML and links they stay as written.
 pub(crate) fn tex_delimiters(markdown: &str) -> Cow<'_, str> {
     // Each delimiter is replaced on its own, paired or not, so that rendering a text in
     // pieces (`StreamRenderer`) replaces exactly what rendering it whole does.
@@ -49,8 +49,16 @@ pub(crate) fn tex_delimiters(markdown: &str) -> Cow<'_, str> {
     let mut code = Vec::new();
     for (event, range) in Parser::new_ext(markdown, options()).into_offset_iter() {
         match event {
-            Event::Code(_) | Event::InlineMath(_) | Event::DisplayMath(_) => code.push(range),
-            Event::Start(Tag::CodeBlock(_)) => code.push(range),
+            // Code, math, raw HTML and links (a `\(` in a URL is an escaped parenthesis)
+            // are left as written.
+            Event::Code(_)
+            | Event::InlineMath(_)
+            | Event::DisplayMath(_)
+            | Event::Html(_)
+            | Event::InlineHtml(_) => code.push(range),
+            Event::Start(Tag::CodeBlock(_) | Tag::Link { .. } | Tag::Image { .. }) => {
+                code.push(range)
+            }
             _ => {}
         }
     }
@@ -181,6 +189,11 @@ mod tests {
         assert!(render("```\n\\[a\\]\n```").contains("\\[a\\]"));
         assert!(!render("a \\\\(b) c").contains("math"));
         assert!(!render("It costs $5 and $10.").contains("math"));
+        let link = render("[Lisp](https://en.wikipedia.org/wiki/Lisp_\\(programming_language\\))");
+        assert!(
+            link.contains("href=\"https://en.wikipedia.org/wiki/Lisp_(programming_language)\""),
+            "{link}"
+        );
     }
 
     #[test]

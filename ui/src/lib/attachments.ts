@@ -44,7 +44,12 @@ export async function readAttachment(file: File): Promise<Attachment | string> {
   if (file.size > MAX_FILE_BYTES) {
     return `${file.name} is ${(file.size / 1024 / 1024).toFixed(1)} MB; files over ${MAX_FILE_BYTES / 1024 / 1024} MB are not attached.`;
   }
-  const bytes = new Uint8Array(await bytesOf(file));
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await bytesOf(file));
+  } catch {
+    return `${file.name} could not be read (a folder, or a file that is gone).`;
+  }
   const binary = `${file.name} is not a text file; attach text or code files.`;
   if (bytes.subarray(0, SNIFF_BYTES).includes(0)) return binary;
   try {

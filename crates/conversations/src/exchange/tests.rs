@@ -141,6 +141,9 @@ fn file_names_are_safe() {
     assert_eq!(file_stem("  "), "conversation");
     assert_eq!(file_stem("a/b:c*d?"), "a_b_c_d");
     assert_eq!(file_stem(&"x".repeat(100)).len(), 60);
+    assert_eq!(file_stem("con"), "con_");
+    assert_eq!(file_stem("COM1"), "COM1_");
+    assert_eq!(file_stem("COMMIT"), "COMMIT");
 }
 
 #[test]

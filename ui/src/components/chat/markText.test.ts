@@ -25,4 +25,13 @@ describe('markText', () => {
     expect(node.querySelector('img')).toBeNull();
     expect(node.querySelector('mark')?.textContent).toBe('img');
   });
+
+  it('keeps positions right where lower case changes the length, and skips labels', () => {
+    const node = document.createElement('div');
+    node.innerHTML = '<p>İstanbul foo</p><pre><span class="code-lang">foo</span><code>foo</code></pre>';
+    markText(node, 'FOO');
+    expect([...node.querySelectorAll('mark')].map((m) => m.textContent)).toEqual(['foo', 'foo']);
+    expect(node.querySelector('p')?.textContent).toBe('İstanbul foo');
+    expect(node.querySelector('.code-lang mark')).toBeNull();
+  });
 });

@@ -10,28 +10,34 @@ function unmark(node: HTMLElement): void {
   if (marks.length > 0) node.normalize();
 }
 
+/** Not highlighted: code blocks' Copy buttons and language labels, KaTeX's hidden TeX copy. */
+const SKIP = 'button, .code-lang, .katex-mathml';
+
 function mark(node: HTMLElement, term: string): HTMLElement | null {
-  const needle = term.toLowerCase();
+  // Matched on the original text (a lower-cased copy can differ in length, e.g. 'İ').
+  const pattern = new RegExp(term.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'giu');
   const texts: Text[] = [];
   const walker = document.createTreeWalker(node, NodeFilter.SHOW_TEXT);
   for (let n = walker.nextNode(); n; n = walker.nextNode()) {
     const text = n as Text;
-    // Not inside the code blocks' Copy buttons.
-    if (!text.parentElement?.closest('button') && text.data.toLowerCase().includes(needle)) texts.push(text);
+    pattern.lastIndex = 0;
+    if (!text.parentElement?.closest(SKIP) && pattern.test(text.data)) texts.push(text);
   }
   let first: HTMLElement | null = null;
   for (let rest of texts) {
-    let at = rest.data.toLowerCase().indexOf(needle);
-    while (at !== -1) {
-      const found = rest.splitText(at);
-      rest = found.splitText(needle.length);
+    pattern.lastIndex = 0;
+    let found = pattern.exec(rest.data);
+    while (found !== null && found[0].length > 0) {
+      const hit = rest.splitText(found.index);
+      rest = hit.splitText(found[0].length);
       const el = document.createElement('mark');
       el.className = CLASS;
       el.dataset.testid = 'search-mark';
-      found.replaceWith(el);
-      el.append(found);
+      hit.replaceWith(el);
+      el.append(hit);
       first ??= el;
-      at = rest.data.toLowerCase().indexOf(needle);
+      pattern.lastIndex = 0;
+      found = pattern.exec(rest.data);
     }
   }
   return first;

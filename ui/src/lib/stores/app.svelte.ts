@@ -99,6 +99,7 @@ export class AppStore {
 
   private parked: ChatState | null = null;
   private selectSeq = 0;
+  private branchSeq = 0;
   private tempSeq = 0;
   private unlisten: (() => void) | null = null;
   private unlistenConversation: (() => void) | null = null;
@@ -551,6 +552,7 @@ export class AppStore {
     if (this.chat.conversationId !== hit.conversation_id || this.chat.loading) return;
     const id = hit.message_id;
     if (id !== null && !this.chat.messages.some((m) => m.id === id)) await this.selectVersion(id);
+    if (this.chat.conversationId !== hit.conversation_id) return; // the user moved on
     this.highlight =
       id !== null && hit.field !== 'title'
         ? { conversationId: hit.conversation_id, messageId: id, term: hit.matched, field: hit.field }
@@ -561,8 +563,10 @@ export class AppStore {
   async selectVersion(messageId: string): Promise<void> {
     const id = this.chat.conversationId;
     if (!id || this.generation) return;
+    const seq = ++this.branchSeq;
     try {
       const view = await ipc.selectBranch(id, messageId);
+      if (seq !== this.branchSeq) return; // a later switch answers for the screen
       this.chat = showBranch(this.chat, view);
       this.conversations = this.conversations.map((c) =>
         c.id === id ? { ...c, message_count: view.messages.length } : c,
