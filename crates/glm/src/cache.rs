@@ -86,28 +86,77 @@ impl GrowBuf {
         }
         buf.narrow(0, 0, self.len)?.to_dtype(DType::F32)
     }
-    /// `f` over the filled rows as f32, row after row: borrowed in place from an f32 cache in
-    /// memory, converted once into a temporary from an f16/bf16 one, dequantized from q8_0.
-    pub(crate) fn with_rows<R>(
+    /// `f` over the filled rows as f32, `chunk` rows at a time (the last chunk may be
+    /// shorter): borrowed in place from an f32 cache in memory, converted (f16/bf16) or
+    /// dequantized (q8_0) chunk by chunk into one small scratch buffer — decode attention
+    /// reads the whole cache every token, and converting it whole allocated and zeroed
+    /// `len × width` floats per layer per token.
+    pub(crate) fn with_row_chunks(
         &self,
         device: &candle_core::Device,
-        f: impl FnOnce(&[f32]) -> R,
-    ) -> candle_core::Result<R> {
+        chunk: usize,
+        mut f: impl FnMut(&[f32]),
+    ) -> candle_core::Result<()> {
         use candle_core::{CpuStorage, Storage};
-        if let (None, Some(buf)) = (&self.blocks, &self.buf) {
-            let (storage, layout) = buf.storage_and_layout();
-            if let (Storage::Cpu(CpuStorage::F32(v)), Some((start, _))) =
-                (&*storage, layout.contiguous_offsets())
-            {
-                return Ok(f(&v[start..start + self.len * self.width]));
+        use half::slice::HalfFloatSliceExt;
+        let (w, chunk) = (self.width, chunk.max(1));
+        let mut scratch = vec![0f32; chunk * w];
+        if let Some(blocks) = &self.blocks {
+            let row_bytes = w.div_ceil(32) * Q8_BLOCK;
+            let mut group = [0f32; 32];
+            for rows in blocks[..self.len * row_bytes].chunks(chunk * row_bytes) {
+                let n = rows.len() / row_bytes;
+                for (row, out) in rows
+                    .chunks_exact(row_bytes)
+                    .zip(scratch.chunks_exact_mut(w))
+                {
+                    for (b, o) in row.chunks_exact(Q8_BLOCK).zip(out.chunks_mut(32)) {
+                        localglm_quants::dequant::q8_0(
+                            b.try_into().expect("one block"),
+                            &mut group,
+                        );
+                        o.copy_from_slice(&group[..o.len()]);
+                    }
+                }
+                f(&scratch[..n * w]);
             }
-            drop(storage);
-            if let Some(rows) = self.half_rows(buf) {
-                return Ok(f(&rows));
+            return Ok(());
+        }
+        let Some(buf) = &self.buf else {
+            return Ok(());
+        };
+        {
+            let (storage, layout) = buf.storage_and_layout();
+            if let Some((start, _)) = layout.contiguous_offsets() {
+                let range = start..start + self.len * w;
+                match &*storage {
+                    Storage::Cpu(CpuStorage::F32(v)) => {
+                        v[range].chunks(chunk * w).for_each(f);
+                        return Ok(());
+                    }
+                    Storage::Cpu(CpuStorage::F16(v)) => {
+                        for part in v[range].chunks(chunk * w) {
+                            let out = &mut scratch[..part.len()];
+                            part.convert_to_f32_slice(out);
+                            f(out);
+                        }
+                        return Ok(());
+                    }
+                    Storage::Cpu(CpuStorage::BF16(v)) => {
+                        for part in v[range].chunks(chunk * w) {
+                            let out = &mut scratch[..part.len()];
+                            part.convert_to_f32_slice(out);
+                            f(out);
+                        }
+                        return Ok(());
+                    }
+                    _ => {}
+                }
             }
         }
         let rows = self.view(device)?.flatten_all()?.to_vec1::<f32>()?;
-        Ok(f(&rows))
+        rows.chunks(chunk * w).for_each(f);
+        Ok(())
     }
 
     /// CPU f16/bf16 caches: one vectorized slice conversion (F16C where present) instead of

@@ -23,6 +23,9 @@ pub(crate) struct CpuOps<'a> {
     /// cos/sin of the interleaved RoPE for the pass's positions: `[n, rope/2]` each.
     cos: Tensor,
     sin: Tensor,
+    /// The same tables on the host, for the plain-loop RoPE of small batches.
+    cos_host: Vec<f32>,
+    sin_host: Vec<f32>,
 }
 
 impl<'a> CpuOps<'a> {
@@ -41,8 +44,10 @@ impl<'a> CpuOps<'a> {
             trunk,
             mtp,
             p0,
-            cos: Tensor::from_vec(c, (n, half), dev)?,
-            sin: Tensor::from_vec(s, (n, half), dev)?,
+            cos: Tensor::from_vec(c.clone(), (n, half), dev)?,
+            sin: Tensor::from_vec(s.clone(), (n, half), dev)?,
+            cos_host: c,
+            sin_host: s,
         })
     }
 
@@ -98,10 +103,41 @@ impl<'a> CpuOps<'a> {
     }
 }
 
+/// Activations up to this many values are RMS-normed in a plain loop on the calling thread:
+/// candle's op runs on rayon, and from a thread outside its pool every call is a round trip
+/// through a woken pool thread — ~60 of them per decoded token of a 30-layer model.
+const PLAIN_NORM_MAX: usize = 1 << 16;
+
+/// `RMSNorm(row)·w` for every row of the f32 matrix `x` (rows as wide as `w`), with candle's
+/// formula (`x / sqrt(mean(x²) + eps) · w`, f32 sums).
+fn rms_norm_plain(x: &Tensor, w: &Tensor, eps: f32) -> Result<Tensor, GlmError> {
+    let w = w.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let xs = x.flatten_all()?.to_vec1::<f32>()?;
+    let width = w.len();
+    if width == 0 || !xs.len().is_multiple_of(width) {
+        return Err(GlmError::Input(format!(
+            "RMSNorm of {} values by a {width}-wide weight",
+            xs.len()
+        )));
+    }
+    let mut out = vec![0f32; xs.len()];
+    for (src, dst) in xs.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+        let sum2 = src.iter().map(|v| v * v).sum::<f32>();
+        let m = (sum2 / width as f32 + eps).sqrt();
+        for ((d, s), a) in dst.iter_mut().zip(src).zip(&w) {
+            *d = *s / m * *a;
+        }
+    }
+    Ok(Tensor::from_vec(out, x.shape(), x.device())?)
+}
+
 impl CpuOps<'_> {
     /// [`Ops::attend_gqa`] for a few queries (decode, drafts) in plain loops over the cache's
     /// rows: the tensor form's reshapes, copies and small products cost ~200 µs a layer on
-    /// SmolLM2 — more than the layer's weight products.
+    /// SmolLM2 — more than the layer's weight products. The cache is read once, in chunks of
+    /// [`ATTN_CHUNK`] rows converted to f32 as they come, with the softmax kept online (a
+    /// running maximum and sum per query and head; the output rescaled when the maximum
+    /// grows), so no f32 copy of the whole cache is made.
     fn attend_gqa_rows(&mut self, at: Site, q: &Tensor) -> Result<Tensor, GlmError> {
         let c = &self.m.config;
         let g = c.gqa.expect("a dense model");
@@ -113,39 +149,58 @@ impl CpuOps<'_> {
         let p0 = self.p0;
         let dev = self.m.opts.device.clone();
         let mut out = vec![0f32; n * heads * hd];
+        // Per query and head: the running maximum score and sum of exp(score − maximum).
+        let mut top = vec![f32::NEG_INFINITY; n * heads];
+        let mut sum = vec![0f32; n * heads];
+        let mut scores = vec![0f32; ATTN_CHUNK];
         let width = 2 * kvh * hd;
-        self.cache(at)?.kv.with_rows(&dev, |rows| {
-            let t_len = rows.len() / width;
-            let mut scores = vec![0f32; t_len];
-            for i in 0..n {
-                let visible = (p0 + i + 1).min(t_len);
-                for h in 0..heads {
-                    let kv = h / group;
-                    let qv = &qs[(i * heads + h) * hd..][..hd];
-                    let mut top = f32::NEG_INFINITY;
-                    for (t, s) in scores[..visible].iter_mut().enumerate() {
-                        *s = dot(qv, &rows[t * width + kv * hd..][..hd]) * scale;
-                        top = top.max(*s);
+        let mut t0 = 0;
+        self.cache(at)?
+            .kv
+            .with_row_chunks(&dev, ATTN_CHUNK, |rows| {
+                let t_len = rows.len() / width;
+                for i in 0..n {
+                    // Keys this query sees in the chunk (causal).
+                    let visible = (p0 + i + 1).saturating_sub(t0).min(t_len);
+                    if visible == 0 {
+                        continue;
                     }
-                    let mut sum = 0f32;
-                    for s in &mut scores[..visible] {
-                        *s = (*s - top).exp();
-                        sum += *s;
-                    }
-                    let o = &mut out[(i * heads + h) * hd..][..hd];
-                    for (t, &p) in scores[..visible].iter().enumerate() {
-                        let v = &rows[t * width + (kvh + kv) * hd..][..hd];
-                        for (oj, vj) in o.iter_mut().zip(v) {
-                            *oj += p * vj;
+                    for h in 0..heads {
+                        let (kv, ih) = (h / group, i * heads + h);
+                        let qv = &qs[ih * hd..][..hd];
+                        let mut m = top[ih];
+                        for (t, s) in scores[..visible].iter_mut().enumerate() {
+                            *s = dot(qv, &rows[t * width + kv * hd..][..hd]) * scale;
+                            m = m.max(*s);
+                        }
+                        let o = &mut out[ih * hd..][..hd];
+                        if m > top[ih] && sum[ih] > 0.0 {
+                            let r = (top[ih] - m).exp();
+                            sum[ih] *= r;
+                            o.iter_mut().for_each(|x| *x *= r);
+                        }
+                        top[ih] = m;
+                        for (t, s) in scores[..visible].iter().enumerate() {
+                            let p = (*s - m).exp();
+                            sum[ih] += p;
+                            let v = &rows[t * width + (kvh + kv) * hd..][..hd];
+                            for (oj, vj) in o.iter_mut().zip(v) {
+                                *oj += p * vj;
+                            }
                         }
                     }
-                    o.iter_mut().for_each(|x| *x /= sum);
                 }
-            }
-        })?;
+                t0 += t_len;
+            })?;
+        for (o, s) in out.chunks_exact_mut(hd).zip(&sum) {
+            o.iter_mut().for_each(|x| *x /= s);
+        }
         Ok(Tensor::from_vec(out, (n, heads * hd), &dev)?)
     }
 }
+
+/// Cache rows per chunk of decode attention (`attend_gqa_rows`).
+const ATTN_CHUNK: usize = 64;
 
 /// `a · b` in eight independent lanes (so that it vectorizes).
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -159,6 +214,21 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     }
     let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
     acc.iter().sum::<f32>() + tail
+}
+
+/// RoPE of one head's rotated span in place, as candle's `rope_i` (adjacent pairs) or
+/// `rope` (`neox`: element j with j + half): `(a, b) → (a·cos − b·sin, a·sin + b·cos)`.
+fn rope_span(x: &mut [f32], cos: &[f32], sin: &[f32], neox: bool) {
+    let half = cos.len();
+    for j in 0..half {
+        let (i1, i2) = match neox {
+            true => (j, j + half),
+            false => (2 * j, 2 * j + 1),
+        };
+        let (a, b) = (x[i1], x[i2]);
+        x[i1] = a * cos[j] - b * sin[j];
+        x[i2] = a * sin[j] + b * cos[j];
+    }
 }
 
 /// `[n, heads, d]` → RoPE'd, via candle's kernels (they want `[b, h, t, d]`): on adjacent
@@ -249,7 +319,11 @@ impl Ops for CpuOps<'_> {
         eps: f32,
         _: &'static str,
     ) -> Result<Tensor, GlmError> {
-        Ok(candle_nn::ops::rms_norm(x, self.vector(v)?, eps)?)
+        let w = self.vector(v)?;
+        if x.dtype() == DType::F32 && x.elem_count() <= PLAIN_NORM_MAX {
+            return rms_norm_plain(x, w, eps);
+        }
+        Ok(candle_nn::ops::rms_norm(x, w, eps)?)
     }
 
     fn rms_norm_in(
@@ -264,7 +338,7 @@ impl Ops for CpuOps<'_> {
             return self.rms_norm(&x, v, eps, "");
         }
         let head = x.narrow(1, 0, cols)?.contiguous()?;
-        let head = candle_nn::ops::rms_norm(&head, self.vector(v)?, eps)?;
+        let head = self.rms_norm(&head, v, eps, "")?;
         Ok(Tensor::cat(&[&head, &x.narrow(1, cols, width - cols)?], 1)?)
     }
 
@@ -277,7 +351,7 @@ impl Ops for CpuOps<'_> {
     ) -> Result<Tensor, GlmError> {
         let (n, cols) = x.dims2()?;
         let heads = x.reshape((n * cols / width, width))?;
-        let normed = candle_nn::ops::rms_norm(&heads, self.vector(v)?, eps)?;
+        let normed = self.rms_norm(&heads, v, eps, "")?;
         Ok(normed.reshape((n, cols))?)
     }
 
@@ -327,8 +401,19 @@ impl Ops for CpuOps<'_> {
     ) -> Result<Tensor, GlmError> {
         let rope = self.m.config.qk_rope;
         let n = x.dim(0)?;
-        let x = x.reshape((n, heads, head_width))?;
         let neox = self.m.config.gqa.is_some_and(|g| g.neox);
+        if n <= SMALL_BATCH && x.dtype() == DType::F32 {
+            let mut v = x.flatten_all()?.to_vec1::<f32>()?;
+            let half = rope / 2;
+            for (i, row) in v.chunks_exact_mut(heads * head_width).enumerate() {
+                let (cos, sin) = (&self.cos_host[i * half..], &self.sin_host[i * half..]);
+                for head in row.chunks_exact_mut(head_width) {
+                    rope_span(&mut head[off..off + rope], &cos[..half], &sin[..half], neox);
+                }
+            }
+            return Ok(Tensor::from_vec(v, x.shape(), x.device())?);
+        }
+        let x = x.reshape((n, heads, head_width))?;
         let roped = rope_heads(&x.narrow(2, off, rope)?, &self.cos, &self.sin, neox)?;
         let mut parts = Vec::with_capacity(3);
         if off > 0 {

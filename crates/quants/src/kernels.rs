@@ -511,11 +511,13 @@ pub fn matvec_with(
     check_len("x", x.len(), cols)?;
     check_len("y", y.len(), rows)?;
     let act = activation(ty, mode, x);
-    matvec_rows(ty, w, row_bytes, x, act.as_ref(), y);
+    matvec_rows(ty, w, row_bytes, x, act.as_ref(), y, true);
     Ok(())
 }
 
-/// The row loop of a checked mat-vec, parallel when large.
+/// The row loop of a checked mat-vec, parallel when large: on the [`crate::team`] when
+/// `team` (a top-level product), else on rayon (one of several products already running in
+/// parallel).
 fn matvec_rows(
     ty: GgmlType,
     w: &[u8],
@@ -523,14 +525,36 @@ fn matvec_rows(
     x: &[f32],
     act: Option<&Q8Act>,
     y: &mut [f32],
+    team: bool,
 ) {
     if y.len() * x.len() < PARALLEL_MIN_WEIGHTS {
         rows_dispatch(ty, w, row_bytes, x, act, y);
         return;
     }
-    y.par_chunks_mut(ROWS_PER_TASK)
-        .zip(w.par_chunks(row_bytes * ROWS_PER_TASK))
-        .for_each(|(yc, wc)| rows_dispatch(ty, wc, row_bytes, x, act, yc));
+    if !team {
+        y.par_chunks_mut(ROWS_PER_TASK)
+            .zip(w.par_chunks(row_bytes * ROWS_PER_TASK))
+            .for_each(|(yc, wc)| rows_dispatch(ty, wc, row_bytes, x, act, yc));
+        return;
+    }
+    let per = task_rows(y.len(), x.len());
+    let tasks: Vec<_> = y.chunks_mut(per).zip(w.chunks(row_bytes * per)).collect();
+    crate::team::for_each(tasks, |(yc, wc)| {
+        rows_dispatch(ty, wc, row_bytes, x, act, yc)
+    });
+}
+
+/// Rows per task of a mat-vec on the team: about 8 tasks per thread so that a slow thread
+/// is balanced out, but never under [`ROWS_PER_TASK`] rows or ~32k weights (a task claim
+/// costs a contended atomic, ~0.1 µs).
+fn task_rows(rows: usize, cols: usize) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    let by_count = rows.div_ceil(8 * threads);
+    let by_size = (1usize << 15).div_ceil(cols.max(1));
+    by_count
+        .max(by_size)
+        .max(ROWS_PER_TASK)
+        .next_multiple_of(ROWS_PER_TASK)
 }
 
 /// One weight of [`matvec_many_with`]: `y = W·x`, `W` `y.len() × x.len()` of type `ty`.
@@ -555,16 +579,16 @@ pub fn matvec_many_with(
     let act = (mode == Activations::Int8 && parts.iter().any(|p| di8::supports(p.ty)))
         .then(|| Q8Act::new(x));
     let act_for = |ty| act.as_ref().filter(|_| di8::supports(ty));
+    let all_rows = parts.iter().map(|p| p.y.len()).sum::<usize>();
+    let per = task_rows(all_rows, x.len());
     let mut tasks = Vec::new();
     for (p, &rb) in parts.iter_mut().zip(&row_bytes) {
-        let chunks =
-            p.y.chunks_mut(ROWS_PER_TASK)
-                .zip(p.w.chunks(rb * ROWS_PER_TASK));
+        let chunks = p.y.chunks_mut(per).zip(p.w.chunks(rb * per));
         tasks.extend(chunks.map(|(yc, wc)| (p.ty, rb, yc, wc)));
     }
-    tasks
-        .into_par_iter()
-        .for_each(|(ty, rb, yc, wc)| rows_dispatch(ty, wc, rb, x, act_for(ty), yc));
+    crate::team::for_each(tasks, |(ty, rb, yc, wc)| {
+        rows_dispatch(ty, wc, rb, x, act_for(ty), yc)
+    });
     Ok(())
 }
 
@@ -759,11 +783,11 @@ pub fn matvec_indexed_with(
         let e = ids[k] as usize;
         let we = &w[e * expert_bytes..(e + 1) * expert_bytes];
         if shared {
-            matvec_rows(ty, we, row_bytes, xs, shared_act.as_ref(), yk);
+            matvec_rows(ty, we, row_bytes, xs, shared_act.as_ref(), yk, false);
         } else {
             let xk = &xs[k * cols..(k + 1) * cols];
             let act = activation(ty, mode, xk);
-            matvec_rows(ty, we, row_bytes, xk, act.as_ref(), yk);
+            matvec_rows(ty, we, row_bytes, xk, act.as_ref(), yk, false);
         }
     });
     Ok(())

@@ -49,6 +49,16 @@ pub struct Q8Act {
     /// `d16` with each scale repeated 4 times: the scale of every i32 lane of a 32-weight
     /// block's `vpdpbusd` (lane i sums values 4i..4i + 4), loaded rather than shuffled.
     pub d16x4: Vec<f32>,
+    /// `q` in the order the AVX-512 Q4 kernels unpack four 32-weight blocks to: per 128
+    /// values, the first 16 of each block (the blocks' low nibbles), then the last 16 of each
+    /// (high nibbles). A last 32–96 values (fewer than four blocks) are not included.
+    pub q_quads: Vec<i8>,
+    /// Per 128 values of `q_quads`, the scale of each i32 lane of its two `vpdpbusd`s (lane i:
+    /// 4 values of block i/4): 16 for the low half, then 16 for the high half.
+    pub d_quads: Vec<f32>,
+    /// Per 128 values, each block's exact sum (`sum32`) / 4 on its four lanes: the offset
+    /// term `m·Σx` as one FMA per four blocks (÷4 is exact).
+    pub s_quads: Vec<f32>,
     /// The same values quantized with one scale per 256 (llama.cpp's q8_K granularity), for
     /// kernels that accumulate a whole super-block in integers (empty unless the length is a
     /// multiple of 256).
@@ -84,6 +94,26 @@ impl Q8Act {
             .extend(self.sum8.chunks_exact(4).map(|s| s.iter().sum::<f32>()));
         self.d16x4.clear();
         self.d16x4.extend(self.d16.iter().flat_map(|&d| [d; 4]));
+        self.q_quads.clear();
+        self.d_quads.clear();
+        self.s_quads.clear();
+        let quads = self.q.chunks_exact(128).zip(self.d16.chunks_exact(8));
+        for ((q, d), s) in quads.zip(self.sum32.chunks_exact(4)) {
+            for half in 0..2 {
+                for b in 0..4 {
+                    self.q_quads
+                        .extend_from_slice(&q[32 * b + 16 * half..32 * b + 16 * half + 16]);
+                }
+            }
+            for half in 0..2 {
+                for b in 0..4 {
+                    self.d_quads.extend_from_slice(&[d[2 * b + half]; 4]);
+                }
+            }
+            for v in s {
+                self.s_quads.extend_from_slice(&[v / 4.0; 4]);
+            }
+        }
         if n.is_multiple_of(256) {
             self.q256.resize(n, 0);
             self.d256.resize(n / 256, 0.0);

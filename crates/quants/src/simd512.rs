@@ -105,41 +105,52 @@ fn q8_0_row(pick: &[__m512i; 4], row: &[u8], a: &Q8Act) -> f32 {
     _mm512_reduce_add_ps(acc)
 }
 
-/// Q8_0 rows whose length is not a multiple of 256 (e.g. GLM-5's 192-wide per-head `attn_k_b`)
-/// against the per-16 activation grid (`Q8Act::q`, `d16`): as [`rows_q8_0`], with the four
-/// activation scales of each 64 weights spread over their lanes.
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
+/// Q8_0 rows whose length is not a multiple of 256 (e.g. GLM-5's 192-wide per-head `attn_k_b`,
+/// SmolLM2's 576-wide head) against the per-16 activation grid (`Q8Act::q`, `d16x4`): per
+/// pair of blocks, two 64-byte loads of the 68-byte span, one `vpermt2b` for the 64 quants and
+/// one for the two scales spread over the lanes they scale (then one F16C conversion), one
+/// `vpdpbusd` (signs moved to the activation) and one FMA with the activation's per-lane
+/// scales (loaded); two accumulators alternate. (Earlier: the scales assembled by scalar
+/// inserts, then gathered per 16 blocks with `vpgatherdd`, which is slow on this machine.)
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vbmi,f16c")]
 pub(crate) fn rows_q8_0_d16(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
     let zero = _mm512_setzero_si512();
-    // Lane i of a 64-weight pair covers weights 4i..4i + 4: activation group i/4.
-    let quarter = load512(&std::array::from_fn::<i32, 16, _>(|i| (i / 4) as i32));
-    // ... and block i/8 of the pair.
-    let eighth = load512(&std::array::from_fn::<i32, 16, _>(|i| (i / 8) as i32));
+    // Sources: bytes 0..64 of the pair and bytes 4..68. Quant byte i: block i/32's i%32.
+    let src = |at: usize| {
+        if at < 64 {
+            at as u8
+        } else {
+            (64 + at - 4) as u8
+        }
+    };
+    let pick_q = load512(&std::array::from_fn::<u8, 64, _>(|i| {
+        src((i / 32) * 34 + 2 + i % 32)
+    }));
+    // 16-bit lane l < 16 (the low 256 bits): the scale of block l/8.
+    let pick_d = load512(&std::array::from_fn::<u8, 64, _>(|i| {
+        src(((i / 2) % 16 / 8) * 34 + i % 2)
+    }));
+    let (xq, _) = a.q.as_chunks::<64>();
+    let (xd, _) = a.d16x4.as_chunks::<16>();
     for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
-        let (blocks, _) = row.as_chunks::<34>();
-        let (pairs, tail) = blocks.as_chunks::<2>();
-        let (xq, _) = a.q.as_chunks::<64>();
-        let (xd, _) = a.d16.as_chunks::<4>();
-        let mut acc = _mm512_setzero_ps();
-        for ((p, x), d) in pairs.iter().zip(xq).zip(xd) {
-            let qs = |j: usize| &p[j][2..].as_chunks::<32>().0[0];
-            let wv = load32_pair(qs(0), qs(1));
-            let x = load512(x);
+        let (pairs, tail) = row.as_chunks::<68>();
+        let mut acc = [_mm512_setzero_ps(); 2];
+        for (j, pair) in pairs.iter().enumerate() {
+            let va = load512(&pair[..64].as_chunks::<64>().0[0]);
+            let vb = load512(&pair[4..].as_chunks::<64>().0[0]);
+            let wv = _mm512_permutex2var_epi8(va, pick_q, vb);
+            let d = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi8(
+                va, pick_d, vb,
+            )));
+            let x = load512(&xq[j]);
             let xs = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(wv), zero, x);
             let sum = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(wv), xs);
-            // The two scales by F16C (a software conversion per block cost as much as its dot).
-            let h = |j: usize| i16::from_le_bytes([p[j][0], p[j][1]]);
-            let d2 = _mm_cvtph_ps(_mm_set_epi16(0, 0, 0, 0, 0, 0, h(1), h(0)));
-            let wsc = _mm512_permutexvar_ps(eighth, _mm512_castps128_ps512(d2));
-            let xsc = _mm512_permutexvar_ps(
-                quarter,
-                _mm512_castps128_ps512(_mm_set_ps(d[3], d[2], d[1], d[0])),
-            );
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(wsc, xsc), acc);
+            let sc = _mm512_mul_ps(d, _mm512_castsi512_ps(load512(&xd[j])));
+            acc[j % 2] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), sc, acc[j % 2]);
         }
-        let mut total = _mm512_reduce_add_ps(acc);
-        // An odd last block: two 16-weight groups, plain integer dots.
-        for b in tail {
+        let mut total = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
+        if let Some(b) = tail.first_chunk::<34>() {
+            // An odd last block: two 16-weight groups, plain integer dots.
             let k0 = 64 * pairs.len();
             let dw = f16_at(b, 0);
             for h in 0..2 {
@@ -401,7 +412,14 @@ mod tests {
         if !available() {
             return;
         }
-        for (seed, cols) in [(1u64, 32usize), (2, 96), (3, 192), (4, 384)] {
+        for (seed, cols) in [
+            (1u64, 32usize),
+            (2, 96),
+            (3, 192),
+            (4, 384),
+            (5, 576),
+            (6, 1056),
+        ] {
             let ty = GgmlType::Q8_0;
             let row = random_blocks(ty, cols / 32, seed);
             let a = Q8Act::new(&random_vector(cols, seed + 20));
