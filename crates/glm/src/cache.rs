@@ -16,6 +16,9 @@ pub(crate) struct GrowBuf {
     dtype: DType,
 }
 
+/// Writes row `r`'s columns into `out` (see `GrowBuf::with_row_chunks`).
+type RowGetter<'a> = dyn FnMut(usize, std::ops::Range<usize>, &mut [f32]) + 'a;
+
 /// Bytes of one q8_0 block (f16 scale + 32 values).
 const Q8_BLOCK: usize = 34;
 
@@ -86,40 +89,54 @@ impl GrowBuf {
         }
         buf.narrow(0, 0, self.len)?.to_dtype(DType::F32)
     }
-    /// `f` over the filled rows as f32, `chunk` rows at a time (the last chunk may be
-    /// shorter): borrowed in place from an f32 cache in memory, converted (f16/bf16) or
-    /// dequantized (q8_0) chunk by chunk into one small scratch buffer — decode attention
-    /// reads the whole cache every token, and converting it whole allocated and zeroed
-    /// `len × width` floats per layer per token.
+    /// `f` over the filled rows `rows` as f32, `chunk` rows at a time (the last chunk may be
+    /// shorter), each row reduced to the columns `cols` (ranges, concatenated): converted
+    /// (f16/bf16), copied (f32) or dequantized (q8_0) chunk by chunk into one small scratch
+    /// buffer. Decode attention reads the whole cache every token; converting it whole
+    /// allocated and zeroed `len × width` floats per layer per token.
     pub(crate) fn with_row_chunks(
         &self,
         device: &candle_core::Device,
         chunk: usize,
+        rows: std::ops::Range<usize>,
+        cols: &[std::ops::Range<usize>],
         mut f: impl FnMut(&[f32]),
     ) -> candle_core::Result<()> {
         use candle_core::{CpuStorage, Storage};
         use half::slice::HalfFloatSliceExt;
         let (w, chunk) = (self.width, chunk.max(1));
-        let mut scratch = vec![0f32; chunk * w];
-        if let Some(blocks) = &self.blocks {
-            let row_bytes = w.div_ceil(32) * Q8_BLOCK;
-            let mut group = [0f32; 32];
-            for rows in blocks[..self.len * row_bytes].chunks(chunk * row_bytes) {
-                let n = rows.len() / row_bytes;
-                for (row, out) in rows
-                    .chunks_exact(row_bytes)
-                    .zip(scratch.chunks_exact_mut(w))
-                {
-                    for (b, o) in row.chunks_exact(Q8_BLOCK).zip(out.chunks_mut(32)) {
-                        localglm_quants::dequant::q8_0(
-                            b.try_into().expect("one block"),
-                            &mut group,
-                        );
-                        o.copy_from_slice(&group[..o.len()]);
+        let rows = rows.start.min(self.len)..rows.end.min(self.len);
+        let out_w: usize = cols.iter().map(|c| c.len()).sum();
+        let mut scratch = vec![0f32; chunk * out_w];
+        // Row `r` through `get(r, columns, out)`, chunk by chunk.
+        let mut run = |get: &mut RowGetter<'_>| {
+            for c0 in rows.clone().step_by(chunk) {
+                let n = (rows.end - c0).min(chunk);
+                for (k, out) in scratch.chunks_exact_mut(out_w).take(n).enumerate() {
+                    let mut at = 0;
+                    for c in cols {
+                        get(c0 + k, c.clone(), &mut out[at..at + c.len()]);
+                        at += c.len();
                     }
                 }
-                f(&scratch[..n * w]);
+                f(&scratch[..n * out_w]);
             }
+        };
+        if let Some(blocks) = &self.blocks {
+            let row_bytes = w.div_ceil(32) * Q8_BLOCK;
+            let mut full = vec![0f32; row_bytes / Q8_BLOCK * 32];
+            let mut last = usize::MAX;
+            run(&mut |r, c, out| {
+                if r != last {
+                    let row = &blocks[r * row_bytes..(r + 1) * row_bytes];
+                    for (b, o) in row.chunks_exact(Q8_BLOCK).zip(full.chunks_exact_mut(32)) {
+                        let b: &[u8; Q8_BLOCK] = b.try_into().expect("one block");
+                        localglm_quants::dequant::q8_0(b, o.try_into().expect("32 values"));
+                    }
+                    last = r;
+                }
+                out.copy_from_slice(&full[c]);
+            });
             return Ok(());
         }
         let Some(buf) = &self.buf else {
@@ -128,34 +145,28 @@ impl GrowBuf {
         {
             let (storage, layout) = buf.storage_and_layout();
             if let Some((start, _)) = layout.contiguous_offsets() {
-                let range = start..start + self.len * w;
+                let at = |r: usize, c: &std::ops::Range<usize>| {
+                    start + r * w + c.start..start + r * w + c.end
+                };
                 match &*storage {
                     Storage::Cpu(CpuStorage::F32(v)) => {
-                        v[range].chunks(chunk * w).for_each(f);
+                        run(&mut |r, c, out| out.copy_from_slice(&v[at(r, &c)]));
                         return Ok(());
                     }
                     Storage::Cpu(CpuStorage::F16(v)) => {
-                        for part in v[range].chunks(chunk * w) {
-                            let out = &mut scratch[..part.len()];
-                            part.convert_to_f32_slice(out);
-                            f(out);
-                        }
+                        run(&mut |r, c, out| v[at(r, &c)].convert_to_f32_slice(out));
                         return Ok(());
                     }
                     Storage::Cpu(CpuStorage::BF16(v)) => {
-                        for part in v[range].chunks(chunk * w) {
-                            let out = &mut scratch[..part.len()];
-                            part.convert_to_f32_slice(out);
-                            f(out);
-                        }
+                        run(&mut |r, c, out| v[at(r, &c)].convert_to_f32_slice(out));
                         return Ok(());
                     }
                     _ => {}
                 }
             }
         }
-        let rows = self.view(device)?.flatten_all()?.to_vec1::<f32>()?;
-        rows.chunks(chunk * w).for_each(f);
+        let all = self.view(device)?.flatten_all()?.to_vec1::<f32>()?;
+        run(&mut |r, c, out| out.copy_from_slice(&all[r * w + c.start..r * w + c.end]));
         Ok(())
     }
 

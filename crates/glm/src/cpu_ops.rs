@@ -134,10 +134,12 @@ fn rms_norm_plain(x: &Tensor, w: &Tensor, eps: f32) -> Result<Tensor, GlmError> 
 impl CpuOps<'_> {
     /// [`Ops::attend_gqa`] for a few queries (decode, drafts) in plain loops over the cache's
     /// rows: the tensor form's reshapes, copies and small products cost ~200 µs a layer on
-    /// SmolLM2 — more than the layer's weight products. The cache is read once, in chunks of
-    /// [`ATTN_CHUNK`] rows converted to f32 as they come, with the softmax kept online (a
-    /// running maximum and sum per query and head; the output rescaled when the maximum
-    /// grows), so no f32 copy of the whole cache is made.
+    /// SmolLM2 — more than the layer's weight products. One task per query, KV head and
+    /// split of the cache (two splits from [`ATTN_SPLIT_FROM`] rows), on the thread team:
+    /// each reads its KV head's columns in chunks of [`ATTN_CHUNK`] rows converted to f32 as
+    /// they come, with the softmax kept online (a running maximum and sum per head; the
+    /// output rescaled when the maximum grows); the splits' partial results are merged by
+    /// their maxima. No f32 copy of the cache is made.
     fn attend_gqa_rows(&mut self, at: Site, q: &Tensor) -> Result<Tensor, GlmError> {
         let c = &self.m.config;
         let g = c.gqa.expect("a dense model");
@@ -148,56 +150,96 @@ impl CpuOps<'_> {
         let qs = q.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         let p0 = self.p0;
         let dev = self.m.opts.device.clone();
-        let mut out = vec![0f32; n * heads * hd];
-        // Per query and head: the running maximum score and sum of exp(score − maximum).
-        let mut top = vec![f32::NEG_INFINITY; n * heads];
-        let mut sum = vec![0f32; n * heads];
-        let mut scores = vec![0f32; ATTN_CHUNK];
-        let width = 2 * kvh * hd;
-        let mut t0 = 0;
-        self.cache(at)?
-            .kv
-            .with_row_chunks(&dev, ATTN_CHUNK, |rows| {
-                let t_len = rows.len() / width;
-                for i in 0..n {
-                    // Keys this query sees in the chunk (causal).
-                    let visible = (p0 + i + 1).saturating_sub(t0).min(t_len);
-                    if visible == 0 {
-                        continue;
+        let kv = &self.cache(at)?.kv;
+        let t_len = kv.len;
+        let splits = if t_len >= ATTN_SPLIT_FROM { 2 } else { 1 };
+        let per = t_len.div_ceil(splits).next_multiple_of(ATTN_CHUNK);
+        // Per task (query i, KV head, split): each head's running maximum, sum and output.
+        let mut parts: Vec<AttnPart> = (0..n * kvh * splits)
+            .map(|_| AttnPart {
+                top: vec![f32::NEG_INFINITY; group],
+                sum: vec![0f32; group],
+                out: vec![0f32; group * hd],
+                err: None,
+            })
+            .collect();
+        let tasks: Vec<(usize, &mut AttnPart)> = parts.iter_mut().enumerate().collect();
+        localglm_quants::team::for_each(tasks, |(k, part)| {
+            let (i, kh, split) = (k / (kvh * splits), k / splits % kvh, k % splits);
+            // Keys query i sees (causal), within this split.
+            let visible = (p0 + i + 1).min(t_len);
+            let rows = split * per..((split + 1) * per).min(visible);
+            if rows.is_empty() {
+                return;
+            }
+            let cols = [kh * hd..(kh + 1) * hd, (kvh + kh) * hd..(kvh + kh + 1) * hd];
+            let mut scores = vec![0f32; ATTN_CHUNK];
+            let r = kv.with_row_chunks(&dev, ATTN_CHUNK, rows, &cols, |chunk| {
+                let t_n = chunk.len() / (2 * hd);
+                for j in 0..group {
+                    let qv = &qs[(i * heads + kh * group + j) * hd..][..hd];
+                    let mut m = part.top[j];
+                    for (t, s) in scores[..t_n].iter_mut().enumerate() {
+                        *s = dot(qv, &chunk[t * 2 * hd..][..hd]) * scale;
+                        m = m.max(*s);
                     }
-                    for h in 0..heads {
-                        let (kv, ih) = (h / group, i * heads + h);
-                        let qv = &qs[ih * hd..][..hd];
-                        let mut m = top[ih];
-                        for (t, s) in scores[..visible].iter_mut().enumerate() {
-                            *s = dot(qv, &rows[t * width + kv * hd..][..hd]) * scale;
-                            m = m.max(*s);
-                        }
-                        let o = &mut out[ih * hd..][..hd];
-                        if m > top[ih] && sum[ih] > 0.0 {
-                            let r = (top[ih] - m).exp();
-                            sum[ih] *= r;
-                            o.iter_mut().for_each(|x| *x *= r);
-                        }
-                        top[ih] = m;
-                        for (t, s) in scores[..visible].iter().enumerate() {
-                            let p = (*s - m).exp();
-                            sum[ih] += p;
-                            let v = &rows[t * width + (kvh + kv) * hd..][..hd];
-                            for (oj, vj) in o.iter_mut().zip(v) {
-                                *oj += p * vj;
-                            }
+                    let o = &mut part.out[j * hd..][..hd];
+                    if m > part.top[j] && part.sum[j] > 0.0 {
+                        let r = (part.top[j] - m).exp();
+                        part.sum[j] *= r;
+                        o.iter_mut().for_each(|x| *x *= r);
+                    }
+                    part.top[j] = m;
+                    for (t, s) in scores[..t_n].iter().enumerate() {
+                        let p = (*s - m).exp();
+                        part.sum[j] += p;
+                        let v = &chunk[t * 2 * hd + hd..][..hd];
+                        for (oj, vj) in o.iter_mut().zip(v) {
+                            *oj += p * vj;
                         }
                     }
                 }
-                t0 += t_len;
-            })?;
-        for (o, s) in out.chunks_exact_mut(hd).zip(&sum) {
-            o.iter_mut().for_each(|x| *x /= s);
+            });
+            part.err = r.err();
+        });
+        let mut out = vec![0f32; n * heads * hd];
+        for (k, o) in out.chunks_exact_mut(group * hd).enumerate() {
+            // Output block k: query k / kvh, KV head k % kvh; merge its splits.
+            let mine = &parts[k * splits..(k + 1) * splits];
+            if let Some(e) = mine.iter().find_map(|p| p.err.as_ref()) {
+                return Err(GlmError::Input(format!("reading the KV cache: {e}")));
+            }
+            for j in 0..group {
+                let top = mine
+                    .iter()
+                    .map(|p| p.top[j])
+                    .fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0f32;
+                let oj = &mut o[j * hd..][..hd];
+                for p in mine.iter().filter(|p| p.sum[j] > 0.0) {
+                    let r = (p.top[j] - top).exp();
+                    sum += p.sum[j] * r;
+                    for (x, y) in oj.iter_mut().zip(&p.out[j * hd..][..hd]) {
+                        *x += r * y;
+                    }
+                }
+                oj.iter_mut().for_each(|x| *x /= sum);
+            }
         }
         Ok(Tensor::from_vec(out, (n, heads * hd), &dev)?)
     }
 }
+
+/// One attention task's partial result (see `attend_gqa_rows`).
+struct AttnPart {
+    top: Vec<f32>,
+    sum: Vec<f32>,
+    out: Vec<f32>,
+    err: Option<candle_core::Error>,
+}
+
+/// Cache length from which decode attention splits each KV head's rows in two tasks.
+const ATTN_SPLIT_FROM: usize = 4 * ATTN_CHUNK;
 
 /// Cache rows per chunk of decode attention (`attend_gqa_rows`).
 const ATTN_CHUNK: usize = 64;

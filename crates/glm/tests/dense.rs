@@ -125,6 +125,25 @@ fn dense_prefill_then_decode_equals_one_prefill_and_half_caches_stay_close() {
     }
 }
 
+/// Decode attention past 256 cached rows ( each KV head's rows then run
+/// as two tasks merged by their maxima, in 64-row chunks) against one prefill of the same 320
+/// tokens (the tensor path), exact mode with an f32 cache and with q8_0 (dequantized by chunk).
+#[test]
+fn long_decode_attention_equals_one_prefill() {
+    for kv in [KvType::F32, KvType::Q8_0] {
+        let model = open("tiny-llama-f32", Activations::F32, kv);
+        let vocab = model.config.vocab as u32;
+        let tokens: Vec<u32> = (0..320u32).map(|i| (i * 7919 + 13) % vocab).collect();
+        let (full, got) = prefill_and_decode(&model, &tokens);
+        let (diff, wrong) = compare(&got, &full);
+        let tol = 1e-4 * scale(&full);
+        assert!(
+            diff <= tol && wrong == 0,
+            "{kv:?}: {diff} (tol {tol}), {wrong} argmaxes"
+        );
+    }
+}
+
 /// The same fixtures on the GPU backend (wgpu; lavapipe in CI), whose products are f32 on the
 /// block-decoded weights: with an f32 cache the exact mode's tolerance against `transformers`
 /// (1e-4 of the logits' scale, every argmax equal), with f16 the CPU's 1 % for half caches; for

@@ -27,7 +27,7 @@ mod simd_lowbit;
 mod simd_mem;
 pub mod synth;
 pub mod tables;
-mod team;
+pub mod team;
 mod types;
 
 pub use dequant::{

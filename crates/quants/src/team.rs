@@ -151,7 +151,7 @@ pub fn enabled() -> bool {
 }
 
 /// Runs `task(i)` for every `i < n`, in parallel (the calling thread included).
-pub(crate) fn run(n: usize, task: &(dyn Fn(usize) + Sync)) {
+pub fn run(n: usize, task: &(dyn Fn(usize) + Sync)) {
     let nested = IN_TEAM.with(|c| c.get());
     let t = (n >= 2 && enabled() && !nested).then(team);
     let Some(t) = t.filter(|t| t.workers > 0 && !t.busy.swap(true, Ordering::Acquire)) else {
@@ -200,7 +200,7 @@ pub(crate) fn run(n: usize, task: &(dyn Fn(usize) + Sync)) {
 }
 
 /// Runs `f` on every item in parallel (see the module docs for where).
-pub(crate) fn for_each<T: Send>(items: Vec<T>, f: impl Fn(T) + Sync) {
+pub fn for_each<T: Send>(items: Vec<T>, f: impl Fn(T) + Sync) {
     let slots: Vec<Mutex<Option<T>>> = items.into_iter().map(|t| Mutex::new(Some(t))).collect();
     run(slots.len(), &|i| {
         let item = slots[i].lock().unwrap_or_else(|e| e.into_inner()).take();
