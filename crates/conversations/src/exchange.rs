@@ -137,7 +137,7 @@ impl ConversationStore {
         if conv.version < 2 {
             tree::migrate_linear(&mut conv);
         }
-        check_links(&conv).map_err(bad)?;
+        check_links(&conv)?;
         conv.version = FORMAT_VERSION;
         conv.id = new_id();
         if conv.title.trim().is_empty() {
@@ -151,29 +151,30 @@ impl ConversationStore {
 
 /// Every message has a unique id and follows a message written before it; the branch shown
 /// ends at a message of the file.
-fn check_links(conv: &Conversation) -> std::result::Result<(), String> {
+fn check_links(conv: &Conversation) -> Result<()> {
+    let bad = |why: String| Err(ConversationError::NotAnExport(why));
     let mut seen = HashSet::new();
     for m in &conv.messages {
         if m.id.is_empty() {
-            return Err("a message has no id".into());
+            return bad("a message has no id".into());
         }
         if let Some(parent) = &m.parent_id {
             if !seen.contains(parent.as_str()) {
-                return Err(format!(
+                return bad(format!(
                     "message {} follows {parent}, which is not before it in the file",
                     m.id
                 ));
             }
         }
         if !seen.insert(m.id.as_str()) {
-            return Err(format!("two messages have the id {}", m.id));
+            return bad(format!("two messages have the id {}", m.id));
         }
     }
     match &conv.current_id {
-        Some(id) if !seen.contains(id.as_str()) => Err(format!(
+        Some(id) if !seen.contains(id.as_str()) => bad(format!(
             "the branch shown ends at {id}, which is not in the file"
         )),
-        None if !conv.messages.is_empty() => Err("no branch is marked as shown".into()),
+        None if !conv.messages.is_empty() => bad("no branch is marked as shown".into()),
         _ => Ok(()),
     }
 }
