@@ -15,7 +15,7 @@
 
 use futures::StreamExt;
 use localglm_conversations::{
-    exchange, new_id, new_message, now_ms, title_from, tree, ConversationStore,
+    exchange, new_id, new_message, now_ms, title_from, tree, Change, ConversationStore,
 };
 use localglm_engine::{
     ChatTurn, Engine, EngineError, EngineEvent, GenerateRequest, LoadSpec, ProgressSink,
@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 mod errors;
 pub mod presets;
 pub mod remotes;
+mod reservation;
 pub mod settings;
 mod titles;
 mod view;
@@ -259,35 +260,22 @@ impl ChatService {
         conversation_id: &str,
         message_id: &str,
     ) -> Result<ConversationView, AppError> {
-        self.refuse_while_running(conversation_id)?;
-        let mut c = self
+        // Held while the branch is switched: no reply starts or is saved meanwhile.
+        let _reserved = self.reserve(conversation_id)?;
+        let (c, found) = self
             .store
-            .get(conversation_id)
+            .update(conversation_id, |c| match tree::select(c, message_id) {
+                true => Change::Save(true),
+                false => Change::Keep(false),
+            })
             .map_err(|e| conversation_error(&e))?;
-        if !tree::select(&mut c, message_id) {
+        if !found {
             return Err(AppError::new(
                 ErrorKind::NotFound,
                 "That message no longer exists.",
             ));
         }
-        self.store.save(&c).map_err(|e| conversation_error(&e))?;
         Ok(conversation_view(&c))
-    }
-
-    fn refuse_while_running(&self, conversation_id: &str) -> Result<(), AppError> {
-        if self
-            .running
-            .lock()
-            .expect("lock")
-            .values()
-            .any(|r| r.conversation_id == conversation_id)
-        {
-            return Err(AppError::new(
-                ErrorKind::InvalidRequest,
-                "A reply is still being generated in this conversation.",
-            ));
-        }
-        Ok(())
     }
 
     /// Searches every conversation's title and messages (every branch; reasoning when asked).
@@ -409,29 +397,34 @@ impl ChatService {
         settings: &Settings,
         sink: EventSink,
     ) -> Result<GenerationHandle, AppError> {
-        self.refuse_while_running(&request.conversation_id)?;
+        let mut reserved = self.reserve(&request.conversation_id)?;
         let model = self
             .engine
             .loaded()
             .ok_or_else(|| engine_error(&EngineError::NoModel))?;
-        let mut conv = self
-            .store
-            .get(&request.conversation_id)
-            .map_err(|e| conversation_error(&e))?;
         let (sent_with, system_prompt) = presets::resolve(settings, &request, &model)?;
-        let user_message = apply_action(&mut conv, &request.action)?;
-        if let Some(enabled) = request.enable_thinking {
-            // Remembered per conversation; the UI restores it when the conversation reopens.
-            conv.thinking = Some(ThinkingChoice {
-                enabled,
-                effort: request.reasoning_effort.clone(),
-            });
-        }
-        if request.preset_id.is_some() {
-            conv.preset_id = request.preset_id.clone();
-        }
-        conv.updated_at_ms = now_ms();
-        self.store.save(&conv).map_err(|e| conversation_error(&e))?;
+        let (conv, user_message) = self
+            .store
+            .update(&request.conversation_id, |conv| {
+                let user_message = match apply_action(conv, &request.action) {
+                    Ok(m) => m,
+                    Err(e) => return Change::Keep(Err(e)),
+                };
+                if let Some(enabled) = request.enable_thinking {
+                    // Remembered per conversation; the UI restores it when it reopens.
+                    conv.thinking = Some(ThinkingChoice {
+                        enabled,
+                        effort: request.reasoning_effort.clone(),
+                    });
+                }
+                if request.preset_id.is_some() {
+                    conv.preset_id = request.preset_id.clone();
+                }
+                conv.updated_at_ms = now_ms();
+                Change::Save(Ok(user_message))
+            })
+            .map_err(|e| conversation_error(&e))?;
+        let user_message = user_message?;
 
         // The model sees the branch up to the message it answers (for a regenerate, the reply
         // being replaced is still the one shown).
@@ -444,15 +437,8 @@ impl ChatService {
             .await
             .map_err(|e| engine_error(&e))?;
 
-        let generation_id = new_id();
+        let generation_id = reserved.keep(generation.canceller());
         let assistant_message_id = new_id();
-        self.running.lock().expect("lock").insert(
-            generation_id.clone(),
-            Running {
-                conversation_id: conv.id.clone(),
-                cancel: generation.canceller(),
-            },
-        );
         let this = Arc::clone(self);
         let job = Job {
             generation_id: generation_id.clone(),
@@ -580,12 +566,14 @@ impl ChatService {
             model: Some(job.model_name),
             sent_with: Some(job.sent_with),
         };
-        let saved = self.append(&job.conversation_id, &message);
-        // Only now: until the reply is saved, no other request may change the conversation.
-        self.running
-            .lock()
-            .expect("lock")
-            .remove(&job.generation_id);
+        let saved = {
+            // The reply is saved and the conversation released in one step (under the lock
+            // `reserve` takes): whoever sees the saved reply may send the next message.
+            let mut running = self.running.lock().expect("lock");
+            let saved = self.append(&job.conversation_id, &message);
+            running.remove(&job.generation_id);
+            saved
+        };
         if saved.is_ok() {
             // Kept otherwise: the next start appends it as interrupted.
             let _ = self.store.remove_partial(&job.conversation_id);
@@ -647,18 +635,19 @@ impl ChatService {
     /// Appends the reply to the conversation as it is on disk now, under the message it
     /// answers, and shows it; returns the conversation.
     fn append(&self, conversation_id: &str, message: &Message) -> Result<Conversation, AppError> {
-        let mut conv = self
-            .store
-            .get(conversation_id)
-            .map_err(|e| conversation_error(&e))?;
-        if message.content.is_empty() && message.reasoning.is_none() {
-            // Nothing was generated (e.g. stopped before the first token): keep the turn open.
-            return Ok(conv);
-        }
-        tree::attach(&mut conv, message.clone());
-        conv.updated_at_ms = now_ms();
-        self.store.save(&conv).map_err(|e| conversation_error(&e))?;
-        Ok(conv)
+        self.store
+            .update(conversation_id, |conv| {
+                if message.content.is_empty() && message.reasoning.is_none() {
+                    // Nothing was generated (e.g. stopped before the first token): keep the
+                    // turn open.
+                    return Change::Keep(());
+                }
+                tree::attach(conv, message.clone());
+                conv.updated_at_ms = now_ms();
+                Change::Save(())
+            })
+            .map(|(conv, ())| conv)
+            .map_err(|e| conversation_error(&e))
     }
 }
 
@@ -762,5 +751,7 @@ fn apply_action(conv: &mut Conversation, action: &SendAction) -> Result<Message,
 
 #[cfg(test)]
 mod presets_tests;
+#[cfg(test)]
+mod race_tests;
 #[cfg(test)]
 mod tests;

@@ -2,12 +2,14 @@ use super::*;
 use localglm_engine::scripted::{Script, ScriptedEngine};
 use std::sync::Mutex as StdMutex;
 
-struct Fixture {
+pub(super) struct Fixture {
     _dir: tempfile::TempDir,
-    service: Arc<ChatService>,
+    pub(super) service: Arc<ChatService>,
 }
 
-async fn fixture(script: impl Fn(&GenerateRequest) -> Script + Send + Sync + 'static) -> Fixture {
+pub(super) async fn fixture(
+    script: impl Fn(&GenerateRequest) -> Script + Send + Sync + 'static,
+) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = ConversationStore::open(dir.path().join("c")).unwrap();
     let engine = Arc::new(ScriptedEngine::new(script));
@@ -19,7 +21,7 @@ async fn fixture(script: impl Fn(&GenerateRequest) -> Script + Send + Sync + 'st
     Fixture { _dir: dir, service }
 }
 
-fn fast(r: &GenerateRequest) -> Script {
+pub(super) fn fast(r: &GenerateRequest) -> Script {
     Script {
         token_delay: Duration::from_millis(1),
         ..Script::echo(r)
@@ -28,13 +30,13 @@ fn fast(r: &GenerateRequest) -> Script {
 
 type Events = Arc<StdMutex<Vec<GenerationEvent>>>;
 
-fn recorder() -> (Events, EventSink) {
+pub(super) fn recorder() -> (Events, EventSink) {
     let events: Events = Arc::default();
     let e2 = events.clone();
     (events, Arc::new(move |ev| e2.lock().unwrap().push(ev)))
 }
 
-async fn wait_end(events: &Events) -> Vec<GenerationEvent> {
+pub(super) async fn wait_end(events: &Events) -> Vec<GenerationEvent> {
     for _ in 0..2000 {
         {
             let evs = events.lock().unwrap();
@@ -52,7 +54,7 @@ async fn wait_end(events: &Events) -> Vec<GenerationEvent> {
     panic!("generation did not end");
 }
 
-fn new(conv: &str, text: &str) -> SendRequest {
+pub(super) fn new(conv: &str, text: &str) -> SendRequest {
     SendRequest {
         conversation_id: conv.into(),
         action: SendAction::New { text: text.into() },
@@ -651,7 +653,7 @@ fn model_titles_are_cleaned() {
     );
 }
 
-async fn wait_title(f: &Fixture, id: &str, title: &str) {
+pub(super) async fn wait_title(f: &Fixture, id: &str, title: &str) {
     for _ in 0..400 {
         if f.service.get(id).unwrap().title == title {
             return;

@@ -1,9 +1,10 @@
 //! Titles written by the model: after the first reply of a chat still titled from its first
-//! words, one short request (thinking off), cleaned, applied unless the chat changed meanwhile.
+//! words, one short request (thinking off), cleaned, applied unless the chat was renamed or its
+//! first question edited meanwhile.
 
 use crate::ChatService;
 use futures::StreamExt;
-use localglm_conversations::{title_from, tree};
+use localglm_conversations::{title_from, tree, Change};
 use localglm_engine::{ChatTurn, EngineEvent, GenerateRequest};
 use localglm_protocol::{Conversation, Role};
 use std::time::Duration;
@@ -56,14 +57,20 @@ impl ChatService {
         let Some(title) = clean_title(&text) else {
             return;
         };
-        let Ok(mut conv) = self.store.get(conversation_id) else {
-            return;
-        };
-        if first_exchange(&conv).is_none_or(|(now_asked, _)| now_asked != asked) {
-            return; // renamed, edited or answered again meanwhile
-        }
-        conv.title = title;
-        if self.store.save(&conv).is_ok() {
+        // Checked and written under the store's lock: a message sent meanwhile is never lost.
+        let updated = self.store.update(conversation_id, |conv| {
+            // Renamed or the question edited meanwhile: the title no longer fits. Messages
+            // sent since, or the answer regenerated, keep the question the title is about.
+            let opens_with_question = tree::path(conv)
+                .first()
+                .is_some_and(|m| m.role == Role::User && m.content == asked);
+            if !opens_with_question || conv.title != title_from(asked) {
+                return Change::Keep(false);
+            }
+            conv.title = title;
+            Change::Save(true)
+        });
+        if let Ok((conv, true)) = updated {
             let sink = self.on_conversation.lock().expect("lock").clone();
             if let Some(sink) = sink {
                 sink(&localglm_conversations::summary(&conv));

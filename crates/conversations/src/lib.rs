@@ -9,6 +9,7 @@ use localglm_protocol::{Conversation, ConversationSummary, FinishReason, Message
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub mod exchange;
@@ -139,10 +140,21 @@ fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-/// A directory of conversation files.
+/// A directory of conversation files. Every change of an existing conversation goes through
+/// [`ConversationStore::update`], which reads, changes and writes it under one lock shared by
+/// the store's clones: two writers (a reply being saved, a title, a rename) never lose each
+/// other's change.
 #[derive(Debug, Clone)]
 pub struct ConversationStore {
     dir: PathBuf,
+    writes: Arc<Mutex<()>>,
+}
+
+/// What an [`ConversationStore::update`] closure decided: write the changed conversation, or
+/// leave the file as it is; either way with a value for the caller.
+pub enum Change<T> {
+    Save(T),
+    Keep(T),
 }
 
 impl ConversationStore {
@@ -150,7 +162,34 @@ impl ConversationStore {
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        Ok(Self { dir })
+        Ok(Self {
+            dir,
+            writes: Arc::default(),
+        })
+    }
+
+    fn write_lock(&self) -> MutexGuard<'_, ()> {
+        // A writer that panicked left no torn file (writes are atomic): the lock stays usable.
+        self.writes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads conversation `id`, lets `change` edit it and saves it when `change` says so, all
+    /// under the store's write lock; returns the conversation as it is now and `change`'s value.
+    pub fn update<T>(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Conversation) -> Change<T>,
+    ) -> Result<(Conversation, T)> {
+        let _lock = self.write_lock();
+        let before = self.get(id)?;
+        let mut conv = before.clone();
+        match change(&mut conv) {
+            Change::Save(value) => {
+                self.save_unlocked(&conv)?;
+                Ok((conv, value))
+            }
+            Change::Keep(value) => Ok((before, value)),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -200,8 +239,15 @@ impl ConversationStore {
         Ok(conv)
     }
 
-    /// Saves a conversation atomically, replacing any previous version.
+    /// Saves a conversation atomically, replacing any previous version. To change a saved
+    /// conversation use [`ConversationStore::update`]: a `get` then `save` can lose a change
+    /// written in between.
     pub fn save(&self, conv: &Conversation) -> Result<()> {
+        let _lock = self.write_lock();
+        self.save_unlocked(conv)
+    }
+
+    fn save_unlocked(&self, conv: &Conversation) -> Result<()> {
         let path = self.path_of(&conv.id)?;
         let bytes = serde_json::to_vec_pretty(conv).expect("conversation serializes");
         write_atomic(&path, &bytes).map_err(io_err(&path))
@@ -231,13 +277,14 @@ impl ConversationStore {
 
     /// Renames a conversation.
     pub fn rename(&self, id: &str, title: &str) -> Result<ConversationSummary> {
-        let mut conv = self.get(id)?;
-        conv.title = title.trim().to_string();
-        if conv.title.is_empty() {
-            conv.title = "Untitled".into();
-        }
-        conv.updated_at_ms = now_ms();
-        self.save(&conv)?;
+        let (conv, ()) = self.update(id, |conv| {
+            conv.title = title.trim().to_string();
+            if conv.title.is_empty() {
+                conv.title = "Untitled".into();
+            }
+            conv.updated_at_ms = now_ms();
+            Change::Save(())
+        })?;
         Ok(summary(&conv))
     }
 
@@ -295,23 +342,25 @@ impl ConversationStore {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
-        let mut conv = match self.get(id) {
-            Ok(c) => c,
-            Err(ConversationError::NotFound(_)) => return self.remove_partial(id).map(|_| false),
-            Err(e) => return Err(e),
-        };
         let has_text = !reply.content.is_empty() || reply.reasoning.is_some();
-        let added = has_text && !conv.messages.iter().any(|m| m.id == reply.id);
-        if added {
+        let updated = self.update(id, |conv| {
+            if !has_text || conv.messages.iter().any(|m| m.id == reply.id) {
+                return Change::Keep(false);
+            }
             reply.finish_reason = Some(FinishReason::Interrupted);
             if reply.parent_id.is_none() {
                 // Kept by a version that did not link messages: it answered the last one.
                 reply.parent_id = conv.current_id.clone();
             }
-            tree::attach(&mut conv, reply);
+            tree::attach(conv, reply);
             conv.updated_at_ms = now_ms();
-            self.save(&conv)?;
-        }
+            Change::Save(true)
+        });
+        let added = match updated {
+            Ok((_, added)) => added,
+            Err(ConversationError::NotFound(_)) => return self.remove_partial(id).map(|_| false),
+            Err(e) => return Err(e),
+        };
         self.remove_partial(id)?;
         Ok(added)
     }
@@ -319,6 +368,7 @@ impl ConversationStore {
     /// Deletes a conversation file (and a partial reply left with it).
     pub fn delete(&self, id: &str) -> Result<()> {
         let path = self.path_of(id)?;
+        let _lock = self.write_lock();
         let _ = self.remove_partial(id);
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),

@@ -241,3 +241,39 @@ fn broken_links_show_what_they_can_reach() {
     c.current_id = Some("gone".into());
     assert!(ids(&c).is_empty());
 }
+
+#[test]
+fn concurrent_updates_lose_nothing() {
+    // Eight writers (a reply, a title, a rename...) each change the same file 25 times through
+    // `update`, with a clone of the store as the app's services hold it: every change is kept.
+    let (_d, s) = store();
+    let c = s.create(None).unwrap();
+    std::thread::scope(|scope| {
+        for w in 0..8 {
+            let (s, id) = (s.clone(), c.id.clone());
+            scope.spawn(move || {
+                for i in 0..25 {
+                    s.update(&id, |conv| {
+                        tree::push(conv, new_message(Role::User, format!("{w}/{i}")));
+                        Change::Save(())
+                    })
+                    .unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(s.get(&c.id).unwrap().messages.len(), 200);
+    // `Keep` leaves the file as it was and returns the saved version.
+    let (kept, ()) = s
+        .update(&c.id, |conv| {
+            conv.title = "not saved".into();
+            Change::Keep(())
+        })
+        .unwrap();
+    assert_eq!(kept.title, "New chat");
+    assert_eq!(s.get(&c.id).unwrap().title, "New chat");
+    assert!(matches!(
+        s.update("missing", |_| Change::Keep(())),
+        Err(ConversationError::NotFound(_))
+    ));
+}
