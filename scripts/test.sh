@@ -77,6 +77,6 @@ log "UI unit tests"
 
 log "end-to-end tests in the real window"
 build_app
-(cd "$ROOT" && node --test --test-concurrency=1 e2e/ui.test.mjs e2e/presets.test.mjs e2e/models.test.mjs e2e/downloads.test.mjs e2e/errors.test.mjs e2e/chat.test.mjs e2e/glm.test.mjs e2e/remote.test.mjs e2e/api.test.mjs e2e/render.test.mjs e2e/interrupted.test.mjs e2e/branches.test.mjs) || status=1
+(cd "$ROOT" && node --test --test-concurrency=1 e2e/ui.test.mjs e2e/presets.test.mjs e2e/models.test.mjs e2e/downloads.test.mjs e2e/errors.test.mjs e2e/chat.test.mjs e2e/glm.test.mjs e2e/remote.test.mjs e2e/api.test.mjs e2e/render.test.mjs e2e/interrupted.test.mjs e2e/branches.test.mjs e2e/runtime.test.mjs) || status=1
 
 exit $status

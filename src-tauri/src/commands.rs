@@ -217,7 +217,8 @@ pub fn load_spec(settings: &Settings, path: std::path::PathBuf) -> localglm_engi
             .as_deref()
             .and_then(|m| m.parse().ok())
             .unwrap_or_default(),
-        mistralrs: settings.dense_runtime.as_deref() == Some("mistralrs"),
+        mistralrs: localglm_chat::settings::runtime_for(settings, &path)
+            == Some(localglm_protocol::runtime::MISTRALRS),
         ..localglm_engine::LoadSpec::new(path)
     }
 }
@@ -404,10 +405,22 @@ pub async fn plan_model(path: String, request: FitRequest) -> Result<FitPlan, Ap
 }
 
 #[tauri::command]
-pub fn list_models(library: State<'_, Library>) -> Result<Vec<ModelInfo>, AppError> {
-    library.installed().map_err(|e| {
-        AppError::new(ErrorKind::Io, "Could not list the models folder.").with_detail(e.to_string())
+pub async fn list_models(library: State<'_, Library>) -> Result<Vec<ModelInfo>, AppError> {
+    let library = library.inner().clone();
+    tokio::task::spawn_blocking(move || {
+        let mut models = library.installed().map_err(|e| {
+            AppError::new(ErrorKind::Io, "Could not list the models folder.")
+                .with_detail(e.to_string())
+        })?;
+        for m in &mut models {
+            m.runtimes = localglm_engine::auto::runtimes(std::path::Path::new(&m.path));
+        }
+        Ok(models)
     })
+    .await
+    .map_err(|e| {
+        AppError::new(ErrorKind::Internal, "Listing the models failed.").with_detail(e.to_string())
+    })?
 }
 
 #[tauri::command]
@@ -566,5 +579,19 @@ mod tests {
         let s = state.set(with("localglm")).unwrap();
         assert!(!super::load_spec(&s, "m.gguf".into()).mistralrs);
         assert!(!super::load_spec(&Settings::default(), "m.gguf".into()).mistralrs);
+        // A model's own choice in the library wins over the dense-model setting, for that
+        // file only (by name, wherever it lies); an unknown runtime is refused.
+        let mut per_model = with("localglm");
+        per_model
+            .model_runtimes
+            .insert("m.gguf".into(), "mistralrs".into());
+        let s = state.set(per_model.clone()).unwrap();
+        assert!(super::load_spec(&s, "/lib/sub/m.gguf".into()).mistralrs);
+        assert!(!super::load_spec(&s, "/lib/other.gguf".into()).mistralrs);
+        per_model
+            .model_runtimes
+            .insert("m.gguf".into(), "llama.cpp".into());
+        let e = state.set(per_model).unwrap_err();
+        assert!(e.message.contains("llama.cpp"), "{e:?}");
     }
 }

@@ -15,6 +15,7 @@ fn model(thinking: bool, efforts: &[&str], ctx: Option<u32>) -> ModelInfo {
         supports_tools: false,
         placement: None,
         prompt_cache_bytes: None,
+        runtimes: Vec::new(),
     }
 }
 

@@ -70,6 +70,15 @@ pub fn peek(path: &Path) -> Settings {
     settings
 }
 
+/// The runtime chosen for the model file at `path`: the library's choice for that file (by
+/// name), else the one for dense models; `None` leaves the engine's default.
+pub fn runtime_for<'a>(settings: &'a Settings, path: &Path) -> Option<&'a str> {
+    path.file_name()
+        .and_then(|name| settings.model_runtimes.get(name.to_string_lossy().as_ref()))
+        .or(settings.dense_runtime.as_ref())
+        .map(String::as_str)
+}
+
 /// The stored settings value, if the file holds one; a file that is not JSON is moved aside.
 fn read_settings(path: &Path) -> Option<Value> {
     let bytes = match std::fs::read(path) {
@@ -177,13 +186,18 @@ impl SettingsState {
                 return Err(AppError::new(ErrorKind::InvalidRequest, format!("{e}.")));
             }
         }
-        if let Some(r) = new.dense_runtime.as_deref() {
-            if !matches!(r, "localglm" | "mistralrs") {
-                return Err(AppError::new(
-                    ErrorKind::InvalidRequest,
-                    format!("Unknown runtime `{r}` (localglm or mistralrs)."),
-                ));
-            }
+        let chosen = new.model_runtimes.values().map(String::as_str);
+        if let Some(r) = new
+            .dense_runtime
+            .as_deref()
+            .into_iter()
+            .chain(chosen)
+            .find(|r| !localglm_protocol::runtime::known(r))
+        {
+            return Err(AppError::new(
+                ErrorKind::InvalidRequest,
+                format!("Unknown runtime `{r}` (localglm or mistralrs)."),
+            ));
         }
         if new.prompt_cache_mb.is_some_and(|m| m > 1 << 20) {
             return Err(AppError::new(

@@ -85,6 +85,24 @@ pub fn model_facts(
     Some((quant, controls))
 }
 
+/// The runtimes that can run the file at `path`, the one it runs on by default first: GLM-5.x
+/// only on LocalGLM's runtime; a dense LLaMA-family file that runtime runs, on either; anything
+/// else (a dense file it cannot run too) on mistral.rs. Empty when the file cannot be read.
+pub fn runtimes(path: &std::path::Path) -> Vec<String> {
+    use localglm_protocol::runtime::{LOCALGLM, MISTRALRS};
+    let Ok((arch, own)) = read_architecture(path) else {
+        return Vec::new();
+    };
+    let names: &[&str] = match arch.as_deref() {
+        Some(localglm_glm::config::ARCH) => &[LOCALGLM],
+        Some(a) if localglm_glm::config::DENSE_ARCHES.contains(&a) && own.is_none() => {
+            &[LOCALGLM, MISTRALRS]
+        }
+        _ => &[MISTRALRS],
+    };
+    names.iter().map(|n| n.to_string()).collect()
+}
+
 /// The backend for a file of architecture `arch`: GLM-5.x on LocalGLM's runtime; a dense
 /// LLaMA-family model on LocalGLM's runtime too (its CPU kernels or its GPU backend, placed
 /// like GLM-5.x), unless the spec asks for mistral.rs; everything else on mistral.rs.

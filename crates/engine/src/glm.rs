@@ -236,6 +236,7 @@ impl Engine for GlmEngine {
             supports_tools: false,
             placement: Some(placement_text(&chat.model, cpu_why.as_deref())),
             prompt_cache_bytes: Some(budget as f64),
+            runtimes: Vec::new(),
         };
         *self.loaded.write().expect("engine lock") = Some(Loaded {
             chat: Arc::new(chat),

@@ -244,6 +244,7 @@ impl Engine for MistralRsEngine {
                 _ => "CPU".into(),
             }),
             prompt_cache_bytes: None,
+            runtimes: Vec::new(),
         };
         *self.loaded.write().expect("engine lock") = Some(Loaded {
             model: Arc::new(model),

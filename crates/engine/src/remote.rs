@@ -179,6 +179,7 @@ impl Engine for RemoteEngine {
             supports_tools: true,
             placement: None,
             prompt_cache_bytes: None,
+            runtimes: Vec::new(),
         };
         *self.loaded.write().expect("engine lock") = Some(info.clone());
         Ok(info)

@@ -270,6 +270,7 @@ impl Engine for ScriptedEngine {
             supports_tools: true,
             placement: None,
             prompt_cache_bytes: None,
+            runtimes: Vec::new(),
         };
         *self.loaded.lock().expect("lock") = Some(info.clone());
         Ok(info)

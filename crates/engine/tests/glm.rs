@@ -111,6 +111,33 @@ async fn auto_engine_runs_dense_llama_family_models_on_the_own_runtime() {
     assert_eq!(on_mistral.backend, "mistralrs");
 }
 
+/// The library's "Run with" choices: GLM-5.x only on LocalGLM's runtime, a dense file it runs
+/// on either (LocalGLM first, the default), another architecture only on mistral.rs, an
+/// unreadable file none.
+#[test]
+fn the_runtimes_that_can_run_a_file() {
+    use localglm_engine::auto::runtimes;
+    use localglm_gguf::writer::GgufWriter;
+    assert_eq!(runtimes(&fixture("tiny-f32.gguf")), ["localglm"]);
+    for stem in ["tiny-llama-q", "tiny-qwen3-f32"] {
+        let path = fixture(&format!("{stem}.gguf"));
+        assert_eq!(runtimes(&path), ["localglm", "mistralrs"], "{stem}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let gemma = dir.path().join("gemma.gguf");
+    let mut w = GgufWriter::new();
+    w.kv(
+        "general.architecture",
+        localglm_gguf::Value::String("gemma3".into()),
+    );
+    w.write(&gemma).unwrap();
+    assert_eq!(runtimes(&gemma), ["mistralrs"]);
+    let truncated = dir.path().join("cut.gguf");
+    std::fs::write(&truncated, b"GGUF\x03\x00").unwrap();
+    assert!(runtimes(&truncated).is_empty());
+    assert!(runtimes(&dir.path().join("missing.gguf")).is_empty());
+}
+
 /// The prompt of `messages` with the given template switches.
 fn prompt_of(
     chat: &GlmChat,

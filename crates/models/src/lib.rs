@@ -295,6 +295,7 @@ pub fn describe(path: &Path) -> Result<ModelInfo, ModelsError> {
         supports_tools: false,
         placement: None,
         prompt_cache_bytes: None,
+        runtimes: Vec::new(),
     })
 }
 

@@ -96,6 +96,18 @@ pub struct SentWith {
     pub reasoning_effort: Option<String>,
 }
 
+/// The runtimes a local model can run on, as settings and the library name them.
+pub mod runtime {
+    /// LocalGLM's own runtime (its CPU kernels or its GPU backend).
+    pub const LOCALGLM: &str = "localglm";
+    /// mistral.rs.
+    pub const MISTRALRS: &str = "mistralrs";
+    /// Whether `name` is one of them.
+    pub fn known(name: &str) -> bool {
+        name == LOCALGLM || name == MISTRALRS
+    }
+}
+
 /// Recommended maximum new tokens for GLM-5.x (Z.ai / Unsloth: up to 131072; the GLM-5.2 API's
 /// 128K output). Runtimes stop earlier when the context fills.
 pub const GLM_MAX_NEW_TOKENS: u32 = 131_072;
@@ -320,6 +332,10 @@ pub struct ModelInfo {
     /// backend keeps none).
     #[serde(default)]
     pub prompt_cache_bytes: Option<f64>,
+    /// The runtimes that can run the file (`localglm`, `mistralrs`), listed for the library's
+    /// "Run with" choice; empty where unknown (a model being served, a remote server).
+    #[serde(default)]
+    pub runtimes: Vec<String>,
 }
 
 /// A load's progress: what it is doing and how many of its bytes are done.
@@ -416,6 +432,11 @@ pub struct Settings {
     /// `mistralrs`.
     #[serde(default)]
     pub dense_runtime: Option<String>,
+    /// Per model, by file name (a split set's first shard): the runtime chosen for it in the
+    /// library (`localglm` or `mistralrs`), over `dense_runtime`.
+    #[serde(default)]
+    #[ts(type = "Record<string, string>")]
+    pub model_runtimes: std::collections::BTreeMap<String, String>,
 }
 
 /// An OpenAI-compatible server (vLLM, SGLang, llama-server, another LocalGLM) used like a
@@ -522,6 +543,7 @@ impl Default for Settings {
             prompt_cache_mb: None,
             mtp: None,
             dense_runtime: None,
+            model_runtimes: Default::default(),
         }
     }
 }

@@ -451,6 +451,7 @@ pub(crate) fn test_model() -> ModelInfo {
         supports_tools: true,
         placement: None,
         prompt_cache_bytes: None,
+        runtimes: Vec::new(),
     }
 }
 

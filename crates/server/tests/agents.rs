@@ -35,6 +35,7 @@ fn info() -> ModelInfo {
         supports_tools: true,
         placement: None,
         prompt_cache_bytes: None,
+        runtimes: Vec::new(),
     }
 }
 

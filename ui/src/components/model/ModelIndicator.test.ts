@@ -16,6 +16,7 @@ const model: ModelInfo = {
   supports_tools: false,
   placement: null,
   prompt_cache_bytes: null,
+  runtimes: [],
 };
 
 describe('ModelIndicator', () => {

@@ -19,7 +19,7 @@ const dl = (id: string, status: string): DownloadState => ({
 describe('ModelLibrary', () => {
   it('shows downloads with their controls and the installed models', async () => {
     const props = {
-      models: [{ name: 'm', path: '/lib/m.gguf', size_bytes: 1e9, backend: '', architecture: 'llama', context_length: 4096, quant: 'Q4_K', supports_thinking: false, effort_levels: [], supports_tools: false, placement: null, prompt_cache_bytes: null }],
+      models: [{ name: 'm', path: '/lib/m.gguf', size_bytes: 1e9, backend: '', architecture: 'llama', context_length: 4096, quant: 'Q4_K', supports_thinking: false, effort_levels: [], supports_tools: false, placement: null, prompt_cache_bytes: null, runtimes: ['localglm', 'mistralrs'] }],
       downloads: [dl('UD-IQ2_M', 'running'), dl('UD-IQ1_S', 'paused'), dl('BF16', 'done')],
       onLoad: vi.fn(),
       onDelete: vi.fn(),
@@ -42,5 +42,26 @@ describe('ModelLibrary', () => {
     expect(props.onLoad).toHaveBeenCalledWith('/lib/m.gguf');
     await fireEvent.click(screen.getByTestId('library-delete'));
     expect(props.onDelete).toHaveBeenCalledWith('/lib/m.gguf');
+  });
+
+  it('offers "Run with" where two runtimes can run a model and names the one of the others', async () => {
+    const model = (name: string, runtimes: string[]) => ({
+      name, path: `/lib/${name}.gguf`, size_bytes: 1e9, backend: '', architecture: 'llama', context_length: 4096, quant: 'Q4_1',
+      supports_thinking: false, effort_levels: [], supports_tools: false, placement: null, prompt_cache_bytes: null, runtimes,
+    });
+    const onRunWith = vi.fn();
+    const models = [model('dense', ['localglm', 'mistralrs']), model('glm', ['localglm']), model('gemma', ['mistralrs']), model('odd', [])];
+    render(ModelLibrary, {
+      models, downloads: [], onLoad: vi.fn(), onDelete: vi.fn(), onPause: vi.fn(), onResume: vi.fn(), onCancel: vi.fn(),
+      runtimeOf: (m) => (m.name === 'dense' ? 'mistralrs' : m.runtimes[0] ?? null),
+      onRunWith,
+    });
+    const select = screen.getByTestId('library-run-with') as HTMLSelectElement;
+    expect(screen.getAllByTestId('library-run-with')).toHaveLength(1);
+    expect(select.value).toBe('mistralrs');
+    expect([...select.options].map((o) => o.textContent)).toEqual(['LocalGLM runtime', 'mistral.rs']);
+    await fireEvent.change(select, { target: { value: 'localglm' } });
+    expect(onRunWith).toHaveBeenCalledWith(models[0], 'localglm');
+    expect(screen.getAllByTestId('library-runtime').map((e) => e.textContent)).toEqual(['LocalGLM runtime', 'mistral.rs']);
   });
 });

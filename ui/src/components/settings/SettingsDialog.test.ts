@@ -23,6 +23,7 @@ const settings: Settings = {
   prompt_cache_mb: null,
   mtp: null,
   dense_runtime: null,
+  model_runtimes: {},
 };
 
 function open(onSaveSettings = vi.fn(async () => true), saved: Settings = settings) {

@@ -42,4 +42,9 @@ placement: string | null,
  * Bytes of KV caches kept for reusing prompt prefixes across requests (`None` where the
  * backend keeps none).
  */
-prompt_cache_bytes: number | null, };
+prompt_cache_bytes: number | null, 
+/**
+ * The runtimes that can run the file (`localglm`, `mistralrs`), listed for the library's
+ * "Run with" choice; empty where unknown (a model being served, a remote server).
+ */
+runtimes: Array<string>, };

@@ -86,4 +86,9 @@ mtp: string | null,
  * LocalGLM's own runtime, on the CPU or its GPU backend as `device` places it) or
  * `mistralrs`.
  */
-dense_runtime: string | null, };
+dense_runtime: string | null, 
+/**
+ * Per model, by file name (a split set's first shard): the runtime chosen for it in the
+ * library (`localglm` or `mistralrs`), over `dense_runtime`.
+ */
+model_runtimes: Record<string, string>, };

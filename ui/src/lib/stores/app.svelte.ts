@@ -14,8 +14,6 @@ import type { GenerationEvent } from '../bindings/GenerationEvent';
 import type { ApiLogEntry } from '../bindings/ApiLogEntry';
 import type { ApiSettings } from '../bindings/ApiSettings';
 import type { ApiStatus } from '../bindings/ApiStatus';
-import type { DownloadState } from '../bindings/DownloadState';
-import type { ModelInfo } from '../bindings/ModelInfo';
 import type { ModelStatus } from '../bindings/ModelStatus';
 import type { RemoteServer } from '../bindings/RemoteServer';
 import type { SamplingPreset } from '../bindings/SamplingPreset';
@@ -24,6 +22,7 @@ import type { SearchHit } from '../bindings/SearchHit';
 import type { SendAction } from '../bindings/SendAction';
 import type { Settings } from '../bindings/Settings';
 import * as ipc from '../ipc';
+import { LibraryStore } from './library.svelte';
 import {
   abortSend,
   applyEvent,
@@ -184,74 +183,8 @@ export class AppStore {
     else if (status.state === 'ready' && this.error && isModelError(this.error)) this.error = null;
   }
 
-  /** Downloads (running, paused, failed) and the models in the library. */
-  downloads = $state.raw<DownloadState[]>([]);
-  library = $state.raw<ModelInfo[]>([]);
-  private unlistenDownloads: (() => void) | null = null;
-
-  /** Fetches the library and downloads and follows download events (the picker calls it). */
-  async openLibrary(): Promise<void> {
-    try {
-      if (!this.unlistenDownloads) {
-        this.unlistenDownloads = await ipc.onDownload((s) => this.onDownload(s));
-      }
-      const [downloads, library] = await Promise.all([ipc.listDownloads(), ipc.listModels()]);
-      this.downloads = downloads;
-      this.library = library;
-    } catch (reason) {
-      this.showError(reason);
-    }
-  }
-
-  private onDownload(state: DownloadState): void {
-    const others = this.downloads.filter((d) => d.id !== state.id);
-    this.downloads = state.status === 'cancelled' ? others : [...others, state].sort((a, b) => a.id.localeCompare(b.id));
-    if (state.status === 'done') void this.refreshLibrary();
-  }
-
-  async refreshLibrary(): Promise<void> {
-    try {
-      this.library = await ipc.listModels();
-    } catch (reason) {
-      this.showError(reason);
-    }
-  }
-
-  async startDownload(spec: string): Promise<void> {
-    try {
-      this.onDownload(await ipc.startDownload(spec));
-    } catch (reason) {
-      this.showError(reason);
-    }
-  }
-
-  async pauseDownload(id: string): Promise<void> {
-    await ipc.pauseDownload(id).catch((r) => this.showError(r));
-  }
-
-  async cancelDownload(id: string): Promise<void> {
-    await ipc.cancelDownload(id).catch((r) => this.showError(r));
-  }
-
-  async importModel(path: string): Promise<boolean> {
-    try {
-      await ipc.importModel(path.trim());
-      await this.refreshLibrary();
-      return true;
-    } catch (reason) {
-      this.showError(reason);
-      return false;
-    }
-  }
-
-  async deleteModel(path: string): Promise<void> {
-    try {
-      await ipc.deleteModel(path);
-      await this.refreshLibrary();
-    } catch (reason) {
-      this.showError(reason);
-    }
-  }
+  /** The models dialog: downloads, the library and each model's runtime. */
+  readonly library: LibraryStore = new LibraryStore(this);
 
   /** The local API's state and recent requests (loaded when the settings open). */
   apiStatus = $state.raw<ApiStatus | null>(null);

@@ -370,7 +370,7 @@ describe('AppStore', () => {
       state: 'ready',
       model: {
         name: 'glm', path: '/g.gguf', size_bytes: 1, backend: 'glm', architecture: 'glm-dsa',
-        context_length: 4096, quant: null, supports_thinking: true, effort_levels: ['high', 'max'], supports_tools: false, placement: null, prompt_cache_bytes: null,
+        context_length: 4096, quant: null, supports_thinking: true, effort_levels: ['high', 'max'], supports_tools: false, placement: null, prompt_cache_bytes: null, runtimes: [],
       },
     });
     expect(store.presets.map((p) => p.id)).toEqual(['general', 'swe-bench-pro', 'user-quick']);
