@@ -22,8 +22,22 @@ fn round_i8(r: f32) -> i8 {
 }
 
 /// Symmetric int8 quantization of `x` in groups of `group` values: `q = round(x/d)` with
-/// `d = max|x| / 127` per group.
-fn quantize_groups(x: &[f32], group: usize, q: &mut [i8], d: &mut [f32]) {
+/// `d = max|x| / 127` per group (sixteen at a time with AVX-512, to the same bytes).
+pub(crate) fn quantize_groups(x: &[f32], group: usize, q: &mut [i8], d: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if group.is_multiple_of(16) && crate::simd512::available() {
+        // WORKAROUND: `available()` checked the AVX-512 features the function is built for.
+        #[allow(unsafe_code)]
+        unsafe {
+            crate::simd512_q4::quantize_groups(x, group, q, d)
+        };
+        return;
+    }
+    quantize_scalar(x, group, q, d);
+}
+
+/// [`quantize_groups`] one value at a time (every CPU; the reference of the vector one).
+pub(crate) fn quantize_scalar(x: &[f32], group: usize, q: &mut [i8], d: &mut [f32]) {
     for ((xg, qg), dg) in x.chunks_exact(group).zip(q.chunks_exact_mut(group)).zip(d) {
         let amax = xg.iter().fold(0f32, |m, v| m.max(v.abs()));
         *dg = amax / 127.0;
@@ -49,12 +63,14 @@ pub struct Q8Act {
     /// `d16` with each scale repeated 4 times: the scale of every i32 lane of a 32-weight
     /// block's `vpdpbusd` (lane i sums values 4i..4i + 4), loaded rather than shuffled.
     pub d16x4: Vec<f32>,
-    /// `q` in the order the AVX-512 Q4 kernels unpack four 32-weight blocks to: per 128
-    /// values, the first 16 of each block (the blocks' low nibbles), then the last 16 of each
-    /// (high nibbles). A last 32–96 values (fewer than four blocks) are not included.
+    /// The values quantized with one scale per 32 (a Q4 block's width: llama.cpp's q8_0/q8_1
+    /// grid for Q4_0/Q4_1; error bound as above with `d` taken over 32 values), in the order
+    /// the AVX-512 Q4 kernels unpack four 32-weight blocks to: per 128 values, the first 16 of
+    /// each block (the blocks' low nibbles), then the last 16 of each (high nibbles). A last
+    /// 32–96 values (fewer than four blocks) are not included.
     pub q_quads: Vec<i8>,
-    /// Per 128 values of `q_quads`, the scale of each i32 lane of its two `vpdpbusd`s (lane i:
-    /// 4 values of block i/4): 16 for the low half, then 16 for the high half.
+    /// Per 128 values of `q_quads`, the scale of each i32 lane of its `vpdpbusd`s (lane i: 4
+    /// values of block i/4, low and high half alike, so both halves sum in one integer lane).
     pub d_quads: Vec<f32>,
     /// Per 128 values, each block's exact sum (`sum32`) / 4 on its four lanes: the offset
     /// term `m·Σx` as one FMA per four blocks (÷4 is exact).
@@ -94,24 +110,25 @@ impl Q8Act {
             .extend(self.sum8.chunks_exact(4).map(|s| s.iter().sum::<f32>()));
         self.d16x4.clear();
         self.d16x4.extend(self.d16.iter().flat_map(|&d| [d; 4]));
-        self.q_quads.clear();
-        self.d_quads.clear();
-        self.s_quads.clear();
-        let quads = self.q.chunks_exact(128).zip(self.d16.chunks_exact(8));
-        for ((q, d), s) in quads.zip(self.sum32.chunks_exact(4)) {
-            for half in 0..2 {
-                for b in 0..4 {
-                    self.q_quads
-                        .extend_from_slice(&q[32 * b + 16 * half..32 * b + 16 * half + 16]);
-                }
-            }
-            for half in 0..2 {
-                for b in 0..4 {
-                    self.d_quads.extend_from_slice(&[d[2 * b + half]; 4]);
-                }
-            }
-            for v in s {
-                self.s_quads.extend_from_slice(&[v / 4.0; 4]);
+        let quads = n / 128;
+        self.q_quads.resize(quads * 128, 0);
+        self.d_quads.resize(quads * 16, 0.0);
+        self.s_quads.resize(quads * 16, 0.0);
+        let mut d32 = [0f32; 4];
+        let parts = x
+            .chunks_exact(128)
+            .zip(self.q_quads.chunks_exact_mut(128))
+            .zip(self.d_quads.chunks_exact_mut(16))
+            .zip(self.s_quads.chunks_exact_mut(16))
+            .zip(self.sum32.chunks_exact(4));
+        for ((((xq, q), d), s), sums) in parts {
+            let mut q32 = [0i8; 128];
+            quantize_groups(xq, 32, &mut q32, &mut d32);
+            for b in 0..4 {
+                q[16 * b..16 * b + 16].copy_from_slice(&q32[32 * b..32 * b + 16]);
+                q[64 + 16 * b..64 + 16 * b + 16].copy_from_slice(&q32[32 * b + 16..32 * b + 32]);
+                d[4 * b..4 * b + 4].fill(d32[b]);
+                s[4 * b..4 * b + 4].fill(sums[b] / 4.0);
             }
         }
         if n.is_multiple_of(256) {

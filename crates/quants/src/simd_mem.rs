@@ -44,6 +44,18 @@ pub(crate) fn load512<T: Copy, const N: usize>(v: &[T; N]) -> __m512i {
     }
 }
 
+/// One vector into any 16-byte array.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn store128<T: Copy, const N: usize>(o: &mut [T; N], v: __m128i) {
+    const { assert!(size_of::<[T; N]>() == 16) };
+    // WORKAROUND: as in `store256`.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm_storeu_si128(o.as_mut_ptr().cast(), v)
+    }
+}
+
 /// One vector into any 32-byte array.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
