@@ -170,6 +170,27 @@ impl GrowBuf {
         Ok(())
     }
 
+    /// Runs `f` on the filled rows of a contiguous f16 CPU cache as raw bits (`len × width`
+    /// values, read in place) and the row width; `false` (and `f` not run) for any other cache.
+    pub(crate) fn with_f16_bits(&self, f: impl FnOnce(&[u16], usize)) -> bool {
+        use candle_core::{CpuStorage, Storage};
+        use half::slice::HalfFloatSliceExt;
+        let Some(buf) = self.buf.as_ref().filter(|_| self.blocks.is_none()) else {
+            return false;
+        };
+        let (storage, layout) = buf.storage_and_layout();
+        let (Some((start, _)), Storage::Cpu(CpuStorage::F16(v))) =
+            (layout.contiguous_offsets(), &*storage)
+        else {
+            return false;
+        };
+        f(
+            v[start..start + self.len * self.width].reinterpret_cast(),
+            self.width,
+        );
+        true
+    }
+
     /// CPU f16/bf16 caches: one vectorized slice conversion (F16C where present) instead of
     /// candle's per-element conversion, which profiling showed at ~15 % of decode on a small
     /// model with a few hundred tokens of context.

@@ -11,7 +11,7 @@ use crate::weights::{MlaWeights, MoeWeights, QTensor};
 use crate::GlmError;
 use candle_core::{DType, Tensor};
 use localglm_quants::{
-    matmul_with, matvec_indexed_with, matvec_many_with, Activations, MatvecPart,
+    attn_rows, matmul_with, matvec_indexed_with, matvec_many_with, Activations, MatvecPart,
 };
 
 /// One CPU pass: positions `p0..p0 + n` over the trunk's layer caches or the MTP block's.
@@ -172,32 +172,41 @@ impl CpuOps<'_> {
             if rows.is_empty() {
                 return;
             }
-            let cols = [kh * hd..(kh + 1) * hd, (kvh + kh) * hd..(kvh + kh + 1) * hd];
+            let query = |j: usize| &qs[(i * heads + kh * group + j) * hd..][..hd];
             let mut scores = vec![0f32; ATTN_CHUNK];
+            // An f16 cache is read in place: keys and values of this KV head at the cache's
+            // row stride, no conversion pass.
+            let in_place = kv.with_f16_bits(|bits, width| {
+                for c0 in rows.clone().step_by(ATTN_CHUNK) {
+                    let t_n = (rows.end - c0).min(ATTN_CHUNK);
+                    let keys = &bits[c0 * width + kh * hd..];
+                    let values = &bits[c0 * width + (kvh + kh) * hd..];
+                    for j in 0..group {
+                        let s = &mut scores[..t_n];
+                        attn_rows::dots_f16(query(j), keys, width, s);
+                        fold_chunk(part, j, hd, scale, s, |p, o| {
+                            attn_rows::axpys_f16(p, values, width, o)
+                        });
+                    }
+                }
+            });
+            if in_place {
+                return;
+            }
+            let cols = [kh * hd..(kh + 1) * hd, (kvh + kh) * hd..(kvh + kh + 1) * hd];
             let r = kv.with_row_chunks(&dev, ATTN_CHUNK, rows, &cols, |chunk| {
                 let t_n = chunk.len() / (2 * hd);
                 for j in 0..group {
-                    let qv = &qs[(i * heads + kh * group + j) * hd..][..hd];
-                    let mut m = part.top[j];
-                    for (t, s) in scores[..t_n].iter_mut().enumerate() {
-                        *s = dot(qv, &chunk[t * 2 * hd..][..hd]) * scale;
-                        m = m.max(*s);
+                    let s = &mut scores[..t_n];
+                    for (t, s) in s.iter_mut().enumerate() {
+                        *s = dot(query(j), &chunk[t * 2 * hd..][..hd]);
                     }
-                    let o = &mut part.out[j * hd..][..hd];
-                    if m > part.top[j] && part.sum[j] > 0.0 {
-                        let r = (part.top[j] - m).exp();
-                        part.sum[j] *= r;
-                        o.iter_mut().for_each(|x| *x *= r);
-                    }
-                    part.top[j] = m;
-                    for (t, s) in scores[..t_n].iter().enumerate() {
-                        let p = (*s - m).exp();
-                        part.sum[j] += p;
-                        let v = &chunk[t * 2 * hd + hd..][..hd];
-                        for (oj, vj) in o.iter_mut().zip(v) {
-                            *oj += p * vj;
+                    fold_chunk(part, j, hd, scale, s, |p, o| {
+                        for (t, &p) in p.iter().enumerate() {
+                            let v = &chunk[t * 2 * hd + hd..][..hd];
+                            o.iter_mut().zip(v).for_each(|(oj, vj)| *oj += p * vj);
                         }
-                    }
+                    });
                 }
             });
             part.err = r.err();
@@ -228,6 +237,35 @@ impl CpuOps<'_> {
         }
         Ok(Tensor::from_vec(out, (n, heads * hd), &dev)?)
     }
+}
+
+/// Folds one chunk of head `j`'s raw scores (`q·k`, scaled here) into its running maximum,
+/// sum and output; `add_values(p, out)` adds `Σ_t p_t·v_t` of the chunk's values to `out`.
+fn fold_chunk(
+    part: &mut AttnPart,
+    j: usize,
+    hd: usize,
+    scale: f32,
+    scores: &mut [f32],
+    add_values: impl FnOnce(&[f32], &mut [f32]),
+) {
+    let mut m = part.top[j];
+    for s in scores.iter_mut() {
+        *s *= scale;
+        m = m.max(*s);
+    }
+    let o = &mut part.out[j * hd..][..hd];
+    if m > part.top[j] && part.sum[j] > 0.0 {
+        let r = (part.top[j] - m).exp();
+        part.sum[j] *= r;
+        o.iter_mut().for_each(|x| *x *= r);
+    }
+    part.top[j] = m;
+    for s in scores.iter_mut() {
+        *s = (*s - m).exp();
+        part.sum[j] += *s;
+    }
+    add_values(scores, o);
 }
 
 /// One attention task's partial result (see `attend_gqa_rows`).

@@ -127,10 +127,11 @@ fn dense_prefill_then_decode_equals_one_prefill_and_half_caches_stay_close() {
 
 /// Decode attention past 256 cached rows ( each KV head's rows then run
 /// as two tasks merged by their maxima, in 64-row chunks) against one prefill of the same 320
-/// tokens (the tensor path), exact mode with an f32 cache and with q8_0 (dequantized by chunk).
+/// tokens (the tensor path), exact mode with an f32 cache, f16 (read in place by the
+/// AVX-512 row kernels where present) and q8_0 (dequantized by chunk).
 #[test]
 fn long_decode_attention_equals_one_prefill() {
-    for kv in [KvType::F32, KvType::Q8_0] {
+    for kv in [KvType::F32, KvType::F16, KvType::Q8_0] {
         let model = open("tiny-llama-f32", Activations::F32, kv);
         let vocab = model.config.vocab as u32;
         let tokens: Vec<u32> = (0..320u32).map(|i| (i * 7919 + 13) % vocab).collect();

@@ -10,6 +10,7 @@
 //!
 //! Layouts and formulas follow `docs/glm52-spec.md` §E; all multi-byte fields are little-endian.
 
+pub mod attn_rows;
 pub mod bench;
 pub mod decode_i8;
 pub mod dequant;
