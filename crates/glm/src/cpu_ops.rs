@@ -172,22 +172,22 @@ impl CpuOps<'_> {
             if rows.is_empty() {
                 return;
             }
-            let query = |j: usize| &qs[(i * heads + kh * group + j) * hd..][..hd];
-            let mut scores = vec![0f32; ATTN_CHUNK];
+            let queries = &qs[(i * heads + kh * group) * hd..][..group * hd];
+            let query = |j: usize| &queries[j * hd..][..hd];
+            let mut scores = vec![0f32; group * ATTN_CHUNK];
             // An f16 cache is read in place: keys and values of this KV head at the cache's
-            // row stride, no conversion pass.
+            // row stride, each row converted once for the group's query heads.
             let in_place = kv.with_f16_bits(|bits, width| {
                 for c0 in rows.clone().step_by(ATTN_CHUNK) {
                     let t_n = (rows.end - c0).min(ATTN_CHUNK);
                     let keys = &bits[c0 * width + kh * hd..];
                     let values = &bits[c0 * width + (kvh + kh) * hd..];
-                    for j in 0..group {
-                        let s = &mut scores[..t_n];
-                        attn_rows::dots_f16(query(j), keys, width, s);
-                        fold_chunk(part, j, hd, scale, s, |p, o| {
-                            attn_rows::axpys_f16(p, values, width, o)
-                        });
+                    let s = &mut scores[..group * t_n];
+                    attn_rows::dots_f16(queries, hd, keys, width, s);
+                    for (j, sj) in s.chunks_exact_mut(t_n).enumerate() {
+                        fold_chunk(part, j, hd, scale, sj, |_, _| {});
                     }
+                    attn_rows::axpys_f16(s, values, width, hd, &mut part.out);
                 }
             });
             if in_place {
@@ -240,7 +240,8 @@ impl CpuOps<'_> {
 }
 
 /// Folds one chunk of head `j`'s raw scores (`q·k`, scaled here) into its running maximum,
-/// sum and output; `add_values(p, out)` adds `Σ_t p_t·v_t` of the chunk's values to `out`.
+/// sum and output, leaving the scores as the chunk's probabilities; `add_values(p, out)` adds
+/// `Σ_t p_t·v_t` of the chunk's values to `out` (the f16 path adds every head's at once after).
 fn fold_chunk(
     part: &mut AttnPart,
     j: usize,
@@ -563,7 +564,10 @@ impl Ops for CpuOps<'_> {
     }
 
     fn attend_gqa(&mut self, at: Site, q: &Tensor) -> Result<Tensor, GlmError> {
-        if q.dim(0)? <= SMALL_BATCH {
+        // An f16 cache is read in place by the row kernels for any number of queries: the
+        // tensor form below materializes every head's scores and a converted copy of the
+        // cache (at 1024 tokens, prefill at ~0.5x llama.cpp's).
+        if q.dim(0)? <= SMALL_BATCH || self.cache(at)?.kv.with_f16_bits(|_, _| {}) {
             return self.attend_gqa_rows(at, q);
         }
         let c = &self.m.config;

@@ -1,49 +1,69 @@
-//! Decode attention over an f16 KV cache read in place: a query's dot with many cached key
-//! rows, and the probability-weighted sum of many value rows, each row `width` values of a
-//! cache laid out with `stride` values per row. AVX-512 (F16C conversions sixteen at a time,
-//! the query or the output kept in registers) where present, one value at a time elsewhere.
+//! Decode attention over an f16 KV cache read in place, for the `G` query heads that share
+//! one KV head: their dots with many cached key rows, and their probability-weighted sums of
+//! many value rows, each row `width` values of a cache laid out with `stride` values per row.
+//! Each row is loaded and converted once for all `G` heads. AVX-512 (F16C conversions sixteen
+//! at a time, the `G` heads' accumulators in registers) where present, `width` is a multiple
+//! of 16 and `G` ≤ 8; one value at a time elsewhere.
 //!
 //! Rows are passed as one slice starting at the first row's first value; it must hold
 //! `(rows − 1)·stride + width` values.
 
 use crate::dequant::f16_to_f32;
 
-/// `out[t] = q · row_t` for `out.len()` rows of `q.len()` f16 values (raw bits).
-pub fn dots_f16(q: &[f32], rows: &[u16], stride: usize, out: &mut [f32]) {
-    check(q.len(), rows.len(), stride, out.len());
+/// Most query heads per KV head the vector path takes.
+const MAX_HEADS: usize = 8;
+
+/// For each of the `G = q.len() / width` queries (row-major) and each of the `n` rows:
+/// `out[j·n + t] = q_j · row_t`, where `n = out.len() / G`.
+pub fn dots_f16(q: &[f32], width: usize, rows: &[u16], stride: usize, out: &mut [f32]) {
+    let heads = q.len() / width;
+    let n = out.len() / heads;
+    check(width, rows.len(), stride, n);
     #[cfg(target_arch = "x86_64")]
-    if q.len().is_multiple_of(16) && crate::simd512::available() {
-        // WORKAROUND: `available()` checked the features the function is built for.
+    if vector(width, heads) {
+        // WORKAROUND: `available()` (in `vector`) checked the features the function needs.
         #[allow(unsafe_code)]
         unsafe {
-            x86::dots(q, rows, stride, out)
+            x86::dots(q, width, rows, stride, out)
         };
         return;
     }
-    for (t, o) in out.iter_mut().enumerate() {
-        let row = &rows[t * stride..][..q.len()];
-        *o = q.iter().zip(row).map(|(a, &b)| a * f16_to_f32(b)).sum();
+    for (j, qj) in q.chunks_exact(width).enumerate() {
+        for (t, o) in out[j * n..(j + 1) * n].iter_mut().enumerate() {
+            let row = &rows[t * stride..][..width];
+            *o = qj.iter().zip(row).map(|(a, &b)| a * f16_to_f32(b)).sum();
+        }
     }
 }
 
-/// `acc += Σ_t p[t] · row_t` for `p.len()` rows of `acc.len()` f16 values (raw bits).
-pub fn axpys_f16(p: &[f32], rows: &[u16], stride: usize, acc: &mut [f32]) {
-    check(acc.len(), rows.len(), stride, p.len());
+/// For each of the `G = acc.len() / width` heads: `acc_j += Σ_t p[j·n + t] · row_t` over the
+/// `n = p.len() / G` rows.
+pub fn axpys_f16(p: &[f32], rows: &[u16], stride: usize, width: usize, acc: &mut [f32]) {
+    let heads = acc.len() / width;
+    let n = p.len() / heads;
+    check(width, rows.len(), stride, n);
     #[cfg(target_arch = "x86_64")]
-    if acc.len().is_multiple_of(16) && crate::simd512::available() {
+    if vector(width, heads) {
         // WORKAROUND: as in `dots_f16`.
         #[allow(unsafe_code)]
         unsafe {
-            x86::axpys(p, rows, stride, acc)
+            x86::axpys(p, rows, stride, width, acc)
         };
         return;
     }
-    for (t, &pt) in p.iter().enumerate() {
-        let row = &rows[t * stride..][..acc.len()];
-        for (a, &v) in acc.iter_mut().zip(row) {
-            *a += pt * f16_to_f32(v);
+    for (j, accj) in acc.chunks_exact_mut(width).enumerate() {
+        for (t, &pt) in p[j * n..(j + 1) * n].iter().enumerate() {
+            let row = &rows[t * stride..][..width];
+            for (a, &v) in accj.iter_mut().zip(row) {
+                *a += pt * f16_to_f32(v);
+            }
         }
     }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn vector(width: usize, heads: usize) -> bool {
+    width.is_multiple_of(16) && (1..=MAX_HEADS).contains(&heads) && crate::simd512::available()
 }
 
 fn check(width: usize, have: usize, stride: usize, rows: usize) {
@@ -55,7 +75,7 @@ fn check(width: usize, have: usize, stride: usize, rows: usize) {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use crate::simd_mem::{load256, load512};
+    use crate::simd_mem::{load256, load512, store512};
     use std::arch::x86_64::*;
 
     /// Sixteen f16 values at `v[..16]` as f32.
@@ -65,30 +85,83 @@ mod x86 {
         _mm512_cvtph_ps(load256(&v[..16].as_chunks::<16>().0[0]))
     }
 
-    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-    pub(super) fn dots(q: &[f32], rows: &[u16], stride: usize, out: &mut [f32]) {
-        let (qs, _) = q.as_chunks::<16>();
-        for (t, o) in out.iter_mut().enumerate() {
-            let row = &rows[t * stride..][..q.len()];
-            let mut acc = _mm512_setzero_ps();
-            for (k, qk) in qs.iter().enumerate() {
-                let qv = _mm512_castsi512_ps(load512(qk));
-                acc = _mm512_fmadd_ps(qv, half16(&row[16 * k..]), acc);
+    /// Runs `$f::<G>` for the runtime head count (the accumulators of `G` heads then live in
+    /// registers; a runtime-sized array of them would live in memory).
+    macro_rules! by_heads {
+        ($heads:expr, $f:ident($($arg:expr),*)) => {
+            match $heads {
+                1 => $f::<1>($($arg),*),
+                2 => $f::<2>($($arg),*),
+                3 => $f::<3>($($arg),*),
+                4 => $f::<4>($($arg),*),
+                5 => $f::<5>($($arg),*),
+                6 => $f::<6>($($arg),*),
+                7 => $f::<7>($($arg),*),
+                _ => $f::<8>($($arg),*),
             }
-            *o = _mm512_reduce_add_ps(acc);
+        };
+    }
+
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    pub(super) fn dots(q: &[f32], width: usize, rows: &[u16], stride: usize, out: &mut [f32]) {
+        by_heads!(q.len() / width, dots_g(q, width, rows, stride, out))
+    }
+
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    fn dots_g<const G: usize>(
+        q: &[f32],
+        width: usize,
+        rows: &[u16],
+        stride: usize,
+        out: &mut [f32],
+    ) {
+        let chunks = width / 16;
+        let n = out.len() / G;
+        let (qs, _) = q.as_chunks::<16>();
+        for t in 0..n {
+            let row = &rows[t * stride..][..width];
+            let mut acc = [_mm512_setzero_ps(); G];
+            for c in 0..chunks {
+                let k = half16(&row[16 * c..]);
+                for (j, a) in acc.iter_mut().enumerate() {
+                    let qv = _mm512_castsi512_ps(load512(&qs[j * chunks + c]));
+                    *a = _mm512_fmadd_ps(qv, k, *a);
+                }
+            }
+            for (j, a) in acc.iter().enumerate() {
+                out[j * n + t] = _mm512_reduce_add_ps(*a);
+            }
         }
     }
 
     #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-    pub(super) fn axpys(p: &[f32], rows: &[u16], stride: usize, acc: &mut [f32]) {
-        let width = acc.len();
-        for (k, a) in acc.as_chunks_mut::<16>().0.iter_mut().enumerate() {
-            let mut sum = _mm512_castsi512_ps(load512(a));
-            for (t, &pt) in p.iter().enumerate() {
-                let row = &rows[t * stride..][..width];
-                sum = _mm512_fmadd_ps(_mm512_set1_ps(pt), half16(&row[16 * k..]), sum);
+    pub(super) fn axpys(p: &[f32], rows: &[u16], stride: usize, width: usize, acc: &mut [f32]) {
+        by_heads!(acc.len() / width, axpys_g(p, rows, stride, width, acc))
+    }
+
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    fn axpys_g<const G: usize>(
+        p: &[f32],
+        rows: &[u16],
+        stride: usize,
+        width: usize,
+        acc: &mut [f32],
+    ) {
+        let chunks = width / 16;
+        let n = p.len() / G;
+        let (accs, _) = acc.as_chunks_mut::<16>();
+        for c in 0..chunks {
+            let mut sums: [__m512; G] =
+                std::array::from_fn(|j| _mm512_castsi512_ps(load512(&accs[j * chunks + c])));
+            for t in 0..n {
+                let v = half16(&rows[t * stride + 16 * c..]);
+                for (j, s) in sums.iter_mut().enumerate() {
+                    *s = _mm512_fmadd_ps(_mm512_set1_ps(p[j * n + t]), v, *s);
+                }
             }
-            crate::simd_mem::store512(a, _mm512_castps_si512(sum));
+            for (j, s) in sums.iter().enumerate() {
+                store512(&mut accs[j * chunks + c], _mm512_castps_si512(*s));
+            }
         }
     }
 }
@@ -111,32 +184,44 @@ mod tests {
             .collect()
     }
 
-    /// Both kernels equal the f64 sums of the same f16 values, at widths 16–128 and strides
-    /// past the width (other heads' values between rows left out).
+    /// Both kernels equal the f64 sums of the same f16 values, at widths 16–128, strides past
+    /// the width (other heads' values between rows left out) and 1–8 heads per KV head.
     #[test]
     fn dots_and_weighted_sums_over_strided_f16_rows() {
-        for (width, stride, rows) in [(64, 384, 7), (16, 16, 3), (128, 130, 5), (48, 96, 1)] {
-            let q = crate::synth::random_vector(width, 3);
+        let cases = [
+            (64, 384, 7, 3),
+            (16, 16, 3, 1),
+            (128, 130, 5, 2),
+            (48, 96, 1, 3),
+            (32, 64, 4, 8),
+        ];
+        for (width, stride, rows, heads) in cases {
+            let q = crate::synth::random_vector(width * heads, 3);
             let bits = half_bits((rows - 1) * stride + width, 4);
-            let bits = &bits;
-            let row = |t: usize| (0..width).map(move |i| f16_to_f32(bits[t * stride + i]) as f64);
-            let mut out = vec![0f32; rows];
-            dots_f16(&q, bits, stride, &mut out);
-            for (t, &got) in out.iter().enumerate() {
-                let want: f64 = row(t).zip(&q).map(|(a, &b)| a * b as f64).sum();
-                assert!((got as f64 - want).abs() < 1e-4, "{width}/{stride} row {t}");
-            }
-            let p: Vec<f32> = (0..rows).map(|t| 0.1 + t as f32 * 0.2).collect();
-            let mut acc = vec![1f32; width];
-            axpys_f16(&p, bits, stride, &mut acc);
-            for (i, &got) in acc.iter().enumerate() {
-                let want: f64 = 1.0
-                    + (0..rows)
-                        .map(|t| p[t] as f64 * f16_to_f32(bits[t * stride + i]) as f64)
-                        .sum::<f64>();
+            let value = |t: usize, i: usize| f16_to_f32(bits[t * stride + i]) as f64;
+            let mut out = vec![0f32; rows * heads];
+            dots_f16(&q, width, &bits, stride, &mut out);
+            for (k, &got) in out.iter().enumerate() {
+                let (j, t) = (k / rows, k % rows);
+                let want: f64 = (0..width)
+                    .map(|i| value(t, i) * q[j * width + i] as f64)
+                    .sum();
                 assert!(
                     (got as f64 - want).abs() < 1e-4,
-                    "{width}/{stride} value {i}"
+                    "{width}/{stride} head {j} row {t}"
+                );
+            }
+            let p: Vec<f32> = (0..rows * heads).map(|k| 0.1 + k as f32 * 0.2).collect();
+            let mut acc = vec![1f32; width * heads];
+            axpys_f16(&p, &bits, stride, width, &mut acc);
+            for (k, &got) in acc.iter().enumerate() {
+                let (j, i) = (k / width, k % width);
+                let sum: f64 = (0..rows)
+                    .map(|t| p[j * rows + t] as f64 * value(t, i))
+                    .sum();
+                assert!(
+                    (got as f64 - 1.0 - sum).abs() < 1e-4,
+                    "{width}/{stride} value {k}"
                 );
             }
         }
