@@ -57,12 +57,32 @@ fn ours(model: &Model, prompt: usize, gen: usize, reps: usize) -> Result<Speeds>
     Ok(best)
 }
 
-/// Runs llama-bench and returns (pp t/s, tg t/s) parsed from its JSON output.
+/// Runs llama-bench and returns (pp t/s, tg t/s) parsed from its JSON output: prefill of
+/// `prompt` tokens, and decode of `gen` tokens after them (`-d prompt`, as LocalGLM's decode
+/// is measured; llama-bench's own tg starts from an empty cache, which at 1024 tokens of
+/// prompt made its decode look 1.7× faster than it is at that depth).
 fn llama(
     bin: &Path,
     model: &Path,
     prompt: usize,
     gen: usize,
+    reps: usize,
+    threads: usize,
+    kv: localglm_glm::KvType,
+) -> Result<Speeds> {
+    let pp = llama_run(bin, model, [prompt, 0, 0], reps, threads, kv)?;
+    let tg = llama_run(bin, model, [0, gen, prompt], reps, threads, kv)?;
+    Ok(Speeds {
+        prefill: pp.prefill,
+        decode: tg.decode,
+    })
+}
+
+/// One llama-bench run of `[prompt, gen, depth]`.
+fn llama_run(
+    bin: &Path,
+    model: &Path,
+    [prompt, gen, depth]: [usize; 3],
     reps: usize,
     threads: usize,
     kv: localglm_glm::KvType,
@@ -82,6 +102,8 @@ fn llama(
             &prompt.to_string(),
             "-n",
             &gen.to_string(),
+            "-d",
+            &depth.to_string(),
             "-t",
             &threads.to_string(),
             "-r",

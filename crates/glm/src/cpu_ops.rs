@@ -250,11 +250,7 @@ fn fold_chunk(
     scores: &mut [f32],
     add_values: impl FnOnce(&[f32], &mut [f32]),
 ) {
-    let mut m = part.top[j];
-    for s in scores.iter_mut() {
-        *s *= scale;
-        m = m.max(*s);
-    }
+    let (m, sum) = attn_rows::softmax_chunk(scores, scale, part.top[j]);
     let o = &mut part.out[j * hd..][..hd];
     if m > part.top[j] && part.sum[j] > 0.0 {
         let r = (part.top[j] - m).exp();
@@ -262,10 +258,7 @@ fn fold_chunk(
         o.iter_mut().for_each(|x| *x *= r);
     }
     part.top[j] = m;
-    for s in scores.iter_mut() {
-        *s = (*s - m).exp();
-        part.sum[j] += *s;
-    }
+    part.sum[j] += sum;
     add_values(scores, o);
 }
 

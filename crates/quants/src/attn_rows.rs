@@ -61,6 +61,29 @@ pub fn axpys_f16(p: &[f32], rows: &[u16], stride: usize, width: usize, acc: &mut
     }
 }
 
+/// One chunk of online softmax: scales `scores`, takes the maximum `m` of them and `top`, and
+/// replaces each score `s` by `exp(s − m)`; returns `(m, Σ exp(s − m))`. AVX-512 with a
+/// polynomial `exp` (within ~2 ulp of `f32::exp`) where present.
+pub fn softmax_chunk(scores: &mut [f32], scale: f32, top: f32) -> (f32, f32) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd512::available() {
+        // WORKAROUND: as in `dots_f16`.
+        #[allow(unsafe_code)]
+        return unsafe { x86::softmax_chunk(scores, scale, top) };
+    }
+    let mut m = top;
+    for s in scores.iter_mut() {
+        *s *= scale;
+        m = m.max(*s);
+    }
+    let mut sum = 0.0;
+    for s in scores.iter_mut() {
+        *s = (*s - m).exp();
+        sum += *s;
+    }
+    (m, sum)
+}
+
 #[cfg(target_arch = "x86_64")]
 fn vector(width: usize, heads: usize) -> bool {
     width.is_multiple_of(16) && (1..=MAX_HEADS).contains(&heads) && crate::simd512::available()
@@ -107,6 +130,89 @@ mod x86 {
         by_heads!(q.len() / width, dots_g(q, width, rows, stride, out))
     }
 
+    /// `exp(x)` of sixteen values ≤ 0: `2^k · p(r)` with `k = round(x·log₂e)`, `r = x − k·ln 2`
+    /// (two-part ln 2) and `p` the degree-6 Taylor polynomial (|r| ≤ 0.35: error ~1e-7);
+    /// `vscalefps` makes values below −87 come out as 0.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    fn exp16(x: __m512) -> __m512 {
+        let x = _mm512_max_ps(x, _mm512_set1_ps(-104.0));
+        let k = _mm512_roundscale_ps::<0x08>(_mm512_mul_ps(
+            x,
+            _mm512_set1_ps(std::f32::consts::LOG2_E),
+        ));
+        let r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693_145_75), x);
+        let r = _mm512_fnmadd_ps(k, _mm512_set1_ps(1.428_606_8e-6), r);
+        let mut p = _mm512_set1_ps(1.0 / 720.0);
+        for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+            p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+        }
+        _mm512_scalef_ps(p, k)
+    }
+
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    pub(super) fn softmax_chunk(scores: &mut [f32], scale: f32, top: f32) -> (f32, f32) {
+        let (body, tail) = scores.as_chunks_mut::<16>();
+        let sc = _mm512_set1_ps(scale);
+        let mut m = top;
+        for v in body.iter_mut() {
+            let x = _mm512_mul_ps(_mm512_castsi512_ps(load512(v)), sc);
+            store512(v, _mm512_castps_si512(x));
+            m = m.max(_mm512_reduce_max_ps(x));
+        }
+        for s in tail.iter_mut() {
+            *s *= scale;
+            m = m.max(*s);
+        }
+        let mv = _mm512_set1_ps(m);
+        let mut sum = _mm512_setzero_ps();
+        for v in body.iter_mut() {
+            let e = exp16(_mm512_sub_ps(_mm512_castsi512_ps(load512(v)), mv));
+            store512(v, _mm512_castps_si512(e));
+            sum = _mm512_add_ps(sum, e);
+        }
+        let mut total = _mm512_reduce_add_ps(sum);
+        for s in tail.iter_mut() {
+            *s = (*s - m).exp();
+            total += *s;
+        }
+        (m, total)
+    }
+
+    /// Lane `r` of the result: the sum of the sixteen lanes of `v[r]` (a 16×16 transpose
+    /// folded into adds: 15 shuffles and 15 adds for sixteen sums, where sixteen
+    /// `reduce_add`s take ~4 times that).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    fn sums16(v: &[__m512; 16]) -> __m512 {
+        // Per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] for each pair of rows.
+        let p: [__m512; 8] = std::array::from_fn(|r| {
+            let (a, b) = (v[2 * r], v[2 * r + 1]);
+            _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b))
+        });
+        // Per 128-bit lane: the lane's partial sums of four rows.
+        let f: [__m512; 4] = std::array::from_fn(|r| {
+            let (c, d) = (p[2 * r], p[2 * r + 1]);
+            _mm512_add_ps(
+                _mm512_shuffle_ps::<0x44>(c, d),
+                _mm512_shuffle_ps::<0xEE>(c, d),
+            )
+        });
+        // Block g of the result: rows 4g..4g + 4, summed over the four 128-bit lanes.
+        let s01 = _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0x44>(f[0], f[1]),
+            _mm512_shuffle_f32x4::<0xEE>(f[0], f[1]),
+        );
+        let s23 = _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0x44>(f[2], f[3]),
+            _mm512_shuffle_f32x4::<0xEE>(f[2], f[3]),
+        );
+        _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0x88>(s01, s23),
+            _mm512_shuffle_f32x4::<0xDD>(s01, s23),
+        )
+    }
+
     #[target_feature(enable = "avx512f,avx2,fma,f16c")]
     fn dots_g<const G: usize>(
         q: &[f32],
@@ -118,7 +224,34 @@ mod x86 {
         let chunks = width / 16;
         let n = out.len() / G;
         let (qs, _) = q.as_chunks::<16>();
-        for t in 0..n {
+        // Sixteen rows at a time: converted once into `k` (L1), then per head sixteen
+        // accumulators summed by one transpose.
+        let mut k = vec![_mm512_setzero_ps(); 16 * chunks];
+        let blocks = n / 16;
+        for b in 0..blocks {
+            for r in 0..16 {
+                let row = &rows[(16 * b + r) * stride..][..width];
+                for c in 0..chunks {
+                    k[r * chunks + c] = half16(&row[16 * c..]);
+                }
+            }
+            for j in 0..G {
+                let mut acc = [_mm512_setzero_ps(); 16];
+                for c in 0..chunks {
+                    let qv = _mm512_castsi512_ps(load512(&qs[j * chunks + c]));
+                    for (r, a) in acc.iter_mut().enumerate() {
+                        *a = _mm512_fmadd_ps(qv, k[r * chunks + c], *a);
+                    }
+                }
+                let o = &mut out[j * n + 16 * b..][..16];
+                let sums = _mm512_castps_si512(sums16(&acc));
+                store512(
+                    o.as_chunks_mut::<16>().0.first_mut().expect("16 lanes"),
+                    sums,
+                );
+            }
+        }
+        for t in 16 * blocks..n {
             let row = &rows[t * stride..][..width];
             let mut acc = [_mm512_setzero_ps(); G];
             for c in 0..chunks {
@@ -170,6 +303,30 @@ mod x86 {
 mod tests {
     use super::*;
 
+    /// The chunk softmax against `f32::exp` over the range decode meets (0 down to −100).
+    #[test]
+    fn softmax_chunk_matches_the_scalar_exp() {
+        let raw: Vec<f32> = (0..37).map(|i| 3.0 - i as f32 * 2.9).collect();
+        let mut got = raw.clone();
+        let (m, sum) = softmax_chunk(&mut got, 0.5, 1.0);
+        assert_eq!(m, 1.5);
+        let mut want_sum = 0f64;
+        for (g, r) in got.iter().zip(&raw) {
+            let want = ((r * 0.5 - m) as f64).exp();
+            want_sum += want;
+            assert!(
+                (*g as f64 - want).abs() <= 3e-7 * want + 1e-38,
+                "{r}: {g} vs {want}"
+            );
+        }
+        assert!((sum as f64 - want_sum).abs() <= 1e-6 * want_sum);
+        // A maximum carried in from earlier chunks.
+        let mut low = vec![-1.0f32; 20];
+        let (m, sum) = softmax_chunk(&mut low, 1.0, 0.0);
+        assert_eq!(m, 0.0);
+        assert!((sum - 20.0 * (-1f32).exp()).abs() < 1e-5);
+    }
+
     /// Finite f16 bits of magnitude 2⁻⁵…2³, either sign, from a small LCG.
     fn half_bits(n: usize, seed: u64) -> Vec<u16> {
         let mut s = seed;
@@ -194,6 +351,8 @@ mod tests {
             (128, 130, 5, 2),
             (48, 96, 1, 3),
             (32, 64, 4, 8),
+            (64, 384, 37, 3),
+            (16, 32, 16, 2),
         ];
         for (width, stride, rows, heads) in cases {
             let q = crate::synth::random_vector(width * heads, 3);
