@@ -11,6 +11,7 @@
 use crate::dequant::f16_to_f32;
 
 /// Most query heads per KV head the vector path takes.
+#[cfg(target_arch = "x86_64")]
 const MAX_HEADS: usize = 8;
 
 /// For each of the `G = q.len() / width` queries (row-major) and each of the `n` rows:

@@ -48,6 +48,14 @@ pub(crate) fn quantize_scalar(x: &[f32], group: usize, q: &mut [i8], d: &mut [f3
     }
 }
 
+/// Whether this CPU runs the kernels that read `Q8Act::q_quads` (AVX-512's Q4 rows).
+fn quads_used() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return crate::simd512::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// An activation vector quantized for integer dots.
 #[derive(Debug, Clone, Default)]
 pub struct Q8Act {
@@ -67,7 +75,8 @@ pub struct Q8Act {
     /// grid for Q4_0/Q4_1; error bound as above with `d` taken over 32 values), in the order
     /// the AVX-512 Q4 kernels unpack four 32-weight blocks to: per 128 values, the first 16 of
     /// each block (the blocks' low nibbles), then the last 16 of each (high nibbles). A last
-    /// 32–96 values (fewer than four blocks) are not included.
+    /// 32–96 values (fewer than four blocks) are not included. Empty on CPUs without those
+    /// kernels.
     pub q_quads: Vec<i8>,
     /// Per 128 values of `q_quads`, the scale of each i32 lane of its `vpdpbusd`s (lane i: 4
     /// values of block i/4, low and high half alike, so both halves sum in one integer lane).
@@ -110,7 +119,9 @@ impl Q8Act {
             .extend(self.sum8.chunks_exact(4).map(|s| s.iter().sum::<f32>()));
         self.d16x4.clear();
         self.d16x4.extend(self.d16.iter().flat_map(|&d| [d; 4]));
-        let quads = n / 128;
+        // Only the AVX-512 Q4 kernels read the quads: elsewhere (AVX2, NEON, portable) the
+        // pass is skipped and they stay empty.
+        let quads = if quads_used() { n / 128 } else { 0 };
         self.q_quads.resize(quads * 128, 0);
         self.d_quads.resize(quads * 16, 0.0);
         self.s_quads.resize(quads * 16, 0.0);
