@@ -376,3 +376,29 @@ fn files_the_runtime_does_not_run_are_named_before_loading() {
         let _ = std::fs::remove_file(path);
     }
 }
+
+/// A short batch (2–4 queries: a short follow-up message, drafts) on the row kernels against
+/// the same positions inside one longer prefill (the tensor form), each cache type: the
+/// queries of one batch see the rows before them and their own, never later ones.
+#[test]
+fn short_batches_on_the_row_kernels_equal_one_prefill() {
+    for kv in [KvType::F32, KvType::F16, KvType::Q8_0] {
+        let model = open("tiny-llama-f32", Activations::F32, kv);
+        let vocab = model.config.vocab as u32;
+        let tokens: Vec<u32> = (0..24u32).map(|i| (i * 7919 + 13) % vocab).collect();
+        let full = model
+            .forward(&tokens, &mut model.new_cache(), Logits::All)
+            .unwrap();
+        let mut cache = model.new_cache();
+        let mut got = Vec::new();
+        for part in tokens.chunks(3) {
+            got.extend(model.forward(part, &mut cache, Logits::All).unwrap());
+        }
+        let (diff, wrong) = compare(&got, &full);
+        let tol = 1e-4 * scale(&full);
+        assert!(
+            diff <= tol && wrong == 0,
+            "{kv:?}: {diff} (tol {tol}), {wrong} argmaxes"
+        );
+    }
+}
