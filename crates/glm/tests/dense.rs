@@ -221,18 +221,26 @@ fn dense_configs_are_read_from_the_metadata() {
 /// `llama-tokenize` gives the same). Exact mode matches them within 2e-3 (measured 4.2e-5)
 /// with every argmax equal. The int8 default is looser on a real model than on random weights
 /// — a trained model's hidden states have a few large dimensions, and an int8 block holding one
-/// rounds its neighbours coarsely (llama.cpp's q8 activations do the same): measured max
-/// 1.94 over the top-20 log-probabilities and 51 of 58 argmaxes equal, so the bounds are 2.5
-/// and at most 11 of 58 (a fifth) different.
+/// rounds its neighbours coarsely. llama.cpp (q8 activations on the same grid) measured on the
+/// same file and tokens: mean |Δ log p| over the top 20 0.126, max 0.77, 56 of 58 argmaxes.
+/// Ours: mean 0.145, max 1.77 (the max of 1160 differences swings with any last-bit change),
+/// 56 of 58 — so the mean is held to 0.2, the max to 2.5, and at most 4 argmaxes may differ.
+/// (Before the bias terms took the quantized sums, `quants::q8`, the mean was 0.30.)
 #[test]
 fn smollm2_matches_transformers_on_the_real_file() {
     smollm2_against_transformers(&[
-        (Activations::F32, 2e-3, 0, None),
-        (Activations::Int8, 2.5, 11, None),
+        (Activations::F32, (2e-3, 2e-4), 0, None),
+        (Activations::Int8, (2.5, 0.2), 4, None),
     ]);
-    // The default cache type in exact mode: f16 keys and values (measured 2.0e-2, every
-    // argmax equal).
-    smollm2_against_transformers_with(KvType::F16, &[(Activations::F32, 3e-2, 0, None)]);
+    // The default cache type: f16 keys and values, exact (measured max 1.8e-2, mean 2.0e-3,
+    // every argmax equal) and int8 (the app's default).
+    smollm2_against_transformers_with(
+        KvType::F16,
+        &[
+            (Activations::F32, (3e-2, 4e-3), 0, None),
+            (Activations::Int8, (2.5, 0.2), 4, None),
+        ],
+    );
 }
 
 /// The same on the GPU backend (lavapipe in CI), which computes as the exact mode does (f32
@@ -240,14 +248,14 @@ fn smollm2_matches_transformers_on_the_real_file() {
 #[test]
 fn smollm2_matches_transformers_on_the_gpu() {
     let Some(gpu) = common::gpu() else { return };
-    smollm2_against_transformers(&[(Activations::F32, 2e-3, 0, Some(&gpu))]);
+    smollm2_against_transformers(&[(Activations::F32, (2e-3, 2e-4), 0, Some(&gpu))]);
 }
 
-/// One run of [`smollm2_against_transformers`]: activations, bound on |Δ log p| over the top
-/// 20, argmaxes allowed to differ, GPU.
+/// One run of [`smollm2_against_transformers`]: activations, bounds on |Δ log p| over the top
+/// 20 (the largest, the mean), argmaxes allowed to differ, GPU.
 type RefRun<'a> = (
     Activations,
-    f32,
+    (f32, f64),
     usize,
     Option<&'a std::sync::Arc<localglm_gpu::Gpu>>,
 );
@@ -279,13 +287,13 @@ fn smollm2_against_transformers_with(kv: KvType, runs: &[RefRun<'_>]) {
     let gguf = localglm_gguf::GgufModel::open(&path).unwrap();
     let tok = localglm_glm::tokenizer::GlmTokenizer::from_gguf(&gguf).unwrap();
     assert_eq!(tok.encode_with_specials(text).unwrap(), tokens, "tokenizer");
-    for &(mode, tol, misses, on) in runs {
+    for &(mode, (tol, mean_tol), misses, on) in runs {
         let device = if on.is_some() { "GPU" } else { "CPU" };
         let model = open_on(&path, mode, kv, on);
         let logits = model
             .forward(&tokens, &mut model.new_cache(), Logits::All)
             .unwrap();
-        let (mut worst, mut agree) = (0f32, 0);
+        let (mut worst, mut agree, mut sum, mut count) = (0f32, 0, 0f64, 0);
         for (row, want) in logits.iter().zip(reference["top"].as_array().unwrap()) {
             let lp = localglm_glm::log_softmax(row);
             let want = want.as_array().unwrap();
@@ -297,13 +305,20 @@ fn smollm2_against_transformers_with(kv: KvType, runs: &[RefRun<'_>]) {
                     pair[1].as_f64().unwrap(),
                 );
                 worst = worst.max((lp[id] - p as f32).abs());
+                sum += f64::from((lp[id] - p as f32).abs());
+                count += 1;
             }
         }
+        let mean = sum / f64::from(count);
         eprintln!(
-            "SmolLM2 {device} {mode:?} {kv:?} cache: max |Δ log p| over the top 20 = {worst:.2e}, argmax agrees at {agree} of {} positions",
+            "SmolLM2 {device} {mode:?} {kv:?} cache: max |Δ log p| over the top 20 = {worst:.2e} (mean {mean:.2e}), argmax agrees at {agree} of {} positions",
             tokens.len()
         );
         assert!(worst <= tol, "{device} {mode:?}: {worst} > {tol}");
+        assert!(
+            mean <= mean_tol,
+            "{device} {mode:?}: mean {mean} > {mean_tol}"
+        );
         assert!(agree + misses >= tokens.len(), "{device} {mode:?}: {agree}");
     }
 }

@@ -9,13 +9,14 @@
 //! - Activations ([`Panel`]): up to 16 tokens, quantized to int8 per 32 values (scale
 //!   `max|x|/127`, stored as `x + 128` because VNNI's first operand is unsigned), laid out
 //!   `[k/4][token][4]`; with the per-32 scales and, for formats with an additive term, the
-//!   exact f32 sums of each scale group.
+//!   sums of each scale group's quantized values (`d·Σq`, see below).
 //! - Weights ([`RowTile`]): up to 4 rows decoded once (whole rows, L1-sized) to int8 by the
 //!   `decode_i8` decoders, with each group's f32 scale, bias and `−128·Σq` (the offset of the
 //!   unsigned activations, the accumulator's starting value).
 //!
-//! Error: that of the per-32 int8 activation grid (|Δ| ≤ Σ|w|·d/2 per group, see `q8.rs`) on
-//! the `scale·q` part, exact sums on the bias part, f32 rounding otherwise.
+//! Error: that of the per-32 int8 activation grid (|Δ| ≤ Σ|w|·d/2 per group, see `q8.rs`),
+//! the bias part included: each group's sum is taken over the quantized values, so a row's
+//! product is exactly `w · x̂` (why, in `q8.rs`); f32 rounding otherwise.
 
 #![cfg(target_arch = "x86_64")]
 
@@ -73,7 +74,8 @@ pub(crate) struct Panel {
     xu: Vec<u8>,
     /// `[k/32][token]` activation scales (0 for padding tokens).
     xd: Vec<f32>,
-    /// `[k/group][token]` exact sums of each scale group (empty unless the format has biases).
+    /// `[k/group][token]` sums of each scale group's quantized values, `d·Σq` (empty unless the
+    /// format has biases).
     xsum: Vec<f32>,
     /// Real tokens in this panel.
     n: usize,
@@ -125,15 +127,25 @@ impl Panel {
                     let q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
                     _mm512_add_epi32(q, _mm512_set1_epi32(128))
                 };
+                let (qa, qb) = (quant(a), quant(b));
                 let mut bytes = [0u8; 32];
-                store16_u8(&mut bytes, quant(a), quant(b));
+                store16_u8(&mut bytes, qa, qb);
                 for (i, quad) in bytes.as_chunks::<4>().0.iter().enumerate() {
                     xu[(8 * j + i) * PANEL + t] = *quad;
                 }
-            }
-            if sums {
-                for (j, g) in x.chunks_exact(group).enumerate() {
-                    p.xsum[j * PANEL + t] = g.iter().sum();
+                if sums {
+                    // The sums of the quantized values (each stored + 128), as the products
+                    // see them: see the module docs.
+                    let (sa, sb) = (
+                        _mm512_reduce_add_epi32(qa) - 16 * 128,
+                        _mm512_reduce_add_epi32(qb) - 16 * 128,
+                    );
+                    if group == 32 {
+                        p.xsum[j * PANEL + t] = d * (sa + sb) as f32;
+                    } else {
+                        p.xsum[2 * j * PANEL + t] = d * sa as f32;
+                        p.xsum[(2 * j + 1) * PANEL + t] = d * sb as f32;
+                    }
                 }
             }
         }
@@ -545,8 +557,8 @@ mod tests {
     use super::*;
     use crate::synth::{random_blocks, random_vector};
 
-    /// Every format of the GEMM against its own arithmetic in f64: the decoded `scale·q` against
-    /// the per-32 int8 activations the panel holds, the bias against the exact values.
+    /// Every format of the GEMM against its own arithmetic in f64: the decoded `scale·q` and the
+    /// bias against the per-32 int8 activations the panel holds.
     #[test]
     fn gemm_matches_the_decoded_products() {
         if !crate::simd512::available() {
@@ -593,7 +605,7 @@ mod tests {
                             let k = bi * be + i;
                             let mut v = s[i / 16] as f64 * q[i] as f64 * xq[k];
                             if has_bias {
-                                v += b[i / 8] as f64 * x[k] as f64;
+                                v += b[i / 8] as f64 * xq[k];
                             }
                             want += v;
                             scale += v.abs();
