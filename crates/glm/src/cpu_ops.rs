@@ -557,12 +557,11 @@ impl Ops for CpuOps<'_> {
     }
 
     fn attend_gqa(&mut self, at: Site, q: &Tensor) -> Result<Tensor, GlmError> {
-        // Few queries (decode, short batches) on the row kernels. Prefill stays on the tensor
-        // form below although the row kernels were 3x faster at 1024 tokens and as close to
-        // `transformers` in exact mode (1.8e-2 vs 2.0e-2 with an f16 cache): in the default
-        // int8 mode their last-bit differences moved SmolLM2's greedy answer off "Paris"
-        // (int8 mode is that sensitive on this model: see the real-file test's bounds).
-        if q.dim(0)? <= SMALL_BATCH {
+        // Few queries (decode, short batches) on the row kernels, and prefill too over an f16
+        // cache, read in place: the tensor form below materializes every head's scores and a
+        // converted copy of the cache (at 1024 tokens, prefill ran at ~0.5x llama.cpp's; 1.5x
+        // on the row kernels). Both are as close to `transformers` (the real-file test).
+        if q.dim(0)? <= SMALL_BATCH || self.cache(at)?.kv.with_f16_bits(|_, _| {}) {
             return self.attend_gqa_rows(at, q);
         }
         let c = &self.m.config;
