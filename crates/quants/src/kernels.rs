@@ -400,8 +400,23 @@ fn avx512_row_kernel(ty: GgmlType, act: Option<&Q8Act>) -> Option<RowKernel> {
     }
 }
 
-/// Picks the best compiled variant of the row loop for this CPU.
+/// The mat-vec row loop: rows in groups, each group's lines asked for ahead of it
+/// (`prefetch`), on the best compiled kernel for this CPU.
 fn rows_dispatch(
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    x: &[f32],
+    act: Option<&Q8Act>,
+    y: &mut [f32],
+) {
+    crate::prefetch::by_groups(w, row_bytes, y, |wc, yc| {
+        rows_kernel(ty, wc, row_bytes, x, act, yc)
+    });
+}
+
+/// [`rows_dispatch`] for one group of rows: the fastest kernel this CPU has for `ty`.
+fn rows_kernel(
     ty: GgmlType,
     w: &[u8],
     row_bytes: usize,

@@ -18,6 +18,7 @@ mod gemm512;
 pub mod kernels;
 mod kv;
 mod neon;
+mod prefetch;
 pub mod q8;
 mod simd;
 mod simd512;
