@@ -402,7 +402,7 @@ fn avx512_row_kernel(ty: GgmlType, act: Option<&Q8Act>) -> Option<RowKernel> {
 
 /// The mat-vec row loop: rows in groups, each group's lines asked for ahead of it
 /// (`prefetch`), on the best compiled kernel for this CPU.
-fn rows_dispatch(
+pub(crate) fn rows_dispatch(
     ty: GgmlType,
     w: &[u8],
     row_bytes: usize,
@@ -465,7 +465,7 @@ fn rows_kernel(
     rows_into(ty, w, row_bytes, x, act, y)
 }
 
-fn check(ty: GgmlType, w: &[u8], rows: usize, cols: usize) -> Result<usize, QuantError> {
+pub(crate) fn check(ty: GgmlType, w: &[u8], rows: usize, cols: usize) -> Result<usize, QuantError> {
     if !ty.is_supported() {
         return Err(QuantError::Unsupported(ty));
     }
@@ -484,7 +484,7 @@ fn check(ty: GgmlType, w: &[u8], rows: usize, cols: usize) -> Result<usize, Quan
     Ok(row_bytes)
 }
 
-fn check_len(what: &'static str, got: usize, want: usize) -> Result<(), QuantError> {
+pub(crate) fn check_len(what: &'static str, got: usize, want: usize) -> Result<(), QuantError> {
     if got != want {
         return Err(QuantError::Shape {
             what,
@@ -496,7 +496,7 @@ fn check_len(what: &'static str, got: usize, want: usize) -> Result<(), QuantErr
 }
 
 /// The quantized activation for `x`, when `ty` and `mode` use the integer path.
-fn activation(ty: GgmlType, mode: Activations, x: &[f32]) -> Option<Q8Act> {
+pub(crate) fn activation(ty: GgmlType, mode: Activations, x: &[f32]) -> Option<Q8Act> {
     (mode == Activations::Int8 && di8::supports(ty)).then(|| Q8Act::new(x))
 }
 
@@ -553,7 +553,7 @@ fn matvec_rows(
 /// Rows per task of a mat-vec on the team: about 8 tasks per thread so that a slow thread
 /// is balanced out, but never under [`ROWS_PER_TASK`] rows or ~32k weights (a task claim
 /// costs a contended atomic, ~0.1 µs).
-fn task_rows(rows: usize, cols: usize) -> usize {
+pub(crate) fn task_rows(rows: usize, cols: usize) -> usize {
     let threads = rayon::current_num_threads().max(1);
     let by_count = rows.div_ceil(8 * threads);
     let by_size = (1usize << 15).div_ceil(cols.max(1));
@@ -727,80 +727,4 @@ fn transposed_tasks(
     } else {
         ys.par_chunks_mut(16 * rows).enumerate().for_each(block);
     }
-}
-
-/// A 3-D ggml expert tensor: `n_experts` matrices of `rows × cols` of type `ty`, back to back.
-#[derive(Debug, Clone, Copy)]
-pub struct Experts<'a> {
-    pub ty: GgmlType,
-    pub data: &'a [u8],
-    pub n_experts: usize,
-    pub rows: usize,
-    pub cols: usize,
-}
-
-/// MoE mat-vec (`MUL_MAT_ID`): for each `k`, `ys[k] = W[ids[k]]·x_k` where `x_k` is row `k` of
-/// `xs` when `xs.len() == ids.len() × cols`, or the single shared vector when `xs.len() == cols`.
-pub fn matvec_indexed(
-    experts: Experts<'_>,
-    ids: &[u32],
-    xs: &[f32],
-    ys: &mut [f32],
-) -> Result<(), QuantError> {
-    matvec_indexed_with(Activations::default(), experts, ids, xs, ys)
-}
-
-/// [`matvec_indexed`] with an explicit activation mode.
-pub fn matvec_indexed_with(
-    mode: Activations,
-    experts: Experts<'_>,
-    ids: &[u32],
-    xs: &[f32],
-    ys: &mut [f32],
-) -> Result<(), QuantError> {
-    let Experts {
-        ty,
-        data: w,
-        n_experts,
-        rows,
-        cols,
-    } = experts;
-    let row_bytes = ty.row_bytes(cols)?;
-    let expert_bytes = row_bytes * rows;
-    check(ty, w, rows * n_experts, cols)?;
-    check_len("ys", ys.len(), ids.len() * rows)?;
-    let shared = xs.len() == cols;
-    if !shared {
-        check_len("xs", xs.len(), ids.len() * cols)?;
-    }
-    if let Some(&bad) = ids.iter().find(|&&e| e as usize >= n_experts) {
-        return Err(QuantError::Shape {
-            what: "expert id",
-            expected: n_experts,
-            actual: bad as usize,
-        });
-    }
-    // Each expert's input quantized once (the shared one once for all), then every expert's
-    // rows as one job on the team, like `matvec_many_with`: on rayon, the team's worker spun
-    // beside the pool's threads on 2 cores and a GLM decode ran at about half speed.
-    let input = |k: usize| match shared {
-        true => xs,
-        false => &xs[k * cols..(k + 1) * cols],
-    };
-    let acts: Vec<Option<Q8Act>> = (0..if shared { 1 } else { ids.len() })
-        .map(|k| activation(ty, mode, input(k)))
-        .collect();
-    let per = task_rows(ys.len(), cols);
-    let mut tasks = Vec::new();
-    for (k, yk) in ys.chunks_mut(rows).enumerate() {
-        let e = ids[k] as usize;
-        let we = &w[e * expert_bytes..(e + 1) * expert_bytes];
-        let act = acts[if shared { 0 } else { k }].as_ref();
-        let chunks = yk.chunks_mut(per).zip(we.chunks(row_bytes * per));
-        tasks.extend(chunks.map(|(yc, wc)| (yc, wc, input(k), act)));
-    }
-    crate::team::for_each(tasks, |(yc, wc, x, act)| {
-        rows_dispatch(ty, wc, row_bytes, x, act, yc)
-    });
-    Ok(())
 }

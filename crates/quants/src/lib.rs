@@ -14,6 +14,7 @@ pub mod attn_rows;
 pub mod bench;
 pub mod decode_i8;
 pub mod dequant;
+mod experts;
 mod gemm512;
 pub mod kernels;
 mod kv;
@@ -35,9 +36,9 @@ mod types;
 pub use dequant::{
     bf16_to_f32, dequantize_block, dequantize_row, dequantize_to_vec, f16_to_f32, QK, QK_K,
 };
+pub use experts::{matvec_indexed, matvec_indexed_with, Experts};
 pub use kernels::{
-    matmul, matmul_with, matvec, matvec_indexed, matvec_indexed_with, matvec_many_with,
-    matvec_with, Activations, Experts, MatvecPart,
+    matmul, matmul_with, matvec, matvec_many_with, matvec_with, Activations, MatvecPart,
 };
 pub use kv::KvType;
 pub use types::GgmlType;
