@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { decorate, LIVE_HIGHLIGHT_CHARS } from './decorate';
+import { describe, expect, it, vi } from 'vitest';
+import { decorate, LIVE_HIGHLIGHT_CHARS, warmUp } from './decorate';
 import { richHtml } from './richHtml';
 
 function html(inner: string): HTMLElement {
@@ -76,5 +76,51 @@ describe('richHtml with long code streaming', () => {
     const other = document.createElement('div');
     richHtml(other, { blocks: [], live: short, resets: 0 });
     expect(other.querySelector('code .hljs-number')).not.toBeNull();
+  });
+});
+
+describe('warmUp', () => {
+  it('decorates a hidden sample once after the delay and leaves nothing behind', async () => {
+    vi.useFakeTimers();
+    try {
+      const root = document.createElement('div');
+      root.innerHTML = '<p>kept</p>';
+      const seen: HTMLElement[] = [];
+      const observer = new MutationObserver((records) => {
+        for (const r of records) for (const n of r.addedNodes) if (n instanceof HTMLElement) seen.push(n);
+      });
+      observer.observe(root, { childList: true });
+      warmUp(root, 300);
+      vi.advanceTimersByTime(299);
+      await Promise.resolve();
+      expect(observer.takeRecords()).toHaveLength(0);
+      vi.advanceTimersByTime(1);
+      for (const r of observer.takeRecords()) for (const n of r.addedNodes) if (n instanceof HTMLElement) seen.push(n);
+      observer.disconnect();
+      // Added and removed in the same task: highlighted, with its Copy button, hidden from readers.
+      expect(seen).toHaveLength(1);
+      const probe = seen[0];
+      expect(probe.getAttribute('aria-hidden')).toBe('true');
+      expect(probe.querySelector('code.language-rust .hljs-keyword')?.textContent).toBe('fn');
+      expect(probe.querySelectorAll('[data-testid=copy-code]')).toHaveLength(1);
+      expect(probe.isConnected).toBe(false);
+      expect(root.innerHTML).toBe('<p>kept</p>');
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('does nothing once cancelled', () => {
+    vi.useFakeTimers();
+    try {
+      const root = document.createElement('div');
+      const append = vi.spyOn(root, 'appendChild');
+      const cancel = warmUp(root, 300);
+      cancel();
+      vi.advanceTimersByTime(1000);
+      expect(append).not.toHaveBeenCalled();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

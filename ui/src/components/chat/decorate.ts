@@ -4,7 +4,7 @@
 //! Safety: nothing here builds HTML from the answer's text by string concatenation. highlight.js
 //! reads a code element's text and writes back that text escaped, in spans; KaTeX reads the TeX
 //! source (escaped text in `span.math`) with `trust: false` (no `\href`, `\url`, `\includegraphics`
-//! or HTML extensions) and writes its own markup.
+//! or HTML extensions) and writes its own markup. `warmUp`'s sample answer is a constant of this file.
 
 import hljs from 'highlight.js/lib/core';
 import bash from 'highlight.js/lib/languages/bash';
@@ -120,3 +120,33 @@ export function decorate(root: ParentNode, live = false): void {
   highlight(root, live);
   typeset(root);
 }
+
+/**
+ * A window's first answer paid one-time costs as it streamed — the first layout of each kind of
+ * block, the code font, highlight.js compiling a grammar — and stalled ~160–180 ms (the real-window
+ * render bench's cold answer; 40 ms after this). `warmUp` pays them at launch instead: after
+ * `delayMs` it decorates a fixed sample answer (a constant, no user text) in a hidden element of
+ * `root`, forces its layout and removes it in the same task, so nothing else ever sees it.
+ * Returns a function that cancels it if it has not run.
+ */
+export function warmUp(root: HTMLElement, delayMs = 300): () => void {
+  const timer = setTimeout(() => {
+    const probe = document.createElement('div');
+    probe.className = 'markdown';
+    probe.setAttribute('aria-hidden', 'true');
+    probe.style.cssText = 'position:absolute;left:-10000px;top:0;width:600px;visibility:hidden';
+    probe.innerHTML = WARM_UP_SAMPLE;
+    root.appendChild(probe);
+    decorate(probe);
+    void probe.offsetHeight;
+    probe.remove();
+  }, delayMs);
+  return () => clearTimeout(timer);
+}
+
+/** What `warmUp` lays out: one of each block an answer usually has. */
+export const WARM_UP_SAMPLE =
+  '<h2>Part</h2><p><strong>b</strong> <em>i</em> <code>c</code></p><ul><li>x</li></ul><ol><li>y</li></ol>' +
+  '<pre><code class="language-rust">fn main() { let x: u32 = 1; println!("{x}"); }</code></pre>' +
+  '<table><thead><tr><th>a</th><th>b</th></tr></thead><tbody><tr><td>1</td><td>2</td></tr></tbody></table>' +
+  '<blockquote><p>q</p></blockquote>';
