@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 mod census;
+pub mod glm_dsa;
 mod map;
 mod parse;
 mod split;

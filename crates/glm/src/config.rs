@@ -4,7 +4,7 @@
 //! place of MLA, a dense SwiGLU FFN in every layer).
 
 use crate::GlmError;
-use localglm_gguf::{GgufModel, Value};
+use localglm_gguf::{glm_dsa, GgufModel, Value};
 
 /// The architecture string of GLM-5.x GGUFs.
 pub const ARCH: &str = "glm-dsa";
@@ -29,9 +29,6 @@ pub struct Gqa {
     /// RoPE on the two halves of each head (`qwen2`, `qwen3`) rather than adjacent pairs.
     pub neox: bool,
 }
-
-/// Context length from which a GGUF without `indexer.types` is taken for GLM-5.2 (IndexShare).
-const GLM52_CTX: u64 = 1_048_576;
 
 /// How router logits become gating scores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,15 +168,10 @@ impl GlmConfig {
             None => opt("attention.value_length_mla")
                 .ok_or_else(|| GlmError::Load("v_head_dim unknown".into()))?,
         };
-        let ctx_train = opt("context_length").unwrap_or(202_752);
+        let ctx_train = opt("context_length").unwrap_or(glm_dsa::DEFAULT_CTX as usize);
         let rope_base = g
             .get_f64(&key("rope.freq_base"))
-            .map(|v| v as f32)
-            .unwrap_or(if ctx_train as u64 >= GLM52_CTX {
-                8.0e6
-            } else {
-                1.0e6
-            });
+            .unwrap_or(glm_dsa::default_rope_base(ctx_train as u64)) as f32;
         let rms_eps = g
             .get_f64(&key("attention.layer_norm_rms_epsilon"))
             .unwrap_or(1e-5) as f32;
@@ -192,41 +184,13 @@ impl GlmConfig {
         let indexer_full = if !has_indexer {
             Vec::new()
         } else {
-            match g.get(&key("attention.indexer.types")) {
-                Some(Value::Array(a)) => {
-                    let v: Vec<bool> = a
-                        .items
-                        .iter()
-                        .map(|x| match x {
-                            Value::String(s) => Some(s == "full"),
-                            other => other.as_bool(),
-                        })
-                        .collect::<Option<_>>()
-                        .ok_or_else(|| {
-                            GlmError::Load("attention.indexer.types holds non-flag values".into())
-                        })?;
-                    if v.len() < n_layer {
-                        return Err(GlmError::Load(format!(
-                            "attention.indexer.types has {} entries for {n_layer} layers",
-                            v.len()
-                        )));
-                    }
-                    v[..n_layer].to_vec()
-                }
-                Some(_) => {
-                    return Err(GlmError::Load(
-                        "attention.indexer.types is not an array".into(),
-                    ))
-                }
-                None if ctx_train as u64 >= GLM52_CTX => glm52_indexer_types(n_layer),
-                None => vec![true; n_layer],
-            }
+            glm_dsa::indexer_types(
+                g.get(&key("attention.indexer.types")),
+                n_layer,
+                ctx_train as u64,
+            )
+            .map_err(GlmError::Load)?
         };
-        if indexer_full.first() == Some(&false) {
-            return Err(GlmError::Load(
-                "layer 0 is a shared indexer layer, but no earlier full layer exists".into(),
-            ));
-        }
 
         Ok(Self {
             n_layer,
@@ -359,26 +323,5 @@ impl GlmConfig {
                 neox: matches!(arch, "qwen2" | "qwen3"),
             }),
         })
-    }
-}
-
-/// The GLM-5.2 IndexShare layout: layer `i` is full iff `max(i − 3 + 1, 0) mod 4 == 0`.
-pub fn glm52_indexer_types(n_layer: usize) -> Vec<bool> {
-    (0..n_layer)
-        .map(|i| (i + 1).saturating_sub(3) % 4 == 0)
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn glm52_table_has_21_full_layers_at_the_spec_positions() {
-        let t = glm52_indexer_types(78);
-        let full: Vec<usize> = (0..78).filter(|&i| t[i]).collect();
-        assert_eq!(full.len(), 21);
-        assert_eq!(&full[..5], &[0, 1, 2, 6, 10]);
-        assert_eq!(*full.last().unwrap(), 74);
     }
 }

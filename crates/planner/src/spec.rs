@@ -1,7 +1,7 @@
 //! What the planner needs to know about a model, read from GGUF headers alone: every tensor's
 //! real size and role, and the KV-cache width per token.
 
-use localglm_gguf::{TensorInfo, Value};
+use localglm_gguf::{glm_dsa, TensorInfo, Value};
 use serde::Serialize;
 
 /// What a tensor is, for placement.
@@ -86,12 +86,6 @@ fn layer_of(name: &str) -> Option<u32> {
     name.strip_prefix("blk.")?.split('.').next()?.parse().ok()
 }
 
-/// Full indexer layers of GLM-5.2 when the file does not list them: layers 0–2, then every
-/// fourth from 6 (the HF config rule `max(i − 3 + 1, 0) mod 4 == 0`).
-fn default_full_indexer(layer: u64) -> bool {
-    (layer + 1).saturating_sub(3).is_multiple_of(4)
-}
-
 impl ModelSpec {
     /// Builds the spec from a model's metadata (its first shard) and the tensor infos of all its
     /// shards.
@@ -115,6 +109,12 @@ impl ModelSpec {
             .find(|t| t.name == "token_embd.weight")
             .and_then(|t| t.dims.get(1).copied())
             .unwrap_or(0);
+
+        // A GLM-5.x file without `context_length` is taken for GLM-5.1, as the runtime does.
+        let ctx_train = get_u64(meta, &key("context_length")).unwrap_or(match arch.as_str() {
+            "glm-dsa" => glm_dsa::DEFAULT_CTX,
+            _ => 4096,
+        });
 
         let mut moe_layers = Vec::new();
         let specs: Vec<TensorSpec> = tensors
@@ -154,20 +154,15 @@ impl ModelSpec {
                 let rope = get_u64(meta, &key("rope.dimension_count")).unwrap_or(64);
                 let has_indexer = tensors.iter().any(|t| t.name.contains(".indexer."));
                 let full_layers = if has_indexer {
-                    match get(meta, &key("attention.indexer.types")) {
-                        Some(Value::Array(a)) => a
-                            .items
-                            .iter()
-                            .take(main_layers as usize)
-                            .filter(|v| match v {
-                                Value::String(s) => s == "full",
-                                other => other.as_u64() == Some(1) || other.as_bool() == Some(true),
-                            })
-                            .count() as u64,
-                        _ => (0..main_layers)
-                            .filter(|&l| default_full_indexer(l))
-                            .count() as u64,
-                    }
+                    glm_dsa::indexer_types(
+                        get(meta, &key("attention.indexer.types")),
+                        main_layers as usize,
+                        ctx_train,
+                    )
+                    .map_err(SpecError::Metadata)?
+                    .iter()
+                    .filter(|&&full| full)
+                    .count() as u64
                 } else {
                     0
                 };
@@ -208,7 +203,7 @@ impl ModelSpec {
             architecture: arch.clone(),
             tensors: specs,
             kv,
-            context_max: get_u64(meta, &key("context_length")).unwrap_or(4096),
+            context_max: ctx_train,
             n_embd,
             vocab,
             moe_layers,
