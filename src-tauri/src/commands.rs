@@ -236,6 +236,7 @@ fn this_machine(context: u32) -> FitRequest {
         kv_type: "f16".into(),
         cpu_moe: None,
         mtp: None,
+        family: None,
     }
 }
 
@@ -347,19 +348,26 @@ pub fn delete_model(library: State<'_, Library>, path: String) -> Result<(), App
     })
 }
 
-/// GLM-5.2's quants with a fit badge each for the requested machine (sizes from the catalog).
+/// The requested GLM-5.x release's quants with a fit badge each for the requested machine
+/// (sizes from the catalog); an unknown release is `not_found`.
 #[tauri::command]
-pub async fn quant_catalog(request: FitRequest) -> QuantCatalog {
+pub async fn quant_catalog(request: FitRequest) -> Result<QuantCatalog, AppError> {
     tauri::async_runtime::spawn_blocking(move || localglm_planner::view::quant_catalog(&request))
         .await
         .expect("planner does not panic")
+        .map_err(|e| AppError::new(ErrorKind::NotFound, e))
 }
 
 /// One catalog quant's plan (e.g. with the expert-offload slider's placement).
 #[tauri::command]
 pub fn plan_quant(label: String, request: FitRequest) -> Result<FitPlan, AppError> {
-    localglm_planner::view::plan_quant(&label, &request)
-        .ok_or_else(|| AppError::new(ErrorKind::NotFound, format!("No quant named {label}.")))
+    localglm_planner::view::plan_quant(&label, &request).ok_or_else(|| {
+        let family = request.family.as_deref().unwrap_or("GLM-5.2");
+        AppError::new(
+            ErrorKind::NotFound,
+            format!("No {family} quant named {label}."),
+        )
+    })
 }
 
 /// The exact plan of `OWNER/REPO:QUANT` on the hub (`HF_ENDPOINT`), from the headers of its

@@ -258,6 +258,22 @@ fn quant_picker_plans_and_a_model_that_does_not_fit_needs_force() {
     let c: QuantCatalog = ok(&h, "quant_catalog", json!({ "request": mac }));
     assert_eq!(c.rows.len(), 16);
     assert!(c.machine.contains("256 GiB unified"), "{}", c.machine);
+    assert_eq!((c.family.as_str(), c.families.len()), ("GLM-5.2", 3));
+    let mut glm51 = mac.clone();
+    glm51["family"] = json!("GLM-5.1");
+    let c: QuantCatalog = ok(&h, "quant_catalog", json!({ "request": glm51 }));
+    assert_eq!(
+        (c.repo.as_str(), c.context_max),
+        ("unsloth/GLM-5.1-GGUF", 202_752)
+    );
+    glm51["family"] = json!("GLM-9");
+    let e = err(&h, "quant_catalog", json!({ "request": glm51 }));
+    assert_eq!(e.kind, ErrorKind::NotFound);
+    assert!(
+        e.message.contains("GLM-5.1, GLM-5.2, GLM-5.3"),
+        "{}",
+        e.message
+    );
     let mut forced = mac.clone();
     forced["cpu_moe"] = json!(75);
     let p: FitPlan = ok(

@@ -77,9 +77,8 @@ pub fn model_facts(
 ) -> Option<(Option<String>, localglm_glm::template::TemplateControls)> {
     let g = localglm_gguf::GgufModel::open(path).ok()?;
     let quant = g.census().main_type().map(str::to_owned);
-    let controls = g
-        .get_str("tokenizer.chat_template")
-        .and_then(|src| localglm_glm::template::ChatTemplate::new(src, "model").ok())
+    let controls = localglm_glm::template::TemplateSource::of(&g)
+        .and_then(|src| src.compile("model").ok())
         .map(|t| t.controls())
         .unwrap_or_default();
     Some((quant, controls))

@@ -15,7 +15,7 @@ use crate::{validate, Engine, EngineError, EngineEvent, GenerateRequest, Generat
 use async_trait::async_trait;
 use localglm_glm::sampler::{Sampler, SamplerConfig};
 use localglm_glm::spec::{Decoder, Drafting, Tuning};
-use localglm_glm::template::ChatTemplate;
+use localglm_glm::template::{ChatTemplate, TemplateSource};
 use localglm_glm::tokenizer::{GlmTokenizer, StreamDecoder};
 use localglm_glm::{GlmError, KvCache, Model, RuntimeOptions};
 use localglm_protocol::{FinishReason, ModelInfo};
@@ -46,15 +46,13 @@ impl GlmChat {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let source = model
-            .gguf()
-            .get_str("tokenizer.chat_template")
+        let template = TemplateSource::of(model.gguf())
             .ok_or_else(|| {
                 GlmError::Template(format!(
                     "{name} has no chat template (tokenizer.chat_template)"
                 ))
-            })?;
-        let template = ChatTemplate::new(source, &name)?;
+            })?
+            .compile(&name)?;
         Ok(Self {
             think_open: tokenizer.special_id("<think>"),
             think_close: tokenizer.special_id("</think>"),

@@ -37,14 +37,14 @@ impl ModelPrompt {
             reason,
         };
         let g = GgufModel::open(path).map_err(|e| failed(e.to_string()))?;
-        let Some(source) = g.get_str("tokenizer.chat_template") else {
+        let Some(source) = localglm_glm::template::TemplateSource::of(&g) else {
             return Ok(None);
         };
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let template = ChatTemplate::new(source, &name).map_err(|e| failed(e.to_string()))?;
+        let template = source.compile(&name).map_err(|e| failed(e.to_string()))?;
         Ok(Some(Self {
             template,
             bos: token_text(&g, "tokenizer.ggml.bos_token_id"),

@@ -453,3 +453,75 @@ async fn the_next_turn_reuses_the_whole_previous_exchange() {
         assert!(cached >= want, "{}: {cached} < {want}", path.display());
     }
 }
+
+/// A copy of fixture `stem` without the metadata keys `drop`.
+fn without_keys(stem: &str, drop: &[&str], dir: &std::path::Path) -> PathBuf {
+    use localglm_gguf::writer::GgufWriter;
+    let src = localglm_gguf::GgufModel::open(fixture(&format!("{stem}.gguf"))).unwrap();
+    let mut w = GgufWriter::new();
+    for (k, v) in src.metadata() {
+        if !drop.contains(&k.as_str()) {
+            w.kv(k, v.clone());
+        }
+    }
+    for t in src.tensors() {
+        w.tensor(&t.name, &t.dims, t.ty, src.tensor_bytes(t).to_vec())
+            .unwrap();
+    }
+    let path = dir.join(format!("{stem}-stripped.gguf"));
+    w.write(&path).unwrap();
+    path
+}
+
+/// GLM-5.x files that leave keys out load with their release's defaults, as llama.cpp reads
+/// them: a GLM-5.1-like file (202,752-token context) without `indexer.types`, rope base or chat
+/// template gets an indexer in every layer, θ = 1e6 and GLM-4.7's template (which GLM-5.1
+/// inherits: no effort line, `</think>` when thinking is off); a 1 M-context file gets GLM-5.2's
+/// IndexShare layout, θ = 8e6 and GLM-5.2's template. Both load through the app's engine, offer
+/// the controls of the template they got, and chat.
+#[tokio::test]
+async fn glm5x_files_without_optional_keys_load_with_their_release_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let drop = [
+        "tokenizer.chat_template",
+        "glm-dsa.attention.indexer.types",
+        "glm-dsa.rope.freq_base",
+    ];
+    let glm51 = without_keys("tiny-q-q4_k", &drop, dir.path());
+    let chat = GlmChat::open(&glm51, RuntimeOptions::default()).unwrap();
+    assert_eq!(chat.model.config.indexer_full, vec![true; 4]);
+    assert_eq!(chat.model.config.rope_base, 1.0e6);
+    let hi = [ChatTurn::new(Role::User, "hi")];
+    let text = |ids: Vec<u32>| chat.tokenizer.decode(&ids).unwrap();
+    assert_eq!(
+        text(prompt_of(&chat, &hi, None, None, None)),
+        "[gMASK]<sop><|user|>hi<|assistant|><think>"
+    );
+    assert_eq!(
+        text(prompt_of(&chat, &hi, Some(false), None, None)),
+        "[gMASK]<sop><|user|>hi<|assistant|></think>"
+    );
+
+    let glm52 = without_keys("tiny-f32", &drop, dir.path());
+    let chat52 = GlmChat::open(&glm52, RuntimeOptions::default()).unwrap();
+    let c = &chat52.model.config;
+    assert_eq!(c.indexer_full, vec![true, true, true, false, false, false]);
+    assert_eq!(c.rope_base, 8.0e6);
+    assert_eq!(
+        chat52
+            .tokenizer
+            .decode(&prompt_of(&chat52, &hi, None, None, None))
+            .unwrap(),
+        "[gMASK]<sop><|system|>Reasoning Effort: Max<|user|>hi<|assistant|><think>"
+    );
+
+    let engine = AutoEngine::new();
+    let info = engine.load(LoadSpec::new(glm51)).await.unwrap();
+    assert_eq!(info.context_length, Some(202_752));
+    assert!(info.supports_thinking);
+    assert!(info.effort_levels.is_empty(), "{:?}", info.effort_levels);
+    let (reasoning, content, _, n) = collect(&engine, request("Hello", Some(false), 8)).await;
+    assert!(n > 0 && !(content.is_empty() && reasoning.is_empty()));
+    let info = engine.load(LoadSpec::new(glm52)).await.unwrap();
+    assert_eq!(info.effort_levels, ["high", "max"]);
+}

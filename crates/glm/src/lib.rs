@@ -65,7 +65,7 @@ pub fn unsupported(g: &localglm_gguf::GgufModel) -> Option<String> {
     if let Err(e) = tokenizer::pre_tokenizer(g) {
         return Some(e.to_string());
     }
-    if g.get_str("tokenizer.chat_template").is_none() {
+    if template::TemplateSource::of(g).is_none() {
         return Some("no chat template (tokenizer.chat_template)".into());
     }
     None

@@ -204,6 +204,58 @@ fn strftime(format: &str, secs: i64) -> Result<String, Error> {
     Ok(out)
 }
 
+/// GLM-5.2's template (as this project reconstructs it, spec §D; also in the fixtures' GGUFs).
+const GLM52_TEMPLATE: &str = include_str!("../tests/fixtures/chat-templates/GLM-5.2.jinja");
+/// GLM-4.7's template, which GLM-5 and GLM-5.1 inherit (spec §A.2).
+const GLM47_TEMPLATE: &str = include_str!("../tests/fixtures/chat-templates/GLM-4.7-Flash.jinja");
+
+/// Where a model's chat template comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateSource<'a> {
+    /// `tokenizer.chat_template` of the file.
+    Embedded(&'a str),
+    /// A GLM-5.x file without one: its release's template, built in (GLM-4.7's for GLM-5 and
+    /// GLM-5.1, GLM-5.2's for 5.2 and 5.3), told apart as the runtime tells them apart.
+    BuiltIn {
+        family: &'static str,
+        source: &'static str,
+    },
+}
+
+impl<'a> TemplateSource<'a> {
+    /// The template of `g`; `None` for a file of another architecture without one.
+    pub fn of(g: &'a localglm_gguf::GgufModel) -> Option<Self> {
+        if let Some(s) = g.get_str("tokenizer.chat_template") {
+            return Some(Self::Embedded(s));
+        }
+        if g.architecture() != Some("glm-dsa") {
+            return None;
+        }
+        let ctx = g
+            .get_u64("glm-dsa.context_length")
+            .unwrap_or(localglm_gguf::glm_dsa::DEFAULT_CTX);
+        let name = g.get_str("general.name").or(g.get_str("general.basename"));
+        let family = localglm_gguf::glm_dsa::family(name, ctx);
+        let source = match family {
+            "GLM-5.1" => GLM47_TEMPLATE,
+            _ => GLM52_TEMPLATE,
+        };
+        Some(Self::BuiltIn { family, source })
+    }
+
+    pub fn text(&self) -> &'a str {
+        match *self {
+            Self::Embedded(s) => s,
+            Self::BuiltIn { source, .. } => source,
+        }
+    }
+
+    /// Compiles it; `model_name` names the model in errors.
+    pub fn compile(&self, model_name: &str) -> Result<ChatTemplate, GlmError> {
+        ChatTemplate::new(self.text(), model_name)
+    }
+}
+
 impl ChatTemplate {
     /// Compiles `source`; `model_name` names the model in errors.
     pub fn new(source: &str, model_name: &str) -> Result<Self, GlmError> {

@@ -352,17 +352,19 @@ pub fn plan(
             gb(model.loaded_bytes())
         );
         if model.architecture == "glm-dsa" {
-            let fitting: Vec<&str> = catalog::GLM52_QUANTS
+            let f = catalog::Family::of(&model.name, model.context_max);
+            let fitting: Vec<&str> = f
+                .quants
                 .iter()
                 .filter(|q| q.size_bytes <= room)
                 .map(|q| q.label)
                 .collect();
             match fitting.last() {
-                Some(best) => text.push_str(&format!(" GLM-5.2 {best} would.")),
+                Some(best) => text.push_str(&format!(" {} {best} would.", f.name)),
                 None => text.push_str(&format!(
-                    " Even GLM-5.2's smallest quant ({}) needs more; run it on a server \
+                    " Even {}'s smallest quant ({}) needs more; run it on a server \
                      and connect to it instead.",
-                    catalog::GLM52_QUANTS[0].label
+                    f.name, f.quants[0].label
                 )),
             }
         }

@@ -129,14 +129,16 @@ fn with_mtp(mut spec: ModelSpec, r: &FitRequest) -> ModelSpec {
     spec
 }
 
-/// Every GLM-5.2 quant of the catalog with its (estimated) plan.
-pub fn quant_catalog(r: &FitRequest) -> QuantCatalog {
+/// Every quant of the requested GLM-5.x family (`FitRequest::family`, GLM-5.2 by default)
+/// with its (estimated) plan; an unknown family is an error naming the ones there are.
+pub fn quant_catalog(r: &FitRequest) -> Result<QuantCatalog, String> {
+    let f = requested_family(r)?;
     let hw = hardware(&r.machine);
     let (ctx, kv, _) = settings(r);
-    let rows = catalog::GLM52_QUANTS
-        .iter()
+    let rows = f
+        .rows()
         .map(|q| {
-            let spec = with_mtp(catalog::estimated_spec(q), r);
+            let spec = with_mtp(catalog::estimated_spec(f, &q), r);
             let p = plan(&hw, &spec, ctx.min(spec.context_max), kv, Placement::Auto);
             QuantRow {
                 label: q.label.into(),
@@ -150,15 +152,37 @@ pub fn quant_catalog(r: &FitRequest) -> QuantCatalog {
             }
         })
         .collect();
-    QuantCatalog {
-        repo: catalog::GLM52_REPO.into(),
+    Ok(QuantCatalog {
+        family: f.name.into(),
+        families: catalog::FAMILIES.iter().map(|f| f.name.into()).collect(),
+        repo: f.repo.into(),
+        context_max: f.context as u32,
+        sizes_note: f.sizes_from.map(|from| {
+            format!(
+                "{} sizes are estimated from {from}'s files (same architecture and shapes); \
+                 the exact plan reads the real headers.",
+                f.name
+            )
+        }),
         machine: hw.describe(),
         rows,
-    }
+    })
 }
 
-/// The plan of one catalog quant, e.g. with a forced expert placement.
+fn requested_family(r: &FitRequest) -> Result<&'static catalog::Family, String> {
+    catalog::family(r.family.as_deref()).ok_or_else(|| {
+        let names: Vec<&str> = catalog::FAMILIES.iter().map(|f| f.name).collect();
+        format!(
+            "No GLM-5.x family named {}; the catalog has {}.",
+            r.family.as_deref().unwrap_or_default(),
+            names.join(", ")
+        )
+    })
+}
+
+/// The plan of one catalog quant of the requested family, e.g. with a forced expert placement.
 pub fn plan_quant(label: &str, r: &FitRequest) -> Option<FitPlan> {
-    let q = catalog::GLM52_QUANTS.iter().find(|q| q.label == label)?;
-    Some(plan_spec(&catalog::estimated_spec(q), r, true))
+    let f = requested_family(r).ok()?;
+    let q = f.quant(label)?;
+    Some(plan_spec(&catalog::estimated_spec(f, &q), r, true))
 }

@@ -207,6 +207,7 @@ fn the_catalog_picker_badges_on_the_two_target_machines() {
         kv_type: "f16".into(),
         cpu_moe: None,
         mtp: None,
+        family: None,
     };
     let verdict = |c: &localglm_protocol::QuantCatalog, label: &str| {
         c.rows
@@ -221,7 +222,8 @@ fn the_catalog_picker_badges_on_the_two_target_machines() {
         vram_gib: None,
         unified: true,
         gpu_limit_gib: None,
-    }));
+    }))
+    .unwrap();
     assert_eq!(mac.rows.len(), 16);
     // Unsloth: 1-bit and UD-IQ2_M "fit a 256 GB Mac"; 3-bit and up do not.
     assert_eq!(verdict(&mac, "UD-IQ1_S"), "gpu_cpu_experts");
@@ -235,7 +237,8 @@ fn the_catalog_picker_badges_on_the_two_target_machines() {
         vram_gib: Some(24.0),
         unified: false,
         gpu_limit_gib: None,
-    }));
+    }))
+    .unwrap();
     // "1×24 GB GPU + 256 GB RAM with MoE offload" for UD-IQ2_M.
     assert_eq!(verdict(&pc, "UD-IQ2_M"), "gpu_cpu_experts");
     assert_eq!(verdict(&pc, "UD-Q4_K_M"), "no_fit");
@@ -290,4 +293,81 @@ fn the_mtp_block_is_counted_unless_drafting_is_off() {
     assert_eq!(p.bytes.weights_gpu, OTHER + MTP_OTHER);
     assert_eq!(p.bytes.weights_cpu, EMBD + 76 * EXPERT_LAYER);
     assert_eq!(p.max_context, 51_113);
+}
+
+/// A GLM-5.1 file: the same tensors, a 202,752-token context and no `indexer.types`, so every
+/// layer keeps indexer keys (as the runtime and llama.cpp read it): f16 KV (78·576 + 78·128)·2
+/// = 109,824 B per token (spec §G.1), against GLM-5.2's 95,232. The catalog plans it the same
+/// way, and GLM-5.1's context caps the plan.
+#[test]
+fn a_glm51_header_counts_an_indexer_in_every_layer() {
+    use localglm_gguf::Value;
+    let meta: Vec<(String, Value)> = glm52::metadata()
+        .into_iter()
+        .map(|(k, v)| match k.as_str() {
+            "glm-dsa.context_length" => (k, Value::U32(202_752)),
+            _ => (k, v),
+        })
+        .collect();
+    let ts = glm52::tensor_infos(glm52::UD_Q2_K_XL);
+    let m = ModelSpec {
+        mtp: false,
+        ..ModelSpec::from_header("GLM-5.1-UD-Q2_K_XL", &meta, &ts).unwrap()
+    };
+    assert_eq!((m.kv.attn, m.kv.indexer), (44_928, 9_984));
+    assert_eq!(m.context_max, 202_752);
+    assert_eq!(localglm_planner::kv_bytes(&m, 1, KvType::F16), 109_824);
+    assert_eq!(localglm_planner::kv_bytes(&m, 1, KvType::Q8_0), 58_344);
+    // The key, where a file has it, wins over the context.
+    let mut listed = meta.clone();
+    listed.push((
+        "glm-dsa.attention.indexer.types".into(),
+        Value::Array(localglm_gguf::Array {
+            elem_type: localglm_gguf::ValueType::Bool,
+            items: (0..78).map(|l| Value::Bool(l % 2 == 0)).collect(),
+        }),
+    ));
+    let m = ModelSpec::from_header("GLM-5.1-listed", &listed, &ts).unwrap();
+    assert_eq!(m.kv.indexer, 39 * 128);
+
+    use localglm_planner::view::{plan_quant, quant_catalog};
+    use localglm_protocol::{FitRequest, MachineSpec};
+    let req = |family: &str, context: u32| FitRequest {
+        machine: MachineSpec {
+            id: "mac-256".into(),
+            ram_gib: 256.0,
+            vram_gib: None,
+            unified: true,
+            gpu_limit_gib: None,
+        },
+        context,
+        kv_type: "f16".into(),
+        cpu_moe: None,
+        mtp: Some(false),
+        family: Some(family.into()),
+    };
+    let c = quant_catalog(&req("GLM-5.1", 32_768)).unwrap();
+    assert_eq!(
+        (c.family.as_str(), c.repo.as_str(), c.context_max),
+        ("GLM-5.1", "unsloth/GLM-5.1-GGUF", 202_752)
+    );
+    assert_eq!(c.families, ["GLM-5.1", "GLM-5.2", "GLM-5.3"]);
+    let p = plan_quant("UD-IQ2_M", &req("GLM-5.1", 32_768)).unwrap();
+    assert_eq!(p.bytes.kv, 32_768.0 * 109_824.0);
+    // Asked for 1 M, GLM-5.1 plans its own 202,752 tokens; GLM-5.3 the whole 1 M.
+    assert_eq!(
+        plan_quant("UD-IQ2_M", &req("GLM-5.1", 1 << 20))
+            .unwrap()
+            .context,
+        202_752
+    );
+    assert_eq!(
+        plan_quant("UD-IQ2_M", &req("glm-5.3", 1 << 20))
+            .unwrap()
+            .context,
+        1 << 20
+    );
+    let e = quant_catalog(&req("GLM-4.7", 32_768)).unwrap_err();
+    assert!(e.contains("GLM-5.1, GLM-5.2, GLM-5.3"), "{e}");
+    assert!(plan_quant("UD-IQ2_M", &req("GLM-4.7", 32_768)).is_none());
 }

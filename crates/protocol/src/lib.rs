@@ -644,9 +644,14 @@ pub struct FitRequest {
     #[serde(default)]
     #[ts(optional)]
     pub mtp: Option<bool>,
+    /// The quant catalog's GLM-5.x release (`GLM-5.1`, `GLM-5.2`, `GLM-5.3`); `None` = GLM-5.2.
+    /// Plans of files ignore it (a file's header says what it is).
+    #[serde(default)]
+    #[ts(optional)]
+    pub family: Option<String>,
 }
 
-/// A GLM-5.2 quant of the catalog with its plan on the requested machine.
+/// A GLM-5.x quant of the catalog with its plan on the requested machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct QuantRow {
     pub label: String,
@@ -663,7 +668,14 @@ pub struct QuantRow {
 /// The machine a plan was made for, described.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct QuantCatalog {
+    /// The release these quants are of, and the releases there are.
+    pub family: String,
+    pub families: Vec<String>,
     pub repo: String,
+    /// The release's training context, in tokens.
+    pub context_max: u32,
+    /// Where the sizes come from when they are not this release's own.
+    pub sizes_note: Option<String>,
     pub machine: String,
     pub rows: Vec<QuantRow>,
 }

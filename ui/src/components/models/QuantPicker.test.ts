@@ -25,7 +25,11 @@ function plan(verdict: string, context: number, cpuMoe = 0): FitPlan {
 
 function setup(onUsePlacement: ((n: number) => void) | null = null) {
   const loadCatalog = vi.fn(async (r: FitRequest) => ({
-    repo: 'unsloth/GLM-5.2-GGUF',
+    family: r.family ?? 'GLM-5.2',
+    families: ['GLM-5.1', 'GLM-5.2', 'GLM-5.3'],
+    repo: `unsloth/${r.family ?? 'GLM-5.2'}-GGUF`,
+    context_max: r.family === 'GLM-5.1' ? 202752 : 1048576,
+    sizes_note: r.family === 'GLM-5.3' ? 'GLM-5.3 sizes are estimated from GLM-5.2.' : null,
     machine: '256 GiB unified memory, GPU limit 192 GiB (Metal default) [simulated]',
     rows: [
       { label: 'UD-IQ1_S', bits: 1, size_bytes: 217e9, size_confidence: 'documented', shards: null, memory_guidance: 223e9, quality: '≈ 76 %', plan: plan('gpu_cpu_experts', r.context, 10) },
@@ -33,8 +37,9 @@ function setup(onUsePlacement: ((n: number) => void) | null = null) {
     ],
   }));
   const planQuant = vi.fn(async (_label: string, r: FitRequest) => plan('gpu_cpu_experts', r.context, r.cpu_moe ?? 10));
-  render(QuantPicker, { loadCatalog, planQuant, onClose: vi.fn(), onUsePlacement });
-  return { loadCatalog, planQuant };
+  const onDownload = vi.fn();
+  render(QuantPicker, { loadCatalog, planQuant, onClose: vi.fn(), onUsePlacement, onDownload });
+  return { loadCatalog, planQuant, onDownload };
 }
 
 describe('QuantPicker', () => {
@@ -78,5 +83,29 @@ describe('QuantPicker', () => {
     expect(use).toHaveBeenCalledWith(40);
     await fireEvent.change(screen.getByTestId('picker-machine'), { target: { value: '5' } });
     await waitFor(() => expect(screen.queryByTestId('use-placement')).toBeNull());
+  });
+
+  it('lists another GLM-5.x release, plans and downloads from its repository', async () => {
+    const { loadCatalog, planQuant, onDownload } = setup();
+    await waitFor(() => expect(screen.getByTestId('picker-family')).toHaveValue('GLM-5.2'));
+    expect(screen.getByRole('heading', { level: 2 })).toHaveTextContent('GLM-5.2 quants');
+    expect(loadCatalog.mock.calls[0][0].family).toBeUndefined();
+    await fireEvent.click(screen.getAllByTestId('quant-row')[0]);
+    await waitFor(() => expect(screen.getByTestId('plan-detail')).toBeInTheDocument());
+    await fireEvent.change(screen.getByTestId('picker-family'), { target: { value: 'GLM-5.1' } });
+    await waitFor(() => expect(screen.getByRole('heading', { level: 2 })).toHaveTextContent('GLM-5.1 quants'));
+    expect(loadCatalog.mock.lastCall?.[0].family).toBe('GLM-5.1');
+    // The selection belonged to the other release.
+    expect(screen.queryByTestId('plan-detail')).toBeNull();
+    expect(screen.getByTestId('picker-repo')).toHaveTextContent('unsloth/GLM-5.1-GGUF');
+    expect(screen.getByTestId('picker-machine-description')).toHaveTextContent('context up to 198K');
+    expect(screen.queryByTestId('picker-sizes-note')).toBeNull();
+    await fireEvent.click(screen.getAllByTestId('quant-row')[0]);
+    await waitFor(() => expect(screen.getByTestId('download-quant')).toBeInTheDocument());
+    expect(planQuant.mock.lastCall?.[1].family).toBe('GLM-5.1');
+    await fireEvent.click(screen.getByTestId('download-quant'));
+    expect(onDownload).toHaveBeenCalledWith('unsloth/GLM-5.1-GGUF:UD-IQ1_S');
+    await fireEvent.change(screen.getByTestId('picker-family'), { target: { value: 'GLM-5.3' } });
+    await waitFor(() => expect(screen.getByTestId('picker-sizes-note')).toHaveTextContent('estimated from GLM-5.2'));
   });
 });

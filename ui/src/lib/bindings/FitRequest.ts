@@ -16,4 +16,9 @@ cpu_moe: number | null,
 /**
  * Count the MTP block, which the runtime loads unless drafting is off; `None` = yes.
  */
-mtp?: boolean, };
+mtp?: boolean, 
+/**
+ * The quant catalog's GLM-5.x release (`GLM-5.1`, `GLM-5.2`, `GLM-5.3`); `None` = GLM-5.2.
+ * Plans of files ignore it (a file's header says what it is).
+ */
+family?: string, };

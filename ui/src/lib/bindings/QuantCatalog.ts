@@ -4,4 +4,16 @@ import type { QuantRow } from "./QuantRow";
 /**
  * The machine a plan was made for, described.
  */
-export type QuantCatalog = { repo: string, machine: string, rows: Array<QuantRow>, };
+export type QuantCatalog = { 
+/**
+ * The release these quants are of, and the releases there are.
+ */
+family: string, families: Array<string>, repo: string, 
+/**
+ * The release's training context, in tokens.
+ */
+context_max: number, 
+/**
+ * Where the sizes come from when they are not this release's own.
+ */
+sizes_note: string | null, machine: string, rows: Array<QuantRow>, };

@@ -2,7 +2,7 @@
 import type { FitPlan } from "./FitPlan";
 
 /**
- * A GLM-5.2 quant of the catalog with its plan on the requested machine.
+ * A GLM-5.x quant of the catalog with its plan on the requested machine.
  */
 export type QuantRow = { label: string, bits: number, size_bytes: number, 
 /**
