@@ -550,6 +550,49 @@ fn matvec_rows(
     });
 }
 
+/// The mat-vecs of a few tokens (`xs` n × cols into `ys` n × rows, checked): each row chunk
+/// of [`matvec_rows`]'s tasks is run for every token while it is in cache, with the same
+/// kernel, chunking and activation quantization as one token's mat-vec, so each token's
+/// output is bit-identical to its own [`matvec_with`].
+fn matvec_tokens(
+    mode: Activations,
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    cols: usize,
+    xs: &[f32],
+    ys: &mut [f32],
+) {
+    let rows = w.len() / row_bytes;
+    let tokens: Vec<(&[f32], Option<Q8Act>)> = xs
+        .chunks_exact(cols)
+        .map(|x| (x, activation(ty, mode, x)))
+        .collect();
+    let per = if rows * cols < PARALLEL_MIN_WEIGHTS {
+        rows
+    } else {
+        task_rows(rows, cols)
+    };
+    let mut outs: Vec<_> = ys
+        .chunks_exact_mut(rows)
+        .map(|y| y.chunks_mut(per))
+        .collect();
+    let tasks: Vec<(Vec<&mut [f32]>, &[u8])> = w
+        .chunks(row_bytes * per)
+        .map(|wc| (outs.iter_mut().filter_map(Iterator::next).collect(), wc))
+        .collect();
+    let run = |(yc, wc): (Vec<&mut [f32]>, &[u8])| {
+        for ((x, act), y) in tokens.iter().zip(yc) {
+            rows_dispatch(ty, wc, row_bytes, x, act.as_ref(), y);
+        }
+    };
+    if tasks.len() == 1 {
+        tasks.into_iter().for_each(run);
+    } else {
+        crate::team::for_each(tasks, run);
+    }
+}
+
 /// Rows per task of a mat-vec on the team: about 8 tasks per thread so that a slow thread
 /// is balanced out, but never under [`ROWS_PER_TASK`] rows or ~32k weights (a task claim
 /// costs a contended atomic, ~0.1 µs).
@@ -612,8 +655,11 @@ pub fn matmul(
     matmul_with(Activations::default(), ty, w, rows, cols, xs, n, ys)
 }
 
-/// Batches up to this many tokens run as one mat-vec per token in [`matmul_with`].
-pub const MATVEC_UP_TO: usize = 2;
+/// Batches up to this many tokens run [`matmul_with`] as the single-token mat-vec of each
+/// token, row group by row group (see [`matvec_tokens`]): exactly the numbers decoding the
+/// tokens one at a time gives — which a speculative verification pass must reproduce for greedy
+/// drafting to change nothing — with each weight read from memory once.
+pub const MATVEC_UP_TO: usize = 4;
 
 /// [`matmul`] with an explicit activation mode.
 #[allow(clippy::too_many_arguments)]
@@ -631,13 +677,11 @@ pub fn matmul_with(
     check_len("xs", xs.len(), n * cols)?;
     check_len("ys", ys.len(), n * rows)?;
     if n <= MATVEC_UP_TO {
-        // Each token its own mat-vec: the GEMMs tile tokens in panels (16 on AVX-512), so two
-        // tokens paid for a panel's work — 1.5–9× a mat-vec's time per token for most block
-        // types (`localglm bench quants --batch 2`), which made verifying one drafted token
-        // cost far more than decoding one.
-        for (x, y) in xs.chunks_exact(cols).zip(ys.chunks_exact_mut(rows)) {
-            matvec_with(mode, ty, w, rows, cols, x, y)?;
-        }
+        // The GEMMs tile tokens in panels (16 on AVX-512) on their own activation grid: a few
+        // tokens paid for a panel's work (1.5–9× a mat-vec's time per token at 2 tokens,
+        // `localglm bench quants --batch 2`), and their int8 logits differed from decode's by
+        // up to ~1 on the GLM bench model, enough to flip greedy near-ties.
+        matvec_tokens(mode, ty, w, row_bytes, cols, xs, ys);
         return Ok(());
     }
     #[cfg(target_arch = "x86_64")]

@@ -100,6 +100,42 @@ fn matvec_matches_f64_reference_for_every_type() {
     }
 }
 
+/// Batches of up to `MATVEC_UP_TO` tokens (a speculative verification pass) give each token
+/// exactly its own mat-vec's numbers, in both activation modes, for every type — on a product
+/// large enough to be split into tasks and on a small one — so drafting never moves a greedy
+/// argmax.
+#[test]
+fn small_batches_are_bit_identical_to_each_tokens_matvec() {
+    assert_eq!(localglm_quants::MATVEC_UP_TO, 4);
+    for ty in GgmlType::SUPPORTED {
+        let cols = if ty.block_elems() == 1 {
+            512
+        } else {
+            512.max(ty.block_elems())
+        };
+        for rows in [7, 300] {
+            let w = random_blocks(ty, rows * cols / ty.block_elems(), 21);
+            for mode in [Activations::Int8, Activations::F32] {
+                for n in 2..=4 {
+                    let xs = random_vector(n * cols, 8 + n as u64);
+                    let mut ys = vec![0f32; n * rows];
+                    matmul_with(mode, ty, &w, rows, cols, &xs, n, &mut ys).unwrap();
+                    for t in 0..n {
+                        let mut y = vec![0f32; rows];
+                        let x = &xs[t * cols..(t + 1) * cols];
+                        matvec_with(mode, ty, &w, rows, cols, x, &mut y).unwrap();
+                        assert_eq!(
+                            &ys[t * rows..(t + 1) * rows],
+                            &y[..],
+                            "{ty} {mode:?} {n}/{t}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn batched_and_indexed_forms_agree_with_matvec() {
     for ty in GgmlType::SUPPORTED {
