@@ -5,14 +5,13 @@
 //! batches run MLA in expanded form where that saves work.
 
 use crate::cache::LayerCache;
+use crate::cpu_mla::mla;
 use crate::model::{LayerVecs, Model, SMALL_BATCH};
 use crate::pass::{Ops, Site, Vector};
 use crate::weights::{MlaWeights, MoeWeights, QTensor};
 use crate::GlmError;
 use candle_core::{DType, Tensor};
-use localglm_quants::{
-    attn_rows, matmul_with, matvec_indexed_with, matvec_many_with, Activations, MatvecPart,
-};
+use localglm_quants::{attn_rows, matmul_with, matvec_many_with, Activations, MatvecPart};
 
 /// One CPU pass: positions `p0..p0 + n` over the trunk's layer caches or the MTP block's.
 pub(crate) struct CpuOps<'a> {
@@ -94,12 +93,43 @@ impl<'a> CpuOps<'a> {
 
     /// Additive causal mask `[n, T]` (0 visible, −∞ hidden).
     fn causal_mask(&self, n: usize, t_len: usize) -> Result<Tensor, GlmError> {
+        self.causal_mask_from(self.p0, n, t_len)
+    }
+
+    fn causal_mask_from(&self, p0: usize, n: usize, t_len: usize) -> Result<Tensor, GlmError> {
         let mut m = vec![f32::NEG_INFINITY; n * t_len];
         for i in 0..n {
-            let visible = (self.p0 + i + 1).min(t_len);
+            let visible = (p0 + i + 1).min(t_len);
             m[i * t_len..i * t_len + visible].fill(0.0);
         }
         Ok(Tensor::from_vec(m, (n, t_len), &self.m.opts.device)?)
+    }
+
+    /// The indexer scores of queries at `p0..` over the first `t_len` cached keys (causal).
+    fn index_scores(
+        &mut self,
+        at: Site,
+        q: &Tensor,
+        w: &Tensor,
+        scale: f32,
+        p0: usize,
+        t_len: usize,
+    ) -> Result<Vec<Vec<f32>>, GlmError> {
+        let c = &self.m.config;
+        let (nih, d) = (c.idx_heads, c.idx_dim);
+        let n = q.dim(0)?;
+        let dev = self.m.opts.device.clone();
+        let kbuf = self.cache(at)?.idx_k.as_ref().expect("keys stored");
+        let keys = kbuf.view(&dev)?.narrow(0, 0, t_len)?; // [T, d]
+        let causal = self.causal_mask_from(p0, n, t_len)?;
+        let w = (w * scale as f64)?;
+        let s = q
+            .reshape((n * nih, d))?
+            .matmul(&keys.t()?)?
+            .relu()?
+            .reshape((n, nih, t_len))?;
+        let score = w.unsqueeze(1)?.matmul(&s)?.squeeze(1)?; // [n, T]
+        Ok((score + &causal)?.to_vec2::<f32>()?)
     }
 }
 
@@ -535,25 +565,25 @@ impl Ops for CpuOps<'_> {
         w: &Tensor,
         scale: f32,
     ) -> Result<Tensor, GlmError> {
-        let c = &self.m.config;
-        let (nih, d) = (c.idx_heads, c.idx_dim);
         let n = q.dim(0)?;
-        let dev = self.m.opts.device.clone();
         let p0 = self.p0;
-        let kbuf = self.cache(at)?.idx_k.as_ref().expect("keys stored");
-        let t_len = kbuf.len;
-        let keys = kbuf.view(&dev)?; // [T, d]
-        let causal = self.causal_mask(n, t_len)?;
-        let w = (w * scale as f64)?;
-        let s = q
-            .reshape((n * nih, d))?
-            .matmul(&keys.t()?)?
-            .relu()?
-            .reshape((n, nih, t_len))?;
-        let score = w.unsqueeze(1)?.matmul(&s)?.squeeze(1)?; // [n, T]
-        let score = (score + &causal)?.to_vec2::<f32>()?;
-        let m = crate::model::topk_mask(&score, p0, t_len, c.idx_topk, f32::NEG_INFINITY);
-        Ok(Tensor::from_vec(m, (n, t_len), &dev)?)
+        let t_len = self.cache(at)?.idx_k.as_ref().expect("keys stored").len;
+        let topk = self.m.config.idx_topk;
+        let score = if (2..=SMALL_BATCH).contains(&n) {
+            // A verification pass's few queries one at a time, each over the keys it sees, as
+            // decode computes them: the same selection as decoding, to the last bit.
+            let mut rows = Vec::with_capacity(n);
+            for j in 0..n {
+                let (qj, wj) = (q.narrow(0, j, 1)?, w.narrow(0, j, 1)?);
+                let seen = t_len + 1 + j - n;
+                rows.extend(self.index_scores(at, &qj, &wj, scale, p0 + j, seen)?);
+            }
+            rows
+        } else {
+            self.index_scores(at, q, w, scale, p0, t_len)?
+        };
+        let m = crate::model::topk_mask(&score, p0, t_len, topk, f32::NEG_INFINITY);
+        Ok(Tensor::from_vec(m, (n, t_len), &self.m.opts.device)?)
     }
 
     fn attend_gqa(&mut self, at: Site, q: &Tensor) -> Result<Tensor, GlmError> {
@@ -605,9 +635,7 @@ impl Ops for CpuOps<'_> {
         q: &Tensor,
         mask: Option<&Tensor>,
     ) -> Result<Tensor, GlmError> {
-        let c = &self.m.config;
         let n = q.dim(0)?;
-        let nh = c.n_head;
         let dev = self.m.opts.device.clone();
         let keys = self.cache(at)?.kv.view(&dev)?; // [T, kv_lora + rope]
         let t_len = keys.dim(0)?;
@@ -615,21 +643,19 @@ impl Ops for CpuOps<'_> {
             Some(m) => m.clone(),
             None => self.causal_mask(n, t_len)?,
         };
-        let q = q.reshape((n, nh, c.qk_nope + c.qk_rope))?;
-        let q_nope = q.narrow(2, 0, c.qk_nope)?;
-        let q_pe = q.narrow(2, c.qk_nope, c.qk_rope)?;
-        if expand_mla(self.m, n, t_len) {
-            return expanded_mla(self.m, lw, &q_nope, &q_pe, &keys, &mask);
+        if (2..=SMALL_BATCH).contains(&n) {
+            // As in `index_select`: each query alone over the keys it sees, as decode computes
+            // it, so a verification pass attends exactly as decoding does.
+            let mut outs = Vec::with_capacity(n);
+            for j in 0..n {
+                let seen = t_len + 1 + j - n;
+                let mj = mask.narrow(0, j, 1)?.narrow(1, 0, seen)?;
+                let kj = keys.narrow(0, 0, seen)?;
+                outs.push(mla(self.m, lw, &q.narrow(0, j, 1)?, &kj, &mj)?);
+            }
+            return Ok(Tensor::cat(&outs, 0)?);
         }
-        // Absorbed MLA: q̃_h = K_b[h]·q_nope_h; scores over [c_kv ; k_pe]; values = c_kv.
-        let q_abs = per_head(self.m, &lw.k_b, &q_nope.contiguous()?)?; // [n, H, kv_lora]
-        let qf = Tensor::cat(&[&q_abs, &q_pe], 2)?.reshape((n * nh, c.kv_width()))?;
-        let scores = (qf.matmul(&keys.t()?)? * c.attn_scale() as f64)?.reshape((n, nh, t_len))?;
-        let scores = scores.broadcast_add(&mask.unsqueeze(1)?)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?.reshape((n * nh, t_len))?;
-        let values = keys.narrow(1, 0, c.kv_lora)?;
-        let o_lat = probs.matmul(&values)?.reshape((n, nh, c.kv_lora))?;
-        Ok(per_head(self.m, &lw.v_b, &o_lat)?.reshape((n, nh * c.v_head))?)
+        mla(self.m, lw, q, &keys, &mask)
     }
 
     fn moe(
@@ -673,110 +699,4 @@ impl Ops for CpuOps<'_> {
     fn finish(&mut self) -> Result<(), GlmError> {
         Ok(())
     }
-}
-
-/// Per-head products with a stacked `[heads][rows × cols]` weight (`attn_k_b`, `attn_v_b`):
-/// `x` is `[n, heads, cols]`, the result `[n, heads, rows]`.
-fn per_head(m: &Model, w: &QTensor, x: &Tensor) -> Result<Tensor, GlmError> {
-    let (n, h, cols) = x.dims3()?;
-    let mode = m.opts.activations;
-    let rows = w.rows();
-    if n > SMALL_BATCH {
-        // Prefill: one batched product per head (its weights decoded once for all tokens).
-        let per = w.ty().row_bytes(cols)? * rows;
-        let bytes = w.bytes(&m.gguf);
-        let xh = x.transpose(0, 1)?.contiguous()?.to_vec3::<f32>()?; // [h][n][cols]
-        let mut out = vec![0f32; n * h * rows];
-        let mut yh = vec![0f32; n * rows];
-        for (head, xs) in xh.iter().enumerate() {
-            let flat: Vec<f32> = xs.concat();
-            let wh = &bytes[head * per..(head + 1) * per];
-            matmul_with(mode, w.ty(), wh, rows, cols, &flat, n, &mut yh)?;
-            for t in 0..n {
-                out[(t * h + head) * rows..(t * h + head + 1) * rows]
-                    .copy_from_slice(&yh[t * rows..(t + 1) * rows]);
-            }
-        }
-        return Ok(Tensor::from_vec(out, (n, h, rows), &m.opts.device)?);
-    }
-    let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-    let ids: Vec<u32> = (0..n).flat_map(|_| 0..h as u32).collect();
-    let mut ys = vec![0f32; n * h * rows];
-    matvec_indexed_with(mode, w.stacked(&m.gguf), &ids, &xs, &mut ys)?;
-    Ok(Tensor::from_vec(ys, (n, h, rows), &m.opts.device)?)
-}
-
-/// Whether a batch of `n` queries over `t_len` keys runs MLA expanded: past the size where it
-/// does fewer multiply-adds than the absorbed form, and with its per-head keys and values
-/// (`H·T·(nope + v)` f32, twice over while transposed) within 1 GiB.
-fn expand_mla(m: &Model, n: usize, t_len: usize) -> bool {
-    let c = &m.config;
-    if m.opts.mla_expand_from <= 1 {
-        return n >= 2;
-    }
-    let absorbed = 2 * c.kv_lora + c.qk_rope;
-    let expanded = c.qk_nope + c.qk_rope + c.v_head;
-    if absorbed <= expanded {
-        return false;
-    }
-    let pays_from = c.kv_lora * (c.qk_nope + c.v_head) / (absorbed - expanded) + 1;
-    let bytes = c.n_head * t_len * (c.qk_nope + c.v_head) * 4 * 2;
-    n >= m.opts.mla_expand_from.max(pays_from) && bytes <= 1 << 30
-}
-
-/// MLA in expanded form for a long batch: per head, keys `c_kv·K_b[h]` and values
-/// `c_kv·V_b[h]ᵀ` from the latent cache, then ordinary attention. Per layer about
-/// `T·H·kv_lora·(nope + v) + n·T·H·(nope + rope + v)` multiply-adds against the absorbed
-/// form's `n·T·H·(2·kv_lora + rope)`. Returns the heads' outputs `[n, H·v_head]`.
-fn expanded_mla(
-    m: &Model,
-    lw: &MlaWeights,
-    q_nope: &Tensor,
-    q_pe: &Tensor,
-    keys: &Tensor,
-    mask: &Tensor,
-) -> Result<Tensor, GlmError> {
-    let c = &m.config;
-    let (n, nh, _) = q_nope.dims3()?;
-    let t_len = keys.dim(0)?;
-    let heads = |w: &QTensor, rows: usize, cols: usize| -> Result<Tensor, GlmError> {
-        let v = localglm_quants::dequant::dequantize_to_vec(
-            w.ty(),
-            w.bytes(&m.gguf),
-            nh * rows * cols,
-        )?;
-        Ok(Tensor::from_vec(v, (nh, rows, cols), &m.opts.device)?)
-    };
-    // All heads in one product each: [kv_lora, H·nope] and [kv_lora, H·v_head].
-    let k_b = heads(&lw.k_b, c.kv_lora, c.qk_nope)? // [H, kv_lora, nope]
-        .transpose(0, 1)?
-        .contiguous()?
-        .reshape((c.kv_lora, nh * c.qk_nope))?;
-    let v_b = heads(&lw.v_b, c.v_head, c.kv_lora)? // [H, v_head, kv_lora]
-        .transpose(0, 2)?
-        .transpose(1, 2)?
-        .contiguous()?
-        .reshape((c.kv_lora, nh * c.v_head))?; // [kv_lora, H·v_head]
-    let latent = keys.narrow(1, 0, c.kv_lora)?.contiguous()?; // [T, kv_lora]
-    let per_head = |t: Tensor, d: usize| -> Result<Tensor, GlmError> {
-        Ok(t.reshape((t_len, nh, d))?.transpose(0, 1)?.contiguous()?)
-    };
-    let k_nope = per_head(latent.matmul(&k_b)?, c.qk_nope)?; // [H, T, nope]
-    let values = per_head(latent.matmul(&v_b)?, c.v_head)?; // [H, T, v_head]
-    let k_pe = keys
-        .narrow(1, c.kv_lora, c.qk_rope)?
-        .t()?
-        .contiguous()?
-        .unsqueeze(0)?
-        .broadcast_as((nh, c.qk_rope, t_len))?
-        .contiguous()?; // [H, rope, T]
-    let qn = q_nope.transpose(0, 1)?.contiguous()?; // [H, n, nope]
-    let qp = q_pe.transpose(0, 1)?.contiguous()?; // [H, n, rope]
-    let scores = (qn.matmul(&k_nope.transpose(1, 2)?.contiguous()?)? + qp.matmul(&k_pe)?)?;
-    let scores = (scores * c.attn_scale() as f64)?.broadcast_add(&mask.unsqueeze(0)?)?;
-    let probs = candle_nn::ops::softmax_last_dim(&scores)?; // [H, n, T]
-    let o = probs.matmul(&values)?; // [H, n, v_head]
-    Ok(o.transpose(0, 1)?
-        .contiguous()?
-        .reshape((n, nh * c.v_head))?)
 }

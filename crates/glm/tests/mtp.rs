@@ -443,3 +443,111 @@ fn on_the_gpu_the_block_matches_the_reference_and_greedy_drafting_changes_nothin
     // (This random-weight model's drafts are rarely right, but some are.)
     assert!(accepted > 0);
 }
+
+/// A Q8_0 copy of `tiny-f32` in `dir`: every weight whose rows are whole blocks (the router,
+/// norms, biases and the 16-wide per-head matrices stay F32), so that the int8 activation path
+/// runs in the trunk and the block.
+fn q8_copy(dir: &std::path::Path) -> std::path::PathBuf {
+    use localglm_gguf::{writer::GgufWriter, GgufModel};
+    use localglm_quants::GgmlType;
+    let src = GgufModel::open(fixture("tiny-f32.gguf")).unwrap();
+    let mut w = GgufWriter::new();
+    for (k, v) in src.metadata() {
+        w.kv(k, v.clone());
+    }
+    for t in src.tensors() {
+        let bytes = src.tensor_bytes(t);
+        let weight = t.dims.len() >= 2 && !t.name.contains("ffn_gate_inp");
+        if t.ty == GgmlType::F32 && weight && t.dims[0] % 32 == 0 {
+            let xs: Vec<f32> = bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            let mut q = Vec::with_capacity(xs.len() / 32 * 34);
+            for block in xs.chunks_exact(32) {
+                let d = block.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
+                let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+                q.extend_from_slice(&half::f16::from_f32(d).to_le_bytes());
+                q.extend(block.iter().map(|v| (v * id).round() as i8 as u8));
+            }
+            w.tensor(&t.name, &t.dims, GgmlType::Q8_0, q).unwrap();
+        } else {
+            w.tensor(&t.name, &t.dims, t.ty, bytes.to_vec()).unwrap();
+        }
+    }
+    let path = dir.join("tiny-q8.gguf");
+    w.write(&path).unwrap();
+    path
+}
+
+/// With quantized weights and int8 activations (the app's default), a verification pass of
+/// k+1 ≤ 4 tokens gives exactly the logits of decoding them one at a time — before
+/// `MATVEC_UP_TO` = 4 its products took the GEMM, on another activation grid, and moved int8
+/// logits enough to flip greedy near-ties (up to ~1 on the GLM bench model) — so greedy drafting
+/// changes no token there either.
+#[test]
+fn on_quantized_weights_verification_equals_decode_and_greedy_drafting_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = Model::open(
+        q8_copy(dir.path()),
+        RuntimeOptions {
+            activations: Activations::Int8,
+            kv_type: KvType::F16,
+            mtp: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(model.has_mtp());
+    let prompt = cases("tiny-f32").remove(0).tokens;
+    let mut cache = model.new_cache();
+    model.forward(&prompt, &mut cache, Logits::Last).unwrap();
+    let base = cache.len();
+    let next = [5u32, 17, 42, 99];
+    let one_by_one: Vec<Vec<f32>> = next
+        .iter()
+        .map(|&t| {
+            model
+                .forward(&[t], &mut cache, Logits::Last)
+                .unwrap()
+                .remove(0)
+        })
+        .collect();
+    for n in 2..=4 {
+        cache.truncate(base);
+        let batch = model.forward(&next[..n], &mut cache, Logits::All).unwrap();
+        for (t, (b, o)) in batch.iter().zip(&one_by_one).enumerate() {
+            let worst = b
+                .iter()
+                .zip(o)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                b == o,
+                "a pass of {n} tokens, position {t}: max |Δ| {worst}"
+            );
+        }
+    }
+
+    let n = 160;
+    let (want, _) = generate(
+        &model,
+        &mut model.new_cache(),
+        &prompt,
+        n,
+        Drafting::Fixed(0),
+        greedy(),
+    );
+    for k in [2, 3] {
+        let (got, stats) = generate(
+            &model,
+            &mut model.new_cache(),
+            &prompt,
+            n,
+            Drafting::Fixed(k),
+            greedy(),
+        );
+        assert!(stats.rounds > 0);
+        assert_eq!(got[..n], want[..n], "{k} drafts");
+    }
+}

@@ -1,0 +1,142 @@
+//! Multi-head latent attention (spec §B.3) on the CPU backend: absorbed through the per-head
+//! `attn_k_b` / `attn_v_b` products for decode and short batches, expanded for long batches.
+
+use crate::model::{Model, SMALL_BATCH};
+use crate::weights::{MlaWeights, QTensor};
+use crate::GlmError;
+use candle_core::{DType, Tensor};
+use localglm_quants::{matmul_with, matvec_indexed_with};
+
+/// Per-head products with a stacked `[heads][rows × cols]` weight (`attn_k_b`, `attn_v_b`):
+/// `x` is `[n, heads, cols]`, the result `[n, heads, rows]`.
+pub(crate) fn per_head(m: &Model, w: &QTensor, x: &Tensor) -> Result<Tensor, GlmError> {
+    let (n, h, cols) = x.dims3()?;
+    let mode = m.opts.activations;
+    let rows = w.rows();
+    if n > SMALL_BATCH {
+        // Prefill: one batched product per head (its weights decoded once for all tokens).
+        let per = w.ty().row_bytes(cols)? * rows;
+        let bytes = w.bytes(&m.gguf);
+        let xh = x.transpose(0, 1)?.contiguous()?.to_vec3::<f32>()?; // [h][n][cols]
+        let mut out = vec![0f32; n * h * rows];
+        let mut yh = vec![0f32; n * rows];
+        for (head, xs) in xh.iter().enumerate() {
+            let flat: Vec<f32> = xs.concat();
+            let wh = &bytes[head * per..(head + 1) * per];
+            matmul_with(mode, w.ty(), wh, rows, cols, &flat, n, &mut yh)?;
+            for t in 0..n {
+                out[(t * h + head) * rows..(t * h + head + 1) * rows]
+                    .copy_from_slice(&yh[t * rows..(t + 1) * rows]);
+            }
+        }
+        return Ok(Tensor::from_vec(out, (n, h, rows), &m.opts.device)?);
+    }
+    let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let ids: Vec<u32> = (0..n).flat_map(|_| 0..h as u32).collect();
+    let mut ys = vec![0f32; n * h * rows];
+    matvec_indexed_with(mode, w.stacked(&m.gguf), &ids, &xs, &mut ys)?;
+    Ok(Tensor::from_vec(ys, (n, h, rows), &m.opts.device)?)
+}
+
+/// Whether a batch of `n` queries over `t_len` keys runs MLA expanded: past the size where it
+/// does fewer multiply-adds than the absorbed form, and with its per-head keys and values
+/// (`H·T·(nope + v)` f32, twice over while transposed) within 1 GiB.
+fn expand_mla(m: &Model, n: usize, t_len: usize) -> bool {
+    let c = &m.config;
+    if m.opts.mla_expand_from <= 1 {
+        return n >= 2;
+    }
+    let absorbed = 2 * c.kv_lora + c.qk_rope;
+    let expanded = c.qk_nope + c.qk_rope + c.v_head;
+    if absorbed <= expanded {
+        return false;
+    }
+    let pays_from = c.kv_lora * (c.qk_nope + c.v_head) / (absorbed - expanded) + 1;
+    let bytes = c.n_head * t_len * (c.qk_nope + c.v_head) * 4 * 2;
+    n >= m.opts.mla_expand_from.max(pays_from) && bytes <= 1 << 30
+}
+
+/// MLA in expanded form for a long batch: per head, keys `c_kv·K_b[h]` and values
+/// `c_kv·V_b[h]ᵀ` from the latent cache, then ordinary attention. Per layer about
+/// `T·H·kv_lora·(nope + v) + n·T·H·(nope + rope + v)` multiply-adds against the absorbed
+/// form's `n·T·H·(2·kv_lora + rope)`. Returns the heads' outputs `[n, H·v_head]`.
+fn expanded_mla(
+    m: &Model,
+    lw: &MlaWeights,
+    q_nope: &Tensor,
+    q_pe: &Tensor,
+    keys: &Tensor,
+    mask: &Tensor,
+) -> Result<Tensor, GlmError> {
+    let c = &m.config;
+    let (n, nh, _) = q_nope.dims3()?;
+    let t_len = keys.dim(0)?;
+    let heads = |w: &QTensor, rows: usize, cols: usize| -> Result<Tensor, GlmError> {
+        let v = localglm_quants::dequant::dequantize_to_vec(
+            w.ty(),
+            w.bytes(&m.gguf),
+            nh * rows * cols,
+        )?;
+        Ok(Tensor::from_vec(v, (nh, rows, cols), &m.opts.device)?)
+    };
+    // All heads in one product each: [kv_lora, H·nope] and [kv_lora, H·v_head].
+    let k_b = heads(&lw.k_b, c.kv_lora, c.qk_nope)? // [H, kv_lora, nope]
+        .transpose(0, 1)?
+        .contiguous()?
+        .reshape((c.kv_lora, nh * c.qk_nope))?;
+    let v_b = heads(&lw.v_b, c.v_head, c.kv_lora)? // [H, v_head, kv_lora]
+        .transpose(0, 2)?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((c.kv_lora, nh * c.v_head))?; // [kv_lora, H·v_head]
+    let latent = keys.narrow(1, 0, c.kv_lora)?.contiguous()?; // [T, kv_lora]
+    let per_head = |t: Tensor, d: usize| -> Result<Tensor, GlmError> {
+        Ok(t.reshape((t_len, nh, d))?.transpose(0, 1)?.contiguous()?)
+    };
+    let k_nope = per_head(latent.matmul(&k_b)?, c.qk_nope)?; // [H, T, nope]
+    let values = per_head(latent.matmul(&v_b)?, c.v_head)?; // [H, T, v_head]
+    let k_pe = keys
+        .narrow(1, c.kv_lora, c.qk_rope)?
+        .t()?
+        .contiguous()?
+        .unsqueeze(0)?
+        .broadcast_as((nh, c.qk_rope, t_len))?
+        .contiguous()?; // [H, rope, T]
+    let qn = q_nope.transpose(0, 1)?.contiguous()?; // [H, n, nope]
+    let qp = q_pe.transpose(0, 1)?.contiguous()?; // [H, n, rope]
+    let scores = (qn.matmul(&k_nope.transpose(1, 2)?.contiguous()?)? + qp.matmul(&k_pe)?)?;
+    let scores = (scores * c.attn_scale() as f64)?.broadcast_add(&mask.unsqueeze(0)?)?;
+    let probs = candle_nn::ops::softmax_last_dim(&scores)?; // [H, n, T]
+    let o = probs.matmul(&values)?; // [H, n, v_head]
+    Ok(o.transpose(0, 1)?
+        .contiguous()?
+        .reshape((n, nh * c.v_head))?)
+}
+
+/// MLA over `keys` (`[T, kv_lora + rope]`) for the queries `q` (`[n, H·(nope + rope)]`) under
+/// `mask` (`[n, T]`): absorbed, or expanded for long batches.
+pub(crate) fn mla(
+    m: &Model,
+    lw: &MlaWeights,
+    q: &Tensor,
+    keys: &Tensor,
+    mask: &Tensor,
+) -> Result<Tensor, GlmError> {
+    let c = &m.config;
+    let (n, nh, t_len) = (q.dim(0)?, c.n_head, keys.dim(0)?);
+    let q = q.reshape((n, nh, c.qk_nope + c.qk_rope))?;
+    let q_nope = q.narrow(2, 0, c.qk_nope)?;
+    let q_pe = q.narrow(2, c.qk_nope, c.qk_rope)?;
+    if expand_mla(m, n, t_len) {
+        return expanded_mla(m, lw, &q_nope, &q_pe, keys, mask);
+    }
+    // Absorbed MLA: q̃_h = K_b[h]·q_nope_h; scores over [c_kv ; k_pe]; values = c_kv.
+    let q_abs = per_head(m, &lw.k_b, &q_nope.contiguous()?)?; // [n, H, kv_lora]
+    let qf = Tensor::cat(&[&q_abs, &q_pe], 2)?.reshape((n * nh, c.kv_width()))?;
+    let scores = (qf.matmul(&keys.t()?)? * c.attn_scale() as f64)?.reshape((n, nh, t_len))?;
+    let scores = scores.broadcast_add(&mask.unsqueeze(1)?)?;
+    let probs = candle_nn::ops::softmax_last_dim(&scores)?.reshape((n * nh, t_len))?;
+    let values = keys.narrow(1, 0, c.kv_lora)?;
+    let o_lat = probs.matmul(&values)?.reshape((n, nh, c.kv_lora))?;
+    Ok(per_head(m, &lw.v_b, &o_lat)?.reshape((n, nh * c.v_head))?)
+}
