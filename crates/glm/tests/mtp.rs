@@ -551,3 +551,65 @@ fn on_quantized_weights_verification_equals_decode_and_greedy_drafting_changes_n
         assert_eq!(got[..n], want[..n], "{k} drafts");
     }
 }
+
+/// The same on the GPU backend (lavapipe in CI), all on the device and with every layer's
+/// experts in RAM (int8 there, the app's default): a verification pass of 2–4 tokens gives the
+/// logits of decoding them one at a time exactly, and greedy drafting changes no token.
+#[test]
+fn on_the_gpu_with_quantized_weights_verification_equals_decode() {
+    let Some(gpu) = gpu() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = q8_copy(dir.path());
+    let prompt = cases("tiny-f32").remove(0).tokens;
+    for cpu_moe in [0, 99] {
+        let model = Model::open(
+            &path,
+            RuntimeOptions {
+                activations: Activations::Int8,
+                kv_type: KvType::F16,
+                mtp: true,
+                gpu: Some(GpuPlacement {
+                    gpu: gpu.clone(),
+                    cpu_moe,
+                    progress: None,
+                }),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut cache = model.new_cache();
+        model.forward(&prompt, &mut cache, Logits::Last).unwrap();
+        let base = cache.len();
+        let next = [5u32, 17, 42, 99];
+        let one_by_one: Vec<Vec<f32>> = next
+            .iter()
+            .map(|&t| {
+                model
+                    .forward(&[t], &mut cache, Logits::Last)
+                    .unwrap()
+                    .remove(0)
+            })
+            .collect();
+        for n in 2..=4 {
+            cache.truncate(base);
+            let batch = model.forward(&next[..n], &mut cache, Logits::All).unwrap();
+            for (t, (b, o)) in batch.iter().zip(&one_by_one).enumerate() {
+                let worst = b
+                    .iter()
+                    .zip(o)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0f32, f32::max);
+                assert!(
+                    b == o,
+                    "{cpu_moe}: a pass of {n}, position {t}: max |Δ| {worst}"
+                );
+            }
+        }
+        let n = 60;
+        let plain = Drafting::Fixed(0);
+        let (want, _) = generate(&model, &mut model.new_cache(), &prompt, n, plain, greedy());
+        let three = Drafting::Fixed(3);
+        let (got, _) = generate(&model, &mut model.new_cache(), &prompt, n, three, greedy());
+        assert_eq!(got[..n], want[..n], "{cpu_moe}: 3 drafts");
+    }
+}
