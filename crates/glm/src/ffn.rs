@@ -7,7 +7,7 @@ use crate::config::Gating;
 use crate::model::{LayerVecs, Model};
 use crate::weights::{GateUp, MoeWeights, QTensor};
 use crate::GlmError;
-use localglm_quants::{matmul_with, matvec_indexed_with};
+use localglm_quants::{matmul_batched_with, matvec_indexed_with};
 
 impl Model {
     /// The routed experts on the CPU kernels: `out[t] += Σ_j w_j · expert_j(xs[t])`, the
@@ -101,12 +101,21 @@ impl Model {
             let mut u = vec![0f32; ne * f];
             match &m.gate_up {
                 GateUp::Separate { gate, up } => {
-                    matmul_with(mode, gate.ty(), slice(gate, e, f)?, f, d, &xe, ne, &mut g)?;
-                    matmul_with(mode, up.ty(), slice(up, e, f)?, f, d, &xe, ne, &mut u)?;
+                    matmul_batched_with(
+                        mode,
+                        gate.ty(),
+                        slice(gate, e, f)?,
+                        f,
+                        d,
+                        &xe,
+                        ne,
+                        &mut g,
+                    )?;
+                    matmul_batched_with(mode, up.ty(), slice(up, e, f)?, f, d, &xe, ne, &mut u)?;
                 }
                 GateUp::Fused(gu) => {
                     let mut both = vec![0f32; ne * 2 * f];
-                    matmul_with(
+                    matmul_batched_with(
                         mode,
                         gu.ty(),
                         slice(gu, e, 2 * f)?,
@@ -127,7 +136,7 @@ impl Model {
                 *gv = silu(*gv) * uv;
             }
             let mut y = vec![0f32; ne * d];
-            matmul_with(
+            matmul_batched_with(
                 mode,
                 m.down.ty(),
                 slice(&m.down, e, d)?,

@@ -38,8 +38,8 @@ pub use dequant::{
 };
 pub use experts::{matvec_indexed, matvec_indexed_with, Experts};
 pub use kernels::{
-    matmul, matmul_with, matvec, matvec_many_with, matvec_with, Activations, MatvecPart,
-    MATVEC_UP_TO,
+    matmul, matmul_batched_with, matmul_with, matvec, matvec_many_with, matvec_with, Activations,
+    MatvecPart, MATVEC_UP_TO,
 };
 pub use kv::KvType;
 pub use types::GgmlType;
