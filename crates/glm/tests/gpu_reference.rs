@@ -8,12 +8,12 @@
 //! Without any adapter the tests say so and pass, unless `LOCALGLM_REQUIRE_GPU=1`.
 
 use localglm_glm::{GpuPlacement, KvType, Logits, Model, RuntimeOptions};
-use localglm_gpu::{Gpu, GpuOptions};
+use localglm_gpu::Gpu;
 use localglm_quants::Activations;
 use std::sync::Arc;
 
 mod common;
-use common::{cases, compare, fixture, gpu, prefill_and_decode, Case};
+use common::{cases, compare, fixture, gpu, own_gpu, prefill_and_decode, Case};
 
 fn open(stem: &str, kv_type: KvType, placement: Option<GpuPlacement>) -> Model {
     Model::open(
@@ -26,18 +26,6 @@ fn open(stem: &str, kv_type: KvType, placement: Option<GpuPlacement>) -> Model {
         },
     )
     .unwrap()
-}
-
-/// A device of its own, for tests that read its counters (the others share one and run in
-/// parallel).
-fn own_gpu() -> Arc<Gpu> {
-    Arc::new(
-        Gpu::new(&GpuOptions {
-            allow_software: true,
-            ..GpuOptions::default()
-        })
-        .unwrap(),
-    )
 }
 
 fn on_gpu(gpu: &Arc<Gpu>, cpu_moe: usize) -> Option<GpuPlacement> {

@@ -11,7 +11,7 @@ use localglm_glm::{GpuPlacement, KvCache, KvType, Logits, Model, RuntimeOptions}
 use localglm_quants::Activations;
 
 mod common;
-use common::{cases, compare, fixture, gpu};
+use common::{cases, compare, fixture, gpu, own_gpu};
 
 fn open(activations: Activations, kv_type: KvType, mtp: bool) -> Model {
     Model::open(
@@ -481,10 +481,10 @@ fn q8_copy(dir: &std::path::Path) -> std::path::PathBuf {
 }
 
 /// With quantized weights and int8 activations (the app's default), a verification pass of
-/// k+1 ≤ 4 tokens gives exactly the logits of decoding them one at a time — before
-/// `MATVEC_UP_TO` = 4 its products took the GEMM, on another activation grid, and moved int8
-/// logits enough to flip greedy near-ties (up to ~1 on the GLM bench model) — so greedy drafting
-/// changes no token there either.
+/// k+1 ≤ 4 tokens gives exactly the logits of decoding them one at a time — before, its weight
+/// products took the GEMM (another activation grid) and its MLA and indexer candle matmuls
+/// blocked by the number of queries, which moved int8 logits enough to flip greedy near-ties
+/// (up to ~1 on the GLM bench model) — so greedy drafting changes no token there either.
 #[test]
 fn on_quantized_weights_verification_equals_decode_and_greedy_drafting_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -499,23 +499,27 @@ fn on_quantized_weights_verification_equals_decode_and_greedy_drafting_changes_n
     )
     .unwrap();
     assert!(model.has_mtp());
+    verification_equals_decode(&model, "CPU", 160, &[2, 3]);
+}
+
+/// Passes of 2–4 tokens after the first case's prompt give exactly the logits of decoding
+/// them one at a time, and greedy generation of `n` tokens with each of `drafts` equals it
+/// without drafting.
+fn verification_equals_decode(model: &Model, what: &str, n: usize, drafts: &[usize]) {
     let prompt = cases("tiny-f32").remove(0).tokens;
     let mut cache = model.new_cache();
     model.forward(&prompt, &mut cache, Logits::Last).unwrap();
     let base = cache.len();
     let next = [5u32, 17, 42, 99];
-    let one_by_one: Vec<Vec<f32>> = next
-        .iter()
-        .map(|&t| {
-            model
-                .forward(&[t], &mut cache, Logits::Last)
-                .unwrap()
-                .remove(0)
-        })
-        .collect();
-    for n in 2..=4 {
+    let mut one_by_one = Vec::new();
+    for &t in &next {
+        one_by_one.extend(model.forward(&[t], &mut cache, Logits::Last).unwrap());
+    }
+    for len in 2..=4 {
         cache.truncate(base);
-        let batch = model.forward(&next[..n], &mut cache, Logits::All).unwrap();
+        let batch = model
+            .forward(&next[..len], &mut cache, Logits::All)
+            .unwrap();
         for (t, (b, o)) in batch.iter().zip(&one_by_one).enumerate() {
             let worst = b
                 .iter()
@@ -524,31 +528,17 @@ fn on_quantized_weights_verification_equals_decode_and_greedy_drafting_changes_n
                 .fold(0f32, f32::max);
             assert!(
                 b == o,
-                "a pass of {n} tokens, position {t}: max |Δ| {worst}"
+                "{what}: a pass of {len}, position {t}: max |Δ| {worst}"
             );
         }
     }
-
-    let n = 160;
-    let (want, _) = generate(
-        &model,
-        &mut model.new_cache(),
-        &prompt,
-        n,
-        Drafting::Fixed(0),
-        greedy(),
-    );
-    for k in [2, 3] {
-        let (got, stats) = generate(
-            &model,
-            &mut model.new_cache(),
-            &prompt,
-            n,
-            Drafting::Fixed(k),
-            greedy(),
-        );
+    let plain = Drafting::Fixed(0);
+    let (want, _) = generate(model, &mut model.new_cache(), &prompt, n, plain, greedy());
+    for &k in drafts {
+        let draft = Drafting::Fixed(k);
+        let (got, stats) = generate(model, &mut model.new_cache(), &prompt, n, draft, greedy());
         assert!(stats.rounds > 0);
-        assert_eq!(got[..n], want[..n], "{k} drafts");
+        assert_eq!(got[..n], want[..n], "{what}: {k} drafts");
     }
 }
 
@@ -557,10 +547,13 @@ fn on_quantized_weights_verification_equals_decode_and_greedy_drafting_changes_n
 /// logits of decoding them one at a time exactly, and greedy drafting changes no token.
 #[test]
 fn on_the_gpu_with_quantized_weights_verification_equals_decode() {
-    let Some(gpu) = gpu() else { return };
+    if gpu().is_none() {
+        return;
+    }
+    // Not the shared device: the other GPU test here counts what one token reads back.
+    let gpu = own_gpu();
     let dir = tempfile::tempdir().unwrap();
     let path = q8_copy(dir.path());
-    let prompt = cases("tiny-f32").remove(0).tokens;
     for cpu_moe in [0, 99] {
         let model = Model::open(
             &path,
@@ -577,39 +570,11 @@ fn on_the_gpu_with_quantized_weights_verification_equals_decode() {
             },
         )
         .unwrap();
-        let mut cache = model.new_cache();
-        model.forward(&prompt, &mut cache, Logits::Last).unwrap();
-        let base = cache.len();
-        let next = [5u32, 17, 42, 99];
-        let one_by_one: Vec<Vec<f32>> = next
-            .iter()
-            .map(|&t| {
-                model
-                    .forward(&[t], &mut cache, Logits::Last)
-                    .unwrap()
-                    .remove(0)
-            })
-            .collect();
-        for n in 2..=4 {
-            cache.truncate(base);
-            let batch = model.forward(&next[..n], &mut cache, Logits::All).unwrap();
-            for (t, (b, o)) in batch.iter().zip(&one_by_one).enumerate() {
-                let worst = b
-                    .iter()
-                    .zip(o)
-                    .map(|(x, y)| (x - y).abs())
-                    .fold(0f32, f32::max);
-                assert!(
-                    b == o,
-                    "{cpu_moe}: a pass of {n}, position {t}: max |Δ| {worst}"
-                );
-            }
-        }
-        let n = 60;
-        let plain = Drafting::Fixed(0);
-        let (want, _) = generate(&model, &mut model.new_cache(), &prompt, n, plain, greedy());
-        let three = Drafting::Fixed(3);
-        let (got, _) = generate(&model, &mut model.new_cache(), &prompt, n, three, greedy());
-        assert_eq!(got[..n], want[..n], "{cpu_moe}: 3 drafts");
+        verification_equals_decode(
+            &model,
+            &format!("GPU, {cpu_moe} expert layers in RAM"),
+            60,
+            &[3],
+        );
     }
 }

@@ -31,6 +31,18 @@ pub fn gpu() -> Option<Arc<Gpu>> {
     .clone()
 }
 
+/// A device of its own, for tests that read its counters (the others share one and run in
+/// parallel) — or that must not disturb a test that does.
+pub fn own_gpu() -> Arc<Gpu> {
+    Arc::new(
+        Gpu::new(&GpuOptions {
+            allow_software: true,
+            ..GpuOptions::default()
+        })
+        .unwrap(),
+    )
+}
+
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
