@@ -20,8 +20,10 @@ use std::sync::Arc;
 /// per-head and expert products as indexed mat-vecs, one parallel call for every token's heads
 /// or experts, rather than one batched product per head or expert: for so few tokens the
 /// batched form re-reads little and forks and joins once per head or expert (a 2-token pass
-/// cost 3.1× a 1-token one on the mid bench model).
-pub(crate) const SMALL_BATCH: usize = 4;
+/// cost 3.1× a 1-token one on the mid bench model). The dense products of such a batch are
+/// each token's own mat-vec too (`MATVEC_UP_TO`, the same bound), so the batch is bit for bit
+/// decode.
+pub(crate) const SMALL_BATCH: usize = localglm_quants::MATVEC_UP_TO;
 
 pub use localglm_quants::KvType;
 

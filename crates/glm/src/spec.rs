@@ -57,8 +57,10 @@ pub fn expected_tokens(acceptance: f64, drafts: usize) -> f64 {
     (0..=drafts).map(|j| acceptance.powi(j as i32)).sum()
 }
 
-/// The most tokens a fixed setting may draft.
-pub const MAX_DRAFT: usize = 8;
+/// The most tokens a fixed setting may draft: a verification pass of up to `SMALL_BATCH` tokens
+/// gives each position exactly decode's logits (weight products as each token's mat-vec,
+/// attention and indexer per query), which keeps greedy drafting's text that of no drafting.
+pub const MAX_DRAFT: usize = crate::model::SMALL_BATCH - 1;
 
 /// A `--mtp` / setting value that is not `auto`, `off` or a draft count.
 #[derive(Debug, thiserror::Error)]
