@@ -18,6 +18,7 @@ mod experts;
 mod gemm512;
 pub mod kernels;
 mod kv;
+mod matmul;
 mod neon;
 mod prefetch;
 pub mod q8;
@@ -37,11 +38,9 @@ pub use dequant::{
     bf16_to_f32, dequantize_block, dequantize_row, dequantize_to_vec, f16_to_f32, QK, QK_K,
 };
 pub use experts::{matvec_indexed, matvec_indexed_with, Experts};
-pub use kernels::{
-    matmul, matmul_batched_with, matmul_with, matvec, matvec_many_with, matvec_with, Activations,
-    MatvecPart, MATVEC_UP_TO,
-};
+pub use kernels::{matvec, matvec_many_with, matvec_with, Activations, MatvecPart};
 pub use kv::KvType;
+pub use matmul::{matmul, matmul_batched_with, matmul_with, MATVEC_UP_TO};
 pub use types::GgmlType;
 
 /// What can go wrong when sizing or decoding GGML data.

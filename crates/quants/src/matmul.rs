@@ -1,0 +1,222 @@
+//! Batched products `Y = X·Wᵀ` (prefill, verification passes): a few tokens as each token's
+//! own mat-vec row group by row group (bit for bit decode's numbers), more on the batched
+//! kernels — the AVX-512 VNNI GEMM (`gemm512`), the int8 multi-vector rows, or f32 — with
+//! every weight row decoded once for the batch.
+
+use crate::decode_i8 as di8;
+use crate::kernels::{
+    activation, check, check_len, rows_dispatch, rows_multi_dispatch, task_rows, Activations,
+    PARALLEL_MIN_WEIGHTS, ROWS_PER_TASK,
+};
+use crate::q8::Q8Act;
+use crate::{GgmlType, QuantError};
+use rayon::prelude::*;
+
+/// `Y = X·Wᵀ` for a batch: `xs` is `n × cols` (row-major), `ys` is `n × rows`.
+/// Each weight row is dotted with all `n` vectors while it is hot in cache.
+pub fn matmul(
+    ty: GgmlType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    xs: &[f32],
+    n: usize,
+    ys: &mut [f32],
+) -> Result<(), QuantError> {
+    matmul_with(Activations::default(), ty, w, rows, cols, xs, n, ys)
+}
+
+/// Batches up to this many tokens run [`matmul_with`] as the single-token mat-vec of each
+/// token, row group by row group (see [`matvec_tokens`]): exactly the numbers decoding the
+/// tokens one at a time gives — which a speculative verification pass must reproduce for greedy
+/// drafting to change nothing — with each weight read from memory once.
+pub const MATVEC_UP_TO: usize = 4;
+
+/// [`matmul`] with an explicit activation mode.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_with(
+    mode: Activations,
+    ty: GgmlType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    xs: &[f32],
+    n: usize,
+    ys: &mut [f32],
+) -> Result<(), QuantError> {
+    matmul_from(MATVEC_UP_TO, mode, ty, w, rows, cols, xs, n, ys)
+}
+
+/// [`matmul_with`] for products whose tokens need not get decode's numbers (a prefill's
+/// per-expert products): the batched kernels from 3 tokens, where for most block types they
+/// outrun per-token mat-vecs (IQ2_XXS at 4 tokens, one thread: 16.8 against 11.8 G
+/// multiply-adds/s), on their own activation grid.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_batched_with(
+    mode: Activations,
+    ty: GgmlType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    xs: &[f32],
+    n: usize,
+    ys: &mut [f32],
+) -> Result<(), QuantError> {
+    matmul_from(2, mode, ty, w, rows, cols, xs, n, ys)
+}
+
+/// The product, with batches of up to `per_token` tokens as each token's mat-vec.
+#[allow(clippy::too_many_arguments)]
+fn matmul_from(
+    per_token: usize,
+    mode: Activations,
+    ty: GgmlType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    xs: &[f32],
+    n: usize,
+    ys: &mut [f32],
+) -> Result<(), QuantError> {
+    let row_bytes = check(ty, w, rows, cols)?;
+    check_len("xs", xs.len(), n * cols)?;
+    check_len("ys", ys.len(), n * rows)?;
+    if n <= per_token {
+        // The GEMMs tile tokens in panels (16 on AVX-512) on their own activation grid: a few
+        // tokens paid for a panel's work (1.5–9× a mat-vec's time per token at 2 tokens,
+        // `localglm bench quants --batch 2`), and their int8 logits differed from decode's by
+        // up to ~1 on the GLM bench model, enough to flip greedy near-ties.
+        matvec_tokens(mode, ty, w, row_bytes, cols, xs, ys);
+        return Ok(());
+    }
+    #[cfg(target_arch = "x86_64")]
+    if mode == Activations::Int8 && crate::simd512::available() && cols.is_multiple_of(32) {
+        if let Some(group) = crate::gemm512::group_size(ty) {
+            // Register-tiled VNNI GEMM: activations packed once in 16-token panels.
+            let panels: Vec<crate::gemm512::Panel> = xs
+                .par_chunks(crate::gemm512::PANEL * cols)
+                .map(|c| {
+                    // WORKAROUND: `simd512::available()` detected the features just above.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        crate::gemm512::Panel::new(c, cols, group, di8::has_bias(ty))
+                    }
+                })
+                .collect();
+            transposed_tasks(w, row_bytes, rows, cols, n, ys, |yc, wc| {
+                // WORKAROUND: `simd512::available()` detected the features just above.
+                #[allow(unsafe_code)]
+                unsafe {
+                    crate::gemm512::rows_times_panels(ty, wc, row_bytes, cols, &panels, yc)
+                }
+            });
+            return Ok(());
+        }
+    }
+    if mode == Activations::Int8 && di8::supports(ty) {
+        // Integer path: every weight block is decoded once for the whole batch.
+        let acts: Vec<Q8Act> = xs.chunks_exact(cols).map(Q8Act::new).collect();
+        transposed_tasks(w, row_bytes, rows, cols, n, ys, |yc, wc| {
+            rows_multi_dispatch(ty, wc, row_bytes, &acts, yc)
+        });
+        return Ok(());
+    }
+    let acts: Vec<Option<Q8Act>> = xs
+        .chunks_exact(cols)
+        .map(|xv| activation(ty, mode, xv))
+        .collect();
+    transposed_tasks(w, row_bytes, rows, cols, n, ys, |yc, wc| {
+        let mut col = vec![0f32; yc.len() / n];
+        for (t, xv) in xs.chunks_exact(cols).enumerate() {
+            rows_dispatch(ty, wc, row_bytes, xv, acts[t].as_ref(), &mut col);
+            for (r, v) in col.iter().enumerate() {
+                yc[r * n + t] = *v;
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Runs `task(out_rows × n, weight_rows)` over row chunks (in parallel when large) on the
+/// transposed output (rows × n, so each task owns a contiguous block), then writes `ys` as
+/// n × rows.
+#[allow(clippy::too_many_arguments)]
+fn transposed_tasks(
+    w: &[u8],
+    row_bytes: usize,
+    rows: usize,
+    cols: usize,
+    n: usize,
+    ys: &mut [f32],
+    task: impl Fn(&mut [f32], &[u8]) + Sync,
+) {
+    let mut yt = vec![0f32; rows * n];
+    if rows * cols * n < PARALLEL_MIN_WEIGHTS {
+        task(&mut yt, w);
+    } else {
+        yt.par_chunks_mut(ROWS_PER_TASK * n)
+            .zip(w.par_chunks(row_bytes * ROWS_PER_TASK))
+            .for_each(|(yc, wc)| task(yc, wc));
+    }
+    // Back to n × rows, in blocks of 16 tokens × 64 rows (both sides touch whole cache lines),
+    // one task per 16 tokens when large.
+    let block = |(c, yc): (usize, &mut [f32])| {
+        let t0 = c * 16;
+        for r0 in (0..rows).step_by(64) {
+            for (dt, yt_row) in yc.chunks_exact_mut(rows).enumerate() {
+                let t = t0 + dt;
+                for (r, y) in yt_row.iter_mut().enumerate().skip(r0).take(64) {
+                    *y = yt[r * n + t];
+                }
+            }
+        }
+    };
+    if rows * n < PARALLEL_MIN_WEIGHTS / 16 {
+        ys.chunks_mut(16 * rows).enumerate().for_each(block);
+    } else {
+        ys.par_chunks_mut(16 * rows).enumerate().for_each(block);
+    }
+}
+
+/// The mat-vecs of a few tokens (`xs` n × cols into `ys` n × rows, checked): each row chunk
+/// of `kernels::matvec_rows`'s tasks is run for every token while it is in cache, with the same
+/// kernel, chunking and activation quantization as one token's mat-vec, so each token's
+/// output is bit-identical to its own [`crate::matvec_with`].
+fn matvec_tokens(
+    mode: Activations,
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    cols: usize,
+    xs: &[f32],
+    ys: &mut [f32],
+) {
+    let rows = w.len() / row_bytes;
+    let tokens: Vec<(&[f32], Option<Q8Act>)> = xs
+        .chunks_exact(cols)
+        .map(|x| (x, activation(ty, mode, x)))
+        .collect();
+    let per = if rows * cols < PARALLEL_MIN_WEIGHTS {
+        rows
+    } else {
+        task_rows(rows, cols)
+    };
+    let mut outs: Vec<_> = ys
+        .chunks_exact_mut(rows)
+        .map(|y| y.chunks_mut(per))
+        .collect();
+    let tasks: Vec<(Vec<&mut [f32]>, &[u8])> = w
+        .chunks(row_bytes * per)
+        .map(|wc| (outs.iter_mut().filter_map(Iterator::next).collect(), wc))
+        .collect();
+    let run = |(yc, wc): (Vec<&mut [f32]>, &[u8])| {
+        for ((x, act), y) in tokens.iter().zip(yc) {
+            rows_dispatch(ty, wc, row_bytes, x, act.as_ref(), y);
+        }
+    };
+    if tasks.len() == 1 {
+        tasks.into_iter().for_each(run);
+    } else {
+        crate::team::for_each(tasks, run);
+    }
+}
