@@ -355,7 +355,7 @@ pub async fn quant_catalog(request: FitRequest) -> Result<QuantCatalog, AppError
     tauri::async_runtime::spawn_blocking(move || localglm_planner::view::quant_catalog(&request))
         .await
         .expect("planner does not panic")
-        .map_err(|e| AppError::new(ErrorKind::NotFound, e))
+        .map_err(|e| AppError::new(ErrorKind::NotFound, e.to_string()))
 }
 
 /// One catalog quant's plan (e.g. with the expert-offload slider's placement).

@@ -6,7 +6,7 @@
 //! architecture; a file that lacks a key is told apart by its training context, as llama.cpp
 //! does (`n_ctx_train < 1048576` ⇒ every indexer layer full).
 
-use crate::Value;
+use crate::{GgufError, Value};
 
 /// The training context from which a file without `indexer.types` takes GLM-5.2's layout.
 pub const GLM52_CTX: u64 = 1_048_576;
@@ -38,7 +38,8 @@ pub fn indexer_types(
     value: Option<&Value>,
     n_layer: usize,
     ctx_train: u64,
-) -> Result<Vec<bool>, String> {
+) -> Result<Vec<bool>, GgufError> {
+    let bad = |m: String| GgufError::Metadata(m);
     let types = match value {
         Some(Value::Array(a)) => {
             let v: Vec<bool> = a
@@ -53,21 +54,28 @@ pub fn indexer_types(
                     other => other.as_bool(),
                 })
                 .collect::<Option<_>>()
-                .ok_or("attention.indexer.types holds values other than full/shared or flags")?;
+                .ok_or_else(|| {
+                    bad(
+                        "attention.indexer.types holds values other than full/shared or flags"
+                            .into(),
+                    )
+                })?;
             if v.len() < n_layer {
-                return Err(format!(
+                return Err(bad(format!(
                     "attention.indexer.types has {} entries for {n_layer} layers",
                     v.len()
-                ));
+                )));
             }
             v[..n_layer].to_vec()
         }
-        Some(_) => return Err("attention.indexer.types is not an array".into()),
+        Some(_) => return Err(bad("attention.indexer.types is not an array".into())),
         None if ctx_train >= GLM52_CTX => glm52_indexer_types(n_layer),
         None => vec![true; n_layer],
     };
     if types.first() == Some(&false) {
-        return Err("layer 0 is a shared indexer layer, but no earlier full layer exists".into());
+        return Err(bad(
+            "layer 0 is a shared indexer layer, but no earlier full layer exists".into(),
+        ));
     }
     Ok(types)
 }
@@ -136,7 +144,9 @@ mod tests {
             (strings(&["shared", "full"]), 2, "no earlier full layer"),
             (Value::U32(1), 2, "not an array"),
         ] {
-            let e = indexer_types(Some(&v), n, GLM52_CTX).unwrap_err();
+            let e = indexer_types(Some(&v), n, GLM52_CTX)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(want), "{e}");
         }
     }

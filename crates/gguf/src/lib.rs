@@ -46,6 +46,9 @@ pub enum GgufError {
     Split(String),
     #[error("no tensor named {0}")]
     NoSuchTensor(String),
+    /// A metadata value that cannot mean what its key says (e.g. `indexer.types`).
+    #[error("{0}")]
+    Metadata(String),
     #[error("{}: {source}", .path.display())]
     Io {
         path: PathBuf,

@@ -189,7 +189,7 @@ impl GlmConfig {
                 n_layer,
                 ctx_train as u64,
             )
-            .map_err(GlmError::Load)?
+            .map_err(|e| GlmError::Load(e.to_string()))?
         };
 
         Ok(Self {

@@ -71,6 +71,9 @@ pub enum SpecError {
     /// The header lacks what sizing needs.
     #[error("{0}")]
     Metadata(String),
+    /// A catalog release that is not in the catalog.
+    #[error("No GLM-5.x family named {name}; the catalog has {known}.")]
+    UnknownFamily { name: String, known: String },
 }
 
 fn get<'a>(meta: &'a [(String, Value)], key: &str) -> Option<&'a Value> {
@@ -158,8 +161,7 @@ impl ModelSpec {
                         get(meta, &key("attention.indexer.types")),
                         main_layers as usize,
                         ctx_train,
-                    )
-                    .map_err(SpecError::Metadata)?
+                    )?
                     .iter()
                     .filter(|&&full| full)
                     .count() as u64

@@ -1,6 +1,6 @@
 //! Plans as the app shows them (the IPC types of `localglm-protocol`).
 
-use crate::{catalog, plan, KvType, ModelSpec, Placement, Plan};
+use crate::{catalog, plan, KvType, ModelSpec, Placement, Plan, SpecError};
 use localglm_hardware::Hardware;
 use localglm_protocol::{
     FitBytes, FitFix, FitPlan, FitRequest, MachineSpec, QuantCatalog, QuantRow,
@@ -131,7 +131,7 @@ fn with_mtp(mut spec: ModelSpec, r: &FitRequest) -> ModelSpec {
 
 /// Every quant of the requested GLM-5.x family (`FitRequest::family`, GLM-5.2 by default)
 /// with its (estimated) plan; an unknown family is an error naming the ones there are.
-pub fn quant_catalog(r: &FitRequest) -> Result<QuantCatalog, String> {
+pub fn quant_catalog(r: &FitRequest) -> Result<QuantCatalog, SpecError> {
     let f = requested_family(r)?;
     let hw = hardware(&r.machine);
     let (ctx, kv, _) = settings(r);
@@ -169,14 +169,13 @@ pub fn quant_catalog(r: &FitRequest) -> Result<QuantCatalog, String> {
     })
 }
 
-fn requested_family(r: &FitRequest) -> Result<&'static catalog::Family, String> {
+fn requested_family(r: &FitRequest) -> Result<&'static catalog::Family, SpecError> {
     catalog::family(r.family.as_deref()).ok_or_else(|| {
         let names: Vec<&str> = catalog::FAMILIES.iter().map(|f| f.name).collect();
-        format!(
-            "No GLM-5.x family named {}; the catalog has {}.",
-            r.family.as_deref().unwrap_or_default(),
-            names.join(", ")
-        )
+        SpecError::UnknownFamily {
+            name: r.family.clone().unwrap_or_default(),
+            known: names.join(", "),
+        }
     })
 }
 
