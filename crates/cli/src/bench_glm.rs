@@ -346,6 +346,30 @@ fn mtp_table(model: &Model, prompt: usize, gen: usize, max_k: usize, reps: usize
     Ok(())
 }
 
+/// The cache bytes `gen` decoded tokens after a `prompt`-token prompt need at least: per layer
+/// each key attention keeps (all visible ones, or the indexer's top-k) read once, and once the
+/// context is past the top-k, every indexer key once in each layer that selects.
+fn kv_minimum(model: &Model, prompt: usize, gen: usize) -> u64 {
+    let c = &model.config;
+    let kv = model.options().kv_type;
+    let row = kv.bytes(c.kv_width() as u64);
+    let full = (0..c.n_layer)
+        .filter(|&i| c.indexer_full.get(i).copied().unwrap_or(true))
+        .count() as u64;
+    (prompt + 1..=prompt + gen)
+        .map(|t| {
+            let sparse = c.has_indexer() && t > c.idx_topk;
+            let kept = if sparse { c.idx_topk } else { t } as u64;
+            let idx = if sparse {
+                full * t as u64 * kv.bytes(c.idx_dim as u64)
+            } else {
+                0
+            };
+            c.n_layer as u64 * kept * row + idx
+        })
+        .sum()
+}
+
 /// Per decoded token on the GPU backend: dispatches, submissions and the bytes moved, against
 /// the minimum the model needs (the weights one token reads). On a software adapter
 /// (lavapipe) these counts, not the times, are what the benchmark measures.
@@ -385,6 +409,12 @@ fn gpu_counts(model: &Model, prompt: usize, gen: usize) -> Result<()> {
         "| weight bytes read on the GPU | {:.0} | {:.3} |",
         per(d.weight_bytes),
         per(d.weight_bytes) / min
+    );
+    let kv_min = kv_minimum(model, tokens.len(), gen) as f64;
+    println!(
+        "| KV cache and indexer key bytes read | {:.0} | {:.2} |",
+        per(d.kv_bytes),
+        d.kv_bytes as f64 / kv_min.max(1.0)
     );
     println!(
         "| bytes uploaded (activations, ids) | {:.0} | — |",

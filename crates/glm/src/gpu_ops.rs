@@ -635,7 +635,8 @@ impl Ops for GpuOps<'_> {
         let qk = c.qk_nope + c.qk_rope;
         let qabs = self.get("qabs", n * nh * c.kv_lora)?;
         let olat = self.get("olat", n * nh * c.kv_lora)?;
-        let scratch = self.get("scratch", n * nh * t_len)?;
+        let words = localglm_gpu::attention_scratch_words(n, nh, c.kv_lora);
+        let scratch = self.get("scratch", words)?;
         let o = self.get("o", n * nh * c.v_head)?;
         let ids = &self.head_ids;
         // Absorbed MLA: q̃ = K_b[h]·q_nope; attention over the latent cache; V_b.
@@ -658,6 +659,7 @@ impl Ops for GpuOps<'_> {
             scratch: &scratch,
             scratch_off: 0,
             mask,
+            selected: c.idx_topk,
             n,
             heads: nh,
             t_len,

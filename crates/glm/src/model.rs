@@ -53,8 +53,8 @@ pub struct RuntimeOptions {
     pub mla_expand_from: usize,
     /// Run the weight products on a GPU (`None`: the CPU kernels).
     pub gpu: Option<crate::gpu::GpuPlacement>,
-    /// The most tokens one pass takes (`0`: as many as keep the attention scores within
-    /// 256 MiB and at most 512 on a GPU, within 1 GiB and at most 4096 on the CPU); a longer
+    /// The most tokens one pass takes (`0`: as many as keep the attention scratch within
+    /// 256 MiB and at most 512 on a GPU, the scores within 1 GiB and at most 4096 on the CPU); a longer
     /// prompt runs as consecutive passes over the growing cache. Tests set it small.
     pub device_chunk: usize,
     /// Load the MTP (NextN) block, where the file has one, and keep its cache in step with the
@@ -319,19 +319,24 @@ impl Model {
 
     /// Tokens per pass for a context of `t_len` (`RuntimeOptions::device_chunk` when set): on
     /// the CPU the scores of the widest attention (MLA or indexer heads; tokens × heads ×
-    /// `t_len` floats) within 1 GiB, at most 4096 tokens; on a GPU the attention scores scratch
-    /// within 256 MiB, at most 512 tokens.
+    /// `t_len` floats) within 1 GiB, at most 4096 tokens; on a GPU the attention scratch within
+    /// 256 MiB, at most 512 tokens — for MLA the chunks' partial results (a fixed size per
+    /// token) and the indexer's scores and selection (2 × `t_len` floats a token), for a dense
+    /// model its scores (heads × `t_len`).
     fn pass_tokens(&self, t_len: usize) -> usize {
-        let (bytes, heads, most) = match self.gpu {
-            Some(_) => (256usize << 20, self.config.n_head, 512),
-            None => (
-                1usize << 30,
-                self.config.n_head.max(self.config.idx_heads),
-                4096,
-            ),
+        let c = &self.config;
+        let t = t_len.max(1);
+        let (bytes, per_token, most) = match (self.gpu.is_some(), c.gqa) {
+            (true, Some(_)) => (256usize << 20, 4 * c.n_head * t, 512),
+            (true, None) => {
+                let idx = if c.has_indexer() { 2 * t } else { 0 };
+                let attn = localglm_gpu::attention_scratch_words(1, c.n_head, c.kv_lora);
+                (256 << 20, 4 * (attn + idx), 512)
+            }
+            (false, _) => (1usize << 30, 4 * c.n_head.max(c.idx_heads) * t, 4096),
         };
         match self.opts.device_chunk {
-            0 => (bytes / (4 * heads.max(1) * t_len.max(1))).clamp(1, most),
+            0 => (bytes / per_token.max(1)).clamp(1, most),
             n => n,
         }
     }

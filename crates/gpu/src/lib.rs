@@ -23,7 +23,7 @@ mod tables;
 pub use adapters::{adapters, find_adapter, AdapterReport};
 pub use host::HostWrap;
 pub use kernels::{all_shader_sources, Kernel, QWeight, GPU_TYPES};
-pub use ops::{cache_words, AttentionArgs, GqaAttentionArgs};
+pub use ops::{attention_scratch_words, cache_words, AttentionArgs, GqaAttentionArgs};
 use submit::{BindCache, Pending, PARAM_SLOTS};
 // `Pool` is defined below.
 
@@ -124,6 +124,7 @@ pub struct Counters {
     dispatches: AtomicU64,
     submissions: AtomicU64,
     weight_bytes: AtomicU64,
+    pub(crate) kv_bytes: AtomicU64,
     upload_bytes: AtomicU64,
     readback_bytes: AtomicU64,
     allocations: AtomicU64,
@@ -140,6 +141,9 @@ pub struct CounterSnapshot {
     pub submissions: u64,
     /// Bytes of weights the dispatched kernels read (each tile of tokens counted).
     pub weight_bytes: u64,
+    /// Bytes of KV cache and indexer keys the attention and indexer kernels load (each
+    /// workgroup's loads counted: one key read by two workgroups counts twice).
+    pub kv_bytes: u64,
     /// Bytes written from the host.
     pub upload_bytes: u64,
     /// Bytes read back to the host.
@@ -160,6 +164,7 @@ impl CounterSnapshot {
             dispatches: self.dispatches - earlier.dispatches,
             submissions: self.submissions - earlier.submissions,
             weight_bytes: self.weight_bytes - earlier.weight_bytes,
+            kv_bytes: self.kv_bytes - earlier.kv_bytes,
             upload_bytes: self.upload_bytes - earlier.upload_bytes,
             readback_bytes: self.readback_bytes - earlier.readback_bytes,
             allocations: self.allocations - earlier.allocations,
@@ -345,6 +350,7 @@ impl Gpu {
             dispatches: c.dispatches.load(Ordering::Relaxed),
             submissions: c.submissions.load(Ordering::Relaxed),
             weight_bytes: c.weight_bytes.load(Ordering::Relaxed),
+            kv_bytes: c.kv_bytes.load(Ordering::Relaxed),
             upload_bytes: c.upload_bytes.load(Ordering::Relaxed),
             readback_bytes: c.readback_bytes.load(Ordering::Relaxed),
             allocations: c.allocations.load(Ordering::Relaxed),

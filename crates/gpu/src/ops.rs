@@ -2,8 +2,10 @@
 //! RMSNorm / LayerNorm, RoPE (adjacent pairs or halves), residual and bias adds, SwiGLU, MoE
 //! routing (sigmoid or softmax scores, bias for selection only, top-k, normalisation, scale) and
 //! the weighted sum of the experts, KV-cache stores in f32 / f16 / bf16 / q8_0, MLA attention in
-//! absorbed form over that cache, a dense model's causal grouped-query attention over `[k ; v]`
-//! rows, and the lightning indexer's scores.
+//! absorbed form over that cache (flash-style: an online softmax over chunks of the keys, the
+//! heads of a group sharing each cache row read, keys the indexer left out never read), a dense
+//! model's causal grouped-query attention over `[k ; v]` rows, and the lightning indexer's
+//! scores.
 //!
 //! Invariants: every op computes in f32 what the CPU path computes (same formulas, same order of
 //! the norm's and the routing's steps); a cache row of `w` values takes
@@ -12,10 +14,44 @@
 
 use crate::{Buffer, Gpu, GpuError};
 use localglm_quants::KvType;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Invocations per workgroup of the ops (`WG` in their shaders).
 const WG: u32 = 64;
+
+/// MLA attention: heads per workgroup (each cache row read serves them all).
+const ATTN_HEADS: usize = 8;
+/// MLA attention: latent columns per invocation, so `kv_lora` ≤ `WG · ATTN_COLS` (512, every
+/// GLM-5.x release's).
+const ATTN_COLS: usize = 8;
+/// MLA attention: the most chunks a query's keys are split into (the partial results merged
+/// after), for parallel work when a batch has few queries (decode).
+pub const ATTN_SPLITS: usize = 8;
+/// MLA attention: the fewest keys in a chunk (a multiple of `WG`).
+const ATTN_CHUNK_MIN: usize = 256;
+
+/// Scratch words [`Gpu::attention`] needs for `n` queries of `heads` heads: each chunk's
+/// partial result (maximum, sum, `kv_lora` weighted values) per query and head.
+pub fn attention_scratch_words(n: usize, heads: usize, kv_lora: usize) -> usize {
+    n * heads * ATTN_SPLITS * (kv_lora + 2)
+}
+
+/// The constants and the chunking rule the attention shaders share: the keys a query sees
+/// (`visible`) in chunks of at least `ATTN_CHUNK_MIN`, whole tiles of `WG`, at most
+/// `ATTN_SPLITS` of them.
+fn attention_consts() -> String {
+    format!(
+        "const HG: u32 = {ATTN_HEADS}u;\nconst CPT: u32 = {ATTN_COLS}u;\n\
+         const HG_TK: u32 = {}u;\nconst HG_CPT: u32 = {}u;\n\
+         const SPLITS: u32 = {ATTN_SPLITS}u;\nconst CHUNK_MIN: u32 = {ATTN_CHUNK_MIN}u;\n\
+         fn chunk_len(visible: u32) -> u32 {{\n    \
+         let per = (visible + SPLITS - 1u) / SPLITS;\n    \
+         return max(CHUNK_MIN, (per + WG - 1u) / WG * WG);\n}}\n",
+        ATTN_HEADS * WG as usize,
+        ATTN_HEADS * ATTN_COLS
+    )
+}
 
 /// One op shader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,6 +64,7 @@ pub(crate) enum Op {
     Combine,
     Store(KvType),
     Attention(KvType),
+    AttentionMerge,
     AttentionGqa(KvType),
     IndexScores(KvType),
     TopK,
@@ -55,6 +92,9 @@ pub(crate) fn op_source(op: Op) -> String {
         Op::Store(KvType::BF16) => s += include_str!("shaders/ops/pack_bf16.wgsl"),
         _ => {}
     }
+    if matches!(op, Op::Attention(_) | Op::AttentionMerge) {
+        s += &attention_consts();
+    }
     s += match op {
         Op::Norm => include_str!("shaders/ops/norm.wgsl"),
         Op::Rope => include_str!("shaders/ops/rope.wgsl"),
@@ -66,6 +106,7 @@ pub(crate) fn op_source(op: Op) -> String {
         Op::Store(KvType::F16 | KvType::BF16) => include_str!("shaders/ops/store_half.wgsl"),
         Op::Store(KvType::Q8_0) => include_str!("shaders/ops/store_q8_0.wgsl"),
         Op::Attention(_) => include_str!("shaders/ops/attention.wgsl"),
+        Op::AttentionMerge => include_str!("shaders/ops/attention_merge.wgsl"),
         Op::AttentionGqa(_) => include_str!("shaders/ops/attention_gqa.wgsl"),
         Op::IndexScores(_) => include_str!("shaders/ops/index_scores.wgsl"),
         Op::TopK => include_str!("shaders/ops/topk.wgsl"),
@@ -85,6 +126,7 @@ pub(crate) fn all_ops() -> Vec<Op> {
         Op::Combine,
         Op::TopK,
         Op::Bucket,
+        Op::AttentionMerge,
     ];
     for kv in [KvType::F32, KvType::F16, KvType::BF16, KvType::Q8_0] {
         ops.extend([
@@ -501,9 +543,25 @@ impl Gpu {
     }
 
     /// MLA attention in absorbed form for `n` queries over a `kv`-typed latent cache of `t_len`
-    /// rows `[c_kv (kv_lora) ; k_pe (rope)]`; see `shaders/ops/attention.wgsl` for the layout.
-    #[allow(clippy::too_many_arguments)]
+    /// rows `[c_kv (kv_lora) ; k_pe (rope)]`: two dispatches, the chunks' partial results into
+    /// the scratch, then their merge into `out`; see `shaders/ops/attention.wgsl`.
     pub fn attention(&self, a: &AttentionArgs<'_>) -> R {
+        let lora_max = WG as usize * ATTN_COLS;
+        if a.kv_lora > lora_max {
+            return Err(GpuError::Shape {
+                what: "MLA latent width (at most 512)",
+                expected: lora_max,
+                actual: a.kv_lora,
+            });
+        }
+        let words = attention_scratch_words(a.n, a.heads, a.kv_lora);
+        if a.scratch_off + words > a.scratch.len() {
+            return Err(GpuError::Shape {
+                what: "MLA attention scratch",
+                expected: a.scratch_off + words,
+                actual: a.scratch.len(),
+            });
+        }
         let p = [
             u(a.n),
             u(a.heads),
@@ -529,13 +587,35 @@ impl Gpu {
             u: Some(a.scratch),
             m: a.mask,
         };
+        let groups = a.heads.div_ceil(ATTN_HEADS);
         self.op(
             Op::Attention(a.kv),
             a.out,
             binds,
             p,
-            (u(a.n), u(a.heads), 1),
-        )
+            (u(a.n), u(groups), ATTN_SPLITS as u32),
+        )?;
+        let binds = Binds {
+            u: Some(a.scratch),
+            ..Default::default()
+        };
+        self.op(Op::AttentionMerge, a.out, binds, p, (u(a.n), u(a.heads), 1))?;
+        // Cache bytes the kernel loads: per head group, each key it keeps once whole (scores)
+        // and its latent part again (values).
+        let row = a.kv.bytes((a.kv_lora + a.rope) as u64) + a.kv.bytes(a.kv_lora as u64);
+        let keys: u64 = (0..a.n)
+            .map(|i| {
+                let visible = (a.p0 + i + 1).min(a.t_len);
+                match a.mask {
+                    Some(_) => visible.min(a.selected) as u64,
+                    None => visible as u64,
+                }
+            })
+            .sum();
+        self.counters
+            .kv_bytes
+            .fetch_add(keys * groups as u64 * row, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Causal grouped-query attention for `n` queries over a `kv`-typed cache of `t_len`
@@ -600,6 +680,13 @@ impl Gpu {
         p0: usize,
         scale: f32,
     ) -> R {
+        if heads > 64 {
+            return Err(GpuError::Shape {
+                what: "indexer heads (at most 64)",
+                expected: 64,
+                actual: heads,
+            });
+        }
         let p = [
             u(n),
             u(heads),
@@ -624,7 +711,12 @@ impl Gpu {
             d: Some(cache),
             ..Default::default()
         };
-        self.flat(Op::IndexScores(kv), out, binds, p, n * t_len)
+        self.flat(Op::IndexScores(kv), out, binds, p, n * t_len)?;
+        self.counters.kv_bytes.fetch_add(
+            visible_keys(n, t_len, p0) * kv.bytes(d as u64),
+            Ordering::Relaxed,
+        );
+        Ok(())
     }
 
     /// The indexer's selection for `n` queries from their scores `[n, t_len]` (at
@@ -696,6 +788,11 @@ impl Gpu {
 
 type R = Result<(), GpuError>;
 
+/// Keys `n` causal queries from position `p0` see in a cache of `t_len` rows, summed.
+fn visible_keys(n: usize, t_len: usize, p0: usize) -> u64 {
+    (0..n).map(|i| (p0 + i + 1).min(t_len) as u64).sum()
+}
+
 /// Arguments of [`Gpu::attention`].
 pub struct AttentionArgs<'a> {
     pub kv: KvType,
@@ -714,11 +811,14 @@ pub struct AttentionArgs<'a> {
     pub cache: &'a Buffer,
     pub key_base: usize,
     pub key_stride: usize,
-    /// Scratch of `n·heads·t_len` words at `scratch_off`.
+    /// Scratch of [`attention_scratch_words`] words at `scratch_off`.
     pub scratch: &'a Buffer,
     pub scratch_off: usize,
-    /// Additive mask `[n, t_len]` (indexer selection), else causal only.
+    /// Additive mask `[n, t_len]` (indexer selection: 0 kept, below -1e29 left out), else
+    /// causal only.
     pub mask: Option<&'a Buffer>,
+    /// Keys the mask keeps per query (the indexer's top-k), for the count of cache bytes read.
+    pub selected: usize,
     pub n: usize,
     pub heads: usize,
     pub t_len: usize,

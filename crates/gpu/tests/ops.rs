@@ -2,7 +2,8 @@
 //! statements of their rules (the whole passes are checked against `transformers` in
 //! `localglm-glm`'s `gpu_reference` and `dense` tests): per query, the top-k visible scores —
 //! ties at the k-th value taken in key order — with negative scores, many ties, rows with fewer
-//! visible keys than k, and long rows; causal GQA over a `[k ; v]` cache.
+//! visible keys than k, and long rows; causal GQA over a `[k ; v]` cache; MLA attention in
+//! absorbed form, chunked, with and without the indexer's mask.
 
 use localglm_gpu::{Gpu, GpuOptions};
 
@@ -130,6 +131,156 @@ fn grouped_query_attention_matches_the_rule() {
                 let g = got[(i * heads + h) * hd + c];
                 assert!((g - want).abs() <= 1e-5, "i {i} h {h} c {c}: {g} vs {want}");
             }
+        }
+    }
+}
+
+fn lcg(seed: u64) -> impl FnMut() -> f32 {
+    let mut seed = seed;
+    move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+}
+
+/// One MLA attention call over an f32 latent cache of `t_len` rows (`n` queries ending at the
+/// cache's end, `heads` heads, the mask `[n, t_len]` if given); returns `[n, heads, lora]`.
+#[allow(clippy::too_many_arguments)]
+fn mla(
+    gpu: &Gpu,
+    cache: &[f32],
+    qabs: &[f32],
+    qpe: &[f32],
+    mask: Option<&[f32]>,
+    n: usize,
+    heads: usize,
+    (lora, rope): (usize, usize),
+    t_len: usize,
+) -> Vec<f32> {
+    let kv = localglm_quants::KvType::F32;
+    let cb = gpu.upload_f32(cache).unwrap();
+    let (qa, qp) = (gpu.upload_f32(qabs).unwrap(), gpu.upload_f32(qpe).unwrap());
+    let mb = mask.map(|m| gpu.upload_f32(m).unwrap());
+    let out = gpu.zeros(n * heads * lora).unwrap();
+    let scratch = gpu
+        .zeros(localglm_gpu::attention_scratch_words(n, heads, lora))
+        .unwrap();
+    gpu.attention(&localglm_gpu::AttentionArgs {
+        kv,
+        out: &out,
+        out_off: 0,
+        qabs: &qa,
+        qabs_off: 0,
+        q: &qp,
+        qpe_off: 0,
+        qpe_token_stride: heads * rope,
+        qpe_head_stride: rope,
+        cache: &cb,
+        key_base: 0,
+        key_stride: lora + rope,
+        scratch: &scratch,
+        scratch_off: 0,
+        mask: mb.as_ref(),
+        selected: t_len,
+        n,
+        heads,
+        t_len,
+        p0: t_len - n,
+        kv_lora: lora,
+        rope,
+        scale: 0.125,
+    })
+    .unwrap();
+    gpu.read_f32(&out).unwrap()
+}
+
+/// MLA attention in absorbed form against the rule in plain Rust: 10 heads (a full group of 8
+/// and a partial one), a latent width under the workgroup's, queries whose keys split into 3
+/// and 8 chunks, and the indexer's mask keeping a scattered subset with whole tiles left out.
+/// A query's output is the same bit for bit whether it runs alone (decode) or in a batch.
+#[test]
+fn mla_attention_matches_the_rule_in_chunks_with_and_without_the_mask() {
+    let Some(gpu) = open() else { return };
+    let (heads, lora, rope) = (10usize, 96usize, 32usize);
+    let w = lora + rope;
+    for (n, t_len, masked) in [(3usize, 700usize, false), (3, 700, true), (2, 2500, true)] {
+        let mut next = lcg(t_len as u64 + n as u64);
+        let cache: Vec<f32> = (0..t_len * w).map(|_| next()).collect();
+        let qabs: Vec<f32> = (0..n * heads * lora).map(|_| 0.6 * next()).collect();
+        let qpe: Vec<f32> = (0..n * heads * rope).map(|_| 0.6 * next()).collect();
+        let p0 = t_len - n;
+        // Kept: about a third of the keys, none in 64..300 (whole tiles), and the last one.
+        let mask: Vec<f32> = (0..n * t_len)
+            .map(|k| {
+                let t = k % t_len;
+                let keep = (!(64..300).contains(&t) && next() < -0.3) || t + 1 == t_len;
+                if keep {
+                    0.0
+                } else {
+                    -1e30
+                }
+            })
+            .collect();
+        let m = masked.then_some(mask.as_slice());
+        let got = mla(&gpu, &cache, &qabs, &qpe, m, n, heads, (lora, rope), t_len);
+        for i in 0..n {
+            let visible = p0 + i + 1;
+            for h in 0..heads {
+                let qa = &qabs[(i * heads + h) * lora..][..lora];
+                let qp = &qpe[(i * heads + h) * rope..][..rope];
+                let kept: Vec<usize> = (0..visible)
+                    .filter(|&t| !masked || mask[i * t_len + t] == 0.0)
+                    .collect();
+                let s: Vec<f32> = kept
+                    .iter()
+                    .map(|&t| {
+                        let row = &cache[t * w..][..w];
+                        let d: f32 = (0..lora).map(|c| qa[c] * row[c]).sum::<f32>()
+                            + (0..rope).map(|c| qp[c] * row[lora + c]).sum::<f32>();
+                        0.125 * d
+                    })
+                    .collect();
+                let mx = s.iter().fold(f32::MIN, |a, &b| a.max(b));
+                let e: Vec<f32> = s.iter().map(|x| (x - mx).exp()).collect();
+                let sum: f32 = e.iter().sum();
+                for c in 0..lora {
+                    let want: f32 = kept
+                        .iter()
+                        .zip(&e)
+                        .map(|(&t, p)| p * cache[t * w + c])
+                        .sum::<f32>()
+                        / sum;
+                    let g = got[(i * heads + h) * lora + c];
+                    assert!(
+                        (g - want).abs() <= 2e-5,
+                        "n {n} T {t_len} mask {masked} i {i} h {h} c {c}: {g} vs {want}"
+                    );
+                }
+            }
+            // The same query alone, as decode runs it: the same bits.
+            let t_i = p0 + i + 1;
+            let one_mask: Vec<f32> = mask[i * t_len..][..t_i].to_vec();
+            let alone = mla(
+                &gpu,
+                &cache[..t_i * w],
+                &qabs[i * heads * lora..][..heads * lora],
+                &qpe[i * heads * rope..][..heads * rope],
+                masked.then_some(one_mask.as_slice()),
+                1,
+                heads,
+                (lora, rope),
+                t_i,
+            );
+            let batch = &got[i * heads * lora..][..heads * lora];
+            assert!(
+                alone
+                    .iter()
+                    .zip(batch)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "n {n} T {t_len} mask {masked}: query {i} alone differs from its batch"
+            );
         }
     }
 }

@@ -1,4 +1,4 @@
-// Lightning-indexer scores, one invocation per (query i, key t):
+// Lightning-indexer scores, one invocation per (query i, key t), at most 64 heads:
 // A[out_off + i·T + t] = Σ_h (w[i,h]·scale)·relu(q[i,h]·k(t)), −∞ past position p0 + i.
 // p0 = (n, heads, d, T)   p1 = (q_off (B), w_off (C), key_base, key_stride)
 // p2 = (out_off, p0, scale bits, 0)
@@ -17,14 +17,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         A[Q.p2.x + idx] = -3.4e38;
         return;
     }
+    // Each key value is read once for all the heads.
+    var s: array<f32, 64>;
+    for (var c = 0u; c < d; c++) {
+        let k = key(Q.p1.z, Q.p1.w, t, c);
+        for (var h = 0u; h < heads; h++) {
+            s[h] += B[Q.p1.x + (i * heads + h) * d + c] * k;
+        }
+    }
     var score = 0.0;
     for (var h = 0u; h < heads; h++) {
-        var s = 0.0;
-        let qb = Q.p1.x + (i * heads + h) * d;
-        for (var c = 0u; c < d; c++) {
-            s += B[qb + c] * key(Q.p1.z, Q.p1.w, t, c);
-        }
-        score += C[Q.p1.y + i * heads + h] * pf(Q.p2.z) * max(s, 0.0);
+        score += C[Q.p1.y + i * heads + h] * pf(Q.p2.z) * max(s[h], 0.0);
     }
     A[Q.p2.x + idx] = score;
 }
