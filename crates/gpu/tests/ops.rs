@@ -224,7 +224,13 @@ fn mla_attention_matches_the_rule_in_chunks_with_and_without_the_mask() {
             })
             .collect();
         let m = masked.then_some(mask.as_slice());
+        let before = gpu.counters();
         let got = mla(&gpu, &cache, &qabs, &qpe, m, n, heads, (lora, rope), t_len);
+        // Counted: per head group (2 here), each query's visible keys (the test's `selected`
+        // is the whole cache), a whole f32 row for the scores and its latent part again.
+        let loaded = gpu.counters().since(&before).kv_bytes;
+        let visible: usize = (0..n).map(|i| p0 + i + 1).sum();
+        assert_eq!(loaded, (2 * visible * (w + lora) * 4) as u64);
         for i in 0..n {
             let visible = p0 + i + 1;
             for h in 0..heads {
