@@ -57,9 +57,10 @@ fn expand_mla(m: &Model, n: usize, t_len: usize) -> bool {
 }
 
 /// MLA in expanded form for a long batch: per head, keys `c_kv·K_b[h]` and values
-/// `c_kv·V_b[h]ᵀ` from the latent cache, then ordinary attention. Per layer about
-/// `T·H·kv_lora·(nope + v) + n·T·H·(nope + rope + v)` multiply-adds against the absorbed
-/// form's `n·T·H·(2·kv_lora + rope)`. Returns the heads' outputs `[n, H·v_head]`.
+/// `c_kv·V_b[h]ᵀ` from the latent cache, then causal attention (`cpu_attn`). Per
+/// layer about `T·H·kv_lora·(nope + v) + n·T·H·(nope + rope + v)` multiply-adds (a little over
+/// half the last term for a prompt from an empty cache) against the absorbed form's
+/// `n·T·H·(2·kv_lora + rope)`. Returns the heads' outputs `[n, H·v_head]`.
 fn expanded_mla(
     m: &Model,
     lw: &MlaWeights,
@@ -90,27 +91,43 @@ fn expanded_mla(
         .contiguous()?
         .reshape((c.kv_lora, nh * c.v_head))?; // [kv_lora, H·v_head]
     let latent = keys.narrow(1, 0, c.kv_lora)?.contiguous()?; // [T, kv_lora]
-    let per_head = |t: Tensor, d: usize| -> Result<Tensor, GlmError> {
-        Ok(t.reshape((t_len, nh, d))?.transpose(0, 1)?.contiguous()?)
-    };
-    let k_nope = per_head(latent.matmul(&k_b)?, c.qk_nope)?; // [H, T, nope]
-    let values = per_head(latent.matmul(&v_b)?, c.v_head)?; // [H, T, v_head]
-    let k_pe = keys
-        .narrow(1, c.kv_lora, c.qk_rope)?
-        .t()?
+    let k_nope = latent.matmul(&k_b)?.to_vec2::<f32>()?; // [T][H·nope]
+    let values = latent.matmul(&v_b)?; // [T, H·v_head]
+    let values = values
+        .reshape((t_len, nh, c.v_head))?
+        .transpose(0, 1)?
         .contiguous()?
-        .unsqueeze(0)?
-        .broadcast_as((nh, c.qk_rope, t_len))?
-        .contiguous()?; // [H, rope, T]
-    let qn = q_nope.transpose(0, 1)?.contiguous()?; // [H, n, nope]
-    let qp = q_pe.transpose(0, 1)?.contiguous()?; // [H, n, rope]
-    let scores = (qn.matmul(&k_nope.transpose(1, 2)?.contiguous()?)? + qp.matmul(&k_pe)?)?;
-    let scores = (scores * c.attn_scale() as f64)?.broadcast_add(&mask.unsqueeze(0)?)?;
-    let probs = candle_nn::ops::softmax_last_dim(&scores)?; // [H, n, T]
-    let o = probs.matmul(&values)?; // [H, n, v_head]
-    Ok(o.transpose(0, 1)?
+        .flatten_all()?
+        .to_vec1::<f32>()?; // [H, T, v_head]
+    let k_pe = keys.narrow(1, c.kv_lora, c.qk_rope)?.to_vec2::<f32>()?; // [T][rope]
+    let dk = c.qk_nope + c.qk_rope;
+    // Per head: keys [k_nope ; k_pe] and queries [q_nope ; q_pe], as the model's q is laid out.
+    let mut k = vec![0f32; nh * t_len * dk];
+    for (h, kh) in k.chunks_exact_mut(t_len * dk).enumerate() {
+        for (t, row) in kh.chunks_exact_mut(dk).enumerate() {
+            row[..c.qk_nope].copy_from_slice(&k_nope[t][h * c.qk_nope..][..c.qk_nope]);
+            row[c.qk_nope..].copy_from_slice(&k_pe[t]);
+        }
+    }
+    let q = Tensor::cat(&[q_nope, q_pe], 2)?
+        .transpose(0, 1)?
         .contiguous()?
-        .reshape((n, nh * c.v_head))?)
+        .flatten_all()?
+        .to_vec1::<f32>()?; // [H, n, dk]
+    let mask = mask.flatten_all()?.to_vec1::<f32>()?;
+    let o = crate::cpu_attn::causal_attention(&crate::cpu_attn::Heads {
+        q: &q,
+        k: &k,
+        v: &values,
+        mask: &mask,
+        heads: nh,
+        n,
+        t_len,
+        dk,
+        dv: c.v_head,
+        scale: c.attn_scale(),
+    });
+    Ok(Tensor::from_vec(o, (n, nh * c.v_head), &m.opts.device)?)
 }
 
 /// MLA over `keys` (`[T, kv_lora + rope]`) for the queries `q` (`[n, H·(nope + rope)]`) under

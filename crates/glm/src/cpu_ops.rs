@@ -105,7 +105,10 @@ impl<'a> CpuOps<'a> {
         Ok(Tensor::from_vec(m, (n, t_len), &self.m.opts.device)?)
     }
 
-    /// The indexer scores of queries at `p0..` over the first `t_len` cached keys (causal).
+    /// The indexer scores of queries at `p0..` over the first `t_len` cached keys (causal):
+    /// block by block of queries, each over the keys its last query sees, so the causal upper
+    /// triangle past a block is not computed and no block's `[rows, heads, keys]` products
+    /// outgrow it.
     fn index_scores(
         &mut self,
         at: Site,
@@ -121,17 +124,31 @@ impl<'a> CpuOps<'a> {
         let dev = self.m.opts.device.clone();
         let kbuf = self.cache(at)?.idx_k.as_ref().expect("keys stored");
         let keys = kbuf.view(&dev)?.narrow(0, 0, t_len)?; // [T, d]
-        let causal = self.causal_mask_from(p0, n, t_len)?;
         let w = (w * scale as f64)?;
-        let s = q
-            .reshape((n * nih, d))?
-            .matmul(&keys.t()?)?
-            .relu()?
-            .reshape((n, nih, t_len))?;
-        let score = w.unsqueeze(1)?.matmul(&s)?.squeeze(1)?; // [n, T]
-        Ok((score + &causal)?.to_vec2::<f32>()?)
+        let mut out = Vec::with_capacity(n);
+        for a in (0..n).step_by(INDEX_QUERY_BLOCK) {
+            let rows = INDEX_QUERY_BLOCK.min(n - a);
+            let seen = (p0 + a + rows).min(t_len);
+            let causal = self.causal_mask_from(p0 + a, rows, seen)?;
+            let s = q
+                .narrow(0, a, rows)?
+                .reshape((rows * nih, d))?
+                .matmul(&keys.narrow(0, 0, seen)?.t()?)?
+                .relu()?
+                .reshape((rows, nih, seen))?;
+            let wb = w.narrow(0, a, rows)?;
+            let score = wb.unsqueeze(1)?.matmul(&s)?.squeeze(1)?; // [rows, seen]
+            for mut row in (score + &causal)?.to_vec2::<f32>()? {
+                row.resize(t_len, f32::NEG_INFINITY);
+                out.push(row);
+            }
+        }
+        Ok(out)
     }
 }
+
+/// Queries per block of the indexer's scores (`CpuOps::index_scores`).
+const INDEX_QUERY_BLOCK: usize = 128;
 
 /// Activations up to this many values are RMS-normed in a plain loop on the calling thread:
 /// candle's op runs on rayon, and from a thread outside its pool every call is a round trip

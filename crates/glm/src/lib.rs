@@ -13,6 +13,7 @@
 
 mod cache;
 pub mod config;
+mod cpu_attn;
 mod cpu_mla;
 mod cpu_ops;
 mod ffn;
