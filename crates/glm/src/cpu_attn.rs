@@ -1,4 +1,5 @@
-//! Causal attention for long batches on the CPU (the expanded MLA form): per head and block of
+//! Causal attention for long batches on the CPU (the expanded MLA form), and the lightning
+//! indexer's scores: per head and block of
 //! queries, the scores over just the keys the block's last query sees, softmax in place, then
 //! the values — each (head, block) one task on one thread, its products single-threaded f32
 //! GEMMs. Against candle's batched matmuls over whole `[heads, n, T]` score tensors this skips
@@ -54,21 +55,18 @@ pub(crate) fn causal_attention(a: &Heads<'_>) -> Vec<f32> {
             sgemm(rows, seen, dk, &mut s, (q, dk, 1), (k, 1, dk));
             let mut sums = vec![0f32; rows];
             for (r, (row, sum)) in s.chunks_exact_mut(seen).zip(&mut sums).enumerate() {
-                let m = &a.mask[(b + r) * t_len..][..seen];
+                // Probabilities over the keys the query sees (the mask folded in before the
+                // scale: (s + m/scale)·scale), zero past its position.
                 let visible = p0 + b + r + 1;
-                let mut mx = f32::NEG_INFINITY;
-                for (j, (x, &mv)) in row.iter_mut().zip(m).enumerate() {
-                    *x = if j < visible {
-                        *x * a.scale + mv
-                    } else {
-                        f32::NEG_INFINITY
-                    };
-                    mx = mx.max(*x);
+                let (seen_row, hidden) = row.split_at_mut(visible);
+                let m = &a.mask[(b + r) * t_len..][..visible];
+                for (x, &mv) in seen_row.iter_mut().zip(m) {
+                    *x += mv / a.scale;
                 }
-                for x in row.iter_mut() {
-                    *x = (*x - mx).exp();
-                    *sum += *x;
-                }
+                *sum =
+                    localglm_quants::attn_rows::softmax_chunk(seen_row, a.scale, f32::NEG_INFINITY)
+                        .1;
+                hidden.fill(0.0);
             }
             let mut o = vec![0f32; rows * dv];
             sgemm(rows, dv, seen, &mut o, (&s, seen, 1), (v, dv, 1));
@@ -87,6 +85,82 @@ pub(crate) fn causal_attention(a: &Heads<'_>) -> Vec<f32> {
     out
 }
 
+/// The operands of [`index_scores`], f32 and row-major.
+pub(crate) struct Indexer<'a> {
+    /// Queries `[n, heads, d]`.
+    pub q: &'a [f32],
+    /// Head weights `[n, heads]`, the softmax scale already applied.
+    pub w: &'a [f32],
+    /// Keys `[≥ t_len, d]`.
+    pub keys: &'a [f32],
+    pub heads: usize,
+    pub n: usize,
+    pub d: usize,
+    pub t_len: usize,
+    /// Position of the first query.
+    pub p0: usize,
+}
+
+/// Keys per task of [`index_scores`] (so a single query — decode — still uses every thread).
+const KEY_CHUNK: usize = 2048;
+
+/// The lightning indexer's scores `Σ_h w_h·relu(q_h·k_t)` of each query over the `t_len` keys,
+/// −∞ past its own position: per block of queries and chunk of the keys the block sees, one
+/// single-threaded GEMM and one pass folding the heads, in parallel tasks.
+pub(crate) fn index_scores(a: &Indexer<'_>) -> Vec<Vec<f32>> {
+    let (nih, n, d, t_len) = (a.heads, a.n, a.d, a.t_len);
+    assert_eq!(a.q.len(), n * nih * d, "indexer queries");
+    assert_eq!(a.w.len(), n * nih, "indexer weights");
+    assert!(a.keys.len() >= t_len * d, "indexer keys");
+    let tasks: Vec<(usize, usize, usize)> = (0..n)
+        .step_by(BLOCK)
+        .flat_map(|b| {
+            let seen = (a.p0 + b + BLOCK.min(n - b)).min(t_len);
+            (0..seen)
+                .step_by(KEY_CHUNK)
+                .map(move |c0| (b, c0, (c0 + KEY_CHUNK).min(seen)))
+        })
+        .collect();
+    let parts: Vec<Vec<f32>> = tasks
+        .par_iter()
+        .map(|&(b, c0, c1)| {
+            let (rows, width) = (BLOCK.min(n - b), c1 - c0);
+            let mut s = vec![0f32; rows * nih * width];
+            let q = &a.q[b * nih * d..][..rows * nih * d];
+            sgemm(
+                rows * nih,
+                width,
+                d,
+                &mut s,
+                (q, d, 1),
+                (&a.keys[c0 * d..c1 * d], 1, d),
+            );
+            let mut out = vec![0f32; rows * width];
+            for (r, o) in out.chunks_exact_mut(width).enumerate() {
+                let w = &a.w[(b + r) * nih..][..nih];
+                for (h, &wh) in w.iter().enumerate() {
+                    let sh = &s[(r * nih + h) * width..][..width];
+                    for (x, &v) in o.iter_mut().zip(sh) {
+                        *x += wh * v.max(0.0);
+                    }
+                }
+                let visible = (a.p0 + b + r + 1).min(t_len);
+                o.iter_mut()
+                    .skip(visible.saturating_sub(c0))
+                    .for_each(|x| *x = f32::NEG_INFINITY);
+            }
+            out
+        })
+        .collect();
+    let mut rows = vec![vec![f32::NEG_INFINITY; t_len]; n];
+    for (&(b, c0, c1), part) in tasks.iter().zip(&parts) {
+        for (r, src) in part.chunks_exact(c1 - c0).enumerate() {
+            rows[b + r][c0..c1].copy_from_slice(src);
+        }
+    }
+    rows
+}
+
 /// `dst[m × n] = lhs[m × k] · rhs[k × n]` on the calling thread; each operand is given with its
 /// row and column strides (elements). Panics if a stride reaches past its slice.
 fn sgemm(
@@ -102,7 +176,10 @@ fn sgemm(
     };
     assert!(dst.len() >= m * n, "GEMM output");
     assert!(lhs.0.len() >= last(m, k, lhs.1, lhs.2), "GEMM left operand");
-    assert!(rhs.0.len() >= last(k, n, rhs.1, rhs.2), "GEMM right operand");
+    assert!(
+        rhs.0.len() >= last(k, n, rhs.1, rhs.2),
+        "GEMM right operand"
+    );
     if m == 0 || n == 0 {
         return;
     }
@@ -137,6 +214,51 @@ fn sgemm(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The indexer's scores against the rule, over more keys than one task takes.
+    #[test]
+    fn index_scores_match_the_rule() {
+        let (heads, n, d, t_len) = (4, 130, 16, 2600);
+        let mut seed = 3u64;
+        let mut next = move || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            ((seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+        };
+        let q: Vec<f32> = (0..n * heads * d).map(|_| next()).collect();
+        let w: Vec<f32> = (0..n * heads).map(|_| next()).collect();
+        let keys: Vec<f32> = (0..t_len * d).map(|_| next()).collect();
+        let p0 = t_len - n;
+        let got = index_scores(&Indexer {
+            q: &q,
+            w: &w,
+            keys: &keys,
+            heads,
+            n,
+            d,
+            t_len,
+            p0,
+        });
+        for (i, row) in got.iter().enumerate() {
+            for (t, &g) in row.iter().enumerate() {
+                let want = if t > p0 + i {
+                    f32::NEG_INFINITY
+                } else {
+                    (0..heads)
+                        .map(|h| {
+                            let qh = &q[(i * heads + h) * d..][..d];
+                            let dot: f32 =
+                                qh.iter().zip(&keys[t * d..][..d]).map(|(a, b)| a * b).sum();
+                            w[i * heads + h] * dot.max(0.0)
+                        })
+                        .sum()
+                };
+                assert!(
+                    g == want || (g - want).abs() < 1e-5,
+                    "i {i} t {t}: {g} vs {want}"
+                );
+            }
+        }
+    }
 
     /// Against the rule written out, with a block boundary, a sparse mask and a cache longer
     /// than the batch.

@@ -93,10 +93,7 @@ impl<'a> CpuOps<'a> {
 
     /// Additive causal mask `[n, T]` (0 visible, −∞ hidden).
     fn causal_mask(&self, n: usize, t_len: usize) -> Result<Tensor, GlmError> {
-        self.causal_mask_from(self.p0, n, t_len)
-    }
-
-    fn causal_mask_from(&self, p0: usize, n: usize, t_len: usize) -> Result<Tensor, GlmError> {
+        let p0 = self.p0;
         let mut m = vec![f32::NEG_INFINITY; n * t_len];
         for i in 0..n {
             let visible = (p0 + i + 1).min(t_len);
@@ -105,10 +102,8 @@ impl<'a> CpuOps<'a> {
         Ok(Tensor::from_vec(m, (n, t_len), &self.m.opts.device)?)
     }
 
-    /// The indexer scores of queries at `p0..` over the first `t_len` cached keys (causal):
-    /// block by block of queries, each over the keys its last query sees, so the causal upper
-    /// triangle past a block is not computed and no block's `[rows, heads, keys]` products
-    /// outgrow it.
+    /// The indexer scores of queries at `p0..` over the first `t_len` cached keys (causal),
+    /// on `cpu_attn`'s parallel GEMM tasks.
     fn index_scores(
         &mut self,
         at: Site,
@@ -119,36 +114,27 @@ impl<'a> CpuOps<'a> {
         t_len: usize,
     ) -> Result<Vec<Vec<f32>>, GlmError> {
         let c = &self.m.config;
-        let (nih, d) = (c.idx_heads, c.idx_dim);
         let n = q.dim(0)?;
         let dev = self.m.opts.device.clone();
         let kbuf = self.cache(at)?.idx_k.as_ref().expect("keys stored");
-        let keys = kbuf.view(&dev)?.narrow(0, 0, t_len)?; // [T, d]
-        let w = (w * scale as f64)?;
-        let mut out = Vec::with_capacity(n);
-        for a in (0..n).step_by(INDEX_QUERY_BLOCK) {
-            let rows = INDEX_QUERY_BLOCK.min(n - a);
-            let seen = (p0 + a + rows).min(t_len);
-            let causal = self.causal_mask_from(p0 + a, rows, seen)?;
-            let s = q
-                .narrow(0, a, rows)?
-                .reshape((rows * nih, d))?
-                .matmul(&keys.narrow(0, 0, seen)?.t()?)?
-                .relu()?
-                .reshape((rows, nih, seen))?;
-            let wb = w.narrow(0, a, rows)?;
-            let score = wb.unsqueeze(1)?.matmul(&s)?.squeeze(1)?; // [rows, seen]
-            for mut row in (score + &causal)?.to_vec2::<f32>()? {
-                row.resize(t_len, f32::NEG_INFINITY);
-                out.push(row);
-            }
-        }
-        Ok(out)
+        let keys = kbuf.view(&dev)?.narrow(0, 0, t_len)?.flatten_all()?;
+        let keys = keys.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        let q = q.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let w = (w.to_dtype(DType::F32)? * scale as f64)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        Ok(crate::cpu_attn::index_scores(&crate::cpu_attn::Indexer {
+            q: &q,
+            w: &w,
+            keys: &keys,
+            heads: c.idx_heads,
+            n,
+            d: c.idx_dim,
+            t_len,
+            p0,
+        }))
     }
 }
-
-/// Queries per block of the indexer's scores (`CpuOps::index_scores`).
-const INDEX_QUERY_BLOCK: usize = 128;
 
 /// Activations up to this many values are RMS-normed in a plain loop on the calling thread:
 /// candle's op runs on rayon, and from a thread outside its pool every call is a round trip
