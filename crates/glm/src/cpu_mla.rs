@@ -1,11 +1,13 @@
 //! Multi-head latent attention (spec §B.3) on the CPU backend: absorbed through the per-head
 //! `attn_k_b` / `attn_v_b` products for decode and short batches, expanded for long batches.
 
+use crate::cache::GrowBuf;
+use crate::cpu_ops::{fold_chunk, AttnPart, ATTN_CHUNK, ATTN_SPLIT_FROM};
 use crate::model::{Model, SMALL_BATCH};
 use crate::weights::{MlaWeights, QTensor};
 use crate::GlmError;
 use candle_core::{DType, Tensor};
-use localglm_quants::{matmul_with, matvec_indexed_with};
+use localglm_quants::{attn_rows, matmul_with, matvec_indexed_with};
 
 /// Per-head products with a stacked `[heads][rows × cols]` weight (`attn_k_b`, `attn_v_b`):
 /// `x` is `[n, heads, cols]`, the result `[n, heads, rows]`.
@@ -156,4 +158,140 @@ pub(crate) fn mla(
     let values = keys.narrow(1, 0, c.kv_lora)?;
     let o_lat = probs.matmul(&values)?.reshape((n, nh, c.kv_lora))?;
     Ok(per_head(m, &lw.v_b, &o_lat)?.reshape((n, nh * c.v_head))?)
+}
+
+/// Absorbed MLA for a few queries (decode, a verification pass) over an f16 latent cache read
+/// in place: per query, group of up to 8 heads and split of the keys it sees (two past
+/// `ATTN_SPLIT_FROM`), each cache row converted once for the group's heads, the scores folded
+/// into an online softmax chunk by chunk; with the indexer's mask only its selected rows are
+/// read. A query's result depends only on the keys it sees and its mask row, never on the
+/// batch. `None` for any other cache type (the tensor path then runs).
+pub(crate) fn absorbed_rows_f16(
+    m: &Model,
+    lw: &MlaWeights,
+    q: &Tensor,
+    kv: &GrowBuf,
+    mask: Option<&Tensor>,
+    p0: usize,
+) -> Result<Option<Tensor>, GlmError> {
+    let c = &m.config;
+    let (n, nh, lora, width) = (q.dim(0)?, c.n_head, c.kv_lora, c.kv_width());
+    let t_len = kv.len;
+    if !kv.with_f16_bits(|_, _| {}) || n == 0 || p0 + n != t_len {
+        return Ok(None);
+    }
+    let q = q.reshape((n, nh, c.qk_nope + c.qk_rope))?;
+    let q_abs = per_head(m, &lw.k_b, &q.narrow(2, 0, c.qk_nope)?.contiguous()?)?;
+    // [n, H, kv_lora + rope]: q̃ then q_pe, as a cache row holds c_kv then k_pe.
+    let qf = Tensor::cat(&[&q_abs, &q.narrow(2, c.qk_nope, c.qk_rope)?], 2)?
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let mask = match mask {
+        Some(t) => Some(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?),
+        None => None,
+    };
+    let scale = c.attn_scale();
+    const G: usize = 8;
+    let groups = nh.div_ceil(G);
+    // (query, head group, split, first key, end of keys)
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let visible = p0 + i + 1;
+        let splits = if visible >= ATTN_SPLIT_FROM { 2 } else { 1 };
+        let per = visible.div_ceil(splits).next_multiple_of(ATTN_CHUNK);
+        for g in 0..groups {
+            for s in 0..splits {
+                let end = ((s + 1) * per).min(visible);
+                tasks.push((i, g, s * per, end));
+            }
+        }
+    }
+    let mut parts: Vec<AttnPart> = tasks
+        .iter()
+        .map(|&(_, g, _, _)| {
+            let heads = G.min(nh - g * G);
+            AttnPart {
+                top: vec![f32::NEG_INFINITY; heads],
+                sum: vec![0f32; heads],
+                out: vec![0f32; heads * lora],
+                err: None,
+            }
+        })
+        .collect();
+    kv.with_f16_bits(|bits, stride| {
+        let work: Vec<_> = tasks.iter().zip(parts.iter_mut()).collect();
+        localglm_quants::team::for_each(work, |(&(i, g, t0, t1), part)| {
+            let heads = part.top.len();
+            let qg = &qf[(i * nh + g * G) * width..][..heads * width];
+            let row_mask = mask.as_ref().map(|mk| &mk[i * t_len..][..t_len]);
+            // The rows to read: all of [t0, t1), or the ones the indexer kept.
+            let rows: Vec<usize> = match row_mask {
+                None => (t0..t1).collect(),
+                Some(mk) => (t0..t1).filter(|&t| mk[t] > f32::NEG_INFINITY).collect(),
+            };
+            let mut scores = vec![0f32; heads * ATTN_CHUNK];
+            // The indexer's scattered rows are gathered here so the row kernels see a run.
+            let mut gathered: Vec<u16> = Vec::new();
+            for chunk in rows.chunks(ATTN_CHUNK) {
+                let t_n = chunk.len();
+                let s = &mut scores[..heads * t_n];
+                let (run, run_stride): (&[u16], usize) = if chunk[t_n - 1] - chunk[0] + 1 == t_n {
+                    (&bits[chunk[0] * stride..], stride)
+                } else {
+                    gathered.clear();
+                    for &t in chunk {
+                        gathered.extend_from_slice(&bits[t * stride..][..width]);
+                    }
+                    (&gathered, width)
+                };
+                attn_rows::dots_f16(qg, width, run, run_stride, s);
+                if let Some(mk) = row_mask {
+                    // Folded in before the scale (the softmax scales): (s + m/scale)·scale.
+                    for sj in s.chunks_exact_mut(t_n) {
+                        for (x, &t) in sj.iter_mut().zip(chunk) {
+                            *x += mk[t] / scale;
+                        }
+                    }
+                }
+                for (j, sj) in s.chunks_exact_mut(t_n).enumerate() {
+                    fold_chunk(part, j, lora, scale, sj, |_, _| {});
+                }
+                attn_rows::axpys_f16(s, run, run_stride, lora, &mut part.out);
+            }
+        });
+    });
+    // Merge each (query, head)'s splits in order.
+    let mut o_lat = vec![0f32; n * nh * lora];
+    for (k, &(i, g, t0, _)) in tasks.iter().enumerate() {
+        if t0 != 0 {
+            continue;
+        }
+        let mine: Vec<&AttnPart> = tasks[k..]
+            .iter()
+            .zip(&parts[k..])
+            .take_while(|(t, _)| t.0 == i && t.1 == g)
+            .map(|(_, p)| p)
+            .collect();
+        for j in 0..mine[0].top.len() {
+            let top = mine
+                .iter()
+                .map(|p| p.top[j])
+                .fold(f32::NEG_INFINITY, f32::max);
+            let o = &mut o_lat[(i * nh + g * G + j) * lora..][..lora];
+            let mut sum = 0f32;
+            for p in mine.iter().filter(|p| p.sum[j] > 0.0) {
+                let r = (p.top[j] - top).exp();
+                sum += p.sum[j] * r;
+                for (x, y) in o.iter_mut().zip(&p.out[j * lora..][..lora]) {
+                    *x += r * y;
+                }
+            }
+            o.iter_mut().for_each(|x| *x /= sum);
+        }
+    }
+    let o_lat = Tensor::from_vec(o_lat, (n, nh, lora), &m.opts.device)?;
+    Ok(Some(
+        per_head(m, &lw.v_b, &o_lat)?.reshape((n, nh * c.v_head))?,
+    ))
 }

@@ -275,7 +275,7 @@ impl CpuOps<'_> {
 /// Folds one chunk of head `j`'s raw scores (`q·k`, scaled here) into its running maximum,
 /// sum and output, leaving the scores as the chunk's probabilities; `add_values(p, out)` adds
 /// `Σ_t p_t·v_t` of the chunk's values to `out` (the f16 path adds every head's at once after).
-fn fold_chunk(
+pub(crate) fn fold_chunk(
     part: &mut AttnPart,
     j: usize,
     hd: usize,
@@ -296,18 +296,18 @@ fn fold_chunk(
 }
 
 /// One attention task's partial result (see `attend_gqa_rows`).
-struct AttnPart {
-    top: Vec<f32>,
-    sum: Vec<f32>,
-    out: Vec<f32>,
-    err: Option<candle_core::Error>,
+pub(crate) struct AttnPart {
+    pub(crate) top: Vec<f32>,
+    pub(crate) sum: Vec<f32>,
+    pub(crate) out: Vec<f32>,
+    pub(crate) err: Option<candle_core::Error>,
 }
 
 /// Cache length from which decode attention splits each KV head's rows in two tasks.
-const ATTN_SPLIT_FROM: usize = 4 * ATTN_CHUNK;
+pub(crate) const ATTN_SPLIT_FROM: usize = 4 * ATTN_CHUNK;
 
 /// Cache rows per chunk of decode attention (`attend_gqa_rows`).
-const ATTN_CHUNK: usize = 64;
+pub(crate) const ATTN_CHUNK: usize = 64;
 
 /// `a · b` in eight independent lanes (so that it vectorizes).
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -639,6 +639,13 @@ impl Ops for CpuOps<'_> {
         mask: Option<&Tensor>,
     ) -> Result<Tensor, GlmError> {
         let n = q.dim(0)?;
+        if n <= SMALL_BATCH {
+            let (m, p0) = (self.m, self.p0);
+            let kv = &self.cache(at)?.kv;
+            if let Some(o) = crate::cpu_mla::absorbed_rows_f16(m, lw, q, kv, mask, p0)? {
+                return Ok(o);
+            }
+        }
         let dev = self.m.opts.device.clone();
         let keys = self.cache(at)?.kv.view(&dev)?; // [T, kv_lora + rope]
         let t_len = keys.dim(0)?;

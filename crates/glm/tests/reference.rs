@@ -173,6 +173,9 @@ fn prefill_then_decode_equals_one_prefill() {
     decode_matches_prefill("tiny-q-q4_k", KvType::F32, 1e-4);
     // A q8_0 cache quantizes each row on its own: token-by-token equals all at once.
     decode_matches_prefill("tiny-f32", KvType::Q8_0, 1e-4);
+    // An f16 cache: decode reads it in place (the row kernels, the indexer's selected rows
+    // only past its top-k), prefill through a converted copy; the same values either way.
+    decode_matches_prefill("tiny-f32", KvType::F16, 1e-4);
 }
 
 /// f16 / bf16 / q8_0 caches round keys and latents: within 0.05 of the reference while

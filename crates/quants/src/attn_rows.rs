@@ -227,8 +227,8 @@ mod x86 {
         let (qs, _) = q.as_chunks::<16>();
         // Sixteen rows at a time: converted once into `k` (L1), then per head sixteen
         // accumulators summed by one transpose.
-        let mut k = vec![_mm512_setzero_ps(); 16 * chunks];
         let blocks = n / 16;
+        let mut k = vec![_mm512_setzero_ps(); if blocks > 0 { 16 * chunks } else { 0 }];
         for b in 0..blocks {
             for r in 0..16 {
                 let row = &rows[(16 * b + r) * stride..][..width];
