@@ -174,8 +174,10 @@ fn prefill_then_decode_equals_one_prefill() {
     // A q8_0 cache quantizes each row on its own: token-by-token equals all at once.
     decode_matches_prefill("tiny-f32", KvType::Q8_0, 1e-4);
     // An f16 cache: decode reads it in place (the row kernels, the indexer's selected rows
-    // only past its top-k), prefill through a converted copy; the same values either way.
-    decode_matches_prefill("tiny-f32", KvType::F16, 1e-4);
+    // only past its top-k), prefill through a converted copy and GEMMs: the same values, summed
+    // in other orders (measured up to 2.3e-4 with the portable kernels, 7e-5 with AVX-512),
+    // so within the f32 model's tolerance against transformers.
+    decode_matches_prefill("tiny-f32", KvType::F16, 1e-3);
 }
 
 /// f16 / bf16 / q8_0 caches round keys and latents: within 0.05 of the reference while
