@@ -2,7 +2,7 @@
 //! `attn_k_b` / `attn_v_b` products for decode and short batches, expanded for long batches.
 
 use crate::cache::GrowBuf;
-use crate::cpu_ops::{fold_chunk, AttnPart, ATTN_CHUNK, ATTN_SPLIT_FROM};
+use crate::cpu_ops::{fold_chunk, merge_parts, AttnPart, ATTN_CHUNK, ATTN_SPLIT_FROM};
 use crate::model::{Model, SMALL_BATCH};
 use crate::weights::{MlaWeights, QTensor};
 use crate::GlmError;
@@ -267,28 +267,17 @@ pub(crate) fn absorbed_rows_f16(
         if t0 != 0 {
             continue;
         }
-        let mine: Vec<&AttnPart> = tasks[k..]
+        let mine = tasks[k..]
             .iter()
             .zip(&parts[k..])
             .take_while(|(t, _)| t.0 == i && t.1 == g)
-            .map(|(_, p)| p)
-            .collect();
-        for j in 0..mine[0].top.len() {
-            let top = mine
-                .iter()
-                .map(|p| p.top[j])
-                .fold(f32::NEG_INFINITY, f32::max);
-            let o = &mut o_lat[(i * nh + g * G + j) * lora..][..lora];
-            let mut sum = 0f32;
-            for p in mine.iter().filter(|p| p.sum[j] > 0.0) {
-                let r = (p.top[j] - top).exp();
-                sum += p.sum[j] * r;
-                for (x, y) in o.iter_mut().zip(&p.out[j * lora..][..lora]) {
-                    *x += r * y;
-                }
-            }
-            o.iter_mut().for_each(|x| *x /= sum);
-        }
+            .map(|(_, p)| p);
+        let heads = parts[k].top.len();
+        merge_parts(
+            mine,
+            lora,
+            &mut o_lat[(i * nh + g * G) * lora..][..heads * lora],
+        );
     }
     let o_lat = Tensor::from_vec(o_lat, (n, nh, lora), &m.opts.device)?;
     Ok(Some(

@@ -251,22 +251,7 @@ impl CpuOps<'_> {
             if let Some(e) = mine.iter().find_map(|p| p.err.as_ref()) {
                 return Err(GlmError::Input(format!("reading the KV cache: {e}")));
             }
-            for j in 0..group {
-                let top = mine
-                    .iter()
-                    .map(|p| p.top[j])
-                    .fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0f32;
-                let oj = &mut o[j * hd..][..hd];
-                for p in mine.iter().filter(|p| p.sum[j] > 0.0) {
-                    let r = (p.top[j] - top).exp();
-                    sum += p.sum[j] * r;
-                    for (x, y) in oj.iter_mut().zip(&p.out[j * hd..][..hd]) {
-                        *x += r * y;
-                    }
-                }
-                oj.iter_mut().for_each(|x| *x /= sum);
-            }
+            merge_parts(mine.iter(), hd, o);
         }
         Ok(Tensor::from_vec(out, (n, heads * hd), &dev)?)
     }
@@ -293,6 +278,30 @@ pub(crate) fn fold_chunk(
     part.top[j] = m;
     part.sum[j] += sum;
     add_values(scores, o);
+}
+
+/// Merges the splits `parts` of the same heads (in order) into their outputs `out`
+/// (`heads × width`, zeroed): each head's rescaled sums over the largest maximum.
+pub(crate) fn merge_parts<'p>(
+    parts: impl Iterator<Item = &'p AttnPart> + Clone,
+    width: usize,
+    out: &mut [f32],
+) {
+    for (j, oj) in out.chunks_exact_mut(width).enumerate() {
+        let top = parts
+            .clone()
+            .map(|p| p.top[j])
+            .fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0f32;
+        for p in parts.clone().filter(|p| p.sum[j] > 0.0) {
+            let r = (p.top[j] - top).exp();
+            sum += p.sum[j] * r;
+            for (x, y) in oj.iter_mut().zip(&p.out[j * width..][..width]) {
+                *x += r * y;
+            }
+        }
+        oj.iter_mut().for_each(|x| *x /= sum);
+    }
 }
 
 /// One attention task's partial result (see `attend_gqa_rows`).
