@@ -158,7 +158,7 @@ pub(crate) fn zero() -> float32x4_t {
 /// directly, `Sdot` through the `*_sdot` functions, compiled for FEAT_DotProd.
 #[inline(always)]
 fn rows_int8<D: Dot16>(ty: GgmlType, w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
-    for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
+    for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
         *out = match_int8_type!(ty, dot_row_q8_neon, [D, row, a], f32::NAN);
     }
 }
@@ -172,7 +172,7 @@ fn rows_multi_neon<D: Dot16>(
     yt: &mut [f32],
 ) {
     let n = acts.len();
-    for (row, out) in w.chunks_exact(row_bytes).zip(yt.chunks_exact_mut(n)) {
+    for (row, out) in crate::prefetch::rows(w, row_bytes).zip(yt.chunks_exact_mut(n)) {
         match_int8_type!(
             ty,
             dot_row_q8_multi_neon,

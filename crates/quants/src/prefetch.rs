@@ -11,11 +11,6 @@
 /// threads: 4 KiB best; 8 KiB and 16 KiB less, 2 KiB a little less).
 pub(crate) const AHEAD: usize = 4096;
 
-/// Rows are taken in groups of about this many bytes (at least one row), each group's
-/// lines `AHEAD` bytes on asked for before it runs (one row per group measured ~5 % slower:
-/// a kernel call per row).
-pub(crate) const GROUP: usize = 1024;
-
 const LINE: usize = 64;
 
 /// Asks the cache for the lines of `bytes[from .. from + len]` that lie inside `bytes`.
@@ -60,41 +55,40 @@ fn line(bytes: &[u8], at: usize) {
     let _ = p;
 }
 
-/// Runs `rows(w_group, y_group)` over `w` (rows of `row_bytes`) and `y` in groups of about
-/// [`GROUP`] bytes, asking for each group's lines [`AHEAD`] bytes on first.
-pub(crate) fn by_groups(
-    w: &[u8],
-    row_bytes: usize,
-    y: &mut [f32],
-    mut rows: impl FnMut(&[u8], &mut [f32]),
-) {
-    let per = (GROUP / row_bytes.max(1)).max(1);
-    let group_bytes = per * row_bytes;
-    for (g, (wc, yc)) in w.chunks(group_bytes).zip(y.chunks_mut(per)).enumerate() {
-        lines(w, g * group_bytes + AHEAD, wc.len());
-        rows(wc, yc);
-    }
+/// The rows of `w` (each `row_bytes`, the last partial one left out as `chunks_exact` does),
+/// asking for the lines of the bytes [`AHEAD`] past each row's start as the row is taken: one
+/// row's worth of lines per row, so the prefetches keep pace with the kernel that reads them.
+///
+/// The row kernels iterate through this rather than being called per group of rows: a call
+/// per ~1 KiB group (the first design) cost up to 2x on compute-bound types (IQ1_S, Q2_K:
+/// each call re-derives its constants) and broke the float kernels' four-row loop.
+#[inline(always)]
+pub(crate) fn rows(w: &[u8], row_bytes: usize) -> impl Iterator<Item = &[u8]> {
+    w.chunks_exact(row_bytes).enumerate().map(move |(r, row)| {
+        lines(w, r * row_bytes + AHEAD, row_bytes);
+        row
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Every row reaches the callback once, in order, whatever the group and slice sizes
+    /// Every whole row is yielded once, in order, whatever the row and slice sizes
     /// (prefetches past the end are skipped, not faulted).
     #[test]
-    fn groups_cover_every_row_once() {
-        for (rows, row_bytes) in [(1usize, 10usize), (7, 200), (64, 360), (3, 5000), (0, 8)] {
-            let w: Vec<u8> = (0..rows * row_bytes).map(|i| i as u8).collect();
-            let mut y = vec![0f32; rows];
-            let mut seen = Vec::new();
-            by_groups(&w, row_bytes, &mut y, |wc, yc| {
-                assert_eq!(wc.len(), yc.len() * row_bytes);
-                seen.extend_from_slice(wc);
-                yc.iter_mut().for_each(|v| *v += 1.0);
-            });
-            assert_eq!(seen, w);
-            assert!(y.iter().all(|&v| v == 1.0));
+    fn rows_yields_every_whole_row_once() {
+        for (rows_n, row_bytes, extra) in [
+            (1usize, 10usize, 0usize),
+            (7, 200, 3),
+            (64, 360, 0),
+            (3, 5000, 1),
+            (0, 8, 0),
+        ] {
+            let w: Vec<u8> = (0..rows_n * row_bytes + extra).map(|i| i as u8).collect();
+            let seen: Vec<u8> = rows(&w, row_bytes).flatten().copied().collect();
+            assert_eq!(seen, w[..rows_n * row_bytes]);
+            assert_eq!(rows(&w, row_bytes).count(), rows_n);
         }
         lines(&[1, 2, 3], 2, usize::MAX);
         lines(&[], 0, 64);

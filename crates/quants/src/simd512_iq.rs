@@ -437,7 +437,7 @@ pub(crate) fn decode_iq2xs(r: &Iq2xsRegs, b: &[u8; 74]) -> IqBlock {
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
 pub(crate) fn rows_iq2xs(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
     let r = Iq2xsRegs::load();
-    for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
+    for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
         let (blocks, _) = row.as_chunks::<74>();
         *out = iq_row(blocks, a, |b| (decode_iq2xs(&r, b), f16_at(b, 0) * 0.125));
     }
@@ -514,7 +514,7 @@ pub(crate) fn decode_iq3s(r: &Iq3sRegs, b: &[u8; 110]) -> IqBlock {
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
 pub(crate) fn rows_iq3s(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
     let r = Iq3sRegs::load();
-    for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
+    for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
         let (blocks, _) = row.as_chunks::<110>();
         *out = iq_row(blocks, a, |b| (decode_iq3s(&r, b), f16_at(b, 0)));
     }
@@ -598,7 +598,7 @@ pub(crate) fn decode_iq2s(r: &Iq2sRegs, b: &[u8; 82]) -> IqBlock {
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg,bmi2")]
 pub(crate) fn rows_iq2s(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
     let r = Iq2sRegs::load();
-    for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
+    for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
         let (blocks, _) = row.as_chunks::<82>();
         *out = iq_row(blocks, a, |b| (decode_iq2s(&r, b), f16_at(b, 0) * 0.125));
     }
@@ -629,7 +629,7 @@ fn iq_block_dot(b: &IqBlock, xq: &[i8; QK_K]) -> __m512i {
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
 pub(crate) fn rows_iq2xxs(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
     let r = IqRegs::iq2xxs();
-    for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
+    for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
         let (blocks, _) = row.as_chunks::<66>();
         *out = iq_row(blocks, a, |b| (decode_iq2xxs(&r, b), f16_at(b, 0) * 0.125));
     }
@@ -639,7 +639,7 @@ pub(crate) fn rows_iq2xxs(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) 
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg")]
 pub(crate) fn rows_iq3xxs(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
     let r = IqRegs::iq3xxs();
-    for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
+    for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
         let (blocks, _) = row.as_chunks::<98>();
         *out = iq_row(blocks, a, |b| (decode_iq3xxs(&r, b), f16_at(b, 0) * 0.25));
     }

@@ -83,7 +83,7 @@ pub(crate) fn rows_iq1s(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
     });
     let shift = load512(&std::array::from_fn::<i32, 16, _>(|i| (3 * (i % 4)) as i32));
     let coef_pick = load256(&std::array::from_fn::<i16, 16, _>(|m| (2 * (m / 2)) as i16));
-    for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
+    for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
         let (blocks, _) = row.as_chunks::<50>();
         let (xq, _) = a.q256.as_chunks::<QK_K>();
         let mut acc = _mm512_setzero_ps();
@@ -132,7 +132,7 @@ pub(crate) fn rows_iq1m(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
     // The scale words are bytes 48..56, i.e. words 4..8 of the 16 bytes at 40.
     let word_of = load256(&std::array::from_fn::<i16, 16, _>(|k| (4 + k / 4) as i16));
     let shift3 = load256(&std::array::from_fn::<i16, 16, _>(|k| (3 * (k % 4)) as i16));
-    for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
+    for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
         let (blocks, _) = row.as_chunks::<56>();
         let (xq, _) = a.q256.as_chunks::<QK_K>();
         let mut acc = _mm512_setzero_ps();

@@ -98,7 +98,7 @@ fn rows_q4<const B: usize, const M: bool>(w: &[u8], row_bytes: usize, a: &Q8Act,
     let (xq, _) = a.q_quads.as_chunks::<128>();
     let (xd, _) = a.d_quads.as_chunks::<16>();
     let (xs, _) = a.s_quads.as_chunks::<16>();
-    for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
+    for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
         let mut acc = [_mm512_setzero_ps(); 2];
         let mut off = _mm512_setzero_ps();
         for (j, span) in row.chunks_exact(4 * B).take(quads).enumerate() {
