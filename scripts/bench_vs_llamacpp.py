@@ -7,6 +7,9 @@ column (m=4096 rows, k=14336 columns) and `localglm bench quants --shape 4096x14
 shape, then prints G weights/s for both and their ratio.
 
 Usage: python3 scripts/bench_vs_llamacpp.py LLAMA_BUILD_BIN_DIR [LOCALGLM_BINARY]
+
+AVX2 only (the desktop Intel CPUs without AVX-512): build llama.cpp with AVX-512 off
+(docs/benchmarks.md) and run `LOCALGLM_SIMD=avx2 python3 scripts/bench_vs_llamacpp.py BUILD_AVX2_BIN`.
 """
 import os
 import re
@@ -70,6 +73,8 @@ def main():
         for ty, g in t.items():
             theirs[ty] = max(g, theirs.get(ty, 0.0))
     print(bw)
+    simd = os.environ.get("LOCALGLM_SIMD")
+    print(f"LocalGLM kernels: {'LOCALGLM_SIMD=' + simd if simd else 'the best this CPU has'}")
     print(f"shape {ROWS}x{COLS}, one activation vector, {THREADS} thread(s) each; "
           "G weights/s (higher is better)\n")
     print("| type | llama.cpp | LocalGLM | LocalGLM / llama.cpp |")
