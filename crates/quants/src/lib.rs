@@ -26,6 +26,7 @@ mod simd;
 mod simd512;
 mod simd512_iq;
 mod simd512_iq1;
+mod simd512_iq4;
 mod simd512_q4;
 mod simd_lowbit;
 mod simd_mem;

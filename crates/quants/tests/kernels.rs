@@ -20,7 +20,8 @@ fn shapes(ty: GgmlType) -> Vec<(usize, usize)> {
     let be = ty.block_elems();
     let cols: Vec<usize> = match be {
         1 => vec![1, 70, 300, 1000],
-        32 => vec![32, 96, 800],
+        // 512: a multiple of 256, where Q8_0 and IQ4_NL take their per-256 row kernels.
+        32 => vec![32, 96, 512, 800],
         _ => vec![256, 768, 2304],
     };
     let mut out = Vec::new();
