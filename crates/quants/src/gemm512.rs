@@ -255,6 +255,8 @@ impl RowTile {
                 }
                 (GgmlType::Q8_0, _) if fast => self.q8_0_row(r, row),
                 (GgmlType::Q4_K, _) => self.q4k_row(r, row),
+                (GgmlType::Q5_K, _) => self.q5k_row(r, row),
+                (GgmlType::Q6_K, _) => self.q6k_row(r, row),
                 _ => self.generic_row(ty, r, row),
             }
         }
@@ -359,24 +361,111 @@ impl RowTile {
                 _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
             });
             self.put256(r, 256 * bi, &w);
-            let (sc, mn) = crate::simd_lowbit::k_scales_mins(&b[4..16]);
-            let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
-            let g0 = r * (self.cols / 32) + 8 * bi;
-            let widen = |v: [u8; 8]| {
-                _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi64x(
-                    0,
-                    i64::from_le_bytes(v),
-                )))
+            self.k_scales(r, bi, b);
+        }
+    }
+
+    /// Q5_K: Q4_K's nibbles with the fifth bit of sub-block j at bit j of each `qh` byte; the
+    /// same 6-bit scales and minimums.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    fn q5k_row(&mut self, r: usize, row: &[u8]) {
+        let nib = _mm256_set1_epi8(15);
+        let one = _mm256_set1_epi8(1);
+        let (blocks, _) = row.as_chunks::<176>();
+        for (bi, b) in blocks.iter().enumerate() {
+            let qh = crate::simd_mem::load256(&b[16..48].as_chunks::<32>().0[0]);
+            let fifth = |j: i32| {
+                let bit = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(j)), one);
+                _mm256_slli_epi16::<4>(bit)
             };
-            let scales = _mm256_mul_ps(_mm256_set1_ps(d), widen(sc));
-            let biases = _mm256_mul_ps(_mm256_set1_ps(-dmin), widen(mn));
-            store256(
-                lanes8(&mut self.scale[g0..g0 + 8]),
-                _mm256_castps_si256(scales),
+            let (qs, _) = b[48..176].as_chunks::<32>();
+            let w: [__m512i; 4] = std::array::from_fn(|k| {
+                let v = crate::simd_mem::load256(&qs[k]);
+                let lo = _mm256_or_si256(_mm256_and_si256(v, nib), fifth(2 * k as i32));
+                let hi = _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(v), nib),
+                    fifth(2 * k as i32 + 1),
+                );
+                _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
+            });
+            self.put256(r, 256 * bi, &w);
+            self.k_scales(r, bi, b);
+        }
+    }
+
+    /// The eight per-32 scales `d·sc` and biases `−dmin·m` of a Q4_K / Q5_K block (`d`,
+    /// `dmin`, then the 12 packed 6-bit scale and minimum bytes).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    fn k_scales<const B: usize>(&mut self, r: usize, bi: usize, b: &[u8; B]) {
+        let (sc, mn) = crate::simd_lowbit::k_scales_mins(&b[4..16]);
+        let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
+        let g0 = r * (self.cols / 32) + 8 * bi;
+        let widen = |v: [u8; 8]| {
+            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi64x(
+                0,
+                i64::from_le_bytes(v),
+            )))
+        };
+        let scales = _mm256_mul_ps(_mm256_set1_ps(d), widen(sc));
+        let biases = _mm256_mul_ps(_mm256_set1_ps(-dmin), widen(mn));
+        store256(
+            lanes8(&mut self.scale[g0..g0 + 8]),
+            _mm256_castps_si256(scales),
+        );
+        store256(
+            lanes8(&mut self.bias[g0..g0 + 8]),
+            _mm256_castps_si256(biases),
+        );
+    }
+
+    /// Q6_K (per-16 scale groups): per 128 weights, low nibbles of `ql` and two bits of `qh`
+    /// at shifts 0, 2, 4, 6 make weights 0–31, 32–63, 64–95, 96–127; `q − 32` signed.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    fn q6k_row(&mut self, r: usize, row: &[u8]) {
+        use crate::simd_mem::load256;
+        let nib = _mm256_set1_epi8(15);
+        let three = _mm256_set1_epi8(3);
+        let bias = _mm512_set1_epi8(32);
+        let zero = _mm512_setzero_si512();
+        let (blocks, _) = row.as_chunks::<210>();
+        for (bi, b) in blocks.iter().enumerate() {
+            let (ql, _) = b[..128].as_chunks::<32>();
+            let (qh, _) = b[128..192].as_chunks::<32>();
+            let w: [__m512i; 4] = std::array::from_fn(|k| {
+                let (n, upper) = (k / 2, k % 2 == 1);
+                let (lo, hi) = (load256(&ql[2 * n]), load256(&ql[2 * n + 1]));
+                let (lo, hi) = if upper {
+                    (_mm256_srli_epi16::<4>(lo), _mm256_srli_epi16::<4>(hi))
+                } else {
+                    (lo, hi)
+                };
+                let h = load256(&qh[n]);
+                let h = if upper { _mm256_srli_epi16::<4>(h) } else { h };
+                let top = |v: __m256i| _mm256_slli_epi16::<4>(_mm256_and_si256(v, three));
+                let a = _mm256_or_si256(_mm256_and_si256(lo, nib), top(h));
+                let c = _mm256_or_si256(_mm256_and_si256(hi, nib), top(_mm256_srli_epi16::<2>(h)));
+                let q = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(a), c);
+                _mm512_sub_epi8(q, bias)
+            });
+            let at = (r * self.cols + 256 * bi) / 4;
+            let (dst, _) = self.words[at..at + 64].as_chunks_mut::<16>();
+            for (dv, v) in dst.iter_mut().zip(&w) {
+                store512(dv, *v);
+            }
+            let g0 = r * (self.cols / 16) + 16 * bi;
+            let start = _mm512_sub_epi32(zero, _mm512_slli_epi32::<7>(sums16(&w)));
+            store512(
+                &mut self.start[g0..g0 + 16].as_chunks_mut::<16>().0[0],
+                start,
             );
-            store256(
-                lanes8(&mut self.bias[g0..g0 + 8]),
-                _mm256_castps_si256(biases),
+            let sc = _mm512_cvtepi8_epi32(load128(&b[192..208].as_chunks::<16>().0[0]));
+            let scales = _mm512_mul_ps(_mm512_cvtepi32_ps(sc), _mm512_set1_ps(f16_at(b, 208)));
+            store_f32(
+                &mut self.scale[g0..g0 + 16].as_chunks_mut::<16>().0[0],
+                scales,
             );
         }
     }
