@@ -277,6 +277,25 @@ impl RowTile {
         store256(lanes8(&mut self.start[g0..g0 + 8]), start);
     }
 
+    /// [`put256`](Self::put256) for tiles of per-16 groups: the words and the sixteen per-16
+    /// accumulator starts; returns the index of the first of the sixteen groups.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    fn put256_by16(&mut self, r: usize, k0: usize, w: &[__m512i; 4]) -> usize {
+        let at = (r * self.cols + k0) / 4;
+        let (dst, _) = self.words[at..at + 64].as_chunks_mut::<16>();
+        for (d, v) in dst.iter_mut().zip(w) {
+            store512(d, *v);
+        }
+        let g0 = r * (self.cols / 16) + k0 / 16;
+        let start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32::<7>(sums16(w)));
+        store512(
+            &mut self.start[g0..g0 + 16].as_chunks_mut::<16>().0[0],
+            start,
+        );
+        g0
+    }
+
     /// A row of a shuffle-lookup IQ format: `decode` gives each block's vectors and the factor
     /// of its scales `2·s + 1` (IQ2: `d/8`, IQ3_XXS: `d/4`, IQ3_S: `d` — the reference's
     /// `d·(0.5 + s)·0.25`, `·0.5`, `d·(1 + 2s)` with the same single rounding). The scales
@@ -306,17 +325,7 @@ impl RowTile {
                     _mm256_castps_si256(scales),
                 );
             } else {
-                let at = (r * self.cols + 256 * bi) / 4;
-                let (dst, _) = self.words[at..at + 64].as_chunks_mut::<16>();
-                for (dv, v) in dst.iter_mut().zip(&w) {
-                    store512(dv, *v);
-                }
-                let g0 = r * (self.cols / 16) + 16 * bi;
-                let start = _mm512_sub_epi32(zero, _mm512_slli_epi32::<7>(sums16(&w)));
-                store512(
-                    &mut self.start[g0..g0 + 16].as_chunks_mut::<16>().0[0],
-                    start,
-                );
+                let g0 = self.put256_by16(r, 256 * bi, &w);
                 let wide = _mm512_cvtepi16_epi32(_mm512_castsi512_si256(blk.scales16));
                 let scales = _mm512_mul_ps(_mm512_cvtepi32_ps(wide), _mm512_set1_ps(d));
                 store_f32(
@@ -429,7 +438,6 @@ impl RowTile {
         let nib = _mm256_set1_epi8(15);
         let three = _mm256_set1_epi8(3);
         let bias = _mm512_set1_epi8(32);
-        let zero = _mm512_setzero_si512();
         let (blocks, _) = row.as_chunks::<210>();
         for (bi, b) in blocks.iter().enumerate() {
             let (ql, _) = b[..128].as_chunks::<32>();
@@ -450,17 +458,7 @@ impl RowTile {
                 let q = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(a), c);
                 _mm512_sub_epi8(q, bias)
             });
-            let at = (r * self.cols + 256 * bi) / 4;
-            let (dst, _) = self.words[at..at + 64].as_chunks_mut::<16>();
-            for (dv, v) in dst.iter_mut().zip(&w) {
-                store512(dv, *v);
-            }
-            let g0 = r * (self.cols / 16) + 16 * bi;
-            let start = _mm512_sub_epi32(zero, _mm512_slli_epi32::<7>(sums16(&w)));
-            store512(
-                &mut self.start[g0..g0 + 16].as_chunks_mut::<16>().0[0],
-                start,
-            );
+            let g0 = self.put256_by16(r, 256 * bi, &w);
             let sc = _mm512_cvtepi8_epi32(load128(&b[192..208].as_chunks::<16>().0[0]));
             let scales = _mm512_mul_ps(_mm512_cvtepi32_ps(sc), _mm512_set1_ps(f16_at(b, 208)));
             store_f32(
