@@ -20,6 +20,38 @@ use std::sync::Arc;
 const WG: u32 = 64;
 /// Tokens per workgroup in the plain kernel (`TT` in `kernel_plain.wgsl`).
 const TT: usize = 8;
+/// Rows per workgroup in the mat-vec kernels (`R` in `kernel_rows.wgsl`); `LOCALGLM_GPU_R`
+/// (1–32) overrides it, for measuring on a device.
+fn rows_per_wg() -> usize {
+    std::env::var("LOCALGLM_GPU_R")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|r| (1..=32).contains(r))
+        .unwrap_or(8)
+}
+
+/// The runtime checks naga adds to the weight kernels. By default it bounds every loop with an
+/// extra counter and guards every division (`force_loop_bounding`, `int_div_checks`), which
+/// keeps a driver from unrolling the decoders' fixed loops; neither guards anything here: each
+/// loop runs to a constant or a parameter, and each divisor is a constant or `x_div`, which the
+/// host clamps to at least 1. Buffer bounds checks stay unless `LOCALGLM_GPU_CHECKS=none`
+/// (`all` restores naga's defaults), for measuring their cost.
+fn kernel_checks() -> wgpu::ShaderRuntimeChecks {
+    let mut c = wgpu::ShaderRuntimeChecks::checked();
+    match std::env::var("LOCALGLM_GPU_CHECKS").as_deref() {
+        Ok("all") => {}
+        Ok("none") => {
+            c.bounds_checks = false;
+            c.force_loop_bounding = false;
+            c.int_div_checks = false;
+        }
+        _ => {
+            c.force_loop_bounding = false;
+            c.int_div_checks = false;
+        }
+    }
+    c
+}
 
 /// The weight types with GPU kernels: the 22 the CPU kernels handle.
 pub const GPU_TYPES: [GgmlType; 22] = GgmlType::SUPPORTED;
@@ -27,22 +59,38 @@ pub const GPU_TYPES: [GgmlType; 22] = GgmlType::SUPPORTED;
 /// The kernel shapes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kernel {
-    /// `y[t] = W·x[t]` for `n` tokens (decode: `n = 1`).
+    /// `y[t] = W·x[t]` for `n` tokens, up to 8 per workgroup (prefill; decode uses `Rows`).
     Plain,
-    /// `y[s] = W[ids[s]]·x_s` (MoE).
-    Indexed,
     /// The MoE product with the slots grouped by expert (prefill): each expert's rows decoded
     /// once per 8 of its slots.
     Grouped,
+    /// `Plain` for one token (decode): `rows_per_wg()` rows per workgroup, the activations staged
+    /// in workgroup memory.
+    Rows,
+    /// `y[s] = W[ids[s]]·x_s` (MoE decode) the same way.
+    RowsIndexed,
+}
+
+impl Kernel {
+    pub const ALL: [Kernel; 4] = [
+        Kernel::Plain,
+        Kernel::Grouped,
+        Kernel::Rows,
+        Kernel::RowsIndexed,
+    ];
 }
 
 const PRELUDE: &str = include_str!("shaders/prelude.wgsl");
 pub(crate) const REDUCE_SHARED: &str = include_str!("shaders/reduce_shared.wgsl");
 const REDUCE_SUBGROUP: &str = include_str!("shaders/reduce_subgroup.wgsl");
 const KERNEL_PLAIN: &str = include_str!("shaders/kernel_plain.wgsl");
-const KERNEL_INDEXED: &str = include_str!("shaders/kernel_indexed.wgsl");
 const KERNEL_GROUPED: &str = include_str!("shaders/kernel_grouped.wgsl");
+const KERNEL_ROWS: &str = include_str!("shaders/kernel_rows.wgsl");
+const STREAM_READ: &str = include_str!("shaders/stream_read.wgsl");
+const REDUCE_ROWS_SHARED: &str = include_str!("shaders/reduce_rows_shared.wgsl");
+const REDUCE_ROWS_SUBGROUP: &str = include_str!("shaders/reduce_rows_subgroup.wgsl");
 const K_SCALE_MIN: &str = include_str!("shaders/decode/k_scale_min.wgsl");
+const IQ4_VALUES: &str = include_str!("shaders/decode/iq4_values.wgsl");
 
 /// The WGSL decoder of `ty`, or `None` for types without one.
 fn decoder(ty: GgmlType) -> Option<&'static str> {
@@ -84,13 +132,25 @@ pub(crate) fn shader_source(ty: GgmlType, kernel: Kernel, subgroups: bool) -> Op
     let mut s = format!("const WG: u32 = {WG}u;\n");
     s += &crate::tables::wgsl_consts();
     s += PRELUDE;
-    s += if subgroups {
-        REDUCE_SUBGROUP
-    } else {
-        REDUCE_SHARED
+    let rows = matches!(kernel, Kernel::Rows | Kernel::RowsIndexed);
+    if rows {
+        s += &format!(
+            "const R: u32 = {}u;\nconst INDEXED: bool = {};\n",
+            rows_per_wg(),
+            kernel == Kernel::RowsIndexed
+        );
+    }
+    s += match (rows, subgroups) {
+        (false, false) => REDUCE_SHARED,
+        (false, true) => REDUCE_SUBGROUP,
+        (true, false) => REDUCE_ROWS_SHARED,
+        (true, true) => REDUCE_ROWS_SUBGROUP,
     };
     if matches!(ty, GgmlType::Q4_K | GgmlType::Q5_K) {
         s += K_SCALE_MIN;
+    }
+    if matches!(ty, GgmlType::IQ4_NL | GgmlType::IQ4_XS) {
+        s += IQ4_VALUES;
     }
     s += dec;
     if !is_float(ty) {
@@ -103,8 +163,8 @@ pub(crate) fn shader_source(ty: GgmlType, kernel: Kernel, subgroups: bool) -> Op
     }
     let body = match kernel {
         Kernel::Plain => KERNEL_PLAIN,
-        Kernel::Indexed => KERNEL_INDEXED,
         Kernel::Grouped => KERNEL_GROUPED,
+        Kernel::Rows | Kernel::RowsIndexed => KERNEL_ROWS,
     };
     let (builtins, args) = if subgroups {
         (
@@ -232,7 +292,7 @@ impl QWeight {
 pub fn all_shader_sources() -> Vec<(String, String)> {
     let mut out = Vec::new();
     for ty in GPU_TYPES {
-        for k in [Kernel::Plain, Kernel::Indexed, Kernel::Grouped] {
+        for k in Kernel::ALL {
             for subgroups in [false, true] {
                 if let Some(src) = shader_source(ty, k, subgroups) {
                     out.push((format!("{ty} {k:?} subgroups={subgroups}"), src));
@@ -402,15 +462,54 @@ impl Gpu {
         }
         let what = format!("{ty} {kernel:?}");
         let src = shader_source(ty, kernel, self.subgroups).ok_or(GpuError::Unsupported(ty))?;
-        let p = self.compile(&what, src, &self.pipeline_layout)?;
+        let p = self.compile(&what, src, &self.pipeline_layout, kernel_checks())?;
         cache.insert((ty, kernel), p.clone());
         Ok(p)
+    }
+
+    /// The bandwidth at which a compute shader of this backend streams a buffer of `bytes` (at
+    /// most one binding)
+    /// (16-byte loads, each invocation striding over the buffer; best of `reps` passes, eight
+    /// per submission): the limit a weight product through wgpu can reach on this device.
+    pub fn read_bandwidth(&self, bytes: usize, reps: usize) -> Result<f64, GpuError> {
+        const PER_SUBMISSION: usize = 8;
+        let src = format!("const WG: u32 = {WG}u;\n{STREAM_READ}");
+        let pipeline = self.compile(
+            "stream read",
+            src,
+            &self.pipeline_layout,
+            wgpu::ShaderRuntimeChecks::checked(),
+        )?;
+        // One binding (the largest a device allows is enough to time it).
+        let bytes = bytes.min(self.max_binding as usize);
+        let data = self.zeros((bytes / 16).max(1) * 4)?;
+        let (x, out) = (self.zeros(1)?, self.zeros(1)?);
+        let params = Params::default().bytes();
+        let mut best = f64::MAX;
+        for i in 0..=reps.max(1) {
+            let t = std::time::Instant::now();
+            for _ in 0..PER_SUBMISSION {
+                self.record(
+                    &pipeline,
+                    &self.layout,
+                    &[&data.buf, &x.buf, &out.buf, &self.tables, &self.dummy_ids],
+                    &params,
+                    (4096, 1, 1),
+                );
+            }
+            self.read_f32_range(&out, 0, 1)?;
+            // The first pass warms the device up.
+            if i > 0 {
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+        }
+        Ok((data.len() * 4 * PER_SUBMISSION) as f64 / best)
     }
 
     /// Compiles every kernel of every type now (tests; a load can warm up this way).
     pub fn compile_all(&self) -> Result<(), GpuError> {
         for ty in GPU_TYPES {
-            for k in [Kernel::Plain, Kernel::Indexed, Kernel::Grouped] {
+            for k in Kernel::ALL {
                 self.pipeline(ty, k)?;
             }
         }
@@ -467,11 +566,17 @@ impl Gpu {
         }
         fits("x", x.len(), x_off + n * w.cols)?;
         fits("y", y.len(), y_off + n * w.rows)?;
-        let pipeline = self.pipeline(w.ty, Kernel::Plain)?;
+        // One token: the mat-vec kernel, R rows per workgroup.
+        let (kernel, per_wg) = if n == 1 {
+            (Kernel::Rows, rows_per_wg())
+        } else {
+            (Kernel::Plain, 1)
+        };
+        let pipeline = self.pipeline(w.ty, kernel)?;
         let tiles = n.div_ceil(TT);
         for chunk in &w.chunks {
             let count = chunk.g1 - chunk.g0;
-            let (wg_x, wg_y) = self.grid(count);
+            let (wg_x, wg_y) = self.grid(count.div_ceil(per_wg));
             let p = Params {
                 rows: w.rows as u32,
                 cols: w.cols as u32,
@@ -594,13 +699,13 @@ impl Gpu {
         };
         fits("x", x.len(), x_off + x_need)?;
         fits("y", y.len(), y_off + slots * w.rows)?;
-        let (kernel, z) = if by_expert {
-            (Kernel::Grouped, w.experts)
+        let (kernel, z, per_wg) = if by_expert {
+            (Kernel::Grouped, w.experts, 1)
         } else {
-            (Kernel::Indexed, slots)
+            (Kernel::RowsIndexed, slots, rows_per_wg())
         };
         let pipeline = self.pipeline(w.ty, kernel)?;
-        let (wg_x, wg_y) = self.grid(w.rows);
+        let (wg_x, wg_y) = self.grid(w.rows.div_ceil(per_wg));
         for chunk in &w.chunks {
             let p = Params {
                 rows: w.rows as u32,

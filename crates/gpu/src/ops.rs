@@ -144,7 +144,12 @@ impl Gpu {
             return Ok(p.clone());
         }
         let what = format!("{op:?}");
-        let p = self.compile(&what, op_source(op), &self.op_pipeline_layout)?;
+        let p = self.compile(
+            &what,
+            op_source(op),
+            &self.op_pipeline_layout,
+            wgpu::ShaderRuntimeChecks::checked(),
+        )?;
         cache.insert(op, p.clone());
         Ok(p)
     }

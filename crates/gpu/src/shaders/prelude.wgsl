@@ -51,7 +51,14 @@ fn b8(o: u32) -> u32 {
 }
 
 fn b16(o: u32) -> u32 {
-    return b8(o) | (b8(o + 1u) << 8u);
+    let a = o + P.w_skew;
+    let i = a >> 2u;
+    let s = (a & 3u) << 3u;
+    var v = W[i] >> s;
+    if (s == 24u) {
+        v |= W[i + 1u] << 8u;
+    }
+    return v & 0xffffu;
 }
 
 fn b32(o: u32) -> u32 {
@@ -62,6 +69,32 @@ fn b32(o: u32) -> u32 {
         return W[i];
     }
     return (W[i] >> s) | (W[i + 1u] << (32u - s));
+}
+
+// The 16 bytes at `o` as four words: four aligned loads, five where `o` is not aligned (a
+// decoder's loads are words, not bytes: one load per byte was the kernels' bottleneck).
+fn words4(o: u32) -> vec4<u32> {
+    let a = o + P.w_skew;
+    let i = a >> 2u;
+    let s = (a & 3u) << 3u;
+    let w = vec4<u32>(W[i], W[i + 1u], W[i + 2u], W[i + 3u]);
+    if (s == 0u) {
+        return w;
+    }
+    let r = 32u - s;
+    return (w >> vec4<u32>(s)) | (vec4<u32>(w.y, w.z, w.w, W[i + 4u]) << vec4<u32>(r));
+}
+
+// The 32 bytes at `o` as eight words.
+fn words8(o: u32) -> array<u32, 8> {
+    let a = words4(o);
+    let b = words4(o + 16u);
+    return array<u32, 8>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w);
+}
+
+// Byte k of the word w.
+fn byte(w: u32, k: u32) -> u32 {
+    return (w >> (k << 3u)) & 0xffu;
 }
 
 fn f16at(o: u32) -> f32 {
@@ -76,6 +109,17 @@ fn sx8(v: u32) -> f32 {
 // Byte `o` of the lookup tables.
 fn tb8(o: u32) -> u32 {
     return (T[o >> 2u] >> ((o & 3u) << 3u)) & 0xffu;
+}
+
+// Word `i` of the lookup tables (tables and grid entries are word-aligned).
+fn tw(i: u32) -> u32 {
+    return T[i];
+}
+
+// The i-quants' sign byte for a 7-bit sign index: the index with an eighth bit that makes the
+// count of set bits even (what the KSIGNS table holds, computed instead of loaded).
+fn ksigns(i: u32) -> u32 {
+    return i | ((countOneBits(i) & 1u) << 7u);
 }
 
 // ±1 for sign bit `k` of `signs` (set: negative).

@@ -5,10 +5,12 @@ fn decode(blk: u32, j: u32) {
     let low = (b8(blk + 4u + j / 2u) >> (4u * (j % 2u))) & 15u;
     let high = (scales_h >> (2u * j)) & 3u;
     let dl = d * f32(i32(low | (high << 4u)) - 32);
-    let qs = blk + 8u + 16u * j;
-    for (var i = 0u; i < 16u; i++) {
-        let q = b8(qs + i);
-        wv[i] = dl * sx8(tb8(KVALUES_IQ4NL + (q & 15u)));
-        wv[i + 16u] = dl * sx8(tb8(KVALUES_IQ4NL + (q >> 4u)));
+    let q = words4(blk + 8u + 16u * j);
+    for (var w = 0u; w < 4u; w++) {
+        for (var k = 0u; k < 4u; k++) {
+            let b = byte(q[w], k);
+            wv[4u * w + k] = dl * kv(b & 15u);
+            wv[4u * w + k + 16u] = dl * kv(b >> 4u);
+        }
     }
 }

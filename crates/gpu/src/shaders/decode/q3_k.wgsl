@@ -12,15 +12,16 @@ fn decode(blk: u32, j: u32) {
         let high = (b8(blk + 104u + s % 4u) >> (2u * (s / 4u))) & 3u;
         let dl = d * f32(i32(low | (high << 4u)) - 32);
         let v0 = 16u * s;
-        let base = 32u + 32u * (v0 / 128u) + v0 % 32u;
         let shift = 2u * ((v0 % 128u) / 32u);
         let hshift = v0 / 32u;
-        for (var i = 0u; i < 16u; i++) {
-            let l = v0 % 32u + i;
-            let q2 = i32((b8(blk + base + i) >> shift) & 3u);
-            let hb = (b8(blk + l) >> hshift) & 1u;
-            let q = select(q2 - 4, q2, hb != 0u);
-            wv[16u * h2 + i] = dl * f32(q);
+        let q = words4(blk + 32u + 32u * (v0 / 128u) + v0 % 32u);
+        let m = words4(blk + v0 % 32u);
+        for (var w = 0u; w < 4u; w++) {
+            for (var k = 0u; k < 4u; k++) {
+                let q2 = i32((byte(q[w], k) >> shift) & 3u);
+                let hb = (byte(m[w], k) >> hshift) & 1u;
+                wv[16u * h2 + 4u * w + k] = dl * f32(select(q2 - 4, q2, hb != 0u));
+            }
         }
     }
 }

@@ -5,9 +5,11 @@ fn decode(blk: u32, j: u32) {
     let sm = k_scale_min(blk + 4u, j);
     let dl = d * f32(sm.x);
     let ml = dmin * f32(sm.y);
-    let qs = blk + 16u + 32u * (j / 2u);
     let shift = 4u * (j % 2u);
-    for (var i = 0u; i < 32u; i++) {
-        wv[i] = dl * f32((b8(qs + i) >> shift) & 15u) - ml;
+    var q = words8(blk + 16u + 32u * (j / 2u));
+    for (var w = 0u; w < 8u; w++) {
+        for (var k = 0u; k < 4u; k++) {
+            wv[4u * w + k] = dl * f32((byte(q[w], k) >> shift) & 15u) - ml;
+        }
     }
 }

@@ -5,10 +5,13 @@ fn decode(blk: u32, j: u32) {
     let sm = k_scale_min(blk + 4u, j);
     let dl = d * f32(sm.x);
     let ml = dmin * f32(sm.y);
-    let qs = blk + 48u + 32u * (j / 2u);
     let shift = 4u * (j % 2u);
-    for (var i = 0u; i < 32u; i++) {
-        let q = ((b8(qs + i) >> shift) & 15u) | (((b8(blk + 16u + i) >> j) & 1u) << 4u);
-        wv[i] = dl * f32(q) - ml;
+    var q = words8(blk + 48u + 32u * (j / 2u));
+    var h = words8(blk + 16u);
+    for (var w = 0u; w < 8u; w++) {
+        for (var k = 0u; k < 4u; k++) {
+            let v = ((byte(q[w], k) >> shift) & 15u) | (((byte(h[w], k) >> j) & 1u) << 4u);
+            wv[4u * w + k] = dl * f32(v) - ml;
+        }
     }
 }

@@ -4,13 +4,17 @@ fn decode(blk: u32, j: u32) {
     let d = f16at(blk + 208u);
     let h = j / 4u;
     let t = j % 4u;
-    let ql = blk + 64u * h + 32u * (t & 1u);
     let qshift = 4u * (t >> 1u);
-    let qh = blk + 128u + 32u * h;
     let hshift = 2u * t;
-    for (var i = 0u; i < 32u; i++) {
-        let q = ((b8(ql + i) >> qshift) & 15u) | (((b8(qh + i) >> hshift) & 3u) << 4u);
-        let dl = d * sx8(b8(blk + 192u + 2u * j + i / 16u));
-        wv[i] = dl * f32(i32(q) - 32);
+    let sc = b16(blk + 192u + 2u * j);
+    let d0 = d * sx8(sc);
+    let d1 = d * sx8(sc >> 8u);
+    var l = words8(blk + 64u * h + 32u * (t & 1u));
+    var hb = words8(blk + 128u + 32u * h);
+    for (var w = 0u; w < 8u; w++) {
+        for (var k = 0u; k < 4u; k++) {
+            let q = ((byte(l[w], k) >> qshift) & 15u) | (((byte(hb[w], k) >> hshift) & 3u) << 4u);
+            wv[4u * w + k] = select(d1, d0, w < 4u) * f32(i32(q) - 32);
+        }
     }
 }
