@@ -1,19 +1,94 @@
 #!/usr/bin/env bash
-# Runs on a lent GPU machine from the repository root, with device-bin/ carried over (built
-# here by scripts/device_build.sh): checks that an NVIDIA Vulkan driver is present, then runs
-# the GPU kernel tests and the kernel benchmark (GB/s of weights against the device's own copy
-# bandwidth, same run). Everything printed is also written under $OUT.
+# Runs on a lent GPU machine from the repository root, with what scripts/device_build.sh made
+# here carried over (device-bin/, .gl/ with the Vulkan loader's Debian packages, .whl/ with the
+# gguf wheel; see docs/benchmarks.md, "On a lent GPU machine"). It checks that an NVIDIA Vulkan
+# driver is present, then runs whatever device-bin holds: the GPU kernel tests, the kernel
+# benchmark, the GLM runtime's GPU reference tests, and the GLM bench on the mid bench model
+# (made there, as here) against llama.cpp's Vulkan backend on the same file when device-bin has
+# its llama-bench. Each step has its own time limit; everything printed also goes under $OUT.
+#
+# `bash scripts/device_check.sh [model|glm|kernels|bench|long]...` runs only the named steps.
 set -u
 OUT="${OUT:-/tmp/device-out}"
 mkdir -p "$OUT"
 cd "$(dirname "$0")/.."
+ROOT=$PWD
+steps=" ${*:-model glm kernels bench long} "
+want() { [[ "$steps" == *" $1 "* ]]; }
+BIN=/tmp/device-bin
+rm -rf "$BIN" && mkdir -p "$BIN"
+if [ -f device-bin/bins.tar.xz ]; then tar -xJf device-bin/bins.tar.xz -C "$BIN"; else cp -r device-bin/. "$BIN"; fi
+ls -la "$BIN"
+
 {
-  echo "== driver"
+  echo "== Vulkan loader and driver"
+  # The image has the NVIDIA driver but no Vulkan loader: the loader's Debian packages travel.
+  if ! ldconfig -p | grep -q libvulkan.so.1 && ls .gl/*.deb >/dev/null 2>&1; then
+    for f in .gl/*.deb; do dpkg -x "$f" /; done
+    ldconfig
+  fi
+  ldconfig -p | grep libvulkan || echo "no libvulkan"
   nvidia-smi || echo "nvidia-smi: not found"
-  ls -l /usr/share/vulkan/icd.d /etc/vulkan/icd.d 2>&1
+  for d in /usr/share/vulkan/icd.d /etc/vulkan/icd.d /usr/local/nvidia/share/vulkan/icd.d; do
+    ls -l "$d" 2>/dev/null
+  done
+  if ! ls /usr/share/vulkan/icd.d/nvidia* /etc/vulkan/icd.d/nvidia* >/dev/null 2>&1 &&
+    [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
+    echo "VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json"
+  fi
+  command -v vulkaninfo >/dev/null && timeout 30 vulkaninfo --summary 2>&1 | head -60
 } 2>&1 | tee "$OUT/driver.txt"
-echo "== GPU kernel tests"
-LOCALGLM_REQUIRE_GPU=1 device-bin/kernels --test-threads 1 2>&1 | tee "$OUT/kernels.txt"
-LOCALGLM_REQUIRE_GPU=1 device-bin/ops 2>&1 | tee "$OUT/ops.txt"
-echo "== kernel benchmark"
-device-bin/gpu_bench --mib 1024 --reps 20 2>&1 | tee "$OUT/bench.txt"
+if grep -q "^VK_DRIVER_FILES=" "$OUT/driver.txt"; then
+  export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+fi
+# Never measure or test lavapipe by accident on the lent machine.
+export LOCALGLM_REQUIRE_GPU=1
+
+MODEL=/tmp/glm-bench-mid.gguf
+if { want model || want long; } && [ -x "$BIN/glm_bench" ] && [ ! -f "$MODEL" ]; then
+  # Made in the background while the tests run (numpy and regex are in the image; gguf travels).
+  (
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl &&
+      cd scripts && PYTHONPATH=/tmp/site python3 make_glm_bench_model.py "$MODEL.part" --size mid &&
+      mv "$MODEL.part" "$MODEL"
+  ) >"$OUT/model.txt" 2>&1 &
+  MAKER=$!
+fi
+
+step() { # name limit command...
+  local name=$1 limit=$2
+  shift 2
+  echo "== $name"
+  local t=$SECONDS
+  timeout "$limit" "$@" 2>&1 | tee "$OUT/$name.txt"
+  echo "== $name: exit ${PIPESTATUS[0]} after $((SECONDS - t)) s"
+}
+
+bench_model() { # name limit prompt gen reps
+  [ -n "${MAKER:-}" ] && wait "$MAKER" && MAKER=
+  tail -3 "$OUT/model.txt" 2>/dev/null
+  local peer=()
+  [ -x "$BIN/llama-bench" ] && peer=(--llama-bench "$BIN/llama-bench")
+  step "$1" "$2" "$BIN/glm_bench" --model "$MODEL" --prompt "$3" --gen "$4" --reps "$5" "${peer[@]}"
+}
+# Most telling first, so that a run cut short by the lease still brings the most back.
+if want model && [ -x "$BIN/glm_bench" ]; then
+  bench_model glm_bench 150 128 64 3
+  # Which device and features llama.cpp's Vulkan backend found (its log), and a short run.
+  [ -x "$BIN/llama-bench" ] && step llama_info 60 "$BIN/llama-bench" -m "$MODEL" -p 16 -n 16 -ngl 99 -r 1
+fi
+if want glm && [ -x "$BIN/gpu_reference" ]; then
+  export LOCALGLM_GLM_FIXTURES=$ROOT/crates/glm/tests/fixtures
+  step gpu_reference 240 "$BIN/gpu_reference" --test-threads 4
+fi
+if want kernels; then
+  [ -x "$BIN/kernels" ] && step kernels 240 "$BIN/kernels" --test-threads 4
+  [ -x "$BIN/ops" ] && step ops 240 "$BIN/ops" --test-threads 4
+fi
+if want bench && [ -x "$BIN/gpu_bench" ]; then
+  step gpu_bench 150 "$BIN/gpu_bench" --mib 512 --reps 6
+fi
+if want long && [ -x "$BIN/glm_bench" ]; then
+  bench_model glm_bench_long 150 2048 32 2
+fi
+echo "== done"

@@ -16,7 +16,6 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 mod bench;
-mod bench_glm;
 mod fit;
 mod gpu;
 mod inspect;
@@ -326,17 +325,23 @@ async fn main() -> Result<()> {
                     device,
                     mtp,
                 },
-        } => bench_glm::run(&bench_glm::GlmBenchArgs {
-            model,
-            prompt,
-            gen,
-            reps,
-            llama_bench,
-            threads,
-            kv_type,
-            device,
-            mtp,
-        }),
+        } => {
+            let drafts = mtp != localglm_glm::spec::Drafting::Fixed(0);
+            let gpu = device.placement(&model, kv_type, 0, drafts)?;
+            localglm_glm::bench::run(
+                &localglm_glm::bench::GlmBench {
+                    model,
+                    prompt,
+                    gen,
+                    reps,
+                    llama_bench,
+                    threads,
+                    kv_type,
+                    mtp,
+                },
+                gpu,
+            )
+        }
         Command::Gpu { json } => gpu::run(json),
         Command::Inspect { file, json } => inspect::inspect(&file, json),
         Command::Fit(args) => fit::run(&args),

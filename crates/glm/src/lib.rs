@@ -11,6 +11,7 @@
 //! Invariant: logits match the Hugging Face reference on the same weights (see
 //! `tests/reference.rs` and `scripts/make_glm_fixtures.py`).
 
+pub mod bench;
 mod cache;
 pub mod config;
 mod cpu_attn;

@@ -43,10 +43,14 @@ pub fn own_gpu() -> Arc<Gpu> {
     )
 }
 
+/// A file of `tests/fixtures`; `LOCALGLM_GLM_FIXTURES` names that folder where the test binary
+/// runs away from its checkout (a lent GPU machine: `scripts/device_check.sh`).
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    match std::env::var_os("LOCALGLM_GLM_FIXTURES") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"),
+    }
+    .join(name)
 }
 
 pub struct Case {

@@ -1,26 +1,32 @@
-//! `localglm bench glm`: decode and prefill speed of LocalGLM's runtime on a `glm-dsa` GGUF (or
-//! a dense LLaMA-family one, such as the default model),
-//! as a ratio to the memory-bandwidth bound (weight bytes one token reads ÷ read bandwidth
-//! measured in the same run) and, when a `llama-bench` binary is given, as a ratio to
-//! llama.cpp on the same file in the same run.
+//! Decode and prefill speed of the runtime on a `glm-dsa` GGUF (or a dense LLaMA-family one,
+//! such as the default model), as a ratio to the memory-bandwidth bound (weight bytes one token
+//! reads ÷ read bandwidth measured in the same run) and, when a `llama-bench` binary is given,
+//! as a ratio to llama.cpp on the same file in the same run. `localglm bench glm` runs it after
+//! placing the model with the planner; the `glm_bench` example runs it with no planner and no
+//! mistralrs, small enough to carry to a lent GPU machine (`scripts/device_check.sh`).
 
+use crate::spec::{expected_tokens, Decoder, Drafting, MAX_AUTO_DRAFT};
+use crate::{GpuPlacement, KvType, Logits, Model, RuntimeOptions};
 use anyhow::{bail, Context, Result};
-use localglm_glm::spec::{expected_tokens, Decoder, Drafting, MAX_AUTO_DRAFT};
-use localglm_glm::{Logits, Model, RuntimeOptions};
 use localglm_quants::bench::measure_bandwidth;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-pub struct GlmBenchArgs {
+/// What to measure.
+pub struct GlmBench {
     pub model: PathBuf,
+    /// Prompt tokens of the prefill measurement (and the depth the decode starts at).
     pub prompt: usize,
+    /// Tokens decoded.
     pub gen: usize,
+    /// Repetitions; the best is kept.
     pub reps: usize,
+    /// llama.cpp's `llama-bench`, run on the same file in the same run.
     pub llama_bench: Option<PathBuf>,
+    /// llama.cpp's CPU threads.
     pub threads: usize,
-    pub kv_type: localglm_glm::KvType,
-    pub device: crate::DeviceArgs,
+    pub kv_type: KvType,
     pub mtp: Drafting,
 }
 
@@ -44,11 +50,11 @@ fn ours(model: &Model, prompt: usize, gen: usize, reps: usize) -> Result<Speeds>
         let t = Instant::now();
         let logits = model.forward(&tokens, &mut cache, Logits::Last)?;
         let pp = prompt as f64 / t.elapsed().as_secs_f64();
-        let mut next = localglm_glm::sampler::argmax(&logits[0]);
+        let mut next = crate::sampler::argmax(&logits[0]);
         let t = Instant::now();
         for _ in 0..gen {
             let l = model.forward(&[next], &mut cache, Logits::Last)?;
-            next = localglm_glm::sampler::argmax(&l[0]);
+            next = crate::sampler::argmax(&l[0]);
         }
         let tg = gen as f64 / t.elapsed().as_secs_f64();
         best.prefill = best.prefill.max(pp);
@@ -61,17 +67,17 @@ fn ours(model: &Model, prompt: usize, gen: usize, reps: usize) -> Result<Speeds>
 /// `prompt` tokens, and decode of `gen` tokens after them (`-d prompt`, as LocalGLM's decode
 /// is measured; llama-bench's own tg starts from an empty cache, which at 1024 tokens of
 /// prompt made its decode look 1.7× faster than it is at that depth).
+/// With `gpu`, every layer on llama.cpp's GPU backend (`-ngl 99`), as ours; else none.
 fn llama(
     bin: &Path,
     model: &Path,
-    prompt: usize,
-    gen: usize,
-    reps: usize,
-    threads: usize,
-    kv: localglm_glm::KvType,
+    [prompt, gen, reps, threads]: [usize; 4],
+    kv: KvType,
+    gpu: bool,
 ) -> Result<Speeds> {
-    let pp = llama_run(bin, model, [prompt, 0, 0], reps, threads, kv)?;
-    let tg = llama_run(bin, model, [0, gen, prompt], reps, threads, kv)?;
+    let run = |shape| llama_run(bin, model, shape, [reps, threads], kv, gpu);
+    let pp = run([prompt, 0, 0])?;
+    let tg = run([0, gen, prompt])?;
     Ok(Speeds {
         prefill: pp.prefill,
         decode: tg.decode,
@@ -83,9 +89,9 @@ fn llama_run(
     bin: &Path,
     model: &Path,
     [prompt, gen, depth]: [usize; 3],
-    reps: usize,
-    threads: usize,
-    kv: localglm_glm::KvType,
+    [reps, threads]: [usize; 2],
+    kv: KvType,
+    gpu: bool,
 ) -> Result<Speeds> {
     // The same cache type on both sides (llama-bench's `-ctk` holds MLA's latent; llama.cpp
     // requires `-ctv` to match it).
@@ -108,6 +114,8 @@ fn llama_run(
             &threads.to_string(),
             "-r",
             &reps.max(1).to_string(),
+            "-ngl",
+            if gpu { "99" } else { "0" },
             "-o",
             "json",
         ])
@@ -143,12 +151,12 @@ fn llama_run(
     Ok(s)
 }
 
-pub fn run(a: &GlmBenchArgs) -> Result<()> {
+/// Loads the model with `gpu` (None: on the CPU) and prints the tables.
+pub fn run(a: &GlmBench, gpu: Option<GpuPlacement>) -> Result<()> {
+    let on_gpu = gpu.is_some();
     let opts = RuntimeOptions {
         kv_type: a.kv_type,
-        gpu: a
-            .device
-            .placement(&a.model, a.kv_type, 0, a.mtp != Drafting::Fixed(0))?,
+        gpu,
         mtp: a.mtp != Drafting::Fixed(0),
         ..Default::default()
     };
@@ -161,12 +169,13 @@ pub fn run(a: &GlmBenchArgs) -> Result<()> {
         model.gguf().total_file_bytes() as f64 / (1u64 << 30) as f64,
         bpt / (1u64 << 20) as f64
     );
-    // The bound is the bandwidth of the memory the weights are read from: the device's own
-    // (copy bandwidth, measured now) on the GPU, the CPU's read bandwidth otherwise.
+    // The bound is the bandwidth of the memory the weights are read from: what a compute
+    // shader streams from device memory (measured now) on the GPU — a buffer copy measured
+    // a quarter of it on an H200 — and the CPU's read bandwidth otherwise.
     let (read, source) = match model.gpu() {
         Some(gpu) => {
-            eprintln!("measuring the device's copy bandwidth (256 MiB buffers) ...");
-            (gpu.copy_bandwidth(256 << 20, 5)?, "device copy bandwidth")
+            eprintln!("measuring the device's read bandwidth (256 MiB buffer) ...");
+            (gpu.read_bandwidth(256 << 20, 5)?, "device read bandwidth")
         }
         None => {
             eprintln!("measuring memory bandwidth (512 MiB buffers) ...");
@@ -183,12 +192,14 @@ pub fn run(a: &GlmBenchArgs) -> Result<()> {
         gpu_counts(&model, a.prompt.min(64), a.gen.clamp(1, 8))?;
     }
     let mine = ours(&model, a.prompt, a.gen, a.reps)?;
-    let peer = match &a.llama_bench {
-        Some(bin) => Some(llama(
-            bin, &a.model, a.prompt, a.gen, a.reps, a.threads, a.kv_type,
-        )?),
-        None => None,
-    };
+    // A peer that fails (a llama.cpp build without this architecture or backend) is reported,
+    // and our own figures are still printed.
+    let peer = a.llama_bench.as_ref().and_then(|bin| {
+        let shape = [a.prompt, a.gen, a.reps, a.threads];
+        llama(bin, &a.model, shape, a.kv_type, on_gpu)
+            .map_err(|e| eprintln!("llama-bench: {e:#}"))
+            .ok()
+    });
     println!(
         "{source}: {:.2} GB/s → decode bound {:.1} tok/s ({:.1} MiB/token)",
         read / 1e9,
@@ -279,7 +290,7 @@ fn mtp_table(model: &Model, prompt: usize, gen: usize, max_k: usize, reps: usize
         .map(|k| time(k + 1, false))
         .collect::<Result<_>>()?;
     // Acceptance on this model (greedy, drafting max_k).
-    let greedy = localglm_glm::sampler::Sampler::new(localglm_glm::sampler::SamplerConfig {
+    let greedy = crate::sampler::Sampler::new(crate::sampler::SamplerConfig {
         temperature: 0.0,
         ..Default::default()
     });
@@ -384,11 +395,11 @@ fn gpu_counts(model: &Model, prompt: usize, gen: usize) -> Result<()> {
     let start = gpu.counters();
     let logits = model.forward(&tokens, &mut cache, Logits::Last)?;
     let pre = gpu.counters().since(&start);
-    let mut next = localglm_glm::sampler::argmax(&logits[0]);
+    let mut next = crate::sampler::argmax(&logits[0]);
     let before = gpu.counters();
     for _ in 0..gen {
         let l = model.forward(&[next], &mut cache, Logits::Last)?;
-        next = localglm_glm::sampler::argmax(&l[0]);
+        next = crate::sampler::argmax(&l[0]);
     }
     let d = gpu.counters().since(&before);
     let per = |v: u64| v as f64 / gen as f64;
