@@ -91,6 +91,7 @@ const REDUCE_ROWS_SHARED: &str = include_str!("shaders/reduce_rows_shared.wgsl")
 const REDUCE_ROWS_SUBGROUP: &str = include_str!("shaders/reduce_rows_subgroup.wgsl");
 const K_SCALE_MIN: &str = include_str!("shaders/decode/k_scale_min.wgsl");
 const IQ4_VALUES: &str = include_str!("shaders/decode/iq4_values.wgsl");
+const Q5_BITS: &str = include_str!("shaders/decode/q5_bits.wgsl");
 
 /// The WGSL decoder of `ty`, or `None` for types without one.
 fn decoder(ty: GgmlType) -> Option<&'static str> {
@@ -151,6 +152,9 @@ pub(crate) fn shader_source(ty: GgmlType, kernel: Kernel, subgroups: bool) -> Op
     }
     if matches!(ty, GgmlType::IQ4_NL | GgmlType::IQ4_XS) {
         s += IQ4_VALUES;
+    }
+    if matches!(ty, GgmlType::Q5_0 | GgmlType::Q5_1) {
+        s += Q5_BITS;
     }
     s += dec;
     if !is_float(ty) {
