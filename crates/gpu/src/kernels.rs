@@ -18,8 +18,10 @@ use std::sync::Arc;
 
 /// Invocations per workgroup (a multiple of every subgroup size: 8, 16, 32, 64).
 const WG: u32 = 64;
-/// Tokens per workgroup in the plain kernel (`TT` in `kernel_plain.wgsl`).
+/// Tokens per workgroup in the tile kernels (`TT` in `kernel_tile.wgsl`).
 const TT: usize = 8;
+/// Rows per workgroup in the tile kernels (`RT`: WG / GT, GT = 8 groups per tile).
+const TILE_ROWS: usize = WG as usize / 8;
 /// Rows per workgroup in the mat-vec kernels (`R` in `kernel_rows.wgsl`); `LOCALGLM_GPU_R`
 /// (1–32) overrides it, for measuring on a device.
 fn rows_per_wg() -> usize {
@@ -59,10 +61,11 @@ pub const GPU_TYPES: [GgmlType; 22] = GgmlType::SUPPORTED;
 /// The kernel shapes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kernel {
-    /// `y[t] = W·x[t]` for `n` tokens, up to 8 per workgroup (prefill; decode uses `Rows`).
+    /// `y[t] = W·x[t]` for `n` tokens (prefill, verification; decode uses `Rows`): 8 rows and
+    /// 8 tokens per workgroup, the tokens' activations staged in workgroup memory.
     Plain,
     /// The MoE product with the slots grouped by expert (prefill): each expert's rows decoded
-    /// once per 8 of its slots.
+    /// once per 8 of its slots, the same way.
     Grouped,
     /// `Plain` for one token (decode): `rows_per_wg()` rows per workgroup, the activations staged
     /// in workgroup memory.
@@ -82,9 +85,7 @@ impl Kernel {
 
 const PRELUDE: &str = include_str!("shaders/prelude.wgsl");
 pub(crate) const REDUCE_SHARED: &str = include_str!("shaders/reduce_shared.wgsl");
-const REDUCE_SUBGROUP: &str = include_str!("shaders/reduce_subgroup.wgsl");
-const KERNEL_PLAIN: &str = include_str!("shaders/kernel_plain.wgsl");
-const KERNEL_GROUPED: &str = include_str!("shaders/kernel_grouped.wgsl");
+const KERNEL_TILE: &str = include_str!("shaders/kernel_tile.wgsl");
 const KERNEL_ROWS: &str = include_str!("shaders/kernel_rows.wgsl");
 const STREAM_READ: &str = include_str!("shaders/stream_read.wgsl");
 const REDUCE_ROWS_SHARED: &str = include_str!("shaders/reduce_rows_shared.wgsl");
@@ -133,20 +134,21 @@ pub(crate) fn shader_source(ty: GgmlType, kernel: Kernel, subgroups: bool) -> Op
     let mut s = format!("const WG: u32 = {WG}u;\n");
     s += &crate::tables::wgsl_consts();
     s += PRELUDE;
-    let rows = matches!(kernel, Kernel::Rows | Kernel::RowsIndexed);
-    if rows {
+    if matches!(kernel, Kernel::Rows | Kernel::RowsIndexed) {
         s += &format!(
             "const R: u32 = {}u;\nconst INDEXED: bool = {};\n",
             rows_per_wg(),
             kernel == Kernel::RowsIndexed
         );
+        s += if subgroups {
+            REDUCE_ROWS_SUBGROUP
+        } else {
+            REDUCE_ROWS_SHARED
+        };
+    } else {
+        // The tile kernels sum each row over a few invocations in workgroup memory.
+        s += &format!("const GROUPED: bool = {};\n", kernel == Kernel::Grouped);
     }
-    s += match (rows, subgroups) {
-        (false, false) => REDUCE_SHARED,
-        (false, true) => REDUCE_SUBGROUP,
-        (true, false) => REDUCE_ROWS_SHARED,
-        (true, true) => REDUCE_ROWS_SUBGROUP,
-    };
     if matches!(ty, GgmlType::Q4_K | GgmlType::Q5_K) {
         s += K_SCALE_MIN;
     }
@@ -166,8 +168,7 @@ pub(crate) fn shader_source(ty: GgmlType, kernel: Kernel, subgroups: bool) -> Op
         );
     }
     let body = match kernel {
-        Kernel::Plain => KERNEL_PLAIN,
-        Kernel::Grouped => KERNEL_GROUPED,
+        Kernel::Plain | Kernel::Grouped => KERNEL_TILE,
         Kernel::Rows | Kernel::RowsIndexed => KERNEL_ROWS,
     };
     let (builtins, args) = if subgroups {
@@ -574,7 +575,7 @@ impl Gpu {
         let (kernel, per_wg) = if n == 1 {
             (Kernel::Rows, rows_per_wg())
         } else {
-            (Kernel::Plain, 1)
+            (Kernel::Plain, TILE_ROWS)
         };
         let pipeline = self.pipeline(w.ty, kernel)?;
         let tiles = n.div_ceil(TT);
@@ -704,7 +705,7 @@ impl Gpu {
         fits("x", x.len(), x_off + x_need)?;
         fits("y", y.len(), y_off + slots * w.rows)?;
         let (kernel, z, per_wg) = if by_expert {
-            (Kernel::Grouped, w.experts, 1)
+            (Kernel::Grouped, w.experts, TILE_ROWS)
         } else {
             (Kernel::RowsIndexed, slots, rows_per_wg())
         };
