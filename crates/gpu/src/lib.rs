@@ -198,6 +198,7 @@ pub struct Gpu {
     queue: wgpu::Queue,
     info: AdapterReport,
     subgroups: bool,
+    timestamps: bool,
     max_binding: u64,
     max_wg_dim: u32,
     param_align: u64,
@@ -235,6 +236,11 @@ impl Gpu {
         let subgroups = opts.subgroups && features.contains(wgpu::Features::SUBGROUP);
         if subgroups {
             required |= wgpu::Features::SUBGROUP;
+        }
+        // GPU timestamps around a compute pass, for the benchmarks (`Gpu::gpu_time`).
+        let timestamps = features.contains(wgpu::Features::TIMESTAMP_QUERY);
+        if timestamps {
+            required |= wgpu::Features::TIMESTAMP_QUERY;
         }
         let alimits = adapter.limits();
         // Ask for the adapter's own storage and buffer sizes, not WebGPU's defaults (128 MiB /
@@ -306,6 +312,7 @@ impl Gpu {
             queue,
             info,
             subgroups,
+            timestamps,
             max_binding,
             max_wg_dim: limits.max_compute_workgroups_per_dimension,
             param_align,
@@ -326,6 +333,11 @@ impl Gpu {
             counters: Counters::default(),
             host,
         })
+    }
+
+    /// Whether [`Gpu::gpu_time`] measures with GPU timestamps.
+    pub fn has_timestamps(&self) -> bool {
+        self.timestamps
     }
 
     /// The adapter this device runs on.

@@ -272,6 +272,26 @@ fn weights_in_the_in_place_layout_give_the_same_results() {
 }
 
 #[test]
+fn gpu_time_times_a_pass_and_leaves_its_results_alone() {
+    let Some(gpu) = open(true, None) else { return };
+    let (ty, rows, cols) = (GgmlType::Q4_K, 19, 512);
+    let w = random_weight(ty, rows, cols, 11);
+    let xs = random_vector(cols, 12);
+    let qw = gpu.upload_weight("w", ty, &w, 1, rows, cols).unwrap();
+    let x = gpu.upload_f32(&xs).unwrap();
+    let y = gpu.zeros(rows).unwrap();
+    let t = gpu.gpu_time(|| gpu.matmul(&qw, &x, 0, 1, &y, 0)).unwrap();
+    match t {
+        Some(s) => assert!(s > 0.0 && s < 10.0, "{s} s"),
+        None => assert!(!gpu.has_timestamps()),
+    }
+    let got = gpu.read_f32(&y).unwrap();
+    for (r, row) in dequant_rows(ty, &w, rows, cols).iter().enumerate() {
+        check_dot(&format!("timed {ty} row {r}"), got[r], row, &xs);
+    }
+}
+
+#[test]
 fn bad_shapes_are_errors_not_panics() {
     let Some(gpu) = open(true, None) else { return };
     let w = random_weight(GgmlType::Q4_K, 4, 256, 2);
