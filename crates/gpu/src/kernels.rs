@@ -23,12 +23,13 @@ const TT: usize = 8;
 /// Rows per workgroup in the tile kernels (`RT`: WG / GT, GT = 8 groups per tile).
 const TILE_ROWS: usize = WG as usize / 8;
 /// Rows per workgroup in the mat-vec kernels (`R` in `kernel_rows.wgsl`); `LOCALGLM_GPU_R`
-/// (1–32) overrides it, for measuring on a device.
+/// (1–16: 8 KiB of staged activations and 4 KiB of partial sums at 16, within the 16 KiB of
+/// workgroup memory every device offers) overrides it, for measuring on a device.
 fn rows_per_wg() -> usize {
     std::env::var("LOCALGLM_GPU_R")
         .ok()
         .and_then(|v| v.parse().ok())
-        .filter(|r| (1..=32).contains(r))
+        .filter(|r| (1..=16).contains(r))
         .unwrap_or(8)
 }
 
