@@ -402,6 +402,25 @@ fn gpu_counts(model: &Model, prompt: usize, gen: usize) -> Result<()> {
         next = crate::sampler::argmax(&l[0]);
     }
     let d = gpu.counters().since(&before);
+    // Where a decoded token's time goes: the device's execution (timestamps around the token's
+    // one compute pass) against the wall clock (recording, submission, execution, read-back).
+    // With experts in RAM a token is several passes, and only the first would be timed.
+    let mut timed = None;
+    if cpu_moe == 0 {
+        let (mut wall, mut dev) = (f64::MAX, f64::MAX);
+        for _ in 0..gen {
+            let t = Instant::now();
+            let mut out = None;
+            let g = gpu.gpu_time(|| {
+                out = Some(model.forward(&[next], &mut cache, Logits::Last));
+                Ok(())
+            })?;
+            next = crate::sampler::argmax(&out.expect("ran")?[0]);
+            wall = wall.min(t.elapsed().as_secs_f64());
+            dev = dev.min(g.unwrap_or(f64::NAN));
+        }
+        timed = (!dev.is_nan()).then_some((wall, dev));
+    }
     let per = |v: u64| v as f64 / gen as f64;
     let min = model.bytes_per_token() as f64;
     println!(
@@ -433,6 +452,16 @@ fn gpu_counts(model: &Model, prompt: usize, gen: usize) -> Result<()> {
     );
     println!("| bytes read back | {:.0} | — |", per(d.readback_bytes));
     println!("| device buffers created | {:.1} | — |", per(d.allocations));
+    if let Some((wall, dev)) = timed {
+        println!(
+            "a decoded token (best of {gen}): {:.3} ms on the wall clock, {:.3} ms executing on the \
+             device by its timestamps ({:.2} of the wall time; the rest is recording, \
+             submission, waiting and read-back)",
+            wall * 1e3,
+            dev * 1e3,
+            dev / wall
+        );
+    }
     // The prefill reads each weight once per tile of tokens (routed experts once per tile of
     // the slots routed to them), so per prompt token it reads a fraction of a decoded token's.
     let per_prompt = pre.weight_bytes as f64 / tokens.len() as f64;
