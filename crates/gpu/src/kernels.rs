@@ -11,51 +11,21 @@
 //! * A [`QWeight`] is split into chunks of whole rows, each within the binding limit; each
 //!   dispatch covers one chunk and writes only that chunk's rows.
 
+mod source;
+
+pub use source::all_shader_sources;
+pub(crate) use source::REDUCE_SHARED;
+use source::{decoder, kernel_checks, rows_per_wg, shader_source, stream_read_source, WG};
+
 use crate::{check_len, Buffer, Gpu, GpuError};
 use localglm_quants::GgmlType;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// Invocations per workgroup (a multiple of every subgroup size: 8, 16, 32, 64).
-const WG: u32 = 64;
 /// Tokens per workgroup in the tile kernels (`TT` in `kernel_tile.wgsl`).
 const TT: usize = 8;
 /// Rows per workgroup in the tile kernels (`RT`: WG / GT, GT = 8 groups per tile).
 const TILE_ROWS: usize = WG as usize / 8;
-/// Rows per workgroup in the mat-vec kernels (`R` in `kernel_rows.wgsl`); `LOCALGLM_GPU_R`
-/// (1–16: 8 KiB of staged activations and 4 KiB of partial sums at 16, within the 16 KiB of
-/// workgroup memory every device offers) overrides it, for measuring on a device.
-fn rows_per_wg() -> usize {
-    std::env::var("LOCALGLM_GPU_R")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|r| (1..=16).contains(r))
-        .unwrap_or(8)
-}
-
-/// The runtime checks naga adds to the weight kernels. By default it bounds every loop with an
-/// extra counter and guards every division (`force_loop_bounding`, `int_div_checks`), which
-/// keeps a driver from unrolling the decoders' fixed loops; neither guards anything here: each
-/// loop runs to a constant or a parameter, and each divisor is a constant or `x_div`, which the
-/// host clamps to at least 1. Buffer bounds checks stay unless `LOCALGLM_GPU_CHECKS=none`
-/// (`all` restores naga's defaults), for measuring their cost.
-fn kernel_checks() -> wgpu::ShaderRuntimeChecks {
-    let mut c = wgpu::ShaderRuntimeChecks::checked();
-    match std::env::var("LOCALGLM_GPU_CHECKS").as_deref() {
-        Ok("all") => {}
-        Ok("none") => {
-            c.bounds_checks = false;
-            c.force_loop_bounding = false;
-            c.int_div_checks = false;
-        }
-        _ => {
-            c.force_loop_bounding = false;
-            c.int_div_checks = false;
-        }
-    }
-    c
-}
-
 /// The weight types with GPU kernels: the 22 the CPU kernels handle.
 pub const GPU_TYPES: [GgmlType; 22] = GgmlType::SUPPORTED;
 
@@ -82,108 +52,6 @@ impl Kernel {
         Kernel::Rows,
         Kernel::RowsIndexed,
     ];
-}
-
-const PRELUDE: &str = include_str!("shaders/prelude.wgsl");
-pub(crate) const REDUCE_SHARED: &str = include_str!("shaders/reduce_shared.wgsl");
-const KERNEL_TILE: &str = include_str!("shaders/kernel_tile.wgsl");
-const KERNEL_ROWS: &str = include_str!("shaders/kernel_rows.wgsl");
-const STREAM_READ: &str = include_str!("shaders/stream_read.wgsl");
-const REDUCE_ROWS_SHARED: &str = include_str!("shaders/reduce_rows_shared.wgsl");
-const REDUCE_ROWS_SUBGROUP: &str = include_str!("shaders/reduce_rows_subgroup.wgsl");
-const K_SCALE_MIN: &str = include_str!("shaders/decode/k_scale_min.wgsl");
-const IQ4_VALUES: &str = include_str!("shaders/decode/iq4_values.wgsl");
-const Q5_BITS: &str = include_str!("shaders/decode/q5_bits.wgsl");
-
-/// The WGSL decoder of `ty`, or `None` for types without one.
-fn decoder(ty: GgmlType) -> Option<&'static str> {
-    use GgmlType as G;
-    Some(match ty {
-        G::F32 => include_str!("shaders/decode/f32.wgsl"),
-        G::F16 => include_str!("shaders/decode/f16.wgsl"),
-        G::BF16 => include_str!("shaders/decode/bf16.wgsl"),
-        G::Q4_0 => include_str!("shaders/decode/q4_0.wgsl"),
-        G::Q4_1 => include_str!("shaders/decode/q4_1.wgsl"),
-        G::Q5_0 => include_str!("shaders/decode/q5_0.wgsl"),
-        G::Q5_1 => include_str!("shaders/decode/q5_1.wgsl"),
-        G::Q8_0 => include_str!("shaders/decode/q8_0.wgsl"),
-        G::IQ4_NL => include_str!("shaders/decode/iq4_nl.wgsl"),
-        G::Q2_K => include_str!("shaders/decode/q2_k.wgsl"),
-        G::Q3_K => include_str!("shaders/decode/q3_k.wgsl"),
-        G::Q4_K => include_str!("shaders/decode/q4_k.wgsl"),
-        G::Q5_K => include_str!("shaders/decode/q5_k.wgsl"),
-        G::Q6_K => include_str!("shaders/decode/q6_k.wgsl"),
-        G::IQ2_XXS => include_str!("shaders/decode/iq2_xxs.wgsl"),
-        G::IQ2_XS => include_str!("shaders/decode/iq2_xs.wgsl"),
-        G::IQ2_S => include_str!("shaders/decode/iq2_s.wgsl"),
-        G::IQ3_XXS => include_str!("shaders/decode/iq3_xxs.wgsl"),
-        G::IQ3_S => include_str!("shaders/decode/iq3_s.wgsl"),
-        G::IQ1_S => include_str!("shaders/decode/iq1_s.wgsl"),
-        G::IQ1_M => include_str!("shaders/decode/iq1_m.wgsl"),
-        G::IQ4_XS => include_str!("shaders/decode/iq4_xs.wgsl"),
-        _ => return None,
-    })
-}
-
-fn is_float(ty: GgmlType) -> bool {
-    matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
-}
-
-/// The complete WGSL source of one kernel for one type.
-pub(crate) fn shader_source(ty: GgmlType, kernel: Kernel, subgroups: bool) -> Option<String> {
-    let dec = decoder(ty)?;
-    let mut s = format!("const WG: u32 = {WG}u;\n");
-    s += &crate::tables::wgsl_consts();
-    s += PRELUDE;
-    if matches!(kernel, Kernel::Rows | Kernel::RowsIndexed) {
-        s += &format!(
-            "const R: u32 = {}u;\nconst INDEXED: bool = {};\n",
-            rows_per_wg(),
-            kernel == Kernel::RowsIndexed
-        );
-        s += if subgroups {
-            REDUCE_ROWS_SUBGROUP
-        } else {
-            REDUCE_ROWS_SHARED
-        };
-    } else {
-        // The tile kernels sum each row over a few invocations in workgroup memory.
-        s += &format!("const GROUPED: bool = {};\n", kernel == Kernel::Grouped);
-    }
-    if matches!(ty, GgmlType::Q4_K | GgmlType::Q5_K) {
-        s += K_SCALE_MIN;
-    }
-    if matches!(ty, GgmlType::IQ4_NL | GgmlType::IQ4_XS) {
-        s += IQ4_VALUES;
-    }
-    if matches!(ty, GgmlType::Q5_0 | GgmlType::Q5_1) {
-        s += Q5_BITS;
-    }
-    s += dec;
-    if !is_float(ty) {
-        s += &format!(
-            "const GPB: u32 = {}u;\nconst BB: u32 = {}u;\n\
-             fn decode_group(roff: u32, g: u32) {{\n    decode(roff + (g / GPB) * BB, g % GPB);\n}}\n",
-            ty.block_elems() / 32,
-            ty.block_bytes()
-        );
-    }
-    let body = match kernel {
-        Kernel::Plain | Kernel::Grouped => KERNEL_TILE,
-        Kernel::Rows | Kernel::RowsIndexed => KERNEL_ROWS,
-    };
-    let (builtins, args) = if subgroups {
-        (
-            "@builtin(subgroup_id) sg_id: u32,\n    @builtin(subgroup_invocation_id) sg_lane: u32,\n    @builtin(num_subgroups) n_sg: u32,",
-            "sg_id, sg_lane, n_sg",
-        )
-    } else {
-        ("", "")
-    };
-    s += &body
-        .replace("SUBGROUP_BUILTINS", builtins)
-        .replace("SUBGROUP_ARGS", args);
-    Some(s)
 }
 
 /// `Params` in `prelude.wgsl`: sixteen u32.
@@ -290,26 +158,6 @@ impl QWeight {
     pub fn bytes(&self) -> u64 {
         (self.experts * self.rows * self.row_bytes) as u64
     }
-}
-
-/// Every WGSL source the backend can compile, named: each type's kernels with and without
-/// subgroup operations, and every op. For checks that need no device (the MSL translation
-/// test: the translation wgpu makes on macOS).
-pub fn all_shader_sources() -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for ty in GPU_TYPES {
-        for k in Kernel::ALL {
-            for subgroups in [false, true] {
-                if let Some(src) = shader_source(ty, k, subgroups) {
-                    out.push((format!("{ty} {k:?} subgroups={subgroups}"), src));
-                }
-            }
-        }
-    }
-    for op in crate::ops::all_ops() {
-        out.push((format!("{op:?}"), crate::ops::op_source(op)));
-    }
-    out
 }
 
 impl Gpu {
@@ -479,7 +327,7 @@ impl Gpu {
     /// per submission, timed by the GPU where it can): the limit a weight product through wgpu can reach on this device.
     pub fn read_bandwidth(&self, bytes: usize, reps: usize) -> Result<f64, GpuError> {
         const PER_SUBMISSION: usize = 8;
-        let src = format!("const WG: u32 = {WG}u;\n{STREAM_READ}");
+        let src = stream_read_source();
         let pipeline = self.compile(
             "stream read",
             src,

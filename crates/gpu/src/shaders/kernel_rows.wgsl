@@ -12,28 +12,6 @@ const TILE: u32 = 32u * WG;
 var<workgroup> xs: array<f32, TILE>;
 var<workgroup> expert: u32;
 
-// Workgroup-memory slot of column c of the tile (the low five bits XORed with the group's).
-fn sw(c: u32) -> u32 {
-    return c ^ ((c >> 5u) & 31u);
-}
-
-// Σ wv[i]·x over the staged group `gl`'s first m columns.
-fn dot_xs(gl: u32, m: u32) -> f32 {
-    let base = 32u * gl;
-    let k = gl & 31u;
-    var s = 0.0;
-    if (m == 32u) {
-        for (var i = 0u; i < 32u; i++) {
-            s += wv[i] * xs[base + (i ^ k)];
-        }
-    } else {
-        for (var i = 0u; i < m; i++) {
-            s += wv[i] * xs[base + (i ^ k)];
-        }
-    }
-    return s;
-}
-
 @compute @workgroup_size(WG)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -75,7 +53,7 @@ fn main(
                 let o = row_offset(r0 + k, e);
                 if (o.y != 0u) {
                     decode_group(o.x, g);
-                    acc[k] += dot_xs(lid, m);
+                    acc[k] += dot_xs(32u * lid, lid & 31u, m);
                 }
             }
         }

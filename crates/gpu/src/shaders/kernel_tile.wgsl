@@ -16,27 +16,6 @@ var<workgroup> xs: array<f32, TT * TW>;
 var<workgroup> red: array<f32, WG * TT>;
 var<workgroup> span: vec2<u32>;
 
-// Workgroup-memory slot of column c of a token's tile (the low five bits XORed with the group's).
-fn sw(c: u32) -> u32 {
-    return c ^ ((c >> 5u) & 31u);
-}
-
-// Σ wv[i]·x over the first m columns of staged group gl of the token whose tile starts at tb.
-fn dot_xs(tb: u32, gl: u32, m: u32) -> f32 {
-    let base = tb + 32u * gl;
-    var s = 0.0;
-    if (m == 32u) {
-        for (var i = 0u; i < 32u; i++) {
-            s += wv[i] * xs[base + (i ^ gl)];
-        }
-    } else {
-        for (var i = 0u; i < m; i++) {
-            s += wv[i] * xs[base + (i ^ gl)];
-        }
-    }
-    return s;
-}
-
 // First float in X of token (or, GROUPED, of the slot at position) `t` of the chunk at t0.
 fn x_row(t0: u32, t: u32) -> u32 {
     if (GROUPED) {
@@ -97,7 +76,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 let m = min(32u, P.cols - 32u * g);
                 for (var t = 0u; t < TT; t++) {
                     if (t < nt) {
-                        acc[t] += dot_xs(t * TW, gl, m);
+                        acc[t] += dot_xs(t * TW + 32u * gl, gl, m);
                     }
                 }
             }

@@ -1,0 +1,22 @@
+// Activations staged in workgroup memory (`xs`, declared by the kernel) for the weight
+// kernels: column c of a tile sits at sw(c), its low five bits XORed with its 32-column group's,
+// so lanes reading element i of their own groups hit different banks.
+fn sw(c: u32) -> u32 {
+    return c ^ ((c >> 5u) & 31u);
+}
+
+// Σ wv[i]·x over the first m columns of the staged group at `base` (its first slot), whose
+// slots are XORed with `k` (the group's index within the tile, mod 32).
+fn dot_xs(base: u32, k: u32, m: u32) -> f32 {
+    var s = 0.0;
+    if (m == 32u) {
+        for (var i = 0u; i < 32u; i++) {
+            s += wv[i] * xs[base + (i ^ k)];
+        }
+    } else {
+        for (var i = 0u; i < m; i++) {
+            s += wv[i] * xs[base + (i ^ k)];
+        }
+    }
+    return s;
+}
