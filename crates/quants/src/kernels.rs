@@ -258,13 +258,12 @@ fn rows_into_avx2(
     let special: Option<fn(&[u8], &Q8Act) -> f32> = match (ty, act) {
         (GgmlType::IQ2_XXS, Some(a)) if !a.q256.is_empty() => Some(crate::simd::dot_iq2xxs),
         (GgmlType::IQ2_XS, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_iq2xs),
-        (GgmlType::IQ4_NL, Some(a)) if !a.q256.is_empty() => Some(crate::simd::dot_iq4nl),
-        (GgmlType::Q8_0, Some(a)) if !a.q256.is_empty() => Some(crate::simd::dot_q8_0),
         (GgmlType::IQ4_XS, Some(a)) if !a.q256.is_empty() => Some(crate::simd::dot_iq4xs),
         (GgmlType::Q2_K, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_q2k),
         (GgmlType::Q3_K, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_q3k),
         (GgmlType::Q4_K, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_q4k),
         (GgmlType::Q5_K, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_q5k),
+        (GgmlType::Q6_K, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_q6k),
         (GgmlType::IQ1_S, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_iq1s),
         (GgmlType::IQ1_M, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_iq1m),
         (GgmlType::IQ2_S, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_iq2s),
@@ -275,6 +274,22 @@ fn rows_into_avx2(
     if let (Some(dot), Some(a)) = (special, act) {
         for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
             *out = dot(row, a);
+        }
+        return;
+    }
+    // The 32-weight block formats whose block scales F16C converts eight at a time.
+    let f16c_kernel: Option<unsafe fn(&[u8], &Q8Act) -> f32> = match (ty, act) {
+        (GgmlType::IQ4_NL, Some(a)) if !a.q256.is_empty() => Some(crate::simd::dot_iq4nl),
+        (GgmlType::Q8_0, Some(a)) if !a.q256.is_empty() => Some(crate::simd::dot_q8_0),
+        _ => None,
+    };
+    if let (Some(dot), Some(a), true) = (f16c_kernel, act, have_f16c()) {
+        for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
+            // WORKAROUND: F16C was detected just above; AVX2+FMA are this function's own.
+            #[allow(unsafe_code)]
+            unsafe {
+                *out = dot(row, a);
+            }
         }
         return;
     }
@@ -297,23 +312,15 @@ fn rows_into_avx2(
         }
         return;
     }
-    // The 16-bit float rows stream without software prefetch: a whole row's lines asked for at
-    // once (8 KiB rows and up) measured ~2x slower than the hardware prefetchers alone.
-    if ty == GgmlType::F16 && act.is_none() && have_f16c() {
-        for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
-            // WORKAROUND: F16C was detected on this CPU just above (`have_f16c`); AVX2+FMA are
-            // this function's own features.
-            #[allow(unsafe_code)]
-            unsafe {
-                *out = crate::simd::dot_f16(row, x);
-            }
-        }
-        return;
-    }
-    if ty == GgmlType::BF16 && act.is_none() {
-        for (row, out) in w.chunks_exact(row_bytes).zip(y.iter_mut()) {
-            *out = crate::simd::dot_bf16(row, x);
-        }
+    // The float rows, four at a time (F16C: every AVX2 CPU has it, checked all the same).
+    if act.is_none() && matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16) && have_f16c()
+    {
+        // WORKAROUND: F16C was detected on this CPU just above (`have_f16c`); AVX2+FMA are
+        // this function's own features.
+        #[allow(unsafe_code)]
+        unsafe {
+            crate::simd::rows_float(ty, w, row_bytes, x, y)
+        };
         return;
     }
     if let Some(a) = act {

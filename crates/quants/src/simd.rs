@@ -14,6 +14,7 @@ use crate::tables::{IQ2XXS_GRID, IQ4NL_LEVELS, KSIGNS_IQ2XS};
 use std::arch::x86_64::*;
 
 use crate::simd_mem::{load128, load256};
+use crate::GgmlType;
 
 /// Integer sums of one 256-weight super-block's scaled sub-block products, split over two
 /// accumulators (alternating sub-blocks) to halve the add dependency chain.
@@ -48,14 +49,6 @@ impl SuperBlockSums {
     #[target_feature(enable = "avx2,fma")]
     pub(crate) fn total(self) -> __m256i {
         _mm256_add_epi32(self.s0, self.s1)
-    }
-
-    /// `acc + d · Σ` as floats: the one float operation per super-block.
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    pub(crate) fn fold(self, d: f32, acc: __m256) -> __m256 {
-        let sum = _mm256_cvtepi32_ps(self.total());
-        _mm256_fmadd_ps(sum, _mm256_set1_ps(d), acc)
     }
 }
 
@@ -112,21 +105,35 @@ pub(crate) fn dot_iq2xxs(row: &[u8], a: &Q8Act) -> f32 {
     let mut acc = _mm256_setzero_ps();
     for ((b, xq), &xd) in blocks.iter().zip(xq).zip(&a.d256) {
         let d = f16_at(b, 0) * 0.125 * xd;
-        let (xs, _) = xq.as_chunks::<32>();
-        let (subs, _) = b[2..].as_chunks::<8>();
-        let mut sums = SuperBlockSums::new();
-        for (j, (sub, x)) in subs.iter().zip(xs).enumerate() {
-            let a1 = u32::from_le_bytes([sub[4], sub[5], sub[6], sub[7]]);
-            let g = |l: usize| grid[sub[l] as usize] as i64;
-            let m = |l: u32| masks[((a1 >> (7 * l)) & 127) as usize];
-            let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
-            let sg = _mm256_set_epi64x(m(3), m(2), m(1), m(0));
-            let p16 = _mm256_maddubs_epi16(w, _mm256_sign_epi8(load256(x), sg));
-            let ls = _mm256_set1_epi16((2 * (a1 >> 28) + 1) as i16);
-            let p = _mm256_madd_epi16(p16, ls);
-            sums.add(j, p);
+        let (xs, _) = xq.as_chunks::<64>();
+        // Two sub-blocks (64 weights) a step, each into its own accumulator, with their
+        // code and sign words loaded as words: a loop of one sub-block alternating
+        // accumulators compiled to a branch per sub-block and byte-assembled words
+        // (10.2 → see docs/benchmarks.md).
+        let (pairs, _) = b[2..].as_chunks::<16>();
+        let mut s0 = _mm256_setzero_si256();
+        let mut s1 = _mm256_setzero_si256();
+        for (pair, x) in pairs.iter().zip(xs) {
+            let (words, _) = pair.as_chunks::<8>();
+            let (x0, x1) = (
+                load256(&x.as_chunks::<32>().0[0]),
+                load256(&x.as_chunks::<32>().0[1]),
+            );
+            let sub = |word: &[u8; 8], x: __m256i| {
+                let v = u64::from_le_bytes(*word);
+                let a1 = (v >> 32) as u32;
+                let g = |l: u32| grid[(v >> (8 * l)) as u8 as usize] as i64;
+                let m = |l: u32| masks[((a1 >> (7 * l)) & 127) as usize];
+                let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
+                let sg = _mm256_set_epi64x(m(3), m(2), m(1), m(0));
+                let p16 = _mm256_maddubs_epi16(w, _mm256_sign_epi8(x, sg));
+                _mm256_madd_epi16(p16, _mm256_set1_epi16((2 * (a1 >> 28) + 1) as i16))
+            };
+            s0 = _mm256_add_epi32(s0, sub(&words[0], x0));
+            s1 = _mm256_add_epi32(s1, sub(&words[1], x1));
         }
-        acc = sums.fold(d, acc);
+        let sum = _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1));
+        acc = _mm256_fmadd_ps(sum, _mm256_set1_ps(d), acc);
     }
     hsum(acc)
 }
@@ -241,28 +248,45 @@ fn iq4_weights(qs: &[u8; 16], table: __m256i) -> __m256i {
     _mm256_shuffle_epi8(table, _mm256_set_m128i(hi, lo))
 }
 
-/// IQ4_NL row (32-weight blocks) · per-256 int8 activation.
-#[target_feature(enable = "avx2,fma")]
+/// IQ4_NL row (32-weight blocks) · per-256 int8 activation: two blocks a step into two
+/// accumulators, the eight block scales of a 256-weight group converted at once.
+#[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot_iq4nl(row: &[u8], a: &Q8Act) -> f32 {
     let table = iq4_table();
     let ones = _mm256_set1_epi16(1);
-    let (blocks, _) = row.as_chunks::<18>();
-    let (xs, _) = a.q256.as_chunks::<32>();
+    let (groups, _) = row.as_chunks::<{ 8 * 18 }>();
+    let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc0 = _mm256_setzero_ps();
     let mut acc1 = _mm256_setzero_ps();
-    for (i, (b, x)) in blocks.iter().zip(xs).enumerate() {
-        let qs: &[u8; 16] = &b[2..].as_chunks::<16>().0[0];
-        let w = iq4_weights(qs, table);
-        let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(load256(x), w));
-        let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-        let d = _mm256_set1_ps(f16_at(b, 0) * a.d256[i / 8]);
-        if i & 1 == 0 {
-            acc0 = _mm256_fmadd_ps(p, d, acc0);
-        } else {
-            acc1 = _mm256_fmadd_ps(p, d, acc1);
+    for ((g, xq), &xd) in groups.iter().zip(xq).zip(&a.d256) {
+        let (blocks, _) = g.as_chunks::<18>();
+        let dv = group_scales(blocks, xd);
+        let (xs, _) = xq.as_chunks::<32>();
+        let dot = |b: &[u8; 18], x: &[i8; 32]| {
+            let w = iq4_weights(&b[2..].as_chunks::<16>().0[0], table);
+            let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(load256(x), w));
+            _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones))
+        };
+        for k in 0..4 {
+            let (i, j) = (2 * k, 2 * k + 1);
+            acc0 = _mm256_fmadd_ps(dot(&blocks[i], &xs[i]), _mm256_set1_ps(dv[i]), acc0);
+            acc1 = _mm256_fmadd_ps(dot(&blocks[j], &xs[j]), _mm256_set1_ps(dv[j]), acc1);
         }
     }
     hsum(_mm256_add_ps(acc0, acc1))
+}
+
+/// The f16 scales (leading 2 bytes) of the 8 blocks that share one per-256 activation scale
+/// `xd`, times `xd`, converted at once by F16C: a software conversion per 32-weight block was
+/// a tenth of IQ4_NL's time.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn group_scales<const B: usize>(blocks: &[[u8; B]], xd: f32) -> [f32; 8] {
+    let h: [i16; 8] = std::array::from_fn(|j| i16::from_le_bytes([blocks[j][0], blocks[j][1]]));
+    let d8 = _mm256_mul_ps(_mm256_cvtph_ps(load128(&h)), _mm256_set1_ps(xd));
+    let mut dv = [0f32; 8];
+    crate::simd_mem::store256(&mut dv, _mm256_castps_si256(d8));
+    dv
 }
 
 /// IQ4_XS row · per-256 int8 activation: `pshufb` levels, the 6-bit signed sub-block scale in
@@ -276,19 +300,25 @@ pub(crate) fn dot_iq4xs(row: &[u8], a: &Q8Act) -> f32 {
     for ((b, xq), &xd) in blocks.iter().zip(xq).zip(&a.d256) {
         let d = f16_at(b, 0) * xd;
         let scales_h = u16::from_le_bytes([b[2], b[3]]);
-        let (xs, _) = xq.as_chunks::<32>();
-        let (qs, _) = b[8..].as_chunks::<16>();
-        let mut sums = SuperBlockSums::new();
-        for (j, (q, x)) in qs.iter().zip(xs).enumerate() {
-            let low = (b[4 + j / 2] >> (4 * (j % 2))) & 15;
-            let high = ((scales_h >> (2 * j)) & 3) as u8;
-            let ls = _mm256_set1_epi16((low | high << 4) as i16 - 32);
-            let w = iq4_weights(q, table);
-            let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(load256(x), w));
-            let p = _mm256_madd_epi16(p16, ls);
-            sums.add(j, p);
+        // Two sub-blocks a step into two accumulators (their low scale bits one byte).
+        let (xs, _) = xq.as_chunks::<64>();
+        let (qs, _) = b[8..].as_chunks::<32>();
+        let mut s0 = _mm256_setzero_si256();
+        let mut s1 = _mm256_setzero_si256();
+        for (k, ((q, x), &low)) in qs.iter().zip(xs).zip(&b[4..8]).enumerate() {
+            let high = (scales_h >> (4 * k)) as u8;
+            let (q, _) = q.as_chunks::<16>();
+            let (x, _) = x.as_chunks::<32>();
+            let sub = |q: &[u8; 16], x: &[i8; 32], scale: u8| {
+                let w = iq4_weights(q, table);
+                let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(load256(x), w));
+                _mm256_madd_epi16(p16, _mm256_set1_epi16(scale as i16 - 32))
+            };
+            s0 = _mm256_add_epi32(s0, sub(&q[0], &x[0], (low & 15) | (high & 3) << 4));
+            s1 = _mm256_add_epi32(s1, sub(&q[1], &x[1], (low >> 4) | (high >> 2 & 3) << 4));
         }
-        acc = sums.fold(d, acc);
+        let sum = _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1));
+        acc = _mm256_fmadd_ps(sum, _mm256_set1_ps(d), acc);
     }
     hsum(acc)
 }
@@ -300,63 +330,86 @@ fn load8f(x: &[f32; 8]) -> __m256 {
     _mm256_castsi256_ps(load256(x))
 }
 
-/// A 16-bit float row · f32 x (exact mode): 8 weights widened per step by `$widen`, 4
-/// accumulators; the tail (length not a multiple of 8) by `$scalar`. A macro so that it
-/// expands inside the caller's `#[target_feature]` body.
-macro_rules! dot_16bit {
-    ($row:expr, $x:expr, $widen:expr, $scalar:expr) => {{
-        let (row, x): (&[u8], &[f32]) = ($row, $x);
-        let (wc, _) = row.as_chunks::<16>();
-        let (xc, _) = x.as_chunks::<8>();
-        let mut acc = [_mm256_setzero_ps(); 4];
-        for (i, (w, xv)) in wc.iter().zip(xc).enumerate() {
-            acc[i & 3] = _mm256_fmadd_ps($widen(load16(w)), load8f(xv), acc[i & 3]);
-        }
-        let mut s = hsum(_mm256_add_ps(
-            _mm256_add_ps(acc[0], acc[1]),
-            _mm256_add_ps(acc[2], acc[3]),
-        ));
-        let done = xc.len() * 8;
-        for (k, xv) in x[done..].iter().enumerate() {
-            let o = 2 * (done + k);
-            s += $scalar(u16::from_le_bytes([row[o], row[o + 1]])) * xv;
-        }
-        s
-    }};
-}
-
-/// F16 row · f32 x (exact mode): F16C conversion of 8 weights per instruction.
+/// F32 / F16 / BF16 rows · f32 x (exact mode), as the AVX-512 `rows_float`: four rows at a
+/// time, so each activation load (x outgrows L1 for wide rows) serves four FMAs — one row at
+/// a time re-read x from L2 for every row (session 23: F32 2.4 → see docs/benchmarks.md).
+/// F16 through F16C, BF16 by zero extension and a 16-bit shift; no software prefetch (the
+/// hardware prefetchers follow the four streams).
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn dot_f16(row: &[u8], x: &[f32]) -> f32 {
-    dot_16bit!(row, x, _mm256_cvtph_ps, crate::dequant::f16_to_f32)
+pub(crate) fn rows_float(ty: GgmlType, w: &[u8], row_bytes: usize, x: &[f32], y: &mut [f32]) {
+    let width = if ty == GgmlType::F32 { 4 } else { 2 };
+    let widen = |c: &[u8]| -> __m256 {
+        match ty {
+            GgmlType::F32 => _mm256_castsi256_ps(load256(bytes::<32>(c))),
+            GgmlType::F16 => _mm256_cvtph_ps(load128(bytes::<16>(c))),
+            _ => {
+                let h = _mm256_cvtepu16_epi32(load128(bytes::<16>(c)));
+                _mm256_castsi256_ps(_mm256_slli_epi32::<16>(h))
+            }
+        }
+    };
+    let scalar = |row: &[u8], k: usize| -> f32 {
+        let o = width * k;
+        match ty {
+            GgmlType::F32 => f32::from_le_bytes([row[o], row[o + 1], row[o + 2], row[o + 3]]),
+            GgmlType::F16 => crate::dequant::f16_to_f32(u16::from_le_bytes([row[o], row[o + 1]])),
+            _ => crate::dequant::bf16_to_f32(u16::from_le_bytes([row[o], row[o + 1]])),
+        }
+    };
+    let (xc, _) = x.as_chunks::<8>();
+    let done = xc.len() * 8;
+    let step = 8 * width;
+    for (rows, ys) in w.chunks(4 * row_bytes).zip(y.chunks_mut(4)) {
+        let n = ys.len();
+        let r: [&[u8]; 4] = std::array::from_fn(|k| &rows[row_bytes * k.min(n - 1)..][..row_bytes]);
+        let r = &r[..n];
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for (i, xv) in xc.iter().enumerate() {
+            let xv = load8f(xv);
+            for (a, row) in acc.iter_mut().zip(r) {
+                *a = _mm256_fmadd_ps(widen(&row[i * step..(i + 1) * step]), xv, *a);
+            }
+        }
+        for ((out, a), row) in ys.iter_mut().zip(acc).zip(r) {
+            let tail: f32 = x[done..]
+                .iter()
+                .enumerate()
+                .map(|(k, xv)| scalar(row, done + k) * xv)
+                .sum();
+            *out = hsum(a) + tail;
+        }
+    }
 }
 
-/// BF16 row · f32 x (exact mode): a bf16 is the top half of an f32, so widening is a zero
-/// extension and a 16-bit shift.
-#[target_feature(enable = "avx2,fma")]
-pub(crate) fn dot_bf16(row: &[u8], x: &[f32]) -> f32 {
-    let widen = |v| _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(v)));
-    dot_16bit!(row, x, widen, crate::dequant::bf16_to_f32)
+/// The first `N` bytes of a slice as an array (the caller's chunk is at least that long).
+#[inline(always)]
+fn bytes<const N: usize>(c: &[u8]) -> &[u8; N] {
+    c[..N].try_into().expect("chunk length")
 }
 
 /// Q8_0 row · per-256 int8 activation: the weight bytes go straight into `maddubs` (no decode
-/// copy), one float FMA per 32 weights with two accumulators.
-#[target_feature(enable = "avx2,fma")]
+/// copy), one float FMA per 32 weights with two accumulators, the block scales converted
+/// eight at a time.
+#[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot_q8_0(row: &[u8], a: &Q8Act) -> f32 {
     let ones = _mm256_set1_epi16(1);
-    let (blocks, _) = row.as_chunks::<34>();
-    let (xs, _) = a.q256.as_chunks::<32>();
+    let (groups, _) = row.as_chunks::<{ 8 * 34 }>();
+    let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc0 = _mm256_setzero_ps();
     let mut acc1 = _mm256_setzero_ps();
-    for (i, (b, x)) in blocks.iter().zip(xs).enumerate() {
-        let w = load256(&b[2..].as_chunks::<32>().0[0]);
-        let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(load256(x), w));
-        let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-        let d = _mm256_set1_ps(f16_at(b, 0) * a.d256[i / 8]);
-        if i & 1 == 0 {
-            acc0 = _mm256_fmadd_ps(p, d, acc0);
-        } else {
-            acc1 = _mm256_fmadd_ps(p, d, acc1);
+    for ((g, xq), &xd) in groups.iter().zip(xq).zip(&a.d256) {
+        let (blocks, _) = g.as_chunks::<34>();
+        let dv = group_scales(blocks, xd);
+        let (xs, _) = xq.as_chunks::<32>();
+        let dot = |b: &[u8; 34], x: &[i8; 32]| {
+            let w = load256(&b[2..].as_chunks::<32>().0[0]);
+            let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(load256(x), w));
+            _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones))
+        };
+        for k in 0..4 {
+            let (i, j) = (2 * k, 2 * k + 1);
+            acc0 = _mm256_fmadd_ps(dot(&blocks[i], &xs[i]), _mm256_set1_ps(dv[i]), acc0);
+            acc1 = _mm256_fmadd_ps(dot(&blocks[j], &xs[j]), _mm256_set1_ps(dv[j]), acc1);
         }
     }
     hsum(_mm256_add_ps(acc0, acc1))

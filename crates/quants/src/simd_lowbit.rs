@@ -1,5 +1,5 @@
 //! AVX2 row kernels for the 256-weight formats whose decode-then-dot path ran at or near
-//! llama.cpp's speed: Q2_K, Q3_K, Q4_K, Q5_K, IQ1_S, IQ1_M, IQ2_XS, IQ2_S, IQ3_XXS and IQ3_S.
+//! llama.cpp's speed: Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ1_S, IQ1_M, IQ2_XS, IQ2_S, IQ3_XXS and IQ3_S.
 //!
 //! Shared idea: the weights enter `maddubs` as *unsigned* bytes against the per-256 int8
 //! activations, the sub-block scales ride in the widening `madd` as i16 lanes, and everything a
@@ -196,6 +196,53 @@ pub(crate) fn dot_q3k(row: &[u8], a: &Q8Act) -> f32 {
     hsum(acc)
 }
 
+/// Q6_K: `d·sc·(u − 32)`, u = 4 bits of `ql` | 2 bits of `qh` ∈ 0..=63, signed 8-bit scale
+/// per 16. Each 128-weight half is one 32-byte `qh` load and two `ql` loads: chunk 4n + k
+/// takes the low (k = 0, 1) or high (k = 2, 3) nibbles of `ql` load k % 2 and `qh` bits
+/// 2k, 2k + 1, moved to bits 4–5 by one 16-bit shift and a mask.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn dot_q6k(row: &[u8], a: &Q8Act) -> f32 {
+    let pick_c = controls();
+    let low4 = _mm256_set1_epi8(15);
+    let hi2 = _mm256_set1_epi8(0x30);
+    let (blocks, _) = row.as_chunks::<210>();
+    let (xq, _) = a.q256.as_chunks::<QK_K>();
+    let mut acc = _mm256_setzero_ps();
+    for (bi, ((b, xq), &xd)) in blocks.iter().zip(xq).zip(&a.d256).enumerate() {
+        let (sc, _) = b[192..208].as_chunks::<16>();
+        let scales = _mm256_cvtepi8_epi16(crate::simd_mem::load128(&sc[0]));
+        let eo = even_odd(scales);
+        let (xs, _) = xq.as_chunks::<32>();
+        let (ql, _) = b[..128].as_chunks::<32>();
+        let (qh, _) = b[128..192].as_chunks::<32>();
+        let mut s0 = _mm256_setzero_si256();
+        let mut s1 = _mm256_setzero_si256();
+        for n in 0..2 {
+            let h = load256(&qh[n]);
+            let (l0, l1) = (load256(&ql[2 * n]), load256(&ql[2 * n + 1]));
+            let bits = |v: __m256i| _mm256_and_si256(v, hi2);
+            let u = [
+                _mm256_or_si256(_mm256_and_si256(l0, low4), bits(_mm256_slli_epi16::<4>(h))),
+                _mm256_or_si256(_mm256_and_si256(l1, low4), bits(_mm256_slli_epi16::<2>(h))),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(l0), low4), bits(h)),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(l1), low4),
+                    bits(_mm256_srli_epi16::<2>(h)),
+                ),
+            ];
+            let c = 4 * n;
+            let p = |k: usize| scaled(u[k], &xs[c + k], pick(eo, pick_c[c + k]));
+            s0 = _mm256_add_epi32(s0, _mm256_add_epi32(p(0), p(2)));
+            s1 = _mm256_add_epi32(s1, _mm256_add_epi32(p(1), p(3)));
+        }
+        // Σ sc·(u − 32)·x = Σ sc·u·x − 32·Σ sc·bsum.
+        let off = _mm256_slli_epi32::<5>(_mm256_madd_epi16(scales, bsums(a, bi)));
+        let total = _mm256_sub_epi32(_mm256_add_epi32(s0, s1), off);
+        acc = fold(total, f16_at(b, 208) * xd, acc);
+    }
+    hsum(acc)
+}
+
 /// The 6-bit (scale, min) pairs of a Q4_K/Q5_K 12-byte field, as (8 scales, 8 mins) bytes.
 #[inline(always)]
 pub(crate) fn k_scales_mins(f: &[u8]) -> ([u8; 8], [u8; 8]) {
@@ -304,11 +351,25 @@ pub(crate) fn iq1_offset_grid() -> &'static [u64; 4096] {
     })
 }
 
+/// IQ1 groups as unsigned bytes `g + 1` ∈ {0, 1, 2} (g ∈ {−1, 0, 1} the grid value), 2048 × 8
+/// bytes = 16 KiB: half the offset grid, which with a wide row's activations outgrew L1.
+/// IQ1_S's delta, one sign per 32 weights, is taken out through the activation sums instead.
+pub(crate) fn iq1_unsigned_grid() -> &'static [u64; 2048] {
+    static TABLE: std::sync::OnceLock<Box<[u64; 2048]>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = Box::new([0u64; 2048]);
+        for (v, g) in t.iter_mut().zip(IQ1S_GRID.iter()) {
+            *v = u64::from_le_bytes(std::array::from_fn(|k| (g[k] + 1) as u8));
+        }
+        t
+    })
+}
+
 /// IQ1_S: per 32 weights a 3-bit scale `2ls + 1` and one delta sign; weights `dl·(g + δ)`.
 #[target_feature(enable = "avx2,fma")]
 pub(crate) fn dot_iq1s(row: &[u8], a: &Q8Act) -> f32 {
     let pick_c = controls();
-    let grid = iq1_offset_grid();
+    let grid = iq1_unsigned_grid();
     let (blocks, _) = row.as_chunks::<50>();
     let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc = _mm256_setzero_ps();
@@ -316,33 +377,56 @@ pub(crate) fn dot_iq1s(row: &[u8], a: &Q8Act) -> f32 {
         let qh: [u16; 8] =
             std::array::from_fn(|j| u16::from_le_bytes([b[34 + 2 * j], b[35 + 2 * j]]));
         let ls: [u8; 8] = qh.map(|h| (2 * ((h >> 12) & 7) + 1) as u8);
-        let eo = widen_u8(&std::array::from_fn(|k| ls[k % 8]));
-        let scales = widen_u8(&std::array::from_fn(|k| ls[k / 2]));
-        let (xs, _) = xq.as_chunks::<32>();
-        let mut sum = SuperBlockSums::new();
-        for (j, (x, &h)) in xs.iter().zip(&qh).enumerate() {
-            let neg = ((h >> 15) as usize) << 11;
-            let g = |l: usize| {
-                grid[b[2 + 4 * j + l] as usize | ((h as usize >> (3 * l)) & 7) << 8 | neg] as i64
+        // 8·w = 8·u − 8 ± 1 with u = g + 1 from the grid: the products carry 8·ls, the
+        // activation sums ls·(8 ∓ 1) (9 where the sign bit makes the delta negative).
+        let eo = widen_u8(&std::array::from_fn(|k| 8 * ls[k % 8]));
+        let coef = widen_u8(&std::array::from_fn(|k| {
+            let j = k / 2;
+            ls[j] * if qh[j] >> 15 == 1 { 9 } else { 7 }
+        }));
+        // Two sub-blocks a step into two accumulators, their indices loaded as one word.
+        let (qs, _) = b[2..34].as_chunks::<8>();
+        let (xs, _) = xq.as_chunks::<64>();
+        let mut s0 = _mm256_setzero_si256();
+        let mut s1 = _mm256_setzero_si256();
+        for (k, (q, x)) in qs.iter().zip(xs).enumerate() {
+            let q = u64::from_le_bytes(*q);
+            let (x, _) = x.as_chunks::<32>();
+            let sub = |q: u32, h: u16, x: &[i8; 32], ctrl: __m256i| {
+                let h = h as usize;
+                let g = |l: u32| grid[(q >> (8 * l)) as u8 as usize | (h >> (3 * l) & 7) << 8];
+                let w = _mm256_set_epi64x(g(3) as i64, g(2) as i64, g(1) as i64, g(0) as i64);
+                scaled(w, x, pick(eo, ctrl))
             };
-            let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
-            sum.add(j, scaled(w, x, pick(eo, pick_c[j])));
+            let (j0, j1) = (2 * k, 2 * k + 1);
+            s0 = _mm256_add_epi32(s0, sub(q as u32, qh[j0], &x[0], pick_c[j0]));
+            s1 = _mm256_add_epi32(s1, sub((q >> 32) as u32, qh[j1], &x[1], pick_c[j1]));
         }
-        // Σ ls·(u − 9)·x = Σ ls·u·x − 9·Σ ls·bsum.
-        let off = _mm256_madd_epi16(scales, bsums(a, bi));
-        let off9 = _mm256_add_epi32(_mm256_slli_epi32::<3>(off), off);
-        let total = _mm256_sub_epi32(sum.total(), off9);
+        let off = _mm256_madd_epi16(coef, bsums(a, bi));
+        let total = _mm256_sub_epi32(_mm256_add_epi32(s0, s1), off);
         acc = fold(total, f16_at(b, 0) * 0.125 * xd, acc);
     }
     hsum(acc)
 }
 
 /// IQ1_M: a 3-bit scale `2s + 1` per 16 weights, a delta sign per 8, the f16 super-scale in the
-/// top nibbles of the four scale words.
+/// top nibbles of the four scale words. The grid is the 16 KiB unsigned one (the 32 KiB offset
+/// grid, sign included, outgrew L1 beside a wide row's activations); the per-8 delta is added
+/// in the vector from the chunk's four sign bits.
 #[target_feature(enable = "avx2,fma")]
 pub(crate) fn dot_iq1m(row: &[u8], a: &Q8Act) -> f32 {
     let pick_c = controls();
-    let grid = iq1_offset_grid();
+    let grid = iq1_unsigned_grid();
+    // A chunk's four delta signs (bit 3 of each 4-bit field of its 16-bit word) as byte masks:
+    // the low 128-bit lane (groups 0, 1) tests the word's low byte, the high lane its high one.
+    let word_byte = _mm256_set_epi64x(0x0101_0101_0101_0101, 0x0101_0101_0101_0101, 0, 0);
+    let sign_bit = _mm256_set_epi64x(
+        0x8080_8080_8080_8080_u64 as i64,
+        0x0808_0808_0808_0808,
+        0x8080_8080_8080_8080_u64 as i64,
+        0x0808_0808_0808_0808,
+    );
+    let two = _mm256_set1_epi8(2);
     let (blocks, _) = row.as_chunks::<56>();
     let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc = _mm256_setzero_ps();
@@ -359,19 +443,36 @@ pub(crate) fn dot_iq1m(row: &[u8], a: &Q8Act) -> f32 {
         });
         let scales = load256(&s);
         let eo = even_odd(scales);
-        let (xs, _) = xq.as_chunks::<32>();
-        let mut sum = SuperBlockSums::new();
-        for (j, x) in xs.iter().enumerate() {
-            let g = |l: usize| {
-                let n = (b[32 + 2 * j + l / 2] >> (4 * (l % 2))) as usize & 15;
-                grid[b[4 * j + l] as usize | (n & 7) << 8 | (n >> 3) << 11] as i64
+        // Two sub-blocks a step into two accumulators, indices and high nibbles as words.
+        let (qs, _) = b[..32].as_chunks::<8>();
+        let (qh, _) = b[32..48].as_chunks::<4>();
+        let (xs, _) = xq.as_chunks::<64>();
+        let mut s0 = _mm256_setzero_si256();
+        let mut s1 = _mm256_setzero_si256();
+        for (k, ((q, h), x)) in qs.iter().zip(qh).zip(xs).enumerate() {
+            let (q, h) = (u64::from_le_bytes(*q), u32::from_le_bytes(*h));
+            let (x, _) = x.as_chunks::<32>();
+            let sub = |q: u32, h: u16, x: &[i8; 32], ctrl: __m256i| {
+                let g = |l: u32| {
+                    grid[(q >> (8 * l)) as u8 as usize | ((h >> (4 * l)) as usize & 7) << 8] as i64
+                };
+                let u = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
+                // 8·u + 1 ± 1 = 8·w + 9, as the offset grid held: +2 where the delta is positive.
+                let hv = _mm256_shuffle_epi8(_mm256_set1_epi16(h as i16), word_byte);
+                let neg = _mm256_cmpeq_epi8(_mm256_and_si256(hv, sign_bit), sign_bit);
+                let v = _mm256_add_epi8(_mm256_slli_epi16::<3>(u), _mm256_andnot_si256(neg, two));
+                scaled(v, x, pick(eo, ctrl))
             };
-            let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
-            sum.add(j, scaled(w, x, pick(eo, pick_c[j])));
+            let (j0, j1) = (2 * k, 2 * k + 1);
+            s0 = _mm256_add_epi32(s0, sub(q as u32, h as u16, &x[0], pick_c[j0]));
+            s1 = _mm256_add_epi32(
+                s1,
+                sub((q >> 32) as u32, (h >> 16) as u16, &x[1], pick_c[j1]),
+            );
         }
         let off = _mm256_madd_epi16(scales, bsums(a, bi));
         let off9 = _mm256_add_epi32(_mm256_slli_epi32::<3>(off), off);
-        let total = _mm256_sub_epi32(sum.total(), off9);
+        let total = _mm256_sub_epi32(_mm256_add_epi32(s0, s1), off9);
         acc = fold(total, d * 0.125 * xd, acc);
     }
     hsum(acc)
@@ -392,19 +493,39 @@ pub(crate) fn dot_iq2s(row: &[u8], a: &Q8Act) -> f32 {
             2 * ((b[74 + j] >> (4 * half)) & 15) + 1
         });
         let eo = even_odd(widen_u8(&s));
-        let (xs, _) = xq.as_chunks::<32>();
-        let mut sum = SuperBlockSums::new();
-        for (j, x) in xs.iter().enumerate() {
-            let hi = b[66 + j] as usize;
-            let g =
-                |l: usize| IQ2S_GRID[b[2 + 4 * j + l] as usize | (hi >> (2 * l) & 3) << 8] as i64;
-            let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
-            let o = 34 + 4 * j;
-            let xsg = apply_sign_bytes(x, [b[o], b[o + 1], b[o + 2], b[o + 3]]);
-            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(w, xsg), pick(eo, pick_c[j]));
-            sum.add(j, p);
+        // Two sub-blocks a step into two accumulators; indices and signs as words.
+        let (qs, _) = b[2..34].as_chunks::<8>();
+        let (signs, _) = b[34..66].as_chunks::<8>();
+        let (his, _) = b[66..74].as_chunks::<2>();
+        let (xs, _) = xq.as_chunks::<64>();
+        let mut s0 = _mm256_setzero_si256();
+        let mut s1 = _mm256_setzero_si256();
+        let steps = qs.iter().zip(signs).zip(his).zip(xs).enumerate();
+        for (k, (((q, sg), hi), x)) in steps {
+            let q = u64::from_le_bytes(*q);
+            let sg = u64::from_le_bytes(*sg);
+            let (x, _) = x.as_chunks::<32>();
+            let sub = |q: u32, sg: u32, hi: u8, x: &[i8; 32], ctrl: __m256i| {
+                let hi = hi as usize;
+                let g = |l: u32| {
+                    IQ2S_GRID[(q >> (8 * l)) as u8 as usize | (hi >> (2 * l) & 3) << 8] as i64
+                };
+                let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
+                let xsg = apply_sign_bytes(x, sg.to_le_bytes());
+                _mm256_madd_epi16(_mm256_maddubs_epi16(w, xsg), pick(eo, ctrl))
+            };
+            let p0 = sub(q as u32, sg as u32, hi[0], &x[0], pick_c[2 * k]);
+            let p1 = sub(
+                (q >> 32) as u32,
+                (sg >> 32) as u32,
+                hi[1],
+                &x[1],
+                pick_c[2 * k + 1],
+            );
+            s0 = _mm256_add_epi32(s0, p0);
+            s1 = _mm256_add_epi32(s1, p1);
         }
-        acc = fold(sum.total(), f16_at(b, 0) * 0.125 * xd, acc);
+        acc = fold(_mm256_add_epi32(s0, s1), f16_at(b, 0) * 0.125 * xd, acc);
     }
     hsum(acc)
 }
@@ -419,25 +540,34 @@ pub(crate) fn dot_iq3xxs(row: &[u8], a: &Q8Act) -> f32 {
     let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc = _mm256_setzero_ps();
     for ((b, xq), &xd) in blocks.iter().zip(xq).zip(&a.d256) {
-        let (xs, _) = xq.as_chunks::<32>();
-        let mut sum = SuperBlockSums::new();
-        for (j, x) in xs.iter().enumerate() {
-            let o = 66 + 4 * j;
-            let aux = u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-            // Two scalar table loads per 8 weights: faster here than a gather (measured).
-            let g = |l: usize| {
-                let i = 2 + 8 * j + 2 * l;
-                let lo = IQ3XXS_GRID[b[i] as usize] as u64;
-                (lo | (IQ3XXS_GRID[b[i + 1] as usize] as u64) << 32) as i64
+        // Two sub-blocks (64 weights) a step into two accumulators, their index and sign
+        // words loaded as words (as IQ2_XXS; a sub-block a step was 15 % slower).
+        let (qs, _) = b[2..66].as_chunks::<16>();
+        let (auxs, _) = b[66..98].as_chunks::<8>();
+        let (xs, _) = xq.as_chunks::<64>();
+        let mut s0 = _mm256_setzero_si256();
+        let mut s1 = _mm256_setzero_si256();
+        for ((q, aux), x) in qs.iter().zip(auxs).zip(xs) {
+            let (q, _) = q.as_chunks::<8>();
+            let (x, _) = x.as_chunks::<32>();
+            let aux = u64::from_le_bytes(*aux);
+            let sub = |q: &[u8; 8], aux: u32, x: &[i8; 32]| {
+                let q = u64::from_le_bytes(*q);
+                // Two scalar table loads per 8 weights: faster here than a gather (measured).
+                let g = |l: u32| {
+                    let lo = IQ3XXS_GRID[(q >> (16 * l)) as u8 as usize] as u64;
+                    (lo | (IQ3XXS_GRID[(q >> (16 * l + 8)) as u8 as usize] as u64) << 32) as i64
+                };
+                let m = |l: u32| masks[((aux >> (7 * l)) & 127) as usize];
+                let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
+                let sg = _mm256_set_epi64x(m(3), m(2), m(1), m(0));
+                let p16 = _mm256_maddubs_epi16(w, _mm256_sign_epi8(load256(x), sg));
+                _mm256_madd_epi16(p16, _mm256_set1_epi16((2 * (aux >> 28) + 1) as i16))
             };
-            let m = |l: u32| masks[((aux >> (7 * l)) & 127) as usize];
-            let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
-            let sg = _mm256_set_epi64x(m(3), m(2), m(1), m(0));
-            let p16 = _mm256_maddubs_epi16(w, _mm256_sign_epi8(load256(x), sg));
-            let ls = _mm256_set1_epi16((2 * (aux >> 28) + 1) as i16);
-            sum.add(j, _mm256_madd_epi16(p16, ls));
+            s0 = _mm256_add_epi32(s0, sub(&q[0], aux as u32, &x[0]));
+            s1 = _mm256_add_epi32(s1, sub(&q[1], (aux >> 32) as u32, &x[1]));
         }
-        acc = fold(sum.total(), f16_at(b, 0) * 0.25 * xd, acc);
+        acc = fold(_mm256_add_epi32(s0, s1), f16_at(b, 0) * 0.25 * xd, acc);
     }
     hsum(acc)
 }
@@ -529,18 +659,28 @@ pub(crate) fn dot_iq2xs(row: &[u8], a: &Q8Act) -> f32 {
     for ((b, xq), &xd) in blocks.iter().zip(xq).zip(&a.d256) {
         let s: [u8; 16] = std::array::from_fn(|k| 2 * ((b[66 + k / 2] >> (4 * (k % 2))) & 15) + 1);
         let eo = even_odd(widen_u8(&s));
-        let (xs, _) = xq.as_chunks::<32>();
-        let mut sum = SuperBlockSums::new();
-        for (j, x) in xs.iter().enumerate() {
-            let code = |l: usize| u16::from_le_bytes([b[2 + 8 * j + 2 * l], b[3 + 8 * j + 2 * l]]);
-            let g = |l: usize| IQ2XS_GRID[(code(l) & 511) as usize] as i64;
-            let m = |l: usize| masks[(code(l) >> 9) as usize];
-            let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
-            let sg = _mm256_set_epi64x(m(3), m(2), m(1), m(0));
-            let p16 = _mm256_maddubs_epi16(w, _mm256_sign_epi8(load256(x), sg));
-            sum.add(j, _mm256_madd_epi16(p16, pick(eo, pick_c[j])));
+        // Two sub-blocks a step into two accumulators, each sub-block's four codes one word.
+        let (codes, _) = b[2..66].as_chunks::<16>();
+        let (xs, _) = xq.as_chunks::<64>();
+        let mut s0 = _mm256_setzero_si256();
+        let mut s1 = _mm256_setzero_si256();
+        for (k, (c, x)) in codes.iter().zip(xs).enumerate() {
+            let (c, _) = c.as_chunks::<8>();
+            let (x, _) = x.as_chunks::<32>();
+            let sub = |c: &[u8; 8], x: &[i8; 32], ctrl: __m256i| {
+                let v = u64::from_le_bytes(*c);
+                let code = |l: u32| (v >> (16 * l)) as usize;
+                let g = |l: u32| IQ2XS_GRID[code(l) & 511] as i64;
+                let m = |l: u32| masks[(code(l) >> 9) & 127];
+                let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
+                let sg = _mm256_set_epi64x(m(3), m(2), m(1), m(0));
+                let p16 = _mm256_maddubs_epi16(w, _mm256_sign_epi8(load256(x), sg));
+                _mm256_madd_epi16(p16, pick(eo, ctrl))
+            };
+            s0 = _mm256_add_epi32(s0, sub(&c[0], &x[0], pick_c[2 * k]));
+            s1 = _mm256_add_epi32(s1, sub(&c[1], &x[1], pick_c[2 * k + 1]));
         }
-        acc = fold(sum.total(), f16_at(b, 0) * 0.125 * xd, acc);
+        acc = fold(_mm256_add_epi32(s0, s1), f16_at(b, 0) * 0.125 * xd, acc);
     }
     hsum(acc)
 }
@@ -559,7 +699,8 @@ mod tests {
             return;
         }
         type Kernel = fn(&[u8], &Q8Act) -> f32;
-        let kernels: [(GgmlType, Kernel); 10] = [
+        let kernels: [(GgmlType, Kernel); 11] = [
+            (GgmlType::Q6_K, |r, a| unsafe_call(dot_q6k, r, a)),
             (GgmlType::Q2_K, |r, a| unsafe_call(dot_q2k, r, a)),
             (GgmlType::Q3_K, |r, a| unsafe_call(dot_q3k, r, a)),
             (GgmlType::Q4_K, |r, a| unsafe_call(dot_q4k, r, a)),
