@@ -7,13 +7,14 @@
 # (made there, as here) against llama.cpp's Vulkan backend on the same file when device-bin has
 # its llama-bench. Each step has its own time limit; everything printed also goes under $OUT.
 #
-# `bash scripts/device_check.sh [model|glm|kernels|bench|long]...` runs only the named steps.
+# `bash scripts/device_check.sh [model|glm|kernels|bench|sweep|long]...` runs only the named
+# steps (sweep: the kernel benchmark at 1, 2, 4 and 16 rows per workgroup).
 set -u
 OUT="${OUT:-/tmp/device-out}"
 mkdir -p "$OUT"
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-steps=" ${*:-model glm kernels bench long} "
+steps=" ${*:-model glm kernels bench sweep long} "
 want() { [[ "$steps" == *" $1 "* ]]; }
 BIN=/tmp/device-bin
 rm -rf "$BIN" && mkdir -p "$BIN"
@@ -87,6 +88,13 @@ if want kernels; then
 fi
 if want bench && [ -x "$BIN/gpu_bench" ]; then
   step gpu_bench 150 "$BIN/gpu_bench" --mib 512 --reps 6
+fi
+# Rows per workgroup of the mat-vec kernel (8 by default): on the H200 the kernels reached
+# 0.03-0.24 of the streaming read; fewer rows per workgroup mean more workgroups in flight.
+if want sweep && [ -x "$BIN/gpu_bench" ]; then
+  for r in 1 2 4 16; do
+    LOCALGLM_GPU_R=$r step "gpu_bench_r$r" 90 "$BIN/gpu_bench" --mib 256 --reps 4 --types IQ1_S,IQ2_XXS,Q4_K,F32
+  done
 fi
 if want long && [ -x "$BIN/glm_bench" ]; then
   bench_model glm_bench_long 150 2048 32 2
