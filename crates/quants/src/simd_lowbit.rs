@@ -384,23 +384,24 @@ pub(crate) fn dot_iq1s(row: &[u8], a: &Q8Act) -> f32 {
             let j = k / 2;
             ls[j] * if qh[j] >> 15 == 1 { 9 } else { 7 }
         }));
-        // Two sub-blocks a step into two accumulators, their indices loaded as one word.
+        // Two sub-blocks a step into two accumulators (index bytes loaded from memory, as
+        // every lookup kernel here: extracting them from a word cost two instructions each).
         let (qs, _) = b[2..34].as_chunks::<8>();
         let (xs, _) = xq.as_chunks::<64>();
         let mut s0 = _mm256_setzero_si256();
         let mut s1 = _mm256_setzero_si256();
         for (k, (q, x)) in qs.iter().zip(xs).enumerate() {
-            let q = u64::from_le_bytes(*q);
+            let (q, _) = q.as_chunks::<4>();
             let (x, _) = x.as_chunks::<32>();
-            let sub = |q: u32, h: u16, x: &[i8; 32], ctrl: __m256i| {
+            let sub = |q: &[u8; 4], h: u16, x: &[i8; 32], ctrl: __m256i| {
                 let h = h as usize;
-                let g = |l: u32| grid[(q >> (8 * l)) as u8 as usize | (h >> (3 * l) & 7) << 8];
-                let w = _mm256_set_epi64x(g(3) as i64, g(2) as i64, g(1) as i64, g(0) as i64);
+                let g = |l: usize| grid[q[l] as usize | (h >> (3 * l) & 7) << 8] as i64;
+                let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
                 scaled(w, x, pick(eo, ctrl))
             };
             let (j0, j1) = (2 * k, 2 * k + 1);
-            s0 = _mm256_add_epi32(s0, sub(q as u32, qh[j0], &x[0], pick_c[j0]));
-            s1 = _mm256_add_epi32(s1, sub((q >> 32) as u32, qh[j1], &x[1], pick_c[j1]));
+            s0 = _mm256_add_epi32(s0, sub(&q[0], qh[j0], &x[0], pick_c[j0]));
+            s1 = _mm256_add_epi32(s1, sub(&q[1], qh[j1], &x[1], pick_c[j1]));
         }
         let off = _mm256_madd_epi16(coef, bsums(a, bi));
         let total = _mm256_sub_epi32(_mm256_add_epi32(s0, s1), off);
@@ -443,13 +444,15 @@ pub(crate) fn dot_iq1m(row: &[u8], a: &Q8Act) -> f32 {
         });
         let scales = load256(&s);
         let eo = even_odd(scales);
-        // Two sub-blocks a step into two accumulators, indices and high nibbles as words.
+        // Two sub-blocks a step into two accumulators.
         let (qs, _) = b[..32].as_chunks::<8>();
         let (qh, _) = b[32..48].as_chunks::<4>();
         let (xs, _) = xq.as_chunks::<64>();
         let mut s0 = _mm256_setzero_si256();
         let mut s1 = _mm256_setzero_si256();
         for (k, ((q, h), x)) in qs.iter().zip(qh).zip(xs).enumerate() {
+            // (Index bytes as words here: loaded from memory one by one, as IQ1_S takes
+            // them, measured a third slower.)
             let (q, h) = (u64::from_le_bytes(*q), u32::from_le_bytes(*h));
             let (x, _) = x.as_chunks::<32>();
             let sub = |q: u32, h: u16, x: &[i8; 32], ctrl: __m256i| {
@@ -493,7 +496,7 @@ pub(crate) fn dot_iq2s(row: &[u8], a: &Q8Act) -> f32 {
             2 * ((b[74 + j] >> (4 * half)) & 15) + 1
         });
         let eo = even_odd(widen_u8(&s));
-        // Two sub-blocks a step into two accumulators; indices and signs as words.
+        // Two sub-blocks a step into two accumulators, index bytes from memory.
         let (qs, _) = b[2..34].as_chunks::<8>();
         let (signs, _) = b[34..66].as_chunks::<8>();
         let (his, _) = b[66..74].as_chunks::<2>();
@@ -502,26 +505,18 @@ pub(crate) fn dot_iq2s(row: &[u8], a: &Q8Act) -> f32 {
         let mut s1 = _mm256_setzero_si256();
         let steps = qs.iter().zip(signs).zip(his).zip(xs).enumerate();
         for (k, (((q, sg), hi), x)) in steps {
-            let q = u64::from_le_bytes(*q);
-            let sg = u64::from_le_bytes(*sg);
+            let (q, _) = q.as_chunks::<4>();
+            let (sg, _) = sg.as_chunks::<4>();
             let (x, _) = x.as_chunks::<32>();
-            let sub = |q: u32, sg: u32, hi: u8, x: &[i8; 32], ctrl: __m256i| {
+            let sub = |q: &[u8; 4], sg: [u8; 4], hi: u8, x: &[i8; 32], ctrl: __m256i| {
                 let hi = hi as usize;
-                let g = |l: u32| {
-                    IQ2S_GRID[(q >> (8 * l)) as u8 as usize | (hi >> (2 * l) & 3) << 8] as i64
-                };
+                let g = |l: usize| IQ2S_GRID[q[l] as usize | (hi >> (2 * l) & 3) << 8] as i64;
                 let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
-                let xsg = apply_sign_bytes(x, sg.to_le_bytes());
+                let xsg = apply_sign_bytes(x, sg);
                 _mm256_madd_epi16(_mm256_maddubs_epi16(w, xsg), pick(eo, ctrl))
             };
-            let p0 = sub(q as u32, sg as u32, hi[0], &x[0], pick_c[2 * k]);
-            let p1 = sub(
-                (q >> 32) as u32,
-                (sg >> 32) as u32,
-                hi[1],
-                &x[1],
-                pick_c[2 * k + 1],
-            );
+            let p0 = sub(&q[0], sg[0], hi[0], &x[0], pick_c[2 * k]);
+            let p1 = sub(&q[1], sg[1], hi[1], &x[1], pick_c[2 * k + 1]);
             s0 = _mm256_add_epi32(s0, p0);
             s1 = _mm256_add_epi32(s1, p1);
         }
@@ -540,8 +535,8 @@ pub(crate) fn dot_iq3xxs(row: &[u8], a: &Q8Act) -> f32 {
     let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc = _mm256_setzero_ps();
     for ((b, xq), &xd) in blocks.iter().zip(xq).zip(&a.d256) {
-        // Two sub-blocks (64 weights) a step into two accumulators, their index and sign
-        // words loaded as words (as IQ2_XXS; a sub-block a step was 15 % slower).
+        // Two sub-blocks (64 weights) a step into two accumulators, the sign words loaded as
+        // words (as IQ2_XXS).
         let (qs, _) = b[2..66].as_chunks::<16>();
         let (auxs, _) = b[66..98].as_chunks::<8>();
         let (xs, _) = xq.as_chunks::<64>();
@@ -552,14 +547,11 @@ pub(crate) fn dot_iq3xxs(row: &[u8], a: &Q8Act) -> f32 {
             let (x, _) = x.as_chunks::<32>();
             let aux = u64::from_le_bytes(*aux);
             let sub = |q: &[u8; 8], aux: u32, x: &[i8; 32]| {
-                let q = u64::from_le_bytes(*q);
-                // Two scalar table loads per 8 weights: faster here than a gather (measured).
-                let g = |l: u32| {
-                    let lo = IQ3XXS_GRID[(q >> (16 * l)) as u8 as usize] as u64;
-                    (lo | (IQ3XXS_GRID[(q >> (16 * l + 8)) as u8 as usize] as u64) << 32) as i64
-                };
+                // A table load per index byte, the byte loaded from memory (extracting eight
+                // bytes from one word cost two instructions each), and no gather (slower).
+                let g = |k: usize| IQ3XXS_GRID[q[k] as usize] as i32;
                 let m = |l: u32| masks[((aux >> (7 * l)) & 127) as usize];
-                let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
+                let w = _mm256_set_epi32(g(7), g(6), g(5), g(4), g(3), g(2), g(1), g(0));
                 let sg = _mm256_set_epi64x(m(3), m(2), m(1), m(0));
                 let p16 = _mm256_maddubs_epi16(w, _mm256_sign_epi8(load256(x), sg));
                 _mm256_madd_epi16(p16, _mm256_set1_epi16((2 * (aux >> 28) + 1) as i16))
@@ -659,7 +651,7 @@ pub(crate) fn dot_iq2xs(row: &[u8], a: &Q8Act) -> f32 {
     for ((b, xq), &xd) in blocks.iter().zip(xq).zip(&a.d256) {
         let s: [u8; 16] = std::array::from_fn(|k| 2 * ((b[66 + k / 2] >> (4 * (k % 2))) & 15) + 1);
         let eo = even_odd(widen_u8(&s));
-        // Two sub-blocks a step into two accumulators, each sub-block's four codes one word.
+        // Two sub-blocks a step into two accumulators, the 16-bit codes loaded from memory.
         let (codes, _) = b[2..66].as_chunks::<16>();
         let (xs, _) = xq.as_chunks::<64>();
         let mut s0 = _mm256_setzero_si256();
@@ -668,10 +660,9 @@ pub(crate) fn dot_iq2xs(row: &[u8], a: &Q8Act) -> f32 {
             let (c, _) = c.as_chunks::<8>();
             let (x, _) = x.as_chunks::<32>();
             let sub = |c: &[u8; 8], x: &[i8; 32], ctrl: __m256i| {
-                let v = u64::from_le_bytes(*c);
-                let code = |l: u32| (v >> (16 * l)) as usize;
-                let g = |l: u32| IQ2XS_GRID[code(l) & 511] as i64;
-                let m = |l: u32| masks[(code(l) >> 9) & 127];
+                let code = |l: usize| u16::from_le_bytes([c[2 * l], c[2 * l + 1]]) as usize;
+                let g = |l: usize| IQ2XS_GRID[code(l) & 511] as i64;
+                let m = |l: usize| masks[(code(l) >> 9) & 127];
                 let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
                 let sg = _mm256_set_epi64x(m(3), m(2), m(1), m(0));
                 let p16 = _mm256_maddubs_epi16(w, _mm256_sign_epi8(load256(x), sg));
