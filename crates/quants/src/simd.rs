@@ -13,7 +13,7 @@ use crate::q8::Q8Act;
 use crate::tables::{IQ2XXS_GRID, IQ4NL_LEVELS, KSIGNS_IQ2XS};
 use std::arch::x86_64::*;
 
-use crate::simd_mem::{load128, load256};
+use crate::simd_mem::{bytes, load128, load256};
 use crate::GgmlType;
 
 /// Integer sums of one 256-weight super-block's scaled sub-block products, split over two
@@ -249,22 +249,36 @@ fn iq4_weights(qs: &[u8; 16], table: __m256i) -> __m256i {
     _mm256_shuffle_epi8(table, _mm256_set_m128i(hi, lo))
 }
 
-/// IQ4_NL row (32-weight blocks) · per-256 int8 activation: two blocks a step into two
-/// accumulators, the eight block scales of a 256-weight group converted at once.
+/// IQ4_NL row (32-weight blocks) · per-256 int8 activation: the levels by one byte shuffle.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot_iq4nl(row: &[u8], a: &Q8Act) -> f32 {
     let table = iq4_table();
+    dot_blocks32::<18>(row, a, |b| {
+        iq4_weights(&b[2..].as_chunks::<16>().0[0], table)
+    })
+}
+
+/// A row of 32-weight blocks, each an f16 scale and then its weights (`weights` gives the 32
+/// signed weights), · per-256 int8 activation: two blocks a step into two accumulators, the
+/// eight block scales of a 256-weight group converted at once.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_blocks32<const B: usize>(
+    row: &[u8],
+    a: &Q8Act,
+    weights: impl Fn(&[u8; B]) -> __m256i,
+) -> f32 {
     let ones = _mm256_set1_epi16(1);
-    let (groups, _) = row.as_chunks::<{ 8 * 18 }>();
+    let (blocks, _) = row.as_chunks::<B>();
+    let (groups, _) = blocks.as_chunks::<8>();
     let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc0 = _mm256_setzero_ps();
     let mut acc1 = _mm256_setzero_ps();
-    for ((g, xq), &xd) in groups.iter().zip(xq).zip(&a.d256) {
-        let (blocks, _) = g.as_chunks::<18>();
+    for ((blocks, xq), &xd) in groups.iter().zip(xq).zip(&a.d256) {
         let dv = group_scales(blocks, xd);
         let (xs, _) = xq.as_chunks::<32>();
-        let dot = |b: &[u8; 18], x: &[i8; 32]| {
-            let w = iq4_weights(&b[2..].as_chunks::<16>().0[0], table);
+        let dot = |b: &[u8; B], x: &[i8; 32]| {
+            let w = weights(b);
             let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(load256(x), w));
             _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones))
         };
@@ -349,14 +363,6 @@ pub(crate) fn rows_float(ty: GgmlType, w: &[u8], row_bytes: usize, x: &[f32], y:
             }
         }
     };
-    let scalar = |row: &[u8], k: usize| -> f32 {
-        let o = width * k;
-        match ty {
-            GgmlType::F32 => f32::from_le_bytes([row[o], row[o + 1], row[o + 2], row[o + 3]]),
-            GgmlType::F16 => crate::dequant::f16_to_f32(u16::from_le_bytes([row[o], row[o + 1]])),
-            _ => crate::dequant::bf16_to_f32(u16::from_le_bytes([row[o], row[o + 1]])),
-        }
-    };
     let (xc, _) = x.as_chunks::<8>();
     let done = xc.len() * 8;
     let step = 8 * width;
@@ -372,48 +378,16 @@ pub(crate) fn rows_float(ty: GgmlType, w: &[u8], row_bytes: usize, x: &[f32], y:
             }
         }
         for ((out, a), row) in ys.iter_mut().zip(acc).zip(r) {
-            let tail: f32 = x[done..]
-                .iter()
-                .enumerate()
-                .map(|(k, xv)| scalar(row, done + k) * xv)
-                .sum();
-            *out = hsum(a) + tail;
+            *out = hsum(a) + crate::simd_mem::float_tail(ty, row, x, done);
         }
     }
-}
-
-/// The first `N` bytes of a slice as an array (the caller's chunk is at least that long).
-#[inline(always)]
-fn bytes<const N: usize>(c: &[u8]) -> &[u8; N] {
-    c[..N].try_into().expect("chunk length")
 }
 
 /// Q8_0 row · per-256 int8 activation: the weight bytes go straight into `maddubs` (no decode
-/// copy), one float FMA per 32 weights with two accumulators, the block scales converted
-/// eight at a time.
+/// copy), one float FMA per 32 weights.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot_q8_0(row: &[u8], a: &Q8Act) -> f32 {
-    let ones = _mm256_set1_epi16(1);
-    let (groups, _) = row.as_chunks::<{ 8 * 34 }>();
-    let (xq, _) = a.q256.as_chunks::<QK_K>();
-    let mut acc0 = _mm256_setzero_ps();
-    let mut acc1 = _mm256_setzero_ps();
-    for ((g, xq), &xd) in groups.iter().zip(xq).zip(&a.d256) {
-        let (blocks, _) = g.as_chunks::<34>();
-        let dv = group_scales(blocks, xd);
-        let (xs, _) = xq.as_chunks::<32>();
-        let dot = |b: &[u8; 34], x: &[i8; 32]| {
-            let w = load256(&b[2..].as_chunks::<32>().0[0]);
-            let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(load256(x), w));
-            _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones))
-        };
-        for k in 0..4 {
-            let (i, j) = (2 * k, 2 * k + 1);
-            acc0 = _mm256_fmadd_ps(dot(&blocks[i], &xs[i]), _mm256_set1_ps(dv[i]), acc0);
-            acc1 = _mm256_fmadd_ps(dot(&blocks[j], &xs[j]), _mm256_set1_ps(dv[j]), acc1);
-        }
-    }
-    hsum(_mm256_add_ps(acc0, acc1))
+    dot_blocks32::<34>(row, a, |b| load256(&b[2..].as_chunks::<32>().0[0]))
 }
 
 /// Q4_0, Q4_1, Q5_0 and Q5_1 row · per-16 int8 activation (`Q8Act::q`, `d16x4`, `sum32`): a

@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 
 pub(crate) use crate::simd512_iq::*;
 pub(crate) use crate::simd512_iq1::*;
+use crate::simd_mem::bytes;
 pub(crate) use crate::simd_mem::{load256, load512};
 
 /// `acc + Σ pairs a·b` (i16 → i32), always as one `vpdpwssd`: LLVM otherwise may split the
@@ -345,14 +346,6 @@ pub(crate) fn rows_float(ty: GgmlType, w: &[u8], row_bytes: usize, x: &[f32], y:
             }
         }
     };
-    let scalar = |row: &[u8], k: usize| -> f32 {
-        let o = width * k;
-        match ty {
-            GgmlType::F32 => f32::from_le_bytes([row[o], row[o + 1], row[o + 2], row[o + 3]]),
-            GgmlType::F16 => crate::dequant::f16_to_f32(u16::from_le_bytes([row[o], row[o + 1]])),
-            _ => crate::dequant::bf16_to_f32(u16::from_le_bytes([row[o], row[o + 1]])),
-        }
-    };
     let (xc, _) = x.as_chunks::<16>();
     let done = xc.len() * 16;
     let step = 16 * width;
@@ -370,20 +363,9 @@ pub(crate) fn rows_float(ty: GgmlType, w: &[u8], row_bytes: usize, x: &[f32], y:
             }
         }
         for ((out, a), row) in ys.iter_mut().zip(acc).zip(r) {
-            let tail: f32 = x[done..]
-                .iter()
-                .enumerate()
-                .map(|(k, xv)| scalar(row, done + k) * xv)
-                .sum();
-            *out = _mm512_reduce_add_ps(a) + tail;
+            *out = _mm512_reduce_add_ps(a) + crate::simd_mem::float_tail(ty, row, x, done);
         }
     }
-}
-
-/// The first `N` bytes of a slice as an array (the caller's chunk is at least that long).
-#[inline(always)]
-fn bytes<const N: usize>(c: &[u8]) -> &[u8; N] {
-    c[..N].try_into().expect("chunk length")
 }
 
 /// Whether this CPU runs the kernels of this module (and `LOCALGLM_SIMD` allows them).

@@ -80,3 +80,32 @@ pub(crate) fn store512<T: Copy, const N: usize>(o: &mut [T; N], v: __m512i) {
         _mm512_storeu_si512(o.as_mut_ptr().cast(), v)
     }
 }
+
+/// The first `N` bytes of a slice as an array (the caller's chunk is at least that long).
+#[inline(always)]
+pub(crate) fn bytes<const N: usize>(c: &[u8]) -> &[u8; N] {
+    c[..N].try_into().expect("chunk length")
+}
+
+/// Σ w·x over a float row's elements `from..` (F32, F16 or BF16 `ty`): the tail of a row
+/// whose length is not a multiple of the vector kernels' step.
+pub(crate) fn float_tail(ty: crate::GgmlType, row: &[u8], x: &[f32], from: usize) -> f32 {
+    let width = if ty == crate::GgmlType::F32 { 4 } else { 2 };
+    let weight = |k: usize| -> f32 {
+        let o = width * k;
+        match ty {
+            crate::GgmlType::F32 => {
+                f32::from_le_bytes([row[o], row[o + 1], row[o + 2], row[o + 3]])
+            }
+            crate::GgmlType::F16 => {
+                crate::dequant::f16_to_f32(u16::from_le_bytes([row[o], row[o + 1]]))
+            }
+            _ => crate::dequant::bf16_to_f32(u16::from_le_bytes([row[o], row[o + 1]])),
+        }
+    };
+    x[from..]
+        .iter()
+        .enumerate()
+        .map(|(k, xv)| weight(from + k) * xv)
+        .sum()
+}
