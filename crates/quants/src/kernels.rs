@@ -277,32 +277,19 @@ fn rows_into_avx2(
         }
         return;
     }
-    // The 32-weight block formats whose block scales F16C converts eight at a time.
+    // Kernels that need F16C too (every AVX2 CPU has it, checked all the same): the 32-weight
+    // block formats whose block scales it converts eight at a time (per-256 activations), and
+    // the legacy 4/5-bit types on the per-16 grid, any row length.
     let f16c_kernel: Option<unsafe fn(&[u8], &Q8Act) -> f32> = match (ty, act) {
         (GgmlType::IQ4_NL, Some(a)) if !a.q256.is_empty() => Some(crate::simd::dot_iq4nl),
         (GgmlType::Q8_0, Some(a)) if !a.q256.is_empty() => Some(crate::simd::dot_q8_0),
+        (GgmlType::Q4_0, _) => Some(crate::simd::dot_q4_legacy::<18, false, false>),
+        (GgmlType::Q4_1, _) => Some(crate::simd::dot_q4_legacy::<20, true, false>),
+        (GgmlType::Q5_0, _) => Some(crate::simd::dot_q4_legacy::<22, false, true>),
+        (GgmlType::Q5_1, _) => Some(crate::simd::dot_q4_legacy::<24, true, true>),
         _ => None,
     };
     if let (Some(dot), Some(a), true) = (f16c_kernel, act, have_f16c()) {
-        for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
-            // WORKAROUND: F16C was detected just above; AVX2+FMA are this function's own.
-            #[allow(unsafe_code)]
-            unsafe {
-                *out = dot(row, a);
-            }
-        }
-        return;
-    }
-    // The legacy 4/5-bit types on the per-16 grid, any row length (F16C: every AVX2 CPU has it,
-    // checked all the same).
-    let legacy: Option<unsafe fn(&[u8], &Q8Act) -> f32> = match ty {
-        GgmlType::Q4_0 => Some(crate::simd::dot_q4_legacy::<18, false, false>),
-        GgmlType::Q4_1 => Some(crate::simd::dot_q4_legacy::<20, true, false>),
-        GgmlType::Q5_0 => Some(crate::simd::dot_q4_legacy::<22, false, true>),
-        GgmlType::Q5_1 => Some(crate::simd::dot_q4_legacy::<24, true, true>),
-        _ => None,
-    };
-    if let (Some(dot), Some(a), true) = (legacy, act, have_f16c()) {
         for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
             // WORKAROUND: F16C was detected just above; AVX2+FMA are this function's own.
             #[allow(unsafe_code)]
