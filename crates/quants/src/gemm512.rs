@@ -41,7 +41,7 @@ use std::arch::x86_64::*;
 /// Tokens per panel: the 16 i32 lanes of a vector.
 pub(crate) const PANEL: usize = 16;
 /// Rows per register tile.
-const TILE: usize = 4;
+pub(crate) const TILE: usize = 4;
 
 /// Scale-group size of `ty` in this GEMM, or `None` where the format's scales or biases vary
 /// inside 16 weights (IQ1_M's per-8 delta), it is not an integer-path format, or the AVX2
@@ -71,20 +71,20 @@ pub(crate) fn group_size(ty: GgmlType) -> Option<usize> {
 /// Up to [`PANEL`] tokens' activations, quantized and packed (see the module docs).
 pub(crate) struct Panel {
     /// `[k/4][token][4]` bytes of `q + 128`.
-    xu: Vec<u8>,
+    pub(crate) xu: Vec<u8>,
     /// `[k/32][token]` activation scales (0 for padding tokens).
-    xd: Vec<f32>,
+    pub(crate) xd: Vec<f32>,
     /// `[k/group][token]` sums of each scale group's quantized values, `d·Σq` (empty unless the
     /// format has biases).
-    xsum: Vec<f32>,
+    pub(crate) xsum: Vec<f32>,
     /// Real tokens in this panel.
-    n: usize,
+    pub(crate) n: usize,
 }
 
 /// `round(v·id)` clamped to ±127 (half away from zero), as `q8.rs` rounds and as
 /// [`Panel::new`] does in vectors (the tests' reference).
 #[cfg(test)]
-fn round_q(v: f32, id: f32) -> i32 {
+pub(crate) fn round_q(v: f32, id: f32) -> i32 {
     let h = if v >= 0.0 { 0.5 } else { -0.5 };
     ((v * id + h) as i32).clamp(-127, 127)
 }
@@ -203,13 +203,13 @@ fn store8_f32(o: &mut [f32], v: __m256) {
 pub(crate) struct RowTile {
     q: Vec<i8>,
     /// `q` as little-endian 4-byte words, the broadcast operand of `vpdpbusd`.
-    words: Vec<i32>,
-    scale: Vec<f32>,
-    bias: Vec<f32>,
-    start: Vec<i32>,
-    has_bias: bool,
-    cols: usize,
-    group: usize,
+    pub(crate) words: Vec<i32>,
+    pub(crate) scale: Vec<f32>,
+    pub(crate) bias: Vec<f32>,
+    pub(crate) start: Vec<i32>,
+    pub(crate) has_bias: bool,
+    pub(crate) cols: usize,
+    pub(crate) group: usize,
 }
 
 impl RowTile {
@@ -469,7 +469,7 @@ impl RowTile {
     }
 
     /// Any format through the checked `decode_i8` decoders.
-    fn generic_row(&mut self, ty: GgmlType, r: usize, row: &[u8]) {
+    pub(crate) fn generic_row(&mut self, ty: GgmlType, r: usize, row: &[u8]) {
         let be = ty.block_elems();
         let mut s = vec![0f32; be / 16];
         let mut bias = vec![0f32; be / 8];

@@ -368,7 +368,7 @@ fn have_f16c() -> bool {
 }
 
 #[cfg(target_arch = "x86_64")]
-fn have_avx2() -> bool {
+pub(crate) fn have_avx2() -> bool {
     use std::sync::OnceLock;
     static HAVE: OnceLock<bool> = OnceLock::new();
     *HAVE.get_or_init(|| {

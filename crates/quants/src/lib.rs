@@ -15,6 +15,8 @@ pub mod bench;
 pub mod decode_i8;
 pub mod dequant;
 mod experts;
+mod gemm256;
+mod gemm256_rows;
 mod gemm512;
 pub mod kernels;
 mod kv;

@@ -90,28 +90,8 @@ fn matmul_from(
         return Ok(());
     }
     #[cfg(target_arch = "x86_64")]
-    if mode == Activations::Int8 && crate::simd512::available() && cols.is_multiple_of(32) {
-        if let Some(group) = crate::gemm512::group_size(ty) {
-            // Register-tiled VNNI GEMM: activations packed once in 16-token panels.
-            let panels: Vec<crate::gemm512::Panel> = xs
-                .par_chunks(crate::gemm512::PANEL * cols)
-                .map(|c| {
-                    // WORKAROUND: `simd512::available()` detected the features just above.
-                    #[allow(unsafe_code)]
-                    unsafe {
-                        crate::gemm512::Panel::new(c, cols, group, di8::has_bias(ty))
-                    }
-                })
-                .collect();
-            transposed_tasks(w, row_bytes, rows, cols, n, ys, |yc, wc| {
-                // WORKAROUND: `simd512::available()` detected the features just above.
-                #[allow(unsafe_code)]
-                unsafe {
-                    crate::gemm512::rows_times_panels(ty, wc, row_bytes, cols, &panels, yc)
-                }
-            });
-            return Ok(());
-        }
+    if mode == Activations::Int8 && x86_gemm(ty, w, row_bytes, rows, cols, xs, n, ys) {
+        return Ok(());
     }
     if mode == Activations::Int8 && di8::supports(ty) {
         // Integer path: every weight block is decoded once for the whole batch.
@@ -135,6 +115,61 @@ fn matmul_from(
         }
     });
     Ok(())
+}
+
+/// The register-tiled integer GEMM where this CPU and `ty` have one: AVX-512 VNNI
+/// (`gemm512`), else AVX2 (`gemm256`), activations packed once in 16-token panels. False
+/// (nothing written) otherwise.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+fn x86_gemm(
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    rows: usize,
+    cols: usize,
+    xs: &[f32],
+    n: usize,
+    ys: &mut [f32],
+) -> bool {
+    use crate::gemm512::{Panel, PANEL};
+    if !cols.is_multiple_of(32) {
+        return false;
+    }
+    let bias = di8::has_bias(ty);
+    let chunks = xs.par_chunks(PANEL * cols);
+    if crate::simd512::available() {
+        let Some(group) = crate::gemm512::group_size(ty) else {
+            return false;
+        };
+        // WORKAROUND (both blocks): `simd512::available()` detected the features just above.
+        #[allow(unsafe_code)]
+        let panels: Vec<Panel> = chunks
+            .map(|c| unsafe { Panel::new(c, cols, group, bias) })
+            .collect();
+        transposed_tasks(w, row_bytes, rows, cols, n, ys, |yc, wc| {
+            #[allow(unsafe_code)]
+            unsafe {
+                crate::gemm512::rows_times_panels(ty, wc, row_bytes, cols, &panels, yc)
+            }
+        });
+        return true;
+    }
+    let Some(group) = crate::gemm256::group_size(ty).filter(|_| crate::kernels::have_avx2()) else {
+        return false;
+    };
+    // WORKAROUND (both blocks): `have_avx2()` detected the features just above.
+    #[allow(unsafe_code)]
+    let panels: Vec<Panel> = chunks
+        .map(|c| unsafe { Panel::new_avx2(c, cols, group, bias) })
+        .collect();
+    transposed_tasks(w, row_bytes, rows, cols, n, ys, |yc, wc| {
+        #[allow(unsafe_code)]
+        unsafe {
+            crate::gemm256::rows_times_panels(ty, wc, row_bytes, cols, &panels, yc)
+        }
+    });
+    true
 }
 
 /// Runs `task(out_rows × n, weight_rows)` over row chunks (in parallel when large) on the

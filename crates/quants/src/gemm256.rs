@@ -1,0 +1,362 @@
+//! Batched products (prefill) on AVX2: `gemm512`'s register-tiled integer GEMM for CPUs
+//! without AVX-512 (most desktop Intel parts), on the same [`Panel`] and [`RowTile`] layouts.
+//!
+//! A vector holds 8 tokens of one output row (a 16-token panel is two halves). AVX2 has no
+//! `vpdpbusd`; a 4-byte weight slice broadcast against the 8 tokens' 4 activation bytes is
+//! `vpmaddubsw` (unsigned activations `x + 128` × signed weights, adjacent pairs summed to
+//! i16 with saturation) and `vpmaddwd` by ones (pairs of i16 to the i32 lane). The i16 pair
+//! cannot saturate when every weight satisfies |q| ≤ 64 (`2·255·64 = 32640 ≤ 32767`): every
+//! integer format whose decoded quants are that small runs here ([`group_size`]); Q8_0 and the
+//! IQ4 types (|q| up to 127) keep the batched row kernels.
+//!
+//! Error: that of the per-32 int8 activation grid, as in `gemm512` (same panels, same sums).
+
+#![cfg(target_arch = "x86_64")]
+
+use crate::gemm512::{Panel, RowTile, PANEL, TILE};
+use crate::simd_mem::{load256, store256};
+use crate::GgmlType;
+use std::arch::x86_64::*;
+
+/// Scale-group size of `ty` here (`gemm512`'s), or `None` where a decoded quant can exceed
+/// ±64 (Q8_0, IQ4_XS) or the AVX-512 GEMM has none either.
+pub(crate) fn group_size(ty: GgmlType) -> Option<usize> {
+    match ty {
+        GgmlType::Q8_0 | GgmlType::IQ4_XS | GgmlType::IQ4_NL => None,
+        _ => crate::gemm512::group_size(ty),
+    }
+}
+
+impl Panel {
+    /// [`Panel::new`] on AVX2: the same bytes, scales and sums (`xs`: `n ≤ 16` rows of `cols`,
+    /// cols a multiple of 32).
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn new_avx2(xs: &[f32], cols: usize, group: usize, sums: bool) -> Self {
+        let n = xs.len() / cols;
+        debug_assert!(n <= PANEL && cols.is_multiple_of(32));
+        let mut p = Panel {
+            xu: vec![128; cols * PANEL],
+            xd: vec![0.0; cols / 32 * PANEL],
+            xsum: if sums {
+                vec![0.0; cols / group * PANEL]
+            } else {
+                Vec::new()
+            },
+            n,
+        };
+        let half = _mm256_set1_ps(0.5);
+        let sign = _mm256_set1_epi32(i32::MIN);
+        let abs = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
+        let (lo, hi) = (_mm256_set1_epi32(-127), _mm256_set1_epi32(127));
+        let (xu, _) = p.xu.as_chunks_mut::<4>();
+        for (t, x) in xs.chunks_exact(cols).enumerate() {
+            let (groups, _) = x.as_chunks::<32>();
+            for (j, g) in groups.iter().enumerate() {
+                let (g8, _) = g.as_chunks::<8>();
+                let v: [__m256; 4] = std::array::from_fn(|i| _mm256_castsi256_ps(load256(&g8[i])));
+                let m = _mm256_max_ps(
+                    _mm256_max_ps(_mm256_and_ps(v[0], abs), _mm256_and_ps(v[1], abs)),
+                    _mm256_max_ps(_mm256_and_ps(v[2], abs), _mm256_and_ps(v[3], abs)),
+                );
+                let mut lanes = [0f32; 8];
+                store256(&mut lanes, _mm256_castps_si256(m));
+                let d = lanes.iter().fold(0f32, |a, &b| a.max(b)) / 127.0;
+                p.xd[j * PANEL + t] = d;
+                let id = _mm256_set1_ps(if d > 0.0 { 1.0 / d } else { 0.0 });
+                // round(v·id) half away from zero, as `gemm512::round_q`.
+                let mut q = [[0i32; 8]; 4];
+                for (qv, v) in q.iter_mut().zip(v) {
+                    let h = _mm256_castsi256_ps(_mm256_or_si256(
+                        _mm256_castps_si256(half),
+                        _mm256_and_si256(_mm256_castps_si256(v), sign),
+                    ));
+                    let r = _mm256_cvttps_epi32(_mm256_fmadd_ps(v, id, h));
+                    store256(qv, _mm256_min_epi32(_mm256_max_epi32(r, lo), hi));
+                }
+                let q = q.as_flattened();
+                for (i, quad) in q.chunks_exact(4).enumerate() {
+                    xu[(8 * j + i) * PANEL + t] = std::array::from_fn(|k| (quad[k] + 128) as u8);
+                }
+                if sums {
+                    let (sa, sb): (i32, i32) = (q[..16].iter().sum(), q[16..].iter().sum());
+                    if group == 32 {
+                        p.xsum[j * PANEL + t] = d * (sa + sb) as f32;
+                    } else {
+                        p.xsum[2 * j * PANEL + t] = d * sa as f32;
+                        p.xsum[(2 * j + 1) * PANEL + t] = d * sb as f32;
+                    }
+                }
+            }
+        }
+        p
+    }
+}
+
+/// 8 floats.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn floats8(v: &[f32; 8]) -> __m256 {
+    _mm256_castsi256_ps(load256(v))
+}
+
+/// `R` decoded rows (slots 0..R of `tile`) × one panel → `out[r][t]`: its 16 tokens, or its
+/// first 8 where `TWO` is false (a panel of at most 8 pays for no padding). `S` = group / 4
+/// steps per scale group, a constant so that the loops unroll with the accumulators in
+/// registers (an iterator over them kept them on the stack: half the speed).
+#[allow(clippy::needless_range_loop)] // indexed loops: see above
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn tile_panel<const R: usize, const TWO: bool, const S: usize>(
+    tile: &RowTile,
+    p: &Panel,
+    out: &mut [[f32; PANEL]; TILE],
+) {
+    let per_row = tile.cols / (4 * S);
+    let ones = _mm256_set1_epi16(1);
+    let zero = _mm256_setzero_ps();
+    let mut f = [[zero; 2]; R];
+    let (xu, _) = p.xu.as_chunks::<{ 4 * PANEL }>();
+    let (xu, _) = xu.as_chunks::<S>();
+    let (xd, _) = p.xd.as_chunks::<PANEL>();
+    let (xs, _) = p.xsum.as_chunks::<PANEL>();
+    let words: [&[[i32; S]]; R] = std::array::from_fn(|r| {
+        let w = &tile.words[r * tile.cols / 4..(r + 1) * tile.cols / 4];
+        w.as_chunks::<S>().0
+    });
+    for g in 0..per_row {
+        let mut acc = [[_mm256_setzero_si256(); 2]; R];
+        for r in 0..R {
+            acc[r][0] = _mm256_set1_epi32(tile.start[r * per_row + g]);
+            acc[r][1] = acc[r][0];
+        }
+        let xg = &xu[g];
+        let wg: [&[i32; S]; R] = std::array::from_fn(|r| &words[r][g]);
+        for s in 0..S {
+            let (xh, _) = xg[s].as_chunks::<32>();
+            let x0 = load256(&xh[0]);
+            let x1 = if TWO { load256(&xh[1]) } else { x0 };
+            for r in 0..R {
+                let w = _mm256_set1_epi32(wg[r][s]);
+                let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(x0, w), ones);
+                acc[r][0] = _mm256_add_epi32(acc[r][0], p0);
+                if TWO {
+                    let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(x1, w), ones);
+                    acc[r][1] = _mm256_add_epi32(acc[r][1], p1);
+                }
+            }
+        }
+        let (d8, _) = xd[g * S / 8].as_chunks::<8>();
+        let (d0, d1) = (floats8(&d8[0]), floats8(&d8[1]));
+        for r in 0..R {
+            let sc = _mm256_set1_ps(tile.scale[r * per_row + g]);
+            let a = acc[r];
+            f[r][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a[0]), _mm256_mul_ps(d0, sc), f[r][0]);
+            if TWO {
+                f[r][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a[1]), _mm256_mul_ps(d1, sc), f[r][1]);
+            }
+        }
+        if tile.has_bias {
+            let (s8, _) = xs[g].as_chunks::<8>();
+            let (s0, s1) = (floats8(&s8[0]), floats8(&s8[1]));
+            for r in 0..R {
+                let b = _mm256_set1_ps(tile.bias[r * per_row + g]);
+                f[r][0] = _mm256_fmadd_ps(s0, b, f[r][0]);
+                if TWO {
+                    f[r][1] = _mm256_fmadd_ps(s1, b, f[r][1]);
+                }
+            }
+        }
+    }
+    for (o, fr) in out.iter_mut().zip(f) {
+        let (o8, _) = o.as_chunks_mut::<8>();
+        store256(&mut o8[0], _mm256_castps_si256(fr[0]));
+        store256(&mut o8[1], _mm256_castps_si256(fr[1]));
+    }
+}
+
+/// [`tile_panel`] for `r` rows, the panel's size and the tile's group.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn tile_panel_any(tile: &RowTile, r: usize, p: &Panel, out: &mut [[f32; PANEL]; TILE]) {
+    macro_rules! by_rows {
+        ($S:literal) => {
+            match (r, p.n > 8) {
+                (4, true) => tile_panel::<4, true, $S>(tile, p, out),
+                (4, false) => tile_panel::<4, false, $S>(tile, p, out),
+                (3, _) => tile_panel::<3, true, $S>(tile, p, out),
+                (2, _) => tile_panel::<2, true, $S>(tile, p, out),
+                _ => tile_panel::<1, true, $S>(tile, p, out),
+            }
+        };
+    }
+    if tile.group == 16 {
+        by_rows!(4)
+    } else {
+        by_rows!(8)
+    }
+}
+
+/// Rows `w` (each `row_bytes`, type `ty`, `cols` weights) × all panels into `yt` (rows × n,
+/// row-major, n = the panels' tokens). `ty` must have a [`group_size`].
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn rows_times_panels(
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    cols: usize,
+    panels: &[Panel],
+    yt: &mut [f32],
+) {
+    // One tile per worker thread, kept across products of the same shape (as in `gemm512`).
+    thread_local! {
+        static TILE: std::cell::RefCell<Option<RowTile>> = const { std::cell::RefCell::new(None) };
+    }
+    TILE.with_borrow_mut(|slot| {
+        let fits = slot.as_ref().is_some_and(|t| {
+            t.cols == cols
+                && Some(t.group) == group_size(ty)
+                && t.has_bias == crate::decode_i8::has_bias(ty)
+        });
+        if !fits {
+            *slot = RowTile::new(ty, cols);
+        }
+        if let Some(tile) = slot.as_mut() {
+            tile_rows(tile, ty, w, row_bytes, panels, yt);
+        }
+    });
+}
+
+/// [`rows_times_panels`] with a tile of the right shape.
+#[target_feature(enable = "avx2,fma")]
+fn tile_rows(
+    tile: &mut RowTile,
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    panels: &[Panel],
+    yt: &mut [f32],
+) {
+    let n: usize = panels.iter().map(|p| p.n).sum();
+    let mut out = [[0f32; PANEL]; TILE];
+    for (rows, yr) in w.chunks(row_bytes * TILE).zip(yt.chunks_mut(n * TILE)) {
+        tile.decode_avx2(ty, rows, row_bytes);
+        let r_here = rows.len() / row_bytes;
+        let mut t0 = 0;
+        for p in panels {
+            tile_panel_any(tile, r_here, p, &mut out);
+            for (r, o) in out.iter().enumerate().take(r_here) {
+                yr[r * n + t0..r * n + t0 + p.n].copy_from_slice(&o[..p.n]);
+            }
+            t0 += p.n;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode_i8 as di8;
+    use crate::gemm512::round_q;
+    use crate::synth::{random_blocks, random_vector};
+
+    fn have_avx2() -> bool {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+
+    /// The bound that keeps `vpmaddubsw` from saturating: every format here decodes to
+    /// |q| ≤ 64 (random blocks cover the full range of each field).
+    #[test]
+    fn decoded_quants_fit_the_i16_pairs() {
+        for ty in GgmlType::SUPPORTED {
+            if group_size(ty).is_none() {
+                continue;
+            }
+            let be = ty.block_elems();
+            let w = random_blocks(ty, 64, 5);
+            let (mut q, mut s, mut b) = (vec![0i8; be], vec![0f32; be / 16], vec![0f32; be / 8]);
+            for blk in w.chunks_exact(ty.block_bytes()) {
+                di8::decode_block(ty, blk, &mut q, &mut s, &mut b).unwrap();
+                let max = q.iter().map(|v| v.unsigned_abs()).max().unwrap();
+                assert!(max <= 64, "{ty}: |q| = {max}");
+            }
+        }
+    }
+
+    /// Every format against its own arithmetic in f64 (as `gemm512`'s test): the decoded
+    /// `scale·q` and the bias against the per-32 int8 activations the panel holds; the panel
+    /// bytes equal the AVX-512 panel's where that exists.
+    #[test]
+    fn gemm_matches_the_decoded_products() {
+        if !have_avx2() {
+            eprintln!("skipped: no AVX2");
+            return;
+        }
+        for ty in GgmlType::SUPPORTED {
+            let Some(group) = group_size(ty) else {
+                continue;
+            };
+            let (rows, cols, n) = (7usize, 512usize, 21usize);
+            let w = random_blocks(ty, rows * cols / ty.block_elems(), 3);
+            let row_bytes = ty.row_bytes(cols).unwrap();
+            let xs = random_vector(n * cols, 9);
+            let bias = di8::has_bias(ty);
+            // WORKAROUND: the features were detected above.
+            #[allow(unsafe_code)]
+            let panels: Vec<Panel> = xs
+                .chunks(PANEL * cols)
+                .map(|c| unsafe { Panel::new_avx2(c, cols, group, bias) })
+                .collect();
+            if crate::simd512::available() {
+                for (c, p) in xs.chunks(PANEL * cols).zip(&panels) {
+                    // WORKAROUND: `available()` detected the features.
+                    #[allow(unsafe_code)]
+                    let q = unsafe { Panel::new(c, cols, group, bias) };
+                    assert!(
+                        q.xu == p.xu && q.xd == p.xd && q.xsum == p.xsum,
+                        "{ty} panel"
+                    );
+                }
+            }
+            let mut yt = vec![0f32; rows * n];
+            // WORKAROUND: the features were detected above.
+            #[allow(unsafe_code)]
+            unsafe {
+                rows_times_panels(ty, &w, row_bytes, cols, &panels, &mut yt)
+            };
+            let be = ty.block_elems();
+            let (mut q, mut s, mut b) = (vec![0i8; be], vec![0f32; be / 16], vec![0f32; be / 8]);
+            for t in 0..n {
+                let x = &xs[t * cols..(t + 1) * cols];
+                let mut xq = vec![0f64; cols];
+                for (j, g) in x.chunks_exact(32).enumerate() {
+                    let d = g.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
+                    let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+                    for (i, &v) in g.iter().enumerate() {
+                        xq[32 * j + i] = round_q(v, id) as f64 * d as f64;
+                    }
+                }
+                for r in 0..rows {
+                    let row = &w[r * row_bytes..(r + 1) * row_bytes];
+                    let (mut want, mut scale) = (0f64, 0f64);
+                    for (bi, blk) in row.chunks_exact(ty.block_bytes()).enumerate() {
+                        let has_bias = di8::decode_block(ty, blk, &mut q, &mut s, &mut b).unwrap();
+                        for i in 0..be {
+                            let k = bi * be + i;
+                            let mut v = s[i / 16] as f64 * q[i] as f64 * xq[k];
+                            if has_bias {
+                                v += b[i / 8] as f64 * xq[k];
+                            }
+                            want += v;
+                            scale += v.abs();
+                        }
+                    }
+                    let got = yt[r * n + t] as f64;
+                    assert!(
+                        (got - want).abs() <= 1e-5 * scale,
+                        "{ty} row {r} token {t}: got {got} want {want} (Σ|terms| {scale})"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,413 @@
+//! The AVX2 GEMM's weight decoders: a 256-weight block to eight vectors of signed int8 quants
+//! stored straight into the [`RowTile`], with its per-group scales, biases and accumulator
+//! starts — for the formats of the GLM-5.x quant mixes (Unsloth Dynamic's IQ1_S / IQ2_XS /
+//! IQ2_S / IQ3_XXS experts, Q4_K–Q6_K elsewhere) and IQ2_XXS. Other formats take
+//! `RowTile::generic_row` (the checked scalar decoders, about half the time of a 16-token
+//! panel at these sizes). Each decoder yields exactly the quants `decode_i8` gives (tested).
+
+#![cfg(target_arch = "x86_64")]
+
+use crate::dequant::f16_at;
+use crate::gemm512::RowTile;
+use crate::simd_mem::{load128, load256, store256};
+use crate::tables::{IQ1S_DELTA, IQ2S_GRID, IQ2XS_GRID, IQ3XXS_GRID};
+use crate::GgmlType;
+use std::arch::x86_64::*;
+
+/// Whether [`RowTile::decode_avx2`] has a vector decoder for `ty` (else the generic one).
+#[cfg(test)]
+fn vectorized(ty: GgmlType) -> bool {
+    matches!(
+        ty,
+        GgmlType::Q4_K
+            | GgmlType::Q5_K
+            | GgmlType::Q6_K
+            | GgmlType::IQ1_S
+            | GgmlType::IQ2_XXS
+            | GgmlType::IQ2_XS
+            | GgmlType::IQ2_S
+            | GgmlType::IQ3_XXS
+    )
+}
+
+/// Four 8-byte groups as one vector (group 0 in the low bytes).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn groups4(g: [u64; 4]) -> __m256i {
+    _mm256_set_epi64x(g[3] as i64, g[2] as i64, g[1] as i64, g[0] as i64)
+}
+
+/// Explicit sign bytes (bit set ⇒ negative, one byte per 8 weights) applied to 32 weights.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn signed_by_bytes(w: __m256i, signs: [u8; 4]) -> __m256i {
+    let spread = _mm256_set_epi64x(
+        0x0303_0303_0303_0303,
+        0x0202_0202_0202_0202,
+        0x0101_0101_0101_0101,
+        0,
+    );
+    let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    let v = _mm256_set1_epi32(i32::from_le_bytes(signs));
+    let neg = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(v, spread), bit), bit);
+    _mm256_sub_epi8(_mm256_xor_si256(w, neg), neg)
+}
+
+/// Eight floats `f(k)`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn floats(f: impl Fn(usize) -> f32) -> __m256 {
+    let v: [f32; 8] = std::array::from_fn(f);
+    _mm256_castsi256_ps(load256(&v))
+}
+
+impl RowTile {
+    /// Decodes `rows` (at most `TILE` rows of `row_bytes`) into slots 0.. of the tile.
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn decode_avx2(&mut self, ty: GgmlType, rows: &[u8], row_bytes: usize) {
+        for (r, row) in rows.chunks_exact(row_bytes).enumerate() {
+            match ty {
+                GgmlType::Q4_K => self.blocks::<144>(r, row, |b| q4k(b)),
+                GgmlType::Q5_K => self.blocks::<176>(r, row, |b| q5k(b)),
+                GgmlType::Q6_K => self.blocks::<210>(r, row, |b| q6k(b)),
+                GgmlType::IQ1_S => self.blocks::<50>(r, row, |b| iq1s(b)),
+                GgmlType::IQ2_XXS => self.blocks::<66>(r, row, |b| iq2xxs(b)),
+                GgmlType::IQ2_XS => self.blocks::<74>(r, row, |b| iq2xs(b)),
+                GgmlType::IQ2_S => self.blocks::<82>(r, row, |b| iq2s(b)),
+                GgmlType::IQ3_XXS => self.blocks::<98>(r, row, |b| iq3xxs(b)),
+                _ => self.generic_row(ty, r, row),
+            }
+        }
+    }
+
+    /// Every 256-weight block of row slot `r` through `decode`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn blocks<const B: usize>(&mut self, r: usize, row: &[u8], decode: impl Fn(&[u8; B]) -> Block) {
+        let (blocks, _) = row.as_chunks::<B>();
+        for (bi, b) in blocks.iter().enumerate() {
+            self.put(r, 256 * bi, &decode(b));
+        }
+    }
+
+    /// Stores a decoded block at weight `k0` of row slot `r`: the quants as words, and per
+    /// group (the tile's 16 or 32) the scale, the bias and the start `−128·Σq`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn put(&mut self, r: usize, k0: usize, blk: &Block) {
+        let at = (r * self.cols + k0) / 4;
+        let (dst, _) = self.words[at..at + 64].as_chunks_mut::<8>();
+        for (d, v) in dst.iter_mut().zip(&blk.w) {
+            store256(d, *v);
+        }
+        // Per vector, the i32 sums of its two 16-byte halves (lanes 0–3 and 4–7) …
+        let (ones8, ones16) = (_mm256_set1_epi8(1), _mm256_set1_epi16(1));
+        let s: [__m256i; 8] = std::array::from_fn(|k| {
+            _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, blk.w[k]), ones16)
+        });
+        // … folded to [v0 lo, v1 lo, v2 lo, v3 lo | v0 hi, …, v3 hi] and the same of v4–v7.
+        let quad = |a: usize| {
+            _mm256_hadd_epi32(
+                _mm256_hadd_epi32(s[a], s[a + 1]),
+                _mm256_hadd_epi32(s[a + 2], s[a + 3]),
+            )
+        };
+        let (h0, h1) = (quad(0), quad(4));
+        let (lo, hi) = (
+            _mm256_permute2x128_si256::<0x20>(h0, h1),
+            _mm256_permute2x128_si256::<0x31>(h0, h1),
+        );
+        let start =
+            |v: __m256i| _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32::<7>(v));
+        let store8 = |o: &mut [i32], v: __m256i| {
+            let o: &mut [i32; 8] = o.try_into().expect("8 lanes");
+            store256(o, v)
+        };
+        let store8f = |o: &mut [f32], v: __m256| {
+            let o: &mut [f32; 8] = o.try_into().expect("8 lanes");
+            store256(o, _mm256_castps_si256(v))
+        };
+        if self.group == 32 {
+            let g0 = r * (self.cols / 32) + k0 / 32;
+            store8(&mut self.start[g0..g0 + 8], start(_mm256_add_epi32(lo, hi)));
+            store8f(&mut self.scale[g0..g0 + 8], blk.scale[0]);
+            if self.has_bias {
+                store8f(&mut self.bias[g0..g0 + 8], blk.bias);
+            }
+        } else {
+            let g0 = r * (self.cols / 16) + k0 / 16;
+            let (a, b) = (_mm256_unpacklo_epi32(lo, hi), _mm256_unpackhi_epi32(lo, hi));
+            let first = _mm256_permute2x128_si256::<0x20>(a, b);
+            let second = _mm256_permute2x128_si256::<0x31>(a, b);
+            store8(&mut self.start[g0..g0 + 8], start(first));
+            store8(&mut self.start[g0 + 8..g0 + 16], start(second));
+            store8f(&mut self.scale[g0..g0 + 8], blk.scale[0]);
+            store8f(&mut self.scale[g0 + 8..g0 + 16], blk.scale[1]);
+        }
+    }
+}
+
+/// A decoded 256-weight block: 8 × 32 signed quants, the scales (8 per-32 in `scale[0]`, or 16
+/// per-16 in both) and the per-32 biases (formats with an additive term).
+pub(crate) struct Block {
+    w: [__m256i; 8],
+    scale: [__m256; 2],
+    bias: __m256,
+}
+
+/// Q4_K: 32-byte nibble runs (low nibbles weights 64k.., high 64k + 32..), 6-bit scales and
+/// minimums per 32: `d·sc·q − dmin·m`.
+#[target_feature(enable = "avx2,fma")]
+fn q4k(b: &[u8; 144]) -> Block {
+    let nib = _mm256_set1_epi8(15);
+    let (qs, _) = b[16..144].as_chunks::<32>();
+    let w = std::array::from_fn(|k| {
+        let v = load256(&qs[k / 2]);
+        let v = if k % 2 == 1 {
+            _mm256_srli_epi16::<4>(v)
+        } else {
+            v
+        };
+        _mm256_and_si256(v, nib)
+    });
+    k_block(b, w)
+}
+
+/// Q5_K: Q4_K's nibbles with the fifth bit of sub-block j at bit j of each `qh` byte.
+#[target_feature(enable = "avx2,fma")]
+fn q5k(b: &[u8; 176]) -> Block {
+    let nib = _mm256_set1_epi8(15);
+    let one = _mm256_set1_epi8(1);
+    let qh = load256(&b[16..48].as_chunks::<32>().0[0]);
+    let (qs, _) = b[48..176].as_chunks::<32>();
+    let w = std::array::from_fn(|k| {
+        let v = load256(&qs[k / 2]);
+        let v = if k % 2 == 1 {
+            _mm256_srli_epi16::<4>(v)
+        } else {
+            v
+        };
+        let bit = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(k as i32)), one);
+        _mm256_or_si256(_mm256_and_si256(v, nib), _mm256_slli_epi16::<4>(bit))
+    });
+    k_block(b, w)
+}
+
+/// The scales and biases of a Q4_K / Q5_K block (`d`, `dmin`, 12 packed bytes at 4).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn k_block<const B: usize>(b: &[u8; B], w: [__m256i; 8]) -> Block {
+    let (sc, mn) = crate::simd_lowbit::k_scales_mins(&b[4..16]);
+    let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
+    let scale = floats(|k| d * sc[k] as f32);
+    Block {
+        w,
+        scale: [scale, scale],
+        bias: floats(|k| -dmin * mn[k] as f32),
+    }
+}
+
+/// Q6_K: per 128 weights, low nibbles of `ql` and two bits of `qh` at shifts 0, 2, 4, 6 make
+/// weights 0–31, 32–63, 64–95, 96–127; `q − 32`; signed 8-bit scales per 16.
+#[target_feature(enable = "avx2,fma")]
+fn q6k(b: &[u8; 210]) -> Block {
+    let nib = _mm256_set1_epi8(15);
+    let three = _mm256_set1_epi8(3);
+    let bias = _mm256_set1_epi8(32);
+    let (ql, _) = b[..128].as_chunks::<32>();
+    let (qh, _) = b[128..192].as_chunks::<32>();
+    let w = std::array::from_fn(|k| {
+        // Vector k: half n = k / 4, `ql` run 2n + k % 2, nibble and `qh` bit pair by k / 2 % 2.
+        let (n, run, upper) = (k / 4, k % 2, (k / 2) % 2 == 1);
+        let l = load256(&ql[2 * n + run]);
+        let h = load256(&qh[n]);
+        let (l, h) = if upper {
+            (_mm256_srli_epi16::<4>(l), _mm256_srli_epi16::<4>(h))
+        } else {
+            (l, h)
+        };
+        let h = if run == 1 {
+            _mm256_srli_epi16::<2>(h)
+        } else {
+            h
+        };
+        let top = _mm256_slli_epi16::<4>(_mm256_and_si256(h, three));
+        _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(l, nib), top), bias)
+    });
+    let d = f16_at(b, 208);
+    let sc = load128(&b[192..208].as_chunks::<16>().0[0]);
+    let widen = |v: __m128i| {
+        _mm256_mul_ps(
+            _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)),
+            _mm256_set1_ps(d),
+        )
+    };
+    Block {
+        w,
+        scale: [widen(sc), widen(_mm_srli_si128::<8>(sc))],
+        bias: _mm256_setzero_ps(),
+    }
+}
+
+/// IQ1_S: per 32 weights four 11-bit grid indices, a 3-bit scale `dl = d·(2s + 1)` and a delta
+/// sign (bias `±dl/8`); the unsigned grid holds `g + 1`.
+#[target_feature(enable = "avx2,fma")]
+fn iq1s(b: &[u8; 50]) -> Block {
+    let grid = crate::simd_lowbit::iq1_unsigned_grid();
+    let one = _mm256_set1_epi8(1);
+    let d = f16_at(b, 0);
+    let qh: [u16; 8] = std::array::from_fn(|j| u16::from_le_bytes([b[34 + 2 * j], b[35 + 2 * j]]));
+    let w = std::array::from_fn(|j| {
+        let h = qh[j] as usize;
+        let g = |l: usize| grid[b[2 + 4 * j + l] as usize | (h >> (3 * l) & 7) << 8];
+        _mm256_sub_epi8(groups4([g(0), g(1), g(2), g(3)]), one)
+    });
+    let dl = |j: usize| d * (2 * ((qh[j] >> 12) & 7) + 1) as f32;
+    let scale = floats(dl);
+    Block {
+        w,
+        scale: [scale, scale],
+        bias: floats(|j| {
+            dl(j)
+                * if qh[j] & 0x8000 != 0 {
+                    -IQ1S_DELTA
+                } else {
+                    IQ1S_DELTA
+                }
+        }),
+    }
+}
+
+/// IQ2_XXS: per 32 weights four grid bytes and a word of four 7-bit sign indices and a 4-bit
+/// scale; the 256 KiB pre-signed table gives each 8 weights in one load.
+#[target_feature(enable = "avx2,fma")]
+fn iq2xxs(b: &[u8; 66]) -> Block {
+    let signed = crate::decode_i8::iq2xxs_signed();
+    let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+    let w = std::array::from_fn(|j| {
+        let (a0, a1) = (u32_at(2 + 8 * j), u32_at(6 + 8 * j));
+        let g = |l: usize| signed[((a0 >> (8 * l) & 255) << 7 | (a1 >> (7 * l) & 127)) as usize];
+        groups4([g(0), g(1), g(2), g(3)])
+    });
+    let d = f16_at(b, 0) * 0.25;
+    let scale = floats(|j| d * (0.5 + (u32_at(6 + 8 * j) >> 28) as f32));
+    Block {
+        w,
+        scale: [scale, scale],
+        bias: _mm256_setzero_ps(),
+    }
+}
+
+/// The 16 per-16 scales `d·(0.5 + nibble)·0.25` of IQ2_XS / IQ2_S (nibbles at `at`).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn iq2_scales16<const B: usize>(b: &[u8; B], at: usize) -> [__m256; 2] {
+    let d = f16_at(b, 0) * 0.25;
+    let s = |i: usize| d * (0.5 + ((b[at + i / 2] >> (4 * (i % 2))) & 15) as f32);
+    [floats(s), floats(|i| s(i + 8))]
+}
+
+/// IQ2_XS: 16-bit codes per 8 weights (9-bit grid index, 7-bit sign index).
+#[target_feature(enable = "avx2,fma")]
+fn iq2xs(b: &[u8; 74]) -> Block {
+    let masks = crate::simd::iq2_sign_masks();
+    let w = std::array::from_fn(|j| {
+        let code = |l: usize| u16::from_le_bytes([b[2 + 8 * j + 2 * l], b[3 + 8 * j + 2 * l]]);
+        let g = |l: usize| IQ2XS_GRID[(code(l) & 511) as usize];
+        let m = |l: usize| masks[(code(l) >> 9) as usize] as u64;
+        let mags = groups4([g(0), g(1), g(2), g(3)]);
+        _mm256_sign_epi8(mags, groups4([m(0), m(1), m(2), m(3)]))
+    });
+    Block {
+        w,
+        scale: iq2_scales16(b, 66),
+        bias: _mm256_setzero_ps(),
+    }
+}
+
+/// IQ2_S: 10-bit grid indices (8 bits in `qs`, 2 in `qh`) and an explicit sign byte per 8.
+#[target_feature(enable = "avx2,fma")]
+fn iq2s(b: &[u8; 82]) -> Block {
+    let w = std::array::from_fn(|j| {
+        let hi = b[66 + j] as usize;
+        let g = |l: usize| IQ2S_GRID[b[2 + 4 * j + l] as usize | (hi >> (2 * l) & 3) << 8];
+        let o = 34 + 4 * j;
+        signed_by_bytes(
+            groups4([g(0), g(1), g(2), g(3)]),
+            [b[o], b[o + 1], b[o + 2], b[o + 3]],
+        )
+    });
+    Block {
+        w,
+        scale: iq2_scales16(b, 74),
+        bias: _mm256_setzero_ps(),
+    }
+}
+
+/// IQ3_XXS: per 32 weights eight grid bytes (4 magnitudes each) and a word of four 7-bit sign
+/// indices and a 4-bit scale `d·(0.5 + s)·0.5`.
+#[target_feature(enable = "avx2,fma")]
+fn iq3xxs(b: &[u8; 98]) -> Block {
+    let masks = crate::simd::iq2_sign_masks();
+    let aux =
+        |j: usize| u32::from_le_bytes([b[66 + 4 * j], b[67 + 4 * j], b[68 + 4 * j], b[69 + 4 * j]]);
+    let w = std::array::from_fn(|j| {
+        let g = |k: usize| IQ3XXS_GRID[b[2 + 8 * j + k] as usize] as i32;
+        let a = aux(j);
+        let m = |l: u32| masks[((a >> (7 * l)) & 127) as usize] as u64;
+        let mags = _mm256_set_epi32(g(7), g(6), g(5), g(4), g(3), g(2), g(1), g(0));
+        _mm256_sign_epi8(mags, groups4([m(0), m(1), m(2), m(3)]))
+    });
+    let d = f16_at(b, 0) * 0.5;
+    let scale = floats(|j| d * (0.5 + (aux(j) >> 28) as f32));
+    Block {
+        w,
+        scale: [scale, scale],
+        bias: _mm256_setzero_ps(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::random_blocks;
+
+    /// Each vector decoder fills the tile exactly as the checked scalar decoders do: the same
+    /// quants and accumulator starts, the same scales and biases up to f32 rounding.
+    #[test]
+    fn vector_decoders_match_the_generic_rows() {
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            eprintln!("skipped: no AVX2");
+            return;
+        }
+        let types: Vec<GgmlType> = GgmlType::SUPPORTED
+            .into_iter()
+            .filter(|&t| vectorized(t))
+            .collect();
+        assert_eq!(types.len(), 8);
+        for ty in types {
+            let cols = 1024;
+            let row_bytes = ty.row_bytes(cols).unwrap();
+            let w = random_blocks(ty, 4 * cols / 256, 7);
+            let mut fast = RowTile::new(ty, cols).unwrap();
+            let mut want = RowTile::new(ty, cols).unwrap();
+            // WORKAROUND: the features were detected above.
+            #[allow(unsafe_code)]
+            unsafe {
+                fast.decode_avx2(ty, &w, row_bytes)
+            };
+            for (r, row) in w.chunks_exact(row_bytes).enumerate() {
+                want.generic_row(ty, r, row);
+            }
+            assert!(fast.words == want.words, "{ty}: quants");
+            assert!(fast.start == want.start, "{ty}: starts");
+            let close = |a: &[f32], b: &[f32]| {
+                a.iter()
+                    .zip(b)
+                    .all(|(x, y)| (x - y).abs() <= 1e-6 * y.abs().max(1e-30))
+            };
+            assert!(close(&fast.scale, &want.scale), "{ty}: scales");
+            assert!(close(&fast.bias, &want.bias), "{ty}: biases");
+        }
+    }
+}
