@@ -351,13 +351,15 @@ fn iq3xxs(b: &[u8; 98]) -> Block {
     let masks = crate::simd::iq2_sign_masks();
     let aux =
         |j: usize| u32::from_le_bytes([b[66 + 4 * j], b[67 + 4 * j], b[68 + 4 * j], b[69 + 4 * j]]);
-    let w = std::array::from_fn(|j| {
-        let g = |k: usize| IQ3XXS_GRID[b[2 + 8 * j + k] as usize] as i32;
+    let (qs, _) = b[2..66].as_chunks::<8>();
+    let mut w = [_mm256_setzero_si256(); 8];
+    for (j, (wj, q)) in w.iter_mut().zip(qs).enumerate() {
+        // Eight grid words from the eight index bytes, as plain loads into one vector.
+        let mags: [u32; 8] = q.map(|i| IQ3XXS_GRID[i as usize]);
         let a = aux(j);
         let m = |l: u32| masks[((a >> (7 * l)) & 127) as usize] as u64;
-        let mags = _mm256_set_epi32(g(7), g(6), g(5), g(4), g(3), g(2), g(1), g(0));
-        _mm256_sign_epi8(mags, groups4([m(0), m(1), m(2), m(3)]))
-    });
+        *wj = _mm256_sign_epi8(load256(&mags), groups4([m(0), m(1), m(2), m(3)]));
+    }
     let d = f16_at(b, 0) * 0.5;
     let scale = floats(|j| d * (0.5 + (aux(j) >> 28) as f32));
     Block {
