@@ -7,7 +7,9 @@ column (m=4096 rows, k=14336 columns) and `localglm bench quants --shape 4096x14
 shape, then prints G weights/s for both and their ratio.
 
 Usage: python3 scripts/bench_vs_llamacpp.py LLAMA_BUILD_BIN_DIR [LOCALGLM_BINARY]
-(BENCH_TYPES=Q4_0,Q4_1 for some types only, BENCH_ROUNDS=N for N alternations instead of 3)
+(BENCH_TYPES=Q4_0,Q4_1 for some types only, BENCH_ROUNDS=N for N alternations instead of 3,
+BENCH_N=8 for the batched product of 8 activation vectors, prefill's, instead of the mat-vec;
+test-backend-ops has n = 1, 2, 3, 4, 5, 8 and 512; G multiply-adds/s then)
 
 AVX2 only (the desktop Intel CPUs without AVX-512): build llama.cpp with AVX-512 off
 (docs/benchmarks.md) and run `LOCALGLM_SIMD=avx2 python3 scripts/bench_vs_llamacpp.py BUILD_AVX2_BIN`.
@@ -21,6 +23,7 @@ ROWS, COLS = 4096, 14336
 
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+N = int(os.environ.get("BENCH_N", "1"))
 TYPES = ["F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
          "IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ3_XXS", "IQ3_S", "IQ4_NL", "IQ4_XS"]
 if os.environ.get("BENCH_TYPES"):  # e.g. BENCH_TYPES=Q4_0,Q4_1: only these
@@ -35,14 +38,14 @@ def ggml_name(ty):
 def llama_cpp(bin_dir, ty):
     out = subprocess.run(
         [os.path.join(bin_dir, "test-backend-ops"), "perf", "-o", "MUL_MAT", "-b", "CPU",
-         "-p", rf"type_a={ggml_name(ty)},type_b=f32,m={ROWS},n=1,k={COLS},bs=\[1,1\]"],
+         "-p", rf"type_a={ggml_name(ty)},type_b=f32,m={ROWS},n={N},k={COLS},bs=\[1,1\]"],
         capture_output=True, text=True, check=True,
     ).stdout
     res = {}
     for line in out.splitlines():
-        m = re.search(r"MUL_MAT\(type_a=(\w+),type_b=f32,m=%d,n=1,k=%d,bs=\[1,1\].*?([\d.]+) GFLOPS" % (ROWS, COLS), line)
+        m = re.search(r"MUL_MAT\(type_a=(\w+),type_b=f32,m=%d,n=%d,k=%d,bs=\[1,1\].*?([\d.]+) GFLOPS" % (ROWS, N, COLS), line)
         if m:
-            res[m.group(1).upper()] = float(m.group(2)) / 2.0  # 2 FLOP per weight
+            res[m.group(1).upper()] = float(m.group(2)) / 2.0  # 2 FLOP per multiply-add
     return res
 
 
@@ -54,7 +57,7 @@ THREADS = max(1, (os.cpu_count() or 2) // 2)
 def localglm(binary, ty):
     env = dict(os.environ, RAYON_NUM_THREADS=str(THREADS))
     out = subprocess.run(
-        [binary, "bench", "quants", "--shape", f"{ROWS}x{COLS}", "--reps", "30", "--types", ty],
+        [binary, "bench", "quants", "--shape", f"{ROWS}x{COLS}", "--reps", "30", "--types", ty, "--batch", str(N)],
         capture_output=True, text=True, check=True, env=env,
     ).stdout
     res = {}
@@ -90,8 +93,9 @@ def main():
     print(bw)
     simd = os.environ.get("LOCALGLM_SIMD")
     print(f"LocalGLM kernels: {'LOCALGLM_SIMD=' + simd if simd else 'the best this CPU has'}")
-    print(f"shape {ROWS}x{COLS}, one activation vector, {THREADS} thread(s) each; "
-          "G weights/s (higher is better)\n")
+    vectors = "one activation vector" if N == 1 else f"{N} activation vectors"
+    unit = "G weights/s" if N == 1 else "G multiply-adds/s"
+    print(f"shape {ROWS}x{COLS}, {vectors}, {THREADS} thread(s) each; {unit} (higher is better)\n")
     print("| type | llama.cpp | LocalGLM | LocalGLM / llama.cpp |")
     print("|---|---:|---:|---:|")
     for ty, g in ours.items():

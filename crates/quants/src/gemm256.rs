@@ -5,9 +5,11 @@
 //! `vpdpbusd`; a 4-byte weight slice broadcast against the 8 tokens' 4 activation bytes is
 //! `vpmaddubsw` (unsigned activations `x + 128` × signed weights, adjacent pairs summed to
 //! i16 with saturation) and `vpmaddwd` by ones (pairs of i16 to the i32 lane). The i16 pair
-//! cannot saturate when every weight satisfies |q| ≤ 64 (`2·255·64 = 32640 ≤ 32767`): every
-//! integer format whose decoded quants are that small runs here ([`group_size`]); Q8_0 and the
-//! IQ4 types (|q| up to 127) keep the batched row kernels.
+//! cannot saturate when every weight satisfies |q| ≤ 64 (`2·255·64 = 32640 ≤ 32767`). The
+//! formats with larger quants (Q8_0, IQ4_XS: "wide") take signed activations instead (the
+//! panel byte with its top bit flipped) and the sign trick, `vpmaddubsw(|w|, sign(x, w))`,
+//! `2·128·127 ≤ 32767`: one `vpabsb` per row and one `vpsignb` per product more, and no
+//! `−128·Σq` start.
 //!
 //! Error: that of the per-32 int8 activation grid, as in `gemm512` (same panels, same sums).
 
@@ -18,10 +20,12 @@ use crate::simd_mem::{load256, store256};
 use crate::GgmlType;
 use std::arch::x86_64::*;
 
-/// The largest |q| `decode_i8` gives for `ty` (tested against the decoders), where it is at
-/// most 64; `None` for Q8_0 and the IQ4 types (up to 127) and non-integer formats.
+/// The largest |q| `decode_i8` gives for `ty` (tested against the decoders); `None` for the
+/// formats without a GEMM here.
 fn max_quant(ty: GgmlType) -> Option<u32> {
     Some(match ty {
+        GgmlType::Q8_0 => 128,
+        GgmlType::IQ4_XS => 127,
         GgmlType::IQ1_S => 1,
         GgmlType::Q2_K => 3,
         GgmlType::Q3_K => 4,
@@ -36,10 +40,14 @@ fn max_quant(ty: GgmlType) -> Option<u32> {
     })
 }
 
-/// Scale-group size of `ty` here (`gemm512`'s), or `None` where a decoded quant can exceed
-/// ±64 (Q8_0, IQ4_XS) or the AVX-512 GEMM has none either.
+/// Scale-group size of `ty` here (`gemm512`'s), or `None` where neither GEMM has the format.
 pub(crate) fn group_size(ty: GgmlType) -> Option<usize> {
     max_quant(ty).and(crate::gemm512::group_size(ty))
+}
+
+/// Whether `ty`'s quants need the signed-activation products (|q| > 64).
+fn wide(ty: GgmlType) -> bool {
+    max_quant(ty).is_some_and(|m| m > 64)
 }
 
 impl Panel {
@@ -123,13 +131,14 @@ fn floats8(v: &[f32; 8]) -> __m256 {
 #[allow(clippy::needless_range_loop)] // indexed loops: see above
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn tile_panel<const R: usize, const TWO: bool, const S: usize>(
+fn tile_panel<const R: usize, const TWO: bool, const S: usize, const WIDE: bool>(
     tile: &RowTile,
     p: &Panel,
     out: &mut [[f32; PANEL]; TILE],
 ) {
     let per_row = tile.cols / (4 * S);
     let ones = _mm256_set1_epi16(1);
+    let flip = _mm256_set1_epi8(-128);
     let zero = _mm256_setzero_ps();
     let mut f = [[zero; 2]; R];
     let (xu, _) = p.xu.as_chunks::<{ 4 * PANEL }>();
@@ -142,9 +151,11 @@ fn tile_panel<const R: usize, const TWO: bool, const S: usize>(
     });
     for g in 0..per_row {
         let mut acc = [[_mm256_setzero_si256(); 2]; R];
-        for r in 0..R {
-            acc[r][0] = _mm256_set1_epi32(tile.start[r * per_row + g]);
-            acc[r][1] = acc[r][0];
+        if !WIDE {
+            for r in 0..R {
+                acc[r][0] = _mm256_set1_epi32(tile.start[r * per_row + g]);
+                acc[r][1] = acc[r][0];
+            }
         }
         let xg = &xu[g];
         let wg: [&[i32; S]; R] = std::array::from_fn(|r| &words[r][g]);
@@ -152,13 +163,33 @@ fn tile_panel<const R: usize, const TWO: bool, const S: usize>(
             let (xh, _) = xg[s].as_chunks::<32>();
             let x0 = load256(&xh[0]);
             let x1 = if TWO { load256(&xh[1]) } else { x0 };
+            // Wide formats: the activations signed again (q + 128 with its top bit flipped).
+            let (x0, x1) = if WIDE {
+                (_mm256_xor_si256(x0, flip), _mm256_xor_si256(x1, flip))
+            } else {
+                (x0, x1)
+            };
             for r in 0..R {
                 let w = _mm256_set1_epi32(wg[r][s]);
-                let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(x0, w), ones);
-                acc[r][0] = _mm256_add_epi32(acc[r][0], p0);
+                let (a, x0, x1) = if WIDE {
+                    let a = _mm256_abs_epi8(w);
+                    (a, _mm256_sign_epi8(x0, w), _mm256_sign_epi8(x1, w))
+                } else {
+                    (w, x0, x1)
+                };
+                let p0 = if WIDE {
+                    _mm256_maddubs_epi16(a, x0)
+                } else {
+                    _mm256_maddubs_epi16(x0, a)
+                };
+                acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(p0, ones));
                 if TWO {
-                    let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(x1, w), ones);
-                    acc[r][1] = _mm256_add_epi32(acc[r][1], p1);
+                    let p1 = if WIDE {
+                        _mm256_maddubs_epi16(a, x1)
+                    } else {
+                        _mm256_maddubs_epi16(x1, a)
+                    };
+                    acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(p1, ones));
                 }
             }
         }
@@ -194,22 +225,23 @@ fn tile_panel<const R: usize, const TWO: bool, const S: usize>(
 /// [`tile_panel`] for `r` rows, the panel's size and the tile's group.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn tile_panel_any(tile: &RowTile, r: usize, p: &Panel, out: &mut [[f32; PANEL]; TILE]) {
+fn tile_panel_any(tile: &RowTile, wide: bool, r: usize, p: &Panel, out: &mut [[f32; PANEL]; TILE]) {
     macro_rules! by_rows {
-        ($S:literal) => {
+        ($S:literal, $W:literal) => {
             match (r, p.n > 8) {
-                (4, true) => tile_panel::<4, true, $S>(tile, p, out),
-                (4, false) => tile_panel::<4, false, $S>(tile, p, out),
-                (3, _) => tile_panel::<3, true, $S>(tile, p, out),
-                (2, _) => tile_panel::<2, true, $S>(tile, p, out),
-                _ => tile_panel::<1, true, $S>(tile, p, out),
+                (4, true) => tile_panel::<4, true, $S, $W>(tile, p, out),
+                (4, false) => tile_panel::<4, false, $S, $W>(tile, p, out),
+                (3, _) => tile_panel::<3, true, $S, $W>(tile, p, out),
+                (2, _) => tile_panel::<2, true, $S, $W>(tile, p, out),
+                _ => tile_panel::<1, true, $S, $W>(tile, p, out),
             }
         };
     }
-    if tile.group == 16 {
-        by_rows!(4)
-    } else {
-        by_rows!(8)
+    // The wide formats (Q8_0, IQ4_XS) have per-32 groups.
+    match (tile.group == 16, wide) {
+        (true, _) => by_rows!(4, false),
+        (false, false) => by_rows!(8, false),
+        (false, true) => by_rows!(8, true),
     }
 }
 
@@ -254,13 +286,15 @@ fn tile_rows(
     yt: &mut [f32],
 ) {
     let n: usize = panels.iter().map(|p| p.n).sum();
+    let wide = wide(ty);
+    debug_assert!(!wide || tile.group == 32);
     let mut out = [[0f32; PANEL]; TILE];
     for (rows, yr) in w.chunks(row_bytes * TILE).zip(yt.chunks_mut(n * TILE)) {
         tile.decode_avx2(ty, rows, row_bytes);
         let r_here = rows.len() / row_bytes;
         let mut t0 = 0;
         for p in panels {
-            tile_panel_any(tile, r_here, p, &mut out);
+            tile_panel_any(tile, wide, r_here, p, &mut out);
             for (r, o) in out.iter().enumerate().take(r_here) {
                 yr[r * n + t0..r * n + t0 + p.n].copy_from_slice(&o[..p.n]);
             }
@@ -296,14 +330,13 @@ mod tests {
             for blk in w.chunks_exact(ty.block_bytes()) {
                 di8::decode_block(ty, blk, &mut q, &mut s, &mut b).unwrap();
                 let max = q.iter().map(|v| v.unsigned_abs() as u32).max().unwrap();
-                assert!(
-                    max <= bound && bound <= 64,
-                    "{ty}: |q| = {max}, bound {bound}"
-                );
+                assert!(max <= bound, "{ty}: |q| = {max}, bound {bound}");
                 seen = seen.max(max);
             }
-            // The bound is the format's own (reached), not a loose one.
+            // The bound is the format's own (reached), not a loose one; a wide format's
+            // products are bounded by 2·128·127 (the activations' ±127).
             assert_eq!(seen, bound, "{ty}");
+            assert!(bound <= 64 || (wide(ty) && bound <= 128 && group_size(ty) == Some(32)));
         }
     }
 
@@ -316,11 +349,17 @@ mod tests {
             eprintln!("skipped: no AVX2");
             return;
         }
-        for ty in GgmlType::SUPPORTED {
+        // A second row length off the 256 grid for the 32-weight formats (Q8_0's generic
+        // decoder).
+        let shapes = |ty: GgmlType| [512usize, if ty.block_elems() == 32 { 96 } else { 768 }];
+        for (ty, cols) in GgmlType::SUPPORTED
+            .into_iter()
+            .flat_map(|ty| shapes(ty).map(|c| (ty, c)))
+        {
             let Some(group) = group_size(ty) else {
                 continue;
             };
-            let (rows, cols, n) = (7usize, 512usize, 21usize);
+            let (rows, n) = (7usize, 21usize);
             let w = random_blocks(ty, rows * cols / ty.block_elems(), 3);
             let row_bytes = ty.row_bytes(cols).unwrap();
             let xs = random_vector(n * cols, 9);
@@ -378,7 +417,7 @@ mod tests {
                     let got = yt[r * n + t] as f64;
                     assert!(
                         (got - want).abs() <= 1e-5 * scale,
-                        "{ty} row {r} token {t}: got {got} want {want} (Σ|terms| {scale})"
+                        "{ty} {cols}: row {r} token {t}: got {got} want {want} (Σ|terms| {scale})"
                     );
                 }
             }

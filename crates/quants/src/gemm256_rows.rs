@@ -1,7 +1,7 @@
 //! The AVX2 GEMM's weight decoders: a 256-weight block to eight vectors of signed int8 quants
 //! stored straight into the [`RowTile`], with its per-group scales, biases and accumulator
 //! starts — for the formats of the GLM-5.x quant mixes (Unsloth Dynamic's IQ1_S / IQ2_XS /
-//! IQ2_S / IQ3_XXS experts, Q4_K–Q6_K elsewhere) and IQ2_XXS. Other formats take
+//! IQ2_S / IQ3_XXS experts, Q4_K–Q6_K and Q8_0 elsewhere), IQ2_XXS and IQ4_XS. Other formats take
 //! `RowTile::generic_row` (the checked scalar decoders, about half the time of a 16-token
 //! panel at these sizes). Each decoder yields exactly the quants `decode_i8` gives (tested).
 
@@ -27,6 +27,8 @@ fn vectorized(ty: GgmlType) -> bool {
             | GgmlType::IQ2_XS
             | GgmlType::IQ2_S
             | GgmlType::IQ3_XXS
+            | GgmlType::IQ4_XS
+            | GgmlType::Q8_0
     )
 }
 
@@ -75,6 +77,11 @@ impl RowTile {
                 GgmlType::IQ2_XS => self.blocks::<74>(r, row, |b| iq2xs(b)),
                 GgmlType::IQ2_S => self.blocks::<82>(r, row, |b| iq2s(b)),
                 GgmlType::IQ3_XXS => self.blocks::<98>(r, row, |b| iq3xxs(b)),
+                GgmlType::IQ4_XS => self.blocks::<136>(r, row, |b| iq4xs(b)),
+                // Eight 32-weight blocks a unit, where the row has whole units.
+                GgmlType::Q8_0 if self.cols.is_multiple_of(256) => {
+                    self.blocks::<272>(r, row, |b| q8_0(b))
+                }
                 _ => self.generic_row(ty, r, row),
             }
         }
@@ -369,6 +376,46 @@ fn iq3xxs(b: &[u8; 98]) -> Block {
     }
 }
 
+/// Q8_0, eight 32-weight blocks: the quants as they are, the f16 scale of each block.
+#[target_feature(enable = "avx2,fma")]
+fn q8_0(b: &[u8; 272]) -> Block {
+    let (blocks, _) = b.as_chunks::<34>();
+    let w = std::array::from_fn(|k| load256(&blocks[k][2..].as_chunks::<32>().0[0]));
+    let scale = floats(|k| f16_at(&blocks[k], 0));
+    Block {
+        w,
+        scale: [scale, scale],
+        bias: _mm256_setzero_ps(),
+    }
+}
+
+/// IQ4_XS: per 32 weights 16 bytes of nibbles (low nibbles first) mapped to the non-linear
+/// levels by one `vpshufb`, and a 6-bit scale `d·(ls − 32)`.
+#[target_feature(enable = "avx2,fma")]
+fn iq4xs(b: &[u8; 136]) -> Block {
+    let table = _mm256_broadcastsi128_si256(load128(&crate::tables::IQ4NL_LEVELS));
+    let nib = _mm_set1_epi8(15);
+    let (qs, _) = b[8..136].as_chunks::<16>();
+    let w = std::array::from_fn(|j| {
+        let v = load128(&qs[j]);
+        let lo = _mm_and_si128(v, nib);
+        let hi = _mm_and_si128(_mm_srli_epi16::<4>(v), nib);
+        _mm256_shuffle_epi8(table, _mm256_set_m128i(hi, lo))
+    });
+    let d = f16_at(b, 0);
+    let high = u16::from_le_bytes([b[2], b[3]]);
+    let scale = floats(|j| {
+        let low = (b[4 + j / 2] >> (4 * (j % 2))) & 15;
+        let ls = low as i32 | (((high >> (2 * j)) & 3) as i32) << 4;
+        d * (ls - 32) as f32
+    });
+    Block {
+        w,
+        scale: [scale, scale],
+        bias: _mm256_setzero_ps(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,11 +433,11 @@ mod tests {
             .into_iter()
             .filter(|&t| vectorized(t))
             .collect();
-        assert_eq!(types.len(), 8);
+        assert_eq!(types.len(), 10);
         for ty in types {
             let cols = 1024;
             let row_bytes = ty.row_bytes(cols).unwrap();
-            let w = random_blocks(ty, 4 * cols / 256, 7);
+            let w = random_blocks(ty, 4 * cols / ty.block_elems(), 7);
             let mut fast = RowTile::new(ty, cols).unwrap();
             let mut want = RowTile::new(ty, cols).unwrap();
             // WORKAROUND: the features were detected above.
