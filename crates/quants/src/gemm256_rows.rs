@@ -264,11 +264,13 @@ fn iq1s(b: &[u8; 50]) -> Block {
     let one = _mm256_set1_epi8(1);
     let d = f16_at(b, 0);
     let qh: [u16; 8] = std::array::from_fn(|j| u16::from_le_bytes([b[34 + 2 * j], b[35 + 2 * j]]));
-    let w = std::array::from_fn(|j| {
-        let h = qh[j] as usize;
-        let g = |l: usize| grid[b[2 + 4 * j + l] as usize | (h >> (3 * l) & 7) << 8];
-        _mm256_sub_epi8(groups4([g(0), g(1), g(2), g(3)]), one)
-    });
+    let (qs, _) = b[2..34].as_chunks::<4>();
+    let mut w = [_mm256_setzero_si256(); 8];
+    for ((wj, q), &h) in w.iter_mut().zip(qs).zip(&qh) {
+        let h = h as usize;
+        let g: [u64; 4] = std::array::from_fn(|l| grid[q[l] as usize | (h >> (3 * l) & 7) << 8]);
+        *wj = _mm256_sub_epi8(load256(&g), one);
+    }
     let dl = |j: usize| d * (2 * ((qh[j] >> 12) & 7) + 1) as f32;
     let scale = floats(dl);
     Block {
@@ -291,11 +293,14 @@ fn iq1s(b: &[u8; 50]) -> Block {
 fn iq2xxs(b: &[u8; 66]) -> Block {
     let signed = crate::decode_i8::iq2xxs_signed();
     let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-    let w = std::array::from_fn(|j| {
+    let mut w = [_mm256_setzero_si256(); 8];
+    for (j, wj) in w.iter_mut().enumerate() {
         let (a0, a1) = (u32_at(2 + 8 * j), u32_at(6 + 8 * j));
-        let g = |l: usize| signed[((a0 >> (8 * l) & 255) << 7 | (a1 >> (7 * l) & 127)) as usize];
-        groups4([g(0), g(1), g(2), g(3)])
-    });
+        let g: [u64; 4] = std::array::from_fn(|l| {
+            signed[((a0 >> (8 * l) & 255) << 7 | (a1 >> (7 * l) & 127)) as usize]
+        });
+        *wj = load256(&g);
+    }
     let d = f16_at(b, 0) * 0.25;
     let scale = floats(|j| d * (0.5 + (u32_at(6 + 8 * j) >> 28) as f32));
     Block {
@@ -318,13 +323,15 @@ fn iq2_scales16<const B: usize>(b: &[u8; B], at: usize) -> [__m256; 2] {
 #[target_feature(enable = "avx2,fma")]
 fn iq2xs(b: &[u8; 74]) -> Block {
     let masks = crate::simd::iq2_sign_masks();
-    let w = std::array::from_fn(|j| {
-        let code = |l: usize| u16::from_le_bytes([b[2 + 8 * j + 2 * l], b[3 + 8 * j + 2 * l]]);
-        let g = |l: usize| IQ2XS_GRID[(code(l) & 511) as usize];
-        let m = |l: usize| masks[(code(l) >> 9) as usize] as u64;
-        let mags = groups4([g(0), g(1), g(2), g(3)]);
-        _mm256_sign_epi8(mags, groups4([m(0), m(1), m(2), m(3)]))
-    });
+    let (codes, _) = b[2..66].as_chunks::<8>();
+    let mut w = [_mm256_setzero_si256(); 8];
+    for (wj, c) in w.iter_mut().zip(codes) {
+        // Plain arrays loaded as vectors: closures per lookup were not inlined (profiled).
+        let code: [u16; 4] = std::array::from_fn(|l| u16::from_le_bytes([c[2 * l], c[2 * l + 1]]));
+        let mags: [u64; 4] = code.map(|x| IQ2XS_GRID[(x & 511) as usize]);
+        let signs: [i64; 4] = code.map(|x| masks[(x >> 9) as usize]);
+        *wj = _mm256_sign_epi8(load256(&mags), load256(&signs));
+    }
     Block {
         w,
         scale: iq2_scales16(b, 66),
@@ -335,15 +342,15 @@ fn iq2xs(b: &[u8; 74]) -> Block {
 /// IQ2_S: 10-bit grid indices (8 bits in `qs`, 2 in `qh`) and an explicit sign byte per 8.
 #[target_feature(enable = "avx2,fma")]
 fn iq2s(b: &[u8; 82]) -> Block {
-    let w = std::array::from_fn(|j| {
+    let (qs, _) = b[2..34].as_chunks::<4>();
+    let (signs, _) = b[34..66].as_chunks::<4>();
+    let mut w = [_mm256_setzero_si256(); 8];
+    for (j, (wj, (q, sg))) in w.iter_mut().zip(qs.iter().zip(signs)).enumerate() {
         let hi = b[66 + j] as usize;
-        let g = |l: usize| IQ2S_GRID[b[2 + 4 * j + l] as usize | (hi >> (2 * l) & 3) << 8];
-        let o = 34 + 4 * j;
-        signed_by_bytes(
-            groups4([g(0), g(1), g(2), g(3)]),
-            [b[o], b[o + 1], b[o + 2], b[o + 3]],
-        )
-    });
+        let mags: [u64; 4] =
+            std::array::from_fn(|l| IQ2S_GRID[q[l] as usize | (hi >> (2 * l) & 3) << 8]);
+        *wj = signed_by_bytes(load256(&mags), *sg);
+    }
     Block {
         w,
         scale: iq2_scales16(b, 74),
