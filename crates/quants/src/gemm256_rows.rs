@@ -264,11 +264,12 @@ fn iq1s(b: &[u8; 50]) -> Block {
     let one = _mm256_set1_epi8(1);
     let d = f16_at(b, 0);
     let qh: [u16; 8] = std::array::from_fn(|j| u16::from_le_bytes([b[34 + 2 * j], b[35 + 2 * j]]));
-    let (qs, _) = b[2..34].as_chunks::<4>();
+    let qv = load128(&b[34..50].as_chunks::<16>().0[0]);
+    let idx = crate::simd_lowbit::iq1s_indices(&b[2..34].as_chunks::<32>().0[0], qv);
+    let (idx, _) = idx.as_chunks::<4>();
     let mut w = [_mm256_setzero_si256(); 8];
-    for ((wj, q), &h) in w.iter_mut().zip(qs).zip(&qh) {
-        let h = h as usize;
-        let g: [u64; 4] = std::array::from_fn(|l| grid[q[l] as usize | (h >> (3 * l) & 7) << 8]);
+    for (wj, i) in w.iter_mut().zip(idx) {
+        let g = i.map(|k| grid[k as usize]);
         *wj = _mm256_sub_epi8(load256(&g), one);
     }
     let dl = |j: usize| d * (2 * ((qh[j] >> 12) & 7) + 1) as f32;

@@ -365,6 +365,74 @@ pub(crate) fn iq1_unsigned_grid() -> &'static [u64; 2048] {
     })
 }
 
+/// The 32 grid indices of an IQ1_S block, `qs[4j + l] | ((qh[j] >> 3l) & 7) << 8` for
+/// sub-block j and group l, computed in two vectors (scalar shifts, masks and ors per index
+/// were most of the kernel's instructions) and handed over as an array for the table loads.
+/// The 3-bit field is moved to bits 8–10 by a multiply (`<< 8`, `<< 5`, `<< 2`) or, for
+/// l = 3, a shift right by one.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn iq1s_indices(qs: &[u8; 32], qh: __m128i) -> [u16; 32] {
+    let both = _mm256_broadcastsi128_si256(qh);
+    // Lanes 4j..4j + 4 take qh[j]: sub-blocks 0–3 in the first vector, 4–7 in the second.
+    let rep = |first: i8| {
+        let f = first;
+        _mm256_shuffle_epi8(
+            both,
+            _mm256_setr_epi8(
+                f,
+                f + 1,
+                f,
+                f + 1,
+                f,
+                f + 1,
+                f,
+                f + 1, //
+                f + 2,
+                f + 3,
+                f + 2,
+                f + 3,
+                f + 2,
+                f + 3,
+                f + 2,
+                f + 3, //
+                f + 4,
+                f + 5,
+                f + 4,
+                f + 5,
+                f + 4,
+                f + 5,
+                f + 4,
+                f + 5, //
+                f + 6,
+                f + 7,
+                f + 6,
+                f + 7,
+                f + 6,
+                f + 6 + 1,
+                f + 6,
+                f + 7,
+            ),
+        )
+    };
+    let mul = _mm256_setr_epi16(256, 32, 4, 1, 256, 32, 4, 1, 256, 32, 4, 1, 256, 32, 4, 1);
+    let mask = _mm256_set1_epi16(0x700);
+    let (q, _) = qs.as_chunks::<16>();
+    let mut out = [0u16; 32];
+    let (o, _) = out.as_chunks_mut::<16>();
+    for (k, (o, q)) in o.iter_mut().zip(q).enumerate() {
+        let h = rep(8 * k as i8);
+        let high = _mm256_blend_epi16::<0b1000_1000>(
+            _mm256_mullo_epi16(h, mul),
+            _mm256_srli_epi16::<1>(h),
+        );
+        let low = _mm256_cvtepu8_epi16(crate::simd_mem::load128(q));
+        let idx = _mm256_or_si256(low, _mm256_and_si256(high, mask));
+        crate::simd_mem::store256(o, idx);
+    }
+    out
+}
+
 /// IQ1_S: per 32 weights a 3-bit scale `2ls + 1` and one delta sign; weights `dl·(g + δ)`.
 #[target_feature(enable = "avx2,fma")]
 pub(crate) fn dot_iq1s(row: &[u8], a: &Q8Act) -> f32 {
@@ -374,37 +442,33 @@ pub(crate) fn dot_iq1s(row: &[u8], a: &Q8Act) -> f32 {
     let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc = _mm256_setzero_ps();
     for (bi, ((b, xq), &xd)) in blocks.iter().zip(xq).zip(&a.d256).enumerate() {
-        let qh: [u16; 8] =
-            std::array::from_fn(|j| u16::from_le_bytes([b[34 + 2 * j], b[35 + 2 * j]]));
-        let ls: [u8; 8] = qh.map(|h| (2 * ((h >> 12) & 7) + 1) as u8);
+        let qh = crate::simd_mem::load128(&b[34..50].as_chunks::<16>().0[0]);
+        // Per sub-block as i16 lanes: ls = 2·s + 1, and its delta coefficient (below).
+        let ls = _mm_add_epi16(
+            _mm_slli_epi16::<1>(_mm_and_si128(_mm_srli_epi16::<12>(qh), _mm_set1_epi16(7))),
+            _mm_set1_epi16(1),
+        );
         // 8·w = 8·u − 8 ± 1 with u = g + 1 from the grid: the products carry 8·ls, the
         // activation sums ls·(8 ∓ 1) (9 where the sign bit makes the delta negative).
-        let eo = widen_u8(&std::array::from_fn(|k| 8 * ls[k % 8]));
-        let coef = widen_u8(&std::array::from_fn(|k| {
-            let j = k / 2;
-            ls[j] * if qh[j] >> 15 == 1 { 9 } else { 7 }
-        }));
-        // Two sub-blocks a step into two accumulators (index bytes loaded from memory, as
-        // every lookup kernel here: extracting them from a word cost two instructions each).
-        let (qs, _) = b[2..34].as_chunks::<8>();
-        let (xs, _) = xq.as_chunks::<64>();
-        let mut s0 = _mm256_setzero_si256();
-        let mut s1 = _mm256_setzero_si256();
-        for (k, (q, x)) in qs.iter().zip(xs).enumerate() {
-            let (q, _) = q.as_chunks::<4>();
-            let (x, _) = x.as_chunks::<32>();
-            let sub = |q: &[u8; 4], h: u16, x: &[i8; 32], ctrl: __m256i| {
-                let h = h as usize;
-                let g = |l: usize| grid[q[l] as usize | (h >> (3 * l) & 7) << 8] as i64;
-                let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
-                scaled(w, x, pick(eo, ctrl))
-            };
-            let (j0, j1) = (2 * k, 2 * k + 1);
-            s0 = _mm256_add_epi32(s0, sub(&q[0], qh[j0], &x[0], pick_c[j0]));
-            s1 = _mm256_add_epi32(s1, sub(&q[1], qh[j1], &x[1], pick_c[j1]));
+        let eo = _mm256_broadcastsi128_si256(_mm_slli_epi16::<3>(ls));
+        let nine = _mm_sub_epi16(
+            _mm_set1_epi16(7),
+            _mm_slli_epi16::<1>(_mm_srai_epi16::<15>(qh)),
+        );
+        let c = _mm_mullo_epi16(ls, nine);
+        let coef = _mm256_set_m128i(_mm_unpackhi_epi16(c, c), _mm_unpacklo_epi16(c, c));
+        let idx = iq1s_indices(&b[2..34].as_chunks::<32>().0[0], qh);
+        let (idx, _) = idx.as_chunks::<4>();
+        // Two sub-blocks a step into two accumulators.
+        let (xs, _) = xq.as_chunks::<32>();
+        let mut s = [_mm256_setzero_si256(); 2];
+        for (j, (i, x)) in idx.iter().zip(xs).enumerate() {
+            let g = i.map(|k| grid[k as usize] as i64);
+            let w = _mm256_set_epi64x(g[3], g[2], g[1], g[0]);
+            s[j % 2] = _mm256_add_epi32(s[j % 2], scaled(w, x, pick(eo, pick_c[j])));
         }
         let off = _mm256_madd_epi16(coef, bsums(a, bi));
-        let total = _mm256_sub_epi32(_mm256_add_epi32(s0, s1), off);
+        let total = _mm256_sub_epi32(_mm256_add_epi32(s[0], s[1]), off);
         acc = fold(total, f16_at(b, 0) * 0.125 * xd, acc);
     }
     hsum(acc)
