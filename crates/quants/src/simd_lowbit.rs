@@ -30,6 +30,20 @@ pub(crate) fn widen_u8(b: &[u8; 16]) -> __m256i {
     _mm256_cvtepu8_epi16(_mm_set_epi64x(hi, lo))
 }
 
+/// The 16 scales `2·n + 1` of 8 bytes of nibbles (low nibble first) as i16 lanes, in
+/// vectors (the IQ2_XS / IQ2_S scale fields; per-nibble scalar code was a visible share).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn nibble_scales(b: &[u8; 8]) -> __m256i {
+    let v = _mm_set_epi64x(0, i64::from_le_bytes(*b));
+    let nib = _mm_set1_epi8(15);
+    let lo = _mm_and_si128(v, nib);
+    let hi = _mm_and_si128(_mm_srli_epi16::<4>(v), nib);
+    let n = _mm_unpacklo_epi8(lo, hi);
+    let odd = _mm_add_epi8(_mm_add_epi8(n, n), _mm_set1_epi8(1));
+    _mm256_cvtepu8_epi16(odd)
+}
+
 /// Byte-shuffle controls for [`pick`]: entry `c` repeats i16 element `c` of each 128-bit lane.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
@@ -366,54 +380,19 @@ pub(crate) fn iq1_unsigned_grid() -> &'static [u64; 2048] {
 }
 
 /// The 32 grid indices of an IQ1_S block, `qs[4j + l] | ((qh[j] >> 3l) & 7) << 8` for
-/// sub-block j and group l, computed in two vectors (scalar shifts, masks and ors per index
-/// were most of the kernel's instructions) and handed over as an array for the table loads.
-/// The 3-bit field is moved to bits 8–10 by a multiply (`<< 8`, `<< 5`, `<< 2`) or, for
-/// l = 3, a shift right by one.
+/// sub-block j and group l (`qh`: 8 u16 lanes), computed in two vectors — scalar shifts,
+/// masks and ors per index were most of the kernel's instructions — and handed over as an
+/// array for the table loads. The 3-bit field moves to bits 8–10 by a multiply (`<< 8`,
+/// `<< 5`, `<< 2`) or, for l = 3, a shift right by one. (IQ2_S's 2-bit fields the same way
+/// measured 10–15 % slower than its scalar indices.)
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 pub(crate) fn iq1s_indices(qs: &[u8; 32], qh: __m128i) -> [u16; 32] {
     let both = _mm256_broadcastsi128_si256(qh);
     // Lanes 4j..4j + 4 take qh[j]: sub-blocks 0–3 in the first vector, 4–7 in the second.
-    let rep = |first: i8| {
-        let f = first;
-        _mm256_shuffle_epi8(
-            both,
-            _mm256_setr_epi8(
-                f,
-                f + 1,
-                f,
-                f + 1,
-                f,
-                f + 1,
-                f,
-                f + 1, //
-                f + 2,
-                f + 3,
-                f + 2,
-                f + 3,
-                f + 2,
-                f + 3,
-                f + 2,
-                f + 3, //
-                f + 4,
-                f + 5,
-                f + 4,
-                f + 5,
-                f + 4,
-                f + 5,
-                f + 4,
-                f + 5, //
-                f + 6,
-                f + 7,
-                f + 6,
-                f + 7,
-                f + 6,
-                f + 6 + 1,
-                f + 6,
-                f + 7,
-            ),
-        )
+    let rep = |f: i8| {
+        let ctrl: [i8; 32] = std::array::from_fn(|k| f + 2 * (k / 8) as i8 + (k % 2) as i8);
+        _mm256_shuffle_epi8(both, load256(&ctrl))
     };
     let mul = _mm256_setr_epi16(256, 32, 4, 1, 256, 32, 4, 1, 256, 32, 4, 1, 256, 32, 4, 1);
     let mask = _mm256_set1_epi16(0x700);
@@ -555,12 +534,9 @@ pub(crate) fn dot_iq2s(row: &[u8], a: &Q8Act) -> f32 {
     let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc = _mm256_setzero_ps();
     for ((b, xq), &xd) in blocks.iter().zip(xq).zip(&a.d256) {
-        let s: [u8; 16] = std::array::from_fn(|k| {
-            let (j, half) = (k / 2, k % 2);
-            2 * ((b[74 + j] >> (4 * half)) & 15) + 1
-        });
-        let eo = even_odd(widen_u8(&s));
-        // Two sub-blocks a step into two accumulators, index bytes from memory.
+        let eo = even_odd(nibble_scales(&b[74..82].as_chunks::<8>().0[0]));
+        // Two sub-blocks a step into two accumulators, index bytes from memory (the 32
+        // indices computed in vectors, as IQ1_S's are, measured 10–15 % slower here).
         let (qs, _) = b[2..34].as_chunks::<8>();
         let (signs, _) = b[34..66].as_chunks::<8>();
         let (his, _) = b[66..74].as_chunks::<2>();
@@ -702,40 +678,88 @@ pub(crate) fn dot_iq3s(row: &[u8], a: &Q8Act) -> f32 {
     hsum(acc)
 }
 
+/// IQ2_XS's sign patterns are 7 stored bits and an eighth that makes the count of negatives
+/// even (`KSIGNS_IQ2XS[k] = k | parity(k) << 7`, tested): for 16 codes (one 32-byte load) the
+/// full sign byte in the low byte of each u16 lane, by a nibble-parity `vpshufb`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn iq2xs_sign_bytes(codes: __m256i) -> __m256i {
+    let s7 = _mm256_srli_epi16::<9>(codes);
+    // Bits 0–3 of the fold have the parity of the 7 bits; its bit 7 is clear, as `vpshufb`
+    // needs, and the high byte of each lane is zero (table entry 0 is 0).
+    let fold = _mm256_xor_si256(s7, _mm256_srli_epi16::<4>(s7));
+    let odd = _mm256_broadcastsi128_si256(_mm_setr_epi8(
+        0, -128, -128, 0, -128, 0, 0, -128, -128, 0, 0, -128, 0, -128, -128, 0,
+    ));
+    _mm256_or_si256(s7, _mm256_shuffle_epi8(odd, fold))
+}
+
+/// The two byte shuffles of [`signs_of_codes`]: byte k reads code k / 8 (even j) or 4 + k / 8
+/// (odd j) of a 128-bit lane of sign bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn code_sign_controls() -> [__m256i; 2] {
+    let c = |base: i8| {
+        let v: [i8; 32] = std::array::from_fn(|k| base + 2 * (k / 8) as i8);
+        load256(&v)
+    };
+    [c(0), c(8)]
+}
+
+/// ±1 bytes for the 32 weights of codes 4j..4j + 4 of a [`iq2xs_sign_bytes`] vector (`half`
+/// holds its 128-bit lane j / 2 in both lanes; `ctrl` the [`code_sign_controls`] of j % 2):
+/// byte k tests bit k % 8 of code 4j + k / 8.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn signs_of_codes(half: __m256i, ctrl: __m256i) -> __m256i {
+    let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    let sel = _mm256_and_si256(_mm256_shuffle_epi8(half, ctrl), bit);
+    _mm256_or_si256(_mm256_cmpeq_epi8(sel, bit), _mm256_set1_epi8(1))
+}
+
 /// IQ2_XS: 16-bit codes (9-bit grid index, 7-bit sign index) and a 4-bit scale `2s + 1` per
-/// 16 weights; weights `d·(2s + 1)/8 · (±mag)`. Both tables are L1-resident (4 KiB grid, 1 KiB
-/// sign masks, as IQ2_XXS): a 512 KiB table pre-signed by the raw code was 15–25 % slower.
+/// 16 weights; weights `d·(2s + 1)/8 · (±mag)`. Per 128 weights the 16 codes are one load:
+/// grid indices masked in a vector and read back as an array, sign bytes computed (not looked
+/// up) and spread over the activations by shuffles. (A 512 KiB table pre-signed by the raw
+/// code was 15–25 % slower than the 1 KiB sign-mask table this replaced.)
 #[target_feature(enable = "avx2,fma")]
 pub(crate) fn dot_iq2xs(row: &[u8], a: &Q8Act) -> f32 {
     let pick_c = controls();
-    let masks = crate::simd::iq2_sign_masks();
+    let sign_c = code_sign_controls();
+    let m511 = _mm256_set1_epi16(511);
     let (blocks, _) = row.as_chunks::<74>();
     let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc = _mm256_setzero_ps();
     for ((b, xq), &xd) in blocks.iter().zip(xq).zip(&a.d256) {
-        let s: [u8; 16] = std::array::from_fn(|k| 2 * ((b[66 + k / 2] >> (4 * (k % 2))) & 15) + 1);
-        let eo = even_odd(widen_u8(&s));
-        // Two sub-blocks a step into two accumulators, the 16-bit codes loaded from memory.
-        let (codes, _) = b[2..66].as_chunks::<16>();
-        let (xs, _) = xq.as_chunks::<64>();
-        let mut s0 = _mm256_setzero_si256();
-        let mut s1 = _mm256_setzero_si256();
-        for (k, (c, x)) in codes.iter().zip(xs).enumerate() {
-            let (c, _) = c.as_chunks::<8>();
+        let eo = even_odd(nibble_scales(&b[66..74].as_chunks::<8>().0[0]));
+        let (codes, _) = b[2..66].as_chunks::<32>();
+        let (xs, _) = xq.as_chunks::<128>();
+        let mut sum = [_mm256_setzero_si256(); 2];
+        for (h, (c, x)) in codes.iter().zip(xs).enumerate() {
+            let cv = load256(c);
+            let mut gidx = [0u16; 16];
+            crate::simd_mem::store256(&mut gidx, _mm256_and_si256(cv, m511));
+            let full = iq2xs_sign_bytes(cv);
+            let halves = [
+                _mm256_permute2x128_si256::<0x00>(full, full),
+                _mm256_permute2x128_si256::<0x11>(full, full),
+            ];
+            let (gidx, _) = gidx.as_chunks::<4>();
             let (x, _) = x.as_chunks::<32>();
-            let sub = |c: &[u8; 8], x: &[i8; 32], ctrl: __m256i| {
-                let code = |l: usize| u16::from_le_bytes([c[2 * l], c[2 * l + 1]]) as usize;
-                let g = |l: usize| IQ2XS_GRID[code(l) & 511] as i64;
-                let m = |l: usize| masks[(code(l) >> 9) & 127];
-                let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
-                let sg = _mm256_set_epi64x(m(3), m(2), m(1), m(0));
+            for (j, (gi, x)) in gidx.iter().zip(x).enumerate() {
+                let g = gi.map(|i| IQ2XS_GRID[i as usize] as i64);
+                let w = _mm256_set_epi64x(g[3], g[2], g[1], g[0]);
+                let sg = signs_of_codes(halves[j / 2], sign_c[j % 2]);
                 let p16 = _mm256_maddubs_epi16(w, _mm256_sign_epi8(load256(x), sg));
-                _mm256_madd_epi16(p16, pick(eo, ctrl))
-            };
-            s0 = _mm256_add_epi32(s0, sub(&c[0], &x[0], pick_c[2 * k]));
-            s1 = _mm256_add_epi32(s1, sub(&c[1], &x[1], pick_c[2 * k + 1]));
+                let p = _mm256_madd_epi16(p16, pick(eo, pick_c[4 * h + j]));
+                sum[j % 2] = _mm256_add_epi32(sum[j % 2], p);
+            }
         }
-        acc = fold(_mm256_add_epi32(s0, s1), f16_at(b, 0) * 0.125 * xd, acc);
+        acc = fold(
+            _mm256_add_epi32(sum[0], sum[1]),
+            f16_at(b, 0) * 0.125 * xd,
+            acc,
+        );
     }
     hsum(acc)
 }
@@ -743,6 +767,32 @@ pub(crate) fn dot_iq2xs(row: &[u8], a: &Q8Act) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The computed IQ2_XS sign bytes are the `KSIGNS_IQ2XS` table's, for every 7-bit index.
+    #[test]
+    fn iq2xs_sign_bytes_match_the_table() {
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            return;
+        }
+        for start in (0..128u16).step_by(16) {
+            // Codes with every sign index and arbitrary grid bits below them.
+            let codes: [u16; 16] =
+                std::array::from_fn(|k| (start + k as u16) << 9 | (k as u16 * 37) & 511);
+            // WORKAROUND: AVX2 and FMA were detected above.
+            #[allow(unsafe_code)]
+            let got = unsafe { iq2xs_sign_bytes(load256(&codes)) };
+            let mut lanes = [0u16; 16];
+            // WORKAROUND: as above.
+            #[allow(unsafe_code)]
+            unsafe {
+                crate::simd_mem::store256(&mut lanes, got)
+            };
+            for (k, v) in lanes.iter().enumerate() {
+                let want = crate::tables::KSIGNS_IQ2XS[start as usize + k] as u16;
+                assert_eq!(*v, want, "sign index {}", start as usize + k);
+            }
+        }
+    }
     use crate::synth::{random_blocks, random_vector};
     use crate::GgmlType;
 
