@@ -3,7 +3,8 @@
 //! many value rows, each row `width` values of a cache laid out with `stride` values per row.
 //! Each row is loaded and converted once for all `G` heads. AVX-512 (F16C conversions sixteen
 //! at a time, the `G` heads' accumulators in registers) where present, `width` is a multiple
-//! of 16 and `G` ≤ 8; one value at a time elsewhere.
+//! of 16 and `G` ≤ 8; the same on AVX2 + F16C eight at a time (`width` a multiple of 8); one
+//! value at a time elsewhere.
 //!
 //! Rows are passed as one slice starting at the first row's first value; it must hold
 //! `(rows − 1)·stride + width` values.
@@ -26,6 +27,15 @@ pub fn dots_f16(q: &[f32], width: usize, rows: &[u16], stride: usize, out: &mut 
         #[allow(unsafe_code)]
         unsafe {
             x86::dots(q, width, rows, stride, out)
+        };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if vector_avx2(width, heads) {
+        // WORKAROUND: `vector_avx2` checked the features the function needs.
+        #[allow(unsafe_code)]
+        unsafe {
+            avx2::dots(q, width, rows, stride, out)
         };
         return;
     }
@@ -52,6 +62,15 @@ pub fn axpys_f16(p: &[f32], rows: &[u16], stride: usize, width: usize, acc: &mut
         };
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if vector_avx2(width, heads) {
+        // WORKAROUND: as above.
+        #[allow(unsafe_code)]
+        unsafe {
+            avx2::axpys(p, rows, stride, width, acc)
+        };
+        return;
+    }
     for (j, accj) in acc.chunks_exact_mut(width).enumerate() {
         for (t, &pt) in p[j * n..(j + 1) * n].iter().enumerate() {
             let row = &rows[t * stride..][..width];
@@ -72,6 +91,12 @@ pub fn softmax_chunk(scores: &mut [f32], scale: f32, top: f32) -> (f32, f32) {
         #[allow(unsafe_code)]
         return unsafe { x86::softmax_chunk(scores, scale, top) };
     }
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernels::have_avx2() {
+        // WORKAROUND: `have_avx2()` checked AVX2 and FMA, all the function needs.
+        #[allow(unsafe_code)]
+        return unsafe { avx2::softmax_chunk(scores, scale, top) };
+    }
     let mut m = top;
     for s in scores.iter_mut() {
         *s *= scale;
@@ -88,6 +113,14 @@ pub fn softmax_chunk(scores: &mut [f32], scale: f32, top: f32) -> (f32, f32) {
 #[cfg(target_arch = "x86_64")]
 fn vector(width: usize, heads: usize) -> bool {
     width.is_multiple_of(16) && (1..=MAX_HEADS).contains(&heads) && crate::simd512::available()
+}
+
+#[cfg(target_arch = "x86_64")]
+fn vector_avx2(width: usize, heads: usize) -> bool {
+    width.is_multiple_of(8)
+        && (1..=MAX_HEADS).contains(&heads)
+        && crate::kernels::have_avx2()
+        && crate::kernels::have_f16c()
 }
 
 fn check(width: usize, have: usize, stride: usize, rows: usize) {
@@ -300,13 +333,233 @@ mod x86 {
     }
 }
 
+/// The AVX2 + F16C kernels (desktop CPUs without AVX-512; the decode attention of a GLM mix on
+/// AVX2 had its score dots as a scalar loop, 4 % of decode at a short context).
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use crate::simd_mem::{load128, load256, store256};
+    use std::arch::x86_64::*;
+
+    /// Eight f16 values at `v[..8]` as f32.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn half8(v: &[u16]) -> __m256 {
+        _mm256_cvtph_ps(load128(&v[..8].as_chunks::<8>().0[0]))
+    }
+
+    /// Eight floats.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn floats(v: &[f32; 8]) -> __m256 {
+        _mm256_castsi256_ps(load256(v))
+    }
+
+    /// As in the AVX-512 module: `$f::<G>` for the runtime head count.
+    macro_rules! by_heads {
+        ($heads:expr, $f:ident($($arg:expr),*)) => {
+            match $heads {
+                1 => $f::<1>($($arg),*),
+                2 => $f::<2>($($arg),*),
+                3 => $f::<3>($($arg),*),
+                4 => $f::<4>($($arg),*),
+                5 => $f::<5>($($arg),*),
+                6 => $f::<6>($($arg),*),
+                7 => $f::<7>($($arg),*),
+                _ => $f::<8>($($arg),*),
+            }
+        };
+    }
+
+    /// Lane `r`: the sum of the eight lanes of `v[r]` (pairwise adds across the eight).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn sums8(v: &[__m256; 8]) -> __m256 {
+        let ab = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+        let cd = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
+        // ab: rows 0–3 over lanes 0–3 | the same over lanes 4–7; cd likewise for rows 4–7.
+        _mm256_add_ps(
+            _mm256_permute2f128_ps::<0x20>(ab, cd),
+            _mm256_permute2f128_ps::<0x31>(ab, cd),
+        )
+    }
+
+    /// The sum of the eight lanes.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) fn dots(q: &[f32], width: usize, rows: &[u16], stride: usize, out: &mut [f32]) {
+        by_heads!(q.len() / width, dots_g(q, width, rows, stride, out))
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn dots_g<const G: usize>(
+        q: &[f32],
+        width: usize,
+        rows: &[u16],
+        stride: usize,
+        out: &mut [f32],
+    ) {
+        let chunks = width / 8;
+        let n = out.len() / G;
+        let (qs, _) = q.as_chunks::<8>();
+        // Eight rows at a time, converted once into `k`; per head eight accumulators.
+        let blocks = n / 8;
+        let mut k = vec![_mm256_setzero_ps(); if blocks > 0 { 8 * chunks } else { 0 }];
+        for b in 0..blocks {
+            for r in 0..8 {
+                let row = &rows[(8 * b + r) * stride..][..width];
+                for c in 0..chunks {
+                    k[r * chunks + c] = half8(&row[8 * c..]);
+                }
+            }
+            for j in 0..G {
+                let mut acc = [_mm256_setzero_ps(); 8];
+                for c in 0..chunks {
+                    let qv = floats(&qs[j * chunks + c]);
+                    for (r, a) in acc.iter_mut().enumerate() {
+                        *a = _mm256_fmadd_ps(qv, k[r * chunks + c], *a);
+                    }
+                }
+                let o = &mut out[j * n + 8 * b..][..8];
+                let o: &mut [f32; 8] = o.try_into().expect("8 lanes");
+                store256(o, _mm256_castps_si256(sums8(&acc)));
+            }
+        }
+        for t in 8 * blocks..n {
+            let row = &rows[t * stride..][..width];
+            let mut acc = [_mm256_setzero_ps(); G];
+            for c in 0..chunks {
+                let k = half8(&row[8 * c..]);
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_fmadd_ps(floats(&qs[j * chunks + c]), k, *a);
+                }
+            }
+            for (j, a) in acc.iter().enumerate() {
+                out[j * n + t] = hsum(*a);
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) fn axpys(p: &[f32], rows: &[u16], stride: usize, width: usize, acc: &mut [f32]) {
+        by_heads!(acc.len() / width, axpys_g(p, rows, stride, width, acc))
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn axpys_g<const G: usize>(
+        p: &[f32],
+        rows: &[u16],
+        stride: usize,
+        width: usize,
+        acc: &mut [f32],
+    ) {
+        let chunks = width / 8;
+        let n = p.len() / G;
+        let (accs, _) = acc.as_chunks_mut::<8>();
+        for c in 0..chunks {
+            let mut sums: [__m256; G] = std::array::from_fn(|j| floats(&accs[j * chunks + c]));
+            for t in 0..n {
+                let v = half8(&rows[t * stride + 8 * c..]);
+                for (j, s) in sums.iter_mut().enumerate() {
+                    *s = _mm256_fmadd_ps(_mm256_set1_ps(p[j * n + t]), v, *s);
+                }
+            }
+            for (j, s) in sums.iter().enumerate() {
+                store256(&mut accs[j * chunks + c], _mm256_castps_si256(*s));
+            }
+        }
+    }
+
+    /// `exp(x)` of eight values ≤ 0, the AVX-512 `exp16`'s polynomial with `2^k` built in the
+    /// exponent bits; inputs below −87 are taken as −87 (about 1.6e-38, where `f32::exp` gives
+    /// a subnormal or 0: nothing next to a softmax's largest term, exp(0) = 1).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn exp8(x: __m256) -> __m256 {
+        let x = _mm256_max_ps(x, _mm256_set1_ps(-87.0));
+        let k = _mm256_round_ps::<0x08>(_mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)));
+        let r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693_145_75), x);
+        let r = _mm256_fnmadd_ps(k, _mm256_set1_ps(1.428_606_8e-6), r);
+        let mut p = _mm256_set1_ps(1.0 / 720.0);
+        for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+            p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+        }
+        let two_k = _mm256_slli_epi32::<23>(_mm256_add_epi32(
+            _mm256_cvtps_epi32(k),
+            _mm256_set1_epi32(127),
+        ));
+        _mm256_mul_ps(p, _mm256_castsi256_ps(two_k))
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn softmax_chunk(scores: &mut [f32], scale: f32, top: f32) -> (f32, f32) {
+        let (body, tail) = scores.as_chunks_mut::<8>();
+        let sc = _mm256_set1_ps(scale);
+        let mut mv = _mm256_set1_ps(top);
+        for v in body.iter_mut() {
+            let x = _mm256_mul_ps(floats(v), sc);
+            store256(v, _mm256_castps_si256(x));
+            mv = _mm256_max_ps(mv, x);
+        }
+        let mut lanes = [0f32; 8];
+        store256(&mut lanes, _mm256_castps_si256(mv));
+        let mut m = lanes.iter().fold(top, |a, &b| a.max(b));
+        for s in tail.iter_mut() {
+            *s *= scale;
+            m = m.max(*s);
+        }
+        let mv = _mm256_set1_ps(m);
+        let mut sum = _mm256_setzero_ps();
+        for v in body.iter_mut() {
+            let e = exp8(_mm256_sub_ps(floats(v), mv));
+            store256(v, _mm256_castps_si256(e));
+            sum = _mm256_add_ps(sum, e);
+        }
+        let mut total = hsum(sum);
+        for s in tail.iter_mut() {
+            *s = (*s - m).exp();
+            total += *s;
+        }
+        (m, total)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    type Softmax = fn(&mut [f32], f32, f32) -> (f32, f32);
+    type Dots = fn(&[f32], usize, &[u16], usize, &mut [f32]);
+    type Axpys = fn(&[f32], &[u16], usize, usize, &mut [f32]);
+
+    /// Whether this CPU runs the AVX2 kernels (tested directly: an AVX-512 CPU takes the
+    /// AVX-512 ones through the public functions).
+    #[cfg(target_arch = "x86_64")]
+    fn avx2_here() -> bool {
+        is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c")
+    }
+
     /// The chunk softmax against `f32::exp` over the range decode meets (0 down to −100).
     #[test]
     fn softmax_chunk_matches_the_scalar_exp() {
+        check_softmax(softmax_chunk);
+        #[cfg(target_arch = "x86_64")]
+        if avx2_here() {
+            // WORKAROUND: the features were detected just above.
+            #[allow(unsafe_code)]
+            check_softmax(|s, scale, top| unsafe { avx2::softmax_chunk(s, scale, top) });
+        }
+    }
+
+    fn check_softmax(softmax_chunk: Softmax) {
         let raw: Vec<f32> = (0..37).map(|i| 3.0 - i as f32 * 2.9).collect();
         let mut got = raw.clone();
         let (m, sum) = softmax_chunk(&mut got, 0.5, 1.0);
@@ -346,6 +599,19 @@ mod tests {
     /// the width (other heads' values between rows left out) and 1–8 heads per KV head.
     #[test]
     fn dots_and_weighted_sums_over_strided_f16_rows() {
+        check_dots_and_sums(dots_f16, axpys_f16);
+        #[cfg(target_arch = "x86_64")]
+        if avx2_here() {
+            // WORKAROUND (both): the features were detected just above.
+            #[allow(unsafe_code)]
+            check_dots_and_sums(
+                |q, w, r, s, o| unsafe { avx2::dots(q, w, r, s, o) },
+                |p, r, s, w, a| unsafe { avx2::axpys(p, r, s, w, a) },
+            );
+        }
+    }
+
+    fn check_dots_and_sums(dots_f16: Dots, axpys_f16: Axpys) {
         let cases = [
             (64, 384, 7, 3),
             (16, 16, 3, 1),
@@ -354,6 +620,7 @@ mod tests {
             (32, 64, 4, 8),
             (64, 384, 37, 3),
             (16, 32, 16, 2),
+            (24, 40, 9, 4),
         ];
         for (width, stride, rows, heads) in cases {
             let q = crate::synth::random_vector(width * heads, 3);

@@ -361,7 +361,7 @@ pub(crate) fn rows_multi_dispatch(
 }
 
 #[cfg(target_arch = "x86_64")]
-fn have_f16c() -> bool {
+pub(crate) fn have_f16c() -> bool {
     use std::sync::OnceLock;
     static HAVE: OnceLock<bool> = OnceLock::new();
     *HAVE.get_or_init(|| simd_allowed() && is_x86_feature_detected!("f16c"))
