@@ -15,8 +15,7 @@ use crate::GgmlType;
 use std::arch::x86_64::*;
 
 /// Whether [`RowTile::decode_avx2`] has a vector decoder for `ty` (else the generic one).
-#[cfg(test)]
-fn vectorized(ty: GgmlType) -> bool {
+pub(crate) fn vectorized(ty: GgmlType) -> bool {
     matches!(
         ty,
         GgmlType::Q4_K
@@ -68,6 +67,15 @@ impl RowTile {
     #[target_feature(enable = "avx2,fma")]
     pub(crate) fn decode_avx2(&mut self, ty: GgmlType, rows: &[u8], row_bytes: usize) {
         for (r, row) in rows.chunks_exact(row_bytes).enumerate() {
+            self.decode_row_avx2(ty, r, row);
+        }
+    }
+
+    /// Decodes one row into slot `r` (also the AVX-512 GEMM's decoder for the formats it has
+    /// no vector decoder of its own for, IQ1_S and IQ4_XS: the tile layouts are the same).
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn decode_row_avx2(&mut self, ty: GgmlType, r: usize, row: &[u8]) {
+        {
             match ty {
                 GgmlType::Q4_K => self.blocks::<144>(r, row, |b| q4k(b)),
                 GgmlType::Q5_K => self.blocks::<176>(r, row, |b| q5k(b)),

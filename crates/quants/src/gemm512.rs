@@ -257,6 +257,9 @@ impl RowTile {
                 (GgmlType::Q4_K, _) => self.q4k_row(r, row),
                 (GgmlType::Q5_K, _) => self.q5k_row(r, row),
                 (GgmlType::Q6_K, _) => self.q6k_row(r, row),
+                // The AVX2 decoders (IQ1_S, IQ4_XS; the same tile layout) before the scalar
+                // ones: IQ1_S's prefill on AVX-512 was slower than on AVX2 alone.
+                _ if crate::gemm256_rows::vectorized(ty) => self.decode_row_avx2(ty, r, row),
                 _ => self.generic_row(ty, r, row),
             }
         }
