@@ -89,6 +89,8 @@ fn matmul_from(
         matvec_tokens(mode, ty, w, row_bytes, cols, xs, ys);
         return Ok(());
     }
+    // The batched kernels run on rayon: the team's workers park rather than spin beside them.
+    crate::team::release();
     #[cfg(target_arch = "x86_64")]
     if mode == Activations::Int8 && x86_gemm(ty, w, row_bytes, rows, cols, xs, n, ys) {
         return Ok(());
