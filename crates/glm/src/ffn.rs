@@ -8,6 +8,7 @@ use crate::model::{LayerVecs, Model};
 use crate::weights::{GateUp, MoeWeights, QTensor};
 use crate::GlmError;
 use localglm_quants::{matmul_batched_with, matvec_indexed_with};
+use rayon::prelude::*;
 
 impl Model {
     /// The routed experts on the CPU kernels: `out[t] += Σ_j w_j · expert_j(xs[t])`, the
@@ -88,9 +89,13 @@ impl Model {
             let per = t.ty().row_bytes(t.cols())? * rows;
             Ok(&bytes[e * per..(e + 1) * per])
         };
-        for (e, toks) in per_expert.iter().enumerate() {
+        // Experts side by side, each one's products on one worker at a time (inside, the
+        // products still split their rows when a worker is free): one parallel loop instead
+        // of three per expert, each a fork/join of a few hundred µs on ~16 tokens. The
+        // outputs are added in expert order, as one at a time did (the same numbers).
+        let expert = |e: usize, toks: &Vec<(usize, f32)>| -> Result<Option<Vec<f32>>, GlmError> {
             if toks.is_empty() {
-                continue;
+                return Ok(None);
             }
             let ne = toks.len();
             let mut xe = Vec::with_capacity(ne * d);
@@ -146,6 +151,15 @@ impl Model {
                 ne,
                 &mut y,
             )?;
+            Ok(Some(y))
+        };
+        let ys: Vec<Option<Vec<f32>>> = per_expert
+            .par_iter()
+            .enumerate()
+            .map(|(e, toks)| expert(e, toks))
+            .collect::<Result<_, _>>()?;
+        for (toks, y) in per_expert.iter().zip(ys) {
+            let Some(y) = y else { continue };
             for (i, &(t, w)) in toks.iter().enumerate() {
                 for (o, yv) in out[t * d..(t + 1) * d]
                     .iter_mut()
