@@ -156,7 +156,7 @@ impl Model {
         let ys: Vec<Option<Vec<f32>>> = per_expert
             .par_iter()
             .enumerate()
-            .map(|(e, toks)| expert(e, toks))
+            .map(|(e, toks)| localglm_quants::team::on_rayon(|| expert(e, toks)))
             .collect::<Result<_, _>>()?;
         for (toks, y) in per_expert.iter().zip(ys) {
             let Some(y) = y else { continue };

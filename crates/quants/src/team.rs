@@ -162,6 +162,16 @@ pub fn release() {
     }
 }
 
+/// Runs `f` with this thread's products on rayon, not the team: for work that is itself one
+/// task of a rayon loop (a prefill's experts side by side), where waking the team would put
+/// three threads on two cores.
+pub fn on_rayon<R>(f: impl FnOnce() -> R) -> R {
+    let was = IN_TEAM.with(|c| c.replace(true));
+    let r = f();
+    IN_TEAM.with(|c| c.set(was));
+    r
+}
+
 /// `LOCALGLM_TEAM=off` runs every product on rayon instead (to measure what the team buys).
 /// Read once per process.
 pub fn enabled() -> bool {
