@@ -130,6 +130,24 @@ fn check(width: usize, have: usize, stride: usize, rows: usize) {
     );
 }
 
+/// Runs `$f::<G>` for the runtime head count, in both vector modules (the accumulators of
+/// `G` heads then live in registers; a runtime-sized array of them would live in memory).
+#[cfg(target_arch = "x86_64")]
+macro_rules! by_heads {
+    ($heads:expr, $f:ident($($arg:expr),*)) => {
+        match $heads {
+            1 => $f::<1>($($arg),*),
+            2 => $f::<2>($($arg),*),
+            3 => $f::<3>($($arg),*),
+            4 => $f::<4>($($arg),*),
+            5 => $f::<5>($($arg),*),
+            6 => $f::<6>($($arg),*),
+            7 => $f::<7>($($arg),*),
+            _ => $f::<8>($($arg),*),
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use crate::simd_mem::{load256, load512, store512};
@@ -140,23 +158,6 @@ mod x86 {
     #[target_feature(enable = "avx512f,avx2,fma,f16c")]
     fn half16(v: &[u16]) -> __m512 {
         _mm512_cvtph_ps(load256(&v[..16].as_chunks::<16>().0[0]))
-    }
-
-    /// Runs `$f::<G>` for the runtime head count (the accumulators of `G` heads then live in
-    /// registers; a runtime-sized array of them would live in memory).
-    macro_rules! by_heads {
-        ($heads:expr, $f:ident($($arg:expr),*)) => {
-            match $heads {
-                1 => $f::<1>($($arg),*),
-                2 => $f::<2>($($arg),*),
-                3 => $f::<3>($($arg),*),
-                4 => $f::<4>($($arg),*),
-                5 => $f::<5>($($arg),*),
-                6 => $f::<6>($($arg),*),
-                7 => $f::<7>($($arg),*),
-                _ => $f::<8>($($arg),*),
-            }
-        };
     }
 
     #[target_feature(enable = "avx512f,avx2,fma,f16c")]
@@ -352,22 +353,6 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     fn floats(v: &[f32; 8]) -> __m256 {
         _mm256_castsi256_ps(load256(v))
-    }
-
-    /// As in the AVX-512 module: `$f::<G>` for the runtime head count.
-    macro_rules! by_heads {
-        ($heads:expr, $f:ident($($arg:expr),*)) => {
-            match $heads {
-                1 => $f::<1>($($arg),*),
-                2 => $f::<2>($($arg),*),
-                3 => $f::<3>($($arg),*),
-                4 => $f::<4>($($arg),*),
-                5 => $f::<5>($($arg),*),
-                6 => $f::<6>($($arg),*),
-                7 => $f::<7>($($arg),*),
-                _ => $f::<8>($($arg),*),
-            }
-        };
     }
 
     /// Lane `r`: the sum of the eight lanes of `v[r]` (pairwise adds across the eight).

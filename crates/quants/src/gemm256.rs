@@ -307,7 +307,6 @@ fn tile_rows(
 mod tests {
     use super::*;
     use crate::decode_i8 as di8;
-    use crate::gemm512::round_q;
     use crate::synth::{random_blocks, random_vector};
 
     fn have_avx2() -> bool {
@@ -387,40 +386,7 @@ mod tests {
             unsafe {
                 rows_times_panels(ty, &w, row_bytes, cols, &panels, &mut yt)
             };
-            let be = ty.block_elems();
-            let (mut q, mut s, mut b) = (vec![0i8; be], vec![0f32; be / 16], vec![0f32; be / 8]);
-            for t in 0..n {
-                let x = &xs[t * cols..(t + 1) * cols];
-                let mut xq = vec![0f64; cols];
-                for (j, g) in x.chunks_exact(32).enumerate() {
-                    let d = g.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
-                    let id = if d > 0.0 { 1.0 / d } else { 0.0 };
-                    for (i, &v) in g.iter().enumerate() {
-                        xq[32 * j + i] = round_q(v, id) as f64 * d as f64;
-                    }
-                }
-                for r in 0..rows {
-                    let row = &w[r * row_bytes..(r + 1) * row_bytes];
-                    let (mut want, mut scale) = (0f64, 0f64);
-                    for (bi, blk) in row.chunks_exact(ty.block_bytes()).enumerate() {
-                        let has_bias = di8::decode_block(ty, blk, &mut q, &mut s, &mut b).unwrap();
-                        for i in 0..be {
-                            let k = bi * be + i;
-                            let mut v = s[i / 16] as f64 * q[i] as f64 * xq[k];
-                            if has_bias {
-                                v += b[i / 8] as f64 * xq[k];
-                            }
-                            want += v;
-                            scale += v.abs();
-                        }
-                    }
-                    let got = yt[r * n + t] as f64;
-                    assert!(
-                        (got - want).abs() <= 1e-5 * scale,
-                        "{ty} {cols}: row {r} token {t}: got {got} want {want} (Σ|terms| {scale})"
-                    );
-                }
-            }
+            crate::gemm512::assert_matches_reference(ty, &w, rows, cols, &xs, &yt);
         }
     }
 }

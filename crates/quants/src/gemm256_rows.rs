@@ -28,6 +28,8 @@ pub(crate) fn vectorized(ty: GgmlType) -> bool {
             | GgmlType::IQ3_XXS
             | GgmlType::IQ4_XS
             | GgmlType::Q8_0
+            | GgmlType::Q4_0
+            | GgmlType::Q4_1
     )
 }
 
@@ -36,22 +38,6 @@ pub(crate) fn vectorized(ty: GgmlType) -> bool {
 #[target_feature(enable = "avx2,fma")]
 fn groups4(g: [u64; 4]) -> __m256i {
     _mm256_set_epi64x(g[3] as i64, g[2] as i64, g[1] as i64, g[0] as i64)
-}
-
-/// Explicit sign bytes (bit set ⇒ negative, one byte per 8 weights) applied to 32 weights.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-fn signed_by_bytes(w: __m256i, signs: [u8; 4]) -> __m256i {
-    let spread = _mm256_set_epi64x(
-        0x0303_0303_0303_0303,
-        0x0202_0202_0202_0202,
-        0x0101_0101_0101_0101,
-        0,
-    );
-    let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
-    let v = _mm256_set1_epi32(i32::from_le_bytes(signs));
-    let neg = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(v, spread), bit), bit);
-    _mm256_sub_epi8(_mm256_xor_si256(w, neg), neg)
 }
 
 /// Eight floats `f(k)`.
@@ -86,12 +72,33 @@ impl RowTile {
                 GgmlType::IQ2_S => self.blocks::<82>(r, row, |b| iq2s(b)),
                 GgmlType::IQ3_XXS => self.blocks::<98>(r, row, |b| iq3xxs(b)),
                 GgmlType::IQ4_XS => self.blocks::<136>(r, row, |b| iq4xs(b)),
-                // Eight 32-weight blocks a unit, where the row has whole units.
-                GgmlType::Q8_0 if self.cols.is_multiple_of(256) => {
-                    self.blocks::<272>(r, row, |b| q8_0(b))
-                }
+                // Eight 32-weight blocks a unit; a row's last 1–7 blocks (SmolLM2's 576-wide
+                // rows) through the scalar decoder.
+                GgmlType::Q8_0 => self.units32::<272, 34>(ty, r, row, |b| q8_0(b)),
+                GgmlType::Q4_0 => self.units32::<144, 18>(ty, r, row, |b| q4_0(b)),
+                GgmlType::Q4_1 => self.units32::<160, 20>(ty, r, row, |b| q4_1(b)),
                 _ => self.generic_row(ty, r, row),
             }
+        }
+    }
+
+    /// A row of a 32-weight format: whole units of eight blocks (`U` bytes) through `decode`,
+    /// the rest (blocks of `B` bytes) through the scalar decoder.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn units32<const U: usize, const B: usize>(
+        &mut self,
+        ty: GgmlType,
+        r: usize,
+        row: &[u8],
+        decode: impl Fn(&[u8; U]) -> Block,
+    ) {
+        let (units, _) = row.as_chunks::<U>();
+        for (ui, u) in units.iter().enumerate() {
+            self.put(r, 256 * ui, &decode(u));
+        }
+        if units.len() * 8 < row.len() / B {
+            self.generic_blocks(ty, r, row, units.len() * 8);
         }
     }
 
@@ -358,7 +365,7 @@ fn iq2s(b: &[u8; 82]) -> Block {
         let hi = b[66 + j] as usize;
         let mags: [u64; 4] =
             std::array::from_fn(|l| IQ2S_GRID[q[l] as usize | (hi >> (2 * l) & 3) << 8]);
-        *wj = signed_by_bytes(load256(&mags), *sg);
+        *wj = crate::simd_lowbit::negate_by_sign_bytes(load256(&mags), *sg);
     }
     Block {
         w,
@@ -402,6 +409,47 @@ fn q8_0(b: &[u8; 272]) -> Block {
         w,
         scale: [scale, scale],
         bias: _mm256_setzero_ps(),
+    }
+}
+
+/// Eight Q4_0 / Q4_1 blocks (`B` bytes each, the nibbles at `at`): low nibbles weights 0–15 of
+/// a block, high ones 16–31.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn nibble_blocks<const U: usize, const B: usize>(b: &[u8; U], at: usize) -> [__m256i; 8] {
+    let (blocks, _) = b.as_chunks::<B>();
+    let nib = _mm_set1_epi8(15);
+    std::array::from_fn(|k| {
+        let v = load128(&blocks[k][at..at + 16].as_chunks::<16>().0[0]);
+        let lo = _mm_and_si128(v, nib);
+        let hi = _mm_and_si128(_mm_srli_epi16::<4>(v), nib);
+        _mm256_set_m128i(hi, lo)
+    })
+}
+
+/// Q4_0, eight blocks: `d·(n − 8)`.
+#[target_feature(enable = "avx2,fma")]
+fn q4_0(b: &[u8; 144]) -> Block {
+    let eight = _mm256_set1_epi8(8);
+    let w = nibble_blocks::<144, 18>(b, 2).map(|v| _mm256_sub_epi8(v, eight));
+    let (blocks, _) = b.as_chunks::<18>();
+    let scale = floats(|k| f16_at(&blocks[k], 0));
+    Block {
+        w,
+        scale: [scale, scale],
+        bias: _mm256_setzero_ps(),
+    }
+}
+
+/// Q4_1, eight blocks: `d·n + m`.
+#[target_feature(enable = "avx2,fma")]
+fn q4_1(b: &[u8; 160]) -> Block {
+    let (blocks, _) = b.as_chunks::<20>();
+    let scale = floats(|k| f16_at(&blocks[k], 0));
+    Block {
+        w: nibble_blocks::<160, 20>(b, 4),
+        scale: [scale, scale],
+        bias: floats(|k| f16_at(&blocks[k], 2)),
     }
 }
 
@@ -449,9 +497,15 @@ mod tests {
             .into_iter()
             .filter(|&t| vectorized(t))
             .collect();
-        assert_eq!(types.len(), 10);
-        for ty in types {
-            let cols = 1024;
+        assert_eq!(types.len(), 12);
+        // 576: a row of seven whole units and two blocks of a 32-weight format (SmolLM2's).
+        let shapes = types.iter().flat_map(|&ty| {
+            let tail = ty.block_elems() == 32;
+            [(ty, 1024usize)]
+                .into_iter()
+                .chain(tail.then_some((ty, 576)))
+        });
+        for (ty, cols) in shapes {
             let row_bytes = ty.row_bytes(cols).unwrap();
             let w = random_blocks(ty, 4 * cols / ty.block_elems(), 7);
             let mut fast = RowTile::new(ty, cols).unwrap();

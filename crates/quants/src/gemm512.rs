@@ -473,6 +473,12 @@ impl RowTile {
 
     /// Any format through the checked `decode_i8` decoders.
     pub(crate) fn generic_row(&mut self, ty: GgmlType, r: usize, row: &[u8]) {
+        self.generic_blocks(ty, r, row, 0);
+    }
+
+    /// [`generic_row`](Self::generic_row) from block `from` of the row on (the blocks before
+    /// it already decoded by a vector decoder).
+    pub(crate) fn generic_blocks(&mut self, ty: GgmlType, r: usize, row: &[u8], from: usize) {
         let be = ty.block_elems();
         let mut s = vec![0f32; be / 16];
         let mut bias = vec![0f32; be / 8];
@@ -481,8 +487,10 @@ impl RowTile {
         let q = &mut self.q[..self.cols];
         let blocks = row
             .chunks_exact(ty.block_bytes())
-            .zip(q.chunks_exact_mut(be));
-        for (bi, (blk, qb)) in blocks.enumerate() {
+            .zip(q.chunks_exact_mut(be))
+            .enumerate()
+            .skip(from);
+        for (bi, (blk, qb)) in blocks {
             di8::decode_block(ty, blk, qb, &mut s, &mut bias)
                 .expect("row bytes were checked by the caller");
             for (g, qg) in qb.chunks_exact(group).enumerate() {
@@ -497,7 +505,8 @@ impl RowTile {
             }
         }
         let words = &mut self.words[r * self.cols / 4..(r + 1) * self.cols / 4];
-        for (wd, b) in words.iter_mut().zip(self.q.chunks_exact(4)) {
+        let done = from * be / 4;
+        for (wd, b) in words.iter_mut().zip(self.q.chunks_exact(4)).skip(done) {
             *wd = i32::from_le_bytes([b[0] as u8, b[1] as u8, b[2] as u8, b[3] as u8]);
         }
     }
@@ -642,6 +651,56 @@ fn tile_rows(
     }
 }
 
+/// Asserts that `yt` (rows × n) holds `W·x̂` for every row and token: the decoded `scale·q`
+/// and bias of `decode_i8` in f64 against the per-32 int8 activations a panel holds, to
+/// 1e-5 of the terms' absolute sum (the two GEMMs' shared test).
+#[cfg(test)]
+pub(crate) fn assert_matches_reference(
+    ty: GgmlType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    xs: &[f32],
+    yt: &[f32],
+) {
+    let n = xs.len() / cols;
+    let row_bytes = ty.row_bytes(cols).unwrap();
+    let be = ty.block_elems();
+    let (mut q, mut s, mut b) = (vec![0i8; be], vec![0f32; be / 16], vec![0f32; be / 8]);
+    for t in 0..n {
+        let x = &xs[t * cols..(t + 1) * cols];
+        let mut xq = vec![0f64; cols];
+        for (j, g) in x.chunks_exact(32).enumerate() {
+            let d = g.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
+            let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+            for (i, &v) in g.iter().enumerate() {
+                xq[32 * j + i] = round_q(v, id) as f64 * d as f64;
+            }
+        }
+        for r in 0..rows {
+            let row = &w[r * row_bytes..(r + 1) * row_bytes];
+            let (mut want, mut scale) = (0f64, 0f64);
+            for (bi, blk) in row.chunks_exact(ty.block_bytes()).enumerate() {
+                let has_bias = di8::decode_block(ty, blk, &mut q, &mut s, &mut b).unwrap();
+                for i in 0..be {
+                    let k = bi * be + i;
+                    let mut v = s[i / 16] as f64 * q[i] as f64 * xq[k];
+                    if has_bias {
+                        v += b[i / 8] as f64 * xq[k];
+                    }
+                    want += v;
+                    scale += v.abs();
+                }
+            }
+            let got = yt[r * n + t] as f64;
+            assert!(
+                (got - want).abs() <= 1e-5 * scale,
+                "{ty} {cols}: row {r} token {t}: got {got} want {want} (Σ|terms| {scale})"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -674,40 +733,7 @@ mod tests {
             unsafe {
                 rows_times_panels(ty, &w, row_bytes, cols, &panels, &mut yt)
             };
-            let be = ty.block_elems();
-            let (mut q, mut s, mut b) = (vec![0i8; be], vec![0f32; be / 16], vec![0f32; be / 8]);
-            for t in 0..n {
-                let x = &xs[t * cols..(t + 1) * cols];
-                let mut xq = vec![0f64; cols];
-                for (j, g) in x.chunks_exact(32).enumerate() {
-                    let d = g.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
-                    let id = if d > 0.0 { 1.0 / d } else { 0.0 };
-                    for (i, &v) in g.iter().enumerate() {
-                        xq[32 * j + i] = round_q(v, id) as f64 * d as f64;
-                    }
-                }
-                for r in 0..rows {
-                    let row = &w[r * row_bytes..(r + 1) * row_bytes];
-                    let (mut want, mut scale) = (0f64, 0f64);
-                    for (bi, blk) in row.chunks_exact(ty.block_bytes()).enumerate() {
-                        let has_bias = di8::decode_block(ty, blk, &mut q, &mut s, &mut b).unwrap();
-                        for i in 0..be {
-                            let k = bi * be + i;
-                            let mut v = s[i / 16] as f64 * q[i] as f64 * xq[k];
-                            if has_bias {
-                                v += b[i / 8] as f64 * xq[k];
-                            }
-                            want += v;
-                            scale += v.abs();
-                        }
-                    }
-                    let got = yt[r * n + t] as f64;
-                    assert!(
-                        (got - want).abs() <= 1e-5 * scale,
-                        "{ty} row {r} token {t}: got {got} want {want} (Σ|terms| {scale})"
-                    );
-                }
-            }
+            assert_matches_reference(ty, &w, rows, cols, &xs, &yt);
         }
     }
 }

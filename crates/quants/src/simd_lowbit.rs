@@ -610,6 +610,14 @@ pub(crate) fn dot_iq3xxs(row: &[u8], a: &Q8Act) -> f32 {
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn apply_sign_bytes(x: &[i8; 32], signs: [u8; 4]) -> __m256i {
+    negate_by_sign_bytes(load256(x), signs)
+}
+
+/// 32 bytes negated where their sign bit (byte k: bit k % 8 of `signs[k / 8]`) is set (the
+/// IQ2_S / IQ3_S sign bytes; activations in the mat-vec, weights in the GEMM's decoder).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn negate_by_sign_bytes(v: __m256i, signs: [u8; 4]) -> __m256i {
     // Byte k of the vector reads sign byte k / 8 (the u32 is in both lanes) and tests bit k % 8.
     let spread = _mm256_set_epi64x(
         0x0303_0303_0303_0303,
@@ -618,11 +626,10 @@ fn apply_sign_bytes(x: &[i8; 32], signs: [u8; 4]) -> __m256i {
         0,
     );
     let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
-    let v = _mm256_set1_epi32(i32::from_le_bytes(signs));
-    let sel = _mm256_and_si256(_mm256_shuffle_epi8(v, spread), bit);
+    let s = _mm256_set1_epi32(i32::from_le_bytes(signs));
+    let sel = _mm256_and_si256(_mm256_shuffle_epi8(s, spread), bit);
     let neg = _mm256_cmpeq_epi8(sel, bit);
-    let xv = load256(x);
-    _mm256_sub_epi8(_mm256_xor_si256(xv, neg), neg)
+    _mm256_sub_epi8(_mm256_xor_si256(v, neg), neg)
 }
 
 /// The 8 grid words of 32 weights: index k is byte k of `lo` plus `hi` lane k, fetched with
