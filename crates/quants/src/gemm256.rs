@@ -256,22 +256,8 @@ pub(crate) fn rows_times_panels(
     panels: &[Panel],
     yt: &mut [f32],
 ) {
-    // One tile per worker thread, kept across products of the same shape (as in `gemm512`).
-    thread_local! {
-        static TILE: std::cell::RefCell<Option<RowTile>> = const { std::cell::RefCell::new(None) };
-    }
-    TILE.with_borrow_mut(|slot| {
-        let fits = slot.as_ref().is_some_and(|t| {
-            t.cols == cols
-                && Some(t.group) == group_size(ty)
-                && t.has_bias == crate::decode_i8::has_bias(ty)
-        });
-        if !fits {
-            *slot = RowTile::new(ty, cols);
-        }
-        if let Some(tile) = slot.as_mut() {
-            tile_rows(tile, ty, w, row_bytes, panels, yt);
-        }
+    crate::gemm512::with_tile(ty, cols, |tile| {
+        tile_rows(tile, ty, w, row_bytes, panels, yt)
     });
 }
 

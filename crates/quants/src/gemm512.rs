@@ -594,8 +594,16 @@ pub(crate) fn rows_times_panels(
     panels: &[Panel],
     yt: &mut [f32],
 ) {
-    // One tile per worker thread, kept across products of the same shape: allocating and
-    // zeroing it per task (~20 KiB, a hundred thousand tasks per prefill) showed in profiles.
+    with_tile(ty, cols, |tile| {
+        tile_rows(tile, ty, w, row_bytes, panels, yt)
+    });
+}
+
+/// Runs `f` on this thread's row tile for `ty` and `cols` (made when the last product's shape
+/// differs; nothing runs for a format without a GEMM). One tile per worker thread, shared by
+/// the AVX-512 and AVX2 GEMMs and kept across products of the same shape: allocating and
+/// zeroing it per task (~20 KiB, a hundred thousand tasks per prefill) showed in profiles.
+pub(crate) fn with_tile(ty: GgmlType, cols: usize, f: impl FnOnce(&mut RowTile)) {
     thread_local! {
         static TILE: std::cell::RefCell<Option<RowTile>> = const { std::cell::RefCell::new(None) };
     }
@@ -607,7 +615,7 @@ pub(crate) fn rows_times_panels(
             *slot = RowTile::new(ty, cols);
         }
         if let Some(tile) = slot.as_mut() {
-            tile_rows(tile, ty, w, row_bytes, panels, yt);
+            f(tile);
         }
     });
 }
