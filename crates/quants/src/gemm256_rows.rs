@@ -284,7 +284,7 @@ fn iq1s(b: &[u8; 50]) -> Block {
     let (idx, _) = idx.as_chunks::<4>();
     let mut w = [_mm256_setzero_si256(); 8];
     for (wj, i) in w.iter_mut().zip(idx) {
-        let g = i.map(|k| grid[k as usize]);
+        let g = i.map(|k| grid[k as usize & 2047]);
         *wj = _mm256_sub_epi8(load256(&g), one);
     }
     let dl = |j: usize| d * (2 * ((qh[j] >> 12) & 7) + 1) as f32;

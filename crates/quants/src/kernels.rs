@@ -254,39 +254,42 @@ fn rows_into_avx2(
     act: Option<&Q8Act>,
     y: &mut [f32],
 ) {
-    // Formats with their own row kernel (per-256 activations where the row allows them).
-    let special: Option<fn(&[u8], &Q8Act) -> f32> = match (ty, act) {
-        (GgmlType::IQ2_XXS, Some(a)) if !a.q256.is_empty() => Some(crate::simd::dot_iq2xxs),
-        (GgmlType::IQ2_XS, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_iq2xs),
-        (GgmlType::IQ4_XS, Some(a)) if !a.q256.is_empty() => Some(crate::simd::dot_iq4xs),
-        (GgmlType::Q2_K, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_q2k),
-        (GgmlType::Q3_K, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_q3k),
-        (GgmlType::Q4_K, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_q4k),
-        (GgmlType::Q5_K, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_q5k),
-        (GgmlType::Q6_K, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_q6k),
-        (GgmlType::IQ1_S, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_iq1s),
-        (GgmlType::IQ1_M, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_iq1m),
-        (GgmlType::IQ2_S, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_iq2s),
-        (GgmlType::IQ3_XXS, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_iq3xxs),
-        (GgmlType::IQ3_S, Some(a)) if !a.q256.is_empty() => Some(crate::simd_lowbit::dot_iq3s),
+    // The legacy 4/5-bit types, any row length (per-32 activations, the per-16 grid for a
+    // row's last 1-3 blocks); F16C converts their scales eight at a time.
+    let legacy: Option<RowKernel> = match ty {
+        GgmlType::Q4_0 => Some(crate::simd_q4::rows_q4_0),
+        GgmlType::Q4_1 => Some(crate::simd_q4::rows_q4_1),
+        GgmlType::Q5_0 => Some(crate::simd_q4::rows_q5_0),
+        GgmlType::Q5_1 => Some(crate::simd_q4::rows_q5_1),
         _ => None,
     };
-    if let (Some(dot), Some(a)) = (special, act) {
-        for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
-            *out = dot(row, a);
-        }
+    if let (Some(rows), Some(a), true) = (legacy, act, have_f16c()) {
+        // WORKAROUND: F16C was detected just above; AVX2+FMA are this function's own.
+        #[allow(unsafe_code)]
+        unsafe {
+            rows(w, row_bytes, a, y)
+        };
         return;
     }
-    // Kernels that need F16C too (every AVX2 CPU has it, checked all the same): the 32-weight
-    // block formats whose block scales it converts eight at a time (per-256 activations), and
-    // the legacy 4/5-bit types on the per-16 grid, any row length.
+    // Formats with their own row kernel on per-256 activations (where the row allows them);
+    // they need F16C too (every AVX2 CPU has it, checked all the same) for their block scales.
     let f16c_kernel: Option<unsafe fn(&[u8], &Q8Act) -> f32> = match (ty, act) {
-        (GgmlType::IQ4_NL, Some(a)) if !a.q256.is_empty() => Some(crate::simd::dot_iq4nl),
-        (GgmlType::Q8_0, Some(a)) if !a.q256.is_empty() => Some(crate::simd::dot_q8_0),
-        (GgmlType::Q4_0, _) => Some(crate::simd::dot_q4_legacy::<18, false, false>),
-        (GgmlType::Q4_1, _) => Some(crate::simd::dot_q4_legacy::<20, true, false>),
-        (GgmlType::Q5_0, _) => Some(crate::simd::dot_q4_legacy::<22, false, true>),
-        (GgmlType::Q5_1, _) => Some(crate::simd::dot_q4_legacy::<24, true, true>),
+        (_, Some(a)) if a.q256.is_empty() => None,
+        (GgmlType::IQ2_XXS, _) => Some(crate::simd::dot_iq2xxs),
+        (GgmlType::IQ2_XS, _) => Some(crate::simd_lowbit::dot_iq2xs),
+        (GgmlType::IQ4_XS, _) => Some(crate::simd::dot_iq4xs),
+        (GgmlType::IQ4_NL, _) => Some(crate::simd::dot_iq4nl),
+        (GgmlType::Q8_0, _) => Some(crate::simd::dot_q8_0),
+        (GgmlType::Q2_K, _) => Some(crate::simd_lowbit::dot_q2k),
+        (GgmlType::Q3_K, _) => Some(crate::simd_lowbit::dot_q3k),
+        (GgmlType::Q4_K, _) => Some(crate::simd_lowbit::dot_q4k),
+        (GgmlType::Q5_K, _) => Some(crate::simd_lowbit::dot_q5k),
+        (GgmlType::Q6_K, _) => Some(crate::simd_lowbit::dot_q6k),
+        (GgmlType::IQ1_S, _) => Some(crate::simd_lowbit::dot_iq1s),
+        (GgmlType::IQ1_M, _) => Some(crate::simd_lowbit::dot_iq1m),
+        (GgmlType::IQ2_S, _) => Some(crate::simd_lowbit::dot_iq2s),
+        (GgmlType::IQ3_XXS, _) => Some(crate::simd_lowbit::dot_iq3xxs),
+        (GgmlType::IQ3_S, _) => Some(crate::simd_lowbit::dot_iq3s),
         _ => None,
     };
     if let (Some(dot), Some(a), true) = (f16c_kernel, act, have_f16c()) {
@@ -410,8 +413,6 @@ fn avx512_row_kernel(ty: GgmlType, act: Option<&Q8Act>) -> Option<RowKernel> {
         GgmlType::IQ2_XS => Some(crate::simd512::rows_iq2xs),
         GgmlType::IQ3_S => Some(crate::simd512::rows_iq3s),
         GgmlType::IQ2_S => Some(crate::simd512::rows_iq2s),
-        GgmlType::IQ1_S => Some(crate::simd512::rows_iq1s),
-        GgmlType::IQ1_M => Some(crate::simd512::rows_iq1m),
         GgmlType::Q8_0 => Some(crate::simd512::rows_q8_0),
         GgmlType::Q6_K => Some(crate::simd512::rows_q6k),
         GgmlType::Q2_K => Some(crate::simd512::rows_q2k),

@@ -42,6 +42,15 @@ pub(crate) fn quantize_groups(x: &[f32], group: usize, q: &mut [i8], d: &mut [f3
         };
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if group.is_multiple_of(8) && crate::kernels::have_avx2() {
+        // WORKAROUND: `have_avx2()` detected the features the function is built for.
+        #[allow(unsafe_code)]
+        unsafe {
+            crate::simd_q4::quantize_groups(x, group, q, d)
+        };
+        return;
+    }
     quantize_scalar(x, group, q, d);
 }
 
@@ -57,10 +66,11 @@ pub(crate) fn quantize_scalar(x: &[f32], group: usize, q: &mut [i8], d: &mut [f3
     }
 }
 
-/// Whether this CPU runs the kernels that read `Q8Act::q_quads` (AVX-512's Q4 rows).
+/// Whether this CPU runs the kernels that read `Q8Act::q_quads` (the legacy 4/5-bit rows of
+/// AVX-512 and AVX2).
 fn quads_used() -> bool {
     #[cfg(target_arch = "x86_64")]
-    return crate::simd512::available();
+    return crate::simd512::available() || crate::kernels::have_avx2();
     #[cfg(not(target_arch = "x86_64"))]
     false
 }
@@ -129,7 +139,7 @@ impl Q8Act {
             .extend(self.sum8.chunks_exact(4).map(|s| s.iter().sum::<f32>()));
         self.d16x4.clear();
         self.d16x4.extend(self.d16.iter().flat_map(|&d| [d; 4]));
-        // Only the AVX-512 Q4 kernels read the quads: elsewhere (AVX2, NEON, portable) the
+        // Only the x86 legacy 4/5-bit kernels read the quads: elsewhere (NEON, portable) the
         // pass is skipped and they stay empty.
         let quads = if quads_used() { n / 128 } else { 0 };
         self.q_quads.resize(quads * 128, 0);

@@ -8,7 +8,7 @@
 
 #![cfg(target_arch = "x86_64")]
 
-use crate::dequant::{f16_at, QK_K};
+use crate::dequant::QK_K;
 use crate::q8::Q8Act;
 use crate::tables::{IQ2XXS_GRID, IQ4NL_LEVELS, KSIGNS_IQ2XS};
 use std::arch::x86_64::*;
@@ -96,7 +96,7 @@ pub(crate) fn iq2_sign_masks() -> &'static [i64; 128] {
 /// both L1-resident; `sign` moves the signs onto the activations so the unsigned grid feeds
 /// `maddubs` directly; the 4-bit sub-block scale rides in the widening `madd`; one float FMA
 /// per 256 weights.
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot_iq2xxs(row: &[u8], a: &Q8Act) -> f32 {
     let grid = &IQ2XXS_GRID;
     let masks = iq2_sign_masks();
@@ -104,7 +104,7 @@ pub(crate) fn dot_iq2xxs(row: &[u8], a: &Q8Act) -> f32 {
     let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc = _mm256_setzero_ps();
     for ((b, xq), &xd) in blocks.iter().zip(xq).zip(&a.d256) {
-        let d = f16_at(b, 0) * 0.125 * xd;
+        let d = crate::simd_lowbit::f16c_at(b, 0) * 0.125 * xd;
         let (xs, _) = xq.as_chunks::<64>();
         // Two sub-blocks (64 weights) a step, each into its own accumulator, the code and
         // sign words loaded as one word: a loop of one sub-block alternating accumulators
@@ -306,14 +306,14 @@ fn group_scales<const B: usize>(blocks: &[[u8; B]], xd: f32) -> [f32; 8] {
 
 /// IQ4_XS row · per-256 int8 activation: `pshufb` levels, the 6-bit signed sub-block scale in
 /// the widening `madd`, one float FMA per 256 weights.
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot_iq4xs(row: &[u8], a: &Q8Act) -> f32 {
     let table = iq4_table();
     let (blocks, _) = row.as_chunks::<136>();
     let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc = _mm256_setzero_ps();
     for ((b, xq), &xd) in blocks.iter().zip(xq).zip(&a.d256) {
-        let d = f16_at(b, 0) * xd;
+        let d = crate::simd_lowbit::f16c_at(b, 0) * xd;
         let scales_h = u16::from_le_bytes([b[2], b[3]]);
         // Two sub-blocks a step into two accumulators (their low scale bits one byte).
         let (xs, _) = xq.as_chunks::<64>();
@@ -390,17 +390,18 @@ pub(crate) fn dot_q8_0(row: &[u8], a: &Q8Act) -> f32 {
     dot_blocks32::<34>(row, a, |b| load256(&b[2..].as_chunks::<32>().0[0]))
 }
 
-/// Q4_0, Q4_1, Q5_0 and Q5_1 row · per-16 int8 activation (`Q8Act::q`, `d16x4`, `sum32`): a
-/// block's 32 quants unsigned (nibbles, for Q5 the fifth bit spread from `qh` by one shuffle
-/// and one compare) into one `maddubs` and one widening `madd`; the activation's per-16 scales
-/// are the eight lanes' float factors, one FMA with `d` per block. The offsets (`−8d`, `−16d`
-/// or `m`) meet the activation's per-32 sums eight blocks at a time, their scales converted
-/// eight at a time by F16C (a scalar conversion per block was compiled as an insert into the
-/// offset's register, chaining every block to the last: 2.4x slower). `B`: block bytes; `M`:
-/// an f16 `m` follows `d`; `H`: a 32-bit `qh` follows (Q5).
+/// Q4_0, Q4_1, Q5_0 and Q5_1 blocks · per-16 int8 activation (`Q8Act::q`, `d16x4`, `sum32`)
+/// from block `first` of the activation on: a row's last 1–3 blocks after `simd_q4`'s
+/// two-block steps (the whole row where it is shorter than 128 weights). A block's 32 quants
+/// unsigned (nibbles, for Q5 the fifth bit spread from `qh` by one shuffle and one compare)
+/// into one `maddubs` and one widening `madd`; the activation's per-16 scales are the eight
+/// lanes' float factors, one FMA with `d` per block. The offsets (`−8d`, `−16d` or `m`) meet
+/// the activation's per-32 sums eight blocks at a time, their scales converted by F16C.
+/// `B`: block bytes; `M`: an f16 `m` follows `d`; `H`: a 32-bit `qh` follows (Q5).
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn dot_q4_legacy<const B: usize, const M: bool, const H: bool>(
-    row: &[u8],
+pub(crate) fn legacy_blocks<const B: usize, const M: bool, const H: bool>(
+    blocks: &[[u8; B]],
+    first: usize,
     a: &Q8Act,
 ) -> f32 {
     let nib = _mm_set1_epi8(15);
@@ -413,9 +414,8 @@ pub(crate) fn dot_q4_legacy<const B: usize, const M: bool, const H: bool>(
     let qs_at = 2 + 2 * M as usize + 4 * H as usize;
     // Q4_0's `q − 8`, Q5_0's `q − 16`: the offset in units of `d`.
     let off_d = _mm256_set1_ps(if H { -16.0 } else { -8.0 });
-    let (blocks, _) = row.as_chunks::<B>();
-    let (xs, _) = a.q.as_chunks::<32>();
-    let (ds, _) = a.d16x4.as_chunks::<8>();
+    let (xs, _) = a.q[32 * first..].as_chunks::<32>();
+    let (ds, _) = a.d16x4[8 * first..].as_chunks::<8>();
     // Two accumulators, alternating blocks: one FMA chain a block was the limit.
     let mut acc = [_mm256_setzero_ps(); 2];
     let mut offsets = _mm256_setzero_ps();
@@ -423,7 +423,7 @@ pub(crate) fn dot_q4_legacy<const B: usize, const M: bool, const H: bool>(
     let groups = blocks.chunks(8).zip(xs.chunks(8)).zip(ds.chunks(8));
     for (g, ((group, xg), dg)) in groups.enumerate() {
         let n = group.len();
-        let at = 8 * g;
+        let at = first + 8 * g;
         let d8 = _mm256_cvtph_ps(load128(&std::array::from_fn::<i16, 8, _>(|j| {
             if j < n {
                 half(&group[j], 0)

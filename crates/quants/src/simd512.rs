@@ -17,7 +17,6 @@ use std::arch::x86_64::*;
 use std::sync::OnceLock;
 
 pub(crate) use crate::simd512_iq::*;
-pub(crate) use crate::simd512_iq1::*;
 use crate::simd_mem::bytes;
 pub(crate) use crate::simd_mem::{load256, load512};
 
@@ -438,12 +437,10 @@ mod tests {
             return;
         }
         type Rows = unsafe fn(&[u8], usize, &Q8Act, &mut [f32]);
-        let kernels: [(GgmlType, Rows); 11] = [
+        let kernels: [(GgmlType, Rows); 9] = [
             (GgmlType::IQ2_XXS, rows_iq2xxs),
             (GgmlType::Q5_K, rows_q5k),
             (GgmlType::Q2_K, rows_q2k),
-            (GgmlType::IQ1_S, rows_iq1s),
-            (GgmlType::IQ1_M, rows_iq1m),
             (GgmlType::IQ2_S, rows_iq2s),
             (GgmlType::IQ3_S, rows_iq3s),
             (GgmlType::IQ2_XS, rows_iq2xs),

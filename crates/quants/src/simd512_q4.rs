@@ -162,7 +162,7 @@ fn load512f(v: &[f32; 16]) -> __m512 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::synth::{random_blocks, random_vector};
     use crate::GgmlType;
@@ -196,9 +196,7 @@ mod tests {
     }
 
     /// Both kernels against the f64 dot of the dequantized row with the int8 activations they
-    /// see (the four-block steps the per-32 grid of `q_quads`, the last blocks `q·d16`), the
-    /// offsets included: only f32 rounding may differ. Block
-    /// counts around the 4-block steps (1–3 left over) and beyond 16 blocks, several rows.
+    /// see ([`assert_rows_match`]).
     #[test]
     fn q4_rows_match_the_dequantized_dot_up_to_rounding() {
         if !crate::simd512::available() {
@@ -210,50 +208,66 @@ mod tests {
             (GgmlType::Q4_1, rows_q4_1_d16),
         ];
         for (ty, rows_fn) in kernels {
-            for (seed, blocks) in [
-                (1u64, 1usize),
-                (2, 2),
-                (3, 17),
-                (4, 18),
-                (5, 33),
-                (6, 16),
-                (7, 48),
-                (8, 4),
-                (9, 7),
-            ] {
-                let (rows, cols) = (3, 32 * blocks);
-                let w = random_blocks(ty, rows * blocks, seed);
-                let x = random_vector(cols, seed + 40);
-                let a = Q8Act::new(&x);
-                let rb = ty.row_bytes(cols).unwrap();
-                let (mut q32, mut d32) = (vec![0i8; cols], vec![0f32; cols / 32]);
-                crate::q8::quantize_groups(&x, 32, &mut q32, &mut d32);
-                let in_quads = cols / 128 * 128;
-                let seen = |i: usize| match i < in_quads {
-                    true => q32[i] as f64 * d32[i / 32] as f64,
-                    false => a.q[i] as f64 * a.d16[i / 16] as f64,
-                };
-                let mut y = vec![0f32; rows];
+            assert_rows_match(ty, |w, rb, a, y| {
                 // WORKAROUND: the features were detected by `available()` above.
                 #[allow(unsafe_code)]
                 unsafe {
-                    rows_fn(&w, rb, &a, &mut y)
-                };
-                for (r, got) in y.iter().enumerate() {
-                    let wv = crate::dequantize_to_vec(ty, &w[r * rb..(r + 1) * rb], cols).unwrap();
-                    // `w = d·q + offset` as a whole meets the int8 activations (the offset
-                    // through their quantized sums).
-                    let (mut want, mut scale) = (0f64, 0f64);
-                    for (i, &wi) in wv.iter().enumerate() {
-                        let xq = seen(i);
-                        want += wi as f64 * xq;
-                        scale += (wi as f64 * xq).abs();
-                    }
-                    assert!(
-                        (*got as f64 - want).abs() <= 1e-5 * scale,
-                        "{ty} {blocks} blocks row {r}: got {got} want {want}"
-                    );
+                    rows_fn(w, rb, a, y)
                 }
+            });
+        }
+    }
+
+    /// A legacy-type row kernel (`rows(w, row_bytes, act, y)`) against the f64 dot of the
+    /// dequantized row with the int8 activations it sees (the four-block steps the per-32
+    /// grid of `q_quads`, the last blocks `q·d16`), the offsets included: only f32 rounding
+    /// may differ. Block counts around the 4- and 8-block steps (1–3 left over) and beyond 16
+    /// blocks, several rows.
+    pub(crate) fn assert_rows_match(
+        ty: GgmlType,
+        rows_fn: impl Fn(&[u8], usize, &Q8Act, &mut [f32]),
+    ) {
+        for (seed, blocks) in [
+            (1u64, 1usize),
+            (2, 2),
+            (3, 17),
+            (4, 18),
+            (5, 33),
+            (6, 16),
+            (7, 48),
+            (8, 4),
+            (9, 7),
+            (10, 12),
+            (11, 8),
+        ] {
+            let (rows, cols) = (3, 32 * blocks);
+            let w = random_blocks(ty, rows * blocks, seed);
+            let x = random_vector(cols, seed + 40);
+            let a = Q8Act::new(&x);
+            let rb = ty.row_bytes(cols).unwrap();
+            let (mut q32, mut d32) = (vec![0i8; cols], vec![0f32; cols / 32]);
+            crate::q8::quantize_groups(&x, 32, &mut q32, &mut d32);
+            let in_quads = cols / 128 * 128;
+            let seen = |i: usize| match i < in_quads {
+                true => q32[i] as f64 * d32[i / 32] as f64,
+                false => a.q[i] as f64 * a.d16[i / 16] as f64,
+            };
+            let mut y = vec![0f32; rows];
+            rows_fn(&w, rb, &a, &mut y);
+            for (r, got) in y.iter().enumerate() {
+                let wv = crate::dequantize_to_vec(ty, &w[r * rb..(r + 1) * rb], cols).unwrap();
+                // `w = d·q + offset` as a whole meets the int8 activations (the offset
+                // through their quantized sums).
+                let (mut want, mut scale) = (0f64, 0f64);
+                for (i, &wi) in wv.iter().enumerate() {
+                    let xq = seen(i);
+                    want += wi as f64 * xq;
+                    scale += (wi as f64 * xq).abs();
+                }
+                assert!(
+                    (*got as f64 - want).abs() <= 1e-5 * scale,
+                    "{ty} {blocks} blocks row {r}: got {got} want {want}"
+                );
             }
         }
     }

@@ -34,7 +34,10 @@ use crate::GgmlType;
 /// actually sees (`q256·d256`): only f32 rounding may differ.
 #[test]
 fn row_kernels_match_the_dequantized_dot_exactly_up_to_rounding() {
-    if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+    if !(is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c"))
+    {
         return;
     }
     type Kernel = fn(&[u8], &Q8Act) -> f32;
