@@ -7,7 +7,7 @@
 //! Σ|w_i·x_i| at row lengths ≥ 256.
 //!
 //! The bias terms (a block's `m` in `w = d·q + m`: Q4_1, Q5_1, the K-quants' minimums) take the
-//! sums of the *quantized* activations (`sum8`, `s_quads`, `bsum16`), as llama.cpp's q8_1 and
+//! sums of the *quantized* activations (`sum8`, `quad_s`, `bsum16`), as llama.cpp's q8_1 and
 //! q8_K do, so a product is exactly `w · x̂` and its error `Σ w_i·(x̂_i − x_i)`. Exact sums of x
 //! look more precise but leave `Σ (w_i − m)·(x̂_i − x_i)`: `w − m = d·q` with `q` in 0..15 is
 //! all of one sign, about 2–3× the size of a trained model's zero-centred weights, so the
@@ -98,12 +98,13 @@ pub struct Q8Act {
     /// 32–96 values (fewer than four blocks) are not included. Empty on CPUs without those
     /// kernels.
     pub q_quads: Vec<i8>,
-    /// Per 128 values of `q_quads`, the scale of each i32 lane of its `vpdpbusd`s (lane i: 4
-    /// values of block i/4, low and high half alike, so both halves sum in one integer lane).
-    pub d_quads: Vec<f32>,
-    /// Per 128 values, each block's sum of its per-32 quantized values (`d·Σq`) / 4 on its
-    /// four lanes: the offset term `m·Σx̂` as one FMA per four blocks (÷4 is exact).
-    pub s_quads: Vec<f32>,
+    /// The blocks of `q_quads` once each: their scale (the kernels spread them to their
+    /// lanes; copies per lane read from memory were four times the bytes, and a wide row's
+    /// activations then outgrew L1: Q4_0 at 4096×14336 ran ~13 instead of ~23 G weights/s
+    /// on one Zen 4 thread).
+    pub quad_d: Vec<f32>,
+    /// The blocks of `q_quads` once each: `d·Σq`.
+    pub quad_s: Vec<f32>,
     /// The same values quantized with one scale per 256 (llama.cpp's q8_K granularity), for
     /// kernels that accumulate a whole super-block in integers (empty unless the length is a
     /// multiple of 256).
@@ -143,25 +144,25 @@ impl Q8Act {
         // pass is skipped and they stay empty.
         let quads = if quads_used() { n / 128 } else { 0 };
         self.q_quads.resize(quads * 128, 0);
-        self.d_quads.resize(quads * 16, 0.0);
-        self.s_quads.resize(quads * 16, 0.0);
+        self.quad_d.resize(quads * 4, 0.0);
+        self.quad_s.resize(quads * 4, 0.0);
         let mut d32 = [0f32; 4];
         let parts = x
             .chunks_exact(128)
             .zip(self.q_quads.chunks_exact_mut(128))
-            .zip(self.d_quads.chunks_exact_mut(16))
-            .zip(self.s_quads.chunks_exact_mut(16));
-        for (((xq, q), d), s) in parts {
+            .zip(self.quad_d.chunks_exact_mut(4))
+            .zip(self.quad_s.chunks_exact_mut(4));
+        for (((xq, q), qd), qs) in parts {
             let mut q32 = [0i8; 128];
             quantize_groups(xq, 32, &mut q32, &mut d32);
             for b in 0..4 {
                 let block = &q32[32 * b..32 * b + 32];
                 q[16 * b..16 * b + 16].copy_from_slice(&block[..16]);
                 q[64 + 16 * b..64 + 16 * b + 16].copy_from_slice(&block[16..]);
-                d[4 * b..4 * b + 4].fill(d32[b]);
-                // The block's quantized sum (module docs), a quarter on each of its lanes.
+                // The block's quantized sum (module docs).
                 let sum = block.iter().map(|&v| i32::from(v)).sum::<i32>();
-                s[4 * b..4 * b + 4].fill(d32[b] * sum as f32 / 4.0);
+                qd[b] = d32[b];
+                qs[b] = d32[b] * sum as f32;
             }
         }
         if n.is_multiple_of(256) {

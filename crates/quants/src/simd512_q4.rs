@@ -4,7 +4,7 @@
 //! (SmolLM2's 576-wide rows are not a multiple of 256); and the activation quantizer.
 //!
 //! A block's low nibbles are its first 16 weights, its high nibbles the last 16; the offset —
-//! Q4_1's `m`, Q4_0's `−8·d` — meets the sums of each 32 quantized activations (`Q8Act::s_quads`
+//! Q4_1's `m`, Q4_0's `−8·d` — meets the sums of each 32 quantized activations (`Q8Act::quad_s`
 //! and `sum32`, made once per activation; why quantized: `q8.rs`).
 
 #![cfg(target_arch = "x86_64")]
@@ -70,8 +70,10 @@ const fn two_source(src: usize, b: usize) -> u8 {
 /// 64 nibble bytes, another their `d` (and `m`) as 16-bit lanes already spread over the
 /// lanes they scale; the low and the high nibbles meet `Q8Act::q_quads` (laid out to match,
 /// one activation scale per block) in two chained `vpdpbusd`s summing in the same lanes, the
-/// scales in one F16C conversion each, the offsets the
-/// activation's per-block sums (`s_quads`) in one FMA. Up to three last blocks run one at a
+/// scales in one F16C conversion each, the offsets the activation's per-block sums
+/// (`quad_s`) in one FMA; the activation's scales and sums are read once per block and
+/// spread to their lanes by one permute each (four copies per block, read from memory, made
+/// a wide row's activations twice the bytes and outgrow L1). Up to three last blocks run one at a
 /// time in 256 bits. Earlier versions gathered the scales of 16 blocks with `vpgatherdd`
 /// (slow on this machine's Xeon: the gather and its wait took ~46 % of the kernel's
 /// samples), ran one block per 256-bit step with scalar scale gathers, or built pairs with
@@ -96,8 +98,11 @@ fn rows_q4<const B: usize, const M: bool>(w: &[u8], row_bytes: usize, a: &Q8Act,
     let blocks = row_bytes / B;
     let quads = blocks / 4;
     let (xq, _) = a.q_quads.as_chunks::<128>();
-    let (xd, _) = a.d_quads.as_chunks::<16>();
-    let (xs, _) = a.s_quads.as_chunks::<16>();
+    let (xd, _) = a.quad_d.as_chunks::<4>();
+    let (xs, _) = a.quad_s.as_chunks::<4>();
+    // Lane l takes block l / 4's activation scale and sum.
+    let spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    let lanes = |v: &[f32; 4]| _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(load4f(v)));
     for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
         let mut acc = [_mm512_setzero_ps(); 2];
         let mut off = _mm512_setzero_ps();
@@ -112,16 +117,17 @@ fn rows_q4<const B: usize, const M: bool>(w: &[u8], row_bytes: usize, a: &Q8Act,
             let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(qs), nib);
             let dot = _mm512_dpbusd_epi32(zero, lo, load512(&x[..64].as_chunks::<64>().0[0]));
             let dot = _mm512_dpbusd_epi32(dot, hi, load512(&x[64..].as_chunks::<64>().0[0]));
-            let sc = _mm512_mul_ps(d, load512f(xdj));
+            let sc = _mm512_mul_ps(d, lanes(xdj));
             acc[j % 2] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sc, acc[j % 2]);
             let m = match M {
                 true => _mm512_cvtph_ps(_mm512_extracti64x4_epi64::<1>(hs)),
                 false => d,
             };
-            off = _mm512_fmadd_ps(m, load512f(&xs[j]), off);
+            off = _mm512_fmadd_ps(m, lanes(&xs[j]), off);
         }
         let mut total = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
-        let off = _mm512_reduce_add_ps(off);
+        // Each block's sum sat on its four lanes: a quarter of the lanes' total (exact).
+        let off = 0.25 * _mm512_reduce_add_ps(off);
         total += if M { off } else { -8.0 * off };
         // The last blocks (fewer than four), on the activation's natural order.
         for k in 4 * quads..blocks {
@@ -159,6 +165,12 @@ fn load256f(v: &[f32; 8]) -> __m256 {
 #[target_feature(enable = "avx512f,avx2,fma")]
 fn load512f(v: &[f32; 16]) -> __m512 {
     _mm512_castsi512_ps(load512(v))
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn load4f(v: &[f32; 4]) -> __m128 {
+    _mm_castsi128_ps(load128(v))
 }
 
 #[cfg(test)]

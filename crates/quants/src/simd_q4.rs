@@ -6,11 +6,11 @@
 //! first 16 weights, high nibbles its last 16), which is exactly how `q_quads` lays the
 //! activations out (per 128 values: the first 16 of four blocks, then their last 16), so
 //! the low and the high nibbles meet contiguous activations in two `maddubs`, summed in 16
-//! bits, and one `madd` leaves block 0 in lanes 0–3 and block 1 in lanes 4–7 — the lanes of
-//! `d_quads` and `s_quads`. Per eight blocks the row's scales (and Q4_1/Q5_1's `m`) are
-//! converted by one F16C instruction and moved to a pair's lanes by one permute. The
-//! offsets (`−8d`, `−16d`, `m`) meet the activation's per-block quantized sums (`s_quads`;
-//! why quantized: `q8.rs`). The per-block kernel this replaces (per-16 grid, one block a
+//! bits, and one `madd` leaves block 0 in lanes 0–3 and block 1 in lanes 4–7. Per eight
+//! blocks the row's scales (and Q4_1/Q5_1's `m`) are converted by one F16C instruction and
+//! multiplied by the activation's (`quad_d`); one permute moves a pair's two to its lanes.
+//! The offsets (`−8d`, `−16d`, `m`) meet the activation's per-block quantized sums
+//! (`quad_s`; why quantized: `q8.rs`) in one FMA per eight blocks. The per-block kernel this replaces (per-16 grid, one block a
 //! step, scales gathered behind bounds checks) ran 12.4 G weights/s on Q4_0 against
 //! llama.cpp's 15.9 on one Zen 4 thread. A row's last 1–3 blocks (rows not a multiple of 128
 //! weights, such as SmolLM2's 576) run one at a time on the per-16 grid.
@@ -136,8 +136,8 @@ fn rows<const B: usize, const M: bool, const H: bool>(
     let blocks = row_bytes / B;
     let quads = (blocks / 4).min(a.q_quads.len() / 128);
     let (xq, _) = a.q_quads.as_chunks::<128>();
-    let (xd, _) = a.d_quads.as_chunks::<16>();
-    let (xs, _) = a.s_quads.as_chunks::<16>();
+    let (xd, _) = a.quad_d.as_chunks::<4>();
+    let (xs, _) = a.quad_s.as_chunks::<4>();
     let (xq, xd, xs) = (&xq[..quads], &xd[..quads], &xs[..quads]);
     for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
         let (bl, _) = row.as_chunks::<B>();
@@ -180,16 +180,17 @@ fn rows<const B: usize, const M: bool, const H: bool>(
     }
 }
 
-/// `N` (4 or 8) blocks against their quads of activations, two blocks a step; `off` gathers
-/// `offset_scale · s` (Q4_0/Q5_0: `d`, scaled by −8 / −16 by the caller).
+/// `N` (4 or 8) blocks against their quads of activations (`xd`, `xs`: the blocks' scales and
+/// sums, four a quad), two blocks a step; `off` gathers `offset_scale · s` (Q4_0/Q5_0: `d`,
+/// scaled by −8 / −16 by the caller).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
 fn span<const B: usize, const M: bool, const H: bool, const N: usize>(
     g: &[[u8; B]; N],
     xq: &[[i8; 128]],
-    xd: &[[f32; 16]],
-    xs: &[[f32; 16]],
+    xd: &[[f32; 4]],
+    xs: &[[f32; 4]],
     c: Consts,
     acc: &mut [__m256; 2],
     off: &mut __m256,
@@ -198,11 +199,17 @@ fn span<const B: usize, const M: bool, const H: bool, const N: usize>(
         true => u16::from_le_bytes([g[k][at], g[k][at + 1]]),
         false => 0,
     };
+    let act = |v: &[[f32; 4]]| match N == 8 {
+        true => _mm256_set_m128(load4f(&v[1]), load4f(&v[0])),
+        false => _mm256_zextps128_ps256(load4f(&v[0])),
+    };
     let d8 = _mm256_cvtph_ps(load128(&std::array::from_fn::<u16, 8, _>(|k| half(k, 0))));
     let m8 = match M {
         true => _mm256_cvtph_ps(load128(&std::array::from_fn::<u16, 8, _>(|k| half(k, 2)))),
         false => d8,
     };
+    let sc8 = _mm256_mul_ps(d8, act(xd));
+    *off = _mm256_fmadd_ps(m8, act(xs), *off);
     for p in 0..N / 2 {
         let (q_lo, q_hi) = nibbles::<B, H>(&g[2 * p], &g[2 * p + 1], c);
         let (x, h) = (&xq[p / 2], 32 * (p % 2));
@@ -214,17 +221,15 @@ fn span<const B: usize, const M: bool, const H: bool, const N: usize>(
             _mm256_maddubs_epi16(q_hi, xh),
         );
         let p32 = _mm256_madd_epi16(p16, c.ones);
-        let ds = &xd[p / 2][8 * (p % 2)..].as_chunks::<8>().0[0];
-        let ss = &xs[p / 2][8 * (p % 2)..].as_chunks::<8>().0[0];
-        let dl = _mm256_permutevar8x32_ps(d8, c.lanes[p]);
-        let sc = _mm256_mul_ps(dl, _mm256_castsi256_ps(load256(ds)));
+        let sc = _mm256_permutevar8x32_ps(sc8, c.lanes[p]);
         acc[p % 2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), sc, acc[p % 2]);
-        let ml = match M {
-            true => _mm256_permutevar8x32_ps(m8, c.lanes[p]),
-            false => dl,
-        };
-        *off = _mm256_fmadd_ps(ml, _mm256_castsi256_ps(load256(ss)), *off);
     }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn load4f(v: &[f32; 4]) -> __m128 {
+    _mm_castsi128_ps(load128(v))
 }
 
 /// Two blocks' nibbles (with their fifth bits for Q5) as the unsigned quants of weights
