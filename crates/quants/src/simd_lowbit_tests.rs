@@ -41,7 +41,10 @@ fn row_kernels_match_the_dequantized_dot_exactly_up_to_rounding() {
         return;
     }
     type Kernel = fn(&[u8], &Q8Act) -> f32;
-    let kernels: [(GgmlType, Kernel); 11] = [
+    let kernels: [(GgmlType, Kernel); 12] = [
+        (GgmlType::IQ2_XXS, |r, a| {
+            unsafe_call(crate::simd::dot_iq2xxs, r, a)
+        }),
         (GgmlType::Q6_K, |r, a| unsafe_call(dot_q6k, r, a)),
         (GgmlType::Q2_K, |r, a| unsafe_call(dot_q2k, r, a)),
         (GgmlType::Q3_K, |r, a| unsafe_call(dot_q3k, r, a)),
