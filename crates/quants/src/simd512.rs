@@ -234,52 +234,6 @@ pub(crate) fn load32_pair(lo: &[u8; 32], hi: &[u8; 32]) -> __m512i {
     _mm512_inserti64x4::<1>(_mm512_castsi256_si512(load256(lo)), load256(hi))
 }
 
-/// Q2_K rows · per-256 int8 activation: 2-bit quants unsigned into `maddubs`, the 4-bit scales
-/// per 16 in `vpdpwssd`, the `dmin·m` minimums once per block through the activation's 16-value
-/// sums.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(crate) fn rows_q2k(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
-    // Quarter g, lane k: 16-weight group 4g + k/8.
-    let pick = word_pick(|g, k| 4 * g + k / 8);
-    let three = _mm256_set1_epi8(3);
-    let nib = _mm_set1_epi8(15);
-    for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
-        let (blocks, _) = row.as_chunks::<84>();
-        let (xq, _) = a.q256.as_chunks::<QK_K>();
-        let mut acc = _mm512_setzero_ps();
-        for (bi, ((b, xq), &xd)) in blocks.iter().zip(xq).zip(&a.d256).enumerate() {
-            let sc = crate::simd_mem::load128(&b[..16].as_chunks::<16>().0[0]);
-            let s16 = _mm256_cvtepu8_epi16(_mm_and_si128(sc, nib));
-            let m16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(sc), nib));
-            let (xs, _) = xq.as_chunks::<64>();
-            let (qs, _) = b[16..80].as_chunks::<32>();
-            let mut sums = [_mm512_setzero_si512(); 2];
-            for g in 0..4 {
-                // Weights 64g..64g + 64: bit pairs (2j, 2j + 2) of 32-byte chunk g/2, j = 2(g mod 2).
-                let c = crate::simd_mem::load256(&qs[g / 2]);
-                let (lo, hi) = if g % 2 == 0 {
-                    (c, _mm256_srli_epi16::<2>(c))
-                } else {
-                    (_mm256_srli_epi16::<4>(c), _mm256_srli_epi16::<6>(c))
-                };
-                let q = _mm512_inserti64x4::<1>(
-                    _mm512_castsi256_si512(_mm256_and_si256(lo, three)),
-                    _mm256_and_si256(hi, three),
-                );
-                let scale = _mm512_permutexvar_epi16(pick[g], _mm512_castsi256_si512(s16));
-                let p = _mm512_maddubs_epi16(q, load512(&xs[g]));
-                sums[g % 2] = dpwssd(sums[g % 2], p, scale);
-            }
-            let mins = _mm256_madd_epi16(m16, crate::simd_lowbit::bsums(a, bi));
-            let total = _mm512_cvtepi32_ps(_mm512_add_epi32(sums[0], sums[1]));
-            acc = _mm512_fmadd_ps(total, _mm512_set1_ps(f16_at(b, 80) * xd), acc);
-            let m = _mm512_cvtepi32_ps(_mm512_zextsi256_si512(mins));
-            acc = _mm512_fmadd_ps(m, _mm512_set1_ps(-(f16_at(b, 82) * xd)), acc);
-        }
-        *out = _mm512_reduce_add_ps(acc);
-    }
-}
-
 /// Q5_K rows · per-256 int8 activation: nibble | fifth bit · 16 (0..=31, unsigned) into
 /// `maddubs`, the 6-bit scales per 32 in `vpdpwssd`, the `dmin·m` minimums through `bsum16`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
@@ -437,10 +391,9 @@ mod tests {
             return;
         }
         type Rows = unsafe fn(&[u8], usize, &Q8Act, &mut [f32]);
-        let kernels: [(GgmlType, Rows); 9] = [
+        let kernels: [(GgmlType, Rows); 8] = [
             (GgmlType::IQ2_XXS, rows_iq2xxs),
             (GgmlType::Q5_K, rows_q5k),
-            (GgmlType::Q2_K, rows_q2k),
             (GgmlType::IQ2_S, rows_iq2s),
             (GgmlType::IQ3_S, rows_iq3s),
             (GgmlType::IQ2_XS, rows_iq2xs),
