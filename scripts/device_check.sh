@@ -8,7 +8,8 @@
 # its llama-bench. Each step has its own time limit; everything printed also goes under $OUT.
 #
 # `bash scripts/device_check.sh [model|glm|kernels|bench|sweep|long]...` runs only the named
-# steps (sweep: the kernel benchmark at 1, 2, 4 and 16 rows per workgroup).
+# steps (sweep: the kernel benchmark at 1, 2, 4 and 16 rows per workgroup, and with
+# LOCALGLM_GPU_XREG=0).
 set -u
 OUT="${OUT:-/tmp/device-out}"
 mkdir -p "$OUT"
@@ -95,6 +96,8 @@ if want sweep && [ -x "$BIN/gpu_bench" ]; then
   for r in 1 2 4 16; do
     LOCALGLM_GPU_R=$r step "gpu_bench_r$r" 90 "$BIN/gpu_bench" --mib 256 --reps 4 --types IQ1_S,IQ2_XXS,Q4_K,F32
   done
+  # The activations read from workgroup memory per row (the kernel before session 26).
+  LOCALGLM_GPU_XREG=0 step gpu_bench_xreg0 90 "$BIN/gpu_bench" --mib 256 --reps 4 --types IQ1_S,IQ2_XXS,Q4_K,F32
 fi
 if want long && [ -x "$BIN/glm_bench" ]; then
   bench_model glm_bench_long 150 2048 32 2

@@ -35,11 +35,12 @@ log "Rust tests"
 (cd "$ROOT" && LOCALGLM_SIMD=off cargo test -p localglm-quants --test kernels) || status=1
 # On AVX-512 machines, the AVX2 kernels (what most desktop x86 CPUs run) too.
 (cd "$ROOT" && LOCALGLM_SIMD=avx2 cargo test -p localglm-quants --test kernels) || status=1
-# The GPU mat-vec kernel at 1 and 16 rows per workgroup (8 above), the values the lent-GPU
-# sweep measures (scripts/device_check.sh), so that what it times is checked here first.
-for r in 1 16; do
+# The GPU mat-vec kernel at 1 and 16 rows per workgroup (8 above), and at 1 with the activations
+# read from workgroup memory per row instead of held in registers (LOCALGLM_GPU_XREG=0): the
+# variants the lent-GPU sweep measures (scripts/device_check.sh), checked here first.
+for v in 1:0 16:1; do
   # shellcheck disable=SC2046
-  (cd "$ROOT" && LOCALGLM_GPU_R=$r cargo test --workspace $(gpu_features) --test kernels) || status=1
+  (cd "$ROOT" && LOCALGLM_GPU_R=${v%:*} LOCALGLM_GPU_XREG=${v#*:} cargo test --workspace $(gpu_features) --test kernels) || status=1
 done
 
 # The kernels as an aarch64 build runs them (NEON), and the runtime's transformers

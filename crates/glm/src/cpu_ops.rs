@@ -8,7 +8,7 @@ use crate::cache::LayerCache;
 use crate::cpu_mla::mla;
 use crate::model::{LayerVecs, Model, SMALL_BATCH};
 use crate::pass::{Ops, Site, Vector};
-use crate::weights::{MlaWeights, MoeWeights, QTensor};
+use crate::weights::{DenseFfn, MlaWeights, MoeWeights, QTensor};
 use crate::GlmError;
 use candle_core::{DType, Tensor};
 use localglm_quants::{attn_rows, matmul_with, matvec_many_with, Activations, MatvecPart};
@@ -542,9 +542,10 @@ impl Ops for CpuOps<'_> {
         Ok(Tensor::cat(&parts, 2)?.reshape((n, heads * head_width))?)
     }
 
-    fn swiglu(&mut self, gate: &QTensor, up: &QTensor, x: &Tensor) -> Result<Tensor, GlmError> {
-        let gu = self.linears(&[gate, up], x)?;
-        Ok((candle_nn::ops::silu(&gu[0])? * &gu[1])?)
+    fn ffn_add(&mut self, f: &DenseFfn, x: &Tensor, acc: Tensor) -> Result<Tensor, GlmError> {
+        let gu = self.linears(&[&f.gate, &f.up], x)?;
+        let a = (candle_nn::ops::silu(&gu[0])? * &gu[1])?;
+        self.linear_add(&f.down, &a, acc)
     }
 
     fn store_kv(&mut self, at: Site, rows: &Tensor) -> Result<(), GlmError> {

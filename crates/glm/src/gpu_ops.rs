@@ -14,7 +14,9 @@
 use crate::gpu::GpuWeights;
 use crate::model::Model;
 use crate::pass::{Ops, Site, Vector};
-use crate::weights::{Attention, Ffn, GateUp, LayerWeights, MlaWeights, MoeWeights, QTensor};
+use crate::weights::{
+    Attention, DenseFfn, Ffn, GateUp, LayerWeights, MlaWeights, MoeWeights, QTensor,
+};
 use crate::GlmError;
 use localglm_gpu::{cache_words, AttentionArgs, Buffer, Gpu, GqaAttentionArgs, Pool, QWeight};
 use localglm_quants::dequantize_to_vec;
@@ -530,14 +532,23 @@ impl Ops for GpuOps<'_> {
         Ok(x)
     }
 
-    fn swiglu(&mut self, gate: &QTensor, up: &QTensor, x: &Act) -> Result<Act, GlmError> {
-        let (n, ff) = (x.rows, gate.rows());
+    fn ffn_add(&mut self, f: &DenseFfn, x: &Act, acc: Act) -> Result<Act, GlmError> {
+        let (n, ff) = (x.rows, f.gate.rows());
         let gu = self.get("gu", 2 * n * ff)?;
+        self.g.matmul(self.w(&f.gate)?, &x.buf, x.off, n, &gu, 0)?;
+        self.g
+            .matmul(self.w(&f.up)?, &x.buf, x.off, n, &gu, n * ff)?;
+        if n == 1 {
+            // A decoded token: SwiGLU inside the down product's activation staging.
+            self.g
+                .matvec_swiglu_add(self.w(&f.down)?, &gu, 0, ff, &acc.buf, acc.off)?;
+            return Ok(acc);
+        }
         let act = self.get("act", n * ff)?;
-        self.g.matmul(self.w(gate)?, &x.buf, x.off, n, &gu, 0)?;
-        self.g.matmul(self.w(up)?, &x.buf, x.off, n, &gu, n * ff)?;
         self.g.silu_mul(&act, 0, &gu, 0, n * ff, ff, n, ff)?;
-        Ok(Act::new(act, n, ff))
+        self.g
+            .matmul_add(self.w(&f.down)?, &act, 0, n, &acc.buf, acc.off)?;
+        Ok(acc)
     }
 
     fn store_kv(&mut self, at: Site, rows: &Act) -> Result<(), GlmError> {
@@ -726,7 +737,6 @@ impl Ops for GpuOps<'_> {
             false => None,
         };
         let gu = self.get("gu", 2 * slots * f)?;
-        let act = self.get("act", slots * f)?;
         let y = self.get("y", slots * d)?;
         let product =
             |wt: &QWeight, x: &Buffer, xo: usize, xs: usize, xd: usize, out: &Buffer, oo| {
@@ -735,18 +745,31 @@ impl Ops for GpuOps<'_> {
                     None => g.matvec_indexed_grouped(wt, &ids, slots, x, xo, xs, xd, out, oo),
                 }
             };
-        match &m.gate_up {
+        // Where slot s's gate and up products sit in `gu`: (stride between slots, up − gate).
+        let (stride, up) = match &m.gate_up {
             GateUp::Separate { gate, up } => {
                 product(self.w(gate)?, &h.buf, h.off, d, k, &gu, 0)?;
                 product(self.w(up)?, &h.buf, h.off, d, k, &gu, slots * f)?;
-                g.silu_mul(&act, 0, &gu, 0, slots * f, f, slots, f)?;
+                (f, slots * f)
             }
             GateUp::Fused(t) => {
                 product(self.w(t)?, &h.buf, h.off, d, k, &gu, 0)?;
-                g.silu_mul(&act, 0, &gu, 0, f, 2 * f, slots, f)?;
+                (2 * f, f)
             }
+        };
+        let act = match groups {
+            Some(_) => Some(self.get("act", slots * f)?),
+            None => None,
+        };
+        let down = self.w(&m.down)?;
+        match (&groups, &act) {
+            (Some(gr), Some(act)) => {
+                g.silu_mul(act, 0, &gu, 0, up, stride, slots, f)?;
+                g.matvec_by_expert(down, gr, slots, act, 0, f, 1, &y, 0)?;
+            }
+            // Per slot (a few tokens): SwiGLU inside the down product's activation staging.
+            _ => g.matvec_indexed_swiglu(down, &ids, slots, &gu, 0, stride, up, &y, 0)?,
         }
-        product(self.w(&m.down)?, &act, 0, f, 1, &y, 0)?;
         g.combine(&acc.buf, acc.off, &y, 0, &wts, 0, n, d, k)?;
         Ok(acc)
     }

@@ -138,8 +138,9 @@ pub(crate) trait Ops {
         head_width: usize,
         off: usize,
     ) -> Result<Self::X, GlmError>;
-    /// `silu(x · gateᵀ) ⊙ (x · upᵀ)`.
-    fn swiglu(&mut self, gate: &QTensor, up: &QTensor, x: &Self::X) -> Result<Self::X, GlmError>;
+    /// `acc + (silu(x · gateᵀ) ⊙ (x · upᵀ)) · downᵀ`: a SwiGLU FFN (a dense layer's, or the
+    /// shared expert) added to the residual stream.
+    fn ffn_add(&mut self, f: &DenseFfn, x: &Self::X, acc: Self::X) -> Result<Self::X, GlmError>;
     /// Appends the pass's latent cache rows (`[c_kv ; k_pe]`) to the cache of `at`.
     fn store_kv(&mut self, at: Site, rows: &Self::X) -> Result<(), GlmError>;
     /// Appends a dense model's keys and values, `[k ; v]` per row, to the cache of `at`.
@@ -320,8 +321,7 @@ fn block<B: Ops>(
 
 /// `acc +` the SwiGLU FFN of `h` (a dense layer's, or the shared expert).
 fn dense<B: Ops>(b: &mut B, f: &DenseFfn, h: &B::X, acc: B::X) -> Result<B::X, GlmError> {
-    let a = b.swiglu(&f.gate, &f.up, h)?;
-    b.linear_add(&f.down, &a, acc)
+    b.ffn_add(f, h, acc)
 }
 
 /// Attention: MLA for GLM-5.x, GQA for a dense model. Returns the heads' outputs.

@@ -54,8 +54,9 @@ impl Kernel {
     ];
 }
 
-/// `Params` in `prelude.wgsl`: sixteen u32.
-pub(crate) const PARAMS_BYTES: u64 = 64;
+/// `Params` in `prelude.wgsl`: seventeen u32, padded to a multiple of 16 bytes (the ops' own
+/// parameters, `OpParams`, are the first 64 bytes of the same slot).
+pub(crate) const PARAMS_BYTES: u64 = 80;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Params {
@@ -75,6 +76,7 @@ struct Params {
     w_skew: u32,
     accumulate: bool,
     experts: u32,
+    x_up: u32,
 }
 
 impl Params {
@@ -96,6 +98,10 @@ impl Params {
             self.w_skew,
             self.accumulate as u32,
             self.experts,
+            self.x_up,
+            0,
+            0,
+            0,
         ]
         .iter()
         .flat_map(|v| v.to_le_bytes())
@@ -389,7 +395,7 @@ impl Gpu {
         y: &Buffer,
         y_off: usize,
     ) -> Result<(), GpuError> {
-        self.matmul_into(w, x, x_off, n, y, y_off, false)
+        self.matmul_into(w, x, x_off, n, y, y_off, false, 0)
     }
 
     /// [`Gpu::matmul`] adding to `y` instead of overwriting it (`y += W·x`): a product and the
@@ -403,7 +409,27 @@ impl Gpu {
         y: &Buffer,
         y_off: usize,
     ) -> Result<(), GpuError> {
-        self.matmul_into(w, x, x_off, n, y, y_off, true)
+        self.matmul_into(w, x, x_off, n, y, y_off, true, 0)
+    }
+
+    /// One token's FFN output added to `y`: `y[y_off..][..rows] += W · (silu(g) ∘ u)` with the
+    /// gate `g` at `gu[gate_off..][..cols]` and the up product `u` at `gu[up_off..][..cols]` —
+    /// SwiGLU computed where the mat-vec stages its activations, so a decoded token's FFN needs
+    /// no separate SwiGLU dispatch (nor its output's write and read). The same arithmetic as
+    /// [`Gpu::silu_mul`] then [`Gpu::matmul_add`], so the same result.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matvec_swiglu_add(
+        &self,
+        w: &QWeight,
+        gu: &Buffer,
+        gate_off: usize,
+        up_off: usize,
+        y: &Buffer,
+        y_off: usize,
+    ) -> Result<(), GpuError> {
+        let x_up = swiglu_up(gate_off, up_off, w.cols)?;
+        fits("up", gu.len(), up_off + w.cols)?;
+        self.matmul_into(w, gu, gate_off, 1, y, y_off, true, x_up)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -416,6 +442,7 @@ impl Gpu {
         y: &Buffer,
         y_off: usize,
         accumulate: bool,
+        x_up: usize,
     ) -> Result<(), GpuError> {
         if w.experts != 1 {
             return Err(GpuError::Shape {
@@ -457,6 +484,7 @@ impl Gpu {
                 w_skew: chunk.skew as u32,
                 accumulate,
                 experts: 1,
+                x_up: x_up as u32,
             };
             self.dispatch(
                 &pipeline,
@@ -509,7 +537,37 @@ impl Gpu {
         y: &Buffer,
         y_off: usize,
     ) -> Result<(), GpuError> {
-        self.moe_product(w, ids, false, slots, x, x_off, x_stride, x_div, y, y_off)
+        let x = (x, x_off, x_stride, x_div, 0);
+        self.moe_product(w, ids, false, slots, x, y, y_off)
+    }
+
+    /// The MoE down product of a few tokens' slots from their gate and up products: slot `s`
+    /// multiplies `W[ids[s]]` by `silu(g_s) ∘ u_s`, `g_s` at `gu[gate_off + s·x_stride ..]` and
+    /// `u_s` `up_rel` floats after it (see [`Gpu::matvec_swiglu_add`]; the same result as
+    /// [`Gpu::silu_mul`] then [`Gpu::matvec_indexed_grouped`] with `x_div` 1).
+    #[allow(clippy::too_many_arguments)]
+    pub fn matvec_indexed_swiglu(
+        &self,
+        w: &QWeight,
+        ids: &Buffer,
+        slots: usize,
+        gu: &Buffer,
+        gate_off: usize,
+        x_stride: usize,
+        up_rel: usize,
+        y: &Buffer,
+        y_off: usize,
+    ) -> Result<(), GpuError> {
+        let x_up = swiglu_up(0, up_rel, w.cols)?;
+        if slots > 0 {
+            fits(
+                "up",
+                gu.len(),
+                gate_off + (slots - 1) * x_stride + x_up + w.cols,
+            )?;
+        }
+        let x = (gu, gate_off, x_stride, 1, x_up);
+        self.moe_product(w, ids, false, slots, x, y, y_off)
     }
 
     /// [`Gpu::matvec_indexed_grouped`] from the slots grouped by expert ([`Gpu::bucket`] of the
@@ -529,7 +587,8 @@ impl Gpu {
         y: &Buffer,
         y_off: usize,
     ) -> Result<(), GpuError> {
-        self.moe_product(w, groups, true, slots, x, x_off, x_stride, x_div, y, y_off)
+        let x = (x, x_off, x_stride, x_div, 0);
+        self.moe_product(w, groups, true, slots, x, y, y_off)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -539,10 +598,7 @@ impl Gpu {
         ids: &Buffer,
         by_expert: bool,
         slots: usize,
-        x: &Buffer,
-        x_off: usize,
-        x_stride: usize,
-        x_div: usize,
+        (x, x_off, x_stride, x_div, x_up): (&Buffer, usize, usize, usize, usize),
         y: &Buffer,
         y_off: usize,
     ) -> Result<(), GpuError> {
@@ -587,6 +643,7 @@ impl Gpu {
                 w_skew: chunk.skew as u32,
                 accumulate: false,
                 experts: w.experts as u32,
+                x_up: x_up as u32,
             };
             self.dispatch(
                 &pipeline,
@@ -646,6 +703,19 @@ impl Gpu {
         );
         Ok(())
     }
+}
+
+/// The up product's distance from the gate's, in floats, for the fused SwiGLU (`x_up` in the
+/// kernel, where 0 means plain activations): up must come after gate, apart from it.
+fn swiglu_up(gate_off: usize, up_off: usize, cols: usize) -> Result<usize, GpuError> {
+    if up_off < gate_off + cols {
+        return Err(GpuError::Shape {
+            what: "up product after the gate product",
+            expected: gate_off + cols,
+            actual: up_off,
+        });
+    }
+    Ok(up_off - gate_off)
 }
 
 fn fits(what: &'static str, len: usize, need: usize) -> Result<(), GpuError> {

@@ -1,6 +1,7 @@
 //! Every WGSL kernel against the CPU's dequantizer, for every one of the 22 GLM weight types:
 //! the plain product (1 token = the decode mat-vec; 11 tokens = two tiles of the prefill
-//! product; overwriting and accumulating into its output), the MoE product with expert ids on
+//! product; overwriting and accumulating into its output; with SwiGLU in its activation
+//! staging, as a decoded token's down product runs), the MoE product with expert ids on
 //! the device (per slot, and with the slots grouped by expert as a prefill runs it; per-slot
 //! and shared activations), with and without subgroup operations, and with weights split into
 //! many small bindings.
@@ -288,6 +289,97 @@ fn gpu_time_times_a_pass_and_leaves_its_results_alone() {
     let got = gpu.read_f32(&y).unwrap();
     for (r, row) in dequant_rows(ty, &w, rows, cols).iter().enumerate() {
         check_dot(&format!("timed {ty} row {r}"), got[r], row, &xs);
+    }
+}
+
+/// SwiGLU in f32 as the CPU computes it (the GPU's `exp` may differ in the last bits: within
+/// the products' tolerance).
+fn silu_mul(g: f32, u: f32) -> f32 {
+    g / (1.0 + (-g).exp()) * u
+}
+
+/// The down product with SwiGLU in its activation staging (a decoded token's FFN): plain and
+/// per MoE slot (gate and up in separate runs, or interleaved as a fused gate_up weight writes
+/// them), against the CPU, with and without subgroups, over one and several 2048-column tiles.
+#[test]
+fn swiglu_inside_the_down_product_matches_the_cpu() {
+    for subgroups in [true, false] {
+        let Some(gpu) = open(subgroups, None) else {
+            return;
+        };
+        for ty in [
+            GgmlType::Q4_K,
+            GgmlType::IQ2_XXS,
+            GgmlType::IQ1_S,
+            GgmlType::Q8_0,
+            GgmlType::F16,
+        ] {
+            for cols in cols_for(ty) {
+                let what = format!("subgroups={subgroups} {ty} cols={cols}");
+                let rows = 37;
+                let w = random_weight(ty, rows, cols, cols as u64);
+                let qw = gpu.upload_weight("down", ty, &w, 1, rows, cols).unwrap();
+                let ref_rows = dequant_rows(ty, &w, rows, cols);
+                // Gate at 5, up 3 floats after its end.
+                let (gate_off, up_off) = (5, 5 + cols + 3);
+                let guv = random_vector(up_off + cols, rows as u64);
+                let act: Vec<f32> = (0..cols)
+                    .map(|c| silu_mul(guv[gate_off + c], guv[up_off + c]))
+                    .collect();
+                let gu = gpu.upload_f32(&guv).unwrap();
+                let y = gpu.zeros(2 + rows).unwrap();
+                gpu.matvec_swiglu_add(&qw, &gu, gate_off, up_off, &y, 2)
+                    .unwrap();
+                let got = gpu.read_f32(&y).unwrap();
+                for (r, row) in ref_rows.iter().enumerate() {
+                    check_dot(&format!("{what} row {r}"), got[2 + r], row, &act);
+                }
+                // It adds to the output: a second call doubles it exactly.
+                gpu.matvec_swiglu_add(&qw, &gu, gate_off, up_off, &y, 2)
+                    .unwrap();
+                let twice = gpu.read_f32(&y).unwrap();
+                assert_eq!(twice[..2], [0.0; 2], "{what}: outside the output");
+                for i in 2..2 + rows {
+                    assert_eq!(2.0 * got[i], twice[i], "{what}: accumulated at {i}");
+                }
+                assert!(matches!(
+                    gpu.matvec_swiglu_add(&qw, &gu, gate_off, gate_off + cols - 1, &y, 2),
+                    Err(GpuError::Shape { .. })
+                ));
+            }
+            // Per slot: 5 experts of 11 rows, 4 slots.
+            let (experts, rows, cols) = (5usize, 11usize, cols_for(ty)[1]);
+            let ids_v = [3u32, 0, 3, 4];
+            let slots = ids_v.len();
+            let w = random_weight(ty, experts * rows, cols, 11 + cols as u64);
+            let qw = gpu
+                .upload_weight("experts", ty, &w, experts, rows, cols)
+                .unwrap();
+            let ref_rows = dequant_rows(ty, &w, experts * rows, cols);
+            let ids = gpu.upload_u32(&ids_v).unwrap();
+            // (stride between slots, up after gate): separate gate and up runs; interleaved.
+            for (stride, up) in [(cols, slots * cols), (2 * cols, cols)] {
+                let guv = random_vector(slots * 2 * cols, stride as u64);
+                let gu = gpu.upload_f32(&guv).unwrap();
+                let y = gpu.zeros(slots * rows).unwrap();
+                gpu.matvec_indexed_swiglu(&qw, &ids, slots, &gu, 0, stride, up, &y, 0)
+                    .unwrap();
+                let got = gpu.read_f32(&y).unwrap();
+                for (s, &e) in ids_v.iter().enumerate() {
+                    let act: Vec<f32> = (0..cols)
+                        .map(|c| silu_mul(guv[s * stride + c], guv[s * stride + up + c]))
+                        .collect();
+                    for r in 0..rows {
+                        check_dot(
+                            &format!("subgroups={subgroups} {ty} stride {stride} slot {s} row {r}"),
+                            got[s * rows + r],
+                            &ref_rows[e as usize * rows + r],
+                            &act,
+                        );
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -19,6 +19,14 @@ pub(super) fn rows_per_wg() -> usize {
         .unwrap_or(8)
 }
 
+/// Whether the mat-vec kernels hold a lane's 32 staged activations in registers across its R
+/// rows (`XREG` in `kernel_rows.wgsl`; the way llama.cpp's Vulkan mat-vec keeps its activations)
+/// or read them from workgroup memory for every row. `LOCALGLM_GPU_XREG=0` turns it off, for
+/// measuring both on a device (no real GPU has run either choice against the other yet).
+pub(super) fn activations_in_registers() -> bool {
+    std::env::var("LOCALGLM_GPU_XREG").map_or(true, |v| v != "0")
+}
+
 /// The runtime checks naga adds to the weight kernels. By default it bounds every loop with an
 /// extra counter and guards every division (`force_loop_bounding`, `int_div_checks`), which
 /// keeps a driver from unrolling the decoders' fixed loops; neither guards anything here: each
@@ -96,9 +104,10 @@ pub(super) fn shader_source(ty: GgmlType, kernel: Kernel, subgroups: bool) -> Op
     s += PRELUDE;
     if matches!(kernel, Kernel::Rows | Kernel::RowsIndexed) {
         s += &format!(
-            "const R: u32 = {}u;\nconst INDEXED: bool = {};\n",
+            "const R: u32 = {}u;\nconst INDEXED: bool = {};\nconst XREG: bool = {};\n",
             rows_per_wg(),
-            kernel == Kernel::RowsIndexed
+            kernel == Kernel::RowsIndexed,
+            activations_in_registers()
         );
         s += if subgroups {
             REDUCE_ROWS_SUBGROUP

@@ -5,7 +5,9 @@
 // device memory, 32 cache lines per load instruction, for every row. In a tile thread t decodes
 // group t of each of the R rows (lanes read adjacent blocks of a row), and dots it with the
 // staged activations, which sit XOR-swizzled so that lanes reading element i of their own
-// groups hit different banks.
+// groups hit different banks. With XREG a lane copies its 32 staged activations into registers
+// once per tile and dots each of its R rows against them (32 workgroup-memory loads per tile
+// instead of 32 per row); without, each row reads them from workgroup memory again.
 
 const TILE: u32 = 32u * WG;
 
@@ -42,6 +44,10 @@ fn main(
             var v = 0.0;
             if (c0 + i < P.cols) {
                 v = X[xb + c0 + i];
+                if (P.x_up != 0u) {
+                    // SwiGLU as ops/silu_mul.wgsl computes it.
+                    v = v / (1.0 + exp(-v)) * X[xb + P.x_up + c0 + i];
+                }
             }
             xs[sw(i)] = v;
         }
@@ -49,11 +55,18 @@ fn main(
         let g = c0 / 32u + lid;
         if (g < P.groups) {
             let m = min(32u, P.cols - 32u * g);
+            if (XREG) {
+                load_xr(32u * lid, lid & 31u);
+            }
             for (var k = 0u; k < R; k++) {
                 let o = row_offset(r0 + k, e);
                 if (o.y != 0u) {
                     decode_group(o.x, g);
-                    acc[k] += dot_xs(32u * lid, lid & 31u, m);
+                    if (XREG) {
+                        acc[k] += dot_xr(m);
+                    } else {
+                        acc[k] += dot_xs(32u * lid, lid & 31u, m);
+                    }
                 }
             }
         }

@@ -18,6 +18,11 @@ struct Params {
     w_skew: u32,     // bytes before the chunk's first row in W (in-place host pages; else 0)
     accumulate: u32, // plain: add the product to Y instead of writing it
     experts: u32,    // grouped: experts in the weight (the groups start after E + 1 offsets)
+    x_up: u32,       // mat-vec: 0, or X holds SwiGLU's gate g and, x_up floats after it, up u:
+                     // the activations are silu(g)·u (the FFN's down product)
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> W: array<u32>;

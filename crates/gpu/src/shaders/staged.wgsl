@@ -20,3 +20,27 @@ fn dot_xs(base: u32, k: u32, m: u32) -> f32 {
     }
     return s;
 }
+
+// A lane's staged group (as `dot_xs` reads it) held in registers, for several rows' dots.
+var<private> xr: array<f32, 32>;
+
+fn load_xr(base: u32, k: u32) {
+    for (var i = 0u; i < 32u; i++) {
+        xr[i] = xs[base + (i ^ k)];
+    }
+}
+
+// Σ wv[i]·xr[i] over the first m weights.
+fn dot_xr(m: u32) -> f32 {
+    var s = 0.0;
+    if (m == 32u) {
+        for (var i = 0u; i < 32u; i++) {
+            s += wv[i] * xr[i];
+        }
+    } else {
+        for (var i = 0u; i < m; i++) {
+            s += wv[i] * xr[i];
+        }
+    }
+    return s;
+}
