@@ -7,6 +7,10 @@
 //!   MoE layer but the first `cpu_moe` — is uploaded once at load in its GGUF block type; the
 //!   routed experts of the first `cpu_moe` MoE layers stay in the memory map and run on the
 //!   CPU kernels (llama.cpp's `--n-cpu-moe`).
+//! * A FFN's gate and up projections (dense, shared expert, routed experts) of one type and
+//!   shape become one device weight, per expert gate's rows then up's, so one product computes
+//!   both — unless the device reads the file's pages in place (pairing would copy them) or the
+//!   placement asks for them apart; the pass then runs two products.
 //! * A product on the GPU computes in f32 from the block-decoded weights; the CPU path's int8
 //!   activations are not used there, so GPU results are at least as close to the reference.
 //! * The forward pass (`pass`) then runs over the device's ops (`gpu_ops`); the CPU's ops
@@ -16,7 +20,7 @@
 //!   experts go to the device only when no trunk layer's stay in RAM (the fit planner counts
 //!   the block the same way unless drafting is off).
 
-use crate::weights::{Ffn, GateUp, LayerWeights, MtpWeights, QTensor, Weights};
+use crate::weights::{DenseFfn, Ffn, GateUp, LayerWeights, MtpWeights, QTensor, Weights};
 use crate::GlmError;
 use localglm_gguf::GgufModel;
 use localglm_gpu::{Gpu, QWeight};
@@ -35,6 +39,10 @@ pub struct GpuPlacement {
     pub cpu_moe: usize,
     /// Told how the upload goes, after each tensor.
     pub progress: Option<UploadProgress>,
+    /// Keep each FFN's gate and up projections as two weights (two products) even where the
+    /// device copies the weights; by default a copying device pairs them into one weight, one
+    /// product (a device that reads the file's pages in place always keeps them apart).
+    pub separate_gate_up: bool,
 }
 
 impl std::fmt::Debug for GpuPlacement {
@@ -43,6 +51,7 @@ impl std::fmt::Debug for GpuPlacement {
             .field("gpu", &self.gpu)
             .field("cpu_moe", &self.cpu_moe)
             .field("progress", &self.progress.is_some())
+            .field("separate_gate_up", &self.separate_gate_up)
             .finish()
     }
 }
@@ -82,7 +91,7 @@ impl GpuWeights {
             device: None,
             scratch: Default::default(),
         };
-        let mut tensors = vec![&w.output];
+        let mut tensors = vec![Upload::One(&w.output)];
         let mut moe_seen = 0;
         for l in &w.layers {
             let experts = match l.ffn {
@@ -100,16 +109,33 @@ impl GpuWeights {
             // The MTP block's routed experts go to the device only when every trunk layer's
             // did (the fit planner counts them the same way: with the trunk's, or in RAM).
             layer_tensors(&m.layer, placement.cpu_moe == 0, &mut tensors);
-            tensors.push(&m.eh_proj);
-            tensors.extend(&m.head);
+            tensors.push(Upload::One(&m.eh_proj));
+            tensors.extend(m.head.iter().map(Upload::One));
         }
+        // Pairs only where the device copies anyway, and the two match in type and shape.
+        let pair = !placement.separate_gate_up && !out.gpu.reads_weights_in_place();
+        let tensors: Vec<Upload> = tensors
+            .into_iter()
+            .flat_map(|u| match u {
+                Upload::Pair(a, b) if !(pair && pairs_with(a, b)) => {
+                    vec![Upload::One(a), Upload::One(b)]
+                }
+                u => vec![u],
+            })
+            .collect();
         let mut seen = std::collections::HashSet::new();
-        tensors.retain(|t| seen.insert(&t.info.name));
-        let total: u64 = tensors.iter().map(|t| t.bytes(g).len() as u64).sum();
+        let tensors: Vec<Upload> = tensors
+            .into_iter()
+            .filter(|u| seen.insert(u.key()))
+            .collect();
+        let total: u64 = tensors.iter().map(|u| u.bytes(g)).sum();
         let mut done = 0;
-        for t in tensors {
-            out.put(g, t)?;
-            done += t.bytes(g).len() as u64;
+        for u in tensors {
+            match u {
+                Upload::One(t) => out.put(g, t)?,
+                Upload::Pair(a, b) => out.put_pair(g, a, b)?,
+            }
+            done += u.bytes(g);
             if let Some(report) = &placement.progress {
                 report(done, total);
             }
@@ -141,33 +167,90 @@ impl GpuWeights {
         Ok(())
     }
 
+    /// `gate` and `up` as one weight on the device (per expert, gate's rows then up's).
+    fn put_pair(&mut self, g: &GgufModel, gate: &QTensor, up: &QTensor) -> Result<(), GlmError> {
+        let q = self.gpu.upload_weight_pair(
+            &gate.info.name,
+            gate.ty(),
+            gate.bytes(g),
+            up.bytes(g),
+            gate.dim(2),
+            gate.rows(),
+            gate.cols(),
+        )?;
+        self.bytes += q.bytes();
+        self.by_name.insert(pair_key(gate, up), q);
+        Ok(())
+    }
+
     /// The device copy of `t`, when it has one.
     pub(crate) fn get(&self, t: &QTensor) -> Option<&QWeight> {
         self.by_name.get(&t.info.name)
     }
+
+    /// `gate` and `up` paired into one device weight, when they were (see
+    /// [`GpuPlacement::separate_gate_up`]): per expert, gate's rows then up's.
+    pub(crate) fn pair(&self, gate: &QTensor, up: &QTensor) -> Option<&QWeight> {
+        self.by_name.get(&pair_key(gate, up))
+    }
+}
+
+/// A weight to upload: one tensor, or a FFN's gate and up projections (paired into one
+/// device weight where [`pairs_with`] and the device allow, else uploaded one by one).
+#[derive(Clone, Copy)]
+enum Upload<'a> {
+    One(&'a QTensor),
+    Pair(&'a QTensor, &'a QTensor),
+}
+
+impl Upload<'_> {
+    fn key(&self) -> String {
+        match self {
+            Upload::One(t) => t.info.name.clone(),
+            Upload::Pair(a, b) => pair_key(a, b),
+        }
+    }
+
+    fn bytes(&self, g: &GgufModel) -> u64 {
+        match self {
+            Upload::One(t) => t.bytes(g).len() as u64,
+            Upload::Pair(a, b) => (a.bytes(g).len() + b.bytes(g).len()) as u64,
+        }
+    }
+}
+
+fn pair_key(gate: &QTensor, up: &QTensor) -> String {
+    format!("{}+{}", gate.info.name, up.info.name)
+}
+
+/// Whether `gate` and `up` can be one device weight: the same type and shape.
+fn pairs_with(gate: &QTensor, up: &QTensor) -> bool {
+    gate.ty() == up.ty()
+        && (gate.dim(2), gate.rows(), gate.cols()) == (up.dim(2), up.rows(), up.cols())
 }
 
 /// The weights of layer `l` the device pass multiplies by (its routed experts only with
 /// `experts`).
-fn layer_tensors<'a>(l: &'a LayerWeights, experts: bool, out: &mut Vec<&'a QTensor>) {
-    out.extend(l.attn.products());
-    out.push(&l.out);
+fn layer_tensors<'a>(l: &'a LayerWeights, experts: bool, out: &mut Vec<Upload<'a>>) {
+    out.extend(l.attn.products().into_iter().map(Upload::One));
+    out.push(Upload::One(&l.out));
     if let Some(ix) = &l.indexer {
-        out.extend([&ix.q_b, &ix.k, &ix.proj]);
+        out.extend([&ix.q_b, &ix.k, &ix.proj].map(Upload::One));
     }
+    let dense = |f: &'a DenseFfn| [Upload::Pair(&f.gate, &f.up), Upload::One(&f.down)];
     match &l.ffn {
-        Ffn::Dense(f) => out.extend([&f.gate, &f.up, &f.down]),
+        Ffn::Dense(f) => out.extend(dense(f)),
         Ffn::Moe(m) => {
-            out.push(&m.router);
+            out.push(Upload::One(&m.router));
             if let Some(f) = &m.shared {
-                out.extend([&f.gate, &f.up, &f.down]);
+                out.extend(dense(f));
             }
             if experts {
-                match &m.gate_up {
-                    GateUp::Separate { gate, up } => out.extend([gate, up]),
-                    GateUp::Fused(t) => out.push(t),
-                }
-                out.push(&m.down);
+                out.push(match &m.gate_up {
+                    GateUp::Separate { gate, up } => Upload::Pair(gate, up),
+                    GateUp::Fused(t) => Upload::One(t),
+                });
+                out.push(Upload::One(&m.down));
             }
         }
     }
@@ -200,6 +283,7 @@ pub fn resolve_device(
         gpu: Arc::new(gpu),
         cpu_moe: cpu_moe.unwrap_or(0),
         progress: None,
+        separate_gate_up: false,
     }))
 }
 

@@ -80,6 +80,11 @@ impl GpuOps<'_> {
             };
         // Where slot s's gate and up products sit in `gu`: (stride between slots, up − gate).
         let (stride, up) = match &m.gate_up {
+            GateUp::Separate { gate, up } if self.gw.pair(gate, up).is_some() => {
+                let pair = self.gw.pair(gate, up).expect("checked");
+                product(pair, &h.buf, h.off, d, k, &gu, 0)?;
+                (2 * f, f)
+            }
             GateUp::Separate { gate, up } => {
                 product(self.w(gate)?, &h.buf, h.off, d, k, &gu, 0)?;
                 product(self.w(up)?, &h.buf, h.off, d, k, &gu, slots * f)?;

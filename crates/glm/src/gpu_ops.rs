@@ -536,17 +536,27 @@ impl Ops for GpuOps<'_> {
     fn ffn_add(&mut self, f: &DenseFfn, x: &Act, acc: Act) -> Result<Act, GlmError> {
         let (n, ff) = (x.rows, f.gate.rows());
         let gu = self.get("gu", 2 * n * ff)?;
-        self.g.matmul(self.w(&f.gate)?, &x.buf, x.off, n, &gu, 0)?;
-        self.g
-            .matmul(self.w(&f.up)?, &x.buf, x.off, n, &gu, n * ff)?;
+        // Where the up product sits: (floats from a token's gate product, between tokens).
+        let (up, stride) = match self.gw.pair(&f.gate, &f.up) {
+            Some(pair) => {
+                self.g.matmul(pair, &x.buf, x.off, n, &gu, 0)?;
+                (ff, 2 * ff)
+            }
+            None => {
+                self.g.matmul(self.w(&f.gate)?, &x.buf, x.off, n, &gu, 0)?;
+                self.g
+                    .matmul(self.w(&f.up)?, &x.buf, x.off, n, &gu, n * ff)?;
+                (n * ff, ff)
+            }
+        };
         if n == 1 {
             // A decoded token: SwiGLU inside the down product's activation staging.
             self.g
-                .matvec_swiglu_add(self.w(&f.down)?, &gu, 0, ff, &acc.buf, acc.off)?;
+                .matvec_swiglu_add(self.w(&f.down)?, &gu, 0, up, &acc.buf, acc.off)?;
             return Ok(acc);
         }
         let act = self.get("act", n * ff)?;
-        self.g.silu_mul(&act, 0, &gu, 0, n * ff, ff, n, ff)?;
+        self.g.silu_mul(&act, 0, &gu, 0, up, stride, n, ff)?;
         self.g
             .matmul_add(self.w(&f.down)?, &act, 0, n, &acc.buf, acc.off)?;
         Ok(acc)

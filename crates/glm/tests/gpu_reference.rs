@@ -33,6 +33,7 @@ fn on_gpu(gpu: &Arc<Gpu>, cpu_moe: usize) -> Option<GpuPlacement> {
         gpu: gpu.clone(),
         cpu_moe,
         progress: None,
+        separate_gate_up: false,
     })
 }
 
@@ -219,6 +220,49 @@ fn a_decoded_token_runs_its_weight_products_on_the_gpu() {
         rest <= norms + 4096,
         "{rest} bytes of weights not read on the GPU"
     );
+}
+
+/// Gate and up paired into one device weight (the default where the device copies weights)
+/// and kept apart (as on a device that reads the file in place) give the same logits, prefill
+/// and decode; paired, a decoded token needs one product fewer per FFN — the dense layers',
+/// the shared experts' and the routed experts'.
+#[test]
+fn paired_gate_up_equals_separate_with_one_product_fewer_per_ffn() {
+    if gpu().is_none() {
+        return;
+    }
+    let gpu = own_gpu();
+    let mut runs = Vec::new();
+    for separate_gate_up in [false, true] {
+        let placement = GpuPlacement {
+            separate_gate_up,
+            ..on_gpu(&gpu, 0).unwrap()
+        };
+        let model = open("tiny-q-q4_k", KvType::F32, Some(placement));
+        let mut cache = model.new_cache();
+        let prompt = model
+            .forward(&[1, 2, 3, 4, 5], &mut cache, Logits::All)
+            .unwrap();
+        let before = gpu.counters();
+        let token = model.forward(&[6], &mut cache, Logits::Last).unwrap();
+        let d = gpu.counters().since(&before);
+        let c = &model.config;
+        let moe = (0..c.n_layer).filter(|&i| c.is_moe_layer(i)).count();
+        let ffns = c.n_layer + moe * usize::from(c.n_expert_shared > 0);
+        runs.push((prompt, token, d.dispatches, d.weight_bytes, ffns));
+    }
+    let (paired, separate) = (&runs[0], &runs[1]);
+    eprintln!(
+        "one token: {} dispatches paired, {} separate ({} FFNs)",
+        paired.2, separate.2, paired.4
+    );
+    for (a, b) in [(&paired.0, &separate.0), (&paired.1, &separate.1)] {
+        let (diff, bad) = compare(a, b);
+        assert!(diff <= 1e-5, "paired vs separate: {diff}");
+        assert_eq!(bad, 0);
+    }
+    assert_eq!(separate.2 - paired.2, paired.4 as u64);
+    assert_eq!(paired.3, separate.3, "the same weight bytes");
 }
 
 /// Within the indexer's top-k the whole token is one submission in one compute pass that

@@ -11,6 +11,7 @@
 //! * A [`QWeight`] is split into chunks of whole rows, each within the binding limit; each
 //!   dispatch covers one chunk and writes only that chunk's rows.
 
+mod pair;
 mod source;
 
 pub use source::all_shader_sources;

@@ -3,8 +3,8 @@
 //! product; overwriting and accumulating into its output; with SwiGLU in its activation
 //! staging, as a decoded token's down product runs), the MoE product with expert ids on
 //! the device (per slot, and with the slots grouped by expert as a prefill runs it; per-slot
-//! and shared activations), with and without subgroup operations, and with weights split into
-//! many small bindings.
+//! and shared activations), with and without subgroup operations, with weights split into
+//! many small bindings, and with two weights paired into one (a FFN's gate and up).
 //!
 //! Tolerance: the GPU decodes weights to f32 exactly as the CPU dequantizer does (same
 //! formulas, same f16 fields; a GPU may fuse a multiply-add, which only rounds less) and sums
@@ -375,6 +375,78 @@ fn swiglu_inside_the_down_product_matches_the_cpu() {
                             got[s * rows + r],
                             &ref_rows[e as usize * rows + r],
                             &act,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Two weights uploaded as a pair (a FFN's gate and up) give, per token or slot, the first
+/// weight's products and then the second's, expert by expert: decode, prefill and the MoE
+/// product, in one binding and in bindings that cut through experts.
+#[test]
+fn a_paired_weight_gives_both_products() {
+    for max_binding in [None, Some(4096)] {
+        let Some(gpu) = open(true, max_binding) else {
+            return;
+        };
+        for ty in [
+            GgmlType::Q4_K,
+            GgmlType::IQ2_XXS,
+            GgmlType::Q8_0,
+            GgmlType::F16,
+        ] {
+            let (experts, rows, cols) = (3, 5, cols_for(ty)[1]);
+            let a = random_weight(ty, experts * rows, cols, 11);
+            let b = random_weight(ty, experts * rows, cols, 12);
+            let (ra, rb) = (
+                dequant_rows(ty, &a, experts * rows, cols),
+                dequant_rows(ty, &b, experts * rows, cols),
+            );
+            // Row r of expert e of the pair.
+            let pair_row = |e: usize, r: usize| match r < rows {
+                true => &ra[e * rows + r],
+                false => &rb[e * rows + r - rows],
+            };
+            let label = format!("{ty} binding {max_binding:?}");
+            let ids_v = [2u32, 0, 1, 2];
+            let pair = gpu
+                .upload_weight_pair("gate_up", ty, &a, &b, experts, rows, cols)
+                .unwrap();
+            assert_eq!((pair.rows(), pair.experts()), (2 * rows, experts));
+            let ids = gpu.upload_u32(&ids_v).unwrap();
+            let xs = random_vector(cols, 5);
+            let x = gpu.upload_f32(&xs).unwrap();
+            let y = gpu.zeros(ids_v.len() * 2 * rows).unwrap();
+            gpu.matvec_indexed(&pair, &ids, ids_v.len(), &x, 0, false, &y, 0)
+                .unwrap();
+            let got = gpu.read_f32(&y).unwrap();
+            for (s, &e) in ids_v.iter().enumerate() {
+                for r in 0..2 * rows {
+                    let what = format!("{label} slot {s} row {r}");
+                    check_dot(&what, got[s * 2 * rows + r], pair_row(e as usize, r), &xs);
+                }
+            }
+            let one = &a[..rows * ty.row_bytes(cols).unwrap()];
+            let two = &b[..rows * ty.row_bytes(cols).unwrap()];
+            let pair = gpu
+                .upload_weight_pair("gate_up", ty, one, two, 1, rows, cols)
+                .unwrap();
+            for n in [1, 11] {
+                let xs = random_vector(n * cols, 6);
+                let x = gpu.upload_f32(&xs).unwrap();
+                let y = gpu.zeros(n * 2 * rows).unwrap();
+                gpu.matmul(&pair, &x, 0, n, &y, 0).unwrap();
+                let got = gpu.read_f32(&y).unwrap();
+                for t in 0..n {
+                    for r in 0..2 * rows {
+                        check_dot(
+                            &format!("{label} {n} tokens, token {t} row {r}"),
+                            got[t * 2 * rows + r],
+                            pair_row(0, r),
+                            &xs[t * cols..(t + 1) * cols],
                         );
                     }
                 }
