@@ -9,7 +9,7 @@
 #
 # `bash scripts/device_check.sh [model|glm|kernels|bench|sweep|long]...` runs only the named
 # steps (sweep: the kernel benchmark at 1, 2, 4 and 16 rows per workgroup, and with
-# LOCALGLM_GPU_XREG=0).
+# LOCALGLM_GPU_XREG=0, and the model with gate and up as separate products).
 set -u
 OUT="${OUT:-/tmp/device-out}"
 mkdir -p "$OUT"
@@ -47,7 +47,7 @@ fi
 export LOCALGLM_REQUIRE_GPU=1
 
 MODEL=/tmp/glm-bench-mid.gguf
-if { want model || want long; } && [ -x "$BIN/glm_bench" ] && [ ! -f "$MODEL" ]; then
+if { want model || want long || want sweep; } && [ -x "$BIN/glm_bench" ] && [ ! -f "$MODEL" ]; then
   # Made in the background while the tests run (numpy and regex are in the image; gguf travels).
   (
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl &&
@@ -66,12 +66,12 @@ step() { # name limit command...
   echo "== $name: exit ${PIPESTATUS[0]} after $((SECONDS - t)) s"
 }
 
-bench_model() { # name limit prompt gen reps
+bench_model() { # name limit prompt gen reps [glm_bench options...]
   [ -n "${MAKER:-}" ] && wait "$MAKER" && MAKER=
   tail -3 "$OUT/model.txt" 2>/dev/null
   local peer=()
   [ -x "$BIN/llama-bench" ] && peer=(--llama-bench "$BIN/llama-bench")
-  step "$1" "$2" "$BIN/glm_bench" --model "$MODEL" --prompt "$3" --gen "$4" --reps "$5" "${peer[@]}"
+  step "$1" "$2" "$BIN/glm_bench" --model "$MODEL" --prompt "$3" --gen "$4" --reps "$5" "${peer[@]}" "${@:6}"
 }
 # Most telling first, so that a run cut short by the lease still brings the most back.
 if want model && [ -x "$BIN/glm_bench" ]; then
@@ -98,6 +98,8 @@ if want sweep && [ -x "$BIN/gpu_bench" ]; then
   done
   # The activations read from workgroup memory per row (the kernel before session 26).
   LOCALGLM_GPU_XREG=0 step gpu_bench_xreg0 90 "$BIN/gpu_bench" --mib 256 --reps 4 --types IQ1_S,IQ2_XXS,Q4_K,F32
+  # Each FFN's gate and up as two products (as before session 27, and on unified memory).
+  [ -x "$BIN/glm_bench" ] && bench_model glm_bench_separate 150 128 64 3 --gate-up separate
 fi
 if want long && [ -x "$BIN/glm_bench" ]; then
   bench_model glm_bench_long 150 2048 32 2
