@@ -220,14 +220,7 @@ impl Gpu {
         cols: usize,
         in_place: bool,
     ) -> Result<QWeight, GpuError> {
-        if decoder(ty).is_none() {
-            return Err(GpuError::Unsupported(ty));
-        }
-        let row_bytes = ty.row_bytes(cols).map_err(|_| GpuError::Shape {
-            what: "weight columns (whole blocks)",
-            expected: ty.block_elems(),
-            actual: cols,
-        })?;
+        let row_bytes = weight_row_bytes(ty, cols)?;
         let total_rows = experts * rows;
         check_len("weight bytes", total_rows * row_bytes, data.len())?;
         // Host pages: each chunk's buffer covers its rows' whole pages, so up to two pages of
@@ -717,6 +710,18 @@ fn swiglu_up(gate_off: usize, up_off: usize, cols: usize) -> Result<usize, GpuEr
         });
     }
     Ok(up_off - gate_off)
+}
+
+/// The bytes of a row of `cols` weights of type `ty`, or why the GPU cannot hold such rows.
+fn weight_row_bytes(ty: GgmlType, cols: usize) -> Result<usize, GpuError> {
+    if decoder(ty).is_none() {
+        return Err(GpuError::Unsupported(ty));
+    }
+    ty.row_bytes(cols).map_err(|_| GpuError::Shape {
+        what: "weight columns (whole blocks)",
+        expected: ty.block_elems(),
+        actual: cols,
+    })
 }
 
 fn fits(what: &'static str, len: usize, need: usize) -> Result<(), GpuError> {

@@ -28,14 +28,7 @@ impl Gpu {
         rows: usize,
         cols: usize,
     ) -> Result<QWeight, GpuError> {
-        if super::decoder(ty).is_none() {
-            return Err(GpuError::Unsupported(ty));
-        }
-        let row_bytes = ty.row_bytes(cols).map_err(|_| GpuError::Shape {
-            what: "weight columns (whole blocks)",
-            expected: ty.block_elems(),
-            actual: cols,
-        })?;
+        let row_bytes = super::weight_row_bytes(ty, cols)?;
         check_len(
             "first weight bytes",
             experts * rows * row_bytes,
