@@ -98,18 +98,9 @@ pub(crate) fn dot_iq1s(row: &[u8], a: &Q8Act) -> f32 {
         let c = _mm_mullo_epi16(ls, nine);
         let coef = _mm256_set_m128i(_mm_unpackhi_epi16(c, c), _mm_unpacklo_epi16(c, c));
         let idx = iq1s_indices(&b[2..34].as_chunks::<32>().0[0], qh);
-        let (idx, _) = idx.as_chunks::<4>();
-        // Two sub-blocks a step into two accumulators.
-        let (xs, _) = xq.as_chunks::<32>();
-        let mut s = [_mm256_setzero_si256(); 2];
-        for (j, (i, x)) in idx.iter().zip(xs).enumerate() {
-            // (11-bit indices: the mask drops the bounds checks.)
-            let g = i.map(|k| grid[k as usize & 2047] as i64);
-            let w = _mm256_set_epi64x(g[3], g[2], g[1], g[0]);
-            s[j % 2] = _mm256_add_epi32(s[j % 2], scaled(w, x, pick(eo, pick_c[j])));
-        }
+        let sum = grid_sums(grid, &idx, xq, eo, &pick_c);
         let off = _mm256_madd_epi16(coef, bsums(a, bi));
-        let total = _mm256_sub_epi32(_mm256_add_epi32(s[0], s[1]), off);
+        let total = _mm256_sub_epi32(sum, off);
         acc = fold(total, f16c_at(b, 0) * 0.125 * xd, acc);
     }
     hsum(acc)
@@ -198,21 +189,36 @@ pub(crate) fn dot_iq1m(row: &[u8], a: &Q8Act) -> f32 {
             &b[..32].as_chunks::<32>().0[0],
             &b[32..48].as_chunks::<16>().0[0],
         );
-        let (idx, _) = idx.as_chunks::<4>();
-        // Two sub-blocks a step into two accumulators.
-        let (xs, _) = xq.as_chunks::<32>();
-        let mut s = [_mm256_setzero_si256(); 2];
-        for (j, (i, x)) in idx.iter().zip(xs).enumerate() {
-            // (12-bit indices: the mask drops the bounds checks.)
-            let g = i.map(|k| grid[k as usize & 4095] as i64);
-            let v = _mm256_set_epi64x(g[3], g[2], g[1], g[0]);
-            s[j % 2] = _mm256_add_epi32(s[j % 2], scaled(v, x, pick(eo, pick_c[j])));
-        }
+        let sum = grid_sums(grid, &idx, xq, eo, &pick_c);
         // The grid bytes are 8·w + 9: the products carry 8·ls, the activation sums 9·ls.
         let off = _mm256_madd_epi16(scales, bsums(a, bi));
         let off9 = _mm256_add_epi32(_mm256_slli_epi32::<3>(off), off);
-        let total = _mm256_sub_epi32(_mm256_add_epi32(s[0], s[1]), off9);
+        let total = _mm256_sub_epi32(sum, off9);
         acc = fold(total, d * 0.125 * xd, acc);
     }
     hsum(acc)
+}
+
+/// A block's integer sums over its 8 sub-blocks of 32 weights: four grid entries (8 unsigned
+/// bytes each) per sub-block, picked by `idx`, times the activations, scaled per 16 by the
+/// lanes of `eo`; two sub-blocks a step into two accumulators. (IQ1_S and IQ1_M.)
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn grid_sums<const N: usize>(
+    grid: &[u64; N],
+    idx: &[u16; 32],
+    xq: &[i8; QK_K],
+    eo: __m256i,
+    pick_c: &[__m256i; 8],
+) -> __m256i {
+    let (idx, _) = idx.as_chunks::<4>();
+    let (xs, _) = xq.as_chunks::<32>();
+    let mut s = [_mm256_setzero_si256(); 2];
+    for (j, (i, x)) in idx.iter().zip(xs).enumerate() {
+        // (N is a power of two: the mask drops the bounds checks.)
+        let g = i.map(|k| grid[k as usize & (N - 1)] as i64);
+        let w = _mm256_set_epi64x(g[3], g[2], g[1], g[0]);
+        s[j % 2] = _mm256_add_epi32(s[j % 2], scaled(w, x, pick(eo, pick_c[j])));
+    }
+    _mm256_add_epi32(s[0], s[1])
 }
