@@ -13,7 +13,7 @@
 
 use crate::gpu::GpuWeights;
 use crate::model::Model;
-use crate::pass::{Ops, Site, Vector};
+use crate::pass::{Ops, RowPrep, Site, Vector};
 use crate::weights::{Attention, DenseFfn, Ffn, LayerWeights, MlaWeights, MoeWeights, QTensor};
 use crate::GlmError;
 use localglm_gpu::{cache_words, AttentionArgs, Buffer, Gpu, GqaAttentionArgs, Pool, QWeight};
@@ -21,6 +21,8 @@ use localglm_quants::dequantize_to_vec;
 
 #[path = "gpu_moe.rs"]
 mod moe;
+#[path = "gpu_store.rs"]
+mod store;
 
 /// Batches of at least this many tokens run the routed-expert products grouped by expert
 /// (one read of an expert's weights per 8 of its tokens); smaller ones per slot.
@@ -380,25 +382,6 @@ impl<'a> GpuOps<'a> {
     fn w(&self, t: &QTensor) -> Result<&'a QWeight, GlmError> {
         w(self.gw, t)
     }
-
-    /// Appends the pass's rows to cache `i` (`idx`: the indexer keys' cache): each
-    /// `(activation, word)` fills its rows from that word of each cache row on.
-    fn store(&mut self, i: usize, idx: bool, parts: &[(&Act, usize)]) -> Result<(), GlmError> {
-        let (p0, t_len, kvt) = (self.p0, self.p0 + self.n, self.m.opts.kv_type);
-        let dest = match idx {
-            false => Some(&mut self.dkv.kv[i]),
-            true => self.dkv.idx[i].as_mut(),
-        };
-        let dest = dest.ok_or_else(|| GlmError::Input("no indexer cache".into()))?;
-        let words = dest.words;
-        let buf = dest.reserve(self.g, t_len, p0)?;
-        for (x, base) in parts {
-            let w = x.width;
-            self.g
-                .kv_store(kvt, buf, *base, words, p0, &x.buf, x.off, w, x.rows, w)?;
-        }
-        Ok(())
-    }
 }
 
 /// A vector a layer has, or the error that it has none.
@@ -611,6 +594,10 @@ impl Ops for GpuOps<'_> {
 
     fn store_index_keys(&mut self, at: Site, keys: &Act) -> Result<(), GlmError> {
         self.store(self.layer(at), true, &[(keys, 0)])
+    }
+
+    fn store_prepared(&mut self, at: Site, rows: Act, p: RowPrep) -> Result<(), GlmError> {
+        self.store_prepared_on_device(at, rows, p)
     }
 
     fn index_select(&mut self, at: Site, q: &Act, w: &Act, scale: f32) -> Result<Buffer, GlmError> {

@@ -57,6 +57,46 @@ pub(crate) enum Vector {
     MtpHead,
 }
 
+/// The norm of a cache row's first columns.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum RowNorm {
+    /// RMSNorm by a vector (MLA's kv_a norm).
+    Rms(Vector),
+    /// The indexer's LayerNorm (weight and bias) of the site.
+    Layer,
+}
+
+/// How a product's output becomes cache rows: `norm` on its first `cols` columns, then RoPE at
+/// the pass's positions on one head as wide as the row (`width`), from column `rope_off`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct RowPrep {
+    pub(crate) norm: RowNorm,
+    pub(crate) cols: usize,
+    pub(crate) eps: f32,
+    pub(crate) width: usize,
+    pub(crate) rope_off: usize,
+    /// The indexer's key cache, not the latent one.
+    pub(crate) index_keys: bool,
+}
+
+/// [`Ops::store_prepared`] as its three steps.
+pub(crate) fn store_prepared_steps<B: Ops + ?Sized>(
+    b: &mut B,
+    at: Site,
+    x: B::X,
+    p: RowPrep,
+) -> Result<(), GlmError> {
+    let x = match p.norm {
+        RowNorm::Rms(v) => b.rms_norm_in(x, v, p.cols, p.eps)?,
+        RowNorm::Layer => b.layer_norm_in(x, at, p.eps)?,
+    };
+    let x = b.rope(x, 1, p.width, p.rope_off)?;
+    match p.index_keys {
+        true => b.store_index_keys(at, &x),
+        false => b.store_kv(at, &x),
+    }
+}
+
 /// What a backend provides. `X` is an activation matrix of some rows (tokens) × width.
 pub(crate) trait Ops {
     type X: Clone;
@@ -149,6 +189,12 @@ pub(crate) trait Ops {
     fn cached(&self, at: Site) -> usize;
     /// Appends the pass's indexer keys to the cache of `at`.
     fn store_index_keys(&mut self, at: Site, keys: &Self::X) -> Result<(), GlmError>;
+    /// `rows` prepared by `p` (norm, RoPE) and appended to a cache of `at`: what
+    /// `rms_norm_in` (or `layer_norm_in`), `rope` and `store_kv` (or `store_index_keys`) do,
+    /// which a backend may do as one op.
+    fn store_prepared(&mut self, at: Site, rows: Self::X, p: RowPrep) -> Result<(), GlmError> {
+        store_prepared_steps(self, at, rows, p)
+    }
     /// The indexer's top-k selection: scores `Σ_h w_h·relu(q_h·k)·scale` over the keys of `at`.
     fn index_select(
         &mut self,
@@ -386,9 +432,15 @@ fn mla<B: Ops>(
     let q = b.linear(&a.q_b, &cq, false, "q")?;
     let q = b.rope(q, c.n_head, c.qk_nope + c.qk_rope, c.qk_nope)?;
     let kv = b.linear(&a.kv_a, h, false, "kv")?;
-    let kv = b.rms_norm_in(kv, Vector::KNorm(at), c.kv_lora, LORA_NORM_EPS)?;
-    let kv = b.rope(kv, 1, c.kv_width(), c.kv_lora)?;
-    b.store_kv(at, &kv)?;
+    let row = RowPrep {
+        norm: RowNorm::Rms(Vector::KNorm(at)),
+        cols: c.kv_lora,
+        eps: LORA_NORM_EPS,
+        width: c.kv_width(),
+        rope_off: c.kv_lora,
+        index_keys: false,
+    };
+    b.store_prepared(at, kv, row)?;
     // A shared layer reuses the last full layer's selection (the MTP block, past the trunk's
     // table, has its own indexer or none).
     let full = match at {
@@ -422,9 +474,15 @@ fn indexer<B: Ops>(
     let c = &m.config;
     let (heads, d) = (c.idx_heads, c.idx_dim);
     let k = b.linear(&ix.k, h, false, "idx_kb")?;
-    let k = b.layer_norm_in(k, at, INDEXER_LN_EPS)?;
-    let k = b.rope(k, 1, d, 0)?;
-    b.store_index_keys(at, &k)?;
+    let row = RowPrep {
+        norm: RowNorm::Layer,
+        cols: d,
+        eps: INDEXER_LN_EPS,
+        width: d,
+        rope_off: 0,
+        index_keys: true,
+    };
+    b.store_prepared(at, k, row)?;
     if b.cached(at) <= c.idx_topk {
         return Ok(None);
     }

@@ -23,7 +23,10 @@ mod tables;
 pub use adapters::{adapters, find_adapter, AdapterReport};
 pub use host::HostWrap;
 pub use kernels::{all_shader_sources, Kernel, QWeight, GPU_TYPES};
-pub use ops::{attention_scratch_words, cache_words, AttentionArgs, GqaAttentionArgs};
+pub use ops::{
+    attention_scratch_words, cache_words, AttentionArgs, CacheRows, GqaAttentionArgs, RowNorm,
+    RowRope, ROW_STORE_MAX,
+};
 use submit::{BindCache, Pending, PARAM_SLOTS};
 // `Pool` is defined below.
 

@@ -30,6 +30,7 @@ pub(crate) enum Op {
     Route,
     Combine,
     Store(KvType),
+    RowStore(KvType),
     Attention(KvType),
     AttentionMerge,
     AttentionGqa(KvType),
@@ -39,8 +40,10 @@ pub(crate) enum Op {
 }
 
 mod attention;
+mod row_store;
 use attention::attention_consts;
 pub use attention::{attention_scratch_words, AttentionArgs, GqaAttentionArgs};
+pub use row_store::{CacheRows, RowNorm, RowRope, ROW_STORE_MAX};
 
 const OPS_PRELUDE: &str = include_str!("shaders/ops/prelude.wgsl");
 
@@ -59,9 +62,24 @@ pub(crate) fn op_source(op: Op) -> String {
     s += crate::kernels::REDUCE_SHARED;
     match op {
         Op::Attention(kv) | Op::AttentionGqa(kv) | Op::IndexScores(kv) => s += key_fn(kv),
-        Op::Store(KvType::F16) => s += include_str!("shaders/ops/pack_f16.wgsl"),
-        Op::Store(KvType::BF16) => s += include_str!("shaders/ops/pack_bf16.wgsl"),
+        Op::Store(KvType::F16) | Op::RowStore(KvType::F16) => {
+            s += include_str!("shaders/ops/pack_f16.wgsl")
+        }
+        Op::Store(KvType::BF16) | Op::RowStore(KvType::BF16) => {
+            s += include_str!("shaders/ops/pack_bf16.wgsl")
+        }
+        Op::Store(KvType::Q8_0) | Op::RowStore(KvType::Q8_0) => {
+            s += include_str!("shaders/ops/q8_encode.wgsl")
+        }
         _ => {}
+    }
+    if let Op::RowStore(kv) = op {
+        s += &row_store::row_store_consts();
+        s += match kv {
+            KvType::F32 => include_str!("shaders/ops/put_f32.wgsl"),
+            KvType::F16 | KvType::BF16 => include_str!("shaders/ops/put_half.wgsl"),
+            KvType::Q8_0 => include_str!("shaders/ops/put_q8_0.wgsl"),
+        };
     }
     if matches!(op, Op::Attention(_) | Op::AttentionMerge) {
         s += &attention_consts();
@@ -76,6 +94,7 @@ pub(crate) fn op_source(op: Op) -> String {
         Op::Store(KvType::F32) => include_str!("shaders/ops/store_f32.wgsl"),
         Op::Store(KvType::F16 | KvType::BF16) => include_str!("shaders/ops/store_half.wgsl"),
         Op::Store(KvType::Q8_0) => include_str!("shaders/ops/store_q8_0.wgsl"),
+        Op::RowStore(_) => include_str!("shaders/ops/row_store.wgsl"),
         Op::Attention(_) => include_str!("shaders/ops/attention.wgsl"),
         Op::AttentionMerge => include_str!("shaders/ops/attention_merge.wgsl"),
         Op::AttentionGqa(_) => include_str!("shaders/ops/attention_gqa.wgsl"),
@@ -102,6 +121,7 @@ pub(crate) fn all_ops() -> Vec<Op> {
     for kv in [KvType::F32, KvType::F16, KvType::BF16, KvType::Q8_0] {
         ops.extend([
             Op::Store(kv),
+            Op::RowStore(kv),
             Op::Attention(kv),
             Op::AttentionGqa(kv),
             Op::IndexScores(kv),

@@ -290,3 +290,157 @@ fn mla_attention_matches_the_rule_in_chunks_with_and_without_the_mask() {
         }
     }
 }
+
+/// A cache row's norm, RoPE and store in one dispatch (`row_store`) against the three ops it
+/// stands for (`rms_norm`/`layer_norm`, `rope`, `kv_store`) on the same device, for every cache
+/// type: GLM-5.x's latent row (RMSNorm on 512, RoPE on the 64 after), its indexer key
+/// (LayerNorm on all 128, RoPE on the first 64), and a row of odd width whose RoPE is on halves
+/// and whose q8_0 blocks are odd in number; rows stored after two already there. The same f32
+/// steps in the same order: the decoded rows agree to a rounding of the cache type (one q8_0
+/// step, where a rounding at .5 may go the other way).
+#[test]
+fn a_cache_rows_norm_rope_and_store_in_one_dispatch_equal_the_three_ops() {
+    use localglm_gpu::{cache_words, CacheRows, RowNorm, RowRope};
+    use localglm_quants::{dequantize_to_vec, GgmlType, KvType};
+    let Some(gpu) = open() else { return };
+    let mut next = lcg(31);
+    let (n, first) = (3usize, 2usize);
+    // (width, normed columns, LayerNorm, RoPE from, pairs, halves)
+    for (w, cols, layer, off, half, halves) in [
+        (576usize, 512usize, false, 512usize, 32usize, false),
+        (128, 128, true, 0, 32, false),
+        (70, 40, false, 40, 15, true),
+    ] {
+        let x: Vec<f32> = (0..n * w).map(|_| 3.0 * next()).collect();
+        // Weight then bias, as the runtime keeps the indexer's norm.
+        let wb: Vec<f32> = (0..2 * cols).map(|_| 1.0 + next()).collect();
+        let table: Vec<f32> = (0..2 * n * half).map(|_| next()).collect();
+        let (xb, wbuf, tb) = (
+            gpu.upload_f32(&x).unwrap(),
+            gpu.upload_f32(&wb).unwrap(),
+            gpu.upload_f32(&table).unwrap(),
+        );
+        let rope = RowRope {
+            table: &tb,
+            cos_off: 0,
+            sin_off: n * half,
+            off,
+            half,
+            halves,
+        };
+        let norm = RowNorm {
+            weights: &wbuf,
+            w_off: 0,
+            bias_off: layer.then_some(cols),
+            cols,
+            eps: 1e-6,
+        };
+        for kv in [KvType::F32, KvType::F16, KvType::BF16, KvType::Q8_0] {
+            let stride = cache_words(kv, w);
+            let rows = first + n;
+            let (fused, steps) = (
+                gpu.zeros(rows * stride).unwrap(),
+                gpu.zeros(rows * stride).unwrap(),
+            );
+            let to = |cache| CacheRows {
+                kv,
+                cache,
+                base: 0,
+                stride,
+                first,
+            };
+            gpu.row_store(to(&fused), (&xb, 0, w), n, w, norm, rope)
+                .unwrap();
+            let y = gpu.upload_f32(&x).unwrap();
+            let place = (&y, 0, w);
+            match layer {
+                true => gpu.layer_norm(place, place, (&wbuf, 0), cols, n, cols, 1e-6),
+                false => gpu.rms_norm(place, place, (&wbuf, 0), n, cols, 1e-6),
+            }
+            .unwrap();
+            gpu.rope(&y, off, n, 1, half, w, w, &tb, 0, n * half, halves)
+                .unwrap();
+            gpu.kv_store(kv, &steps, 0, stride, first, &y, 0, w, n, w)
+                .unwrap();
+            let decode = |b| -> Vec<f32> {
+                let words: Vec<u32> = gpu
+                    .read_f32(b)
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect();
+                let ty = match kv {
+                    KvType::F32 => GgmlType::F32,
+                    KvType::F16 => GgmlType::F16,
+                    KvType::BF16 => GgmlType::BF16,
+                    KvType::Q8_0 => GgmlType::Q8_0,
+                };
+                words
+                    .chunks_exact(stride)
+                    .flat_map(|r| {
+                        let mut bytes: Vec<u8> = r.iter().flat_map(|v| v.to_le_bytes()).collect();
+                        bytes.truncate(kv.bytes(w as u64) as usize);
+                        let padded = w.div_ceil(32) * 32;
+                        let elems = if kv == KvType::Q8_0 { padded } else { w };
+                        let mut v = dequantize_to_vec(ty, &bytes, elems).unwrap();
+                        v.truncate(w);
+                        v
+                    })
+                    .collect()
+            };
+            let (a, b) = (decode(&fused), decode(&steps));
+            assert!(
+                a[..first * w].iter().all(|&v| v == 0.0),
+                "rows before first"
+            );
+            for (j, (p, q)) in a.iter().zip(&b).enumerate().skip(first * w) {
+                let tol = match kv {
+                    KvType::F32 => 1e-5 * q.abs().max(1.0),
+                    KvType::F16 => 1e-3 * q.abs().max(1e-2),
+                    KvType::BF16 => 8e-3 * q.abs().max(1e-2),
+                    // One step of the block's scale (its largest value / 127), at most.
+                    KvType::Q8_0 => {
+                        let r = (j / w) * w;
+                        let blk = r + (j - r) / 32 * 32;
+                        let amax = b[blk..(blk + 32).min(r + w)]
+                            .iter()
+                            .fold(0f32, |m, v| m.max(v.abs()));
+                        1.01 * amax / 127.0
+                    }
+                };
+                assert!(
+                    (p - q).abs() <= tol,
+                    "{kv:?} w {w} value {j}: {p} vs {q} (tolerance {tol})"
+                );
+            }
+        }
+    }
+    // Wider than the kernel's workgroup row: refused, not truncated.
+    let wide = localglm_gpu::ROW_STORE_MAX + 2;
+    let (src, cache) = (gpu.zeros(wide).unwrap(), gpu.zeros(wide).unwrap());
+    let to = CacheRows {
+        kv: KvType::F32,
+        cache: &cache,
+        base: 0,
+        stride: wide,
+        first: 0,
+    };
+    let rope = RowRope {
+        table: &src,
+        cos_off: 0,
+        sin_off: 0,
+        off: 0,
+        half: 1,
+        halves: false,
+    };
+    let norm = RowNorm {
+        weights: &src,
+        w_off: 0,
+        bias_off: None,
+        cols: wide,
+        eps: 1e-6,
+    };
+    assert!(gpu
+        .row_store(to, (&src, 0, wide), 1, wide, norm, rope)
+        .is_err());
+}
