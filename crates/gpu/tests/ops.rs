@@ -291,6 +291,58 @@ fn mla_attention_matches_the_rule_in_chunks_with_and_without_the_mask() {
     }
 }
 
+/// The q8_0 cache bytes of rows `first..` of `cache` (`stride` words a row).
+fn steps_bytes(
+    gpu: &Gpu,
+    cache: &localglm_gpu::Buffer,
+    stride: usize,
+    first: usize,
+) -> Vec<Vec<u8>> {
+    let words = gpu.read_f32(cache).unwrap();
+    words
+        .chunks_exact(stride)
+        .skip(first)
+        .map(|r| r.iter().flat_map(|v| v.to_bits().to_le_bytes()).collect())
+        .collect()
+}
+
+/// The device's q8_0 rows (`bytes`, one a row, padded to whole words) follow llama.cpp's
+/// reference rule for the f32 rows `x` (`w` wide): per 32 values (the last block zero-padded)
+/// `d = max|x| / 127`, `q = round-half-away(x / d)`, d stored as f16, the rest of the row's last word 0.
+/// (`d` within an f16 rounding; `q` exact but at a tie, where the device's division may
+/// round the other way.)
+fn q8_rows_follow_the_reference_rule(x: &[f32], bytes: &[Vec<u8>], w: usize) {
+    for (r, row) in bytes.iter().enumerate() {
+        let xr = &x[r * w..][..w];
+        for (b, blk) in row.chunks(34).enumerate().take(w.div_ceil(32)) {
+            let vals: Vec<f32> = (0..32)
+                .map(|k| xr.get(32 * b + k).copied().unwrap_or(0.0))
+                .collect();
+            let amax = vals.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let d = localglm_quants::f16_to_f32(u16::from_le_bytes([blk[0], blk[1]]));
+            assert!(
+                (d - amax / 127.0).abs() <= amax / 127.0 / 1024.0,
+                "row {r} block {b}: d {d}"
+            );
+            for (k, v) in vals.iter().enumerate() {
+                // Quantized by the f32 scale, before its f16 rounding (as the reference does).
+                let t = if amax > 0.0 { v * (127.0 / amax) } else { 0.0 };
+                let got = f32::from(blk[2 + k] as i8);
+                // Another rounding only where x / d is a tie to within the division's error.
+                let tie = (t.abs().fract() - 0.5).abs() < 1e-3;
+                assert!(
+                    got == t.round() || (tie && (got - t.round()).abs() <= 1.0),
+                    "row {r} block {b} value {k}: {got} for {t}"
+                );
+            }
+        }
+        assert!(
+            row[w.div_ceil(32) * 34..].iter().all(|&v| v == 0),
+            "row {r}: padding"
+        );
+    }
+}
+
 /// A cache row's norm, RoPE and store in one dispatch (`row_store`) against the three ops it
 /// stands for (`rms_norm`/`layer_norm`, `rope`, `kv_store`) on the same device, for every cache
 /// type: GLM-5.x's latent row (RMSNorm on 512, RoPE on the 64 after), its indexer key
@@ -388,6 +440,13 @@ fn a_cache_rows_norm_rope_and_store_in_one_dispatch_equal_the_three_ops() {
                     })
                     .collect()
             };
+            if kv == KvType::Q8_0 {
+                q8_rows_follow_the_reference_rule(
+                    &gpu.read_f32(&y).unwrap(),
+                    &steps_bytes(&gpu, &steps, stride, first),
+                    w,
+                );
+            }
             let (a, b) = (decode(&fused), decode(&steps));
             assert!(
                 a[..first * w].iter().all(|&v| v == 0.0),
