@@ -99,7 +99,7 @@ if want sweep && [ -x "$BIN/gpu_bench" ]; then
   # The activations read from workgroup memory per row (the kernel before session 26).
   LOCALGLM_GPU_XREG=0 step gpu_bench_xreg0 90 "$BIN/gpu_bench" --mib 256 --reps 4 --types IQ1_S,IQ2_XXS,Q4_K,F32
   # Each FFN's gate and up as two products (as before session 27, and on unified memory).
-  [ -x "$BIN/glm_bench" ] && bench_model glm_bench_separate 150 128 64 3 --gate-up separate
+  [ -x "$BIN/glm_bench" ] && bench_model glm_bench_separate 150 128 64 3 --weights separate
 fi
 if want long && [ -x "$BIN/glm_bench" ]; then
   bench_model glm_bench_long 150 2048 32 2

@@ -5,8 +5,9 @@
 //!
 //! `glm_bench --model M.gguf [--prompt 128] [--gen 32] [--reps 2] [--device gpu|cpu]
 //!  [--cpu-moe 0] [--kv-type f16] [--mtp 0] [--llama-bench PATH] [--threads N]
-//!  [--gate-up paired|separate]` (separate: each FFN's gate and up as two GPU products, as on a
-//!  device that reads the file in place)
+//!  [--weights stacked|separate]` (separate: each FFN's gate and up, and each MLA layer's q_a,
+//!  kv_a and indexer key, as GPU products of their own, as on a device that reads the file in
+//!  place)
 
 use localglm_glm::bench::{run, GlmBench};
 use localglm_glm::GpuPlacement;
@@ -35,7 +36,7 @@ where
 
 fn main() -> anyhow::Result<()> {
     let Some(model) = arg("--model") else {
-        eprintln!("usage: glm_bench --model M.gguf [--prompt N] [--gen N] [--reps N] [--device gpu|cpu] [--cpu-moe N] [--kv-type T] [--mtp K] [--llama-bench PATH] [--threads N] [--gate-up paired|separate]");
+        eprintln!("usage: glm_bench --model M.gguf [--prompt N] [--gen N] [--reps N] [--device gpu|cpu] [--cpu-moe N] [--kv-type T] [--mtp K] [--llama-bench PATH] [--threads N] [--weights stacked|separate]");
         std::process::exit(2)
     };
     let gpu = match arg("--device").as_deref().unwrap_or("gpu") {
@@ -52,7 +53,7 @@ fn main() -> anyhow::Result<()> {
                 gpu: Arc::new(gpu),
                 cpu_moe: parsed("--cpu-moe", 0usize),
                 progress: None,
-                separate_gate_up: arg("--gate-up").as_deref() == Some("separate"),
+                separate_weights: arg("--weights").as_deref() == Some("separate"),
             })
         }
         other => {

@@ -7,10 +7,12 @@
 //!   MoE layer but the first `cpu_moe` — is uploaded once at load in its GGUF block type; the
 //!   routed experts of the first `cpu_moe` MoE layers stay in the memory map and run on the
 //!   CPU kernels (llama.cpp's `--n-cpu-moe`).
-//! * A FFN's gate and up projections (dense, shared expert, routed experts) of one type and
-//!   shape become one device weight, per expert gate's rows then up's, so one product computes
-//!   both — unless the device reads the file's pages in place (pairing would copy them) or the
-//!   placement asks for them apart; the pass then runs two products.
+//! * Weights multiplied by the same activations become one device weight where they share a
+//!   type and width — a FFN's gate and up projections (dense, shared expert, routed experts;
+//!   per expert gate's rows then up's), and MLA's q_a, kv_a and (on a full indexer layer) the
+//!   indexer's key projection — so one product computes them all, unless the device reads the
+//!   file's pages in place (stacking would copy them) or the placement asks for them apart; the
+//!   pass then runs a product each.
 //! * A product on the GPU computes in f32 from the block-decoded weights; the CPU path's int8
 //!   activations are not used there, so GPU results are at least as close to the reference.
 //! * The forward pass (`pass`) then runs over the device's ops (`gpu_ops`); the CPU's ops
@@ -39,10 +41,11 @@ pub struct GpuPlacement {
     pub cpu_moe: usize,
     /// Told how the upload goes, after each tensor.
     pub progress: Option<UploadProgress>,
-    /// Keep each FFN's gate and up projections as two weights (two products) even where the
-    /// device copies the weights; by default a copying device pairs them into one weight, one
-    /// product (a device that reads the file's pages in place always keeps them apart).
-    pub separate_gate_up: bool,
+    /// Keep every weight its own device weight (a product each) even where the device copies
+    /// the weights; by default a copying device stacks a FFN's gate and up, and MLA's q_a, kv_a
+    /// and indexer key, into one weight, one product (a device that reads the file's pages in
+    /// place always keeps them apart).
+    pub separate_weights: bool,
 }
 
 impl std::fmt::Debug for GpuPlacement {
@@ -51,7 +54,7 @@ impl std::fmt::Debug for GpuPlacement {
             .field("gpu", &self.gpu)
             .field("cpu_moe", &self.cpu_moe)
             .field("progress", &self.progress.is_some())
-            .field("separate_gate_up", &self.separate_gate_up)
+            .field("separate_weights", &self.separate_weights)
             .finish()
     }
 }
@@ -112,13 +115,13 @@ impl GpuWeights {
             tensors.push(Upload::One(&m.eh_proj));
             tensors.extend(m.head.iter().map(Upload::One));
         }
-        // Pairs only where the device copies anyway, and the two match in type and shape.
-        let pair = !placement.separate_gate_up && !out.gpu.reads_weights_in_place();
+        // Stacks only where the device copies anyway, and the parts match in type and width.
+        let stack = !placement.separate_weights && !out.gpu.reads_weights_in_place();
         let tensors: Vec<Upload> = tensors
             .into_iter()
             .flat_map(|u| match u {
-                Upload::Pair(a, b) if !(pair && pairs_with(a, b)) => {
-                    vec![Upload::One(a), Upload::One(b)]
+                Upload::Stack(parts) if !(stack && stacks_with(&parts)) => {
+                    parts.into_iter().map(Upload::One).collect()
                 }
                 u => vec![u],
             })
@@ -133,7 +136,7 @@ impl GpuWeights {
         for u in tensors {
             match u {
                 Upload::One(t) => out.put(g, t)?,
-                Upload::Pair(a, b) => out.put_pair(g, a, b)?,
+                Upload::Stack(ref parts) => out.put_stack(g, parts)?,
             }
             done += u.bytes(g);
             if let Some(report) = &placement.progress {
@@ -167,19 +170,19 @@ impl GpuWeights {
         Ok(())
     }
 
-    /// `gate` and `up` as one weight on the device (per expert, gate's rows then up's).
-    fn put_pair(&mut self, g: &GgufModel, gate: &QTensor, up: &QTensor) -> Result<(), GlmError> {
-        let q = self.gpu.upload_weight_pair(
-            &gate.info.name,
-            gate.ty(),
-            gate.bytes(g),
-            up.bytes(g),
-            gate.dim(2),
-            gate.rows(),
-            gate.cols(),
+    /// `parts` as one weight on the device (per expert, each part's rows after the last's).
+    fn put_stack(&mut self, g: &GgufModel, parts: &[&QTensor]) -> Result<(), GlmError> {
+        let first = parts[0];
+        let bytes: Vec<(&[u8], usize)> = parts.iter().map(|t| (t.bytes(g), t.rows())).collect();
+        let q = self.gpu.upload_weight_stack(
+            &first.info.name,
+            first.ty(),
+            &bytes,
+            first.dim(2),
+            first.cols(),
         )?;
         self.bytes += q.bytes();
-        self.by_name.insert(pair_key(gate, up), q);
+        self.by_name.insert(stack_key(parts), q);
         Ok(())
     }
 
@@ -188,56 +191,64 @@ impl GpuWeights {
         self.by_name.get(&t.info.name)
     }
 
-    /// `gate` and `up` paired into one device weight, when they were (see
-    /// [`GpuPlacement::separate_gate_up`]): per expert, gate's rows then up's.
-    pub(crate) fn pair(&self, gate: &QTensor, up: &QTensor) -> Option<&QWeight> {
-        self.by_name.get(&pair_key(gate, up))
+    /// `parts` stacked into one device weight, when they were (see
+    /// [`GpuPlacement::separate_weights`]): per expert, each part's rows after the last's.
+    pub(crate) fn stack(&self, parts: &[&QTensor]) -> Option<&QWeight> {
+        self.by_name.get(&stack_key(parts))
     }
 }
 
-/// A weight to upload: one tensor, or a FFN's gate and up projections (paired into one
-/// device weight where [`pairs_with`] and the device allow, else uploaded one by one).
-#[derive(Clone, Copy)]
+/// A weight to upload: one tensor, or tensors multiplied by the same activations (stacked
+/// into one device weight where [`stacks_with`] and the device allow, else one by one).
+#[derive(Clone)]
 enum Upload<'a> {
     One(&'a QTensor),
-    Pair(&'a QTensor, &'a QTensor),
+    Stack(Vec<&'a QTensor>),
 }
 
 impl Upload<'_> {
     fn key(&self) -> String {
         match self {
             Upload::One(t) => t.info.name.clone(),
-            Upload::Pair(a, b) => pair_key(a, b),
+            Upload::Stack(parts) => stack_key(parts),
         }
     }
 
     fn bytes(&self, g: &GgufModel) -> u64 {
         match self {
             Upload::One(t) => t.bytes(g).len() as u64,
-            Upload::Pair(a, b) => (a.bytes(g).len() + b.bytes(g).len()) as u64,
+            Upload::Stack(parts) => parts.iter().map(|t| t.bytes(g).len() as u64).sum(),
         }
     }
 }
 
-fn pair_key(gate: &QTensor, up: &QTensor) -> String {
-    format!("{}+{}", gate.info.name, up.info.name)
+fn stack_key(parts: &[&QTensor]) -> String {
+    let names: Vec<&str> = parts.iter().map(|t| t.info.name.as_str()).collect();
+    names.join("+")
 }
 
-/// Whether `gate` and `up` can be one device weight: the same type and shape.
-fn pairs_with(gate: &QTensor, up: &QTensor) -> bool {
-    gate.ty() == up.ty()
-        && (gate.dim(2), gate.rows(), gate.cols()) == (up.dim(2), up.rows(), up.cols())
+/// Whether `parts` can be one device weight: the same type, experts and width.
+fn stacks_with(parts: &[&QTensor]) -> bool {
+    let key = |t: &QTensor| (t.ty(), t.dim(2), t.cols());
+    parts.iter().all(|t| key(t) == key(parts[0]))
 }
 
 /// The weights of layer `l` the device pass multiplies by (its routed experts only with
 /// `experts`).
 fn layer_tensors<'a>(l: &'a LayerWeights, experts: bool, out: &mut Vec<Upload<'a>>) {
-    out.extend(l.attn.products().into_iter().map(Upload::One));
+    match l.attn.mla() {
+        // The products of the attention's input: the pass asks for them together.
+        Some(a) => {
+            out.push(Upload::Stack(a.input_products(l.indexer.as_ref())));
+            out.extend([&a.q_b, &a.k_b, &a.v_b].map(Upload::One));
+        }
+        None => out.extend(l.attn.products().into_iter().map(Upload::One)),
+    }
     out.push(Upload::One(&l.out));
     if let Some(ix) = &l.indexer {
-        out.extend([&ix.q_b, &ix.k, &ix.proj].map(Upload::One));
+        out.extend([&ix.q_b, &ix.proj].map(Upload::One));
     }
-    let dense = |f: &'a DenseFfn| [Upload::Pair(&f.gate, &f.up), Upload::One(&f.down)];
+    let dense = |f: &'a DenseFfn| [Upload::Stack(vec![&f.gate, &f.up]), Upload::One(&f.down)];
     match &l.ffn {
         Ffn::Dense(f) => out.extend(dense(f)),
         Ffn::Moe(m) => {
@@ -247,7 +258,7 @@ fn layer_tensors<'a>(l: &'a LayerWeights, experts: bool, out: &mut Vec<Upload<'a
             }
             if experts {
                 out.push(match &m.gate_up {
-                    GateUp::Separate { gate, up } => Upload::Pair(gate, up),
+                    GateUp::Separate { gate, up } => Upload::Stack(vec![gate, up]),
                     GateUp::Fused(t) => Upload::One(t),
                 });
                 out.push(Upload::One(&m.down));
@@ -283,7 +294,7 @@ pub fn resolve_device(
         gpu: Arc::new(gpu),
         cpu_moe: cpu_moe.unwrap_or(0),
         progress: None,
-        separate_gate_up: false,
+        separate_weights: false,
     }))
 }
 

@@ -80,8 +80,8 @@ impl GpuOps<'_> {
             };
         // Where slot s's gate and up products sit in `gu`: (stride between slots, up − gate).
         let (stride, up) = match &m.gate_up {
-            GateUp::Separate { gate, up } if self.gw.pair(gate, up).is_some() => {
-                let pair = self.gw.pair(gate, up).expect("checked");
+            GateUp::Separate { gate, up } if self.gw.stack(&[gate, up]).is_some() => {
+                let pair = self.gw.stack(&[gate, up]).expect("checked");
                 product(pair, &h.buf, h.off, d, k, &gu, 0)?;
                 (2 * f, f)
             }

@@ -13,7 +13,7 @@
 
 use crate::gpu::GpuWeights;
 use crate::model::Model;
-use crate::pass::{Ops, RowPrep, Site, Vector};
+use crate::pass::{linears_each, Ops, RowPrep, Site, Vector};
 use crate::weights::{Attention, DenseFfn, Ffn, LayerWeights, MlaWeights, MoeWeights, QTensor};
 use crate::GlmError;
 use localglm_gpu::{cache_words, AttentionArgs, Buffer, Gpu, GqaAttentionArgs, Pool, QWeight};
@@ -261,13 +261,15 @@ impl Model {
     }
 }
 
-/// An activation on the device: `rows × width` floats at `off` in `buf`.
+/// An activation on the device: `rows × width` floats at `off` in `buf`, rows `stride` floats
+/// apart (`width`, but for a view of one product's outputs in a stacked product's rows).
 #[derive(Clone)]
 pub(crate) struct Act {
     buf: Buffer,
     off: usize,
     rows: usize,
     width: usize,
+    stride: usize,
 }
 
 impl Act {
@@ -277,11 +279,22 @@ impl Act {
             off: 0,
             rows,
             width,
+            stride: width,
         }
     }
 
     fn len(&self) -> usize {
         self.rows * self.width
+    }
+
+    /// Itself, when its rows are adjacent (the ops that take a flat range need them so).
+    fn flat(&self) -> Result<&Self, GlmError> {
+        match self.stride == self.width || self.rows <= 1 {
+            true => Ok(self),
+            false => Err(GlmError::Input(
+                "a strided activation where a flat one is needed".into(),
+            )),
+        }
     }
 }
 
@@ -429,14 +442,20 @@ impl Ops for GpuOps<'_> {
         let y = self.get(slot, x.len())?;
         let w = self.vector(v)?;
         let d = x.width;
-        self.g
-            .rms_norm((&x.buf, x.off, d), (&y, 0, d), (w, 0), x.rows, d, eps)?;
+        self.g.rms_norm(
+            (&x.buf, x.off, x.stride),
+            (&y, 0, d),
+            (w, 0),
+            x.rows,
+            d,
+            eps,
+        )?;
         Ok(Act::new(y, x.rows, d))
     }
 
     fn rms_norm_in(&mut self, x: Act, v: Vector, cols: usize, eps: f32) -> Result<Act, GlmError> {
         let w = self.vector(v)?;
-        let at = (&x.buf, x.off, x.width);
+        let at = (&x.buf, x.off, x.stride);
         self.g.rms_norm(at, at, (w, 0), x.rows, cols, eps)?;
         Ok(x)
     }
@@ -449,6 +468,7 @@ impl Ops for GpuOps<'_> {
         eps: f32,
     ) -> Result<Act, GlmError> {
         // Each head of each row is a row of its own.
+        x.flat()?;
         let w = self.vector(v)?;
         let at = (&x.buf, x.off, width);
         let rows = x.len() / width;
@@ -458,6 +478,7 @@ impl Ops for GpuOps<'_> {
 
     fn add_vector(&mut self, x: Act, v: Vector) -> Result<Act, GlmError> {
         let b = self.vector(v)?;
+        x.flat()?;
         self.g.add_rows(&x.buf, x.off, x.rows, x.width, b, 0)?;
         Ok(x)
     }
@@ -466,7 +487,7 @@ impl Ops for GpuOps<'_> {
         let norm = self.vecs(at)?.idx_norm.as_ref();
         let norm = norm.ok_or_else(|| GlmError::Input("no indexer norm".into()))?;
         let d = x.width;
-        let place = (&x.buf, x.off, d);
+        let place = (&x.buf, x.off, x.stride);
         // The bias follows the weight in one buffer.
         self.g
             .layer_norm(place, place, (norm, 0), d, x.rows, d, eps)?;
@@ -482,11 +503,36 @@ impl Ops for GpuOps<'_> {
     ) -> Result<Act, GlmError> {
         // The device computes in f32 from the decoded blocks: `exact` always holds.
         let y = self.get(slot, x.rows * t.rows())?;
-        self.g.matmul(self.w(t)?, &x.buf, x.off, x.rows, &y, 0)?;
+        self.g
+            .matmul_strided(self.w(t)?, &x.buf, x.off, x.stride, x.rows, &y, 0)?;
         Ok(Act::new(y, x.rows, t.rows()))
     }
 
+    fn linears(&mut self, ws: &[&QTensor], x: &Act) -> Result<Vec<Act>, GlmError> {
+        let Some(q) = self.gw.stack(ws) else {
+            return linears_each(self, ws, x);
+        };
+        // One product; each weight's outputs a view of every token's row of the stack's.
+        let y = self.get("stacked", x.rows * q.rows())?;
+        self.g
+            .matmul_strided(q, &x.buf, x.off, x.stride, x.rows, &y, 0)?;
+        let mut off = 0;
+        let mut views = Vec::with_capacity(ws.len());
+        for t in ws {
+            views.push(Act {
+                buf: y.clone(),
+                off,
+                rows: x.rows,
+                width: t.rows(),
+                stride: q.rows(),
+            });
+            off += t.rows();
+        }
+        Ok(views)
+    }
+
     fn linear_add(&mut self, t: &QTensor, x: &Act, acc: Act) -> Result<Act, GlmError> {
+        x.flat()?;
         self.g
             .matmul_add(self.w(t)?, &x.buf, x.off, x.rows, &acc.buf, acc.off)?;
         Ok(acc)
@@ -506,7 +552,7 @@ impl Ops for GpuOps<'_> {
             x.rows,
             heads,
             half,
-            x.width,
+            x.stride,
             head_width,
             &self.table,
             0,
@@ -520,7 +566,7 @@ impl Ops for GpuOps<'_> {
         let (n, ff) = (x.rows, f.gate.rows());
         let gu = self.get("gu", 2 * n * ff)?;
         // Where the up product sits: (floats from a token's gate product, between tokens).
-        let (up, stride) = match self.gw.pair(&f.gate, &f.up) {
+        let (up, stride) = match self.gw.stack(&[&f.gate, &f.up]) {
             Some(pair) => {
                 self.g.matmul(pair, &x.buf, x.off, n, &gu, 0)?;
                 (ff, 2 * ff)
@@ -697,20 +743,37 @@ impl Ops for GpuOps<'_> {
         let out = self.get(slot, rows * 2 * d)?;
         let (wx, wy) = (self.vector(vx)?, self.vector(vy)?);
         let g = self.g;
-        g.rms_norm((&x.buf, x.off, d), (&out, 0, 2 * d), (wx, 0), rows, d, eps)?;
-        g.rms_norm((&y.buf, y.off, d), (&out, d, 2 * d), (wy, 0), rows, d, eps)?;
+        g.rms_norm(
+            (&x.buf, x.off, x.stride),
+            (&out, 0, 2 * d),
+            (wx, 0),
+            rows,
+            d,
+            eps,
+        )?;
+        g.rms_norm(
+            (&y.buf, y.off, y.stride),
+            (&out, d, 2 * d),
+            (wy, 0),
+            rows,
+            d,
+            eps,
+        )?;
         Ok(Act::new(out, rows, 2 * d))
     }
 
     fn rows(&mut self, x: Act, first: usize, count: usize) -> Result<Act, GlmError> {
         Ok(Act {
-            off: x.off + first * x.width,
+            off: x.off + first * x.stride,
             rows: count,
             ..x
         })
     }
 
     fn read(&mut self, xs: &[&Act]) -> Result<Vec<Vec<f32>>, GlmError> {
+        for x in xs {
+            x.flat()?;
+        }
         let ranges: Vec<_> = xs.iter().map(|x| (&x.buf, x.off, x.len())).collect();
         Ok(self.g.read_f32_ranges(&ranges)?)
     }

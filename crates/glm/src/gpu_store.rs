@@ -33,7 +33,9 @@ impl GpuOps<'_> {
         let (buf, words) = self.dest(i, idx)?;
         for (x, base) in parts {
             let w = x.width;
-            g.kv_store(kv, &buf, *base, words, p0, &x.buf, x.off, w, x.rows, w)?;
+            g.kv_store(
+                kv, &buf, *base, words, p0, &x.buf, x.off, x.stride, x.rows, w,
+            )?;
         }
         Ok(())
     }
@@ -82,7 +84,7 @@ impl GpuOps<'_> {
             stride,
             first,
         };
-        g.row_store(to, (&x.buf, x.off, x.width), x.rows, x.width, norm, rope)?;
+        g.row_store(to, (&x.buf, x.off, x.stride), x.rows, x.width, norm, rope)?;
         Ok(())
     }
 }

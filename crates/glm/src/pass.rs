@@ -79,6 +79,22 @@ pub(crate) struct RowPrep {
     pub(crate) index_keys: bool,
 }
 
+/// [`Ops::linears`] as one product each, each output in a slot of its own.
+pub(crate) fn linears_each<B: Ops + ?Sized>(
+    b: &mut B,
+    ws: &[&QTensor],
+    x: &B::X,
+) -> Result<Vec<B::X>, GlmError> {
+    const SLOTS: [&str; 3] = ["lin0", "lin1", "lin2"];
+    if ws.len() > SLOTS.len() {
+        return Err(GlmError::Input(format!("{} products at once", ws.len())));
+    }
+    ws.iter()
+        .zip(SLOTS)
+        .map(|(w, slot)| b.linear(w, x, false, slot))
+        .collect()
+}
+
 /// [`Ops::store_prepared`] as its three steps.
 pub(crate) fn store_prepared_steps<B: Ops + ?Sized>(
     b: &mut B,
@@ -157,14 +173,7 @@ pub(crate) trait Ops {
     /// `x · Wᵀ` for each of `ws` (at most 3: one activation, several weights; a backend may
     /// run them as one product). Each output has a slot of its own.
     fn linears(&mut self, ws: &[&QTensor], x: &Self::X) -> Result<Vec<Self::X>, GlmError> {
-        const SLOTS: [&str; 3] = ["lin0", "lin1", "lin2"];
-        if ws.len() > SLOTS.len() {
-            return Err(GlmError::Input(format!("{} products at once", ws.len())));
-        }
-        ws.iter()
-            .zip(SLOTS)
-            .map(|(w, slot)| self.linear(w, x, false, slot))
-            .collect()
+        linears_each(self, ws, x)
     }
     /// `acc + x · Wᵀ`.
     fn linear_add(&mut self, w: &QTensor, x: &Self::X, acc: Self::X) -> Result<Self::X, GlmError>;
@@ -427,11 +436,20 @@ fn mla<B: Ops>(
     shared: &mut Option<B::Mask>,
 ) -> Result<B::X, GlmError> {
     let c = &m.config;
-    let cq = b.linear(&a.q_a, h, false, "cq")?;
+    // q_a, kv_a and the indexer's key projection all multiply `h`: asked for together.
+    let mut products = b
+        .linears(&a.input_products(lw.indexer.as_ref()), h)?
+        .into_iter();
+    let mut next = || {
+        products
+            .next()
+            .ok_or_else(|| GlmError::Input("products".into()))
+    };
+    let (cq, kv) = (next()?, next()?);
+    let idx_k = lw.indexer.as_ref().map(|_| next()).transpose()?;
     let cq = b.rms_norm_in(cq, Vector::QNorm(at), c.q_lora, LORA_NORM_EPS)?;
     let q = b.linear(&a.q_b, &cq, false, "q")?;
     let q = b.rope(q, c.n_head, c.qk_nope + c.qk_rope, c.qk_nope)?;
-    let kv = b.linear(&a.kv_a, h, false, "kv")?;
     let row = RowPrep {
         norm: RowNorm::Rms(Vector::KNorm(at)),
         cols: c.kv_lora,
@@ -447,20 +465,20 @@ fn mla<B: Ops>(
         Site::Trunk(i) => c.indexer_full.get(i).copied().unwrap_or(true),
         Site::Mtp => true,
     };
-    let mask = match &lw.indexer {
-        Some(ix) => {
-            let sel = indexer(b, m, at, ix, h, &cq)?;
+    let mask = match (&lw.indexer, idx_k) {
+        (Some(ix), Some(k)) => {
+            let sel = indexer(b, m, at, ix, k, h, &cq)?;
             *shared = sel.clone();
             sel
         }
-        None if c.has_indexer() && !full => shared.clone(),
-        None => None,
+        _ if c.has_indexer() && !full => shared.clone(),
+        _ => None,
     };
     b.attend(at, a, &q, mask.as_ref())
 }
 
-/// The lightning indexer of a full layer (§B.4): stores the pass's keys (`LayerNorm(W_k h)`,
-/// RoPE on the first rope dims) and, once the context passes top-k, selects per query the
+/// The lightning indexer of a full layer (§B.4): stores the pass's keys (`LayerNorm(k)` of
+/// `k = W_k h`, computed with the layer's other products of `h`; RoPE on the first rope dims) and, once the context passes top-k, selects per query the
 /// top-k keys by `Σ_h w_h·relu(q_h·k)` with `q = W_qb c_q` (RoPE per head) and head weights
 /// `w = W_proj h`, both scales folded in as `1/√(d·heads)`. `None`: every causal key.
 fn indexer<B: Ops>(
@@ -468,12 +486,12 @@ fn indexer<B: Ops>(
     m: &Model,
     at: Site,
     ix: &IndexerWeights,
+    k: B::X,
     h: &B::X,
     cq: &B::X,
 ) -> Result<Option<B::Mask>, GlmError> {
     let c = &m.config;
     let (heads, d) = (c.idx_heads, c.idx_dim);
-    let k = b.linear(&ix.k, h, false, "idx_kb")?;
     let row = RowPrep {
         norm: RowNorm::Layer,
         cols: d,

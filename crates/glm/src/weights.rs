@@ -193,6 +193,17 @@ impl Attention {
     }
 }
 
+impl MlaWeights {
+    /// The products of the attention's input, in the order the pass asks for them together
+    /// (`Ops::linears`): q_a, kv_a, and on a layer with an indexer its key projection. A GPU
+    /// stacks them into one device weight.
+    pub fn input_products<'a>(&'a self, ix: Option<&'a IndexerWeights>) -> Vec<&'a QTensor> {
+        let mut parts = vec![&self.q_a, &self.kv_a];
+        parts.extend(ix.map(|ix| &ix.k));
+        parts
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct LayerWeights {
     pub attn_norm: QTensor,

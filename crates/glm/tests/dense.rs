@@ -44,7 +44,7 @@ fn open_on(
                 gpu: g.clone(),
                 cpu_moe: 0,
                 progress: None,
-                separate_gate_up: false,
+                separate_weights: false,
             }),
             ..Default::default()
         },

@@ -33,7 +33,7 @@ fn on_gpu(gpu: &Arc<Gpu>, cpu_moe: usize) -> Option<GpuPlacement> {
         gpu: gpu.clone(),
         cpu_moe,
         progress: None,
-        separate_gate_up: false,
+        separate_weights: false,
     })
 }
 
@@ -222,20 +222,21 @@ fn a_decoded_token_runs_its_weight_products_on_the_gpu() {
     );
 }
 
-/// Gate and up paired into one device weight (the default where the device copies weights)
-/// and kept apart (as on a device that reads the file in place) give the same logits, prefill
-/// and decode; paired, a decoded token needs one product fewer per FFN — the dense layers',
-/// the shared experts' and the routed experts'.
+/// Weights stacked into one device weight (the default where the device copies weights: each
+/// FFN's gate and up, each MLA layer's q_a, kv_a and indexer key) and kept apart (as on a
+/// device that reads the file in place) give the same logits, prefill and decode; stacked, a
+/// decoded token needs one product fewer per FFN — the dense layers', the shared experts' and
+/// the routed experts' — and per part an MLA layer's stack absorbs.
 #[test]
-fn paired_gate_up_equals_separate_with_one_product_fewer_per_ffn() {
+fn stacked_weights_equal_separate_with_one_product_fewer_per_stacked_weight() {
     if gpu().is_none() {
         return;
     }
     let gpu = own_gpu();
     let mut runs = Vec::new();
-    for separate_gate_up in [false, true] {
+    for separate_weights in [false, true] {
         let placement = GpuPlacement {
-            separate_gate_up,
+            separate_weights,
             ..on_gpu(&gpu, 0).unwrap()
         };
         let model = open("tiny-q-q4_k", KvType::F32, Some(placement));
@@ -249,20 +250,28 @@ fn paired_gate_up_equals_separate_with_one_product_fewer_per_ffn() {
         let c = &model.config;
         let moe = (0..c.n_layer).filter(|&i| c.is_moe_layer(i)).count();
         let ffns = c.n_layer + moe * usize::from(c.n_expert_shared > 0);
-        runs.push((prompt, token, d.dispatches, d.weight_bytes, ffns));
+        // q_a with kv_a on every layer, and the indexer's key on a full one (all Q8_0 here).
+        let attention = c.n_layer + c.indexer_full.iter().filter(|&&f| f).count();
+        runs.push((
+            prompt,
+            token,
+            d.dispatches,
+            d.weight_bytes,
+            ffns + attention,
+        ));
     }
-    let (paired, separate) = (&runs[0], &runs[1]);
+    let (stacked, separate) = (&runs[0], &runs[1]);
     eprintln!(
-        "one token: {} dispatches paired, {} separate ({} FFNs)",
-        paired.2, separate.2, paired.4
+        "one token: {} dispatches stacked, {} separate ({} products fewer expected)",
+        stacked.2, separate.2, stacked.4
     );
-    for (a, b) in [(&paired.0, &separate.0), (&paired.1, &separate.1)] {
+    for (a, b) in [(&stacked.0, &separate.0), (&stacked.1, &separate.1)] {
         let (diff, bad) = compare(a, b);
-        assert!(diff <= 1e-5, "paired vs separate: {diff}");
+        assert!(diff <= 1e-5, "stacked vs separate: {diff}");
         assert_eq!(bad, 0);
     }
-    assert_eq!(separate.2 - paired.2, paired.4 as u64);
-    assert_eq!(paired.3, separate.3, "the same weight bytes");
+    assert_eq!(separate.2 - stacked.2, stacked.4 as u64);
+    assert_eq!(stacked.3, separate.3, "the same weight bytes");
 }
 
 /// Within the indexer's top-k the whole token is one submission in one compute pass that

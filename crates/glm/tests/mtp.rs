@@ -358,7 +358,7 @@ fn on_the_gpu_the_block_matches_the_reference_and_greedy_drafting_changes_nothin
             gpu: gpu.clone(),
             cpu_moe,
             progress: None,
-            separate_gate_up: false,
+            separate_weights: false,
         };
         Model::open(
             fixture("tiny-f32.gguf"),
@@ -566,7 +566,7 @@ fn on_the_gpu_with_quantized_weights_verification_equals_decode() {
                     gpu: gpu.clone(),
                     cpu_moe,
                     progress: None,
-                    separate_gate_up: false,
+                    separate_weights: false,
                 }),
                 ..Default::default()
             },

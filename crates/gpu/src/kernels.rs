@@ -11,8 +11,8 @@
 //! * A [`QWeight`] is split into chunks of whole rows, each within the binding limit; each
 //!   dispatch covers one chunk and writes only that chunk's rows.
 
-mod pair;
 mod source;
+mod stack;
 
 pub use source::all_shader_sources;
 pub(crate) use source::REDUCE_SHARED;
@@ -389,7 +389,30 @@ impl Gpu {
         y: &Buffer,
         y_off: usize,
     ) -> Result<(), GpuError> {
-        self.matmul_into(w, x, x_off, n, y, y_off, false, 0)
+        self.matmul_into(w, (x, x_off, w.cols), n, y, y_off, false, 0)
+    }
+
+    /// [`Gpu::matmul`] on activation rows `x_stride` floats apart (a view of every token's
+    /// first part of a wider row, e.g. one product's outputs in a stacked weight's).
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul_strided(
+        &self,
+        w: &QWeight,
+        x: &Buffer,
+        x_off: usize,
+        x_stride: usize,
+        n: usize,
+        y: &Buffer,
+        y_off: usize,
+    ) -> Result<(), GpuError> {
+        if x_stride < w.cols {
+            return Err(GpuError::Shape {
+                what: "activation row stride (at least the weight's columns)",
+                expected: w.cols,
+                actual: x_stride,
+            });
+        }
+        self.matmul_into(w, (x, x_off, x_stride), n, y, y_off, false, 0)
     }
 
     /// [`Gpu::matmul`] adding to `y` instead of overwriting it (`y += W·x`): a product and the
@@ -403,7 +426,7 @@ impl Gpu {
         y: &Buffer,
         y_off: usize,
     ) -> Result<(), GpuError> {
-        self.matmul_into(w, x, x_off, n, y, y_off, true, 0)
+        self.matmul_into(w, (x, x_off, w.cols), n, y, y_off, true, 0)
     }
 
     /// One token's FFN output added to `y`: `y[y_off..][..rows] += W · (silu(g) ∘ u)` with the
@@ -423,15 +446,14 @@ impl Gpu {
     ) -> Result<(), GpuError> {
         let x_up = swiglu_up(gate_off, up_off, w.cols)?;
         fits("up", gu.len(), up_off + w.cols)?;
-        self.matmul_into(w, gu, gate_off, 1, y, y_off, true, x_up)
+        self.matmul_into(w, (gu, gate_off, w.cols), 1, y, y_off, true, x_up)
     }
 
     #[allow(clippy::too_many_arguments)]
     fn matmul_into(
         &self,
         w: &QWeight,
-        x: &Buffer,
-        x_off: usize,
+        (x, x_off, x_stride): (&Buffer, usize, usize),
         n: usize,
         y: &Buffer,
         y_off: usize,
@@ -448,7 +470,7 @@ impl Gpu {
         if n == 0 {
             return Ok(());
         }
-        fits("x", x.len(), x_off + n * w.cols)?;
+        fits("x", x.len(), x_off + (n - 1) * x_stride + w.cols)?;
         fits("y", y.len(), y_off + n * w.rows)?;
         // One token: the mat-vec kernel, R rows per workgroup.
         let (kernel, per_wg) = if n == 1 {
@@ -468,7 +490,7 @@ impl Gpu {
                 n: n as u32,
                 g0: chunk.g0 as u32,
                 g1: chunk.g1 as u32,
-                x_stride: w.cols as u32,
+                x_stride: x_stride as u32,
                 y_stride: w.rows as u32,
                 x_off: x_off as u32,
                 y_off: y_off as u32,
