@@ -13,20 +13,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let yb = Q.p1.x + r * Q.p1.y;
     let in_place = Q.p2.x != 0u;
     let layer = Q.p2.y != 0u;
-    var mean = 0.0;
-    if (layer) {
-        var s = 0.0;
-        for (var i = lid; i < d; i += WG) {
-            s += select(B[xb + i], A[xb + i], in_place);
-        }
-        mean = reduce(s, lid) / f32(d);
-    }
-    var s2 = 0.0;
-    for (var i = lid; i < d; i += WG) {
-        let v = select(B[xb + i], A[xb + i], in_place) - mean;
-        s2 += v * v;
-    }
-    let inv = inverseSqrt(reduce(s2, lid) / f32(d) + pf(Q.p1.w));
+    let st = norm_stats(xb, d, layer, in_place, Q.p1.w, lid);
+    let mean = st.x;
+    let inv = st.y;
     for (var i = lid; i < d; i += WG) {
         let v = (select(B[xb + i], A[xb + i], in_place) - mean) * inv * C[Q.p1.z + i];
         if (layer) {

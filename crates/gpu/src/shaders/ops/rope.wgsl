@@ -15,16 +15,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let h = (idx % per_token) / half;
     let j = idx % half;
     let head = Q.p0.w + i * Q.p1.x + h * Q.p1.y;
-    var a = head + 2u * j;
-    var b = a + 1u;
-    if (Q.p2.x != 0u) {
-        a = head + j;
-        b = a + half;
-    }
+    let ab = rope_cols(head, j, half, Q.p2.x != 0u);
     let c = B[Q.p1.z + i * half + j];
     let s = C[Q.p1.w + i * half + j];
-    let x0 = A[a];
-    let x1 = A[b];
-    A[a] = x0 * c - x1 * s;
-    A[b] = x0 * s + x1 * c;
+    let y = rotate(A[ab.x], A[ab.y], c, s);
+    A[ab.x] = y.x;
+    A[ab.y] = y.y;
 }

@@ -19,20 +19,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let xb = Q.p0.z + r * Q.p0.w;
     let cols = Q.p2.x;
     let layer = (Q.p2.y & 1u) != 0u;
-    var mean = 0.0;
-    if (layer) {
-        var s = 0.0;
-        for (var i = lid; i < cols; i += WG) {
-            s += B[xb + i];
-        }
-        mean = reduce(s, lid) / f32(cols);
-    }
-    var s2 = 0.0;
-    for (var i = lid; i < cols; i += WG) {
-        let v = B[xb + i] - mean;
-        s2 += v * v;
-    }
-    let inv = inverseSqrt(reduce(s2, lid) / f32(max(cols, 1u)) + pf(Q.p1.w));
+    let st = norm_stats(xb, cols, layer, false, Q.p1.w, lid);
+    let mean = st.x;
+    let inv = st.y;
     for (var i = lid; i < w; i += WG) {
         var v = B[xb + i];
         if (i < cols) {
@@ -46,18 +35,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
     let half = Q.p3.y;
     for (var j = lid; j < half; j += WG) {
-        var a = Q.p3.x + 2u * j;
-        var b = a + 1u;
-        if ((Q.p2.y & 2u) != 0u) {
-            a = Q.p3.x + j;
-            b = a + half;
-        }
+        let ab = rope_cols(Q.p3.x, j, half, (Q.p2.y & 2u) != 0u);
         let c = M[Q.p3.z + r * half + j];
         let s = M[Q.p3.w + r * half + j];
-        let x0 = row[a];
-        let x1 = row[b];
-        row[a] = x0 * c - x1 * s;
-        row[b] = x0 * s + x1 * c;
+        let y = rotate(row[ab.x], row[ab.y], c, s);
+        row[ab.x] = y.x;
+        row[ab.y] = y.y;
     }
     workgroupBarrier();
     put_row(Q.p1.x + (Q.p1.z + r) * Q.p1.y, w, lid);
