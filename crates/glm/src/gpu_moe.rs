@@ -79,18 +79,21 @@ impl GpuOps<'_> {
                 }
             };
         // Where slot s's gate and up products sit in `gu`: (stride between slots, up − gate).
-        let (stride, up) = match &m.gate_up {
-            GateUp::Separate { gate, up } if self.gw.stack(&[gate, up]).is_some() => {
-                let pair = self.gw.stack(&[gate, up]).expect("checked");
+        let pair = match &m.gate_up {
+            GateUp::Separate { gate, up } => self.gw.stack(&[gate, up]),
+            GateUp::Fused(_) => None,
+        };
+        let (stride, up) = match (&m.gate_up, pair) {
+            (GateUp::Separate { .. }, Some(pair)) => {
                 product(pair, &h.buf, h.off, d, k, &gu, 0)?;
                 (2 * f, f)
             }
-            GateUp::Separate { gate, up } => {
+            (GateUp::Separate { gate, up }, None) => {
                 product(self.w(gate)?, &h.buf, h.off, d, k, &gu, 0)?;
                 product(self.w(up)?, &h.buf, h.off, d, k, &gu, slots * f)?;
                 (f, slots * f)
             }
-            GateUp::Fused(t) => {
+            (GateUp::Fused(t), _) => {
                 product(self.w(t)?, &h.buf, h.off, d, k, &gu, 0)?;
                 (2 * f, f)
             }

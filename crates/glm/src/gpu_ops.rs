@@ -545,19 +545,12 @@ impl Ops for GpuOps<'_> {
         head_width: usize,
         off: usize,
     ) -> Result<Act, GlmError> {
-        let half = self.m.config.qk_rope / 2;
+        let r = self.row_rope(off);
+        let (cos, sin) = (r.cos_off, r.sin_off);
+        let at = x.off + r.off;
+        let (rows, stride) = (x.rows, x.stride);
         self.g.rope(
-            &x.buf,
-            x.off + off,
-            x.rows,
-            heads,
-            half,
-            x.stride,
-            head_width,
-            &self.table,
-            0,
-            self.sin_off,
-            self.m.config.gqa.is_some_and(|g| g.neox),
+            &x.buf, at, rows, heads, r.half, stride, head_width, r.table, cos, sin, r.halves,
         )?;
         Ok(x)
     }

@@ -21,6 +21,21 @@ impl GpuOps<'_> {
         Ok((dest.reserve(self.g, t_len, p0)?.clone(), words))
     }
 
+    /// RoPE at the pass's positions from column `off` of a head: the pass's table (cos rows,
+    /// then sin rows), the model's `qk_rope / 2` pairs, on halves for a model whose
+    /// `Gqa::neox` is set. One place for [`crate::pass::Ops::rope`] and the cache rows.
+    pub(super) fn row_rope(&self, off: usize) -> RowRope<'_> {
+        let c = &self.m.config;
+        RowRope {
+            table: &self.table,
+            cos_off: 0,
+            sin_off: self.sin_off,
+            off,
+            half: c.qk_rope / 2,
+            halves: c.gqa.is_some_and(|g| g.neox),
+        }
+    }
+
     /// Appends the pass's rows to cache `i` (`idx`: the indexer keys' cache): each
     /// `(activation, word)` fills its rows from that word of each cache row on.
     pub(super) fn store(
@@ -61,15 +76,7 @@ impl GpuOps<'_> {
         };
         let (g, kv, first) = (self.g, self.m.opts.kv_type, self.p0);
         let (cache, stride) = self.dest(self.layer(at), p.index_keys)?;
-        let c = &self.m.config;
-        let rope = RowRope {
-            table: &self.table,
-            cos_off: 0,
-            sin_off: self.sin_off,
-            off: p.rope_off,
-            half: c.qk_rope / 2,
-            halves: c.gqa.is_some_and(|g| g.neox),
-        };
+        let rope = self.row_rope(p.rope_off);
         let norm = localglm_gpu::RowNorm {
             weights,
             w_off: 0,
