@@ -6,12 +6,13 @@
 // (The serving process runs the scripted engine so its replies are known.)
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, symlinkSync } from "node:fs";
+import { once } from "node:events";
+import { existsSync, mkdirSync, mkdtempSync, openSync, symlinkSync } from "node:fs";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
-import { ELEMENT, ROOT, Session, appBinary, freePort, sleep, startDriver, writeSettings } from "./webdriver.mjs";
+import { ARTIFACTS, ELEMENT, ROOT, Session, appBinary, freePort, sleep, startDriver, writeSettings } from "./webdriver.mjs";
 
 const dataDir = mkdtempSync(join(tmpdir(), "localglm-e2e-remote-"));
 let driver;
@@ -20,9 +21,14 @@ let serverUrl;
 
 async function startServer() {
   const port = await freePort();
+  // The server's request log goes to a file, not to this test's stderr: output a process
+  // writes to a test file's stdio after the file has finished is held by node's test runner
+  // (Node 20) until it exits, so a server that outlived its file could grow the runner's heap.
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const log = openSync(join(ARTIFACTS, "remote-serve.log"), "a");
   server = spawn(join(dirname(appBinary()), "localglm"), ["serve", "--port", String(port), "--model", "/m/gpu-glm.gguf", "--api-key", "secret"], {
     env: { ...process.env, LOCALGLM_ENGINE: "scripted", LOCALGLM_DATA_DIR: dataDir },
-    stdio: ["ignore", "ignore", "inherit"],
+    stdio: ["ignore", "ignore", log],
   });
   for (let i = 0; i < 100; i++) {
     const up = await new Promise((resolve) => {
@@ -49,7 +55,13 @@ before(async () => {
 
 after(async () => {
   await driver?.stop();
-  server?.kill();
+  if (server && server.exitCode === null && server.signalCode === null) {
+    const exited = once(server, "exit");
+    server.kill();
+    const timer = setTimeout(() => server.kill("SIGKILL"), 2000);
+    await exited;
+    clearTimeout(timer);
+  }
 });
 
 const indicator = `const el = document.querySelector('[data-testid=model-indicator]');

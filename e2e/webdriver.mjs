@@ -99,9 +99,12 @@ export async function startDriver(env) {
       detached: true,
     },
   );
+  // Only the tail is kept: tauri-driver can print a line per failed accept() in a tight loop,
+  // and nothing reads more than the end.
   let log = "";
-  child.stdout.on("data", (d) => (log += d));
-  child.stderr.on("data", (d) => (log += d));
+  const keep = (d) => (log = (log + d).slice(-65536));
+  child.stdout.on("data", keep);
+  child.stderr.on("data", keep);
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 100; i++) {
     try {
@@ -122,6 +125,8 @@ export async function startDriver(env) {
         /* already gone */
       }
       await sleep(300);
+      child.stdout.destroy();
+      child.stderr.destroy();
     },
   };
 }

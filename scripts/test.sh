@@ -84,9 +84,11 @@ log "UI unit tests"
 
 log "end-to-end tests in the real window"
 build_app
-# WORKAROUND: session 28's second CI run lost ui.test.mjs's process to V8's default ~4 GiB heap
-# limit (a heap-out-of-memory abort after its 18th subtest; the run before passed 24 of 24);
-# 8 GiB leaves room while the cause — what the harness holds across subtests — is found.
+# WORKAROUND: session 28's second CI run lost the test runner's process to V8's default ~4 GiB
+# heap limit (a heap-out-of-memory abort after its 18th subtest; the run before passed 24 of 24).
+# Two unbounded buffers found since are gone (the driver's log is a 64 KiB tail; the remote
+# test's server no longer writes into the runner's stderr and is awaited at exit), but neither
+# is proven to be the cause: 8 GiB stays until a run with the fixes has failed no more.
 (cd "$ROOT" && NODE_OPTIONS="${NODE_OPTIONS:-} --max-old-space-size=8192" node --test --test-concurrency=1 e2e/ui.test.mjs e2e/presets.test.mjs e2e/models.test.mjs e2e/downloads.test.mjs e2e/errors.test.mjs e2e/chat.test.mjs e2e/glm.test.mjs e2e/remote.test.mjs e2e/api.test.mjs e2e/render.test.mjs e2e/interrupted.test.mjs e2e/branches.test.mjs e2e/runtime.test.mjs) || status=1
 
 exit $status
