@@ -6,8 +6,9 @@
 //! Evaluated in f32 in that order it is the same value bit for bit (up to the sign of a zero)
 //! whenever the block's f16 fields are finite: each scale and bias is computed with the reference's own f32 operations
 //! (`d·sc`, `dmin·m`, `d·(0.5 + s)·0.25`, ...), the quants are the integers the reference
-//! multiplies by, and the one regrouping, IQ1's `dl·(g + δ)` = `dl·g + dl·δ`, adds two exact
-//! products (g ∈ {−1, 0, 1}, δ = ±1/8, and `dl·δ` cannot leave the normal range).
+//! multiplies by, and the two regroupings are exact: IQ1_S's `dl·(g + δ)` = `dl·g + dl·δ` adds
+//! two exact products (g ∈ {−1, 0, 1}, δ = ±1/8, and `dl·δ` cannot leave the normal range);
+//! IQ1_M's = `(dl/8)·(8g ± 1)` rounds the same exact product once.
 //!
 //! Geometry: a 256-weight block fills `q: [i8; 256]`, `s: [f32; 16]`, `bias: [f32; 32]`; a
 //! 32-weight block `q: [i8; 32]`, `s: [f32; 2]`, `bias: [f32; 4]`. Formats whose scales cover 32
@@ -66,8 +67,8 @@ pub const fn supports(ty: GgmlType) -> bool {
 }
 
 /// Whether the decoder of `ty` returns `true`, i.e. writes biases: the formats with an additive
-/// term (Q4_1, Q5_1, Q2_K, Q4_K, Q5_K, IQ1_S, IQ1_M). `false` for every other type, supported
-/// or not.
+/// term (Q4_1, Q5_1, Q2_K, Q4_K, Q5_K, IQ1_S). `false` for every other type, supported or not
+/// (IQ1_M keeps its per-8 delta in the quants: see [`iq1_m`]).
 pub const fn has_bias(ty: GgmlType) -> bool {
     matches!(
         ty,
@@ -77,7 +78,6 @@ pub const fn has_bias(ty: GgmlType) -> bool {
             | GgmlType::Q4_K
             | GgmlType::Q5_K
             | GgmlType::IQ1_S
-            | GgmlType::IQ1_M
     )
 }
 
@@ -591,32 +591,39 @@ pub fn iq1_s(
     true
 }
 
-/// IQ1_M: `q = iq1s_grid` value ∈ {−1, 0, 1}, `s = dl = d·(2·s3 + 1)` per 16 weights,
-/// `bias = ±dl/8` per 8 weights (each group has its own delta sign).
+/// IQ1_M: `q = 8·g ± 1` ∈ {−9, −7, −1, 1, 7, 9} (g the iq1s_grid value ∈ {−1, 0, 1}, ±1 the
+/// delta sign of its group of 8), `s = dl/8` with `dl = d·(2·s3 + 1)` per 16 weights; no bias.
+/// The delta changes every 8 weights, under the 16-weight scale, so it lives in the quants:
+/// `(dl/8)·(8g ± 1)` is the reference's `dl·(g ± 1/8)` bit for bit (`dl/8` is exact, and both
+/// round the same exact product), and the batched GEMMs need no per-8 bias.
 #[inline(always)]
 pub fn iq1_m(
     b: &[u8; GgmlType::IQ1_M.block_bytes()],
     q: &mut [i8; QK_K],
     s: &mut [f32; QK_K_SCALES],
-    bias: &mut [f32; QK_K_BIASES],
+    _bias: &mut [f32; QK_K_BIASES],
 ) -> bool {
     let sc = [u16_at(b, 48), u16_at(b, 50), u16_at(b, 52), u16_at(b, 54)];
     let d = f16_to_f32(
         (sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000),
     );
     let (groups, _) = q.as_chunks_mut::<8>();
+    let with_delta = |grid: &[i8; 8], negative: bool| -> [i8; 8] {
+        let delta = if negative { -1 } else { 1 };
+        grid.map(|g| 8 * g + delta)
+    };
     for i in 0..QK_K_SCALES {
         // Weights 16i..16i + 16: scale bits 3(i % 4).. of scales[i / 4]; groups 2i and 2i + 1
         // take the low and high nibble of qh[i] (3 index bits, then the delta sign).
         let dl = d * (2 * ((sc[i / 4] >> (3 * (i % 4))) & 7) + 1) as f32;
-        s[i] = dl;
+        s[i] = dl * 0.125;
         let n = b[32 + i];
-        groups[2 * i] = IQ1S_GRID[b[2 * i] as usize | ((n & 7) as usize) << 8];
-        groups[2 * i + 1] = IQ1S_GRID[b[2 * i + 1] as usize | (((n >> 4) & 7) as usize) << 8];
-        bias[2 * i] = iq1_bias(dl, n & 0x08 != 0);
-        bias[2 * i + 1] = iq1_bias(dl, n & 0x80 != 0);
+        let lo = &IQ1S_GRID[b[2 * i] as usize | ((n & 7) as usize) << 8];
+        let hi = &IQ1S_GRID[b[2 * i + 1] as usize | (((n >> 4) & 7) as usize) << 8];
+        groups[2 * i] = with_delta(lo, n & 0x08 != 0);
+        groups[2 * i + 1] = with_delta(hi, n & 0x80 != 0);
     }
-    true
+    false
 }
 
 /// IQ4_XS: `q = kvalues_iq4nl[nibble]` ∈ −127..=113, `s = d·(ls − 32)` per 32 weights with the

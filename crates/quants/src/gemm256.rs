@@ -6,7 +6,7 @@
 //! `vpmaddubsw` (unsigned activations `x + 128` × signed weights, adjacent pairs summed to
 //! i16 with saturation) and `vpmaddwd` by ones (pairs of i16 to the i32 lane). The i16 pair
 //! cannot saturate when every weight satisfies |q| ≤ 64 (`2·255·64 = 32640 ≤ 32767`). The
-//! formats with larger quants (Q8_0, IQ4_XS: "wide") take signed activations instead (the
+//! formats with larger quants (Q8_0, IQ4_XS, IQ4_NL: "wide") take signed activations instead (the
 //! panel byte with its top bit flipped) and the sign trick, `vpmaddubsw(|w|, sign(x, w))`,
 //! `2·128·127 ≤ 32767`: one `vpabsb` per row and one `vpsignb` per product more, and no
 //! `−128·Σq` start.
@@ -15,7 +15,7 @@
 
 #![cfg(target_arch = "x86_64")]
 
-use crate::gemm512::{Panel, RowTile, PANEL, TILE};
+use crate::gemm512::{Panel, RowTile, K_BLOCK, PANEL, SLOTS, TILE};
 use crate::simd_mem::{load256, store256};
 use crate::GgmlType;
 use std::arch::x86_64::*;
@@ -25,7 +25,7 @@ use std::arch::x86_64::*;
 fn max_quant(ty: GgmlType) -> Option<u32> {
     Some(match ty {
         GgmlType::Q8_0 => 128,
-        GgmlType::IQ4_XS => 127,
+        GgmlType::IQ4_XS | GgmlType::IQ4_NL => 127,
         GgmlType::IQ1_S => 1,
         GgmlType::Q2_K => 3,
         GgmlType::Q3_K => 4,
@@ -34,6 +34,7 @@ fn max_quant(ty: GgmlType) -> Option<u32> {
         GgmlType::Q5_0 => 16,
         GgmlType::Q5_1 | GgmlType::Q5_K => 31,
         GgmlType::Q6_K => 32,
+        GgmlType::IQ1_M => 9,
         GgmlType::IQ2_XXS | GgmlType::IQ2_XS | GgmlType::IQ2_S => 43,
         GgmlType::IQ3_XXS => 62,
         _ => return None,
@@ -122,8 +123,9 @@ fn floats8(v: &[f32; 8]) -> __m256 {
     _mm256_castsi256_ps(load256(v))
 }
 
-/// `R` decoded rows (slots 0..R of `tile`) × one panel → `out[r][t]`: its 16 tokens, or its
-/// first 8 where `TWO` is false (a panel of at most 8 pays for no padding). `S` = group / 4
+/// `R` decoded rows (slots `r0..r0 + R` of `tile`) × one panel over the scale groups `gs`,
+/// added to `f` (`f[r][h]`: tokens `8h..8h + 8` of row `r0 + r`): its 16 tokens, or its first
+/// 8 where `TWO` is false (a panel of at most 8 pays for no padding). `S` = group / 4
 /// steps per scale group, a constant so that the loops unroll with the accumulators in
 /// registers (an iterator over them kept them on the stack: half the speed). Summing a few
 /// steps' `vpmaddubsw` in i16 before widening (where |q| allows: IQ1_S, Q4_K) measured no
@@ -133,27 +135,28 @@ fn floats8(v: &[f32; 8]) -> __m256 {
 #[target_feature(enable = "avx2,fma")]
 fn tile_panel<const R: usize, const TWO: bool, const S: usize, const WIDE: bool>(
     tile: &RowTile,
+    r0: usize,
     p: &Panel,
-    out: &mut [[f32; PANEL]; TILE],
+    gs: std::ops::Range<usize>,
+    fio: &mut [[__m256; 2]; TILE],
 ) {
     let per_row = tile.cols / (4 * S);
     let ones = _mm256_set1_epi16(1);
     let flip = _mm256_set1_epi8(-128);
-    let zero = _mm256_setzero_ps();
-    let mut f = [[zero; 2]; R];
+    let mut f: [[__m256; 2]; R] = std::array::from_fn(|r| fio[r]);
     let (xu, _) = p.xu.as_chunks::<{ 4 * PANEL }>();
     let (xu, _) = xu.as_chunks::<S>();
     let (xd, _) = p.xd.as_chunks::<PANEL>();
     let (xs, _) = p.xsum.as_chunks::<PANEL>();
     let words: [&[[i32; S]]; R] = std::array::from_fn(|r| {
-        let w = &tile.words[r * tile.cols / 4..(r + 1) * tile.cols / 4];
+        let w = &tile.words[(r0 + r) * tile.cols / 4..(r0 + r + 1) * tile.cols / 4];
         w.as_chunks::<S>().0
     });
-    for g in 0..per_row {
+    for g in gs {
         let mut acc = [[_mm256_setzero_si256(); 2]; R];
         if !WIDE {
             for r in 0..R {
-                acc[r][0] = _mm256_set1_epi32(tile.start[r * per_row + g]);
+                acc[r][0] = _mm256_set1_epi32(tile.start[(r0 + r) * per_row + g]);
                 acc[r][1] = acc[r][0];
             }
         }
@@ -196,7 +199,7 @@ fn tile_panel<const R: usize, const TWO: bool, const S: usize, const WIDE: bool>
         let (d8, _) = xd[g * S / 8].as_chunks::<8>();
         let (d0, d1) = (floats8(&d8[0]), floats8(&d8[1]));
         for r in 0..R {
-            let sc = _mm256_set1_ps(tile.scale[r * per_row + g]);
+            let sc = _mm256_set1_ps(tile.scale[(r0 + r) * per_row + g]);
             let a = acc[r];
             f[r][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a[0]), _mm256_mul_ps(d0, sc), f[r][0]);
             if TWO {
@@ -207,7 +210,7 @@ fn tile_panel<const R: usize, const TWO: bool, const S: usize, const WIDE: bool>
             let (s8, _) = xs[g].as_chunks::<8>();
             let (s0, s1) = (floats8(&s8[0]), floats8(&s8[1]));
             for r in 0..R {
-                let b = _mm256_set1_ps(tile.bias[r * per_row + g]);
+                let b = _mm256_set1_ps(tile.bias[(r0 + r) * per_row + g]);
                 f[r][0] = _mm256_fmadd_ps(s0, b, f[r][0]);
                 if TWO {
                     f[r][1] = _mm256_fmadd_ps(s1, b, f[r][1]);
@@ -215,29 +218,34 @@ fn tile_panel<const R: usize, const TWO: bool, const S: usize, const WIDE: bool>
             }
         }
     }
-    for (o, fr) in out.iter_mut().zip(f) {
-        let (o8, _) = o.as_chunks_mut::<8>();
-        store256(&mut o8[0], _mm256_castps_si256(fr[0]));
-        store256(&mut o8[1], _mm256_castps_si256(fr[1]));
-    }
+    fio[..R].copy_from_slice(&f);
 }
 
-/// [`tile_panel`] for `r` rows, the panel's size and the tile's group.
+/// [`tile_panel`] for `r` rows (slots `r0..r0 + r`), the panel's size and the tile's group.
+#[allow(clippy::too_many_arguments)]
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn tile_panel_any(tile: &RowTile, wide: bool, r: usize, p: &Panel, out: &mut [[f32; PANEL]; TILE]) {
+fn tile_panel_any(
+    tile: &RowTile,
+    wide: bool,
+    r0: usize,
+    r: usize,
+    p: &Panel,
+    gs: std::ops::Range<usize>,
+    f: &mut [[__m256; 2]; TILE],
+) {
     macro_rules! by_rows {
         ($S:literal, $W:literal) => {
             match (r, p.n > 8) {
-                (4, true) => tile_panel::<4, true, $S, $W>(tile, p, out),
-                (4, false) => tile_panel::<4, false, $S, $W>(tile, p, out),
-                (3, _) => tile_panel::<3, true, $S, $W>(tile, p, out),
-                (2, _) => tile_panel::<2, true, $S, $W>(tile, p, out),
-                _ => tile_panel::<1, true, $S, $W>(tile, p, out),
+                (4, true) => tile_panel::<4, true, $S, $W>(tile, r0, p, gs, f),
+                (4, false) => tile_panel::<4, false, $S, $W>(tile, r0, p, gs, f),
+                (3, _) => tile_panel::<3, true, $S, $W>(tile, r0, p, gs, f),
+                (2, _) => tile_panel::<2, true, $S, $W>(tile, r0, p, gs, f),
+                _ => tile_panel::<1, true, $S, $W>(tile, r0, p, gs, f),
             }
         };
     }
-    // The wide formats (Q8_0, IQ4_XS) have per-32 groups.
+    // The wide formats (Q8_0, IQ4_XS, IQ4_NL) have per-32 groups.
     match (tile.group == 16, wide) {
         (true, _) => by_rows!(4, false),
         (false, false) => by_rows!(8, false),
@@ -274,15 +282,30 @@ fn tile_rows(
     let n: usize = panels.iter().map(|p| p.n).sum();
     let wide = wide(ty);
     debug_assert!(!wide || tile.group == 32);
-    let mut out = [[0f32; PANEL]; TILE];
-    for (rows, yr) in w.chunks(row_bytes * TILE).zip(yt.chunks_mut(n * TILE)) {
+    let per_row = tile.cols / tile.group;
+    let block = K_BLOCK / tile.group;
+    let mut out = [0f32; PANEL];
+    for (rows, yr) in w.chunks(row_bytes * SLOTS).zip(yt.chunks_mut(n * SLOTS)) {
         tile.decode_avx2(ty, rows, row_bytes);
         let r_here = rows.len() / row_bytes;
         let mut t0 = 0;
         for p in panels {
-            tile_panel_any(tile, wide, r_here, p, &mut out);
-            for (r, o) in out.iter().enumerate().take(r_here) {
-                yr[r * n + t0..r * n + t0 + p.n].copy_from_slice(&o[..p.n]);
+            // As in `gemm512`: each k-block of the panel is loaded once for all the slots.
+            let zero = _mm256_setzero_ps();
+            let mut f = [[[zero; 2]; TILE]; SLOTS / TILE];
+            for g0 in (0..per_row).step_by(block) {
+                let gs = g0..(g0 + block).min(per_row);
+                for (t, ft) in f.iter_mut().enumerate().take(r_here.div_ceil(TILE)) {
+                    let r0 = t * TILE;
+                    let r = (r_here - r0).min(TILE);
+                    tile_panel_any(tile, wide, r0, r, p, gs.clone(), ft);
+                }
+            }
+            for (r, v) in f.iter().flatten().enumerate().take(r_here) {
+                let (o8, _) = out.as_chunks_mut::<8>();
+                store256(&mut o8[0], _mm256_castps_si256(v[0]));
+                store256(&mut o8[1], _mm256_castps_si256(v[1]));
+                yr[r * n + t0..r * n + t0 + p.n].copy_from_slice(&out[..p.n]);
             }
             t0 += p.n;
         }
@@ -334,9 +357,9 @@ mod tests {
             eprintln!("skipped: no AVX2");
             return;
         }
-        // A second row length off the 256 grid for the 32-weight formats (Q8_0's generic
-        // decoder).
-        let shapes = |ty: GgmlType| [512usize, if ty.block_elems() == 32 { 96 } else { 768 }];
+        // Two and a half k-blocks, and a second row length: off the 256 grid for the
+        // 32-weight formats (Q8_0's generic decoder), one and a half k-blocks for the others.
+        let shapes = |ty: GgmlType| [1280usize, if ty.block_elems() == 32 { 96 } else { 768 }];
         for (ty, cols) in GgmlType::SUPPORTED
             .into_iter()
             .flat_map(|ty| shapes(ty).map(|c| (ty, c)))
@@ -344,7 +367,8 @@ mod tests {
             let Some(group) = group_size(ty) else {
                 continue;
             };
-            let (rows, n) = (7usize, 21usize);
+            // Two slot blocks (16 rows, then 5: tiles of 4 and 1).
+            let (rows, n) = (21usize, 21usize);
             let w = random_blocks(ty, rows * cols / ty.block_elems(), 3);
             let row_bytes = ty.row_bytes(cols).unwrap();
             let xs = random_vector(n * cols, 9);

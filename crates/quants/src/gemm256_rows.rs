@@ -22,6 +22,7 @@ pub(crate) fn vectorized(ty: GgmlType) -> bool {
             | GgmlType::Q5_K
             | GgmlType::Q6_K
             | GgmlType::IQ1_S
+            | GgmlType::IQ1_M
             | GgmlType::IQ2_XXS
             | GgmlType::IQ2_XS
             | GgmlType::IQ2_S
@@ -30,6 +31,7 @@ pub(crate) fn vectorized(ty: GgmlType) -> bool {
             | GgmlType::Q8_0
             | GgmlType::Q4_0
             | GgmlType::Q4_1
+            | GgmlType::IQ4_NL
     )
 }
 
@@ -49,7 +51,7 @@ fn floats(f: impl Fn(usize) -> f32) -> __m256 {
 }
 
 impl RowTile {
-    /// Decodes `rows` (at most `TILE` rows of `row_bytes`) into slots 0.. of the tile.
+    /// Decodes `rows` (at most `SLOTS` rows of `row_bytes`) into slots 0.. of the tile.
     #[target_feature(enable = "avx2,fma")]
     pub(crate) fn decode_avx2(&mut self, ty: GgmlType, rows: &[u8], row_bytes: usize) {
         for (r, row) in rows.chunks_exact(row_bytes).enumerate() {
@@ -67,6 +69,7 @@ impl RowTile {
                 GgmlType::Q5_K => self.blocks::<176>(r, row, |b| q5k(b)),
                 GgmlType::Q6_K => self.blocks::<210>(r, row, |b| q6k(b)),
                 GgmlType::IQ1_S => self.blocks::<50>(r, row, |b| iq1s(b)),
+                GgmlType::IQ1_M => self.blocks::<56>(r, row, |b| iq1m(b)),
                 GgmlType::IQ2_XXS => self.blocks::<66>(r, row, |b| iq2xxs(b)),
                 GgmlType::IQ2_XS => self.blocks::<74>(r, row, |b| iq2xs(b)),
                 GgmlType::IQ2_S => self.blocks::<82>(r, row, |b| iq2s(b)),
@@ -77,6 +80,7 @@ impl RowTile {
                 GgmlType::Q8_0 => self.units32::<272, 34>(ty, r, row, |b| q8_0(b)),
                 GgmlType::Q4_0 => self.units32::<144, 18>(ty, r, row, |b| q4_0(b)),
                 GgmlType::Q4_1 => self.units32::<160, 20>(ty, r, row, |b| q4_1(b)),
+                GgmlType::IQ4_NL => self.units32::<144, 18>(ty, r, row, |b| iq4nl(b)),
                 _ => self.generic_row(ty, r, row),
             }
         }
@@ -303,6 +307,43 @@ fn iq1s(b: &[u8; 50]) -> Block {
     }
 }
 
+/// IQ1_M: per 8 weights an 11-bit grid index (a byte of `qs`, 3 bits of a `qh` nibble) and
+/// the nibble's delta sign, per 16 a 3-bit scale; `decode_i8::iq1_m`'s form `8g ± 1` with
+/// `dl/8` (the unsigned grid holds `g + 1`: `8(g + 1) − 8 ± 1`).
+#[target_feature(enable = "avx2,fma")]
+fn iq1m(b: &[u8; 56]) -> Block {
+    let grid = crate::simd_lowbit::iq1_unsigned_grid();
+    let sc: [u16; 4] = std::array::from_fn(|k| u16::from_le_bytes([b[48 + 2 * k], b[49 + 2 * k]]));
+    let d = crate::dequant::f16_to_f32(
+        (sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000),
+    );
+    // Bytes of −7 (delta +1) and −9 (delta −1).
+    let (plus, minus) = (0xf9f9_f9f9_f9f9_f9f9u64, 0xf7f7_f7f7_f7f7_f7f7u64);
+    let w = std::array::from_fn(|j| {
+        let mut g = [0u64; 4];
+        let mut add = [0u64; 4];
+        for l in 0..4 {
+            let i = 4 * j + l;
+            let n = (b[32 + i / 2] >> (4 * (i % 2))) & 15;
+            // Each byte g + 1 ≤ 2, so the shift stays inside its byte.
+            g[l] = grid[b[i] as usize | ((n & 7) as usize) << 8] << 3;
+            add[l] = if n & 8 != 0 { minus } else { plus };
+        }
+        _mm256_add_epi8(load256(&g), load256(&add))
+    });
+    let scale = |h: usize| {
+        floats(|k| {
+            let i = 8 * h + k;
+            d * (2 * ((sc[i / 4] >> (3 * (i % 4))) & 7) + 1) as f32 * 0.125
+        })
+    };
+    Block {
+        w,
+        scale: [scale(0), scale(1)],
+        bias: _mm256_setzero_ps(),
+    }
+}
+
 /// IQ2_XXS: per 32 weights four grid bytes and a word of four 7-bit sign indices and a 4-bit
 /// scale; the 256 KiB pre-signed table gives each 8 weights in one load.
 #[target_feature(enable = "avx2,fma")]
@@ -453,6 +494,21 @@ fn q4_1(b: &[u8; 160]) -> Block {
     }
 }
 
+/// IQ4_NL, eight blocks: Q4_0's nibbles mapped to the non-linear levels by one `vpshufb`,
+/// times `d`.
+#[target_feature(enable = "avx2,fma")]
+fn iq4nl(b: &[u8; 144]) -> Block {
+    let table = _mm256_broadcastsi128_si256(load128(&crate::tables::IQ4NL_LEVELS));
+    let w = nibble_blocks::<144, 18>(b, 2).map(|v| _mm256_shuffle_epi8(table, v));
+    let (blocks, _) = b.as_chunks::<18>();
+    let scale = floats(|k| f16_at(&blocks[k], 0));
+    Block {
+        w,
+        scale: [scale, scale],
+        bias: _mm256_setzero_ps(),
+    }
+}
+
 /// IQ4_XS: per 32 weights 16 bytes of nibbles (low nibbles first) mapped to the non-linear
 /// levels by one `vpshufb`, and a 6-bit scale `d·(ls − 32)`.
 #[target_feature(enable = "avx2,fma")]
@@ -497,7 +553,7 @@ mod tests {
             .into_iter()
             .filter(|&t| vectorized(t))
             .collect();
-        assert_eq!(types.len(), 12);
+        assert_eq!(types.len(), 14);
         // 576: a row of seven whole units and two blocks of a 32-weight format (SmolLM2's).
         let shapes = types.iter().flat_map(|&ty| {
             let tail = ty.block_elems() == 32;

@@ -42,11 +42,16 @@ use std::arch::x86_64::*;
 pub(crate) const PANEL: usize = 16;
 /// Rows per register tile.
 pub(crate) const TILE: usize = 4;
+/// Rows a [`RowTile`] holds: the AVX-512 GEMM decodes this many at once and runs their
+/// register tiles side by side over each k-block (see [`tile_rows`]).
+pub(crate) const SLOTS: usize = 16;
+/// Weights per k-block: a panel's 16 tokens × 512 bytes and the slots' 16 × 512 decoded
+/// weights (8 KiB each) stay in L1 while every register tile of the slots runs over them.
+pub(crate) const K_BLOCK: usize = 512;
 
-/// Scale-group size of `ty` in this GEMM, or `None` where the format's scales or biases vary
-/// inside 16 weights (IQ1_M's per-8 delta), it is not an integer-path format, or the AVX2
-/// batched kernel is faster (IQ4_NL: 32-weight blocks through the generic decoder, measured
-/// 16 vs 22 G multiply-adds/s at 16 tokens).
+/// Scale-group size of `ty` in this GEMM, or `None` where it is not an integer-path format.
+/// IQ1_M's per-8 delta is in its quants (`decode_i8::iq1_m`), so its groups are its
+/// 16-weight scales.
 pub(crate) fn group_size(ty: GgmlType) -> Option<usize> {
     match ty {
         GgmlType::Q4_0
@@ -60,10 +65,14 @@ pub(crate) fn group_size(ty: GgmlType) -> Option<usize> {
         | GgmlType::IQ3_XXS
         | GgmlType::IQ3_S
         | GgmlType::IQ1_S
+        | GgmlType::IQ4_NL
         | GgmlType::IQ4_XS => Some(32),
-        GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q6_K | GgmlType::IQ2_XS | GgmlType::IQ2_S => {
-            Some(16)
-        }
+        GgmlType::Q2_K
+        | GgmlType::Q3_K
+        | GgmlType::Q6_K
+        | GgmlType::IQ2_XS
+        | GgmlType::IQ2_S
+        | GgmlType::IQ1_M => Some(16),
         _ => None,
     }
 }
@@ -215,11 +224,11 @@ pub(crate) struct RowTile {
 impl RowTile {
     pub(crate) fn new(ty: GgmlType, cols: usize) -> Option<Self> {
         let group = group_size(ty)?;
-        let groups = cols / group * TILE;
+        let groups = cols / group * SLOTS;
         Some(RowTile {
             // One row of scratch for the generic decoder.
             q: vec![0; cols],
-            words: vec![0; cols / 4 * TILE],
+            words: vec![0; cols / 4 * SLOTS],
             scale: vec![0.0; groups],
             bias: vec![0.0; groups],
             start: vec![0; groups],
@@ -229,7 +238,7 @@ impl RowTile {
         })
     }
 
-    /// Decodes `rows` (at most [`TILE`] rows of `row_bytes`) into slots 0.. of the tile.
+    /// Decodes `rows` (at most [`SLOTS`] rows of `row_bytes`) into slots 0.. of the tile.
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg,f16c,bmi2")]
     pub(crate) fn decode(&mut self, ty: GgmlType, rows: &[u8], row_bytes: usize, regs: &Regs) {
         use crate::simd512::{
@@ -543,43 +552,93 @@ fn pair_sums(a: __m512i, b: __m512i) -> __m512i {
     )
 }
 
-/// `R` decoded rows (slots 0..R of `tile`) × one panel → `out[r][t]` for the panel's tokens.
+/// `R` decoded rows (slots `r0..r0 + R` of `tile`) × one panel over the scale groups `gs`
+/// (`S` = group / 4 steps of 4 weights each), added to `f` (lane `t` of `f[r]`: token `t`,
+/// row `r0 + r`).
+///
+/// Each row keeps two accumulator chains, even and odd steps, added at the group's end:
+/// `vpdpbusd`'s latency (5 cycles on Intel) over one chain per row held four rows to a
+/// step per 5 cycles, under the one-a-cycle throughput.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-fn tile_panel<const R: usize>(tile: &RowTile, p: &Panel, out: &mut [[f32; PANEL]; TILE]) {
+fn tile_panel<const R: usize, const S: usize>(
+    tile: &RowTile,
+    r0: usize,
+    p: &Panel,
+    gs: std::ops::Range<usize>,
+    f: &mut [__m512; TILE],
+) {
     let (cols, group) = (tile.cols, tile.group);
+    debug_assert_eq!(group, 4 * S);
     let per_row = cols / group;
-    let steps = group / 4;
-    let mut f = [_mm512_setzero_ps(); R];
     let (xu, _) = p.xu.as_chunks::<{ 4 * PANEL }>();
+    let (xu, _) = xu.as_chunks::<S>();
     let (xd, _) = p.xd.as_chunks::<PANEL>();
     let (xs, _) = p.xsum.as_chunks::<PANEL>();
-    let words: [&[i32]; R] = std::array::from_fn(|r| &tile.words[r * cols / 4..(r + 1) * cols / 4]);
-    for g in 0..per_row {
-        let mut acc: [__m512i; R] =
-            std::array::from_fn(|r| _mm512_set1_epi32(tile.start[r * per_row + g]));
-        let xg = &xu[g * steps..(g + 1) * steps];
-        for (s, x) in xg.iter().enumerate() {
-            let x = crate::simd512::load512(x);
-            let k = g * steps + s;
-            for (a, wr) in acc.iter_mut().zip(words) {
-                *a = _mm512_dpbusd_epi32(*a, x, _mm512_set1_epi32(wr[k]));
+    let words: [&[[i32; S]]; R] = std::array::from_fn(|r| {
+        let row = &tile.words[(r0 + r) * cols / 4..(r0 + r + 1) * cols / 4];
+        row.as_chunks::<S>().0
+    });
+    let at = |r: usize, g: usize| (r0 + r) * per_row + g;
+    let mut fr: [__m512; R] = std::array::from_fn(|r| f[r]);
+    for g in gs {
+        let mut even: [__m512i; R] =
+            std::array::from_fn(|r| _mm512_set1_epi32(tile.start[at(r, g)]));
+        let mut odd = [_mm512_setzero_si512(); R];
+        let (xg, wg) = (&xu[g], words.map(|w| &w[g]));
+        for s in (0..S).step_by(2) {
+            let (x0, x1) = (
+                crate::simd512::load512(&xg[s]),
+                crate::simd512::load512(&xg[s + 1]),
+            );
+            for (a, w) in even.iter_mut().zip(wg) {
+                *a = _mm512_dpbusd_epi32(*a, x0, _mm512_set1_epi32(w[s]));
+            }
+            for (a, w) in odd.iter_mut().zip(wg) {
+                *a = _mm512_dpbusd_epi32(*a, x1, _mm512_set1_epi32(w[s + 1]));
             }
         }
         let d = load_f32(&xd[g * group / 32]);
-        for (r, (fr, a)) in f.iter_mut().zip(acc).enumerate() {
-            let sc = _mm512_mul_ps(d, _mm512_set1_ps(tile.scale[r * per_row + g]));
+        for (r, fr) in fr.iter_mut().enumerate() {
+            let a = _mm512_add_epi32(even[r], odd[r]);
+            let sc = _mm512_mul_ps(d, _mm512_set1_ps(tile.scale[at(r, g)]));
             *fr = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), sc, *fr);
         }
         if tile.has_bias {
             let sums = load_f32(&xs[g]);
-            for (r, fr) in f.iter_mut().enumerate() {
-                *fr = _mm512_fmadd_ps(sums, _mm512_set1_ps(tile.bias[r * per_row + g]), *fr);
+            for (r, fr) in fr.iter_mut().enumerate() {
+                *fr = _mm512_fmadd_ps(sums, _mm512_set1_ps(tile.bias[at(r, g)]), *fr);
             }
         }
     }
-    for (o, fr) in out.iter_mut().zip(f) {
-        store_f32(o, fr);
+    f[..R].copy_from_slice(&fr);
+}
+
+/// [`tile_panel`] for `r` (1..=4) rows and the tile's group size.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn tile_panel_any(
+    tile: &RowTile,
+    r0: usize,
+    r: usize,
+    p: &Panel,
+    gs: std::ops::Range<usize>,
+    f: &mut [__m512; TILE],
+) {
+    macro_rules! by_rows {
+        ($S:literal) => {
+            match r {
+                1 => tile_panel::<1, $S>(tile, r0, p, gs, f),
+                2 => tile_panel::<2, $S>(tile, r0, p, gs, f),
+                3 => tile_panel::<3, $S>(tile, r0, p, gs, f),
+                _ => tile_panel::<4, $S>(tile, r0, p, gs, f),
+            }
+        };
+    }
+    if tile.group == 16 {
+        by_rows!(4)
+    } else {
+        by_rows!(8)
     }
 }
 
@@ -639,20 +698,26 @@ fn tile_rows(
         GgmlType::IQ2_S => Regs::Iq2s(Iq2sRegs::load()),
         _ => Regs::None,
     };
-    let mut out = [[0f32; PANEL]; TILE];
-    for (rows, yr) in w.chunks(row_bytes * TILE).zip(yt.chunks_mut(n * TILE)) {
+    let per_row = tile.cols / tile.group;
+    let block = K_BLOCK / tile.group;
+    let mut out = [0f32; PANEL];
+    for (rows, yr) in w.chunks(row_bytes * SLOTS).zip(yt.chunks_mut(n * SLOTS)) {
         tile.decode(ty, rows, row_bytes, &regs);
         let r_here = rows.len() / row_bytes;
         let mut t0 = 0;
         for p in panels {
-            match r_here {
-                4 => tile_panel::<4>(tile, p, &mut out),
-                3 => tile_panel::<3>(tile, p, &mut out),
-                2 => tile_panel::<2>(tile, p, &mut out),
-                _ => tile_panel::<1>(tile, p, &mut out),
+            // Each k-block of the panel is loaded into L1 once for all the slots' tiles.
+            let mut f = [[_mm512_setzero_ps(); TILE]; SLOTS / TILE];
+            for g0 in (0..per_row).step_by(block) {
+                let gs = g0..(g0 + block).min(per_row);
+                for (t, ft) in f.iter_mut().enumerate().take(r_here.div_ceil(TILE)) {
+                    let r0 = t * TILE;
+                    tile_panel_any(tile, r0, (r_here - r0).min(TILE), p, gs.clone(), ft);
+                }
             }
-            for (r, o) in out.iter().enumerate().take(r_here) {
-                yr[r * n + t0..r * n + t0 + p.n].copy_from_slice(&o[..p.n]);
+            for (r, v) in f.iter().flatten().enumerate().take(r_here) {
+                store_f32(&mut out, *v);
+                yr[r * n + t0..r * n + t0 + p.n].copy_from_slice(&out[..p.n]);
             }
             t0 += p.n;
         }
@@ -725,7 +790,9 @@ mod tests {
             let Some(group) = group_size(ty) else {
                 continue;
             };
-            let (rows, cols, n) = (7usize, 512usize, 21usize);
+            // Two slot blocks (16 rows, then 5: tiles of 4 and 1), two and a half k-blocks,
+            // a full panel and a partial one.
+            let (rows, cols, n) = (21usize, 1280usize, 21usize);
             let w = random_blocks(ty, rows * cols / ty.block_elems(), 3);
             let row_bytes = ty.row_bytes(cols).unwrap();
             let xs = random_vector(n * cols, 9);
