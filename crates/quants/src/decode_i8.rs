@@ -6,9 +6,9 @@
 //! Evaluated in f32 in that order it is the same value bit for bit (up to the sign of a zero)
 //! whenever the block's f16 fields are finite: each scale and bias is computed with the reference's own f32 operations
 //! (`d·sc`, `dmin·m`, `d·(0.5 + s)·0.25`, ...), the quants are the integers the reference
-//! multiplies by, and the two regroupings are exact: IQ1_S's `dl·(g + δ)` = `dl·g + dl·δ` adds
-//! two exact products (g ∈ {−1, 0, 1}, δ = ±1/8, and `dl·δ` cannot leave the normal range);
-//! IQ1_M's = `(dl/8)·(8g ± 1)` rounds the same exact product once.
+//! multiplies by, and the one regrouping is exact: IQ1's `dl·(g + δ)` = `(dl/8)·(8g ± 1)`
+//! (g ∈ {−1, 0, 1}, δ = ±1/8; `dl/8` is exact and stays normal) rounds the same exact product
+//! once.
 //!
 //! Geometry: a 256-weight block fills `q: [i8; 256]`, `s: [f32; 16]`, `bias: [f32; 32]`; a
 //! 32-weight block `q: [i8; 32]`, `s: [f32; 2]`, `bias: [f32; 4]`. Formats whose scales cover 32
@@ -25,8 +25,8 @@
 
 use crate::dequant::{f16_at, f16_to_f32, u16_at, u32_at, QK, QK_K};
 use crate::tables::{
-    IQ1S_DELTA, IQ1S_GRID, IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID,
-    IQ4NL_LEVELS, KSIGNS_IQ2XS,
+    IQ1S_GRID, IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID, IQ4NL_LEVELS,
+    KSIGNS_IQ2XS,
 };
 use crate::{GgmlType, QuantError};
 
@@ -67,17 +67,12 @@ pub const fn supports(ty: GgmlType) -> bool {
 }
 
 /// Whether the decoder of `ty` returns `true`, i.e. writes biases: the formats with an additive
-/// term (Q4_1, Q5_1, Q2_K, Q4_K, Q5_K, IQ1_S). `false` for every other type, supported or not
-/// (IQ1_M keeps its per-8 delta in the quants: see [`iq1_m`]).
+/// term (Q4_1, Q5_1, Q2_K, Q4_K, Q5_K). `false` for every other type, supported or not (IQ1_S
+/// and IQ1_M keep their delta in the quants: see [`iq1_m`]).
 pub const fn has_bias(ty: GgmlType) -> bool {
     matches!(
         ty,
-        GgmlType::Q4_1
-            | GgmlType::Q5_1
-            | GgmlType::Q2_K
-            | GgmlType::Q4_K
-            | GgmlType::Q5_K
-            | GgmlType::IQ1_S
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q2_K | GgmlType::Q4_K | GgmlType::Q5_K
     )
 }
 
@@ -560,35 +555,31 @@ pub fn iq3_s(
     false
 }
 
-/// `±dl/8`: the bias of an IQ1 group, negative when the delta sign bit is set.
-#[inline(always)]
-fn iq1_bias(dl: f32, negative: bool) -> f32 {
-    dl * if negative { -IQ1S_DELTA } else { IQ1S_DELTA }
-}
-
-/// IQ1_S: `q = iq1s_grid` value ∈ {−1, 0, 1}, `s = dl = d·(2·s3 + 1)` per 32 weights,
-/// `bias = ±dl/8` per 32 weights (the delta sign of the sub-block).
+/// IQ1_S: `q = 8·g ± 1` ∈ {−9, −7, −1, 1, 7, 9} (g the iq1s_grid value ∈ {−1, 0, 1}, ±1 the
+/// delta sign of its sub-block), `s = dl/8` with `dl = d·(2·s3 + 1)` per 32 weights; no bias:
+/// as [`iq1_m`], `(dl/8)·(8g ± 1)` is the reference's `dl·(g ± 1/8)` bit for bit, and the
+/// batched products need no bias term and no activation sums.
 #[inline(always)]
 pub fn iq1_s(
     b: &[u8; GgmlType::IQ1_S.block_bytes()],
     q: &mut [i8; QK_K],
     s: &mut [f32; QK_K_SCALES],
-    bias: &mut [f32; QK_K_BIASES],
+    _bias: &mut [f32; QK_K_BIASES],
 ) -> bool {
     let d = f16_at(b, 0);
     let (groups, _) = q.as_chunks_mut::<8>();
     for j in 0..8 {
         let h = u16_at(b, 34 + 2 * j);
         let dl = d * (2 * ((h >> 12) & 7) + 1) as f32;
-        s[2 * j] = dl;
-        s[2 * j + 1] = dl;
-        bias[4 * j..4 * j + 4].copy_from_slice(&[iq1_bias(dl, h & 0x8000 != 0); 4]);
+        s[2 * j] = dl * 0.125;
+        s[2 * j + 1] = dl * 0.125;
+        let delta = if h & 0x8000 != 0 { -1 } else { 1 };
         for l in 0..4 {
             let index = b[2 + 4 * j + l] as usize | (((h >> (3 * l)) & 7) as usize) << 8;
-            groups[4 * j + l] = IQ1S_GRID[index];
+            groups[4 * j + l] = IQ1S_GRID[index].map(|g| 8 * g + delta);
         }
     }
-    true
+    false
 }
 
 /// IQ1_M: `q = 8·g ± 1` ∈ {−9, −7, −1, 1, 7, 9} (g the iq1s_grid value ∈ {−1, 0, 1}, ±1 the

@@ -19,8 +19,7 @@ fn q_range(ty: GgmlType) -> (i8, i8) {
         GgmlType::IQ2_XXS | GgmlType::IQ2_XS | GgmlType::IQ2_S => (-43, 43),
         GgmlType::IQ3_XXS => (-62, 62),
         GgmlType::IQ3_S => (-15, 15),
-        GgmlType::IQ1_S => (-1, 1),
-        GgmlType::IQ1_M => (-9, 9),
+        GgmlType::IQ1_S | GgmlType::IQ1_M => (-9, 9),
         _ => unreachable!("{ty} has no int8 form"),
     }
 }

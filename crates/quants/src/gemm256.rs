@@ -26,7 +26,6 @@ fn max_quant(ty: GgmlType) -> Option<u32> {
     Some(match ty {
         GgmlType::Q8_0 => 128,
         GgmlType::IQ4_XS | GgmlType::IQ4_NL => 127,
-        GgmlType::IQ1_S => 1,
         GgmlType::Q2_K => 3,
         GgmlType::Q3_K => 4,
         GgmlType::Q4_0 => 8,
@@ -34,7 +33,7 @@ fn max_quant(ty: GgmlType) -> Option<u32> {
         GgmlType::Q5_0 => 16,
         GgmlType::Q5_1 | GgmlType::Q5_K => 31,
         GgmlType::Q6_K => 32,
-        GgmlType::IQ1_M => 9,
+        GgmlType::IQ1_S | GgmlType::IQ1_M => 9,
         GgmlType::IQ2_XXS | GgmlType::IQ2_XS | GgmlType::IQ2_S => 43,
         GgmlType::IQ3_XXS => 62,
         _ => return None,

@@ -10,7 +10,7 @@
 use crate::dequant::f16_at;
 use crate::gemm512::RowTile;
 use crate::simd_mem::{load128, load256, store256};
-use crate::tables::{IQ1S_DELTA, IQ2S_GRID, IQ2XS_GRID, IQ3XXS_GRID};
+use crate::tables::{IQ2S_GRID, IQ2XS_GRID, IQ3XXS_GRID};
 use crate::GgmlType;
 use std::arch::x86_64::*;
 
@@ -276,34 +276,28 @@ fn q6k(b: &[u8; 210]) -> Block {
 }
 
 /// IQ1_S: per 32 weights four 11-bit grid indices, a 3-bit scale `dl = d·(2s + 1)` and a delta
-/// sign (bias `±dl/8`); the unsigned grid holds `g + 1`.
+/// sign; `decode_i8::iq1_s`'s form `8g ± 1` with `dl/8` (the unsigned grid holds `g + 1`:
+/// `8(g + 1) − 8 ± 1`).
 #[target_feature(enable = "avx2,fma")]
 fn iq1s(b: &[u8; 50]) -> Block {
     let grid = crate::simd_lowbit::iq1_unsigned_grid();
-    let one = _mm256_set1_epi8(1);
     let d = f16_at(b, 0);
     let qh: [u16; 8] = std::array::from_fn(|j| u16::from_le_bytes([b[34 + 2 * j], b[35 + 2 * j]]));
     let qv = load128(&b[34..50].as_chunks::<16>().0[0]);
     let idx = crate::simd_lowbit::iq1s_indices(&b[2..34].as_chunks::<32>().0[0], qv);
     let (idx, _) = idx.as_chunks::<4>();
     let mut w = [_mm256_setzero_si256(); 8];
-    for (wj, i) in w.iter_mut().zip(idx) {
-        let g = i.map(|k| grid[k as usize & 2047]);
-        *wj = _mm256_sub_epi8(load256(&g), one);
+    for ((wj, i), h) in w.iter_mut().zip(idx).zip(qh) {
+        // Each byte g + 1 ≤ 2, so the shift stays inside its byte; then −7 or −9 a byte.
+        let g = i.map(|k| grid[k as usize & 2047] << 3);
+        let add = _mm256_set1_epi8(if h & 0x8000 != 0 { -9 } else { -7 });
+        *wj = _mm256_add_epi8(load256(&g), add);
     }
-    let dl = |j: usize| d * (2 * ((qh[j] >> 12) & 7) + 1) as f32;
-    let scale = floats(dl);
+    let scale = floats(|j| d * (2 * ((qh[j] >> 12) & 7) + 1) as f32 * 0.125);
     Block {
         w,
         scale: [scale, scale],
-        bias: floats(|j| {
-            dl(j)
-                * if qh[j] & 0x8000 != 0 {
-                    -IQ1S_DELTA
-                } else {
-                    IQ1S_DELTA
-                }
-        }),
+        bias: _mm256_setzero_ps(),
     }
 }
 
