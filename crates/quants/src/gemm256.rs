@@ -395,7 +395,7 @@ mod tests {
             unsafe {
                 rows_times_panels(ty, &w, row_bytes, cols, &panels, &mut yt)
             };
-            crate::gemm512::assert_matches_reference(ty, &w, rows, cols, &xs, &yt);
+            crate::gemm512::tests::assert_matches_reference(ty, &w, rows, cols, &xs, &yt);
         }
     }
 }
