@@ -16,6 +16,7 @@
 #![cfg(target_arch = "x86_64")]
 
 use crate::gemm512::{Panel, RowTile, K_BLOCK, PANEL, SLOTS, TILE};
+use crate::rows_out::RowsOut;
 use crate::simd_mem::{load256, store256};
 use crate::GgmlType;
 use std::arch::x86_64::*;
@@ -261,10 +262,10 @@ pub(crate) fn rows_times_panels(
     row_bytes: usize,
     cols: usize,
     panels: &[Panel],
-    yt: &mut [f32],
+    out: &mut RowsOut,
 ) {
     crate::gemm512::with_tile(ty, cols, |tile| {
-        tile_rows(tile, ty, w, row_bytes, panels, yt)
+        tile_rows(tile, ty, w, row_bytes, panels, out)
     });
 }
 
@@ -276,15 +277,14 @@ fn tile_rows(
     w: &[u8],
     row_bytes: usize,
     panels: &[Panel],
-    yt: &mut [f32],
+    out: &mut RowsOut,
 ) {
-    let n: usize = panels.iter().map(|p| p.n).sum();
     let wide = wide(ty);
     debug_assert!(!wide || tile.group == 32);
     let per_row = tile.cols / tile.group;
     let block = K_BLOCK / tile.group;
-    let mut out = [0f32; PANEL];
-    for (rows, yr) in w.chunks(row_bytes * SLOTS).zip(yt.chunks_mut(n * SLOTS)) {
+    let mut res = [[0f32; PANEL]; SLOTS];
+    for (s0, rows) in (0..).step_by(SLOTS).zip(w.chunks(row_bytes * SLOTS)) {
         tile.decode_avx2(ty, rows, row_bytes);
         let r_here = rows.len() / row_bytes;
         let mut t0 = 0;
@@ -300,12 +300,12 @@ fn tile_rows(
                     tile_panel_any(tile, wide, r0, r, p, gs.clone(), ft);
                 }
             }
-            for (r, v) in f.iter().flatten().enumerate().take(r_here) {
-                let (o8, _) = out.as_chunks_mut::<8>();
+            for (o, v) in res.iter_mut().zip(f.iter().flatten()).take(r_here) {
+                let (o8, _) = o.as_chunks_mut::<8>();
                 store256(&mut o8[0], _mm256_castps_si256(v[0]));
                 store256(&mut o8[1], _mm256_castps_si256(v[1]));
-                yr[r * n + t0..r * n + t0 + p.n].copy_from_slice(&out[..p.n]);
             }
+            out.put(s0, t0, &res, r_here, p.n);
             t0 += p.n;
         }
     }
@@ -389,13 +389,14 @@ mod tests {
                     );
                 }
             }
-            let mut yt = vec![0f32; rows * n];
+            let mut ys = vec![0f32; n * rows];
             // WORKAROUND: the features were detected above.
             #[allow(unsafe_code)]
             unsafe {
-                rows_times_panels(ty, &w, row_bytes, cols, &panels, &mut yt)
+                let out = &mut RowsOut::split(&mut ys, rows, rows)[0];
+                rows_times_panels(ty, &w, row_bytes, cols, &panels, out)
             };
-            crate::gemm512::tests::assert_matches_reference(ty, &w, rows, cols, &xs, &yt);
+            crate::gemm512::tests::assert_matches_reference(ty, &w, rows, cols, &xs, &ys);
         }
     }
 }

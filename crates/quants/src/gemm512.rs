@@ -34,6 +34,7 @@ pub(crate) enum Regs {
     Iq2s(Iq2sRegs),
     None,
 }
+use crate::rows_out::RowsOut;
 use crate::simd_mem::{load128, load512, store256, store512};
 use crate::GgmlType;
 use std::arch::x86_64::*;
@@ -642,8 +643,8 @@ fn tile_panel_any(
     }
 }
 
-/// Rows `w` (each `row_bytes`, type `ty`, `cols` weights) × all panels into `yt` (rows × n,
-/// row-major, n = the panels' tokens). `ty` must have a [`group_size`].
+/// Rows `w` (each `row_bytes`, type `ty`, `cols` weights) × all panels into `out`'s rows
+/// (as many as `w` has) of every token. `ty` must have a [`group_size`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg,f16c,bmi2")]
 pub(crate) fn rows_times_panels(
     ty: GgmlType,
@@ -651,10 +652,10 @@ pub(crate) fn rows_times_panels(
     row_bytes: usize,
     cols: usize,
     panels: &[Panel],
-    yt: &mut [f32],
+    out: &mut RowsOut,
 ) {
     with_tile(ty, cols, |tile| {
-        tile_rows(tile, ty, w, row_bytes, panels, yt)
+        tile_rows(tile, ty, w, row_bytes, panels, out)
     });
 }
 
@@ -687,9 +688,8 @@ fn tile_rows(
     w: &[u8],
     row_bytes: usize,
     panels: &[Panel],
-    yt: &mut [f32],
+    out: &mut RowsOut,
 ) {
-    let n: usize = panels.iter().map(|p| p.n).sum();
     let regs = match ty {
         GgmlType::IQ2_XXS => Regs::Iq(IqRegs::iq2xxs()),
         GgmlType::IQ3_XXS => Regs::Iq(IqRegs::iq3xxs()),
@@ -700,8 +700,8 @@ fn tile_rows(
     };
     let per_row = tile.cols / tile.group;
     let block = K_BLOCK / tile.group;
-    let mut out = [0f32; PANEL];
-    for (rows, yr) in w.chunks(row_bytes * SLOTS).zip(yt.chunks_mut(n * SLOTS)) {
+    let mut res = [[0f32; PANEL]; SLOTS];
+    for (s0, rows) in (0..).step_by(SLOTS).zip(w.chunks(row_bytes * SLOTS)) {
         tile.decode(ty, rows, row_bytes, &regs);
         let r_here = rows.len() / row_bytes;
         let mut t0 = 0;
@@ -715,10 +715,10 @@ fn tile_rows(
                     tile_panel_any(tile, r0, (r_here - r0).min(TILE), p, gs.clone(), ft);
                 }
             }
-            for (r, v) in f.iter().flatten().enumerate().take(r_here) {
-                store_f32(&mut out, *v);
-                yr[r * n + t0..r * n + t0 + p.n].copy_from_slice(&out[..p.n]);
+            for (o, v) in res.iter_mut().zip(f.iter().flatten()).take(r_here) {
+                store_f32(o, *v);
             }
+            out.put(s0, t0, &res, r_here, p.n);
             t0 += p.n;
         }
     }

@@ -3,7 +3,7 @@
 use super::*;
 use crate::synth::{random_blocks, random_vector};
 
-/// Asserts that `yt` (rows × n) holds `W·x̂` for every row and token: the decoded `scale·q`
+/// Asserts that `ys` (n × rows) holds `W·x̂` for every row and token: the decoded `scale·q`
 /// and bias of `decode_i8` in f64 against the per-32 int8 activations a panel holds, to
 /// 1e-5 of the terms' absolute sum (the two GEMMs' shared test).
 pub(crate) fn assert_matches_reference(
@@ -12,7 +12,7 @@ pub(crate) fn assert_matches_reference(
     rows: usize,
     cols: usize,
     xs: &[f32],
-    yt: &[f32],
+    ys: &[f32],
 ) {
     let n = xs.len() / cols;
     let row_bytes = ty.row_bytes(cols).unwrap();
@@ -43,7 +43,7 @@ pub(crate) fn assert_matches_reference(
                     scale += v.abs();
                 }
             }
-            let got = yt[r * n + t] as f64;
+            let got = ys[t * rows + r] as f64;
             assert!(
                 (got - want).abs() <= 1e-5 * scale,
                 "{ty} {cols}: row {r} token {t}: got {got} want {want} (Σ|terms| {scale})"
@@ -75,12 +75,13 @@ fn gemm_matches_the_decoded_products() {
             .chunks(PANEL * cols)
             .map(|c| unsafe { Panel::new(c, cols, group, di8::has_bias(ty)) })
             .collect();
-        let mut yt = vec![0f32; rows * n];
+        let mut ys = vec![0f32; n * rows];
         // WORKAROUND: the features were detected above.
         #[allow(unsafe_code)]
         unsafe {
-            rows_times_panels(ty, &w, row_bytes, cols, &panels, &mut yt)
+            let out = &mut RowsOut::split(&mut ys, rows, rows)[0];
+            rows_times_panels(ty, &w, row_bytes, cols, &panels, out)
         };
-        assert_matches_reference(ty, &w, rows, cols, &xs, &yt);
+        assert_matches_reference(ty, &w, rows, cols, &xs, &ys);
     }
 }

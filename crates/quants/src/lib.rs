@@ -24,6 +24,7 @@ mod matmul;
 mod neon;
 mod prefetch;
 pub mod q8;
+mod rows_out;
 mod simd;
 mod simd512;
 mod simd512_iq;

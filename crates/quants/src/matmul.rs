@@ -149,10 +149,10 @@ fn x86_gemm(
         let panels: Vec<Panel> = chunks
             .map(|c| unsafe { Panel::new(c, cols, group, bias) })
             .collect();
-        transposed_tasks(w, row_bytes, rows, cols, n, ys, |yc, wc| {
+        row_block_tasks(w, row_bytes, rows, cols, n, ys, |out, wc| {
             #[allow(unsafe_code)]
             unsafe {
-                crate::gemm512::rows_times_panels(ty, wc, row_bytes, cols, &panels, yc)
+                crate::gemm512::rows_times_panels(ty, wc, row_bytes, cols, &panels, out)
             }
         });
         return true;
@@ -165,13 +165,37 @@ fn x86_gemm(
     let panels: Vec<Panel> = chunks
         .map(|c| unsafe { Panel::new_avx2(c, cols, group, bias) })
         .collect();
-    transposed_tasks(w, row_bytes, rows, cols, n, ys, |yc, wc| {
+    row_block_tasks(w, row_bytes, rows, cols, n, ys, |out, wc| {
         #[allow(unsafe_code)]
         unsafe {
-            crate::gemm256::rows_times_panels(ty, wc, row_bytes, cols, &panels, yc)
+            crate::gemm256::rows_times_panels(ty, wc, row_bytes, cols, &panels, out)
         }
     });
     true
+}
+
+/// Runs `task(block of ys's rows, those weight rows)` over blocks of [`ROWS_PER_TASK`] rows
+/// (in parallel when large), each writing its rows of every token straight into `ys`
+/// (`n × rows`).
+#[cfg(target_arch = "x86_64")]
+fn row_block_tasks(
+    w: &[u8],
+    row_bytes: usize,
+    rows: usize,
+    cols: usize,
+    n: usize,
+    ys: &mut [f32],
+    task: impl Fn(&mut crate::rows_out::RowsOut, &[u8]) + Sync,
+) {
+    use crate::rows_out::RowsOut;
+    if rows * cols * n < PARALLEL_MIN_WEIGHTS {
+        task(&mut RowsOut::split(ys, rows, rows)[0], w);
+    } else {
+        RowsOut::split(ys, rows, ROWS_PER_TASK)
+            .into_par_iter()
+            .zip(w.par_chunks(row_bytes * ROWS_PER_TASK))
+            .for_each(|(mut out, wc)| task(&mut out, wc));
+    }
 }
 
 /// Runs `task(out_rows × n, weight_rows)` over row chunks (in parallel when large) on the
