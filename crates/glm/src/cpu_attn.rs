@@ -52,7 +52,7 @@ pub(crate) fn causal_attention(a: &Heads<'_>) -> Vec<f32> {
             let v = &a.v[h * t_len * dv..][..seen * dv];
             let mut s = vec![0f32; rows * seen];
             // s = q·kᵀ: k's rows are the columns of the product.
-            sgemm(rows, seen, dk, &mut s, (q, dk, 1), (k, 1, dk));
+            sgemm(rows, seen, dk, (&mut s, seen), (q, dk, 1), (k, 1, dk));
             let mut sums = vec![0f32; rows];
             for (r, (row, sum)) in s.chunks_exact_mut(seen).zip(&mut sums).enumerate() {
                 // Probabilities over the keys the query sees (the mask folded in before the
@@ -69,7 +69,7 @@ pub(crate) fn causal_attention(a: &Heads<'_>) -> Vec<f32> {
                 hidden.fill(0.0);
             }
             let mut o = vec![0f32; rows * dv];
-            sgemm(rows, dv, seen, &mut o, (&s, seen, 1), (v, dv, 1));
+            sgemm(rows, dv, seen, (&mut o, dv), (&s, seen, 1), (v, dv, 1));
             for (row, sum) in o.chunks_exact_mut(dv).zip(&sums) {
                 row.iter_mut().for_each(|x| *x /= sum);
             }
@@ -131,7 +131,7 @@ pub(crate) fn index_scores(a: &Indexer<'_>) -> Vec<Vec<f32>> {
                 rows * nih,
                 width,
                 d,
-                &mut s,
+                (&mut s, width),
                 (q, d, 1),
                 (&a.keys[c0 * d..c1 * d], 1, d),
             );
@@ -161,20 +161,24 @@ pub(crate) fn index_scores(a: &Indexer<'_>) -> Vec<Vec<f32>> {
     rows
 }
 
-/// `dst[m × n] = lhs[m × k] · rhs[k × n]` on the calling thread; each operand is given with its
-/// row and column strides (elements). Panics if a stride reaches past its slice.
-fn sgemm(
+/// `dst[m × n] = lhs[m × k] · rhs[k × n]` on the calling thread; `dst` is given with its row
+/// stride, each input with its row and column strides (elements). Panics if a stride reaches
+/// past its slice.
+pub(crate) fn sgemm(
     m: usize,
     n: usize,
     k: usize,
-    dst: &mut [f32],
+    (dst, dst_rs): (&mut [f32], usize),
     lhs: (&[f32], usize, usize),
     rhs: (&[f32], usize, usize),
 ) {
     let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
         (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs + 1
     };
-    assert!(dst.len() >= m * n, "GEMM output");
+    assert!(
+        dst_rs >= n && dst.len() >= last(m, n, dst_rs, 1),
+        "GEMM output"
+    );
     assert!(lhs.0.len() >= last(m, k, lhs.1, lhs.2), "GEMM left operand");
     assert!(
         rhs.0.len() >= last(k, n, rhs.1, rhs.2),
@@ -193,7 +197,7 @@ fn sgemm(
             k,
             dst.as_mut_ptr(),
             1,
-            n as isize,
+            dst_rs as isize,
             false,
             lhs.0.as_ptr(),
             lhs.2 as isize,
