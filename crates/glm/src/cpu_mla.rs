@@ -42,7 +42,8 @@ pub(crate) fn per_head(m: &Model, w: &QTensor, x: &Tensor) -> Result<Tensor, Glm
 
 /// Whether a batch of `n` queries over `t_len` keys runs MLA expanded: past the size where it
 /// does fewer multiply-adds than the absorbed form, and with its per-head keys and values
-/// (`H·T·(nope + v)` f32, twice over while transposed) within 1 GiB.
+/// (`H·T·(nope + rope + v)` f32) within 1 GiB — the bound counts `H·T·(nope + v)` twice,
+/// as when they were transposed copies, which keeps room to spare.
 fn expand_mla(m: &Model, n: usize, t_len: usize) -> bool {
     let c = &m.config;
     if m.opts.mla_expand_from <= 1 {

@@ -253,8 +253,8 @@ fn tile_panel_any(
     }
 }
 
-/// Rows `w` (each `row_bytes`, type `ty`, `cols` weights) × all panels into `yt` (rows × n,
-/// row-major, n = the panels' tokens). `ty` must have a [`group_size`].
+/// Rows `w` (each `row_bytes`, type `ty`, `cols` weights) × all panels into `out`'s rows
+/// (as many as `w` has) of every token. `ty` must have a [`group_size`].
 #[target_feature(enable = "avx2,fma")]
 pub(crate) fn rows_times_panels(
     ty: GgmlType,

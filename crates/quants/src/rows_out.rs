@@ -56,8 +56,9 @@ impl<'a> RowsOut<'a> {
         tokens: usize,
     ) {
         assert!(rows <= 16 && tokens <= 16, "a 16 × 16 block");
+        // Subtractions, not sums: no index can wrap (overflow checks are off in this crate).
         assert!(
-            r0 + rows <= self.rows && t0 + tokens <= self.n,
+            r0 <= self.rows && rows <= self.rows - r0 && t0 <= self.n && tokens <= self.n - t0,
             "outside the block"
         );
         for t in 0..tokens {
@@ -105,5 +106,13 @@ mod tests {
         let mut ys = vec![0f32; 2 * 20];
         let mut blocks = RowsOut::split(&mut ys, 20, 16);
         blocks[1].put(0, 0, &[[0f32; 16]; 16], 5, 2);
+    }
+
+    #[test]
+    #[should_panic(expected = "outside the block")]
+    fn an_offset_cannot_wrap_past_the_check() {
+        let mut ys = vec![0f32; 2 * 20];
+        let mut blocks = RowsOut::split(&mut ys, 20, 16);
+        blocks[0].put(usize::MAX, 0, &[[0f32; 16]; 16], 1, 1);
     }
 }
