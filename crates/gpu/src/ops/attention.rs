@@ -1,20 +1,24 @@
 //! MLA attention in absorbed form (flash-style, see `shaders/ops/attention.wgsl`) and a dense
 //! model's causal grouped-query attention: their dispatches, constants and arguments.
 
-use super::{f, u, Binds, Op, R, WG};
+use super::{f, u, Binds, Op, R};
 use crate::{Buffer, Gpu, GpuError};
 use localglm_quants::KvType;
 use std::sync::atomic::Ordering;
 
-/// MLA attention: heads per workgroup (each cache row read serves them all).
-const ATTN_HEADS: usize = 8;
-/// MLA attention: latent columns per invocation, so `kv_lora` ≤ `WG · ATTN_COLS` (512, every
-/// GLM-5.x release's).
-const ATTN_COLS: usize = 8;
+/// MLA attention: heads per workgroup (each cache row read serves them all). Sixteen, with
+/// 128 invocations of 4 latent columns each, hold as many accumulators per invocation as
+/// eight heads on 64 invocations of 8 columns did, and read each cache row half as often.
+const ATTN_HEADS: usize = 16;
+/// MLA attention: invocations per workgroup (and keys per tile).
+const ATTN_WG: usize = 128;
+/// MLA attention: latent columns per invocation, so `kv_lora` ≤ `ATTN_WG · ATTN_COLS` (512,
+/// every GLM-5.x release's).
+const ATTN_COLS: usize = 4;
 /// MLA attention: the most chunks a query's keys are split into (the partial results merged
 /// after), for parallel work when a batch has few queries (decode).
 pub(crate) const ATTN_SPLITS: usize = 8;
-/// MLA attention: the fewest keys in a chunk (a multiple of `WG`).
+/// MLA attention: the fewest keys in a chunk (a multiple of `ATTN_WG`).
 const ATTN_CHUNK_MIN: usize = 256;
 
 /// Scratch words [`Gpu::attention`] needs for `n` queries of `heads` heads: each chunk's
@@ -24,17 +28,18 @@ pub fn attention_scratch_words(n: usize, heads: usize, kv_lora: usize) -> usize 
 }
 
 /// The constants and the chunking rule the attention shaders share: the keys a query sees
-/// (`visible`) in chunks of at least `ATTN_CHUNK_MIN`, whole tiles of `WG`, at most
+/// (`visible`) in chunks of at least `ATTN_CHUNK_MIN`, whole tiles of `ATTN_WG`, at most
 /// `ATTN_SPLITS` of them.
 pub(super) fn attention_consts() -> String {
     format!(
         "const HG: u32 = {ATTN_HEADS}u;\nconst CPT: u32 = {ATTN_COLS}u;\n\
+         const AWG: u32 = {ATTN_WG}u;\n\
          const HG_TK: u32 = {}u;\nconst HG_CPT: u32 = {}u;\n\
          const SPLITS: u32 = {ATTN_SPLITS}u;\nconst CHUNK_MIN: u32 = {ATTN_CHUNK_MIN}u;\n\
          fn chunk_len(visible: u32) -> u32 {{\n    \
          let per = (visible + SPLITS - 1u) / SPLITS;\n    \
-         return max(CHUNK_MIN, (per + WG - 1u) / WG * WG);\n}}\n",
-        ATTN_HEADS * WG as usize,
+         return max(CHUNK_MIN, (per + AWG - 1u) / AWG * AWG);\n}}\n",
+        ATTN_HEADS * ATTN_WG,
         ATTN_HEADS * ATTN_COLS
     )
 }
@@ -44,7 +49,7 @@ impl Gpu {
     /// rows `[c_kv (kv_lora) ; k_pe (rope)]`: two dispatches, the chunks' partial results into
     /// the scratch, then their merge into `out`; see `shaders/ops/attention.wgsl`.
     pub fn attention(&self, a: &AttentionArgs<'_>) -> R {
-        let lora_max = WG as usize * ATTN_COLS;
+        let lora_max = ATTN_WG * ATTN_COLS;
         if a.kv_lora > lora_max {
             return Err(GpuError::Shape {
                 what: "MLA latent width (at most 512)",

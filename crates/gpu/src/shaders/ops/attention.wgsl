@@ -1,6 +1,8 @@
 // MLA attention in absorbed form over the latent cache, as a flash-style pass with an online
-// softmax (no score matrix): workgroup (query i, head group g, split s) takes HG heads of query
-// i over the s-th chunk of the keys that query sees, so each cache row it reads serves HG heads.
+// softmax (no score matrix): workgroup (query i, head group g, split s) of AWG invocations takes
+// HG heads of query i over the s-th chunk of the keys that query sees, so each cache row it
+// reads serves HG heads (16: GLM-5.x's 64 heads read each row 4 times, the mid bench model's 16
+// once).
 // s_t = scale·(q̃·c_kv(t) + q_pe·k_pe(t)) + mask, causal to position p0 + i; keys the indexer
 // left out (mask below -1e29) are never read, and a tile of keys with none selected costs no
 // arithmetic. The chunk's partial result — running maximum m, sum l and Σ_t e^(s_t − m)·c_kv(t)
@@ -15,10 +17,10 @@ var<workgroup> ps: array<f32, HG_TK>;
 var<workgroup> m_w: array<f32, HG>;
 var<workgroup> a_w: array<f32, HG>;
 var<workgroup> l_w: array<f32, HG>;
-var<workgroup> live: array<u32, WG>;
+var<workgroup> live: array<u32, AWG>;
 var<workgroup> any_live: u32;
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(AWG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = wid.x;
     let heads = Q.p0.y;
@@ -45,7 +47,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         l_w[lid] = 0.0;
     }
     var acc: array<f32, HG_CPT>;
-    for (var t0 = start; t0 < end; t0 += WG) {
+    for (var t0 = start; t0 < end; t0 += AWG) {
         // Scores: invocation lid takes key t0 + lid for the group's heads.
         let t = t0 + lid;
         var on = t < end;
@@ -77,13 +79,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             }
         }
         for (var h = 0u; h < HG; h++) {
-            ps[h * WG + lid] = s[h];
+            ps[h * AWG + lid] = s[h];
         }
         live[lid] = u32(on);
         workgroupBarrier();
         if (lid == 0u) {
             var f = 0u;
-            for (var j = 0u; j < WG; j++) {
+            for (var j = 0u; j < AWG; j++) {
                 f |= live[j];
             }
             any_live = f;
@@ -94,40 +96,40 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         // Online softmax: the tile's maximum per head, then its probabilities.
         if (lid < nh) {
             var mx = m_w[lid];
-            for (var j = 0u; j < WG; j++) {
-                mx = max(mx, ps[lid * WG + j]);
+            for (var j = 0u; j < AWG; j++) {
+                mx = max(mx, ps[lid * AWG + j]);
             }
             a_w[lid] = exp(m_w[lid] - mx);
             m_w[lid] = mx;
         }
         workgroupBarrier();
         for (var h = 0u; h < nh; h++) {
-            ps[h * WG + lid] = exp(ps[h * WG + lid] - m_w[h]);
+            ps[h * AWG + lid] = exp(ps[h * AWG + lid] - m_w[h]);
         }
         workgroupBarrier();
         if (lid < nh) {
             var sum = 0.0;
-            for (var j = 0u; j < WG; j++) {
-                sum += ps[lid * WG + j];
+            for (var j = 0u; j < AWG; j++) {
+                sum += ps[lid * AWG + j];
             }
             l_w[lid] = l_w[lid] * a_w[lid] + sum;
         }
-        // Values: invocation lid owns columns lid, lid + WG, … of every head in the group.
+        // Values: invocation lid owns columns lid, lid + AWG, … of every head in the group.
         for (var h = 0u; h < nh; h++) {
             for (var k = 0u; k < CPT; k++) {
                 acc[h * CPT + k] *= a_w[h];
             }
         }
-        for (var j = 0u; j < WG; j++) {
+        for (var j = 0u; j < AWG; j++) {
             if (live[j] == 0u) {
                 continue;
             }
             for (var k = 0u; k < CPT; k++) {
-                let c = lid + k * WG;
+                let c = lid + k * AWG;
                 if (c < kv_lora) {
                     let v = key(kb, ks, t0 + j, c);
                     for (var h = 0u; h < nh; h++) {
-                        acc[h * CPT + k] += ps[h * WG + j] * v;
+                        acc[h * CPT + k] += ps[h * AWG + j] * v;
                     }
                 }
             }
@@ -143,7 +145,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             U[base + 1u] = bitcast<u32>(l_w[h]);
         }
         for (var k = 0u; k < CPT; k++) {
-            let c = lid + k * WG;
+            let c = lid + k * AWG;
             if (c < kv_lora) {
                 U[base + 2u + c] = bitcast<u32>(acc[h * CPT + k]);
             }
