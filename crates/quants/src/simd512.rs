@@ -10,8 +10,9 @@
 
 #![cfg(target_arch = "x86_64")]
 
-use crate::dequant::{f16_at, QK_K};
+use crate::dequant::QK_K;
 use crate::q8::Q8Act;
+use crate::simd_lowbit::f16c_at;
 use crate::GgmlType;
 use std::arch::x86_64::*;
 use std::sync::OnceLock;
@@ -152,7 +153,7 @@ pub(crate) fn rows_q8_0_d16(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]
         if let Some(b) = tail.first_chunk::<34>() {
             // An odd last block: two 16-weight groups, plain integer dots.
             let k0 = 64 * pairs.len();
-            let dw = f16_at(b, 0);
+            let dw = f16c_at(b, 0);
             for h in 0..2 {
                 let dot: i32 = (0..16)
                     .map(|i| (b[2 + 16 * h + i] as i8 as i32) * a.q[k0 + 16 * h + i] as i32)
@@ -221,7 +222,7 @@ fn q6k_row(pick: &[__m512i; 4], row: &[u8], a: &Q8Act) -> f32 {
         let off = _mm512_castsi256_si512(_mm256_slli_epi32::<5>(off));
         let mask = 0x00ff;
         let sum = _mm512_mask_sub_epi32(sum, mask, sum, off);
-        let d = f16_at(b, 208) * xd;
+        let d = f16c_at(b, 208) * xd;
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d), acc);
     }
     _mm512_reduce_add_ps(acc)
@@ -275,9 +276,9 @@ pub(crate) fn rows_q5k(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
             }
             let mins = _mm256_madd_epi16(m16, crate::simd_lowbit::bsums(a, bi));
             let total = _mm512_cvtepi32_ps(_mm512_add_epi32(sums[0], sums[1]));
-            acc = _mm512_fmadd_ps(total, _mm512_set1_ps(f16_at(b, 0) * xd), acc);
+            acc = _mm512_fmadd_ps(total, _mm512_set1_ps(f16c_at(b, 0) * xd), acc);
             let m = _mm512_cvtepi32_ps(_mm512_zextsi256_si512(mins));
-            acc = _mm512_fmadd_ps(m, _mm512_set1_ps(-(f16_at(b, 2) * xd)), acc);
+            acc = _mm512_fmadd_ps(m, _mm512_set1_ps(-(f16c_at(b, 2) * xd)), acc);
         }
         *out = _mm512_reduce_add_ps(acc);
     }

@@ -15,9 +15,10 @@
 
 #![cfg(target_arch = "x86_64")]
 
-use crate::dequant::{f16_at, QK_K};
+use crate::dequant::QK_K;
 use crate::q8::Q8Act;
 use crate::simd512::{dpwssd, load512};
+use crate::simd_lowbit::f16c_at;
 use crate::tables::{IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID, KSIGNS_IQ2XS};
 use std::arch::x86_64::*;
 use std::sync::OnceLock;
@@ -439,7 +440,7 @@ pub(crate) fn rows_iq2xs(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
     let r = Iq2xsRegs::load();
     for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
         let (blocks, _) = row.as_chunks::<74>();
-        *out = iq_row(blocks, a, |b| (decode_iq2xs(&r, b), f16_at(b, 0) * 0.125));
+        *out = iq_row(blocks, a, |b| (decode_iq2xs(&r, b), f16c_at(b, 0) * 0.125));
     }
 }
 
@@ -516,7 +517,7 @@ pub(crate) fn rows_iq3s(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
     let r = Iq3sRegs::load();
     for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
         let (blocks, _) = row.as_chunks::<110>();
-        *out = iq_row(blocks, a, |b| (decode_iq3s(&r, b), f16_at(b, 0)));
+        *out = iq_row(blocks, a, |b| (decode_iq3s(&r, b), f16c_at(b, 0)));
     }
 }
 
@@ -600,7 +601,7 @@ pub(crate) fn rows_iq2s(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
     let r = Iq2sRegs::load();
     for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
         let (blocks, _) = row.as_chunks::<82>();
-        *out = iq_row(blocks, a, |b| (decode_iq2s(&r, b), f16_at(b, 0) * 0.125));
+        *out = iq_row(blocks, a, |b| (decode_iq2s(&r, b), f16c_at(b, 0) * 0.125));
     }
 }
 
@@ -631,7 +632,7 @@ pub(crate) fn rows_iq2xxs(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) 
     let r = IqRegs::iq2xxs();
     for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
         let (blocks, _) = row.as_chunks::<66>();
-        *out = iq_row(blocks, a, |b| (decode_iq2xxs(&r, b), f16_at(b, 0) * 0.125));
+        *out = iq_row(blocks, a, |b| (decode_iq2xxs(&r, b), f16c_at(b, 0) * 0.125));
     }
 }
 
@@ -641,7 +642,7 @@ pub(crate) fn rows_iq3xxs(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) 
     let r = IqRegs::iq3xxs();
     for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
         let (blocks, _) = row.as_chunks::<98>();
-        *out = iq_row(blocks, a, |b| (decode_iq3xxs(&r, b), f16_at(b, 0) * 0.25));
+        *out = iq_row(blocks, a, |b| (decode_iq3xxs(&r, b), f16c_at(b, 0) * 0.25));
     }
 }
 
