@@ -3,8 +3,8 @@
 //! columns of every token's row. The GEMMs write their 16-row × 16-token results straight into
 //! it, 16 consecutive floats (a cache line) per token, instead of into a rows × n scratch that
 //! was then transposed (that scratch's zeroing, page faults and transposition were ~8 % of a
-//! 1024-token prefill).
-#![cfg(target_arch = "x86_64")]
+//! 1024-token prefill). The multi-vector row kernels (aarch64, the float types) fill a small
+//! rows × n block per task and [`RowsOut::put_transposed`] writes it while it is in cache.
 
 use std::marker::PhantomData;
 
@@ -45,8 +45,31 @@ impl<'a> RowsOut<'a> {
             .collect()
     }
 
+    /// The number of rows this block owns.
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Writes `yt[r·n + t]` (this block's rows × every token, row-major) as row `r` of token
+    /// `t`.
+    pub(crate) fn put_transposed(&mut self, yt: &[f32]) {
+        assert_eq!(yt.len(), self.rows * self.n, "a rows × n block");
+        for t in 0..self.n {
+            let at = t * self.stride + self.r0;
+            // SAFETY: `at + rows <= t * stride + stride <= n * stride` (`split` made
+            // `r0 + rows <= stride`), within the borrowed slice; these rows are this block's
+            // alone.
+            #[allow(unsafe_code)]
+            let dst = unsafe { std::slice::from_raw_parts_mut(self.ptr.add(at), self.rows) };
+            for (d, v) in dst.iter_mut().zip(yt[t..].iter().step_by(self.n)) {
+                *d = *v;
+            }
+        }
+    }
+
     /// Writes `block[r][t]` as row `r0 + r` of token `t0 + t`, for `r < rows`, `t < tokens`
     /// (`r0` relative to this block's first row).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn put(
         &mut self,
         r0: usize,
@@ -98,6 +121,32 @@ mod tests {
                 assert_eq!(ys[t * stride + r], (100 * (r % 16) + t) as f32, "{r} {t}");
             }
         }
+    }
+
+    #[test]
+    fn transposed_blocks_land_in_token_major_order() {
+        let (n, stride) = (5usize, 37usize);
+        let mut ys = vec![-1f32; n * stride];
+        for mut out in RowsOut::split(&mut ys, stride, 16) {
+            let (r0, rows) = (out.r0, out.rows());
+            let yt: Vec<f32> = (0..rows * n)
+                .map(|i| (100 * (r0 + i / n) + i % n) as f32)
+                .collect();
+            out.put_transposed(&yt);
+        }
+        for t in 0..n {
+            for r in 0..stride {
+                assert_eq!(ys[t * stride + r], (100 * r + t) as f32, "{r} {t}");
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "a rows × n block")]
+    fn a_transposed_block_must_be_whole() {
+        let mut ys = vec![0f32; 2 * 20];
+        let mut blocks = RowsOut::split(&mut ys, 20, 16);
+        blocks[1].put_transposed(&[0.0; 16]);
     }
 
     #[test]
