@@ -81,14 +81,14 @@ fn expanded_mla(
     let t_len = keys.dim(0)?;
     let (lora, nope, dv, width) = (c.kv_lora, c.qk_nope, c.v_head, c.kv_width());
     debug_assert_eq!(dk, nope + c.qk_rope);
+    if keys.dims2()? != (t_len, width) {
+        return Err(GlmError::Input(format!("MLA keys {:?}", keys.dims())));
+    }
     let heads = |w: &QTensor, len: usize| {
         localglm_quants::dequant::dequantize_to_vec(w.ty(), w.bytes(&m.gguf), len)
     };
     let k_b = heads(&lw.k_b, nh * lora * nope)?; // [H, kv_lora, nope]
     let v_b = heads(&lw.v_b, nh * dv * lora)?; // [H, v_head, kv_lora]
-    if keys.dims2()? != (t_len, width) {
-        return Err(GlmError::Input(format!("MLA keys {:?}", keys.dims())));
-    }
     let rows = keys.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?; // [T, width]
     let mut k = vec![0f32; nh * t_len * dk];
     let mut v = vec![0f32; nh * t_len * dv];
