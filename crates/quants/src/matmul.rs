@@ -81,6 +81,9 @@ fn matmul_from(
     let row_bytes = check(ty, w, rows, cols)?;
     check_len("xs", xs.len(), n * cols)?;
     check_len("ys", ys.len(), n * rows)?;
+    if rows == 0 || n == 0 {
+        return Ok(()); // An empty product (and no row block to split `ys` into).
+    }
     if n <= per_token {
         // The GEMMs tile tokens in panels (16 on AVX-512) on their own activation grid: a few
         // tokens paid for a panel's work (1.5–9× a mat-vec's time per token at 2 tokens,

@@ -255,6 +255,23 @@ fn shape_errors_are_reported() {
     );
 }
 
+/// A product with no weight rows (or no tokens) is an empty output on every path (mat-vec,
+/// per-token, GEMM, multi-vector rows, float), not a panic.
+#[test]
+fn zero_rows_give_an_empty_product() {
+    for ty in [GgmlType::Q4_K, GgmlType::Q8_0, GgmlType::F32] {
+        matvec(ty, &[], 0, 256, &random_vector(256, 2), &mut []).unwrap();
+        for n in [0usize, 1, 8, 40] {
+            let x = random_vector(n * 256, 3);
+            let mut y: Vec<f32> = Vec::new();
+            matmul(ty, &[], 0, 256, &x, n, &mut y).unwrap();
+            for mode in [Activations::F32, Activations::Int8] {
+                matmul_with(mode, ty, &[], 0, 256, &x, n, &mut y).unwrap();
+            }
+        }
+    }
+}
+
 /// Rows a multiple of 256 long take the grouped batched path and the per-type row kernels (weights prepared once per 256
 /// and shared by all tokens, per-256 activation scales) for every type, 32-weight blocks
 /// included: within the int8 error of the exact product.
