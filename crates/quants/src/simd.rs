@@ -106,7 +106,7 @@ pub(crate) fn dot_iq2xxs(row: &[u8], a: &Q8Act) -> f32 {
     let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc = _mm256_setzero_ps();
     for ((b, xq), &xd) in blocks.iter().zip(xq).zip(&a.d256) {
-        let d = crate::simd_lowbit::f16c_at(b, 0) * 0.125 * xd;
+        let d = crate::simd_mem::f16c_at(b, 0) * 0.125 * xd;
         let signs = iq2xxs_sign_words(&b[2..66].as_chunks::<64>().0[0]);
         let (xs, _) = xq.as_chunks::<64>();
         // Two sub-blocks (64 weights) a step, each into its own accumulator.
@@ -341,7 +341,7 @@ pub(crate) fn dot_iq4xs(row: &[u8], a: &Q8Act) -> f32 {
     let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc = _mm256_setzero_ps();
     for ((b, xq), &xd) in blocks.iter().zip(xq).zip(&a.d256) {
-        let d = crate::simd_lowbit::f16c_at(b, 0) * xd;
+        let d = crate::simd_mem::f16c_at(b, 0) * xd;
         let scales_h = u16::from_le_bytes([b[2], b[3]]);
         // Two sub-blocks a step into two accumulators (their low scale bits one byte).
         let (xs, _) = xq.as_chunks::<64>();

@@ -18,7 +18,7 @@
 use crate::dequant::QK_K;
 use crate::q8::Q8Act;
 use crate::simd512::{dpwssd, load512};
-use crate::simd_lowbit::f16c_at;
+use crate::simd_mem::f16c_at;
 use crate::tables::{IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID, KSIGNS_IQ2XS};
 use std::arch::x86_64::*;
 use std::sync::OnceLock;

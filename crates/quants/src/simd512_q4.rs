@@ -140,13 +140,13 @@ fn rows_q4<const B: usize, const M: bool>(w: &[u8], row_bytes: usize, a: &Q8Act,
             let x = &a.q[32 * k..].as_chunks::<32>().0[0];
             let p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wv, load256(x));
             let xs = &a.d16x4[8 * k..].as_chunks::<8>().0[0];
-            let dk = crate::simd_lowbit::f16c_at::<2>(&[b[0], b[1]], 0);
+            let dk = crate::simd_mem::f16c_at::<2>(&[b[0], b[1]], 0);
             let t = _mm256_mul_ps(_mm256_cvtepi32_ps(p), load256f(xs));
             let t = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps::<1>(t));
             let t = _mm_add_ps(t, _mm_movehl_ps(t, t));
             let t = _mm_add_ss(t, _mm_movehdup_ps(t));
             let offset = match M {
-                true => crate::simd_lowbit::f16c_at::<2>(&[b[2], b[3]], 0),
+                true => crate::simd_mem::f16c_at::<2>(&[b[2], b[3]], 0),
                 false => -8.0 * dk,
             };
             total += dk * _mm_cvtss_f32(t) + offset * a.sum32[k];

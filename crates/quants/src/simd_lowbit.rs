@@ -62,14 +62,7 @@ fn controls_in_view() -> [__m256i; 8] {
     std::array::from_fn(|c| _mm256_set1_epi16((((2 * c + 1) << 8) | (2 * c)) as i16))
 }
 
-/// The f16 at byte `at` of a block as f32, by F16C (the software conversion's exponent
-/// branches were a visible share of the fast kernels' per-block work).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn f16c_at<const B: usize>(b: &[u8; B], at: usize) -> f32 {
-    let h = u16::from_le_bytes([b[at], b[at + 1]]);
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)))
-}
+pub(crate) use crate::simd_mem::f16c_at;
 
 /// 16 natural-order i16 scales → (scales 0, 2, …, 14 | scales 1, 3, …, 15).
 #[inline]

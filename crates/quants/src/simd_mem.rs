@@ -1,6 +1,7 @@
 //! Unaligned vector loads and stores of whole arrays for the SIMD kernels: the one place their
 //! `unsafe` lives. Each takes an array whose size is exactly the vector's (checked at compile
-//! time), so a load reads, and a store writes, exactly the bytes of the referenced array.
+//! time), so a load reads, and a store writes, exactly the bytes of the referenced array. Also
+//! the blocks' f16 scale read (`f16c_at`) that the AVX2 and AVX-512 kernels share.
 
 #![cfg(target_arch = "x86_64")]
 
@@ -108,4 +109,13 @@ pub(crate) fn float_tail(ty: crate::GgmlType, row: &[u8], x: &[f32], from: usize
         .enumerate()
         .map(|(k, xv)| weight(from + k) * xv)
         .sum()
+}
+
+/// The f16 at byte `at` of a block as f32, by F16C (the software conversion's exponent
+/// branches were a visible share of the fast kernels' per-block work).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn f16c_at<const B: usize>(b: &[u8; B], at: usize) -> f32 {
+    let h = u16::from_le_bytes([b[at], b[at + 1]]);
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)))
 }
