@@ -12,7 +12,7 @@
 
 use crate::dequant::QK_K;
 use crate::q8::Q8Act;
-use crate::simd_lowbit::f16c_at;
+use crate::simd_mem::f16c_at;
 use crate::GgmlType;
 use std::arch::x86_64::*;
 use std::sync::OnceLock;
@@ -237,12 +237,26 @@ pub(crate) fn load32_pair(lo: &[u8; 32], hi: &[u8; 32]) -> __m512i {
 
 /// Q5_K rows · per-256 int8 activation: nibble | fifth bit · 16 (0..=31, unsigned) into
 /// `maddubs`, the 6-bit scales per 32 in `vpdpwssd`, the `dmin·m` minimums through `bsum16`.
+///
+/// 128 weights a step: 64 quant bytes (sub-blocks 4h..4h + 4) as two vectors, the low nibbles
+/// (sub-blocks 4h and 4h + 2) and the high ones (4h + 1, 4h + 3), each in place; the fifth
+/// bits from the 32 `qh` bytes (held in both halves of a register) by one variable dword
+/// rotate that lands each sub-block's bit on bit 4 and one `vpternlogd` that merges it; the
+/// activations put in the same order (two 256-bit halves a vector). No byte shuffles, and
+/// one scale permute per 64 weights.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(crate) fn rows_q5k(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
-    // Quarter g, lane k: sub-block 2g + k/16 (scales in words 0..8).
-    let pick = word_pick(|g, k| 2 * g + k / 16);
-    let nib = _mm256_set1_epi8(15);
-    let one = _mm256_set1_epi8(1);
+    // Vector v = 2h + (0 low nibbles, 1 high): sub-blocks 4h + v % 2 (bytes 0–31) and
+    // 4h + 2 + v % 2 (bytes 32–63).
+    let sub = |v: usize, half: usize| 4 * (v / 2) + v % 2 + 2 * half;
+    let pick = word_pick(|v, k| sub(v, k / 16));
+    // Rotating each dword left by (4 − bit) mod 32 puts bit `bit` of every byte on its bit 4.
+    let rot: [__m512i; 4] = std::array::from_fn(|v| {
+        let r: [u32; 16] = std::array::from_fn(|i| (36 - sub(v, i / 8) as u32) % 32);
+        load512(&r)
+    });
+    let nib = _mm512_set1_epi8(15);
+    let bit4 = _mm512_set1_epi8(16);
     for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
         let (blocks, _) = row.as_chunks::<176>();
         let (xq, _) = a.q256.as_chunks::<QK_K>();
@@ -254,25 +268,28 @@ pub(crate) fn rows_q5k(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
                 i64::from_le_bytes(sc),
             )));
             let m16 = crate::simd_lowbit::widen_u8(&std::array::from_fn(|k| mn[k / 2]));
-            let qh = crate::simd_mem::load256(&b[16..48].as_chunks::<32>().0[0]);
-            let (qs, _) = b[48..176].as_chunks::<32>();
-            let (xs, _) = xq.as_chunks::<64>();
+            let qh = _mm512_broadcast_i64x4(load256(bytes::<32>(&b[16..48])));
+            let (qs, _) = b[48..176].as_chunks::<64>();
+            let (xs, _) = xq.as_chunks::<32>();
             let mut sums = [_mm512_setzero_si512(); 2];
-            for g in 0..4 {
-                let c = crate::simd_mem::load256(&qs[g]);
-                // Fifth bits of sub-blocks 2g and 2g + 1: bits 2g, 2g + 1 of each qh byte.
-                let h = |j: i32| {
-                    let bit = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(j)), one);
-                    _mm256_slli_epi16::<4>(bit)
-                };
-                let lo = _mm256_or_si256(_mm256_and_si256(c, nib), h(2 * g as i32));
-                let hi = _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16::<4>(c), nib),
-                    h(2 * g as i32 + 1),
-                );
-                let q = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi);
-                let p = _mm512_maddubs_epi16(q, load512(&xs[g]));
-                sums[g % 2] = dpwssd(sums[g % 2], p, _mm512_permutexvar_epi16(pick[g], s8));
+            for (h, c) in qs.iter().enumerate() {
+                let c = load512(c);
+                let planes = [
+                    _mm512_and_si512(c, nib),
+                    _mm512_and_si512(_mm512_srli_epi16::<4>(c), nib),
+                ];
+                for (p, plane) in planes.into_iter().enumerate() {
+                    let v = 2 * h + p;
+                    let fifth = _mm512_rolv_epi32(qh, rot[v]);
+                    // plane | (fifth & 16)
+                    let q = _mm512_ternarylogic_epi32::<0xF8>(plane, fifth, bit4);
+                    let x = _mm512_inserti64x4::<1>(
+                        _mm512_castsi256_si512(load256(&xs[4 * h + p])),
+                        load256(&xs[4 * h + 2 + p]),
+                    );
+                    let prod = _mm512_maddubs_epi16(q, x);
+                    sums[p] = dpwssd(sums[p], prod, _mm512_permutexvar_epi16(pick[v], s8));
+                }
             }
             let mins = _mm256_madd_epi16(m16, crate::simd_lowbit::bsums(a, bi));
             let total = _mm512_cvtepi32_ps(_mm512_add_epi32(sums[0], sums[1]));
