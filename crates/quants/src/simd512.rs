@@ -235,17 +235,37 @@ pub(crate) fn load32_pair(lo: &[u8; 32], hi: &[u8; 32]) -> __m512i {
     _mm512_inserti64x4::<1>(_mm512_castsi256_si512(load256(lo)), load256(hi))
 }
 
-/// Q5_K rows · per-256 int8 activation: nibble | fifth bit · 16 (0..=31, unsigned) into
+/// Q4_K rows (144-byte blocks: f16 `d`, `dmin`, 12 bytes of 6-bit scales and minimums, 128
+/// bytes of nibbles) · per-256 int8 activation: the Q5_K kernel without fifth bits.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) fn rows_q4k(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
+    rows_k45::<144, false>(w, row_bytes, a, y)
+}
+
+/// Q5_K rows (176-byte blocks: as Q4_K's with 32 bytes of fifth bits before the nibbles).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) fn rows_q5k(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
+    rows_k45::<176, true>(w, row_bytes, a, y)
+}
+
+/// Q4_K / Q5_K rows · per-256 int8 activation: nibble (| fifth bit · 16) unsigned into
 /// `maddubs`, the 6-bit scales per 32 in `vpdpwssd`, the `dmin·m` minimums through `bsum16`.
 ///
 /// 128 weights a step: 64 quant bytes (sub-blocks 4h..4h + 4) as two vectors, the low nibbles
-/// (sub-blocks 4h and 4h + 2) and the high ones (4h + 1, 4h + 3), each in place; the fifth
+/// (sub-blocks 4h and 4h + 2) and the high ones (4h + 1, 4h + 3), each in place; Q5_K's fifth
 /// bits from the 32 `qh` bytes (held in both halves of a register) by one variable dword
 /// rotate that lands each sub-block's bit on bit 4 and one `vpternlogd` that merges it; the
 /// activations put in the same order (two 256-bit halves a vector). No byte shuffles, and
 /// one scale permute per 64 weights.
+#[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(crate) fn rows_q5k(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
+fn rows_k45<const B: usize, const FIFTH: bool>(
+    w: &[u8],
+    row_bytes: usize,
+    a: &Q8Act,
+    y: &mut [f32],
+) {
+    let qs_at = if FIFTH { 48 } else { 16 };
     // Vector v = 2h + (0 low nibbles, 1 high): sub-blocks 4h + v % 2 (bytes 0–31) and
     // 4h + 2 + v % 2 (bytes 32–63).
     let sub = |v: usize, half: usize| 4 * (v / 2) + v % 2 + 2 * half;
@@ -258,7 +278,7 @@ pub(crate) fn rows_q5k(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
     let nib = _mm512_set1_epi8(15);
     let bit4 = _mm512_set1_epi8(16);
     for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
-        let (blocks, _) = row.as_chunks::<176>();
+        let (blocks, _) = row.as_chunks::<B>();
         let (xq, _) = a.q256.as_chunks::<QK_K>();
         let mut acc = _mm512_setzero_ps();
         for (bi, ((b, xq), &xd)) in blocks.iter().zip(xq).zip(&a.d256).enumerate() {
@@ -268,8 +288,11 @@ pub(crate) fn rows_q5k(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
                 i64::from_le_bytes(sc),
             )));
             let m16 = crate::simd_lowbit::widen_u8(&std::array::from_fn(|k| mn[k / 2]));
-            let qh = _mm512_broadcast_i64x4(load256(bytes::<32>(&b[16..48])));
-            let (qs, _) = b[48..176].as_chunks::<64>();
+            let qh = match FIFTH {
+                true => _mm512_broadcast_i64x4(load256(bytes::<32>(&b[16..48]))),
+                false => _mm512_setzero_si512(),
+            };
+            let (qs, _) = b[qs_at..qs_at + 128].as_chunks::<64>();
             let (xs, _) = xq.as_chunks::<32>();
             let mut sums = [_mm512_setzero_si512(); 2];
             for (h, c) in qs.iter().enumerate() {
@@ -280,9 +303,15 @@ pub(crate) fn rows_q5k(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
                 ];
                 for (p, plane) in planes.into_iter().enumerate() {
                     let v = 2 * h + p;
-                    let fifth = _mm512_rolv_epi32(qh, rot[v]);
-                    // plane | (fifth & 16)
-                    let q = _mm512_ternarylogic_epi32::<0xF8>(plane, fifth, bit4);
+                    let q = match FIFTH {
+                        // plane | (fifth & 16)
+                        true => _mm512_ternarylogic_epi32::<0xF8>(
+                            plane,
+                            _mm512_rolv_epi32(qh, rot[v]),
+                            bit4,
+                        ),
+                        false => plane,
+                    };
                     let x = _mm512_inserti64x4::<1>(
                         _mm512_castsi256_si512(load256(&xs[4 * h + p])),
                         load256(&xs[4 * h + 2 + p]),
