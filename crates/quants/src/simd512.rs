@@ -385,6 +385,78 @@ pub(crate) fn available() -> bool {
     })
 }
 
+/// Q2_K rows (84-byte blocks of 256: 16 scale bytes — a 4-bit scale and a 4-bit minimum per
+/// 16 weights — 64 bytes of 2-bit quants, f16 `d` and `dmin`; weight `d·s·q − dmin·m`).
+///
+/// The scales go into the weights before the dot: per block one 64-byte table holds `k·s` for
+/// k = 0..=3 of each of the 16 scale groups (one `vpermb` spreading the scales, two masked
+/// adds), and per 64 weights the quants (bits 2j of all 64 quant bytes: weights 32j.. of both
+/// 128-weight halves) plus their group's table offset (one shift, one `vpternlogd`) index it
+/// with one `vpermb`; the products `s·q ≤ 45` go into one `vpdpbusd` against the two halves'
+/// activations, all four steps into one integer sum, converted once per block. The minimums
+/// go through the activations' 16-value sums (one `vpmaddwd`).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,f16c")]
+pub(crate) fn rows_q2k(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
+    // Byte i of step j's quants lies in 128-bit lane l = i / 16, which holds scale group
+    // 8·(l / 2) + 2j + l % 2 (weights 128·(l / 2) + 32j + 16·(l % 2) ..); its table entries
+    // start at byte 4 × that group.
+    let offsets: [__m512i; 4] = std::array::from_fn(|j| {
+        let b: [u8; 64] = std::array::from_fn(|i| {
+            let l = i / 16;
+            (4 * (8 * (l / 2) + 2 * j + l % 2)) as u8
+        });
+        load512(&b)
+    });
+    let spread: [u8; 64] = std::array::from_fn(|i| (i / 4) as u8);
+    let spread = load512(&spread);
+    // Table bytes with k = 1 or 3 (one s), k = 2 or 3 (2s).
+    let (once, twice): (__mmask64, __mmask64) = (0xAAAA_AAAA_AAAA_AAAA, 0xCCCC_CCCC_CCCC_CCCC);
+    let three = _mm512_set1_epi8(3);
+    let low4 = _mm_set1_epi8(15);
+    let (sums, _) = a.bsum16.as_chunks::<16>();
+    for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
+        let (blocks, _) = row.as_chunks::<84>();
+        let (xq, _) = a.q256.as_chunks::<QK_K>();
+        let mut acc = _mm512_setzero_ps();
+        let mut acc_min = _mm256_setzero_ps();
+        for (((b, xq), &xd), s16) in blocks.iter().zip(xq).zip(&a.d256).zip(sums) {
+            let sm = crate::simd_mem::load128(bytes::<16>(&b[..16]));
+            let s = _mm_and_si128(sm, low4);
+            let m = _mm_and_si128(_mm_srli_epi16::<4>(sm), low4);
+            let srep = _mm512_permutexvar_epi8(spread, _mm512_castsi128_si512(s));
+            let table = _mm512_add_epi8(
+                _mm512_maskz_mov_epi8(once, srep),
+                _mm512_maskz_add_epi8(twice, srep, srep),
+            );
+            let q = load512(bytes::<64>(&b[16..80]));
+            let (xs, _) = xq.as_chunks::<32>();
+            let mut isum = _mm512_setzero_si512();
+            for (j, off) in offsets.iter().enumerate() {
+                let shifted = match j {
+                    0 => q,
+                    1 => _mm512_srli_epi16::<2>(q),
+                    2 => _mm512_srli_epi16::<4>(q),
+                    _ => _mm512_srli_epi16::<6>(q),
+                };
+                // (shifted & 3) | offset
+                let idx = _mm512_ternarylogic_epi32::<0xEA>(shifted, three, *off);
+                let wq = _mm512_permutexvar_epi8(idx, table);
+                let x = _mm512_inserti64x4::<1>(
+                    _mm512_castsi256_si512(load256(&xs[j])),
+                    load256(&xs[4 + j]),
+                );
+                isum = _mm512_dpbusd_epi32(isum, wq, x);
+            }
+            let mins = _mm256_madd_epi16(_mm256_cvtepu8_epi16(m), load256(s16));
+            let d = f16c_at(b, 80) * xd;
+            let dmin = f16c_at(b, 82) * xd;
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d), acc);
+            acc_min = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dmin), acc_min);
+        }
+        *out = _mm512_reduce_add_ps(acc) - crate::simd::hsum(acc_min);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,77 +539,5 @@ mod tests {
                 );
             }
         }
-    }
-}
-
-/// Q2_K rows (84-byte blocks of 256: 16 scale bytes — a 4-bit scale and a 4-bit minimum per
-/// 16 weights — 64 bytes of 2-bit quants, f16 `d` and `dmin`; weight `d·s·q − dmin·m`).
-///
-/// The scales go into the weights before the dot: per block one 64-byte table holds `k·s` for
-/// k = 0..=3 of each of the 16 scale groups (one `vpermb` spreading the scales, two masked
-/// adds), and per 64 weights the quants (bits 2j of all 64 quant bytes: weights 32j.. of both
-/// 128-weight halves) plus their group's table offset (one shift, one `vpternlogd`) index it
-/// with one `vpermb`; the products `s·q ≤ 45` go into one `vpdpbusd` against the two halves'
-/// activations, all four steps into one integer sum, converted once per block. The minimums
-/// go through the activations' 16-value sums (one `vpmaddwd`).
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,f16c")]
-pub(crate) fn rows_q2k(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
-    // Byte i of step j's quants lies in 128-bit lane l = i / 16, which holds scale group
-    // 8·(l / 2) + 2j + l % 2 (weights 128·(l / 2) + 32j + 16·(l % 2) ..); its table entries
-    // start at byte 4 × that group.
-    let offsets: [__m512i; 4] = std::array::from_fn(|j| {
-        let b: [u8; 64] = std::array::from_fn(|i| {
-            let l = i / 16;
-            (4 * (8 * (l / 2) + 2 * j + l % 2)) as u8
-        });
-        load512(&b)
-    });
-    let spread: [u8; 64] = std::array::from_fn(|i| (i / 4) as u8);
-    let spread = load512(&spread);
-    // Table bytes with k = 1 or 3 (one s), k = 2 or 3 (2s).
-    let (once, twice): (__mmask64, __mmask64) = (0xAAAA_AAAA_AAAA_AAAA, 0xCCCC_CCCC_CCCC_CCCC);
-    let three = _mm512_set1_epi8(3);
-    let low4 = _mm_set1_epi8(15);
-    let (sums, _) = a.bsum16.as_chunks::<16>();
-    for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
-        let (blocks, _) = row.as_chunks::<84>();
-        let (xq, _) = a.q256.as_chunks::<QK_K>();
-        let mut acc = _mm512_setzero_ps();
-        let mut acc_min = _mm256_setzero_ps();
-        for (((b, xq), &xd), s16) in blocks.iter().zip(xq).zip(&a.d256).zip(sums) {
-            let sm = crate::simd_mem::load128(bytes::<16>(&b[..16]));
-            let s = _mm_and_si128(sm, low4);
-            let m = _mm_and_si128(_mm_srli_epi16::<4>(sm), low4);
-            let srep = _mm512_permutexvar_epi8(spread, _mm512_castsi128_si512(s));
-            let table = _mm512_add_epi8(
-                _mm512_maskz_mov_epi8(once, srep),
-                _mm512_maskz_add_epi8(twice, srep, srep),
-            );
-            let q = load512(bytes::<64>(&b[16..80]));
-            let (xs, _) = xq.as_chunks::<32>();
-            let mut isum = _mm512_setzero_si512();
-            for (j, off) in offsets.iter().enumerate() {
-                let shifted = match j {
-                    0 => q,
-                    1 => _mm512_srli_epi16::<2>(q),
-                    2 => _mm512_srli_epi16::<4>(q),
-                    _ => _mm512_srli_epi16::<6>(q),
-                };
-                // (shifted & 3) | offset
-                let idx = _mm512_ternarylogic_epi32::<0xEA>(shifted, three, *off);
-                let wq = _mm512_permutexvar_epi8(idx, table);
-                let x = _mm512_inserti64x4::<1>(
-                    _mm512_castsi256_si512(load256(&xs[j])),
-                    load256(&xs[4 + j]),
-                );
-                isum = _mm512_dpbusd_epi32(isum, wq, x);
-            }
-            let mins = _mm256_madd_epi16(_mm256_cvtepu8_epi16(m), load256(s16));
-            let d = f16c_at(b, 80) * xd;
-            let dmin = f16c_at(b, 82) * xd;
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d), acc);
-            acc_min = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dmin), acc_min);
-        }
-        *out = _mm512_reduce_add_ps(acc) - crate::simd::hsum(acc_min);
     }
 }
