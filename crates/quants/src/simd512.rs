@@ -3,8 +3,9 @@
 //! `LOCALGLM_SIMD=avx2` keeps them off so the AVX2 kernels stay tested on such machines.
 //!
 //! This file: the shared helpers, the K-quant / Q8_0 kernels (quants unsigned into `maddubs` or
-//! `vpdpbusd`, scales in `vpdpwssd`, offsets and minimums through the activation's 16-value
-//! sums) and the float formats. The IQ formats are in `simd512_iq.rs`.
+//! `vpdpbusd`, scales in `vpdpwssd` — Q2_K's in the weights — offsets and minimums through the
+//! activation's 16-value sums) and the float formats. The IQ formats are in `simd512_iq.rs`
+//! and `simd512_iq4.rs`.
 //!
 //! Everything is safe code except the unaligned loads (as in `simd.rs`).
 

@@ -29,7 +29,7 @@ fn table() -> __m512i {
 }
 
 /// The eight 32-value sums of one 256-activation block, from its sixteen 16-value sums, as
-/// floats times 128 (the bias to take back out of each group's `dot64` lanes).
+/// floats times 128 (the bias to take back out of each group's `dot128` lanes).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 fn bias8(bsum16: &[i16; 16]) -> __m256 {
