@@ -229,10 +229,10 @@ fn q6k_row(pick: &[__m512i; 4], row: &[u8], a: &Q8Act) -> f32 {
     _mm512_reduce_add_ps(acc)
 }
 
-/// 32 weight bytes as the low or high half of a vector.
+/// Two 32-byte arrays (weights or activations) as the low and high halves of a vector.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw")]
-pub(crate) fn load32_pair(lo: &[u8; 32], hi: &[u8; 32]) -> __m512i {
+pub(crate) fn load32_pair<T: Copy>(lo: &[T; 32], hi: &[T; 32]) -> __m512i {
     _mm512_inserti64x4::<1>(_mm512_castsi256_si512(load256(lo)), load256(hi))
 }
 
@@ -313,10 +313,7 @@ fn rows_k45<const B: usize, const FIFTH: bool>(
                         ),
                         false => plane,
                     };
-                    let x = _mm512_inserti64x4::<1>(
-                        _mm512_castsi256_si512(load256(&xs[4 * h + p])),
-                        load256(&xs[4 * h + 2 + p]),
-                    );
+                    let x = load32_pair(&xs[4 * h + p], &xs[4 * h + 2 + p]);
                     let prod = _mm512_maddubs_epi16(q, x);
                     sums[p] = dpwssd(sums[p], prod, _mm512_permutexvar_epi16(pick[v], s8));
                 }
@@ -442,10 +439,7 @@ pub(crate) fn rows_q2k(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
                 // (shifted & 3) | offset
                 let idx = _mm512_ternarylogic_epi32::<0xEA>(shifted, three, *off);
                 let wq = _mm512_permutexvar_epi8(idx, table);
-                let x = _mm512_inserti64x4::<1>(
-                    _mm512_castsi256_si512(load256(&xs[j])),
-                    load256(&xs[4 + j]),
-                );
+                let x = load32_pair(&xs[j], &xs[4 + j]);
                 isum = _mm512_dpbusd_epi32(isum, wq, x);
             }
             let mins = _mm256_madd_epi16(_mm256_cvtepu8_epi16(m), load256(s16));
