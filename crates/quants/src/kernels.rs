@@ -412,7 +412,7 @@ fn avx512_row_kernel(ty: GgmlType, act: Option<&Q8Act>) -> Option<RowKernel> {
         GgmlType::IQ3_XXS => Some(crate::simd512::rows_iq3xxs),
         GgmlType::IQ2_XS => Some(crate::simd512::rows_iq2xs),
         GgmlType::IQ3_S => Some(crate::simd512::rows_iq3s),
-        GgmlType::IQ2_S => Some(crate::simd512::rows_iq2s),
+        GgmlType::IQ2_S => Some(crate::simd512_iq2s::rows_iq2s),
         GgmlType::Q8_0 => Some(crate::simd512::rows_q8_0),
         GgmlType::Q6_K => Some(crate::simd512::rows_q6k),
         GgmlType::Q2_K => Some(crate::simd512::rows_q2k),

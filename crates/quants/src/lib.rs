@@ -28,6 +28,7 @@ mod rows_out;
 mod simd;
 mod simd512;
 mod simd512_iq;
+mod simd512_iq2s;
 mod simd512_iq4;
 mod simd512_q4;
 mod simd_lowbit;

@@ -22,6 +22,8 @@
 //!
 //! Invariant: `Q8Act` is built for a length that is a multiple of 32 (every quantized row is).
 
+use std::sync::OnceLock;
+
 /// `round(r)` (half away from zero) clamped to ±127, without a libm call: `as` truncates with
 /// one instruction, so the half is added with the sign first (profiling showed `roundf` calls).
 #[inline(always)]
@@ -115,6 +117,8 @@ pub struct Q8Act {
     /// offsets and minimums (`dmin·m`, IQ1's `δ`, Q3_K's `−4`) through these instead of
     /// touching the activations again.
     pub bsum16: Vec<i16>,
+    /// `q256` in the AVX-512 IQ2_S rows' order (see [`Q8Act::q256_by8`]), built on first use.
+    by8: OnceLock<Vec<i8>>,
 }
 
 impl Q8Act {
@@ -128,6 +132,7 @@ impl Q8Act {
     /// Re-quantizes into this buffer (no allocation after the first use).
     pub fn quantize(&mut self, x: &[f32]) {
         let n = x.len();
+        self.by8.take();
         self.q.resize(n, 0);
         self.d16.resize(n / 16, 0.0);
         self.sum8.resize(n / 8, 0.0);
@@ -180,6 +185,25 @@ impl Q8Act {
             self.d256.clear();
             self.bsum16.clear();
         }
+    }
+
+    /// `q256` in the order of the AVX-512 IQ2_S rows (`simd512_iq2s`): per two super-blocks
+    /// (the second all zeros past an odd count) eight runs of 64 values, run `v` holding value
+    /// `v` of each 8-value group — the first block's 32 groups, then the second's. Built on
+    /// first use, once per quantized vector (the threads of a product share it).
+    pub(crate) fn q256_by8(&self) -> &[i8] {
+        self.by8.get_or_init(|| {
+            let mut out = vec![0i8; (self.q256.len() / 256).div_ceil(2) * 512];
+            for (b, xb) in self.q256.chunks_exact(256).enumerate() {
+                let base = 512 * (b / 2) + 32 * (b % 2);
+                for (g, xg) in xb.chunks_exact(8).enumerate() {
+                    for (v, &x) in xg.iter().enumerate() {
+                        out[base + 64 * v + g] = x;
+                    }
+                }
+            }
+            out
+        })
     }
 }
 

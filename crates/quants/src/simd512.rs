@@ -508,7 +508,7 @@ mod tests {
         let kernels: [(GgmlType, Rows); 8] = [
             (GgmlType::IQ2_XXS, rows_iq2xxs),
             (GgmlType::Q5_K, rows_q5k),
-            (GgmlType::IQ2_S, rows_iq2s),
+            (GgmlType::IQ2_S, crate::simd512_iq2s::rows_iq2s),
             (GgmlType::IQ3_S, rows_iq3s),
             (GgmlType::IQ2_XS, rows_iq2xs),
             (GgmlType::IQ3_XXS, rows_iq3xxs),

@@ -24,7 +24,7 @@ use std::arch::x86_64::*;
 use std::sync::OnceLock;
 
 /// The grid byte of each two-bit code (code 3 never occurs).
-const IQ2XXS_VALUES: [u8; 4] = [0x08, 0x19, 0x2b, 0];
+pub(crate) const IQ2XXS_VALUES: [u8; 4] = [0x08, 0x19, 0x2b, 0];
 /// The eight byte values of the IQ3_XXS grid.
 const IQ3XXS_VALUES: [u8; 8] = [4, 12, 20, 28, 36, 44, 52, 62];
 
@@ -567,24 +567,48 @@ impl Iq2sRegs {
     }
 }
 
+impl Iq2sRegs {
+    /// The low and high code planes (weights 0–3 and 4–7 of each entry, two bits a weight) of
+    /// the 64 grid indices whose bits 0–7 are the bytes of `q` and bits 8 and 9 the bits of
+    /// `b8` and `b9`: eight `vpermi2b` a plane, chosen by index bits 7, 8 and 9.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+    pub(crate) fn codes(&self, q: __m512i, b8: u64, b9: u64) -> (__m512i, __m512i) {
+        let (b7, b8, b9) = (
+            _mm512_movepi8_mask(q),
+            _cvtu64_mask64(b8),
+            _cvtu64_mask64(b9),
+        );
+        let lookup = |t: &[__m512i; 16]| {
+            let lower: &[__m512i; 8] = t[..8].try_into().expect("8 quarters");
+            let upper: &[__m512i; 8] = t[8..].try_into().expect("8 quarters");
+            _mm512_mask_blend_epi8(b9, lookup512(lower, q, b7, b8), lookup512(upper, q, b7, b8))
+        };
+        (lookup(&self.lo), lookup(&self.hi))
+    }
+}
+
+/// Index bits 8 and 9 of IQ2_S's 32 groups from the block's 8 `qh` bytes (group `i`'s are bits
+/// `2(i mod 4)` and `2(i mod 4) + 1` of `qh[i / 4]`), as two 32-bit masks.
+#[inline]
+#[target_feature(enable = "bmi2")]
+pub(crate) fn iq2s_high_bits(qh: &[u8; 8]) -> (u64, u64) {
+    let qh = u64::from_le_bytes(*qh);
+    (
+        _pext_u64(qh, 0x5555_5555_5555_5555),
+        _pext_u64(qh, 0xaaaa_aaaa_aaaa_aaaa),
+    )
+}
+
 /// IQ2_S block (82 bytes: d, qs[32] index bytes, signs[32], qh[8], scales[8]).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg,bmi2")]
 pub(crate) fn decode_iq2s(r: &Iq2sRegs, b: &[u8; 82]) -> IqBlock {
+    // The sign bytes' lookups (lanes 32..64) are never used.
     let q = load512(&b[2..66].as_chunks::<64>().0[0]);
     let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
-    // Index bits 8 and 9 of group i are bits 2(i mod 4) and 2(i mod 4) + 1 of qh[i / 4].
-    let qh = u64_at(66);
-    let b8 = _cvtu64_mask64(_pext_u64(qh, 0x5555_5555_5555_5555));
-    let b9 = _cvtu64_mask64(_pext_u64(qh, 0xaaaa_aaaa_aaaa_aaaa));
-    let b7 = _mm512_movepi8_mask(q);
-    let lookup = |t: &[__m512i; 16]| {
-        let lower: &[__m512i; 8] = t[..8].try_into().expect("8 quarters");
-        let upper: &[__m512i; 8] = t[8..].try_into().expect("8 quarters");
-        _mm512_mask_blend_epi8(b9, lookup512(lower, q, b7, b8), lookup512(upper, q, b7, b8))
-    };
-    let lo = lookup(&r.lo);
-    let hi = lookup(&r.hi);
+    let (b8, b9) = iq2s_high_bits(b[66..74].try_into().expect("8 qh bytes"));
+    let (lo, hi) = r.codes(q, b8, b9);
     let sc = scales16(&b[74..82].try_into().expect("8 scale bytes"));
     IqBlock {
         grid: grid_quarters(lo, hi, &r.arrange, r.code_shift, r.values),
@@ -592,16 +616,6 @@ pub(crate) fn decode_iq2s(r: &Iq2sRegs, b: &[u8; 82]) -> IqBlock {
         scale: r.scale_lane.map(|l| _mm512_permutexvar_epi16(l, sc)),
         sub_scales: _mm512_setzero_si512(),
         scales16: sc,
-    }
-}
-
-/// IQ2_S rows · per-256 int8 activation.
-#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni,avx512bitalg,bmi2")]
-pub(crate) fn rows_iq2s(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
-    let r = Iq2sRegs::load();
-    for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
-        let (blocks, _) = row.as_chunks::<82>();
-        *out = iq_row(blocks, a, |b| (decode_iq2s(&r, b), f16c_at(b, 0) * 0.125));
     }
 }
 
