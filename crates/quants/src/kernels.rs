@@ -416,6 +416,7 @@ fn avx512_row_kernel(ty: GgmlType, act: Option<&Q8Act>) -> Option<RowKernel> {
         GgmlType::Q8_0 => Some(crate::simd512::rows_q8_0),
         GgmlType::Q6_K => Some(crate::simd512::rows_q6k),
         GgmlType::Q2_K => Some(crate::simd512::rows_q2k),
+        GgmlType::Q3_K => Some(crate::simd512::rows_q3k),
         GgmlType::Q4_K => Some(crate::simd512::rows_q4k),
         GgmlType::Q5_K => Some(crate::simd512::rows_q5k),
         GgmlType::IQ4_NL => Some(crate::simd512_iq4::rows_iq4nl),

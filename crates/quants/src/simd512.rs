@@ -452,6 +452,76 @@ pub(crate) fn rows_q2k(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
     }
 }
 
+/// Q3_K rows (110-byte blocks: 32 `hmask` bytes, 64 bytes of 2-bit quants, 12 bytes of
+/// 6-bit scales, f16 `d`; weight `d·(S − 32)·(q + 4·h − 4)`) · per-256 int8 activation.
+///
+/// As Q2_K's quants, 64 weights a step j: bits 2j of all 64 quant bytes (weights 32j.. of both
+/// 128-weight halves); their high bits are bits j and 4 + j of the 32 `hmask` bytes (held in
+/// both halves of a register), landed on bit 2 by one variable dword rotate and merged by one
+/// `vpternlogd`, so `u = q + 4h` (0..=7) goes unsigned into `maddubs`; the signed scales per
+/// 16 ride in `vpdpwssd`, the `−4` offset through the activations' 16-value sums.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,f16c")]
+pub(crate) fn rows_q3k(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
+    // i16 lane p of step j: half p / 16, weight 32j + (2p mod 32) of it: scale group
+    // 8·(p / 16) + 2j + (p mod 16) / 8.
+    let pick = word_pick(|j, p| 8 * (p / 16) + 2 * j + (p % 16) / 8);
+    // Rotating a dword left by (2 − bit) mod 32 puts bit `bit` of each byte on its bit 2.
+    let rot: [__m512i; 4] = std::array::from_fn(|j| {
+        let r: [u32; 16] = std::array::from_fn(|i| (34 - (j + 4 * (i / 8)) as u32) % 32);
+        load512(&r)
+    });
+    let three = _mm512_set1_epi8(3);
+    let bit2 = _mm512_set1_epi8(4);
+    let (sums, _) = a.bsum16.as_chunks::<16>();
+    for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
+        let (blocks, _) = row.as_chunks::<110>();
+        let (xq, _) = a.q256.as_chunks::<QK_K>();
+        let mut acc = _mm512_setzero_ps();
+        for (((b, xq), &xd), s16) in blocks.iter().zip(xq).zip(&a.d256).zip(sums) {
+            let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+            let (a0, a1, a2) = (u32_at(96), u32_at(100), u32_at(104));
+            let (l4, h2) = (0x0f0f_0f0f, 0x0303_0303);
+            let packed = _mm_set_epi32(
+                ((a1 >> 4 & l4) | (a2 >> 6 & h2) << 4) as i32,
+                ((a0 >> 4 & l4) | (a2 >> 4 & h2) << 4) as i32,
+                ((a1 & l4) | (a2 >> 2 & h2) << 4) as i32,
+                ((a0 & l4) | (a2 & h2) << 4) as i32,
+            );
+            let sc16 = _mm256_sub_epi16(_mm256_cvtepu8_epi16(packed), _mm256_set1_epi16(32));
+            let sc = _mm512_castsi256_si512(sc16);
+            let hm = _mm512_broadcast_i64x4(load256(bytes::<32>(&b[..32])));
+            let q = load512(bytes::<64>(&b[32..96]));
+            let (xs, _) = xq.as_chunks::<32>();
+            let mut isum = [_mm512_setzero_si512(); 2];
+            for j in 0..4 {
+                let shifted = match j {
+                    0 => q,
+                    1 => _mm512_srli_epi16::<2>(q),
+                    2 => _mm512_srli_epi16::<4>(q),
+                    _ => _mm512_srli_epi16::<6>(q),
+                };
+                // (q & 3) | (rotated & 4)
+                let u = _mm512_ternarylogic_epi32::<0xF8>(
+                    _mm512_and_si512(shifted, three),
+                    _mm512_rolv_epi32(hm, rot[j]),
+                    bit2,
+                );
+                let p = _mm512_maddubs_epi16(u, load32_pair(&xs[j], &xs[4 + j]));
+                isum[j % 2] = dpwssd(isum[j % 2], p, _mm512_permutexvar_epi16(pick[j], sc));
+            }
+            // Σ S·(u − 4)·x = Σ S·u·x − 4·Σ S·bsum.
+            let off = _mm256_slli_epi32::<2>(_mm256_madd_epi16(sc16, load256(s16)));
+            let total = _mm512_sub_epi32(
+                _mm512_add_epi32(isum[0], isum[1]),
+                _mm512_zextsi256_si512(off),
+            );
+            let d = f16c_at(b, 108) * xd;
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total), _mm512_set1_ps(d), acc);
+        }
+        *out = _mm512_reduce_add_ps(acc);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,8 +575,9 @@ mod tests {
             return;
         }
         type Rows = unsafe fn(&[u8], usize, &Q8Act, &mut [f32]);
-        let kernels: [(GgmlType, Rows); 8] = [
+        let kernels: [(GgmlType, Rows); 9] = [
             (GgmlType::IQ2_XXS, rows_iq2xxs),
+            (GgmlType::Q3_K, rows_q3k),
             (GgmlType::Q5_K, rows_q5k),
             (GgmlType::IQ2_S, crate::simd512_iq2s::rows_iq2s),
             (GgmlType::IQ3_S, rows_iq3s),
