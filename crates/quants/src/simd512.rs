@@ -443,10 +443,15 @@ pub(crate) fn rows_q2k(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
                 isum = _mm512_dpbusd_epi32(isum, wq, x);
             }
             let mins = _mm256_madd_epi16(_mm256_cvtepu8_epi16(m), load256(s16));
-            let d = f16c_at(b, 80) * xd;
-            let dmin = f16c_at(b, 82) * xd;
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d), acc);
-            acc_min = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dmin), acc_min);
+            // d and dmin by one conversion, times the activation's scale.
+            let dm = u32::from_le_bytes([b[80], b[81], b[82], b[83]]) as i32;
+            let dm = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(dm)), _mm_set1_ps(xd));
+            let (d, dmin) = (
+                _mm512_broadcastss_ps(dm),
+                _mm256_broadcastss_ps(_mm_movehdup_ps(dm)),
+            );
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), d, acc);
+            acc_min = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), dmin, acc_min);
         }
         *out = _mm512_reduce_add_ps(acc) - crate::simd::hsum(acc_min);
     }
@@ -575,9 +580,11 @@ mod tests {
             return;
         }
         type Rows = unsafe fn(&[u8], usize, &Q8Act, &mut [f32]);
-        let kernels: [(GgmlType, Rows); 9] = [
+        let kernels: [(GgmlType, Rows); 11] = [
             (GgmlType::IQ2_XXS, rows_iq2xxs),
+            (GgmlType::Q2_K, rows_q2k),
             (GgmlType::Q3_K, rows_q3k),
+            (GgmlType::Q4_K, rows_q4k),
             (GgmlType::Q5_K, rows_q5k),
             (GgmlType::IQ2_S, crate::simd512_iq2s::rows_iq2s),
             (GgmlType::IQ3_S, rows_iq3s),
