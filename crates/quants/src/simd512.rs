@@ -483,16 +483,7 @@ pub(crate) fn rows_q3k(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
         let (xq, _) = a.q256.as_chunks::<QK_K>();
         let mut acc = _mm512_setzero_ps();
         for (((b, xq), &xd), s16) in blocks.iter().zip(xq).zip(&a.d256).zip(sums) {
-            let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-            let (a0, a1, a2) = (u32_at(96), u32_at(100), u32_at(104));
-            let (l4, h2) = (0x0f0f_0f0f, 0x0303_0303);
-            let packed = _mm_set_epi32(
-                ((a1 >> 4 & l4) | (a2 >> 6 & h2) << 4) as i32,
-                ((a0 >> 4 & l4) | (a2 >> 4 & h2) << 4) as i32,
-                ((a1 & l4) | (a2 >> 2 & h2) << 4) as i32,
-                ((a0 & l4) | (a2 & h2) << 4) as i32,
-            );
-            let sc16 = _mm256_sub_epi16(_mm256_cvtepu8_epi16(packed), _mm256_set1_epi16(32));
+            let sc16 = crate::simd_lowbit::q3k_scales(b);
             let sc = _mm512_castsi256_si512(sc16);
             let hm = _mm512_broadcast_i64x4(load256(bytes::<32>(&b[..32])));
             let q = load512(bytes::<64>(&b[32..96]));

@@ -204,6 +204,23 @@ pub(crate) fn dot_q2k(row: &[u8], a: &Q8Act) -> f32 {
     hsum(acc) - hsum(acc_min)
 }
 
+/// Q3_K's 16 signed scales `S − 32` (6 bits each: low nibbles in scale bytes 0–7, the high
+/// two bits in bytes 8–11) as i16 lanes, in weight order.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn q3k_scales(b: &[u8; 110]) -> __m256i {
+    let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+    let (a0, a1, a2) = (u32_at(96), u32_at(100), u32_at(104));
+    let (l4, h2) = (0x0f0f_0f0f, 0x0303_0303);
+    let packed = _mm_set_epi32(
+        ((a1 >> 4 & l4) | (a2 >> 6 & h2) << 4) as i32,
+        ((a0 >> 4 & l4) | (a2 >> 4 & h2) << 4) as i32,
+        ((a1 & l4) | (a2 >> 2 & h2) << 4) as i32,
+        ((a0 & l4) | (a2 & h2) << 4) as i32,
+    );
+    _mm256_sub_epi16(_mm256_cvtepu8_epi16(packed), _mm256_set1_epi16(32))
+}
+
 /// Q3_K: `d·S·(u − 4)` with u = q2 | hbit·4 ∈ 0..=7 and signed 6-bit scales per 16.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot_q3k(row: &[u8], a: &Q8Act) -> f32 {
@@ -214,17 +231,7 @@ pub(crate) fn dot_q3k(row: &[u8], a: &Q8Act) -> f32 {
     let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc = _mm256_setzero_ps();
     for (bi, ((b, xq), &xd)) in blocks.iter().zip(xq).zip(&a.d256).enumerate() {
-        let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-        let (a0, a1, a2) = (u32_at(96), u32_at(100), u32_at(104));
-        let (l4, h2) = (0x0f0f_0f0f, 0x0303_0303);
-        let s = [
-            (a0 & l4) | (a2 & h2) << 4,
-            (a1 & l4) | (a2 >> 2 & h2) << 4,
-            (a0 >> 4 & l4) | (a2 >> 4 & h2) << 4,
-            (a1 >> 4 & l4) | (a2 >> 6 & h2) << 4,
-        ];
-        let packed = _mm_set_epi32(s[3] as i32, s[2] as i32, s[1] as i32, s[0] as i32);
-        let scales = _mm256_sub_epi16(_mm256_cvtepu8_epi16(packed), _mm256_set1_epi16(32));
+        let scales = q3k_scales(b);
         let eo = even_odd(scales);
         let (xs, _) = xq.as_chunks::<32>();
         let (hm, _) = b[..32].as_chunks::<32>();
