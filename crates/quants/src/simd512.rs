@@ -383,6 +383,19 @@ pub(crate) fn available() -> bool {
     })
 }
 
+/// Bits 2j.. of every quant byte moved down to bits 0–1 (higher bits left for the caller to
+/// mask): step j of the 2-bit K-quants (Q2_K, Q3_K).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn crumbs_down(q: __m512i, j: usize) -> __m512i {
+    match j {
+        0 => q,
+        1 => _mm512_srli_epi16::<2>(q),
+        2 => _mm512_srli_epi16::<4>(q),
+        _ => _mm512_srli_epi16::<6>(q),
+    }
+}
+
 /// Q2_K rows (84-byte blocks of 256: 16 scale bytes — a 4-bit scale and a 4-bit minimum per
 /// 16 weights — 64 bytes of 2-bit quants, f16 `d` and `dmin`; weight `d·s·q − dmin·m`).
 ///
@@ -430,12 +443,7 @@ pub(crate) fn rows_q2k(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
             let (xs, _) = xq.as_chunks::<32>();
             let mut isum = _mm512_setzero_si512();
             for (j, off) in offsets.iter().enumerate() {
-                let shifted = match j {
-                    0 => q,
-                    1 => _mm512_srli_epi16::<2>(q),
-                    2 => _mm512_srli_epi16::<4>(q),
-                    _ => _mm512_srli_epi16::<6>(q),
-                };
+                let shifted = crumbs_down(q, j);
                 // (shifted & 3) | offset
                 let idx = _mm512_ternarylogic_epi32::<0xEA>(shifted, three, *off);
                 let wq = _mm512_permutexvar_epi8(idx, table);
@@ -443,9 +451,7 @@ pub(crate) fn rows_q2k(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
                 isum = _mm512_dpbusd_epi32(isum, wq, x);
             }
             let mins = _mm256_madd_epi16(_mm256_cvtepu8_epi16(m), load256(s16));
-            // d and dmin by one conversion, times the activation's scale.
-            let dm = u32::from_le_bytes([b[80], b[81], b[82], b[83]]) as i32;
-            let dm = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(dm)), _mm_set1_ps(xd));
+            let dm = crate::simd_lowbit::d_dmin(b, 80, xd);
             let (d, dmin) = (
                 _mm512_broadcastss_ps(dm),
                 _mm256_broadcastss_ps(_mm_movehdup_ps(dm)),
@@ -490,15 +496,9 @@ pub(crate) fn rows_q3k(w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
             let (xs, _) = xq.as_chunks::<32>();
             let mut isum = [_mm512_setzero_si512(); 2];
             for j in 0..4 {
-                let shifted = match j {
-                    0 => q,
-                    1 => _mm512_srli_epi16::<2>(q),
-                    2 => _mm512_srli_epi16::<4>(q),
-                    _ => _mm512_srli_epi16::<6>(q),
-                };
                 // (q & 3) | (rotated & 4)
                 let u = _mm512_ternarylogic_epi32::<0xF8>(
-                    _mm512_and_si512(shifted, three),
+                    _mm512_and_si512(crumbs_down(q, j), three),
                     _mm512_rolv_epi32(hm, rot[j]),
                     bit2,
                 );

@@ -565,9 +565,7 @@ impl Iq2sRegs {
             scale_lane: iq2xs_tables().0.scale_lane.each_ref().map(|v| load512(v)),
         }
     }
-}
 
-impl Iq2sRegs {
     /// The low and high code planes (weights 0–3 and 4–7 of each entry, two bits a weight) of
     /// the 64 grid indices whose bits 0–7 are the bytes of `q` and bits 8 and 9 the bits of
     /// `b8` and `b9`: eight `vpermi2b` a plane, chosen by index bits 7, 8 and 9.

@@ -100,6 +100,15 @@ pub(crate) fn bsums(a: &Q8Act, block: usize) -> __m256i {
     load256(&b[0])
 }
 
+/// A K-quant block's adjacent f16 `d` and `dmin` (at byte `at`) converted by one F16C
+/// instruction and scaled by the activation's `xd`: lanes 0 and 1.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn d_dmin<const B: usize>(b: &[u8; B], at: usize, xd: f32) -> __m128 {
+    let dm = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(dm as i32)), _mm_set1_ps(xd))
+}
+
 /// A K-quant block's integer sums into the accumulators with its adjacent f16 `d` and
 /// `dmin` (at byte `at`), both converted by one F16C instruction and scaled by the
 /// activation's `xd` (the two scalar conversions and products were a visible share of
@@ -115,8 +124,7 @@ fn fold_d_dmin<const B: usize>(
     acc: __m256,
     acc_min: __m256,
 ) -> (__m256, __m256) {
-    let dm = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
-    let dm = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(dm as i32)), _mm_set1_ps(xd));
+    let dm = d_dmin(b, at, xd);
     let d = _mm256_broadcastss_ps(dm);
     let dmin = _mm256_broadcastss_ps(_mm_movehdup_ps(dm));
     (
