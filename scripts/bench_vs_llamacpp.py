@@ -7,6 +7,8 @@ column (m=4096 rows, k=14336 columns) and `localglm bench quants --shape 4096x14
 shape, then prints G weights/s for both and their ratio.
 
 Usage: python3 scripts/bench_vs_llamacpp.py LLAMA_BUILD_BIN_DIR [LOCALGLM_BINARY]
+(LOCALGLM_BINARY may be the quants crate's `kbench` example instead of the CLI:
+`cargo build --workspace --release --example kbench` builds it in a minute, the CLI in many)
 (BENCH_TYPES=Q4_0,Q4_1 for some types only, BENCH_ROUNDS=N for N alternations instead of 3,
 BENCH_N=8 for the batched product of 8 activation vectors, prefill's, instead of the mat-vec;
 test-backend-ops has n = 1, 2, 3, 4, 5, 8 and 512; G multiply-adds/s then)
@@ -56,6 +58,14 @@ THREADS = max(1, (os.cpu_count() or 2) // 2)
 
 def localglm(binary, ty):
     env = dict(os.environ, RAYON_NUM_THREADS=str(THREADS))
+    if os.path.basename(binary).startswith("kbench"):
+        # The quants crate's example: the same kernels and measurement without the CLI.
+        out = subprocess.run(
+            [binary, f"{ROWS}x{COLS}", ty, "30", str(N)],
+            capture_output=True, text=True, check=True, env=env,
+        ).stdout
+        m = re.match(r"(\w+) ([\d.]+) G ", out)
+        return ({m.group(1): float(m.group(2))} if m else {}), ""
     out = subprocess.run(
         [binary, "bench", "quants", "--shape", f"{ROWS}x{COLS}", "--reps", "30", "--types", ty, "--batch", str(N)],
         capture_output=True, text=True, check=True, env=env,
@@ -90,6 +100,7 @@ def main():
                 ours[k] = max(g, ours.get(k, 0.0))
             for k, g in t.items():
                 theirs[k] = max(g, theirs.get(k, 0.0))
+            print(f"  {ty}: {o.get(ty, 0.0):.2f} vs {t.get(ty, 0.0):.2f}", file=sys.stderr, flush=True)
     print(bw)
     simd = os.environ.get("LOCALGLM_SIMD")
     print(f"LocalGLM kernels: {'LOCALGLM_SIMD=' + simd if simd else 'the best this CPU has'}")

@@ -1,6 +1,6 @@
 //! The AVX2 IQ1_S and IQ1_M row kernels (a part of `simd_lowbit`, whose shared scale-lane
-//! and activation-sum helpers they use): the grids as offset bytes, the grid indices and
-//! IQ1_M's scales computed in vectors.
+//! and activation-sum helpers they use): the grids as unsigned bytes, the grid indices,
+//! IQ1_M's scales and its per-group deltas computed in vectors.
 
 use super::{bsums, controls, controls_in_view, even_odd, f16c_at, fold, pick, scaled};
 use crate::dequant::QK_K;
@@ -10,17 +10,14 @@ use crate::simd_mem::load256;
 use crate::tables::IQ1S_GRID;
 use std::arch::x86_64::*;
 
-/// IQ1 groups with the delta folded in, offset to be unsigned: entry `index | neg << 11` holds
-/// per weight `8·g + (neg ? −1 : 1) + 9` ∈ {0, 2, 8, 10, 16, 18} (g ∈ {−1, 0, 1} the grid
-/// value): 4096 × 8 bytes = 32 KiB. `(8g ± 1)/8` is `g + δ` with δ = ±1/8 exactly.
-pub(crate) fn iq1_offset_grid() -> &'static [u64; 4096] {
-    static TABLE: std::sync::OnceLock<Box<[u64; 4096]>> = std::sync::OnceLock::new();
+/// IQ1 groups as bytes `8·(g + 1)` ∈ {0, 8, 16} (g ∈ {−1, 0, 1} the grid value), 2048 × 8
+/// bytes = 16 KiB: IQ1_M's per-group delta is OR-ed into bit 1 in vectors (`8g + 9 ± 1`).
+pub(crate) fn iq1_eight_grid() -> &'static [u64; 2048] {
+    static TABLE: std::sync::OnceLock<Box<[u64; 2048]>> = std::sync::OnceLock::new();
     TABLE.get_or_init(|| {
-        let mut t = Box::new([0u64; 4096]);
-        for (i, v) in t.iter_mut().enumerate() {
-            let s: i8 = if i >> 11 == 1 { -1 } else { 1 };
-            let g = IQ1S_GRID[i & 2047];
-            *v = u64::from_le_bytes(std::array::from_fn(|k| (8 * g[k] + s + 9) as u8));
+        let mut t = Box::new([0u64; 2048]);
+        for (v, g) in t.iter_mut().zip(IQ1S_GRID.iter()) {
+            *v = u64::from_le_bytes(std::array::from_fn(|k| (8 * (g[k] + 1)) as u8));
         }
         t
     })
@@ -106,18 +103,21 @@ pub(crate) fn dot_iq1s(row: &[u8], a: &Q8Act) -> f32 {
     hsum(acc)
 }
 
-/// The 32 offset-grid indices of an IQ1_M block, `qs[i] | field_i << 8` with field i the
-/// 4-bit field i % 2 of `qh[i / 2]` (3 index bits and, as bit 11, the group's delta sign:
-/// exactly [`iq1_offset_grid`]'s index), computed in vectors (scalar shifts and masks per
-/// index were most of the kernel's instructions, as in IQ1_S).
+/// The 32 grid indices of an IQ1_M block, `qs[i] | field_i << 8` with field i the 4-bit
+/// field i % 2 of `qh[i / 2]` (3 index bits and, as bit 11, the group's delta sign, which the
+/// 2048-entry grid's mask drops), computed in vectors (scalar shifts and masks per index were
+/// most of the kernel's instructions, as in IQ1_S); and per group the byte to OR into its
+/// grid bytes, 2 where the delta is positive, 0 where negative (groups 0–15, 16–31).
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-pub(crate) fn iq1m_indices(qs: &[u8; 32], qh: &[u8; 16]) -> [u16; 32] {
+pub(crate) fn iq1m_indices(qs: &[u8; 32], qh: &[u8; 16]) -> ([u16; 32], [__m128i; 2]) {
     let h = crate::simd_mem::load128(qh);
     let nib = _mm_set1_epi8(15);
     let lo = _mm_and_si128(h, nib);
     let hi = _mm_and_si128(_mm_srli_epi16::<4>(h), nib);
     let fields = [_mm_unpacklo_epi8(lo, hi), _mm_unpackhi_epi8(lo, hi)];
+    // (!field & 8) >> 2: the 16-bit shift moves no set bit across bytes (bits 0–2 are clear).
+    let delta = fields.map(|f| _mm_srli_epi16::<2>(_mm_andnot_si128(f, _mm_set1_epi8(8))));
     let (q, _) = qs.as_chunks::<16>();
     let mut out = [0u16; 32];
     let (o, _) = out.as_chunks_mut::<16>();
@@ -126,7 +126,7 @@ pub(crate) fn iq1m_indices(qs: &[u8; 32], qh: &[u8; 16]) -> [u16; 32] {
         let low = _mm256_cvtepu8_epi16(crate::simd_mem::load128(q));
         crate::simd_mem::store256(o, _mm256_or_si256(low, high));
     }
-    out
+    (out, delta)
 }
 
 /// IQ1_M's 16 scales `2s + 1` (3-bit fields, four to a 16-bit word of `sc`: field k is bits
@@ -165,16 +165,21 @@ fn iq1m_scales(sc: &[u8; 8]) -> __m256i {
 }
 
 /// IQ1_M: a 3-bit scale `2s + 1` per 16 weights, a delta sign per 8, the f16 super-scale in the
-/// top nibbles of the four scale words. Grid bytes from the 32 KiB offset grid (`8g + 9 ± 1`,
-/// the delta folded in: the index's bit 11 is the group's sign bit, so the indices, computed
-/// in vectors, carry it for free). The unsigned 16 KiB grid with the delta added in vectors
-/// per 8 weights, scales assembled by scalar code and bounds-checked grid loads measured 9.6 G
-/// weights/s on one Zen 4 thread (1024×4096, cache-resident), this 15.0; at 4096×14336 9.8 →
-/// 16.1–16.4 (llama.cpp's AVX2 build 15.9), above the AVX-512 kernel this replaced there.
+/// top nibbles of the four scale words. Grid bytes `8g + 9 ± 1`: the 16 KiB grid's `8(g + 1)`
+/// with 2 OR-ed in where the group's delta is positive (one shuffle and one OR per 32 weights,
+/// the delta bytes from the index fields, computed in vectors). A 32 KiB grid with the delta
+/// folded in (indexed by the sign as bit 11) filled Zen 3's 32 KiB L1 with the activations
+/// beside it: 11.9 → 12.4 G weights/s on one Zen 3 thread at 4096×14336 (llama.cpp's 12.4–12.8)
+/// with this one (session 25 measured the offset grid on Zen 4, against a version with scalar
+/// scales and bounds-checked loads, not against this one).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot_iq1m(row: &[u8], a: &Q8Act) -> f32 {
     let pick_c = controls();
-    let grid = iq1_offset_grid();
+    let grid = iq1_eight_grid();
+    // Sub-block j's four delta bytes (of its half's 16), each over its group's 8 lanes.
+    let spread: [__m256i; 4] = std::array::from_fn(|q| {
+        load256(&std::array::from_fn::<u8, 32, _>(|k| (4 * q + k / 8) as u8))
+    });
     let (blocks, _) = row.as_chunks::<56>();
     let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc = _mm256_setzero_ps();
@@ -185,11 +190,11 @@ pub(crate) fn dot_iq1m(row: &[u8], a: &Q8Act) -> f32 {
         let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(d16 as i32)));
         let scales = iq1m_scales(sc);
         let eo = even_odd(scales);
-        let idx = iq1m_indices(
+        let (idx, delta) = iq1m_indices(
             &b[..32].as_chunks::<32>().0[0],
             &b[32..48].as_chunks::<16>().0[0],
         );
-        let sum = grid_sums(grid, &idx, xq, eo, &pick_c);
+        let sum = grid_sums_delta(grid, &idx, delta, &spread, xq, eo, &pick_c);
         // The grid bytes are 8·w + 9: the products carry 8·ls, the activation sums 9·ls.
         let off = _mm256_madd_epi16(scales, bsums(a, bi));
         let off9 = _mm256_add_epi32(_mm256_slli_epi32::<3>(off), off);
@@ -197,6 +202,32 @@ pub(crate) fn dot_iq1m(row: &[u8], a: &Q8Act) -> f32 {
         acc = fold(total, d * 0.125 * xd, acc);
     }
     hsum(acc)
+}
+
+/// [`grid_sums`] with a byte OR-ed into each group's grid bytes (IQ1_M's delta, `delta`:
+/// one byte per group, spread over the group's lanes by one shuffle per sub-block).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn grid_sums_delta(
+    grid: &[u64; 2048],
+    idx: &[u16; 32],
+    delta: [__m128i; 2],
+    spread: &[__m256i; 4],
+    xq: &[i8; QK_K],
+    eo: __m256i,
+    pick_c: &[__m256i; 8],
+) -> __m256i {
+    let delta = delta.map(|d| _mm256_broadcastsi128_si256(d));
+    let (idx, _) = idx.as_chunks::<4>();
+    let (xs, _) = xq.as_chunks::<32>();
+    let mut s = [_mm256_setzero_si256(); 2];
+    for (j, (i, x)) in idx.iter().zip(xs).enumerate() {
+        let g = i.map(|k| grid[k as usize & 2047] as i64);
+        let w = _mm256_set_epi64x(g[3], g[2], g[1], g[0]);
+        let w = _mm256_or_si256(w, _mm256_shuffle_epi8(delta[j / 4], spread[j % 4]));
+        s[j % 2] = _mm256_add_epi32(s[j % 2], scaled(w, x, pick(eo, pick_c[j])));
+    }
+    _mm256_add_epi32(s[0], s[1])
 }
 
 /// A block's integer sums over its 8 sub-blocks of 32 weights: four grid entries (8 unsigned
