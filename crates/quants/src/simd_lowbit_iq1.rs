@@ -95,7 +95,7 @@ pub(crate) fn dot_iq1s(row: &[u8], a: &Q8Act) -> f32 {
         let c = _mm_mullo_epi16(ls, nine);
         let coef = _mm256_set_m128i(_mm_unpackhi_epi16(c, c), _mm_unpacklo_epi16(c, c));
         let idx = iq1s_indices(&b[2..34].as_chunks::<32>().0[0], qh);
-        let sum = grid_sums(grid, &idx, xq, eo, &pick_c);
+        let sum = grid_sums(grid, &idx, xq, eo, &pick_c, |_, w| w);
         let off = _mm256_madd_epi16(coef, bsums(a, bi));
         let total = _mm256_sub_epi32(sum, off);
         acc = fold(total, f16c_at(b, 0) * 0.125 * xd, acc);
@@ -194,7 +194,11 @@ pub(crate) fn dot_iq1m(row: &[u8], a: &Q8Act) -> f32 {
             &b[..32].as_chunks::<32>().0[0],
             &b[32..48].as_chunks::<16>().0[0],
         );
-        let sum = grid_sums_delta(grid, &idx, delta, &spread, xq, eo, &pick_c);
+        // Sub-block j's delta bytes over its groups' lanes, OR-ed into the grid bytes.
+        let delta = delta.map(|d| _mm256_broadcastsi128_si256(d));
+        let mix =
+            |j: usize, w| _mm256_or_si256(w, _mm256_shuffle_epi8(delta[j / 4], spread[j % 4]));
+        let sum = grid_sums(grid, &idx, xq, eo, &pick_c, mix);
         // The grid bytes are 8·w + 9: the products carry 8·ls, the activation sums 9·ls.
         let off = _mm256_madd_epi16(scales, bsums(a, bi));
         let off9 = _mm256_add_epi32(_mm256_slli_epi32::<3>(off), off);
@@ -204,35 +208,10 @@ pub(crate) fn dot_iq1m(row: &[u8], a: &Q8Act) -> f32 {
     hsum(acc)
 }
 
-/// [`grid_sums`] with a byte OR-ed into each group's grid bytes (IQ1_M's delta, `delta`:
-/// one byte per group, spread over the group's lanes by one shuffle per sub-block).
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-fn grid_sums_delta(
-    grid: &[u64; 2048],
-    idx: &[u16; 32],
-    delta: [__m128i; 2],
-    spread: &[__m256i; 4],
-    xq: &[i8; QK_K],
-    eo: __m256i,
-    pick_c: &[__m256i; 8],
-) -> __m256i {
-    let delta = delta.map(|d| _mm256_broadcastsi128_si256(d));
-    let (idx, _) = idx.as_chunks::<4>();
-    let (xs, _) = xq.as_chunks::<32>();
-    let mut s = [_mm256_setzero_si256(); 2];
-    for (j, (i, x)) in idx.iter().zip(xs).enumerate() {
-        let g = i.map(|k| grid[k as usize & 2047] as i64);
-        let w = _mm256_set_epi64x(g[3], g[2], g[1], g[0]);
-        let w = _mm256_or_si256(w, _mm256_shuffle_epi8(delta[j / 4], spread[j % 4]));
-        s[j % 2] = _mm256_add_epi32(s[j % 2], scaled(w, x, pick(eo, pick_c[j])));
-    }
-    _mm256_add_epi32(s[0], s[1])
-}
-
 /// A block's integer sums over its 8 sub-blocks of 32 weights: four grid entries (8 unsigned
 /// bytes each) per sub-block, picked by `idx`, times the activations, scaled per 16 by the
-/// lanes of `eo`; two sub-blocks a step into two accumulators. (IQ1_S and IQ1_M.)
+/// lanes of `eo`; two sub-blocks a step into two accumulators; `mix(j, w)` gives sub-block
+/// j's weight bytes from its grid bytes `w` (IQ1_M ORs in its deltas; IQ1_S takes `w`).
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn grid_sums<const N: usize>(
@@ -241,6 +220,7 @@ fn grid_sums<const N: usize>(
     xq: &[i8; QK_K],
     eo: __m256i,
     pick_c: &[__m256i; 8],
+    mix: impl Fn(usize, __m256i) -> __m256i,
 ) -> __m256i {
     let (idx, _) = idx.as_chunks::<4>();
     let (xs, _) = xq.as_chunks::<32>();
@@ -248,7 +228,7 @@ fn grid_sums<const N: usize>(
     for (j, (i, x)) in idx.iter().zip(xs).enumerate() {
         // (N is a power of two: the mask drops the bounds checks.)
         let g = i.map(|k| grid[k as usize & (N - 1)] as i64);
-        let w = _mm256_set_epi64x(g[3], g[2], g[1], g[0]);
+        let w = mix(j, _mm256_set_epi64x(g[3], g[2], g[1], g[0]));
         s[j % 2] = _mm256_add_epi32(s[j % 2], scaled(w, x, pick(eo, pick_c[j])));
     }
     _mm256_add_epi32(s[0], s[1])
