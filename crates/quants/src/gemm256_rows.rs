@@ -9,6 +9,7 @@
 
 use crate::dequant::f16_at;
 use crate::gemm512::RowTile;
+use crate::simd::nibbles32;
 use crate::simd_mem::{load128, load256, store256};
 use crate::tables::{IQ2S_GRID, IQ2XS_GRID, IQ3XXS_GRID};
 use crate::GgmlType;
@@ -453,13 +454,7 @@ fn q8_0(b: &[u8; 272]) -> Block {
 #[target_feature(enable = "avx2,fma")]
 fn nibble_blocks<const U: usize, const B: usize>(b: &[u8; U], at: usize) -> [__m256i; 8] {
     let (blocks, _) = b.as_chunks::<B>();
-    let nib = _mm_set1_epi8(15);
-    std::array::from_fn(|k| {
-        let v = load128(&blocks[k][at..at + 16].as_chunks::<16>().0[0]);
-        let lo = _mm_and_si128(v, nib);
-        let hi = _mm_and_si128(_mm_srli_epi16::<4>(v), nib);
-        _mm256_set_m128i(hi, lo)
-    })
+    std::array::from_fn(|k| nibbles32(&blocks[k][at..at + 16].as_chunks::<16>().0[0]))
 }
 
 /// Q4_0, eight blocks: `d·(n − 8)`.
@@ -508,14 +503,8 @@ fn iq4nl(b: &[u8; 144]) -> Block {
 #[target_feature(enable = "avx2,fma")]
 fn iq4xs(b: &[u8; 136]) -> Block {
     let table = _mm256_broadcastsi128_si256(load128(&crate::tables::IQ4NL_LEVELS));
-    let nib = _mm_set1_epi8(15);
     let (qs, _) = b[8..136].as_chunks::<16>();
-    let w = std::array::from_fn(|j| {
-        let v = load128(&qs[j]);
-        let lo = _mm_and_si128(v, nib);
-        let hi = _mm_and_si128(_mm_srli_epi16::<4>(v), nib);
-        _mm256_shuffle_epi8(table, _mm256_set_m128i(hi, lo))
-    });
+    let w = std::array::from_fn(|j| _mm256_shuffle_epi8(table, nibbles32(&qs[j])));
     let d = f16_at(b, 0);
     let high = u16::from_le_bytes([b[2], b[3]]);
     let scale = floats(|j| {

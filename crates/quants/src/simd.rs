@@ -265,16 +265,24 @@ fn iq4_table() -> __m256i {
     _mm256_set_m128i(v, v)
 }
 
-/// 16 packed nibble bytes → 32 IQ4 weights (low nibbles = weights 0–15, high = 16–31) via one
-/// byte shuffle.
+/// 16 packed nibble bytes → 32 unsigned weights in order (low nibbles = weights 0–15, high =
+/// 16–31): the 16 bytes loaded into both 128-bit lanes at once, the high lane shifted down by 4
+/// (one variable shift) and masked — two vector µops where splitting the nibbles in 128 bits
+/// and joining the halves took four (IQ4_XS 19.8 → 21.2, IQ4_NL 17.1 → 18.6 G weights/s on one
+/// Zen 3 thread). The mat-vec rows and the GEMM's block decoders share it.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn nibbles32(qs: &[u8; 16]) -> __m256i {
+    let q = _mm256_broadcastsi128_si256(crate::simd_mem::load128(qs));
+    let down = _mm256_srlv_epi32(q, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+    _mm256_and_si256(down, _mm256_set1_epi8(15))
+}
+
+/// 16 packed nibble bytes → 32 IQ4 weights via one byte shuffle of [`nibbles32`].
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn iq4_weights(qs: &[u8; 16], table: __m256i) -> __m256i {
-    let q = load16(qs);
-    let mask = _mm_set1_epi8(15);
-    let lo = _mm_and_si128(q, mask);
-    let hi = _mm_and_si128(_mm_srli_epi16::<4>(q), mask);
-    _mm256_shuffle_epi8(table, _mm256_set_m128i(hi, lo))
+    _mm256_shuffle_epi8(table, nibbles32(qs))
 }
 
 /// IQ4_NL row (32-weight blocks) · per-256 int8 activation: the levels by one byte shuffle.
@@ -457,7 +465,6 @@ pub(crate) fn legacy_blocks<const B: usize, const M: bool, const H: bool>(
     first: usize,
     a: &Q8Act,
 ) -> f32 {
-    let nib = _mm_set1_epi8(15);
     let ones = _mm256_set1_epi16(1);
     // Byte i of the spread `qh` is its byte i / 8; OR-ing every bit but bit i % 8 leaves
     // all ones exactly where bit i is set.
@@ -506,10 +513,7 @@ pub(crate) fn legacy_blocks<const B: usize, const M: bool, const H: bool>(
         let mut dv = [0f32; 8];
         crate::simd_mem::store256(&mut dv, _mm256_castps_si256(d8));
         for (j, ((b, x), d16)) in group.iter().zip(xg).zip(dg).enumerate() {
-            let qs = load128(&b[qs_at..qs_at + 16].as_chunks::<16>().0[0]);
-            let lo = _mm_and_si128(qs, nib);
-            let hi = _mm_and_si128(_mm_srli_epi16::<4>(qs), nib);
-            let mut q = _mm256_set_m128i(hi, lo);
+            let mut q = nibbles32(&b[qs_at..qs_at + 16].as_chunks::<16>().0[0]);
             if H {
                 let h = 2 + 2 * M as usize;
                 let qh = i32::from_le_bytes([b[h], b[h + 1], b[h + 2], b[h + 3]]);
