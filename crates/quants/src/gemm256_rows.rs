@@ -9,7 +9,7 @@
 
 use crate::dequant::f16_at;
 use crate::gemm512::RowTile;
-use crate::simd::nibbles32;
+use crate::simd::{iq4_table, nibbles32};
 use crate::simd_mem::{load128, load256, store256};
 use crate::tables::{IQ2S_GRID, IQ2XS_GRID, IQ3XXS_GRID};
 use crate::GgmlType;
@@ -487,7 +487,7 @@ fn q4_1(b: &[u8; 160]) -> Block {
 /// times `d`.
 #[target_feature(enable = "avx2,fma")]
 fn iq4nl(b: &[u8; 144]) -> Block {
-    let table = _mm256_broadcastsi128_si256(load128(&crate::tables::IQ4NL_LEVELS));
+    let table = iq4_table();
     let w = nibble_blocks::<144, 18>(b, 2).map(|v| _mm256_shuffle_epi8(table, v));
     let (blocks, _) = b.as_chunks::<18>();
     let scale = floats(|k| f16_at(&blocks[k], 0));
@@ -502,7 +502,7 @@ fn iq4nl(b: &[u8; 144]) -> Block {
 /// levels by one `vpshufb`, and a 6-bit scale `d·(ls − 32)`.
 #[target_feature(enable = "avx2,fma")]
 fn iq4xs(b: &[u8; 136]) -> Block {
-    let table = _mm256_broadcastsi128_si256(load128(&crate::tables::IQ4NL_LEVELS));
+    let table = iq4_table();
     let (qs, _) = b[8..136].as_chunks::<16>();
     let w = std::array::from_fn(|j| _mm256_shuffle_epi8(table, nibbles32(&qs[j])));
     let d = f16_at(b, 0);
