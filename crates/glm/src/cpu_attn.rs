@@ -161,6 +161,52 @@ pub(crate) fn index_scores(a: &Indexer<'_>) -> Vec<Vec<f32>> {
     rows
 }
 
+/// Keys per task of [`index_scores_f16`].
+const KEY_TASK: usize = 512;
+
+/// The indexer's scores `Σ_h w_h·relu(q_h·k_t)` of one query (decode, or one query of a
+/// verification pass) over the first `t_len` rows of an f16 key cache read in place (`bits`,
+/// `stride` values a row, the key in its first `d`), on the thread team in tasks of
+/// [`KEY_TASK`] keys, each key row converted once per group of up to eight heads. Through
+/// [`index_scores`] every token converted the whole key cache to f32, copied it and ran the
+/// products on rayon, all but the products on the calling thread: at a 4096-token context that
+/// serial part left the other thread idle for about a sixth of decode.
+pub(crate) fn index_scores_f16(
+    q: &[f32],
+    w: &[f32],
+    d: usize,
+    (bits, stride): (&[u16], usize),
+    t_len: usize,
+) -> Vec<f32> {
+    const G: usize = 8;
+    let heads = w.len();
+    assert_eq!(q.len(), heads * d, "indexer query");
+    assert!(
+        d <= stride && (t_len == 0 || bits.len() >= (t_len - 1) * stride + d),
+        "indexer keys"
+    );
+    let mut out = vec![0f32; t_len];
+    let work: Vec<(usize, &mut [f32])> = out
+        .chunks_mut(KEY_TASK)
+        .enumerate()
+        .map(|(i, o)| (i * KEY_TASK, o))
+        .collect();
+    localglm_quants::team::for_each(work, |(t0, o)| {
+        let mut s = [0f32; G * KEY_TASK];
+        let rows = &bits[t0 * stride..];
+        for (qg, wg) in q.chunks(G * d).zip(w.chunks(G)) {
+            let s = &mut s[..wg.len() * o.len()];
+            localglm_quants::attn_rows::dots_f16(qg, d, rows, stride, s);
+            for (&wh, sh) in wg.iter().zip(s.chunks_exact(o.len())) {
+                for (x, &v) in o.iter_mut().zip(sh) {
+                    *x += wh * v.max(0.0);
+                }
+            }
+        }
+    });
+    out
+}
+
 /// `dst[m × n] = lhs[m × k] · rhs[k × n]` on the calling thread; `dst` is given with its row
 /// stride, each input with its row and column strides (elements). Panics if a stride reaches
 /// past its slice.
@@ -261,6 +307,36 @@ mod tests {
                     "i {i} t {t}: {g} vs {want}"
                 );
             }
+        }
+    }
+
+    /// One query's scores over an f16 cache in place against the rule: twelve heads (a group
+    /// of eight and one of four), keys in wider rows, more keys than a task takes and a tail.
+    #[test]
+    fn one_query_over_f16_keys_matches_the_rule() {
+        use localglm_quants::dequant::f16_to_f32;
+        let (heads, d, stride, t_len) = (12, 32, 40, 2 * KEY_TASK + 77);
+        let mut seed = 5u64;
+        let mut next = move || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            ((seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+        };
+        let q: Vec<f32> = (0..heads * d).map(|_| next()).collect();
+        let w: Vec<f32> = (0..heads).map(|_| next()).collect();
+        let bits: Vec<u16> = (0..t_len * stride)
+            .map(|_| half::f16::from_f32(next()).to_bits())
+            .collect();
+        let got = index_scores_f16(&q, &w, d, (&bits, stride), t_len);
+        assert_eq!(got.len(), t_len);
+        for (t, &g) in got.iter().enumerate() {
+            let want: f32 = (0..heads)
+                .map(|h| {
+                    let key = bits[t * stride..][..d].iter().map(|&b| f16_to_f32(b));
+                    let dot: f32 = q[h * d..][..d].iter().zip(key).map(|(a, b)| a * b).sum();
+                    w[h] * dot.max(0.0)
+                })
+                .sum();
+            assert!((g - want).abs() < 1e-5, "t {t}: {g} vs {want}");
         }
     }
 

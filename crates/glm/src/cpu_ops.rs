@@ -102,8 +102,8 @@ impl<'a> CpuOps<'a> {
         Ok(Tensor::from_vec(m, (n, t_len), &self.m.opts.device)?)
     }
 
-    /// The indexer scores of queries at `p0..` over the first `t_len` cached keys (causal),
-    /// on `cpu_attn`'s parallel GEMM tasks.
+    /// The indexer scores of queries at `p0..` over the first `t_len` cached keys (causal):
+    /// one query over an f16 cache read in place, or `cpu_attn`'s parallel GEMM tasks.
     fn index_scores(
         &mut self,
         at: Site,
@@ -116,13 +116,27 @@ impl<'a> CpuOps<'a> {
         let c = &self.m.config;
         let n = q.dim(0)?;
         let dev = self.m.opts.device.clone();
-        let kbuf = self.cache(at)?.idx_k.as_ref().expect("keys stored");
-        let keys = kbuf.view(&dev)?.narrow(0, 0, t_len)?.flatten_all()?;
-        let keys = keys.to_dtype(DType::F32)?.to_vec1::<f32>()?;
         let q = q.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         let w = (w.to_dtype(DType::F32)? * scale as f64)?
             .flatten_all()?
             .to_vec1::<f32>()?;
+        let kbuf = self.cache(at)?.idx_k.as_ref().expect("keys stored");
+        let mut one = None;
+        if n == 1 {
+            let visible = (p0 + 1).min(t_len);
+            kbuf.with_f16_bits(|bits, stride| {
+                let keys = (bits, stride);
+                one = Some(crate::cpu_attn::index_scores_f16(
+                    &q, &w, c.idx_dim, keys, visible,
+                ));
+            });
+        }
+        if let Some(mut row) = one {
+            row.resize(t_len, f32::NEG_INFINITY);
+            return Ok(vec![row]);
+        }
+        let keys = kbuf.view(&dev)?.narrow(0, 0, t_len)?.flatten_all()?;
+        let keys = keys.to_dtype(DType::F32)?.to_vec1::<f32>()?;
         Ok(crate::cpu_attn::index_scores(&crate::cpu_attn::Indexer {
             q: &q,
             w: &w,
