@@ -6,6 +6,7 @@
 //! the causal upper triangle past each block, never holds more than a block's scores, and keeps
 //! both cores busy (candle ran the heads one after another, each product split over threads).
 
+use localglm_quants::attn_rows::Strided;
 use rayon::prelude::*;
 
 /// Queries per block.
@@ -196,7 +197,7 @@ pub(crate) fn index_scores_f16(
         let rows = &bits[t0 * stride..];
         for (qg, wg) in q.chunks(G * d).zip(w.chunks(G)) {
             let s = &mut s[..wg.len() * o.len()];
-            localglm_quants::attn_rows::dots_f16(qg, d, rows, stride, s);
+            localglm_quants::attn_rows::dots_f16(qg, d, rows, &Strided(stride), s);
             for (&wh, sh) in wg.iter().zip(s.chunks_exact(o.len())) {
                 for (x, &v) in o.iter_mut().zip(sh) {
                     *x += wh * v.max(0.0);

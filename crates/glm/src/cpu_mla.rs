@@ -229,21 +229,14 @@ pub(crate) fn absorbed_rows_f16(
                 Some(mk) => (t0..t1).filter(|&t| mk[t] > f32::NEG_INFINITY).collect(),
             };
             let mut scores = vec![0f32; heads * ATTN_CHUNK];
-            // The indexer's scattered rows are gathered here so the row kernels see a run.
-            let mut gathered: Vec<u16> = Vec::new();
+            // Where each of a chunk's rows starts: the indexer's scattered rows are read in place.
+            let mut starts = Vec::with_capacity(ATTN_CHUNK);
             for chunk in rows.chunks(ATTN_CHUNK) {
                 let t_n = chunk.len();
                 let s = &mut scores[..heads * t_n];
-                let (run, run_stride): (&[u16], usize) = if chunk[t_n - 1] - chunk[0] + 1 == t_n {
-                    (&bits[chunk[0] * stride..], stride)
-                } else {
-                    gathered.clear();
-                    for &t in chunk {
-                        gathered.extend_from_slice(&bits[t * stride..][..width]);
-                    }
-                    (&gathered, width)
-                };
-                attn_rows::dots_f16(qg, width, run, run_stride, s);
+                starts.clear();
+                starts.extend(chunk.iter().map(|&t| t * stride));
+                attn_rows::dots_f16(qg, width, bits, &starts[..], s);
                 if let Some(mk) = row_mask {
                     // Folded in before the scale (the softmax scales): (s + m/scale)·scale.
                     for sj in s.chunks_exact_mut(t_n) {
@@ -255,7 +248,7 @@ pub(crate) fn absorbed_rows_f16(
                 for (j, sj) in s.chunks_exact_mut(t_n).enumerate() {
                     fold_chunk(part, j, lora, scale, sj, |_, _| {});
                 }
-                attn_rows::axpys_f16(s, run, run_stride, lora, &mut part.out);
+                attn_rows::axpys_f16(s, bits, &starts[..], lora, &mut part.out);
             }
         });
     });

@@ -11,7 +11,8 @@ use crate::pass::{Ops, Site, Vector};
 use crate::weights::{DenseFfn, MlaWeights, MoeWeights, QTensor};
 use crate::GlmError;
 use candle_core::{DType, Tensor};
-use localglm_quants::{attn_rows, matmul_with, matvec_many_with, Activations, MatvecPart};
+use localglm_quants::attn_rows::{self, Strided};
+use localglm_quants::{matmul_with, matvec_many_with, Activations, MatvecPart};
 
 /// One CPU pass: positions `p0..p0 + n` over the trunk's layer caches or the MTP block's.
 pub(crate) struct CpuOps<'a> {
@@ -230,11 +231,11 @@ impl CpuOps<'_> {
                     let keys = &bits[c0 * width + kh * hd..];
                     let values = &bits[c0 * width + (kvh + kh) * hd..];
                     let s = &mut scores[..group * t_n];
-                    attn_rows::dots_f16(queries, hd, keys, width, s);
+                    attn_rows::dots_f16(queries, hd, keys, &Strided(width), s);
                     for (j, sj) in s.chunks_exact_mut(t_n).enumerate() {
                         fold_chunk(part, j, hd, scale, sj, |_, _| {});
                     }
-                    attn_rows::axpys_f16(s, values, width, hd, &mut part.out);
+                    attn_rows::axpys_f16(s, values, &Strided(width), hd, &mut part.out);
                 }
             });
             if in_place {

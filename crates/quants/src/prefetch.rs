@@ -1,4 +1,4 @@
-//! Software prefetch for the mat-vec row loop.
+//! Software prefetch for the mat-vec row loop and the decode attention's cache rows.
 //!
 //! A decoded token streams every weight once, and one core's hardware prefetchers keep too
 //! few cache-line misses in flight to reach the memory's bandwidth (measured on this Xeon:
@@ -13,25 +13,26 @@ pub(crate) const AHEAD: usize = 4096;
 
 const LINE: usize = 64;
 
-/// Asks the cache for the lines of `bytes[from .. from + len]` that lie inside `bytes`.
+/// Asks the cache for the lines of `v[from .. from + len]` that lie inside `v`.
 #[inline]
-pub(crate) fn lines(bytes: &[u8], from: usize, len: usize) {
-    let end = bytes.len().min(from.saturating_add(len));
+pub(crate) fn lines<T>(v: &[T], from: usize, len: usize) {
+    let end = v.len().min(from.saturating_add(len));
+    let step = (LINE / size_of::<T>().max(1)).max(1);
     let mut at = from;
     while at < end {
-        line(bytes, at);
-        at += LINE;
+        line(v, at);
+        at += step;
     }
 }
 
-/// Asks the cache for the line holding `bytes[at]` (`at` inside `bytes`).
+/// Asks the cache for the line holding `v[at]` (`at` inside `v`).
 #[inline(always)]
-fn line(bytes: &[u8], at: usize) {
-    let p = bytes[at..].as_ptr();
+fn line<T>(v: &[T], at: usize) {
+    let p = v[at..].as_ptr();
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // WORKAROUND: `_mm_prefetch` takes a raw pointer; `p` points inside `bytes` (indexed
+        // WORKAROUND: `_mm_prefetch` takes a raw pointer; `p` points inside `v` (indexed
         // above), and a prefetch neither reads into the program nor faults.
         #[allow(unsafe_code)]
         unsafe {
@@ -41,7 +42,7 @@ fn line(bytes: &[u8], at: usize) {
     #[cfg(target_arch = "aarch64")]
     {
         // WORKAROUND: no stable prefetch intrinsic on aarch64; `prfm` is a hint on a pointer
-        // inside `bytes` (indexed above) that neither reads into the program nor faults.
+        // inside `v` (indexed above) that neither reads into the program nor faults.
         #[allow(unsafe_code)]
         unsafe {
             std::arch::asm!(
@@ -111,6 +112,7 @@ mod tests {
             assert_eq!(rows(&w, row_bytes).count(), rows_n);
         }
         lines(&[1, 2, 3], 2, usize::MAX);
-        lines(&[], 0, 64);
+        lines::<u8>(&[], 0, 64);
+        lines(&[0u16; 100], 90, 64);
     }
 }
