@@ -57,39 +57,33 @@ fn line<T>(v: &[T], at: usize) {
 }
 
 /// The rows of `w` (each `row_bytes`, the last partial one left out as `chunks_exact` does),
-/// asking for the lines of the bytes [`AHEAD`] past each row's start as the row is taken: one
-/// row's worth of lines per row, so the prefetches keep pace with the kernel that reads them.
+/// asking for the lines of one row's bytes [`AHEAD`] past each row's start as the row is
+/// taken: one row's worth of lines per row, so the prefetches keep pace with the kernel that
+/// reads them and cover every line.
 ///
 /// The row kernels iterate through this rather than being called per group of rows: a call
 /// per ~1 KiB group (the first design) cost up to 2x on compute-bound types (IQ1_S, Q2_K:
 /// each call re-derives its constants) and broke the float kernels' four-row loop.
 ///
-/// At most [`BURST`] bytes of lines are asked for per row: a longer row's lines asked for at
-/// once fill the core's line-fill buffers and stall the kernel at the prefetches (session 23,
-/// one thread, 4096×14336 rows of 8 KiB: Q4_K 20 G weights/s with the whole row's lines, 24
-/// without prefetch or with the cap). Rows of [`AHEAD`] bytes or more get none: the lines
-/// asked for would lie in the row being read, whose stream the hardware prefetchers already
-/// follow, and the prefetches only took load slots (session 25, one Zen 4 thread, 4096×14336:
-/// Q4_K 29.8 → 35.4, IQ2_XXS 15.0 → 16.3, Q8_0 15.9 → 17.2 G weights/s without them; no type
-/// measurably slower). GLM-5.2's and SmolLM2's rows are mostly shorter and keep them.
+/// Rows of [`AHEAD`] bytes or more get none: the lines asked for would lie in the row being
+/// read, whose stream the hardware prefetchers already follow, and the prefetches only took
+/// load slots (session 25, one Zen 4 thread, 4096×14336: Q4_K 29.8 → 35.4, IQ2_XXS 15.0 →
+/// 16.3, Q8_0 15.9 → 17.2 G weights/s without them; no type measurably slower). Shorter rows
+/// get all their lines: capped at 1 KiB a row (session 23's cure for 8 KiB rows, which now
+/// get none), rows of 1–4 KiB had a third of their lines never asked for, a pattern that
+/// also threw off the hardware prefetchers — one Zen 3 thread, 32768×2048 from memory: Q6_K
+/// 11 → 22, Q8_0 7.4 → 16.9, Q5_K 15 → 20 G weights/s (without any prefetch 19, 15.6, 19.4);
+/// Q4_K, Q4_1, IQ1_S and IQ3_XXS rows within the spread. GLM's 2048-wide rows are of that size.
 #[inline(always)]
 pub(crate) fn rows(w: &[u8], row_bytes: usize) -> impl Iterator<Item = &[u8]> {
-    let burst = if row_bytes < AHEAD {
-        row_bytes.min(BURST)
-    } else {
-        0
-    };
+    let ahead = row_bytes < AHEAD;
     w.chunks_exact(row_bytes).enumerate().map(move |(r, row)| {
-        if burst > 0 {
-            lines(w, r * row_bytes + AHEAD, burst);
+        if ahead {
+            lines(w, r * row_bytes + AHEAD, row_bytes);
         }
         row
     })
 }
-
-/// The most bytes of lines [`rows`] asks for per row (SmolLM2's rows, ≤ 960 bytes, are
-/// prefetched whole: its decode measured 5–10 % faster with them than without).
-pub(crate) const BURST: usize = 1024;
 
 #[cfg(test)]
 mod tests {
