@@ -23,6 +23,22 @@ struct Hub {
     total: u64,
 }
 
+/// The hub's files go when the test ends, passed or failed (every run left ~100 MB behind).
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// A scratch directory removed when the test ends, passed or failed.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn sha(path: &Path) -> String {
     let bytes = std::fs::read(path).unwrap();
     Sha256::digest(&bytes)
@@ -92,11 +108,12 @@ fn hub(tag: &str, faults: Faults) -> Hub {
     }
 }
 
-fn library(tag: &str) -> Library {
+/// A library in a scratch directory, and the guard that removes it.
+fn library(tag: &str) -> (Library, Scratch) {
     let dir = std::env::temp_dir().join(format!("localglm-dl-lib-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("models")).unwrap();
-    Library::new(dir)
+    (Library::new(dir.clone()), Scratch(dir))
 }
 
 fn parts(lib: &Library) -> Vec<PathBuf> {
@@ -127,7 +144,7 @@ fn pulls_a_split_model_and_resumes_after_dropped_connections() {
     let plan = download::resolve("acme/tiny-GGUF:q8").unwrap();
     assert_eq!(plan.files.len(), 3);
     assert_eq!(plan.total_bytes(), hub.total);
-    let lib = library("drops");
+    let (lib, _scratch) = library("drops");
     let mut last = None;
     let model = download::pull(&plan, &lib.models_dir(), &Stop::default(), |p| {
         last = Some(p)
@@ -167,7 +184,7 @@ fn a_corrupted_shard_is_detected_and_never_listed() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
     std::fs::write(&shard2, bytes).unwrap();
-    let lib = library("corrupt");
+    let (lib, _scratch) = library("corrupt");
     let e = download::pull(&plan, &lib.models_dir(), &Stop::default(), |_| {}).unwrap_err();
     assert!(matches!(e, PullError::Corrupt { .. }), "{e}");
     assert!(e.to_string().contains("tiny-Q8-00002-of-00003.gguf"), "{e}");
@@ -192,7 +209,7 @@ fn cancel_deletes_partial_files_and_pause_resumes_after_a_restart() {
     );
     std::env::set_var("HF_ENDPOINT", &hub.server.url);
     let plan = download::resolve("acme/tiny-GGUF:Q8").unwrap();
-    let lib = library("stop");
+    let (lib, _scratch) = library("stop");
 
     let stop = Stop::default();
     let e = download::pull(&plan, &lib.models_dir(), &stop, |p| {
@@ -247,7 +264,7 @@ fn names_must_pick_one_model_and_space_is_checked_first() {
     // A model larger than the disk fails before a byte of it is fetched.
     let mut huge = download::resolve("acme/tiny-GGUF:Q8").unwrap();
     huge.files[0].size = 1 << 60;
-    let lib = library("names");
+    let (lib, _scratch) = library("names");
     let before = hub.server.bytes_served();
     let e = download::pull(&huge, &lib.models_dir(), &Stop::default(), |_| {}).unwrap_err();
     assert!(matches!(e, PullError::NoSpace { .. }), "{e}");
@@ -266,7 +283,7 @@ fn the_app_manager_pauses_resumes_after_a_restart_and_cancels() {
         },
     );
     std::env::set_var("HF_ENDPOINT", &hub.server.url);
-    let lib = library("manager");
+    let (lib, _scratch) = library("manager");
     let wait = |m: &Manager, status: &str| {
         for _ in 0..600 {
             if m.list().iter().any(|d| d.status == status) {
