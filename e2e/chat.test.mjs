@@ -1,14 +1,13 @@
 // End to end in the real LocalGLM window, on the real default model (SmolLM2-135M-Instruct):
 // create a conversation, stream a reply, stop a long reply, restart, find everything intact.
 import assert from "node:assert/strict";
-import { mkdtempSync, existsSync, mkdirSync, symlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { execFileSync } from "node:child_process";
-import { ROOT, Session, startDriver, writeSettings } from "./webdriver.mjs";
+import { ROOT, Session, startDriver, writeSettings, scratchDir } from "./webdriver.mjs";
 
-const dataDir = mkdtempSync(join(tmpdir(), "localglm-e2e-"));
+const dataDir = scratchDir("localglm-e2e-");
 let driver;
 
 function installedModel() {

@@ -3,15 +3,14 @@
 // model in the library, and loading it.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, closeSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, openSync, readFileSync, readSync, closeSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { ELEMENT, ROOT, Session, startDriver, placeholderDataDir } from "./webdriver.mjs";
+import { ELEMENT, ROOT, Session, startDriver, placeholderDataDir, scratchDir } from "./webdriver.mjs";
 
 const dataDir = placeholderDataDir("localglm-e2e-dl-");
-const hubDir = mkdtempSync(join(tmpdir(), "localglm-e2e-hub-"));
+const hubDir = scratchDir("localglm-e2e-hub-");
 const REL = "UD-IQ1_S/GLM-5.2-UD-IQ1_S.gguf";
 let server;
 let driver;

@@ -1,14 +1,13 @@
 // Bad input in the real window, real engine: no model installed, and a truncated model file.
 // Each ends in a clear banner and a failed model indicator; the app keeps running.
 import assert from "node:assert/strict";
-import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { Session, startDriver, writeSettings } from "./webdriver.mjs";
+import { Session, startDriver, writeSettings, scratchDir } from "./webdriver.mjs";
 
 async function launch(prepare) {
-  const dataDir = mkdtempSync(join(tmpdir(), "localglm-e2e-err-"));
+  const dataDir = scratchDir("localglm-e2e-err-");
   prepare(dataDir);
   const driver = await startDriver({ LOCALGLM_DATA_DIR: dataDir, LOCALGLM_ENGINE: "mistralrs" });
   const s = await Session.start(driver.url);

@@ -7,13 +7,11 @@
 // With the default device (Auto) the indicator says where it runs and why; with `device: "gpu"`
 // in the settings the same model loads on the GPU (lavapipe's Vulkan on CI) and says so.
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { ROOT, Session, startDriver, writeSettings } from "./webdriver.mjs";
+import { ROOT, Session, startDriver, writeSettings, scratchDir } from "./webdriver.mjs";
 
-const dataDir = mkdtempSync(join(tmpdir(), "localglm-e2e-glm-"));
+const dataDir = scratchDir("localglm-e2e-glm-");
 const model = join(ROOT, "crates", "glm", "tests", "fixtures", "tiny-f32.gguf");
 let driver;
 
@@ -103,7 +101,7 @@ test("a glm-dsa model chats in the window, thinking on and off", async () => {
 
 test("with device gpu, the glm-dsa model runs on the GPU and the indicator says so", async () => {
   // Settings are read at start: a window of its own, on a data dir whose settings ask for the GPU.
-  const gpuDir = mkdtempSync(join(tmpdir(), "localglm-e2e-glm-gpu-"));
+  const gpuDir = scratchDir("localglm-e2e-glm-gpu-");
   writeSettings(gpuDir, { maxTokens: 24, modelPath: model, seed: 11, extra: { device: "gpu" } });
   const gpuDriver = await startDriver({ LOCALGLM_DATA_DIR: gpuDir, LOCALGLM_ENGINE: "" });
   const s = await Session.start(gpuDriver.url);

@@ -7,14 +7,13 @@
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, mkdirSync, mkdtempSync, openSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, symlinkSync } from "node:fs";
 import { createConnection } from "node:net";
-import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
-import { ARTIFACTS, ELEMENT, ROOT, Session, appBinary, freePort, sleep, startDriver, writeSettings } from "./webdriver.mjs";
+import { ARTIFACTS, ELEMENT, ROOT, Session, appBinary, freePort, sleep, startDriver, writeSettings, scratchDir } from "./webdriver.mjs";
 
-const dataDir = mkdtempSync(join(tmpdir(), "localglm-e2e-remote-"));
+const dataDir = scratchDir("localglm-e2e-remote-");
 let driver;
 let server;
 let serverUrl;

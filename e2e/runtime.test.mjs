@@ -2,14 +2,13 @@
 // automatic engine: the model loads on LocalGLM's runtime; choosing mistral.rs for it in the
 // library reloads it there at once, and the choice is kept in settings.json under its file name.
 import assert from "node:assert/strict";
-import { mkdtempSync, existsSync, mkdirSync, readFileSync, symlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { execFileSync } from "node:child_process";
-import { ROOT, Session, startDriver, writeSettings } from "./webdriver.mjs";
+import { ROOT, Session, startDriver, writeSettings, scratchDir } from "./webdriver.mjs";
 
-const dataDir = mkdtempSync(join(tmpdir(), "localglm-e2e-runtime-"));
+const dataDir = scratchDir("localglm-e2e-runtime-");
 const file = "SmolLM2-135M-Instruct.Q4_1.gguf";
 let driver;
 

@@ -1,7 +1,7 @@
 // A small WebDriver client (W3C protocol over fetch) and a launcher for tauri-driver under Xvfb.
 // Drives the real LocalGLM window: WebKitWebDriver inside tauri-driver, no mocks.
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -42,12 +42,31 @@ export function writeSettings(dataDir, { maxTokens = 256, modelPath = null, seed
   writeFileSync(join(dataDir, "settings.json"), JSON.stringify(settings));
 }
 
+/** The temporary directories the tests made, removed when the test process exits. */
+const scratch = [];
+process.on("exit", () => {
+  for (const dir of scratch) {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // A directory something still writes to is left; the next run starts from fresh ones.
+    }
+  }
+});
+
+/** A fresh temporary directory named `prefix…`, removed when the test process exits. */
+export function scratchDir(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  scratch.push(dir);
+  return dir;
+}
+
 /**
  * A fresh data directory whose library holds a placeholder default model (for tests on the
  * scripted engine, which loads any path).
  */
 export function placeholderDataDir(prefix) {
-  const dataDir = mkdtempSync(join(tmpdir(), prefix));
+  const dataDir = scratchDir(prefix);
   mkdirSync(join(dataDir, "models"), { recursive: true });
   writeFileSync(join(dataDir, "models", "SmolLM2-135M-Instruct.Q4_1.gguf"), "GGUF");
   return dataDir;
