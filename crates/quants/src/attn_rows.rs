@@ -195,28 +195,48 @@ macro_rules! by_heads {
     };
 }
 
+/// A vector module's two entry points, compiled for its `features`: the runtime head count
+/// dispatched by [`by_heads`] to its `dots_g` and `axpys_g`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! entry_points {
+    ($features:literal) => {
+        #[target_feature(enable = $features)]
+        pub(super) fn dots<R: RowStarts + ?Sized>(
+            q: &[f32],
+            width: usize,
+            bits: &[u16],
+            rows: &R,
+            out: &mut [f32],
+        ) {
+            by_heads!(q.len() / width, dots_g(q, width, bits, rows, out))
+        }
+
+        #[target_feature(enable = $features)]
+        pub(super) fn axpys<R: RowStarts + ?Sized>(
+            p: &[f32],
+            bits: &[u16],
+            rows: &R,
+            width: usize,
+            acc: &mut [f32],
+        ) {
+            by_heads!(acc.len() / width, axpys_g(p, bits, rows, width, acc))
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::RowStarts;
     use crate::simd_mem::{load256, load512, store512};
     use std::arch::x86_64::*;
 
+    entry_points!("avx512f,avx2,fma,f16c");
+
     /// Sixteen f16 values at `v[..16]` as f32.
     #[inline]
     #[target_feature(enable = "avx512f,avx2,fma,f16c")]
     fn half16(v: &[u16]) -> __m512 {
         _mm512_cvtph_ps(load256(&v[..16].as_chunks::<16>().0[0]))
-    }
-
-    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-    pub(super) fn dots<R: RowStarts + ?Sized>(
-        q: &[f32],
-        width: usize,
-        bits: &[u16],
-        rows: &R,
-        out: &mut [f32],
-    ) {
-        by_heads!(q.len() / width, dots_g(q, width, bits, rows, out))
     }
 
     /// `exp(x)` of sixteen values ≤ 0: `2^k · p(r)` with `k = round(x·log₂e)`, `r = x − k·ln 2`
@@ -361,17 +381,6 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-    pub(super) fn axpys<R: RowStarts + ?Sized>(
-        p: &[f32],
-        bits: &[u16],
-        rows: &R,
-        width: usize,
-        acc: &mut [f32],
-    ) {
-        by_heads!(acc.len() / width, axpys_g(p, bits, rows, width, acc))
-    }
-
-    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
     fn axpys_g<const G: usize, R: RowStarts + ?Sized>(
         p: &[f32],
         bits: &[u16],
@@ -405,6 +414,8 @@ mod avx2 {
     use super::RowStarts;
     use crate::simd_mem::{load128, load256, store256};
     use std::arch::x86_64::*;
+
+    entry_points!("avx2,fma,f16c");
 
     /// Eight f16 values at `v[..8]` as f32.
     #[inline]
@@ -440,17 +451,6 @@ mod avx2 {
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
-    }
-
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) fn dots<R: RowStarts + ?Sized>(
-        q: &[f32],
-        width: usize,
-        bits: &[u16],
-        rows: &R,
-        out: &mut [f32],
-    ) {
-        by_heads!(q.len() / width, dots_g(q, width, bits, rows, out))
     }
 
     /// Eight rows at a time, converted once into `k` in chunk-major order (`k[c]` = chunk `c`
@@ -507,17 +507,6 @@ mod avx2 {
                 out[j * n + t] = hsum(*a);
             }
         }
-    }
-
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) fn axpys<R: RowStarts + ?Sized>(
-        p: &[f32],
-        bits: &[u16],
-        rows: &R,
-        width: usize,
-        acc: &mut [f32],
-    ) {
-        by_heads!(acc.len() / width, axpys_g(p, bits, rows, width, acc))
     }
 
     /// Per chunk of eight values, the `G` heads' sums in registers over all `n` rows. The
