@@ -191,6 +191,7 @@ impl Q8Act {
     /// (the second all zeros past an odd count) eight runs of 64 values, run `v` holding value
     /// `v` of each 8-value group — the first block's 32 groups, then the second's. Built on
     /// first use, once per quantized vector (the threads of a product share it).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // the AVX-512 rows' alone
     pub(crate) fn q256_by8(&self) -> &[i8] {
         self.by8.get_or_init(|| {
             let mut out = vec![0i8; (self.q256.len() / 256).div_ceil(2) * 512];
