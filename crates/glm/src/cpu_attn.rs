@@ -5,6 +5,8 @@
 //! GEMMs. Against candle's batched matmuls over whole `[heads, n, T]` score tensors this skips
 //! the causal upper triangle past each block, never holds more than a block's scores, and keeps
 //! both cores busy (candle ran the heads one after another, each product split over threads).
+//! One query's indexer scores (decode) read an f16 key cache in place instead
+//! ([`index_scores_f16`], the attention's row kernels on the thread team).
 
 use localglm_quants::attn_rows::Strided;
 use rayon::prelude::*;
