@@ -36,11 +36,26 @@ pub(crate) fn vectorized(ty: GgmlType) -> bool {
     )
 }
 
-/// Four 8-byte groups as one vector (group 0 in the low bytes).
+// The vectors built from scalars below are built in registers (`vmovq`/`vpinsrq`/
+// `vinserti128`), never by storing the scalars to an array and loading it as one vector: a
+// 32-byte load over four or eight smaller stores cannot take its bytes from the store buffer
+// and waits for them to retire (a store-forwarding stall, some tens of cycles on Zen 3). That
+// was 40 % of a 16-token IQ1_S product (`kbench 1536x2048 IQ1_S 50 16`, one thread).
+
+/// Four 8-byte groups `g(0..4)` as one vector (group 0 in the low bytes). A closure, not an
+/// array: `array::map` went uninlined (a call per block, its result through the stack).
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn groups4(g: [u64; 4]) -> __m256i {
-    _mm256_set_epi64x(g[3] as i64, g[2] as i64, g[1] as i64, g[0] as i64)
+fn groups4(g: impl Fn(usize) -> u64) -> __m256i {
+    _mm256_set_epi64x(g(3) as i64, g(2) as i64, g(1) as i64, g(0) as i64)
+}
+
+/// Eight 4-byte groups `m(0..8)` as one vector (group 0 in the low bytes).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn words8(m: impl Fn(usize) -> u32) -> __m256i {
+    let m = |l: usize| m(l) as i32;
+    _mm256_set_epi32(m(7), m(6), m(5), m(4), m(3), m(2), m(1), m(0))
 }
 
 /// Eight floats `f(k)`.
@@ -48,7 +63,7 @@ fn groups4(g: [u64; 4]) -> __m256i {
 #[target_feature(enable = "avx2,fma")]
 fn floats(f: impl Fn(usize) -> f32) -> __m256 {
     let v: [f32; 8] = std::array::from_fn(f);
-    _mm256_castsi256_ps(load256(&v))
+    _mm256_setr_ps(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7])
 }
 
 impl RowTile {
@@ -290,9 +305,9 @@ fn iq1s(b: &[u8; 50]) -> Block {
     let mut w = [_mm256_setzero_si256(); 8];
     for ((wj, i), h) in w.iter_mut().zip(idx).zip(qh) {
         // Each byte g + 1 ≤ 2, so the shift stays inside its byte; then −7 or −9 a byte.
-        let g = i.map(|k| grid[k as usize & 2047] << 3);
+        let g = _mm256_slli_epi64::<3>(groups4(|l| grid[i[l] as usize & 2047]));
         let add = _mm256_set1_epi8(if h & 0x8000 != 0 { -9 } else { -7 });
-        *wj = _mm256_add_epi8(load256(&g), add);
+        *wj = _mm256_add_epi8(g, add);
     }
     let scale = floats(|j| d * (2 * ((qh[j] >> 12) & 7) + 1) as f32 * 0.125);
     Block {
@@ -314,18 +329,15 @@ fn iq1m(b: &[u8; 56]) -> Block {
     );
     // Bytes of −7 (delta +1) and −9 (delta −1).
     let (plus, minus) = (0xf9f9_f9f9_f9f9_f9f9u64, 0xf7f7_f7f7_f7f7_f7f7u64);
-    let w = std::array::from_fn(|j| {
-        let mut g = [0u64; 4];
-        let mut add = [0u64; 4];
-        for l in 0..4 {
-            let i = 4 * j + l;
-            let n = (b[32 + i / 2] >> (4 * (i % 2))) & 15;
-            // Each byte g + 1 ≤ 2, so the shift stays inside its byte.
-            g[l] = grid[b[i] as usize | ((n & 7) as usize) << 8] << 3;
-            add[l] = if n & 8 != 0 { minus } else { plus };
-        }
-        _mm256_add_epi8(load256(&g), load256(&add))
-    });
+    // A loop, not `array::from_fn`: its closure went uninlined.
+    let mut w = [_mm256_setzero_si256(); 8];
+    for (j, wj) in w.iter_mut().enumerate() {
+        let n = |l: usize| (b[32 + (4 * j + l) / 2] >> (4 * (l % 2))) & 15;
+        let g = groups4(|l| grid[b[4 * j + l] as usize | ((n(l) & 7) as usize) << 8]);
+        let add = groups4(|l| if n(l) & 8 != 0 { minus } else { plus });
+        // Each byte g + 1 ≤ 2, so the shift stays inside its byte.
+        *wj = _mm256_add_epi8(_mm256_slli_epi64::<3>(g), add);
+    }
     let scale = |h: usize| {
         floats(|k| {
             let i = 8 * h + k;
@@ -348,10 +360,7 @@ fn iq2xxs(b: &[u8; 66]) -> Block {
     let mut w = [_mm256_setzero_si256(); 8];
     for (j, wj) in w.iter_mut().enumerate() {
         let (a0, a1) = (u32_at(2 + 8 * j), u32_at(6 + 8 * j));
-        let g: [u64; 4] = std::array::from_fn(|l| {
-            signed[((a0 >> (8 * l) & 255) << 7 | (a1 >> (7 * l) & 127)) as usize]
-        });
-        *wj = load256(&g);
+        *wj = groups4(|l| signed[((a0 >> (8 * l) & 255) << 7 | (a1 >> (7 * l) & 127)) as usize]);
     }
     let d = f16_at(b, 0) * 0.25;
     let scale = floats(|j| d * (0.5 + (u32_at(6 + 8 * j) >> 28) as f32));
@@ -378,11 +387,11 @@ fn iq2xs(b: &[u8; 74]) -> Block {
     let (codes, _) = b[2..66].as_chunks::<8>();
     let mut w = [_mm256_setzero_si256(); 8];
     for (wj, c) in w.iter_mut().zip(codes) {
-        // Plain arrays loaded as vectors: closures per lookup were not inlined (profiled).
+        // Plain arrays: closures per lookup were not inlined (profiled).
         let code: [u16; 4] = std::array::from_fn(|l| u16::from_le_bytes([c[2 * l], c[2 * l + 1]]));
-        let mags: [u64; 4] = code.map(|x| IQ2XS_GRID[(x & 511) as usize]);
-        let signs: [i64; 4] = code.map(|x| masks[(x >> 9) as usize]);
-        *wj = _mm256_sign_epi8(load256(&mags), load256(&signs));
+        let mags = groups4(|l| IQ2XS_GRID[(code[l] & 511) as usize]);
+        let signs = groups4(|l| masks[(code[l] >> 9) as usize] as u64);
+        *wj = _mm256_sign_epi8(mags, signs);
     }
     Block {
         w,
@@ -399,9 +408,8 @@ fn iq2s(b: &[u8; 82]) -> Block {
     let mut w = [_mm256_setzero_si256(); 8];
     for (j, (wj, (q, sg))) in w.iter_mut().zip(qs.iter().zip(signs)).enumerate() {
         let hi = b[66 + j] as usize;
-        let mags: [u64; 4] =
-            std::array::from_fn(|l| IQ2S_GRID[q[l] as usize | (hi >> (2 * l) & 3) << 8]);
-        *wj = crate::simd_lowbit::negate_by_sign_bytes(load256(&mags), *sg);
+        let mags = groups4(|l| IQ2S_GRID[q[l] as usize | (hi >> (2 * l) & 3) << 8]);
+        *wj = crate::simd_lowbit::negate_by_sign_bytes(mags, *sg);
     }
     Block {
         w,
@@ -421,10 +429,10 @@ fn iq3xxs(b: &[u8; 98]) -> Block {
     let mut w = [_mm256_setzero_si256(); 8];
     for (j, (wj, q)) in w.iter_mut().zip(qs).enumerate() {
         // Eight grid words from the eight index bytes, as plain loads into one vector.
-        let mags: [u32; 8] = q.map(|i| IQ3XXS_GRID[i as usize]);
+        let mags = words8(|l| IQ3XXS_GRID[q[l] as usize]);
         let a = aux(j);
-        let m = |l: u32| masks[((a >> (7 * l)) & 127) as usize] as u64;
-        *wj = _mm256_sign_epi8(load256(&mags), groups4([m(0), m(1), m(2), m(3)]));
+        let m = |l: usize| masks[((a >> (7 * l)) & 127) as usize] as u64;
+        *wj = _mm256_sign_epi8(mags, groups4(m));
     }
     let d = f16_at(b, 0) * 0.5;
     let scale = floats(|j| d * (0.5 + (aux(j) >> 28) as f32));
