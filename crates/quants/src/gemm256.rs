@@ -127,18 +127,19 @@ fn floats8(v: &[f32; 8]) -> __m256 {
 /// added to `f` (`f[r][h]`: tokens `8h..8h + 8` of row `r0 + r`): its 16 tokens, or its first
 /// 8 where `TWO` is false (a panel of at most 8 pays for no padding). `S` = group / 4
 /// steps per scale group, a constant so that the loops unroll with the accumulators in
-/// registers (an iterator over them kept them on the stack: half the speed). Summing a few
-/// steps' `vpmaddubsw` in i16 before widening (where |q| allows: IQ1_S, Q4_K) measured no
-/// faster: the loop is not bound by its multiplies.
+/// registers (an iterator over them kept them on the stack: half the speed). `K` steps'
+/// `vpmaddubsw` pairs are summed in i16 before one `vpmaddwd` widens them ([`k_steps`]: as
+/// many as |q| allows), which frees a multiply port: +5–10 % at 64 tokens (IQ1_S, Q4_K, Q6_K;
+/// one Zen 3 thread); with the 4-row tiles that spilled it had measured nothing.
 #[allow(clippy::needless_range_loop)] // indexed loops: see above
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn tile_panel<const R: usize, const TWO: bool, const S: usize, const WIDE: bool>(
+fn tile_panel<const R: usize, const TWO: bool, const S: usize, const WIDE: bool, const K: usize>(
     tile: &RowTile,
     r0: usize,
     p: &Panel,
     gs: std::ops::Range<usize>,
-    fio: &mut [[__m256; 2]; TILE],
+    fio: &mut [[__m256; 2]],
 ) {
     let per_row = tile.cols / (4 * S);
     let ones = _mm256_set1_epi16(1);
@@ -162,37 +163,68 @@ fn tile_panel<const R: usize, const TWO: bool, const S: usize, const WIDE: bool>
         }
         let xg = &xu[g];
         let wg: [&[i32; S]; R] = std::array::from_fn(|r| &words[r][g]);
-        for s in 0..S {
-            let (xh, _) = xg[s].as_chunks::<32>();
-            let x0 = load256(&xh[0]);
-            let x1 = if TWO { load256(&xh[1]) } else { x0 };
-            // Wide formats: the activations signed again (q + 128 with its top bit flipped).
-            let (x0, x1) = if WIDE {
-                (_mm256_xor_si256(x0, flip), _mm256_xor_si256(x1, flip))
-            } else {
-                (x0, x1)
-            };
-            for r in 0..R {
-                let w = _mm256_set1_epi32(wg[r][s]);
-                let (a, x0, x1) = if WIDE {
-                    let a = _mm256_abs_epi8(w);
-                    (a, _mm256_sign_epi8(x0, w), _mm256_sign_epi8(x1, w))
+        // The step count opaque to the compiler for full panels (not for the wide formats,
+        // which lost 2–8 %, nor half panels, Q6_K −5 %): fully unrolled, LLVM ordered a
+        // group's work by accumulator, each of the 16 activation vectors kept live across both
+        // rows and spilled; as a counted loop, the steps run in order (+6–12 % at 32–64
+        // tokens, +2–10 % at 16; one Zen 3 thread).
+        let k_run = if WIDE || !TWO {
+            K
+        } else {
+            std::hint::black_box(K)
+        };
+        for s0 in (0..S).step_by(K) {
+            // Up to K steps' `vpmaddubsw` pairs summed in i16 (they cannot overflow there:
+            // `k_steps`), then widened once.
+            let mut h = [[_mm256_setzero_si256(); 2]; R];
+            for s in s0..(s0 + k_run).min(S) {
+                let (xh, _) = xg[s].as_chunks::<32>();
+                let x0 = load256(&xh[0]);
+                let x1 = if TWO { load256(&xh[1]) } else { x0 };
+                // Wide formats: the activations signed again (q + 128 with its top bit flipped).
+                let (x0, x1) = if WIDE {
+                    (_mm256_xor_si256(x0, flip), _mm256_xor_si256(x1, flip))
                 } else {
-                    (w, x0, x1)
+                    (x0, x1)
                 };
-                let p0 = if WIDE {
-                    _mm256_maddubs_epi16(a, x0)
-                } else {
-                    _mm256_maddubs_epi16(x0, a)
-                };
-                acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(p0, ones));
-                if TWO {
-                    let p1 = if WIDE {
-                        _mm256_maddubs_epi16(a, x1)
+                for r in 0..R {
+                    let w = _mm256_set1_epi32(wg[r][s]);
+                    let (a, x0, x1) = if WIDE {
+                        let a = _mm256_abs_epi8(w);
+                        (a, _mm256_sign_epi8(x0, w), _mm256_sign_epi8(x1, w))
                     } else {
-                        _mm256_maddubs_epi16(x1, a)
+                        (w, x0, x1)
                     };
-                    acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(p1, ones));
+                    let p0 = if WIDE {
+                        _mm256_maddubs_epi16(a, x0)
+                    } else {
+                        _mm256_maddubs_epi16(x0, a)
+                    };
+                    if K == 1 {
+                        acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(p0, ones));
+                    } else {
+                        h[r][0] = _mm256_adds_epi16(h[r][0], p0);
+                    }
+                    if TWO {
+                        let p1 = if WIDE {
+                            _mm256_maddubs_epi16(a, x1)
+                        } else {
+                            _mm256_maddubs_epi16(x1, a)
+                        };
+                        if K == 1 {
+                            acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(p1, ones));
+                        } else {
+                            h[r][1] = _mm256_adds_epi16(h[r][1], p1);
+                        }
+                    }
+                }
+            }
+            if K > 1 {
+                for r in 0..R {
+                    acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(h[r][0], ones));
+                    if TWO {
+                        acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(h[r][1], ones));
+                    }
                 }
             }
         }
@@ -228,29 +260,65 @@ fn tile_panel<const R: usize, const TWO: bool, const S: usize, const WIDE: bool>
 fn tile_panel_any(
     tile: &RowTile,
     wide: bool,
+    k: usize,
     r0: usize,
     r: usize,
     p: &Panel,
     gs: std::ops::Range<usize>,
     f: &mut [[__m256; 2]; TILE],
 ) {
+    // A full panel's four rows as two tiles of two: four rows by 16 tokens keep 8 int and 8
+    // float accumulators, all 16 AVX2 registers, and spilled (+3–7 % at 16 tokens, one Zen 3
+    // thread). Not for the wide formats, whose extra sign work per row gains from 4 rows
+    // sharing each activation load (Q8_0 lost 15 % split).
     macro_rules! by_rows {
-        ($S:literal, $W:literal) => {
+        ($S:literal, $W:literal, $K:literal) => {
             match (r, p.n > 8) {
-                (4, true) => tile_panel::<4, true, $S, $W>(tile, r0, p, gs, f),
-                (4, false) => tile_panel::<4, false, $S, $W>(tile, r0, p, gs, f),
-                (3, _) => tile_panel::<3, true, $S, $W>(tile, r0, p, gs, f),
-                (2, _) => tile_panel::<2, true, $S, $W>(tile, r0, p, gs, f),
-                _ => tile_panel::<1, true, $S, $W>(tile, r0, p, gs, f),
+                (4, true) if $W => tile_panel::<4, true, $S, $W, $K>(tile, r0, p, gs, f),
+                (4, true) => {
+                    let (a, b) = f.split_at_mut(2);
+                    tile_panel::<2, true, $S, $W, $K>(tile, r0, p, gs.clone(), a);
+                    tile_panel::<2, true, $S, $W, $K>(tile, r0 + 2, p, gs, b)
+                }
+                (4, false) => tile_panel::<4, false, $S, $W, $K>(tile, r0, p, gs, f),
+                (3, _) if $W => tile_panel::<3, true, $S, $W, $K>(tile, r0, p, gs, f),
+                (3, _) => {
+                    let (a, b) = f.split_at_mut(2);
+                    tile_panel::<2, true, $S, $W, $K>(tile, r0, p, gs.clone(), a);
+                    tile_panel::<1, true, $S, $W, $K>(tile, r0 + 2, p, gs, b)
+                }
+                (2, _) => tile_panel::<2, true, $S, $W, $K>(tile, r0, p, gs, f),
+                _ => tile_panel::<1, true, $S, $W, $K>(tile, r0, p, gs, f),
             }
         };
     }
     // The wide formats (Q8_0, IQ4_XS, IQ4_NL) have per-32 groups.
-    match (tile.group == 16, wide) {
-        (true, _) => by_rows!(4, false),
-        (false, false) => by_rows!(8, false),
-        (false, true) => by_rows!(8, true),
+    match (tile.group == 16, wide, k) {
+        (true, _, 1) => by_rows!(4, false, 1),
+        (true, _, 2) => by_rows!(4, false, 2),
+        (true, _, _) => by_rows!(4, false, 4),
+        (false, false, 1) => by_rows!(8, false, 1),
+        (false, false, 2) => by_rows!(8, false, 2),
+        (false, false, 4) => by_rows!(8, false, 4),
+        (false, false, _) => by_rows!(8, false, 8),
+        (false, true, _) => by_rows!(8, true, 1),
     }
+}
+
+/// How many steps' `vpmaddubsw` pairs (each at most `2·255·max|q|`) sum in i16 without
+/// overflow: a power of two, at most a scale group's steps.
+fn k_steps(ty: GgmlType) -> usize {
+    let (Some(m), Some(group)) = (max_quant(ty), group_size(ty)) else {
+        return 1;
+    };
+    if wide(ty) {
+        return 1;
+    }
+    let fit = 32767 / (2 * 255 * m as usize);
+    [8, 4, 2, 1]
+        .into_iter()
+        .find(|&k| k <= fit && k <= group / 4)
+        .unwrap_or(1)
 }
 
 /// Rows `w` (each `row_bytes`, type `ty`, `cols` weights) × all panels into `out`'s rows
@@ -280,6 +348,7 @@ fn tile_rows(
     out: &mut RowsOut,
 ) {
     let wide = wide(ty);
+    let k = k_steps(ty);
     debug_assert!(!wide || tile.group == 32);
     let per_row = tile.cols / tile.group;
     let block = K_BLOCK / tile.group;
@@ -297,7 +366,7 @@ fn tile_rows(
                 for (t, ft) in f.iter_mut().enumerate().take(r_here.div_ceil(TILE)) {
                     let r0 = t * TILE;
                     let r = (r_here - r0).min(TILE);
-                    tile_panel_any(tile, wide, r0, r, p, gs.clone(), ft);
+                    tile_panel_any(tile, wide, k, r0, r, p, gs.clone(), ft);
                 }
             }
             for (o, v) in res.iter_mut().zip(f.iter().flatten()).take(r_here) {
@@ -344,6 +413,18 @@ mod tests {
             // products are bounded by 2·128·127 (the activations' ±127).
             assert_eq!(seen, bound, "{ty}");
             assert!(bound <= 64 || (wide(ty) && bound <= 128 && group_size(ty) == Some(32)));
+            // The i16 sums of `k_steps` steps' pairs (activations up to 255) do not overflow,
+            // and the steps divide a scale group's.
+            let k = k_steps(ty) as u32;
+            assert!(
+                wide(ty) || k * 2 * 255 * bound <= i16::MAX as u32,
+                "{ty}: {k} steps"
+            );
+            assert!(
+                (group_size(ty).unwrap() / 4).is_multiple_of(k as usize),
+                "{ty}"
+            );
+            assert!(!wide(ty) || k == 1, "{ty}");
         }
     }
 
