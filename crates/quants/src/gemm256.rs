@@ -203,7 +203,7 @@ fn tile_panel<const R: usize, const TWO: bool, const S: usize, const WIDE: bool,
                     if K == 1 {
                         acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(p0, ones));
                     } else {
-                        h[r][0] = _mm256_adds_epi16(h[r][0], p0);
+                        h[r][0] = _mm256_add_epi16(h[r][0], p0);
                     }
                     if TWO {
                         let p1 = if WIDE {
@@ -214,7 +214,7 @@ fn tile_panel<const R: usize, const TWO: bool, const S: usize, const WIDE: bool,
                         if K == 1 {
                             acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(p1, ones));
                         } else {
-                            h[r][1] = _mm256_adds_epi16(h[r][1], p1);
+                            h[r][1] = _mm256_add_epi16(h[r][1], p1);
                         }
                     }
                 }
