@@ -11,10 +11,9 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn scratch(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("localglm-prompt-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
+/// Writes `text` to `name` in the test's own temporary directory (removed when it drops).
+fn scratch(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+    let p = dir.path().join(name);
     std::fs::write(&p, text).unwrap();
     p
 }
@@ -33,13 +32,14 @@ fn prompt_is_byte_identical_to_jinja2_for_the_embedded_template() {
         &std::fs::read_to_string(fixture("chat-template-cases.json")).unwrap(),
     )
     .unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let mut checked = 0;
     for (i, c) in cases.iter().enumerate() {
         let k = &c["kwargs"];
         if k.get("tools").is_some() {
             continue; // tool JSON key order: a known gap, see glm/tests/tokenizer_template.rs
         }
-        let msgs = scratch(&format!("m{i}.json"), &c["messages"].to_string());
+        let msgs = scratch(&dir, &format!("m{i}.json"), &c["messages"].to_string());
         let mut args = vec![
             "prompt".to_string(),
             "--model".into(),
@@ -77,12 +77,14 @@ fn prompt_is_byte_identical_to_jinja2_for_the_embedded_template() {
 
 #[test]
 fn template_file_bos_eos_and_generation_prompt_flags() {
+    let dir = tempfile::tempdir().unwrap();
     let tpl = scratch(
+        &dir,
         "t.jinja",
         "{{ bos_token }}{% for m in messages %}[{{ m.role }}:{{ m.content }}]{% endfor %}\
          {% if add_generation_prompt %}<gen>{% endif %}{{ eos_token }}",
     );
-    let msgs = scratch("m.json", r#"[{"role":"user","content":"hi"}]"#);
+    let msgs = scratch(&dir, "m.json", r#"[{"role":"user","content":"hi"}]"#);
     let (t, m) = (tpl.display().to_string(), msgs.display().to_string());
     let out = localglm(&["prompt", "--template", &t, "--messages", &m]);
     assert_eq!(String::from_utf8(out.stdout).unwrap(), "[user:hi]<gen>");
@@ -103,15 +105,16 @@ fn template_file_bos_eos_and_generation_prompt_flags() {
 
 #[test]
 fn bad_input_fails_with_a_clear_message() {
-    let msgs = scratch("obj.json", r#"{"role":"user"}"#);
+    let dir = tempfile::tempdir().unwrap();
+    let msgs = scratch(&dir, "obj.json", r#"{"role":"user"}"#);
     let m = msgs.display().to_string();
     let model = fixture("tiny-f32.gguf").display().to_string();
     let out = localglm(&["prompt", "--model", &model, "--messages", &m]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("must hold a JSON array"));
 
-    let broken = scratch("broken.jinja", "{% for m in messages %}");
-    let good = scratch("ok.json", "[]").display().to_string();
+    let broken = scratch(&dir, "broken.jinja", "{% for m in messages %}");
+    let good = scratch(&dir, "ok.json", "[]").display().to_string();
     let b = broken.display().to_string();
     let out = localglm(&["prompt", "--template", &b, "--messages", &good]);
     assert!(!out.status.success());
