@@ -195,27 +195,26 @@ fn tile_panel<const R: usize, const TWO: bool, const S: usize, const WIDE: bool,
                     } else {
                         (w, x0, x1)
                     };
-                    let p0 = if WIDE {
-                        _mm256_maddubs_epi16(a, x0)
-                    } else {
-                        _mm256_maddubs_epi16(x0, a)
-                    };
-                    if K == 1 {
-                        acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(p0, ones));
-                    } else {
-                        h[r][0] = _mm256_add_epi16(h[r][0], p0);
+                    // Half `$h`'s products into its i32 accumulator, or its i16 sum when
+                    // K > 1 (a macro, not a loop over the halves: see above).
+                    macro_rules! half {
+                        ($h:literal, $x:expr) => {{
+                            let p = if WIDE {
+                                _mm256_maddubs_epi16(a, $x)
+                            } else {
+                                _mm256_maddubs_epi16($x, a)
+                            };
+                            if K == 1 {
+                                acc[r][$h] =
+                                    _mm256_add_epi32(acc[r][$h], _mm256_madd_epi16(p, ones));
+                            } else {
+                                h[r][$h] = _mm256_add_epi16(h[r][$h], p);
+                            }
+                        }};
                     }
+                    half!(0, x0);
                     if TWO {
-                        let p1 = if WIDE {
-                            _mm256_maddubs_epi16(a, x1)
-                        } else {
-                            _mm256_maddubs_epi16(x1, a)
-                        };
-                        if K == 1 {
-                            acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(p1, ones));
-                        } else {
-                            h[r][1] = _mm256_add_epi16(h[r][1], p1);
-                        }
+                        half!(1, x1);
                     }
                 }
             }
