@@ -11,6 +11,7 @@ use localglm_testkit::{Faults, FileServer};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use tempfile::TempDir;
 
 /// `HF_ENDPOINT` is process-wide: tests that set it run one at a time.
 static ENV: Mutex<()> = Mutex::new(());
@@ -21,18 +22,9 @@ struct Hub {
     root: PathBuf,
     server: FileServer,
     total: u64,
-    /// Removes `root` when the hub goes (after the server, dropped before it).
-    _files: Scratch,
-}
-
-/// A scratch directory removed when the test ends, passed or failed (every run of these
-/// tests left ~100 MB of hub files and libraries behind).
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    /// Removes `root` when the hub goes (after the server, dropped before it), passed or
+    /// failed (every run of these tests left ~100 MB of hub files and libraries behind).
+    _files: TempDir,
 }
 
 fn sha(path: &Path) -> String {
@@ -45,8 +37,8 @@ fn sha(path: &Path) -> String {
 
 /// `acme/tiny-GGUF` with a 3-shard `Q8/` model and a single-file `F32/` one.
 fn hub(tag: &str, faults: Faults) -> Hub {
-    let root = std::env::temp_dir().join(format!("localglm-dl-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+    let dir = scratch(tag);
+    let root = dir.path().to_path_buf();
     let files = root.join("acme/tiny-GGUF/resolve/main");
     let mut listing = Vec::new();
     let mut total = 0;
@@ -98,19 +90,26 @@ fn hub(tag: &str, faults: Faults) -> Hub {
     std::fs::write(api.join("main"), serde_json::to_string(&listing).unwrap()).unwrap();
     let server = FileServer::start_with(root.clone(), faults);
     Hub {
-        root: root.clone(),
+        root,
         server,
         total,
-        _files: Scratch(root),
+        _files: dir,
     }
 }
 
+/// A fresh directory in the temp directory, removed with the guard.
+fn scratch(tag: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("localglm-dl-{tag}-"))
+        .tempdir()
+        .unwrap()
+}
+
 /// A library in a scratch directory, and the guard that removes it.
-fn library(tag: &str) -> (Library, Scratch) {
-    let dir = std::env::temp_dir().join(format!("localglm-dl-lib-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("models")).unwrap();
-    (Library::new(dir.clone()), Scratch(dir))
+fn library(tag: &str) -> (Library, TempDir) {
+    let dir = scratch(&format!("lib-{tag}"));
+    std::fs::create_dir_all(dir.path().join("models")).unwrap();
+    (Library::new(dir.path().to_path_buf()), dir)
 }
 
 fn parts(lib: &Library) -> Vec<PathBuf> {

@@ -270,22 +270,22 @@ fn tile_panel_any(
     // float accumulators, all 16 AVX2 registers, and spilled (+3–7 % at 16 tokens, one Zen 3
     // thread). Not for the wide formats, whose extra sign work per row gains from 4 rows
     // sharing each activation load (Q8_0 lost 15 % split).
+    // Rows r0, r0 + 1 as one tile, then the `$R` rows after them as another.
+    macro_rules! two_tiles {
+        ($S:literal, $W:literal, $K:literal, $R:literal) => {{
+            let (a, b) = f.split_at_mut(2);
+            tile_panel::<2, true, $S, $W, $K>(tile, r0, p, gs.clone(), a);
+            tile_panel::<$R, true, $S, $W, $K>(tile, r0 + 2, p, gs, b)
+        }};
+    }
     macro_rules! by_rows {
         ($S:literal, $W:literal, $K:literal) => {
             match (r, p.n > 8) {
                 (4, true) if $W => tile_panel::<4, true, $S, $W, $K>(tile, r0, p, gs, f),
-                (4, true) => {
-                    let (a, b) = f.split_at_mut(2);
-                    tile_panel::<2, true, $S, $W, $K>(tile, r0, p, gs.clone(), a);
-                    tile_panel::<2, true, $S, $W, $K>(tile, r0 + 2, p, gs, b)
-                }
+                (4, true) => two_tiles!($S, $W, $K, 2),
                 (4, false) => tile_panel::<4, false, $S, $W, $K>(tile, r0, p, gs, f),
                 (3, _) if $W => tile_panel::<3, true, $S, $W, $K>(tile, r0, p, gs, f),
-                (3, _) => {
-                    let (a, b) = f.split_at_mut(2);
-                    tile_panel::<2, true, $S, $W, $K>(tile, r0, p, gs.clone(), a);
-                    tile_panel::<1, true, $S, $W, $K>(tile, r0 + 2, p, gs, b)
-                }
+                (3, _) => two_tiles!($S, $W, $K, 1),
                 (2, _) => tile_panel::<2, true, $S, $W, $K>(tile, r0, p, gs, f),
                 _ => tile_panel::<1, true, $S, $W, $K>(tile, r0, p, gs, f),
             }
