@@ -440,39 +440,110 @@ pub(crate) fn dot_iq2s(row: &[u8], a: &Q8Act) -> f32 {
     hsum(acc)
 }
 
+/// IQ3_XXS's eight 32-bit sub-block words (four 7-bit sign fields and a 4-bit scale each)
+/// as two vectors, computed once per block: the 32 full sign bytes (the parity bit added as
+/// IQ2_XS's) laid out for [`iq3xxs_negative`] — the low lane holds bytes 0, 1 of each
+/// sub-block (its weights 0–15), the high lane bytes 2, 3 — and the eight scales `2s + 1` as
+/// i16 lanes (0–7 in both 128-bit lanes) for [`pick`].
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn iq3xxs_signs_scales(aux: &[u8; 32]) -> (__m256i, __m256i) {
+    let a = load256(aux);
+    let m = |v: i32| _mm256_set1_epi32(v);
+    // Field l of each word to byte l (bit 7 of each byte clear).
+    let s7 = _mm256_or_si256(
+        _mm256_or_si256(
+            _mm256_and_si256(a, m(0x7f)),
+            _mm256_and_si256(_mm256_slli_epi32::<1>(a), m(0x7f00)),
+        ),
+        _mm256_or_si256(
+            _mm256_and_si256(_mm256_slli_epi32::<2>(a), m(0x7f_0000)),
+            _mm256_and_si256(_mm256_slli_epi32::<3>(a), m(0x7f00_0000)),
+        ),
+    );
+    let fold = _mm256_and_si256(
+        _mm256_xor_si256(s7, _mm256_srli_epi16::<4>(s7)),
+        _mm256_set1_epi8(15),
+    );
+    let odd = _mm256_broadcastsi128_si256(_mm_setr_epi8(
+        0, -128, -128, 0, -128, 0, 0, -128, -128, 0, 0, -128, 0, -128, -128, 0,
+    ));
+    let full = _mm256_or_si256(s7, _mm256_shuffle_epi8(odd, fold));
+    // Per lane: bytes 0, 1 of its four words, then bytes 2, 3; then the quarters regrouped.
+    let split = _mm256_broadcastsi128_si256(_mm_setr_epi8(
+        0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15,
+    ));
+    let signs = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_shuffle_epi8(full, split));
+    let ls = _mm256_or_si256(_mm256_slli_epi32::<1>(_mm256_srli_epi32::<28>(a)), m(1));
+    let scales = _mm256_permute4x64_epi64::<0b10_00_10_00>(_mm256_packs_epi32(ls, ls));
+    (signs, scales)
+}
+
+/// Controls for [`iq3xxs_negative`]: for sub-block `k`, bytes 0–7 of each lane read byte
+/// `2k`, bytes 8–15 byte `2k + 1`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn iq3xxs_sign_control(k: usize) -> __m256i {
+    let lo = i64::from_le_bytes([2 * k as u8; 8]);
+    let hi = i64::from_le_bytes([2 * k as u8 + 1; 8]);
+    _mm256_set_epi64x(hi, lo, hi, lo)
+}
+
+/// −1 in the bytes of sub-block `k`'s weights that its sign bytes (in the
+/// [`iq3xxs_signs_scales`] layout; `ctrl` its [`iq3xxs_sign_control`]) negate, 0 elsewhere.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn iq3xxs_negative(signs: __m256i, ctrl: __m256i) -> __m256i {
+    let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(signs, ctrl), bit), bit)
+}
+
 /// IQ3_XXS: 8-bit indices into a grid of 4 magnitudes, 7-bit sign indices (4 per 32 weights,
-/// as IQ2_XXS) and a 4-bit scale per 32; weights `d·(2s + 1)/4 · (±mag)`. The signs go onto
-/// the activations through the 1 KiB sign-mask table.
+/// as IQ2_XXS) and a 4-bit scale per 32; weights `d·(2s + 1)/4 · (±mag)`. The signs and
+/// scales of all eight sub-blocks come out of one load of their words
+/// ([`iq3xxs_signs_scales`]); a sub-block then takes one shuffle for each (four sign-mask
+/// table loads, their index arithmetic and three shuffles per 32 weights before).
+///
+/// Each block's signs and scales are worked out while the block before it is multiplied: the
+/// row kernels measured here are bound less by their instruction count than by how soon a
+/// block's first products can start (about one block's instructions fit the out-of-order
+/// window). Computed at the top of their own block, the vector signs were *slower* than the
+/// table (8.9 → 8.2 G weights/s, one Zen 3 thread); a block ahead, 8.9 → 10.7.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot_iq3xxs(row: &[u8], a: &Q8Act) -> f32 {
-    let masks = crate::simd::iq2_sign_masks();
+    let pick_c = controls();
+    let sign_c = std::hint::black_box(std::array::from_fn::<_, 8, _>(|k| iq3xxs_sign_control(k)));
     let (blocks, _) = row.as_chunks::<98>();
     let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc = _mm256_setzero_ps();
-    for ((b, xq), &xd) in blocks.iter().zip(xq).zip(&a.d256) {
-        // Two sub-blocks (64 weights) a step into two accumulators, the sign words loaded as
-        // words (as IQ2_XXS).
+    let ss = |b: &[u8; 98]| iq3xxs_signs_scales(&b[66..98].as_chunks::<32>().0[0]);
+    let zero = _mm256_setzero_si256();
+    let mut next = blocks.first().map_or((zero, zero), ss);
+    for (bi, ((b, xq), &xd)) in blocks.iter().zip(xq).zip(&a.d256).enumerate() {
+        let (signs, scales) = next;
+        if let Some(nb) = blocks.get(bi + 1) {
+            next = ss(nb);
+        }
+        // Two sub-blocks (64 weights) a step into two accumulators.
         let (qs, _) = b[2..66].as_chunks::<16>();
-        let (auxs, _) = b[66..98].as_chunks::<8>();
         let (xs, _) = xq.as_chunks::<64>();
+        let sub = |k: usize, q: &[u8; 8], x: &[i8; 32]| {
+            // A table load per index byte, the byte loaded from memory (extracting eight
+            // bytes from one word cost two instructions each), and no gather (slower).
+            let g = |l: usize| IQ3XXS_GRID[q[l] as usize] as i32;
+            let w = _mm256_set_epi32(g(7), g(6), g(5), g(4), g(3), g(2), g(1), g(0));
+            let neg = iq3xxs_negative(signs, sign_c[k]);
+            let xs = _mm256_sub_epi8(_mm256_xor_si256(load256(x), neg), neg);
+            let p16 = _mm256_maddubs_epi16(w, xs);
+            _mm256_madd_epi16(p16, pick(scales, pick_c[k]))
+        };
         let mut s0 = _mm256_setzero_si256();
         let mut s1 = _mm256_setzero_si256();
-        for ((q, aux), x) in qs.iter().zip(auxs).zip(xs) {
+        for (j, (q, x)) in qs.iter().zip(xs).enumerate() {
             let (q, _) = q.as_chunks::<8>();
             let (x, _) = x.as_chunks::<32>();
-            let aux = u64::from_le_bytes(*aux);
-            let sub = |q: &[u8; 8], aux: u32, x: &[i8; 32]| {
-                // A table load per index byte, the byte loaded from memory (extracting eight
-                // bytes from one word cost two instructions each), and no gather (slower).
-                let g = |k: usize| IQ3XXS_GRID[q[k] as usize] as i32;
-                let m = |l: u32| masks[((aux >> (7 * l)) & 127) as usize];
-                let w = _mm256_set_epi32(g(7), g(6), g(5), g(4), g(3), g(2), g(1), g(0));
-                let sg = _mm256_set_epi64x(m(3), m(2), m(1), m(0));
-                let p16 = _mm256_maddubs_epi16(w, _mm256_sign_epi8(load256(x), sg));
-                _mm256_madd_epi16(p16, _mm256_set1_epi16((2 * (aux >> 28) + 1) as i16))
-            };
-            s0 = _mm256_add_epi32(s0, sub(&q[0], aux as u32, &x[0]));
-            s1 = _mm256_add_epi32(s1, sub(&q[1], (aux >> 32) as u32, &x[1]));
+            s0 = _mm256_add_epi32(s0, sub(2 * j, &q[0], &x[0]));
+            s1 = _mm256_add_epi32(s1, sub(2 * j + 1, &q[1], &x[1]));
         }
         acc = fold(_mm256_add_epi32(s0, s1), f16c_at(b, 0) * 0.25 * xd, acc);
     }

@@ -78,7 +78,9 @@ pub(crate) fn dot_iq1s(row: &[u8], a: &Q8Act) -> f32 {
     let (blocks, _) = row.as_chunks::<50>();
     let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc = _mm256_setzero_ps();
-    for (bi, ((b, xq), &xd)) in blocks.iter().zip(xq).zip(&a.d256).enumerate() {
+    // Each block's indices and scales are worked out a block ahead (see `dot_iq3xxs`;
+    // 12.4 → 13.7 G weights/s, one Zen 3 thread at 512×14336).
+    let setup = |b: &[u8; 50]| {
         let qh = crate::simd_mem::load128(&b[34..50].as_chunks::<16>().0[0]);
         // Per sub-block as i16 lanes: ls = 2·s + 1, and its delta coefficient (below).
         let ls = _mm_add_epi16(
@@ -95,6 +97,15 @@ pub(crate) fn dot_iq1s(row: &[u8], a: &Q8Act) -> f32 {
         let c = _mm_mullo_epi16(ls, nine);
         let coef = _mm256_set_m128i(_mm_unpackhi_epi16(c, c), _mm_unpacklo_epi16(c, c));
         let idx = iq1s_indices(&b[2..34].as_chunks::<32>().0[0], qh);
+        (idx, eo, coef)
+    };
+    let zero = _mm256_setzero_si256();
+    let mut next = blocks.first().map_or(([0; 32], zero, zero), setup);
+    for (bi, ((b, xq), &xd)) in blocks.iter().zip(xq).zip(&a.d256).enumerate() {
+        let (idx, eo, coef) = next;
+        if let Some(nb) = blocks.get(bi + 1) {
+            next = setup(nb);
+        }
         let sum = grid_sums(grid, &idx, xq, eo, &pick_c, |_, w| w);
         let off = _mm256_madd_epi16(coef, bsums(a, bi));
         let total = _mm256_sub_epi32(sum, off);

@@ -27,6 +27,52 @@ fn iq2xs_sign_bytes_match_the_table() {
         }
     }
 }
+/// IQ3_XXS's computed sign bytes are the `KSIGNS_IQ2XS` table's for every 7-bit index in
+/// every field of a sub-block's word, in the documented layout, and its scales are `2s + 1`.
+#[test]
+fn iq3xxs_signs_and_scales_match_the_table() {
+    if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+        return;
+    }
+    for field in 0..4 {
+        for start in (0..128u32).step_by(8) {
+            // Sub-block k: index start + k in `field`, other fields and the scale varied.
+            let words: [u32; 8] = std::array::from_fn(|k| {
+                let other = (k as u32 * 37 + start) & 127;
+                let fields = (0..4).fold(0, |w, l| {
+                    let v = if l == field {
+                        start + k as u32
+                    } else {
+                        (other + l) & 127
+                    };
+                    w | v << (7 * l)
+                });
+                fields | ((k as u32 + start / 8) & 15) << 28
+            });
+            let bytes: [u8; 32] = std::array::from_fn(|i| words[i / 4].to_le_bytes()[i % 4]);
+            // WORKAROUND: AVX2 and FMA were detected above.
+            #[allow(unsafe_code)]
+            let (signs, scales) = unsafe { iq3xxs_signs_scales(&bytes) };
+            let (mut sb, mut sc) = ([0u8; 32], [0i16; 16]);
+            // WORKAROUND: as above.
+            #[allow(unsafe_code)]
+            unsafe {
+                crate::simd_mem::store256(&mut sb, signs);
+                crate::simd_mem::store256(&mut sc, scales);
+            }
+            for (k, w) in words.iter().enumerate() {
+                for l in 0..4 {
+                    let want = crate::tables::KSIGNS_IQ2XS[(w >> (7 * l) & 127) as usize];
+                    let at = 16 * (l / 2) + 2 * k + l % 2;
+                    assert_eq!(sb[at], want, "sub-block {k} field {l} word {w:#x}");
+                }
+                let s = (2 * (w >> 28) + 1) as i16;
+                assert_eq!((sc[k], sc[8 + k]), (s, s), "sub-block {k} scale");
+            }
+        }
+    }
+}
+
 use crate::synth::{random_blocks, random_vector};
 use crate::GgmlType;
 
