@@ -92,79 +92,70 @@ pub(crate) fn iq2_sign_masks() -> &'static [i64; 128] {
 }
 
 /// IQ2_XXS row · int8 activation (per-256 activation scale, like llama.cpp's q8_K): per 32
-/// weights 4 grid words (2 KiB table, indexed by the code bytes) and the 4 sign bytes, all 32
-/// of a block computed in one vector (7 stored bits and their parity as the eighth: exactly
-/// `KSIGNS_IQ2XS`) and spread to byte masks per sub-block, instead of four sign-mask table
-/// loads with their index arithmetic and assembly per 32 weights (one Zen 4 thread,
-/// 1024×4096: 13.6 → 14.2 G weights/s); the masks negate the activations so the
-/// unsigned grid feeds `maddubs` directly; the 4-bit sub-block scale rides in the widening
-/// `madd`; one float FMA per 256 weights.
+/// weights 4 grid words (2 KiB table, indexed by the code bytes) and a word of four 7-bit
+/// sign indices and a 4-bit scale — the same word as IQ3_XXS's, so the signs and scales of a
+/// block's eight sub-blocks come out of the same vector code
+/// (`simd_lowbit::iq3xxs_signs_scales`), a block ahead, and a sub-block takes one shuffle for
+/// its signs and one for its scale (the signs were computed per block before too, but read
+/// back as words and spread per sub-block, the scale converted per sub-block: 11.3 → 13.3 G
+/// weights/s, one Zen 3 thread at 512×14336). The masks negate the activations so the
+/// unsigned grid feeds `maddubs` directly; one float FMA per 256 weights.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot_iq2xxs(row: &[u8], a: &Q8Act) -> f32 {
+    use crate::simd_lowbit::{controls, iq3xxs_negative, iq3xxs_sign_control, pick};
     let grid = &IQ2XXS_GRID;
+    let pick_c = controls();
+    let sign_c = std::hint::black_box(std::array::from_fn::<_, 8, _>(|k| iq3xxs_sign_control(k)));
     let (blocks, _) = row.as_chunks::<66>();
     let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc = _mm256_setzero_ps();
-    for ((b, xq), &xd) in blocks.iter().zip(xq).zip(&a.d256) {
-        let d = crate::simd_mem::f16c_at(b, 0) * 0.125 * xd;
-        let signs = iq2xxs_sign_words(&b[2..66].as_chunks::<64>().0[0]);
-        let (xs, _) = xq.as_chunks::<64>();
+    let setup = |b: &[u8; 66]| {
+        crate::simd_lowbit::iq3xxs_signs_scales(iq2xxs_words(&b[2..66].as_chunks::<64>().0[0]))
+    };
+    let z = _mm256_setzero_si256();
+    let mut next = blocks.first().map_or((z, z), setup);
+    for (bi, ((b, xq), &xd)) in blocks.iter().zip(xq).zip(&a.d256).enumerate() {
+        let (signs, scales) = next;
+        if let Some(nb) = blocks.get(bi + 1) {
+            next = setup(nb);
+        }
+        let sub = |k: usize, q: &[u8; 8], x: &[i8; 32]| {
+            let g = |l: usize| grid[q[l] as usize] as i64;
+            let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
+            let neg = iq3xxs_negative(signs, sign_c[k]);
+            let xs = _mm256_sub_epi8(_mm256_xor_si256(load256(x), neg), neg);
+            _mm256_madd_epi16(_mm256_maddubs_epi16(w, xs), pick(scales, pick_c[k]))
+        };
         // Two sub-blocks (64 weights) a step, each into its own accumulator.
-        let (pairs, _) = b[2..].as_chunks::<16>();
+        let (pairs, _) = b[2..66].as_chunks::<16>();
+        let (xs, _) = xq.as_chunks::<64>();
         let mut s0 = _mm256_setzero_si256();
         let mut s1 = _mm256_setzero_si256();
-        for (k, (pair, x)) in pairs.iter().zip(xs).enumerate() {
+        for (j, (pair, x)) in pairs.iter().zip(xs).enumerate() {
             let (words, _) = pair.as_chunks::<8>();
             let (x, _) = x.as_chunks::<32>();
-            let sub = |word: &[u8; 8], x: &[i8; 32], sg: u32| {
-                let v = u64::from_le_bytes(*word);
-                let g = |l: u32| grid[(v >> (8 * l)) as u8 as usize] as i64;
-                let w = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
-                let xs = crate::simd_lowbit::negate_by_sign_bytes(load256(x), sg.to_le_bytes());
-                let p16 = _mm256_maddubs_epi16(w, xs);
-                _mm256_madd_epi16(p16, _mm256_set1_epi16((2 * (v >> 60) + 1) as i16))
-            };
-            // `iq2xxs_sign_words` leaves sub-block j at lane SUB_LANE[j].
-            s0 = _mm256_add_epi32(s0, sub(&words[0], &x[0], signs[SUB_LANE[2 * k]]));
-            s1 = _mm256_add_epi32(s1, sub(&words[1], &x[1], signs[SUB_LANE[2 * k + 1]]));
+            s0 = _mm256_add_epi32(s0, sub(2 * j, &words[0], &x[0]));
+            s1 = _mm256_add_epi32(s1, sub(2 * j + 1, &words[1], &x[1]));
         }
+        let d = crate::simd_mem::f16c_at(b, 0) * 0.125 * xd;
         let sum = _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1));
         acc = _mm256_fmadd_ps(sum, _mm256_set1_ps(d), acc);
     }
     hsum(acc)
 }
 
-/// Where [`iq2xxs_sign_words`] puts sub-block j's four sign bytes.
-const SUB_LANE: [usize; 8] = [0, 1, 4, 5, 2, 3, 6, 7];
-
-/// The 8 sub-blocks' four full sign bytes each (`k | parity(k) << 7` of their 7-bit fields at
-/// bits 0, 7, 14 and 21 of the sub-block's second word), sub-block j in lane `SUB_LANE[j]`.
+/// The eight sub-blocks' second words (sign fields and scale) of an IQ2_XXS block, in order.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn iq2xxs_sign_words(codes: &[u8; 64]) -> [u32; 8] {
+fn iq2xxs_words(codes: &[u8; 64]) -> __m256i {
     let (halves, _) = codes.as_chunks::<32>();
     let (v0, v1) = (load256(&halves[0]), load256(&halves[1]));
-    // The odd words of each 128-bit lane: sub-blocks 0, 1, 4, 5 | 2, 3, 6, 7.
-    let a1 = _mm256_castps_si256(_mm256_shuffle_ps::<0b11_01_11_01>(
+    // The odd words of each 128-bit lane: sub-blocks 0, 1, 4, 5 | 2, 3, 6, 7; then in order.
+    let odd = _mm256_castps_si256(_mm256_shuffle_ps::<0b11_01_11_01>(
         _mm256_castsi256_ps(v0),
         _mm256_castsi256_ps(v1),
     ));
-    let field = |v: __m256i, m: i32| _mm256_and_si256(v, _mm256_set1_epi32(m));
-    let c = _mm256_or_si256(
-        _mm256_or_si256(field(a1, 0x7f), field(_mm256_slli_epi32::<1>(a1), 0x7f00)),
-        _mm256_or_si256(
-            field(_mm256_slli_epi32::<2>(a1), 0x7f_0000),
-            field(_mm256_slli_epi32::<3>(a1), 0x7f00_0000),
-        ),
-    );
-    // Per byte: its low nibble XOR its bits 4–6 has the parity of its 7 bits.
-    let fold = field(_mm256_xor_si256(c, _mm256_srli_epi32::<4>(c)), 0x0f0f_0f0f);
-    let odd = _mm256_broadcastsi128_si256(_mm_setr_epi8(
-        0, -128, -128, 0, -128, 0, 0, -128, -128, 0, 0, -128, 0, -128, -128, 0,
-    ));
-    let mut out = [0u32; 8];
-    crate::simd_mem::store256(&mut out, _mm256_or_si256(c, _mm256_shuffle_epi8(odd, fold)));
-    out
+    _mm256_permute4x64_epi64::<0b11_01_10_00>(odd)
 }
 
 /// A decoded block (`q`: int8 weights, `s`: one scale per 16) against its activation slice

@@ -51,7 +51,7 @@ fn nibble_scales(b: &[u8; 8]) -> __m256i {
 /// limit of the K-quant and IQ kernels on Zen 4).
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn controls() -> [__m256i; 8] {
+pub(crate) fn controls() -> [__m256i; 8] {
     std::hint::black_box(controls_in_view())
 }
 
@@ -81,7 +81,7 @@ fn even_odd(s: __m256i) -> __m256i {
 /// Chunk `c`'s scale lanes from an [`even_odd`] vector.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn pick(eo: __m256i, ctrl: __m256i) -> __m256i {
+pub(crate) fn pick(eo: __m256i, ctrl: __m256i) -> __m256i {
     _mm256_shuffle_epi8(eo, ctrl)
 }
 
@@ -440,15 +440,14 @@ pub(crate) fn dot_iq2s(row: &[u8], a: &Q8Act) -> f32 {
     hsum(acc)
 }
 
-/// IQ3_XXS's eight 32-bit sub-block words (four 7-bit sign fields and a 4-bit scale each)
-/// as two vectors, computed once per block: the 32 full sign bytes (the parity bit added as
+/// IQ3_XXS's (and IQ2_XXS's) eight 32-bit sub-block words, in order (four 7-bit sign fields
+/// and a 4-bit scale each) as two vectors, computed once per block: the 32 full sign bytes (the parity bit added as
 /// IQ2_XS's) laid out for [`iq3xxs_negative`] — the low lane holds bytes 0, 1 of each
 /// sub-block (its weights 0–15), the high lane bytes 2, 3 — and the eight scales `2s + 1` as
 /// i16 lanes (0–7 in both 128-bit lanes) for [`pick`].
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-pub(crate) fn iq3xxs_signs_scales(aux: &[u8; 32]) -> (__m256i, __m256i) {
-    let a = load256(aux);
+pub(crate) fn iq3xxs_signs_scales(a: __m256i) -> (__m256i, __m256i) {
     let m = |v: i32| _mm256_set1_epi32(v);
     // Field l of each word to byte l (bit 7 of each byte clear).
     let s7 = _mm256_or_si256(
@@ -516,7 +515,7 @@ pub(crate) fn dot_iq3xxs(row: &[u8], a: &Q8Act) -> f32 {
     let (blocks, _) = row.as_chunks::<98>();
     let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc = _mm256_setzero_ps();
-    let ss = |b: &[u8; 98]| iq3xxs_signs_scales(&b[66..98].as_chunks::<32>().0[0]);
+    let ss = |b: &[u8; 98]| iq3xxs_signs_scales(load256(&b[66..98].as_chunks::<32>().0[0]));
     let zero = _mm256_setzero_si256();
     let mut next = blocks.first().map_or((zero, zero), ss);
     for (bi, ((b, xq), &xd)) in blocks.iter().zip(xq).zip(&a.d256).enumerate() {

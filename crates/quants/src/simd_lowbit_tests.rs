@@ -52,7 +52,7 @@ fn iq3xxs_signs_and_scales_match_the_table() {
             let bytes: [u8; 32] = std::array::from_fn(|i| words[i / 4].to_le_bytes()[i % 4]);
             // WORKAROUND: AVX2 and FMA were detected above.
             #[allow(unsafe_code)]
-            let (signs, scales) = unsafe { iq3xxs_signs_scales(&bytes) };
+            let (signs, scales) = unsafe { iq3xxs_signs_scales(load256(&bytes)) };
             let (mut sb, mut sc) = ([0u8; 32], [0i16; 16]);
             // WORKAROUND: as above.
             #[allow(unsafe_code)]
