@@ -7,7 +7,7 @@
 //! Σ|w_i·x_i| at row lengths ≥ 256.
 //!
 //! The bias terms (a block's `m` in `w = d·q + m`: Q4_1, Q5_1, the K-quants' minimums) take the
-//! sums of the *quantized* activations (`sum8`, `quad_s`, `bsum16`), as llama.cpp's q8_1 and
+//! sums of the *quantized* activations (`sum8`, `quad_s`, `bsum16`, `bsum8`), as llama.cpp's q8_1 and
 //! q8_K do, so a product is exactly `w · x̂` and its error `Σ w_i·(x̂_i − x_i)`. Exact sums of x
 //! look more precise but leave `Σ (w_i − m)·(x̂_i − x_i)`: `w − m = d·q` with `q` in 0..15 is
 //! all of one sign, about 2–3× the size of a trained model's zero-centred weights, so the
@@ -117,6 +117,8 @@ pub struct Q8Act {
     /// offsets and minimums (`dmin·m`, IQ1's `δ`, Q3_K's `−4`) through these instead of
     /// touching the activations again.
     pub bsum16: Vec<i16>,
+    /// Integer sum of each 8 values of `q256` (|sum| ≤ 8·127): IQ1_M's per-group delta.
+    pub bsum8: Vec<i16>,
     /// `q256` in the AVX-512 IQ2_S rows' order (see [`Q8Act::q256_by8`]), built on first use.
     by8: OnceLock<Vec<i8>>,
 }
@@ -174,16 +176,20 @@ impl Q8Act {
             self.q256.resize(n, 0);
             self.d256.resize(n / 256, 0.0);
             quantize_groups(x, 256, &mut self.q256, &mut self.d256);
-            self.bsum16.clear();
-            self.bsum16.extend(
+            self.bsum8.clear();
+            self.bsum8.extend(
                 self.q256
-                    .chunks_exact(16)
+                    .chunks_exact(8)
                     .map(|g| g.iter().map(|&v| v as i16).sum::<i16>()),
             );
+            self.bsum16.clear();
+            self.bsum16
+                .extend(self.bsum8.chunks_exact(2).map(|p| p[0] + p[1]));
         } else {
             self.q256.clear();
             self.d256.clear();
             self.bsum16.clear();
+            self.bsum8.clear();
         }
     }
 

@@ -10,22 +10,10 @@ use crate::simd_mem::load256;
 use crate::tables::IQ1S_GRID;
 use std::arch::x86_64::*;
 
-/// IQ1 groups as bytes `8·(g + 1)` ∈ {0, 8, 16} (g ∈ {−1, 0, 1} the grid value), 2048 × 8
-/// bytes = 16 KiB: IQ1_M's per-group delta is OR-ed into bit 1 in vectors (`8g + 9 ± 1`).
-pub(crate) fn iq1_eight_grid() -> &'static [u64; 2048] {
-    static TABLE: std::sync::OnceLock<Box<[u64; 2048]>> = std::sync::OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut t = Box::new([0u64; 2048]);
-        for (v, g) in t.iter_mut().zip(IQ1S_GRID.iter()) {
-            *v = u64::from_le_bytes(std::array::from_fn(|k| (8 * (g[k] + 1)) as u8));
-        }
-        t
-    })
-}
-
 /// IQ1 groups as unsigned bytes `g + 1` ∈ {0, 1, 2} (g ∈ {−1, 0, 1} the grid value), 2048 × 8
 /// bytes = 16 KiB: half the offset grid, which with a wide row's activations outgrew L1.
-/// IQ1_S's delta, one sign per 32 weights, is taken out through the activation sums instead.
+/// The deltas (IQ1_S's one sign per 32 weights, IQ1_M's per 8) are taken out through the
+/// activation sums instead.
 pub(crate) fn iq1_unsigned_grid() -> &'static [u64; 2048] {
     static TABLE: std::sync::OnceLock<Box<[u64; 2048]>> = std::sync::OnceLock::new();
     TABLE.get_or_init(|| {
@@ -117,8 +105,8 @@ pub(crate) fn dot_iq1s(row: &[u8], a: &Q8Act) -> f32 {
 /// The 32 grid indices of an IQ1_M block, `qs[i] | field_i << 8` with field i the 4-bit
 /// field i % 2 of `qh[i / 2]` (3 index bits and, as bit 11, the group's delta sign, which the
 /// 2048-entry grid's mask drops), computed in vectors (scalar shifts and masks per index were
-/// most of the kernel's instructions, as in IQ1_S); and per group the byte to OR into its
-/// grid bytes, 2 where the delta is positive, 0 where negative (groups 0–15, 16–31).
+/// most of the kernel's instructions, as in IQ1_S); and per group a byte 2 where the delta is
+/// positive, 0 where negative (groups 0–15, 16–31).
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 pub(crate) fn iq1m_indices(qs: &[u8; 32], qh: &[u8; 16]) -> ([u16; 32], [__m128i; 2]) {
@@ -176,44 +164,65 @@ fn iq1m_scales(sc: &[u8; 8]) -> __m256i {
 }
 
 /// IQ1_M: a 3-bit scale `2s + 1` per 16 weights, a delta sign per 8, the f16 super-scale in the
-/// top nibbles of the four scale words. Grid bytes `8g + 9 ± 1`: the 16 KiB grid's `8(g + 1)`
-/// with 2 OR-ed in where the group's delta is positive (one shuffle and one OR per 32 weights,
-/// the delta bytes from the index fields, computed in vectors). A 32 KiB grid with the delta
-/// folded in (indexed by the sign as bit 11) filled Zen 3's 32 KiB L1 with the activations
-/// beside it: 11.9 → 12.4 G weights/s on one Zen 3 thread at 4096×14336 (llama.cpp's 12.4–12.8)
-/// with this one (session 25 measured the offset grid on Zen 4, against a version with scalar
-/// scales and bounds-checked loads, not against this one).
+/// top nibbles of the four scale words. As IQ1_S: the unsigned grid `g + 1` in the products,
+/// each delta through its group's activation sum (`bsum8`, times `ls·(8 ∓ 1)`), and the
+/// block's indices worked out a block ahead. One Zen 3 thread at 4096×14336: 12.5 → 13.9 G
+/// weights/s (llama.cpp's 12.8). Before, the delta was OR-ed into the grid bytes `8(g + 1)`
+/// (a shuffle and an OR per 32 weights, at the start of each sub-block's work), and taking
+/// the indices a block ahead then gained nothing; a 32 KiB grid with the delta folded in
+/// filled Zen 3's 32 KiB L1 with the activations beside it (session 34).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot_iq1m(row: &[u8], a: &Q8Act) -> f32 {
     let pick_c = controls();
-    let grid = iq1_eight_grid();
-    // Sub-block j's four delta bytes (of its half's 16), each over its group's 8 lanes.
-    let spread: [__m256i; 4] = std::array::from_fn(|q| {
-        load256(&std::array::from_fn::<u8, 32, _>(|k| (4 * q + k / 8) as u8))
-    });
+    let grid = iq1_unsigned_grid();
     let (blocks, _) = row.as_chunks::<56>();
     let (xq, _) = a.q256.as_chunks::<QK_K>();
+    let (sums8, _) = a.bsum8.as_chunks::<32>();
     let mut acc = _mm256_setzero_ps();
-    for (bi, ((b, xq), &xd)) in blocks.iter().zip(xq).zip(&a.d256).enumerate() {
+    let setup = |b: &[u8; 56]| {
+        iq1m_indices(
+            &b[..32].as_chunks::<32>().0[0],
+            &b[32..48].as_chunks::<16>().0[0],
+        )
+    };
+    let mut next = blocks
+        .first()
+        .map_or(([0; 32], [_mm_setzero_si128(); 2]), setup);
+    for (bi, (((b, xq), &xd), s8)) in blocks.iter().zip(xq).zip(&a.d256).zip(sums8).enumerate() {
+        let (idx, delta) = next;
+        if let Some(nb) = blocks.get(bi + 1) {
+            next = setup(nb);
+        }
         let sc = &b[48..56].as_chunks::<8>().0[0];
         let w: [u16; 4] = std::array::from_fn(|k| u16::from_le_bytes([sc[2 * k], sc[2 * k + 1]]));
         let d16 = (w[0] >> 12) | ((w[1] >> 8) & 0x00f0) | ((w[2] >> 4) & 0x0f00) | (w[3] & 0xf000);
         let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(d16 as i32)));
         let scales = iq1m_scales(sc);
-        let eo = even_odd(scales);
-        let (idx, delta) = iq1m_indices(
-            &b[..32].as_chunks::<32>().0[0],
-            &b[32..48].as_chunks::<16>().0[0],
+        // 8·w = 8·u − 8 ± 1 with u = g + 1 from the grid: the products carry 8·ls, each group
+        // of 8 its activation sum times ls·(8 ∓ 1) (9 where its delta is negative: 9 − the
+        // delta byte, 2 or 0).
+        let sum = grid_sums(
+            grid,
+            &idx,
+            xq,
+            even_odd(_mm256_slli_epi16::<3>(scales)),
+            &pick_c,
+            |_, w| w,
         );
-        // Sub-block j's delta bytes over its groups' lanes, OR-ed into the grid bytes.
-        let delta = delta.map(|d| _mm256_broadcastsi128_si256(d));
-        let mix =
-            |j: usize, w| _mm256_or_si256(w, _mm256_shuffle_epi8(delta[j / 4], spread[j % 4]));
-        let sum = grid_sums(grid, &idx, xq, eo, &pick_c, mix);
-        // The grid bytes are 8·w + 9: the products carry 8·ls, the activation sums 9·ls.
-        let off = _mm256_madd_epi16(scales, bsums(a, bi));
-        let off9 = _mm256_add_epi32(_mm256_slli_epi32::<3>(off), off);
-        let total = _mm256_sub_epi32(sum, off9);
+        let (lo, hi) = (
+            _mm256_unpacklo_epi16(scales, scales),
+            _mm256_unpackhi_epi16(scales, scales),
+        );
+        let ls = [
+            _mm256_permute2x128_si256::<0x20>(lo, hi),
+            _mm256_permute2x128_si256::<0x31>(lo, hi),
+        ];
+        let (s8, _) = s8.as_chunks::<16>();
+        let off = std::array::from_fn::<_, 2, _>(|h| {
+            let m = _mm256_sub_epi16(_mm256_set1_epi16(9), _mm256_cvtepu8_epi16(delta[h]));
+            _mm256_madd_epi16(_mm256_mullo_epi16(ls[h], m), load256(&s8[h]))
+        });
+        let total = _mm256_sub_epi32(sum, _mm256_add_epi32(off[0], off[1]));
         acc = fold(total, d * 0.125 * xd, acc);
     }
     hsum(acc)
