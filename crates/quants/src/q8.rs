@@ -9,9 +9,9 @@
 //! The bias terms (a block's `m` in `w = d·q + m`: Q4_1, Q5_1, the K-quants' minimums) take the
 //! sums of the *quantized* activations (`sum8`, `quad_s`, `bsum16`, `bsum8`), as llama.cpp's
 //! q8_1 and q8_K do, so a product is exactly `w · x̂` and its error `Σ w_i·(x̂_i − x_i)`.
-//! Exact sums of x look more precise but leave `Σ (w_i − m)·(x̂_i − x_i)`: `w − m = d·q` with `q` in 0..15 is
-//! all of one sign, about 2–3× the size of a trained model's zero-centred weights, so the
-//! rounding errors no longer cancel. On SmolLM2 Q4_1 that doubled the error against
+//! Exact sums of x look more precise but leave `Σ (w_i − m)·(x̂_i − x_i)`: `w − m = d·q`
+//! with `q` in 0..15 is all of one sign, about 2–3× the size of a trained model's
+//! zero-centred weights, so the rounding errors no longer cancel. On SmolLM2 Q4_1 that doubled the error against
 //! `transformers` (mean |Δ log p| over the top 20: 0.30 with exact sums, 0.145 with quantized
 //! ones; llama.cpp 0.126 on the same file).
 //!

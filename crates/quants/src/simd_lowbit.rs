@@ -450,10 +450,10 @@ pub(crate) fn dot_iq2s(row: &[u8], a: &Q8Act) -> f32 {
 }
 
 /// IQ3_XXS's (and IQ2_XXS's) eight 32-bit sub-block words, in order (four 7-bit sign fields
-/// and a 4-bit scale each) as two vectors, computed once per block: the 32 full sign bytes (the parity bit added as
-/// IQ2_XS's) laid out for [`iq3xxs_negative`] — the low lane holds bytes 0, 1 of each
-/// sub-block (its weights 0–15), the high lane bytes 2, 3 — and the eight scales `2s + 1` as
-/// i16 lanes (0–7 in both 128-bit lanes) for [`pick`].
+/// and a 4-bit scale each) as two vectors, computed once per block: the 32 full sign bytes
+/// (the parity bit added as IQ2_XS's) laid out for [`iq3xxs_negative`] ([`sign_layout`]: the
+/// low lane holds bytes 0, 1 of each sub-block, its weights 0–15, the high lane bytes 2, 3)
+/// and the eight scales `2s + 1` as i16 lanes (0–7 in both 128-bit lanes) for [`pick`].
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 pub(crate) fn iq3xxs_signs_scales(a: __m256i) -> (__m256i, __m256i) {
