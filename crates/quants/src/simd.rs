@@ -102,10 +102,10 @@ pub(crate) fn iq2_sign_masks() -> &'static [i64; 128] {
 /// unsigned grid feeds `maddubs` directly; one float FMA per 256 weights.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot_iq2xxs(row: &[u8], a: &Q8Act) -> f32 {
-    use crate::simd_lowbit::{controls, iq3xxs_negative, iq3xxs_sign_control, pick};
+    use crate::simd_lowbit::{controls, iq3xxs_negative, pick, sign_controls};
     let grid = &IQ2XXS_GRID;
     let pick_c = controls();
-    let sign_c = std::hint::black_box(std::array::from_fn::<_, 8, _>(|k| iq3xxs_sign_control(k)));
+    let sign_c = sign_controls();
     let (blocks, _) = row.as_chunks::<66>();
     let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc = _mm256_setzero_ps();

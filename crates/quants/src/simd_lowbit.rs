@@ -411,7 +411,7 @@ pub(crate) fn dot_iq2s(row: &[u8], a: &Q8Act) -> f32 {
     let (blocks, _) = row.as_chunks::<82>();
     let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc = _mm256_setzero_ps();
-    let sign_c = std::hint::black_box(std::array::from_fn::<_, 8, _>(|k| iq3xxs_sign_control(k)));
+    let sign_c = sign_controls();
     let setup = |b: &[u8; 82]| sign_layout(load256(&b[34..66].as_chunks::<32>().0[0]));
     let mut next = blocks.first().map_or(_mm256_setzero_si256(), setup);
     for (bi, ((b, xq), &xd)) in blocks.iter().zip(xq).zip(&a.d256).enumerate() {
@@ -499,10 +499,17 @@ fn sign_layout(full: __m256i) -> __m256i {
 /// `2k`, bytes 8–15 byte `2k + 1`.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-pub(crate) fn iq3xxs_sign_control(k: usize) -> __m256i {
+fn iq3xxs_sign_control(k: usize) -> __m256i {
     let lo = i64::from_le_bytes([2 * k as u8; 8]);
     let hi = i64::from_le_bytes([2 * k as u8 + 1; 8]);
     _mm256_set_epi64x(hi, lo, hi, lo)
+}
+
+/// [`iq3xxs_sign_control`] of the eight sub-blocks, through `black_box` as [`controls`].
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn sign_controls() -> [__m256i; 8] {
+    std::hint::black_box(std::array::from_fn(|k| iq3xxs_sign_control(k)))
 }
 
 /// −1 in the bytes of sub-block `k`'s weights that its sign bytes (in the
@@ -528,7 +535,7 @@ pub(crate) fn iq3xxs_negative(signs: __m256i, ctrl: __m256i) -> __m256i {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot_iq3xxs(row: &[u8], a: &Q8Act) -> f32 {
     let pick_c = controls();
-    let sign_c = std::hint::black_box(std::array::from_fn::<_, 8, _>(|k| iq3xxs_sign_control(k)));
+    let sign_c = sign_controls();
     let (blocks, _) = row.as_chunks::<98>();
     let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc = _mm256_setzero_ps();
@@ -613,7 +620,7 @@ fn iq3s_indices(qs: &[u8; 64], qh: &[u8; 8]) -> [u16; 64] {
 /// sign byte per 8 weights and a 4-bit scale per 32; weights `d·(1 + 2s) · (±mag)`.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot_iq3s(row: &[u8], a: &Q8Act) -> f32 {
-    let sign_c = std::hint::black_box(std::array::from_fn::<_, 8, _>(|k| iq3xxs_sign_control(k)));
+    let sign_c = sign_controls();
     let (blocks, _) = row.as_chunks::<110>();
     let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc = _mm256_setzero_ps();
