@@ -11,9 +11,9 @@
 //! q8_1 and q8_K do, so a product is exactly `w · x̂` and its error `Σ w_i·(x̂_i − x_i)`.
 //! Exact sums of x look more precise but leave `Σ (w_i − m)·(x̂_i − x_i)`: `w − m = d·q`
 //! with `q` in 0..15 is all of one sign, about 2–3× the size of a trained model's
-//! zero-centred weights, so the rounding errors no longer cancel. On SmolLM2 Q4_1 that doubled the error against
-//! `transformers` (mean |Δ log p| over the top 20: 0.30 with exact sums, 0.145 with quantized
-//! ones; llama.cpp 0.126 on the same file).
+//! zero-centred weights, so the rounding errors no longer cancel. On SmolLM2 Q4_1 that
+//! doubled the error against `transformers` (mean |Δ log p| over the top 20: 0.30 with exact
+//! sums, 0.145 with quantized ones; llama.cpp 0.126 on the same file).
 //!
 //! Most AVX2 kernels use a coarser activation grid, `q256` (one scale per 256 values,
 //! llama.cpp's q8_K granularity; error bound as above with `d` taken over 256 values): the
