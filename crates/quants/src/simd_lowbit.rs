@@ -714,7 +714,7 @@ pub(crate) fn dot_iq2xs(row: &[u8], a: &Q8Act) -> f32 {
     let (xq, _) = a.q256.as_chunks::<QK_K>();
     let mut acc = _mm256_setzero_ps();
     // The sign bytes a block ahead (12.5 → 13.1 G weights/s, one Zen 3 thread at 4096×14336;
-    // the grid indices too was slower).
+    // taking the grid indices ahead too was slower).
     let setup = |b: &[u8; 74]| {
         let (codes, _) = b[2..66].as_chunks::<32>();
         [
