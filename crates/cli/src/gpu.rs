@@ -40,6 +40,12 @@ pub fn run(json: bool) -> Result<()> {
             yes(a.shader_f16),
             yes(a.shader_int64)
         );
+        if !a.cooperative_matrix.is_empty() {
+            println!(
+                "   matrices:      {} (cooperative)",
+                a.cooperative_matrix.join(", ")
+            );
+        }
         if a.software {
             println!(
                 "   note:          a software rasterizer: used only with --device gpu (tests) or \

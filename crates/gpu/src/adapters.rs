@@ -36,6 +36,10 @@ pub struct AdapterReport {
     pub shader_f16: bool,
     /// 64-bit integers in shaders.
     pub shader_int64: bool,
+    /// The cooperative-matrix shapes the adapter multiplies (Vulkan `KHR_cooperative_matrix`,
+    /// Metal `simdgroup_matrix`), as "MxNxK A/B type -> C type" (e.g. "8x8x8 f32->f32"); empty
+    /// where wgpu offers none (its experimental feature off, or no such hardware).
+    pub cooperative_matrix: Vec<String>,
 }
 
 impl AdapterReport {
@@ -62,6 +66,17 @@ impl AdapterReport {
             subgroup_sizes: (info.subgroup_min_size, info.subgroup_max_size),
             shader_f16: features.contains(wgpu::Features::SHADER_F16),
             shader_int64: features.contains(wgpu::Features::SHADER_INT64),
+            cooperative_matrix: if features
+                .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+            {
+                adapter
+                    .cooperative_matrix_properties()
+                    .iter()
+                    .map(coop_shape)
+                    .collect()
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -75,6 +90,18 @@ impl AdapterReport {
             _ => 4,
         }
     }
+}
+
+fn coop_shape(p: &wgpu::CooperativeMatrixProperties) -> String {
+    let ty = |t: wgpu::CooperativeScalarType| format!("{t:?}").to_lowercase();
+    format!(
+        "{}x{}x{} {}->{}",
+        p.m_size,
+        p.n_size,
+        p.k_size,
+        ty(p.ab_type),
+        ty(p.cr_type)
+    )
 }
 
 fn instance() -> wgpu::Instance {

@@ -16,7 +16,9 @@ mod stack;
 
 pub use source::all_shader_sources;
 pub(crate) use source::REDUCE_SHARED;
-use source::{decoder, kernel_checks, rows_per_wg, shader_source, stream_read_source, WG};
+use source::{
+    decoder, is_float, kernel_checks, rows_per_wg, shader_source, stream_read_source, WG,
+};
 
 use crate::{check_len, Buffer, Gpu, GpuError};
 use localglm_quants::GgmlType;
@@ -27,6 +29,12 @@ use std::sync::Arc;
 const TT: usize = 8;
 /// Rows per workgroup in the tile kernels (`RT`: WG / GT, GT = 8 groups per tile).
 const TILE_ROWS: usize = WG as usize / 8;
+/// Rows and tokens per workgroup in the matrix-unit kernels (`CR`, `CT` in `kernel_coop.wgsl`).
+const COOP_TILE: usize = 32;
+/// Tokens from which a product runs on the matrix units (`Matrices::Auto`): half a tile. A
+/// choice, not a measurement (no GPU with them has run both kernels side by side yet); a MoE
+/// product uses them when its experts average half that many slots.
+const COOP_MIN_TOKENS: usize = 16;
 /// The weight types with GPU kernels: the 22 the CPU kernels handle.
 pub const GPU_TYPES: [GgmlType; 22] = GgmlType::SUPPORTED;
 
@@ -44,15 +52,52 @@ pub enum Kernel {
     Rows,
     /// `y[s] = W[ids[s]]·x_s` (MoE decode) the same way.
     RowsIndexed,
+    /// `Plain` (or, `grouped`, `Grouped`) on the adapter's matrix units: S×S×S cooperative
+    /// matrices of f16 inputs and f32 sums, 32 rows and 32 tokens per workgroup; quantized
+    /// weights only, and only where the adapter has the shape and subgroups.
+    Coop { size: u32, grouped: bool },
 }
 
 impl Kernel {
+    /// The kernels every adapter runs.
     pub const ALL: [Kernel; 4] = [
         Kernel::Plain,
         Kernel::Grouped,
         Kernel::Rows,
         Kernel::RowsIndexed,
     ];
+    /// The matrix-unit kernels, for both shapes an adapter may have.
+    pub const COOP: [Kernel; 4] = [
+        Kernel::Coop {
+            size: 8,
+            grouped: false,
+        },
+        Kernel::Coop {
+            size: 8,
+            grouped: true,
+        },
+        Kernel::Coop {
+            size: 16,
+            grouped: false,
+        },
+        Kernel::Coop {
+            size: 16,
+            grouped: true,
+        },
+    ];
+
+    /// The cooperative-matrix shape S of a matrix-unit kernel.
+    pub fn matrix_size(self) -> Option<u32> {
+        match self {
+            Kernel::Coop { size, .. } => Some(size),
+            _ => None,
+        }
+    }
+
+    /// Whether the kernel takes the slots grouped by expert.
+    pub fn grouped(self) -> bool {
+        matches!(self, Kernel::Grouped | Kernel::Coop { grouped: true, .. })
+    }
 }
 
 /// `Params` in `prelude.wgsl`: seventeen u32, padded to a multiple of 16 bytes (the ops' own
@@ -131,9 +176,17 @@ pub struct QWeight {
     row_bytes: usize,
     chunks: Vec<Chunk>,
     in_place: bool,
+    /// Whether its many-token products may run on the matrix units (f16 inputs).
+    matrices: bool,
 }
 
 impl QWeight {
+    /// Lets (the default) or forbids its many-token products on the device's matrix units,
+    /// whose inputs are f16: a model that asks for exact f32 products forbids them.
+    pub fn set_matrices(&mut self, allowed: bool) {
+        self.matrices = allowed;
+    }
+
     /// Whether the device reads (some chunks of) the weight in place from host memory: the
     /// bytes it was made from must then outlive it.
     pub fn in_place(&self) -> bool {
@@ -285,6 +338,7 @@ impl Gpu {
             row_bytes,
             chunks,
             in_place: any_wrapped,
+            matrices: true,
         })
     }
 
@@ -374,6 +428,11 @@ impl Gpu {
         for ty in GPU_TYPES {
             for k in Kernel::ALL {
                 self.pipeline(ty, k)?;
+            }
+            if let Some(size) = self.matrix_size().filter(|_| !is_float(ty)) {
+                for grouped in [false, true] {
+                    self.pipeline(ty, Kernel::Coop { size, grouped })?;
+                }
             }
         }
         Ok(())
@@ -473,13 +532,19 @@ impl Gpu {
         fits("x", x.len(), x_off + (n - 1) * x_stride + w.cols)?;
         fits("y", y.len(), y_off + n * w.rows)?;
         // One token: the mat-vec kernel, R rows per workgroup.
-        let (kernel, per_wg) = if n == 1 {
-            (Kernel::Rows, rows_per_wg())
+        let (kernel, per_wg, tt) = if n == 1 {
+            (Kernel::Rows, rows_per_wg(), 1)
+        } else if let Some(size) = self.coop_for(w, n) {
+            let k = Kernel::Coop {
+                size,
+                grouped: false,
+            };
+            (k, COOP_TILE, COOP_TILE)
         } else {
-            (Kernel::Plain, TILE_ROWS)
+            (Kernel::Plain, TILE_ROWS, TT)
         };
         let pipeline = self.pipeline(w.ty, kernel)?;
-        let tiles = n.div_ceil(TT);
+        let tiles = n.div_ceil(tt);
         for chunk in &w.chunks {
             let count = chunk.g1 - chunk.g0;
             let (wg_x, wg_y) = self.grid(count.div_ceil(per_wg));
@@ -511,6 +576,7 @@ impl Gpu {
                 &p,
                 (wg_x, wg_y, tiles as u32),
             )?;
+            self.count_matrices(kernel);
             self.counters
                 .weight_bytes
                 .fetch_add((count * w.row_bytes * tiles) as u64, Ordering::Relaxed);
@@ -634,10 +700,20 @@ impl Gpu {
         };
         fits("x", x.len(), x_off + x_need)?;
         fits("y", y.len(), y_off + slots * w.rows)?;
-        let (kernel, z, per_wg) = if by_expert {
-            (Kernel::Grouped, w.experts, TILE_ROWS)
-        } else {
-            (Kernel::RowsIndexed, slots, rows_per_wg())
+        // By expert on the matrix units where the experts average half their minimum batch.
+        let coop = self
+            .coop_for(w, slots.div_ceil(w.experts) * 2)
+            .filter(|_| by_expert);
+        let (kernel, z, per_wg, tt) = match coop {
+            Some(size) => {
+                let k = Kernel::Coop {
+                    size,
+                    grouped: true,
+                };
+                (k, w.experts, COOP_TILE, COOP_TILE)
+            }
+            None if by_expert => (Kernel::Grouped, w.experts, TILE_ROWS, TT),
+            None => (Kernel::RowsIndexed, slots, rows_per_wg(), 1),
         };
         let pipeline = self.pipeline(w.ty, kernel)?;
         let (wg_x, wg_y) = self.grid(w.rows.div_ceil(per_wg));
@@ -670,12 +746,14 @@ impl Gpu {
                 &p,
                 (wg_x, wg_y, z as u32),
             )?;
+            self.count_matrices(kernel);
         }
         // Indexed: each slot reads one expert's rows, whichever chunk holds them. By expert:
-        // each expert with slots reads its rows once per TT of them — at most
-        // min(slots, experts) + slots / TT reads (counted so: an upper bound, never flattering).
+        // each expert with slots reads its rows once per tile of them (TT, or 32 on the matrix
+        // units) — at most min(slots, experts) + slots / tile reads (counted so: an upper
+        // bound, never flattering).
         let reads = if by_expert {
-            slots.min(w.experts) + slots / TT
+            slots.min(w.experts) + slots / tt
         } else {
             slots
         };
@@ -683,6 +761,25 @@ impl Gpu {
             .weight_bytes
             .fetch_add((reads * w.rows * w.row_bytes) as u64, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// The matrix units' shape for a product of `n` tokens by `w`, where they run it.
+    fn coop_for(&self, w: &QWeight, n: usize) -> Option<u32> {
+        let (size, when) = self.coop?;
+        let wanted = match when {
+            crate::Matrices::Off => false,
+            crate::Matrices::Auto => n >= COOP_MIN_TOKENS,
+            crate::Matrices::Always => n >= 2,
+        };
+        (wanted && w.matrices && !is_float(w.ty)).then_some(size)
+    }
+
+    fn count_matrices(&self, kernel: Kernel) {
+        if kernel.matrix_size().is_some() {
+            self.counters
+                .matrix_products
+                .fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Rows spread over x and y of the dispatch grid (x ≤ the per-dimension limit).

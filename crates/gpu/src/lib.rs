@@ -107,6 +107,34 @@ pub struct GpuOptions {
     pub max_binding_bytes: Option<u64>,
     /// Whether weights may be read in place from host memory.
     pub host_wrap: HostWrap,
+    /// Whether products of many tokens use the adapter's matrix units.
+    pub matrices: Matrices,
+}
+
+/// Whether products of many tokens (prefill) run on the adapter's matrix units — cooperative
+/// matrices: Metal's `simdgroup_matrix`, Vulkan's `KHR_cooperative_matrix` — with f16 inputs and
+/// f32 sums (`kernel_coop.wgsl`). They need an S×S×S f16 → f32 shape (S = 8 or 16) and
+/// subgroups; without them the tile kernels run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Matrices {
+    /// Never: every product on the f32 kernels.
+    Off,
+    /// For a product of at least `COOP_MIN_TOKENS` tokens, and for a MoE product whose experts
+    /// average at least half that many slots; quantized weights only (float weights — routers,
+    /// norms' neighbours — keep f32 inputs).
+    Auto,
+    /// For every product of several tokens of a quantized weight (tests).
+    Always,
+}
+
+impl Matrices {
+    /// `Auto`, or `Off` where `LOCALGLM_GPU_COOP=0` (for measuring both on a device).
+    pub fn from_env() -> Self {
+        match std::env::var("LOCALGLM_GPU_COOP").as_deref() {
+            Ok("0") | Ok("off") => Matrices::Off,
+            _ => Matrices::Auto,
+        }
+    }
 }
 
 impl Default for GpuOptions {
@@ -117,6 +145,7 @@ impl Default for GpuOptions {
             subgroups: true,
             max_binding_bytes: None,
             host_wrap: HostWrap::Auto,
+            matrices: Matrices::from_env(),
         }
     }
 }
@@ -133,6 +162,7 @@ pub struct Counters {
     allocations: AtomicU64,
     passes: AtomicU64,
     bind_groups: AtomicU64,
+    matrix_products: AtomicU64,
 }
 
 /// A snapshot of [`Counters`].
@@ -158,6 +188,8 @@ pub struct CounterSnapshot {
     pub passes: u64,
     /// Bind groups created (the rest came from the cache).
     pub bind_groups: u64,
+    /// Weight products run on the matrix units (cooperative matrices), dispatches counted.
+    pub matrix_products: u64,
 }
 
 impl CounterSnapshot {
@@ -173,6 +205,7 @@ impl CounterSnapshot {
             allocations: self.allocations - earlier.allocations,
             passes: self.passes - earlier.passes,
             bind_groups: self.bind_groups - earlier.bind_groups,
+            matrix_products: self.matrix_products - earlier.matrix_products,
         }
     }
 }
@@ -201,6 +234,8 @@ pub struct Gpu {
     queue: wgpu::Queue,
     info: AdapterReport,
     subgroups: bool,
+    /// The matrix units' shape S (S×S×S, f16 inputs, f32 sums) and when to use them.
+    coop: Option<(u32, Matrices)>,
     timestamps: bool,
     max_binding: u64,
     max_wg_dim: u32,
@@ -229,6 +264,27 @@ impl std::fmt::Debug for Gpu {
     }
 }
 
+/// The S of the adapter's S×S×S f16 → f32 cooperative matrices (the smaller where it has both
+/// 8 and 16), where the options allow them and the adapter has subgroups and f16.
+fn coop_shape(adapter: &wgpu::Adapter, opts: &GpuOptions, subgroups: bool) -> Option<u32> {
+    let needed = wgpu::Features::SHADER_F16 | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+    if opts.matrices == Matrices::Off || !subgroups || !adapter.features().contains(needed) {
+        return None;
+    }
+    adapter
+        .cooperative_matrix_properties()
+        .iter()
+        .filter(|p| {
+            p.m_size == p.n_size
+                && p.n_size == p.k_size
+                && matches!(p.m_size, 8 | 16)
+                && p.ab_type == wgpu::CooperativeScalarType::F16
+                && p.cr_type == wgpu::CooperativeScalarType::F32
+        })
+        .map(|p| p.m_size)
+        .min()
+}
+
 impl Gpu {
     /// Opens the best adapter the options allow: a discrete GPU before an integrated one before
     /// a virtual one, software only when allowed.
@@ -239,6 +295,11 @@ impl Gpu {
         let subgroups = opts.subgroups && features.contains(wgpu::Features::SUBGROUP);
         if subgroups {
             required |= wgpu::Features::SUBGROUP;
+        }
+        let coop = coop_shape(&adapter, opts, subgroups);
+        if coop.is_some() {
+            required |=
+                wgpu::Features::SHADER_F16 | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
         }
         // GPU timestamps around a compute pass, for the benchmarks (`Gpu::gpu_time`).
         let timestamps = features.contains(wgpu::Features::TIMESTAMP_QUERY);
@@ -256,11 +317,20 @@ impl Gpu {
                 .max(8),
             ..wgpu::Limits::default()
         };
+        // SAFETY: the one experimental feature asked for is cooperative matrices, and only where
+        // the adapter lists the shape the kernel uses; that kernel is checked against the CPU on
+        // an adapter that has them (`tests/kernels.rs`; lavapipe from Mesa 25.1 on).
+        #[allow(unsafe_code)]
+        let experimental = if coop.is_some() {
+            unsafe { wgpu::ExperimentalFeatures::enabled() }
+        } else {
+            wgpu::ExperimentalFeatures::disabled()
+        };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("localglm"),
             required_features: required,
             required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::default(),
+            experimental_features: experimental,
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
@@ -315,6 +385,7 @@ impl Gpu {
             queue,
             info,
             subgroups,
+            coop: coop.map(|s| (s, opts.matrices)),
             timestamps,
             max_binding,
             max_wg_dim: limits.max_compute_workgroups_per_dimension,
@@ -353,6 +424,13 @@ impl Gpu {
         self.subgroups
     }
 
+    /// The matrix units' shape S (S×S×S f16 → f32) the many-token products use, if any.
+    pub fn matrix_size(&self) -> Option<u32> {
+        self.coop
+            .filter(|(_, m)| *m != Matrices::Off)
+            .map(|(s, _)| s)
+    }
+
     /// The largest weight chunk bound to one kernel, in bytes.
     pub fn max_binding_bytes(&self) -> u64 {
         self.max_binding
@@ -371,6 +449,7 @@ impl Gpu {
             allocations: c.allocations.load(Ordering::Relaxed),
             passes: c.passes.load(Ordering::Relaxed),
             bind_groups: c.bind_groups.load(Ordering::Relaxed),
+            matrix_products: c.matrix_products.load(Ordering::Relaxed),
         }
     }
 

@@ -16,7 +16,7 @@
 //! so and passes, unless `LOCALGLM_REQUIRE_GPU=1` (set by the test script where it installs
 //! lavapipe), which turns a missing adapter into a failure.
 
-use localglm_gpu::{Gpu, GpuError, GpuOptions, HostWrap, GPU_TYPES};
+use localglm_gpu::{Gpu, GpuError, GpuOptions, HostWrap, Matrices, GPU_TYPES};
 use localglm_quants::synth::{random_blocks, random_vector};
 use localglm_quants::{dequantize_row, GgmlType};
 
@@ -527,4 +527,149 @@ fn a_buffer_beyond_the_device_is_an_out_of_memory_error_naming_the_fixes() {
 fn every_op_shader_compiles() {
     let Some(gpu) = open(true, None) else { return };
     gpu.compile_ops().unwrap();
+}
+
+/// The matrix-unit kernels' tolerance. They multiply f16 copies of the decoded weights and of the
+/// activations (round to nearest: relative error u = 2⁻¹¹ each, so ≤ 2u + u² per product) and
+/// sum in f32 (γ_k ≤ 1.4e-4 as above): |y − ref| ≤ 1.12e-3·Σ|wᵢxᵢ|, allowed as 1.2e-3. An input
+/// below f16's normal range (6.1e-5) keeps an absolute error of at most 2⁻²⁵ instead, which
+/// the second term covers: 2⁻²⁵·Σ(|wᵢ| + |xᵢ|)·max(|w|, |x|, 1).
+fn check_dot_f16(what: &str, got: f32, row: &[f32], x: &[f32]) {
+    let want: f64 = row.iter().zip(x).map(|(a, b)| *a as f64 * *b as f64).sum();
+    let scale: f64 = row
+        .iter()
+        .zip(x)
+        .map(|(a, b)| (*a as f64 * *b as f64).abs())
+        .sum();
+    let big = row.iter().chain(x).fold(1f64, |m, v| m.max(v.abs() as f64));
+    let small: f64 = row.iter().chain(x).map(|v| v.abs() as f64).sum::<f64>() * big;
+    let err = (got as f64 - want).abs();
+    assert!(
+        err <= 1.2e-3 * scale + small / (1u64 << 25) as f64,
+        "{what}: got {got}, want {want} (error {err:.3e}, scale {scale:.3e})"
+    );
+}
+
+/// A device whose many-token products run on its matrix units (`Matrices::Always`), or `None`
+/// with the reason printed where the adapter has no f16 → f32 cooperative matrices (lavapipe
+/// before Mesa 25.1; `scripts/test.sh` runs this test again on Mesa 26's lavapipe with
+/// `LOCALGLM_REQUIRE_COOP=1`, which makes their absence a failure).
+fn open_matrices(max_binding_bytes: Option<u64>) -> Option<Gpu> {
+    let gpu = common::open(GpuOptions {
+        matrices: Matrices::Always,
+        max_binding_bytes,
+        ..GpuOptions::default()
+    })?;
+    if gpu.matrix_size().is_some() {
+        return Some(gpu);
+    }
+    let why = format!(
+        "{} ({}) offers no S×S×S f16 → f32 cooperative matrices (it lists {:?})",
+        gpu.adapter().name,
+        gpu.adapter().driver,
+        gpu.adapter().cooperative_matrix
+    );
+    if std::env::var("LOCALGLM_REQUIRE_COOP").is_ok_and(|v| v == "1") {
+        panic!("LOCALGLM_REQUIRE_COOP=1 but {why}");
+    }
+    eprintln!("matrix-unit kernels not run on this adapter: {why}");
+    None
+}
+
+/// Every quantized type's product on the matrix units against the CPU: 40 tokens (a full tile
+/// of 32 and a partial one) over 37 rows (a full tile and a partial one), overwriting and
+/// accumulating; and the MoE product grouped by expert, one expert with 36 slots (two tiles),
+/// one with none, an id out of range, 3 slots per activation row and one shared row; with
+/// whole weights and with weights split over 8 KiB bindings (chunks ending mid-tile and
+/// mid-expert).
+#[test]
+fn matrix_unit_products_match_the_cpu_where_the_adapter_has_them() {
+    for binding in [None, Some(8u64 << 10)] {
+        let Some(gpu) = open_matrices(binding) else {
+            return;
+        };
+        let label = format!(
+            "matrices {0}x{0}x{0} bindings {binding:?}",
+            gpu.matrix_size().unwrap_or(0)
+        );
+        eprintln!("{label}: {}", gpu.adapter().name);
+        for ty in GPU_TYPES.into_iter().filter(|t| t.block_elems() > 1) {
+            let cols = cols_for(ty)[1];
+            let (rows, n) = (37, 40);
+            let w = random_weight(ty, rows, cols, 3 + cols as u64);
+            let xs = random_vector(n * cols, 4);
+            let qw = gpu.upload_weight("w", ty, &w, 1, rows, cols).unwrap();
+            let x = gpu.upload_f32(&xs).unwrap();
+            let y = gpu.zeros(3 + n * rows).unwrap();
+            let before = gpu.counters().matrix_products;
+            gpu.matmul(&qw, &x, 0, n, &y, 3).unwrap();
+            assert!(
+                gpu.counters().matrix_products > before,
+                "{label} {ty}: not on them"
+            );
+            let got = gpu.read_f32(&y).unwrap();
+            let ref_rows = dequant_rows(ty, &w, rows, cols);
+            for t in 0..n {
+                for (r, row) in ref_rows.iter().enumerate() {
+                    let xv = &xs[t * cols..(t + 1) * cols];
+                    let what = format!("{label} {ty} token {t} row {r}");
+                    check_dot_f16(&what, got[3 + t * rows + r], row, xv);
+                }
+            }
+            gpu.matmul_add(&qw, &x, 0, n, &y, 3).unwrap();
+            let twice = gpu.read_f32(&y).unwrap();
+            assert_eq!(twice[..3], [0.0; 3], "{label} {ty}: outside the output");
+            for (i, (a, b)) in got.iter().zip(&twice).enumerate().skip(3) {
+                assert_eq!(2.0 * a, *b, "{label} {ty} matmul_add at {i}");
+            }
+            grouped_on_matrices(&gpu, &label, ty, cols);
+        }
+    }
+}
+
+fn grouped_on_matrices(gpu: &Gpu, label: &str, ty: GgmlType, cols: usize) {
+    let (experts, rows) = (5usize, 11usize);
+    let many: Vec<u32> = (0..84u32)
+        .map(|s| match s % 7 {
+            0..=2 => 3,
+            3 => 0,
+            4 => 2,
+            5 if s == 12 => 9,
+            _ => 4,
+        })
+        .collect();
+    let w = random_weight(ty, experts * rows, cols, 7 + cols as u64);
+    let qw = gpu
+        .upload_weight("experts", ty, &w, experts, rows, cols)
+        .unwrap();
+    let ref_rows = dequant_rows(ty, &w, experts * rows, cols);
+    let ids = gpu.upload_u32(&many).unwrap();
+    let groups = gpu.zeros(experts + 1 + many.len()).unwrap();
+    gpu.bucket(&ids, many.len(), experts, &groups).unwrap();
+    for x_div in [3usize, 0] {
+        let nx = match x_div {
+            0 => cols,
+            d => many.len().div_ceil(d) * cols,
+        };
+        let xs = random_vector(nx, 5 + x_div as u64);
+        let x = gpu.upload_f32(&xs).unwrap();
+        let y = gpu.upload_f32(&vec![7.0; many.len() * rows]).unwrap();
+        gpu.matvec_by_expert(&qw, &groups, many.len(), &x, 0, cols, x_div, &y, 0)
+            .unwrap();
+        let got = gpu.read_f32(&y).unwrap();
+        for (s, &e) in many.iter().enumerate() {
+            let xv = match s.checked_div(x_div) {
+                Some(row) => &xs[row * cols..(row + 1) * cols],
+                None => &xs[..],
+            };
+            for r in 0..rows {
+                let what = format!("{label} {ty} by expert x_div={x_div} slot {s} row {r}");
+                let at = s * rows + r;
+                match ref_rows.get(e as usize * rows + r) {
+                    Some(row) if (e as usize) < experts => check_dot_f16(&what, got[at], row, xv),
+                    _ => assert_eq!(got[at], 7.0, "{what}: left alone"),
+                }
+            }
+        }
+    }
 }

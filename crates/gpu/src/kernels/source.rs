@@ -54,6 +54,7 @@ const PRELUDE: &str = include_str!("../shaders/prelude.wgsl");
 pub(crate) const REDUCE_SHARED: &str = include_str!("../shaders/reduce_shared.wgsl");
 const KERNEL_TILE: &str = include_str!("../shaders/kernel_tile.wgsl");
 const KERNEL_ROWS: &str = include_str!("../shaders/kernel_rows.wgsl");
+const KERNEL_COOP: &str = include_str!("../shaders/kernel_coop.wgsl");
 const STAGED: &str = include_str!("../shaders/staged.wgsl");
 const STREAM_READ: &str = include_str!("../shaders/stream_read.wgsl");
 const REDUCE_ROWS_SHARED: &str = include_str!("../shaders/reduce_rows_shared.wgsl");
@@ -92,14 +93,23 @@ pub(super) fn decoder(ty: GgmlType) -> Option<&'static str> {
     })
 }
 
-fn is_float(ty: GgmlType) -> bool {
+pub(super) fn is_float(ty: GgmlType) -> bool {
     matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
 }
 
 /// The complete WGSL source of one kernel for one type.
 pub(super) fn shader_source(ty: GgmlType, kernel: Kernel, subgroups: bool) -> Option<String> {
     let dec = decoder(ty)?;
-    let mut s = format!("const WG: u32 = {WG}u;\n");
+    let coop = kernel.matrix_size();
+    if coop.is_some() && (is_float(ty) || !subgroups) {
+        return None;
+    }
+    let mut s = String::new();
+    if let Some(size) = coop {
+        // Directives first; the shape's size in the type name (`coop_mat8x8`, `coop_mat16x16`).
+        s += &format!("enable f16;\nenable wgpu_cooperative_matrix;\nconst S: u32 = {size}u;\n");
+    }
+    s += &format!("const WG: u32 = {WG}u;\n");
     s += &crate::tables::wgsl_consts();
     s += PRELUDE;
     if matches!(kernel, Kernel::Rows | Kernel::RowsIndexed) {
@@ -116,7 +126,7 @@ pub(super) fn shader_source(ty: GgmlType, kernel: Kernel, subgroups: bool) -> Op
         };
     } else {
         // The tile kernels sum each row over a few invocations in workgroup memory.
-        s += &format!("const GROUPED: bool = {};\n", kernel == Kernel::Grouped);
+        s += &format!("const GROUPED: bool = {};\n", kernel.grouped());
     }
     if matches!(ty, GgmlType::Q4_K | GgmlType::Q5_K) {
         s += K_SCALE_MIN;
@@ -139,6 +149,7 @@ pub(super) fn shader_source(ty: GgmlType, kernel: Kernel, subgroups: bool) -> Op
     let body = match kernel {
         Kernel::Plain | Kernel::Grouped => KERNEL_TILE,
         Kernel::Rows | Kernel::RowsIndexed => KERNEL_ROWS,
+        Kernel::Coop { .. } => KERNEL_COOP,
     };
     let (builtins, args) = if subgroups {
         (
@@ -148,6 +159,10 @@ pub(super) fn shader_source(ty: GgmlType, kernel: Kernel, subgroups: bool) -> Op
     } else {
         ("", "")
     };
+    if let Some(size) = coop {
+        s += &body.replace("COOP<", &format!("coop_mat{size}x{size}<"));
+        return Some(s);
+    }
     s += STAGED;
     s += &body
         .replace("SUBGROUP_BUILTINS", builtins)
@@ -166,7 +181,7 @@ pub(super) fn stream_read_source() -> String {
 pub fn all_shader_sources() -> Vec<(String, String)> {
     let mut out = Vec::new();
     for ty in GPU_TYPES {
-        for k in Kernel::ALL {
+        for k in Kernel::ALL.into_iter().chain(Kernel::COOP) {
             for subgroups in [false, true] {
                 if let Some(src) = shader_source(ty, k, subgroups) {
                     out.push((format!("{ty} {k:?} subgroups={subgroups}"), src));

@@ -83,6 +83,7 @@ impl Gpu {
             row_bytes,
             chunks,
             in_place: false,
+            matrices: true,
         })
     }
 
