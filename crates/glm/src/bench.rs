@@ -481,12 +481,20 @@ fn gpu_counts(model: &Model, prompt: usize, gen: usize) -> Result<()> {
     let per_prompt = pre.weight_bytes as f64 / tokens.len() as f64;
     println!(
         "prefill of {} tokens: {:.0} weight bytes read per prompt token = {:.3} × a decoded \
-         token's minimum ({} dispatches, {} submissions)",
+         token's minimum ({} dispatches, {} submissions; {} products on the matrix units{})",
         tokens.len(),
         per_prompt,
         per_prompt / min,
         pre.dispatches,
-        pre.submissions
+        pre.submissions,
+        pre.matrix_products,
+        match gpu.matrix_size() {
+            Some(s) => format!(", {s}x{s}x{s} f16 -> f32"),
+            None => format!(
+                ": none in use; the adapter lists {:?}",
+                adapter.cooperative_matrix
+            ),
+        }
     );
     Ok(())
 }

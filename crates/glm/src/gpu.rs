@@ -14,7 +14,11 @@
 //!   file's pages in place (stacking would copy them) or the placement asks for them apart; the
 //!   pass then runs a product each.
 //! * A product on the GPU computes in f32 from the block-decoded weights; the CPU path's int8
-//!   activations are not used there, so GPU results are at least as close to the reference.
+//!   activations are not used there. Where the device has matrix units (cooperative matrices)
+//!   a product of many tokens runs on them with f16 copies of the weights and activations and
+//!   f32 sums — the fast default's counterpart of the CPU's int8 activations, closer to the
+//!   reference than those; a model opened with exact products (`Activations::F32`) keeps every
+//!   product in f32 (`QWeight::set_matrices`).
 //! * The forward pass (`pass`) then runs over the device's ops (`gpu_ops`); the CPU's ops
 //!   (`cpu_ops`) never touch the GPU — a MoE layer whose routed experts are in RAM hands the
 //!   CPU kernels only those (`Model::moe_routed`).
@@ -73,6 +77,8 @@ pub(crate) struct GpuWeights {
     pub(crate) scratch: std::sync::Mutex<localglm_gpu::Pool>,
     /// Weights the device reads in place from the file's memory map (Apple unified memory).
     pub(crate) in_place_bytes: u64,
+    /// Exact f32 products only: no f16 matrix units (`Activations::F32`).
+    exact: bool,
     /// The memory map those weights live in, kept until they are gone (dropped last).
     map: Arc<GgufModel>,
 }
@@ -83,8 +89,10 @@ impl GpuWeights {
         w: &Weights,
         mtp: Option<&MtpWeights>,
         placement: &GpuPlacement,
+        exact: bool,
     ) -> Result<Self, GlmError> {
         let mut out = Self {
+            exact,
             in_place_bytes: 0,
             map: g.clone(),
             gpu: placement.gpu.clone(),
@@ -152,7 +160,7 @@ impl GpuWeights {
         // SAFETY: the bytes are in the read-only memory map of `self.map`, which this struct
         // keeps (and drops after the weights).
         #[allow(unsafe_code)]
-        let q = unsafe {
+        let mut q = unsafe {
             self.gpu.upload_weight_in_place(
                 &t.info.name,
                 t.ty(),
@@ -162,6 +170,7 @@ impl GpuWeights {
                 t.cols(),
             )
         }?;
+        q.set_matrices(!self.exact);
         self.bytes += q.bytes();
         if q.in_place() {
             self.in_place_bytes += q.bytes();
@@ -174,13 +183,14 @@ impl GpuWeights {
     fn put_stack(&mut self, g: &GgufModel, parts: &[&QTensor]) -> Result<(), GlmError> {
         let first = parts[0];
         let bytes: Vec<(&[u8], usize)> = parts.iter().map(|t| (t.bytes(g), t.rows())).collect();
-        let q = self.gpu.upload_weight_stack(
+        let mut q = self.gpu.upload_weight_stack(
             &first.info.name,
             first.ty(),
             &bytes,
             first.dim(2),
             first.cols(),
         )?;
+        q.set_matrices(!self.exact);
         self.bytes += q.bytes();
         self.by_name.insert(stack_key(parts), q);
         Ok(())

@@ -231,6 +231,7 @@ impl Model {
                 &weights,
                 mtp.as_ref().map(|b| &b.w),
                 p,
+                opts.activations == Activations::F32,
             )?),
             None => None,
         };
