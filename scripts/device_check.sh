@@ -9,7 +9,8 @@
 #
 # `bash scripts/device_check.sh [model|glm|kernels|bench|sweep|long]...` runs only the named
 # steps (sweep: the kernel benchmark at 1, 2, 4 and 16 rows per workgroup, and with
-# LOCALGLM_GPU_XREG=0, and the model with gate and up as separate products).
+# LOCALGLM_GPU_XREG=0, and the model with gate and up as separate products and without the
+# matrix units, LOCALGLM_GPU_COOP=0).
 set -u
 OUT="${OUT:-/tmp/device-out}"
 mkdir -p "$OUT"
@@ -100,6 +101,9 @@ if want sweep && [ -x "$BIN/gpu_bench" ]; then
   LOCALGLM_GPU_XREG=0 step gpu_bench_xreg0 90 "$BIN/gpu_bench" --mib 256 --reps 4 --types IQ1_S,IQ2_XXS,Q4_K,F32
   # Each FFN's gate and up as two products (as before session 27, and on unified memory).
   [ -x "$BIN/glm_bench" ] && bench_model glm_bench_separate 150 128 64 3 --weights separate
+  # The prompt's products on the f32 tile kernels instead of the matrix units (cooperative
+  # matrices, where the adapter has them: the glm_bench step's prefill line says).
+  [ -x "$BIN/glm_bench" ] && LOCALGLM_GPU_COOP=0 bench_model glm_bench_no_matrices 150 128 64 3
 fi
 if want long && [ -x "$BIN/glm_bench" ]; then
   bench_model glm_bench_long 150 2048 32 2

@@ -73,6 +73,25 @@ build_app() {
   (cd "$ROOT" && cargo build --workspace --all-targets $(gpu_features) "$@")
 }
 
+# The executable of the workspace's test target `$2` of package `$1` (built by `cargo test`;
+# this only asks cargo where it is).
+test_executable() {
+  (cd "$ROOT" && cargo test --workspace $(gpu_features) --no-run --message-format=json 2>/dev/null) |
+    python3 -c '
+import json, sys
+pkg, target = sys.argv[1], sys.argv[2]
+for line in sys.stdin:
+    m = json.loads(line)
+    t = m.get("target") or {}
+    pid = m.get("package_id", "")
+    if (m.get("executable") and t.get("name") == target and "test" in t.get("kind", [])
+            and ("#" + pkg + "@" in pid or pid.startswith(pkg + " "))):
+        print(m["executable"])
+        sys.exit(0)
+sys.exit("no test executable " + target + " of " + pkg)
+' "$1" "$2"
+}
+
 # Cargo features for this OS's GPU: on macOS, mistral.rs's Metal backend for the models it runs
 # (the default model included). LocalGLM's own GLM runtime needs none: it finds Metal, Vulkan or
 # DX12 at run time through wgpu. Used by every build and test command, so they share one build.

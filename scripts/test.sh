@@ -43,6 +43,24 @@ for v in 1:0 16:1; do
   (cd "$ROOT" && LOCALGLM_GPU_R=${v%:*} LOCALGLM_GPU_XREG=${v#*:} cargo test --workspace $(gpu_features) --test kernels) || status=1
 done
 
+# The matrix-unit (cooperative-matrix) kernels of the GPU backend, which Debian 12's lavapipe
+# cannot run: the same test binaries again on Mesa 26's lavapipe (Debian trixie-backports,
+# unpacked into a cache folder, `scripts/lavapipe_matrices.sh`), where a missing shape is a
+# failure (LOCALGLM_REQUIRE_COOP=1): the kernels against the CPU for every quantized type, and
+# the GLM runtime's GPU reference tests and the dense models' GPU tests (the fast mode runs
+# prompts on the matrix units).
+log "the GPU backend's matrix-unit kernels on Mesa 26's lavapipe (KHR_cooperative_matrix)"
+if [ -f /etc/debian_version ] && [ "$(uname -m)" = x86_64 ]; then
+  for t in localglm-gpu:kernels:matrix_unit localglm-glm:gpu_reference: localglm-glm:dense:on_the_gpu; do
+    IFS=: read -r pkg target filter <<<"$t"
+    bin=$(test_executable "$pkg" "$target") &&
+      (cd "$ROOT" && LOCALGLM_REQUIRE_COOP=1 bash scripts/lavapipe_matrices.sh "$bin" $filter) ||
+      status=1
+  done
+else
+  echo "SKIPPED: the matrix-unit kernels' run needs Debian's packages on x86-64" >&2
+fi
+
 # The kernels as an aarch64 build runs them (NEON), and the runtime's transformers
 # references on them, under QEMU user mode: as a CPU with the dot-product extension (`-cpu max`:
 # the SDOT path) and as one without (`-cpu cortex-a72`: plain NEON). A cross build of two
