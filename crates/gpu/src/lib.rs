@@ -120,8 +120,8 @@ pub enum Matrices {
     /// Never: every product on the f32 kernels.
     Off,
     /// For a product of at least `COOP_MIN_TOKENS` tokens, and for a MoE product whose experts
-    /// average at least half that many slots; quantized weights only (float weights — routers,
-    /// norms' neighbours — keep f32 inputs).
+    /// average at least half that many slots; quantized weights only (float weights, GLM's
+    /// routers among them, keep f32 inputs).
     Auto,
     /// For every product of several tokens of a quantized weight (tests).
     Always,
@@ -319,7 +319,7 @@ impl Gpu {
         };
         // SAFETY: the one experimental feature asked for is cooperative matrices, and only where
         // the adapter lists the shape the kernel uses; that kernel is checked against the CPU on
-        // an adapter that has them (`tests/kernels.rs`; lavapipe from Mesa 25.1 on).
+        // an adapter that has them (`tests/kernels.rs`; Mesa 26's lavapipe in CI).
         #[allow(unsafe_code)]
         let experimental = if coop.is_some() {
             unsafe { wgpu::ExperimentalFeatures::enabled() }

@@ -551,8 +551,8 @@ fn check_dot_f16(what: &str, got: f32, row: &[f32], x: &[f32]) {
 }
 
 /// A device whose many-token products run on its matrix units (`Matrices::Always`), or `None`
-/// with the reason printed where the adapter has no f16 → f32 cooperative matrices (lavapipe
-/// before Mesa 25.1; `scripts/test.sh` runs this test again on Mesa 26's lavapipe with
+/// with the reason printed where the adapter has no f16 → f32 cooperative matrices (Debian
+/// 12's lavapipe, Mesa 22.3; `scripts/test.sh` runs this test again on Mesa 26's lavapipe with
 /// `LOCALGLM_REQUIRE_COOP=1`, which makes their absence a failure).
 fn open_matrices(max_binding_bytes: Option<u64>) -> Option<Gpu> {
     let gpu = common::open(GpuOptions {
