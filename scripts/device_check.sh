@@ -90,6 +90,8 @@ if want kernels; then
 fi
 if want bench && [ -x "$BIN/gpu_bench" ]; then
   step gpu_bench 150 "$BIN/gpu_bench" --mib 512 --reps 6
+  # A prompt's products: the matrix units (where the adapter has them) against the tile kernels.
+  step gpu_bench_prefill 120 "$BIN/gpu_bench" --tokens 256 --mib 32 --reps 4 --types Q4_K,Q6_K,IQ2_XXS,IQ1_S,IQ3_XXS
 fi
 # Rows per workgroup of the mat-vec kernel (8 by default): on the H200 the kernels reached
 # 0.03-0.24 of the streaming read; fewer rows per workgroup mean more workgroups in flight.

@@ -4,8 +4,11 @@
 //! lent GPU machine with the kernel tests (`scripts/device_check.sh`).
 //!
 //! `cargo run --example gpu_bench -- [--mib 256] [--reps 20] [--types Q4_K,IQ2_XXS]`
+//!
+//! With `--tokens N` it times a prompt's product of N tokens instead, on the adapter's matrix
+//! units (where it has them) against the f32 tile kernels, the same weights in the same run.
 
-use localglm_gpu::{Buffer, Gpu, GpuError, GpuOptions, GPU_TYPES};
+use localglm_gpu::{Buffer, Gpu, GpuError, GpuOptions, Matrices, GPU_TYPES};
 use localglm_quants::synth::{random_blocks, random_vector};
 use std::time::Instant;
 
@@ -38,14 +41,11 @@ fn main() {
     let only: Vec<String> = arg("--types")
         .map(|v| v.split(',').map(|s| s.trim().to_uppercase()).collect())
         .unwrap_or_default();
-    let gpu = Gpu::new(&GpuOptions {
-        allow_software: true,
-        ..GpuOptions::default()
-    })
-    .unwrap_or_else(|e| {
-        eprintln!("{e}");
-        std::process::exit(2)
-    });
+    if let Some(tokens) = arg("--tokens").and_then(|v| v.parse().ok()) {
+        prefill(tokens, mib, reps, &only);
+        return;
+    }
+    let gpu = open(Matrices::from_env());
     let a = gpu.adapter();
     println!(
         "adapter: {} ({}, {}), subgroups {:?} (used: {})",
@@ -151,6 +151,75 @@ fn main() {
             one * 1e6,
             gbs_e / 1e9,
             gbs_e / stream,
+        );
+    }
+}
+
+fn open(matrices: Matrices) -> Gpu {
+    Gpu::new(&GpuOptions {
+        allow_software: true,
+        matrices,
+        ..GpuOptions::default()
+    })
+    .unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2)
+    })
+}
+
+/// A prompt's product of `tokens` tokens by a `mib`-MiB weight of 4096 columns, per quantized
+/// type: multiply-adds per second on the f32 tile kernels and on the matrix units (best of
+/// `reps`, PER_SUBMISSION products per submission), and their ratio.
+fn prefill(tokens: usize, mib: usize, reps: usize, only: &[String]) {
+    let tile = open(Matrices::Off);
+    let coop = open(Matrices::Always);
+    let a = coop.adapter();
+    println!(
+        "adapter: {} ({}), matrix units: {}; {tokens} tokens, timed by {}",
+        a.name,
+        a.backend,
+        match coop.matrix_size() {
+            Some(s) => format!("{s}x{s}x{s} f16 -> f32"),
+            None => format!("none in use (the adapter lists {:?})", a.cooperative_matrix),
+        },
+        if coop.has_timestamps() {
+            "GPU timestamps"
+        } else {
+            "the wall clock"
+        }
+    );
+    println!("| type | rows × cols | tile kernels, G multiply-adds/s | matrix units | ÷ tile |");
+    println!("|---|---|---|---|---|");
+    for ty in GPU_TYPES.into_iter().filter(|t| t.block_elems() > 1) {
+        if !only.is_empty() && !only.iter().any(|o| o == ty.name()) {
+            continue;
+        }
+        let cols = 4096usize;
+        let row_bytes = ty.row_bytes(cols).expect("whole blocks");
+        let rows = ((mib << 20) / row_bytes).clamp(32, 65536);
+        let data = random_blocks(ty, rows * cols / ty.block_elems(), 1);
+        let xs = random_vector(tokens * cols, 2);
+        let rate = |gpu: &Gpu| {
+            let w = gpu
+                .upload_weight("bench", ty, &data, 1, rows, cols)
+                .expect("upload");
+            let x = gpu.upload_f32(&xs).expect("x");
+            let y = gpu.zeros(tokens * rows).expect("y");
+            let product = || gpu.matmul(&w, &x, 0, tokens, &y, 0);
+            product().expect("warm-up");
+            gpu.read_f32_range(&y, 0, 1).expect("warm-up");
+            let best = (0..reps.max(1))
+                .map(|_| per_product(gpu, product, &y))
+                .fold(f64::MAX, f64::min);
+            (rows * cols * tokens) as f64 / best / 1e9
+        };
+        let on_tile = rate(&tile);
+        let on_coop = coop.matrix_size().map(|_| rate(&coop));
+        println!(
+            "| {} | {rows} × {cols} | {on_tile:.1} | {} | {} |",
+            ty.name(),
+            on_coop.map_or("—".into(), |r| format!("{r:.1}")),
+            on_coop.map_or("—".into(), |r| format!("{:.2}", r / on_tile)),
         );
     }
 }
