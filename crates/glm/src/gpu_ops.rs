@@ -313,8 +313,10 @@ pub(crate) struct GpuOps<'a> {
     /// The RoPE table of the pass's positions: cos rows, then sin rows at `sin_off`.
     table: Buffer,
     sin_off: usize,
-    /// Each token's head numbers (the per-head products' expert ids).
+    /// Each token's head numbers (the per-head products' expert ids), and for a batch the
+    /// slots grouped by head (`Gpu::bucket`'s layout), so a head's weights are read per tile.
     head_ids: Buffer,
+    head_groups: Option<Buffer>,
 }
 
 impl<'a> GpuOps<'a> {
@@ -337,6 +339,13 @@ impl<'a> GpuOps<'a> {
         let ids: Vec<u32> = (0..n).flat_map(|_| 0..nh as u32).collect();
         let head_ids = pool.get(g, "head_ids", ids.len())?;
         g.write_u32(&head_ids, &ids)?;
+        let mut head_groups = None;
+        if n >= BY_EXPERT_FROM {
+            let slots = (0..nh).flat_map(|h| (0..n).map(move |t| (t * nh + h) as u32));
+            let groups: Vec<u32> = (0..=nh).map(|h| (h * n) as u32).chain(slots).collect();
+            let buf = head_groups.insert(pool.get(g, "head_groups", groups.len())?);
+            g.write_u32(buf, &groups)?;
+        }
         Ok(Self {
             m,
             gw,
@@ -349,6 +358,7 @@ impl<'a> GpuOps<'a> {
             table,
             sin_off: n * half,
             head_ids,
+            head_groups,
         })
     }
 
@@ -686,10 +696,14 @@ impl Ops for GpuOps<'_> {
         let words = localglm_gpu::attention_scratch_words(n, nh, c.kv_lora);
         let scratch = self.get("scratch", words)?;
         let o = self.get("o", n * nh * c.v_head)?;
-        let ids = &self.head_ids;
+        let (ids, groups) = (&self.head_ids, self.head_groups.as_ref());
         // Absorbed MLA: q̃ = K_b[h]·q_nope; attention over the latent cache; V_b.
         let (g, k_b, v_b) = (self.g, w(self.gw, &lw.k_b)?, w(self.gw, &lw.v_b)?);
-        g.matvec_indexed_grouped(k_b, ids, n * nh, &q.buf, q.off, qk, 1, &qabs, 0)?;
+        let per_head = |wt, x: &Buffer, xo, xs, y: &Buffer| match groups {
+            Some(gr) => g.matvec_by_expert(wt, gr, n * nh, x, xo, xs, 1, y, 0),
+            None => g.matvec_indexed_grouped(wt, ids, n * nh, x, xo, xs, 1, y, 0),
+        };
+        per_head(k_b, &q.buf, q.off, qk, &qabs)?;
         let rows = &self.dkv.kv[i];
         g.attention(&AttentionArgs {
             kv: self.m.opts.kv_type,
@@ -716,7 +730,7 @@ impl Ops for GpuOps<'_> {
             rope: c.qk_rope,
             scale: c.attn_scale(),
         })?;
-        g.matvec_indexed_grouped(v_b, ids, n * nh, &olat, 0, c.kv_lora, 1, &o, 0)?;
+        per_head(v_b, &olat, 0, c.kv_lora, &o)?;
         Ok(Act::new(o, n, nh * c.v_head))
     }
 

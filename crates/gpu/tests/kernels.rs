@@ -624,6 +624,34 @@ fn matrix_unit_products_match_the_cpu_where_the_adapter_has_them() {
             }
             grouped_on_matrices(&gpu, &label, ty, cols);
         }
+        per_head_on_matrices(&gpu, &label);
+    }
+}
+
+/// MLA's per-head products as a prompt runs them: 48 tokens × 4 heads, each head an "expert"
+/// of 64 rows by one block's columns, the slots grouped by head on the host, each token's
+/// heads reading strided parts of its row (q_nope of [q_nope ; q_pe]).
+fn per_head_on_matrices(gpu: &Gpu, label: &str) {
+    let (ty, heads, rows, cols, stride, n) = (GgmlType::Q8_0, 4usize, 64usize, 32usize, 64, 48);
+    let w = random_weight(ty, heads * rows, cols, 21);
+    let qw = gpu.upload_weight("k_b", ty, &w, heads, rows, cols).unwrap();
+    let ref_rows = dequant_rows(ty, &w, heads * rows, cols);
+    let slots = (0..heads).flat_map(|h| (0..n).map(move |t| (t * heads + h) as u32));
+    let groups: Vec<u32> = (0..=heads).map(|h| (h * n) as u32).chain(slots).collect();
+    let groups = gpu.upload_u32(&groups).unwrap();
+    let xs = random_vector(n * heads * stride, 22);
+    let x = gpu.upload_f32(&xs).unwrap();
+    let y = gpu.zeros(n * heads * rows).unwrap();
+    gpu.matvec_by_expert(&qw, &groups, n * heads, &x, 0, stride, 1, &y, 0)
+        .unwrap();
+    let got = gpu.read_f32(&y).unwrap();
+    for s in 0..n * heads {
+        let h = s % heads;
+        for r in 0..rows {
+            let what = format!("{label} per head: slot {s} row {r}");
+            let xv = &xs[s * stride..s * stride + cols];
+            check_dot_f16(&what, got[s * rows + r], &ref_rows[h * rows + r], xv);
+        }
     }
 }
 
