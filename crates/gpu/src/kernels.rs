@@ -14,8 +14,8 @@
 mod source;
 mod stack;
 
-pub use source::all_shader_sources;
 pub(crate) use source::REDUCE_SHARED;
+pub use source::{all_shader_sources, Kernel};
 use source::{
     decoder, is_float, kernel_checks, rows_per_wg, shader_source, stream_read_source, WG,
 };
@@ -37,68 +37,6 @@ const COOP_TILE: usize = 32;
 const COOP_MIN_TOKENS: usize = 16;
 /// The weight types with GPU kernels: the 22 the CPU kernels handle.
 pub const GPU_TYPES: [GgmlType; 22] = GgmlType::SUPPORTED;
-
-/// The kernel shapes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kernel {
-    /// `y[t] = W·x[t]` for `n` tokens (prefill, verification; decode uses `Rows`): 8 rows and
-    /// 8 tokens per workgroup, the tokens' activations staged in workgroup memory.
-    Plain,
-    /// The MoE product with the slots grouped by expert (prefill): each expert's rows decoded
-    /// once per 8 of its slots, the same way.
-    Grouped,
-    /// `Plain` for one token (decode): `rows_per_wg()` rows per workgroup, the activations staged
-    /// in workgroup memory.
-    Rows,
-    /// `y[s] = W[ids[s]]·x_s` (MoE decode) the same way.
-    RowsIndexed,
-    /// `Plain` (or, `grouped`, `Grouped`) on the adapter's matrix units: S×S×S cooperative
-    /// matrices of f16 inputs and f32 sums, 32 rows and 32 tokens per workgroup; quantized
-    /// weights only, and only where the adapter has the shape and subgroups.
-    Coop { size: u32, grouped: bool },
-}
-
-impl Kernel {
-    /// The kernels every adapter runs.
-    pub const ALL: [Kernel; 4] = [
-        Kernel::Plain,
-        Kernel::Grouped,
-        Kernel::Rows,
-        Kernel::RowsIndexed,
-    ];
-    /// The matrix-unit kernels, for both shapes an adapter may have.
-    pub const COOP: [Kernel; 4] = [
-        Kernel::Coop {
-            size: 8,
-            grouped: false,
-        },
-        Kernel::Coop {
-            size: 8,
-            grouped: true,
-        },
-        Kernel::Coop {
-            size: 16,
-            grouped: false,
-        },
-        Kernel::Coop {
-            size: 16,
-            grouped: true,
-        },
-    ];
-
-    /// The cooperative-matrix shape S of a matrix-unit kernel.
-    pub fn matrix_size(self) -> Option<u32> {
-        match self {
-            Kernel::Coop { size, .. } => Some(size),
-            _ => None,
-        }
-    }
-
-    /// Whether the kernel takes the slots grouped by expert.
-    pub fn grouped(self) -> bool {
-        matches!(self, Kernel::Grouped | Kernel::Coop { grouped: true, .. })
-    }
-}
 
 /// `Params` in `prelude.wgsl`: seventeen u32, padded to a multiple of 16 bytes (the ops' own
 /// parameters, `OpParams`, are the first 64 bytes of the same slot).
