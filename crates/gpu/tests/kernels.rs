@@ -52,13 +52,16 @@ fn dequant_rows(ty: GgmlType, w: &[u8], rows: usize, cols: usize) -> Vec<Vec<f32
         .collect()
 }
 
+/// The f64 dot of `row` and `x`, and Σ|rowᵢ·xᵢ| (what the tolerances scale with).
+fn dot_and_scale(row: &[f32], x: &[f32]) -> (f64, f64) {
+    row.iter().zip(x).fold((0.0, 0.0), |(d, s), (a, b)| {
+        let p = *a as f64 * *b as f64;
+        (d + p, s + p.abs())
+    })
+}
+
 fn check_dot(what: &str, got: f32, row: &[f32], x: &[f32]) {
-    let want: f64 = row.iter().zip(x).map(|(a, b)| *a as f64 * *b as f64).sum();
-    let scale: f64 = row
-        .iter()
-        .zip(x)
-        .map(|(a, b)| (*a as f64 * *b as f64).abs())
-        .sum();
+    let (want, scale) = dot_and_scale(row, x);
     let err = (got as f64 - want).abs();
     assert!(
         err <= 2e-4 * scale + 1e-6,
@@ -117,15 +120,7 @@ fn indexed_products(gpu: &Gpu, label: &str) {
     let ids_v = [3u32, 0, 3, 4];
     // Grouped by expert: 21 slots, expert 3 with 11 of them (two tiles of 8), expert 1 none,
     // and one id out of range (its slot left alone), 3 slots sharing each activation row.
-    let many: Vec<u32> = (0..21u32)
-        .map(|s| match s % 7 {
-            0..=2 => 3,
-            3 => 0,
-            4 => 2,
-            5 if s == 12 => 9,
-            _ => 4,
-        })
-        .collect();
+    let many = expert_ids(21);
     for ty in GPU_TYPES {
         let cols = cols_for(ty)[1];
         let w = random_weight(ty, experts * rows, cols, 7 + cols as u64);
@@ -158,34 +153,66 @@ fn indexed_products(gpu: &Gpu, label: &str) {
                 }
             }
         }
-        let ids = gpu.upload_u32(&many).unwrap();
-        let groups = gpu.zeros(experts + 1 + many.len()).unwrap();
-        gpu.bucket(&ids, many.len(), experts, &groups).unwrap();
-        for x_div in [3usize, 0] {
-            let nx = if x_div > 0 {
-                many.len().div_ceil(x_div) * cols
-            } else {
-                cols
+        let what = format!("{label} {ty}");
+        let shape = (experts, rows, cols);
+        check_by_expert(gpu, &what, &qw, &ref_rows, shape, &many, 3, check_dot);
+    }
+}
+
+/// Expert ids of `slots` slots over 5 experts: 3 of every 7 to expert 3, expert 1 none, and
+/// slot 12's id out of range.
+fn expert_ids(slots: u32) -> Vec<u32> {
+    (0..slots)
+        .map(|s| match s % 7 {
+            0..=2 => 3,
+            3 => 0,
+            4 => 2,
+            5 if s == 12 => 9,
+            _ => 4,
+        })
+        .collect()
+}
+
+/// The MoE product grouped by expert (`bucket`, then `matvec_by_expert`) for slots with expert
+/// `ids`, against the CPU's rows `ref_rows` of a `(experts, rows, cols)` weight by `check`:
+/// with each activation row shared by 3 slots, and with one row shared by all; a slot whose
+/// id is out of range keeps what its output held.
+#[allow(clippy::too_many_arguments)]
+fn check_by_expert(
+    gpu: &Gpu,
+    label: &str,
+    qw: &localglm_gpu::QWeight,
+    ref_rows: &[Vec<f32>],
+    (experts, rows, cols): (usize, usize, usize),
+    many: &[u32],
+    seed: u64,
+    check: fn(&str, f32, &[f32], &[f32]),
+) {
+    let ids = gpu.upload_u32(many).unwrap();
+    let groups = gpu.zeros(experts + 1 + many.len()).unwrap();
+    gpu.bucket(&ids, many.len(), experts, &groups).unwrap();
+    for x_div in [3usize, 0] {
+        let nx = match x_div {
+            0 => cols,
+            d => many.len().div_ceil(d) * cols,
+        };
+        let xs = random_vector(nx, seed + x_div as u64);
+        let x = gpu.upload_f32(&xs).unwrap();
+        let y = gpu.upload_f32(&vec![7.0; many.len() * rows]).unwrap();
+        gpu.matvec_by_expert(qw, &groups, many.len(), &x, 0, cols, x_div, &y, 0)
+            .unwrap();
+        let got = gpu.read_f32(&y).unwrap();
+        for (s, &e) in many.iter().enumerate() {
+            let xv = match s.checked_div(x_div) {
+                Some(row) => &xs[row * cols..(row + 1) * cols],
+                None => &xs[..],
             };
-            let xs = random_vector(nx, 3 + x_div as u64);
-            let x = gpu.upload_f32(&xs).unwrap();
-            let y = gpu.upload_f32(&vec![7.0; many.len() * rows]).unwrap();
-            gpu.matvec_by_expert(&qw, &groups, many.len(), &x, 0, cols, x_div, &y, 0)
-                .unwrap();
-            let got = gpu.read_f32(&y).unwrap();
-            for (s, &e) in many.iter().enumerate() {
-                let xv = match s.checked_div(x_div) {
-                    Some(row) => &xs[row * cols..(row + 1) * cols],
-                    None => &xs[..],
-                };
-                for r in 0..rows {
-                    let what = format!("{label} {ty} by expert x_div={x_div} slot {s} row {r}");
-                    match ref_rows.get(e as usize * rows + r) {
-                        Some(row) if (e as usize) < experts => {
-                            check_dot(&what, got[s * rows + r], row, xv)
-                        }
-                        _ => assert_eq!(got[s * rows + r], 7.0, "{what}: left alone"),
-                    }
+            for r in 0..rows {
+                let what = format!("{label} by expert x_div={x_div} slot {s} row {r}");
+                let at = s * rows + r;
+                match ref_rows.get(e as usize * rows + r) {
+                    Some(row) if (e as usize) < experts => check(&what, got[at], row, xv),
+                    _ => assert_eq!(got[at], 7.0, "{what}: left alone"),
                 }
             }
         }
@@ -535,12 +562,7 @@ fn every_op_shader_compiles() {
 /// below f16's normal range (6.1e-5) keeps an absolute error of at most 2⁻²⁵ instead, which
 /// the second term covers: 2⁻²⁵·Σ(|wᵢ| + |xᵢ|)·max(|w|, |x|, 1).
 fn check_dot_f16(what: &str, got: f32, row: &[f32], x: &[f32]) {
-    let want: f64 = row.iter().zip(x).map(|(a, b)| *a as f64 * *b as f64).sum();
-    let scale: f64 = row
-        .iter()
-        .zip(x)
-        .map(|(a, b)| (*a as f64 * *b as f64).abs())
-        .sum();
+    let (want, scale) = dot_and_scale(row, x);
     let big = row.iter().chain(x).fold(1f64, |m, v| m.max(v.abs() as f64));
     let small: f64 = row.iter().chain(x).map(|v| v.abs() as f64).sum::<f64>() * big;
     let err = (got as f64 - want).abs();
@@ -657,47 +679,13 @@ fn per_head_on_matrices(gpu: &Gpu, label: &str) {
 
 fn grouped_on_matrices(gpu: &Gpu, label: &str, ty: GgmlType, cols: usize) {
     let (experts, rows) = (5usize, 11usize);
-    let many: Vec<u32> = (0..84u32)
-        .map(|s| match s % 7 {
-            0..=2 => 3,
-            3 => 0,
-            4 => 2,
-            5 if s == 12 => 9,
-            _ => 4,
-        })
-        .collect();
+    let many = expert_ids(84);
     let w = random_weight(ty, experts * rows, cols, 7 + cols as u64);
     let qw = gpu
         .upload_weight("experts", ty, &w, experts, rows, cols)
         .unwrap();
     let ref_rows = dequant_rows(ty, &w, experts * rows, cols);
-    let ids = gpu.upload_u32(&many).unwrap();
-    let groups = gpu.zeros(experts + 1 + many.len()).unwrap();
-    gpu.bucket(&ids, many.len(), experts, &groups).unwrap();
-    for x_div in [3usize, 0] {
-        let nx = match x_div {
-            0 => cols,
-            d => many.len().div_ceil(d) * cols,
-        };
-        let xs = random_vector(nx, 5 + x_div as u64);
-        let x = gpu.upload_f32(&xs).unwrap();
-        let y = gpu.upload_f32(&vec![7.0; many.len() * rows]).unwrap();
-        gpu.matvec_by_expert(&qw, &groups, many.len(), &x, 0, cols, x_div, &y, 0)
-            .unwrap();
-        let got = gpu.read_f32(&y).unwrap();
-        for (s, &e) in many.iter().enumerate() {
-            let xv = match s.checked_div(x_div) {
-                Some(row) => &xs[row * cols..(row + 1) * cols],
-                None => &xs[..],
-            };
-            for r in 0..rows {
-                let what = format!("{label} {ty} by expert x_div={x_div} slot {s} row {r}");
-                let at = s * rows + r;
-                match ref_rows.get(e as usize * rows + r) {
-                    Some(row) if (e as usize) < experts => check_dot_f16(&what, got[at], row, xv),
-                    _ => assert_eq!(got[at], 7.0, "{what}: left alone"),
-                }
-            }
-        }
-    }
+    let what = format!("{label} {ty}");
+    let shape = (experts, rows, cols);
+    check_by_expert(gpu, &what, &qw, &ref_rows, shape, &many, 5, check_dot_f16);
 }

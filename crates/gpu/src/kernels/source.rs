@@ -117,6 +117,7 @@ pub(crate) const REDUCE_SHARED: &str = include_str!("../shaders/reduce_shared.wg
 const KERNEL_TILE: &str = include_str!("../shaders/kernel_tile.wgsl");
 const KERNEL_ROWS: &str = include_str!("../shaders/kernel_rows.wgsl");
 const KERNEL_COOP: &str = include_str!("../shaders/kernel_coop.wgsl");
+const TOKENS: &str = include_str!("../shaders/tokens.wgsl");
 const STAGED: &str = include_str!("../shaders/staged.wgsl");
 const STREAM_READ: &str = include_str!("../shaders/stream_read.wgsl");
 const REDUCE_ROWS_SHARED: &str = include_str!("../shaders/reduce_rows_shared.wgsl");
@@ -189,6 +190,7 @@ pub(super) fn shader_source(ty: GgmlType, kernel: Kernel, subgroups: bool) -> Op
     } else {
         // The tile kernels sum each row over a few invocations in workgroup memory.
         s += &format!("const GROUPED: bool = {};\n", kernel.grouped());
+        s += TOKENS;
     }
     if matches!(ty, GgmlType::Q4_K | GgmlType::Q5_K) {
         s += K_SCALE_MIN;

@@ -22,15 +22,6 @@ const BS: u32 = CR / S;
 var<workgroup> wa: array<f16, CR * KC>;
 var<workgroup> xb: array<f16, CT * KC>;
 var<workgroup> cs: array<f32, CR * CT>;
-var<workgroup> span: vec2<u32>;
-
-// First float in X of token (or, GROUPED, of the slot at position) `t` of the chunk at t0.
-fn x_row(t0: u32, t: u32) -> u32 {
-    if (GROUPED) {
-        return P.x_off + (IDS[P.experts + 1u + t0 + t] / P.x_div) * P.x_stride;
-    }
-    return P.x_off + (t0 + t) * P.x_stride;
-}
 
 // Where row `rr` of the workgroup's tile writes token `t`'s result, or 0xffffffff for a row the
 // workgroup does not hold (past the matrix or the chunk).

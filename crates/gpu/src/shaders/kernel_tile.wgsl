@@ -14,15 +14,6 @@ const TW: u32 = 32u * GT;
 
 var<workgroup> xs: array<f32, TT * TW>;
 var<workgroup> red: array<f32, WG * TT>;
-var<workgroup> span: vec2<u32>;
-
-// First float in X of token (or, GROUPED, of the slot at position) `t` of the chunk at t0.
-fn x_row(t0: u32, t: u32) -> u32 {
-    if (GROUPED) {
-        return P.x_off + (IDS[P.experts + 1u + t0 + t] / P.x_div) * P.x_stride;
-    }
-    return P.x_off + (t0 + t) * P.x_stride;
-}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
