@@ -11,16 +11,8 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 cargo build --workspace --all-targets
 rm -rf device-bin && mkdir -p device-bin/stage
-artifact() { # package test-or-example-name
-  cargo test --workspace --no-run --message-format=json 2>/dev/null |
-    python3 -c "import json,sys
-for l in sys.stdin:
-    m=json.loads(l)
-    if m.get('reason')=='compiler-artifact' and m['target']['name']=='$2' and m['package_id'].find('$1')>=0 and m.get('executable'):
-        print(m['executable'])" | head -1
-}
-for t in kernels ops; do cp "$(artifact localglm-gpu "$t")" "device-bin/stage/$t"; done
-cp "$(artifact localglm-glm gpu_reference)" device-bin/stage/gpu_reference
+for t in kernels ops; do cp "$(test_executable localglm-gpu "$t")" "device-bin/stage/$t"; done
+cp "$(test_executable localglm-glm gpu_reference)" device-bin/stage/gpu_reference
 cargo build --workspace --examples
 cp "$CARGO_TARGET_DIR/debug/examples/gpu_bench" "$CARGO_TARGET_DIR/debug/examples/glm_bench" device-bin/stage/
 if [ -n "${LLAMA_VULKAN_BIN:-}" ]; then cp "$LLAMA_VULKAN_BIN/llama-bench" device-bin/stage/; fi
