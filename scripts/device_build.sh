@@ -11,7 +11,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 cargo build --workspace --all-targets
 rm -rf device-bin && mkdir -p device-bin/stage
-for t in kernels ops; do cp "$(test_executable localglm-gpu "$t")" "device-bin/stage/$t"; done
+for t in kernels ops matrix_check; do cp "$(test_executable localglm-gpu "$t")" "device-bin/stage/$t"; done
 cp "$(test_executable localglm-glm gpu_reference)" device-bin/stage/gpu_reference
 cargo build --workspace --examples
 cp "$CARGO_TARGET_DIR/debug/examples/gpu_bench" "$CARGO_TARGET_DIR/debug/examples/glm_bench" device-bin/stage/

@@ -51,7 +51,7 @@ done
 # prompts on the matrix units).
 log "the GPU backend's matrix-unit kernels on Mesa 26's lavapipe (KHR_cooperative_matrix)"
 if [ -f /etc/debian_version ] && [ "$(uname -m)" = x86_64 ]; then
-  for t in localglm-gpu:kernels:matrix_unit localglm-glm:gpu_reference: localglm-glm:dense:on_the_gpu; do
+  for t in localglm-gpu:kernels:matrix_unit localglm-gpu:matrix_check: localglm-glm:gpu_reference: localglm-glm:dense:on_the_gpu; do
     IFS=: read -r pkg target filter <<<"$t"
     bin=$(test_executable "$pkg" "$target") &&
       (cd "$ROOT" && LOCALGLM_REQUIRE_COOP=1 bash scripts/lavapipe_matrices.sh "$bin" $filter) ||

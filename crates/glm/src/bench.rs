@@ -496,5 +496,9 @@ fn gpu_counts(model: &Model, prompt: usize, gen: usize) -> Result<()> {
             ),
         }
     );
+    // A check that failed, or kernels the driver refused (the matrix units' fallback).
+    if let Some(why) = gpu.matrix_fallback() {
+        println!("matrix units: {why}");
+    }
     Ok(())
 }

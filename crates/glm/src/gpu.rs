@@ -304,6 +304,9 @@ pub fn resolve_device(
         ..Default::default()
     };
     let gpu = Gpu::new(&opts)?;
+    if let Some(why) = gpu.matrix_fallback() {
+        tracing::warn!("{}: {why}", gpu.adapter().name);
+    }
     Ok(Some(GpuPlacement {
         gpu: Arc::new(gpu),
         cpu_moe: cpu_moe.unwrap_or(0),

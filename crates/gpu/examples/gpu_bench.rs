@@ -178,9 +178,10 @@ fn prefill(tokens: usize, mib: usize, reps: usize, only: &[String]) {
         "adapter: {} ({}), matrix units: {}; {tokens} tokens, timed by {}",
         a.name,
         a.backend,
-        match coop.matrix_size() {
-            Some(s) => format!("{s}x{s}x{s} f16 -> f32"),
-            None => format!("none in use (the adapter lists {:?})", a.cooperative_matrix),
+        match (coop.matrix_size(), coop.matrix_fallback()) {
+            (Some(s), _) => format!("{s}x{s}x{s} f16 -> f32"),
+            (None, Some(why)) => why,
+            (None, None) => format!("none in use (the adapter lists {:?})", a.cooperative_matrix),
         },
         if coop.has_timestamps() {
             "GPU timestamps"
@@ -214,12 +215,18 @@ fn prefill(tokens: usize, mib: usize, reps: usize, only: &[String]) {
             (rows * cols * tokens) as f64 / best / 1e9
         };
         let on_tile = rate(&tile);
+        let before = coop.counters().matrix_products;
         let on_coop = coop.matrix_size().map(|_| rate(&coop));
+        // A type whose matrix-unit kernel the driver refused ran on the tile kernels.
+        let on_coop = on_coop.filter(|_| coop.counters().matrix_products > before);
         println!(
             "| {} | {rows} × {cols} | {on_tile:.1} | {} | {} |",
             ty.name(),
             on_coop.map_or("—".into(), |r| format!("{r:.1}")),
             on_coop.map_or("—".into(), |r| format!("{:.2}", r / on_tile)),
         );
+    }
+    if let Some(why) = coop.matrix_fallback() {
+        println!("matrix units: {why}");
     }
 }

@@ -34,7 +34,7 @@ const COOP_TILE: usize = 32;
 /// Tokens from which a product runs on the matrix units (`Matrices::Auto`): half a tile. A
 /// choice, not a measurement (no GPU with them has run both kernels side by side yet); a MoE
 /// product uses them when its experts average half that many slots.
-const COOP_MIN_TOKENS: usize = 16;
+pub(crate) const COOP_MIN_TOKENS: usize = 16;
 /// The weight types with GPU kernels: the 22 the CPU kernels handle.
 pub const GPU_TYPES: [GgmlType; 22] = GgmlType::SUPPORTED;
 
@@ -123,6 +123,11 @@ impl QWeight {
     /// whose inputs are f16: a model that asks for exact f32 products forbids them.
     pub fn set_matrices(&mut self, allowed: bool) {
         self.matrices = allowed;
+    }
+
+    /// Whether its products may run on the matrix units: allowed, and quantized.
+    pub(crate) fn matrices_allowed(&self) -> bool {
+        self.matrices && !is_float(self.ty)
     }
 
     /// Whether the device reads (some chunks of) the weight in place from host memory: the
@@ -297,7 +302,7 @@ impl Gpu {
     }
 
     /// The compiled pipeline for `(ty, kernel)`, compiled on first use.
-    fn pipeline(
+    pub(crate) fn pipeline(
         &self,
         ty: GgmlType,
         kernel: Kernel,
@@ -308,6 +313,7 @@ impl Gpu {
         }
         let what = format!("{ty} {kernel:?}");
         let src = shader_source(ty, kernel, self.subgroups).ok_or(GpuError::Unsupported(ty))?;
+        let src = self.with_fault(kernel, src);
         let p = self.compile(&what, src, &self.pipeline_layout, kernel_checks())?;
         cache.insert((ty, kernel), p.clone());
         Ok(p)
@@ -472,7 +478,7 @@ impl Gpu {
         // One token: the mat-vec kernel, R rows per workgroup.
         let (kernel, per_wg, tt) = if n == 1 {
             (Kernel::Rows, rows_per_wg(), 1)
-        } else if let Some(size) = self.coop_for(w, n) {
+        } else if let Some(size) = self.coop_for(w, n, false) {
             let k = Kernel::Coop {
                 size,
                 grouped: false,
@@ -639,9 +645,9 @@ impl Gpu {
         fits("x", x.len(), x_off + x_need)?;
         fits("y", y.len(), y_off + slots * w.rows)?;
         // By expert on the matrix units where the experts average half their minimum batch.
-        let coop = self
-            .coop_for(w, slots.div_ceil(w.experts) * 2)
-            .filter(|_| by_expert);
+        let coop = by_expert
+            .then(|| self.coop_for(w, slots.div_ceil(w.experts) * 2, true))
+            .flatten();
         let (kernel, z, per_wg, tt) = match coop {
             Some(size) => {
                 let k = Kernel::Coop {
@@ -699,25 +705,6 @@ impl Gpu {
             .weight_bytes
             .fetch_add((reads * w.rows * w.row_bytes) as u64, Ordering::Relaxed);
         Ok(())
-    }
-
-    /// The matrix units' shape for a product of `n` tokens by `w`, where they run it.
-    fn coop_for(&self, w: &QWeight, n: usize) -> Option<u32> {
-        let (size, when) = self.coop?;
-        let wanted = match when {
-            crate::Matrices::Off => false,
-            crate::Matrices::Auto => n >= COOP_MIN_TOKENS,
-            crate::Matrices::Always => n >= 2,
-        };
-        (wanted && w.matrices && !is_float(w.ty)).then_some(size)
-    }
-
-    fn count_matrices(&self, kernel: Kernel) {
-        if kernel.matrix_size().is_some() {
-            self.counters
-                .matrix_products
-                .fetch_add(1, Ordering::Relaxed);
-        }
     }
 
     /// Rows spread over x and y of the dispatch grid (x ≤ the per-dimension limit).

@@ -11,10 +11,13 @@
 //! * A weight larger than the adapter's storage-binding limit is split into chunks of whole rows
 //!   (see [`QWeight`]); every kernel result is the same whatever the split.
 //! * GPU allocation failures are errors ([`GpuError::OutOfMemory`]), never panics.
+//! * A kernel the backend or driver fails to build is an error ([`GpuError::Shader`]), never a
+//!   panic; the matrix units run only where they passed a check on the device (`matrices`).
 
 mod adapters;
 mod host;
 mod kernels;
+mod matrices;
 mod native;
 mod ops;
 mod submit;
@@ -23,6 +26,7 @@ mod tables;
 pub use adapters::{adapters, find_adapter, AdapterReport};
 pub use host::HostWrap;
 pub use kernels::{all_shader_sources, Kernel, QWeight, GPU_TYPES};
+pub use matrices::{Matrices, MatrixFault};
 pub use ops::{
     attention_scratch_words, cache_words, AttentionArgs, CacheRows, GqaAttentionArgs, RowNorm,
     RowRope, ROW_STORE_MAX,
@@ -109,32 +113,9 @@ pub struct GpuOptions {
     pub host_wrap: HostWrap,
     /// Whether products of many tokens use the adapter's matrix units.
     pub matrices: Matrices,
-}
-
-/// Whether products of many tokens (prefill) run on the adapter's matrix units — cooperative
-/// matrices: Metal's `simdgroup_matrix`, Vulkan's `KHR_cooperative_matrix` — with f16 inputs and
-/// f32 sums (`kernel_coop.wgsl`). They need an S×S×S f16 → f32 shape (S = 8 or 16) and
-/// subgroups; without them the tile kernels run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Matrices {
-    /// Never: every product on the f32 kernels.
-    Off,
-    /// For a product of at least `COOP_MIN_TOKENS` tokens, and for a MoE product whose experts
-    /// average at least half that many slots; quantized weights only (float weights, GLM's
-    /// routers among them, keep f32 inputs).
-    Auto,
-    /// For every product of several tokens of a quantized weight (tests).
-    Always,
-}
-
-impl Matrices {
-    /// `Auto`, or `Off` where `LOCALGLM_GPU_COOP=0` (for measuring both on a device).
-    pub fn from_env() -> Self {
-        match std::env::var("LOCALGLM_GPU_COOP").as_deref() {
-            Ok("0") | Ok("off") => Matrices::Off,
-            _ => Matrices::Auto,
-        }
-    }
+    /// Tests: a fault put into the matrix-unit kernels.
+    #[doc(hidden)]
+    pub matrix_fault: Option<MatrixFault>,
 }
 
 impl Default for GpuOptions {
@@ -146,6 +127,7 @@ impl Default for GpuOptions {
             max_binding_bytes: None,
             host_wrap: HostWrap::Auto,
             matrices: Matrices::from_env(),
+            matrix_fault: None,
         }
     }
 }
@@ -163,6 +145,26 @@ pub struct Counters {
     passes: AtomicU64,
     bind_groups: AtomicU64,
     matrix_products: AtomicU64,
+}
+
+impl Counters {
+    /// Every count back to zero.
+    fn reset(&self) {
+        for c in [
+            &self.dispatches,
+            &self.submissions,
+            &self.weight_bytes,
+            &self.kv_bytes,
+            &self.upload_bytes,
+            &self.readback_bytes,
+            &self.allocations,
+            &self.passes,
+            &self.bind_groups,
+            &self.matrix_products,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A snapshot of [`Counters`].
@@ -236,6 +238,11 @@ pub struct Gpu {
     subgroups: bool,
     /// The matrix units' shape S (S×S×S, f16 inputs, f32 sums) and when to use them.
     coop: Option<(u32, Matrices)>,
+    /// Why the matrix units are off although the adapter has them (their check failed).
+    matrix_fallback: Option<String>,
+    /// Types whose matrix-unit kernel the driver refused, and its words.
+    coop_refused: Mutex<HashMap<GgmlType, String>>,
+    matrix_fault: Option<MatrixFault>,
     timestamps: bool,
     max_binding: u64,
     max_wg_dim: u32,
@@ -264,27 +271,6 @@ impl std::fmt::Debug for Gpu {
     }
 }
 
-/// The S of the adapter's S×S×S f16 → f32 cooperative matrices (the smaller where it has both
-/// 8 and 16), where the options allow them and the adapter has subgroups and f16.
-fn coop_shape(adapter: &wgpu::Adapter, opts: &GpuOptions, subgroups: bool) -> Option<u32> {
-    let needed = wgpu::Features::SHADER_F16 | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
-    if opts.matrices == Matrices::Off || !subgroups || !adapter.features().contains(needed) {
-        return None;
-    }
-    adapter
-        .cooperative_matrix_properties()
-        .iter()
-        .filter(|p| {
-            p.m_size == p.n_size
-                && p.n_size == p.k_size
-                && matches!(p.m_size, 8 | 16)
-                && p.ab_type == wgpu::CooperativeScalarType::F16
-                && p.cr_type == wgpu::CooperativeScalarType::F32
-        })
-        .map(|p| p.m_size)
-        .min()
-}
-
 impl Gpu {
     /// Opens the best adapter the options allow: a discrete GPU before an integrated one before
     /// a virtual one, software only when allowed.
@@ -296,7 +282,7 @@ impl Gpu {
         if subgroups {
             required |= wgpu::Features::SUBGROUP;
         }
-        let coop = coop_shape(&adapter, opts, subgroups);
+        let coop = matrices::coop_shape(&adapter, opts, subgroups);
         if coop.is_some() {
             required |=
                 wgpu::Features::SHADER_F16 | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
@@ -380,12 +366,15 @@ impl Gpu {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        Ok(Self {
+        let mut gpu = Self {
             device,
             queue,
             info,
             subgroups,
             coop: coop.map(|s| (s, opts.matrices)),
+            matrix_fallback: None,
+            coop_refused: Mutex::new(HashMap::new()),
+            matrix_fault: opts.matrix_fault,
             timestamps,
             max_binding,
             max_wg_dim: limits.max_compute_workgroups_per_dimension,
@@ -406,7 +395,9 @@ impl Gpu {
             staging: Mutex::new(None),
             counters: Counters::default(),
             host,
-        })
+        };
+        gpu.check_matrices();
+        Ok(gpu)
     }
 
     /// Whether [`Gpu::gpu_time`] measures with GPU timestamps.
@@ -495,7 +486,10 @@ impl Gpu {
         layout: &wgpu::PipelineLayout,
         checks: wgpu::ShaderRuntimeChecks,
     ) -> Result<Arc<wgpu::ComputePipeline>, GpuError> {
+        // Validation: naga's; internal: the backend's translation or the driver's build (a
+        // kernel the driver refuses must be an error, not wgpu's default panic).
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
         let desc = wgpu::ShaderModuleDescriptor {
             label: Some(what),
             source: wgpu::ShaderSource::Wgsl(source.into()),
@@ -516,7 +510,8 @@ impl Gpu {
                 compilation_options: wgpu::PipelineCompilationOptions::default(),
                 cache: None,
             });
-        if let Some(err) = pollster::block_on(scope.pop()) {
+        let refused = pollster::block_on(internal.pop());
+        if let Some(err) = pollster::block_on(scope.pop()).or(refused) {
             return Err(GpuError::Shader {
                 what: what.to_string(),
                 message: err.to_string(),
