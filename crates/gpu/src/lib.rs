@@ -10,7 +10,9 @@
 //!   submission. [`Counters`] count dispatches, submissions and the bytes the kernels read.
 //! * A weight larger than the adapter's storage-binding limit is split into chunks of whole rows
 //!   (see [`QWeight`]); every kernel result is the same whatever the split.
-//! * GPU allocation failures are errors ([`GpuError::OutOfMemory`]), never panics.
+//! * GPU allocation failures are errors ([`GpuError::OutOfMemory`]), never panics; so is work
+//!   wgpu rejects outside an error scope, or a lost device ([`GpuError::Lost`] at the next
+//!   read-back; wgpu's default would panic).
 //! * A kernel the backend or driver fails to build is an error ([`GpuError::Shader`]), never a
 //!   panic; the matrix units run only where they passed a check on the device (`matrices`).
 
@@ -243,6 +245,9 @@ pub struct Gpu {
     /// Types whose matrix-unit kernel the driver refused, and its words.
     coop_refused: Mutex<HashMap<GgmlType, String>>,
     matrix_fault: Option<MatrixFault>,
+    /// Errors wgpu reported outside an error scope (a rejected command buffer, a lost
+    /// device), each on one line: the next read-back returns them ([`GpuError::Lost`]).
+    faults: Arc<Mutex<Vec<String>>>,
     timestamps: bool,
     max_binding: u64,
     max_wg_dim: u32,
@@ -324,6 +329,20 @@ impl Gpu {
             adapter: info.name.clone(),
             reason: e.to_string(),
         })?;
+        // wgpu's default for an error outside a scope is a panic; here it is kept for the
+        // next read-back to return.
+        let faults = Arc::new(Mutex::new(Vec::new()));
+        let sink = faults.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            sink.lock().expect("faults").push(one_line(&e.to_string()));
+        }));
+        let sink = faults.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if reason != wgpu::DeviceLostReason::Destroyed {
+                let lost = format!("the device was lost: {}", one_line(&message));
+                sink.lock().expect("faults").push(lost);
+            }
+        });
         // The kernels address a binding's bytes with u32 (Metal's limit can exceed 4 GiB).
         let max_binding = opts
             .max_binding_bytes
@@ -375,6 +394,7 @@ impl Gpu {
             matrix_fallback: None,
             coop_refused: Mutex::new(HashMap::new()),
             matrix_fault: opts.matrix_fault,
+            faults,
             timestamps,
             max_binding,
             max_wg_dim: limits.max_compute_workgroups_per_dimension,
@@ -599,6 +619,11 @@ impl Gpu {
         }
         Ok(2.0 * (len * 4 * PER_SUBMISSION) as f64 / best)
     }
+}
+
+/// `text` with its runs of white space (line breaks included) as one space.
+pub(crate) fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn fits_in(what: &'static str, room: usize, len: usize) -> Result<(), GpuError> {

@@ -211,8 +211,7 @@ impl Gpu {
                     GpuError::Shader { message, .. } => message,
                     e => e.to_string(),
                 };
-                // The compiler's report on one line.
-                let why = why.split_whitespace().collect::<Vec<_>>().join(" ");
+                let why = crate::one_line(&why);
                 let mut refused = self.coop_refused.lock().expect("refused kernels");
                 refused.insert(w.ty(), why);
                 None

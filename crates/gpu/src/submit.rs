@@ -127,6 +127,7 @@ impl Gpu {
         drop(view);
         staging.unmap();
         drop(slot);
+        self.take_faults()?;
         self.counters
             .readback_bytes
             .fetch_add(size, Ordering::Relaxed);
@@ -139,6 +140,20 @@ impl Gpu {
                 one.to_vec()
             })
             .collect())
+    }
+
+    /// The errors wgpu reported outside a scope since the last read-back (work it rejected,
+    /// a lost device), as one error; the device goes on with the next work.
+    fn take_faults(&self) -> Result<(), GpuError> {
+        let faults: Vec<String> = self.faults.lock().expect("faults").drain(..).collect();
+        match faults.as_slice() {
+            [] => Ok(()),
+            [one] => Err(GpuError::Lost(one.clone())),
+            [first, more @ ..] => Err(GpuError::Lost(format!(
+                "{first} (and {} more errors)",
+                more.len()
+            ))),
+        }
     }
 
     /// Submits pending work and reads the whole buffer back.

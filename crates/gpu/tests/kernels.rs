@@ -550,6 +550,36 @@ fn a_buffer_beyond_the_device_is_an_out_of_memory_error_naming_the_fixes() {
     assert_eq!(gpu.read_f32(&y).unwrap(), [1.0, 2.0]);
 }
 
+/// Work wgpu rejects outside an error scope (here a product whose output is its input: one
+/// buffer bound read-only and read-write) is an error at the next read-back, where wgpu's
+/// default is a panic; the device goes on with the next work.
+#[test]
+fn work_the_device_rejects_is_an_error_at_the_read_back_not_a_panic() {
+    let Some(gpu) = open(true, None) else { return };
+    let w = random_weight(GgmlType::Q8_0, 2, 32, 5);
+    let qw = gpu
+        .upload_weight("w", GgmlType::Q8_0, &w, 1, 2, 32)
+        .unwrap();
+    let xs = random_vector(64, 6);
+    let x = gpu.upload_f32(&xs).unwrap();
+    gpu.matmul(&qw, &x, 0, 1, &x, 40).unwrap();
+    match gpu.read_f32(&x) {
+        Err(GpuError::Lost(why)) => assert!(why.contains("conflicting usages"), "{why}"),
+        other => panic!("expected the rejected work as an error, got {other:?}"),
+    }
+    let y = gpu.zeros(2).unwrap();
+    gpu.matmul(&qw, &x, 0, 1, &y, 0).unwrap();
+    let got = gpu.read_f32(&y).unwrap();
+    let rows = dequant_rows(GgmlType::Q8_0, &w, 2, 32);
+    for (r, row) in rows.iter().enumerate() {
+        let want: f32 = row.iter().zip(&xs).map(|(a, b)| a * b).sum();
+        assert!(
+            (got[r] - want).abs() <= 1e-4 * (1.0 + want.abs()),
+            "row {r}"
+        );
+    }
+}
+
 #[test]
 fn every_op_shader_compiles() {
     let Some(gpu) = open(true, None) else { return };
