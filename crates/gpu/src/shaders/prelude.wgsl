@@ -32,23 +32,10 @@ struct Params {
 @group(0) @binding(4) var<storage, read> IDS: array<u32>;
 @group(0) @binding(5) var<uniform> P: Params;
 
-// One 32-weight group, decoded by the type's `decode`.
+// One 32-weight group, decoded by the type's `decode`. Every index into it (and into `xr`)
+// must be a constant once the loops are unrolled: one dynamic index makes a driver keep the
+// whole array in memory instead of registers (a load and a store per weight).
 var<private> wv: array<f32, 32>;
-
-// Σ wv[i]·X[xb + i] over the group's first m weights (all 32 but in a row's last group).
-fn dot_wv(xb: u32, m: u32) -> f32 {
-    var s = 0.0;
-    if (m == 32u) {
-        for (var i = 0u; i < 32u; i++) {
-            s += wv[i] * X[xb + i];
-        }
-    } else {
-        for (var i = 0u; i < m; i++) {
-            s += wv[i] * X[xb + i];
-        }
-    }
-    return s;
-}
 
 fn b8(o: u32) -> u32 {
     let a = o + P.w_skew;

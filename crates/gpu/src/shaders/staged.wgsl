@@ -14,8 +14,10 @@ fn dot_xs(base: u32, k: u32, m: u32) -> f32 {
             s += wv[i] * xs[base + (i ^ k)];
         }
     } else {
-        for (var i = 0u; i < m; i++) {
-            s += wv[i] * xs[base + (i ^ k)];
+        // A row's last, partial group (float weights only): all 32 steps, the rest masked,
+        // so that `wv` is indexed by constants only.
+        for (var i = 0u; i < 32u; i++) {
+            s += select(0.0, wv[i] * xs[base + (i ^ k)], i < m);
         }
     }
     return s;
@@ -38,8 +40,8 @@ fn dot_xr(m: u32) -> f32 {
             s += wv[i] * xr[i];
         }
     } else {
-        for (var i = 0u; i < m; i++) {
-            s += wv[i] * xr[i];
+        for (var i = 0u; i < 32u; i++) {
+            s += select(0.0, wv[i] * xr[i], i < m);
         }
     }
     return s;
