@@ -54,7 +54,6 @@ fn main(
         workgroupBarrier();
         let g = c0 / 32u + lid;
         if (g < P.groups) {
-            let m = min(32u, P.cols - 32u * g);
             if (XREG) {
                 load_xr(32u * lid, lid & 31u);
             }
@@ -63,9 +62,9 @@ fn main(
                 if (o.y != 0u) {
                     decode_group(o.x, g);
                     if (XREG) {
-                        acc[k] += dot_xr(m);
+                        acc[k] += dot_xr();
                     } else {
-                        acc[k] += dot_xs(32u * lid, lid & 31u, m);
+                        acc[k] += dot_xs(32u * lid, lid & 31u);
                     }
                 }
             }

@@ -64,10 +64,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             let g = c0 / 32u + gl;
             if (valid && g < P.groups) {
                 decode_group(roff, g);
-                let m = min(32u, P.cols - 32u * g);
                 for (var t = 0u; t < TT; t++) {
                     if (t < nt) {
-                        acc[t] += dot_xs(t * TW + 32u * gl, gl, m);
+                        acc[t] += dot_xs(t * TW + 32u * gl, gl);
                     }
                 }
             }

@@ -32,9 +32,10 @@ struct Params {
 @group(0) @binding(4) var<storage, read> IDS: array<u32>;
 @group(0) @binding(5) var<uniform> P: Params;
 
-// One 32-weight group, decoded by the type's `decode`. Every index into it (and into `xr`)
-// must be a constant once the loops are unrolled: one dynamic index makes a driver keep the
-// whole array in memory instead of registers (a load and a store per weight).
+// One 32-weight group, decoded by the type's `decode`; weights past the row's end are 0 (only
+// float rows end inside a group). Every index into it (and into `xr`) must be a constant once
+// the loops are unrolled: one dynamic index makes a driver keep the whole array in memory
+// instead of registers (a store and a load per weight).
 var<private> wv: array<f32, 32>;
 
 fn b8(o: u32) -> u32 {

@@ -5,20 +5,14 @@ fn sw(c: u32) -> u32 {
     return c ^ ((c >> 5u) & 31u);
 }
 
-// Σ wv[i]·x over the first m columns of the staged group at `base` (its first slot), whose
-// slots are XORed with `k` (the group's index within the tile, mod 32).
-fn dot_xs(base: u32, k: u32, m: u32) -> f32 {
+// Σ wv[i]·x over the staged group at `base` (its first slot), whose slots are XORed with `k`
+// (the group's index within the tile, mod 32). All 32 steps even in a row's last, partial group
+// (float weights only): its decoder zeroes the weights past the row and the staging zeroes the
+// activations past it, so every index is a constant once the loop is unrolled.
+fn dot_xs(base: u32, k: u32) -> f32 {
     var s = 0.0;
-    if (m == 32u) {
-        for (var i = 0u; i < 32u; i++) {
-            s += wv[i] * xs[base + (i ^ k)];
-        }
-    } else {
-        // A row's last, partial group (float weights only): all 32 steps, the rest masked,
-        // so that `wv` is indexed by constants only.
-        for (var i = 0u; i < 32u; i++) {
-            s += select(0.0, wv[i] * xs[base + (i ^ k)], i < m);
-        }
+    for (var i = 0u; i < 32u; i++) {
+        s += wv[i] * xs[base + (i ^ k)];
     }
     return s;
 }
@@ -32,17 +26,11 @@ fn load_xr(base: u32, k: u32) {
     }
 }
 
-// Σ wv[i]·xr[i] over the first m weights.
-fn dot_xr(m: u32) -> f32 {
+// Σ wv[i]·xr[i] (all 32, as `dot_xs`).
+fn dot_xr() -> f32 {
     var s = 0.0;
-    if (m == 32u) {
-        for (var i = 0u; i < 32u; i++) {
-            s += wv[i] * xr[i];
-        }
-    } else {
-        for (var i = 0u; i < 32u; i++) {
-            s += select(0.0, wv[i] * xr[i], i < m);
-        }
+    for (var i = 0u; i < 32u; i++) {
+        s += wv[i] * xr[i];
     }
     return s;
 }

@@ -8,7 +8,9 @@
 // arithmetic. The chunk's partial result — running maximum m, sum l and Σ_t e^(s_t − m)·c_kv(t)
 // per head — goes to U for `attention_merge.wgsl`. Chunks depend only on how many keys the
 // query sees (`chunk_len`), so a query's result does not depend on the batch it is in.
-// Cache rows are [c_kv (kv_lora) ; k_pe (rope)].
+// Cache rows are [c_kv (kv_lora) ; k_pe (rope)]. The private arrays (d, s, acc) are indexed by
+// constants once the head loops (to HG, the group's heads masked) are unrolled, so a driver can
+// keep them in registers: one dynamic index puts a whole array in memory.
 // p0 = (n, heads, T, p0)   p1 = (kv_lora, rope, qabs_off (B), qpe_off (C))
 // p2 = (qpe_token_stride, qpe_head_stride, key_base, key_stride)
 // p3 = (scale bits, has_mask (M[i·T + t]), out_off (unused here), scratch_off (U))
@@ -64,18 +66,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             var d: array<f32, HG>;
             for (var c = 0u; c < kv_lora; c++) {
                 let k = key(kb, ks, t, c);
-                for (var h = 0u; h < nh; h++) {
-                    d[h] += B[qa + h * kv_lora + c] * k;
+                for (var h = 0u; h < HG; h++) {
+                    if (h < nh) {
+                        d[h] += B[qa + h * kv_lora + c] * k;
+                    }
                 }
             }
             for (var c = 0u; c < rope; c++) {
                 let k = key(kb, ks, t, kv_lora + c);
-                for (var h = 0u; h < nh; h++) {
-                    d[h] += C[qp + h * Q.p2.y + c] * k;
+                for (var h = 0u; h < HG; h++) {
+                    if (h < nh) {
+                        d[h] += C[qp + h * Q.p2.y + c] * k;
+                    }
                 }
             }
-            for (var h = 0u; h < nh; h++) {
-                s[h] = d[h] * scale + bias;
+            for (var h = 0u; h < HG; h++) {
+                if (h < nh) {
+                    s[h] = d[h] * scale + bias;
+                }
             }
         }
         for (var h = 0u; h < HG; h++) {
@@ -115,9 +123,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             l_w[lid] = l_w[lid] * a_w[lid] + sum;
         }
         // Values: invocation lid owns columns lid, lid + AWG, … of every head in the group.
-        for (var h = 0u; h < nh; h++) {
-            for (var k = 0u; k < CPT; k++) {
-                acc[h * CPT + k] *= a_w[h];
+        for (var h = 0u; h < HG; h++) {
+            if (h < nh) {
+                for (var k = 0u; k < CPT; k++) {
+                    acc[h * CPT + k] *= a_w[h];
+                }
             }
         }
         for (var j = 0u; j < AWG; j++) {
@@ -128,8 +138,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 let c = lid + k * AWG;
                 if (c < kv_lora) {
                     let v = key(kb, ks, t0 + j, c);
-                    for (var h = 0u; h < nh; h++) {
-                        acc[h * CPT + k] += ps[h * AWG + j] * v;
+                    for (var h = 0u; h < HG; h++) {
+                        if (h < nh) {
+                            acc[h * CPT + k] += ps[h * AWG + j] * v;
+                        }
                     }
                 }
             }
@@ -138,7 +150,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     workgroupBarrier();
     let rec = kv_lora + 2u;
-    for (var h = 0u; h < nh; h++) {
+    for (var h = 0u; h < HG; h++) {
+        if (h >= nh) {
+            break;
+        }
         let base = Q.p3.w + ((i * heads + h0 + h) * SPLITS + wid.z) * rec;
         if (lid == 0u) {
             U[base] = bitcast<u32>(m_w[h]);

@@ -14,17 +14,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var s = 0u; s < chunks; s++) {
         m = max(m, bitcast<f32>(U[base + s * rec]));
     }
+    // `w` indexed by constants once the loops (to SPLITS, the chunks past `chunks` masked) are
+    // unrolled: registers, not memory.
     var w: array<f32, SPLITS>;
     var l = 0.0;
-    for (var s = 0u; s < chunks; s++) {
-        w[s] = exp(bitcast<f32>(U[base + s * rec]) - m);
-        l += w[s] * bitcast<f32>(U[base + s * rec + 1u]);
+    for (var s = 0u; s < SPLITS; s++) {
+        if (s < chunks) {
+            w[s] = exp(bitcast<f32>(U[base + s * rec]) - m);
+            l += w[s] * bitcast<f32>(U[base + s * rec + 1u]);
+        }
     }
     let out = Q.p3.z + (i * Q.p0.y + h) * kv_lora;
     for (var c = lid; c < kv_lora; c += WG) {
         var acc = 0.0;
-        for (var s = 0u; s < chunks; s++) {
-            acc += w[s] * bitcast<f32>(U[base + s * rec + 2u + c]);
+        for (var s = 0u; s < SPLITS; s++) {
+            if (s < chunks) {
+                acc += w[s] * bitcast<f32>(U[base + s * rec + 2u + c]);
+            }
         }
         A[out + c] = acc / l;
     }

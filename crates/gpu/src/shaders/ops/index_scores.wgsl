@@ -17,17 +17,23 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         A[Q.p2.x + idx] = -3.4e38;
         return;
     }
-    // Each key value is read once for all the heads.
+    // Each key value is read once for all the heads. The head loops run to 64 with the heads
+    // past `heads` masked, so that `s` is indexed by constants once unrolled (registers, not
+    // memory).
     var s: array<f32, 64>;
     for (var c = 0u; c < d; c++) {
         let k = key(Q.p1.z, Q.p1.w, t, c);
-        for (var h = 0u; h < heads; h++) {
-            s[h] += B[Q.p1.x + (i * heads + h) * d + c] * k;
+        for (var h = 0u; h < 64u; h++) {
+            if (h < heads) {
+                s[h] += B[Q.p1.x + (i * heads + h) * d + c] * k;
+            }
         }
     }
     var score = 0.0;
-    for (var h = 0u; h < heads; h++) {
-        score += C[Q.p1.y + i * heads + h] * pf(Q.p2.z) * max(s[h], 0.0);
+    for (var h = 0u; h < 64u; h++) {
+        if (h < heads) {
+            score += C[Q.p1.y + i * heads + h] * pf(Q.p2.z) * max(s[h], 0.0);
+        }
     }
     A[Q.p2.x + idx] = score;
 }
