@@ -85,6 +85,8 @@ if want glm && [ -x "$BIN/gpu_reference" ]; then
   step gpu_reference 240 "$BIN/gpu_reference" --test-threads 4
 fi
 if want kernels; then
+  # Every kernel of every type against the CPU, as `localglm gpu --check` runs it.
+  [ -x "$BIN/gpu_bench" ] && step verify 120 "$BIN/gpu_bench" --check
   # The matrix units' check (NVIDIA's 16x16x16 kernel: never built by a driver before).
   [ -x "$BIN/matrix_check" ] && step matrix_check 120 "$BIN/matrix_check" --nocapture
   [ -x "$BIN/kernels" ] && step kernels 240 "$BIN/kernels" --test-threads 4

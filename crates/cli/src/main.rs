@@ -45,6 +45,11 @@ enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        /// Check every weight kernel of the adapter the GPU backend would use (or the one
+        /// `LOCALGLM_GPU_ADAPTER` names) against the CPU, for every type, on random blocks;
+        /// exits non-zero if one is wrong.
+        #[arg(long)]
+        check: bool,
     },
     /// Will a model fit this machine (or a described one), and how is it placed: from GGUF
     /// headers alone, for a local file or a remote URL.
@@ -342,7 +347,8 @@ async fn main() -> Result<()> {
                 gpu,
             )
         }
-        Command::Gpu { json } => gpu::run(json),
+        Command::Gpu { json, check } if check => gpu::check(json),
+        Command::Gpu { json, .. } => gpu::run(json),
         Command::Inspect { file, json } => inspect::inspect(&file, json),
         Command::Fit(args) => fit::run(&args),
         Command::Pull { model } => pull::pull(&model).await,

@@ -61,6 +61,36 @@ fn gpu_lists_adapters_with_their_memory_and_limits() {
     }
 }
 
+/// `localglm gpu --check`: every kernel of every type against the CPU, all within their
+/// bounds on the adapter (lavapipe in CI), as a table and as JSON.
+#[test]
+fn gpu_check_runs_every_kernel_against_the_cpu() {
+    if !have_adapter() {
+        return;
+    }
+    let out = localglm().args(["gpu", "--check"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("all within their bounds"), "{text}");
+    for ty in ["IQ1_S", "Q4_K", "BF16"] {
+        assert!(text.lines().any(|l| l.starts_with(ty)), "{ty}: {text}");
+    }
+    let out = localglm()
+        .args(["gpu", "--check", "--json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["passed"], true, "{json}");
+    let results = json["results"].as_array().unwrap();
+    // 22 types, four shapes each (and the matrix units' where the adapter has them).
+    assert!(results.len() >= 22 * 4, "{}", results.len());
+    assert!(results.iter().all(|r| r["worst"].as_f64().unwrap() <= 1.0));
+}
+
 #[test]
 fn chat_runs_the_glm_fixture_on_the_gpu_and_says_so() {
     if !have_adapter() {

@@ -5,6 +5,8 @@
 //!
 //! `cargo run --example gpu_bench -- [--mib 256] [--reps 20] [--types Q4_K,IQ2_XXS]`
 //!
+//! With `--check` it runs `Gpu::verify` instead (`localglm gpu --check` without the CLI),
+//! printing each kernel's worst error as a fraction of its bound; exit status 1 if one fails.
 //! With `--tokens N` it times a prompt's product of N tokens instead, on the adapter's matrix
 //! units (where it has them) against the f32 tile kernels, the same weights in the same run.
 
@@ -41,6 +43,10 @@ fn main() {
     let only: Vec<String> = arg("--types")
         .map(|v| v.split(',').map(|s| s.trim().to_uppercase()).collect())
         .unwrap_or_default();
+    if std::env::args().any(|a| a == "--check") {
+        check();
+        return;
+    }
     if let Some(tokens) = arg("--tokens").and_then(|v| v.parse().ok()) {
         prefill(tokens, mib, reps, &only);
         return;
@@ -152,6 +158,35 @@ fn main() {
             gbs_e / 1e9,
             gbs_e / stream,
         );
+    }
+}
+
+/// Every kernel of every type against the CPU (`Gpu::verify`).
+fn check() {
+    let gpu = open(Matrices::from_env());
+    println!(
+        "adapter: {} ({}), matrix units: {:?}{}",
+        gpu.adapter().name,
+        gpu.adapter().backend,
+        gpu.matrix_size(),
+        gpu.matrix_fallback()
+            .map_or(String::new(), |why| format!(" ({why})"))
+    );
+    let results = gpu.verify().unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2)
+    });
+    for r in &results {
+        let verdict = if r.passed { "ok" } else { "FAILED" };
+        println!("{:<8} {:<24} {:.1e} {verdict}", r.ty, r.kernel, r.worst);
+    }
+    let failed = results.iter().filter(|r| !r.passed).count();
+    println!(
+        "{} kernels checked, {failed} outside their bounds",
+        results.len()
+    );
+    if failed > 0 {
+        std::process::exit(1);
     }
 }
 

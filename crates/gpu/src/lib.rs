@@ -24,6 +24,7 @@ mod native;
 mod ops;
 mod submit;
 mod tables;
+pub mod verify;
 
 pub use adapters::{adapters, find_adapter, AdapterReport};
 pub use host::HostWrap;
@@ -34,6 +35,7 @@ pub use ops::{
     RowRope, ROW_STORE_MAX,
 };
 use submit::{BindCache, Pending, PARAM_SLOTS};
+pub use verify::Verified;
 // `Pool` is defined below.
 
 use localglm_quants::GgmlType;

@@ -6,16 +6,14 @@
 //! and shared activations), with and without subgroup operations, with weights split into
 //! many small bindings, and with two weights paired into one (a FFN's gate and up).
 //!
-//! Tolerance: the GPU decodes weights to f32 exactly as the CPU dequantizer does (same
-//! formulas, same f16 fields; a GPU may fuse a multiply-add, which only rounds less) and sums
-//! f32 products, so |y − ref| ≤ γ_k·Σ|wᵢxᵢ| with γ_k ≈ k·2⁻²⁴ for k terms in any order; k is at
-//! most 2304 here (γ ≈ 1.4e-4), and we allow 2e-4·Σ|wᵢxᵢ| + 1e-6. The reference is the f64 dot
-//! of the CPU-dequantized row (bit-exact to ggml's reference, `localglm-quants` tests).
+//! Tolerance: the bounds of `localglm_gpu::verify` (derived there), which `localglm gpu --check`
+//! holds a user's device to as well.
 //!
 //! Runs on any adapter, software included (lavapipe in CI). Where there is none the test says
 //! so and passes, unless `LOCALGLM_REQUIRE_GPU=1` (set by the test script where it installs
 //! lavapipe), which turns a missing adapter into a failure.
 
+use localglm_gpu::verify::{f32_bound, matrix_bound, reference_dot};
 use localglm_gpu::{Gpu, GpuError, GpuOptions, HostWrap, Matrices, GPU_TYPES};
 use localglm_quants::synth::{random_blocks, random_vector};
 use localglm_quants::{dequantize_row, GgmlType};
@@ -52,19 +50,11 @@ fn dequant_rows(ty: GgmlType, w: &[u8], rows: usize, cols: usize) -> Vec<Vec<f32
         .collect()
 }
 
-/// The f64 dot of `row` and `x`, and Σ|rowᵢ·xᵢ| (what the tolerances scale with).
-fn dot_and_scale(row: &[f32], x: &[f32]) -> (f64, f64) {
-    row.iter().zip(x).fold((0.0, 0.0), |(d, s), (a, b)| {
-        let p = *a as f64 * *b as f64;
-        (d + p, s + p.abs())
-    })
-}
-
 fn check_dot(what: &str, got: f32, row: &[f32], x: &[f32]) {
-    let (want, scale) = dot_and_scale(row, x);
+    let (want, scale) = reference_dot(row, x);
     let err = (got as f64 - want).abs();
     assert!(
-        err <= 2e-4 * scale + 1e-6,
+        err <= f32_bound(row, x),
         "{what}: got {got}, want {want} (error {err:.3e}, scale {scale:.3e})"
     );
 }
@@ -586,46 +576,30 @@ fn every_op_shader_compiles() {
     gpu.compile_ops().unwrap();
 }
 
-/// The matrix-unit kernels' tolerance. They multiply f16 copies of the decoded weights and of the
-/// activations (round to nearest: relative error u = 2⁻¹¹ each, so ≤ 2u + u² per product) and
-/// sum in f32 (γ_k ≤ 1.4e-4 as above): |y − ref| ≤ 1.12e-3·Σ|wᵢxᵢ|, allowed as 1.2e-3. An input
-/// below f16's normal range (6.1e-5) keeps an absolute error of at most 2⁻²⁵ instead, which
-/// the second term covers: 2⁻²⁵·Σ(|wᵢ| + |xᵢ|)·max(|w|, |x|, 1).
+/// The matrix-unit kernels' tolerance (f16 inputs; `localglm_gpu::verify`).
 fn check_dot_f16(what: &str, got: f32, row: &[f32], x: &[f32]) {
-    let (want, scale) = dot_and_scale(row, x);
-    let big = row.iter().chain(x).fold(1f64, |m, v| m.max(v.abs() as f64));
-    let small: f64 = row.iter().chain(x).map(|v| v.abs() as f64).sum::<f64>() * big;
+    let (want, scale) = reference_dot(row, x);
     let err = (got as f64 - want).abs();
     assert!(
-        err <= 1.2e-3 * scale + small / (1u64 << 25) as f64,
+        err <= matrix_bound(row, x),
         "{what}: got {got}, want {want} (error {err:.3e}, scale {scale:.3e})"
     );
 }
 
 /// A device whose many-token products run on its matrix units (`Matrices::Always`), or `None`
-/// with the reason printed where the adapter has no f16 → f32 cooperative matrices (Debian
-/// 12's lavapipe, Mesa 22.3; `scripts/test.sh` runs this test again on Mesa 26's lavapipe with
-/// `LOCALGLM_REQUIRE_COOP=1`, which makes their absence a failure).
+/// where the adapter has none (`common::with_matrix_units`).
 fn open_matrices(max_binding_bytes: Option<u64>) -> Option<Gpu> {
-    let gpu = common::open(GpuOptions {
+    let gpu = common::with_matrix_units(common::open(GpuOptions {
         matrices: Matrices::Always,
         max_binding_bytes,
         ..GpuOptions::default()
-    })?;
-    if gpu.matrix_size().is_some() {
-        return Some(gpu);
-    }
-    let why = format!(
-        "{} ({}) offers no S×S×S f16 → f32 cooperative matrices (it lists {:?})",
-        gpu.adapter().name,
-        gpu.adapter().driver,
-        gpu.adapter().cooperative_matrix
+    })?)?;
+    assert!(
+        gpu.matrix_size().is_some(),
+        "the adapter has matrix units but the device does not use them: {:?}",
+        gpu.matrix_fallback()
     );
-    if std::env::var("LOCALGLM_REQUIRE_COOP").is_ok_and(|v| v == "1") {
-        panic!("LOCALGLM_REQUIRE_COOP=1 but {why}");
-    }
-    eprintln!("matrix-unit kernels not run on this adapter: {why}");
-    None
+    Some(gpu)
 }
 
 /// Every quantized type's product on the matrix units against the CPU: 40 tokens (a full tile

@@ -14,28 +14,11 @@ use localglm_quants::GgmlType;
 /// A device opened with `fault` in its matrix-unit kernels, or `None` (reason printed) where
 /// the adapter has no such units.
 fn open(fault: Option<MatrixFault>) -> Option<Gpu> {
-    let gpu = common::open(GpuOptions {
+    common::with_matrix_units(common::open(GpuOptions {
         matrices: Matrices::Always,
         matrix_fault: fault,
         ..GpuOptions::default()
-    })?;
-    let has =
-        gpu.adapter().cooperative_matrix.iter().any(|s| {
-            s.ends_with("f16->f32") && (s.starts_with("8x8x8") || s.starts_with("16x16x16"))
-        });
-    if has && gpu.adapter().subgroups {
-        return Some(gpu);
-    }
-    let why = format!(
-        "{} offers no S×S×S f16 → f32 cooperative matrices (it lists {:?})",
-        gpu.adapter().name,
-        gpu.adapter().cooperative_matrix
-    );
-    if std::env::var("LOCALGLM_REQUIRE_COOP").is_ok_and(|v| v == "1") {
-        panic!("LOCALGLM_REQUIRE_COOP=1 but {why}");
-    }
-    eprintln!("matrix-unit check not run: {why}");
-    None
+    })?)
 }
 
 /// A Q8_0 weight of `rows` × `cols` with scale 1 and small integer quants, with its values.
@@ -93,15 +76,14 @@ fn the_matrix_units_pass_their_check_and_leave_nothing_counted() {
     assert!(product_is_exact(&gpu), "the product did not use them");
 }
 
-#[test]
-fn a_driver_that_miscomputes_on_the_matrix_units_costs_their_speed_not_the_answer() {
-    let Some(gpu) = open(Some(MatrixFault::WrongSums)) else {
-        return;
-    };
+/// With `fault` in the kernels the device uses the tile kernels, says why (`words` in the
+/// reason), and its products stay exact.
+fn falls_back(fault: MatrixFault, words: &str) {
+    let Some(gpu) = open(Some(fault)) else { return };
     let why = gpu.matrix_fallback().expect("no reason given");
     eprintln!("{why}");
     assert!(
-        why.contains("off on this device") && why.contains("gave"),
+        why.contains("off on this device") && why.contains(words),
         "{why}"
     );
     assert_eq!(gpu.matrix_size(), None);
@@ -109,16 +91,11 @@ fn a_driver_that_miscomputes_on_the_matrix_units_costs_their_speed_not_the_answe
 }
 
 #[test]
+fn a_driver_that_miscomputes_on_the_matrix_units_costs_their_speed_not_the_answer() {
+    falls_back(MatrixFault::WrongSums, "gave");
+}
+
+#[test]
 fn a_driver_that_refuses_the_matrix_unit_kernels_costs_their_speed_not_the_answer() {
-    let Some(gpu) = open(Some(MatrixFault::Refused)) else {
-        return;
-    };
-    let why = gpu.matrix_fallback().expect("no reason given");
-    eprintln!("{why}");
-    assert!(
-        why.contains("off on this device") && why.contains("refused"),
-        "{why}"
-    );
-    assert_eq!(gpu.matrix_size(), None);
-    assert!(!product_is_exact(&gpu), "the product still used them");
+    falls_back(MatrixFault::Refused, "refused");
 }
