@@ -150,15 +150,7 @@ impl Gpu {
         let y = self.zeros(ids_v.len() * ROWS)?;
         self.matvec_indexed(w, &ids, ids_v.len(), &x, 0, true, &y, 0)?;
         let got = self.read_f32(&y)?;
-        let mut worst = 0f64;
-        for (s, &e) in ids_v.iter().enumerate() {
-            let xs_s = &xs[s * cols..(s + 1) * cols];
-            for r in 0..ROWS {
-                let reference = &reference[e as usize * ROWS + r];
-                worst = worst.max(ratio(got[s * ROWS + r], reference, xs_s, f32_bound));
-            }
-        }
-        Ok(worst)
+        Ok(worst_by_ids(&got, &xs, &ids_v, reference, f32_bound))
     }
 
     /// MoE prefill: 24 slots grouped by expert on the device (expert 2 with 12 of them, more
@@ -180,16 +172,32 @@ impl Gpu {
         let got = self.read_f32(&y)?;
         let on_matrices = self.counters().matrix_products > before;
         let bound = if on_matrices { matrix_bound } else { f32_bound };
-        let mut worst = 0f64;
-        for (s, &e) in ids_v.iter().enumerate() {
-            let xs_s = &xs[s * cols..(s + 1) * cols];
-            for r in 0..ROWS {
-                let reference = &reference[e as usize * ROWS + r];
-                worst = worst.max(ratio(got[s * ROWS + r], reference, xs_s, bound));
-            }
-        }
-        Ok((worst, on_matrices))
+        Ok((
+            worst_by_ids(&got, &xs, &ids_v, reference, bound),
+            on_matrices,
+        ))
     }
+}
+
+/// The worst error ÷ bound of a MoE product: slot s (its own activations in `xs`) by expert
+/// `ids[s]`'s `ROWS` rows of `reference`.
+fn worst_by_ids(
+    got: &[f32],
+    xs: &[f32],
+    ids: &[u32],
+    reference: &[Vec<f32>],
+    bound: fn(&[f32], &[f32]) -> f64,
+) -> f64 {
+    let cols = xs.len() / ids.len();
+    let mut worst = 0f64;
+    for (s, &e) in ids.iter().enumerate() {
+        let x = &xs[s * cols..(s + 1) * cols];
+        for r in 0..ROWS {
+            let row = &reference[e as usize * ROWS + r];
+            worst = worst.max(ratio(got[s * ROWS + r], row, x, bound));
+        }
+    }
+    worst
 }
 
 /// |got − reference| ÷ bound (infinite for a NaN).
