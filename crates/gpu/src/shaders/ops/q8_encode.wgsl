@@ -6,7 +6,11 @@ fn q8_put(word: u32, v: ptr<function, array<f32, 64>>, blocks: u32) {
     var at = word;
     var acc = 0u;
     var nb = 0u;
-    for (var b = 0u; b < blocks; b++) {
+    // Two steps, the second skipped for one block: `v` indexed by constants once unrolled.
+    for (var b = 0u; b < 2u; b++) {
+        if (b >= blocks) {
+            break;
+        }
         var amax = 0.0;
         for (var k = 0u; k < 32u; k++) {
             amax = max(amax, abs((*v)[32u * b + k]));
