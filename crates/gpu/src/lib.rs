@@ -94,6 +94,9 @@ pub enum GpuError {
     /// The device failed while running or reading back.
     #[error("the GPU failed: {0}")]
     Lost(String),
+    /// A product the device ran gave another result than the host's (the matrix units' check).
+    #[error("the GPU computed a wrong result: {0}")]
+    WrongResult(String),
     /// A device choice that is not `auto`, `gpu` or `cpu`.
     #[error("device `{0}`: expected auto, gpu or cpu")]
     UnknownDevice(String),

@@ -114,7 +114,7 @@ impl Gpu {
         self.counters.reset();
     }
 
-    fn matrices_agree(&self) -> Result<(), String> {
+    fn matrices_agree(&self) -> Result<(), GpuError> {
         let (rows, cols, n) = (CHECK_ROWS, CHECK_COLS, CHECK_TOKENS);
         let mut bytes = Vec::with_capacity(rows * cols / 32 * 34);
         for r in 0..rows {
@@ -126,19 +126,21 @@ impl Gpu {
         let xs: Vec<f32> = (0..n * cols)
             .map(|i| check_activation(i / cols, i % cols) as f32)
             .collect();
-        let err = |e: GpuError| e.to_string();
-        let w = self
-            .upload_weight("matrix check", GgmlType::Q8_0, &bytes, 1, rows, cols)
-            .map_err(err)?;
-        let x = self.upload_f32(&xs).map_err(err)?;
-        let y = self.zeros(n * rows).map_err(err)?;
+        let w = self.upload_weight("matrix check", GgmlType::Q8_0, &bytes, 1, rows, cols)?;
+        let x = self.upload_f32(&xs)?;
+        let y = self.zeros(n * rows)?;
         let before = self.counters().matrix_products;
-        self.matmul(&w, &x, 0, n, &y, 0).map_err(err)?;
-        let got = self.read_f32(&y).map_err(err)?;
+        self.matmul(&w, &x, 0, n, &y, 0)?;
+        let got = self.read_f32(&y)?;
         if self.counters().matrix_products == before {
-            return Err(self
-                .matrix_fallback_of(GgmlType::Q8_0)
-                .unwrap_or_else(|| "the check's product did not run on them".into()));
+            let refused = self.coop_refused.lock().expect("refused kernels");
+            return Err(GpuError::Shader {
+                what: "the Q8_0 matrix-unit kernel".into(),
+                message: match refused.get(&GgmlType::Q8_0) {
+                    Some(why) => format!("refused: {why}"),
+                    None => "not run on the matrix units".into(),
+                },
+            });
         }
         for t in 0..n {
             for r in 0..rows {
@@ -147,9 +149,9 @@ impl Gpu {
                     .sum();
                 let have = got[t * rows + r];
                 if have != want as f32 {
-                    return Err(format!(
+                    return Err(GpuError::WrongResult(format!(
                         "a check product gave {have} for {want} (token {t}, row {r})"
-                    ));
+                    )));
                 }
             }
         }
@@ -175,13 +177,6 @@ impl Gpu {
             "the driver refused the matrix-unit kernels of {}, which run on the tile kernels: {first}",
             types.join(", ")
         ))
-    }
-
-    fn matrix_fallback_of(&self, ty: GgmlType) -> Option<String> {
-        let refused = self.coop_refused.lock().expect("refused kernels");
-        refused
-            .get(&ty)
-            .map(|why| format!("its kernel was refused: {why}"))
     }
 
     /// The matrix units' shape for a product of `n` tokens by `w` (`grouped`: slots grouped
