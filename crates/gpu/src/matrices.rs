@@ -171,7 +171,6 @@ impl Gpu {
         }
         let mut types: Vec<String> = refused.keys().map(|t| t.to_string()).collect();
         types.sort();
-        types.dedup();
         let first = refused.values().next().cloned().unwrap_or_default();
         Some(format!(
             "the driver refused the matrix-unit kernels of {}, which run on the tile kernels: {first}",
