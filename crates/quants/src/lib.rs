@@ -22,6 +22,7 @@ pub mod kernels;
 mod kv;
 mod matmul;
 mod neon;
+mod neon_iq;
 mod prefetch;
 pub mod q8;
 mod rows_out;

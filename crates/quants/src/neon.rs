@@ -195,7 +195,7 @@ fn rows_multi_sdot(ty: GgmlType, w: &[u8], row_bytes: usize, acts: &[Q8Act], yt:
 }
 
 /// Whether this aarch64 CPU has FEAT_DotProd (and SIMD kernels are allowed).
-fn have_dotprod() -> bool {
+pub(crate) fn have_dotprod() -> bool {
     use std::sync::OnceLock;
     static HAVE: OnceLock<bool> = OnceLock::new();
     *HAVE.get_or_init(|| {
@@ -208,6 +208,9 @@ fn have_dotprod() -> bool {
 pub(crate) fn rows(ty: GgmlType, w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) -> bool {
     if !crate::kernels::simd_allowed() {
         return false;
+    }
+    if crate::neon_iq::rows(ty, w, row_bytes, std::slice::from_ref(a), y) {
+        return true;
     }
     if have_dotprod() {
         // WORKAROUND: calling a `#[target_feature]` function needs `unsafe`; `dotprod` was
@@ -233,6 +236,9 @@ pub(crate) fn rows_multi(
 ) -> bool {
     if !crate::kernels::simd_allowed() {
         return false;
+    }
+    if crate::neon_iq::rows(ty, w, row_bytes, acts, yt) {
+        return true;
     }
     if have_dotprod() {
         // WORKAROUND: as in `rows`: `dotprod` was detected on this CPU.

@@ -1,0 +1,799 @@
+//! NEON row kernels for the I-quants (aarch64: Apple Silicon, Graviton, Ampere), mat-vec and
+//! batched: each 256-weight block is decoded straight into sixteen int8 vectors and integer
+//! scales ([`Sb`]) — grid entries loaded whole, signs applied as byte masks from a table, IQ4's
+//! levels by one table lookup (`TBL`) per 16 weights — and dotted with the per-256 activations
+//! (`Q8Act::q256`, llama.cpp's q8_K grid, as the x86 row kernels): the group sums (`SDOT`
+//! where the CPU has FEAT_DotProd, widening multiplies where it does not, as `neon.rs`) meet
+//! their integer scales in i32 lanes, four groups a multiply-add, and one float multiply-add
+//! per block takes `d · d256`. Until these, every aarch64 build decoded these types with the
+//! portable decoders into memory first (`decode_i8`): 900–1,300 instructions per 256 weights
+//! for the grid types and ~7,400 for IQ4_NL/IQ4_XS, whose level lookup did not vectorize
+//! (QEMU instruction counts, docs/benchmarks.md).
+//!
+//! Exactness: the integer sums are exact; a block's value is `d'·Σ_g sc_g·(q_g·x_g)·d256`
+//! with `d'` the block's `d` times a power of two (`1/8`, `1/4`) and `sc_g` the integer the
+//! reference's scale is `d'` times (`d·(0.5 + s)·0.25 = (d/8)·(2s + 1)`), so the only
+//! rounding beyond the activations' quantization is f32's in the last multiply-adds. The
+//! error bound is the x86 row kernels' (tests/kernels.rs); `tests` below checks every decoder
+//! against `decode_i8`'s quants and scales exactly.
+
+#![cfg(target_arch = "aarch64")]
+
+use crate::neon::{Dot16, Sdot, Widen};
+use crate::q8::Q8Act;
+use crate::tables::{IQ1S_GRID, IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID};
+use crate::GgmlType;
+use std::arch::aarch64::*;
+
+/// A decoder of `B`-byte, 256-weight blocks into NEON operands: weight v is
+/// `d · sc[v / GS] · q[v]`, `GS` the scale group (16, or 32 where [`Decode::PER32`]).
+pub(crate) trait Decode<const B: usize> {
+    /// Whether a scale covers 32 weights (lanes of `scales()[0..2]`) rather than 16 (`[0..4]`).
+    const PER32: bool;
+    /// The block's `d` (its f16 field times the power of two that makes `sc` integers).
+    fn d(b: &[u8; B]) -> f32;
+    /// The integer scales, four to a vector.
+    fn scales(b: &[u8; B]) -> [int32x4_t; 4];
+    /// Quants of weights `32j .. 32j + 32`, as two 16-lane vectors.
+    fn pair32(b: &[u8; B], j: usize) -> (int8x16_t, int8x16_t);
+}
+
+/// `[e(0), e(1), e(2), e(3)]` written out, `l` a constant in each: closures here would be
+/// left to LLVM's inlining, which dropped them once a decoder had two call sites (mat-vec
+/// and batched), tripling the grid types' instruction counts.
+macro_rules! four {
+    (|$l:ident| $e:expr) => {
+        [
+            {
+                let $l = 0usize;
+                $e
+            },
+            {
+                let $l = 1usize;
+                $e
+            },
+            {
+                let $l = 2usize;
+                $e
+            },
+            {
+                let $l = 3usize;
+                $e
+            },
+        ]
+    };
+}
+
+/// Byte k of `MASKS[s]` is 0xff where bit k of `s` is set: a sign byte as a lane mask.
+static MASKS: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut s = 0;
+    while s < 256 {
+        let mut k = 0;
+        while k < 8 {
+            if (s >> k) & 1 != 0 {
+                t[s] |= 0xff << (8 * k);
+            }
+            k += 1;
+        }
+        s += 1;
+    }
+    t
+};
+
+/// IQ2/IQ3's 7-bit sign codes as lane masks: bit 7 is the parity of the other seven (the rule
+/// `KSIGNS_IQ2XS` tabulates; checked in `tests`).
+static KMASKS: [u64; 128] = {
+    let mut t = [0u64; 128];
+    let mut i = 0;
+    while i < 128 {
+        let s = i | (((i as u32).count_ones() as usize & 1) << 7);
+        t[i] = MASKS[s];
+        i += 1;
+    }
+    t
+};
+
+/// A scalar f16 field as f32, by the hardware's conversion (`FCVTL`, base NEON).
+#[inline(always)]
+fn f16(h: u16) -> f32 {
+    let v: float32x4_t;
+    // WORKAROUND: inline assembly is `unsafe`; this one reads and writes registers only.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::arch::asm!(
+            "dup {v:v}.4h, {h:w}",
+            "fcvtl {v:v}.4s, {v:v}.4h",
+            h = in(reg) u32::from(h),
+            v = out(vreg) v,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+        vgetq_lane_f32::<0>(v)
+    }
+}
+
+// Little-endian fields read as one load each (`dequant::u32_at` assembles bytes, which LLVM
+// left as byte loads in these kernels).
+#[inline(always)]
+fn u64_at<const B: usize>(b: &[u8; B], at: usize) -> u64 {
+    let (v, _) = b[at..].as_chunks::<8>();
+    u64::from_le_bytes(v[0])
+}
+
+#[inline(always)]
+fn u32_at<const B: usize>(b: &[u8; B], at: usize) -> u32 {
+    let (v, _) = b[at..].as_chunks::<4>();
+    u32::from_le_bytes(v[0])
+}
+
+#[inline(always)]
+fn u16_at<const B: usize>(b: &[u8; B], at: usize) -> u16 {
+    let (v, _) = b[at..].as_chunks::<2>();
+    u16::from_le_bytes(v[0])
+}
+
+/// Two 8-byte groups as one vector (`lo` in lanes 0–7).
+#[inline(always)]
+fn pair(lo: u64, hi: u64) -> int8x16_t {
+    // WORKAROUND: NEON intrinsics are `unsafe` outside `#[target_feature]` functions, but NEON
+    // is part of every aarch64 target (this module compiles for no other).
+    #[allow(unsafe_code)]
+    unsafe {
+        vcombine_s8(vcreate_s8(lo), vcreate_s8(hi))
+    }
+}
+
+/// A 16-weight group of two 8-weight grid entries under two sign masks: `(g ^ m) − m`.
+#[inline(always)]
+fn grid16(g0: u64, g1: u64, m0: u64, m1: u64) -> int8x16_t {
+    let (g, m) = (pair(g0, g1), pair(m0, m1));
+    // WORKAROUND: as in `pair`.
+    #[allow(unsafe_code)]
+    unsafe {
+        vsubq_s8(veorq_s8(g, m), m)
+    }
+}
+
+/// IQ1's quants `8·g ± 1` from grid values g ∈ {−1, 0, 1}: `(g << 3) + δ` lane-wise.
+#[inline(always)]
+fn iq1(g0: u64, g1: u64, d0: u64, d1: u64) -> int8x16_t {
+    // WORKAROUND: as in `pair`.
+    #[allow(unsafe_code)]
+    unsafe {
+        vaddq_s8(vshlq_n_s8::<3>(pair(g0, g1)), pair(d0, d1))
+    }
+}
+
+/// Eight bytes each `−1` (`negative`) or `+1`.
+#[inline(always)]
+fn delta8(negative: bool) -> u64 {
+    if negative {
+        u64::MAX
+    } else {
+        0x0101_0101_0101_0101
+    }
+}
+
+#[inline(always)]
+fn grid_iq1(index: usize) -> u64 {
+    u64::from_le_bytes(IQ1S_GRID[index].map(|v| v as u8))
+}
+
+/// Sixteen u8 lanes as four i32 vectors.
+#[inline(always)]
+fn widen16(v: uint8x16_t) -> [int32x4_t; 4] {
+    // WORKAROUND: as in `pair`.
+    #[allow(unsafe_code)]
+    unsafe {
+        let lo = vmovl_u8(vget_low_u8(v));
+        let hi = vmovl_high_u8(v);
+        [
+            vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(lo))),
+            vreinterpretq_s32_u32(vmovl_high_u16(lo)),
+            vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(hi))),
+            vreinterpretq_s32_u32(vmovl_high_u16(hi)),
+        ]
+    }
+}
+
+/// The 16 nibbles of `v` (low nibble first) as `2·s + 1`, four to a vector (the reference's
+/// `d·(0.5 + s)·k` scales are `(d·k/2)·(2s + 1)`; eight nibbles use the first two vectors).
+#[inline(always)]
+fn odd_nibbles(v: u64) -> [int32x4_t; 4] {
+    // WORKAROUND: as in `pair`.
+    #[allow(unsafe_code)]
+    unsafe {
+        let v = vcreate_u8(v);
+        let z = vzip_u8(vand_u8(v, vdup_n_u8(15)), vshr_n_u8::<4>(v));
+        let n = vcombine_u8(z.0, z.1);
+        widen16(vorrq_u8(vshlq_n_u8::<1>(n), vdupq_n_u8(1)))
+    }
+}
+
+/// `2·(w >> 28) + 1` of eight u32 words, the 4-bit scales atop IQ2_XXS's and IQ3_XXS's sign
+/// words.
+#[inline(always)]
+fn top_nibble_scales(w: [u32; 8]) -> [int32x4_t; 4] {
+    // WORKAROUND: as in `pair`; the loads read exactly the eight words.
+    #[allow(unsafe_code)]
+    unsafe {
+        let z = vdupq_n_s32(0);
+        let one = vdupq_n_u32(1);
+        let (lo, hi) = (vld1q_u32(w.as_ptr()), vld1q_u32(w[4..].as_ptr()));
+        [
+            vreinterpretq_s32_u32(vorrq_u32(vshlq_n_u32::<1>(vshrq_n_u32::<28>(lo)), one)),
+            vreinterpretq_s32_u32(vorrq_u32(vshlq_n_u32::<1>(vshrq_n_u32::<28>(hi)), one)),
+            z,
+            z,
+        ]
+    }
+}
+
+pub(crate) struct Iq2Xxs;
+impl Decode<66> for Iq2Xxs {
+    const PER32: bool = true;
+    #[inline(always)]
+    fn d(b: &[u8; 66]) -> f32 {
+        f16(u16_at(b, 0)) * 0.125
+    }
+    #[inline(always)]
+    fn scales(b: &[u8; 66]) -> [int32x4_t; 4] {
+        top_nibble_scales(std::array::from_fn(|j| u32_at(b, 6 + 8 * j)))
+    }
+    #[inline(always)]
+    fn pair32(b: &[u8; 66], j: usize) -> (int8x16_t, int8x16_t) {
+        let c = u64_at(b, 2 + 8 * j);
+        let g = four!(|l| IQ2XXS_GRID[((c >> (8 * l)) & 255) as usize]);
+        let m = four!(|l| KMASKS[((c >> (32 + 7 * l)) & 127) as usize]);
+        (
+            grid16(g[0], g[1], m[0], m[1]),
+            grid16(g[2], g[3], m[2], m[3]),
+        )
+    }
+}
+
+pub(crate) struct Iq2Xs;
+impl Decode<74> for Iq2Xs {
+    const PER32: bool = false;
+    #[inline(always)]
+    fn d(b: &[u8; 74]) -> f32 {
+        f16(u16_at(b, 0)) * 0.125
+    }
+    #[inline(always)]
+    fn scales(b: &[u8; 74]) -> [int32x4_t; 4] {
+        odd_nibbles(u64_at(b, 66))
+    }
+    #[inline(always)]
+    fn pair32(b: &[u8; 74], j: usize) -> (int8x16_t, int8x16_t) {
+        let c = u64_at(b, 2 + 8 * j);
+        let g = four!(|l| IQ2XS_GRID[((c >> (16 * l)) & 511) as usize]);
+        let m = four!(|l| KMASKS[((c >> (16 * l + 9)) & 127) as usize]);
+        (
+            grid16(g[0], g[1], m[0], m[1]),
+            grid16(g[2], g[3], m[2], m[3]),
+        )
+    }
+}
+
+pub(crate) struct Iq2S;
+impl Decode<82> for Iq2S {
+    const PER32: bool = false;
+    #[inline(always)]
+    fn d(b: &[u8; 82]) -> f32 {
+        f16(u16_at(b, 0)) * 0.125
+    }
+    #[inline(always)]
+    fn scales(b: &[u8; 82]) -> [int32x4_t; 4] {
+        odd_nibbles(u64_at(b, 74))
+    }
+    #[inline(always)]
+    fn pair32(b: &[u8; 82], j: usize) -> (int8x16_t, int8x16_t) {
+        let qs = u32_at(b, 2 + 4 * j) as usize;
+        let signs = u32_at(b, 34 + 4 * j) as usize;
+        let qh = b[66 + j] as usize;
+        let g = four!(|l| IQ2S_GRID[((qs >> (8 * l)) & 255) | ((qh >> (2 * l)) & 3) << 8]);
+        let m = four!(|l| MASKS[(signs >> (8 * l)) & 255]);
+        (
+            grid16(g[0], g[1], m[0], m[1]),
+            grid16(g[2], g[3], m[2], m[3]),
+        )
+    }
+}
+
+pub(crate) struct Iq3Xxs;
+impl Decode<98> for Iq3Xxs {
+    const PER32: bool = true;
+    #[inline(always)]
+    fn d(b: &[u8; 98]) -> f32 {
+        // d·(0.5 + s)·0.5 = (d/4)·(2s + 1).
+        f16(u16_at(b, 0)) * 0.25
+    }
+    #[inline(always)]
+    fn scales(b: &[u8; 98]) -> [int32x4_t; 4] {
+        top_nibble_scales(std::array::from_fn(|j| u32_at(b, 66 + 4 * j)))
+    }
+    #[inline(always)]
+    fn pair32(b: &[u8; 98], j: usize) -> (int8x16_t, int8x16_t) {
+        let qs = u64_at(b, 2 + 8 * j);
+        let a = u32_at(b, 66 + 4 * j);
+        let g = four!(|l| {
+            let lo = IQ3XXS_GRID[((qs >> (16 * l)) & 255) as usize] as u64;
+            lo | (IQ3XXS_GRID[((qs >> (16 * l + 8)) & 255) as usize] as u64) << 32
+        });
+        let m = four!(|l| KMASKS[((a >> (7 * l)) & 127) as usize]);
+        (
+            grid16(g[0], g[1], m[0], m[1]),
+            grid16(g[2], g[3], m[2], m[3]),
+        )
+    }
+}
+
+pub(crate) struct Iq3S;
+impl Decode<110> for Iq3S {
+    const PER32: bool = true;
+    #[inline(always)]
+    fn d(b: &[u8; 110]) -> f32 {
+        f16(u16_at(b, 0))
+    }
+    #[inline(always)]
+    fn scales(b: &[u8; 110]) -> [int32x4_t; 4] {
+        // d·(1 + 2s): the same odd numbers of the eight nibbles at 106.
+        odd_nibbles(u32_at(b, 106) as u64)
+    }
+    #[inline(always)]
+    fn pair32(b: &[u8; 110], j: usize) -> (int8x16_t, int8x16_t) {
+        // The eight 9-bit grid indices built in one vector (low bytes interleaved with the qh
+        // bits as 0/1 high bytes), then looked up from memory: per index one load instead of
+        // the shifts and masks of its qh bit.
+        let mut idx = [0u16; 8];
+        let (qs, _) = b[2 + 8 * j..].as_chunks::<8>();
+        // WORKAROUND: as in `pair`; the load reads exactly the 8 bytes of `qs`, the store
+        // writes exactly the 16 bytes of `idx`.
+        #[allow(unsafe_code)]
+        unsafe {
+            let bits = vcreate_u8(0x8040_2010_0804_0201);
+            let high = vand_u8(vtst_u8(vdup_n_u8(b[66 + j]), bits), vdup_n_u8(1));
+            let z = vzip_u8(vld1_u8(qs[0].as_ptr()), high);
+            vst1q_u8(idx.as_mut_ptr().cast(), vcombine_u8(z.0, z.1));
+        }
+        let signs = u32_at(b, 74 + 4 * j) as usize;
+        let g = four!(|l| {
+            IQ3S_GRID[idx[2 * l] as usize] as u64
+                | (IQ3S_GRID[idx[2 * l + 1] as usize] as u64) << 32
+        });
+        let m = four!(|l| MASKS[(signs >> (8 * l)) & 255]);
+        (
+            grid16(g[0], g[1], m[0], m[1]),
+            grid16(g[2], g[3], m[2], m[3]),
+        )
+    }
+}
+
+pub(crate) struct Iq1S;
+impl Decode<50> for Iq1S {
+    const PER32: bool = true;
+    #[inline(always)]
+    fn d(b: &[u8; 50]) -> f32 {
+        // dl·(g ± 1/8) with dl = d·(2s + 1): (d/8)·(2s + 1)·(8g ± 1).
+        f16(u16_at(b, 0)) * 0.125
+    }
+    #[inline(always)]
+    fn scales(b: &[u8; 50]) -> [int32x4_t; 4] {
+        let (h, _) = b[34..].as_chunks::<16>();
+        // WORKAROUND: as in `pair`; the load reads exactly the 16 bytes of `h`.
+        #[allow(unsafe_code)]
+        unsafe {
+            let h = vreinterpretq_u16_u8(vld1q_u8(h[0].as_ptr()));
+            let s = vorrq_u16(
+                vshlq_n_u16::<1>(vandq_u16(vshrq_n_u16::<12>(h), vdupq_n_u16(7))),
+                vdupq_n_u16(1),
+            );
+            let z = vdupq_n_s32(0);
+            [
+                vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(s))),
+                vreinterpretq_s32_u32(vmovl_high_u16(s)),
+                z,
+                z,
+            ]
+        }
+    }
+    #[inline(always)]
+    fn pair32(b: &[u8; 50], j: usize) -> (int8x16_t, int8x16_t) {
+        let qs = u32_at(b, 2 + 4 * j) as usize;
+        let h = u16_at(b, 34 + 2 * j) as usize;
+        let d = delta8(h & 0x8000 != 0);
+        let g = four!(|l| grid_iq1(((qs >> (8 * l)) & 255) | ((h >> (3 * l)) & 7) << 8));
+        (iq1(g[0], g[1], d, d), iq1(g[2], g[3], d, d))
+    }
+}
+
+pub(crate) struct Iq1M;
+impl Decode<56> for Iq1M {
+    const PER32: bool = false;
+    #[inline(always)]
+    fn d(b: &[u8; 56]) -> f32 {
+        let sc = [u16_at(b, 48), u16_at(b, 50), u16_at(b, 52), u16_at(b, 54)];
+        let d =
+            (sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000);
+        f16(d) * 0.125
+    }
+    #[inline(always)]
+    fn scales(b: &[u8; 56]) -> [int32x4_t; 4] {
+        let sc = [u16_at(b, 48), u16_at(b, 50), u16_at(b, 52), u16_at(b, 54)];
+        std::array::from_fn(|k| {
+            let v: [i32; 4] = std::array::from_fn(|i| 2 * ((sc[k] >> (3 * i)) & 7) as i32 + 1);
+            // WORKAROUND: as in `pair`; the load reads exactly the four lanes of `v`.
+            #[allow(unsafe_code)]
+            unsafe {
+                vld1q_s32(v.as_ptr())
+            }
+        })
+    }
+    #[inline(always)]
+    fn pair32(b: &[u8; 56], j: usize) -> (int8x16_t, int8x16_t) {
+        let qs = u32_at(b, 4 * j) as usize;
+        let n = u16_at(b, 32 + 2 * j) as usize;
+        // Weights 8l .. 8l + 8: index bits and the delta sign in nibble l of `n`.
+        let g = four!(|l| grid_iq1(((qs >> (8 * l)) & 255) | ((n >> (4 * l)) & 7) << 8));
+        let d = four!(|l| delta8((n >> (4 * l + 3)) & 1 != 0));
+        (iq1(g[0], g[1], d[0], d[1]), iq1(g[2], g[3], d[2], d[3]))
+    }
+}
+
+/// 32 weights of IQ4 nibbles (16 bytes: low nibbles first) as levels.
+#[inline(always)]
+fn iq4_pair(qs: &[u8; 16]) -> (int8x16_t, int8x16_t) {
+    // WORKAROUND: as in `pair`; the loads read exactly the 16 levels and the 16 bytes of `qs`.
+    #[allow(unsafe_code)]
+    unsafe {
+        let table = vld1q_s8(crate::tables::IQ4NL_LEVELS.as_ptr());
+        let v = vld1q_u8(qs.as_ptr());
+        let lo = vqtbl1q_s8(table, vandq_u8(v, vdupq_n_u8(15)));
+        let hi = vqtbl1q_s8(table, vshrq_n_u8::<4>(v));
+        (lo, hi)
+    }
+}
+
+pub(crate) struct Iq4Xs;
+impl Decode<136> for Iq4Xs {
+    const PER32: bool = true;
+    #[inline(always)]
+    fn d(b: &[u8; 136]) -> f32 {
+        f16(u16_at(b, 0))
+    }
+    #[inline(always)]
+    fn scales(b: &[u8; 136]) -> [int32x4_t; 4] {
+        let scales_h = u16_at(b, 2);
+        let v: [i32; 8] = std::array::from_fn(|j| {
+            let low = (b[4 + j / 2] >> (4 * (j % 2))) & 15;
+            let high = ((scales_h >> (2 * j)) & 3) as u8;
+            (low | high << 4) as i32 - 32
+        });
+        // WORKAROUND: as in `pair`; the loads read exactly the eight lanes of `v`.
+        #[allow(unsafe_code)]
+        unsafe {
+            let z = vdupq_n_s32(0);
+            [vld1q_s32(v.as_ptr()), vld1q_s32(v[4..].as_ptr()), z, z]
+        }
+    }
+    #[inline(always)]
+    fn pair32(b: &[u8; 136], j: usize) -> (int8x16_t, int8x16_t) {
+        let (qs, _) = b[8 + 16 * j..].as_chunks::<16>();
+        iq4_pair(&qs[0])
+    }
+}
+
+/// Where a kernel takes a block's quants from: decoded from its bytes as they are needed
+/// (mat-vec), or from a block decoded once for many tokens (batched).
+trait Quants {
+    fn pair32(&self, j: usize) -> (int8x16_t, int8x16_t);
+}
+
+struct Fresh<'a, const B: usize, T>(&'a [u8; B], std::marker::PhantomData<T>);
+impl<const B: usize, T: Decode<B>> Quants for Fresh<'_, B, T> {
+    #[inline(always)]
+    fn pair32(&self, j: usize) -> (int8x16_t, int8x16_t) {
+        T::pair32(self.0, j)
+    }
+}
+
+/// An empty quant vector.
+#[inline(always)]
+fn zero_q() -> int8x16_t {
+    // WORKAROUND: as in `pair`.
+    #[allow(unsafe_code)]
+    unsafe {
+        vdupq_n_s8(0)
+    }
+}
+
+/// A block's quants decoded once.
+struct Decoded([int8x16_t; 16]);
+impl Quants for Decoded {
+    #[inline(always)]
+    fn pair32(&self, j: usize) -> (int8x16_t, int8x16_t) {
+        (self.0[2 * j], self.0[2 * j + 1])
+    }
+}
+
+/// The dots of weights `32j .. 32j + 32` with their activations, one per 16-weight half.
+#[inline(always)]
+fn dots32<D: Dot16, Q: Quants>(q: &Q, xg: &[[i8; 16]], j: usize) -> (int32x4_t, int32x4_t) {
+    let (q0, q1) = q.pair32(j);
+    // WORKAROUND: as in `pair`; the loads read exactly two 16-byte groups of `xg`.
+    #[allow(unsafe_code)]
+    unsafe {
+        let z = vdupq_n_s32(0);
+        let a = D::dot16(z, q0, vld1q_s8(xg[2 * j].as_ptr()));
+        let b = D::dot16(z, q1, vld1q_s8(xg[2 * j + 1].as_ptr()));
+        (a, b)
+    }
+}
+
+/// The dot of weights `32j .. 32j + 32` with their activations, in one chain.
+#[inline(always)]
+fn dot32<D: Dot16, Q: Quants>(q: &Q, xg: &[[i8; 16]], j: usize) -> int32x4_t {
+    let (q0, q1) = q.pair32(j);
+    // WORKAROUND: as in `dots32`.
+    #[allow(unsafe_code)]
+    unsafe {
+        let a = D::dot16(vdupq_n_s32(0), q0, vld1q_s8(xg[2 * j].as_ptr()));
+        D::dot16(a, q1, vld1q_s8(xg[2 * j + 1].as_ptr()))
+    }
+}
+
+/// `Σ_g sc_g · (q_g · x_g)` of a block against 256 activation quants, in 4 i32 lanes: the
+/// group sums of four scales at a time pairwise-added into one vector and multiplied by
+/// theirs.
+#[inline(always)]
+fn block_isum<D: Dot16, Q: Quants>(
+    q: &Q,
+    per32: bool,
+    sc: &[int32x4_t; 4],
+    x: &[i8; 256],
+) -> int32x4_t {
+    let (xg, _) = x.as_chunks::<16>();
+    // WORKAROUND: as in `pair`.
+    #[allow(unsafe_code)]
+    unsafe {
+        let mut isum = vdupq_n_s32(0);
+        if per32 {
+            for (k, sck) in sc.iter().enumerate().take(2) {
+                let a = dot32::<D, Q>(q, xg, 4 * k);
+                let b = dot32::<D, Q>(q, xg, 4 * k + 1);
+                let c = dot32::<D, Q>(q, xg, 4 * k + 2);
+                let d = dot32::<D, Q>(q, xg, 4 * k + 3);
+                let t = vpaddq_s32(vpaddq_s32(a, b), vpaddq_s32(c, d));
+                isum = vmlaq_s32(isum, t, *sck);
+            }
+        } else {
+            for (k, sck) in sc.iter().enumerate() {
+                let (a, b) = dots32::<D, Q>(q, xg, 2 * k);
+                let (c, d) = dots32::<D, Q>(q, xg, 2 * k + 1);
+                let t = vpaddq_s32(vpaddq_s32(a, b), vpaddq_s32(c, d));
+                isum = vmlaq_s32(isum, t, *sck);
+            }
+        }
+        isum
+    }
+}
+
+/// `acc + isum · s` in floats.
+#[inline(always)]
+fn fma(acc: float32x4_t, isum: int32x4_t, s: f32) -> float32x4_t {
+    // WORKAROUND: as in `pair`.
+    #[allow(unsafe_code)]
+    unsafe {
+        vfmaq_n_f32(acc, vcvtq_f32_s32(isum), s)
+    }
+}
+
+/// Rows of `T`'s blocks (each `row_bytes`) × the per-256 activations `acts` into `yt` (rows ×
+/// n, row-major): mat-vec decodes each block as it goes; a batch decodes each block once.
+#[inline(always)]
+fn rows_sb<D: Dot16, const B: usize, T: Decode<B>>(
+    w: &[u8],
+    row_bytes: usize,
+    acts: &[Q8Act],
+    yt: &mut [f32],
+) {
+    let n = acts.len();
+    let zero = crate::neon::zero();
+    let mut accs = vec![zero; n];
+    for (row, out) in crate::prefetch::rows(w, row_bytes).zip(yt.chunks_exact_mut(n)) {
+        let (blocks, _) = row.as_chunks::<B>();
+        accs.fill(zero);
+        for (bi, blk) in blocks.iter().enumerate() {
+            let sc = T::scales(blk);
+            let d = T::d(blk);
+            if let [a] = acts {
+                let (x, _) = a.q256[256 * bi..].as_chunks::<256>();
+                let fresh = Fresh::<B, T>(blk, std::marker::PhantomData);
+                let isum = block_isum::<D, _>(&fresh, T::PER32, &sc, &x[0]);
+                accs[0] = fma(accs[0], isum, d * a.d256[bi]);
+            } else {
+                let mut q = Decoded([zero_q(); 16]);
+                for j in 0..8 {
+                    (q.0[2 * j], q.0[2 * j + 1]) = T::pair32(blk, j);
+                }
+                for (a, acc) in acts.iter().zip(accs.iter_mut()) {
+                    let (x, _) = a.q256[256 * bi..].as_chunks::<256>();
+                    let isum = block_isum::<D, _>(&q, T::PER32, &sc, &x[0]);
+                    *acc = fma(*acc, isum, d * a.d256[bi]);
+                }
+            }
+        }
+        for (o, acc) in out.iter_mut().zip(&accs) {
+            *o = crate::neon::hsum(*acc);
+        }
+    }
+}
+
+/// IQ4_NL's 32-weight blocks, eight to a 256-activation group: `Σ_b d_b·(q_b · x_b)` per group,
+/// times the group's `d256`.
+#[inline(always)]
+fn rows_iq4nl<D: Dot16>(w: &[u8], row_bytes: usize, acts: &[Q8Act], yt: &mut [f32]) {
+    let n = acts.len();
+    let zero = crate::neon::zero();
+    let mut accs = vec![zero; n];
+    for (row, out) in crate::prefetch::rows(w, row_bytes).zip(yt.chunks_exact_mut(n)) {
+        let (blocks, _) = row.as_chunks::<18>();
+        accs.fill(zero);
+        for (gi, grp) in blocks.chunks_exact(8).enumerate() {
+            for (a, acc) in acts.iter().zip(accs.iter_mut()) {
+                let (x, _) = a.q256[256 * gi..].as_chunks::<16>();
+                // WORKAROUND: as in `block_isum`.
+                #[allow(unsafe_code)]
+                unsafe {
+                    let z = vdupq_n_s32(0);
+                    let mut part = vdupq_n_f32(0.0);
+                    for (k, blk) in grp.iter().enumerate() {
+                        let (qs, _) = blk[2..].as_chunks::<16>();
+                        let (lo, hi) = iq4_pair(&qs[0]);
+                        let p = D::dot16(z, lo, vld1q_s8(x[2 * k].as_ptr()));
+                        let p = D::dot16(p, hi, vld1q_s8(x[2 * k + 1].as_ptr()));
+                        let d = f16(u16::from_le_bytes([blk[0], blk[1]]));
+                        part = vfmaq_n_f32(part, vcvtq_f32_s32(p), d);
+                    }
+                    *acc = vfmaq_n_f32(*acc, part, a.d256[gi]);
+                }
+            }
+        }
+        for (o, acc) in out.iter_mut().zip(&accs) {
+            *o = crate::neon::hsum(*acc);
+        }
+    }
+}
+
+/// Dispatch on the type: `false` where `ty` has no kernel here.
+#[inline(always)]
+fn rows_typed<D: Dot16>(
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    acts: &[Q8Act],
+    yt: &mut [f32],
+) -> bool {
+    match ty {
+        GgmlType::IQ2_XXS => rows_sb::<D, 66, Iq2Xxs>(w, row_bytes, acts, yt),
+        GgmlType::IQ2_XS => rows_sb::<D, 74, Iq2Xs>(w, row_bytes, acts, yt),
+        GgmlType::IQ2_S => rows_sb::<D, 82, Iq2S>(w, row_bytes, acts, yt),
+        GgmlType::IQ3_XXS => rows_sb::<D, 98, Iq3Xxs>(w, row_bytes, acts, yt),
+        GgmlType::IQ3_S => rows_sb::<D, 110, Iq3S>(w, row_bytes, acts, yt),
+        GgmlType::IQ1_S => rows_sb::<D, 50, Iq1S>(w, row_bytes, acts, yt),
+        GgmlType::IQ1_M => rows_sb::<D, 56, Iq1M>(w, row_bytes, acts, yt),
+        GgmlType::IQ4_XS => rows_sb::<D, 136, Iq4Xs>(w, row_bytes, acts, yt),
+        GgmlType::IQ4_NL => rows_iq4nl::<D>(w, row_bytes, acts, yt),
+        _ => return false,
+    }
+    true
+}
+
+#[target_feature(enable = "neon,dotprod")]
+fn rows_typed_sdot(
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    acts: &[Q8Act],
+    yt: &mut [f32],
+) -> bool {
+    rows_typed::<Sdot>(ty, w, row_bytes, acts, yt)
+}
+
+/// Rows `w` (each `row_bytes`) × the activations `acts` into `yt` (rows × n, row-major; one
+/// activation is a mat-vec) where this module has `ty`'s kernel and every activation has its
+/// per-256 quants; `false` (nothing written) otherwise.
+pub(crate) fn rows(
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    acts: &[Q8Act],
+    yt: &mut [f32],
+) -> bool {
+    if acts.is_empty() || acts.iter().any(|a| a.q256.is_empty()) {
+        return false;
+    }
+    if crate::neon::have_dotprod() {
+        // WORKAROUND: calling a `#[target_feature]` function needs `unsafe`; `dotprod` was
+        // detected on this CPU just above, which is the whole safety contract.
+        #[allow(unsafe_code)]
+        unsafe {
+            rows_typed_sdot(ty, w, row_bytes, acts, yt)
+        }
+    } else {
+        rows_typed::<Widen>(ty, w, row_bytes, acts, yt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode_i8 as di8;
+    use crate::synth::random_blocks;
+
+    #[test]
+    fn sign_code_masks_follow_the_ksigns_table() {
+        for (i, &s) in crate::tables::KSIGNS_IQ2XS.iter().enumerate() {
+            assert_eq!(KMASKS[i], MASKS[s as usize], "{i}");
+        }
+        assert_eq!(MASKS[0b1000_0001], 0xff00_0000_0000_00ff);
+    }
+
+    fn lanes(v: int8x16_t) -> [i8; 16] {
+        let mut out = [0i8; 16];
+        // WORKAROUND: a store has no safe intrinsic; `out` is exactly the 16 bytes written.
+        #[allow(unsafe_code)]
+        unsafe {
+            vst1q_s8(out.as_mut_ptr(), v)
+        };
+        out
+    }
+
+    /// Every decoder gives `decode_i8`'s quants, and `d·sc` its scales, exactly, on random
+    /// blocks (finite f16 fields, as `random_blocks` makes them).
+    type Portable<const B: usize> =
+        fn(&[u8; B], &mut [i8; 256], &mut [f32; 16], &mut [f32; 32]) -> bool;
+
+    fn same_as_decode_i8<const B: usize, T: Decode<B>>(ty: GgmlType, portable: Portable<B>) {
+        let data = random_blocks(ty, 64, 5);
+        let (blocks, _) = data.as_chunks::<B>();
+        for blk in blocks {
+            let (mut q, mut s, mut bias) = ([0i8; 256], [0f32; 16], [0f32; 32]);
+            assert!(!portable(blk, &mut q, &mut s, &mut bias));
+            let mut sc = [0i32; 16];
+            for (k, v) in T::scales(blk).into_iter().enumerate() {
+                // WORKAROUND: a store has no safe intrinsic; the four lanes written are in `sc`.
+                #[allow(unsafe_code)]
+                unsafe {
+                    vst1q_s32(sc[4 * k..].as_mut_ptr(), v)
+                };
+            }
+            for j in 0..8 {
+                let (q0, q1) = T::pair32(blk, j);
+                assert_eq!(lanes(q0), q[32 * j..32 * j + 16], "{ty} weights {}", 32 * j);
+                assert_eq!(
+                    lanes(q1),
+                    q[32 * j + 16..32 * j + 32],
+                    "{ty} weights {}",
+                    32 * j + 16
+                );
+            }
+            for g in 0..16 {
+                let sc = if T::PER32 { sc[g / 2] } else { sc[g] };
+                assert_eq!(T::d(blk) * sc as f32, s[g], "{ty} scale {g}");
+            }
+        }
+    }
+
+    #[test]
+    fn decoders_equal_the_portable_ones() {
+        same_as_decode_i8::<66, Iq2Xxs>(GgmlType::IQ2_XXS, di8::iq2_xxs);
+        same_as_decode_i8::<74, Iq2Xs>(GgmlType::IQ2_XS, di8::iq2_xs);
+        same_as_decode_i8::<82, Iq2S>(GgmlType::IQ2_S, di8::iq2_s);
+        same_as_decode_i8::<98, Iq3Xxs>(GgmlType::IQ3_XXS, di8::iq3_xxs);
+        same_as_decode_i8::<110, Iq3S>(GgmlType::IQ3_S, di8::iq3_s);
+        same_as_decode_i8::<50, Iq1S>(GgmlType::IQ1_S, di8::iq1_s);
+        same_as_decode_i8::<56, Iq1M>(GgmlType::IQ1_M, di8::iq1_m);
+        same_as_decode_i8::<136, Iq4Xs>(GgmlType::IQ4_XS, di8::iq4_xs);
+    }
+}
