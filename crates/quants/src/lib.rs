@@ -23,6 +23,7 @@ mod kv;
 mod matmul;
 mod neon;
 mod neon_iq;
+mod neon_q32;
 mod prefetch;
 pub mod q8;
 mod rows_out;

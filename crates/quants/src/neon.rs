@@ -39,6 +39,64 @@ fn load_f32(v: &[f32; 4]) -> float32x4_t {
     }
 }
 
+/// A scalar f16 field as f32, by the hardware's conversion (`FCVTL`, base NEON).
+#[inline(always)]
+pub(crate) fn f16(h: u16) -> f32 {
+    let v: float32x4_t;
+    // WORKAROUND: inline assembly is `unsafe`; this one reads and writes registers only.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::arch::asm!(
+            "dup {v:v}.4h, {h:w}",
+            "fcvtl {v:v}.4s, {v:v}.4h",
+            h = in(reg) u32::from(h),
+            v = out(vreg) v,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+        vgetq_lane_f32::<0>(v)
+    }
+}
+
+// Little-endian fields read as one load each (`dequant::u32_at` assembles bytes, which LLVM
+// left as byte loads in these kernels).
+#[inline(always)]
+pub(crate) fn u64_at<const B: usize>(b: &[u8; B], at: usize) -> u64 {
+    let (v, _) = b[at..].as_chunks::<8>();
+    u64::from_le_bytes(v[0])
+}
+
+#[inline(always)]
+pub(crate) fn u32_at<const B: usize>(b: &[u8; B], at: usize) -> u32 {
+    let (v, _) = b[at..].as_chunks::<4>();
+    u32::from_le_bytes(v[0])
+}
+
+#[inline(always)]
+pub(crate) fn u16_at<const B: usize>(b: &[u8; B], at: usize) -> u16 {
+    let (v, _) = b[at..].as_chunks::<2>();
+    u16::from_le_bytes(v[0])
+}
+
+/// An empty quant vector.
+#[inline(always)]
+pub(crate) fn zero_q() -> int8x16_t {
+    // WORKAROUND: as in `Widen::dot16`: NEON is part of every aarch64 target.
+    #[allow(unsafe_code)]
+    unsafe {
+        vdupq_n_s8(0)
+    }
+}
+
+/// `acc + isum · s` in floats.
+#[inline(always)]
+pub(crate) fn fma(acc: float32x4_t, isum: int32x4_t, s: f32) -> float32x4_t {
+    // WORKAROUND: as in `Widen::dot16`: NEON is part of every aarch64 target.
+    #[allow(unsafe_code)]
+    unsafe {
+        vfmaq_n_f32(acc, vcvtq_f32_s32(isum), s)
+    }
+}
+
 /// How 16 int8 × int8 products are summed into 4 i32 lanes (the split over lanes may differ;
 /// the total is the same).
 ///
@@ -209,7 +267,10 @@ pub(crate) fn rows(ty: GgmlType, w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut 
     if !crate::kernels::simd_allowed() {
         return false;
     }
-    if crate::neon_iq::rows(ty, w, row_bytes, std::slice::from_ref(a), y) {
+    let acts = std::slice::from_ref(a);
+    if crate::neon_iq::rows(ty, w, row_bytes, acts, y)
+        || crate::neon_q32::rows(ty, w, row_bytes, acts, y)
+    {
         return true;
     }
     if have_dotprod() {
@@ -237,7 +298,9 @@ pub(crate) fn rows_multi(
     if !crate::kernels::simd_allowed() {
         return false;
     }
-    if crate::neon_iq::rows(ty, w, row_bytes, acts, yt) {
+    if crate::neon_iq::rows(ty, w, row_bytes, acts, yt)
+        || crate::neon_q32::rows(ty, w, row_bytes, acts, yt)
+    {
         return true;
     }
     if have_dotprod() {

@@ -19,7 +19,7 @@
 
 #![cfg(target_arch = "aarch64")]
 
-use crate::neon::{Dot16, Sdot, Widen};
+use crate::neon::{f16, fma, u16_at, u32_at, u64_at, zero_q, Dot16, Sdot, Widen};
 use crate::q8::Q8Act;
 use crate::tables::{IQ1S_GRID, IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID};
 use crate::GgmlType;
@@ -93,44 +93,6 @@ static KMASKS: [u64; 128] = {
     }
     t
 };
-
-/// A scalar f16 field as f32, by the hardware's conversion (`FCVTL`, base NEON).
-#[inline(always)]
-fn f16(h: u16) -> f32 {
-    let v: float32x4_t;
-    // WORKAROUND: inline assembly is `unsafe`; this one reads and writes registers only.
-    #[allow(unsafe_code)]
-    unsafe {
-        std::arch::asm!(
-            "dup {v:v}.4h, {h:w}",
-            "fcvtl {v:v}.4s, {v:v}.4h",
-            h = in(reg) u32::from(h),
-            v = out(vreg) v,
-            options(pure, nomem, nostack, preserves_flags)
-        );
-        vgetq_lane_f32::<0>(v)
-    }
-}
-
-// Little-endian fields read as one load each (`dequant::u32_at` assembles bytes, which LLVM
-// left as byte loads in these kernels).
-#[inline(always)]
-fn u64_at<const B: usize>(b: &[u8; B], at: usize) -> u64 {
-    let (v, _) = b[at..].as_chunks::<8>();
-    u64::from_le_bytes(v[0])
-}
-
-#[inline(always)]
-fn u32_at<const B: usize>(b: &[u8; B], at: usize) -> u32 {
-    let (v, _) = b[at..].as_chunks::<4>();
-    u32::from_le_bytes(v[0])
-}
-
-#[inline(always)]
-fn u16_at<const B: usize>(b: &[u8; B], at: usize) -> u16 {
-    let (v, _) = b[at..].as_chunks::<2>();
-    u16::from_le_bytes(v[0])
-}
 
 /// Two 8-byte groups as one vector (`lo` in lanes 0–7).
 #[inline(always)]
@@ -442,7 +404,7 @@ impl Decode<56> for Iq1M {
 
 /// 32 weights of IQ4 nibbles (16 bytes: low nibbles first) as levels.
 #[inline(always)]
-fn iq4_pair(qs: &[u8; 16]) -> (int8x16_t, int8x16_t) {
+pub(crate) fn iq4_pair(qs: &[u8; 16]) -> (int8x16_t, int8x16_t) {
     // WORKAROUND: as in `pair`; the loads read exactly the 16 levels and the 16 bytes of `qs`.
     #[allow(unsafe_code)]
     unsafe {
@@ -494,16 +456,6 @@ impl<const B: usize, T: Decode<B>> Quants for Fresh<'_, B, T> {
     #[inline(always)]
     fn pair32(&self, j: usize) -> (int8x16_t, int8x16_t) {
         T::pair32(self.0, j)
-    }
-}
-
-/// An empty quant vector.
-#[inline(always)]
-fn zero_q() -> int8x16_t {
-    // WORKAROUND: as in `pair`.
-    #[allow(unsafe_code)]
-    unsafe {
-        vdupq_n_s8(0)
     }
 }
 
@@ -578,16 +530,6 @@ fn block_isum<D: Dot16, Q: Quants>(
     }
 }
 
-/// `acc + isum · s` in floats.
-#[inline(always)]
-fn fma(acc: float32x4_t, isum: int32x4_t, s: f32) -> float32x4_t {
-    // WORKAROUND: as in `pair`.
-    #[allow(unsafe_code)]
-    unsafe {
-        vfmaq_n_f32(acc, vcvtq_f32_s32(isum), s)
-    }
-}
-
 /// Rows of `T`'s blocks (each `row_bytes`) × the per-256 activations `acts` into `yt` (rows ×
 /// n, row-major): mat-vec decodes each block as it goes; a batch decodes each block once.
 #[inline(always)]
@@ -629,42 +571,6 @@ fn rows_sb<D: Dot16, const B: usize, T: Decode<B>>(
     }
 }
 
-/// IQ4_NL's 32-weight blocks, eight to a 256-activation group: `Σ_b d_b·(q_b · x_b)` per group,
-/// times the group's `d256`.
-#[inline(always)]
-fn rows_iq4nl<D: Dot16>(w: &[u8], row_bytes: usize, acts: &[Q8Act], yt: &mut [f32]) {
-    let n = acts.len();
-    let zero = crate::neon::zero();
-    let mut accs = vec![zero; n];
-    for (row, out) in crate::prefetch::rows(w, row_bytes).zip(yt.chunks_exact_mut(n)) {
-        let (blocks, _) = row.as_chunks::<18>();
-        accs.fill(zero);
-        for (gi, grp) in blocks.chunks_exact(8).enumerate() {
-            for (a, acc) in acts.iter().zip(accs.iter_mut()) {
-                let (x, _) = a.q256[256 * gi..].as_chunks::<16>();
-                // WORKAROUND: as in `block_isum`.
-                #[allow(unsafe_code)]
-                unsafe {
-                    let z = vdupq_n_s32(0);
-                    let mut part = vdupq_n_f32(0.0);
-                    for (k, blk) in grp.iter().enumerate() {
-                        let (qs, _) = blk[2..].as_chunks::<16>();
-                        let (lo, hi) = iq4_pair(&qs[0]);
-                        let p = D::dot16(z, lo, vld1q_s8(x[2 * k].as_ptr()));
-                        let p = D::dot16(p, hi, vld1q_s8(x[2 * k + 1].as_ptr()));
-                        let d = f16(u16::from_le_bytes([blk[0], blk[1]]));
-                        part = vfmaq_n_f32(part, vcvtq_f32_s32(p), d);
-                    }
-                    *acc = vfmaq_n_f32(*acc, part, a.d256[gi]);
-                }
-            }
-        }
-        for (o, acc) in out.iter_mut().zip(&accs) {
-            *o = crate::neon::hsum(*acc);
-        }
-    }
-}
-
 /// Dispatch on the type: `false` where `ty` has no kernel here.
 #[inline(always)]
 fn rows_typed<D: Dot16>(
@@ -683,7 +589,6 @@ fn rows_typed<D: Dot16>(
         GgmlType::IQ1_S => rows_sb::<D, 50, Iq1S>(w, row_bytes, acts, yt),
         GgmlType::IQ1_M => rows_sb::<D, 56, Iq1M>(w, row_bytes, acts, yt),
         GgmlType::IQ4_XS => rows_sb::<D, 136, Iq4Xs>(w, row_bytes, acts, yt),
-        GgmlType::IQ4_NL => rows_iq4nl::<D>(w, row_bytes, acts, yt),
         _ => return false,
     }
     true
