@@ -77,6 +77,16 @@ pub(crate) fn u16_at<const B: usize>(b: &[u8; B], at: usize) -> u16 {
     u16::from_le_bytes(v[0])
 }
 
+/// A zero i32 vector.
+#[inline(always)]
+pub(crate) fn zero_i32() -> int32x4_t {
+    // WORKAROUND: as in `Widen::dot16`: NEON is part of every aarch64 target.
+    #[allow(unsafe_code)]
+    unsafe {
+        vdupq_n_s32(0)
+    }
+}
+
 /// An empty quant vector.
 #[inline(always)]
 pub(crate) fn zero_q() -> int8x16_t {
@@ -268,7 +278,7 @@ pub(crate) fn rows(ty: GgmlType, w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut 
         return false;
     }
     let acts = std::slice::from_ref(a);
-    if crate::neon_iq::rows(ty, w, row_bytes, acts, y)
+    if crate::neon_sb::rows(ty, w, row_bytes, acts, y)
         || crate::neon_q32::rows(ty, w, row_bytes, acts, y)
     {
         return true;
@@ -298,7 +308,7 @@ pub(crate) fn rows_multi(
     if !crate::kernels::simd_allowed() {
         return false;
     }
-    if crate::neon_iq::rows(ty, w, row_bytes, acts, yt)
+    if crate::neon_sb::rows(ty, w, row_bytes, acts, yt)
         || crate::neon_q32::rows(ty, w, row_bytes, acts, yt)
     {
         return true;

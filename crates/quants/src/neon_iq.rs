@@ -1,42 +1,21 @@
-//! NEON row kernels for the I-quants (aarch64: Apple Silicon, Graviton, Ampere), mat-vec and
-//! batched: each 256-weight block is decoded straight into sixteen int8 vectors and integer
-//! scales ([`Sb`]) — grid entries loaded whole, signs applied as byte masks from a table, IQ4's
-//! levels by one table lookup (`TBL`) per 16 weights — and dotted with the per-256 activations
-//! (`Q8Act::q256`, llama.cpp's q8_K grid, as the x86 row kernels): the group sums (`SDOT`
-//! where the CPU has FEAT_DotProd, widening multiplies where it does not, as `neon.rs`) meet
-//! their integer scales in i32 lanes, four groups a multiply-add, and one float multiply-add
-//! per block takes `d · d256`. Until these, every aarch64 build decoded these types with the
-//! portable decoders into memory first (`decode_i8`): 900–1,300 instructions per 256 weights
-//! for the grid types and ~7,400 for IQ4_NL/IQ4_XS, whose level lookup did not vectorize
-//! (QEMU instruction counts, docs/benchmarks.md).
+//! The I-quants' block decoders for the NEON row kernels (`neon_sb`): IQ1_S, IQ1_M, IQ2_XXS,
+//! IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S and IQ4_XS, each 256-weight block straight into sixteen int8
+//! vectors and integer scales — grid entries loaded whole, signs applied as byte masks from a
+//! table, IQ4's levels by one table lookup (`TBL`) per 16 weights. Until these, every aarch64
+//! build decoded these types with the portable decoders into memory first (`decode_i8`):
+//! 900–1,300 instructions per 256 weights for the grid types and ~7,400 for IQ4_NL/IQ4_XS,
+//! whose level lookup did not vectorize (QEMU instruction counts, docs/benchmarks.md).
 //!
-//! Exactness: the integer sums are exact; a block's value is `d'·Σ_g sc_g·(q_g·x_g)·d256`
-//! with `d'` the block's `d` times a power of two (`1/8`, `1/4`) and `sc_g` the integer the
-//! reference's scale is `d'` times (`d·(0.5 + s)·0.25 = (d/8)·(2s + 1)`), so the only
-//! rounding beyond the activations' quantization is f32's in the last multiply-adds. The
-//! error bound is the x86 row kernels' (tests/kernels.rs); `tests` below checks every decoder
-//! against `decode_i8`'s quants and scales exactly.
+//! Exactness: `d'·sc_g` is the reference's scale, `d'` the block's `d` times a power of two
+//! (`1/8`, `1/4`) and `sc_g` an integer (`d·(0.5 + s)·0.25 = (d/8)·(2s + 1)`): both round the
+//! same exact product once. `tests` checks every decoder against `decode_i8` exactly.
 
 #![cfg(target_arch = "aarch64")]
 
-use crate::neon::{f16, fma, u16_at, u32_at, u64_at, zero_q, Dot16, Sdot, Widen};
-use crate::q8::Q8Act;
+use crate::neon::{f16, u16_at, u32_at, u64_at};
+use crate::neon_sb::{widen16, Decode};
 use crate::tables::{IQ1S_GRID, IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID};
-use crate::GgmlType;
 use std::arch::aarch64::*;
-
-/// A decoder of `B`-byte, 256-weight blocks into NEON operands: weight v is
-/// `d · sc[v / GS] · q[v]`, `GS` the scale group (16, or 32 where [`Decode::PER32`]).
-pub(crate) trait Decode<const B: usize> {
-    /// Whether a scale covers 32 weights (lanes of `scales()[0..2]`) rather than 16 (`[0..4]`).
-    const PER32: bool;
-    /// The block's `d` (its f16 field times the power of two that makes `sc` integers).
-    fn d(b: &[u8; B]) -> f32;
-    /// The integer scales, four to a vector.
-    fn scales(b: &[u8; B]) -> [int32x4_t; 4];
-    /// Quants of weights `32j .. 32j + 32`, as two 16-lane vectors.
-    fn pair32(b: &[u8; B], j: usize) -> (int8x16_t, int8x16_t);
-}
 
 /// `[e(0), e(1), e(2), e(3)]` written out, `l` a constant in each: closures here would be
 /// left to LLVM's inlining, which dropped them once a decoder had two call sites (mat-vec
@@ -139,23 +118,6 @@ fn delta8(negative: bool) -> u64 {
 #[inline(always)]
 fn grid_iq1(index: usize) -> u64 {
     u64::from_le_bytes(IQ1S_GRID[index].map(|v| v as u8))
-}
-
-/// Sixteen u8 lanes as four i32 vectors.
-#[inline(always)]
-fn widen16(v: uint8x16_t) -> [int32x4_t; 4] {
-    // WORKAROUND: as in `pair`.
-    #[allow(unsafe_code)]
-    unsafe {
-        let lo = vmovl_u8(vget_low_u8(v));
-        let hi = vmovl_high_u8(v);
-        [
-            vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(lo))),
-            vreinterpretq_s32_u32(vmovl_high_u16(lo)),
-            vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(hi))),
-            vreinterpretq_s32_u32(vmovl_high_u16(hi)),
-        ]
-    }
 }
 
 /// The 16 nibbles of `v` (low nibble first) as `2·s + 1`, four to a vector (the reference's
@@ -445,196 +407,12 @@ impl Decode<136> for Iq4Xs {
     }
 }
 
-/// Where a kernel takes a block's quants from: decoded from its bytes as they are needed
-/// (mat-vec), or from a block decoded once for many tokens (batched).
-trait Quants {
-    fn pair32(&self, j: usize) -> (int8x16_t, int8x16_t);
-}
-
-struct Fresh<'a, const B: usize, T>(&'a [u8; B], std::marker::PhantomData<T>);
-impl<const B: usize, T: Decode<B>> Quants for Fresh<'_, B, T> {
-    #[inline(always)]
-    fn pair32(&self, j: usize) -> (int8x16_t, int8x16_t) {
-        T::pair32(self.0, j)
-    }
-}
-
-/// A block's quants decoded once.
-struct Decoded([int8x16_t; 16]);
-impl Quants for Decoded {
-    #[inline(always)]
-    fn pair32(&self, j: usize) -> (int8x16_t, int8x16_t) {
-        (self.0[2 * j], self.0[2 * j + 1])
-    }
-}
-
-/// The dots of weights `32j .. 32j + 32` with their activations, one per 16-weight half.
-#[inline(always)]
-fn dots32<D: Dot16, Q: Quants>(q: &Q, xg: &[[i8; 16]], j: usize) -> (int32x4_t, int32x4_t) {
-    let (q0, q1) = q.pair32(j);
-    // WORKAROUND: as in `pair`; the loads read exactly two 16-byte groups of `xg`.
-    #[allow(unsafe_code)]
-    unsafe {
-        let z = vdupq_n_s32(0);
-        let a = D::dot16(z, q0, vld1q_s8(xg[2 * j].as_ptr()));
-        let b = D::dot16(z, q1, vld1q_s8(xg[2 * j + 1].as_ptr()));
-        (a, b)
-    }
-}
-
-/// The dot of weights `32j .. 32j + 32` with their activations, in one chain.
-#[inline(always)]
-fn dot32<D: Dot16, Q: Quants>(q: &Q, xg: &[[i8; 16]], j: usize) -> int32x4_t {
-    let (q0, q1) = q.pair32(j);
-    // WORKAROUND: as in `dots32`.
-    #[allow(unsafe_code)]
-    unsafe {
-        let a = D::dot16(vdupq_n_s32(0), q0, vld1q_s8(xg[2 * j].as_ptr()));
-        D::dot16(a, q1, vld1q_s8(xg[2 * j + 1].as_ptr()))
-    }
-}
-
-/// `Σ_g sc_g · (q_g · x_g)` of a block against 256 activation quants, in 4 i32 lanes: the
-/// group sums of four scales at a time pairwise-added into one vector and multiplied by
-/// theirs.
-#[inline(always)]
-fn block_isum<D: Dot16, Q: Quants>(
-    q: &Q,
-    per32: bool,
-    sc: &[int32x4_t; 4],
-    x: &[i8; 256],
-) -> int32x4_t {
-    let (xg, _) = x.as_chunks::<16>();
-    // WORKAROUND: as in `pair`.
-    #[allow(unsafe_code)]
-    unsafe {
-        let mut isum = vdupq_n_s32(0);
-        if per32 {
-            for (k, sck) in sc.iter().enumerate().take(2) {
-                let a = dot32::<D, Q>(q, xg, 4 * k);
-                let b = dot32::<D, Q>(q, xg, 4 * k + 1);
-                let c = dot32::<D, Q>(q, xg, 4 * k + 2);
-                let d = dot32::<D, Q>(q, xg, 4 * k + 3);
-                let t = vpaddq_s32(vpaddq_s32(a, b), vpaddq_s32(c, d));
-                isum = vmlaq_s32(isum, t, *sck);
-            }
-        } else {
-            for (k, sck) in sc.iter().enumerate() {
-                let (a, b) = dots32::<D, Q>(q, xg, 2 * k);
-                let (c, d) = dots32::<D, Q>(q, xg, 2 * k + 1);
-                let t = vpaddq_s32(vpaddq_s32(a, b), vpaddq_s32(c, d));
-                isum = vmlaq_s32(isum, t, *sck);
-            }
-        }
-        isum
-    }
-}
-
-/// Rows of `T`'s blocks (each `row_bytes`) × the per-256 activations `acts` into `yt` (rows ×
-/// n, row-major): mat-vec decodes each block as it goes; a batch decodes each block once.
-#[inline(always)]
-fn rows_sb<D: Dot16, const B: usize, T: Decode<B>>(
-    w: &[u8],
-    row_bytes: usize,
-    acts: &[Q8Act],
-    yt: &mut [f32],
-) {
-    let n = acts.len();
-    let zero = crate::neon::zero();
-    let mut accs = vec![zero; n];
-    for (row, out) in crate::prefetch::rows(w, row_bytes).zip(yt.chunks_exact_mut(n)) {
-        let (blocks, _) = row.as_chunks::<B>();
-        accs.fill(zero);
-        for (bi, blk) in blocks.iter().enumerate() {
-            let sc = T::scales(blk);
-            let d = T::d(blk);
-            if let [a] = acts {
-                let (x, _) = a.q256[256 * bi..].as_chunks::<256>();
-                let fresh = Fresh::<B, T>(blk, std::marker::PhantomData);
-                let isum = block_isum::<D, _>(&fresh, T::PER32, &sc, &x[0]);
-                accs[0] = fma(accs[0], isum, d * a.d256[bi]);
-            } else {
-                let mut q = Decoded([zero_q(); 16]);
-                for j in 0..8 {
-                    (q.0[2 * j], q.0[2 * j + 1]) = T::pair32(blk, j);
-                }
-                for (a, acc) in acts.iter().zip(accs.iter_mut()) {
-                    let (x, _) = a.q256[256 * bi..].as_chunks::<256>();
-                    let isum = block_isum::<D, _>(&q, T::PER32, &sc, &x[0]);
-                    *acc = fma(*acc, isum, d * a.d256[bi]);
-                }
-            }
-        }
-        for (o, acc) in out.iter_mut().zip(&accs) {
-            *o = crate::neon::hsum(*acc);
-        }
-    }
-}
-
-/// Dispatch on the type: `false` where `ty` has no kernel here.
-#[inline(always)]
-fn rows_typed<D: Dot16>(
-    ty: GgmlType,
-    w: &[u8],
-    row_bytes: usize,
-    acts: &[Q8Act],
-    yt: &mut [f32],
-) -> bool {
-    match ty {
-        GgmlType::IQ2_XXS => rows_sb::<D, 66, Iq2Xxs>(w, row_bytes, acts, yt),
-        GgmlType::IQ2_XS => rows_sb::<D, 74, Iq2Xs>(w, row_bytes, acts, yt),
-        GgmlType::IQ2_S => rows_sb::<D, 82, Iq2S>(w, row_bytes, acts, yt),
-        GgmlType::IQ3_XXS => rows_sb::<D, 98, Iq3Xxs>(w, row_bytes, acts, yt),
-        GgmlType::IQ3_S => rows_sb::<D, 110, Iq3S>(w, row_bytes, acts, yt),
-        GgmlType::IQ1_S => rows_sb::<D, 50, Iq1S>(w, row_bytes, acts, yt),
-        GgmlType::IQ1_M => rows_sb::<D, 56, Iq1M>(w, row_bytes, acts, yt),
-        GgmlType::IQ4_XS => rows_sb::<D, 136, Iq4Xs>(w, row_bytes, acts, yt),
-        _ => return false,
-    }
-    true
-}
-
-#[target_feature(enable = "neon,dotprod")]
-fn rows_typed_sdot(
-    ty: GgmlType,
-    w: &[u8],
-    row_bytes: usize,
-    acts: &[Q8Act],
-    yt: &mut [f32],
-) -> bool {
-    rows_typed::<Sdot>(ty, w, row_bytes, acts, yt)
-}
-
-/// Rows `w` (each `row_bytes`) × the activations `acts` into `yt` (rows × n, row-major; one
-/// activation is a mat-vec) where this module has `ty`'s kernel and every activation has its
-/// per-256 quants; `false` (nothing written) otherwise.
-pub(crate) fn rows(
-    ty: GgmlType,
-    w: &[u8],
-    row_bytes: usize,
-    acts: &[Q8Act],
-    yt: &mut [f32],
-) -> bool {
-    if acts.is_empty() || acts.iter().any(|a| a.q256.is_empty()) {
-        return false;
-    }
-    if crate::neon::have_dotprod() {
-        // WORKAROUND: calling a `#[target_feature]` function needs `unsafe`; `dotprod` was
-        // detected on this CPU just above, which is the whole safety contract.
-        #[allow(unsafe_code)]
-        unsafe {
-            rows_typed_sdot(ty, w, row_bytes, acts, yt)
-        }
-    } else {
-        rows_typed::<Widen>(ty, w, row_bytes, acts, yt)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::decode_i8 as di8;
     use crate::synth::random_blocks;
+    use crate::GgmlType;
 
     #[test]
     fn sign_code_masks_follow_the_ksigns_table() {
@@ -654,11 +432,11 @@ mod tests {
         out
     }
 
-    /// Every decoder gives `decode_i8`'s quants, and `d·sc` its scales, exactly, on random
-    /// blocks (finite f16 fields, as `random_blocks` makes them).
     type Portable<const B: usize> =
         fn(&[u8; B], &mut [i8; 256], &mut [f32; 16], &mut [f32; 32]) -> bool;
 
+    /// Every decoder gives `decode_i8`'s quants, and `d·sc` its scales, exactly, on random
+    /// blocks (finite f16 fields, as `random_blocks` makes them).
     fn same_as_decode_i8<const B: usize, T: Decode<B>>(ty: GgmlType, portable: Portable<B>) {
         let data = random_blocks(ty, 64, 5);
         let (blocks, _) = data.as_chunks::<B>();
