@@ -156,8 +156,6 @@ macro_rules! match_int8_type {
         }
     };
 }
-#[cfg(target_arch = "aarch64")]
-pub(crate) use match_int8_type;
 
 /// One row · quantized activation, for the types `decode_i8` supports.
 #[inline(always)]
@@ -458,10 +456,10 @@ pub(crate) fn rows_dispatch(
         return;
     }
     #[cfg(target_arch = "aarch64")]
-    if let Some(a) = act {
-        if crate::neon::rows(ty, w, row_bytes, a, y) {
-            return;
-        }
+    match act {
+        Some(a) if crate::neon::rows(ty, w, row_bytes, a, y) => return,
+        None if crate::neon::rows_float(ty, w, row_bytes, x, y) => return,
+        _ => {}
     }
     #[cfg(target_arch = "x86_64")]
     if have_avx2() {

@@ -1,10 +1,9 @@
-//! NEON kernels for aarch64 (Apple Silicon, Graviton, Ampere): the int8 path's row loops
-//! (mat-vec and batched) with their block dot — decoded weight quants against int8
-//! activations, 16 per scale — in vector registers: `SDOT` where the CPU has FEAT_DotProd
-//! (every Apple M-series chip; detected at run time), widening multiplies and pairwise adds
-//! where it does not. The per-type decoders are the portable ones (`decode_i8`).
-//! The integer sums are exact either way, so both give the portable kernels' group sums; the
-//! float accumulation differs in order and in using fused multiply-adds.
+//! NEON for aarch64 (Apple Silicon, Graviton, Ampere): the entry to the row kernels (mat-vec
+//! and batched: `neon_sb` for the 256-weight types with the decoders of `neon_iq` and
+//! `neon_k`, `neon_q32` for the 32-weight ones) and what they share — how 16 int8 products
+//! are summed (`SDOT` where the CPU has FEAT_DotProd, every Apple M-series chip, detected at
+//! run time; widening multiplies and pairwise adds where it does not: the integer sums are
+//! exact either way), f16 fields converted by the hardware, single-load fields.
 //!
 //! The `unsafe` here is of two kinds: NEON intrinsics, which Rust marks unsafe outside
 //! `#[target_feature]` functions though every aarch64 target has NEON, and the `SDOT`
@@ -12,30 +11,18 @@
 
 #![cfg(target_arch = "aarch64")]
 
-use crate::decode_i8 as di8;
-use crate::dequant::{QK, QK_K};
-use crate::kernels::match_int8_type;
-use crate::q8::{dot_row_q8_multi_neon, dot_row_q8_neon, Q8Act};
+use crate::q8::Q8Act;
 use crate::GgmlType;
 use std::arch::aarch64::*;
 
 /// 16 int8 values as one vector.
+#[cfg(test)]
 #[inline(always)]
 fn load_s8(v: &[i8; 16]) -> int8x16_t {
     // WORKAROUND: a load has no safe intrinsic; the array is exactly the 16 bytes read.
     #[allow(unsafe_code)]
     unsafe {
         vld1q_s8(v.as_ptr())
-    }
-}
-
-/// 4 floats as one vector.
-#[inline(always)]
-fn load_f32(v: &[f32; 4]) -> float32x4_t {
-    // WORKAROUND: as in `load_s8`.
-    #[allow(unsafe_code)]
-    unsafe {
-        vld1q_f32(v.as_ptr())
     }
 }
 
@@ -168,40 +155,6 @@ impl Dot16 for Widen {
     }
 }
 
-/// `acc + Σ_g s[g]·xd[g]·(q[16g..][..16] · xq[16g..][..16])` over a block's `S` groups, four
-/// groups per vector step (`S` is 2 or 16).
-#[inline(always)]
-pub(crate) fn block_dot<D: Dot16, const N: usize, const S: usize>(
-    q: &[i8; N],
-    s: &[f32; S],
-    xq: &[i8; N],
-    xd: &[f32; S],
-    acc: float32x4_t,
-) -> float32x4_t {
-    let (qg, _) = q.as_chunks::<16>();
-    let (xg, _) = xq.as_chunks::<16>();
-    let mut acc = acc;
-    let mut g0 = 0;
-    while g0 < S {
-        let mut scale = [0f32; 4];
-        // WORKAROUND: as in `Widen::dot16`: NEON is part of every aarch64 target.
-        #[allow(unsafe_code)]
-        unsafe {
-            let mut sums = [vdupq_n_s32(0); 4];
-            for k in 0..4.min(S - g0) {
-                let g = g0 + k;
-                sums[k] = D::dot16(sums[k], load_s8(&qg[g]), load_s8(&xg[g]));
-                scale[k] = s[g] * xd[g];
-            }
-            // Lane k: the whole sum of group g0 + k.
-            let t = vpaddq_s32(vpaddq_s32(sums[0], sums[1]), vpaddq_s32(sums[2], sums[3]));
-            acc = vfmaq_f32(acc, vcvtq_f32_s32(t), load_f32(&scale));
-        }
-        g0 += 4;
-    }
-    acc
-}
-
 /// Sum of the 4 lanes.
 #[inline(always)]
 pub(crate) fn hsum(v: float32x4_t) -> f32 {
@@ -222,46 +175,6 @@ pub(crate) fn zero() -> float32x4_t {
     }
 }
 
-/// NEON builds of the int8 row loops, summing 16 products the `D` way: `Widen` called
-/// directly, `Sdot` through the `*_sdot` functions, compiled for FEAT_DotProd.
-#[inline(always)]
-fn rows_int8<D: Dot16>(ty: GgmlType, w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
-    for (row, out) in crate::prefetch::rows(w, row_bytes).zip(y.iter_mut()) {
-        *out = match_int8_type!(ty, dot_row_q8_neon, [D, row, a], f32::NAN);
-    }
-}
-
-#[inline(always)]
-fn rows_multi_neon<D: Dot16>(
-    ty: GgmlType,
-    w: &[u8],
-    row_bytes: usize,
-    acts: &[Q8Act],
-    yt: &mut [f32],
-) {
-    let n = acts.len();
-    for (row, out) in crate::prefetch::rows(w, row_bytes).zip(yt.chunks_exact_mut(n)) {
-        match_int8_type!(
-            ty,
-            dot_row_q8_multi_neon,
-            [D, row, acts, out],
-            out.iter_mut().for_each(|o| *o = f32::NAN)
-        )
-    }
-}
-
-/// [`rows_int8`] with `SDOT`.
-#[target_feature(enable = "neon,dotprod")]
-fn rows_int8_sdot(ty: GgmlType, w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) {
-    rows_int8::<Sdot>(ty, w, row_bytes, a, y)
-}
-
-/// [`rows_multi_neon`] with `SDOT`.
-#[target_feature(enable = "neon,dotprod")]
-fn rows_multi_sdot(ty: GgmlType, w: &[u8], row_bytes: usize, acts: &[Q8Act], yt: &mut [f32]) {
-    rows_multi_neon::<Sdot>(ty, w, row_bytes, acts, yt)
-}
-
 /// Whether this aarch64 CPU has FEAT_DotProd (and SIMD kernels are allowed).
 pub(crate) fn have_dotprod() -> bool {
     use std::sync::OnceLock;
@@ -272,32 +185,14 @@ pub(crate) fn have_dotprod() -> bool {
 }
 
 /// Rows `w` (each `row_bytes`) · the int8 activation `a` into `y` in NEON (`false`: SIMD
-/// kernels are off, `LOCALGLM_SIMD=off`).
+/// kernels are off, `LOCALGLM_SIMD=off`, or — not expected — no kernel takes `ty`).
 pub(crate) fn rows(ty: GgmlType, w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut [f32]) -> bool {
-    if !crate::kernels::simd_allowed() {
-        return false;
-    }
-    let acts = std::slice::from_ref(a);
-    if crate::neon_sb::rows(ty, w, row_bytes, acts, y)
-        || crate::neon_q32::rows(ty, w, row_bytes, acts, y)
-    {
-        return true;
-    }
-    if have_dotprod() {
-        // WORKAROUND: calling a `#[target_feature]` function needs `unsafe`; `dotprod` was
-        // detected on this CPU just above, which is the whole safety contract.
-        #[allow(unsafe_code)]
-        unsafe {
-            rows_int8_sdot(ty, w, row_bytes, a, y)
-        };
-    } else {
-        rows_int8::<Widen>(ty, w, row_bytes, a, y);
-    }
-    true
+    rows_multi(ty, w, row_bytes, std::slice::from_ref(a), y)
 }
 
-/// Rows × many int8 activations into `yt` (rows × n, row-major) in NEON (`false`: SIMD kernels
-/// are off).
+/// Rows × many int8 activations into `yt` (rows × n, row-major) in NEON: the 256-weight types
+/// in `neon_sb` (decoders in `neon_iq`, `neon_k`), the 32-weight ones in `neon_q32` (`false`
+/// as [`rows`]).
 pub(crate) fn rows_multi(
     ty: GgmlType,
     w: &[u8],
@@ -305,22 +200,124 @@ pub(crate) fn rows_multi(
     acts: &[Q8Act],
     yt: &mut [f32],
 ) -> bool {
+    crate::kernels::simd_allowed()
+        && (crate::neon_sb::rows(ty, w, row_bytes, acts, yt)
+            || crate::neon_q32::rows(ty, w, row_bytes, acts, yt))
+}
+
+/// 16 weights of a float row (F32: 64 bytes, F16/BF16: 32) as four f32 vectors; `KIND` 0 is
+/// F32, 1 F16 (`FCVTL`, base NEON), 2 BF16 (a 16-bit left shift).
+#[inline(always)]
+fn widen_float<const KIND: u8>(c: &[u8]) -> [float32x4_t; 4] {
+    // WORKAROUND: as in `Widen::dot16`; each load reads 16 of the bytes `as_chunks` checked
+    // are there, and the assembly reads and writes registers only.
+    #[allow(unsafe_code)]
+    unsafe {
+        if KIND == 0 {
+            let (v, _) = c.as_chunks::<16>();
+            return std::array::from_fn(|k| vreinterpretq_f32_u8(vld1q_u8(v[k].as_ptr())));
+        }
+        let (v, _) = c.as_chunks::<16>();
+        let (a, b) = (
+            vld1q_u16(v[0].as_ptr().cast()),
+            vld1q_u16(v[1].as_ptr().cast()),
+        );
+        if KIND == 2 {
+            let f = |h| vreinterpretq_f32_u32(h);
+            return [
+                f(vshll_n_u16::<16>(vget_low_u16(a))),
+                f(vshll_high_n_u16::<16>(a)),
+                f(vshll_n_u16::<16>(vget_low_u16(b))),
+                f(vshll_high_n_u16::<16>(b)),
+            ];
+        }
+        let (mut r0, mut r1, mut r2, mut r3): (float32x4_t, float32x4_t, float32x4_t, float32x4_t);
+        std::arch::asm!(
+            "fcvtl {r0:v}.4s, {a:v}.4h",
+            "fcvtl2 {r1:v}.4s, {a:v}.8h",
+            "fcvtl {r2:v}.4s, {b:v}.4h",
+            "fcvtl2 {r3:v}.4s, {b:v}.8h",
+            a = in(vreg) a,
+            b = in(vreg) b,
+            r0 = out(vreg) r0,
+            r1 = out(vreg) r1,
+            r2 = out(vreg) r2,
+            r3 = out(vreg) r3,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+        [r0, r1, r2, r3]
+    }
+}
+
+/// Float rows · f32 `x`, four rows a step sharing each load of `x`, four accumulators a row.
+#[inline(always)]
+fn rows_float_as<const KIND: u8>(w: &[u8], row_bytes: usize, x: &[f32], y: &mut [f32]) {
+    let bytes = if KIND == 0 { 4 } else { 2 };
+    let step = 16 * bytes;
+    let (xc, _) = x.as_chunks::<16>();
+    let done = xc.len() * 16;
+    for (rows, ys) in w.chunks(4 * row_bytes).zip(y.chunks_mut(4)) {
+        let n = ys.len();
+        let r: [&[u8]; 4] = std::array::from_fn(|k| &rows[row_bytes * k.min(n - 1)..][..row_bytes]);
+        let mut acc = [[zero(); 4]; 4];
+        for (i, xv) in xc.iter().enumerate() {
+            let (x4, _) = xv.as_chunks::<4>();
+            // WORKAROUND: as in `Widen::dot16`; the loads read exactly the lanes of `x4`.
+            #[allow(unsafe_code)]
+            let xs: [float32x4_t; 4] =
+                std::array::from_fn(|v| unsafe { vld1q_f32(x4[v].as_ptr()) });
+            for (a, row) in acc.iter_mut().zip(&r) {
+                let wv = widen_float::<KIND>(&row[i * step..(i + 1) * step]);
+                for v in 0..4 {
+                    // WORKAROUND: as in `Widen::dot16`.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        a[v] = vfmaq_f32(a[v], wv[v], xs[v]);
+                    }
+                }
+            }
+        }
+        for ((out, a), row) in ys.iter_mut().zip(&acc).zip(&r) {
+            // WORKAROUND: as in `Widen::dot16`.
+            #[allow(unsafe_code)]
+            let sum = unsafe { vaddq_f32(vaddq_f32(a[0], a[1]), vaddq_f32(a[2], a[3])) };
+            let tail: f32 = (done..x.len())
+                .map(|i| {
+                    let v = match KIND {
+                        0 => f32::from_le_bytes([
+                            row[4 * i],
+                            row[4 * i + 1],
+                            row[4 * i + 2],
+                            row[4 * i + 3],
+                        ]),
+                        1 => crate::f16_to_f32(u16::from_le_bytes([row[2 * i], row[2 * i + 1]])),
+                        _ => crate::bf16_to_f32(u16::from_le_bytes([row[2 * i], row[2 * i + 1]])),
+                    };
+                    v * x[i]
+                })
+                .sum();
+            *out = hsum(sum) + tail;
+        }
+    }
+}
+
+/// F32 / F16 / BF16 rows (each `row_bytes`) · f32 `x` into `y` in NEON (`false`: another type,
+/// or SIMD kernels are off).
+pub(crate) fn rows_float(
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    x: &[f32],
+    y: &mut [f32],
+) -> bool {
     if !crate::kernels::simd_allowed() {
         return false;
     }
-    if crate::neon_sb::rows(ty, w, row_bytes, acts, yt)
-        || crate::neon_q32::rows(ty, w, row_bytes, acts, yt)
-    {
-        return true;
-    }
-    if have_dotprod() {
-        // WORKAROUND: as in `rows`: `dotprod` was detected on this CPU.
-        #[allow(unsafe_code)]
-        unsafe {
-            rows_multi_sdot(ty, w, row_bytes, acts, yt)
-        };
-    } else {
-        rows_multi_neon::<Widen>(ty, w, row_bytes, acts, yt);
+    match ty {
+        GgmlType::F32 => rows_float_as::<0>(w, row_bytes, x, y),
+        GgmlType::F16 => rows_float_as::<1>(w, row_bytes, x, y),
+        GgmlType::BF16 => rows_float_as::<2>(w, row_bytes, x, y),
+        _ => return false,
     }
     true
 }
@@ -329,11 +326,11 @@ pub(crate) fn rows_multi(
 mod tests {
     use super::*;
 
-    /// `block_dot` with both ways of summing against the exact sum, for a 256-weight block (16
-    /// groups) and a 32-weight one (2 groups); the `SDOT` way where this CPU has it (QEMU's
-    /// `-cpu max` in CI), saying so where it does not (`-cpu cortex-a72`).
+    /// `dot16` both ways against the exact sum of 16 products over the full int8 range; the
+    /// `SDOT` way where this CPU has it (QEMU's `-cpu max` in CI), saying so where it does not
+    /// (`-cpu cortex-a72`). The kernels' own checks are tests/kernels.rs.
     #[test]
-    fn block_dots_equal_the_exact_sums_with_and_without_sdot() {
+    fn dot16_sums_exactly_with_and_without_sdot() {
         let mut seed = 0x2545_f491_u32;
         let mut next = move || {
             seed ^= seed << 13;
@@ -341,37 +338,29 @@ mod tests {
             seed ^= seed << 5;
             seed
         };
-        fn check<const N: usize, const S: usize>(next: &mut impl FnMut() -> u32) {
-            let mut q = [0i8; N];
-            let mut xq = [0i8; N];
-            q.iter_mut().for_each(|v| *v = next() as i8);
-            // Activations span the full int8 range, -127 ..= 127 as quantized.
-            xq.iter_mut().for_each(|v| *v = (next() % 255) as i8);
-            let s: [f32; S] = std::array::from_fn(|_| (next() % 1000) as f32 / 997.0);
-            let xd: [f32; S] = std::array::from_fn(|_| (next() % 1000) as f32 / 991.0 - 0.5);
-            let exact: f64 = (0..S)
-                .map(|g| {
-                    let t: i32 = (0..16)
-                        .map(|i| q[16 * g + i] as i32 * xq[16 * g + i] as i32)
-                        .sum();
-                    s[g] as f64 * xd[g] as f64 * t as f64
-                })
-                .sum();
-            let scale: f64 = (0..N).map(|v| (q[v] as f64 * xq[v] as f64).abs()).sum();
-            let widen = hsum(block_dot::<Widen, N, S>(&q, &s, &xq, &xd, zero())) as f64;
-            assert!((widen - exact).abs() <= 1e-6 * scale, "{widen} vs {exact}");
-            if std::arch::is_aarch64_feature_detected!("dotprod") {
-                let sdot = hsum(block_dot::<Sdot, N, S>(&q, &s, &xq, &xd, zero())) as f64;
-                assert!((sdot - exact).abs() <= 1e-6 * scale, "{sdot} vs {exact}");
+        let lanes = |v: int32x4_t| {
+            let mut out = [0i32; 4];
+            // WORKAROUND: a store has no safe intrinsic; `out` is exactly the lanes written.
+            #[allow(unsafe_code)]
+            unsafe {
+                vst1q_s32(out.as_mut_ptr(), v)
+            };
+            out.iter().sum::<i32>()
+        };
+        let sdot = std::arch::is_aarch64_feature_detected!("dotprod");
+        for _ in 0..256 {
+            let w: [i8; 16] = std::array::from_fn(|_| next() as i8);
+            let x: [i8; 16] = std::array::from_fn(|_| next() as i8);
+            let exact: i32 = w.iter().zip(&x).map(|(a, b)| *a as i32 * *b as i32).sum();
+            let (wv, xv) = (load_s8(&w), load_s8(&x));
+            assert_eq!(lanes(Widen::dot16(zero_i32(), wv, xv)), exact);
+            if sdot {
+                assert_eq!(lanes(Sdot::dot16(zero_i32(), wv, xv)), exact);
             }
         }
-        for _ in 0..64 {
-            check::<256, 16>(&mut next);
-            check::<32, 2>(&mut next);
-        }
-        match std::arch::is_aarch64_feature_detected!("dotprod") {
-            true => eprintln!("SDOT and plain NEON block dots checked"),
-            false => eprintln!("this CPU has no SDOT: plain NEON block dots checked"),
+        match sdot {
+            true => eprintln!("SDOT and plain NEON dots checked"),
+            false => eprintln!("this CPU has no SDOT: plain NEON dots checked"),
         }
     }
 }

@@ -301,7 +301,7 @@ pub(crate) use dot_row_q8_multi;
 /// [`dot_row_q8`] with the block dot in vector registers: `$zero()` is an empty accumulator,
 /// `$dot(&q, &s, xq, xd, acc)` adds a block, `$hsum(acc)` sums the lanes. The SIMD builds
 /// below name their functions; each expands only inside functions compiled for its features.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[cfg(target_arch = "x86_64")]
 macro_rules! dot_row_q8_vec {
     ($zero:path, $dot:path, $hsum:path, $row:expr, $act:expr, $B:literal, $N:expr, $S:literal, $G:literal, $decode:path) => {{
         let act: &$crate::q8::Q8Act = $act;
@@ -326,7 +326,7 @@ macro_rules! dot_row_q8_vec {
         $hsum(acc) + acc_bias.iter().sum::<f32>()
     }};
 }
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[cfg(target_arch = "x86_64")]
 pub(crate) use dot_row_q8_vec;
 
 /// [`dot_row_q8`] with the block dot in AVX2 (`crate::simd::block_dot`); expands only inside
@@ -431,57 +431,6 @@ macro_rules! dot_row_q8_multi_simd {
 }
 #[cfg(target_arch = "x86_64")]
 pub(crate) use dot_row_q8_multi_simd;
-
-/// [`dot_row_q8`] with the block dot in NEON, summing 16 products the `$D` way (`Sdot` inside
-/// functions compiled for FEAT_DotProd only, or `Widen`).
-#[cfg(target_arch = "aarch64")]
-macro_rules! dot_row_q8_neon {
-    ($D:ty, $($args:tt)*) => {
-        $crate::q8::dot_row_q8_vec!(
-            $crate::neon::zero,
-            $crate::neon::block_dot::<$D, _, _>,
-            $crate::neon::hsum,
-            $($args)*
-        )
-    };
-}
-#[cfg(target_arch = "aarch64")]
-pub(crate) use dot_row_q8_neon;
-
-/// [`dot_row_q8_multi`] with the block dot in NEON: each block decoded once, dotted with every
-/// activation.
-#[cfg(target_arch = "aarch64")]
-macro_rules! dot_row_q8_multi_neon {
-    ($D:ty, $row:expr, $acts:expr, $out:expr, $B:literal, $N:expr, $S:literal, $G:literal, $decode:path) => {{
-        let acts: &[$crate::q8::Q8Act] = $acts;
-        let out: &mut [f32] = $out;
-        let mut q = [0i8; $N];
-        let mut s = [0f32; $S];
-        let mut bias = [0f32; $G];
-        let mut accs = vec![$crate::neon::zero(); acts.len()];
-        out.iter_mut().for_each(|o| *o = 0.0);
-        let (blocks, _) = $row.as_chunks::<$B>();
-        for (bi, blk) in blocks.iter().enumerate() {
-            let has_bias = $decode(blk, &mut q, &mut s, &mut bias);
-            for ((a, o), acc) in acts.iter().zip(out.iter_mut()).zip(accs.iter_mut()) {
-                let (xq, _) = a.q[bi * $N..(bi + 1) * $N].as_chunks::<{ $N }>();
-                let (xd, _) = a.d16[bi * $S..(bi + 1) * $S].as_chunks::<$S>();
-                *acc = $crate::neon::block_dot::<$D, { $N }, $S>(&q, &s, &xq[0], &xd[0], *acc);
-                if has_bias {
-                    let xs = &a.sum8[bi * $G..(bi + 1) * $G];
-                    for g in 0..$G {
-                        *o += bias[g] * xs[g];
-                    }
-                }
-            }
-        }
-        for (o, acc) in out.iter_mut().zip(accs) {
-            *o += $crate::neon::hsum(acc);
-        }
-    }};
-}
-#[cfg(target_arch = "aarch64")]
-pub(crate) use dot_row_q8_multi_neon;
 
 #[cfg(test)]
 mod tests {
