@@ -48,19 +48,21 @@ fn nibbles(v: uint8x16_t) -> (uint8x16_t, uint8x16_t) {
     }
 }
 
-/// 16 in each lane whose bit of `bits` (lane i: bit i) is set: Q5's fifth bit.
+/// Q5's fifth bits as 16s: lane i of the first vector has bit i of `qh`, of the second bit
+/// 16 + i (the u32 broadcast, each byte spread over eight lanes by `TBL`, tested bit by bit).
 #[inline(always)]
-fn fifth_bits(bits: u16) -> uint8x16_t {
+fn fifth_bits(qh: u32) -> (uint8x16_t, uint8x16_t) {
     // WORKAROUND: as in `load16`.
     #[allow(unsafe_code)]
     unsafe {
-        let [lo, hi] = bits.to_le_bytes();
-        let v = vcombine_u8(vdup_n_u8(lo), vdup_n_u8(hi));
-        let lane_bit = vcombine_u8(
-            vcreate_u8(0x8040_2010_0804_0201),
-            vcreate_u8(0x8040_2010_0804_0201),
-        );
-        vandq_u8(vtstq_u8(v, lane_bit), vdupq_n_u8(16))
+        let v = vreinterpretq_u8_u32(vdupq_n_u32(qh));
+        let spread_lo = vcombine_u8(vdup_n_u8(0), vdup_n_u8(1));
+        let spread_hi = vcombine_u8(vdup_n_u8(2), vdup_n_u8(3));
+        let bit = vreinterpretq_u8_u64(vdupq_n_u64(0x8040_2010_0804_0201));
+        let sixteen = vdupq_n_u8(16);
+        let lo = vandq_u8(vtstq_u8(vqtbl1q_u8(v, spread_lo), bit), sixteen);
+        let hi = vandq_u8(vtstq_u8(vqtbl1q_u8(v, spread_hi), bit), sixteen);
+        (lo, hi)
     }
 }
 
@@ -129,10 +131,9 @@ impl Decode32<22> for Q5_0 {
     }
     #[inline(always)]
     fn quants(b: &[u8; 22]) -> (int8x16_t, int8x16_t) {
-        let qh = u32_at(b, 2);
+        let (h_lo, h_hi) = fifth_bits(u32_at(b, 2));
         let (lo, hi) = nibbles(load16(&b[6..]));
-        let lo = or(lo, fifth_bits(qh as u16));
-        let hi = or(hi, fifth_bits((qh >> 16) as u16));
+        let (lo, hi) = (or(lo, h_lo), or(hi, h_hi));
         (minus(lo, 16), minus(hi, 16))
     }
 }
@@ -146,10 +147,9 @@ impl Decode32<24> for Q5_1 {
     }
     #[inline(always)]
     fn quants(b: &[u8; 24]) -> (int8x16_t, int8x16_t) {
-        let qh = u32_at(b, 4);
+        let (h_lo, h_hi) = fifth_bits(u32_at(b, 4));
         let (lo, hi) = nibbles(load16(&b[8..]));
-        let lo = or(lo, fifth_bits(qh as u16));
-        let hi = or(hi, fifth_bits((qh >> 16) as u16));
+        let (lo, hi) = (or(lo, h_lo), or(hi, h_hi));
         (signed(lo), signed(hi))
     }
 }
