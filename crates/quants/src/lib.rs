@@ -24,6 +24,7 @@ mod matmul;
 mod neon;
 mod neon_iq;
 mod neon_k;
+mod neon_mmla;
 mod neon_q32;
 mod neon_sb;
 mod prefetch;

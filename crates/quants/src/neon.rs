@@ -191,8 +191,8 @@ pub(crate) fn rows(ty: GgmlType, w: &[u8], row_bytes: usize, a: &Q8Act, y: &mut 
 }
 
 /// Rows × many int8 activations into `yt` (rows × n, row-major) in NEON: the 256-weight types
-/// in `neon_sb` (decoders in `neon_iq`, `neon_k`), the 32-weight ones in `neon_q32` (`false`
-/// as [`rows`]).
+/// in `neon_sb` (decoders in `neon_iq`, `neon_k`; batches on `SMMLA` in `neon_mmla` where the
+/// CPU has FEAT_I8MM), the 32-weight ones in `neon_q32` (`false` as [`rows`]).
 pub(crate) fn rows_multi(
     ty: GgmlType,
     w: &[u8],
@@ -201,7 +201,8 @@ pub(crate) fn rows_multi(
     yt: &mut [f32],
 ) -> bool {
     crate::kernels::simd_allowed()
-        && (crate::neon_sb::rows(ty, w, row_bytes, acts, yt)
+        && (crate::neon_mmla::rows(ty, w, row_bytes, acts, yt)
+            || crate::neon_sb::rows(ty, w, row_bytes, acts, yt)
             || crate::neon_q32::rows(ty, w, row_bytes, acts, yt))
 }
 

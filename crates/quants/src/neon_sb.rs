@@ -15,8 +15,6 @@
 #![cfg(target_arch = "aarch64")]
 
 use crate::neon::{fma, zero_q, Dot16, Sdot, Widen};
-use crate::neon_iq::{Iq1M, Iq1S, Iq2S, Iq2Xs, Iq2Xxs, Iq3S, Iq3Xxs, Iq4Xs};
-use crate::neon_k::{Q2K, Q3K, Q4K, Q5K, Q6K};
 use crate::q8::Q8Act;
 use crate::GgmlType;
 use std::arch::aarch64::*;
@@ -64,7 +62,7 @@ pub(crate) fn widen16_signed(v: int8x16_t) -> [int32x4_t; 4] {
 /// `Σ_g mins_g · Σ x_g` of a block from its activations' integer sums per 16 (`bs`): pairs of
 /// them added for minimums per 32.
 #[inline(always)]
-fn min_isum(per32: bool, mins: &[int32x4_t; 4], bs: &[i16]) -> int32x4_t {
+pub(crate) fn min_isum(per32: bool, mins: &[int32x4_t; 4], bs: &[i16]) -> int32x4_t {
     let (b8, _) = bs.as_chunks::<8>();
     // WORKAROUND: as in `widen16`; the loads read exactly the 16 sums of `bs`.
     #[allow(unsafe_code)]
@@ -198,16 +196,16 @@ fn block_isum<D: Dot16, Q: Quants>(
 }
 
 /// A block's scales and minimums, unpacked once for all its tokens.
-struct Scales {
-    sc: [int32x4_t; 4],
-    d: f32,
-    mins: [int32x4_t; 4],
-    dmin: f32,
+pub(crate) struct Scales {
+    pub(crate) sc: [int32x4_t; 4],
+    pub(crate) d: f32,
+    pub(crate) mins: [int32x4_t; 4],
+    pub(crate) dmin: f32,
 }
 
 impl Scales {
     #[inline(always)]
-    fn of<const B: usize, T: Decode<B>>(blk: &[u8; B]) -> Self {
+    pub(crate) fn of<const B: usize, T: Decode<B>>(blk: &[u8; B]) -> Self {
         let (dmin, mins) = T::mins(blk);
         Scales {
             sc: T::scales(blk),
@@ -285,6 +283,31 @@ fn rows_sb<D: Dot16, const B: usize, T: Decode<B>>(
     }
 }
 
+/// `match ty` over the 256-weight types of this module, `$go!(block bytes, decoder)` for each
+/// and `return false` for the rest: the one table of which decoder serves which type, for these
+/// kernels and `neon_mmla`'s.
+macro_rules! sb_types {
+    ($ty:expr, $go:ident) => {
+        match $ty {
+            GgmlType::IQ2_XXS => $go!(66, $crate::neon_iq::Iq2Xxs),
+            GgmlType::IQ2_XS => $go!(74, $crate::neon_iq::Iq2Xs),
+            GgmlType::IQ2_S => $go!(82, $crate::neon_iq::Iq2S),
+            GgmlType::IQ3_XXS => $go!(98, $crate::neon_iq::Iq3Xxs),
+            GgmlType::IQ3_S => $go!(110, $crate::neon_iq::Iq3S),
+            GgmlType::IQ1_S => $go!(50, $crate::neon_iq::Iq1S),
+            GgmlType::IQ1_M => $go!(56, $crate::neon_iq::Iq1M),
+            GgmlType::IQ4_XS => $go!(136, $crate::neon_iq::Iq4Xs),
+            GgmlType::Q2_K => $go!(84, $crate::neon_k::Q2K),
+            GgmlType::Q3_K => $go!(110, $crate::neon_k::Q3K),
+            GgmlType::Q4_K => $go!(144, $crate::neon_k::Q4K),
+            GgmlType::Q5_K => $go!(176, $crate::neon_k::Q5K),
+            GgmlType::Q6_K => $go!(210, $crate::neon_k::Q6K),
+            _ => return false,
+        }
+    };
+}
+pub(crate) use sb_types;
+
 /// Dispatch on the type: `false` where `ty` has no kernel here.
 #[inline(always)]
 fn rows_typed<D: Dot16>(
@@ -294,22 +317,12 @@ fn rows_typed<D: Dot16>(
     acts: &[Q8Act],
     yt: &mut [f32],
 ) -> bool {
-    match ty {
-        GgmlType::IQ2_XXS => rows_sb::<D, 66, Iq2Xxs>(w, row_bytes, acts, yt),
-        GgmlType::IQ2_XS => rows_sb::<D, 74, Iq2Xs>(w, row_bytes, acts, yt),
-        GgmlType::IQ2_S => rows_sb::<D, 82, Iq2S>(w, row_bytes, acts, yt),
-        GgmlType::IQ3_XXS => rows_sb::<D, 98, Iq3Xxs>(w, row_bytes, acts, yt),
-        GgmlType::IQ3_S => rows_sb::<D, 110, Iq3S>(w, row_bytes, acts, yt),
-        GgmlType::IQ1_S => rows_sb::<D, 50, Iq1S>(w, row_bytes, acts, yt),
-        GgmlType::IQ1_M => rows_sb::<D, 56, Iq1M>(w, row_bytes, acts, yt),
-        GgmlType::IQ4_XS => rows_sb::<D, 136, Iq4Xs>(w, row_bytes, acts, yt),
-        GgmlType::Q2_K => rows_sb::<D, 84, Q2K>(w, row_bytes, acts, yt),
-        GgmlType::Q3_K => rows_sb::<D, 110, Q3K>(w, row_bytes, acts, yt),
-        GgmlType::Q4_K => rows_sb::<D, 144, Q4K>(w, row_bytes, acts, yt),
-        GgmlType::Q5_K => rows_sb::<D, 176, Q5K>(w, row_bytes, acts, yt),
-        GgmlType::Q6_K => rows_sb::<D, 210, Q6K>(w, row_bytes, acts, yt),
-        _ => return false,
+    macro_rules! go {
+        ($B:literal, $T:ty) => {
+            rows_sb::<D, $B, $T>(w, row_bytes, acts, yt)
+        };
     }
+    sb_types!(ty, go);
     true
 }
 
