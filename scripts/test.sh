@@ -62,11 +62,11 @@ else
 fi
 
 # The kernels as an aarch64 build runs them (NEON), and the runtime's transformers
-# references on them, under QEMU user mode: as a CPU with the dot-product extension (`-cpu max`:
-# the SDOT path) and as one without (`-cpu cortex-a72`: plain NEON). A cross build of two
+# references on them, under QEMU user mode: as a CPU with the dot-product and int8 matrix extensions (`-cpu max`:
+# the SDOT and SMMLA paths) and as one without (`-cpu cortex-a72`: plain NEON). A cross build of two
 # crates, in the target's own directory. (No GPU there: the dense tests' GPU runs are left out
 # by name; they run on lavapipe above.)
-log "aarch64 kernels and GLM references under QEMU (-cpu max: SDOT; -cpu cortex-a72: plain NEON)"
+log "aarch64 kernels and GLM references under QEMU (-cpu max: SDOT, SMMLA; -cpu cortex-a72: plain NEON)"
 if command -v qemu-aarch64-static >/dev/null && command -v aarch64-linux-gnu-gcc >/dev/null \
   && rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1; then
   for cpu in max cortex-a72; do

@@ -14,8 +14,9 @@
 //!
 //! Invariant: the per-type inner loops are plain, portable Rust over fixed-size blocks. On
 //! x86-64 the same source is additionally compiled with AVX2+FMA enabled and chosen at run time
-//! when the CPU has them (and AVX-512 row kernels where present); on aarch64 the int8 path's
-//! block dots run in NEON (`neon`), with `SDOT` where the CPU has FEAT_DotProd.
+//! when the CPU has them (and AVX-512 row kernels where present); on aarch64 every type has
+//! NEON row kernels (`neon`: `SDOT` where the CPU has FEAT_DotProd, `SMMLA` for batches where
+//! it has FEAT_I8MM), the portable loops left for `LOCALGLM_SIMD=off`.
 //! Work is split over rows with rayon; results do not depend on the thread count.
 
 use crate::decode_i8 as di8;
