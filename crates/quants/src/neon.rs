@@ -201,9 +201,71 @@ pub(crate) fn rows_multi(
     yt: &mut [f32],
 ) -> bool {
     crate::kernels::simd_allowed()
+        && !acts.is_empty()
         && (crate::neon_mmla::rows(ty, w, row_bytes, acts, yt)
-            || crate::neon_sb::rows(ty, w, row_bytes, acts, yt)
-            || crate::neon_q32::rows(ty, w, row_bytes, acts, yt))
+            || rows_dot(ty, w, row_bytes, acts, yt))
+}
+
+/// [`rows_multi`] without `SMMLA`: the kernels summing 16 products the `D` way.
+#[inline(always)]
+fn rows_with<D: Dot16>(
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    acts: &[Q8Act],
+    yt: &mut [f32],
+) -> bool {
+    crate::neon_sb::rows_typed::<D>(ty, w, row_bytes, acts, yt)
+        || crate::neon_q32::rows_typed::<D>(ty, w, row_bytes, acts, yt)
+}
+
+/// [`rows_with`] with `SDOT`.
+#[target_feature(enable = "neon,dotprod")]
+fn rows_sdot(ty: GgmlType, w: &[u8], row_bytes: usize, acts: &[Q8Act], yt: &mut [f32]) -> bool {
+    rows_with::<Sdot>(ty, w, row_bytes, acts, yt)
+}
+
+/// [`rows_multi`] on `SDOT` where the CPU has it, widening multiplies where it does not —
+/// never `SMMLA`.
+pub(crate) fn rows_dot(
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    acts: &[Q8Act],
+    yt: &mut [f32],
+) -> bool {
+    if have_dotprod() {
+        // WORKAROUND: calling a `#[target_feature]` function needs `unsafe`; `dotprod` was
+        // detected on this CPU just above, which is the whole safety contract.
+        #[allow(unsafe_code)]
+        unsafe {
+            rows_sdot(ty, w, row_bytes, acts, yt)
+        }
+    } else {
+        rows_with::<Widen>(ty, w, row_bytes, acts, yt)
+    }
+}
+
+/// `[a, a, b, b]`.
+#[inline(always)]
+pub(crate) fn pair_f32(a: f32, b: f32) -> float32x4_t {
+    // WORKAROUND: as in `Widen::dot16`: NEON is part of every aarch64 target.
+    #[allow(unsafe_code)]
+    unsafe {
+        vcombine_f32(vdup_n_f32(a), vdup_n_f32(b))
+    }
+}
+
+/// The 16 lanes of a vector (tests).
+#[cfg(test)]
+pub(crate) fn lanes(v: int8x16_t) -> [i8; 16] {
+    let mut out = [0i8; 16];
+    // WORKAROUND: a store has no safe intrinsic; `out` is exactly the 16 bytes written.
+    #[allow(unsafe_code)]
+    unsafe {
+        vst1q_s8(out.as_mut_ptr(), v)
+    };
+    out
 }
 
 /// 16 weights of a float row (F32: 64 bytes, F16/BF16: 32) as four f32 vectors; `KIND` 0 is

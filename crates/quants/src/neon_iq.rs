@@ -134,16 +134,26 @@ fn odd_nibbles(v: u64) -> [int32x4_t; 4] {
     }
 }
 
-/// `2·(w >> 28) + 1` of eight u32 words, the 4-bit scales atop IQ2_XXS's and IQ3_XXS's sign
-/// words.
+/// 16 bytes at `at` as four little-endian u32 lanes.
 #[inline(always)]
-fn top_nibble_scales(w: [u32; 8]) -> [int32x4_t; 4] {
-    // WORKAROUND: as in `pair`; the loads read exactly the eight words.
+fn words4<const B: usize>(b: &[u8; B], at: usize) -> uint32x4_t {
+    let (c, _) = b[at..].as_chunks::<16>();
+    // WORKAROUND: as in `pair`; the load reads exactly the 16 bytes of `c[0]`.
+    #[allow(unsafe_code)]
+    unsafe {
+        vreinterpretq_u32_u8(vld1q_u8(c[0].as_ptr()))
+    }
+}
+
+/// `2·(w >> 28) + 1` of eight u32 words (`lo`, `hi`), the 4-bit scales atop IQ2_XXS's and
+/// IQ3_XXS's sign words.
+#[inline(always)]
+fn top_nibble_scales(lo: uint32x4_t, hi: uint32x4_t) -> [int32x4_t; 4] {
+    // WORKAROUND: as in `pair`.
     #[allow(unsafe_code)]
     unsafe {
         let z = vdupq_n_s32(0);
         let one = vdupq_n_u32(1);
-        let (lo, hi) = (vld1q_u32(w.as_ptr()), vld1q_u32(w[4..].as_ptr()));
         [
             vreinterpretq_s32_u32(vorrq_u32(vshlq_n_u32::<1>(vshrq_n_u32::<28>(lo)), one)),
             vreinterpretq_s32_u32(vorrq_u32(vshlq_n_u32::<1>(vshrq_n_u32::<28>(hi)), one)),
@@ -162,7 +172,16 @@ impl Decode<66> for Iq2Xxs {
     }
     #[inline(always)]
     fn scales(b: &[u8; 66]) -> [int32x4_t; 4] {
-        top_nibble_scales(std::array::from_fn(|j| u32_at(b, 6 + 8 * j)))
+        // Words 2j + 1 of the 64 bytes at 2 (each group's second word).
+        // WORKAROUND: as in `pair`.
+        #[allow(unsafe_code)]
+        let (lo, hi) = unsafe {
+            (
+                vuzp2q_u32(words4(b, 2), words4(b, 18)),
+                vuzp2q_u32(words4(b, 34), words4(b, 50)),
+            )
+        };
+        top_nibble_scales(lo, hi)
     }
     #[inline(always)]
     fn pair32(b: &[u8; 66], j: usize) -> (int8x16_t, int8x16_t) {
@@ -234,7 +253,7 @@ impl Decode<98> for Iq3Xxs {
     }
     #[inline(always)]
     fn scales(b: &[u8; 98]) -> [int32x4_t; 4] {
-        top_nibble_scales(std::array::from_fn(|j| u32_at(b, 66 + 4 * j)))
+        top_nibble_scales(words4(b, 66), words4(b, 82))
     }
     #[inline(always)]
     fn pair32(b: &[u8; 98], j: usize) -> (int8x16_t, int8x16_t) {
@@ -411,7 +430,7 @@ impl Decode<136> for Iq4Xs {
 mod tests {
     use super::*;
     use crate::decode_i8 as di8;
-    use crate::synth::random_blocks;
+    use crate::neon_sb::check::same_as_decode_i8;
     use crate::GgmlType;
 
     #[test]
@@ -420,52 +439,6 @@ mod tests {
             assert_eq!(KMASKS[i], MASKS[s as usize], "{i}");
         }
         assert_eq!(MASKS[0b1000_0001], 0xff00_0000_0000_00ff);
-    }
-
-    fn lanes(v: int8x16_t) -> [i8; 16] {
-        let mut out = [0i8; 16];
-        // WORKAROUND: a store has no safe intrinsic; `out` is exactly the 16 bytes written.
-        #[allow(unsafe_code)]
-        unsafe {
-            vst1q_s8(out.as_mut_ptr(), v)
-        };
-        out
-    }
-
-    type Portable<const B: usize> =
-        fn(&[u8; B], &mut [i8; 256], &mut [f32; 16], &mut [f32; 32]) -> bool;
-
-    /// Every decoder gives `decode_i8`'s quants, and `d·sc` its scales, exactly, on random
-    /// blocks (finite f16 fields, as `random_blocks` makes them).
-    fn same_as_decode_i8<const B: usize, T: Decode<B>>(ty: GgmlType, portable: Portable<B>) {
-        let data = random_blocks(ty, 64, 5);
-        let (blocks, _) = data.as_chunks::<B>();
-        for blk in blocks {
-            let (mut q, mut s, mut bias) = ([0i8; 256], [0f32; 16], [0f32; 32]);
-            assert!(!portable(blk, &mut q, &mut s, &mut bias));
-            let mut sc = [0i32; 16];
-            for (k, v) in T::scales(blk).into_iter().enumerate() {
-                // WORKAROUND: a store has no safe intrinsic; the four lanes written are in `sc`.
-                #[allow(unsafe_code)]
-                unsafe {
-                    vst1q_s32(sc[4 * k..].as_mut_ptr(), v)
-                };
-            }
-            for j in 0..8 {
-                let (q0, q1) = T::pair32(blk, j);
-                assert_eq!(lanes(q0), q[32 * j..32 * j + 16], "{ty} weights {}", 32 * j);
-                assert_eq!(
-                    lanes(q1),
-                    q[32 * j + 16..32 * j + 32],
-                    "{ty} weights {}",
-                    32 * j + 16
-                );
-            }
-            for g in 0..16 {
-                let sc = if T::PER32 { sc[g / 2] } else { sc[g] };
-                assert_eq!(T::d(blk) * sc as f32, s[g], "{ty} scale {g}");
-            }
-        }
     }
 
     #[test]

@@ -246,59 +246,8 @@ impl Decode<210> for Q6K {
 mod tests {
     use super::*;
     use crate::decode_i8 as di8;
-    use crate::synth::random_blocks;
+    use crate::neon_sb::check::same_as_decode_i8;
     use crate::GgmlType;
-
-    fn lanes(v: int8x16_t) -> [i8; 16] {
-        let mut out = [0i8; 16];
-        // WORKAROUND: a store has no safe intrinsic; `out` is exactly the 16 bytes written.
-        #[allow(unsafe_code)]
-        unsafe {
-            vst1q_s8(out.as_mut_ptr(), v)
-        };
-        out
-    }
-
-    fn i32s(v: [int32x4_t; 4]) -> [i32; 16] {
-        let mut out = [0i32; 16];
-        for (k, x) in v.into_iter().enumerate() {
-            // WORKAROUND: as in `lanes`: four lanes written into `out`.
-            #[allow(unsafe_code)]
-            unsafe {
-                vst1q_s32(out[4 * k..].as_mut_ptr(), x)
-            };
-        }
-        out
-    }
-
-    type Portable<const B: usize> =
-        fn(&[u8; B], &mut [i8; 256], &mut [f32; 16], &mut [f32; 32]) -> bool;
-
-    /// Every decoder gives `decode_i8`'s quants, `d·sc` its scales and `−dmin·m` its biases,
-    /// exactly, on random blocks.
-    fn same_as_decode_i8<const B: usize, T: Decode<B>>(ty: GgmlType, portable: Portable<B>) {
-        let data = random_blocks(ty, 64, 3);
-        let (blocks, _) = data.as_chunks::<B>();
-        for blk in blocks {
-            let (mut q, mut s, mut bias) = ([0i8; 256], [0f32; 16], [0f32; 32]);
-            assert_eq!(portable(blk, &mut q, &mut s, &mut bias), T::MINS, "{ty}");
-            for j in 0..8 {
-                let (q0, q1) = T::pair32(blk, j);
-                assert_eq!(lanes(q0), q[32 * j..32 * j + 16], "{ty} {j}");
-                assert_eq!(lanes(q1), q[32 * j + 16..32 * j + 32], "{ty} {j}");
-            }
-            let sc = i32s(T::scales(blk));
-            let (dmin, mins) = T::mins(blk);
-            let mins = i32s(mins);
-            for g in 0..16 {
-                let k = if T::PER32 { g / 2 } else { g };
-                assert_eq!(T::d(blk) * sc[k] as f32, s[g], "{ty} scale {g}");
-                if T::MINS {
-                    assert_eq!(-(dmin * mins[k] as f32), bias[2 * g], "{ty} min {g}");
-                }
-            }
-        }
-    }
 
     #[test]
     fn decoders_equal_the_portable_ones() {

@@ -1,12 +1,14 @@
-//! The batched (prefill) product of the 256-weight types on aarch64 CPUs with FEAT_I8MM (Apple
+//! The batched (prefill) product of the quantized types on aarch64 CPUs with FEAT_I8MM (Apple
 //! M2 and later, Graviton 3, Neoverse V1/N2): `SMMLA` multiplies a 2×8 int8 matrix by an 8×2
 //! one into a 2×2 block of i32 sums — two weight rows against two tokens, 32 multiply-adds an
 //! instruction where `SDOT` does 16. Weight rows go in pairs (their blocks decoded by the
-//! `neon_sb` decoders, eight-value halves of the two rows interleaved), tokens in pairs (their
-//! per-256 quants interleaved the same way once per product); each 16- or 32-weight group's
-//! 2×2 sums meet their scales as the pair `[s_row0, s_row0, s_row1, s_row1]`, a block's sums
-//! `d_row · d256_token` per lane, minimums per (row, token) from the activations' sums per 16
-//! as in `neon_sb`. An odd last row or token is paired with itself and its copy dropped.
+//! `neon_sb` or `neon_q32` decoders, eight-value halves of the two rows interleaved), tokens
+//! in pairs (their quants interleaved the same way once per product). The 256-weight types sum
+//! each 16- or 32-weight group's 2×2 block against its scales as the pair `[s_row0, s_row0,
+//! s_row1, s_row1]` in integers, a block's sums `d_row · d256_token` per lane, minimums per
+//! (row, token) from the activations' sums per 16 as in `neon_sb`; the 32-weight types convert
+//! each 16-value group's block and multiply it by `d_row · d16_token`, as `neon_q32` does. An
+//! odd last row or token is paired with itself and its copy dropped.
 //!
 //! Only products of more than `MATVEC_UP_TO` tokens come here (matmul.rs: smaller batches run
 //! each token's mat-vec, to get decode's numbers); the integer sums are the SDOT kernels' and
@@ -14,7 +16,8 @@
 
 #![cfg(target_arch = "aarch64")]
 
-use crate::neon::{zero, zero_i32, zero_q};
+use crate::neon::{pair_f32, zero, zero_i32, zero_q};
+use crate::neon_q32::{q32_types, Decode32};
 use crate::neon_sb::{min_isum, sb_types, Decode, Scales};
 use crate::q8::Q8Act;
 use crate::GgmlType;
@@ -96,16 +99,6 @@ fn scale_pairs(s0: &[int32x4_t; 4], s1: &[int32x4_t; 4], vectors: usize) -> [int
         }
     }
     out
-}
-
-/// `[a, a, b, b]`.
-#[inline(always)]
-fn pair_f32(a: f32, b: f32) -> float32x4_t {
-    // WORKAROUND: as in `interleave`.
-    #[allow(unsafe_code)]
-    unsafe {
-        vcombine_f32(vdup_n_f32(a), vdup_n_f32(b))
-    }
 }
 
 /// `[a, b, a, b]`.
@@ -192,21 +185,114 @@ fn rows_mmla<const B: usize, T: Decode<B>>(
                 }
             }
         }
-        for (p, acc) in accs.iter().enumerate() {
-            let mut v = [0f32; 4];
-            // WORKAROUND: a store has no safe intrinsic; `v` is exactly the four lanes.
+        put(yt, n, r, r1, &accs);
+    }
+}
+
+/// Rows `r` and `r1` (the same row for an odd last one) of every token pair's 2×2 sums into
+/// `yt` (rows × n), an odd last token's copy dropped.
+fn put(yt: &mut [f32], n: usize, r: usize, r1: usize, accs: &[float32x4_t]) {
+    for (p, acc) in accs.iter().enumerate() {
+        let mut v = [0f32; 4];
+        // WORKAROUND: a store has no safe intrinsic; `v` is exactly the four lanes.
+        #[allow(unsafe_code)]
+        unsafe {
+            vst1q_f32(v.as_mut_ptr(), *acc)
+        };
+        let t = 2 * p;
+        yt[r * n + t] = v[0];
+        yt[r1 * n + t] = v[2];
+        if t + 1 < n {
+            yt[r * n + t + 1] = v[1];
+            yt[r1 * n + t + 1] = v[3];
+        }
+    }
+}
+
+/// A token pair's activations of one 32-weight block for `SMMLA`: each 16-value group's halves
+/// interleaved, the groups' scales as `[x0, x1, x0, x1]`, the block's quantized sums likewise
+/// (for Q4_1/Q5_1's minimum).
+struct Pair32 {
+    q: [int8x16_t; 4],
+    xd: [float32x4_t; 2],
+    sums: float32x4_t,
+}
+
+/// Each token pair's per-16 quants, block by block (the last token of an odd count paired with
+/// itself).
+fn pack_tokens32(acts: &[Q8Act], blocks: usize) -> Vec<Pair32> {
+    let n = acts.len();
+    let mut out = Vec::with_capacity(n.div_ceil(2) * blocks);
+    for p in 0..n.div_ceil(2) {
+        let (a0, a1) = (&acts[2 * p], &acts[(2 * p + 1).min(n - 1)]);
+        for k in 0..blocks {
+            let (x0, _) = a0.q[32 * k..32 * k + 32].as_chunks::<16>();
+            let (x1, _) = a1.q[32 * k..32 * k + 32].as_chunks::<16>();
+            // WORKAROUND: as in `interleave`; the loads read exactly the 16-byte groups.
             #[allow(unsafe_code)]
-            unsafe {
-                vst1q_f32(v.as_mut_ptr(), *acc)
+            let ((q0, q1), (q2, q3)) = unsafe {
+                (
+                    interleave(vld1q_s8(x0[0].as_ptr()), vld1q_s8(x1[0].as_ptr())),
+                    interleave(vld1q_s8(x0[1].as_ptr()), vld1q_s8(x1[1].as_ptr())),
+                )
             };
-            let t = 2 * p;
-            yt[r * n + t] = v[0];
-            yt[r1 * n + t] = v[2];
-            if t + 1 < n {
-                yt[r * n + t + 1] = v[1];
-                yt[r1 * n + t + 1] = v[3];
+            out.push(Pair32 {
+                q: [q0, q1, q2, q3],
+                xd: [
+                    alternate(a0.d16[2 * k], a1.d16[2 * k]),
+                    alternate(a0.d16[2 * k + 1], a1.d16[2 * k + 1]),
+                ],
+                sums: alternate(a0.sum32[k], a1.sum32[k]),
+            });
+        }
+    }
+    out
+}
+
+/// Rows of `T`'s 32-weight blocks × the activations `acts` into `yt` (rows × n, row-major),
+/// two rows by two tokens a step: per 16-value group two `SMMLA`, its 2×2 sums converted and
+/// multiplied by `d_row · d16_token`.
+#[inline(always)]
+fn rows_mmla32<const B: usize, T: Decode32<B>>(
+    w: &[u8],
+    row_bytes: usize,
+    acts: &[Q8Act],
+    yt: &mut [f32],
+) {
+    let n = acts.len();
+    let rows = yt.len() / n;
+    let blocks = row_bytes / B;
+    let packed = pack_tokens32(acts, blocks);
+    let mut accs = vec![zero(); n.div_ceil(2)];
+    let row = |r: usize| {
+        let (b, _) = w[r * row_bytes..(r + 1) * row_bytes].as_chunks::<B>();
+        b
+    };
+    for r in (0..rows).step_by(2) {
+        let r1 = (r + 1).min(rows - 1);
+        let (row0, row1) = (row(r), row(r1));
+        accs.fill(zero());
+        for k in 0..blocks {
+            let ((p0, p1), (q0, q1)) = (T::quants(&row0[k]), T::quants(&row1[k]));
+            let ((a0, a1), (a2, a3)) = (interleave(p0, q0), interleave(p1, q1));
+            let ((d0, m0), (d1, m1)) = (T::dm(&row0[k]), T::dm(&row1[k]));
+            let (dp, mp) = (pair_f32(d0, d1), pair_f32(m0, m1));
+            for (p, acc) in accs.iter_mut().enumerate() {
+                let x = &packed[p * blocks + k];
+                // WORKAROUND: as in `rows_mmla`: FEAT_I8MM detected before entering.
+                #[allow(unsafe_code)]
+                unsafe {
+                    let g0 = smmla(smmla(zero_i32(), a0, x.q[0]), a1, x.q[1]);
+                    let g1 = smmla(smmla(zero_i32(), a2, x.q[2]), a3, x.q[3]);
+                    *acc = vfmaq_f32(*acc, vcvtq_f32_s32(g0), vmulq_f32(dp, x.xd[0]));
+                    *acc = vfmaq_f32(*acc, vcvtq_f32_s32(g1), vmulq_f32(dp, x.xd[1]));
+                    if T::MIN {
+                        *acc = vfmaq_f32(*acc, mp, x.sums);
+                    }
+                }
             }
         }
+        put(yt, n, r, r1, &accs);
     }
 }
 
@@ -217,7 +303,16 @@ fn rows_typed(ty: GgmlType, w: &[u8], row_bytes: usize, acts: &[Q8Act], yt: &mut
             rows_mmla::<$B, $T>(w, row_bytes, acts, yt)
         };
     }
-    sb_types!(ty, go);
+    macro_rules! go32 {
+        ($B:literal, $T:ty) => {
+            rows_mmla32::<$B, $T>(w, row_bytes, acts, yt)
+        };
+    }
+    if ty.block_elems() == 32 {
+        q32_types!(ty, go32);
+    } else {
+        sb_types!(ty, go);
+    }
     true
 }
 
@@ -230,9 +325,9 @@ pub(crate) fn have_i8mm() -> bool {
     })
 }
 
-/// Rows `w` (each `row_bytes`) × the activations `acts` (two or more, each with per-256
-/// quants) into `yt` (rows × n, row-major) on `SMMLA`, where this CPU has FEAT_I8MM and `ty`
-/// is a 256-weight type; `false` (nothing written) otherwise.
+/// Rows `w` (each `row_bytes`) × the activations `acts` (two or more; with per-256 quants for
+/// the 256-weight types) into `yt` (rows × n, row-major) on `SMMLA`, where this CPU has
+/// FEAT_I8MM and `ty` is a quantized type; `false` (nothing written) otherwise.
 pub(crate) fn rows(
     ty: GgmlType,
     w: &[u8],
@@ -240,7 +335,8 @@ pub(crate) fn rows(
     acts: &[Q8Act],
     yt: &mut [f32],
 ) -> bool {
-    if acts.len() < 2 || acts.iter().any(|a| a.q256.is_empty()) || !have_i8mm() {
+    let per256 = ty.block_elems() == 256;
+    if acts.len() < 2 || (per256 && acts.iter().any(|a| a.q256.is_empty())) || !have_i8mm() {
         return false;
     }
     // WORKAROUND: calling a `#[target_feature]` function needs `unsafe`; `i8mm` was detected
@@ -256,7 +352,7 @@ mod tests {
     use super::*;
     use crate::synth::{random_blocks, random_vector};
 
-    /// On a CPU with I8MM (QEMU's `-cpu max` in CI), every 256-weight type's SMMLA product
+    /// On a CPU with I8MM (QEMU's `-cpu max` in CI), every quantized type's SMMLA product
     /// equals the SDOT kernels' batched product up to f32 summation order (both sum the same
     /// integers), with odd row and token counts; says so where the CPU lacks I8MM.
     #[test]
@@ -268,10 +364,10 @@ mod tests {
         let (n_rows, cols, n) = (7, 768, 5);
         let mut checked = 0;
         for ty in GgmlType::SUPPORTED {
-            if ty.block_elems() != 256 {
+            if ty.block_elems() == 1 {
                 continue;
             }
-            let w = random_blocks(ty, n_rows * cols / 256, 13);
+            let w = random_blocks(ty, n_rows * cols / ty.block_elems(), 13);
             let acts: Vec<Q8Act> = random_vector(n * cols, 6)
                 .chunks_exact(cols)
                 .map(Q8Act::new)
@@ -280,7 +376,7 @@ mod tests {
             let (mut mm, mut sd) = (vec![0f32; n_rows * n], vec![0f32; n_rows * n]);
             assert!(rows(ty, &w, row_bytes, &acts, &mut mm), "{ty}");
             assert!(
-                crate::neon_sb::rows(ty, &w, row_bytes, &acts, &mut sd),
+                crate::neon::rows_dot(ty, &w, row_bytes, &acts, &mut sd),
                 "{ty}"
             );
             let scale = sd.iter().fold(0f32, |m, v| m.max(v.abs())) + 1e-6;
@@ -289,7 +385,7 @@ mod tests {
             }
             checked += 1;
         }
-        assert_eq!(checked, 13);
+        assert_eq!(checked, 19);
         eprintln!("SMMLA products of {checked} types checked");
     }
 }

@@ -10,7 +10,7 @@
 
 #![cfg(target_arch = "aarch64")]
 
-use crate::neon::{f16, u16_at, u32_at, Dot16, Sdot, Widen};
+use crate::neon::{f16, pair_f32, u16_at, u32_at, Dot16};
 use crate::q8::Q8Act;
 use crate::GgmlType;
 use std::arch::aarch64::*;
@@ -214,16 +214,6 @@ fn step<D: Dot16>(
     }
 }
 
-/// `[d0, d0, d1, d1]`.
-#[inline(always)]
-fn pairs(d0: f32, d1: f32) -> float32x4_t {
-    // WORKAROUND: as in `load16`.
-    #[allow(unsafe_code)]
-    unsafe {
-        vcombine_f32(vdup_n_f32(d0), vdup_n_f32(d1))
-    }
-}
-
 /// Rows of `T`'s blocks (each `row_bytes`) × the activations `acts` into `yt` (rows × n,
 /// row-major), two blocks a step (a last odd block alone).
 #[inline(always)]
@@ -249,7 +239,7 @@ fn rows_q32<D: Dot16, const B: usize, T: Decode32<B>>(
                 let ((q0, q1), (q2, q3)) = (T::quants(b0), T::quants(b1));
                 let ((d0, m0), (d1, m1)) = (T::dm(b0), T::dm(b1));
                 let (x, _) = x.as_chunks::<16>();
-                acc = step::<D>(acc, &[q0, q1, q2, q3], pairs(d0, d1), x, xd);
+                acc = step::<D>(acc, &[q0, q1, q2, q3], pair_f32(d0, d1), x, xd);
                 if T::MIN {
                     bias += m0 * xs[0] + m1 * xs[1];
                 }
@@ -262,7 +252,7 @@ fn rows_q32<D: Dot16, const B: usize, T: Decode32<B>>(
                 acc = step::<D>(
                     acc,
                     &[q0, q1, q0, q1],
-                    pairs(d, d),
+                    pair_f32(d, d),
                     x,
                     &a.d16[2 * k..2 * k + 2],
                 );
@@ -281,7 +271,7 @@ fn rows_q32<D: Dot16, const B: usize, T: Decode32<B>>(
         for (p, [b0, b1]) in two.iter().enumerate() {
             let ((q0, q1), (q2, q3)) = (T::quants(b0), T::quants(b1));
             let ((d0, m0), (d1, m1)) = (T::dm(b0), T::dm(b1));
-            let (q, dv) = ([q0, q1, q2, q3], pairs(d0, d1));
+            let (q, dv) = ([q0, q1, q2, q3], pair_f32(d0, d1));
             for (a, (acc, bias)) in acts.iter().zip(accs.iter_mut()) {
                 let (x, _) = a.q[64 * p..64 * p + 64].as_chunks::<16>();
                 *acc = step::<D>(*acc, &q, dv, x, &a.d16[4 * p..4 * p + 4]);
@@ -294,7 +284,7 @@ fn rows_q32<D: Dot16, const B: usize, T: Decode32<B>>(
             let k = blocks.len() - 1;
             let (q0, q1) = T::quants(&blocks[k]);
             let (d, m) = T::dm(&blocks[k]);
-            let (q, dv) = ([q0, q1, q0, q1], pairs(d, d));
+            let (q, dv) = ([q0, q1, q0, q1], pair_f32(d, d));
             for (a, (acc, bias)) in acts.iter().zip(accs.iter_mut()) {
                 let (x, _) = a.q[32 * k..32 * k + 32].as_chunks::<16>();
                 *acc = step::<D>(*acc, &q, dv, x, &a.d16[2 * k..2 * k + 2]);
@@ -309,78 +299,50 @@ fn rows_q32<D: Dot16, const B: usize, T: Decode32<B>>(
     }
 }
 
-/// Dispatch on the type: `false` where `ty` has no kernel here.
-#[inline(always)]
-fn rows_typed<D: Dot16>(
-    ty: GgmlType,
-    w: &[u8],
-    row_bytes: usize,
-    acts: &[Q8Act],
-    yt: &mut [f32],
-) -> bool {
-    match ty {
-        GgmlType::Q4_0 => rows_q32::<D, 18, Q4_0>(w, row_bytes, acts, yt),
-        GgmlType::Q4_1 => rows_q32::<D, 20, Q4_1>(w, row_bytes, acts, yt),
-        GgmlType::Q5_0 => rows_q32::<D, 22, Q5_0>(w, row_bytes, acts, yt),
-        GgmlType::Q5_1 => rows_q32::<D, 24, Q5_1>(w, row_bytes, acts, yt),
-        GgmlType::Q8_0 => rows_q32::<D, 34, Q8_0>(w, row_bytes, acts, yt),
-        GgmlType::IQ4_NL => rows_q32::<D, 18, Iq4Nl>(w, row_bytes, acts, yt),
-        _ => return false,
-    }
-    true
+/// `match ty` over the 32-weight types, `$go!(block bytes, decoder)` for each and `return
+/// false` for the rest: the one table of which decoder serves which type, for these kernels
+/// and `neon_mmla`'s.
+macro_rules! q32_types {
+    ($ty:expr, $go:ident) => {
+        match $ty {
+            GgmlType::Q4_0 => $go!(18, $crate::neon_q32::Q4_0),
+            GgmlType::Q4_1 => $go!(20, $crate::neon_q32::Q4_1),
+            GgmlType::Q5_0 => $go!(22, $crate::neon_q32::Q5_0),
+            GgmlType::Q5_1 => $go!(24, $crate::neon_q32::Q5_1),
+            GgmlType::Q8_0 => $go!(34, $crate::neon_q32::Q8_0),
+            GgmlType::IQ4_NL => $go!(18, $crate::neon_q32::Iq4Nl),
+            _ => return false,
+        }
+    };
 }
-
-#[target_feature(enable = "neon,dotprod")]
-fn rows_typed_sdot(
-    ty: GgmlType,
-    w: &[u8],
-    row_bytes: usize,
-    acts: &[Q8Act],
-    yt: &mut [f32],
-) -> bool {
-    rows_typed::<Sdot>(ty, w, row_bytes, acts, yt)
-}
+pub(crate) use q32_types;
 
 /// Rows `w` (each `row_bytes`) × the activations `acts` into `yt` (rows × n, row-major; one
-/// activation is a mat-vec) where this module has `ty`'s kernel; `false` (nothing written)
-/// otherwise.
-pub(crate) fn rows(
+/// activation is a mat-vec) summing 16 products the `D` way, where this module has `ty`'s
+/// kernel; `false` (nothing written) otherwise.
+#[inline(always)]
+pub(crate) fn rows_typed<D: Dot16>(
     ty: GgmlType,
     w: &[u8],
     row_bytes: usize,
     acts: &[Q8Act],
     yt: &mut [f32],
 ) -> bool {
-    if acts.is_empty() {
-        return false;
+    macro_rules! go {
+        ($B:literal, $T:ty) => {
+            rows_q32::<D, $B, $T>(w, row_bytes, acts, yt)
+        };
     }
-    if crate::neon::have_dotprod() {
-        // WORKAROUND: calling a `#[target_feature]` function needs `unsafe`; `dotprod` was
-        // detected on this CPU just above, which is the whole safety contract.
-        #[allow(unsafe_code)]
-        unsafe {
-            rows_typed_sdot(ty, w, row_bytes, acts, yt)
-        }
-    } else {
-        rows_typed::<Widen>(ty, w, row_bytes, acts, yt)
-    }
+    q32_types!(ty, go);
+    true
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::decode_i8 as di8;
+    use crate::neon::lanes;
     use crate::synth::random_blocks;
-
-    fn lanes(v: int8x16_t) -> [i8; 16] {
-        let mut out = [0i8; 16];
-        // WORKAROUND: a store has no safe intrinsic; `out` is exactly the 16 bytes written.
-        #[allow(unsafe_code)]
-        unsafe {
-            vst1q_s8(out.as_mut_ptr(), v)
-        };
-        out
-    }
 
     type Portable<const B: usize> =
         fn(&[u8; B], &mut [i8; 32], &mut [f32; 2], &mut [f32; 4]) -> bool;

@@ -14,7 +14,7 @@
 
 #![cfg(target_arch = "aarch64")]
 
-use crate::neon::{fma, zero_q, Dot16, Sdot, Widen};
+use crate::neon::{fma, zero_q, Dot16};
 use crate::q8::Q8Act;
 use crate::GgmlType;
 use std::arch::aarch64::*;
@@ -308,15 +308,20 @@ macro_rules! sb_types {
 }
 pub(crate) use sb_types;
 
-/// Dispatch on the type: `false` where `ty` has no kernel here.
+/// Rows `w` (each `row_bytes`) × the activations `acts` into `yt` (rows × n, row-major; one
+/// activation is a mat-vec) summing 16 products the `D` way, where this module has `ty`'s
+/// kernel and every activation has its per-256 quants; `false` (nothing written) otherwise.
 #[inline(always)]
-fn rows_typed<D: Dot16>(
+pub(crate) fn rows_typed<D: Dot16>(
     ty: GgmlType,
     w: &[u8],
     row_bytes: usize,
     acts: &[Q8Act],
     yt: &mut [f32],
 ) -> bool {
+    if acts.iter().any(|a| a.q256.is_empty()) {
+        return false;
+    }
     macro_rules! go {
         ($B:literal, $T:ty) => {
             rows_sb::<D, $B, $T>(w, row_bytes, acts, yt)
@@ -326,38 +331,60 @@ fn rows_typed<D: Dot16>(
     true
 }
 
-#[target_feature(enable = "neon,dotprod")]
-fn rows_typed_sdot(
-    ty: GgmlType,
-    w: &[u8],
-    row_bytes: usize,
-    acts: &[Q8Act],
-    yt: &mut [f32],
-) -> bool {
-    rows_typed::<Sdot>(ty, w, row_bytes, acts, yt)
-}
+/// The decoders' exactness check, shared by `neon_iq`'s and `neon_k`'s tests.
+#[cfg(test)]
+pub(crate) mod check {
+    use super::*;
+    use crate::neon::lanes;
+    use crate::synth::random_blocks;
 
-/// Rows `w` (each `row_bytes`) × the activations `acts` into `yt` (rows × n, row-major; one
-/// activation is a mat-vec) where this module has `ty`'s kernel and every activation has its
-/// per-256 quants; `false` (nothing written) otherwise.
-pub(crate) fn rows(
-    ty: GgmlType,
-    w: &[u8],
-    row_bytes: usize,
-    acts: &[Q8Act],
-    yt: &mut [f32],
-) -> bool {
-    if acts.is_empty() || acts.iter().any(|a| a.q256.is_empty()) {
-        return false;
-    }
-    if crate::neon::have_dotprod() {
-        // WORKAROUND: calling a `#[target_feature]` function needs `unsafe`; `dotprod` was
-        // detected on this CPU just above, which is the whole safety contract.
-        #[allow(unsafe_code)]
-        unsafe {
-            rows_typed_sdot(ty, w, row_bytes, acts, yt)
+    /// A portable decoder of `decode_i8`.
+    pub(crate) type Portable<const B: usize> =
+        fn(&[u8; B], &mut [i8; 256], &mut [f32; 16], &mut [f32; 32]) -> bool;
+
+    fn i32s(v: [int32x4_t; 4]) -> [i32; 16] {
+        let mut out = [0i32; 16];
+        for (k, x) in v.into_iter().enumerate() {
+            // WORKAROUND: a store has no safe intrinsic; four lanes written into `out`.
+            #[allow(unsafe_code)]
+            unsafe {
+                vst1q_s32(out[4 * k..].as_mut_ptr(), x)
+            };
         }
-    } else {
-        rows_typed::<Widen>(ty, w, row_bytes, acts, yt)
+        out
+    }
+
+    /// `T` gives `portable`'s quants, `d·sc` its scales and `−dmin·m` its biases, exactly, on
+    /// random blocks of `ty` (finite f16 fields, as `random_blocks` makes them).
+    pub(crate) fn same_as_decode_i8<const B: usize, T: Decode<B>>(
+        ty: GgmlType,
+        portable: Portable<B>,
+    ) {
+        let data = random_blocks(ty, 64, 5);
+        let (blocks, _) = data.as_chunks::<B>();
+        for blk in blocks {
+            let (mut q, mut s, mut bias) = ([0i8; 256], [0f32; 16], [0f32; 32]);
+            assert_eq!(portable(blk, &mut q, &mut s, &mut bias), T::MINS, "{ty}");
+            for j in 0..8 {
+                let (q0, q1) = T::pair32(blk, j);
+                assert_eq!(lanes(q0), q[32 * j..32 * j + 16], "{ty} weights {}", 32 * j);
+                assert_eq!(
+                    lanes(q1),
+                    q[32 * j + 16..32 * j + 32],
+                    "{ty} weights {}",
+                    32 * j + 16
+                );
+            }
+            let sc = i32s(T::scales(blk));
+            let (dmin, mins) = T::mins(blk);
+            let mins = i32s(mins);
+            for g in 0..16 {
+                let k = if T::PER32 { g / 2 } else { g };
+                assert_eq!(T::d(blk) * sc[k] as f32, s[g], "{ty} scale {g}");
+                if T::MINS {
+                    assert_eq!(-(dmin * mins[k] as f32), bias[2 * g], "{ty} minimum {g}");
+                }
+            }
+        }
     }
 }
