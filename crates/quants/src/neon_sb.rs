@@ -173,7 +173,7 @@ fn quad<D: Dot16, Q: Quants>(q: &Q, per32: bool, xg: &[[i8; 16]], k: usize) -> i
 /// `Σ_g sc_g · (q_g · x_g)` of a block against 256 activation quants, in 4 i32 lanes: the
 /// group sums of four scales at a time pairwise-added into one vector and multiplied by
 /// theirs. The quads are written out, not looped, so that every field's shift is a constant
-/// (a loop left unrolled cost Q6_K a third more instructions).
+/// (a loop LLVM kept rolled cost Q6_K a third more instructions).
 #[inline(always)]
 fn block_isum<D: Dot16, Q: Quants>(
     q: &Q,
